@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Benchmarks. Usage: bench/run.sh [BUILD_DIR]  (default build-release; ./dev.sh bench builds it)
+# Prints: in-process inventory timings, and the median wall time of whole commands:
+# `gpuvirt list --json` on the largest simulated profile beside `lspci -nn` on the same tree.
+set -eu
+B=${1:-build-release}
+GPUVIRT=$B/src/gpuvirt
+RUNS=${RUNS:-101}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/gpuvirt-bench-XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+# The largest profile = the one with most PCI devices.
+best= ; max=0
+for p in $("$GPUVIRT" --json sim profiles | jq -r '.[].name'); do
+        "$GPUVIRT" sim create "$TMP/$p" --profile "$p" >/dev/null
+        n=$(ls "$TMP/$p/sys/bus/pci/devices" | wc -l)
+        [ "$n" -gt "$max" ] && { max=$n; best=$p; }
+done
+H=$TMP/$best
+echo "largest profile: $best ($max PCI devices)"
+echo
+"$B/bench/bench-inventory" "$H" 500
+echo
+
+median_ms() { # command...: median wall time over $RUNS runs, in ms
+        local i t0 t1
+        for i in $(seq "$RUNS"); do
+                t0=$(date +%s%N)
+                "$@" >/dev/null 2>&1 || true
+                t1=$(date +%s%N)
+                echo $(( (t1 - t0) / 1000 ))
+        done | sort -n | awk '{a[NR]=$1} END{printf "%.2f ms (p10 %.2f, p90 %.2f)", a[int((NR+1)/2)]/1000, a[int(NR/10)+1]/1000, a[int(NR*9/10)]/1000}'
+}
+printf "%-44s %s\n" "gpuvirt list --json ($best)" "$(median_ms "$GPUVIRT" --root "$H" --json list)"
+printf "%-44s %s\n" "gpuvirt list ($best)" "$(median_ms "$GPUVIRT" --root "$H" list)"
+printf "%-44s %s\n" "gpuvirt check --json ($best)" "$(median_ms "$GPUVIRT" --root "$H" --json check)"
+printf "%-44s %s\n" "lspci -nn ($best, same tree)" "$(median_ms lspci -nn -O sysfs.path="$H/sys/bus/pci")"
+printf "%-44s %s\n" "lspci -nnk ($best, with drivers)" "$(median_ms lspci -nnk -O sysfs.path="$H/sys/bus/pci")"
+printf "%-44s %s\n" "/bin/true (process start floor)" "$(median_ms /bin/true)"

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+/* Largest sysfs text attribute we accept: a page, as the kernel's show() buffer. */
+#define ATTR_SIZE_MAX 4096
+
+/* Read a small text file (at most ATTR_SIZE_MAX bytes), strip trailing whitespace. -errno on failure,
+ * -EFBIG when the file is longer than the bound. */
+int read_attr(const char *path, char **ret);
+/* Read up to max bytes of a (binary) file. */
+int read_full(const char *path, size_t max, void **ret, size_t *ret_size);
+
+/* Parsers for sysfs values; strict: the whole string must be consumed. */
+int parse_u32(const char *s, int base, uint32_t *ret);
+int parse_int(const char *s, int *ret);
+int read_attr_u32(const char *path, int base, uint32_t *ret);
+int read_attr_int(const char *path, int *ret);
+
+/* Write a whole buffer with one write() (as the kernel's sysfs store expects). */
+int write_file(const char *path, const char *data, size_t len, int flags, mode_t mode);
+int write_text(const char *path, const char *text); /* create/truncate, 0644 */
+
+int mkdir_p(const char *path, mode_t mode);
+int rm_rf(const char *path);
+
+/* Last component of the target of a symlink (e.g. a driver or group name). */
+int readlink_base(const char *path, char **ret);
+/* Target of a symlink resolved against the link's directory, normalised (no "..", no "."). */
+int readlink_resolved(const char *path, char **ret);
+
+/* Relative symlink target that reaches 'target' from the directory holding 'link' (both absolute). */
+char *path_relative(const char *link, const char *target);
+/* Create/replace a symlink with a relative target. */
+int symlink_relative(const char *target, const char *link);
+
+bool path_exists(const char *path);
+bool dir_exists(const char *path);
+
+char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
+char *strip(char *s);
+
+/* Sorted list of the entries of a directory (no "." and ".."); NULL-terminated; free with strv_free. */
+int dir_list(const char *path, char ***ret);
+void strv_free(char **l);
+size_t strv_length(char *const *l);
+int strv_push(char ***l, size_t *n, char *s);
+bool strv_contains(char *const *l, const char *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free)
+#define _cleanup_strv_free_ _cleanup_(strv_freep)

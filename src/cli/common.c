@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/errname.h"
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "cli/common.h"
+#include "cli/output.h"
+#include "config.h"
+#include "core/check.h"
+#include "core/inventory.h"
+#include "core/iommu.h"
+#include "core/names.h"
+#include "core/pci.h"
+#include "core/root.h"
+#include "sim/sim.h"
+
+GlobalArgs arg = {};
+
+int usage_error(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("gpuvirt: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputs("\nTry 'gpuvirt --help'.\n", stderr);
+        va_end(ap);
+        return EXIT_USAGE;
+}
+
+int open_root(unsigned extra_flags, Root **ret) {
+        int r = root_open(arg.root, (arg.dry_run ? ROOT_DRY_RUN : 0) | extra_flags, ret);
+        if (r < 0) {
+                log_error_errno(r, "Cannot use root '%s': %m", arg.root ?: getenv("GPUVIRT_ROOT") ?: "/");
+                return EXIT_USAGE;
+        }
+        return 0;
+}
+
+int scan(Root *root, PciHost **ret) {
+        int r = pci_host_scan(root, ret);
+        if (r < 0) {
+                log_error_errno(r, "Cannot read PCI devices under %s: %m", root_dir(root));
+                return EXIT_FAILURE;
+        }
+        return 0;
+}
+
+/* Resolve a device argument; prints the error. */
+int lookup_device(const PciHost *h, const char *input, PciDevice **ret) {
+        int r = pci_host_lookup(h, input, ret);
+        if (r == -EINVAL) {
+                log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F, e.g. 0000:3b:00.0).",
+                          input);
+                return EXIT_USAGE;
+        }
+        if (r < 0) {
+                log_error("No PCI device %s on this host (see 'gpuvirt list').", input);
+                return EXIT_FAILURE;
+        }
+        return 0;
+}
+
+/* Parse verb options; returns index of first positional or negative exit code. */
+int parse_verb_options(int argc, char **argv, const struct option *opts, const char *shortopts,
+                              void (*handle)(int c, const char *optarg_, void *ud), void *ud) {
+        optind = 0;
+        opterr = 0;
+        int c;
+        while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) >= 0) {
+                if (c == '?' || c == ':') {
+                        usage_error("%s: unknown option or missing value: '%s'", argv[0], argv[optind - 1]);
+                        return -EXIT_USAGE;
+                }
+                handle(c, optarg, ud);
+        }
+        return optind;
+}
+
+
+int lock_host(Root *root) {
+        int fd = root_lock(root, 30000);
+        if (fd == -EBUSY) {
+                log_error("Another gpuvirt holds the host lock (run/lock/gpuvirt.lock) for more than 30 s.");
+                return -EXIT_FAILURE;
+        }
+        if (fd < 0) {
+                log_error_errno(fd, "Cannot take the host lock under %s: %m", root_dir(root));
+                return root_kind(root) == ROOT_CAPTURE ? -EXIT_USAGE : -EXIT_FAILURE;
+        }
+        return fd;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include "basic/macro.h"
+#include "core/pci.h"
+#include "core/root.h"
+
+/* Exit codes: 0 success, 1 the operation failed (or a check failed), 2 bad usage or bad input. */
+#define EXIT_USAGE 2
+
+typedef struct GlobalArgs {
+        const char *root;
+        bool json;
+        bool dry_run;
+        int verbose;
+} GlobalArgs;
+
+extern GlobalArgs arg;
+
+int usage_error(const char *fmt, ...) _printf_(1, 2);
+/* Open the root from --root/$GPUVIRT_ROOT; 0 or an exit code. */
+int open_root(unsigned extra_flags, Root **ret);
+int scan(Root *root, PciHost **ret);
+/* Resolve a device argument; prints the error; 0 or an exit code. */
+int lookup_device(const PciHost *h, const char *input, PciDevice **ret);
+/* Take the host lock for a mutating verb; returns fd or -exit code. */
+int lock_host(Root *root);
+
+/* getopt_long over a verb's argv (argv[0] is the verb). Returns the index of the first positional
+ * argument, or -EXIT_USAGE after printing the error. */
+int parse_verb_options(int argc, char **argv, const struct option *opts, const char *shortopts,
+                       void (*handle)(int c, const char *optarg_, void *ud), void *ud);
+
+int verb_list(int argc, char **argv);
+int verb_show(int argc, char **argv);
+int verb_check(int argc, char **argv);
+int verb_sim(int argc, char **argv);
+int verb_passthrough(int argc, char **argv);
+int verb_host(int argc, char **argv);

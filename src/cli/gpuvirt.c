@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/errname.h"
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "cli/common.h"
+#include "cli/output.h"
+#include "config.h"
+#include "core/check.h"
+#include "core/inventory.h"
+#include "core/iommu.h"
+#include "core/names.h"
+#include "core/pci.h"
+#include "core/root.h"
+#include "sim/sim.h"
+
+typedef struct Verb {
+        const char *name;
+        int min_args; /* arguments after the verb name (options included) */
+        int (*fn)(int argc, char **argv);
+        const char *synopsis;
+} Verb;
+
+static int verb_help(int argc, char **argv);
+static int verb_version(int argc, char **argv) {
+        printf("gpuvirt %s\n", GPUVIRT_VERSION);
+        return 0;
+}
+
+static const Verb verbs[] = {
+        {"list", 0, verb_list, "list [--vfs]              GPUs with group, NUMA, link and possible modes"},
+        {"show", 1, verb_show, "show BDF                  one device in full"},
+        {"check", 0, verb_check, "check [--device BDF]      host readiness for GPU virtualization"},
+        {"passthrough", 1, verb_passthrough,
+         "passthrough enable BDF... [--force] [--include BDF]... [--persist]\n"
+         "                            move devices and their IOMMU groups to vfio-pci\n"
+         "  passthrough disable BDF... [--force] [--persist]\n"
+         "                            give them back to the drivers they had\n"
+         "  passthrough persist --ids BDF...\n"
+         "                            bind by ID at boot (modprobe.d, modules-load.d)\n"
+         "  passthrough restore BDF   apply a persistent binding (boot unit)"},
+        {"host", 2, verb_host, "host iommu enable [--apply]\n"
+                               "                            turn the IOMMU on in the boot configuration"},
+        {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO\n"
+                             "                            simulated hosts"},
+        {"version", 0, verb_version, "version                   print the version"},
+        {"help", 0, verb_help, "help                      this text"},
+};
+
+static int verb_help(int argc, char **argv) {
+        printf("Usage: gpuvirt [OPTIONS] COMMAND [ARGS]\n\n"
+               "GPU virtualization manager for KVM/libvirt hosts.\n\n"
+               "Options (before the command):\n"
+               "  --root DIR     operate on DIR instead of / (a simulated host or a capture;\n"
+               "                 default $GPUVIRT_ROOT or /)\n"
+               "  --json         typed JSON output\n"
+               "  --dry-run      print the kernel writes instead of making them\n"
+               "  -v, --verbose  debug logging (every kernel write)\n"
+               "  -h, --help     this help\n"
+               "  --version      print the version\n\n"
+               "Commands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                printf("  %s\n", verbs[i].synopsis);
+        printf("\nExit status: 0 success, 1 failure (or a failed check), 2 bad usage or input.\n"
+               "See gpuvirt(1).\n");
+        return 0;
+}
+
+static size_t edit_distance(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        if (la > 32 || lb > 32)
+                return 99;
+        size_t d[33][33];
+        for (size_t i = 0; i <= la; i++)
+                d[i][0] = i;
+        for (size_t j = 0; j <= lb; j++)
+                d[0][j] = j;
+        for (size_t i = 1; i <= la; i++)
+                for (size_t j = 1; j <= lb; j++)
+                        d[i][j] = MIN(MIN(d[i - 1][j] + 1, d[i][j - 1] + 1), d[i - 1][j - 1] + (a[i - 1] != b[j - 1]));
+        return d[la][lb];
+}
+
+static int dispatch(int argc, char **argv) {
+        if (argc <= 0)
+                return usage_error("no command given");
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                const Verb *v = &verbs[i];
+                if (!streq(v->name, argv[0]))
+                        continue;
+                /* Commands with sub-commands need one; the rest check their own arguments. */
+                if (argc - 1 < v->min_args)
+                        return usage_error("%s: missing argument; usage: gpuvirt %s", v->name, v->synopsis);
+                return v->fn(argc, argv);
+        }
+        const char *best = NULL;
+        size_t bd = 3;
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                size_t dist = edit_distance(argv[0], verbs[i].name);
+                if (dist < bd) {
+                        bd = dist;
+                        best = verbs[i].name;
+                }
+        }
+        if (best)
+                return usage_error("unknown command '%s'; did you mean '%s'?", argv[0], best);
+        return usage_error("unknown command '%s'", argv[0]);
+}
+
+int main(int argc, char **argv) {
+        enum { OPT_ROOT = 0x100, OPT_JSON, OPT_DRY_RUN, OPT_VERSION };
+        static const struct option opts[] = {
+                {"root", required_argument, NULL, OPT_ROOT},
+                {"json", no_argument, NULL, OPT_JSON},
+                {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+                {"verbose", no_argument, NULL, 'v'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, OPT_VERSION},
+                {},
+        };
+        int c;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) >= 0) {
+                switch (c) {
+                case OPT_ROOT:
+                        arg.root = optarg;
+                        break;
+                case OPT_JSON:
+                        arg.json = true;
+                        break;
+                case OPT_DRY_RUN:
+                        arg.dry_run = true;
+                        break;
+                case 'v':
+                        arg.verbose++;
+                        break;
+                case 'h':
+                        return verb_help(0, NULL) ?: (fflush(stdout) || ferror(stdout) ? EXIT_FAILURE : 0);
+                case OPT_VERSION:
+                        return verb_version(0, NULL);
+                default:
+                        return usage_error("unknown option or missing value: '%s'", argv[optind - 1]);
+                }
+        }
+        if (arg.verbose)
+                log_set_max_level(LOG_LEVEL_DEBUG);
+
+        int r = dispatch(argc - optind, argv + optind);
+        /* A full disk or closed pipe on stdout is a failure, not a silent truncation. */
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                if (r == 0)
+                        log_error("Failed to write output: %m");
+                return r ?: EXIT_FAILURE;
+        }
+        return r;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "basic/log.h"
+#include "cli/common.h"
+#include "cli/output.h"
+#include "core/bootcfg.h"
+#include "core/check.h"
+
+static void apply_opt(int c, const char *v, void *ud) {
+        *(bool *)ud = true;
+}
+
+static int host_iommu_enable(int argc, char **argv) {
+        static const struct option opts[] = {{"apply", no_argument, NULL, 'a'}, {}};
+        bool apply = false;
+        int k = parse_verb_options(argc, argv, opts, "", apply_opt, &apply);
+        if (k < 0)
+                return -k;
+        if (k != argc)
+                return usage_error("host iommu enable: unexpected argument '%s'", argv[k]);
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root(0, &root);
+        if (r)
+                return r;
+        _cleanup_close_ int lock = arg.dry_run ? -EBADF : lock_host(root);
+        if (!arg.dry_run && lock < 0)
+                return -lock;
+        CpuVendor v = cpu_vendor_read(root);
+        if (v == CPU_VENDOR_UNKNOWN)
+                log_warning("CPU vendor unknown (no readable proc/cpuinfo): using the Intel arguments.");
+        if (v == CPU_VENDOR_ARM)
+                return log_error("ARM hosts enable the SMMU from firmware; nothing to add."), EXIT_FAILURE;
+        IommuEdit e;
+        r = boot_config_set_args(root, iommu_kernel_args(v), iommu_kernel_off_args(v), &e);
+        if (r < 0)
+                return log_error_errno(r, "Cannot update the boot configuration under %s: %m", root_dir(root)),
+                       EXIT_FAILURE;
+        int rc = 0;
+        if (arg.json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "file", json_object_new_string(e.file));
+                json_object_object_add(o, "backup", e.backup ? json_object_new_string(e.backup) : NULL);
+                json_object_object_add(o, "old_cmdline", json_object_new_string(e.old_cmdline));
+                json_object_object_add(o, "new_cmdline", json_object_new_string(e.new_cmdline));
+                json_object_object_add(o, "changed", json_object_new_boolean(e.changed));
+                json_object_object_add(o, "regenerate_command", json_object_new_string(e.regen));
+                json_object_object_add(o, "reboot_required", json_object_new_boolean(e.changed));
+                json_print(o, stdout);
+                json_object_put(o);
+        } else if (!e.changed)
+                printf("/%s already has the IOMMU arguments: %s\n", e.file, e.new_cmdline);
+        else {
+                printf("/%s: kernel arguments \"%s\" -> \"%s\"\n", e.file, e.old_cmdline, e.new_cmdline);
+                if (e.backup)
+                        printf("backup: /%s\n", e.backup);
+        }
+        if (e.changed && !arg.json) {
+                if (apply && root_kind(root) == ROOT_LIVE && !arg.dry_run) {
+                        printf("running: %s\n", e.regen);
+                        fflush(stdout);
+                        int s = system(e.regen);
+                        if (s != 0) {
+                                log_error("'%s' failed (status %d): run it by hand.", e.regen, s);
+                                rc = EXIT_FAILURE;
+                        }
+                } else if (apply)
+                        printf("would run: %s (only on the live host)\n", e.regen);
+                else
+                        printf("next: run '%s'\n", e.regen);
+                printf("then reboot, and verify with: dmesg | grep -E \"DMAR|IOMMU\" and 'gpuvirt check'\n");
+        }
+        iommu_edit_done(&e);
+        return rc;
+}
+
+int verb_host(int argc, char **argv) {
+        if (argc >= 3 && streq(argv[1], "iommu") && streq(argv[2], "enable"))
+                return host_iommu_enable(argc - 2, argv + 2);
+        return usage_error("host: unknown command (host iommu enable [--apply])");
+}

@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/errname.h"
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "cli/common.h"
+#include "cli/output.h"
+#include "config.h"
+#include "core/check.h"
+#include "core/inventory.h"
+#include "core/iommu.h"
+#include "core/names.h"
+#include "core/pci.h"
+#include "core/root.h"
+#include "sim/sim.h"
+
+/* ---- list / show ---- */
+
+static char *short_link(json_object *dev) {
+        json_object *link = json_object_object_get(dev, "link");
+        if (!link)
+                return strdup("-");
+        const char *sp = json_object_get_string(json_object_object_get(link, "speed"));
+        int w = json_object_get_int(json_object_object_get(link, "width"));
+        char speed[32] = "?";
+        if (sp) {
+                snprintf(speed, sizeof speed, "%s", sp);
+                char *gt = strstr(speed, " GT/s");
+                if (gt)
+                        strcpy(gt, "GT/s");
+                char *dot0 = strstr(speed, ".0GT");
+                if (dot0)
+                        memmove(dot0, dot0 + 2, strlen(dot0 + 2) + 1);
+        }
+        return strdup_printf("%s x%d", speed, w);
+}
+
+static char *vgpu_summary(json_object *modes) {
+        json_object *mdev = json_object_object_get(modes, "mdev");
+        json_object *vv = json_object_object_get(modes, "vendor_vgpu");
+        if (mdev) {
+                json_object *types = json_object_object_get(mdev, "types");
+                size_t n = json_object_array_length(types);
+                int avail = 0;
+                for (size_t i = 0; i < n; i++) {
+                        int a = json_object_get_int(
+                                json_object_object_get(json_object_array_get_idx(types, i), "available_instances"));
+                        avail += a > 0;
+                }
+                return strdup_printf("mdev: %zu types (%d available)", n, avail);
+        }
+        if (vv) {
+                json_object *vfs = json_object_object_get(vv, "vfs");
+                if (vfs)
+                        return strdup_printf("vendor: %zu types, %d/%d VFs used",
+                                             json_object_array_length(json_object_object_get(vv, "types")),
+                                             json_object_get_int(json_object_object_get(vv, "vfs_in_use")),
+                                             json_object_get_int(vfs));
+                return strdup_printf("vendor: type %d", json_object_get_int(json_object_object_get(vv, "current_type")));
+        }
+        return strdup("-");
+}
+
+static char *passthrough_summary(json_object *modes) {
+        json_object *pt = json_object_object_get(modes, "passthrough");
+        if (json_object_get_boolean(json_object_object_get(pt, "bound")))
+                return strdup("bound to vfio");
+        if (json_object_get_boolean(json_object_object_get(pt, "ready")))
+                return strdup("ready");
+        return strdup_printf("no: %s", json_object_get_string(json_object_object_get(pt, "reason")));
+}
+
+static char *sriov_summary(json_object *modes) {
+        json_object *s = json_object_object_get(modes, "sriov");
+        if (!s)
+                return strdup("-");
+        return strdup_printf("%d/%d VFs", json_object_get_int(json_object_object_get(s, "num_vfs")),
+                             json_object_get_int(json_object_object_get(s, "total_vfs")));
+}
+
+static int print_list_text(json_object *list) {
+        static const char *const headers[] = {"ADDRESS", "NAME", "DRIVER", "GROUP", "NUMA", "LINK",
+                                              "PASSTHROUGH", "SR-IOV", "VGPU", "MIG"};
+        Table *t = table_new(ELEMENTSOF(headers), headers);
+        if (!t)
+                return log_error_errno(ENOMEM, "Out of memory.");
+        size_t n = json_object_array_length(list);
+        for (size_t i = 0; i < n; i++) {
+                json_object *d = json_object_array_get_idx(list, i), *modes = json_object_object_get(d, "modes");
+                json_object *grp = json_object_object_get(d, "iommu_group");
+                size_t others = json_object_array_length(json_object_object_get(d, "group_members"));
+                _cleanup_free_ char *g = grp ? (others ? strdup_printf("%d (+%zu)", json_object_get_int(grp), others) :
+                                                         strdup_printf("%d", json_object_get_int(grp)))
+                                             : strdup("-");
+                _cleanup_free_ char *numa = strdup_printf("%d", json_object_get_int(json_object_object_get(d, "numa_node")));
+                _cleanup_free_ char *link = short_link(d), *pt = passthrough_summary(modes),
+                                    *sr = sriov_summary(modes), *vg = vgpu_summary(modes);
+                bool mig = json_object_get_boolean(
+                        json_object_object_get(json_object_object_get(modes, "mig"), "capable"));
+                const char *cells[] = {
+                        json_text(json_object_object_get(d, "address")),
+                        json_text(json_object_object_get(d, "name")),
+                        json_text(json_object_object_get(d, "driver")),
+                        g, numa, link, pt, sr, vg, mig ? "capable" : "-",
+                };
+                if (table_add_row(t, cells) < 0) {
+                        table_free(t);
+                        return log_error_errno(ENOMEM, "Out of memory.");
+                }
+        }
+        if (n == 0)
+                printf("No GPU (display-class PCI device) found.\n");
+        else
+                table_print(t, stdout);
+        table_free(t);
+        return 0;
+}
+
+static void list_opt(int c, const char *v, void *ud) {
+        *(bool *)ud = true;
+}
+
+int verb_list(int argc, char **argv) {
+        static const struct option opts[] = {{"vfs", no_argument, NULL, 'V'}, {}};
+        bool vfs = false;
+        int k = parse_verb_options(argc, argv, opts, "", list_opt, &vfs);
+        if (k < 0)
+                return -k;
+        if (k != argc)
+                return usage_error("list: unexpected argument '%s'", argv[k]);
+
+        _cleanup_root_free_ Root *root = NULL;
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        _cleanup_pci_names_free_ PciNames *names = NULL;
+        int r;
+        if ((r = open_root(0, &root)) || (r = scan(root, &h)))
+                return r;
+        (void)pci_names_new(&names);
+        json_object *list;
+        if (inventory_list(h, names, vfs, &list) < 0)
+                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+        r = arg.json ? json_print(list, stdout) : print_list_text(list);
+        json_object_put(list);
+        return r < 0 ? EXIT_FAILURE : 0;
+}
+
+static void kv(const char *k, const char *v) {
+        printf("  %-14s %s\n", k, v ?: "-");
+}
+
+static int print_show_text(json_object *d) {
+        json_object *modes = json_object_object_get(d, "modes");
+        printf("%s  %s %s\n", json_text(json_object_object_get(d, "address")),
+               json_text(json_object_object_get(d, "vendor_name")), json_text(json_object_object_get(d, "name")));
+        _cleanup_free_ char *ids = strdup_printf(
+                "%s:%s (subsystem %s:%s), class %s", json_text(json_object_object_get(d, "vendor_id")),
+                json_text(json_object_object_get(d, "device_id")),
+                json_text(json_object_object_get(d, "subsystem_vendor_id")),
+                json_text(json_object_object_get(d, "subsystem_device_id")), json_text(json_object_object_get(d, "class")));
+        kv("ids", ids);
+        kv("driver", json_text(json_object_object_get(d, "driver")));
+        if (json_object_object_get(d, "driver_override"))
+                kv("override", json_text(json_object_object_get(d, "driver_override")));
+        kv("parent", json_text(json_object_object_get(d, "parent")));
+        if (json_object_object_get(d, "physfn"))
+                kv("physfn", json_text(json_object_object_get(d, "physfn")));
+        kv("numa node", json_text(json_object_object_get(d, "numa_node")));
+        json_object *link = json_object_object_get(d, "link");
+        if (link) {
+                _cleanup_free_ char *l = strdup_printf(
+                        "%s x%s (max %s x%s)", json_text(json_object_object_get(link, "speed")),
+                        json_text(json_object_object_get(link, "width")), json_text(json_object_object_get(link, "max_speed")),
+                        json_text(json_object_object_get(link, "max_width")));
+                kv("pcie link", l);
+        } else
+                kv("pcie link", "-");
+        kv("boot vga", json_text(json_object_object_get(d, "boot_vga")));
+        json_object *grp = json_object_object_get(d, "iommu_group");
+        json_object *members = json_object_object_get(d, "group");
+        size_t n = json_object_array_length(members);
+        _cleanup_free_ char *g = grp ? strdup_printf("%d%s", json_object_get_int(grp), n ? "" : " (alone)") :
+                                       strdup("- (no IOMMU group)");
+        kv("iommu group", g);
+        for (size_t i = 0; i < n; i++) {
+                json_object *m = json_object_array_get_idx(members, i);
+                printf("  %-14s %s  %s [%s, driver %s]\n", "", json_text(json_object_object_get(m, "address")),
+                       json_text(json_object_object_get(m, "name")), json_text(json_object_object_get(m, "relation")),
+                       json_text(json_object_object_get(m, "driver")));
+        }
+        _cleanup_free_ char *pt = passthrough_summary(modes), *sr = sriov_summary(modes), *vg = vgpu_summary(modes);
+        kv("passthrough", pt);
+        kv("sr-iov", sr);
+        json_object *s = json_object_object_get(modes, "sriov");
+        if (s) {
+                json_object *vfs = json_object_object_get(s, "vfs");
+                size_t nv = json_object_array_length(vfs);
+                for (size_t i = 0; i < nv; i++) {
+                        if (i % 4 == 0)
+                                printf("  %-14s", i == 0 ? "vfs" : "");
+                        printf(" %s", json_text(json_object_array_get_idx(vfs, i)));
+                        if (i % 4 == 3 || i + 1 == nv)
+                                putchar('\n');
+                }
+        }
+        kv("vgpu", vg);
+        json_object *mdev = json_object_object_get(modes, "mdev");
+        if (mdev) {
+                json_object *types = json_object_object_get(mdev, "types");
+                for (size_t i = 0; i < json_object_array_length(types); i++) {
+                        json_object *t = json_object_array_get_idx(types, i);
+                        printf("  %-14s %-18s %-16s available %s\n", "", json_text(json_object_object_get(t, "id")),
+                               json_text(json_object_object_get(t, "name")),
+                               json_text(json_object_object_get(t, "available_instances")));
+                }
+        }
+        json_object *vv = json_object_object_get(modes, "vendor_vgpu");
+        if (vv) {
+                json_object *types = json_object_object_get(vv, "types");
+                for (size_t i = 0; types && i < json_object_array_length(types); i++) {
+                        json_object *t = json_object_array_get_idx(types, i);
+                        printf("  %-14s %-6s %s\n", "", json_text(json_object_object_get(t, "id")),
+                               json_text(json_object_object_get(t, "name")));
+                }
+        }
+        bool mig = json_object_get_boolean(json_object_object_get(json_object_object_get(modes, "mig"), "capable"));
+        kv("mig", mig ? "capable" : "-");
+        return 0;
+}
+
+int verb_show(int argc, char **argv) {
+        if (argc != 2)
+                return usage_error("show: expected one device address: gpuvirt show BDF");
+        _cleanup_root_free_ Root *root = NULL;
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        _cleanup_pci_names_free_ PciNames *names = NULL;
+        PciDevice *d;
+        int r;
+        if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (r = lookup_device(h, argv[1], &d)))
+                return r;
+        (void)pci_names_new(&names);
+        json_object *o;
+        if (inventory_device(h, names, d, &o) < 0)
+                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+        r = arg.json ? json_print(o, stdout) : print_show_text(o);
+        json_object_put(o);
+        return r < 0 ? EXIT_FAILURE : 0;
+}
+
+/* ---- check ---- */
+
+static void check_opt(int c, const char *v, void *ud) {
+        *(const char **)ud = v;
+}
+
+static const char *status_label(CheckStatus s) {
+        static const char *const l[] = {"PASS", "WARN", "FAIL", "SKIP"};
+        return s >= 0 && s < _CHECK_STATUS_MAX ? l[s] : "?";
+}
+
+static int print_check_text(const CheckReport *rep, const PciHost *h) {
+        _cleanup_pci_names_free_ PciNames *names = NULL;
+        (void)pci_names_new(&names);
+        const char *last_dev = "";
+        unsigned count[_CHECK_STATUS_MAX] = {};
+        for (size_t i = 0; i < rep->n_results; i++) {
+                const CheckResult *x = &rep->results[i];
+                const char *dev = x->device ?: "";
+                if (!streq(dev, last_dev) || i == 0) {
+                        if (!x->device)
+                                printf("Host\n");
+                        else {
+                                PciDevice *d = pci_host_find(h, x->device);
+                                _cleanup_free_ char *nm = d ? pci_names_device(names, d->vendor, d->device) : NULL;
+                                printf("\nGPU %s  %s\n", x->device, strna(nm));
+                        }
+                        last_dev = dev;
+                }
+                count[x->status]++;
+                _cleanup_free_ char *label = strdup_printf("Checking %s", x->title);
+                printf("  %-44s : %s  %s\n", strna(label), status_label(x->status), x->message);
+                if (x->hint && x->status != CHECK_PASS) {
+                        /* indent every line of the hint */
+                        const char *p = x->hint;
+                        bool first = true;
+                        while (*p) {
+                                const char *e = strchrnul(p, '\n');
+                                printf("  %-44s   %s %.*s\n", "", first ? "fix:" : "    ", (int)(e - p), p);
+                                first = false;
+                                p = *e ? e + 1 : e;
+                        }
+                }
+        }
+        printf("\nSummary: %u pass, %u warn, %u fail, %u skip\n", count[CHECK_PASS], count[CHECK_WARN],
+               count[CHECK_FAIL], count[CHECK_SKIP]);
+        return 0;
+}
+
+int verb_check(int argc, char **argv) {
+        static const struct option opts[] = {{"device", required_argument, NULL, 'd'}, {}};
+        const char *device = NULL;
+        int k = parse_verb_options(argc, argv, opts, "d:", check_opt, &device);
+        if (k < 0)
+                return -k;
+        if (k != argc)
+                return usage_error("check: unexpected argument '%s'", argv[k]);
+
+        _cleanup_root_free_ Root *root = NULL;
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        _cleanup_check_report_free_ CheckReport *rep = NULL;
+        PciDevice *d = NULL;
+        int r;
+        if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (device && (r = lookup_device(h, device, &d))))
+                return r;
+        r = check_run(h, d, &rep);
+        if (r < 0)
+                return log_error_errno(r, "Readiness check failed: %m"), EXIT_FAILURE;
+        if (arg.json) {
+                json_object *o = check_report_json(rep);
+                json_print(o, stdout);
+                json_object_put(o);
+        } else
+                print_check_text(rep, h);
+        return check_report_failed(rep) ? EXIT_FAILURE : 0;
+}
+

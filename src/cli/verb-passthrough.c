@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "cli/common.h"
+#include "cli/output.h"
+#include "core/persist.h"
+#include "core/vfio.h"
+
+typedef struct PtArgs {
+        bool force, persist, ids;
+        char **include;
+        size_t n_include;
+        bool bad_include;
+} PtArgs;
+
+enum { OPT_FORCE = 0x100, OPT_INCLUDE, OPT_PERSIST, OPT_IDS };
+
+static void pt_opt(int c, const char *v, void *ud) {
+        PtArgs *a = ud;
+        switch (c) {
+        case OPT_FORCE:
+                a->force = true;
+                break;
+        case OPT_PERSIST:
+                a->persist = true;
+                break;
+        case OPT_IDS:
+                a->ids = true;
+                break;
+        case OPT_INCLUDE: {
+                char *canon = NULL;
+                if (pci_addr_canonical(v, &canon) < 0) {
+                        log_error("--include '%s' is not a PCI address (expected DDDD:BB:DD.F).", v);
+                        a->bad_include = true;
+                        return;
+                }
+                (void)strv_push(&a->include, &a->n_include, canon);
+                break;
+        }
+        }
+}
+
+static json_object *report_json(const char *device, const VfioReport *r) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "device", json_object_new_string(device));
+        json_object_object_add(o, "iommu_group", r->group >= 0 ? json_object_new_int(r->group) : NULL);
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < r->n_changes; i++) {
+                json_object *c = json_object_new_object();
+                json_object_object_add(c, "address", json_object_new_string(r->changes[i].addr));
+                json_object_object_add(c, "from", r->changes[i].from ? json_object_new_string(r->changes[i].from) : NULL);
+                json_object_object_add(c, "to", r->changes[i].to ? json_object_new_string(r->changes[i].to) : NULL);
+                json_object_object_add(c, "changed", json_object_new_boolean(r->changes[i].changed));
+                json_object_array_add(a, c);
+        }
+        json_object_object_add(o, "functions", a);
+        json_object_object_add(o, "error", r->error ? json_object_new_string(r->error) : NULL);
+        return o;
+}
+
+static void report_text(const VfioReport *r, bool enable, bool dry_run) {
+        for (size_t i = 0; i < r->n_changes; i++) {
+                const VfioChange *c = &r->changes[i];
+                if (c->changed)
+                        printf("%s: %s -> %s\n", c->addr, c->from ?: "(none)", c->to ?: "(none)");
+                else
+                        printf("%s: already on %s\n", c->addr, c->to ?: "(no driver)");
+        }
+        if (enable && r->group >= 0 && !dry_run)
+                printf("IOMMU group %d is viable: /dev/vfio/%d\n", r->group, r->group);
+}
+
+static int exit_for(int r) {
+        return r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+static int do_enable_disable(bool enable, int argc, char **argv, int first, PtArgs *a) {
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root(0, &root);
+        if (r)
+                return r;
+        _cleanup_close_ int lock = -EBADF;
+        if (!arg.dry_run) {
+                lock = lock_host(root);
+                if (lock < 0)
+                        return -lock;
+        }
+        VfioOptions o = {.force = a->force, .include = a->include, .settle_ms = 2000};
+        json_object *out = json_object_new_array();
+        char **done = NULL; /* devices enabled by this command, to undo if a later one fails */
+        size_t n_done = 0;
+        int rc = 0;
+        for (int i = first; i < argc; i++) {
+                VfioReport rep;
+                char *canon = NULL;
+                if (pci_addr_canonical(argv[i], &canon) < 0) {
+                        log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", argv[i]);
+                        rc = EXIT_USAGE;
+                        break;
+                }
+                r = enable ? vfio_enable(root, canon, &o, &rep) : vfio_disable(root, canon, &o, &rep);
+                if (r < 0) {
+                        log_error("%s %s: %s", enable ? "Cannot enable passthrough for" : "Cannot release", canon,
+                                  rep.error ?: strerror(-r));
+                        json_object_array_add(out, report_json(canon, &rep));
+                        vfio_report_done(&rep);
+                        free(canon);
+                        rc = exit_for(r);
+                        break;
+                }
+                if (a->persist) {
+                        int k = enable ? vfio_persist_add(root, canon, a->force, a->include) : vfio_persist_remove(root, canon);
+                        if (k < 0)
+                                log_warning_errno(k, "%s is %s, but its persistent binding could not be %s: %m", canon,
+                                                  enable ? "on vfio-pci" : "released", enable ? "written" : "removed");
+                        else if (!arg.json && !arg.dry_run)
+                                printf("%s: binding %s at boot (" VFIO_PERSIST_DIR "/%s)\n", canon,
+                                       enable ? "applied" : "no longer applied", canon);
+                }
+                if (!arg.json)
+                        report_text(&rep, enable, arg.dry_run);
+                json_object_array_add(out, report_json(canon, &rep));
+                vfio_report_done(&rep);
+                (void)strv_push(&done, &n_done, canon);
+        }
+        if (rc != 0 && enable && n_done > 0 && !arg.dry_run) {
+                /* All or nothing across the devices of one command. */
+                for (size_t i = n_done; i-- > 0;) {
+                        VfioReport rep;
+                        if (vfio_disable(root, done[i], &o, &rep) < 0)
+                                log_error("Undoing %s failed: %s", done[i], rep.error ?: "?");
+                        else
+                                log_notice("Undid %s.", done[i]);
+                        if (a->persist)
+                                (void)vfio_persist_remove(root, done[i]);
+                        vfio_report_done(&rep);
+                }
+        }
+        if (arg.json)
+                json_print(out, stdout);
+        json_object_put(out);
+        strv_free(done);
+        return rc;
+}
+
+static int do_restore(const char *bdf) {
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root(0, &root);
+        if (r)
+                return r;
+        _cleanup_free_ char *canon = NULL;
+        if (pci_addr_canonical(bdf, &canon) < 0)
+                return log_error("'%s' is not a PCI address.", bdf), EXIT_USAGE;
+        bool force = false;
+        _cleanup_strv_free_ char **include = NULL;
+        r = vfio_persist_read(root, canon, &force, &include);
+        if (r == -ENOENT)
+                return log_error("%s has no persistent binding (" VFIO_PERSIST_DIR "/%s).", canon, canon), EXIT_FAILURE;
+        if (r < 0)
+                return log_error_errno(r, "Cannot read " VFIO_PERSIST_DIR "/%s: %m", canon), EXIT_FAILURE;
+        _cleanup_close_ int lock = arg.dry_run ? -EBADF : lock_host(root);
+        if (!arg.dry_run && lock < 0)
+                return -lock;
+        VfioOptions o = {.force = force, .include = include, .settle_ms = 5000};
+        VfioReport rep;
+        r = vfio_enable(root, canon, &o, &rep);
+        if (r < 0)
+                log_error("Cannot restore the vfio-pci binding of %s: %s", canon, rep.error ?: strerror(-r));
+        else if (!arg.json)
+                report_text(&rep, true, arg.dry_run);
+        else {
+                json_object *j = report_json(canon, &rep);
+                json_print(j, stdout);
+                json_object_put(j);
+        }
+        vfio_report_done(&rep);
+        return r < 0 ? EXIT_FAILURE : 0;
+}
+
+static int do_persist_ids(int argc, char **argv, int first) {
+        _cleanup_root_free_ Root *root = NULL;
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        int r;
+        if ((r = open_root(0, &root)) || (r = scan(root, &h)))
+                return r;
+        char **ids = NULL;
+        size_t n = 0;
+        for (int i = first; i < argc; i++) {
+                PciDevice *d;
+                if ((r = lookup_device(h, argv[i], &d))) {
+                        strv_free(ids);
+                        return r;
+                }
+                /* the card's other functions (HDMI audio) go by ID too */
+                for (size_t k = 0; k < h->n_devices; k++) {
+                        PciDevice *x = &h->devices[k];
+                        if (!pci_addr_same_card(&x->a, &d->a))
+                                continue;
+                        char *id = strdup_printf("%04x:%04x", x->vendor, x->device);
+                        if (id && !strv_contains(ids, id))
+                                (void)strv_push(&ids, &n, id);
+                        else
+                                free(id);
+                }
+        }
+        _cleanup_close_ int lock = arg.dry_run ? -EBADF : lock_host(root);
+        if (!arg.dry_run && lock < 0) {
+                strv_free(ids);
+                return -lock;
+        }
+        IdsPersistResult res;
+        r = vfio_persist_ids(root, ids, &res);
+        if (r < 0) {
+                strv_free(ids);
+                return log_error_errno(r, "Cannot write the modprobe configuration: %m"), EXIT_FAILURE;
+        }
+        /* ids= takes every device with those IDs: say which others that catches */
+        size_t others = 0;
+        for (size_t k = 0; k < h->n_devices; k++) {
+                char id[16];
+                snprintf(id, sizeof id, "%04x:%04x", h->devices[k].vendor, h->devices[k].device);
+                if (strv_contains(ids, id))
+                        others++;
+        }
+        if (arg.json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "ids", json_object_new_string(res.ids));
+                json_object_object_add(o, "devices_matched", json_object_new_int((int)others));
+                json_object_object_add(o, "initramfs_regeneration_required",
+                                       json_object_new_boolean(res.initramfs_has_gpu_driver));
+                json_object_object_add(o, "initramfs_command", json_object_new_string(res.initramfs_command));
+                json_print(o, stdout);
+                json_object_put(o);
+        } else {
+                printf("etc/modprobe.d/vfio.conf: options vfio-pci ids=%s (+ softdeps for nvidia, nouveau, amdgpu, radeon, "
+                       "snd_hda_intel)\netc/modules-load.d/vfio-pci.conf: vfio-pci\n",
+                       res.ids);
+                printf("These IDs match %zu device(s) on this host: every one of them goes to vfio-pci at boot.\n", others);
+                if (res.initramfs_has_gpu_driver)
+                        printf("A GPU driver loads from the initramfs: regenerate it now (%s) or it wins the race.\n",
+                               res.initramfs_command);
+                else
+                        printf("If GPU drivers load from your initramfs (early KMS), regenerate it: %s\n",
+                               res.initramfs_command);
+                printf("Takes effect at the next boot.\n");
+        }
+        ids_persist_result_done(&res);
+        strv_free(ids);
+        return 0;
+}
+
+int verb_passthrough(int argc, char **argv) {
+        static const struct option opts[] = {
+                {"force", no_argument, NULL, OPT_FORCE},   {"include", required_argument, NULL, OPT_INCLUDE},
+                {"persist", no_argument, NULL, OPT_PERSIST}, {"ids", no_argument, NULL, OPT_IDS},
+                {},
+        };
+        const char *sub = argv[1];
+        PtArgs a = {};
+        int k = parse_verb_options(argc - 1, argv + 1, opts, "", pt_opt, &a);
+        int rc;
+        if (k < 0)
+                rc = -k;
+        else if (a.bad_include)
+                rc = EXIT_USAGE;
+        else {
+                int first = k + 1, npos = argc - first;
+                if (streq(sub, "enable") || streq(sub, "disable")) {
+                        if (npos < 1)
+                                rc = usage_error("passthrough %s: expected at least one device address", sub);
+                        else if (a.ids)
+                                rc = usage_error("passthrough %s: --ids belongs to 'passthrough persist'", sub);
+                        else if (streq(sub, "disable") && a.n_include)
+                                rc = usage_error("passthrough disable: --include is for enable");
+                        else
+                                rc = do_enable_disable(streq(sub, "enable"), argc, argv, first, &a);
+                } else if (streq(sub, "restore")) {
+                        rc = npos != 1 ? usage_error("passthrough restore: expected one device address") : do_restore(argv[first]);
+                } else if (streq(sub, "persist")) {
+                        if (!a.ids)
+                                rc = usage_error("passthrough persist: give --ids (per-device persistence is "
+                                                 "'passthrough enable --persist')");
+                        else if (npos < 1)
+                                rc = usage_error("passthrough persist --ids: expected at least one device address");
+                        else
+                                rc = do_persist_ids(argc, argv, first);
+                } else
+                        rc = usage_error("passthrough: unknown command '%s' (enable, disable, persist, restore)", sub);
+        }
+        strv_free(a.include);
+        return rc;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/errname.h"
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "cli/common.h"
+#include "cli/output.h"
+#include "config.h"
+#include "core/check.h"
+#include "core/inventory.h"
+#include "core/iommu.h"
+#include "core/names.h"
+#include "core/pci.h"
+#include "core/root.h"
+#include "sim/sim.h"
+
+/* ---- sim ---- */
+
+static int sim_profiles(void) {
+        if (arg.json) {
+                json_object *a = json_object_new_array();
+                for (size_t i = 0; i < sim_profile_count(); i++) {
+                        const SimProfileInfo *p = sim_profile_info(i);
+                        json_object *o = json_object_new_object();
+                        json_object_object_add(o, "name", json_object_new_string(p->name));
+                        json_object_object_add(o, "summary", json_object_new_string(p->summary));
+                        json_object_array_add(a, o);
+                }
+                json_print(a, stdout);
+                json_object_put(a);
+                return 0;
+        }
+        static const char *const headers[] = {"PROFILE", "HOST"};
+        Table *t = table_new(2, headers);
+        if (!t)
+                return EXIT_FAILURE;
+        for (size_t i = 0; i < sim_profile_count(); i++) {
+                const SimProfileInfo *p = sim_profile_info(i);
+                const char *cells[] = {p->name, p->summary};
+                table_add_row(t, cells);
+        }
+        table_print(t, stdout);
+        table_free(t);
+        return 0;
+}
+
+static bool sim_profile_exists(const char *name) {
+        for (size_t i = 0; i < sim_profile_count(); i++)
+                if (streq(sim_profile_info(i)->name, name))
+                        return true;
+        return false;
+}
+
+static void sim_opt(int c, const char *v, void *ud) {
+        *(const char **)ud = v;
+}
+
+static int sim_create_verb(int argc, char **argv) {
+        static const struct option opts[] = {{"profile", required_argument, NULL, 'p'}, {}};
+        const char *profile = NULL;
+        int k = parse_verb_options(argc, argv, opts, "p:", sim_opt, &profile);
+        if (k < 0)
+                return -k;
+        if (argc - k != 1)
+                return usage_error("sim create: expected one directory: gpuvirt sim create DIR --profile NAME");
+        if (!profile)
+                return usage_error("sim create: --profile NAME is required (see 'gpuvirt sim profiles')");
+        if (!sim_profile_exists(profile)) {
+                log_error("Unknown profile '%s'. Known profiles:", profile);
+                for (size_t i = 0; i < sim_profile_count(); i++)
+                        fprintf(stderr, "  %s\n", sim_profile_info(i)->name);
+                return EXIT_USAGE;
+        }
+        int r = sim_create(argv[k], profile);
+        if (r == -EEXIST)
+                return log_error("'%s' exists and is not empty; give a new or empty directory.", argv[k]),
+                       EXIT_FAILURE;
+        if (r < 0)
+                return log_error_errno(r, "Cannot create simulated host in '%s': %m", argv[k]), EXIT_FAILURE;
+        if (!arg.json)
+                printf("Simulated host '%s' created in %s\nUse it with: gpuvirt --root %s list\n", profile, argv[k],
+                       argv[k]);
+        return 0;
+}
+
+static int sim_fault_verb(int argc, char **argv) {
+        if (argc != 3)
+                return usage_error("sim fault: expected ATTR ERRNO, e.g. gpuvirt --root DIR sim fault unbind EBUSY");
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root(0, &root);
+        if (r)
+                return r;
+        if (root_kind(root) != ROOT_SIMULATED)
+                return log_error("%s is not a simulated host (no %s/).", root_dir(root), SIM_MARKER_DIR), EXIT_USAGE;
+        int e = errno_from_name(argv[2]);
+        if (e < 0)
+                return log_error("'%s' is not an errno name or number (e.g. EBUSY, 16).", argv[2]), EXIT_USAGE;
+        r = sim_inject_fault(root_dir(root), argv[1], e);
+        if (r < 0)
+                return log_error_errno(r, "Cannot queue fault: %m"), EXIT_FAILURE;
+        return 0;
+}
+
+int verb_sim(int argc, char **argv) {
+        if (argc < 2)
+                return usage_error("sim: expected a command: profiles, create, fault");
+        const char *sub = argv[1];
+        if (streq(sub, "profiles")) {
+                if (argc != 2)
+                        return usage_error("sim profiles takes no arguments");
+                return sim_profiles();
+        }
+        if (streq(sub, "create"))
+                return sim_create_verb(argc - 1, argv + 1);
+        if (streq(sub, "fault"))
+                return sim_fault_verb(argc - 1, argv + 1);
+        return usage_error("sim: unknown command '%s' (profiles, create, fault)", sub);
+}
+

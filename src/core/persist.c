@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/fileio.h"
+#include "bootcfg.h"
+#include "persist.h"
+
+int vfio_persist_add(Root *root, const char *bdf, bool force, char *const *include) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "driver", json_object_new_string("vfio-pci"));
+        json_object_object_add(o, "force", json_object_new_boolean(force));
+        json_object *inc = json_object_new_array();
+        for (char *const *i = include; i && *i; i++)
+                json_object_array_add(inc, json_object_new_string(*i));
+        json_object_object_add(o, "include", inc);
+        _cleanup_free_ char *text = strdup_printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+        if (!text)
+                return -ENOMEM;
+        return root_write_file(root, text, VFIO_PERSIST_DIR "/%s", bdf);
+}
+
+int vfio_persist_remove(Root *root, const char *bdf) {
+        return root_write_file(root, NULL, VFIO_PERSIST_DIR "/%s", bdf);
+}
+
+int vfio_persist_read(Root *root, const char *bdf, bool *ret_force, char ***ret_include) {
+        _cleanup_free_ char *p = root_path(root, VFIO_PERSIST_DIR "/%s", bdf);
+        _cleanup_free_ char *text = NULL;
+        if (!p)
+                return -ENOMEM;
+        int r = read_full(p, 65536, (void **)&text, NULL);
+        if (r < 0)
+                return r;
+        json_object *o = json_tokener_parse(text);
+        if (!o || !json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        const char *drv = json_object_get_string(json_object_object_get(o, "driver"));
+        if (!drv || !streq(drv, "vfio-pci")) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        *ret_force = json_object_get_boolean(json_object_object_get(o, "force"));
+        char **l = NULL;
+        size_t n = 0;
+        json_object *inc = json_object_object_get(o, "include");
+        for (size_t i = 0; inc && i < json_object_array_length(inc); i++) {
+                const char *s = json_object_get_string(json_object_array_get_idx(inc, i));
+                if (s && strv_push(&l, &n, strdup(s)) < 0) {
+                        json_object_put(o);
+                        strv_free(l);
+                        return -ENOMEM;
+                }
+        }
+        json_object_put(o);
+        *ret_include = l;
+        return 0;
+}
+
+/* GPU and audio drivers vfio-pci must load before. */
+static const char *const softdep_drivers[] = {"nvidia", "nouveau", "amdgpu", "radeon", "snd_hda_intel"};
+
+static bool line_is(const char *line, size_t len, const char *prefix) {
+        size_t l = strlen(prefix);
+        return len >= l && strncmp(line, prefix, l) == 0;
+}
+
+/* Append "id" to the comma list if missing. */
+static int ids_add(char **list, const char *id) {
+        size_t l = strlen(id);
+        for (const char *p = *list ?: ""; *p;) {
+                const char *e = strchrnul(p, ',');
+                if ((size_t)(e - p) == l && strncasecmp(p, id, l) == 0)
+                        return 0;
+                p = *e ? e + 1 : e;
+        }
+        char *n = *list && **list ? strdup_printf("%s,%s", *list, id) : strdup(id);
+        if (!n)
+                return -ENOMEM;
+        free(*list);
+        *list = n;
+        return 0;
+}
+
+int vfio_persist_ids(Root *root, char *const *ids, IdsPersistResult *ret) {
+        _cleanup_free_ char *p = root_path(root, "etc/modprobe.d/vfio.conf");
+        _cleanup_free_ char *old = NULL;
+        if (!p)
+                return -ENOMEM;
+        int r = read_full(p, 1024 * 1024, (void **)&old, NULL);
+        if (r < 0 && r != -ENOENT)
+                return r;
+
+        /* Keep every line except the ids option, which we rewrite merged; note existing softdeps. */
+        char *merged = NULL;
+        bool has_softdep[ELEMENTSOF(softdep_drivers)] = {};
+        size_t cap = (old ? strlen(old) : 0) + 1024 + 16 * strv_length(ids);
+        _cleanup_free_ char *out = calloc(1, cap);
+        if (!out)
+                return -ENOMEM;
+        size_t o = 0;
+        for (const char *line = old ?: ""; *line;) {
+                const char *e = strchrnul(line, '\n');
+                size_t len = (size_t)(e - line);
+                if (line_is(line, len, "options vfio-pci ") || line_is(line, len, "options vfio_pci ")) {
+                        const char *ip = memmem(line, len, "ids=", 4);
+                        if (ip) {
+                                const char *ie = ip + 4;
+                                while (ie < e && *ie != ' ' && *ie != '\t')
+                                        ie++;
+                                _cleanup_free_ char *v = strndup(ip + 4, (size_t)(ie - ip - 4));
+                                for (char *tok = v, *save = NULL; (tok = strtok_r(tok, ",", &save)); tok = NULL)
+                                        if (ids_add(&merged, tok) < 0)
+                                                return -ENOMEM;
+                                /* other options on that line are kept on a line of their own */
+                                _cleanup_free_ char *before = strndup(line, (size_t)(ip - line));
+                                _cleanup_free_ char *after = strndup(ie, (size_t)(e - ie));
+                                if (!before || !after)
+                                        return free(merged), -ENOMEM;
+                                strip(before);
+                                strip(after);
+                                if (*after)
+                                        o += (size_t)snprintf(out + o, cap - o, "%s %s\n", before, after);
+                                line = *e ? e + 1 : e;
+                                continue;
+                        }
+                }
+                for (size_t i = 0; i < ELEMENTSOF(softdep_drivers); i++) {
+                        _cleanup_free_ char *sd = strdup_printf("softdep %s pre:", softdep_drivers[i]);
+                        if (sd && line_is(line, len, sd) && memmem(line, len, "vfio-pci", 8))
+                                has_softdep[i] = true;
+                }
+                o += (size_t)snprintf(out + o, cap - o, "%.*s\n", (int)len, line);
+                line = *e ? e + 1 : e;
+        }
+        for (char *const *i = ids; i && *i; i++)
+                if (ids_add(&merged, *i) < 0)
+                        return -ENOMEM;
+        if (!old)
+                o += (size_t)snprintf(out + o, cap - o,
+                                      "# Written by gpuvirt (passthrough persist --ids): bind these devices to vfio-pci "
+                                      "at boot.\n");
+        o += (size_t)snprintf(out + o, cap - o, "options vfio-pci ids=%s\n", merged ?: "");
+        for (size_t i = 0; i < ELEMENTSOF(softdep_drivers); i++)
+                if (!has_softdep[i])
+                        o += (size_t)snprintf(out + o, cap - o, "softdep %s pre: vfio-pci\n", softdep_drivers[i]);
+        r = root_write_file(root, out, "etc/modprobe.d/vfio.conf");
+        if (r < 0) {
+                free(merged);
+                return r;
+        }
+
+        _cleanup_free_ char *ml = NULL;
+        _cleanup_free_ char *mp = root_path(root, "etc/modules-load.d/vfio-pci.conf");
+        if (!mp || (read_full(mp, 65536, (void **)&ml, NULL) < 0 && !(ml = strdup(""))))
+                return free(merged), -ENOMEM;
+        if (!cmdline_has(ml, "vfio-pci") && !cmdline_has(ml, "vfio_pci")) {
+                _cleanup_free_ char *n = strdup_printf("%s%svfio-pci\n", ml, *ml && ml[strlen(ml) - 1] != '\n' ? "\n" : "");
+                r = n ? root_write_file(root, n, "etc/modules-load.d/vfio-pci.conf") : -ENOMEM;
+                if (r < 0)
+                        return free(merged), r;
+        }
+
+        /* Does a GPU driver load from the initramfs? Then vfio-pci must be in it too. */
+        bool in_initramfs = false;
+        static const char *const cfgs[] = {"etc/initramfs-tools/modules", "etc/dracut.conf.d/gpu.conf",
+                                           "etc/dracut.conf"};
+        for (size_t i = 0; i < ELEMENTSOF(cfgs); i++) {
+                _cleanup_free_ char *t = NULL;
+                if (root_read_attr(root, &t, "%s", cfgs[i]) < 0)
+                        continue;
+                for (size_t k = 0; k < ELEMENTSOF(softdep_drivers); k++)
+                        if (strstr(t, softdep_drivers[k]))
+                                in_initramfs = true;
+        }
+        BootConfig bc = {};
+        bool rhel = false;
+        if (boot_config_read(root, &bc) == 0) {
+                rhel = bc.rhel_like;
+                boot_config_done(&bc);
+        }
+        *ret = (IdsPersistResult){
+                .ids = merged,
+                .initramfs_has_gpu_driver = in_initramfs,
+                .initramfs_command = rhel ? "dracut -f" : "update-initramfs -u",
+        };
+        return 0;
+}
+
+void ids_persist_result_done(IdsPersistResult *r) {
+        free(r->ids);
+}

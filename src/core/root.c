@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "root.h"
+#include "sim/sim.h"
+
+struct Root {
+        char *dir; /* without trailing slash; "" for "/" so that paths are "<dir>/<rel>" */
+        RootKind kind;
+        unsigned flags;
+        FILE *dry_run_stream;
+};
+
+static const char *const root_kind_table[_ROOT_KIND_MAX] = {
+        [ROOT_LIVE] = "live",
+        [ROOT_SIMULATED] = "simulated",
+        [ROOT_CAPTURE] = "capture",
+};
+
+const char *root_kind_to_string(RootKind k) {
+        return k >= 0 && k < _ROOT_KIND_MAX ? root_kind_table[k] : NULL;
+}
+
+int root_open(const char *dir, unsigned flags, Root **ret) {
+        if (!dir)
+                dir = getenv("GPUVIRT_ROOT");
+        if (isempty(dir))
+                dir = "/";
+        if (!dir_exists(dir))
+                return log_debug_errno(ENOENT, "Root directory '%s' does not exist.", dir);
+
+        _cleanup_free_ char *abs = realpath(dir, NULL);
+        if (!abs)
+                return negative_errno();
+
+        Root *r = calloc(1, sizeof *r);
+        if (!r)
+                return -ENOMEM;
+        r->flags = flags;
+        r->dry_run_stream = stdout;
+        if (streq(abs, "/")) {
+                r->dir = strdup("");
+                r->kind = ROOT_LIVE;
+        } else {
+                r->dir = TAKE_PTR(abs);
+                _cleanup_free_ char *marker = strdup_printf("%s/%s", r->dir, SIM_MARKER_DIR);
+                r->kind = marker && dir_exists(marker) ? ROOT_SIMULATED : ROOT_CAPTURE;
+        }
+        if (!r->dir) {
+                free(r);
+                return -ENOMEM;
+        }
+        *ret = r;
+        return 0;
+}
+
+Root *root_free(Root *r) {
+        if (r) {
+                free(r->dir);
+                free(r);
+        }
+        return NULL;
+}
+
+const char *root_dir(const Root *r) {
+        return r->dir[0] ? r->dir : "/";
+}
+
+RootKind root_kind(const Root *r) {
+        return r->kind;
+}
+
+bool root_dry_run(const Root *r) {
+        return r->flags & ROOT_DRY_RUN;
+}
+
+void root_set_dry_run_stream(Root *r, FILE *f) {
+        r->dry_run_stream = f ?: stdout;
+}
+
+static char *root_vpath(const Root *r, const char *fmt, va_list ap) {
+        _cleanup_free_ char *rel = NULL;
+        if (vasprintf(&rel, fmt, ap) < 0)
+                return NULL;
+        const char *p = rel;
+        while (*p == '/')
+                p++;
+        return strdup_printf("%s/%s", r->dir, p);
+}
+
+char *root_path(const Root *r, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        char *p = root_vpath(r, fmt, ap);
+        va_end(ap);
+        return p;
+}
+
+int root_read_attr(const Root *r, char **ret, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *p = root_vpath(r, fmt, ap);
+        va_end(ap);
+        if (!p)
+                return -ENOMEM;
+        return read_attr(p, ret);
+}
+
+bool root_exists(const Root *r, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *p = root_vpath(r, fmt, ap);
+        va_end(ap);
+        return p && path_exists(p);
+}
+
+int root_write(Root *r, const char *value, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *path = root_vpath(r, fmt, ap);
+        va_end(ap);
+        if (!path)
+                return -ENOMEM;
+        const char *rel = path + strlen(r->dir) + 1;
+
+        if (r->flags & ROOT_DRY_RUN) {
+                fprintf(r->dry_run_stream, "write %s <- \"%s\"\n", path, value);
+                return 0;
+        }
+        log_debug("write %s <- \"%s\"", path, value);
+
+        int k;
+        switch (r->kind) {
+        case ROOT_SIMULATED:
+                k = sim_kernel_write(r->dir, rel, value);
+                break;
+        case ROOT_LIVE:
+                /* sysfs store(): one write() of the whole value, no O_CREAT, no O_TRUNC semantics. */
+                k = write_file(path, value, strlen(value), 0, 0);
+                break;
+        default:
+                k = -EROFS;
+                break;
+        }
+        if (k < 0)
+                log_debug_errno(k, "write %s failed: %m", path);
+        return k;
+}
+
+int root_load_module(Root *r, const char *name) {
+        if (r->flags & ROOT_DRY_RUN) {
+                fprintf(r->dry_run_stream, "modprobe %s\n", name);
+                return 0;
+        }
+        log_debug("modprobe %s", name);
+        switch (r->kind) {
+        case ROOT_SIMULATED:
+                return sim_module_load(r->dir, name);
+        case ROOT_LIVE: {
+                pid_t pid = fork();
+                if (pid < 0)
+                        return negative_errno();
+                if (pid == 0) {
+                        execlp("modprobe", "modprobe", "-q", "--", name, (char *)NULL);
+                        _exit(127);
+                }
+                int status;
+                if (waitpid(pid, &status, 0) < 0)
+                        return negative_errno();
+                return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ENOENT;
+        }
+        default:
+                return -EROFS;
+        }
+}
+
+int root_write_file(Root *r, const char *content, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *path = root_vpath(r, fmt, ap);
+        va_end(ap);
+        if (!path)
+                return -ENOMEM;
+        if (r->kind == ROOT_CAPTURE)
+                return -EROFS;
+        if (r->flags & ROOT_DRY_RUN) {
+                if (content)
+                        fprintf(r->dry_run_stream, "file %s <- %zu bytes\n", path, strlen(content));
+                else
+                        fprintf(r->dry_run_stream, "remove %s\n", path);
+                return 0;
+        }
+        log_debug("%s %s", content ? "file" : "remove", path);
+        if (!content)
+                return unlink(path) < 0 && errno != ENOENT ? negative_errno() : 0;
+
+        char *slash = strrchr(path, '/');
+        *slash = '\0';
+        int k = mkdir_p(path, 0755);
+        *slash = '/';
+        if (k < 0)
+                return k;
+        _cleanup_free_ char *tmp = strdup_printf("%s.tmp-XXXXXX", path);
+        if (!tmp)
+                return -ENOMEM;
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        size_t len = strlen(content);
+        if (write(fd, content, len) != (ssize_t)len || fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
+                k = negative_errno();
+                unlink(tmp);
+                return k;
+        }
+        if (rename(tmp, path) < 0) {
+                k = negative_errno();
+                unlink(tmp);
+                return k;
+        }
+        return 0;
+}
+
+int root_lock(Root *r, int timeout_ms) {
+        if (r->kind == ROOT_CAPTURE)
+                return log_debug_errno(EROFS, "'%s' is a captured tree, not a host: it cannot be changed.",
+                                       root_dir(r));
+        _cleanup_free_ char *dir = root_path(r, "run/lock");
+        _cleanup_free_ char *p = root_path(r, "run/lock/gpuvirt.lock");
+        if (!dir || !p)
+                return -ENOMEM;
+        int k = mkdir_p(dir, 0755);
+        if (k < 0)
+                return k;
+        _cleanup_close_ int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0)
+                return negative_errno();
+        for (int waited = 0;; waited += 10) {
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                        break;
+                if (errno != EWOULDBLOCK)
+                        return negative_errno();
+                if (waited >= timeout_ms)
+                        return -EBUSY;
+                nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+        }
+        return TAKE_FD(fd);
+}

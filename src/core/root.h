@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+
+#include "basic/macro.h"
+
+/*
+ * The sysroot seam. Every /sys, /proc, /dev, /etc, /var and /lib/modules path gpuvirt touches is built
+ * here from one root directory: "/" on a real host, a directory given by --root or $GPUVIRT_ROOT
+ * otherwise. Paths passed in are relative to the root ("sys/bus/pci/devices/...").
+ *
+ * A root is one of:
+ *  - the live host ("/"): writes go to the kernel;
+ *  - a simulated host (it holds SIM_MARKER_DIR): writes are played by the simulator's kernel model;
+ *  - any other directory (a capture of a real /sys and /proc): read-only input, writes are refused.
+ */
+
+typedef enum RootKind {
+        ROOT_LIVE,
+        ROOT_SIMULATED,
+        ROOT_CAPTURE,
+        _ROOT_KIND_MAX,
+        _ROOT_KIND_INVALID = -EINVAL,
+} RootKind;
+
+const char *root_kind_to_string(RootKind k) _pure_;
+
+typedef struct Root Root;
+
+/* Writes are printed, not made (--dry-run). */
+#define ROOT_DRY_RUN (1u << 0)
+
+/* dir == NULL: $GPUVIRT_ROOT, else "/". */
+int root_open(const char *dir, unsigned flags, Root **ret);
+Root *root_free(Root *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Root *, root_free)
+#define _cleanup_root_free_ _cleanup_(root_freep)
+
+const char *root_dir(const Root *r) _pure_;
+RootKind root_kind(const Root *r) _pure_;
+bool root_dry_run(const Root *r) _pure_;
+
+/* "<root>/<rel>" as a new string (NULL on OOM). rel is formatted like printf. */
+char *root_path(const Root *r, const char *fmt, ...) _printf_(2, 3);
+
+/* Convenience readers relative to the root. */
+int root_read_attr(const Root *r, char **ret, const char *fmt, ...) _printf_(3, 4);
+bool root_exists(const Root *r, const char *fmt, ...) _printf_(2, 3);
+
+/*
+ * The one write path for every kernel-mutating write (driver_override, unbind, bind, drivers_probe,
+ * sriov_numvfs, mdev create/remove, current_vgpu_type, reset, ...). It logs the write at debug level,
+ * prints it under --dry-run instead of making it, hands it to the simulator on a simulated root and
+ * refuses it on a captured directory. Returns 0 or -errno as the kernel's store() would.
+ */
+int root_write(Root *r, const char *value, const char *fmt, ...) _printf_(3, 4);
+
+/*
+ * Configuration and state files gpuvirt owns (etc/gpuvirt, etc/modprobe.d, var/lib/gpuvirt, ...): written
+ * atomically (temp file + rename, parents created), printed instead under --dry-run, refused with
+ * EROFS on a captured tree. content NULL removes the file (absent is success).
+ */
+int root_write_file(Root *r, const char *content, const char *fmt, ...) _printf_(3, 4);
+
+/* Load a kernel module (modprobe NAME): part of the write path, so --dry-run prints it and the
+ * simulator plays it. */
+int root_load_module(Root *r, const char *name);
+
+/* Where --dry-run prints planned writes (default stdout). */
+#include <stdio.h>
+void root_set_dry_run_stream(Root *r, FILE *f);
+
+/*
+ * The host lock: every mutating verb holds it while it works, so two gpuvirt processes (CLI, daemon,
+ * boot unit) never interleave writes on one host. Lives in run/lock/gpuvirt.lock under the root.
+ * Returns an fd to close (or -errno); waits at most timeout_ms.
+ */
+int root_lock(Root *r, int timeout_ms);
+
+/* The directory holding the simulator's own state on a simulated root. */
+#define SIM_MARKER_DIR ".gpuvirt-sim"

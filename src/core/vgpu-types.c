@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/fileio.h"
+#include "vgpu-types.h"
+
+void mdev_types_free(MdevType *t, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(t[i].id);
+                free(t[i].name);
+                free(t[i].description);
+                free(t[i].device_api);
+        }
+        free(t);
+}
+
+/* Value of "key=VALUE" in a comma separated NVIDIA description. */
+static bool desc_field(const char *desc, const char *key, long *ret) {
+        size_t kl = strlen(key);
+        for (const char *p = desc; (p = strstr(p, key)); p += kl) {
+                if ((p != desc && p[-1] != ' ' && p[-1] != ',') || p[kl] != '=')
+                        continue;
+                char *end;
+                long v = strtol(p + kl + 1, &end, 10);
+                if (end == p + kl + 1)
+                        return false;
+                if (*end == 'G')
+                        v *= 1024;
+                *ret = v;
+                return true;
+        }
+        return false;
+}
+
+int mdev_types_read(Root *root, const char *parent_syspath, MdevType **ret, size_t *ret_n) {
+        _cleanup_free_ char *dir = root_path(root, "%s/mdev_supported_types", parent_syspath);
+        if (!dir)
+                return -ENOMEM;
+        _cleanup_strv_free_ char **ids = NULL;
+        int n = dir_list(dir, &ids);
+        if (n < 0)
+                return n;
+        MdevType *t = calloc((size_t)n ?: 1, sizeof *t);
+        if (!t)
+                return -ENOMEM;
+        size_t k = 0;
+        for (char **id = ids; *id; id++) {
+                MdevType *x = &t[k];
+                _cleanup_free_ char *p = strdup_printf("%s/%s", dir, *id);
+                _cleanup_free_ char *ai = NULL;
+                if (!p)
+                        goto oom;
+                x->id = strdup(*id);
+                if (!x->id)
+                        goto oom;
+                k++;
+                _cleanup_free_ char *pn = strdup_printf("%s/name", p), *pd = strdup_printf("%s/description", p),
+                                    *pa = strdup_printf("%s/device_api", p),
+                                    *pi = strdup_printf("%s/available_instances", p);
+                if (!pn || !pd || !pa || !pi)
+                        goto oom;
+                (void)read_attr(pn, &x->name);
+                (void)read_attr(pd, &x->description);
+                (void)read_attr(pa, &x->device_api);
+                x->available_instances = -1;
+                if (read_attr(pi, &ai) == 0)
+                        (void)parse_int(ai, &x->available_instances);
+                long v;
+                x->framebuffer_mb = x->description && desc_field(x->description, "framebuffer", &v) ? v : -1;
+                x->max_instances = x->description && desc_field(x->description, "max_instance", &v) ? (int)v : -1;
+        }
+        *ret = t;
+        *ret_n = k;
+        return 0;
+oom:
+        mdev_types_free(t, k);
+        return -ENOMEM;
+}
+
+void vendor_vgpu_types_free(VendorVgpuType *t, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(t[i].name);
+        free(t);
+}
+
+int vendor_vgpu_types_read(Root *root, const char *vf_syspath, VendorVgpuType **ret, size_t *ret_n) {
+        _cleanup_free_ char *text = NULL;
+        int r = root_read_attr(root, &text, "%s/nvidia/creatable_vgpu_types", vf_syspath);
+        if (r < 0)
+                return r;
+        VendorVgpuType *t = NULL;
+        size_t n = 0;
+        char *save = NULL;
+        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char *colon = strchr(line, ':');
+                if (!colon)
+                        continue; /* a header line ("ID    : vGPU Name") or garbage */
+                *colon = '\0';
+                uint32_t id;
+                if (parse_u32(strip(line), 10, &id) < 0)
+                        continue;
+                VendorVgpuType *nt = realloc(t, (n + 1) * sizeof *t);
+                if (!nt)
+                        goto oom;
+                t = nt;
+                t[n].id = id;
+                t[n].name = strdup(strip(colon + 1));
+                if (!t[n].name)
+                        goto oom;
+                n++;
+        }
+        *ret = t;
+        *ret_n = n;
+        return 0;
+oom:
+        vendor_vgpu_types_free(t, n);
+        return -ENOMEM;
+}
+
+int vendor_vgpu_current(Root *root, const char *vf_syspath, unsigned *ret) {
+        _cleanup_free_ char *s = NULL;
+        int r = root_read_attr(root, &s, "%s/nvidia/current_vgpu_type", vf_syspath);
+        if (r < 0)
+                return r;
+        uint32_t v;
+        r = parse_u32(s, 0, &v);
+        if (r < 0)
+                return r;
+        *ret = v;
+        return 0;
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stddef.h>
+
+/*
+ * The simulator: builds simulated hosts laid out exactly like the kernel's sysfs/procfs, and plays the
+ * kernel's reaction to writes on them (the write path in core/root.c hands every write on a simulated
+ * root to sim_kernel_write()).
+ *
+ * A simulated host is a directory holding SIM_MARKER_DIR (".gpuvirt-sim/"), where the simulator keeps
+ * its own state (profile name, driver match tables, injected faults). Nothing outside that directory is
+ * private: everything else is what the kernel would show.
+ */
+
+typedef struct SimProfileInfo {
+        const char *name;
+        const char *summary;
+} SimProfileInfo;
+
+size_t sim_profile_count(void);
+const SimProfileInfo *sim_profile_info(size_t i);
+
+/* Write a freshly booted simulated host of the named profile into dir (created; must be empty or
+ * absent). -ENOENT for an unknown profile, -EEXIST when dir is not empty. */
+int sim_create(const char *dir, const char *profile);
+
+/*
+ * Play one write as the kernel would, synchronously. rootdir is the simulated root (absolute), rel the
+ * written path relative to it ("sys/bus/pci/drivers_probe"), value what was written. Returns 0 or the
+ * -errno the real kernel returns for it. A fault queued with sim_inject_fault() for this path is
+ * returned instead (and consumed) before anything changes.
+ */
+int sim_kernel_write(const char *rootdir, const char *rel, const char *value);
+
+/*
+ * Load a kernel module as modprobe would (with its dependencies): "vfio-pci"/"vfio_pci" creates
+ * sys/module/{vfio,vfio_iommu_type1,vfio_pci_core,vfio_pci,irqbypass}, sys/bus/pci/drivers/vfio-pci and
+ * dev/vfio/vfio. Others known: vfio, vfio_iommu_type1, vfio_pci_core, kvm, kvm_intel, kvm_amd, irqbypass,
+ * mdev. -ENOENT for a module the simulator does not know.
+ */
+int sim_module_load(const char *rootdir, const char *module);
+
+/*
+ * Queue a failure: the next write whose path relative to the root ends with 'attr' (a whole path
+ * component suffix, e.g. "unbind", "0000:01:00.0/driver_override", "drivers_probe") fails with -error.
+ * Faults live in <root>/.gpuvirt-sim/faults, one "ATTR ERRNO-NAME" line each (e.g. "unbind EBUSY"),
+ * consumed in order. The write's path is matched both as written and as resolved through the sysfs links
+ * ("sys/bus/pci/devices/0000:01:00.0/driver_override" and "sys/devices/pci0000:00/.../driver_override").
+ *
+ * attr "@N" (e.g. "@3") fails the N-th kernel write from now, whatever its path (each write counts the
+ * "@N" lines down; one fault fires per write).
+ *
+ * attr "probe:<driver>" (e.g. "probe:vfio-pci") fails the next probe by that driver instead: the device
+ * stays unbound, and the write that triggered the probe (drivers_probe, drivers/<driver>/bind, or
+ * sriov_numvfs with autoprobe) returns -error. Without an injected fault a failed probe leaves the device
+ * unbound and drivers_probe still succeeds, as on the real kernel (vfio-pci on a bridge or on a device
+ * without an IOMMU group).
+ *
+ * Writes the model rejects: a read-only attribute EACCES (what a non-root open(O_WRONLY) gets), a path
+ * that does not exist ENOENT, a directory EISDIR, drivers/<driver>/new_id and remove_id EOPNOTSUPP (not
+ * modelled: they bind every device of an ID), anything under .gpuvirt-sim EACCES.
+ */
+int sim_inject_fault(const char *rootdir, const char *attr, int error);

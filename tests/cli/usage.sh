@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Command-line contract: exit codes, messages for bad input, --help, read-only captures.
+set -eu
+GPUVIRT=$1
+. "$(dirname "$0")/lib.sh"
+
+expect_rc 0 "$GPUVIRT" --help && expect_in "$OUT" "Usage: gpuvirt" "--help on stdout"
+expect_rc 0 "$GPUVIRT" --version && expect_in "$OUT" "gpuvirt " "--version"
+expect_rc 2 "$GPUVIRT" && expect_in "$ERR" "no command" "no verb"
+expect_rc 2 "$GPUVIRT" lst && expect_in "$ERR" "did you mean 'list'" "typo suggestion"
+# verbs are matched exactly, never by prefix
+expect_rc 2 "$GPUVIRT" li
+expect_rc 2 "$GPUVIRT" --bogus list && expect_in "$ERR" "--bogus" "unknown global option named"
+expect_rc 2 "$GPUVIRT" --root /nonexistent/gpuvirt list && expect_in "$ERR" "/nonexistent/gpuvirt" "bad root named"
+
+"$GPUVIRT" sim create "$TMP/ws" --profile workstation >/dev/null
+H=(--root "$TMP/ws")
+expect_rc 2 "$GPUVIRT" "${H[@]}" show 0000:zz:00.0 && expect_in "$ERR" "'0000:zz:00.0' is not a PCI address" "malformed address"
+expect_rc 2 "$GPUVIRT" "${H[@]}" show 0000:01:00.8
+expect_rc 1 "$GPUVIRT" "${H[@]}" show 0000:7f:00.0 && expect_in "$ERR" "No PCI device 0000:7f:00.0" "absent device"
+expect_rc 2 "$GPUVIRT" "${H[@]}" show && expect_in "$ERR" "missing argument" "show without BDF"
+expect_rc 2 "$GPUVIRT" "${H[@]}" check --device nonsense && expect_in "$ERR" "'nonsense' is not a PCI address" "check --device"
+expect_rc 2 "$GPUVIRT" "${H[@]}" list --bogus
+expect_rc 2 "$GPUVIRT" "${H[@]}" list extra
+# short form and upper case are accepted and canonicalized
+gpu=$("$GPUVIRT" "${H[@]}" --json list | jq -r '.[0].address')
+short=$(echo "${gpu#0000:}" | tr a-f A-F)
+expect_rc 0 "$GPUVIRT" "${H[@]}" --json show "$short" && expect_in "$OUT" "\"address\": \"$gpu\"" "short address"
+
+# sim verbs
+expect_rc 2 "$GPUVIRT" sim create "$TMP/x" --profile nosuch && expect_in "$ERR" "Unknown profile 'nosuch'" "unknown profile"
+expect_rc 2 "$GPUVIRT" sim create "$TMP/x" && expect_in "$ERR" "--profile" "profile required"
+expect_rc 1 "$GPUVIRT" sim create "$TMP/ws" --profile workstation && expect_in "$ERR" "not empty" "refuses non-empty dir"
+expect_rc 2 "$GPUVIRT" sim bogus
+expect_rc 0 "$GPUVIRT" "${H[@]}" sim fault unbind EBUSY
+expect_rc 2 "$GPUVIRT" "${H[@]}" sim fault unbind EWHAT && expect_in "$ERR" "EWHAT" "bad errno named"
+
+# A plain directory (a capture of a host: no simulator marker) is read-only input and may lack
+# attributes: list and check still work.
+cp -a "$TMP/ws" "$TMP/capture"
+rm -rf "$TMP/capture/.gpuvirt-sim" "$TMP/capture/proc/interrupts" "$TMP/capture/sys/firmware"
+find "$TMP/capture/sys/devices" -name numa_node -delete
+find "$TMP/capture/sys/devices" -name current_link_speed -delete
+expect_rc 0 "$GPUVIRT" --root "$TMP/capture" --json list
+expect_in "$OUT" "\"numa_node\": -1" "missing numa_node reads as -1"
+expect_rc 1 "$GPUVIRT" --root "$TMP/capture" --json check
+expect_rc 2 "$GPUVIRT" --root "$TMP/capture" sim fault unbind EBUSY && expect_in "$ERR" "not a simulated host" "capture is not simulated"
+# The environment variable works like --root.
+GPUVIRT_ROOT="$TMP/ws" expect_rc 0 "$GPUVIRT" --json list && expect_in "$OUT" "$gpu" "GPUVIRT_ROOT"
+
+# stdout write errors fail the command
+if [ -w /dev/full ]; then
+        set +e; "$GPUVIRT" "${H[@]}" list >/dev/full 2>/dev/null; rc=$?; set -e
+        [ "$rc" -ne 0 ] && ok || fail "writing to a full device must fail"
+fi
+finish

@@ -1,0 +1,172 @@
+#!/bin/bash
+# gpuvirt real-kernel rig: boot the stock Debian kernel under QEMU TCG (emulated Intel VT-d) and run
+# GUEST_SCRIPT inside it with the host's root file system shared read-only (tmpfs overlay on top).
+#
+# usage: run.sh [options] GUEST_SCRIPT [ARGS...]
+#   --no-iommu        no -device intel-iommu, no intel_iommu=on (negative control)
+#   --timeout SEC     bound the whole boot (default 300); exit 124 when it runs out
+#   --mem SIZE        guest RAM (default 1G)
+#   --smp N           vCPUs (default 2)
+#   -e NAME=VALUE     export NAME=VALUE to the guest script (repeatable)
+#   --loglevel N      console log level while the script runs (default 4: errors and worse)
+#   --qemu-arg ARG    extra QEMU argument (repeatable), e.g. --qemu-arg -device --qemu-arg ...
+#   --log FILE        keep the whole serial console log in FILE
+#   --verbose         stream the whole serial console live (stderr) instead of the script's part
+#   --keep            keep the run directory (env file, serial log, QEMU stderr)
+#
+# Exit status: the guest script's, 124 on timeout, 125 when the guest never reported a result,
+# 126 on usage / setup errors on the host.
+set -uo pipefail
+
+RIG_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=${GPUVIRT_RIG_CACHE:-$RIG_DIR/cache}
+
+usage() { sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 126; }
+die() { echo "rig-run: ERROR: $*" >&2; exit 126; }
+
+iommu=1 timeout_s=300 mem=1G smp=2 loglevel=4 log= verbose=0 keep=0
+extra_env=() qemu_extra=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --no-iommu) iommu=0 ;;
+    --timeout) timeout_s=${2:?}; shift ;;
+    --timeout=*) timeout_s=${1#*=} ;;
+    --mem) mem=${2:?}; shift ;;
+    --smp) smp=${2:?}; shift ;;
+    -e|--env) extra_env+=("${2:?}"); shift ;;
+    --loglevel) loglevel=${2:?}; shift ;;
+    --qemu-arg) qemu_extra+=("${2?}"); shift ;;
+    --log) log=${2:?}; shift ;;
+    --verbose) verbose=1 ;;
+    --keep) keep=1 ;;
+    -h|--help) usage ;;
+    --) shift; break ;;
+    -*) echo "rig-run: unknown option $1" >&2; usage ;;
+    *) break ;;
+    esac
+    shift
+done
+[ $# -ge 1 ] || usage
+[[ $timeout_s =~ ^[0-9]+$ ]] || die "--timeout wants seconds"
+
+script=$(realpath -e "$1" 2>/dev/null) || die "no such script: $1"
+shift
+[ -f "$CACHE/current.env" ] || die "rig not set up: run $RIG_DIR/setup.sh first"
+CACHE=$(cd "$CACHE" && pwd)
+# shellcheck source=/dev/null
+. "$CACHE/current.env"
+
+# Paths the guest shadows with its own mounts cannot carry the script or the run directory.
+hidden() {
+    case $1/ in /tmp/*|/run/*|/proc/*|/sys/*|/dev/*) return 0 ;; esac
+    return 1
+}
+hidden "$script" && die "$script is under a path the guest mounts over (/tmp, /run, /proc, /sys, /dev)"
+hidden "$CACHE/" && die "cache $CACHE is under a path the guest mounts over; set GPUVIRT_RIG_CACHE elsewhere"
+cwd=$(pwd -P)
+hidden "$cwd" && cwd=/
+
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run $RIG_DIR/setup.sh"
+
+mkdir -p "$CACHE/runs"
+# failed runs are kept for inspection; drop those older than a day
+find "$CACHE/runs" -mindepth 1 -maxdepth 1 -name 'run.*' -mmin +1440 -exec rm -rf {} + 2>/dev/null
+run=$(mktemp -d "$CACHE/runs/run.XXXXXX") || die "cannot create a run directory"
+chmod 755 "$run"
+cleanup() { [ "$keep" = 1 ] || rm -rf "$run"; }
+
+shq() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+nonce=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
+{
+    echo "RIG_SCRIPT=$(shq "$script")"
+    echo "RIG_CWD=$(shq "$cwd")"
+    echo "RIG_NONCE=$nonce"
+    echo "RIG_KROOT=$(shq "$RIG_KROOT")"
+    echo "RIG_LOGLEVEL=$(shq "$loglevel")"
+    for kv in "${extra_env[@]}"; do
+        name=${kv%%=*}
+        [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ && $kv == *=* ]] || die "bad -e $kv (want NAME=VALUE)"
+        echo "$name=$(shq "${kv#*=}"); export $name"
+    done
+    printf 'set --'
+    for a in "$@"; do printf ' %s' "$(shq "$a")"; done
+    echo
+} >"$run/env.sh"
+
+append="console=ttyS0 panic=-1 quiet loglevel=4 rig.dir=$RIG_DIR rig.run=$run"
+qemu=(qemu-system-x86_64
+    -accel tcg,thread=multi -cpu max -machine q35,kernel-irqchip=split -m "$mem" -smp "$smp"
+    -display none -vga none -nodefaults -no-reboot -monitor none -serial stdio
+    -kernel "$RIG_VMLINUZ" -initrd "$RIG_INITRD")
+if [ "$iommu" = 1 ]; then
+    qemu+=(-device intel-iommu,intremap=on,caching-mode=on,device-iotlb=off)
+    append="$append intel_iommu=on iommu=pt"
+fi
+qemu+=(-append "$append"
+    -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap
+    -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,bus=pcie.0,addr=0x5
+    # rp1: a VGA (class 0x030000) standing in for a GPU
+    -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,addr=0x2.0
+    -device VGA,bus=rp1
+    # rp2: a bochs-display (class 0x038000), the single "GPU" the selftest passes through
+    -device pcie-root-port,id=rp2,bus=pcie.0,chassis=2,addr=0x3.0
+    -device bochs-display,bus=rp2
+    # rp3: an SR-IOV capable NVMe (the only SR-IOV device in QEMU 7.2)
+    -device pcie-root-port,id=rp3,bus=pcie.0,chassis=3,addr=0x4.0
+    -device nvme-subsys,id=subsys0,nqn=gpuvirt-rig
+    -device nvme,bus=rp3,serial=pf0,subsys=subsys0,sriov_max_vfs=4,sriov_vq_flexible=8,sriov_vi_flexible=4,max_ioqpairs=10,msix_qsize=5
+    # rp4: a multifunction pair in one group, the "GPU + HDMI audio" stand-in
+    -device pcie-root-port,id=rp4,bus=pcie.0,chassis=4,addr=0x7.0
+    -device VGA,bus=rp4,addr=0.0,multifunction=on
+    -device bochs-display,bus=rp4,addr=0.1
+    "${qemu_extra[@]}")
+
+serial=$run/serial.log
+start=$(date +%s.%N)
+if [ "$verbose" = 1 ]; then
+    timeout -k 5 "$timeout_s" "${qemu[@]}" </dev/null 2>"$run/qemu.stderr" | tee "$serial" >&2
+    qrc=${PIPESTATUS[0]}
+else
+    timeout -k 5 "$timeout_s" "${qemu[@]}" </dev/null >"$serial" 2>"$run/qemu.stderr"
+    qrc=$?
+fi
+end=$(date +%s.%N)
+[ -n "$log" ] && cp "$serial" "$log"
+elapsed=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+
+# The console carries \r\n and (before the kernel) SeaBIOS escape codes: strip them, match unanchored.
+clean() { tr -d '\r' <"$serial" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g'; }
+section=$(clean | awk -v b="RIG-BEGIN $nonce" -v e="RIG-END $nonce" '
+    index($0, e) { inside = 0; exit }
+    inside { print }
+    index($0, b) { inside = 1 }')
+have_end=$(grep -ac "RIG-END $nonce" "$serial")
+result=$(grep -ao 'RIG-RESULT rc=[0-9]*' "$serial" | tail -n1)
+initfail=$(grep -ao 'RIG-INIT-FAIL .*' "$serial" | tr -d '\r' | tail -n1)
+
+if [ -n "$section" ] || grep -aq "RIG-BEGIN $nonce" "$serial"; then
+    printf '%s\n' "$section" | sed '${/^$/d}'
+fi
+
+if [ "$have_end" -gt 0 ] && [ -n "$result" ]; then
+    rc=${result#RIG-RESULT rc=}
+    echo "rig-run: guest script exited $rc (boot+run ${elapsed}s, iommu=$iommu, kernel $RIG_KVER)" >&2
+    cleanup
+    exit "$rc"
+fi
+
+keep=1
+if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+    echo "rig-run: TIMEOUT after ${timeout_s}s (no result); serial log: $serial" >&2
+    rc=124
+else
+    echo "rig-run: the guest never reported a result (qemu rc=$qrc, ${elapsed}s); serial log: $serial" >&2
+    rc=125
+fi
+[ -n "$initfail" ] && echo "rig-run: guest init: ${initfail#RIG-INIT-FAIL }" >&2
+if [ "$verbose" = 0 ]; then
+    echo "---- last lines of the serial console ----" >&2
+    clean | grep -av '^[[:space:]]*$' | tail -n 30 >&2
+    [ -s "$run/qemu.stderr" ] && { echo "---- qemu stderr ----" >&2; tail -n 20 "$run/qemu.stderr" >&2; }
+fi
+exit "$rc"

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "basic/errname.h"
+#include "basic/fileio.h"
+#include "core/pci.h"
+#include "helpers.h"
+
+static void test_pci_addr_valid(void **state) {
+        static const struct {
+                const char *in, *out;
+        } ok[] = {
+                {"0000:3b:00.0", "0000:3b:00.0"}, {"3b:00.0", "0000:3b:00.0"},     {"0000:3B:1F.7", "0000:3b:1f.7"},
+                {"10000:00:00.0", NULL},          {"0001:00:02.1", "0001:00:02.1"}, {"ffff:ff:1f.7", "ffff:ff:1f.7"},
+        };
+        for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+                char *c = NULL;
+                int r = pci_addr_canonical(ok[i].in, &c);
+                if (!ok[i].out) {
+                        assert_int_equal(r, -EINVAL);
+                        continue;
+                }
+                assert_int_equal(r, 0);
+                assert_string_equal(c, ok[i].out);
+                free(c);
+        }
+}
+
+static void test_pci_addr_invalid(void **state) {
+        static const char *const bad[] = {
+                "",          "0000:3b:00",  "0000:3b:00.8",  "0000:3b:20.0", "0000:3bb:00.0", "zz:00.0",
+                "3b:00.0 ",  " 3b:00.0",    "0000:3b:00.0x", "3b.00.0",      "0:0:0:0.0",     "0000:3b:00.",
+                "0000::00.0", "0000:3b:-1.0", "3b:00.00",     NULL,
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                PciAddr a;
+                assert_int_equal(pci_addr_parse(bad[i], &a), -EINVAL);
+        }
+}
+
+static void test_same_card(void **state) {
+        PciAddr a, b, c;
+        assert_int_equal(pci_addr_parse("01:00.0", &a), 0);
+        assert_int_equal(pci_addr_parse("01:00.1", &b), 0);
+        assert_int_equal(pci_addr_parse("01:01.0", &c), 0);
+        assert_true(pci_addr_same_card(&a, &b));
+        assert_false(pci_addr_same_card(&a, &c));
+}
+
+static void test_errname(void **state) {
+        assert_string_equal(errno_to_name(EBUSY), "EBUSY");
+        assert_string_equal(errno_to_name(-EUSERS), "EUSERS");
+        assert_int_equal(errno_from_name("ebusy"), EBUSY);
+        assert_int_equal(errno_from_name("ERANGE"), ERANGE);
+        assert_int_equal(errno_from_name("16"), 16);
+        assert_int_equal(errno_from_name("EWHATEVER"), -EINVAL);
+        assert_int_equal(errno_from_name("0"), -EINVAL);
+        assert_int_equal(errno_from_name(""), -EINVAL);
+}
+
+static void test_parse(void **state) {
+        uint32_t v;
+        int i;
+        assert_int_equal(parse_u32("0x10de", 16, &v), 0);
+        assert_int_equal(v, 0x10de);
+        assert_int_equal(parse_u32("10de", 16, &v), 0);
+        assert_int_equal(parse_u32("-1", 10, &v), -EINVAL);
+        assert_int_equal(parse_u32("4294967296", 10, &v), -ERANGE);
+        assert_int_equal(parse_u32("12abc", 10, &v), -EINVAL);
+        assert_int_equal(parse_u32("", 10, &v), -EINVAL);
+        assert_int_equal(parse_int("-1", &i), 0);
+        assert_int_equal(i, -1);
+        assert_int_equal(parse_int(" 1", &i), -EINVAL);
+}
+
+static void test_files(void **state) {
+        char *d = test_tmpdir();
+        char *p = strdup_printf("%s/a/b/c", d);
+        assert_int_equal(mkdir_p(p, 0755), 0);
+        char *f = strdup_printf("%s/attr", p);
+        assert_int_equal(write_text(f, "  0x030200\n"), 0);
+        char *v = NULL;
+        assert_int_equal(read_attr(f, &v), 0);
+        assert_string_equal(v, "0x030200");
+        free(v);
+        uint32_t x;
+        assert_int_equal(read_attr_u32(f, 16, &x), 0);
+        assert_int_equal(x, 0x030200);
+
+        /* over-long attribute is refused, not truncated */
+        char *big = malloc(ATTR_SIZE_MAX + 10);
+        memset(big, 'a', ATTR_SIZE_MAX + 9);
+        big[ATTR_SIZE_MAX + 9] = '\0';
+        assert_int_equal(write_text(f, big), 0);
+        assert_int_equal(read_attr(f, &v), -EFBIG);
+        free(big);
+
+        /* relative symlinks resolve back to their target */
+        char *target = strdup_printf("%s/a/b", d);
+        char *link = strdup_printf("%s/x/y/link", d);
+        char *ldir = strdup_printf("%s/x/y", d);
+        assert_int_equal(mkdir_p(ldir, 0755), 0);
+        assert_int_equal(symlink_relative(target, link), 0);
+        char *res = NULL;
+        assert_int_equal(readlink_resolved(link, &res), 0);
+        assert_string_equal(res, target);
+        char *base = NULL;
+        assert_int_equal(readlink_base(link, &base), 0);
+        assert_string_equal(base, "b");
+        char *rel = path_relative("/sys/bus/pci/devices/0000:00:01.0", "/sys/devices/pci0000:00/0000:00:01.0");
+        assert_string_equal(rel, "../../../devices/pci0000:00/0000:00:01.0");
+        free(rel);
+
+        char **l = NULL;
+        assert_int_equal(dir_list(d, &l), 2);
+        assert_string_equal(l[0], "a");
+        assert_string_equal(l[1], "x");
+        strv_free(l);
+        free(res);
+        free(base);
+        free(target);
+        free(link);
+        free(ldir);
+        free(f);
+        free(p);
+        test_tmpdir_remove(d);
+}
+
+static void test_root(void **state) {
+        char *d = test_tmpdir();
+        Root *r = NULL;
+        /* A plain directory is a capture: read-only, writes refused with EROFS, no lock. */
+        assert_int_equal(root_open(d, 0, &r), 0);
+        assert_int_equal(root_kind(r), ROOT_CAPTURE);
+        char *p = root_path(r, "sys/bus/pci/devices/%s", "0000:00:00.0");
+        char *expect = strdup_printf("%s/sys/bus/pci/devices/0000:00:00.0", d);
+        assert_string_equal(p, expect);
+        assert_int_equal(root_write(r, "1", "sys/bus/pci/rescan"), -EROFS);
+        assert_true(root_lock(r, 0) < 0);
+        root_free(r);
+        free(p);
+        free(expect);
+
+        /* The environment variable points the seam elsewhere. */
+        setenv("GPUVIRT_ROOT", d, 1);
+        assert_int_equal(root_open(NULL, 0, &r), 0);
+        assert_string_equal(root_dir(r), d);
+        root_free(r);
+        unsetenv("GPUVIRT_ROOT");
+        assert_int_equal(root_open("/nonexistent-gpuvirt", 0, &r), -ENOENT);
+        test_tmpdir_remove(d);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_pci_addr_valid), cmocka_unit_test(test_pci_addr_invalid),
+                cmocka_unit_test(test_same_card),      cmocka_unit_test(test_errname),
+                cmocka_unit_test(test_parse),          cmocka_unit_test(test_files),
+                cmocka_unit_test(test_root),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

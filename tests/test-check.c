@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The readiness check and the inventory on simulated hosts: the behaviour each profile must show. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "basic/fileio.h"
+#include "core/check.h"
+#include "core/inventory.h"
+#include "core/iommu.h"
+#include "helpers.h"
+#include "sim/sim.h"
+
+static const CheckResult *find(const CheckReport *r, const char *id, const char *device) {
+        for (size_t i = 0; i < r->n_results; i++)
+                if (streq(r->results[i].id, id) &&
+                    (device ? r->results[i].device && streq(r->results[i].device, device) : !r->results[i].device))
+                        return &r->results[i];
+        return NULL;
+}
+
+static const PciDevice *find_dev(const PciHost *h, uint16_t vendor, uint16_t device) {
+        for (size_t i = 0; i < h->n_devices; i++)
+                if (h->devices[i].vendor == vendor && h->devices[i].device == device && !h->devices[i].physfn)
+                        return &h->devices[i];
+        return NULL;
+}
+
+static CheckStatus status_of(const CheckReport *r, const char *id, const char *device) {
+        const CheckResult *x = find(r, id, device);
+        assert_non_null(x);
+        return x->status;
+}
+
+static void test_no_iommu(void **state) {
+        TestHost t;
+        test_host_open(&t, "no-iommu");
+        CheckReport *r;
+        assert_int_equal(check_run(t.host, NULL, &r), 0);
+        assert_true(check_report_failed(r));
+        assert_int_equal(status_of(r, "cpu-virt", NULL), CHECK_PASS);
+        assert_int_equal(status_of(r, "iommu-firmware", NULL), CHECK_FAIL);
+        const CheckResult *k = find(r, "iommu-kernel", NULL);
+        assert_non_null(k);
+        assert_int_equal(k->status, CHECK_FAIL);
+        /* The fix is the exact grub line for an Intel Debian host. */
+        assert_non_null(k->hint);
+        assert_non_null(strstr(k->hint, "GRUB_CMDLINE_LINUX=\""));
+        assert_non_null(strstr(k->hint, "intel_iommu=on iommu=pt"));
+        assert_non_null(strstr(k->hint, "update-grub"));
+        assert_non_null(strstr(k->message, "intel_iommu=on is missing"));
+        assert_int_equal(status_of(r, "interrupt-remapping", NULL), CHECK_SKIP);
+        /* per-GPU: no groups at all */
+        for (size_t i = 0; i < t.host->n_devices; i++)
+                assert_int_equal(t.host->devices[i].iommu_group, -1);
+        const PciDevice *gpu = NULL;
+        for (size_t i = 0; i < t.host->n_devices && !gpu; i++)
+                if (inventory_is_gpu(&t.host->devices[i], false))
+                        gpu = &t.host->devices[i];
+        assert_non_null(gpu);
+        assert_int_equal(status_of(r, "group-isolation", gpu->addr), CHECK_SKIP);
+        char *why = passthrough_blocker(t.host, gpu);
+        assert_non_null(why);
+        assert_non_null(strstr(why, "IOMMU"));
+        free(why);
+        check_report_free(r);
+        test_host_close(&t);
+}
+
+static void test_dgx(void **state) {
+        TestHost t;
+        test_host_open(&t, "dgx-a100");
+        CheckReport *r;
+        assert_int_equal(check_run(t.host, NULL, &r), 0);
+        static const char *const host_ids[] = {"cpu-virt", "kvm", "iommu-firmware", "iommu-kernel",
+                                               "interrupt-remapping", "vfio-modules"};
+        for (size_t i = 0; i < sizeof host_ids / sizeof host_ids[0]; i++)
+                assert_int_equal(status_of(r, host_ids[i], NULL), CHECK_PASS);
+        assert_non_null(strstr(find(r, "cpu-virt", NULL)->message, "svm"));
+        assert_false(check_report_failed(r));
+        size_t a100 = 0;
+        for (size_t i = 0; i < t.host->n_devices; i++) {
+                const PciDevice *d = &t.host->devices[i];
+                if (d->vendor != PCI_VENDOR_NVIDIA || d->device != 0x20b0)
+                        continue;
+                a100++;
+                assert_int_equal(status_of(r, "group-isolation", d->addr), CHECK_PASS);
+                assert_int_equal(status_of(r, "acs", d->addr), CHECK_PASS);
+                assert_int_equal(status_of(r, "boot-vga", d->addr), CHECK_PASS);
+                assert_true(nvidia_mig_capable(d->vendor, d->device));
+                char *why = passthrough_blocker(t.host, d);
+                assert_null(why);
+                assert_true(d->numa_node == 0 || d->numa_node == 1);
+        }
+        assert_int_equal(a100, 8);
+        check_report_free(r);
+        test_host_close(&t);
+}
+
+static void test_workstation(void **state) {
+        TestHost t;
+        test_host_open(&t, "workstation");
+        CheckReport *r;
+        assert_int_equal(check_run(t.host, NULL, &r), 0);
+
+        const PciDevice *boot = find_dev(t.host, PCI_VENDOR_NVIDIA, 0x2206);
+        assert_non_null(boot);
+        assert_int_equal(boot->boot_vga, 1);
+        assert_int_equal(status_of(r, "boot-vga", boot->addr), CHECK_WARN);
+        /* its HDMI audio shares the group, which is fine: a function of the same card */
+        assert_int_equal(status_of(r, "group-isolation", boot->addr), CHECK_PASS);
+        GroupMember *m;
+        size_t n;
+        assert_int_equal(iommu_group_members(t.host, boot, &m, &n), 0);
+        assert_int_equal(group_members_count(m, n, GROUP_MEMBER_COMPANION), 1);
+        free(m);
+
+        /* the second GPU shares its group with the chipset USB controller: flagged, and named */
+        const PciDevice *usb = NULL;
+        for (size_t i = 0; i < t.host->n_devices; i++)
+                if ((t.host->devices[i].class >> 8) == 0x0c03)
+                        usb = &t.host->devices[i];
+        assert_non_null(usb);
+        const PciDevice *second = NULL;
+        for (size_t i = 0; i < t.host->n_devices; i++)
+                if (inventory_is_gpu(&t.host->devices[i], false) && &t.host->devices[i] != boot)
+                        second = &t.host->devices[i];
+        assert_non_null(second);
+        assert_int_equal(second->iommu_group, usb->iommu_group);
+        assert_false(pci_addr_same_card(&second->a, &usb->a));
+        const CheckResult *g = find(r, "group-isolation", second->addr);
+        assert_int_equal(g->status, CHECK_FAIL);
+        assert_non_null(strstr(g->message, usb->addr));
+        assert_int_equal(status_of(r, "acs", second->addr), CHECK_WARN);
+        char *why = passthrough_blocker(t.host, second);
+        assert_non_null(why);
+        assert_non_null(strstr(why, usb->addr));
+        free(why);
+        /* the GeForce warnings */
+        assert_int_equal(status_of(r, "consumer-gpu", boot->addr), CHECK_WARN);
+        /* vfio modules available but not loaded: a warning with the modules-load.d line */
+        const CheckResult *v = find(r, "vfio-modules", NULL);
+        assert_int_equal(v->status, CHECK_WARN);
+        assert_non_null(strstr(v->hint, "/etc/modules-load.d/vfio-pci.conf"));
+        assert_true(check_report_failed(r));
+        check_report_free(r);
+
+        /* --device limits the per-device checks to one GPU */
+        assert_int_equal(check_run(t.host, boot, &r), 0);
+        assert_null(find(r, "group-isolation", second->addr));
+        assert_non_null(find(r, "group-isolation", boot->addr));
+        check_report_free(r);
+        test_host_close(&t);
+}
+
+/* Every profile: all documented check ids are present, once per host or per GPU. */
+static void test_all_profiles(void **state) {
+        static const char *const host_ids[] = {"cpu-virt", "kvm", "iommu-firmware", "iommu-kernel",
+                                               "interrupt-remapping", "vfio-modules"};
+        static const char *const dev_ids[] = {"group-isolation", "acs", "boot-vga", "option-rom"};
+        assert_true(sim_profile_count() >= 8);
+        for (size_t p = 0; p < sim_profile_count(); p++) {
+                TestHost t;
+                test_host_open(&t, sim_profile_info(p)->name);
+                CheckReport *r;
+                assert_int_equal(check_run(t.host, NULL, &r), 0);
+                for (size_t i = 0; i < sizeof host_ids / sizeof host_ids[0]; i++)
+                        assert_non_null(find(r, host_ids[i], NULL));
+                size_t gpus = 0;
+                for (size_t i = 0; i < t.host->n_devices; i++) {
+                        const PciDevice *d = &t.host->devices[i];
+                        if (!inventory_is_gpu(d, false))
+                                continue;
+                        gpus++;
+                        for (size_t k = 0; k < sizeof dev_ids / sizeof dev_ids[0]; k++)
+                                assert_non_null(find(r, dev_ids[k], d->addr));
+                }
+                assert_true(gpus > 0);
+                json_object *j = check_report_json(r);
+                assert_int_equal(json_object_array_length(j), r->n_results);
+                json_object_put(j);
+                /* the inventory model agrees with the scan */
+                json_object *list;
+                assert_int_equal(inventory_list(t.host, NULL, false, &list), 0);
+                assert_int_equal(json_object_array_length(list), gpus);
+                json_object_put(list);
+                check_report_free(r);
+                test_host_close(&t);
+        }
+}
+
+/* The inventory reads mode details: SR-IOV counts, mdev types, vendor vGPU types. */
+static void test_inventory_modes(void **state) {
+        TestHost t;
+        test_host_open(&t, "t4-grid");
+        const PciDevice *t4 = find_dev(t.host, PCI_VENDOR_NVIDIA, 0x1eb8);
+        assert_non_null(t4);
+        json_object *o;
+        assert_int_equal(inventory_device(t.host, NULL, t4, &o), 0);
+        json_object *mdev = json_object_object_get(json_object_object_get(o, "modes"), "mdev");
+        assert_non_null(mdev);
+        json_object *types = json_object_object_get(mdev, "types");
+        assert_true(json_object_array_length(types) > 3);
+        json_object *t0 = json_object_array_get_idx(types, 0);
+        assert_true(json_object_get_int(json_object_object_get(t0, "available_instances")) > 0);
+        assert_true(json_object_get_int(json_object_object_get(t0, "framebuffer_mb")) > 0);
+        json_object_put(o);
+        test_host_close(&t);
+
+        test_host_open(&t, "h100");
+        const PciDevice *h100 = find_dev(t.host, PCI_VENDOR_NVIDIA, 0x2331);
+        assert_non_null(h100);
+        assert_true(h100->sriov_totalvfs > 0);
+        assert_int_equal(h100->sriov_numvfs, h100->sriov_totalvfs);
+        assert_int_equal(inventory_device(t.host, NULL, h100, &o), 0);
+        json_object *vv = json_object_object_get(json_object_object_get(o, "modes"), "vendor_vgpu");
+        assert_non_null(vv);
+        assert_int_equal(json_object_get_int(json_object_object_get(vv, "vfs")), h100->sriov_totalvfs);
+        assert_int_equal(json_object_get_int(json_object_object_get(vv, "vfs_in_use")), 0);
+        assert_true(json_object_array_length(json_object_object_get(vv, "types")) > 0);
+        json_object *sr = json_object_object_get(json_object_object_get(o, "modes"), "sriov");
+        assert_int_equal(json_object_array_length(json_object_object_get(sr, "vfs")), (size_t)h100->sriov_totalvfs);
+        json_object_put(o);
+        test_host_close(&t);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_no_iommu),     cmocka_unit_test(test_dgx),
+                cmocka_unit_test(test_workstation),  cmocka_unit_test(test_all_profiles),
+                cmocka_unit_test(test_inventory_modes),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,576 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The simulator: layout of every profile as the kernel shows it, and the kernel model behind writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "basic/fileio.h"
+#include "helpers.h"
+#include "sim/sim.h"
+
+_printf_(2, 3) static bool exists(TestHost *t, const char *fmt, ...) {
+        _cleanup_free_ char *rel = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        assert_true(vasprintf(&rel, fmt, ap) >= 0);
+        va_end(ap);
+        return root_exists(t->root, "%s", rel);
+}
+
+_printf_(2, 3) static char *attr(TestHost *t, const char *fmt, ...) {
+        _cleanup_free_ char *rel = NULL;
+        char *v = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        assert_true(vasprintf(&rel, fmt, ap) >= 0);
+        va_end(ap);
+        assert_int_equal(root_read_attr(t->root, &v, "%s", rel), 0);
+        return v;
+}
+
+#define assert_attr(t, fmt, arg, want)                                                                       \
+        do {                                                                                                  \
+                _cleanup_free_ char *_v = attr(t, fmt, arg);                                                  \
+                assert_string_equal(_v, want);                                                                \
+        } while (0)
+
+static char *driver_of(TestHost *t, const char *bdf) {
+        _cleanup_free_ char *p = root_path(t->root, "sys/bus/pci/devices/%s/driver", bdf);
+        char *d = NULL;
+        assert_non_null(p);
+        if (readlink_base(p, &d) < 0)
+                return NULL;
+        return d;
+}
+
+static void assert_driver(TestHost *t, const char *bdf, const char *want) {
+        _cleanup_free_ char *d = driver_of(t, bdf);
+        if (!want)
+                assert_null(d);
+        else {
+                assert_non_null(d);
+                assert_string_equal(d, want);
+        }
+}
+
+static int group_of(TestHost *t, const char *bdf) {
+        const PciDevice *d = pci_host_find(t->host, bdf);
+        assert_non_null(d);
+        return d->iommu_group;
+}
+
+static size_t group_size(TestHost *t, int g) {
+        _cleanup_free_ char *p = root_path(t->root, "sys/kernel/iommu_groups/%d/devices", g);
+        _cleanup_strv_free_ char **l = NULL;
+        assert_non_null(p);
+        assert_true(dir_list(p, &l) >= 0);
+        return strv_length(l);
+}
+
+static bool vfio_node(TestHost *t, int g) {
+        return root_exists(t->root, "dev/vfio/%d", g);
+}
+
+static void read_cfg(TestHost *t, const char *bdf, uint8_t **cfg, size_t *n) {
+        const PciDevice *d = pci_host_find(t->host, bdf);
+        assert_non_null(d);
+        assert_int_equal(pci_device_read_config(t->host, d, cfg, n), 0);
+        assert_int_equal(*n, 4096);
+}
+
+static unsigned cfg16(const uint8_t *c, unsigned off) {
+        return c[off] | c[off + 1] << 8;
+}
+
+/* ---- layout ---------------------------------------------------------------------------------------- */
+
+static void check_lspci(TestHost *t) {
+        if (access("/usr/bin/lspci", X_OK) < 0 && access("/usr/sbin/lspci", X_OK) < 0)
+                return;
+        _cleanup_free_ char *cmd = strdup_printf("lspci -O sysfs.path=%s/sys/bus/pci -nn 2>/dev/null", t->dir);
+        FILE *f = popen(cmd, "r");
+        assert_non_null(f);
+        char line[512];
+        size_t n = 0;
+        while (fgets(line, sizeof line, f)) {
+                unsigned bus, slot, func;
+                assert_int_equal(sscanf(line, "%x:%x.%x", &bus, &slot, &func), 3);
+                char bdf[16];
+                snprintf(bdf, sizeof bdf, "0000:%02x:%02x.%x", bus, slot, func);
+                const PciDevice *d = pci_host_find(t->host, bdf);
+                assert_non_null(d);
+                char ids[16];
+                snprintf(ids, sizeof ids, "[%04x:%04x]", d->vendor, d->device);
+                assert_non_null(strstr(line, ids));
+                n++;
+        }
+        assert_int_equal(pclose(f), 0);
+        assert_int_equal(n, t->host->n_devices);
+}
+
+static void check_device(TestHost *t, const PciDevice *d, bool iommu) {
+        /* the bus link resolves to the real directory, nested under its upstream bridge */
+        assert_true(root_exists(t->root, "%s/config", d->syspath));
+        assert_true(root_exists(t->root, "%s/subsystem/devices", d->syspath));
+        if (d->parent)
+                assert_non_null(strstr(d->syspath, d->parent));
+        if (d->driver)
+                assert_true(root_exists(t->root, "%s/driver/unbind", d->syspath));
+        assert_true(iommu ? d->iommu_group >= 0 : d->iommu_group < 0);
+        if (iommu)
+                assert_true(root_exists(t->root, "%s/iommu_group/devices/%s", d->syspath, d->addr));
+        _cleanup_free_ char *ovr = NULL;
+        assert_int_equal(root_read_attr(t->root, &ovr, "%s/driver_override", d->syspath), 0);
+        assert_string_equal(ovr, "(null)");
+        if (pci_device_class(d) == PCI_CLASS_DISPLAY_VGA)
+                assert_true(d->boot_vga == 0 || d->boot_vga == 1);
+        else
+                assert_int_equal(d->boot_vga, -1);
+
+        _cleanup_free_ uint8_t *cfg = NULL;
+        size_t n;
+        read_cfg(t, d->addr, &cfg, &n);
+        assert_int_equal(cfg16(cfg, 0), d->vendor);
+        assert_int_equal(cfg16(cfg, 2), d->device);
+        assert_true(cfg16(cfg, 6) & 0x10);
+        assert_int_not_equal(pci_config_find_cap(cfg, n, 0x01), 0);
+        bool bridge = pci_device_is_bridge(d) && pci_device_class(d) == PCI_CLASS_BRIDGE_PCI;
+        assert_int_equal(cfg[0x0e] & 0x7f, bridge ? 1 : 0);
+        if (!bridge)
+                assert_int_equal(cfg16(cfg, 0x2c), d->subsystem_vendor);
+        unsigned exp = pci_config_find_cap(cfg, n, PCI_CAP_ID_EXP);
+        if (d->link_speed)
+                assert_int_not_equal(exp, 0);
+        if (d->sriov_totalvfs > 0) {
+                unsigned sr = pci_config_find_ext_cap(cfg, n, PCI_EXT_CAP_ID_SRIOV);
+                assert_int_not_equal(sr, 0);
+                assert_int_equal(cfg16(cfg, sr + 0x0e), d->sriov_totalvfs);
+                assert_int_equal(cfg16(cfg, sr + 0x10), d->sriov_numvfs);
+        }
+}
+
+static void test_profiles_layout(void **state) {
+        assert_int_equal(sim_profile_count(), 8);
+        for (size_t i = 0; i < sim_profile_count(); i++) {
+                const SimProfileInfo *p = sim_profile_info(i);
+                TestHost t;
+                test_host_open(&t, p->name);
+                bool iommu = !streq(p->name, "no-iommu");
+                assert_true(t.host->n_devices > 5);
+                for (size_t k = 0; k < t.host->n_devices; k++)
+                        check_device(&t, &t.host->devices[k], iommu);
+                check_lspci(&t);
+                assert_int_equal(root_exists(t.root, "sys/class/iommu/%s", p->name[0] == 'd' || p->name[0] == 'm' ? "ivhd0" : "dmar0"),
+                                 iommu);
+                assert_true(root_exists(t.root, "dev/kvm"));
+                assert_true(root_exists(t.root, "proc/cpuinfo"));
+                assert_true(root_exists(t.root, "lib/modules/6.1.0-27-amd64/kernel/drivers/vfio/pci/vfio-pci.ko"));
+                bool vfio = !streq(p->name, "workstation");
+                assert_int_equal(root_exists(t.root, "sys/bus/pci/drivers/vfio-pci"), vfio);
+                assert_int_equal(root_exists(t.root, "sys/module/vfio_pci"), vfio);
+                assert_int_equal(root_exists(t.root, "dev/vfio/vfio"), vfio);
+                /* exactly one console GPU */
+                size_t boot = 0;
+                for (size_t k = 0; k < t.host->n_devices; k++)
+                        boot += t.host->devices[k].boot_vga == 1;
+                assert_int_equal(boot, 1);
+                test_host_close(&t);
+        }
+        assert_int_equal(sim_create("/tmp/gpuvirt-sim-unknown-profile", "nope"), -ENOENT);
+}
+
+static void test_layout_details(void **state) {
+        TestHost t;
+        test_host_open(&t, "no-iommu");
+        assert_true(root_exists(t.root, "sys/kernel/iommu_groups"));
+        _cleanup_free_ char *gd = root_path(t.root, "sys/kernel/iommu_groups");
+        _cleanup_strv_free_ char **gl = NULL;
+        assert_int_equal(dir_list(gd, &gl), 0);
+        assert_false(root_exists(t.root, "sys/class/iommu/dmar0"));
+        _cleanup_free_ char *cl = NULL;
+        assert_int_equal(root_read_attr(t.root, &cl, "proc/cmdline"), 0);
+        assert_null(strstr(cl, "iommu"));
+        free(TAKE_PTR(cl));
+        assert_false(root_exists(t.root, "sys/firmware/acpi/tables/DMAR"));
+        test_host_close(&t);
+
+        test_host_open(&t, "h100");
+        assert_true(root_exists(t.root, "sys/firmware/acpi/tables/DMAR"));
+        assert_int_equal(root_read_attr(t.root, &cl, "proc/cmdline"), 0);
+        assert_non_null(strstr(cl, "intel_iommu=on iommu=pt"));
+        free(TAKE_PTR(cl));
+        assert_int_equal(root_read_attr(t.root, &cl, "proc/interrupts"), 0);
+        assert_non_null(strstr(cl, "IR-PCI-MSI"));
+        free(TAKE_PTR(cl));
+        test_host_close(&t);
+
+        test_host_open(&t, "dgx-a100");
+        assert_true(root_exists(t.root, "sys/firmware/acpi/tables/IVRS"));
+        assert_true(root_exists(t.root, "sys/class/iommu/ivhd0/devices"));
+        assert_true(root_exists(t.root, "sys/module/kvm_amd"));
+        test_host_close(&t);
+}
+
+static void test_groups(void **state) {
+        TestHost t;
+        test_host_open(&t, "workstation");
+        /* console GPU and its audio function: one group, without the root port */
+        int g = group_of(&t, "0000:01:00.0");
+        assert_int_equal(g, group_of(&t, "0000:01:00.1"));
+        assert_int_equal(group_size(&t, g), 2);
+        assert_int_not_equal(g, group_of(&t, "0000:00:01.0"));
+        /* the PCH group: both non-ACS root ports, the second GPU, its audio, the USB controller */
+        g = group_of(&t, "0000:02:00.0");
+        assert_int_equal(group_size(&t, g), 5);
+        assert_int_equal(g, group_of(&t, "0000:00:1c.0"));
+        assert_int_equal(g, group_of(&t, "0000:00:1c.4"));
+        assert_int_equal(g, group_of(&t, "0000:02:00.1"));
+        assert_int_equal(g, group_of(&t, "0000:03:00.0"));
+        assert_int_equal(group_of(&t, "0000:00:1f.0"), group_of(&t, "0000:00:1f.4"));
+        assert_attr(&t, "sys/bus/pci/devices/%s/boot_vga", "0000:01:00.0", "1");
+        assert_attr(&t, "sys/bus/pci/devices/%s/boot_vga", "0000:02:00.0", "0");
+        /* ACS: CPU root port has it enabled, PCH root ports have none */
+        _cleanup_free_ uint8_t *cfg = NULL;
+        size_t n;
+        read_cfg(&t, "0000:00:01.0", &cfg, &n);
+        unsigned acs = pci_config_find_ext_cap(cfg, n, PCI_EXT_CAP_ID_ACS);
+        assert_int_not_equal(acs, 0);
+        assert_int_equal(cfg16(cfg, acs + 6), PCI_ACS_CTRL_REQUIRED);
+        assert_int_equal((cfg16(cfg, pci_config_find_cap(cfg, n, PCI_CAP_ID_EXP) + 2) >> 4) & 0xf,
+                         PCI_EXP_TYPE_ROOT_PORT);
+        free(TAKE_PTR(cfg));
+        read_cfg(&t, "0000:00:1c.0", &cfg, &n);
+        assert_int_equal(pci_config_find_ext_cap(cfg, n, PCI_EXT_CAP_ID_ACS), 0);
+        assert_true(cfg[0x0e] & 0x80); /* multifunction */
+        free(TAKE_PTR(cfg));
+        test_host_close(&t);
+
+        test_host_open(&t, "dgx-a100");
+        size_t gpus = 0;
+        for (size_t i = 0; i < t.host->n_devices; i++) {
+                const PciDevice *d = &t.host->devices[i];
+                if (d->vendor == 0x10de && d->device == 0x20b0) {
+                        gpus++;
+                        assert_int_equal(group_size(&t, d->iommu_group), 1);
+                        assert_int_equal(d->numa_node, d->a.bus < 0x80 ? 0 : 1);
+                        assert_true(d->has_rom);
+                        assert_string_equal(d->driver, "nvidia");
+                        /* upstream: a switch downstream port with ACS enabled */
+                        _cleanup_free_ uint8_t *c = NULL;
+                        read_cfg(&t, d->parent, &c, &n);
+                        unsigned e = pci_config_find_cap(c, n, PCI_CAP_ID_EXP);
+                        assert_int_equal((cfg16(c, e + 2) >> 4) & 0xf, PCI_EXP_TYPE_DOWNSTREAM);
+                        unsigned a = pci_config_find_ext_cap(c, n, PCI_EXT_CAP_ID_ACS);
+                        assert_int_equal(cfg16(c, a + 6), PCI_ACS_CTRL_REQUIRED);
+                        assert_string_equal(d->link_speed, "16.0 GT/s PCIe");
+                }
+        }
+        assert_int_equal(gpus, 8);
+        test_host_close(&t);
+
+        test_host_open(&t, "h100");
+        size_t vfs = 0;
+        for (size_t i = 0; i < t.host->n_devices; i++) {
+                const PciDevice *d = &t.host->devices[i];
+                if (d->vendor != 0x10de)
+                        continue;
+                if (d->physfn) {
+                        vfs++;
+                        assert_int_equal(group_size(&t, d->iommu_group), 1);
+                        assert_string_equal(d->driver, "nvidia");
+                        assert_true(d->has_vendor_vgpu);
+                        assert_int_equal(d->numa_node, pci_host_find(t.host, d->physfn)->numa_node);
+                } else {
+                        assert_int_equal(d->sriov_totalvfs, 32);
+                        assert_int_equal(d->sriov_numvfs, 32);
+                        assert_true(root_exists(t.root, "%s/virtfn31", d->syspath));
+                }
+        }
+        assert_int_equal(vfs, 64);
+        test_host_close(&t);
+}
+
+/* ---- kernel model ---------------------------------------------------------------------------------- */
+
+static void test_vfio_cycle(void **state) {
+        TestHost t;
+        test_host_open(&t, "dgx-a100");
+        const char *gpu = NULL;
+        for (size_t i = 0; i < t.host->n_devices && !gpu; i++)
+                if (t.host->devices[i].device == 0x20b0)
+                        gpu = t.host->devices[i].addr;
+        int g = group_of(&t, gpu);
+
+        /* errnos first */
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers/vfio-pci/unbind"), -ENODEV);
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers/vfio-pci/bind"), -ENODEV); /* no ID table */
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers/nvidia/bind"), -EBUSY);
+        assert_int_equal(root_write(t.root, "0000:ff:1f.7", "sys/bus/pci/drivers_probe"), -ENODEV);
+        assert_int_equal(root_write(t.root, "0000:00:00.0", "sys/bus/pci/devices/%s/vendor", gpu), -EACCES);
+        assert_int_equal(root_write(t.root, "1", "sys/bus/pci/devices/%s/nonexistent", gpu), -ENOENT);
+
+        /* the driver_override sequence to vfio-pci */
+        assert_int_equal(root_write(t.root, "vfio-pci\n", "sys/bus/pci/devices/%s/driver_override", gpu), 0);
+        assert_attr(&t, "sys/bus/pci/devices/%s/driver_override", gpu, "vfio-pci");
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/devices/%s/driver/unbind", gpu), 0);
+        assert_driver(&t, gpu, NULL);
+        assert_false(exists(&t, "sys/bus/pci/drivers/nvidia/%s", gpu));
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers/nvidia/bind"), -ENODEV); /* override */
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers_probe"), 0);
+        assert_driver(&t, gpu, "vfio-pci");
+        assert_true(vfio_node(&t, g));
+        assert_true(exists(&t, "sys/bus/pci/devices/%s/vfio-dev/vfio0", gpu));
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers_probe"), 0); /* bound: nothing */
+
+        /* and back */
+        assert_int_equal(root_write(t.root, "\n", "sys/bus/pci/devices/%s/driver_override", gpu), 0);
+        assert_attr(&t, "sys/bus/pci/devices/%s/driver_override", gpu, "(null)");
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers/vfio-pci/unbind"), 0);
+        assert_false(vfio_node(&t, g));
+        assert_false(exists(&t, "sys/bus/pci/devices/%s/vfio-dev", gpu));
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers_probe"), 0);
+        assert_driver(&t, gpu, "nvidia");
+
+        /* explicit bind with override: works, and reset */
+        assert_int_equal(root_write(t.root, "1", "sys/bus/pci/devices/%s/reset", gpu), 0);
+        assert_int_equal(root_write(t.root, "1", "sys/bus/pci/devices/%s/reset", "0000:00:01.1"), -ENOTTY);
+        test_host_close(&t);
+}
+
+static void test_group_node_lifecycle(void **state) {
+        TestHost t;
+        test_host_open(&t, "workstation");
+        const char *gpu = "0000:02:00.0", *audio = "0000:02:00.1";
+        int g = group_of(&t, gpu);
+        /* vfio-pci not loaded: the override leaves the device unbound */
+        assert_int_equal(root_write(t.root, "vfio-pci", "sys/bus/pci/devices/%s/driver_override", gpu), 0);
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/devices/%s/driver/unbind", gpu), 0);
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers_probe"), 0);
+        assert_driver(&t, gpu, NULL);
+
+        assert_int_equal(sim_module_load(t.dir, "vfio-pci"), 0);
+        assert_true(root_exists(t.root, "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts"));
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers_probe"), 0);
+        assert_driver(&t, gpu, "vfio-pci");
+        assert_true(vfio_node(&t, g));
+        assert_int_equal(root_write(t.root, "vfio-pci", "sys/bus/pci/devices/%s/driver_override", audio), 0);
+        assert_int_equal(root_write(t.root, audio, "sys/bus/pci/drivers/snd_hda_intel/unbind"), 0);
+        assert_int_equal(root_write(t.root, audio, "sys/bus/pci/drivers/vfio-pci/bind"), 0);
+        assert_driver(&t, audio, "vfio-pci");
+        /* the node stays until the last member leaves */
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers/vfio-pci/unbind"), 0);
+        assert_true(vfio_node(&t, g));
+        assert_int_equal(root_write(t.root, audio, "sys/bus/pci/drivers/vfio-pci/unbind"), 0);
+        assert_false(vfio_node(&t, g));
+
+        /* vfio-pci refuses bridges: the device stays unbound, drivers_probe succeeds */
+        assert_int_equal(root_write(t.root, "vfio-pci", "sys/bus/pci/devices/%s/driver_override", "0000:00:1c.0"), 0);
+        assert_int_equal(root_write(t.root, "0000:00:1c.0", "sys/bus/pci/drivers/pcieport/unbind"), 0);
+        assert_int_equal(root_write(t.root, "0000:00:1c.0", "sys/bus/pci/drivers_probe"), 0);
+        assert_driver(&t, "0000:00:1c.0", NULL);
+        assert_int_equal(root_write(t.root, "0000:00:1c.0", "sys/bus/pci/drivers/vfio-pci/bind"), -EINVAL);
+        test_host_close(&t);
+
+        test_host_open(&t, "no-iommu");
+        const char *q = "0000:3b:00.0";
+        assert_int_equal(root_write(t.root, "vfio-pci", "sys/bus/pci/devices/%s/driver_override", q), 0);
+        assert_int_equal(root_write(t.root, q, "sys/bus/pci/drivers/nvidia/unbind"), 0);
+        assert_int_equal(root_write(t.root, q, "sys/bus/pci/drivers_probe"), 0);
+        assert_driver(&t, q, NULL);
+        test_host_close(&t);
+}
+
+static void test_sriov(void **state) {
+        TestHost t;
+        test_host_open(&t, "flex-sriov");
+        const char *pf = "0000:16:00.0";
+        assert_attr(&t, "sys/bus/pci/devices/%s/sriov_numvfs", pf, "0");
+        assert_int_equal(root_write(t.root, "32", "sys/bus/pci/devices/%s/sriov_numvfs", pf), -ERANGE);
+        assert_int_equal(root_write(t.root, "abc", "sys/bus/pci/devices/%s/sriov_numvfs", pf), -EINVAL);
+        assert_int_equal(root_write(t.root, "4\n", "sys/bus/pci/devices/%s/sriov_numvfs", pf), 0);
+        assert_attr(&t, "sys/bus/pci/devices/%s/sriov_numvfs", pf, "4");
+        test_host_rescan(&t);
+        const PciDevice *vf = pci_host_find(t.host, "0000:16:00.1");
+        assert_non_null(vf);
+        assert_string_equal(vf->physfn, pf);
+        assert_string_equal(vf->driver, "i915");
+        assert_int_equal(vf->numa_node, 0);
+        assert_int_equal(group_size(&t, vf->iommu_group), 1);
+        assert_int_not_equal(vf->iommu_group, group_of(&t, pf));
+        assert_true(exists(&t, "sys/bus/pci/devices/%s/virtfn3", pf));
+        assert_true(root_exists(t.root, "sys/bus/pci/devices/0000:16:00.4/physfn"));
+        _cleanup_free_ uint8_t *cfg = NULL;
+        size_t n;
+        read_cfg(&t, pf, &cfg, &n);
+        unsigned sr = pci_config_find_ext_cap(cfg, n, PCI_EXT_CAP_ID_SRIOV);
+        assert_int_equal(cfg16(cfg, sr + 0x10), 4);
+        free(TAKE_PTR(cfg));
+        read_cfg(&t, "0000:16:00.1", &cfg, &n);
+        assert_int_equal(cfg16(cfg, 2), 0x56c0);
+        free(TAKE_PTR(cfg));
+        assert_int_equal(root_write(t.root, "2", "sys/bus/pci/devices/%s/sriov_numvfs", pf), -EBUSY);
+
+        /* a VF on vfio-pci, then disable: VFs, their groups and nodes go away */
+        int g = vf->iommu_group;
+        assert_int_equal(root_write(t.root, "vfio-pci", "sys/bus/pci/devices/0000:16:00.1/driver_override"), 0);
+        assert_int_equal(root_write(t.root, "0000:16:00.1", "sys/bus/pci/devices/0000:16:00.1/driver/unbind"), 0);
+        assert_int_equal(root_write(t.root, "0000:16:00.1", "sys/bus/pci/drivers_probe"), 0);
+        assert_true(vfio_node(&t, g));
+        assert_int_equal(root_write(t.root, "0", "sys/bus/pci/devices/%s/sriov_numvfs", pf), 0);
+        assert_false(vfio_node(&t, g));
+        assert_false(root_exists(t.root, "sys/bus/pci/devices/0000:16:00.1"));
+        assert_false(root_exists(t.root, "sys/kernel/iommu_groups/%d", g));
+        assert_false(exists(&t, "sys/bus/pci/devices/%s/virtfn0", pf));
+
+        /* autoprobe 0: VFs stay unbound */
+        assert_int_equal(root_write(t.root, "x", "sys/bus/pci/devices/%s/sriov_drivers_autoprobe", pf), -EINVAL);
+        assert_int_equal(root_write(t.root, "0", "sys/bus/pci/devices/%s/sriov_drivers_autoprobe", pf), 0);
+        assert_int_equal(root_write(t.root, "3", "sys/bus/pci/devices/%s/sriov_numvfs", pf), 0);
+        assert_driver(&t, "0000:16:00.1", NULL);
+        assert_driver(&t, "0000:16:00.3", NULL);
+        assert_int_equal(root_write(t.root, "0", "sys/bus/pci/devices/%s/sriov_numvfs", pf), 0);
+        test_host_close(&t);
+}
+
+static const char U1[] = "8c7f5ad0-3b3e-4f4a-9f51-0c6a1e2b3c4d";
+static const char U1_UPPER[] = "8C7F5AD0-3B3E-4F4A-9F51-0C6A1E2B3C4D";
+static const char U2[] = "1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b";
+static const char U3[] = "9e8d7c6b-5a49-4837-a625-14f3e2d1c0b9";
+
+static void test_mdev(void **state) {
+        TestHost t;
+        test_host_open(&t, "t4-grid");
+        const char *gpu = "0000:3b:00.0";
+        const char *types = "sys/bus/pci/devices/0000:3b:00.0/mdev_supported_types";
+        assert_true(root_exists(t.root, "sys/class/mdev_bus/%s", gpu));
+        assert_attr(&t, "%s/nvidia-231/available_instances", types, "8");
+        assert_attr(&t, "%s/nvidia-231/device_api", types, "vfio-pci");
+        assert_int_equal(root_write(t.root, "not-a-uuid", "%s/nvidia-231/create", types), -EINVAL);
+        assert_int_equal(root_write(t.root, U1, "%s/nvidia-231/create", types), 0);
+        assert_true(root_exists(t.root, "sys/bus/mdev/devices/%s/mdev_type", U1));
+        assert_true(root_exists(t.root, "sys/bus/mdev/devices/%s/iommu_group/devices/%s", U1, U1));
+        assert_true(root_exists(t.root, "sys/bus/mdev/devices/%s/driver", U1));
+        assert_true(root_exists(t.root, "%s/nvidia-231/devices/%s", types, U1));
+        assert_attr(&t, "%s/nvidia-231/available_instances", types, "7");
+        assert_attr(&t, "%s/nvidia-230/available_instances", types, "0");
+        assert_int_equal(root_write(t.root, U1_UPPER, "%s/nvidia-231/create", types), -EEXIST);
+        assert_int_equal(root_write(t.root, U1, "sys/bus/pci/devices/0000:5e:00.0/mdev_supported_types/nvidia-231/create"),
+                         -EEXIST);
+        assert_int_equal(root_write(t.root, U2, "%s/nvidia-230/create", types), -EINVAL); /* one type per GPU */
+        assert_int_equal(root_write(t.root, "1", "sys/bus/mdev/devices/%s/remove", U1), 0);
+        assert_int_equal(root_write(t.root, "1", "sys/bus/mdev/devices/%s/remove", U1), -ENOENT);
+        assert_attr(&t, "%s/nvidia-230/available_instances", types, "16");
+        assert_false(root_exists(t.root, "sys/bus/mdev/devices/%s", U1));
+
+        /* instances run out: EUSERS */
+        assert_int_equal(root_write(t.root, U2, "%s/nvidia-234/create", types), 0);
+        assert_attr(&t, "%s/nvidia-234/available_instances", types, "0");
+        assert_int_equal(root_write(t.root, U3, "%s/nvidia-234/create", types), -EUSERS);
+        /* unbinding the parent removes its mdevs and types */
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers/nvidia/unbind"), 0);
+        assert_false(root_exists(t.root, "sys/bus/mdev/devices/%s", U2));
+        assert_false(root_exists(t.root, "%s", types));
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers_probe"), 0);
+        assert_attr(&t, "%s/nvidia-234/available_instances", types, "1");
+        test_host_close(&t);
+
+        test_host_open(&t, "gvt-g");
+        types = "sys/bus/pci/devices/0000:00:02.0/mdev_supported_types";
+        assert_true(root_exists(t.root, "sys/class/mdev_bus/0000:00:02.0"));
+        assert_attr(&t, "%s/i915-GVTg_V5_4/available_instances", types, "4");
+        assert_attr(&t, "%s/i915-GVTg_V5_4/name", types, "GVTg_V5_4");
+        assert_int_equal(root_write(t.root, U1, "%s/i915-GVTg_V5_4/create", types), 0);
+        assert_attr(&t, "%s/i915-GVTg_V5_4/available_instances", types, "3");
+        assert_attr(&t, "%s/i915-GVTg_V5_8/available_instances", types, "6");
+        assert_attr(&t, "%s/i915-GVTg_V5_1/available_instances", types, "0");
+        assert_int_equal(root_write(t.root, U2, "%s/i915-GVTg_V5_1/create", types), -EUSERS);
+        assert_int_equal(root_write(t.root, U2, "%s/i915-GVTg_V5_8/create", types), 0); /* types mix */
+        assert_int_equal(root_write(t.root, "1", "sys/bus/mdev/devices/%s/remove", U1), 0);
+        assert_attr(&t, "%s/i915-GVTg_V5_4/available_instances", types, "3");
+        test_host_close(&t);
+}
+
+static void test_vendor_vgpu(void **state) {
+        TestHost t;
+        test_host_open(&t, "h100");
+        const char *vf0 = "sys/bus/pci/devices/0000:16:00.4/nvidia";
+        const char *vf1 = "sys/bus/pci/devices/0000:16:00.5/nvidia";
+        _cleanup_free_ char *list = attr(&t, "%s/creatable_vgpu_types", vf1);
+        assert_non_null(strstr(list, "1047 : NVIDIA H100-10C"));
+        assert_non_null(strstr(list, "1044 : NVIDIA H100-4C"));
+        free(TAKE_PTR(list));
+        assert_attr(&t, "%s/current_vgpu_type", vf0, "0");
+        assert_int_equal(root_write(t.root, "9999", "%s/current_vgpu_type", vf0), -EINVAL);
+        assert_int_equal(root_write(t.root, "abc", "%s/current_vgpu_type", vf0), -EINVAL);
+        assert_int_equal(root_write(t.root, "1047\n", "%s/current_vgpu_type", vf0), 0);
+        assert_attr(&t, "%s/current_vgpu_type", vf0, "1047");
+        list = attr(&t, "%s/creatable_vgpu_types", vf0);
+        assert_string_equal(list, "");
+        free(TAKE_PTR(list));
+        assert_attr(&t, "%s/creatable_vgpu_types", vf1, "1047 : NVIDIA H100-10C");
+        assert_int_equal(root_write(t.root, "1046", "%s/current_vgpu_type", vf0), -EBUSY);
+        assert_int_equal(root_write(t.root, "1046", "%s/current_vgpu_type", vf1), -EINVAL);
+        assert_int_equal(root_write(t.root, "1047", "%s/current_vgpu_type", vf1), 0);
+        /* the other GPU is independent */
+        list = attr(&t, "%s/creatable_vgpu_types", "sys/bus/pci/devices/0000:98:00.4/nvidia");
+        assert_non_null(strstr(list, "1044 : NVIDIA H100-4C"));
+        free(TAKE_PTR(list));
+        assert_int_equal(root_write(t.root, "0", "%s/current_vgpu_type", vf0), 0);
+        assert_int_equal(root_write(t.root, "0", "%s/current_vgpu_type", vf1), 0);
+        list = attr(&t, "%s/creatable_vgpu_types", vf1);
+        assert_non_null(strstr(list, "1044 : NVIDIA H100-4C"));
+        free(TAKE_PTR(list));
+        test_host_close(&t);
+}
+
+static void test_faults(void **state) {
+        TestHost t;
+        test_host_open(&t, "dgx-a100");
+        const char *gpu = NULL;
+        for (size_t i = 0; i < t.host->n_devices && !gpu; i++)
+                if (t.host->devices[i].device == 0x20b0)
+                        gpu = t.host->devices[i].addr;
+        _cleanup_free_ char *attrname = strdup_printf("%s/driver_override", gpu);
+        assert_int_equal(sim_inject_fault(t.dir, attrname, EIO), 0);
+        assert_int_equal(sim_inject_fault(t.dir, "unbind", EBUSY), 0);
+        assert_int_equal(sim_inject_fault(t.dir, "probe:vfio-pci", ENXIO), 0);
+        _cleanup_free_ char *faults = NULL;
+        assert_int_equal(root_read_attr(t.root, &faults, ".gpuvirt-sim/faults"), 0);
+        assert_non_null(strstr(faults, "unbind EBUSY"));
+
+        /* a partial component does not match */
+        assert_int_equal(root_write(t.root, "vfio-pci", "sys/bus/pci/devices/%s/driver_override", gpu), -EIO);
+        assert_attr(&t, "sys/bus/pci/devices/%s/driver_override", gpu, "(null)");
+        assert_int_equal(root_write(t.root, "vfio-pci", "sys/bus/pci/devices/%s/driver_override", gpu), 0);
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/devices/%s/driver/unbind", gpu), -EBUSY);
+        assert_driver(&t, gpu, "nvidia");
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/devices/%s/driver/unbind", gpu), 0);
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers_probe"), -ENXIO);
+        assert_driver(&t, gpu, NULL);
+        assert_int_equal(root_write(t.root, gpu, "sys/bus/pci/drivers_probe"), 0);
+        assert_driver(&t, gpu, "vfio-pci");
+        free(TAKE_PTR(faults));
+        assert_int_equal(root_read_attr(t.root, &faults, ".gpuvirt-sim/faults"), 0);
+        assert_string_equal(faults, "");
+        assert_int_equal(sim_inject_fault(t.dir, "rescan", 0), -EINVAL);
+        test_host_close(&t);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_profiles_layout),
+                cmocka_unit_test(test_layout_details),
+                cmocka_unit_test(test_groups),
+                cmocka_unit_test(test_vfio_cycle),
+                cmocka_unit_test(test_group_node_lifecycle),
+                cmocka_unit_test(test_sriov),
+                cmocka_unit_test(test_mdev),
+                cmocka_unit_test(test_vendor_vgpu),
+                cmocka_unit_test(test_faults),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
