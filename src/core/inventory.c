@@ -6,6 +6,7 @@
 #include "basic/fileio.h"
 #include "inventory.h"
 #include "iommu.h"
+#include "vfio.h"
 #include "vgpu-types.h"
 
 bool inventory_is_gpu(const PciDevice *d, bool include_vfs) {
@@ -233,6 +234,14 @@ int inventory_device(const PciHost *h, PciNames *names, const PciDevice *d, json
         json_object_object_add(pt, "ready", json_object_new_boolean(!why));
         json_object_object_add(pt, "bound", json_object_new_boolean(d->is_vfio));
         json_object_object_add(pt, "reason", json_str_or_null(why));
+        /* When the group node exists: is the group usable by a VM (the kernel's answer on a live host)? */
+        json_object *viable = NULL;
+        if (d->iommu_group >= 0 && root_exists(h->root, "dev/vfio/%d", d->iommu_group)) {
+                int v = vfio_group_viable(h->root, h, d->iommu_group);
+                if (v >= 0)
+                        viable = json_object_new_boolean(v);
+        }
+        json_object_object_add(pt, "viable", viable);
         json_object_object_add(modes, "passthrough", pt);
         json_object_object_add(modes, "sriov", sriov_json(h, d));
         json_object_object_add(modes, "mdev", mdev_json(h, d));

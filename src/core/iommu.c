@@ -25,12 +25,20 @@ bool iommu_enabled(Root *root) {
         return dir_nonempty(root, "sys/class/iommu") && dir_nonempty(root, "sys/kernel/iommu_groups");
 }
 
+/* Functions of one slot behind a bridge are one card (GPU + HDMI audio + USB-C). On a root bus they are
+ * integrated devices that merely share a slot (chipset LPC, SATA, SMBus): only a display function and its
+ * audio function of the same vendor count as one device there. */
+static bool integrated_companions(const PciDevice *d, const PciDevice *m) {
+        unsigned a = d->class >> 16, b = m->class >> 16;
+        return d->vendor == m->vendor && (a == 0x03 || a == 0x04) && (b == 0x03 || b == 0x04);
+}
+
 static GroupMemberKind classify(const PciDevice *d, const PciDevice *m) {
         if (m == d)
                 return GROUP_MEMBER_SELF;
         if (pci_device_is_bridge(m))
                 return GROUP_MEMBER_BRIDGE;
-        if (pci_addr_same_card(&d->a, &m->a))
+        if (pci_addr_same_card(&d->a, &m->a) && (d->parent || integrated_companions(d, m)))
                 return GROUP_MEMBER_COMPANION;
         /* A VF of d, or d's PF and its other VFs. */
         if ((m->physfn && streq(m->physfn, d->addr)) || (d->physfn && streq(d->physfn, m->addr)) ||

@@ -276,19 +276,6 @@ static int write_driver_dir(const char *root, const char *driver, const char *mo
         return sim_link(dir, back);
 }
 
-/* The PCI drivers a module registers. */
-static const char *module_driver(const char *module) {
-        static const char *const map[][2] = {
-                {"nvidia", "nvidia"},       {"ast", "ast"},         {"mlx5_core", "mlx5_core"},
-                {"nvme", "nvme"},           {"xhci_pci", "xhci_hcd"}, {"snd_hda_intel", "snd_hda_intel"},
-                {"i915", "i915"},           {"ahci", "ahci"},       {"i2c_i801", "i801_smbus"},
-                {"i2c_piix4", "piix4_smbus"}, {"gim", "gim"},       {"vfio_pci", "vfio-pci"},
-        };
-        for (size_t i = 0; i < ELEMENTSOF(map); i++)
-                if (streq(map[i][0], module))
-                        return map[i][1];
-        return NULL;
-}
 
 static int write_module(const char *root, const char *module) {
         _cleanup_free_ char *dir = strdup_printf("%s/sys/module/%s", root, module);
@@ -332,7 +319,7 @@ static int write_module(const char *root, const char *module) {
         }
         if (r < 0)
                 return r;
-        const char *drv = module_driver(module);
+        const char *drv = sim_module_driver(module);
         return drv ? write_driver_dir(root, drv, module) : 0;
 }
 

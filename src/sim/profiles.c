@@ -191,6 +191,33 @@ static const SimModel asm2142 = {.vendor = 0x1b21, .device = 0x2142, .subvendor 
                                  .driver = "xhci_hcd", .link_gen = 3, .link_width = 2, .msix = true,
                                  .bar0_size_mb = 1};
 
+/* QEMU q35 (the real-kernel rig's machine, tests/rig/run.sh): same IDs, addresses and topology, so a
+ * scenario can run on the simulator and on the real kernel and be compared. */
+static const SimModel q35_host = {.vendor = 0x8086, .device = 0x29c0, .subvendor = 0x1af4, .subdevice = 0x1100,
+                                  .class = 0x060000, .port = SIM_PORT_HOST};
+static const SimModel q35_rp = {.vendor = 0x1b36, .device = 0x000c, .subvendor = 0x1b36, .class = 0x060400,
+                                .port = SIM_PORT_ROOT, .driver = "pcieport", .link_gen = 1, .link_width = 1};
+static const SimModel q35_9p = {.vendor = 0x1af4, .device = 0x1009, .subvendor = 0x1af4, .subdevice = 0x0009,
+                                .class = 0x000200, .port = SIM_PORT_RCIEP, .driver = "virtio-pci", .msix = true,
+                                .bar0_size_mb = 1};
+static const SimModel ich9_lpc = {.vendor = 0x8086, .device = 0x2918, .subvendor = 0x1af4, .subdevice = 0x1100,
+                                  .class = 0x060100, .revision = 0x02, .port = SIM_PORT_RCIEP};
+static const SimModel ich9_sata = {.vendor = 0x8086, .device = 0x2922, .subvendor = 0x1af4, .subdevice = 0x1100,
+                                   .class = 0x010601, .revision = 0x02, .port = SIM_PORT_RCIEP};
+static const SimModel ich9_smbus = {.vendor = 0x8086, .device = 0x2930, .subvendor = 0x1af4, .subdevice = 0x1100,
+                                    .class = 0x0c0500, .revision = 0x02, .port = SIM_PORT_RCIEP};
+static const SimModel qemu_vga = {.vendor = 0x1234, .device = 0x1111, .subvendor = 0x1af4, .subdevice = 0x1100,
+                                  .class = 0x030000, .revision = 0x02, .port = SIM_PORT_PCI, .driver = "bochs-drm",
+                                  .rom = true, .bar0_size_mb = 16};
+static const SimModel qemu_bochs = {.vendor = 0x1234, .device = 0x1111, .subvendor = 0x1af4, .subdevice = 0x1100,
+                                    .class = 0x038000, .revision = 0x02, .port = SIM_PORT_ENDPOINT,
+                                    .driver = "bochs-drm", .link_gen = 1, .link_width = 1, .rom = true,
+                                    .bar0_size_mb = 16};
+static const SimModel qemu_nvme = {.vendor = 0x1b36, .device = 0x0010, .subvendor = 0x1af4, .subdevice = 0x1100,
+                                   .class = 0x010802, .revision = 0x02, .port = SIM_PORT_ENDPOINT, .driver = "nvme",
+                                   .link_gen = 1, .link_width = 1, .flr = true, .msix = true, .sriov_total = 4,
+                                   .sriov_offset = 1, .sriov_stride = 1, .vf_device = 0x0010, .bar0_size_mb = 1};
+
 /* ---- builders ------------------------------------------------------------------------------------- */
 
 static int add(SimHost *h, const SimModel *m, int parent, unsigned bus, unsigned slot, unsigned func, int numa,
@@ -361,6 +388,24 @@ static void build_no_iommu(SimHost *h) {
         add(h, &rtx6000_audio, p, 0x3b, 0, 1, -1, 0);
 }
 
+static void build_qemu_q35(SimHost *h) {
+        add(h, &q35_host, -1, 0x00, 0, 0, -1, 0);
+        int rp1 = add(h, &q35_rp, -1, 0x00, 0x02, 0, -1, SIM_ACS);
+        int rp2 = add(h, &q35_rp, -1, 0x00, 0x03, 0, -1, SIM_ACS);
+        int rp3 = add(h, &q35_rp, -1, 0x00, 0x04, 0, -1, SIM_ACS);
+        add(h, &q35_9p, -1, 0x00, 0x05, 0, -1, 0);
+        int rp4 = add(h, &q35_rp, -1, 0x00, 0x07, 0, -1, SIM_ACS);
+        add(h, &ich9_lpc, -1, 0x00, 0x1f, 0, -1, 0);
+        add(h, &ich9_sata, -1, 0x00, 0x1f, 2, -1, 0);
+        add(h, &ich9_smbus, -1, 0x00, 0x1f, 3, -1, 0);
+        add(h, &qemu_vga, rp1, 0x01, 0, 0, -1, SIM_BOOT_VGA);
+        add(h, &qemu_bochs, rp2, 0x02, 0, 0, -1, 0);
+        add(h, &qemu_nvme, rp3, 0x03, 0, 0, -1, 0);
+        /* the "GPU + audio" stand-in: a multifunction device without ACS, one group */
+        add(h, &qemu_vga, rp4, 0x04, 0, 0, -1, 0);
+        add(h, &qemu_bochs, rp4, 0x04, 0, 1, -1, 0);
+}
+
 /* ---- profiles ------------------------------------------------------------------------------------- */
 
 static const char *const mods_mdev_nvidia[] = {"mdev", "vfio_mdev", "nvidia_vgpu_vfio", NULL};
@@ -457,6 +502,17 @@ static const SimProfile profiles[] = {
                 .cmdline_extra = NULL,
                 .extra_modules = mods_none,
                 .build = build_no_iommu,
+        },
+        {
+                .info = {"qemu-q35",
+                         "QEMU q35 with an emulated VT-d: the real-kernel rig's machine (bochs displays, SR-IOV NVMe)"},
+                .cpu_model = "QEMU TCG CPU version 2.5+",
+                .cpu_family = 6, .cpu_model_id = 6, .cpu_stepping = 3,
+                .sockets = 1, .numa_nodes = 1,
+                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true, .mdev = true,
+                .cmdline_extra = "intel_iommu=on iommu=pt",
+                .extra_modules = mods_none,
+                .build = build_qemu_q35,
         },
 };
 
@@ -651,8 +707,17 @@ static const struct {
         {"piix4_smbus", "i2c_piix4"},
         {"gim", "gim"},
         {"vfio-pci", "vfio_pci"},
+        {"bochs-drm", "bochs"},
+        {"virtio-pci", "virtio_pci"},
         {"pcieport", NULL},
 };
+
+const char *sim_module_driver(const char *module) {
+        for (size_t i = 0; i < ELEMENTSOF(driver_modules); i++)
+                if (driver_modules[i].module && streq(driver_modules[i].module, module))
+                        return driver_modules[i].driver;
+        return NULL;
+}
 
 const char *sim_driver_module(const char *driver) {
         for (size_t i = 0; i < ELEMENTSOF(driver_modules); i++)

@@ -128,6 +128,8 @@ SimDev *sim_host_find(const SimHost *h, const char *bdf);
 bool sim_driver_matches(const SimHost *h, const char *driver, uint16_t vendor, uint16_t device);
 /* Module providing a driver, NULL when built in. */
 const char *sim_driver_module(const char *driver);
+/* The PCI driver a module registers (reverse of sim_driver_module), NULL when none. */
+const char *sim_module_driver(const char *module);
 /* Fill a VF of pf (index i, 0-based). */
 int sim_vf_make(const SimDev *pf, unsigned i, SimDev *ret, SimModel *ret_model);
 
