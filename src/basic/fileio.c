@@ -25,10 +25,20 @@ char *strip(char *s) {
         return s;
 }
 
+static int read_fd(int fd, size_t max, bool short_read_is_eof, void **ret, size_t *ret_size);
+
 int read_full(const char *path, size_t max, void **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        return read_full_at(AT_FDCWD, path, max, ret, ret_size);
+}
+
+int read_full_at(int dirfd, const char *name, size_t max, void **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return negative_errno();
+        return read_fd(fd, max, false, ret, ret_size);
+}
+
+static int read_fd(int fd, size_t max, bool short_read_is_eof, void **ret, size_t *ret_size) {
 
         _cleanup_free_ char *buf = malloc(max + 1);
         if (!buf)
@@ -46,6 +56,10 @@ int read_full(const char *path, size_t max, void **ret, size_t *ret_size) {
                 n += (size_t)k;
                 if (n > max)
                         return -EFBIG;
+                /* A sysfs attribute is one page, shown by one read(): a short read is its end, so the read()
+                 * that would return 0 is spared (procfs seq_files may return less, they are read to EOF). */
+                if (short_read_is_eof && (size_t)k < max + 1 - (n - (size_t)k))
+                        break;
         }
         buf[n] = '\0';
         *ret = TAKE_PTR(buf);
@@ -55,12 +69,23 @@ int read_full(const char *path, size_t max, void **ret, size_t *ret_size) {
 }
 
 int read_attr(const char *path, char **ret) {
+        return read_attr_at(AT_FDCWD, path, ret);
+}
+
+int read_attr_at(int dirfd, const char *name, char **ret) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
         void *buf;
-        int r = read_full(path, ATTR_SIZE_MAX, &buf, NULL);
+        int r = read_fd(fd, ATTR_SIZE_MAX, true, &buf, NULL);
         if (r < 0)
                 return r;
         *ret = strip(buf);
         return 0;
+}
+
+bool exists_at(int dirfd, const char *name) {
+        return faccessat(dirfd, name, F_OK, AT_EACCESS) == 0;
 }
 
 int parse_u32(const char *s, int base, uint32_t *ret) {
@@ -173,8 +198,12 @@ int rm_rf(const char *path) {
 }
 
 int readlink_base(const char *path, char **ret) {
+        return readlink_base_at(AT_FDCWD, path, ret);
+}
+
+int readlink_base_at(int dirfd, const char *name, char **ret) {
         char buf[PATH_MAX];
-        ssize_t k = readlink(path, buf, sizeof buf - 1);
+        ssize_t k = readlinkat(dirfd, name, buf, sizeof buf - 1);
         if (k < 0)
                 return negative_errno();
         buf[k] = '\0';

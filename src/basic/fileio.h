@@ -17,6 +17,12 @@ int read_attr(const char *path, char **ret);
 /* Read up to max bytes of a (binary) file. */
 int read_full(const char *path, size_t max, void **ret, size_t *ret_size);
 
+/* The same relative to a directory fd (one path walk per device instead of one per attribute). */
+int read_attr_at(int dirfd, const char *name, char **ret);
+int read_full_at(int dirfd, const char *name, size_t max, void **ret, size_t *ret_size);
+int readlink_base_at(int dirfd, const char *name, char **ret);
+bool exists_at(int dirfd, const char *name);
+
 /* Parsers for sysfs values; strict: the whole string must be consumed. */
 int parse_u32(const char *s, int base, uint32_t *ret);
 int parse_int(const char *s, int *ret);

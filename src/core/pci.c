@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,41 +145,35 @@ int pci_device_read_config(const PciHost *h, const PciDevice *d, uint8_t **ret, 
         return read_full(p, 4096, (void **)ret, ret_size);
 }
 
-/* Attribute read that treats a missing file as "unknown" (captures may lack it). */
-static char *attr_or_null(const char *dir, const char *name) {
-        _cleanup_free_ char *p = strdup_printf("%s/%s", dir, name);
+/* Attribute reads relative to the device's directory fd; a missing file is "unknown" (captures may
+ * lack it). */
+static char *attr_or_null(int dfd, const char *name) {
         char *v = NULL;
-        if (!p || read_attr(p, &v) < 0)
+        if (read_attr_at(dfd, name, &v) < 0)
                 return NULL;
         return v;
 }
 
-static int attr_hex(const char *dir, const char *name, uint32_t *ret) {
-        _cleanup_free_ char *v = attr_or_null(dir, name);
+static int attr_hex(int dfd, const char *name, uint32_t *ret) {
+        _cleanup_free_ char *v = attr_or_null(dfd, name);
         if (!v)
                 return -ENOENT;
         return parse_u32(v, 16, ret);
 }
 
-static int attr_int(const char *dir, const char *name, int def) {
-        _cleanup_free_ char *v = attr_or_null(dir, name);
+static int attr_int(int dfd, const char *name, int def) {
+        _cleanup_free_ char *v = attr_or_null(dfd, name);
         int x;
         if (!v || parse_int(v, &x) < 0)
                 return def;
         return x;
 }
 
-static char *link_base(const char *dir, const char *name) {
-        _cleanup_free_ char *p = strdup_printf("%s/%s", dir, name);
+static char *link_base(int dfd, const char *name) {
         char *v = NULL;
-        if (!p || readlink_base(p, &v) < 0)
+        if (readlink_base_at(dfd, name, &v) < 0)
                 return NULL;
         return v;
-}
-
-static bool sub_exists(const char *dir, const char *name) {
-        _cleanup_free_ char *p = strdup_printf("%s/%s", dir, name);
-        return p && path_exists(p);
 }
 
 static int pci_device_load(Root *root, const char *name, PciDevice *d) {
@@ -215,29 +210,31 @@ static int pci_device_load(Root *root, const char *name, PciDevice *d) {
                 *slash = '/';
         }
 
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return negative_errno();
         uint32_t v;
         bool need_config = false;
-        if (attr_hex(dir, "vendor", &v) == 0)
+        if (attr_hex(dfd, "vendor", &v) == 0)
                 d->vendor = (uint16_t)v;
         else
                 need_config = true;
-        if (attr_hex(dir, "device", &v) == 0)
+        if (attr_hex(dfd, "device", &v) == 0)
                 d->device = (uint16_t)v;
         else
                 need_config = true;
-        if (attr_hex(dir, "class", &v) == 0)
+        if (attr_hex(dfd, "class", &v) == 0)
                 d->class = v & 0xffffff;
         else
                 need_config = true;
-        if (attr_hex(dir, "subsystem_vendor", &v) == 0)
+        if (attr_hex(dfd, "subsystem_vendor", &v) == 0)
                 d->subsystem_vendor = (uint16_t)v;
-        if (attr_hex(dir, "subsystem_device", &v) == 0)
+        if (attr_hex(dfd, "subsystem_device", &v) == 0)
                 d->subsystem_device = (uint16_t)v;
         if (need_config) {
-                _cleanup_free_ char *cp = strdup_printf("%s/config", dir);
                 _cleanup_free_ uint8_t *cfg = NULL;
                 size_t n = 0;
-                if (cp && read_full(cp, 4096, (void **)&cfg, &n) == 0 && n >= 64) {
+                if (read_full_at(dfd, "config", 4096, (void **)&cfg, &n) == 0 && n >= 64) {
                         d->vendor = le16(cfg);
                         d->device = le16(cfg + 2);
                         d->class = le32(cfg + 8) >> 8;
@@ -246,33 +243,33 @@ static int pci_device_load(Root *root, const char *name, PciDevice *d) {
                 }
         }
 
-        d->driver = link_base(dir, "driver");
-        d->driver_override = attr_or_null(dir, "driver_override");
+        d->driver = link_base(dfd, "driver");
+        d->driver_override = attr_or_null(dfd, "driver_override");
         if (d->driver_override && (streq(d->driver_override, "(null)") || isempty(d->driver_override)))
                 d->driver_override = (free(d->driver_override), NULL);
-        _cleanup_free_ char *grp = link_base(dir, "iommu_group");
+        _cleanup_free_ char *grp = link_base(dfd, "iommu_group");
         d->iommu_group = -1;
         if (grp && parse_int(grp, &d->iommu_group) < 0)
                 d->iommu_group = -1;
-        d->numa_node = attr_int(dir, "numa_node", -1);
-        d->boot_vga = attr_int(dir, "boot_vga", -1);
-        d->is_vfio = sub_exists(dir, "vfio-dev") || (d->driver && streq(d->driver, "vfio-pci"));
-        d->sriov_totalvfs = attr_int(dir, "sriov_totalvfs", -1);
-        d->sriov_numvfs = d->sriov_totalvfs >= 0 ? attr_int(dir, "sriov_numvfs", 0) : -1;
-        _cleanup_free_ char *pf = link_base(dir, "physfn");
+        d->numa_node = attr_int(dfd, "numa_node", -1);
+        d->boot_vga = attr_int(dfd, "boot_vga", -1);
+        d->is_vfio = exists_at(dfd, "vfio-dev") || (d->driver && streq(d->driver, "vfio-pci"));
+        d->sriov_totalvfs = attr_int(dfd, "sriov_totalvfs", -1);
+        d->sriov_numvfs = d->sriov_totalvfs >= 0 ? attr_int(dfd, "sriov_numvfs", 0) : -1;
+        _cleanup_free_ char *pf = link_base(dfd, "physfn");
         if (pf) {
                 PciAddr pa;
                 char buf[PCI_ADDR_STRLEN];
                 if (pci_addr_parse(pf, &pa) == 0)
                         d->physfn = strdup(pci_addr_format(&pa, buf));
         }
-        d->link_speed = attr_or_null(dir, "current_link_speed");
-        d->link_width = attr_or_null(dir, "current_link_width");
-        d->max_link_speed = attr_or_null(dir, "max_link_speed");
-        d->max_link_width = attr_or_null(dir, "max_link_width");
-        d->has_rom = sub_exists(dir, "rom");
-        d->has_mdev_types = sub_exists(dir, "mdev_supported_types");
-        d->has_vendor_vgpu = sub_exists(dir, "nvidia/creatable_vgpu_types");
+        d->link_speed = attr_or_null(dfd, "current_link_speed");
+        d->link_width = attr_or_null(dfd, "current_link_width");
+        d->max_link_speed = attr_or_null(dfd, "max_link_speed");
+        d->max_link_width = attr_or_null(dfd, "max_link_width");
+        d->has_rom = exists_at(dfd, "rom");
+        d->has_mdev_types = exists_at(dfd, "mdev_supported_types");
+        d->has_vendor_vgpu = exists_at(dfd, "nvidia/creatable_vgpu_types");
         return 0;
 }
 
