@@ -29,7 +29,7 @@ static void mig_opt(int c, const char *v, void *ud) {
         case OPT_PLACEMENT:
         case OPT_COUNT:
         case OPT_GI:
-                if (parse_u32(v, 10, &u) < 0 || u > 64) {
+                if (parse_u32(v, 10, &u) < 0 || u > 255) {
                         log_error("--%s '%s' is not a small non-negative number.",
                                   c == OPT_PLACEMENT ? "placement" : c == OPT_COUNT ? "count" : "gi", v);
                         a->bad = true;
