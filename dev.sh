@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Build: meson, ninja, a C compiler, libpci (pci.ids names), json-c, cmocka (unit tests).
+# Build: meson, ninja, a C compiler, libpci (pci.ids names), json-c, libyaml (mig-parted configs), cmocka (unit tests).
 # Tests: pciutils (lspci reads our simulated hosts), jq (asserts on --json output).
-PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libcmocka-dev pciutils jq)
+PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libyaml-dev libcmocka-dev pciutils jq)
 
 deps() {
         local missing=()

@@ -37,3 +37,8 @@ printf "%-44s %s\n" "gpuvirt check --json ($best)" "$(median_ms "$GPUVIRT" --roo
 printf "%-44s %s\n" "lspci -nn ($best, same tree)" "$(median_ms lspci -nn -O sysfs.path="$H/sys/bus/pci")"
 printf "%-44s %s\n" "lspci -nnk ($best, with drivers)" "$(median_ms lspci -nnk -O sysfs.path="$H/sys/bus/pci")"
 printf "%-44s %s\n" "/bin/true (process start floor)" "$(median_ms /bin/true)"
+
+echo
+echo "MIG: apply versus recreate-everything, placement under a random request stream"
+"$GPUVIRT" sim create "$TMP/mig" --profile dgx-a100 >/dev/null
+"$B/bench/bench-mig" "$TMP/mig" 100000

@@ -40,3 +40,4 @@ int verb_check(int argc, char **argv);
 int verb_sim(int argc, char **argv);
 int verb_passthrough(int argc, char **argv);
 int verb_host(int argc, char **argv);
+int verb_mig(int argc, char **argv);

@@ -46,6 +46,12 @@ static const Verb verbs[] = {
          "  passthrough restore BDF   apply a persistent binding (boot unit)"},
         {"host", 2, verb_host, "host iommu enable [--apply]\n"
                                "                            turn the IOMMU on in the boot configuration"},
+        {"mig", 1, verb_mig,
+         "mig status [BDF] | profiles BDF | enable BDF | disable BDF | reset BDF\n"
+         "  mig create BDF PROFILE [--placement START] [--count N]\n"
+         "  mig destroy BDF (--gi ID | --all) [--force]\n"
+         "  mig apply -f FILE -c LABEL [--allow-disrupt] [--no-reset] | assert -f FILE -c LABEL | export [-c LABEL]\n"
+         "                            MIG partitions through NVML; mig-parted v1 configs"},
         {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO\n"
                              "                            simulated hosts"},
         {"version", 0, verb_version, "version                   print the version"},

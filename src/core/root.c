@@ -256,3 +256,8 @@ int root_lock(Root *r, int timeout_ms) {
         }
         return TAKE_FD(fd);
 }
+
+bool root_link_is_dev_node(const char *target, const char *node) {
+        const char *p = target ? startswith(target, "/dev/") : NULL;
+        return p && streq(p, node);
+}

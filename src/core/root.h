@@ -78,5 +78,9 @@ void root_set_dry_run_stream(Root *r, FILE *f);
  */
 int root_lock(Root *r, int timeout_ms);
 
+/* Whether a symlink target read under proc/ (an open file of a process) is the device node dev/<node> of
+ * the host, e.g. node "nvidia0". */
+bool root_link_is_dev_node(const char *target, const char *node);
+
 /* The directory holding the simulator's own state on a simulated root. */
 #define SIM_MARKER_DIR ".gpuvirt-sim"

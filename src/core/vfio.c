@@ -95,7 +95,7 @@ char *vfio_saved_driver(Root *root, const char *bdf) {
 
 char *vfio_group_holders(Root *root, int group) {
         _cleanup_free_ char *proc = root_path(root, "proc");
-        _cleanup_free_ char *node = strdup_printf("/dev/vfio/%d", group);
+        _cleanup_free_ char *node = strdup_printf("vfio/%d", group);
         _cleanup_closedir_ DIR *d = proc ? opendir(proc) : NULL;
         if (!d || !node)
                 return NULL;
@@ -118,7 +118,7 @@ char *vfio_group_holders(Root *root, int group) {
                         if (k <= 0)
                                 continue;
                         buf[k] = '\0';
-                        holds = streq(buf, node);
+                        holds = root_link_is_dev_node(buf, node);
                 }
                 if (!holds)
                         continue;

@@ -69,7 +69,7 @@ static int generic_store(const char *path, const char *value) {
         return sim_file(path, st.st_mode & 07777, v, strlen(v));
 }
 
-static int reset_write(const char *devdir, const char *value) {
+static int reset_write(const char *root, const char *devdir, const char *value) {
         uint32_t v;
         if (parse_u32(value, 0, &v) < 0 || v != 1)
                 return -EINVAL;
@@ -79,7 +79,8 @@ static int reset_write(const char *devdir, const char *value) {
                 return -ENOMEM;
         if (read_attr(p, &m) < 0 || isempty(m))
                 return -ENOTTY;
-        return 0;
+        /* counted for the fake NVML: a reset applies a pending MIG mode and clears MIG instances */
+        return sim_reset_count(root, base(devdir));
 }
 
 static int dispatch(const char *root, const SimHost *h, const char *abs, const char *rel, const char *value) {
@@ -114,7 +115,7 @@ static int dispatch(const char *root, const SimHost *h, const char *abs, const c
                         return b < 0 ? b : sim_attr(dir, name, 0644, "%d\n", b);
                 }
                 if (streq(name, "reset"))
-                        return reset_write(dir, value);
+                        return reset_write(root, dir, value);
         }
         if (streq(name, "create")) {
                 _cleanup_free_ char *types = dir_of(dir);

@@ -1,0 +1,909 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* gpuvirt mig: status, profiles, enable, disable, create, destroy, reset, apply, assert, export. */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "cli/common.h"
+#include "cli/output.h"
+#include "core/mig.h"
+#include "core/migparted.h"
+#include "core/nvml.h"
+
+typedef struct MigArgs {
+        int placement, count, gi;
+        bool all, force, allow_disrupt, no_reset, bad;
+        const char *file, *config;
+} MigArgs;
+
+enum { OPT_PLACEMENT = 0x100, OPT_COUNT, OPT_GI, OPT_ALL, OPT_FORCE, OPT_ALLOW_DISRUPT, OPT_NO_RESET };
+
+static void mig_opt(int c, const char *v, void *ud) {
+        MigArgs *a = ud;
+        uint32_t u;
+        switch (c) {
+        case OPT_PLACEMENT:
+        case OPT_COUNT:
+        case OPT_GI:
+                if (parse_u32(v, 10, &u) < 0 || u > 255) {
+                        log_error("--%s '%s' is not a small non-negative number.",
+                                  c == OPT_PLACEMENT ? "placement" : c == OPT_COUNT ? "count" : "gi", v);
+                        a->bad = true;
+                        return;
+                }
+                *(c == OPT_PLACEMENT ? &a->placement : c == OPT_COUNT ? &a->count : &a->gi) = (int)u;
+                break;
+        case OPT_ALL: a->all = true; break;
+        case OPT_FORCE: a->force = true; break;
+        case OPT_ALLOW_DISRUPT: a->allow_disrupt = true; break;
+        case OPT_NO_RESET: a->no_reset = true; break;
+        case 'f': a->file = v; break;
+        case 'c': a->config = v; break;
+        }
+}
+
+typedef struct Ctx {
+        Root *root;
+        Nvml *nvml;
+        MigGpu *gpus;
+        size_t n;
+} Ctx;
+
+static void ctx_done(Ctx *c) {
+        free(c->gpus);
+        nvml_close(c->nvml);
+        root_free(c->root);
+}
+
+static int ctx_open(Ctx *c) {
+        *c = (Ctx){};
+        int r = open_root(0, &c->root);
+        if (r)
+                return r;
+        _cleanup_free_ char *why = NULL;
+        r = nvml_open(c->root, &c->nvml, &why);
+        if (r < 0) {
+                log_error("%s. MIG needs the NVIDIA driver's NVML (libnvidia-ml.so.1); the other modes work without it.",
+                          why ?: "NVML not available");
+                return EXIT_FAILURE;
+        }
+        r = mig_gpus_read(c->nvml, &c->gpus, &c->n);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read the GPUs through NVML: %s", nvml_errno_message(r)), EXIT_FAILURE;
+        return 0;
+}
+
+static int ctx_gpu(Ctx *c, const char *input, MigGpu **ret) {
+        _cleanup_free_ char *canon = NULL;
+        if (pci_addr_canonical(input, &canon) < 0) {
+                log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", input);
+                return EXIT_USAGE;
+        }
+        MigGpu *g = mig_gpu_find(c->gpus, c->n, canon);
+        if (!g) {
+                log_error("NVML knows no GPU %s (GPUs on vfio-pci or without the nvidia driver are not visible; see "
+                          "'gpuvirt mig status').", canon);
+                return EXIT_FAILURE;
+        }
+        if (!g->capable) {
+                log_error("%s (%s) does not support MIG.", canon, g->name);
+                return EXIT_FAILURE;
+        }
+        *ret = g;
+        return 0;
+}
+
+static const char *mode_str(unsigned m) {
+        return m == NVML_DEVICE_MIG_ENABLE ? "enabled" : "disabled";
+}
+
+static char slice_letter(size_t i) {
+        return (char)('a' + i);
+}
+
+/* "aaaab.c." : one character per memory slice, a letter per instance, '.' free */
+static void slice_row(const MigGpu *g, char buf[static MIG_MAX_SLICES + 1]) {
+        size_t k = 0;
+        for (unsigned s = 0; s < g->slices && s < MIG_MAX_SLICES; s++) {
+                char ch = '.';
+                for (size_t i = 0; i < g->n_inst; i++)
+                        if (s >= g->inst[i].start && s < g->inst[i].start + g->inst[i].size)
+                                ch = slice_letter(i);
+                buf[k++] = ch;
+        }
+        buf[k] = '\0';
+}
+
+static json_object *instance_json(const MigGpu *g, const MigInstance *m) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "profile", json_object_new_string(g->profiles[m->profile].name));
+        json_object_object_add(o, "profile_id", json_object_new_int((int)g->profiles[m->profile].id));
+        json_object *pl = json_object_new_object();
+        json_object_object_add(pl, "start", json_object_new_int((int)m->start));
+        json_object_object_add(pl, "size", json_object_new_int((int)m->size));
+        json_object_object_add(o, "placement", pl);
+        json_object_object_add(o, "gi_id", json_object_new_int((int)m->gi_id));
+        json_object_object_add(o, "ci_id", m->ci_id >= 0 ? json_object_new_int(m->ci_id) : NULL);
+        json_object_object_add(o, "uuid", m->uuid[0] ? json_object_new_string(m->uuid) : NULL);
+        return o;
+}
+
+static json_object *gpu_json(const MigGpu *g) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "address", json_object_new_string(g->address));
+        json_object_object_add(o, "index", json_object_new_int((int)g->index));
+        json_object_object_add(o, "name", json_object_new_string(g->name));
+        json_object_object_add(o, "uuid", json_object_new_string(g->uuid));
+        json_object_object_add(o, "mig_capable", json_object_new_boolean(g->capable));
+        json_object *mode = NULL;
+        if (g->capable) {
+                mode = json_object_new_object();
+                json_object_object_add(mode, "current", json_object_new_string(mode_str(g->mode_current)));
+                json_object_object_add(mode, "pending", json_object_new_string(mode_str(g->mode_pending)));
+        }
+        json_object_object_add(o, "mig_mode", mode);
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < g->n_inst; i++)
+                json_object_array_add(a, instance_json(g, &g->inst[i]));
+        json_object_object_add(o, "instances", a);
+        char row[MIG_MAX_SLICES + 1];
+        slice_row(g, row);
+        json_object_object_add(o, "slices", g->capable ? json_object_new_string(row) : NULL);
+        unsigned free_slices = 0;
+        for (size_t i = 0; row[i]; i++)
+                free_slices += row[i] == '.';
+        json_object_object_add(o, "free_slices", g->capable ? json_object_new_int((int)free_slices) : NULL);
+        return o;
+}
+
+static int print_json(json_object *o) {
+        json_print(o, stdout);
+        json_object_put(o);
+        return 0;
+}
+
+static void gpu_text(const MigGpu *g) {
+        printf("%s  GPU %u  %s  %s\n", g->address, g->index, g->name, g->uuid);
+        if (!g->capable) {
+                printf("  MIG: not supported\n");
+                return;
+        }
+        printf("  MIG mode: %s", mode_str(g->mode_current));
+        if (g->mode_pending != g->mode_current)
+                printf(" (pending: %s after a GPU reset: gpuvirt mig reset %s)", mode_str(g->mode_pending), g->address);
+        printf("\n");
+        if (g->mode_current != NVML_DEVICE_MIG_ENABLE)
+                return;
+        char row[MIG_MAX_SLICES + 1];
+        slice_row(g, row);
+        printf("  slices:   [");
+        for (size_t i = 0; row[i]; i++)
+                printf("%s%c", i ? " " : "", row[i]);
+        printf("]  (one per memory slice, 0 first; '.' free)\n");
+        if (g->n_inst == 0) {
+                printf("  no instances\n");
+                return;
+        }
+        static const char *const headers[] = {"  ", "PROFILE", "PLACEMENT", "GI", "CI", "UUID"};
+        Table *t = table_new(6, headers);
+        for (size_t i = 0; t && i < g->n_inst; i++) {
+                const MigInstance *m = &g->inst[i];
+                char letter[4], pl[16], gi[12], ci[12];
+                snprintf(letter, sizeof letter, "  %c", slice_letter(i));
+                snprintf(pl, sizeof pl, "%u:%u", m->start, m->size);
+                snprintf(gi, sizeof gi, "%u", m->gi_id);
+                snprintf(ci, sizeof ci, "%d", m->ci_id);
+                const char *cells[] = {letter, g->profiles[m->profile].name, pl, gi, m->ci_id >= 0 ? ci : NULL,
+                                       m->uuid[0] ? m->uuid : NULL};
+                table_add_row(t, cells);
+        }
+        if (t)
+                table_print(t, stdout);
+        table_free(t);
+}
+
+static int do_status(Ctx *c, int argc, char **argv, int first) {
+        MigGpu *only = NULL;
+        if (argc - first > 1)
+                return usage_error("mig status: expected at most one GPU address");
+        if (argc - first == 1) {
+                int r = ctx_gpu(c, argv[first], &only);
+                if (r)
+                        return r;
+        }
+        if (arg.json) {
+                json_object *a = json_object_new_array();
+                for (size_t i = 0; i < c->n; i++)
+                        if (!only || only == &c->gpus[i])
+                                json_object_array_add(a, gpu_json(&c->gpus[i]));
+                return print_json(a);
+        }
+        if (c->n == 0)
+                printf("NVML sees no GPU.\n");
+        for (size_t i = 0; i < c->n; i++)
+                if (!only || only == &c->gpus[i])
+                        gpu_text(&c->gpus[i]);
+        return 0;
+}
+
+static void starts_text(const MigProfile *p, char *buf, size_t len) {
+        size_t k = 0;
+        buf[0] = '\0';
+        for (unsigned s = 0; s < MIG_MAX_SLICES; s++)
+                if (p->starts >> s & 1u)
+                        k += (size_t)snprintf(buf + k, len - MIN(k, len), "%s%u", k ? "," : "", s);
+        snprintf(buf + MIN(k, len), len - MIN(k, len), ":%u", p->size);
+}
+
+static int do_profiles(Ctx *c, MigGpu *g) {
+        unsigned occ = mig_occupancy(g);
+        json_object *a = json_object_new_array();
+        static const char *const headers[] = {"PROFILE", "ID", "INSTANCES", "FREE", "MEMORY", "SMS", "PLACEMENTS", "FREE_NOW"};
+        Table *t = arg.json ? NULL : table_new(8, headers);
+        for (size_t i = 0; i < g->n_profiles; i++) {
+                const MigProfile *p = &g->profiles[i];
+                unsigned left = 0;
+                if (g->mode_current == NVML_DEVICE_MIG_ENABLE)
+                        (void)c->nvml->f.nvmlDeviceGetGpuInstanceRemainingCapacity(g->dev, p->id, &left);
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "name", json_object_new_string(p->name));
+                json_object_object_add(o, "id", json_object_new_int((int)p->id));
+                json_object_object_add(o, "compute_slices", json_object_new_int((int)p->compute));
+                json_object_object_add(o, "memory_slices", json_object_new_int((int)p->size));
+                json_object_object_add(o, "memory_mb", json_object_new_int64((int64_t)p->memory_mb));
+                json_object_object_add(o, "multiprocessors", json_object_new_int((int)p->sms));
+                json_object_object_add(o, "max_instances", json_object_new_int((int)p->max));
+                json_object_object_add(o, "remaining_capacity", json_object_new_int((int)left));
+                json_object *pls = json_object_new_array();
+                char freenow[32] = "";
+                size_t fk = 0;
+                for (unsigned s = 0; s < MIG_MAX_SLICES; s++) {
+                        if (!(p->starts >> s & 1u))
+                                continue;
+                        bool fr = g->mode_current == NVML_DEVICE_MIG_ENABLE && s + p->size <= g->slices &&
+                                  !(occ & (((1u << p->size) - 1) << s));
+                        json_object *pl = json_object_new_object();
+                        json_object_object_add(pl, "start", json_object_new_int((int)s));
+                        json_object_object_add(pl, "size", json_object_new_int((int)p->size));
+                        json_object_object_add(pl, "free", json_object_new_boolean(fr));
+                        json_object_array_add(pls, pl);
+                        if (fr && fk < sizeof freenow - 4)
+                                fk += (size_t)snprintf(freenow + fk, sizeof freenow - fk, "%s%u", fk ? "," : "", s);
+                }
+                json_object_object_add(o, "placements", pls);
+                json_object_array_add(a, o);
+                if (t) {
+                        char id[12], inst[12], fr[12], mem[24], sms[12], pl[40];
+                        snprintf(id, sizeof id, "%u", p->id);
+                        snprintf(inst, sizeof inst, "%u", p->max);
+                        snprintf(fr, sizeof fr, "%u", left);
+                        snprintf(mem, sizeof mem, "%.2f GiB", (double)p->memory_mb / 1024.0);
+                        snprintf(sms, sizeof sms, "%u", p->sms);
+                        starts_text(p, pl, sizeof pl);
+                        const char *cells[] = {p->name, id, inst, fr, mem, sms, pl, fk ? freenow : NULL};
+                        table_add_row(t, cells);
+                }
+        }
+        if (arg.json)
+                return print_json(a);
+        json_object_put(a);
+        printf("%s  %s  MIG %s\n", g->address, g->name, mode_str(g->mode_current));
+        if (t)
+                table_print(t, stdout);
+        table_free(t);
+        if (g->mode_current != NVML_DEVICE_MIG_ENABLE)
+                printf("MIG is not enabled: FREE is 0 until 'gpuvirt mig enable %s'.\n", g->address);
+        return 0;
+}
+
+static char *holders_text(Ctx *c, const MigGpu *g, bool whole_gpu_only, unsigned gi, size_t *ret_n) {
+        _cleanup_free_ MigHolder *h = NULL;
+        size_t n = 0;
+        *ret_n = 0;
+        if (mig_holders(c->root, c->nvml, g, &h, &n) < 0)
+                return NULL;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+                if ((whole_gpu_only ? true : h[i].gi_id == gi))
+                        h[k++] = h[i];
+        *ret_n = k;
+        return k ? mig_holders_format(h, k) : NULL;
+}
+
+static int do_mode(Ctx *c, MigGpu *g, bool enable) {
+        unsigned want = enable ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
+        if (g->mode_current == want && g->mode_pending == want) {
+                if (!arg.json)
+                        printf("%s: MIG already %s.\n", g->address, mode_str(want));
+                else {
+                        json_object *o = gpu_json(g);
+                        json_object_object_add(o, "activation", json_object_new_string("done"));
+                        return print_json(o);
+                }
+                return 0;
+        }
+        if (arg.dry_run) {
+                printf("would set MIG mode of %s to %s (takes effect after a GPU reset)\n", g->address, mode_str(want));
+                return 0;
+        }
+        int act = 0;
+        int r = mig_set_mode(c->nvml, g, enable, &act);
+        if (r == -EBUSY) {
+                log_error("Cannot disable MIG on %s: %zu instance(s) exist (%s). Destroy them first: gpuvirt mig destroy %s --all",
+                          g->address, g->n_inst, nvml_errno_message(r), g->address);
+                return EXIT_FAILURE;
+        }
+        if (r < 0)
+                return log_error("Cannot set MIG mode on %s: %s", g->address, nvml_errno_message(r)), EXIT_FAILURE;
+        size_t nh = 0;
+        _cleanup_free_ char *holders = act == -EBUSY ? holders_text(c, g, true, 0, &nh) : NULL;
+        if (arg.json) {
+                json_object *o = gpu_json(g);
+                json_object_object_add(o, "activation", json_object_new_string(act == 0 ? "done" : act == -EBUSY ? "in_use" : "reset_required"));
+                json_object_object_add(o, "holders", holders ? json_object_new_string(holders) : NULL);
+                return print_json(o);
+        }
+        if (act == 0)
+                printf("%s: MIG %s.\n", g->address, mode_str(want));
+        else if (act == -EBUSY)
+                printf("%s: MIG %s is pending: the GPU is in use (NVML_ERROR_IN_USE) by %s.\n"
+                       "Stop them (systemctl stop nvidia-persistenced nvidia-dcgm, ...), then: gpuvirt mig reset %s\n",
+                       g->address, mode_str(want), holders ?: "processes NVML does not name", g->address);
+        else
+                printf("%s: MIG %s is pending until the GPU is reset (NVML_ERROR_RESET_REQUIRED).\n"
+                       "Reset it now: gpuvirt mig reset %s (or reboot)\n",
+                       g->address, mode_str(want), g->address);
+        return 0;
+}
+
+static int do_reset(Ctx *c, MigGpu *g) {
+        size_t nh = 0;
+        _cleanup_free_ char *holders = holders_text(c, g, true, 0, &nh);
+        if (nh > 0) {
+                log_error("Cannot reset %s: it is in use by %s. Stop them first (nvidia-persistenced, DCGM: systemctl stop "
+                          "...; nvidia_drm: unload it or boot without modeset).", g->address, holders);
+                return EXIT_FAILURE;
+        }
+        int r = mig_reset(c->root, g);
+        if (r < 0)
+                return log_error_errno(r, "Resetting %s failed: %m", g->address), EXIT_FAILURE;
+        if (arg.dry_run)
+                return 0;
+        r = mig_gpu_refresh(c->nvml, g);
+        if (r < 0)
+                return log_error("Cannot read %s after the reset: %s", g->address, nvml_errno_message(r)), EXIT_FAILURE;
+        if (arg.json)
+                return print_json(gpu_json(g));
+        printf("%s: reset; MIG %s.\n", g->address, mode_str(g->mode_current));
+        return 0;
+}
+
+static int require_mig(const MigGpu *g) {
+        if (g->mode_current == NVML_DEVICE_MIG_ENABLE)
+                return 0;
+        log_error("MIG is not enabled on %s%s. Enable it: gpuvirt mig enable %s", g->address,
+                  g->mode_pending == NVML_DEVICE_MIG_ENABLE ? " (enabled, pending a GPU reset)" : "", g->address);
+        return EXIT_FAILURE;
+}
+
+static int unknown_profile(const MigGpu *g, const char *name, const char *where) {
+        _cleanup_free_ char *list = strdup("");
+        for (size_t i = 0; i < g->n_profiles && list; i++) {
+                char *x = strdup_printf("%s%s%s", list, i ? ", " : "", g->profiles[i].name);
+                free(list);
+                list = x;
+        }
+        log_error("%s%sUnknown MIG profile '%s' on %s (%s). Known: %s", where ?: "", where ? ": " : "", name,
+                  g->address, g->name, strna(list));
+        return EXIT_USAGE;
+}
+
+static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
+        int pi = mig_profile_find(g, pname);
+        if (pi < 0)
+                return unknown_profile(g, pname, NULL);
+        const MigProfile *p = &g->profiles[pi];
+        if (a->placement >= 0) {
+                char pl[40];
+                starts_text(p, pl, sizeof pl);
+                if (a->placement >= MIG_MAX_SLICES || !(p->starts >> a->placement & 1u))
+                        return log_error("Placement %d is not valid for %s on %s: its placements are %s (start:size).",
+                                         a->placement, p->name, g->address, pl), EXIT_USAGE;
+                if (a->count != 1)
+                        return usage_error("mig create: --placement creates one instance; drop --count");
+        }
+        int r = require_mig(g);
+        if (r)
+                return r;
+        json_object *out = json_object_new_array();
+        int rc = 0;
+        for (int k = 0; k < a->count; k++) {
+                int start = a->placement >= 0 ? a->placement : mig_best_start(g->profiles, g->n_profiles, g->slices, mig_occupancy(g), pi);
+                if (start < 0) {
+                        log_error("No room for %s %s on %s: no legal placement is free (see 'gpuvirt mig status %s').",
+                                  k ? "another" : "a", p->name, g->address, g->address);
+                        rc = EXIT_FAILURE;
+                        break;
+                }
+                if (arg.dry_run) {
+                        printf("would create %s at %d:%u on %s (GPU instance + full compute instance)\n", p->name, start,
+                               p->size, g->address);
+                        /* account for it in the following ones */
+                        if (g->n_inst < MIG_MAX_INSTANCES)
+                                g->inst[g->n_inst++] = (MigInstance){.profile = pi, .start = (unsigned)start, .size = p->size, .ci_id = -1};
+                        continue;
+                }
+                MigInstance m;
+                r = mig_create(c->nvml, g, pi, start, &m);
+                if (r == -ENOSPC) {
+                        log_error("Cannot create %s at %d:%u on %s: slices %d-%u are taken or the profile's limit (%u) is "
+                                  "reached (NVML_ERROR_INSUFFICIENT_RESOURCES).", p->name, start, p->size, g->address, start,
+                                  (unsigned)start + p->size - 1, p->max);
+                        rc = EXIT_FAILURE;
+                        break;
+                }
+                if (r < 0) {
+                        log_error("Cannot create %s on %s: %s", p->name, g->address, nvml_errno_message(r));
+                        rc = EXIT_FAILURE;
+                        break;
+                }
+                json_object_array_add(out, instance_json(g, &m));
+                if (!arg.json)
+                        printf("%s: created %s at %u:%u, GI %u CI %d, %s\n", g->address, p->name, m.start, m.size, m.gi_id,
+                               m.ci_id, m.uuid);
+        }
+        if (arg.json && !arg.dry_run)
+                json_print(out, stdout);
+        json_object_put(out);
+        return rc;
+}
+
+static int do_destroy(Ctx *c, MigGpu *g, const MigArgs *a) {
+        int r = require_mig(g);
+        if (r)
+                return r;
+        unsigned ids[MIG_MAX_INSTANCES];
+        size_t n = 0;
+        for (size_t i = 0; i < g->n_inst; i++)
+                if (a->all || (int)g->inst[i].gi_id == a->gi)
+                        ids[n++] = g->inst[i].gi_id;
+        if (!a->all && n == 0)
+                return log_error("%s has no GPU instance %d (see 'gpuvirt mig status %s').", g->address, a->gi, g->address),
+                       EXIT_USAGE;
+        if (!a->force)
+                for (size_t i = 0; i < n; i++) {
+                        size_t nh = 0;
+                        _cleanup_free_ char *h = holders_text(c, g, false, ids[i], &nh);
+                        if (nh > 0)
+                                return log_error("GPU instance %u on %s is in use by %s; stop them first, or --force to try anyway.",
+                                                 ids[i], g->address, h), EXIT_FAILURE;
+                }
+        json_object *out = json_object_new_array();
+        int rc = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (arg.dry_run) {
+                        printf("would destroy GPU instance %u on %s\n", ids[i], g->address);
+                        continue;
+                }
+                r = mig_destroy(c->nvml, g, ids[i]);
+                if (r < 0) {
+                        log_error("Cannot destroy GPU instance %u on %s: %s", ids[i], g->address, nvml_errno_message(r));
+                        rc = EXIT_FAILURE;
+                        break;
+                }
+                json_object_array_add(out, json_object_new_int((int)ids[i]));
+                if (!arg.json)
+                        printf("%s: destroyed GPU instance %u\n", g->address, ids[i]);
+        }
+        if (arg.json && !arg.dry_run) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "address", json_object_new_string(g->address));
+                json_object_object_add(o, "destroyed", out);
+                return print_json(o) ?: rc;
+        }
+        json_object_put(out);
+        return rc;
+}
+
+/* ---- mig-parted configs ---- */
+
+static int load_config(const MigArgs *a, MigParted **ret_m, const MigPartedConfig **ret_c) {
+        if (!a->file || !a->config)
+                return usage_error("expected -f FILE -c LABEL (a mig-parted v1 configuration and one of its labels)");
+        _cleanup_free_ char *err = NULL;
+        MigParted *m = NULL;
+        int r = migparted_parse(a->file, &m, &err);
+        if (r < 0) {
+                log_error("%s", err ?: "Cannot read the configuration");
+                return r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+        }
+        const MigPartedConfig *cfg = migparted_find(m, a->config);
+        if (!cfg) {
+                log_error("%s: no configuration '%s' (it has %zu: %s%s)", a->file, a->config, m->n_configs,
+                          m->n_configs ? m->configs[0].label : "", m->n_configs > 1 ? ", ..." : "");
+                migparted_free(m);
+                return EXIT_USAGE;
+        }
+        *ret_m = m;
+        *ret_c = cfg;
+        return 0;
+}
+
+/* want[] from an entry; exit code on unknown profile. */
+static int entry_want(const char *file, const MigGpu *g, const MigPartedEntry *e, unsigned want[MIG_MAX_PROFILES]) {
+        memset(want, 0, sizeof(unsigned) * MIG_MAX_PROFILES);
+        for (size_t d = 0; d < e->n_mig_devices; d++) {
+                int pi = mig_profile_find(g, e->mig_devices[d].profile);
+                if (pi < 0) {
+                        _cleanup_free_ char *where = strdup_printf("%s:%u:%u", file, e->mig_devices[d].line, e->mig_devices[d].column);
+                        return unknown_profile(g, e->mig_devices[d].profile, where);
+                }
+                want[pi] += e->mig_devices[d].count;
+        }
+        return 0;
+}
+
+static bool layout_matches(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES]) {
+        unsigned have[MIG_MAX_PROFILES] = {};
+        for (size_t i = 0; i < g->n_inst; i++)
+                have[g->inst[i].profile]++;
+        return memcmp(have, want, sizeof have) == 0;
+}
+
+static json_object *inst_brief(const MigGpu *g, int profile, unsigned start, int gi) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "profile", json_object_new_string(g->profiles[profile].name));
+        json_object *pl = json_object_new_object();
+        json_object_object_add(pl, "start", json_object_new_int((int)start));
+        json_object_object_add(pl, "size", json_object_new_int((int)g->profiles[profile].size));
+        json_object_object_add(o, "placement", pl);
+        json_object_object_add(o, "gi_id", gi >= 0 ? json_object_new_int(gi) : NULL);
+        return o;
+}
+
+static int reset_gpu(Ctx *c, MigGpu *g, const MigArgs *a, json_object *o) {
+        if (a->no_reset) {
+                if (!arg.json)
+                        printf("  MIG mode change pending a GPU reset (--no-reset): gpuvirt mig reset %s, then apply again\n", g->address);
+                json_object_object_add(o, "state", json_object_new_string("pending_reset"));
+                return 0;
+        }
+        size_t nh = 0;
+        _cleanup_free_ char *h = holders_text(c, g, true, 0, &nh);
+        if (nh > 0) {
+                log_error("GPU %u (%s) needs a reset to change its MIG mode, but it is in use by %s. Stop them "
+                          "(systemctl stop nvidia-persistenced nvidia-dcgm; unload nvidia_drm), then apply again.",
+                          g->index, g->address, h);
+                json_object_object_add(o, "state", json_object_new_string("in_use"));
+                json_object_object_add(o, "holders", json_object_new_string(h));
+                return EXIT_FAILURE;
+        }
+        if (!arg.json)
+                printf("  reset %s\n", g->address);
+        int r = mig_reset(c->root, g);
+        if (r < 0)
+                return log_error_errno(r, "Resetting %s failed: %m", g->address), EXIT_FAILURE;
+        if (!arg.dry_run && (r = mig_gpu_refresh(c->nvml, g)) < 0)
+                return log_error("Cannot read %s after the reset: %s", g->address, nvml_errno_message(r)), EXIT_FAILURE;
+        return 0;
+}
+
+static int apply_gpu(Ctx *c, MigGpu *g, const MigPartedEntry *e, const char *file, const MigArgs *a, json_object *o) {
+        unsigned want[MIG_MAX_PROFILES];
+        int rc = entry_want(file, g, e, want);
+        if (rc)
+                return rc;
+        unsigned mode = e->mig_enabled ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
+        bool mode_ok = g->mode_current == mode && g->mode_pending == mode;
+        if (mode_ok && (!e->mig_enabled || layout_matches(g, want))) {
+                if (!arg.json)
+                        printf("GPU %u (%s): already as configured, untouched\n", g->index, g->address);
+                json_object_object_add(o, "state", json_object_new_string("unchanged"));
+                return 0;
+        }
+        if (!arg.json)
+                printf("GPU %u (%s, %s):\n", g->index, g->address, g->name);
+        json_object *destroyed = json_object_new_array(), *created = json_object_new_array(), *kept = json_object_new_array();
+        json_object_object_add(o, "kept", kept);
+        json_object_object_add(o, "destroyed", destroyed);
+        json_object_object_add(o, "created", created);
+
+        if (!e->mig_enabled) {
+                for (size_t i = g->n_inst; i-- > 0;) {
+                        json_object_array_add(destroyed, inst_brief(g, g->inst[i].profile, g->inst[i].start, (int)g->inst[i].gi_id));
+                        if (!arg.json)
+                                printf("  destroy %s at %u:%u (GI %u)\n", g->profiles[g->inst[i].profile].name, g->inst[i].start,
+                                       g->inst[i].size, g->inst[i].gi_id);
+                        if (!arg.dry_run) {
+                                int r = mig_destroy(c->nvml, g, g->inst[i].gi_id);
+                                if (r < 0)
+                                        return log_error("Cannot destroy GI %u on %s: %s", g->inst[i].gi_id, g->address,
+                                                         nvml_errno_message(r)), EXIT_FAILURE;
+                        }
+                }
+                if (!arg.json)
+                        printf("  disable MIG\n");
+                if (!arg.dry_run) {
+                        int act, r = mig_set_mode(c->nvml, g, false, &act);
+                        if (r < 0)
+                                return log_error("Cannot disable MIG on %s: %s", g->address, nvml_errno_message(r)), EXIT_FAILURE;
+                        if (act == 0) {
+                                json_object_object_add(o, "state", json_object_new_string("changed"));
+                                return 0;
+                        }
+                }
+                rc = reset_gpu(c, g, a, o);
+                if (!rc && !json_object_object_get_ex(o, "state", NULL))
+                        json_object_object_add(o, "state", json_object_new_string("changed"));
+                return rc;
+        }
+
+        /* enable first; a fresh mode starts without instances */
+        MigInstance cur[MIG_MAX_INSTANCES];
+        size_t n_cur = g->mode_current == NVML_DEVICE_MIG_ENABLE ? g->n_inst : 0;
+        memcpy(cur, g->inst, sizeof cur);
+        if (g->mode_current != NVML_DEVICE_MIG_ENABLE) {
+                if (!arg.json)
+                        printf("  enable MIG\n");
+                if (!arg.dry_run) {
+                        int act, r = mig_set_mode(c->nvml, g, true, &act);
+                        if (r < 0)
+                                return log_error("Cannot enable MIG on %s: %s", g->address, nvml_errno_message(r)), EXIT_FAILURE;
+                }
+                if (arg.dry_run || g->mode_current != NVML_DEVICE_MIG_ENABLE) {
+                        rc = reset_gpu(c, g, a, o);
+                        if (rc || json_object_object_get_ex(o, "state", NULL))
+                                return rc;
+                }
+                if (!arg.dry_run && g->mode_current != NVML_DEVICE_MIG_ENABLE)
+                        return log_error("MIG is still not enabled on %s after the reset.", g->address), EXIT_FAILURE;
+                n_cur = 0;
+        }
+
+        MigPlan plan;
+        int r = mig_plan(g->profiles, g->n_profiles, g->slices, cur, n_cur, want, a->allow_disrupt, &plan);
+        if (r == -EINVAL || r == -ENOSPC) {
+                log_error("%s:%u:%u: this layout does not fit GPU %u (%s, %s): %s", file, e->line, e->column, g->index,
+                          g->address, g->name, r == -EINVAL ? "a count is above the profile's limit (see 'gpuvirt mig profiles')" :
+                                                              "the instances overlap on every legal placement");
+                return EXIT_USAGE;
+        }
+        for (size_t i = 0; i < plan.n_keep; i++) {
+                const MigInstance *m = &cur[plan.keep[i]];
+                json_object_array_add(kept, inst_brief(g, m->profile, m->start, (int)m->gi_id));
+                if (!arg.json)
+                        printf("  keep    %s at %u:%u (GI %u)\n", g->profiles[m->profile].name, m->start, m->size, m->gi_id);
+        }
+        if (r == -EBUSY) {
+                json_object *mv = json_object_new_array();
+                for (size_t i = 0; i < plan.n_destroy; i++)
+                        if (plan.moved[plan.destroy[i]]) {
+                                const MigInstance *m = &cur[plan.destroy[i]];
+                                json_object_array_add(mv, inst_brief(g, m->profile, m->start, (int)m->gi_id));
+                                log_error("GPU %u (%s): reaching the target needs %s at %u:%u (GI %u) moved: it would be "
+                                          "destroyed and recreated elsewhere.", g->index, g->address,
+                                          g->profiles[m->profile].name, m->start, m->size, m->gi_id);
+                        }
+                json_object_object_add(o, "must_move", mv);
+                json_object_object_add(o, "state", json_object_new_string("needs_disrupt"));
+                log_error("Nothing changed on GPU %u; run again with --allow-disrupt to move them.", g->index);
+                return EXIT_FAILURE;
+        }
+        for (size_t i = 0; i < plan.n_destroy; i++) {
+                const MigInstance *m = &cur[plan.destroy[i]];
+                size_t nh = 0;
+                _cleanup_free_ char *h = holders_text(c, g, false, m->gi_id, &nh);
+                if (nh > 0)
+                        return log_error("GPU %u (%s): %s (GI %u) would be destroyed but is in use by %s.", g->index, g->address,
+                                         g->profiles[m->profile].name, m->gi_id, h), EXIT_FAILURE;
+        }
+        for (size_t i = 0; i < plan.n_destroy; i++) {
+                const MigInstance *m = &cur[plan.destroy[i]];
+                json_object_array_add(destroyed, inst_brief(g, m->profile, m->start, (int)m->gi_id));
+                if (!arg.json)
+                        printf("  destroy %s at %u:%u (GI %u)%s\n", g->profiles[m->profile].name, m->start, m->size, m->gi_id,
+                               plan.moved[plan.destroy[i]] ? ", to be recreated elsewhere (--allow-disrupt)" : "");
+                if (!arg.dry_run && (r = mig_destroy(c->nvml, g, m->gi_id)) < 0)
+                        return log_error("Cannot destroy GI %u on %s: %s", m->gi_id, g->address, nvml_errno_message(r)),
+                               EXIT_FAILURE;
+        }
+        for (size_t i = 0; i < plan.n_create; i++) {
+                const MigProfile *p = &g->profiles[plan.create[i].profile];
+                MigInstance m = {.gi_id = 0};
+                if (!arg.dry_run && (r = mig_create(c->nvml, g, plan.create[i].profile, (int)plan.create[i].start, &m)) < 0)
+                        return log_error("Cannot create %s at %u:%u on %s: %s", p->name, plan.create[i].start, p->size,
+                                         g->address, nvml_errno_message(r)), EXIT_FAILURE;
+                json_object_array_add(created, inst_brief(g, plan.create[i].profile, plan.create[i].start,
+                                                          arg.dry_run ? -1 : (int)m.gi_id));
+                if (!arg.json) {
+                        printf("  create  %s at %u:%u", p->name, plan.create[i].start, p->size);
+                        if (!arg.dry_run)
+                                printf(" (GI %u, %s)", m.gi_id, m.uuid);
+                        printf("\n");
+                }
+        }
+        json_object_object_add(o, "state", json_object_new_string("changed"));
+        return 0;
+}
+
+static int do_apply_assert(Ctx *c, const MigArgs *a, bool assert_only) {
+        _cleanup_migparted_free_ MigParted *m = NULL;
+        const MigPartedConfig *cfg = NULL;
+        int rc = load_config(a, &m, &cfg);
+        if (rc)
+                return rc;
+        _cleanup_close_ int lock = -EBADF;
+        if (!assert_only && !arg.dry_run) {
+                lock = lock_host(c->root);
+                if (lock < 0)
+                        return -lock;
+        }
+        json_object *out = json_object_new_array();
+        size_t matched = 0, differ = 0;
+        for (size_t i = 0; i < c->n && rc == 0; i++) {
+                MigGpu *g = &c->gpus[i];
+                const MigPartedEntry *e = migparted_match(cfg, g->index, g->pci_device_id);
+                if (!e)
+                        continue;
+                matched++;
+                if (!g->capable) {
+                        log_error("%s:%u:%u: GPU %u (%s, %s) does not support MIG.", a->file, e->line, e->column, g->index,
+                                  g->address, g->name);
+                        rc = e->mig_enabled ? EXIT_USAGE : 0;
+                        continue;
+                }
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "index", json_object_new_int((int)g->index));
+                json_object_object_add(o, "address", json_object_new_string(g->address));
+                json_object_array_add(out, o);
+                if (assert_only) {
+                        unsigned want[MIG_MAX_PROFILES];
+                        rc = entry_want(a->file, g, e, want);
+                        if (rc)
+                                break;
+                        unsigned mode = e->mig_enabled ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
+                        bool ok = g->mode_current == mode && g->mode_pending == mode && (!e->mig_enabled || layout_matches(g, want));
+                        json_object_object_add(o, "matches", json_object_new_boolean(ok));
+                        if (!ok) {
+                                differ++;
+                                if (!arg.json)
+                                        printf("GPU %u (%s): not as configured (MIG %s%s, %zu instance(s))\n", g->index, g->address,
+                                               mode_str(g->mode_current), g->mode_pending != g->mode_current ? ", change pending" : "",
+                                               g->n_inst);
+                        }
+                        continue;
+                }
+                rc = apply_gpu(c, g, e, a->file, a, o);
+        }
+        if (rc == 0 && matched == 0) {
+                log_error("%s: configuration '%s' matches none of the %zu GPU(s) NVML sees (device-filter or devices).",
+                          a->file, a->config, c->n);
+                rc = EXIT_FAILURE;
+        }
+        if (arg.json)
+                json_print(out, stdout);
+        json_object_put(out);
+        if (rc)
+                return rc;
+        if (assert_only) {
+                if (!arg.json)
+                        printf(differ ? "Configuration '%s' is not applied (%zu GPU(s) differ).\n"
+                                      : "Configuration '%s' is applied.\n", a->config, differ);
+                return differ ? EXIT_FAILURE : 0;
+        }
+        return 0;
+}
+
+static int do_export(Ctx *c, const MigArgs *a) {
+        MigPartedExport *e = calloc(MAX(c->n, 1u), sizeof *e);
+        const char *(*names)[MIG_MAX_PROFILES] = calloc(MAX(c->n, 1u), sizeof *names);
+        unsigned (*counts)[MIG_MAX_PROFILES] = calloc(MAX(c->n, 1u), sizeof *counts);
+        size_t k = 0;
+        int r = -ENOMEM;
+        if (e && names && counts) {
+                for (size_t i = 0; i < c->n; i++) {
+                        const MigGpu *g = &c->gpus[i];
+                        if (!g->capable)
+                                continue;
+                        for (size_t p = 0; p < g->n_profiles; p++)
+                                names[k][p] = g->profiles[p].name;
+                        for (size_t x = 0; x < g->n_inst; x++)
+                                counts[k][g->inst[x].profile]++;
+                        e[k] = (MigPartedExport){.index = g->index, .mig_enabled = g->mode_current == NVML_DEVICE_MIG_ENABLE,
+                                                 .profiles = names[k], .counts = counts[k], .n = g->n_profiles};
+                        k++;
+                }
+                r = migparted_write(stdout, a->config ?: "current", e, k);
+        }
+        free(e);
+        free(names);
+        free(counts);
+        return r < 0 ? EXIT_FAILURE : 0;
+}
+
+int verb_mig(int argc, char **argv) {
+        static const struct option opts[] = {
+                {"placement", required_argument, NULL, OPT_PLACEMENT},
+                {"count", required_argument, NULL, OPT_COUNT},
+                {"gi", required_argument, NULL, OPT_GI},
+                {"all", no_argument, NULL, OPT_ALL},
+                {"force", no_argument, NULL, OPT_FORCE},
+                {"allow-disrupt", no_argument, NULL, OPT_ALLOW_DISRUPT},
+                {"no-reset", no_argument, NULL, OPT_NO_RESET},
+                {"file", required_argument, NULL, 'f'},
+                {"config", required_argument, NULL, 'c'},
+                {},
+        };
+        static const char *const subs = "status, profiles, enable, disable, create, destroy, reset, apply, assert, export";
+        if (argc < 2)
+                return usage_error("mig: expected a command: %s", subs);
+        const char *sub = argv[1];
+        MigArgs a = {.placement = -1, .count = 1, .gi = -1};
+        int k = parse_verb_options(argc - 1, argv + 1, opts, "f:c:", mig_opt, &a);
+        if (k < 0)
+                return -k;
+        if (a.bad)
+                return EXIT_USAGE;
+        int first = k + 1, npos = argc - first;
+        bool needs_bdf = streq(sub, "profiles") || streq(sub, "enable") || streq(sub, "disable") || streq(sub, "reset") ||
+                         streq(sub, "destroy");
+        if (needs_bdf && npos != 1)
+                return usage_error("mig %s: expected one GPU address", sub);
+        if (streq(sub, "create") && npos != 2)
+                return usage_error("mig create: expected BDF PROFILE [--placement START] [--count N]");
+        if (streq(sub, "create") && a.count < 1)
+                return usage_error("mig create: --count must be at least 1");
+        if (streq(sub, "destroy") && a.all == (a.gi >= 0))
+                return usage_error("mig destroy: give --gi ID or --all");
+        if ((streq(sub, "apply") || streq(sub, "assert") || streq(sub, "export")) && npos != 0)
+                return usage_error("mig %s: unexpected argument '%s'", sub, argv[first]);
+        bool mutating = streq(sub, "enable") || streq(sub, "disable") || streq(sub, "create") || streq(sub, "destroy") ||
+                        streq(sub, "reset");
+        if (!needs_bdf && !mutating && !streq(sub, "status") && !streq(sub, "apply") && !streq(sub, "assert") &&
+            !streq(sub, "export"))
+                return usage_error("mig: unknown command '%s' (%s)", sub, subs);
+        if ((streq(sub, "apply") || streq(sub, "assert")) && (!a.file || !a.config))
+                return usage_error("mig %s: expected -f FILE -c LABEL", sub);
+
+        Ctx c;
+        int rc = ctx_open(&c);
+        if (rc) {
+                ctx_done(&c);
+                return rc;
+        }
+        _cleanup_close_ int lock = -EBADF;
+        if (mutating && !arg.dry_run) {
+                lock = lock_host(c.root);
+                if (lock < 0) {
+                        ctx_done(&c);
+                        return -lock;
+                }
+        }
+        MigGpu *g = NULL;
+        if (needs_bdf || streq(sub, "create"))
+                rc = ctx_gpu(&c, argv[first], &g);
+        if (rc == 0) {
+                if (streq(sub, "status"))
+                        rc = do_status(&c, argc, argv, first);
+                else if (streq(sub, "profiles"))
+                        rc = do_profiles(&c, g);
+                else if (streq(sub, "enable") || streq(sub, "disable"))
+                        rc = do_mode(&c, g, streq(sub, "enable"));
+                else if (streq(sub, "reset"))
+                        rc = do_reset(&c, g);
+                else if (streq(sub, "create"))
+                        rc = do_create(&c, g, argv[first + 1], &a);
+                else if (streq(sub, "destroy"))
+                        rc = do_destroy(&c, g, &a);
+                else if (streq(sub, "apply") || streq(sub, "assert"))
+                        rc = do_apply_assert(&c, &a, streq(sub, "assert"));
+                else
+                        rc = do_export(&c, &a);
+        }
+        ctx_done(&c);
+        return rc;
+}

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * MIG: the model of a GPU's partitioning read through NVML, the operations on it, and the placement
+ * planner. The planner functions (mig_plan, mig_best_start, mig_default_start, mig_layout_score) are
+ * pure: they take profile tables and layouts, so unit tests and the benchmark drive them directly.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nvml.h"
+#include "pci.h"
+#include "root.h"
+
+#define MIG_MAX_PROFILES  NVML_GPU_INSTANCE_PROFILE_COUNT
+#define MIG_MAX_INSTANCES 8
+#define MIG_MAX_SLICES    8
+
+typedef struct MigProfile {
+        char name[32];     /* "3g.20gb", "1g.5gb+me": resolved at run time from NVML's profile info */
+        unsigned constant; /* NVML_GPU_INSTANCE_PROFILE_* */
+        unsigned id;       /* NVML profile id (device specific) */
+        unsigned compute;  /* compute slices */
+        unsigned size;     /* memory slices of each placement */
+        unsigned max;      /* instances at most */
+        unsigned starts;   /* legal placement starts, bit i = start i */
+        unsigned long long memory_mb;
+        unsigned sms;
+} MigProfile;
+
+typedef struct MigInstance {
+        int profile; /* index in MigGpu.profiles */
+        unsigned start, size;
+        unsigned gi_id;
+        int ci_id; /* -1: no compute instance */
+        char uuid[NVML_DEVICE_UUID_BUFFER_SIZE];
+} MigInstance;
+
+typedef struct MigGpu {
+        unsigned index; /* NVML index (what mig-parted's "devices" lists) */
+        char address[PCI_ADDR_STRLEN];
+        char name[NVML_DEVICE_NAME_BUFFER_SIZE];
+        char uuid[NVML_DEVICE_UUID_BUFFER_SIZE];
+        uint32_t pci_device_id; /* device << 16 | vendor */
+        bool capable;           /* NVML reports a MIG mode */
+        unsigned mode_current, mode_pending;
+        unsigned slices; /* memory slices (8; A30 4) */
+        MigProfile profiles[MIG_MAX_PROFILES];
+        size_t n_profiles;
+        MigInstance inst[MIG_MAX_INSTANCES];
+        size_t n_inst;
+        nvmlDevice_t dev;
+} MigGpu;
+
+/* Name of a profile from its compute slices, memory and constant: "<c>g.<GiB rounded up>gb[+me]". */
+void mig_profile_name(unsigned compute, unsigned long long memory_mb, unsigned constant, char buf[static 32]);
+
+/* Read every GPU NVML sees (in NVML index order). */
+int mig_gpus_read(Nvml *n, MigGpu **ret, size_t *ret_n);
+/* Re-read one GPU's mode and instances. */
+int mig_gpu_refresh(Nvml *n, MigGpu *g);
+MigGpu *mig_gpu_find(MigGpu *gpus, size_t n, const char *address);
+/* Profile index by name ("3g.20gb"), or -ENOENT. */
+int mig_profile_find(const MigGpu *g, const char *name);
+/* Slices taken by the instances, as a bitmask. */
+unsigned mig_occupancy(const MigGpu *g);
+
+/* What holds a GPU: processes (NVML's running processes, files of its device node under proc/) and
+ * kernel users (nvidia_drm with modeset). */
+typedef struct MigHolder {
+        unsigned pid; /* 0 for a kernel module */
+        char name[64];
+        unsigned gi_id; /* NVML_INSTANCE_ID_NONE: the whole GPU */
+} MigHolder;
+int mig_holders(Root *root, Nvml *n, const MigGpu *g, MigHolder **ret, size_t *ret_n);
+/* "nvidia-persistenced (pid 812), dcgm (pid 900)" */
+char *mig_holders_format(const MigHolder *h, size_t n);
+
+/* NVML operations; -errno through nvml_error_to_errno(). set_mode: ret_activation gets 0 when the mode is
+ * current, -EAGAIN (reset required) or -EBUSY (in use) when it is pending. */
+int mig_set_mode(Nvml *n, MigGpu *g, bool enable, int *ret_activation);
+/* Create a GI of the profile at start (-1: the driver's default placement) plus a full CI. */
+int mig_create(Nvml *n, MigGpu *g, int profile, int start, MigInstance *ret);
+/* Destroy the GI with its CIs. */
+int mig_destroy(Nvml *n, MigGpu *g, unsigned gi_id);
+/* Reset the GPU through the kernel (write path: <dev>/reset). */
+int mig_reset(Root *root, const MigGpu *g);
+
+/* ---- the planner (pure) ---- */
+
+/* Fragmentation score of a layout (slices taken = occ): how many placements of every profile stay free,
+ * larger profiles weighing more. Higher is better. */
+unsigned mig_layout_score(const MigProfile *p, size_t n_profiles, unsigned occ);
+/* Start for one more instance of profile pi: the legal free start that keeps the best score (ours), or
+ * the highest free legal start (what the driver does without a placement). -ENOSPC when none. */
+int mig_best_start(const MigProfile *p, size_t n_profiles, unsigned slices, unsigned occ, int pi);
+int mig_default_start(const MigProfile *p, size_t n_profiles, unsigned slices, unsigned occ, int pi);
+
+typedef struct MigPlanCreate {
+        int profile;
+        unsigned start;
+} MigPlanCreate;
+
+typedef struct MigPlan {
+        size_t keep[MIG_MAX_INSTANCES], n_keep;       /* indices of current instances that stay */
+        size_t destroy[MIG_MAX_INSTANCES], n_destroy; /* indices of current instances to destroy */
+        bool moved[MIG_MAX_INSTANCES];                /* by current index: destroyed only to make room */
+        size_t n_moved;
+        MigPlanCreate create[MIG_MAX_INSTANCES];
+        size_t n_create;
+} MigPlan;
+
+/*
+ * From the current instances to want[profile] instances of each profile, with the fewest instances
+ * destroyed (each kept instance keeps its placement, UUID and users), new ones placed for the best
+ * fragmentation score. Returns 0 with the plan; -EBUSY when the target needs existing instances moved
+ * and allow_disrupt is false (the plan says which: moved[]); -ENOSPC when the target does not fit this
+ * GPU at all; -EINVAL for a count above a profile's maximum.
+ */
+int mig_plan(const MigProfile *p, size_t n_profiles, unsigned slices, const MigInstance *cur, size_t n_cur,
+             const unsigned want[MIG_MAX_PROFILES], bool allow_disrupt, MigPlan *ret);

@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "migparted.h"
+
+typedef struct Ctx {
+        yaml_document_t *doc;
+        const char *path;
+        char **error;
+} Ctx;
+
+static int fail_at(Ctx *c, const yaml_node_t *n, const char *fmt, ...) _printf_(3, 4);
+static int fail_at(Ctx *c, const yaml_node_t *n, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *msg = NULL;
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        free(*c->error);
+        *c->error = strdup_printf("%s:%zu:%zu: %s", c->path, n ? n->start_mark.line + 1 : 1,
+                                  n ? n->start_mark.column + 1 : 1, msg ?: "error");
+        return -EINVAL;
+}
+
+static const char *scalar(const yaml_node_t *n) {
+        return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int parse_bool(Ctx *c, yaml_node_t *n, bool *ret) {
+        const char *s = scalar(n);
+        if (s && (streq(s, "true") || streq(s, "True") || streq(s, "TRUE"))) {
+                *ret = true;
+                return 0;
+        }
+        if (s && (streq(s, "false") || streq(s, "False") || streq(s, "FALSE"))) {
+                *ret = false;
+                return 0;
+        }
+        return fail_at(c, n, "expected true or false");
+}
+
+static int parse_filter(Ctx *c, yaml_node_t *n, uint32_t *ret) {
+        const char *s = scalar(n);
+        const char *hex = s ? (startswith(s, "0x") ?: startswith(s, "0X")) : NULL;
+        if (!hex || parse_u32(hex, 16, ret) < 0)
+                return fail_at(c, n, "device-filter: expected a PCI id as 0xDDDDVVVV (device, vendor), e.g. \"0x20B010DE\"");
+        return 0;
+}
+
+static int parse_entry(Ctx *c, yaml_node_t *n, MigPartedEntry *e) {
+        if (n->type != YAML_MAPPING_NODE)
+                return fail_at(c, n, "expected a mapping with devices, mig-enabled and mig-devices");
+        e->line = (unsigned)n->start_mark.line + 1;
+        e->column = (unsigned)n->start_mark.column + 1;
+        bool have_devices = false, have_enabled = false;
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+                yaml_node_t *k = yaml_document_get_node(c->doc, p->key), *v = yaml_document_get_node(c->doc, p->value);
+                const char *key = scalar(k);
+                int r = 0;
+                if (!key)
+                        return fail_at(c, k, "expected a key");
+                if (streq(key, "device-filter")) {
+                        if (v->type == YAML_SCALAR_NODE) {
+                                e->filters = calloc(1, sizeof *e->filters);
+                                if (!e->filters)
+                                        return -ENOMEM;
+                                e->n_filters = 1;
+                                r = parse_filter(c, v, &e->filters[0]);
+                        } else if (v->type == YAML_SEQUENCE_NODE) {
+                                size_t m = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+                                e->filters = calloc(MAX(m, 1u), sizeof *e->filters);
+                                if (!e->filters)
+                                        return -ENOMEM;
+                                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top && r >= 0; i++)
+                                        r = parse_filter(c, yaml_document_get_node(c->doc, *i), &e->filters[e->n_filters++]);
+                        } else
+                                r = fail_at(c, v, "device-filter: expected a PCI id or a list of them");
+                } else if (streq(key, "devices")) {
+                        have_devices = true;
+                        const char *s = scalar(v);
+                        if (s && streq(s, "all"))
+                                e->all_devices = true;
+                        else if (v->type == YAML_SEQUENCE_NODE) {
+                                size_t m = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+                                e->devices = calloc(MAX(m, 1u), sizeof *e->devices);
+                                if (!e->devices)
+                                        return -ENOMEM;
+                                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+                                        yaml_node_t *x = yaml_document_get_node(c->doc, *i);
+                                        uint32_t idx;
+                                        if (!scalar(x) || parse_u32(scalar(x), 10, &idx) < 0 || idx > 255)
+                                                return fail_at(c, x, "devices: expected a GPU index (0, 1, ...)");
+                                        e->devices[e->n_devices++] = idx;
+                                }
+                        } else
+                                r = fail_at(c, v, "devices: expected \"all\" or a list of GPU indices such as [0, 1] "
+                                                  "(a single index is written [7], not 7)");
+                } else if (streq(key, "mig-enabled")) {
+                        have_enabled = true;
+                        r = parse_bool(c, v, &e->mig_enabled);
+                } else if (streq(key, "mig-devices")) {
+                        if (v->type != YAML_MAPPING_NODE)
+                                return fail_at(c, v, "mig-devices: expected a mapping of profile names to counts, e.g. {\"1g.5gb\": 7}");
+                        size_t m = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+                        e->mig_devices = calloc(MAX(m, 1u), sizeof *e->mig_devices);
+                        if (!e->mig_devices)
+                                return -ENOMEM;
+                        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
+                                yaml_node_t *pk = yaml_document_get_node(c->doc, q->key);
+                                yaml_node_t *pv = yaml_document_get_node(c->doc, q->value);
+                                uint32_t cnt;
+                                if (!scalar(pk) || isempty(scalar(pk)))
+                                        return fail_at(c, pk, "mig-devices: expected a profile name such as \"3g.20gb\"");
+                                if (!scalar(pv) || parse_u32(scalar(pv), 10, &cnt) < 0 || cnt > 8)
+                                        return fail_at(c, pv, "mig-devices: expected a count from 0 to 8 for \"%s\"", scalar(pk));
+                                for (size_t d = 0; d < e->n_mig_devices; d++)
+                                        if (strcasecmp(e->mig_devices[d].profile, scalar(pk)) == 0)
+                                                return fail_at(c, pk, "mig-devices: \"%s\" given twice", scalar(pk));
+                                MigPartedDevice *d = &e->mig_devices[e->n_mig_devices++];
+                                d->profile = strdup(scalar(pk));
+                                if (!d->profile)
+                                        return -ENOMEM;
+                                d->count = cnt;
+                                d->line = (unsigned)pk->start_mark.line + 1;
+                                d->column = (unsigned)pk->start_mark.column + 1;
+                        }
+                } else
+                        return fail_at(c, k, "unknown key '%s' (expected device-filter, devices, mig-enabled, mig-devices)", key);
+                if (r < 0)
+                        return r;
+        }
+        if (!have_devices)
+                return fail_at(c, n, "missing 'devices' (all, or a list of GPU indices)");
+        if (!have_enabled)
+                return fail_at(c, n, "missing 'mig-enabled' (true or false)");
+        if (!e->mig_enabled)
+                for (size_t d = 0; d < e->n_mig_devices; d++)
+                        if (e->mig_devices[d].count > 0)
+                                return fail_at(c, n, "mig-devices given while mig-enabled is false");
+        return 0;
+}
+
+static int parse_doc(Ctx *c, MigParted *m) {
+        yaml_node_t *root = yaml_document_get_root_node(c->doc);
+        if (!root)
+                return fail_at(c, NULL, "empty file: expected 'version: v1' and 'mig-configs'");
+        if (root->type != YAML_MAPPING_NODE)
+                return fail_at(c, root, "expected a mapping with 'version' and 'mig-configs'");
+        yaml_node_t *configs = NULL;
+        bool have_version = false;
+        for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+                yaml_node_t *k = yaml_document_get_node(c->doc, p->key), *v = yaml_document_get_node(c->doc, p->value);
+                const char *key = scalar(k);
+                if (key && streq(key, "version")) {
+                        if (!scalar(v) || !streq(scalar(v), "v1"))
+                                return fail_at(c, v, "unsupported version '%s' (this reads mig-parted's v1)", strna(scalar(v)));
+                        have_version = true;
+                } else if (key && streq(key, "mig-configs"))
+                        configs = v;
+                else
+                        return fail_at(c, k, "unknown key '%s' (expected version, mig-configs)", strna(key));
+        }
+        if (!have_version)
+                return fail_at(c, root, "missing 'version: v1'");
+        if (!configs || configs->type != YAML_MAPPING_NODE)
+                return fail_at(c, configs ?: root, "'mig-configs' must be a mapping of labels to lists of entries");
+        size_t n = (size_t)(configs->data.mapping.pairs.top - configs->data.mapping.pairs.start);
+        m->configs = calloc(MAX(n, 1u), sizeof *m->configs);
+        if (!m->configs)
+                return -ENOMEM;
+        for (yaml_node_pair_t *p = configs->data.mapping.pairs.start; p < configs->data.mapping.pairs.top; p++) {
+                yaml_node_t *k = yaml_document_get_node(c->doc, p->key), *v = yaml_document_get_node(c->doc, p->value);
+                if (!scalar(k))
+                        return fail_at(c, k, "expected a configuration label");
+                if (migparted_find(m, scalar(k)))
+                        return fail_at(c, k, "configuration '%s' given twice", scalar(k));
+                if (v->type != YAML_SEQUENCE_NODE)
+                        return fail_at(c, v, "configuration '%s': expected a list of entries (- devices: ...)", scalar(k));
+                MigPartedConfig *cfg = &m->configs[m->n_configs++];
+                cfg->label = strdup(scalar(k));
+                size_t ne = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+                cfg->entries = calloc(MAX(ne, 1u), sizeof *cfg->entries);
+                if (!cfg->label || !cfg->entries)
+                        return -ENOMEM;
+                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+                        int r = parse_entry(c, yaml_document_get_node(c->doc, *i), &cfg->entries[cfg->n_entries++]);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+int migparted_parse(const char *path, MigParted **ret, char **ret_error) {
+        *ret_error = NULL;
+        _cleanup_fclose_ FILE *f = streq(path, "-") ? NULL : fopen(path, "re");
+        if (!f && !streq(path, "-")) {
+                int r = negative_errno();
+                *ret_error = strdup_printf("%s: %s", path, strerror(-r));
+                return r;
+        }
+        yaml_parser_t parser;
+        yaml_document_t doc;
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_file(&parser, f ?: stdin);
+        if (!yaml_parser_load(&parser, &doc)) {
+                *ret_error = strdup_printf("%s:%zu:%zu: %s%s%s", path, parser.problem_mark.line + 1,
+                                           parser.problem_mark.column + 1, strna(parser.problem),
+                                           parser.context ? " " : "", parser.context ?: "");
+                yaml_parser_delete(&parser);
+                return -EINVAL;
+        }
+        MigParted *m = calloc(1, sizeof *m);
+        int r = m ? 0 : -ENOMEM;
+        if (m) {
+                m->path = strdup(path);
+                Ctx c = {.doc = &doc, .path = path, .error = ret_error};
+                r = m->path ? parse_doc(&c, m) : -ENOMEM;
+        }
+        yaml_document_delete(&doc);
+        yaml_parser_delete(&parser);
+        if (r < 0) {
+                migparted_free(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+MigParted *migparted_free(MigParted *m) {
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < m->n_configs; i++) {
+                MigPartedConfig *c = &m->configs[i];
+                for (size_t k = 0; k < c->n_entries; k++) {
+                        MigPartedEntry *e = &c->entries[k];
+                        for (size_t d = 0; d < e->n_mig_devices; d++)
+                                free(e->mig_devices[d].profile);
+                        free(e->mig_devices);
+                        free(e->filters);
+                        free(e->devices);
+                }
+                free(c->entries);
+                free(c->label);
+        }
+        free(m->configs);
+        free(m->path);
+        free(m);
+        return NULL;
+}
+
+const MigPartedConfig *migparted_find(const MigParted *m, const char *label) {
+        for (size_t i = 0; i < m->n_configs; i++)
+                if (m->configs[i].label && streq(m->configs[i].label, label))
+                        return &m->configs[i];
+        return NULL;
+}
+
+const MigPartedEntry *migparted_match(const MigPartedConfig *c, unsigned index, uint32_t pci_device_id) {
+        for (size_t i = 0; i < c->n_entries; i++) {
+                const MigPartedEntry *e = &c->entries[i];
+                bool dev = e->all_devices;
+                for (size_t k = 0; k < e->n_devices && !dev; k++)
+                        dev = e->devices[k] == index;
+                if (!dev)
+                        continue;
+                bool filt = e->n_filters == 0;
+                for (size_t k = 0; k < e->n_filters && !filt; k++)
+                        filt = e->filters[k] == pci_device_id;
+                if (filt)
+                        return e;
+        }
+        return NULL;
+}
+
+int migparted_write(FILE *f, const char *label, const MigPartedExport *e, size_t n) {
+        fprintf(f, "version: v1\nmig-configs:\n  %s:\n", label);
+        if (n == 0)
+                fprintf(f, "    []\n");
+        for (size_t i = 0; i < n; i++) {
+                fprintf(f, "    - devices: [%u]\n      mig-enabled: %s\n", e[i].index, e[i].mig_enabled ? "true" : "false");
+                if (!e[i].mig_enabled)
+                        continue;
+                size_t shown = 0;
+                for (size_t k = 0; k < e[i].n; k++)
+                        if (e[i].counts[k] > 0)
+                                shown++;
+                fprintf(f, "      mig-devices:%s\n", shown ? "" : " {}");
+                for (size_t k = 0; k < e[i].n; k++)
+                        if (e[i].counts[k] > 0)
+                                fprintf(f, "        \"%s\": %u\n", e[i].profiles[k], e[i].counts[k]);
+        }
+        return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
+}

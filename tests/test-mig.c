@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* MIG: the planner as pure functions over the five GPU models' tables, and NVML loading. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "basic/fileio.h"
+#include "core/mig.h"
+#include "core/nvml.h"
+#include "helpers.h"
+
+/* The profile tables of mig-nvml.md (inputs of the tests, not expected results). */
+#define P(nm, c, i, cs, sz, mx, st) {.name = nm, .constant = c, .id = i, .compute = cs, .size = sz, .max = mx, .starts = st}
+static const MigProfile a100[] = {
+        P("1g.5gb", 0, 19, 1, 1, 7, 0x7f), P("1g.5gb+me", 7, 20, 1, 1, 1, 0x7f), P("1g.10gb", 9, 15, 1, 2, 4, 0x55),
+        P("2g.10gb", 1, 14, 2, 2, 3, 0x15), P("3g.20gb", 2, 9, 3, 4, 2, 0x11), P("4g.20gb", 3, 5, 4, 4, 1, 0x01),
+        P("7g.40gb", 4, 0, 7, 8, 1, 0x01)};
+static const MigProfile a30[] = {
+        P("1g.6gb", 0, 14, 1, 1, 4, 0x0f), P("1g.6gb+me", 7, 21, 1, 1, 1, 0x0f), P("2g.12gb", 1, 5, 2, 2, 2, 0x05),
+        P("2g.12gb+me", 8, 6, 2, 2, 1, 0x05), P("4g.24gb", 3, 0, 4, 4, 1, 0x01)};
+/* A100-80GB, H100-80GB and H200 share the A100's geometry under other names */
+static const MigProfile h200[] = {
+        P("1g.18gb", 0, 19, 1, 1, 7, 0x7f), P("1g.18gb+me", 7, 20, 1, 1, 1, 0x7f), P("1g.35gb", 9, 15, 1, 2, 4, 0x55),
+        P("2g.35gb", 1, 14, 2, 2, 3, 0x15), P("3g.71gb", 2, 9, 3, 4, 2, 0x11), P("4g.71gb", 3, 5, 4, 4, 1, 0x01),
+        P("7g.141gb", 4, 0, 7, 8, 1, 0x01)};
+#undef P
+
+enum { A1G = 0, A1GME, A1G10, A2G, A3G, A4G, A7G };
+
+static unsigned range(unsigned s, unsigned n) {
+        return ((1u << n) - 1) << s;
+}
+
+/* Apply a plan to a layout and check it: kept ones untouched, creates legal and disjoint, counts right. */
+static size_t check_plan(const MigProfile *p, size_t np, unsigned slices, const MigInstance *cur, size_t n_cur,
+                         const unsigned *want, const MigPlan *plan, MigInstance *out) {
+        assert_int_equal(plan->n_keep + plan->n_destroy, n_cur);
+        unsigned occ = 0, have[MIG_MAX_PROFILES] = {};
+        size_t n = 0;
+        for (size_t i = 0; i < plan->n_keep; i++) {
+                const MigInstance *m = &cur[plan->keep[i]];
+                assert_int_equal(occ & range(m->start, m->size), 0);
+                occ |= range(m->start, m->size);
+                have[m->profile]++;
+                out[n++] = *m;
+        }
+        for (size_t i = 0; i < plan->n_create; i++) {
+                const MigProfile *q = &p[plan->create[i].profile];
+                unsigned s = plan->create[i].start;
+                assert_true(q->starts >> s & 1u);
+                assert_true(s + q->size <= slices);
+                assert_int_equal(occ & range(s, q->size), 0);
+                occ |= range(s, q->size);
+                have[plan->create[i].profile]++;
+                out[n++] = (MigInstance){.profile = plan->create[i].profile, .start = s, .size = q->size};
+        }
+        for (size_t i = 0; i < np; i++)
+                assert_int_equal(have[i], want[i]);
+        return n;
+}
+
+static void test_default_placement(void **state) {
+        /* the driver's auto-placement, documented: create 19,14,5 gives 1g at 6, 2g at 4, 4g at 0 */
+        unsigned occ = 0;
+        int s = mig_default_start(a100, ELEMENTSOF(a100), 8, occ, A1G);
+        assert_int_equal(s, 6);
+        occ |= range(6, 1);
+        s = mig_default_start(a100, ELEMENTSOF(a100), 8, occ, A2G);
+        assert_int_equal(s, 4);
+        occ |= range(4, 2);
+        s = mig_default_start(a100, ELEMENTSOF(a100), 8, occ, A4G);
+        assert_int_equal(s, 0);
+        occ |= range(0, 4);
+        /* slice 7 is left: no 1g placement starts there */
+        assert_int_equal(mig_default_start(a100, ELEMENTSOF(a100), 8, occ, A1G), -ENOSPC);
+}
+
+static void test_best_placement_keeps_big_profiles(void **state) {
+        /* on every 8-slice model: one small instance on an empty GPU must leave a 4g and a 3g possible */
+        const MigProfile *models[] = {a100, h200};
+        for (size_t m = 0; m < ELEMENTSOF(models); m++)
+                for (int pi = A1G; pi <= A2G; pi++) {
+                        int s = mig_best_start(models[m], 7, 8, 0, pi);
+                        assert_true(s >= 0);
+                        unsigned occ = range((unsigned)s, models[m][pi].size);
+                        assert_true(mig_best_start(models[m], 7, 8, occ, A4G) >= 0);
+                        assert_true(mig_best_start(models[m], 7, 8, occ, A3G) >= 0);
+                }
+        /* and the score prefers it over the lowest start */
+        assert_true(mig_layout_score(a100, 7, range(6, 1)) > mig_layout_score(a100, 7, range(0, 1)));
+}
+
+static void test_plan_unchanged(void **state) {
+        MigInstance cur[] = {{.profile = A3G, .start = 0, .size = 4, .gi_id = 1}, {.profile = A1G, .start = 6, .size = 1, .gi_id = 2}};
+        unsigned want[MIG_MAX_PROFILES] = {[A3G] = 1, [A1G] = 1};
+        MigPlan plan;
+        assert_int_equal(mig_plan(a100, 7, 8, cur, 2, want, false, &plan), 0);
+        assert_int_equal(plan.n_destroy, 0);
+        assert_int_equal(plan.n_create, 0);
+        assert_int_equal(plan.n_keep, 2);
+}
+
+static void test_plan_grow_keeps_everything(void **state) {
+        MigInstance cur[] = {{.profile = A3G, .start = 4, .size = 4, .gi_id = 1}, {.profile = A1G, .start = 3, .size = 1, .gi_id = 2}};
+        unsigned want[MIG_MAX_PROFILES] = {[A3G] = 1, [A1G] = 2, [A2G] = 1};
+        MigPlan plan;
+        MigInstance out[MIG_MAX_INSTANCES];
+        assert_int_equal(mig_plan(a100, 7, 8, cur, 2, want, false, &plan), 0);
+        assert_int_equal(plan.n_destroy, 0);
+        assert_int_equal(check_plan(a100, 7, 8, cur, 2, want, &plan, out), 4);
+}
+
+static void test_plan_needs_move(void **state) {
+        /* a 4g needs slices 0-3: the 1g at 2 is in the way, the 3g at 4 is unwanted anyway */
+        MigInstance cur[] = {{.profile = A3G, .start = 4, .size = 4, .gi_id = 1}, {.profile = A1G, .start = 2, .size = 1, .gi_id = 2}};
+        unsigned want[MIG_MAX_PROFILES] = {[A4G] = 1, [A1G] = 1};
+        MigPlan plan;
+        MigInstance out[MIG_MAX_INSTANCES];
+        assert_int_equal(mig_plan(a100, 7, 8, cur, 2, want, false, &plan), -EBUSY);
+        assert_int_equal(plan.n_moved, 1);
+        assert_true(plan.moved[1]);
+        assert_false(plan.moved[0]);
+        assert_int_equal(mig_plan(a100, 7, 8, cur, 2, want, true, &plan), 0);
+        check_plan(a100, 7, 8, cur, 2, want, &plan, out);
+        assert_int_equal(plan.n_destroy, 2);
+}
+
+static void test_plan_impossible(void **state) {
+        unsigned want[MIG_MAX_PROFILES] = {[A4G] = 1, [A3G] = 1, [A1G] = 1}; /* 9 memory slices */
+        MigPlan plan;
+        assert_int_equal(mig_plan(a100, 7, 8, NULL, 0, want, true, &plan), -ENOSPC);
+        unsigned over[MIG_MAX_PROFILES] = {[A1G] = 8};
+        assert_int_equal(mig_plan(a100, 7, 8, NULL, 0, over, true, &plan), -EINVAL);
+        /* A30: 4 slices */
+        unsigned a30_ok[MIG_MAX_PROFILES] = {[0] = 4};
+        assert_int_equal(mig_plan(a30, 5, 4, NULL, 0, a30_ok, false, &plan), 0);
+        unsigned a30_2g[MIG_MAX_PROFILES] = {[2] = 2};
+        assert_int_equal(mig_plan(a30, 5, 4, NULL, 0, a30_2g, false, &plan), 0);
+        assert_int_equal(plan.n_create, 2);
+        unsigned a30_bad[MIG_MAX_PROFILES] = {[4] = 1, [0] = 1};
+        assert_int_equal(mig_plan(a30, 5, 4, NULL, 0, a30_bad, true, &plan), -ENOSPC);
+}
+
+/* Random layouts and targets on every model: every plan is valid, and a target that contains the current
+ * layout destroys nothing when that is possible without moving. */
+static void test_plan_random(void **state) {
+        struct { const MigProfile *p; size_t n; unsigned slices; } models[] = {{a100, 7, 8}, {a30, 5, 4}, {h200, 7, 8}};
+        unsigned seed = 12345;
+        for (size_t m = 0; m < ELEMENTSOF(models); m++)
+                for (int iter = 0; iter < 400; iter++) {
+                        const MigProfile *p = models[m].p;
+                        size_t np = models[m].n;
+                        MigInstance cur[MIG_MAX_INSTANCES];
+                        size_t n_cur = 0;
+                        unsigned occ = 0, cnt[MIG_MAX_PROFILES] = {};
+                        for (int k = 0; k < 6; k++) {
+                                int pi = (int)(rand_r(&seed) % np);
+                                int s = mig_default_start(p, np, models[m].slices, occ, pi);
+                                if (s < 0 || cnt[pi] >= p[pi].max)
+                                        continue;
+                                cur[n_cur++] = (MigInstance){.profile = pi, .start = (unsigned)s, .size = p[pi].size};
+                                occ |= range((unsigned)s, p[pi].size);
+                                cnt[pi]++;
+                        }
+                        unsigned want[MIG_MAX_PROFILES] = {};
+                        for (size_t i = 0; i < np; i++)
+                                want[i] = rand_r(&seed) % 3 == 0 ? (unsigned)rand_r(&seed) % 3 : cnt[i];
+                        MigPlan plan;
+                        MigInstance out[MIG_MAX_INSTANCES];
+                        int r = mig_plan(p, np, models[m].slices, cur, n_cur, want, true, &plan);
+                        if (r == -ENOSPC || r == -EINVAL)
+                                continue;
+                        assert_int_equal(r, 0);
+                        check_plan(p, np, models[m].slices, cur, n_cur, want, &plan, out);
+                        /* never destroys more than the surplus plus what it had to move */
+                        size_t surplus = 0;
+                        for (size_t i = 0; i < np; i++)
+                                surplus += cnt[i] > want[i] ? cnt[i] - want[i] : 0;
+                        assert_int_equal(plan.n_destroy, surplus + plan.n_moved);
+                        /* a plan without moves is found without --allow-disrupt too */
+                        MigPlan p2;
+                        int r2 = mig_plan(p, np, models[m].slices, cur, n_cur, want, false, &p2);
+                        assert_int_equal(r2, plan.n_moved ? -EBUSY : 0);
+                }
+}
+
+static void test_nvml_errors(void **state) {
+        assert_int_equal(nvml_error_to_errno(NVML_SUCCESS), 0);
+        assert_int_equal(nvml_error_to_errno(NVML_ERROR_IN_USE), -EBUSY);
+        assert_int_equal(nvml_error_to_errno(NVML_ERROR_RESET_REQUIRED), -EAGAIN);
+        assert_int_equal(nvml_error_to_errno(NVML_ERROR_INSUFFICIENT_RESOURCES), -ENOSPC);
+        assert_int_equal(nvml_error_to_errno((nvmlReturn_t)12345), -EIO);
+}
+
+static void test_nvml_load(void **state) {
+        TestHost t;
+        test_host_open(&t, "dgx-a100");
+        Nvml *n = NULL;
+        char *why = NULL;
+        assert_int_equal(nvml_open(t.root, &n, &why), 0);
+        assert_null(why);
+        MigGpu *g = NULL;
+        size_t ng = 0;
+        assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
+        assert_int_equal(ng, 8);
+        assert_true(g[0].capable);
+        assert_int_equal(g[0].mode_current, 0);
+        assert_int_equal(g[0].pci_device_id, 0x20b010deu);
+        assert_int_equal(g[0].slices, 8);
+        assert_true(mig_profile_find(&g[0], "3g.20gb") >= 0);
+        int act = 1;
+        assert_int_equal(mig_set_mode(n, &g[0], true, &act), 0);
+        assert_int_equal(act, -EAGAIN);
+        assert_int_equal(mig_create(n, &g[0], mig_profile_find(&g[0], "1g.5gb"), -1, NULL), -EOPNOTSUPP);
+        assert_int_equal(mig_reset(t.root, &g[0]), 0);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].mode_current, 1);
+        MigInstance m;
+        int p3 = mig_profile_find(&g[0], "3g.20gb");
+        assert_int_equal(mig_create(n, &g[0], p3, 4, &m), 0);
+        assert_int_equal(m.start, 4);
+        assert_int_equal(mig_create(n, &g[0], p3, 4, &m), -ENOSPC);
+        assert_int_equal(mig_create(n, &g[0], p3, 2, &m), -EINVAL);
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_default_placement),
+                cmocka_unit_test(test_best_placement_keeps_big_profiles),
+                cmocka_unit_test(test_plan_unchanged),
+                cmocka_unit_test(test_plan_grow_keeps_everything),
+                cmocka_unit_test(test_plan_needs_move),
+                cmocka_unit_test(test_plan_impossible),
+                cmocka_unit_test(test_plan_random),
+                cmocka_unit_test(test_nvml_errors),
+                cmocka_unit_test(test_nvml_load),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
