@@ -13,6 +13,8 @@
 #include "config.h"
 #include "core/check.h"
 #include "core/inventory.h"
+#include "core/mig.h"
+#include "core/nvml.h"
 #include "core/iommu.h"
 #include "core/names.h"
 #include "core/pci.h"
@@ -20,6 +22,18 @@
 #include "sim/sim.h"
 
 /* ---- list / show ---- */
+
+/* MIG state from NVML where it is available (never required: list works without it). */
+static void add_mig_from_nvml(Root *root, json_object *o) {
+        _cleanup_nvml_close_ Nvml *n = NULL;
+        MigGpu *gpus = NULL;
+        size_t ng = 0;
+        if (nvml_open(root, &n, NULL) < 0 || mig_gpus_read(n, &gpus, &ng) < 0)
+                return;
+        inventory_add_mig(o, gpus, ng);
+        free(gpus);
+}
+
 
 static char *short_link(json_object *dev) {
         json_object *link = json_object_object_get(dev, "link");
@@ -75,6 +89,23 @@ static char *passthrough_summary(json_object *modes) {
         return strdup_printf("no: %s", json_object_get_string(json_object_object_get(pt, "reason")));
 }
 
+static char *mig_summary(json_object *modes) {
+        json_object *m = json_object_object_get(modes, "mig");
+        if (!json_object_get_boolean(json_object_object_get(m, "capable")))
+                return strdup("-");
+        json_object *mode = json_object_object_get(m, "mig_mode");
+        if (!mode)
+                return strdup("capable");
+        const char *cur = json_object_get_string(json_object_object_get(mode, "current"));
+        const char *pend = json_object_get_string(json_object_object_get(mode, "pending"));
+        if (cur && pend && !streq(cur, pend))
+                return strdup_printf("%s, %s after reset", cur, pend);
+        if (!cur || !streq(cur, "enabled"))
+                return strdup("disabled");
+        int n = json_object_get_int(json_object_object_get(m, "instances"));
+        return strdup_printf("enabled, %d instance%s", n, n == 1 ? "" : "s");
+}
+
 static char *sriov_summary(json_object *modes) {
         json_object *s = json_object_object_get(modes, "sriov");
         if (!s)
@@ -100,13 +131,12 @@ static int print_list_text(json_object *list) {
                 _cleanup_free_ char *numa = strdup_printf("%d", json_object_get_int(json_object_object_get(d, "numa_node")));
                 _cleanup_free_ char *link = short_link(d), *pt = passthrough_summary(modes),
                                     *sr = sriov_summary(modes), *vg = vgpu_summary(modes);
-                bool mig = json_object_get_boolean(
-                        json_object_object_get(json_object_object_get(modes, "mig"), "capable"));
+                _cleanup_free_ char *mig = mig_summary(modes);
                 const char *cells[] = {
                         json_text(json_object_object_get(d, "address")),
                         json_text(json_object_object_get(d, "name")),
                         json_text(json_object_object_get(d, "driver")),
-                        g, numa, link, pt, sr, vg, mig ? "capable" : "-",
+                        g, numa, link, pt, sr, vg, mig,
                 };
                 if (table_add_row(t, cells) < 0) {
                         table_free(t);
@@ -144,6 +174,7 @@ int verb_list(int argc, char **argv) {
         json_object *list;
         if (inventory_list(h, names, vfs, &list) < 0)
                 return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+        add_mig_from_nvml(root, list);
         r = arg.json ? json_print(list, stdout) : print_list_text(list);
         json_object_put(list);
         return r < 0 ? EXIT_FAILURE : 0;
@@ -227,8 +258,8 @@ static int print_show_text(json_object *d) {
                                json_text(json_object_object_get(t, "name")));
                 }
         }
-        bool mig = json_object_get_boolean(json_object_object_get(json_object_object_get(modes, "mig"), "capable"));
-        kv("mig", mig ? "capable" : "-");
+        _cleanup_free_ char *mig = mig_summary(modes);
+        kv("mig", mig);
         return 0;
 }
 
@@ -246,6 +277,7 @@ int verb_show(int argc, char **argv) {
         json_object *o;
         if (inventory_device(h, names, d, &o) < 0)
                 return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+        add_mig_from_nvml(root, o);
         r = arg.json ? json_print(o, stdout) : print_show_text(o);
         json_object_put(o);
         return r < 0 ? EXIT_FAILURE : 0;

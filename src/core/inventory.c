@@ -6,6 +6,7 @@
 #include "basic/fileio.h"
 #include "inventory.h"
 #include "iommu.h"
+#include "mig.h"
 #include "vfio.h"
 #include "vgpu-types.h"
 
@@ -272,4 +273,35 @@ int inventory_list(const PciHost *h, PciNames *names, bool include_vfs, json_obj
         }
         *ret = a;
         return 0;
+}
+
+static void add_mig_one(json_object *dev, const MigGpu *gpus, size_t n) {
+        const char *addr = json_object_get_string(json_object_object_get(dev, "address"));
+        const MigGpu *g = NULL;
+        for (size_t i = 0; addr && i < n && !g; i++)
+                if (streq(gpus[i].address, addr))
+                        g = &gpus[i];
+        if (!g)
+                return;
+        json_object *mig = json_object_new_object();
+        json_object_object_add(mig, "capable", json_object_new_boolean(g->capable));
+        if (g->capable) {
+                /* as NVML says it: the mode now, and the mode after the next GPU reset */
+                json_object *mode = json_object_new_object();
+                json_object_object_add(mode, "current",
+                                       json_object_new_string(g->mode_current == 1 ? "enabled" : "disabled"));
+                json_object_object_add(mode, "pending",
+                                       json_object_new_string(g->mode_pending == 1 ? "enabled" : "disabled"));
+                json_object_object_add(mig, "mig_mode", mode);
+                json_object_object_add(mig, "instances", json_object_new_int((int)g->n_inst));
+        }
+        json_object_object_add(json_object_object_get(dev, "modes"), "mig", mig);
+}
+
+void inventory_add_mig(json_object *o, const MigGpu *gpus, size_t n) {
+        if (json_object_is_type(o, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(o); i++)
+                        add_mig_one(json_object_array_get_idx(o, i), gpus, n);
+        else
+                add_mig_one(o, gpus, n);
 }

@@ -20,6 +20,11 @@ int inventory_device(const PciHost *h, PciNames *names, const PciDevice *d, json
 /* Array of inventory_device() for every GPU. */
 int inventory_list(const PciHost *h, PciNames *names, bool include_vfs, json_object **ret);
 
+/* Fill modes.mig of the device objects from what NVML reports (capable, enabled, pending, instances).
+ * Devices NVML does not know keep the device-ID answer. */
+struct MigGpu;
+void inventory_add_mig(json_object *list_or_device, const struct MigGpu *gpus, size_t n);
+
 /* Whether the device ID is a MIG-capable NVIDIA GPU (A100, A30, H100, H200, ...). */
 bool nvidia_mig_capable(uint16_t vendor, uint16_t device);
 

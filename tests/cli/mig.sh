@@ -176,6 +176,12 @@ expect_rc 0 "${H[@]}" mig assert -f "$C/all-1g.yaml" -c all-1g.10gb
 expect_rc 0 "${H[@]}" --json mig profiles "$(echo "$OUT" | head -0; "${H[@]}" --json mig status | jq -r '.[0].address')"
 echo "$OUT" | jq -e '[.[].name] | index("7g.80gb") != null' >/dev/null && ok || fail "H100 names: $OUT"
 
+# list and show report the MIG state NVML gives (mode now and after reset, instance count)
+expect_rc 0 "${H[@]}" --json list
+echo "$OUT" | jq -e '[.[] | select(.modes.mig.capable)] | length == 2 and all(.[]; .modes.mig.mig_mode.current == "enabled" and .modes.mig.instances > 0)' \
+        >/dev/null && ok || fail "list --json mig state: $OUT"
+expect_rc 0 "${H[@]}" list && expect_in "$OUT" "enabled, " "list text mig column"
+
 # no NVML: a capture never loads it, list still works
 cp -a "$TMP/ws0" "$TMP/cap" 2>/dev/null || { "$GPUVIRT" sim create "$TMP/ws0" --profile workstation >/dev/null; cp -a "$TMP/ws0" "$TMP/cap"; }
 rm -rf "$TMP/cap/.gpuvirt-sim"

@@ -7,8 +7,9 @@
  * the simulated root with gpuvirtSimNvmlSetRoot() before nvmlInit_v2().
  *
  * What it models:
- *  - the GPUs NVML sees: NVIDIA display-class functions bound to "nvidia" under sys/bus/pci/devices, in
- *    address order (that order is the NVML index);
+ *  - the GPUs NVML sees: NVIDIA display-class physical functions bound to "nvidia" under
+ *    sys/bus/pci/devices, in address order (that order is the NVML index); SR-IOV VFs (vGPU hosts) are
+ *    not GPUs to NVML;
  *  - the real MIG profile tables (ids, slices, placements, memory) of A100-40GB, A100-80GB, A30,
  *    H100-80GB and H200, keyed by PCI device id;
  *  - MIG mode: a change is pending (NVML_ERROR_RESET_REQUIRED, or NVML_ERROR_IN_USE while processes hold
@@ -319,9 +320,9 @@ API nvmlReturn_t nvmlInit_v2(void) {
         for (char **e = l; *e && n_devs < MAX_DEVS; e++) {
                 _cleanup_free_ char *dir = strdup_printf("%s/%s", pci, *e);
                 _cleanup_free_ char *drvl = strdup_printf("%s/%s/driver", pci, *e);
-                _cleanup_free_ char *drv = NULL;
-                if (!dir || !drvl || read_hex(dir, "vendor") != 0x10de || (read_hex(dir, "class") >> 16) != 0x03 ||
-                    readlink_base(drvl, &drv) < 0 || !streq(drv, "nvidia"))
+                _cleanup_free_ char *drv = NULL, *pf = strdup_printf("%s/physfn", dir);
+                if (!dir || !drvl || !pf || read_hex(dir, "vendor") != 0x10de || (read_hex(dir, "class") >> 16) != 0x03 ||
+                    readlink_base(drvl, &drv) < 0 || !streq(drv, "nvidia") || path_exists(pf))
                         continue;
                 FDev *d = &devs[n_devs++];
                 d->magic = MAGIC_DEV;
