@@ -1,7 +1,9 @@
 #!/bin/bash
 # Build the kernel's sample mdev parents (mbochs, mdpy, mtty: samples/vfio-mdev) for the rig kernel, from
-# Debian's linux-source-6.1 and the rig kernel's headers, into the rig cache. Idempotent; prints the
-# directory holding the .ko files. The kernel's code is extracted at test time and never committed.
+# Debian's linux-source-6.1 and the rig kernel's headers, into the rig cache, together with our own test
+# module (kmod/gpuvirt_mdev_test.c: a PCI function as mdev parent). Idempotent (rebuilt when our module's
+# source changes); prints the directory holding the .ko files. The kernel's code is extracted at test time
+# and never committed.
 #
 # Environment: GPUVIRT_RIG_CACHE (as setup.sh). Needs the rig set up (setup.sh) and root to apt-get.
 set -euo pipefail
@@ -13,11 +15,14 @@ CACHE=${GPUVIRT_RIG_CACHE:-$RIG_DIR/cache}
 say() { echo "mdev-samples: $*" >&2; }
 
 out=$CACHE/mdev-samples-$RIG_KVER
-if [ -f "$out/.built" ]; then echo "$out"; exit 0; fi
+ours=$RIG_DIR/kmod/gpuvirt_mdev_test.c
+stamp=$(sha256sum "$ours" | cut -c1-16)
+built() { [ "$(cat "$out/.built" 2>/dev/null)" = "$stamp" ]; }
+if built; then echo "$out"; exit 0; fi
 
 exec 9>"$CACHE/.mdev-samples.lock"
 flock 9
-if [ -f "$out/.built" ]; then echo "$out"; exit 0; fi
+if built; then echo "$out"; exit 0; fi
 
 hdr=/usr/src/linux-headers-$RIG_KVER
 src=/usr/src/linux-source-6.1.tar.xz
@@ -39,12 +44,13 @@ rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
 say "extracting samples/vfio-mdev from $src"
 tar -xJf "$src" -C "$out.tmp" --strip-components=3 --wildcards '*/samples/vfio-mdev/*'
-# the only addition: an out-of-tree Kbuild naming the three modules
-echo 'obj-m := mbochs.o mtty.o mdpy.o' >"$out.tmp/Kbuild"
+cp "$ours" "$out.tmp/"
+# an out-of-tree Kbuild naming the three samples and our module
+echo 'obj-m := mbochs.o mtty.o mdpy.o gpuvirt_mdev_test.o' >"$out.tmp/Kbuild"
 say "building against $hdr"
 make -s -C "$hdr" M="$out.tmp" modules >"$out.tmp/build.log" 2>&1 || { tail -30 "$out.tmp/build.log" >&2; exit 1; }
-for m in mbochs mtty mdpy; do [ -f "$out.tmp/$m.ko" ] || { say "$m.ko not built"; exit 1; }; done
-touch "$out.tmp/.built"
+for m in mbochs mtty mdpy gpuvirt_mdev_test; do [ -f "$out.tmp/$m.ko" ] || { say "$m.ko not built"; exit 1; }; done
+echo "$stamp" >"$out.tmp/.built"
 rm -rf "$out"
 mv "$out.tmp" "$out"
 echo "$out"

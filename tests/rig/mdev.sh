@@ -5,7 +5,8 @@
 #   in the guest:  run by run.sh with the gpuvirt binary and the module directory as arguments
 # Proves: types, create (upper-case UUID stored lower case), list, remove; the kernel's errnos beside
 # gpuvirt's messages (EEXIST, EUSERS, ENOSPC, EINVAL); the blocking remove of an mdev a process holds;
-# that mdevctl-format definitions start the same devices through gpuvirt and through Debian's mdevctl.
+# that mdevctl-format definitions start the same devices through gpuvirt and through Debian's mdevctl;
+# and, with our own test module (kmod/), a PCI function as mdev parent (the layout of GRID/GVT-g hosts).
 # Prints timings and "RIG-MDEV PASS" or "RIG-MDEV FAIL: reason".
 set -u
 export LC_ALL=C
@@ -102,6 +103,7 @@ echo "  timing: vgpu remove (mdpy): $((t1 - t0)) ms"
 
 # a process holds the mbochs device as QEMU would: listed, remove refused; forced remove blocks
 g=$(group_of $u1)
+: >/tmp/hold
 python3 "$HERE/vfio-hold.py" "$g" "$u1" >/tmp/hold 2>&1 &
 holder=$!
 for _ in $(seq 50); do grep -q HELD /tmp/hold && break; sleep 0.1; done
@@ -152,6 +154,58 @@ if command -v mdevctl >/dev/null; then
 else
     echo "  (mdevctl not installed on the host: its part skipped)"
 fi
+
+# ---- a PCI parent, as on GRID and GVT-g hosts: our test module hangs mdevs off the bochs-display
+PCI=/sys/bus/pci/devices
+disp=
+for d in "$PCI"/*; do
+    b=$(basename "$d")
+    [ "$(cat "$d/vendor")" = 0x1234 ] && [ "$(cat "$d/class")" = 0x038000 ] || continue
+    # the single one (the other bochs-display is function 1 of a multifunction pair)
+    [ "${b##*.}" = 0 ] && [ ! -e "$PCI/${b%.*}.1" ] && disp=$b
+done
+[ -n "$disp" ] || fail "no single bochs-display"
+insmod "$MODS/gpuvirt_mdev_test.ko" bdf="$disp" units=8 || fail "insmod gpuvirt_mdev_test bdf=$disp"
+[ -d "$PCI/$disp/mdev_supported_types" ] && [ -e "$MB/$disp" ] || fail "$disp is not an mdev parent"
+short=${disp#0000:}
+run --json vgpu types "${short^^}"
+[ $RC = 0 ] || fail "vgpu types $short: $ERR"
+jq -e ".[0].parent == \"$disp\" and (.[0].types | map(.id)) == [\"bochs-drm-1q\",\"bochs-drm-2q\",\"bochs-drm-4q\"] and (.[0].types[1] | .framebuffer_mb == 2048 and .max_instances == 4 and .available_instances == 4 and .name == \"GPUVIRT-TEST-2Q\")" <<<"$OUT" >/dev/null || fail "PCI parent types: $OUT"
+run --json show "$disp"
+jq -e '.modes.mdev.types | length == 3' <<<"$OUT" >/dev/null || fail "show: no mdev types on $disp: $OUT"
+ok "PCI parent $disp: types bochs-drm-{1q,2q,4q}, framebuffer/max instances parsed; 'show' sees them"
+t0=$(ms); run --json vgpu create "$short" bochs-drm-2q --persist --auto; t1=$(ms)
+[ $RC = 0 ] || fail "create on $disp: $ERR"
+u4=$(jq -r .id <<<"$OUT")
+[ "$(basename "$(dirname "$(readlink -f /sys/bus/mdev/devices/$u4)")")" = "$disp" ] || fail "$u4 not under $disp"
+[ -f "/etc/mdevctl.d/$disp/$u4" ] || fail "definition not under /etc/mdevctl.d/$disp"
+echo "  timing: vgpu create (PCI parent): $((t1 - t0)) ms"
+ok "create on the PCI parent: $u4 under $PCI/$disp, definition in /etc/mdevctl.d/$disp"
+# one type at a time: gpuvirt sees no instance left; the driver says EINVAL
+run vgpu create "$disp" bochs-drm-1q
+[ $RC = 1 ] && grep -q "no instance of bochs-drm-1q left" <<<"$ERR" || fail "one type: rc=$RC $ERR"
+e=$(wr "$PCI/$disp/mdev_supported_types/bochs-drm-1q/create" "$(cat /proc/sys/kernel/random/uuid)")
+grep -q "Invalid argument" <<<"$e" || fail "driver: another type should be EINVAL: $e"
+ok "another type: gpuvirt refuses / driver EINVAL"
+for _ in 1 2 3; do run vgpu create "$disp" bochs-drm-2q; [ $RC = 0 ] || fail "2q: $ERR"; done
+run vgpu create "$disp" bochs-drm-2q
+[ $RC = 1 ] && grep -q "no instance of bochs-drm-2q left" <<<"$ERR" || fail "budget: rc=$RC $ERR"
+e=$(wr "$PCI/$disp/mdev_supported_types/bochs-drm-2q/create" "$(cat /proc/sys/kernel/random/uuid)")
+grep -q "No space left" <<<"$e" || fail "driver: budget exhausted should be ENOSPC: $e"
+ok "budget used up by 4 x 2q: gpuvirt refuses / driver ENOSPC"
+run --json vgpu list
+[ "$(jq "[.[] | select(.parent == \"$disp\" and .active)] | length" <<<"$OUT")" = 4 ] || fail "list: $OUT"
+# boot start of the PCI parent's definition
+run vgpu remove "$u4" --keep-definition
+run --json vgpu start-defined
+jq -e ".[] | select(.id == \"$u4\") | .result == \"started\" and .parent == \"$disp\"" <<<"$OUT" >/dev/null || fail "start-defined on the PCI parent: $OUT"
+for u in $(jq -r ".[] | select(.parent == \"$disp\") | .id" <<<"$("$G" --json vgpu list)"); do
+    run vgpu remove "$u"; [ $RC = 0 ] || fail "remove $u: $ERR"
+done
+[ ! -e "/etc/mdevctl.d/$disp/$u4" ] || fail "definition left"
+rmmod gpuvirt_mdev_test || fail "rmmod"
+ok "start-defined and remove on the PCI parent; module unloaded"
+
 run vgpu remove $u1
 [ $RC = 0 ] && [ ! -e /etc/mdevctl.d/mbochs/$u1 ] || fail "final remove: $ERR"
 run vgpu list
