@@ -240,6 +240,31 @@ static void test_vendor_vgpu_vf_busy(void **state) {
         test_host_close(&t);
 }
 
+/* A VF that is an mdev parent (Ampere vGPU) with mediated devices is in use. */
+static void test_vf_mdev_parent_busy(void **state) {
+        TestHost t;
+        test_host_open(&t, "flex-sriov");
+        SriovOptions o = opts(false, false);
+        SriovReport rep;
+        assert_int_equal(sriov_set(t.root, FLEX_PF, 2, &o, &rep), 0);
+        sriov_report_done(&rep);
+        char *dd = root_path(t.root, "sys/bus/pci/devices/0000:16:00.2/mdev_supported_types/nvidia-500/devices");
+        assert_int_equal(mkdir_p(dd, 0755), 0);
+        assert_null(sriov_vf_busy(t.root, "0000:16:00.2")); /* types, no devices: free */
+        char *dev = strdup_printf("%s/" "3f1c4a52-7c2e-4b8a-9d0e-1a2b3c4d5e6f", dd);
+        assert_int_equal(write_text(dev, ""), 0);
+        char *busy = sriov_vf_busy(t.root, "0000:16:00.2");
+        assert_non_null(busy);
+        assert_non_null(strstr(busy, "1 mediated device"));
+        free(busy);
+        assert_int_equal(sriov_set(t.root, FLEX_PF, 0, &o, &rep), -EBUSY);
+        sriov_report_done(&rep);
+        assert_int_equal(numvfs(&t, FLEX_PF), 2);
+        free(dd);
+        free(dev);
+        test_host_close(&t);
+}
+
 static void test_dry_run_changes_nothing(void **state) {
         TestHost t;
         test_host_open(&t, "flex-sriov");
@@ -288,6 +313,7 @@ int main(void) {
                 cmocka_unit_test(test_rollback_every_write),
                 cmocka_unit_test(test_probe_failure_rolls_back),
                 cmocka_unit_test(test_vendor_vgpu_vf_busy),
+                cmocka_unit_test(test_vf_mdev_parent_busy),
                 cmocka_unit_test(test_dry_run_changes_nothing),
                 cmocka_unit_test(test_persist),
         };

@@ -53,7 +53,6 @@ static int print_json(json_object *o) {
         return r < 0 ? EXIT_FAILURE : 0;
 }
 
-/* Print a table whose cells come from JSON objects; keys[i] == NULL means cells[i] is given by fn. */
 static int print_rows(Table *t) {
         int r = table_print(t, stdout);
         table_free(t);
@@ -454,8 +453,7 @@ static int do_remove(const char *id, const VgpuArgs *a) {
                 bool defined = root_exists(root, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
                 r = vendor_vgpu_remove(root, vf, a->force, &err);
                 if (r < 0 && !(r == -ENOENT && defined && !a->keep_definition))
-                        return log_error("Cannot remove the vGPU on %s: %s", vf, err ?: strerror(-r)),
-                               r == -ENODEV ? EXIT_FAILURE : EXIT_FAILURE;
+                        return log_error("Cannot remove the vGPU on %s: %s", vf, err ?: strerror(-r)), EXIT_FAILURE;
                 removed = r >= 0;
                 if (defined && !a->keep_definition) {
                         r = vendor_vgpu_undefine(root, vf);

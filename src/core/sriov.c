@@ -91,6 +91,19 @@ char *sriov_vf_busy(Root *root, const char *vf) {
                 if (holders)
                         return strdup_printf("/dev/vfio/%d is held open by %s", group, holders);
         }
+        /* Ampere-style vGPU: the VF is an mdev parent; disabling VFs would tear its mdevs down */
+        _cleanup_free_ char *td = root_path(root, "sys/bus/pci/devices/%s/mdev_supported_types", vf);
+        _cleanup_strv_free_ char **types = NULL;
+        size_t mdevs = 0;
+        if (td && dir_list(td, &types) >= 0)
+                for (char **e = types; *e; e++) {
+                        _cleanup_free_ char *dd = strdup_printf("%s/%s/devices", td, *e);
+                        _cleanup_strv_free_ char **l = NULL;
+                        if (dd && dir_list(dd, &l) >= 0)
+                                mdevs += strv_length(l);
+                }
+        if (mdevs > 0)
+                return strdup_printf("it is the parent of %zu mediated device(s)", mdevs);
         _cleanup_free_ char *t = NULL;
         uint32_t type;
         if (root_read_attr(root, &t, "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf) >= 0 &&
