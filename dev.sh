@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Build: meson, ninja, a C compiler, libpci (pci.ids names), json-c, libyaml (mig-parted configs), cmocka (unit tests).
-# Tests: pciutils (lspci reads our simulated hosts), jq (asserts on --json output).
-PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libyaml-dev libcmocka-dev pciutils jq)
+# Tests: pciutils (lspci reads our simulated hosts), jq (asserts on --json output), mdevctl (definitions
+# round trip with the real mdevctl).
+PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libyaml-dev libcmocka-dev pciutils jq mdevctl)
 
 deps() {
         local missing=()

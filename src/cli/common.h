@@ -41,3 +41,5 @@ int verb_sim(int argc, char **argv);
 int verb_passthrough(int argc, char **argv);
 int verb_host(int argc, char **argv);
 int verb_mig(int argc, char **argv);
+int verb_sriov(int argc, char **argv);
+int verb_vgpu(int argc, char **argv);

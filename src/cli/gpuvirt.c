@@ -44,6 +44,19 @@ static const Verb verbs[] = {
          "  passthrough persist --ids BDF...\n"
          "                            bind by ID at boot (modprobe.d, modules-load.d)\n"
          "  passthrough restore BDF   apply a persistent binding (boot unit)"},
+        {"sriov", 1, verb_sriov,
+         "sriov list [BDF]           SR-IOV PFs with their VFs, drivers and groups\n"
+         "  sriov set BDF N [--vfio] [--force] [--persist]\n"
+         "                            change the VF count safely (through 0); --vfio binds the VFs\n"
+         "  sriov restore BDF         apply the boot-time VF count (boot unit)"},
+        {"vgpu", 1, verb_vgpu,
+         "vgpu types [BDF]          vGPU types per parent (mdev and NVIDIA vendor vGPU)\n"
+         "  vgpu list                 active and defined vGPUs\n"
+         "  vgpu create PARENT TYPE [--uuid U] [--persist [--auto]]\n"
+         "                            create a vGPU (mdev, or a type on a free VF of PARENT)\n"
+         "  vgpu remove ID [--keep-definition] [--force]\n"
+         "                            remove it (ID: mdev UUID or VF address)\n"
+         "  vgpu start-defined        start the definitions marked auto (boot unit)"},
         {"host", 2, verb_host, "host iommu enable [--apply]\n"
                                "                            turn the IOMMU on in the boot configuration"},
         {"mig", 1, verb_mig,

@@ -91,6 +91,10 @@ char *vfio_saved_driver(Root *root, const char *bdf) {
         return s.driver;
 }
 
+int vfio_forget(Root *root, const char *bdf) {
+        return root_write_file(root, NULL, STATE_DIR "/%s", bdf);
+}
+
 /* ---- who holds a group ---- */
 
 char *vfio_group_holders(Root *root, int group) {
