@@ -46,6 +46,14 @@ static const Verb verbs[] = {
          "  passthrough restore BDF   apply a persistent binding (boot unit)"},
         {"host", 2, verb_host, "host iommu enable [--apply]\n"
                                "                            turn the IOMMU on in the boot configuration"},
+        {"vm", 1, verb_vm,
+         "vm xml DEVICE [--guest-slot N]\n"
+         "                            libvirt <hostdev> XML for a GPU, VF, mdev UUID or vendor vGPU\n"
+         "  vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type N] [--force]\n"
+         "                            prepare the device and attach it to a domain\n"
+         "  vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]\n"
+         "                            detach it and give it back to the host\n"
+         "  vm list                   which domain holds which GPU unit; migration; warnings"},
         {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO\n"
                              "                            simulated hosts"},
         {"version", 0, verb_version, "version                   print the version"},
@@ -60,6 +68,8 @@ static int verb_help(int argc, char **argv) {
                "                 default $GPUVIRT_ROOT or /)\n"
                "  --json         typed JSON output\n"
                "  --dry-run      print the kernel writes instead of making them\n"
+               "  --connect URI  libvirt URI (default $LIBVIRT_DEFAULT_URI or qemu:///system;\n"
+               "                 on a simulated root libvirt is asked only when this is given)\n"
                "  -v, --verbose  debug logging (every kernel write)\n"
                "  -h, --help     this help\n"
                "  --version      print the version\n\n"
@@ -113,7 +123,7 @@ static int dispatch(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_ROOT = 0x100, OPT_JSON, OPT_DRY_RUN, OPT_VERSION };
+        enum { OPT_ROOT = 0x100, OPT_JSON, OPT_DRY_RUN, OPT_VERSION, OPT_CONNECT };
         static const struct option opts[] = {
                 {"root", required_argument, NULL, OPT_ROOT},
                 {"json", no_argument, NULL, OPT_JSON},
@@ -121,6 +131,7 @@ int main(int argc, char **argv) {
                 {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, OPT_VERSION},
+                {"connect", required_argument, NULL, OPT_CONNECT},
                 {},
         };
         int c;
@@ -135,6 +146,11 @@ int main(int argc, char **argv) {
                         break;
                 case OPT_DRY_RUN:
                         arg.dry_run = true;
+                        break;
+                case OPT_CONNECT:
+                        if (isempty(optarg))
+                                return usage_error("--connect: empty libvirt URI");
+                        arg.connect = optarg;
                         break;
                 case 'v':
                         arg.verbose++;
