@@ -167,6 +167,39 @@ static void test_units(void **state) {
         test_host_close(&t);
 }
 
+/* A VF created without autoprobe has no driver; released it must leave vfio-pci. (On the real kernel it
+ * ends with no driver, which vfio_disable must accept: that case is covered by tests/rig/vm.sh, the
+ * simulator probes nvme onto the VF instead.) */
+static void test_release_driverless_vf(void **state) {
+        TestHost t;
+        test_host_open(&t, "qemu-q35");
+        assert_int_equal(root_write(t.root, "0", "sys/bus/pci/devices/0000:03:00.0/sriov_drivers_autoprobe"), 0);
+        assert_int_equal(root_write(t.root, "1", "sys/bus/pci/devices/0000:03:00.0/sriov_numvfs"), 0);
+        test_host_rescan(&t);
+        Unit u;
+        assert_int_equal(unit_resolve(t.root, t.host, "03:00.1", &u), 0);
+        assert_int_equal(u.kind, UNIT_VF);
+        assert_null(u.driver);
+        VfioOptions o = {.settle_ms = 0};
+        VfioReport rep;
+        bool changed = false;
+        assert_int_equal(unit_prepare(t.root, &u, &o, &rep, &changed), 0);
+        assert_true(changed);
+        vfio_report_done(&rep);
+        int r = unit_release(t.root, &u, &o, &rep);
+        if (r < 0)
+                fprintf(stderr, "release: %s\n", rep.error ?: "?");
+        assert_int_equal(r, 0);
+        vfio_report_done(&rep);
+        char *p = root_path(t.root, "sys/bus/pci/devices/0000:03:00.1/driver"), *drv = NULL;
+        (void)readlink_base(p, &drv);
+        assert_true(!drv || strcmp(drv, "vfio-pci") != 0);
+        free(drv);
+        free(p);
+        unit_done(&u);
+        test_host_close(&t);
+}
+
 static int count_refs(const char *xml, const Unit *u) {
         DomainXmlInfo info;
         assert_int_equal(domain_xml_parse(xml, &info), 0);
@@ -287,6 +320,7 @@ int main(void) {
                 cmocka_unit_test(test_units),
                 cmocka_unit_test(test_libvirt_roundtrip),
                 cmocka_unit_test(test_connect),
+                cmocka_unit_test(test_release_driverless_vf),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
