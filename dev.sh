@@ -8,8 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Build: meson, ninja, a C compiler, libpci (pci.ids names), json-c, libyaml (mig-parted configs), cmocka (unit tests).
-# Tests: pciutils (lspci reads our simulated hosts), jq (asserts on --json output).
-PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libyaml-dev libcmocka-dev pciutils jq)
+# Tests: pciutils (lspci reads our simulated hosts), jq (asserts on --json output), mdevctl (definitions
+# round trip with the real mdevctl).
+# VMs (docs/dependencies.md): libvirt-dev + libxml2-dev (build), libvirt-clients (virt-xml-validate),
+# libvirt-daemon + libvirt-daemon-driver-qemu (the real libvirtd in the rig), qemu-system-x86.
+PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libyaml-dev libcmocka-dev pciutils jq mdevctl
+      libvirt-dev libxml2-dev libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86)
 
 deps() {
         local missing=()

@@ -16,6 +16,7 @@ typedef struct GlobalArgs {
         bool json;
         bool dry_run;
         int verbose;
+        const char *connect; /* --connect URI (libvirt) */
 } GlobalArgs;
 
 extern GlobalArgs arg;
@@ -41,3 +42,11 @@ int verb_sim(int argc, char **argv);
 int verb_passthrough(int argc, char **argv);
 int verb_host(int argc, char **argv);
 int verb_mig(int argc, char **argv);
+int verb_sriov(int argc, char **argv);
+int verb_vgpu(int argc, char **argv);
+int verb_vm(int argc, char **argv);
+
+/* Before releasing a device (passthrough disable): refuse when a running libvirt domain references a
+ * function of its IOMMU group, unless force. Consults libvirt only on a live root or with --connect; an
+ * unreachable libvirt is a warning. 0 to go on, or an exit code (verb-vm.c). */
+int vm_check_release(Root *root, const char *bdf, bool force);

@@ -44,6 +44,19 @@ static const Verb verbs[] = {
          "  passthrough persist --ids BDF...\n"
          "                            bind by ID at boot (modprobe.d, modules-load.d)\n"
          "  passthrough restore BDF   apply a persistent binding (boot unit)"},
+        {"sriov", 1, verb_sriov,
+         "sriov list [BDF]           SR-IOV PFs with their VFs, drivers and groups\n"
+         "  sriov set BDF N [--vfio] [--force] [--persist]\n"
+         "                            change the VF count safely (through 0); --vfio binds the VFs\n"
+         "  sriov restore BDF         apply the boot-time VF count (boot unit)"},
+        {"vgpu", 1, verb_vgpu,
+         "vgpu types [BDF]          vGPU types per parent (mdev and NVIDIA vendor vGPU)\n"
+         "  vgpu list                 active and defined vGPUs\n"
+         "  vgpu create PARENT TYPE [--uuid U] [--persist [--auto]]\n"
+         "                            create a vGPU (mdev, or a type on a free VF of PARENT)\n"
+         "  vgpu remove ID [--keep-definition] [--force]\n"
+         "                            remove it (ID: mdev UUID or VF address)\n"
+         "  vgpu start-defined        start the definitions marked auto (boot unit)"},
         {"host", 2, verb_host, "host iommu enable [--apply]\n"
                                "                            turn the IOMMU on in the boot configuration"},
         {"mig", 1, verb_mig,
@@ -52,6 +65,14 @@ static const Verb verbs[] = {
          "  mig destroy BDF (--gi ID | --all) [--force]\n"
          "  mig apply -f FILE -c LABEL [--allow-disrupt] [--no-reset] | assert -f FILE -c LABEL | export [-c LABEL]\n"
          "                            MIG partitions through NVML; mig-parted v1 configs"},
+        {"vm", 1, verb_vm,
+         "vm xml DEVICE [--guest-slot N]\n"
+         "                            libvirt <hostdev> XML for a GPU, VF, mdev UUID or vendor vGPU\n"
+         "  vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type N] [--force]\n"
+         "                            prepare the device and attach it to a domain\n"
+         "  vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]\n"
+         "                            detach it and give it back to the host\n"
+         "  vm list                   which domain holds which GPU unit; migration; warnings"},
         {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO\n"
                              "                            simulated hosts"},
         {"version", 0, verb_version, "version                   print the version"},
@@ -66,6 +87,8 @@ static int verb_help(int argc, char **argv) {
                "                 default $GPUVIRT_ROOT or /)\n"
                "  --json         typed JSON output\n"
                "  --dry-run      print the kernel writes instead of making them\n"
+               "  --connect URI  libvirt URI (default $LIBVIRT_DEFAULT_URI or qemu:///system;\n"
+               "                 on a simulated root libvirt is asked only when this is given)\n"
                "  -v, --verbose  debug logging (every kernel write)\n"
                "  -h, --help     this help\n"
                "  --version      print the version\n\n"
@@ -119,7 +142,7 @@ static int dispatch(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_ROOT = 0x100, OPT_JSON, OPT_DRY_RUN, OPT_VERSION };
+        enum { OPT_ROOT = 0x100, OPT_JSON, OPT_DRY_RUN, OPT_VERSION, OPT_CONNECT };
         static const struct option opts[] = {
                 {"root", required_argument, NULL, OPT_ROOT},
                 {"json", no_argument, NULL, OPT_JSON},
@@ -127,6 +150,7 @@ int main(int argc, char **argv) {
                 {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, OPT_VERSION},
+                {"connect", required_argument, NULL, OPT_CONNECT},
                 {},
         };
         int c;
@@ -141,6 +165,11 @@ int main(int argc, char **argv) {
                         break;
                 case OPT_DRY_RUN:
                         arg.dry_run = true;
+                        break;
+                case OPT_CONNECT:
+                        if (isempty(optarg))
+                                return usage_error("--connect: empty libvirt URI");
+                        arg.connect = optarg;
                         break;
                 case 'v':
                         arg.verbose++;

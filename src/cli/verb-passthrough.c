@@ -105,6 +105,11 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
                         rc = EXIT_USAGE;
                         break;
                 }
+                if (!enable && (r = vm_check_release(root, canon, a->force))) {
+                        free(canon);
+                        rc = r;
+                        break;
+                }
                 r = enable ? vfio_enable(root, canon, &o, &rep) : vfio_disable(root, canon, &o, &rep);
                 if (r < 0) {
                         log_error("%s %s: %s", enable ? "Cannot enable passthrough for" : "Cannot release", canon,

@@ -91,6 +91,10 @@ char *vfio_saved_driver(Root *root, const char *bdf) {
         return s.driver;
 }
 
+int vfio_forget(Root *root, const char *bdf) {
+        return root_write_file(root, NULL, STATE_DIR "/%s", bdf);
+}
+
 /* ---- who holds a group ---- */
 
 char *vfio_group_holders(Root *root, int group) {
@@ -155,6 +159,7 @@ typedef struct Move {
         char *from_driver, *from_override;
         const char *to_driver, *to_override; /* to_override NULL = clear */
         bool done;                           /* steps were made (for rollback) */
+        bool none_ok;                        /* release: it had no driver before, none after is right */
 } Move;
 
 static void moves_free(Move *m, size_t n) {
@@ -241,7 +246,7 @@ verify:
         _cleanup_free_ char *now = NULL;
         if (wait_driver(root, m->addr, m->to_driver, settle_ms, &now) < 0) {
                 /* No native driver may be available when none was remembered: not an error. */
-                if (!m->to_driver && !m->from_driver)
+                if (!m->to_driver && (!m->from_driver || m->none_ok))
                         return 0;
                 return -ENODEV;
         }
@@ -509,8 +514,9 @@ int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *
         for (size_t i = 0; i < n; i++) {
                 PciDevice *x = members[i];
                 Saved s = {};
-                (void)state_read(root, x->addr, &s);
+                bool had_state = state_read(root, x->addr, &s) >= 0;
                 Move *m = &moves[i];
+                m->none_ok = had_state && !s.driver;
                 memcpy(m->addr, x->addr, sizeof m->addr);
                 m->from_driver = x->driver ? strdup(x->driver) : NULL;
                 m->from_override = x->driver_override ? strdup(x->driver_override) : NULL;

@@ -57,5 +57,8 @@ char *vfio_group_holders(Root *root, int group);
  * 0 not viable, -errno when the node cannot be opened. On other roots: the sysfs rule. */
 int vfio_group_viable(Root *root, const PciHost *h, int group);
 
+/* Drop what gpuvirt remembered about a device that no longer exists (a VF removed with its PF's VFs). */
+int vfio_forget(Root *root, const char *bdf);
+
 /* The driver a device had before gpuvirt moved it (state dir), or NULL. */
 char *vfio_saved_driver(Root *root, const char *bdf);

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "cli/common.h"
+#include "cli/output.h"
+#include "core/sriov.h"
+
+typedef struct SriovArgs {
+        bool vfio, force, persist;
+} SriovArgs;
+
+enum { OPT_VFIO = 0x100, OPT_FORCE, OPT_PERSIST };
+
+static void sriov_opt(int c, const char *v, void *ud) {
+        SriovArgs *a = ud;
+        switch (c) {
+        case OPT_VFIO:
+                a->vfio = true;
+                break;
+        case OPT_FORCE:
+                a->force = true;
+                break;
+        case OPT_PERSIST:
+                a->persist = true;
+                break;
+        }
+}
+
+static json_object *str_or_null(const char *s) {
+        return s ? json_object_new_string(s) : NULL;
+}
+
+/* The model behind `sriov list`: one object per PF. */
+static json_object *pf_json(Root *root, const PciHost *h, const PciDevice *d) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "address", json_object_new_string(d->addr));
+        json_object_object_add(o, "driver", str_or_null(d->driver));
+        json_object_object_add(o, "iommu_group", d->iommu_group >= 0 ? json_object_new_int(d->iommu_group) : NULL);
+        json_object_object_add(o, "total_vfs", json_object_new_int(d->sriov_totalvfs));
+        json_object_object_add(o, "num_vfs", json_object_new_int(d->sriov_numvfs));
+        int ap = sriov_autoprobe(root, d->addr);
+        json_object_object_add(o, "drivers_autoprobe", ap >= 0 ? json_object_new_boolean(ap) : NULL);
+        unsigned pn;
+        bool pv;
+        if (sriov_persist_read(root, d->addr, &pn, &pv) == 0) {
+                json_object *p = json_object_new_object();
+                json_object_object_add(p, "num_vfs", json_object_new_int((int)pn));
+                json_object_object_add(p, "vfio", json_object_new_boolean(pv));
+                json_object_object_add(o, "persistent", p);
+        } else
+                json_object_object_add(o, "persistent", NULL);
+        json_object *vfs = json_object_new_array();
+        _cleanup_strv_free_ char **l = NULL;
+        if (sriov_vfs(root, d->addr, &l) >= 0)
+                for (size_t i = 0; l[i]; i++) {
+                        const PciDevice *vf = pci_host_find(h, l[i]);
+                        json_object *v = json_object_new_object();
+                        json_object_object_add(v, "index", json_object_new_int((int)i));
+                        json_object_object_add(v, "address", json_object_new_string(l[i]));
+                        json_object_object_add(v, "driver", vf ? str_or_null(vf->driver) : NULL);
+                        json_object_object_add(v, "iommu_group",
+                                               vf && vf->iommu_group >= 0 ? json_object_new_int(vf->iommu_group) : NULL);
+                        char *busy = sriov_vf_busy(root, l[i]);
+                        json_object_object_add(v, "in_use", str_or_null(busy));
+                        free(busy);
+                        json_object_array_add(vfs, v);
+                }
+        json_object_object_add(o, "vfs", vfs);
+        return o;
+}
+
+static int print_list_text(json_object *a) {
+        static const char *const hdr[] = {"DEVICE", "ROLE", "DRIVER", "VFS", "GROUP", "NOTES"};
+        Table *t = table_new(ELEMENTSOF(hdr), hdr);
+        if (!t)
+                return log_error("Out of memory."), EXIT_FAILURE;
+        for (size_t i = 0; i < json_object_array_length(a); i++) {
+                json_object *pf = json_object_array_get_idx(a, i);
+                char vfs[32], notes[128] = "";
+                snprintf(vfs, sizeof vfs, "%d/%d", json_object_get_int(json_object_object_get(pf, "num_vfs")),
+                         json_object_get_int(json_object_object_get(pf, "total_vfs")));
+                json_object *ap = json_object_object_get(pf, "drivers_autoprobe");
+                json_object *p = json_object_object_get(pf, "persistent");
+                snprintf(notes, sizeof notes, "autoprobe %s", ap ? (json_object_get_boolean(ap) ? "on" : "off") : "?");
+                if (p)
+                        snprintf(notes + strlen(notes), sizeof notes - strlen(notes), ", at boot: %d VFs%s",
+                                 json_object_get_int(json_object_object_get(p, "num_vfs")),
+                                 json_object_get_boolean(json_object_object_get(p, "vfio")) ? " on vfio-pci" : "");
+                _cleanup_free_ char *pgrp = strdup(json_text(json_object_object_get(pf, "iommu_group")));
+                const char *row[] = {json_text(json_object_object_get(pf, "address")), "PF",
+                                     json_text(json_object_object_get(pf, "driver")), vfs, pgrp, notes};
+                char *cells[ELEMENTSOF(row)];
+                for (size_t k = 0; k < ELEMENTSOF(row); k++)
+                        cells[k] = strdup(row[k]); /* json_text uses a static buffer for numbers */
+                (void)table_add_row(t, (const char *const *)cells);
+                for (size_t k = 0; k < ELEMENTSOF(row); k++)
+                        free(cells[k]);
+                json_object *vl = json_object_object_get(pf, "vfs");
+                for (size_t k = 0; k < json_object_array_length(vl); k++) {
+                        json_object *v = json_object_array_get_idx(vl, k);
+                        _cleanup_free_ char *addr = strdup_printf("  %s", json_text(json_object_object_get(v, "address")));
+                        _cleanup_free_ char *role = strdup_printf("VF %d", json_object_get_int(json_object_object_get(v, "index")));
+                        _cleanup_free_ char *grp = strdup(json_text(json_object_object_get(v, "iommu_group")));
+                        json_object *iu = json_object_object_get(v, "in_use");
+                        _cleanup_free_ char *note = iu ? strdup_printf("in use: %s", json_object_get_string(iu)) : NULL;
+                        const char *vrow[] = {addr, role, json_text(json_object_object_get(v, "driver")), "-", grp, note};
+                        (void)table_add_row(t, vrow);
+                }
+        }
+        int r = table_print(t, stdout);
+        table_free(t);
+        return r < 0 ? EXIT_FAILURE : 0;
+}
+
+static int do_list(int argc, char **argv, int first) {
+        _cleanup_root_free_ Root *root = NULL;
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        int r;
+        if ((r = open_root(0, &root)) || (r = scan(root, &h)))
+                return r;
+        PciDevice *only = NULL;
+        if (first < argc) {
+                if ((r = lookup_device(h, argv[first], &only)))
+                        return r;
+                if (only->sriov_totalvfs < 0) {
+                        log_error("%s has no SR-IOV capability%s.", only->addr,
+                                  only->physfn ? " (it is a virtual function; name its PF)" : "");
+                        return EXIT_FAILURE;
+                }
+        }
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < h->n_devices; i++) {
+                const PciDevice *d = &h->devices[i];
+                if (d->sriov_totalvfs < 0 || d->physfn || (only && d != only))
+                        continue;
+                json_object_array_add(a, pf_json(root, h, d));
+        }
+        int rc;
+        if (arg.json)
+                rc = json_print(a, stdout) < 0 ? EXIT_FAILURE : 0;
+        else if (json_object_array_length(a) == 0) {
+                printf("No SR-IOV capable devices.\n");
+                rc = 0;
+        } else
+                rc = print_list_text(a);
+        json_object_put(a);
+        return rc;
+}
+
+static json_object *set_json(const char *pf, const SriovReport *rep, bool vfio, bool persisted) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "address", json_object_new_string(pf));
+        json_object_object_add(o, "from_vfs", rep->from_vfs >= 0 ? json_object_new_int(rep->from_vfs) : NULL);
+        json_object_object_add(o, "num_vfs", rep->num_vfs >= 0 ? json_object_new_int(rep->num_vfs) : NULL);
+        json_object_object_add(o, "changed", json_object_new_boolean(rep->changed));
+        json_object_object_add(o, "vfio", json_object_new_boolean(vfio));
+        json_object *a = json_object_new_array();
+        for (char **v = rep->vfs; v && *v; v++)
+                json_object_array_add(a, json_object_new_string(*v));
+        json_object_object_add(o, "vfs", a);
+        json_object_object_add(o, "persistent", json_object_new_boolean(persisted));
+        json_object_object_add(o, "error", str_or_null(rep->error));
+        return o;
+}
+
+static int exit_for(int r) {
+        return r == -EINVAL || r == -ERANGE ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool restore) {
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root(0, &root);
+        if (r)
+                return r;
+        _cleanup_free_ char *pf = NULL;
+        if (pci_addr_canonical(pf_in, &pf) < 0)
+                return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", pf_in), EXIT_USAGE;
+        uint32_t n = 0;
+        bool vfio = a->vfio;
+        if (restore) {
+                r = sriov_persist_read(root, pf, &n, &vfio);
+                if (r == -ENOENT)
+                        return log_error("%s has no persistent VF count (" SRIOV_PERSIST_DIR "/%s).", pf, pf), EXIT_FAILURE;
+                if (r < 0)
+                        return log_error_errno(r, "Cannot read " SRIOV_PERSIST_DIR "/%s: %m", pf), EXIT_FAILURE;
+        } else if (parse_u32(count, 10, &n) < 0 || n > 0xffff)
+                return log_error("'%s' is not a VF count (expected a number from 0 to sriov_totalvfs).", count), EXIT_USAGE;
+
+        _cleanup_close_ int lock = -EBADF;
+        if (!arg.dry_run) {
+                lock = lock_host(root);
+                if (lock < 0)
+                        return -lock;
+        }
+        SriovOptions o = {.vfio = vfio, .force = a->force, .settle_ms = restore ? 10000 : 5000};
+        SriovReport rep;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        r = sriov_set(root, pf, n, &o, &rep);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+        log_debug("sriov set %s %u took %.1f ms", pf, n, ms);
+        bool persisted = false;
+        if (r >= 0 && a->persist) {
+                int k = n > 0 ? sriov_persist_write(root, pf, n, vfio) : sriov_persist_remove(root, pf);
+                if (k < 0)
+                        log_warning_errno(k, "%s has %u VFs, but the boot setting could not be %s: %m", pf, n,
+                                          n > 0 ? "written" : "removed");
+                else
+                        persisted = n > 0;
+        }
+        if (r < 0)
+                log_error("Cannot set %u VFs on %s: %s", n, pf, rep.error ?: strerror(-r));
+        if (arg.json) {
+                json_object *j = set_json(pf, &rep, vfio, persisted);
+                json_print(j, stdout);
+                json_object_put(j);
+        } else if (r >= 0) {
+                if (!rep.changed)
+                        printf("%s: already %d VFs%s\n", pf, rep.num_vfs, vfio ? " on vfio-pci" : "");
+                else
+                        printf("%s: %d -> %d VFs%s%s\n", pf, rep.from_vfs, rep.num_vfs,
+                               vfio && rep.num_vfs > 0 ? (arg.dry_run ? " (to be bound to vfio-pci)" : ", bound to vfio-pci") : "",
+                               arg.dry_run ? " (dry run)" : "");
+                for (char **v = rep.vfs; v && *v; v++)
+                        printf("  %s\n", *v);
+                if (a->persist && !arg.dry_run)
+                        printf("%s: %s at boot (" SRIOV_PERSIST_DIR "/%s)\n", pf,
+                               persisted ? "applied" : "no VF count set", pf);
+        }
+        sriov_report_done(&rep);
+        return r < 0 ? exit_for(r) : 0;
+}
+
+int verb_sriov(int argc, char **argv) {
+        static const struct option opts[] = {
+                {"vfio", no_argument, NULL, OPT_VFIO},
+                {"force", no_argument, NULL, OPT_FORCE},
+                {"persist", no_argument, NULL, OPT_PERSIST},
+                {},
+        };
+        const char *sub = argv[1];
+        SriovArgs a = {};
+        int k = parse_verb_options(argc - 1, argv + 1, opts, "", sriov_opt, &a);
+        if (k < 0)
+                return -k;
+        int first = k + 1, npos = argc - first;
+        if (streq(sub, "list")) {
+                if (a.vfio || a.force || a.persist)
+                        return usage_error("sriov list: takes no options");
+                if (npos > 1)
+                        return usage_error("sriov list: expected at most one device address");
+                return do_list(argc, argv, first);
+        }
+        if (streq(sub, "set")) {
+                if (npos != 2)
+                        return usage_error("sriov set: expected a PF address and a VF count (sriov set BDF N)");
+                return do_set(argv[first], argv[first + 1], &a, false);
+        }
+        if (streq(sub, "restore")) {
+                if (npos != 1)
+                        return usage_error("sriov restore: expected one PF address");
+                if (a.vfio || a.persist)
+                        return usage_error("sriov restore: the VF count and --vfio come from " SRIOV_PERSIST_DIR);
+                return do_set(argv[first], NULL, &a, true);
+        }
+        return usage_error("sriov: unknown command '%s' (list, set, restore)", sub);
+}

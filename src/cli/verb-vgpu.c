@@ -1,0 +1,618 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "cli/common.h"
+#include "cli/output.h"
+#include "core/mdev.h"
+#include "core/sriov.h"
+#include "core/vendor-vgpu.h"
+#include "core/vgpu-types.h"
+
+typedef struct VgpuArgs {
+        const char *uuid;
+        bool persist, autostart, keep_definition, force;
+} VgpuArgs;
+
+enum { OPT_UUID = 0x100, OPT_PERSIST, OPT_AUTO, OPT_KEEP, OPT_FORCE };
+
+static void vgpu_opt(int c, const char *v, void *ud) {
+        VgpuArgs *a = ud;
+        switch (c) {
+        case OPT_UUID:
+                a->uuid = v;
+                break;
+        case OPT_PERSIST:
+                a->persist = true;
+                break;
+        case OPT_AUTO:
+                a->autostart = true;
+                break;
+        case OPT_KEEP:
+                a->keep_definition = true;
+                break;
+        case OPT_FORCE:
+                a->force = true;
+                break;
+        }
+}
+
+static json_object *str_or_null(const char *s) {
+        return s ? json_object_new_string(s) : NULL;
+}
+
+static int print_json(json_object *o) {
+        int r = json_print(o, stdout);
+        json_object_put(o);
+        return r < 0 ? EXIT_FAILURE : 0;
+}
+
+static int print_rows(Table *t) {
+        int r = table_print(t, stdout);
+        table_free(t);
+        return r < 0 ? EXIT_FAILURE : 0;
+}
+
+/* ---- types ---- */
+
+static json_object *mdev_parent_json(Root *root, const char *parent) {
+        _cleanup_free_ char *sys = strdup_printf("sys/class/mdev_bus/%s", parent);
+        MdevType *t = NULL;
+        size_t n = 0;
+        if (!sys || mdev_types_read(root, sys, &t, &n) < 0)
+                return NULL;
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "parent", json_object_new_string(parent));
+        json_object_object_add(o, "kind", json_object_new_string("mdev"));
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < n; i++) {
+                json_object *x = json_object_new_object();
+                json_object_object_add(x, "id", json_object_new_string(t[i].id));
+                json_object_object_add(x, "name", str_or_null(t[i].name));
+                json_object_object_add(x, "description", str_or_null(t[i].description));
+                json_object_object_add(x, "device_api", str_or_null(t[i].device_api));
+                json_object_object_add(x, "available_instances",
+                                       t[i].available_instances >= 0 ? json_object_new_int(t[i].available_instances) : NULL);
+                json_object_object_add(x, "framebuffer_mb",
+                                       t[i].framebuffer_mb >= 0 ? json_object_new_int64(t[i].framebuffer_mb) : NULL);
+                json_object_object_add(x, "max_instances",
+                                       t[i].max_instances >= 0 ? json_object_new_int(t[i].max_instances) : NULL);
+                json_object_array_add(a, x);
+        }
+        json_object_object_add(o, "types", a);
+        mdev_types_free(t, n);
+        return o;
+}
+
+static json_object *vendor_parent_json(Root *root, const char *pf) {
+        VendorVgpuAvail *t = NULL;
+        size_t n = 0;
+        if (vendor_vgpu_types(root, pf, &t, &n) < 0)
+                return NULL;
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "parent", json_object_new_string(pf));
+        json_object_object_add(o, "kind", json_object_new_string("vendor"));
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < n; i++) {
+                json_object *x = json_object_new_object();
+                char id[16];
+                snprintf(id, sizeof id, "%u", t[i].id);
+                json_object_object_add(x, "id", json_object_new_string(id));
+                json_object_object_add(x, "name", str_or_null(t[i].name));
+                json_object_object_add(x, "description", NULL);
+                json_object_object_add(x, "device_api", json_object_new_string("vfio-pci"));
+                json_object_object_add(x, "available_instances", json_object_new_int(t[i].available));
+                json_object_object_add(x, "framebuffer_mb", NULL);
+                json_object_object_add(x, "max_instances", NULL);
+                json_object_array_add(a, x);
+        }
+        json_object_object_add(o, "types", a);
+        vendor_vgpu_avail_free(t, n);
+        return o;
+}
+
+static int do_types(const char *only) {
+        _cleanup_root_free_ Root *root = NULL;
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        int r;
+        if ((r = open_root(0, &root)) || (r = scan(root, &h)))
+                return r;
+        _cleanup_free_ char *want = NULL;
+        if (only) {
+                r = mdev_parent_resolve(root, only, &want);
+                if (r == -EINVAL)
+                        return log_error("'%s' is not a PCI address or mdev parent name.", only), EXIT_USAGE;
+                if (r < 0) {
+                        if (pci_addr_canonical(only, &want) < 0)
+                                return log_error("'%s' is not an mdev parent (see 'gpuvirt vgpu types').", only),
+                                       EXIT_FAILURE;
+                        if (!vendor_vgpu_is_parent(root, want))
+                                return log_error("%s has no vGPU types (no mdev types, no VFs with NVIDIA vGPU).", want),
+                                       EXIT_FAILURE;
+                }
+        }
+        json_object *a = json_object_new_array();
+        _cleanup_free_ char *bus = root_path(root, "sys/class/mdev_bus");
+        _cleanup_strv_free_ char **parents = NULL;
+        if (bus && dir_list(bus, &parents) >= 0)
+                for (char **p = parents; *p; p++) {
+                        if (want && !streq(want, *p))
+                                continue;
+                        json_object *o = mdev_parent_json(root, *p);
+                        if (o)
+                                json_object_array_add(a, o);
+                }
+        for (size_t i = 0; i < h->n_devices; i++) {
+                const PciDevice *d = &h->devices[i];
+                if (d->sriov_totalvfs < 0 || d->physfn || (want && !streq(want, d->addr)) ||
+                    !vendor_vgpu_is_parent(root, d->addr))
+                        continue;
+                json_object *o = vendor_parent_json(root, d->addr);
+                if (o)
+                        json_object_array_add(a, o);
+        }
+        if (arg.json)
+                return print_json(a);
+        if (json_object_array_length(a) == 0) {
+                json_object_put(a);
+                printf("No vGPU types on this host (no mdev parents, no VFs with NVIDIA vGPU).\n");
+                return 0;
+        }
+        static const char *const hdr[] = {"PARENT", "KIND", "TYPE", "NAME", "AVAILABLE", "FRAMEBUFFER", "MAX"};
+        Table *t = table_new(ELEMENTSOF(hdr), hdr);
+        for (size_t i = 0; t && i < json_object_array_length(a); i++) {
+                json_object *p = json_object_array_get_idx(a, i);
+                json_object *types = json_object_object_get(p, "types");
+                for (size_t k = 0; k < json_object_array_length(types); k++) {
+                        json_object *x = json_object_array_get_idx(types, k);
+                        json_object *fb = json_object_object_get(x, "framebuffer_mb");
+                        _cleanup_free_ char *av = strdup(json_text(json_object_object_get(x, "available_instances")));
+                        _cleanup_free_ char *mx = strdup(json_text(json_object_object_get(x, "max_instances")));
+                        _cleanup_free_ char *fbs = fb ? strdup_printf("%" PRId64 " MiB", json_object_get_int64(fb)) : NULL;
+                        const char *row[] = {json_text(json_object_object_get(p, "parent")),
+                                             json_text(json_object_object_get(p, "kind")),
+                                             json_text(json_object_object_get(x, "id")),
+                                             json_text(json_object_object_get(x, "name")), av, fbs, mx};
+                        (void)table_add_row(t, row);
+                }
+        }
+        json_object_put(a);
+        return t ? print_rows(t) : EXIT_FAILURE;
+}
+
+/* ---- list ---- */
+
+static json_object *unit_json(const char *id, const char *kind, const char *parent, const char *type, const char *type_name,
+                              bool active, bool defined, const char *start, int group, const char *held_by,
+                              json_object *managed) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(id));
+        json_object_object_add(o, "kind", json_object_new_string(kind));
+        json_object_object_add(o, "parent", str_or_null(parent));
+        json_object_object_add(o, "type", str_or_null(type));
+        json_object_object_add(o, "type_name", str_or_null(type_name));
+        json_object_object_add(o, "active", json_object_new_boolean(active));
+        json_object_object_add(o, "defined", json_object_new_boolean(defined));
+        json_object_object_add(o, "start", str_or_null(start));
+        json_object_object_add(o, "iommu_group", group >= 0 ? json_object_new_int(group) : NULL);
+        json_object_object_add(o, "held_by", str_or_null(held_by));
+        json_object_object_add(o, "managed", managed);
+        return o;
+}
+
+static char *mdev_type_name(Root *root, const char *parent, const char *type) {
+        char *n = NULL;
+        if (parent && type)
+                (void)root_read_attr(root, &n, "sys/class/mdev_bus/%s/mdev_supported_types/%s/name", parent, type);
+        return n;
+}
+
+static int do_list(void) {
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root(0, &root);
+        if (r)
+                return r;
+        MdevDevice *m = NULL;
+        size_t nm = 0;
+        VendorVgpuUnit *u = NULL;
+        size_t nu = 0;
+        if ((r = mdev_list(root, &m, &nm)) < 0)
+                return log_error_errno(r, "Cannot list mediated devices: %m"), EXIT_FAILURE;
+        if ((r = vendor_vgpu_units(root, &u, &nu)) < 0) {
+                mdev_list_free(m, nm);
+                return log_error_errno(r, "Cannot list NVIDIA vendor vGPUs: %m"), EXIT_FAILURE;
+        }
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < nm; i++) {
+                _cleanup_free_ char *tn = mdev_type_name(root, m[i].parent, m[i].type);
+                json_object_array_add(a, unit_json(m[i].uuid, "mdev", m[i].parent, m[i].type, tn, m[i].active, m[i].defined,
+                                                   m[i].start, m[i].iommu_group, m[i].held_by, NULL));
+        }
+        for (size_t i = 0; i < nu; i++) {
+                char type[16];
+                snprintf(type, sizeof type, "%u", u[i].type);
+                json_object_array_add(a, unit_json(u[i].vf, "vendor", u[i].pf[0] ? u[i].pf : NULL, type, u[i].type_name,
+                                                   u[i].active, u[i].defined, u[i].start, u[i].iommu_group, u[i].held_by,
+                                                   u[i].active ? json_object_new_boolean(u[i].managed) : NULL));
+        }
+        mdev_list_free(m, nm);
+        vendor_vgpu_units_free(u, nu);
+        if (arg.json)
+                return print_json(a);
+        if (json_object_array_length(a) == 0) {
+                json_object_put(a);
+                printf("No vGPUs (active or defined).\n");
+                return 0;
+        }
+        static const char *const hdr[] = {"ID", "KIND", "PARENT", "TYPE", "NAME", "ACTIVE", "START", "GROUP", "HELD BY"};
+        Table *t = table_new(ELEMENTSOF(hdr), hdr);
+        for (size_t i = 0; t && i < json_object_array_length(a); i++) {
+                json_object *o = json_object_array_get_idx(a, i);
+                json_object *mg = json_object_object_get(o, "managed");
+                bool act = json_object_get_boolean(json_object_object_get(o, "active"));
+                const char *active = !act ? "no" : mg && !json_object_get_boolean(mg) ? "yes (not gpuvirt's)" : "yes";
+                _cleanup_free_ char *grp = strdup(json_text(json_object_object_get(o, "iommu_group")));
+                const char *row[] = {json_text(json_object_object_get(o, "id")),       json_text(json_object_object_get(o, "kind")),
+                                     json_text(json_object_object_get(o, "parent")),   json_text(json_object_object_get(o, "type")),
+                                     json_text(json_object_object_get(o, "type_name")), active,
+                                     json_text(json_object_object_get(o, "start")),    grp,
+                                     json_text(json_object_object_get(o, "held_by"))};
+                (void)table_add_row(t, row);
+        }
+        json_object_put(a);
+        return t ? print_rows(t) : EXIT_FAILURE;
+}
+
+/* ---- create ---- */
+
+static json_object *created_json(const char *id, const char *kind, const char *parent, const char *type, bool persisted,
+                                 const char *start) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(id));
+        json_object_object_add(o, "kind", json_object_new_string(kind));
+        json_object_object_add(o, "parent", json_object_new_string(parent));
+        json_object_object_add(o, "type", json_object_new_string(type));
+        json_object_object_add(o, "persistent", json_object_new_boolean(persisted));
+        json_object_object_add(o, "start", persisted ? str_or_null(start) : NULL);
+        return o;
+}
+
+/* A type is an mdev type id or a vendor type id or name ("NVIDIA H100-10C"): printable, no '/'. */
+static bool type_arg_valid(const char *t) {
+        if (mdev_type_valid(t))
+                return true;
+        if (isempty(t) || strlen(t) > 128 || streq(t, ".") || streq(t, ".."))
+                return false;
+        for (const char *p = t; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '/')
+                        return false;
+        return true;
+}
+
+static int create_exit(int r) {
+        return r == -ENOENT ? EXIT_USAGE : EXIT_FAILURE;
+}
+
+static int do_create(const char *parent_in, const char *type, const VgpuArgs *a) {
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root(0, &root);
+        if (r)
+                return r;
+        char uuid[MDEV_UUID_STRLEN] = "";
+        if (a->uuid && mdev_uuid_parse(a->uuid, uuid) < 0)
+                return log_error("--uuid '%s' is not a UUID (expected 8-4-4-4-12 hex digits).", a->uuid), EXIT_USAGE;
+        if (!type_arg_valid(type))
+                return log_error("'%s' is not a vGPU type (expected an id such as nvidia-222, i915-GVTg_V5_4 or 1044, "
+                                 "or a name).",
+                                 type),
+                       EXIT_USAGE;
+        _cleanup_free_ char *parent = NULL;
+        bool vendor = false;
+        r = mdev_parent_resolve(root, parent_in, &parent);
+        if (r == -EINVAL)
+                return log_error("'%s' is not a PCI address or mdev parent name.", parent_in), EXIT_USAGE;
+        if (r == -ENODEV) {
+                if (pci_addr_canonical(parent_in, &parent) < 0)
+                        return log_error("'%s' is not an mdev parent (see 'gpuvirt vgpu types').", parent_in), EXIT_FAILURE;
+                if (!root_exists(root, "sys/bus/pci/devices/%s", parent))
+                        return log_error("No PCI device %s on this host.", parent), EXIT_FAILURE;
+                vendor = vendor_vgpu_is_parent(root, parent) ||
+                         root_exists(root, "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", parent);
+                if (!vendor)
+                        return log_error("%s has no vGPU support: no mdev types (is the vGPU host driver loaded?) and "
+                                         "no VFs with NVIDIA vGPU (see 'gpuvirt vgpu types').",
+                                         parent),
+                               EXIT_FAILURE;
+        } else if (r < 0)
+                return log_error_errno(r, "Cannot resolve %s: %m", parent_in), EXIT_FAILURE;
+        if (vendor && a->uuid)
+                return log_error("--uuid: NVIDIA vendor vGPUs have no UUID (they are named by their VF address)."),
+                       EXIT_USAGE;
+
+        _cleanup_close_ int lock = -EBADF;
+        if (!arg.dry_run && (lock = lock_host(root)) < 0)
+                return -lock;
+
+        _cleanup_free_ char *err = NULL;
+        bool persisted = false;
+        json_object *out;
+        if (!vendor) {
+                if (!a->uuid && (r = mdev_uuid_generate(uuid)) < 0)
+                        return log_error_errno(r, "Cannot generate a UUID: %m"), EXIT_FAILURE;
+                r = mdev_create(root, parent, type, uuid, NULL, 0, &err);
+                if (r < 0)
+                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err ?: strerror(-r)),
+                               create_exit(r);
+                if (a->persist) {
+                        int k = mdev_define(root, parent, uuid, type, a->autostart, NULL, 0);
+                        if (k < 0)
+                                log_warning_errno(k, "%s was created, but its definition could not be written: %m", uuid);
+                        persisted = k >= 0;
+                }
+                out = created_json(uuid, "mdev", parent, type, persisted, a->autostart ? "auto" : "manual");
+                if (!arg.json) {
+                        printf("%s: %s vGPU on %s%s\n", uuid, type, parent, arg.dry_run ? " (dry run)" : "");
+                        if (persisted && !arg.dry_run)
+                                printf("defined in " MDEVCTL_DIR "/%s/%s (start %s)\n", parent, uuid,
+                                       a->autostart ? "auto" : "manual");
+                }
+        } else {
+                _cleanup_free_ char *vf = NULL;
+                unsigned id = 0;
+                r = vendor_vgpu_create(root, parent, type, &vf, &id, &err);
+                if (r < 0)
+                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err ?: strerror(-r)),
+                               create_exit(r);
+                _cleanup_free_ char *pfn = NULL, *pl = root_path(root, "sys/bus/pci/devices/%s/physfn", vf);
+                if (pl)
+                        (void)readlink_base(pl, &pfn);
+                if (a->persist) {
+                        int k = vendor_vgpu_define(root, vf, pfn ?: parent, id, a->autostart);
+                        if (k < 0)
+                                log_warning_errno(k, "%s carries the vGPU, but its definition could not be written: %m", vf);
+                        persisted = k >= 0;
+                }
+                char ids[16];
+                snprintf(ids, sizeof ids, "%u", id);
+                out = created_json(vf, "vendor", pfn ?: parent, ids, persisted, a->autostart ? "auto" : "manual");
+                if (!arg.json) {
+                        printf("%s: vGPU type %u on VF of %s%s; give the VF to a VM as a PCI hostdev\n", vf, id,
+                               pfn ?: parent, arg.dry_run ? " (dry run)" : "");
+                        if (persisted && !arg.dry_run)
+                                printf("defined in " VENDOR_VGPU_PERSIST_DIR "/%s (start %s)\n", vf,
+                                       a->autostart ? "auto" : "manual");
+                }
+        }
+        if (arg.json)
+                return print_json(out);
+        json_object_put(out);
+        return 0;
+}
+
+/* ---- remove ---- */
+
+static int do_remove(const char *id, const VgpuArgs *a) {
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root(0, &root);
+        if (r)
+                return r;
+        char uuid[MDEV_UUID_STRLEN];
+        _cleanup_free_ char *vf = NULL;
+        bool is_mdev = mdev_uuid_parse(id, uuid) >= 0;
+        if (!is_mdev && pci_addr_canonical(id, &vf) < 0)
+                return log_error("'%s' is neither an mdev UUID nor a VF address.", id), EXIT_USAGE;
+
+        _cleanup_close_ int lock = -EBADF;
+        if (!arg.dry_run && (lock = lock_host(root)) < 0)
+                return -lock;
+
+        _cleanup_free_ char *err = NULL;
+        bool removed = false, undefined = false;
+        if (is_mdev) {
+                MdevDevice *m = NULL;
+                size_t n = 0;
+                if ((r = mdev_list(root, &m, &n)) < 0)
+                        return log_error_errno(r, "Cannot list mediated devices: %m"), EXIT_FAILURE;
+                bool active = false, defined = false;
+                for (size_t i = 0; i < n; i++)
+                        if (streq(m[i].uuid, uuid)) {
+                                active |= m[i].active;
+                                defined |= m[i].defined;
+                        }
+                if (!active && !(defined && !a->keep_definition)) {
+                        mdev_list_free(m, n);
+                        return log_error("No mediated device %s%s.", uuid,
+                                         defined ? " is active (its definition is kept)" : ", active or defined"),
+                               EXIT_FAILURE;
+                }
+                if (active) {
+                        r = mdev_remove(root, uuid, a->force, &err);
+                        if (r < 0) {
+                                mdev_list_free(m, n);
+                                return log_error("Cannot remove %s: %s", uuid, err ?: strerror(-r)), EXIT_FAILURE;
+                        }
+                        removed = true;
+                }
+                if (!a->keep_definition)
+                        for (size_t i = 0; i < n; i++)
+                                if (streq(m[i].uuid, uuid) && m[i].defined) {
+                                        r = mdev_undefine(root, m[i].parent, uuid);
+                                        if (r < 0)
+                                                log_warning_errno(r, "Cannot remove the definition of %s: %m", uuid);
+                                        else
+                                                undefined = true;
+                                }
+                mdev_list_free(m, n);
+        } else {
+                bool defined = root_exists(root, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
+                r = vendor_vgpu_remove(root, vf, a->force, &err);
+                if (r < 0 && !(r == -ENOENT && defined && !a->keep_definition))
+                        return log_error("Cannot remove the vGPU on %s: %s", vf, err ?: strerror(-r)), EXIT_FAILURE;
+                removed = r >= 0;
+                if (defined && !a->keep_definition) {
+                        r = vendor_vgpu_undefine(root, vf);
+                        if (r < 0)
+                                log_warning_errno(r, "Cannot remove the definition of %s: %m", vf);
+                        else
+                                undefined = true;
+                }
+        }
+        const char *the_id = is_mdev ? uuid : vf;
+        if (arg.json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "id", json_object_new_string(the_id));
+                json_object_object_add(o, "kind", json_object_new_string(is_mdev ? "mdev" : "vendor"));
+                json_object_object_add(o, "removed", json_object_new_boolean(removed));
+                json_object_object_add(o, "definition_removed", json_object_new_boolean(undefined));
+                return print_json(o);
+        }
+        printf("%s: %s%s%s%s\n", the_id, removed ? "removed" : "", removed && undefined ? ", " : "",
+               undefined ? "definition removed" : "", arg.dry_run ? " (dry run)" : "");
+        return 0;
+}
+
+/* ---- start-defined ---- */
+
+static json_object *start_json(const char *id, const char *kind, const char *parent, const char *type, const char *result,
+                               const char *error) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(id));
+        json_object_object_add(o, "kind", json_object_new_string(kind));
+        json_object_object_add(o, "parent", str_or_null(parent));
+        json_object_object_add(o, "type", str_or_null(type));
+        json_object_object_add(o, "result", json_object_new_string(result));
+        json_object_object_add(o, "error", str_or_null(error));
+        return o;
+}
+
+static bool mdev_is(Root *root, const char *uuid, const char *type) {
+        _cleanup_free_ char *l = root_path(root, "sys/bus/mdev/devices/%s/mdev_type", uuid);
+        _cleanup_free_ char *t = NULL;
+        return l && readlink_base(l, &t) >= 0 && streq(t, type);
+}
+
+static int do_start_defined(void) {
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root(0, &root);
+        if (r)
+                return r;
+        _cleanup_close_ int lock = -EBADF;
+        if (!arg.dry_run && (lock = lock_host(root)) < 0)
+                return -lock;
+        MdevDevice *m = NULL;
+        size_t nm = 0;
+        VendorVgpuUnit *u = NULL;
+        size_t nu = 0;
+        if ((r = mdev_list(root, &m, &nm)) < 0)
+                return log_error_errno(r, "Cannot list mediated devices: %m"), EXIT_FAILURE;
+        if ((r = vendor_vgpu_units(root, &u, &nu)) < 0) {
+                mdev_list_free(m, nm);
+                return log_error_errno(r, "Cannot list NVIDIA vendor vGPUs: %m"), EXIT_FAILURE;
+        }
+        json_object *a = json_object_new_array();
+        int failed = 0;
+        for (size_t i = 0; i < nm; i++) {
+                MdevDevice *d = &m[i];
+                if (!d->defined || !streq(d->start, "auto"))
+                        continue;
+                const char *type = d->def_type ?: d->type;
+                _cleanup_free_ char *err = NULL;
+                const char *result;
+                if (d->active && !d->def_type)
+                        result = "active";
+                else {
+                        r = d->active ? -EEXIST : mdev_create(root, d->parent, type, d->uuid, d->attrs, d->n_attrs, &err);
+                        /* mdevctl's own udev autostart may have won the race: the device we want exists */
+                        if (r == -EEXIST && mdev_is(root, d->uuid, type))
+                                r = 1;
+                        if (r < 0 && !err)
+                                err = strdup_printf("UUID %s is in use by a device of another type", d->uuid);
+                        result = r < 0 ? "failed" : r == 1 ? "active" : "started";
+                }
+                if (r < 0) {
+                        failed++;
+                        log_error("Cannot start %s (%s on %s): %s", d->uuid, type, d->parent, err);
+                }
+                json_object_array_add(a, start_json(d->uuid, "mdev", d->parent, type, result, err));
+        }
+        for (size_t i = 0; i < nu; i++) {
+                VendorVgpuUnit *x = &u[i];
+                if (!x->defined || !streq(x->start, "auto"))
+                        continue;
+                _cleanup_free_ char *err = NULL;
+                r = vendor_vgpu_start(root, x->vf, &err);
+                if (r < 0) {
+                        failed++;
+                        log_error("Cannot start the vGPU on %s: %s", x->vf, err);
+                }
+                char ty[16];
+                snprintf(ty, sizeof ty, "%u", x->type);
+                json_object_array_add(a, start_json(x->vf, "vendor", x->pf[0] ? x->pf : NULL, ty,
+                                                    r < 0 ? "failed" : r == 1 ? "active" : "started", err));
+        }
+        mdev_list_free(m, nm);
+        vendor_vgpu_units_free(u, nu);
+        if (arg.json)
+                return print_json(a) ?: (failed ? EXIT_FAILURE : 0);
+        for (size_t i = 0; i < json_object_array_length(a); i++) {
+                json_object *o = json_object_array_get_idx(a, i);
+                printf("%s: %s (%s on %s)\n", json_text(json_object_object_get(o, "id")),
+                       json_object_get_string(json_object_object_get(o, "result")),
+                       json_object_get_string(json_object_object_get(o, "type")),
+                       json_object_get_string(json_object_object_get(o, "parent")) ?: "-");
+        }
+        json_object_put(a);
+        return failed ? EXIT_FAILURE : 0;
+}
+
+int verb_vgpu(int argc, char **argv) {
+        static const struct option opts[] = {
+                {"uuid", required_argument, NULL, OPT_UUID},
+                {"persist", no_argument, NULL, OPT_PERSIST},
+                {"auto", no_argument, NULL, OPT_AUTO},
+                {"keep-definition", no_argument, NULL, OPT_KEEP},
+                {"force", no_argument, NULL, OPT_FORCE},
+                {},
+        };
+        const char *sub = argv[1];
+        VgpuArgs a = {};
+        int k = parse_verb_options(argc - 1, argv + 1, opts, "", vgpu_opt, &a);
+        if (k < 0)
+                return -k;
+        int first = k + 1, npos = argc - first;
+        bool create_opts = a.uuid || a.persist || a.autostart, remove_opts = a.keep_definition || a.force;
+        if (streq(sub, "types")) {
+                if (npos > 1 || create_opts || remove_opts)
+                        return usage_error("vgpu types: expected at most one parent (vgpu types [BDF|NAME])");
+                return do_types(npos ? argv[first] : NULL);
+        }
+        if (streq(sub, "list")) {
+                if (npos > 0 || create_opts || remove_opts)
+                        return usage_error("vgpu list: takes no arguments");
+                return do_list();
+        }
+        if (streq(sub, "create")) {
+                if (npos != 2 || remove_opts)
+                        return usage_error("vgpu create: expected PARENT TYPE [--uuid U] [--persist [--auto]]");
+                if (a.autostart && !a.persist)
+                        return usage_error("vgpu create: --auto needs --persist");
+                return do_create(argv[first], argv[first + 1], &a);
+        }
+        if (streq(sub, "remove")) {
+                if (npos != 1 || create_opts)
+                        return usage_error("vgpu remove: expected one ID (an mdev UUID or a VF address) [--keep-definition] [--force]");
+                return do_remove(argv[first], &a);
+        }
+        if (streq(sub, "start-defined")) {
+                if (npos > 0 || create_opts || remove_opts)
+                        return usage_error("vgpu start-defined: takes no arguments");
+                return do_start_defined();
+        }
+        return usage_error("vgpu: unknown command '%s' (types, list, create, remove, start-defined)", sub);
+}

@@ -1,0 +1,111 @@
+#!/bin/bash
+# Guest side of the rig's vm suite (tests/rig/vm.sh): libvirtd + a nested domain, then gpuvirt
+# vm attach/detach --live cycles with a single display function and an SR-IOV VF.
+#   vm-guest.sh GPUVIRT      (NESTED=dir with vmlinux and initrd.cpio.gz)
+set -u
+GPUVIRT=$1
+PCI=/sys/bus/pci/devices
+V="virsh -q -c qemu:///system"
+fails=0
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+drv() { local l; l=$(readlink "$PCI/$1/driver" 2>/dev/null) && echo "${l##*/}" || echo none; }
+now() { date +%s.%N; }
+since() { echo "$(now) $1" | awk '{printf "%.2f", $1 - $2}'; }
+finish() { $V destroy nested >/dev/null 2>&1; kill "$(cat /run/libvirtd.pid 2>/dev/null)" 2>/dev/null; echo "GUEST-VERDICT fails=$fails"; exit $((fails > 0)); }
+
+# ---- libvirtd in the guest ----
+for d in /var/lib/libvirt /var/log/libvirt /var/cache/libvirt; do mkdir -p $d && mount -t tmpfs tmpfs $d; done
+grep -q '^libvirt-qemu:' /etc/passwd || echo 'libvirt-qemu:x:64055:64055::/var/lib/libvirt:/usr/sbin/nologin' >>/etc/passwd
+for g in libvirt-qemu:64055 kvm:64056 libvirt:64057; do grep -q "^${g%%:*}:" /etc/group || echo "${g%%:*}:x:${g##*:}:" >>/etc/group; done
+mkdir -p /etc/libvirt
+printf 'user = "root"\ngroup = "root"\nsecurity_driver = "none"\nremember_owner = 0\n' >/etc/libvirt/qemu.conf
+virtlogd -d
+libvirtd -d -p /run/libvirtd.pid
+t0=$(now)
+for _ in $(seq 120); do $V version >/dev/null 2>&1 && break; sleep 0.5; done
+$V version >/dev/null 2>&1 && pass "libvirtd answers ($(since "$t0") s)" || { fail "libvirtd did not start"; finish; }
+
+# ---- the devices: the lone bochs-display, and an SR-IOV VF of the nvme ----
+single=""
+nvme=""
+for d in $PCI/*; do
+        b=${d##*/}
+        v=$(cat "$d/vendor") c=$(cat "$d/class")
+        if [ "$v" = 0x1234 ] && [ "$c" = 0x038000 ] && [ "$(ls "$d/iommu_group/devices" | wc -l)" = 1 ]; then single=$b; fi
+        if [ "$v" = 0x1b36 ] && [ -e "$d/sriov_totalvfs" ]; then nvme=$b; fi
+done
+echo 0 >$PCI/$nvme/sriov_drivers_autoprobe && echo 2 >$PCI/$nvme/sriov_numvfs
+vf=$(basename "$(readlink $PCI/$nvme/virtfn0)")
+[ -n "$single" ] && [ -n "$vf" ] && pass "devices: display $single, VF $vf" || { fail "devices not found ($single, $vf)"; finish; }
+
+# ---- the nested domain: same kernel through PVH, a shell that answers hot-unplug ----
+cat >/tmp/nested.xml <<EOF
+<domain type='qemu'>
+  <name>nested</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$NESTED/vmlinux</kernel>
+    <initrd>$NESTED/initrd.cpio.gz</initrd>
+    <cmdline>console=ttyS0 panic=-1 quiet loglevel=3</cmdline>
+  </os>
+  <features><acpi/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <serial type='file'><source path='/tmp/nested-console.log'/><target port='0'/></serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+$V define /tmp/nested.xml >/dev/null || { fail "define nested"; finish; }
+t0=$(now)
+$V start nested >/dev/null || { fail "start nested: $($V start nested 2>&1)"; finish; }
+for _ in $(seq 600); do grep -aq NESTED-UP /tmp/nested-console.log 2>/dev/null && break; sleep 0.5; done
+grep -aq NESTED-UP /tmp/nested-console.log && pass "nested kernel up" || { fail "nested kernel did not come up"; tail -5 /tmp/nested-console.log; finish; }
+echo "TIMING nested domain start to userspace: $(since "$t0") s"
+
+# ---- cycles ----
+cycle() { # bdf, native driver, round
+        local bdf=$1 native=$2 n=$3 t out
+        t=$(now)
+        out=$("$GPUVIRT" --json vm attach --live nested "$bdf" 2>&1) || { fail "attach $bdf #$n: $out"; return; }
+        echo "TIMING attach $bdf #$n: $(since "$t") s"
+        [ "$(drv "$bdf")" = vfio-pci ] && pass "attach $bdf #$n: on vfio-pci" || fail "attach $bdf #$n: driver $(drv "$bdf")"
+        $V dumpxml nested | grep -q "bus='0x${bdf:5:2}' slot='0x${bdf:8:2}' function='0x${bdf:11:1}'" &&
+                pass "attach $bdf #$n: in the live XML" || fail "attach $bdf #$n: not in the live XML"
+        local grp; grp=$(basename "$(readlink $PCI/$bdf/iommu_group)")
+        ls -l /proc/[0-9]*/fd 2>/dev/null | grep -q "/dev/vfio/$grp" && pass "attach $bdf #$n: QEMU holds /dev/vfio/$grp" ||
+                fail "attach $bdf #$n: nobody holds /dev/vfio/$grp"
+        "$GPUVIRT" --json vm list >/tmp/list.json 2>/dev/null
+        jq -e --arg b "$bdf" '.units[] | select(.functions | index($b)) | .held_by == "nested"' /tmp/list.json >/dev/null &&
+                pass "vm list: nested holds $bdf" || fail "vm list does not show nested holding $bdf"
+        out=$("$GPUVIRT" passthrough disable "$bdf" 2>&1)
+        [ $? = 1 ] && [ "$(drv "$bdf")" = vfio-pci ] && pass "passthrough disable refused while nested runs with $bdf" ||
+                fail "passthrough disable of a held device: $out"
+        added=$((added + 1))
+        for _ in $(seq 120); do [ "$(grep -ac NESTED-PCI-ADD /tmp/nested-console.log)" -ge $added ] && break; sleep 0.5; done
+        [ "$(grep -ac NESTED-PCI-ADD /tmp/nested-console.log)" -ge $added ] && pass "attach $bdf #$n: the nested kernel sees it" ||
+                fail "attach $bdf #$n: the nested kernel did not see the device"
+        t=$(now)
+        out=$("$GPUVIRT" --json vm detach --live --timeout 120 nested "$bdf" 2>&1) || { fail "detach $bdf #$n: $out"; return; }
+        echo "TIMING detach $bdf #$n (guest unplug included): $(since "$t") s"
+        $V dumpxml nested | grep -q "bus='0x${bdf:5:2}' slot='0x${bdf:8:2}' function='0x${bdf:11:1}'" &&
+                fail "detach $bdf #$n: still in the live XML" || pass "detach $bdf #$n: gone from the live XML"
+        [[ "$(drv "$bdf")" =~ ^($native)$ ]] && pass "detach $bdf #$n: given back ($(drv "$bdf"))" || fail "detach $bdf #$n: driver $(drv "$bdf")"
+}
+added=0
+for n in 1 2 3; do cycle "$single" bochs-drm $n; done
+# an nvme VF created without autoprobe has no driver; probing it on release may find nvme
+for n in 1 2; do cycle "$vf" 'none|nvme' $n; done
+grep -a "NESTED-PCI" /tmp/nested-console.log | tr -d '\r' | sed 's/^/  nested: /'
+adds=$(grep -ac NESTED-PCI-ADD /tmp/nested-console.log) dels=$(grep -ac NESTED-PCI-DEL /tmp/nested-console.log)
+[ "$adds" = 5 ] && [ "$dels" = 5 ] && pass "the nested kernel saw 5 hot-plugs and 5 hot-unplugs" ||
+        fail "nested kernel saw $adds hot-plugs and $dels hot-unplugs (expected 5 and 5)"
+
+# a failed live attach is undone: a domain that is not running
+out=$("$GPUVIRT" vm attach --live nosuch "$single" 2>&1)
+[ $? = 1 ] && [ "$(drv "$single")" = bochs-drm ] && pass "attach to an unknown domain refused, nothing prepared" || fail "unknown domain: $out"
+finish

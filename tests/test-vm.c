@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* VM units and libvirt: domain XML edits, unit resolution on simulated hosts, and the round trip
+ * through libvirt's test driver (in process: define, read back, redefine). */
+#include <ctype.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "basic/fileio.h"
+#include "core/hostdev.h"
+#include "core/mdev.h"
+#include "core/vendor-vgpu.h"
+#include "core/libvirt.h"
+#include "helpers.h"
+
+static const char *const DOMAIN_XML =
+        "<domain type='kvm'><name>d</name><memory>1048576</memory><os><type>hvm</type></os>"
+        "<features><acpi/><kvm><hidden state='on'/></kvm></features><devices>"
+        "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+        "<address domain='0' bus='59' slot='0' function='1'/></source>"
+        "<address type='pci' domain='0x0000' bus='0x00' slot='0x10' function='0x0'/></hostdev>"
+        "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source>"
+        "<address uuid='7D6F0B2E-51A4-4C2B-9D3E-0A1B2C3D4E5F'/></source></hostdev>"
+        "<hostdev mode='subsystem' type='usb'><source><vendor id='0x1234'/><product id='0xbeef'/></source></hostdev>"
+        "<interface type='network'><source network='default'/>"
+        "<address type='pci' domain='0x0000' bus='0x00' slot='0x11' function='0x0'/></interface>"
+        "</devices></domain>";
+
+static void test_domain_xml(void **state) {
+        DomainXmlInfo info;
+        assert_int_equal(domain_xml_parse(DOMAIN_XML, &info), 0);
+        assert_true(info.kvm_hidden);
+        assert_int_equal(info.n_hostdevs, 2); /* usb is not ours */
+        assert_int_equal(info.hostdevs[0].type, HOSTDEV_TYPE_PCI);
+        assert_int_equal(info.hostdevs[0].addr.bus, 59); /* decimal accepted like libvirt does */
+        assert_int_equal(info.hostdevs[0].addr.func, 1);
+        assert_int_equal(info.hostdevs[1].type, HOSTDEV_TYPE_MDEV);
+        assert_string_equal(info.hostdevs[1].uuid, "7d6f0b2e-51a4-4c2b-9d3e-0a1b2c3d4e5f");
+        HostdevRef keep = info.hostdevs[1];
+        domain_xml_info_done(&info);
+
+        int slot;
+        assert_int_equal(domain_xml_free_slot(DOMAIN_XML, &slot), 0);
+        assert_int_equal(slot, 0x12); /* 0x10 and 0x11 are taken; the hostdev's <source> address is not a slot */
+
+        char *added = NULL, *removed = NULL;
+        assert_int_equal(domain_xml_add_hostdevs(DOMAIN_XML,
+                                                 "<hostdev mode='subsystem' type='pci' managed='no'><source>"
+                                                 "<address domain='0x0000' bus='0x02' slot='0x00' function='0x0'/>"
+                                                 "</source></hostdev>\n",
+                                                 &added),
+                         0);
+        assert_int_equal(domain_xml_parse(added, &info), 0);
+        assert_int_equal(info.n_hostdevs, 3);
+        assert_int_equal(info.hostdevs[2].addr.bus, 2);
+        domain_xml_info_done(&info);
+        size_t n = 99;
+        assert_int_equal(domain_xml_remove_hostdevs(added, &keep, 1, &removed, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(domain_xml_parse(removed, &info), 0);
+        assert_int_equal(info.n_hostdevs, 2);
+        assert_int_equal(info.hostdevs[0].type, HOSTDEV_TYPE_PCI);
+        assert_int_equal(info.hostdevs[1].type, HOSTDEV_TYPE_PCI);
+        domain_xml_info_done(&info);
+        char *el = NULL;
+        assert_int_equal(domain_xml_hostdev_element(removed, &keep, &el), -ENOENT);
+        HostdevRef first = {.type = HOSTDEV_TYPE_PCI, .addr = {.bus = 59, .func = 1}};
+        assert_int_equal(domain_xml_hostdev_element(removed, &first, &el), 0);
+        assert_non_null(strstr(el, "slot=\"0x10\"")); /* libxml2 writes double quotes */
+        free(el);
+        free(added);
+        free(removed);
+
+        assert_int_equal(domain_xml_parse("<domain><devices>", &info), -EBADMSG);
+        assert_int_equal(domain_xml_parse("<node/>", &info), -EBADMSG);
+        assert_int_equal(domain_xml_add_hostdevs("<domain/>", "<hostdev/>", &added), -EBADMSG);
+}
+
+static void test_units(void **state) {
+        TestHost t;
+        test_host_open(&t, "qemu-q35");
+        Unit u;
+        assert_int_equal(unit_resolve(t.root, t.host, "04:00.1", &u), 0);
+        assert_int_equal(u.kind, UNIT_PCI);
+        assert_string_equal(u.id, "0000:04:00.0"); /* named by function 0 whichever function was given */
+        assert_int_equal(u.n_funcs, 2);
+        assert_int_equal(u.funcs[1].func, 1);
+        char *xml = unit_hostdev_xml(&u, 0x11);
+        assert_non_null(strstr(xml, "slot='0x11' function='0x0' multifunction='on'"));
+        assert_non_null(strstr(xml, "slot='0x11' function='0x1'/>"));
+        free(xml);
+        HostdevRef audio = {.type = HOSTDEV_TYPE_PCI, .addr = {.bus = 4, .func = 1}};
+        HostdevRef other = {.type = HOSTDEV_TYPE_PCI, .addr = {.bus = 2}};
+        assert_true(unit_matches(&u, &audio));
+        assert_false(unit_matches(&u, &other));
+        unit_done(&u);
+        assert_int_equal(unit_resolve(t.root, t.host, "02:00.0", &u), 0);
+        assert_int_equal(u.n_funcs, 1);
+        xml = unit_hostdev_xml(&u, -1);
+        assert_null(strstr(xml, "type='pci' domain")); /* no guest address: libvirt assigns one */
+        free(xml);
+        unit_done(&u);
+        assert_int_equal(unit_resolve(t.root, t.host, "00:02.0", &u), -EPERM); /* root port */
+        assert_int_equal(unit_resolve(t.root, t.host, "zz", &u), -EINVAL);
+        assert_int_equal(unit_resolve(t.root, t.host, "0000:09:00.0", &u), -ENODEV);
+        test_host_close(&t);
+
+        /* NVIDIA vendor vGPU: a VF becomes a vendor_vgpu unit once a type is written */
+        test_host_open(&t, "h100");
+        assert_int_equal(unit_resolve(t.root, t.host, "16:00.4", &u), 0);
+        assert_int_equal(u.kind, UNIT_VF);
+        assert_string_equal(u.parent, "0000:16:00.0");
+        unit_done(&u);
+        char *vf = NULL, *err = NULL;
+        unsigned set = 0;
+        assert_int_equal(vendor_vgpu_create(t.root, "0000:16:00.4", "9999", &vf, &set, &err), -ENOENT); /* not creatable */
+        free(err);
+        assert_int_equal(vendor_vgpu_create(t.root, "0000:16:00.4", "1046", &vf, &set, &err), 0);
+        assert_string_equal(vf, "0000:16:00.4");
+        assert_int_equal(set, 1046);
+        free(vf);
+        free(err);
+        assert_int_equal(unit_resolve(t.root, t.host, "16:00.4", &u), 0);
+        assert_int_equal(u.kind, UNIT_VENDOR_VGPU);
+        assert_string_equal(u.type, "1046");
+        assert_string_equal(u.driver, "nvidia");
+        VfioOptions o = {.settle_ms = 0};
+        VfioReport rep;
+        bool changed = true;
+        assert_int_equal(unit_prepare(t.root, &u, &o, &rep, &changed), 0);
+        assert_false(changed); /* the nvidia driver is its VFIO provider: no rebinding */
+        vfio_report_done(&rep);
+        assert_int_equal(unit_release(t.root, &u, &o, &rep), 0);
+        vfio_report_done(&rep);
+        unit_done(&u);
+        char *type = NULL;
+        assert_int_equal(root_read_attr(t.root, &type, "sys/bus/pci/devices/0000:16:00.4/nvidia/current_vgpu_type"), 0);
+        assert_string_equal(type, "0");
+        free(type);
+        test_host_close(&t);
+
+        /* mdev: created through the write path, resolved by UUID (any case), removed by release */
+        test_host_open(&t, "t4-grid");
+        char uuid[37];
+        assert_int_equal(mdev_uuid_generate(uuid), 0);
+        assert_true(uuid_is_valid(uuid));
+        assert_int_equal(uuid[14], '4');
+        char *merr = NULL;
+        assert_int_equal(mdev_create(t.root, "0000:3b:00.0", "nvidia-999", uuid, NULL, 0, &merr), -ENOENT);
+        free(merr);
+        assert_false(uuid_is_valid("not-a-uuid"));
+        assert_int_equal(mdev_create(t.root, "0000:3b:00.0", "nvidia-222", uuid, NULL, 0, &merr), 0);
+        free(merr);
+        assert_int_equal(mdev_create(t.root, "0000:5e:00.0", "nvidia-222", uuid, NULL, 0, &merr), -EEXIST);
+        free(merr);
+        char upper[37];
+        for (size_t i = 0; i < 37; i++)
+                upper[i] = (char)toupper((unsigned char)uuid[i]);
+        assert_int_equal(unit_resolve(t.root, t.host, upper, &u), 0);
+        assert_int_equal(u.kind, UNIT_MDEV);
+        assert_string_equal(u.id, uuid);
+        assert_string_equal(u.parent, "0000:3b:00.0");
+        assert_string_equal(u.type, "nvidia-222");
+        assert_string_equal(u.driver, "nvidia");
+        assert_true(u.iommu_group >= 0);
+        xml = unit_hostdev_xml(&u, -1);
+        char want[128];
+        snprintf(want, sizeof want, "<address uuid='%s'/>", uuid);
+        assert_non_null(strstr(xml, want));
+        assert_non_null(strstr(xml, "type='mdev' model='vfio-pci'"));
+        free(xml);
+        assert_int_equal(unit_release(t.root, &u, &o, &rep), 0);
+        vfio_report_done(&rep);
+        unit_done(&u);
+        assert_false(root_exists(t.root, "sys/bus/mdev/devices/%s", uuid));
+        assert_int_equal(unit_resolve(t.root, t.host, uuid, &u), -ENODEV);
+        test_host_close(&t);
+}
+
+/* A VF created without autoprobe has no driver; released it must leave vfio-pci. (On the real kernel it
+ * ends with no driver, which vfio_disable must accept: that case is covered by tests/rig/vm.sh, the
+ * simulator probes nvme onto the VF instead.) */
+static void test_release_driverless_vf(void **state) {
+        TestHost t;
+        test_host_open(&t, "qemu-q35");
+        assert_int_equal(root_write(t.root, "0", "sys/bus/pci/devices/0000:03:00.0/sriov_drivers_autoprobe"), 0);
+        assert_int_equal(root_write(t.root, "1", "sys/bus/pci/devices/0000:03:00.0/sriov_numvfs"), 0);
+        test_host_rescan(&t);
+        Unit u;
+        assert_int_equal(unit_resolve(t.root, t.host, "03:00.1", &u), 0);
+        assert_int_equal(u.kind, UNIT_VF);
+        assert_null(u.driver);
+        VfioOptions o = {.settle_ms = 0};
+        VfioReport rep;
+        bool changed = false;
+        assert_int_equal(unit_prepare(t.root, &u, &o, &rep, &changed), 0);
+        assert_true(changed);
+        vfio_report_done(&rep);
+        int r = unit_release(t.root, &u, &o, &rep);
+        if (r < 0)
+                fprintf(stderr, "release: %s\n", rep.error ?: "?");
+        assert_int_equal(r, 0);
+        vfio_report_done(&rep);
+        char *p = root_path(t.root, "sys/bus/pci/devices/0000:03:00.1/driver"), *drv = NULL;
+        (void)readlink_base(p, &drv);
+        assert_true(!drv || strcmp(drv, "vfio-pci") != 0);
+        free(drv);
+        free(p);
+        unit_done(&u);
+        test_host_close(&t);
+}
+
+static int count_refs(const char *xml, const Unit *u) {
+        DomainXmlInfo info;
+        assert_int_equal(domain_xml_parse(xml, &info), 0);
+        int k = 0;
+        for (size_t i = 0; i < info.n_hostdevs; i++)
+                k += unit_matches(u, &info.hostdevs[i]);
+        domain_xml_info_done(&info);
+        return k;
+}
+
+/* The test driver keeps its state in the process: define, read back, redefine, all here. */
+static void test_libvirt_roundtrip(void **state) {
+        TestHost t;
+        test_host_open(&t, "qemu-q35");
+        Unit u;
+        assert_int_equal(unit_resolve(t.root, t.host, "04:00.0", &u), 0);
+
+        Virt *v = NULL;
+        char *err = NULL;
+        assert_int_equal(virt_open("test:///default", &v, &err), 0);
+        assert_null(err);
+        assert_true(virt_lib_version(v) >= 1000000);
+        bool active, persistent;
+        assert_int_equal(virt_domain_state(v, "test", &active, &persistent), 0);
+        assert_true(active && persistent);
+        assert_int_equal(virt_domain_state(v, "nosuch", &active, &persistent), -ENOENT);
+        assert_non_null(strstr(virt_last_error(v), "nosuch"));
+
+        char *orig = NULL, *edited = NULL, *back = NULL, *removed_xml = NULL;
+        assert_int_equal(virt_domain_xml(v, "test", true, &orig), 0);
+        assert_int_equal(count_refs(orig, &u), 0);
+        int slot;
+        assert_int_equal(domain_xml_free_slot(orig, &slot), 0);
+        char *hd = unit_hostdev_xml(&u, slot);
+        assert_int_equal(domain_xml_add_hostdevs(orig, hd, &edited), 0);
+        assert_int_equal(virt_define(v, edited), 0);
+        assert_int_equal(virt_domain_xml(v, "test", true, &back), 0);
+        assert_int_equal(count_refs(back, &u), 2);
+        /* libvirt kept our guest addressing and managed='no' */
+        char want[96];
+        snprintf(want, sizeof want, "slot='0x%02x' function='0x0' multifunction='on'", slot);
+        assert_non_null(strstr(back, want));
+        assert_non_null(strstr(back, "managed='no'"));
+
+        /* libvirt's own schema accepts what it handed back */
+        if (system("command -v virt-xml-validate >/dev/null") == 0) {
+                char *dir = test_tmpdir();
+                char *f = strdup_printf("%s/test.xml", dir);
+                assert_int_equal(write_text(f, back), 0);
+                char *cmd = strdup_printf("virt-xml-validate %s domain >/dev/null 2>&1", f);
+                assert_int_equal(system(cmd), 0);
+                free(cmd);
+                free(f);
+                test_tmpdir_remove(dir);
+        }
+
+        VirtDomain *doms = NULL;
+        size_t nd = 0;
+        assert_int_equal(virt_list_domains(v, &doms, &nd), 0);
+        assert_int_equal(nd, 1);
+        assert_string_equal(doms[0].name, "test");
+        int k = 0;
+        for (size_t i = 0; i < doms[0].config.n_hostdevs; i++)
+                k += unit_matches(&u, &doms[0].config.hostdevs[i]);
+        assert_int_equal(k, 2);
+        virt_domains_free(doms, nd);
+
+        /* the test driver has no hot-plug call: converted to -EOPNOTSUPP, nothing printed */
+        char **el = NULL;
+        size_t ne = 0;
+        assert_int_equal(unit_hostdev_elements(&u, slot, &el, &ne), 0);
+        assert_int_equal(ne, 2);
+        assert_int_equal(virt_attach_live(v, "test", el[0]), -EOPNOTSUPP);
+        strv_free(el);
+        assert_int_equal(virt_define(v, "<domain type='test'><name>x</name></domain>"), -EINVAL);
+
+        HostdevRef *refs = NULL;
+        size_t nr = 0;
+        assert_int_equal(unit_refs(&u, &refs, &nr), 0);
+        size_t removed = 0;
+        assert_int_equal(domain_xml_remove_hostdevs(back, refs, nr, &removed_xml, &removed), 0);
+        assert_int_equal(removed, 2);
+        assert_int_equal(virt_define(v, removed_xml), 0);
+        free(back);
+        assert_int_equal(virt_domain_xml(v, "test", true, &back), 0);
+        assert_int_equal(count_refs(back, &u), 0);
+
+        free(refs);
+        free(hd);
+        free(orig);
+        free(edited);
+        free(back);
+        free(removed_xml);
+        virt_close(v);
+        unit_done(&u);
+        test_host_close(&t);
+}
+
+static void test_connect(void **state) {
+        unsetenv("LIBVIRT_DEFAULT_URI");
+        assert_string_equal(virt_resolve_uri(NULL), "qemu:///system");
+        setenv("LIBVIRT_DEFAULT_URI", "test:///default", 1);
+        assert_string_equal(virt_resolve_uri(NULL), "test:///default");
+        assert_string_equal(virt_resolve_uri("qemu:///session"), "qemu:///session");
+        unsetenv("LIBVIRT_DEFAULT_URI");
+        Virt *v = NULL;
+        char *err = NULL;
+        assert_int_equal(virt_open("test:///nonexistent/node.xml", &v, &err), -ECONNREFUSED);
+        assert_null(v);
+        assert_non_null(err);
+        assert_non_null(strstr(err, "test:///nonexistent/node.xml"));
+        free(err);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_domain_xml),
+                cmocka_unit_test(test_units),
+                cmocka_unit_test(test_libvirt_roundtrip),
+                cmocka_unit_test(test_connect),
+                cmocka_unit_test(test_release_driverless_vf),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
