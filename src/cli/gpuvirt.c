@@ -73,7 +73,13 @@ static const Verb verbs[] = {
          "  vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]\n"
          "                            detach it and give it back to the host\n"
          "  vm list                   which domain holds which GPU unit; migration; warnings"},
-        {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO\n"
+        {"plan", 0, verb_state, "plan [-f FILE]            the steps from now to the desired state (/etc/gpuvirt/host.yaml)"},
+        {"apply", 0, verb_state, "apply [-f FILE]           carry them out, journaled, in a fixed order"},
+        {"assert", 0, verb_state, "assert [-f FILE]          exit 0 when the host matches, 1 and the drift otherwise"},
+        {"export", 0, verb_state, "export [-o FILE]          the current state as a file apply accepts"},
+        {"recover", 0, verb_state, "recover                   finish the step an interrupted apply left"},
+        {"status", 0, verb_state, "status [-f FILE]          last apply, interrupted step, drift"},
+        {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL\n"
                              "                            simulated hosts"},
         {"version", 0, verb_version, "version                   print the version"},
         {"help", 0, verb_help, "help                      this text"},

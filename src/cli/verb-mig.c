@@ -547,13 +547,6 @@ static int entry_want(const char *file, const MigGpu *g, const MigPartedEntry *e
         return 0;
 }
 
-static bool layout_matches(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES]) {
-        unsigned have[MIG_MAX_PROFILES] = {};
-        for (size_t i = 0; i < g->n_inst; i++)
-                have[g->inst[i].profile]++;
-        return memcmp(have, want, sizeof have) == 0;
-}
-
 static json_object *inst_brief(const MigGpu *g, int profile, unsigned start, int gi) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "profile", json_object_new_string(g->profiles[profile].name));
@@ -565,169 +558,117 @@ static json_object *inst_brief(const MigGpu *g, int profile, unsigned start, int
         return o;
 }
 
-static int reset_gpu(Ctx *c, MigGpu *g, const MigArgs *a, json_object *o) {
-        if (a->no_reset) {
-                if (!arg.json)
-                        printf("  MIG mode change pending a GPU reset (--no-reset): gpuvirt mig reset %s, then apply again\n", g->address);
-                json_object_object_add(o, "state", json_object_new_string("pending_reset"));
-                return 0;
-        }
-        size_t nh = 0;
-        _cleanup_free_ char *h = holders_text(c, g, true, 0, &nh);
-        if (nh > 0) {
-                log_error("GPU %u (%s) needs a reset to change its MIG mode, but it is in use by %s. Stop them "
-                          "(systemctl stop nvidia-persistenced nvidia-dcgm; unload nvidia_drm), then apply again.",
-                          g->index, g->address, h);
-                json_object_object_add(o, "state", json_object_new_string("in_use"));
-                json_object_object_add(o, "holders", json_object_new_string(h));
-                return EXIT_FAILURE;
-        }
-        if (!arg.json)
-                printf("  reset %s\n", g->address);
-        int r = mig_reset(c->root, g);
-        if (r < 0)
-                return log_error_errno(r, "Resetting %s failed: %m", g->address), EXIT_FAILURE;
-        if (!arg.dry_run && (r = mig_gpu_refresh(c->nvml, g)) < 0)
-                return log_error("Cannot read %s after the reset: %s", g->address, nvml_errno_message(r)), EXIT_FAILURE;
-        return 0;
-}
+static const char *const apply_state_table[] = {
+        [MIG_APPLY_UNCHANGED] = "unchanged",         [MIG_APPLY_CHANGED] = "changed",
+        [MIG_APPLY_PENDING_RESET] = "pending_reset", [MIG_APPLY_IN_USE] = "in_use",
+        [MIG_APPLY_NEEDS_DISRUPT] = "needs_disrupt", [MIG_APPLY_FAILED] = "failed",
+};
 
+/* Apply one entry to one GPU (core: mig_apply_gpu) and render what it did or would do. */
 static int apply_gpu(Ctx *c, MigGpu *g, const MigPartedEntry *e, const char *file, const MigArgs *a, json_object *o) {
         unsigned want[MIG_MAX_PROFILES];
         int rc = entry_want(file, g, e, want);
         if (rc)
                 return rc;
-        unsigned mode = e->mig_enabled ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
-        bool mode_ok = g->mode_current == mode && g->mode_pending == mode;
-        if (mode_ok && (!e->mig_enabled || layout_matches(g, want))) {
+        MigApplyReport rep;
+        int r = mig_apply_gpu(c->root, c->nvml, g, e->mig_enabled, want, a->allow_disrupt, a->no_reset, &rep);
+        json_object_object_add(o, "state", json_object_new_string(apply_state_table[rep.state]));
+        if (rep.state == MIG_APPLY_UNCHANGED) {
                 if (!arg.json)
                         printf("GPU %u (%s): already as configured, untouched\n", g->index, g->address);
-                json_object_object_add(o, "state", json_object_new_string("unchanged"));
                 return 0;
         }
         if (!arg.json)
                 printf("GPU %u (%s, %s):\n", g->index, g->address, g->name);
-        json_object *destroyed = json_object_new_array(), *created = json_object_new_array(), *kept = json_object_new_array();
+        json_object *kept = json_object_new_array(), *destroyed = json_object_new_array(),
+                    *created = json_object_new_array(), *must_move = json_object_new_array();
         json_object_object_add(o, "kept", kept);
         json_object_object_add(o, "destroyed", destroyed);
         json_object_object_add(o, "created", created);
-
-        if (!e->mig_enabled) {
-                for (size_t i = g->n_inst; i-- > 0;) {
-                        json_object_array_add(destroyed, inst_brief(g, g->inst[i].profile, g->inst[i].start, (int)g->inst[i].gi_id));
+        for (size_t i = 0; i < rep.n_actions; i++) {
+                const MigAction *x = &rep.actions[i];
+                const char *pname = x->profile >= 0 ? g->profiles[x->profile].name : NULL;
+                switch (x->kind) {
+                case MIG_ACTION_KEEP:
+                        json_object_array_add(kept, inst_brief(g, x->profile, x->start, x->gi_id));
                         if (!arg.json)
-                                printf("  destroy %s at %u:%u (GI %u)\n", g->profiles[g->inst[i].profile].name, g->inst[i].start,
-                                       g->inst[i].size, g->inst[i].gi_id);
-                        if (!arg.dry_run) {
-                                int r = mig_destroy(c->nvml, g, g->inst[i].gi_id);
-                                if (r < 0)
-                                        return log_error("Cannot destroy GI %u on %s: %s", g->inst[i].gi_id, g->address,
-                                                         nvml_errno_message(r)), EXIT_FAILURE;
+                                printf("  keep    %s at %u:%u (GI %d)\n", pname, x->start, x->size, x->gi_id);
+                        break;
+                case MIG_ACTION_DESTROY:
+                        if (rep.state == MIG_APPLY_NEEDS_DISRUPT) {
+                                json_object_array_add(must_move, inst_brief(g, x->profile, x->start, x->gi_id));
+                                log_error("GPU %u (%s): reaching the target needs %s at %u:%u (GI %d) moved: it would be "
+                                          "destroyed and recreated elsewhere.",
+                                          g->index, g->address, pname, x->start, x->size, x->gi_id);
+                                break;
                         }
-                }
-                if (!arg.json)
-                        printf("  disable MIG\n");
-                if (!arg.dry_run) {
-                        int act, r = mig_set_mode(c->nvml, g, false, &act);
-                        if (r < 0)
-                                return log_error("Cannot disable MIG on %s: %s", g->address, nvml_errno_message(r)), EXIT_FAILURE;
-                        if (act == 0) {
-                                json_object_object_add(o, "state", json_object_new_string("changed"));
-                                return 0;
+                        if (rep.state == MIG_APPLY_IN_USE && i + 1 == rep.n_actions) {
+                                log_error("GPU %u (%s): %s (GI %d) would be destroyed but is in use by %s.", g->index,
+                                          g->address, pname, x->gi_id, rep.holders);
+                                break;
                         }
-                }
-                rc = reset_gpu(c, g, a, o);
-                if (!rc && !json_object_object_get_ex(o, "state", NULL))
-                        json_object_object_add(o, "state", json_object_new_string("changed"));
-                return rc;
-        }
-
-        /* enable first; a fresh mode starts without instances */
-        MigInstance cur[MIG_MAX_INSTANCES];
-        size_t n_cur = g->mode_current == NVML_DEVICE_MIG_ENABLE ? g->n_inst : 0;
-        memcpy(cur, g->inst, sizeof cur);
-        if (g->mode_current != NVML_DEVICE_MIG_ENABLE) {
-                if (!arg.json)
-                        printf("  enable MIG\n");
-                if (!arg.dry_run) {
-                        int act, r = mig_set_mode(c->nvml, g, true, &act);
-                        if (r < 0)
-                                return log_error("Cannot enable MIG on %s: %s", g->address, nvml_errno_message(r)), EXIT_FAILURE;
-                }
-                if (arg.dry_run || g->mode_current != NVML_DEVICE_MIG_ENABLE) {
-                        rc = reset_gpu(c, g, a, o);
-                        if (rc || json_object_object_get_ex(o, "state", NULL))
-                                return rc;
-                }
-                if (!arg.dry_run && g->mode_current != NVML_DEVICE_MIG_ENABLE)
-                        return log_error("MIG is still not enabled on %s after the reset.", g->address), EXIT_FAILURE;
-                n_cur = 0;
-        }
-
-        MigPlan plan;
-        int r = mig_plan(g->profiles, g->n_profiles, g->slices, cur, n_cur, want, a->allow_disrupt, &plan);
-        if (r == -EINVAL || r == -ENOSPC) {
-                log_error("%s:%u:%u: this layout does not fit GPU %u (%s, %s): %s", file, e->line, e->column, g->index,
-                          g->address, g->name, r == -EINVAL ? "a count is above the profile's limit (see 'gpuvirt mig profiles')" :
-                                                              "the instances overlap on every legal placement");
-                return EXIT_USAGE;
-        }
-        for (size_t i = 0; i < plan.n_keep; i++) {
-                const MigInstance *m = &cur[plan.keep[i]];
-                json_object_array_add(kept, inst_brief(g, m->profile, m->start, (int)m->gi_id));
-                if (!arg.json)
-                        printf("  keep    %s at %u:%u (GI %u)\n", g->profiles[m->profile].name, m->start, m->size, m->gi_id);
-        }
-        if (r == -EBUSY) {
-                json_object *mv = json_object_new_array();
-                for (size_t i = 0; i < plan.n_destroy; i++)
-                        if (plan.moved[plan.destroy[i]]) {
-                                const MigInstance *m = &cur[plan.destroy[i]];
-                                json_object_array_add(mv, inst_brief(g, m->profile, m->start, (int)m->gi_id));
-                                log_error("GPU %u (%s): reaching the target needs %s at %u:%u (GI %u) moved: it would be "
-                                          "destroyed and recreated elsewhere.", g->index, g->address,
-                                          g->profiles[m->profile].name, m->start, m->size, m->gi_id);
+                        json_object_array_add(destroyed, inst_brief(g, x->profile, x->start, x->gi_id));
+                        if (!arg.json)
+                                printf("  destroy %s at %u:%u (GI %d)%s\n", pname, x->start, x->size, x->gi_id,
+                                       x->moved ? ", to be recreated elsewhere (--allow-disrupt)" : "");
+                        break;
+                case MIG_ACTION_CREATE:
+                        json_object_array_add(created, inst_brief(g, x->profile, x->start, x->gi_id));
+                        if (!arg.json) {
+                                printf("  create  %s at %u:%u", pname, x->start, x->size);
+                                if (x->gi_id >= 0)
+                                        printf(" (GI %d, %s)", x->gi_id, x->uuid);
+                                printf("\n");
                         }
-                json_object_object_add(o, "must_move", mv);
-                json_object_object_add(o, "state", json_object_new_string("needs_disrupt"));
+                        break;
+                case MIG_ACTION_ENABLE:
+                case MIG_ACTION_DISABLE:
+                        if (!arg.json)
+                                printf("  %s MIG\n", x->kind == MIG_ACTION_ENABLE ? "enable" : "disable");
+                        break;
+                case MIG_ACTION_RESET:
+                        if (!arg.json)
+                                printf("  reset %s\n", g->address);
+                        break;
+                }
+        }
+        switch (rep.state) {
+        case MIG_APPLY_PENDING_RESET:
+                if (!arg.json)
+                        printf("  MIG mode change pending a GPU reset (--no-reset): gpuvirt mig reset %s, then apply again\n",
+                               g->address);
+                break;
+        case MIG_APPLY_IN_USE:
+                json_object_object_add(o, "holders", json_object_new_string(rep.holders));
+                /* blocked at a destroy (said above) or at the reset a mode change needs */
+                if (rep.n_actions == 0 || rep.actions[rep.n_actions - 1].kind != MIG_ACTION_DESTROY)
+                        log_error("GPU %u (%s) needs a reset to change its MIG mode, but it is in use by %s. Stop them "
+                                  "(systemctl stop nvidia-persistenced nvidia-dcgm; unload nvidia_drm), then apply again.",
+                                  g->index, g->address, rep.holders);
+                rc = EXIT_FAILURE;
+                break;
+        case MIG_APPLY_NEEDS_DISRUPT:
+                json_object_object_add(o, "must_move", must_move);
+                must_move = NULL;
                 log_error("Nothing changed on GPU %u; run again with --allow-disrupt to move them.", g->index);
-                return EXIT_FAILURE;
-        }
-        for (size_t i = 0; i < plan.n_destroy; i++) {
-                const MigInstance *m = &cur[plan.destroy[i]];
-                size_t nh = 0;
-                _cleanup_free_ char *h = holders_text(c, g, false, m->gi_id, &nh);
-                if (nh > 0)
-                        return log_error("GPU %u (%s): %s (GI %u) would be destroyed but is in use by %s.", g->index, g->address,
-                                         g->profiles[m->profile].name, m->gi_id, h), EXIT_FAILURE;
-        }
-        for (size_t i = 0; i < plan.n_destroy; i++) {
-                const MigInstance *m = &cur[plan.destroy[i]];
-                json_object_array_add(destroyed, inst_brief(g, m->profile, m->start, (int)m->gi_id));
-                if (!arg.json)
-                        printf("  destroy %s at %u:%u (GI %u)%s\n", g->profiles[m->profile].name, m->start, m->size, m->gi_id,
-                               plan.moved[plan.destroy[i]] ? ", to be recreated elsewhere (--allow-disrupt)" : "");
-                if (!arg.dry_run && (r = mig_destroy(c->nvml, g, m->gi_id)) < 0)
-                        return log_error("Cannot destroy GI %u on %s: %s", m->gi_id, g->address, nvml_errno_message(r)),
-                               EXIT_FAILURE;
-        }
-        for (size_t i = 0; i < plan.n_create; i++) {
-                const MigProfile *p = &g->profiles[plan.create[i].profile];
-                MigInstance m = {.gi_id = 0};
-                if (!arg.dry_run && (r = mig_create(c->nvml, g, plan.create[i].profile, (int)plan.create[i].start, &m)) < 0)
-                        return log_error("Cannot create %s at %u:%u on %s: %s", p->name, plan.create[i].start, p->size,
-                                         g->address, nvml_errno_message(r)), EXIT_FAILURE;
-                json_object_array_add(created, inst_brief(g, plan.create[i].profile, plan.create[i].start,
-                                                          arg.dry_run ? -1 : (int)m.gi_id));
-                if (!arg.json) {
-                        printf("  create  %s at %u:%u", p->name, plan.create[i].start, p->size);
-                        if (!arg.dry_run)
-                                printf(" (GI %u, %s)", m.gi_id, m.uuid);
-                        printf("\n");
+                rc = EXIT_FAILURE;
+                break;
+        case MIG_APPLY_FAILED:
+                if (r == -EINVAL || r == -ENOSPC) {
+                        log_error("%s:%u:%u: this layout does not fit GPU %u (%s, %s): %s", file, e->line, e->column,
+                                  g->index, g->address, g->name, rep.error);
+                        rc = EXIT_USAGE;
+                } else {
+                        log_error("%s", rep.error ?: "MIG apply failed");
+                        rc = EXIT_FAILURE;
                 }
+                break;
+        default:
+                break;
         }
-        json_object_object_add(o, "state", json_object_new_string("changed"));
-        return 0;
+        json_object_put(must_move);
+        mig_apply_report_done(&rep);
+        return rc;
 }
 
 static int do_apply_assert(Ctx *c, const MigArgs *a, bool assert_only) {
@@ -765,8 +706,7 @@ static int do_apply_assert(Ctx *c, const MigArgs *a, bool assert_only) {
                         rc = entry_want(a->file, g, e, want);
                         if (rc)
                                 break;
-                        unsigned mode = e->mig_enabled ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
-                        bool ok = g->mode_current == mode && g->mode_pending == mode && (!e->mig_enabled || layout_matches(g, want));
+                        bool ok = mig_layout_matches(g, e->mig_enabled, want);
                         json_object_object_add(o, "matches", json_object_new_boolean(ok));
                         if (!ok) {
                                 differ++;

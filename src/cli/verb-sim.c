@@ -90,14 +90,14 @@ static int sim_create_verb(int argc, char **argv) {
 
 static int sim_fault_verb(int argc, char **argv) {
         if (argc != 3)
-                return usage_error("sim fault: expected ATTR ERRNO, e.g. gpuvirt --root DIR sim fault unbind EBUSY");
+                return usage_error("sim fault: expected ATTR ERRNO|KILL, e.g. gpuvirt --root DIR sim fault unbind EBUSY");
         _cleanup_root_free_ Root *root = NULL;
         int r = open_root(0, &root);
         if (r)
                 return r;
         if (root_kind(root) != ROOT_SIMULATED)
                 return log_error("%s is not a simulated host (no %s/).", root_dir(root), SIM_MARKER_DIR), EXIT_USAGE;
-        int e = errno_from_name(argv[2]);
+        int e = streq(argv[2], "KILL") ? SIM_FAULT_KILL : errno_from_name(argv[2]);
         if (e < 0)
                 return log_error("'%s' is not an errno name or number (e.g. EBUSY, 16).", argv[2]), EXIT_USAGE;
         r = sim_inject_fault(root_dir(root), argv[1], e);

@@ -510,3 +510,179 @@ int mig_plan(const MigProfile *p, size_t n_profiles, unsigned slices, const MigI
         *ret = plan;
         return plan.n_moved > 0 && !allow_disrupt ? -EBUSY : 0;
 }
+
+/* ---- applying a layout to one GPU ---- */
+
+void mig_apply_report_done(MigApplyReport *r) {
+        free(r->holders);
+        free(r->error);
+        r->holders = r->error = NULL;
+}
+
+bool mig_layout_matches(const MigGpu *g, bool enabled, const unsigned want[MIG_MAX_PROFILES]) {
+        unsigned mode = enabled ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
+        if (g->mode_current != mode || g->mode_pending != mode)
+                return false;
+        if (!enabled)
+                return true;
+        unsigned have[MIG_MAX_PROFILES] = {};
+        for (size_t i = 0; i < g->n_inst; i++)
+                have[g->inst[i].profile]++;
+        return memcmp(have, want, sizeof have) == 0;
+}
+
+static MigAction *action_add(MigApplyReport *r, MigActionKind kind, int profile, unsigned start, unsigned size,
+                             int gi) {
+        if (r->n_actions >= ELEMENTSOF(r->actions))
+                return &r->actions[ELEMENTSOF(r->actions) - 1];
+        MigAction *a = &r->actions[r->n_actions++];
+        *a = (MigAction){.kind = kind, .profile = profile, .start = start, .size = size, .gi_id = gi};
+        return a;
+}
+
+static int apply_failed(MigApplyReport *r, int err, char *msg) {
+        r->state = MIG_APPLY_FAILED;
+        free(r->error);
+        r->error = msg;
+        return err;
+}
+
+/* Holders of the whole GPU (whole) or of one GPU instance. */
+static char *holders_of(Root *root, Nvml *n, const MigGpu *g, bool whole, unsigned gi) {
+        _cleanup_free_ MigHolder *h = NULL;
+        size_t cnt = 0, k = 0;
+        if (mig_holders(root, n, g, &h, &cnt) < 0)
+                return NULL;
+        for (size_t i = 0; i < cnt; i++)
+                if (whole || h[i].gi_id == gi)
+                        h[k++] = h[i];
+        return k ? mig_holders_format(h, k) : NULL;
+}
+
+/* The reset a mode change needs: refused while anything holds the GPU. */
+static int apply_reset(Root *root, Nvml *n, MigGpu *g, bool no_reset, MigApplyReport *r) {
+        if (no_reset) {
+                r->state = MIG_APPLY_PENDING_RESET;
+                return 0;
+        }
+        char *h = holders_of(root, n, g, true, 0);
+        if (h) {
+                r->state = MIG_APPLY_IN_USE;
+                r->holders = h;
+                return -EBUSY;
+        }
+        action_add(r, MIG_ACTION_RESET, -1, 0, 0, -1);
+        int k = mig_reset(root, g);
+        if (k < 0)
+                return apply_failed(r, k, strdup_printf("resetting %s failed: %s", g->address, strerror(-k)));
+        if (!root_dry_run(root) && (k = mig_gpu_refresh(n, g)) < 0)
+                return apply_failed(r, k, strdup_printf("cannot read %s after the reset: %s", g->address,
+                                                        nvml_errno_message(k)));
+        return 0;
+}
+
+int mig_apply_gpu(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned want[MIG_MAX_PROFILES],
+                  bool allow_disrupt, bool no_reset, MigApplyReport *r) {
+        bool dry = root_dry_run(root);
+        int k;
+        *r = (MigApplyReport){.state = MIG_APPLY_CHANGED};
+        if (mig_layout_matches(g, enabled, want)) {
+                r->state = MIG_APPLY_UNCHANGED;
+                return 0;
+        }
+        if (!enabled) {
+                for (size_t i = g->n_inst; i-- > 0;) {
+                        const MigInstance *m = &g->inst[i];
+                        action_add(r, MIG_ACTION_DESTROY, m->profile, m->start, m->size, (int)m->gi_id);
+                        if (!dry && (k = mig_destroy(n, g, m->gi_id)) < 0)
+                                return apply_failed(r, k, strdup_printf("cannot destroy GI %u on %s: %s", m->gi_id,
+                                                                        g->address, nvml_errno_message(k)));
+                }
+                action_add(r, MIG_ACTION_DISABLE, -1, 0, 0, -1);
+                if (!dry) {
+                        int act;
+                        if ((k = mig_set_mode(n, g, false, &act)) < 0)
+                                return apply_failed(r, k, strdup_printf("cannot disable MIG on %s: %s", g->address,
+                                                                        nvml_errno_message(k)));
+                        if (act == 0)
+                                return 0;
+                }
+                return apply_reset(root, n, g, no_reset, r);
+        }
+
+        /* enable first; a fresh mode starts without instances */
+        MigInstance cur[MIG_MAX_INSTANCES];
+        size_t n_cur = g->mode_current == NVML_DEVICE_MIG_ENABLE ? g->n_inst : 0;
+        memcpy(cur, g->inst, sizeof cur);
+        if (g->mode_current != NVML_DEVICE_MIG_ENABLE) {
+                action_add(r, MIG_ACTION_ENABLE, -1, 0, 0, -1);
+                if (!dry) {
+                        int act;
+                        if ((k = mig_set_mode(n, g, true, &act)) < 0)
+                                return apply_failed(r, k, strdup_printf("cannot enable MIG on %s: %s", g->address,
+                                                                        nvml_errno_message(k)));
+                }
+                if (dry || g->mode_current != NVML_DEVICE_MIG_ENABLE) {
+                        k = apply_reset(root, n, g, no_reset, r);
+                        if (k < 0 || r->state != MIG_APPLY_CHANGED)
+                                return k;
+                }
+                if (!dry && g->mode_current != NVML_DEVICE_MIG_ENABLE)
+                        return apply_failed(r, -EIO, strdup_printf("MIG is still not enabled on %s after the reset",
+                                                                   g->address));
+                n_cur = 0;
+        }
+
+        MigPlan plan;
+        k = mig_plan(g->profiles, g->n_profiles, g->slices, cur, n_cur, want, allow_disrupt, &plan);
+        if (k == -EINVAL || k == -ENOSPC) {
+                r->state = MIG_APPLY_FAILED;
+                r->error = strdup(k == -EINVAL ? "a count is above the profile's limit (see 'gpuvirt mig profiles')"
+                                               : "the instances overlap on every legal placement");
+                return k;
+        }
+        for (size_t i = 0; i < plan.n_keep; i++) {
+                const MigInstance *m = &cur[plan.keep[i]];
+                action_add(r, MIG_ACTION_KEEP, m->profile, m->start, m->size, (int)m->gi_id);
+        }
+        if (k == -EBUSY) {
+                for (size_t i = 0; i < plan.n_destroy; i++)
+                        if (plan.moved[plan.destroy[i]]) {
+                                const MigInstance *m = &cur[plan.destroy[i]];
+                                action_add(r, MIG_ACTION_DESTROY, m->profile, m->start, m->size, (int)m->gi_id)->moved = true;
+                        }
+                r->state = MIG_APPLY_NEEDS_DISRUPT;
+                return -EBUSY;
+        }
+        for (size_t i = 0; i < plan.n_destroy; i++) {
+                const MigInstance *m = &cur[plan.destroy[i]];
+                char *h = holders_of(root, n, g, false, m->gi_id);
+                if (h) {
+                        r->state = MIG_APPLY_IN_USE;
+                        r->holders = h;
+                        action_add(r, MIG_ACTION_DESTROY, m->profile, m->start, m->size, (int)m->gi_id)->moved =
+                                plan.moved[plan.destroy[i]];
+                        return -EBUSY;
+                }
+        }
+        for (size_t i = 0; i < plan.n_destroy; i++) {
+                const MigInstance *m = &cur[plan.destroy[i]];
+                action_add(r, MIG_ACTION_DESTROY, m->profile, m->start, m->size, (int)m->gi_id)->moved =
+                        plan.moved[plan.destroy[i]];
+                if (!dry && (k = mig_destroy(n, g, m->gi_id)) < 0)
+                        return apply_failed(r, k, strdup_printf("cannot destroy GI %u on %s: %s", m->gi_id, g->address,
+                                                                nvml_errno_message(k)));
+        }
+        for (size_t i = 0; i < plan.n_create; i++) {
+                const MigProfile *p = &g->profiles[plan.create[i].profile];
+                MigInstance m = {.gi_id = 0};
+                if (!dry && (k = mig_create(n, g, plan.create[i].profile, (int)plan.create[i].start, &m)) < 0)
+                        return apply_failed(r, k, strdup_printf("cannot create %s at %u:%u on %s: %s", p->name,
+                                                                plan.create[i].start, p->size, g->address,
+                                                                nvml_errno_message(k)));
+                MigAction *a = action_add(r, MIG_ACTION_CREATE, plan.create[i].profile, plan.create[i].start, p->size,
+                                          dry ? -1 : (int)m.gi_id);
+                snprintf(a->uuid, sizeof a->uuid, "%s", dry ? "" : m.uuid);
+        }
+        return 0;
+}

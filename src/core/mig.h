@@ -121,3 +121,56 @@ typedef struct MigPlan {
  */
 int mig_plan(const MigProfile *p, size_t n_profiles, unsigned slices, const MigInstance *cur, size_t n_cur,
              const unsigned want[MIG_MAX_PROFILES], bool allow_disrupt, MigPlan *ret);
+
+/* ---- applying a layout to one GPU (mig apply, and the host state's MIG steps) ---- */
+
+typedef enum MigActionKind {
+        MIG_ACTION_KEEP,
+        MIG_ACTION_DESTROY,
+        MIG_ACTION_CREATE,
+        MIG_ACTION_ENABLE,
+        MIG_ACTION_DISABLE,
+        MIG_ACTION_RESET,
+} MigActionKind;
+
+typedef struct MigAction {
+        MigActionKind kind;
+        int profile; /* -1 for mode changes and resets */
+        unsigned start, size;
+        int gi_id; /* -1: not known (dry run) */
+        bool moved; /* destroyed only to make room (--allow-disrupt) */
+        char uuid[NVML_DEVICE_UUID_BUFFER_SIZE];
+} MigAction;
+
+typedef enum MigApplyState {
+        MIG_APPLY_UNCHANGED,      /* already as wanted: untouched */
+        MIG_APPLY_CHANGED,
+        MIG_APPLY_PENDING_RESET,  /* the mode change waits for a reset (no_reset) */
+        MIG_APPLY_IN_USE,         /* a reset or destroy is needed but something holds the GPU: holders says who */
+        MIG_APPLY_NEEDS_DISRUPT,  /* existing instances would move: actions with moved=true say which */
+        MIG_APPLY_FAILED,
+} MigApplyState;
+
+typedef struct MigApplyReport {
+        MigApplyState state;
+        MigAction actions[4 * MIG_MAX_INSTANCES + 4];
+        size_t n_actions;
+        char *holders; /* MIG_APPLY_IN_USE */
+        char *error;   /* MIG_APPLY_FAILED and layout errors */
+} MigApplyReport;
+
+void mig_apply_report_done(MigApplyReport *r);
+
+/*
+ * Bring one GPU to MIG enabled with want[profile] instances (or to MIG disabled), changing only what
+ * differs: a GPU already as wanted is not touched; kept instances keep their placement and UUID; new ones
+ * are placed for the best fragmentation score. A needed mode change is made and the GPU reset (unless
+ * no_reset) when nothing holds it. Under --dry-run (root_dry_run) nothing is changed and the actions are
+ * the plan. Returns 0 (UNCHANGED, CHANGED, PENDING_RESET), -EBUSY (IN_USE, NEEDS_DISRUPT), -EINVAL (a count
+ * above a profile's limit), -ENOSPC (the layout does not fit), other -errno (FAILED, error says what).
+ */
+int mig_apply_gpu(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned want[MIG_MAX_PROFILES],
+                  bool allow_disrupt, bool no_reset, MigApplyReport *ret);
+
+/* Whether the GPU is already in the wanted mode with that layout. */
+bool mig_layout_matches(const MigGpu *g, bool enabled, const unsigned want[MIG_MAX_PROFILES]);

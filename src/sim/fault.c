@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -76,7 +77,7 @@ int sim_fault_take(const char *root, const char *const *paths, size_t n_paths, b
                 bool keep = true;
                 if (attr && name && fired == 0) {
                         if (cd > 0 ? (is_write && cd == 1) : fault_matches(attr, paths, n_paths)) {
-                                int e = errno_parse(name);
+                                int e = streq(name, "KILL") ? SIM_FAULT_KILL : errno_parse(name);
                                 fired = e > 0 ? -e : -EIO;
                                 keep = false;
                         }
@@ -98,6 +99,9 @@ int sim_fault_take(const char *root, const char *const *paths, size_t n_paths, b
                 if (r < 0)
                         return r;
         }
+        /* A crash at this point: the process dies before the kernel sees the write (kill -9). */
+        if (fired == -SIM_FAULT_KILL)
+                raise(SIGKILL);
         return fired;
 }
 
@@ -105,7 +109,7 @@ int sim_inject_fault(const char *rootdir, const char *attr, int error) {
         if (isempty(attr) || strchr(attr, '\n') || strchr(attr, ' '))
                 return -EINVAL;
         error = error < 0 ? -error : error;
-        const char *name = errno_to_name(error);
+        const char *name = error == SIM_FAULT_KILL ? "KILL" : errno_to_name(error);
         if (!name)
                 return -EINVAL;
         _cleanup_free_ char *marker = strdup_printf("%s/" SIM_MARKER_DIR, rootdir);

@@ -62,3 +62,7 @@ int sim_module_load(const char *rootdir, const char *module);
  * modelled: they bind every device of an ID), anything under .gpuvirt-sim EACCES.
  */
 int sim_inject_fault(const char *rootdir, const char *attr, int error);
+
+/* As the error of sim_inject_fault() (or "KILL" in the faults file): the process writing is killed with
+ * SIGKILL at that write, before the kernel model sees it — a crash at an exact point for recovery tests. */
+#define SIM_FAULT_KILL 0x10000

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The desired host state: plan, apply, assert, export, recover, status (core/hoststate.c). */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "cli/common.h"
+#include "cli/output.h"
+#include "core/hostspec.h"
+#include "core/hoststate.h"
+
+typedef struct StateArgs {
+        const char *file;
+        const char *output;
+} StateArgs;
+
+static void state_opt(int c, const char *v, void *ud) {
+        StateArgs *a = ud;
+        if (c == 'f')
+                a->file = v;
+        else if (c == 'o')
+                a->output = v;
+}
+
+/* Load the spec: -f FILE as given, else etc/gpuvirt/host.yaml under the root. Prints the error. */
+static int load_spec(Root *root, const StateArgs *a, HostSpec **ret) {
+        _cleanup_free_ char *path = a->file ? strdup(a->file) : root_path(root, HOST_STATE_FILE);
+        _cleanup_free_ char *shown = a->file ? strdup(a->file) : strdup("/" HOST_STATE_FILE);
+        _cleanup_free_ char *err = NULL;
+        if (!path || !shown)
+                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+        int r = host_spec_load(path, shown, ret, &err);
+        if (r == -ENOENT && !a->file)
+                return log_error("%s does not exist: write one, or start from 'gpuvirt export -o %s'.", shown, shown),
+                       EXIT_FAILURE;
+        if (r < 0)
+                return log_error("%s", err ?: strerror(-r)), r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+        return 0;
+}
+
+static int make_plan(Root *root, const StateArgs *a, Plan **ret) {
+        _cleanup_host_spec_free_ HostSpec *s = NULL;
+        int rc = load_spec(root, a, &s);
+        if (rc)
+                return rc;
+        _cleanup_free_ char *err = NULL;
+        int r = host_plan(root, s, ret, &err);
+        if (r < 0)
+                return log_error("%s", err ?: strerror(-r)), r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+        return 0;
+}
+
+static void print_plan(const Plan *p, const char *empty) {
+        if (p->n_steps == 0) {
+                printf("%s\n", empty);
+                return;
+        }
+        for (size_t i = 0; i < p->n_steps; i++) {
+                _cleanup_free_ char *d = step_describe(&p->steps[i]);
+                printf("%2zu. %s\n", i + 1, strna(d));
+        }
+}
+
+static int do_plan(Root *root, const StateArgs *a, bool assert_only) {
+        _cleanup_plan_free_ Plan *p = NULL;
+        int rc = make_plan(root, a, &p);
+        if (rc)
+                return rc;
+        if (arg.json) {
+                json_object *j = plan_json(p);
+                json_print(j, stdout);
+                json_object_put(j);
+        } else if (assert_only) {
+                if (p->n_steps)
+                        printf("The host differs from the desired state (%zu step(s) to converge):\n", p->n_steps);
+                print_plan(p, "The host matches the desired state.");
+        } else
+                print_plan(p, "No changes.");
+        return assert_only && p->n_steps ? EXIT_FAILURE : 0;
+}
+
+static int do_apply(Root *root, const StateArgs *a) {
+        _cleanup_close_ int lock = -EBADF;
+        if (!arg.dry_run) {
+                lock = lock_host(root);
+                if (lock < 0)
+                        return -lock;
+                /* an apply that was killed: finish its step first */
+                _cleanup_free_ char *step = NULL, *err = NULL;
+                int r = host_recover(root, &step, &err);
+                if (step && r >= 0)
+                        log_notice("Finished the step an interrupted apply left: %s", step);
+                if (r < 0)
+                        return log_error("Cannot recover the interrupted step%s%s: %s", step ? " " : "", strna(step),
+                                         strna(err)), EXIT_FAILURE;
+        }
+        _cleanup_plan_free_ Plan *p = NULL;
+        int rc = make_plan(root, a, &p);
+        const char *file = a->file ?: "/" HOST_STATE_FILE;
+        if (rc) {
+                if (!arg.dry_run)
+                        (void)host_result_write(root, file, false, 0, "the file was rejected (see the journal)");
+                return rc;
+        }
+        if (arg.dry_run) {
+                print_plan(p, "No changes.");
+                /* and the writes each step would make, in order */
+        }
+        size_t done = 0;
+        _cleanup_free_ char *err = NULL;
+        int r = host_apply(root, p, &done, &err);
+        if (!arg.dry_run)
+                (void)host_result_write(root, file, r >= 0, done, err);
+        if (arg.json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "steps", plan_json(p));
+                json_object_object_add(o, "done", json_object_new_int((int)done));
+                json_object_object_add(o, "error", err ? json_object_new_string(err) : NULL);
+                json_print(o, stdout);
+                json_object_put(o);
+        } else if (!arg.dry_run) {
+                for (size_t i = 0; i < done; i++) {
+                        _cleanup_free_ char *d = step_describe(&p->steps[i]);
+                        printf("done: %s\n", strna(d));
+                }
+                if (p->n_steps == 0)
+                        printf("No changes: the host matches %s.\n", file);
+        }
+        if (r < 0)
+                return log_error("%s", strna(err)), EXIT_FAILURE;
+        return 0;
+}
+
+static int do_export(Root *root, const StateArgs *a) {
+        _cleanup_host_spec_free_ HostSpec *s = NULL;
+        _cleanup_free_ char *err = NULL;
+        int r = host_export(root, &s, &err);
+        if (r < 0)
+                return log_error("%s", err ?: strerror(-r)), EXIT_FAILURE;
+        _cleanup_free_ char *text = host_spec_format(s);
+        if (!text)
+                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+        if (!a->output) {
+                fputs(text, stdout);
+                return 0;
+        }
+        r = write_text(a->output, text);
+        if (r < 0)
+                return log_error_errno(r, "Cannot write %s: %m", a->output), EXIT_FAILURE;
+        return 0;
+}
+
+static int do_recover(Root *root) {
+        _cleanup_close_ int lock = lock_host(root);
+        if (lock < 0)
+                return -lock;
+        _cleanup_free_ char *step = NULL, *err = NULL;
+        int r = host_recover(root, &step, &err);
+        if (r < 0)
+                return log_error("%s", strna(err)), EXIT_FAILURE;
+        if (step)
+                printf("Finished the interrupted step: %s\n", step);
+        else
+                printf("Nothing to recover.\n");
+        return 0;
+}
+
+static int do_status(Root *root, const StateArgs *a) {
+        _cleanup_free_ char *result = NULL, *journal = NULL;
+        (void)root_read_attr(root, &result, HOST_RESULT_FILE);
+        (void)root_read_attr(root, &journal, HOST_JOURNAL_FILE);
+        json_object *last = result ? json_tokener_parse(result) : NULL;
+        json_object *jr = journal ? json_tokener_parse(journal) : NULL;
+        bool failed = last && !json_object_get_boolean(json_object_object_get(last, "ok"));
+        /* drift, when there is a file to compare with */
+        _cleanup_plan_free_ Plan *p = NULL;
+        _cleanup_host_spec_free_ HostSpec *s = NULL;
+        _cleanup_free_ char *path = a->file ? strdup(a->file) : root_path(root, HOST_STATE_FILE), *err = NULL;
+        bool have_file = path && host_spec_load(path, a->file ?: "/" HOST_STATE_FILE, &s, &err) == 0;
+        if (have_file && host_plan(root, s, &p, &err) < 0)
+                p = NULL;
+        if (arg.json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "last_apply", json_object_get(last));
+                json_object_object_add(o, "interrupted_step",
+                                       jr ? json_object_get(json_object_object_get(jr, "step")) : NULL);
+                json_object_object_add(o, "drift", p ? plan_json(p) : NULL);
+                json_object_object_add(o, "error", err ? json_object_new_string(err) : NULL);
+                json_print(o, stdout);
+                json_object_put(o);
+        } else {
+                if (!last)
+                        printf("Last apply: none recorded\n");
+                else
+                        printf("Last apply: %s (%s, %d step(s))%s%s\n",
+                               json_object_get_boolean(json_object_object_get(last, "ok")) ? "succeeded" : "FAILED",
+                               json_object_get_string(json_object_object_get(last, "file")),
+                               json_object_get_int(json_object_object_get(last, "steps")),
+                               failed ? ": " : "", failed ? strna(json_object_get_string(json_object_object_get(last, "error"))) : "");
+                if (jr)
+                        printf("Interrupted step: %s (run 'gpuvirt recover')\n",
+                               json_object_get_string(json_object_object_get(json_object_object_get(jr, "step"), "description")));
+                if (!have_file)
+                        printf("Desired state: %s\n", err ? err : "no file");
+                else if (p)
+                        printf("Drift: %s\n", p->n_steps ? "the host differs (see 'gpuvirt plan')" : "none");
+                else
+                        printf("Drift: cannot plan: %s\n", strna(err));
+        }
+        json_object_put(last);
+        json_object_put(jr);
+        return failed || jr || (p && p->n_steps) ? EXIT_FAILURE : 0;
+}
+
+int verb_state(int argc, char **argv) {
+        static const struct option opts[] = {
+                {"file", required_argument, NULL, 'f'},
+                {"output", required_argument, NULL, 'o'},
+                {},
+        };
+        StateArgs a = {};
+        int k = parse_verb_options(argc, argv, opts, "f:o:", state_opt, &a);
+        if (k < 0)
+                return -k;
+        if (k != argc)
+                return usage_error("%s: unexpected argument '%s'", argv[0], argv[k]);
+        if (a.output && !streq(argv[0], "export"))
+                return usage_error("%s: -o is for export", argv[0]);
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root(0, &root);
+        if (r)
+                return r;
+        if (streq(argv[0], "plan"))
+                return do_plan(root, &a, false);
+        if (streq(argv[0], "assert"))
+                return do_plan(root, &a, true);
+        if (streq(argv[0], "apply"))
+                return do_apply(root, &a);
+        if (streq(argv[0], "export"))
+                return do_export(root, &a);
+        if (streq(argv[0], "recover"))
+                return do_recover(root);
+        return do_status(root, &a);
+}
