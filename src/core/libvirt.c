@@ -511,7 +511,7 @@ static int lookup(Virt *v, const char *name, virDomainPtr *ret) {
 }
 
 int virt_domain_state(Virt *v, const char *name, bool *ret_active, bool *ret_persistent) {
-        virDomainPtr d;
+        virDomainPtr d = NULL;
         int r = lookup(v, name, &d);
         if (r < 0)
                 return r;
@@ -525,7 +525,7 @@ int virt_domain_state(Virt *v, const char *name, bool *ret_active, bool *ret_per
 }
 
 int virt_domain_xml(Virt *v, const char *name, bool inactive, char **ret) {
-        virDomainPtr d;
+        virDomainPtr d = NULL;
         int r = lookup(v, name, &d);
         if (r < 0)
                 return r;
@@ -548,7 +548,7 @@ int virt_define(Virt *v, const char *xml) {
 }
 
 static int attach_detach(Virt *v, const char *name, const char *device_xml, bool attach) {
-        virDomainPtr d;
+        virDomainPtr d = NULL;
         int r = lookup(v, name, &d);
         if (r < 0)
                 return r;

@@ -379,6 +379,9 @@ static VendorVgpuUnit *unit_get(VendorVgpuUnit **u, size_t *n, const char *vf) {
 
 int vendor_vgpu_units(Root *root, VendorVgpuUnit **ret, size_t *ret_n) {
         _cleanup_pci_host_free_ PciHost *h = NULL;
+        /* declared before the first 'goto oom': the cleanups must never see them uninitialized */
+        _cleanup_free_ char *dir = NULL;
+        _cleanup_strv_free_ char **defs = NULL;
         int r = pci_host_scan(root, &h);
         if (r < 0)
                 return r;
@@ -406,8 +409,7 @@ int vendor_vgpu_units(Root *root, VendorVgpuUnit **ret, size_t *ret_n) {
                 if (d->iommu_group >= 0)
                         x->held_by = vfio_group_holders(root, d->iommu_group);
         }
-        _cleanup_free_ char *dir = root_path(root, VENDOR_VGPU_PERSIST_DIR);
-        _cleanup_strv_free_ char **defs = NULL;
+        dir = root_path(root, VENDOR_VGPU_PERSIST_DIR);
         if (dir && dir_list(dir, &defs) >= 0)
                 for (char **e = defs; *e; e++) {
                         PciAddr a;
