@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "errname.h"
@@ -45,4 +46,9 @@ int errno_from_name(const char *name) {
         if (parse_u32(name, 10, &v) == 0 && v > 0 && v < 4096)
                 return (int)v;
         return -EINVAL;
+}
+
+char *errno_describe(int error) {
+        const char *n = errno_to_name(error);
+        return strdup_printf("%s (%s)", strerror(error < 0 ? -error : error), n ?: "?");
 }

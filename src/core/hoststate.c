@@ -15,6 +15,7 @@
 #include "migparted.h"
 #include "nvml.h"
 #include "sriov.h"
+#include "statefile.h"
 #include "vendor-vgpu.h"
 #include "vfio.h"
 #include "vgpu-types.h"
@@ -764,9 +765,9 @@ static int journal_write(Root *root, const Step *s) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "step", step_json(s));
         json_object_object_add(o, "started", json_object_new_int64((int64_t)time(NULL)));
-        _cleanup_free_ char *text = strdup_printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        int r = state_write_json(root, o, HOST_JOURNAL_FILE);
         json_object_put(o);
-        return text ? root_write_file(root, text, HOST_JOURNAL_FILE) : -ENOMEM;
+        return r;
 }
 
 int host_apply(Root *root, const Plan *p, size_t *ret_done, char **ret_error) {
@@ -798,18 +799,13 @@ int host_apply(Root *root, const Plan *p, size_t *ret_done, char **ret_error) {
 
 int host_recover(Root *root, char **ret_step, char **ret_error) {
         *ret_step = NULL;
-        _cleanup_free_ char *text = NULL;
-        _cleanup_free_ char *path = root_path(root, HOST_JOURNAL_FILE);
-        if (!path)
-                return -ENOMEM;
-        int r = read_full(path, 65536, (void **)&text, NULL);
+        json_object *o = NULL;
+        int r = state_read_json(root, &o, HOST_JOURNAL_FILE);
         if (r == -ENOENT)
                 return 0;
-        if (r < 0)
-                return r;
-        json_object *o = json_tokener_parse(text);
         Step s = {};
-        r = o ? step_from_json(json_object_object_get(o, "step"), &s) : -EBADMSG;
+        if (r >= 0)
+                r = step_from_json(json_object_object_get(o, "step"), &s);
         json_object_put(o);
         if (r < 0) {
                 *ret_error = strdup_printf(HOST_JOURNAL_FILE " is damaged; remove it and run 'gpuvirt apply'");
@@ -911,7 +907,7 @@ int host_result_write(Root *root, const char *file, bool ok, size_t steps, const
         json_object_object_add(o, "ok", json_object_new_boolean(ok));
         json_object_object_add(o, "steps", json_object_new_int((int)steps));
         json_object_object_add(o, "error", error ? json_object_new_string(error) : NULL);
-        _cleanup_free_ char *text = strdup_printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        int r = state_write_json(root, o, HOST_RESULT_FILE);
         json_object_put(o);
-        return text ? root_write_file(root, text, HOST_RESULT_FILE) : -ENOMEM;
+        return r;
 }

@@ -351,11 +351,6 @@ int mdev_list(Root *root, MdevDevice **ret, size_t *ret_n) {
 
 /* ---- create / remove ---- */
 
-static char *errno_text(int e) {
-        const char *n = errno_to_name(e);
-        return strdup_printf("%s (%s)", strerror(e < 0 ? -e : e), n ?: "?");
-}
-
 static int type_count(Root *root, const char *parent, const char *type) {
         _cleanup_free_ char *p = root_path(root, "sys/class/mdev_bus/%s/mdev_supported_types/%s/devices", parent, type);
         _cleanup_strv_free_ char **l = NULL;
@@ -384,7 +379,7 @@ static char *nvidia_type_in_use(Root *root, const char *parent, const char *type
 }
 
 static char *create_error(Root *root, int r, const char *parent, const char *type, const char *uuid) {
-        _cleanup_free_ char *et = errno_text(r);
+        _cleanup_free_ char *et = errno_describe(r);
         switch (r) {
         case -EEXIST:
                 return strdup_printf("UUID %s is already in use by a mediated device (UUIDs are unique across all "
@@ -450,7 +445,7 @@ int mdev_create(Root *root, const char *parent, const char *type, const char *uu
         for (size_t i = 0; i < n_attrs; i++) {
                 r = root_write(root, attrs[i].value, "sys/bus/mdev/devices/%s/%s", uuid, attrs[i].name);
                 if (r < 0) {
-                        _cleanup_free_ char *et = errno_text(r);
+                        _cleanup_free_ char *et = errno_describe(r);
                         int k = root_write(root, "1", "sys/bus/mdev/devices/%s/remove", uuid);
                         *ret_error = strdup_printf("writing attribute %s=%s on %s failed: %s; %s", attrs[i].name,
                                                    attrs[i].value, uuid, et,
@@ -480,7 +475,7 @@ int mdev_remove(Root *root, const char *uuid, bool force, char **ret_error) {
         }
         int r = root_write(root, "1", "sys/bus/mdev/devices/%s/remove", uuid);
         if (r < 0) {
-                _cleanup_free_ char *et = errno_text(r);
+                _cleanup_free_ char *et = errno_describe(r);
                 *ret_error = strdup_printf("removing %s failed: %s", uuid, et);
         }
         return r;

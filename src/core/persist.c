@@ -7,6 +7,7 @@
 #include "basic/fileio.h"
 #include "bootcfg.h"
 #include "persist.h"
+#include "statefile.h"
 
 int vfio_persist_add(Root *root, const char *bdf, bool force, char *const *include) {
         json_object *o = json_object_new_object();
@@ -16,11 +17,9 @@ int vfio_persist_add(Root *root, const char *bdf, bool force, char *const *inclu
         for (char *const *i = include; i && *i; i++)
                 json_object_array_add(inc, json_object_new_string(*i));
         json_object_object_add(o, "include", inc);
-        _cleanup_free_ char *text = strdup_printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        int r = state_write_json(root, o, VFIO_PERSIST_DIR "/%s", bdf);
         json_object_put(o);
-        if (!text)
-                return -ENOMEM;
-        return root_write_file(root, text, VFIO_PERSIST_DIR "/%s", bdf);
+        return r;
 }
 
 int vfio_persist_remove(Root *root, const char *bdf) {
@@ -28,18 +27,10 @@ int vfio_persist_remove(Root *root, const char *bdf) {
 }
 
 int vfio_persist_read(Root *root, const char *bdf, bool *ret_force, char ***ret_include) {
-        _cleanup_free_ char *p = root_path(root, VFIO_PERSIST_DIR "/%s", bdf);
-        _cleanup_free_ char *text = NULL;
-        if (!p)
-                return -ENOMEM;
-        int r = read_full(p, 65536, (void **)&text, NULL);
+        json_object *o;
+        int r = state_read_json(root, &o, VFIO_PERSIST_DIR "/%s", bdf);
         if (r < 0)
                 return r;
-        json_object *o = json_tokener_parse(text);
-        if (!o || !json_object_is_type(o, json_type_object)) {
-                json_object_put(o);
-                return -EBADMSG;
-        }
         const char *drv = json_object_get_string(json_object_object_get(o, "driver"));
         if (!drv || !streq(drv, "vfio-pci")) {
                 json_object_put(o);

@@ -9,6 +9,7 @@
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "sriov.h"
+#include "statefile.h"
 #include "vfio.h"
 
 void sriov_report_done(SriovReport *r) {
@@ -20,11 +21,6 @@ void sriov_report_done(SriovReport *r) {
 static void set_error(SriovReport *r, char *msg) {
         free(r->error);
         r->error = msg;
-}
-
-static char *errno_text(int e) {
-        const char *n = errno_to_name(e);
-        return strdup_printf("%s (%s)", strerror(e < 0 ? -e : e), n ?: "?");
 }
 
 static void sleep_ms(int ms) {
@@ -181,7 +177,7 @@ static char *restore(Root *root, const char *pf, int old_n, int old_autoprobe, c
         }
         return problems;
 fail:;
-        _cleanup_free_ char *et = errno_text(r);
+        _cleanup_free_ char *et = errno_describe(r);
         char *p = strdup_printf("%s%srestoring %d VFs on %s failed: %s", problems ?: "", problems ? "; " : "", old_n, pf, et);
         free(problems);
         return p;
@@ -359,13 +355,13 @@ int sriov_set(Root *root, const char *pf_in, unsigned n, const SriovOptions *o, 
         return 0;
 
 fail_nothing_changed: {
-        _cleanup_free_ char *et = errno_text(r);
+        _cleanup_free_ char *et = errno_describe(r);
         set_error(rep, strdup_printf("writing %s on %s failed: %s%s", step, pf, et,
                                      r == -EBUSY ? " (the PF driver refuses to disable its VFs while they are in use)" : ""));
         return r;
 }
 fail_rollback: {
-        _cleanup_free_ char *et = errno_text(r);
+        _cleanup_free_ char *et = errno_describe(r);
         _cleanup_free_ char *problems = restore(root, pf, cur, old_autoprobe, old_vfio_l, o->settle_ms);
         set_error(rep, strdup_printf("%s on %s failed: %s; %s", step, pf, et,
                                      problems ? problems : cur > 0 ? "its previous VFs were restored" :
@@ -380,11 +376,9 @@ int sriov_persist_write(Root *root, const char *pf, unsigned n, bool vfio) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "num_vfs", json_object_new_int((int)n));
         json_object_object_add(o, "vfio", json_object_new_boolean(vfio));
-        _cleanup_free_ char *text = strdup_printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        int r = state_write_json(root, o, SRIOV_PERSIST_DIR "/%s", pf);
         json_object_put(o);
-        if (!text)
-                return -ENOMEM;
-        return root_write_file(root, text, SRIOV_PERSIST_DIR "/%s", pf);
+        return r;
 }
 
 int sriov_persist_remove(Root *root, const char *pf) {
@@ -392,16 +386,11 @@ int sriov_persist_remove(Root *root, const char *pf) {
 }
 
 int sriov_persist_read(Root *root, const char *pf, unsigned *ret_n, bool *ret_vfio) {
-        _cleanup_free_ char *p = root_path(root, SRIOV_PERSIST_DIR "/%s", pf);
-        _cleanup_free_ char *text = NULL;
-        if (!p)
-                return -ENOMEM;
-        int r = read_full(p, 4096, (void **)&text, NULL);
+        json_object *o, *jn = NULL, *jv = NULL;
+        int r = state_read_json(root, &o, SRIOV_PERSIST_DIR "/%s", pf);
         if (r < 0)
                 return r;
-        json_object *o = json_tokener_parse(text);
-        json_object *jn = NULL, *jv = NULL;
-        if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "num_vfs", &jn) ||
+        if (!json_object_object_get_ex(o, "num_vfs", &jn) ||
             !json_object_is_type(jn, json_type_int) || json_object_get_int(jn) < 0 ||
             (json_object_object_get_ex(o, "vfio", &jv) && !json_object_is_type(jv, json_type_boolean))) {
                 json_object_put(o);

@@ -8,14 +8,10 @@
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "sriov.h"
+#include "statefile.h"
 #include "vendor-vgpu.h"
 #include "vfio.h"
 #include "vgpu-types.h"
-
-static char *errno_text(int e) {
-        const char *n = errno_to_name(e);
-        return strdup_printf("%s (%s)", strerror(e < 0 ? -e : e), n ?: "?");
-}
 
 static char *vf_path(const char *vf) {
         return strdup_printf("sys/bus/pci/devices/%s", vf);
@@ -92,15 +88,11 @@ int vendor_vgpu_types(Root *root, const char *pf, VendorVgpuAvail **ret, size_t 
 /* ---- state ---- */
 
 static int state_read(Root *root, const char *vf, unsigned *ret_type, char **ret_name) {
-        _cleanup_free_ char *p = root_path(root, VENDOR_VGPU_STATE_DIR "/%s", vf);
-        _cleanup_free_ char *text = NULL;
-        if (!p)
-                return -ENOMEM;
-        int r = read_full(p, 4096, (void **)&text, NULL);
+        json_object *o, *jt = NULL;
+        int r = state_read_json(root, &o, VENDOR_VGPU_STATE_DIR "/%s", vf);
         if (r < 0)
                 return r;
-        json_object *o = json_tokener_parse(text), *jt = NULL;
-        if (!o || !json_object_object_get_ex(o, "type", &jt) || !json_object_is_type(jt, json_type_int)) {
+        if (!json_object_object_get_ex(o, "type", &jt) || !json_object_is_type(jt, json_type_int)) {
                 json_object_put(o);
                 return -EBADMSG;
         }
@@ -118,9 +110,9 @@ static int state_write(Root *root, const char *vf, const char *pf, unsigned type
         json_object_object_add(o, "pf", json_object_new_string(pf));
         json_object_object_add(o, "type", json_object_new_int((int)type));
         json_object_object_add(o, "name", name ? json_object_new_string(name) : NULL);
-        _cleanup_free_ char *text = strdup_printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        int r = state_write_json(root, o, VENDOR_VGPU_STATE_DIR "/%s", vf);
         json_object_put(o);
-        return text ? root_write_file(root, text, VENDOR_VGPU_STATE_DIR "/%s", vf) : -ENOMEM;
+        return r;
 }
 
 /* ---- create / remove ---- */
@@ -188,7 +180,7 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
                 snprintf(idv, sizeof idv, "%u", id);
                 int r = root_write(root, idv, "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", *v);
                 if (r < 0) {
-                        _cleanup_free_ char *et = errno_text(r);
+                        _cleanup_free_ char *et = errno_describe(r);
                         *ret_error = strdup_printf("writing type %u (%s) to %s's nvidia/current_vgpu_type failed: %s", id,
                                                    m->name, *v, et);
                         vendor_vgpu_types_free(t, nt);
@@ -198,7 +190,7 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
                 if (r < 0) {
                         /* without a record we could never release it safely: undo */
                         (void)root_write(root, "0", "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", *v);
-                        _cleanup_free_ char *et = errno_text(r);
+                        _cleanup_free_ char *et = errno_describe(r);
                         *ret_error = strdup_printf("cannot record the vGPU in " VENDOR_VGPU_STATE_DIR ": %s; type cleared "
                                                    "again", et);
                         vendor_vgpu_types_free(t, nt);
@@ -263,7 +255,7 @@ int vendor_vgpu_remove(Root *root, const char *vf, bool force, char **ret_error)
         }
         r = root_write(root, "0", "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf);
         if (r < 0) {
-                _cleanup_free_ char *et = errno_text(r);
+                _cleanup_free_ char *et = errno_describe(r);
                 *ret_error = strdup_printf("clearing the vGPU type of %s failed: %s", vf, et);
                 return r;
         }
@@ -278,9 +270,9 @@ int vendor_vgpu_define(Root *root, const char *vf, const char *pf, unsigned type
         json_object_object_add(o, "pf", json_object_new_string(pf));
         json_object_object_add(o, "type", json_object_new_int((int)type));
         json_object_object_add(o, "start", json_object_new_string(autostart ? "auto" : "manual"));
-        _cleanup_free_ char *text = strdup_printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        int r = state_write_json(root, o, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
         json_object_put(o);
-        return text ? root_write_file(root, text, VENDOR_VGPU_PERSIST_DIR "/%s", vf) : -ENOMEM;
+        return r;
 }
 
 int vendor_vgpu_undefine(Root *root, const char *vf) {
@@ -288,17 +280,13 @@ int vendor_vgpu_undefine(Root *root, const char *vf) {
 }
 
 static int def_read(Root *root, const char *vf, char **ret_pf, unsigned *ret_type, char **ret_start) {
-        _cleanup_free_ char *p = root_path(root, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
-        _cleanup_free_ char *text = NULL;
-        if (!p)
-                return -ENOMEM;
-        int r = read_full(p, 4096, (void **)&text, NULL);
+        json_object *o, *jt = NULL;
+        int r = state_read_json(root, &o, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
         if (r < 0)
                 return r;
-        json_object *o = json_tokener_parse(text), *jt = NULL;
-        const char *pf = o ? json_object_get_string(json_object_object_get(o, "pf")) : NULL;
-        const char *st = o ? json_object_get_string(json_object_object_get(o, "start")) : NULL;
-        if (!o || !pf || !json_object_object_get_ex(o, "type", &jt) || !json_object_is_type(jt, json_type_int) ||
+        const char *pf = json_object_get_string(json_object_object_get(o, "pf"));
+        const char *st = json_object_get_string(json_object_object_get(o, "start"));
+        if (!pf || !json_object_object_get_ex(o, "type", &jt) || !json_object_is_type(jt, json_type_int) ||
             json_object_get_int(jt) <= 0 || (st && !streq(st, "auto") && !streq(st, "manual"))) {
                 json_object_put(o);
                 return -EBADMSG;
@@ -339,7 +327,7 @@ int vendor_vgpu_start(Root *root, const char *vf, char **ret_error) {
         snprintf(v, sizeof v, "%u", type);
         r = root_write(root, v, "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf);
         if (r < 0) {
-                _cleanup_free_ char *et = errno_text(r);
+                _cleanup_free_ char *et = errno_describe(r);
                 *ret_error = strdup_printf("writing type %u to %s failed: %s", type, vf, et);
                 return r;
         }

@@ -13,6 +13,7 @@
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "iommu.h"
+#include "statefile.h"
 #include "vfio.h"
 
 #define STATE_DIR "var/lib/gpuvirt/passthrough"
@@ -32,11 +33,6 @@ static void set_error(VfioReport *r, char *msg) {
         r->error = msg;
 }
 
-static char *errno_text(int e) {
-        const char *n = errno_to_name(e);
-        return strdup_printf("%s (%s)", strerror(e < 0 ? -e : e), n ?: "?");
-}
-
 /* ---- saved state: the driver each function had before we moved it ---- */
 
 typedef struct Saved {
@@ -50,18 +46,10 @@ static void saved_done(Saved *s) {
 }
 
 static int state_read(Root *root, const char *bdf, Saved *ret) {
-        _cleanup_free_ char *p = root_path(root, STATE_DIR "/%s", bdf);
-        _cleanup_free_ char *text = NULL;
-        if (!p)
-                return -ENOMEM;
-        int r = read_full(p, 4096, (void **)&text, NULL);
+        json_object *o;
+        int r = state_read_json(root, &o, STATE_DIR "/%s", bdf);
         if (r < 0)
                 return r;
-        json_object *o = json_tokener_parse(text);
-        if (!o || !json_object_is_type(o, json_type_object)) {
-                json_object_put(o);
-                return -EBADMSG;
-        }
         const char *drv = json_object_get_string(json_object_object_get(o, "driver"));
         const char *ovr = json_object_get_string(json_object_object_get(o, "driver_override"));
         *ret = (Saved){drv ? strdup(drv) : NULL, ovr ? strdup(ovr) : NULL};
@@ -76,11 +64,9 @@ static int state_write(Root *root, const PciDevice *d) {
                                d->driver_override ? json_object_new_string(d->driver_override) : NULL);
         json_object_object_add(o, "vendor_id", json_object_new_int(d->vendor));
         json_object_object_add(o, "device_id", json_object_new_int(d->device));
-        _cleanup_free_ char *text = strdup_printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        int r = state_write_json(root, o, STATE_DIR "/%s", d->addr);
         json_object_put(o);
-        if (!text)
-                return -ENOMEM;
-        return root_write_file(root, text, STATE_DIR "/%s", d->addr);
+        return r;
 }
 
 char *vfio_saved_driver(Root *root, const char *bdf) {
@@ -271,7 +257,7 @@ static char *rollback(Root *root, Move *moves, size_t n, int settle_ms) {
                 int r = move_one(root, &back, settle_ms, &step);
                 if (r < 0) {
                         _cleanup_free_ char *now = current_driver(root, m->addr);
-                        _cleanup_free_ char *et = errno_text(r);
+                        _cleanup_free_ char *et = errno_describe(r);
                         char *p = strdup_printf("%s%s%s: %s failed: %s (now on %s)", problems ?: "", problems ? "; " : "",
                                                 m->addr, step, et, now ?: "no driver");
                         free(problems);
@@ -301,7 +287,7 @@ static int run_moves(Root *root, Move *moves, size_t n, int settle_ms, VfioRepor
                 if (r >= 0)
                         continue;
                 _cleanup_free_ char *now = current_driver(root, moves[i].addr);
-                _cleanup_free_ char *et = errno_text(r);
+                _cleanup_free_ char *et = errno_describe(r);
                 _cleanup_free_ char *problems = rollback(root, moves, i + 1, settle_ms);
                 if (streq(step, "verify"))
                         set_error(rep, strdup_printf("step 'verify' on %s failed: expected driver %s, found %s; %s",
@@ -440,7 +426,7 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
                 /* Remember where it was, unless an earlier enable already did (never record vfio-pci). */
                 Saved s = {};
                 if (state_read(root, x->addr, &s) < 0 && (r = state_write(root, x)) < 0) {
-                        _cleanup_free_ char *et = errno_text(r);
+                        _cleanup_free_ char *et = errno_describe(r);
                         set_error(rep, strdup_printf("cannot record the driver of %s in " STATE_DIR ": %s", x->addr, et));
                         moves_free(moves, nm);
                         return r;
