@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -20,6 +21,62 @@ struct Virt {
         char *error;
 };
 
+/*
+ * libvirt is loaded with dlopen when a command needs it, through one typed symbol table (the
+ * declarations come from libvirt-dev's headers): linking it would load its ~50 shared libraries into
+ * every gpuvirt process (about 8 ms of start-up here), whether or not it talks to libvirt.
+ */
+#define VIRT_SYMBOLS(X) \
+        X(virConnSetErrorFunc) \
+        X(virConnectClose) \
+        X(virConnectGetLibVersion) \
+        X(virConnectGetVersion) \
+        X(virConnectListAllDomains) \
+        X(virConnectOpen) \
+        X(virDomainAttachDeviceFlags) \
+        X(virDomainDefineXML) \
+        X(virDomainDetachDeviceFlags) \
+        X(virDomainFree) \
+        X(virDomainGetName) \
+        X(virDomainGetXMLDesc) \
+        X(virDomainIsActive) \
+        X(virDomainIsPersistent) \
+        X(virDomainLookupByName) \
+        X(virGetLastError) \
+        X(virInitialize) \
+        X(virResetLastError) \
+        X(virSetErrorFunc)
+
+static struct {
+        void *dl;
+#define VIRT_SYM_FIELD(name) __typeof__(&name) name;
+        VIRT_SYMBOLS(VIRT_SYM_FIELD)
+#undef VIRT_SYM_FIELD
+} sym;
+
+/* 0, or -ENOPKG when libvirt (libvirt0) is not installed or lacks a symbol. */
+static int virt_dlopen(char **ret_error) {
+        if (sym.dl)
+                return 0;
+        void *dl = dlopen("libvirt.so.0", RTLD_NOW | RTLD_LOCAL);
+        if (!dl) {
+                if (ret_error)
+                        *ret_error = strdup_printf("libvirt is not available: %s", dlerror());
+                return -ENOPKG;
+        }
+#define VIRT_SYM_LOAD(name)                                                                                   \
+        if (!(sym.name = (__typeof__(&name))dlsym(dl, #name))) {                                              \
+                if (ret_error)                                                                                \
+                        *ret_error = strdup("libvirt is not available: libvirt.so.0 lacks " #name);          \
+                dlclose(dl);                                                                                  \
+                return -ENOPKG;                                                                               \
+        }
+        VIRT_SYMBOLS(VIRT_SYM_LOAD)
+#undef VIRT_SYM_LOAD
+        sym.dl = dl;
+        return 0;
+}
+
 /* ---- errors: the one place libvirt's errors become -errno ---- */
 
 static void quiet_handler(void *userdata, virErrorPtr e) {
@@ -30,7 +87,7 @@ static void quiet_handler(void *userdata, virErrorPtr e) {
 
 /* Convert libvirt's last error (thread-local) into -errno; its message replaces *msg. */
 static int convert_error(const char *what, char **msg) {
-        virErrorPtr e = virGetLastError();
+        virErrorPtr e = sym.virGetLastError();
         int code = e ? e->code : VIR_ERR_INTERNAL_ERROR;
         int r;
         switch (code) {
@@ -81,7 +138,7 @@ static int convert_error(const char *what, char **msg) {
                 *msg = m;
         } else
                 free(m);
-        virResetLastError();
+        sym.virResetLastError();
         return r;
 }
 
@@ -98,10 +155,10 @@ static void virt_global_init(void) {
         static bool done = false;
         if (done)
                 return;
-        virSetErrorFunc(NULL, quiet_handler);
+        sym.virSetErrorFunc(NULL, quiet_handler);
         /* libxml2 (also inside libvirt, e.g. the test driver reading its node file) prints on stderr */
         xmlSetGenericErrorFunc(NULL, xml_quiet);
-        (void)virInitialize();
+        (void)sym.virInitialize();
         done = true;
 }
 
@@ -113,6 +170,9 @@ const char *virt_resolve_uri(const char *connect) {
 }
 
 int virt_open(const char *uri, Virt **ret, char **ret_error) {
+        int k = virt_dlopen(ret_error);
+        if (k < 0)
+                return k;
         virt_global_init();
         Virt *v = calloc(1, sizeof *v);
         if (!v)
@@ -122,7 +182,7 @@ int virt_open(const char *uri, Virt **ret, char **ret_error) {
                 free(v);
                 return -ENOMEM;
         }
-        v->conn = virConnectOpen(uri);
+        v->conn = sym.virConnectOpen(uri);
         if (!v->conn) {
                 char *msg = NULL;
                 int r = convert_error(uri, &msg);
@@ -135,7 +195,7 @@ int virt_open(const char *uri, Virt **ret, char **ret_error) {
                 /* whatever the code: the caller cannot talk to libvirt */
                 return r == -EACCES ? r : -ECONNREFUSED;
         }
-        virConnSetErrorFunc(v->conn, NULL, quiet_handler);
+        sym.virConnSetErrorFunc(v->conn, NULL, quiet_handler);
         *ret = v;
         return 0;
 }
@@ -144,7 +204,7 @@ Virt *virt_close(Virt *v) {
         if (!v)
                 return NULL;
         if (v->conn)
-                virConnectClose(v->conn);
+                sym.virConnectClose(v->conn);
         free(v->uri);
         free(v->error);
         free(v);
@@ -161,7 +221,7 @@ const char *virt_last_error(const Virt *v) {
 
 unsigned long virt_lib_version(Virt *v) {
         unsigned long ver = 0;
-        if (virConnectGetLibVersion(v->conn, &ver) < 0) {
+        if (sym.virConnectGetLibVersion(v->conn, &ver) < 0) {
                 (void)virt_error(v, "virConnectGetLibVersion");
                 return 0;
         }
@@ -170,7 +230,7 @@ unsigned long virt_lib_version(Virt *v) {
 
 unsigned long virt_hv_version(Virt *v) {
         unsigned long ver = 0;
-        if (virConnectGetVersion(v->conn, &ver) < 0) {
+        if (sym.virConnectGetVersion(v->conn, &ver) < 0) {
                 (void)virt_error(v, "virConnectGetVersion");
                 return 0;
         }
@@ -450,7 +510,7 @@ void virt_domains_free(VirtDomain *d, size_t n) {
 }
 
 static int dom_xml(Virt *v, virDomainPtr dom, bool inactive, char **ret) {
-        char *x = virDomainGetXMLDesc(dom, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
+        char *x = sym.virDomainGetXMLDesc(dom, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
         if (!x)
                 return virt_error(v, "virDomainGetXMLDesc");
         *ret = x;
@@ -463,16 +523,16 @@ static int cmp_domain(const void *a, const void *b) {
 
 int virt_list_domains(Virt *v, VirtDomain **ret, size_t *ret_n) {
         virDomainPtr *doms = NULL;
-        int n = virConnectListAllDomains(v->conn, &doms, 0);
+        int n = sym.virConnectListAllDomains(v->conn, &doms, 0);
         if (n < 0)
                 return virt_error(v, "virConnectListAllDomains");
         VirtDomain *out = calloc((size_t)n ?: 1, sizeof *out);
         int r = out ? 0 : -ENOMEM;
         for (int i = 0; i < n && r >= 0; i++) {
                 VirtDomain *d = &out[i];
-                const char *name = virDomainGetName(doms[i]);
+                const char *name = sym.virDomainGetName(doms[i]);
                 d->name = strdup(name ?: "?");
-                int a = virDomainIsActive(doms[i]), p = virDomainIsPersistent(doms[i]);
+                int a = sym.virDomainIsActive(doms[i]), p = sym.virDomainIsPersistent(doms[i]);
                 if (a < 0 || p < 0) {
                         r = virt_error(v, "virDomainIsActive");
                         break;
@@ -489,7 +549,7 @@ int virt_list_domains(Virt *v, VirtDomain **ret, size_t *ret_n) {
                 }
         }
         for (int i = 0; i < n; i++)
-                virDomainFree(doms[i]);
+                sym.virDomainFree(doms[i]);
         free(doms);
         if (r < 0) {
                 virt_domains_free(out, out ? (size_t)n : 0);
@@ -503,7 +563,7 @@ int virt_list_domains(Virt *v, VirtDomain **ret, size_t *ret_n) {
 }
 
 static int lookup(Virt *v, const char *name, virDomainPtr *ret) {
-        virDomainPtr d = virDomainLookupByName(v->conn, name);
+        virDomainPtr d = sym.virDomainLookupByName(v->conn, name);
         if (!d)
                 return virt_error(v, name);
         *ret = d;
@@ -515,12 +575,12 @@ int virt_domain_state(Virt *v, const char *name, bool *ret_active, bool *ret_per
         int r = lookup(v, name, &d);
         if (r < 0)
                 return r;
-        int a = virDomainIsActive(d), p = virDomainIsPersistent(d);
+        int a = sym.virDomainIsActive(d), p = sym.virDomainIsPersistent(d);
         if (a < 0 || p < 0)
                 r = virt_error(v, name);
         else
                 *ret_active = a, *ret_persistent = p;
-        virDomainFree(d);
+        sym.virDomainFree(d);
         return r;
 }
 
@@ -531,7 +591,7 @@ int virt_domain_xml(Virt *v, const char *name, bool inactive, char **ret) {
                 return r;
         char *x = NULL;
         r = dom_xml(v, d, inactive, &x);
-        virDomainFree(d);
+        sym.virDomainFree(d);
         if (r < 0)
                 return r;
         /* libvirt's strings come from its allocator, which is malloc: the caller frees with free() */
@@ -540,10 +600,10 @@ int virt_domain_xml(Virt *v, const char *name, bool inactive, char **ret) {
 }
 
 int virt_define(Virt *v, const char *xml) {
-        virDomainPtr d = virDomainDefineXML(v->conn, xml);
+        virDomainPtr d = sym.virDomainDefineXML(v->conn, xml);
         if (!d)
                 return virt_error(v, "virDomainDefineXML");
-        virDomainFree(d);
+        sym.virDomainFree(d);
         return 0;
 }
 
@@ -552,11 +612,11 @@ static int attach_detach(Virt *v, const char *name, const char *device_xml, bool
         int r = lookup(v, name, &d);
         if (r < 0)
                 return r;
-        int k = attach ? virDomainAttachDeviceFlags(d, device_xml, VIR_DOMAIN_AFFECT_LIVE)
-                       : virDomainDetachDeviceFlags(d, device_xml, VIR_DOMAIN_AFFECT_LIVE);
+        int k = attach ? sym.virDomainAttachDeviceFlags(d, device_xml, VIR_DOMAIN_AFFECT_LIVE)
+                       : sym.virDomainDetachDeviceFlags(d, device_xml, VIR_DOMAIN_AFFECT_LIVE);
         if (k < 0)
                 r = virt_error(v, attach ? "virDomainAttachDeviceFlags" : "virDomainDetachDeviceFlags");
-        virDomainFree(d);
+        sym.virDomainFree(d);
         return r;
 }
 
