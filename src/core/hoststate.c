@@ -598,7 +598,8 @@ int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error) {
                 *ret_error = p.error ?: strdup(strerror(-r));
                 return r;
         }
-        qsort(p.plan->steps, p.plan->n_steps, sizeof(Step), cmp_steps);
+        if (p.plan->n_steps > 1)
+                qsort(p.plan->steps, p.plan->n_steps, sizeof(Step), cmp_steps);
         *ret = p.plan;
         return 0;
 }

@@ -556,7 +556,8 @@ int virt_list_domains(Virt *v, VirtDomain **ret, size_t *ret_n) {
                 return r;
         }
         /* libvirt lists from a hash table: sort for stable output */
-        qsort(out, (size_t)n, sizeof *out, cmp_domain);
+        if (n > 1)
+                qsort(out, (size_t)n, sizeof *out, cmp_domain);
         *ret = out;
         *ret_n = (size_t)n;
         return 0;
