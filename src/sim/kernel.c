@@ -226,6 +226,10 @@ static int run_probe(const char *root, const SimHost *h, const char *devdir, con
         *ret_injected = r < 0;
         if (r < 0)
                 return r;
+        SimDev d;
+        SimModel vfm;
+        if (!streq(driver, "vfio-pci") && sim_dev_model(h, devdir, &d, &vfm) >= 0 && d.is_vf && d.m->vf_probe_fails)
+                return -ENODEV; /* e.g. nvme on a QEMU NVMe VF without assigned queues */
         if (streq(driver, "vfio-pci")) {
                 /* vfio_pci_probe(): no bridges; no IOMMU group, no VFIO device (no noiommu mode here). */
                 _cleanup_free_ char *cfgp = strdup_printf("%s/config", devdir);

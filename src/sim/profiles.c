@@ -216,7 +216,8 @@ static const SimModel qemu_bochs = {.vendor = 0x1234, .device = 0x1111, .subvend
 static const SimModel qemu_nvme = {.vendor = 0x1b36, .device = 0x0010, .subvendor = 0x1af4, .subdevice = 0x1100,
                                    .class = 0x010802, .revision = 0x02, .port = SIM_PORT_ENDPOINT, .driver = "nvme",
                                    .link_gen = 1, .link_width = 1, .flr = true, .msix = true, .sriov_total = 4,
-                                   .sriov_offset = 1, .sriov_stride = 1, .vf_device = 0x0010, .bar0_size_mb = 1};
+                                   .sriov_offset = 1, .sriov_stride = 1, .vf_device = 0x0010, .bar0_size_mb = 1,
+                                   .vf_probe_fails = true};
 
 /* ---- builders ------------------------------------------------------------------------------------- */
 
@@ -751,6 +752,7 @@ int sim_vf_make(const SimDev *pf, unsigned i, SimDev *ret, SimModel *ret_model) 
                 .types = m->types,
                 .n_types = m->n_types,
                 .bar0_size_mb = m->bar0_size_mb,
+                .vf_probe_fails = m->vf_probe_fails,
         };
         *ret = (SimDev){
                 .m = ret_model,

@@ -66,6 +66,8 @@ typedef struct SimModel {
         const SimVgpuType *types;
         size_t n_types;
         uint32_t bar0_size_mb;   /* size of BAR0 in MiB (0: no BAR) */
+        bool vf_probe_fails;     /* the native driver's probe fails on the VFs (QEMU's NVMe VFs have no
+                                  * resources until the PF assigns them: the real kernel leaves them unbound) */
 } SimModel;
 
 /* Flags for sim_host_add() */

@@ -1,5 +1,5 @@
 #!/bin/bash
-# One passthrough scenario, run on the simulator's qemu-q35 host and on the real kernel in the rig
+# One passthrough (and SR-IOV) scenario, run on the simulator's qemu-q35 host and on the real kernel in the rig
 # (same machine, same addresses): prints the bindings, groups and /dev/vfio nodes after each step,
 # read straight from sysfs by this script (not by gpuvirt), so the two outputs can be compared.
 #   pt-scenario.sh GPUVIRT [ROOT]      ROOT: a simulated qemu-q35 host; default / (the live kernel)
@@ -42,3 +42,7 @@ step "refuse boot vga" 1 passthrough enable 0000:01:00.0
 step "refuse foreign group" 1 passthrough enable 0000:00:1f.2
 step "disable single" 0 passthrough disable 0000:02:00.0
 step "disable pair" 0 passthrough disable 0000:04:00.1
+# SR-IOV on the NVMe: VFs appear with their own groups; the native driver cannot probe QEMU's VFs
+step "2 VFs" 0 sriov set 0000:03:00.0 2
+step "VFs to vfio-pci" 0 sriov set 0000:03:00.0 2 --vfio
+step "VFs to 0" 0 sriov set 0000:03:00.0 0
