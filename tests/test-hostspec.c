@@ -67,6 +67,19 @@ static void test_example(void **state) {
         host_spec_free(s);
 }
 
+/* Strings are written back escaped (found by tests/test-fuzz.c: a backslash in a type broke the round trip). */
+static void test_format_escapes(void **state) {
+        HostSpec *s = parse_ok("version: 1\ngpus:\n  - select: all\n    mode: vgpu\n"
+                               "    vgpu: {type: 'a\\b \"q\"', count: 2}\n");
+        assert_string_equal(s->entries[0].vgpu_type, "a\\b \"q\"");
+        char *t = host_spec_format(s);
+        HostSpec *s2 = parse_ok(t);
+        assert_string_equal(s2->entries[0].vgpu_type, "a\\b \"q\"");
+        free(t);
+        host_spec_free(s2);
+        host_spec_free(s);
+}
+
 static void rejects(const char *text, const char *where, const char *what) {
         HostSpec *s = NULL;
         char *err = NULL;
@@ -147,6 +160,7 @@ static void test_match(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_example),
+                cmocka_unit_test(test_format_escapes),
                 cmocka_unit_test(test_rejections),
                 cmocka_unit_test(test_match),
         };

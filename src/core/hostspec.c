@@ -439,6 +439,20 @@ int host_spec_match(const HostSpec *s, const PciDevice *gpu, const GpuEntry **re
         return 0;
 }
 
+/* A YAML double-quoted scalar: backslash, quote and control characters escaped. */
+static void fput_quoted(FILE *f, const char *v) {
+        fputc('"', f);
+        for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        fprintf(f, "\\%c", *p);
+                else if (*p < 0x20 || *p == 0x7f)
+                        fprintf(f, "\\x%02x", *p);
+                else
+                        fputc(*p, f);
+        }
+        fputc('"', f);
+}
+
 static void fmt_entry(FILE *f, const GpuEntry *e) {
         if (e->select == SELECT_ALL)
                 fprintf(f, "  - select: all\n");
@@ -460,15 +474,24 @@ static void fmt_entry(FILE *f, const GpuEntry *e) {
                 fprintf(f, "    sriov: {vfs: %u, vfs-mode: %s}\n", e->vfs, e->vfs_vfio ? "passthrough" : "host");
                 break;
         case GPU_MODE_VGPU:
-                fprintf(f, "    vgpu: {type: \"%s\", count: %u}\n", e->vgpu_type, e->vgpu_count);
+                fprintf(f, "    vgpu: {type: ");
+                fput_quoted(f, e->vgpu_type);
+                fprintf(f, ", count: %u}\n", e->vgpu_count);
                 break;
         case GPU_MODE_MIG:
-                if (e->mig_file)
-                        fprintf(f, "    mig: {file: \"%s\", label: \"%s\"}\n", e->mig_file, e->mig_label);
-                else {
+                if (e->mig_file) {
+                        fprintf(f, "    mig: {file: ");
+                        fput_quoted(f, e->mig_file);
+                        fprintf(f, ", label: ");
+                        fput_quoted(f, e->mig_label);
+                        fprintf(f, "}\n");
+                } else {
                         fprintf(f, "    mig: {");
-                        for (size_t i = 0; i < e->n_mig; i++)
-                                fprintf(f, "%s\"%s\": %u", i ? ", " : "", e->mig[i].profile, e->mig[i].count);
+                        for (size_t i = 0; i < e->n_mig; i++) {
+                                fprintf(f, "%s", i ? ", " : "");
+                                fput_quoted(f, e->mig[i].profile);
+                                fprintf(f, ": %u", e->mig[i].count);
+                        }
                         fprintf(f, "}\n");
                 }
                 break;
