@@ -213,6 +213,21 @@ static char *mdev_type_name(Root *root, const char *parent, const char *type) {
         return n;
 }
 
+/* Every vGPU unit: mdevs (active and defined) and NVIDIA vendor vGPUs. 0 or an exit code. */
+static int load_units(Root *root, MdevDevice **ret_m, size_t *ret_nm, VendorVgpuUnit **ret_u, size_t *ret_nu) {
+        int r = mdev_list(root, ret_m, ret_nm);
+        if (r < 0)
+                return log_error_errno(r, "Cannot list mediated devices: %m"), EXIT_FAILURE;
+        r = vendor_vgpu_units(root, ret_u, ret_nu);
+        if (r < 0) {
+                mdev_list_free(*ret_m, *ret_nm);
+                *ret_m = NULL;
+                *ret_nm = 0;
+                return log_error_errno(r, "Cannot list NVIDIA vendor vGPUs: %m"), EXIT_FAILURE;
+        }
+        return 0;
+}
+
 static int do_list(void) {
         _cleanup_root_free_ Root *root = NULL;
         int r = open_root(0, &root);
@@ -222,12 +237,8 @@ static int do_list(void) {
         size_t nm = 0;
         VendorVgpuUnit *u = NULL;
         size_t nu = 0;
-        if ((r = mdev_list(root, &m, &nm)) < 0)
-                return log_error_errno(r, "Cannot list mediated devices: %m"), EXIT_FAILURE;
-        if ((r = vendor_vgpu_units(root, &u, &nu)) < 0) {
-                mdev_list_free(m, nm);
-                return log_error_errno(r, "Cannot list NVIDIA vendor vGPUs: %m"), EXIT_FAILURE;
-        }
+        if ((r = load_units(root, &m, &nm, &u, &nu)))
+                return r;
         json_object *a = json_object_new_array();
         for (size_t i = 0; i < nm; i++) {
                 _cleanup_free_ char *tn = mdev_type_name(root, m[i].parent, m[i].type);
@@ -509,12 +520,8 @@ static int do_start_defined(void) {
         size_t nm = 0;
         VendorVgpuUnit *u = NULL;
         size_t nu = 0;
-        if ((r = mdev_list(root, &m, &nm)) < 0)
-                return log_error_errno(r, "Cannot list mediated devices: %m"), EXIT_FAILURE;
-        if ((r = vendor_vgpu_units(root, &u, &nu)) < 0) {
-                mdev_list_free(m, nm);
-                return log_error_errno(r, "Cannot list NVIDIA vendor vGPUs: %m"), EXIT_FAILURE;
-        }
+        if ((r = load_units(root, &m, &nm, &u, &nu)))
+                return r;
         json_object *a = json_object_new_array();
         int failed = 0;
         for (size_t i = 0; i < nm; i++) {
