@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
@@ -33,15 +34,11 @@ static void sriov_opt(int c, const char *v, void *ud) {
         }
 }
 
-static json_object *str_or_null(const char *s) {
-        return s ? json_object_new_string(s) : NULL;
-}
-
 /* The model behind `sriov list`: one object per PF. */
 static json_object *pf_json(Root *root, const PciHost *h, const PciDevice *d) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "address", json_object_new_string(d->addr));
-        json_object_object_add(o, "driver", str_or_null(d->driver));
+        json_object_object_add(o, "driver", json_string_or_null(d->driver));
         json_object_object_add(o, "iommu_group", d->iommu_group >= 0 ? json_object_new_int(d->iommu_group) : NULL);
         json_object_object_add(o, "total_vfs", json_object_new_int(d->sriov_totalvfs));
         json_object_object_add(o, "num_vfs", json_object_new_int(d->sriov_numvfs));
@@ -64,11 +61,11 @@ static json_object *pf_json(Root *root, const PciHost *h, const PciDevice *d) {
                         json_object *v = json_object_new_object();
                         json_object_object_add(v, "index", json_object_new_int((int)i));
                         json_object_object_add(v, "address", json_object_new_string(l[i]));
-                        json_object_object_add(v, "driver", vf ? str_or_null(vf->driver) : NULL);
+                        json_object_object_add(v, "driver", vf ? json_string_or_null(vf->driver) : NULL);
                         json_object_object_add(v, "iommu_group",
                                                vf && vf->iommu_group >= 0 ? json_object_new_int(vf->iommu_group) : NULL);
                         char *busy = sriov_vf_busy(root, l[i]);
-                        json_object_object_add(v, "in_use", str_or_null(busy));
+                        json_object_object_add(v, "in_use", json_string_or_null(busy));
                         free(busy);
                         json_object_array_add(vfs, v);
                 }
@@ -166,7 +163,7 @@ static json_object *set_json(const char *pf, const SriovReport *rep, bool vfio, 
                 json_object_array_add(a, json_object_new_string(*v));
         json_object_object_add(o, "vfs", a);
         json_object_object_add(o, "persistent", json_object_new_boolean(persisted));
-        json_object_object_add(o, "error", str_or_null(rep->error));
+        json_object_object_add(o, "error", json_string_or_null(rep->error));
         return o;
 }
 

@@ -107,10 +107,9 @@ static int do_apply(Root *root, const StateArgs *a) {
                         (void)host_result_write(root, file, false, 0, "the file was rejected (see the journal)");
                 return rc;
         }
-        if (arg.dry_run) {
+        /* under --dry-run: the plan, then (from host_apply) the writes each step would make, in order */
+        if (arg.dry_run)
                 print_plan(p, "No changes.");
-                /* and the writes each step would make, in order */
-        }
         size_t done = 0;
         _cleanup_free_ char *err = NULL;
         int r = host_apply(root, p, &done, &err);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
@@ -43,10 +44,6 @@ static void vgpu_opt(int c, const char *v, void *ud) {
         }
 }
 
-static json_object *str_or_null(const char *s) {
-        return s ? json_object_new_string(s) : NULL;
-}
-
 static int print_json(json_object *o) {
         int r = json_print(o, stdout);
         json_object_put(o);
@@ -71,20 +68,8 @@ static json_object *mdev_parent_json(Root *root, const char *parent) {
         json_object_object_add(o, "parent", json_object_new_string(parent));
         json_object_object_add(o, "kind", json_object_new_string("mdev"));
         json_object *a = json_object_new_array();
-        for (size_t i = 0; i < n; i++) {
-                json_object *x = json_object_new_object();
-                json_object_object_add(x, "id", json_object_new_string(t[i].id));
-                json_object_object_add(x, "name", str_or_null(t[i].name));
-                json_object_object_add(x, "description", str_or_null(t[i].description));
-                json_object_object_add(x, "device_api", str_or_null(t[i].device_api));
-                json_object_object_add(x, "available_instances",
-                                       t[i].available_instances >= 0 ? json_object_new_int(t[i].available_instances) : NULL);
-                json_object_object_add(x, "framebuffer_mb",
-                                       t[i].framebuffer_mb >= 0 ? json_object_new_int64(t[i].framebuffer_mb) : NULL);
-                json_object_object_add(x, "max_instances",
-                                       t[i].max_instances >= 0 ? json_object_new_int(t[i].max_instances) : NULL);
-                json_object_array_add(a, x);
-        }
+        for (size_t i = 0; i < n; i++)
+                json_object_array_add(a, mdev_type_json(&t[i]));
         json_object_object_add(o, "types", a);
         mdev_types_free(t, n);
         return o;
@@ -104,7 +89,7 @@ static json_object *vendor_parent_json(Root *root, const char *pf) {
                 char id[16];
                 snprintf(id, sizeof id, "%u", t[i].id);
                 json_object_object_add(x, "id", json_object_new_string(id));
-                json_object_object_add(x, "name", str_or_null(t[i].name));
+                json_object_object_add(x, "name", json_string_or_null(t[i].name));
                 json_object_object_add(x, "description", NULL);
                 json_object_object_add(x, "device_api", json_object_new_string("vfio-pci"));
                 json_object_object_add(x, "available_instances", json_object_new_int(t[i].available));
@@ -194,14 +179,14 @@ static json_object *unit_json(const char *id, const char *kind, const char *pare
         json_object *o = json_object_new_object();
         json_object_object_add(o, "id", json_object_new_string(id));
         json_object_object_add(o, "kind", json_object_new_string(kind));
-        json_object_object_add(o, "parent", str_or_null(parent));
-        json_object_object_add(o, "type", str_or_null(type));
-        json_object_object_add(o, "type_name", str_or_null(type_name));
+        json_object_object_add(o, "parent", json_string_or_null(parent));
+        json_object_object_add(o, "type", json_string_or_null(type));
+        json_object_object_add(o, "type_name", json_string_or_null(type_name));
         json_object_object_add(o, "active", json_object_new_boolean(active));
         json_object_object_add(o, "defined", json_object_new_boolean(defined));
-        json_object_object_add(o, "start", str_or_null(start));
+        json_object_object_add(o, "start", json_string_or_null(start));
         json_object_object_add(o, "iommu_group", group >= 0 ? json_object_new_int(group) : NULL);
-        json_object_object_add(o, "held_by", str_or_null(held_by));
+        json_object_object_add(o, "held_by", json_string_or_null(held_by));
         json_object_object_add(o, "managed", managed);
         return o;
 }
@@ -290,7 +275,7 @@ static json_object *created_json(const char *id, const char *kind, const char *p
         json_object_object_add(o, "parent", json_object_new_string(parent));
         json_object_object_add(o, "type", json_object_new_string(type));
         json_object_object_add(o, "persistent", json_object_new_boolean(persisted));
-        json_object_object_add(o, "start", persisted ? str_or_null(start) : NULL);
+        json_object_object_add(o, "start", persisted ? json_string_or_null(start) : NULL);
         return o;
 }
 
@@ -495,10 +480,10 @@ static json_object *start_json(const char *id, const char *kind, const char *par
         json_object *o = json_object_new_object();
         json_object_object_add(o, "id", json_object_new_string(id));
         json_object_object_add(o, "kind", json_object_new_string(kind));
-        json_object_object_add(o, "parent", str_or_null(parent));
-        json_object_object_add(o, "type", str_or_null(type));
+        json_object_object_add(o, "parent", json_string_or_null(parent));
+        json_object_object_add(o, "type", json_string_or_null(type));
         json_object_object_add(o, "result", json_object_new_string(result));
-        json_object_object_add(o, "error", str_or_null(error));
+        json_object_object_add(o, "error", json_string_or_null(error));
         return o;
 }
 

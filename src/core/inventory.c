@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "inventory.h"
 #include "iommu.h"
 #include "mig.h"
@@ -33,10 +34,6 @@ static json_object *json_hex16(uint16_t v) {
         char buf[8];
         snprintf(buf, sizeof buf, "0x%04x", v);
         return json_object_new_string(buf);
-}
-
-static json_object *json_str_or_null(const char *s) {
-        return s ? json_object_new_string(s) : NULL;
 }
 
 char *passthrough_blocker(const PciHost *h, const PciDevice *d) {
@@ -79,8 +76,8 @@ static json_object *group_detail_json(const PciHost *h, PciNames *names, const P
                 const PciDevice *x = m[i].device;
                 _cleanup_free_ char *nm = pci_names_device(names, x->vendor, x->device);
                 json_object_object_add(o, "address", json_object_new_string(x->addr));
-                json_object_object_add(o, "name", json_str_or_null(nm));
-                json_object_object_add(o, "driver", json_str_or_null(x->driver));
+                json_object_object_add(o, "name", json_string_or_null(nm));
+                json_object_object_add(o, "driver", json_string_or_null(x->driver));
                 json_object_object_add(o, "relation",
                                        json_object_new_string(group_member_kind_to_string(m[i].kind)));
                 json_object_array_add(a, o);
@@ -92,11 +89,11 @@ static json_object *link_json(const PciDevice *d) {
         if (!d->link_speed && !d->link_width)
                 return NULL;
         json_object *o = json_object_new_object();
-        json_object_object_add(o, "speed", json_str_or_null(d->link_speed));
+        json_object_object_add(o, "speed", json_string_or_null(d->link_speed));
         int w;
         json_object_object_add(o, "width", d->link_width && parse_int(d->link_width, &w) == 0 ?
                                                    json_object_new_int(w) : NULL);
-        json_object_object_add(o, "max_speed", json_str_or_null(d->max_link_speed));
+        json_object_object_add(o, "max_speed", json_string_or_null(d->max_link_speed));
         json_object_object_add(o, "max_width", d->max_link_width && parse_int(d->max_link_width, &w) == 0 ?
                                                        json_object_new_int(w) : NULL);
         return o;
@@ -124,19 +121,8 @@ static json_object *mdev_json(const PciHost *h, const PciDevice *d) {
         if (mdev_types_read(h->root, d->syspath, &t, &n) < 0)
                 return NULL;
         json_object *a = json_object_new_array();
-        for (size_t i = 0; i < n; i++) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "id", json_object_new_string(t[i].id));
-                json_object_object_add(o, "name", json_str_or_null(t[i].name));
-                json_object_object_add(o, "device_api", json_str_or_null(t[i].device_api));
-                json_object_object_add(o, "available_instances",
-                                       t[i].available_instances >= 0 ? json_object_new_int(t[i].available_instances) : NULL);
-                json_object_object_add(o, "framebuffer_mb",
-                                       t[i].framebuffer_mb >= 0 ? json_object_new_int64(t[i].framebuffer_mb) : NULL);
-                json_object_object_add(o, "max_instances",
-                                       t[i].max_instances >= 0 ? json_object_new_int(t[i].max_instances) : NULL);
-                json_object_array_add(a, o);
-        }
+        for (size_t i = 0; i < n; i++)
+                json_object_array_add(a, mdev_type_json(&t[i]));
         mdev_types_free(t, n);
         json_object *o = json_object_new_object();
         json_object_object_add(o, "types", a);
@@ -216,17 +202,17 @@ int inventory_device(const PciHost *h, PciNames *names, const PciDevice *d, json
         json_object_object_add(o, "subsystem_vendor_id", json_hex16(d->subsystem_vendor));
         json_object_object_add(o, "subsystem_device_id", json_hex16(d->subsystem_device));
         json_object_object_add(o, "class", json_object_new_string(cls));
-        json_object_object_add(o, "vendor_name", json_str_or_null(vname));
-        json_object_object_add(o, "name", json_str_or_null(dname));
-        json_object_object_add(o, "driver", json_str_or_null(d->driver));
-        json_object_object_add(o, "driver_override", json_str_or_null(d->driver_override));
+        json_object_object_add(o, "vendor_name", json_string_or_null(vname));
+        json_object_object_add(o, "name", json_string_or_null(dname));
+        json_object_object_add(o, "driver", json_string_or_null(d->driver));
+        json_object_object_add(o, "driver_override", json_string_or_null(d->driver_override));
         json_object_object_add(o, "iommu_group", d->iommu_group >= 0 ? json_object_new_int(d->iommu_group) : NULL);
         json_object_object_add(o, "group_members", group_json(h, d));
         json_object_object_add(o, "group", group_detail_json(h, names, d));
         json_object_object_add(o, "numa_node", json_object_new_int(d->numa_node));
         json_object_object_add(o, "boot_vga", json_object_new_boolean(d->boot_vga == 1));
-        json_object_object_add(o, "parent", json_str_or_null(d->parent));
-        json_object_object_add(o, "physfn", json_str_or_null(d->physfn));
+        json_object_object_add(o, "parent", json_string_or_null(d->parent));
+        json_object_object_add(o, "physfn", json_string_or_null(d->physfn));
         json_object_object_add(o, "link", link_json(d));
 
         json_object *modes = json_object_new_object();
@@ -234,7 +220,7 @@ int inventory_device(const PciHost *h, PciNames *names, const PciDevice *d, json
         _cleanup_free_ char *why = passthrough_blocker(h, d);
         json_object_object_add(pt, "ready", json_object_new_boolean(!why));
         json_object_object_add(pt, "bound", json_object_new_boolean(d->is_vfio));
-        json_object_object_add(pt, "reason", json_str_or_null(why));
+        json_object_object_add(pt, "reason", json_string_or_null(why));
         /* When the group node exists: is the group usable by a VM (the kernel's answer on a live host)? */
         json_object *viable = NULL;
         if (d->iommu_group >= 0 && root_exists(h->root, "dev/vfio/%d", d->iommu_group)) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "vgpu-types.h"
 
 void mdev_types_free(MdevType *t, size_t n) {
@@ -130,4 +131,17 @@ int vendor_vgpu_current(Root *root, const char *vf_syspath, unsigned *ret) {
                 return r;
         *ret = v;
         return 0;
+}
+
+json_object *mdev_type_json(const MdevType *t) {
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "id", json_object_new_string(t->id));
+        json_object_object_add(x, "name", json_string_or_null(t->name));
+        json_object_object_add(x, "description", json_string_or_null(t->description));
+        json_object_object_add(x, "device_api", json_string_or_null(t->device_api));
+        json_object_object_add(x, "available_instances",
+                               t->available_instances >= 0 ? json_object_new_int(t->available_instances) : NULL);
+        json_object_object_add(x, "framebuffer_mb", t->framebuffer_mb >= 0 ? json_object_new_int64(t->framebuffer_mb) : NULL);
+        json_object_object_add(x, "max_instances", t->max_instances >= 0 ? json_object_new_int(t->max_instances) : NULL);
+        return x;
 }

@@ -20,6 +20,10 @@ typedef struct MdevType {
 /* Types of an mdev parent directory (relative to the root). */
 int mdev_types_read(Root *root, const char *parent_syspath, MdevType **ret, size_t *ret_n);
 void mdev_types_free(MdevType *t, size_t n);
+/* {"id","name","description","device_api","available_instances","framebuffer_mb","max_instances"}: the one
+ * JSON form of a type (list, show, vgpu types). */
+#include <json-c/json.h>
+json_object *mdev_type_json(const MdevType *t);
 
 /* NVIDIA vendor-VFIO vGPU type of a VF ("id : name" lines of nvidia/creatable_vgpu_types). */
 typedef struct VendorVgpuType {
