@@ -17,18 +17,20 @@ typedef struct GlobalArgs {
         bool dry_run;
         int verbose;
         const char *connect; /* --connect URI (libvirt) */
+        bool mutating;       /* the verb changes the host (the verb table): open_root() takes the host lock */
 } GlobalArgs;
 
 extern GlobalArgs arg;
 
 int usage_error(const char *fmt, ...) _printf_(1, 2);
-/* Open the root from --root/$GPUVIRT_ROOT; 0 or an exit code. */
+/* Open the root from --root/$GPUVIRT_ROOT; 0 or an exit code. Every verb gets its root here, before it
+ * observes anything: for a mutating verb (arg.mutating, set from the verb table) this takes the host lock,
+ * once, and holds it until unlock_host() at exit. */
 int open_root(unsigned extra_flags, Root **ret);
+void unlock_host(void);
 int scan(Root *root, PciHost **ret);
 /* Resolve a device argument; prints the error; 0 or an exit code. */
 int lookup_device(const PciHost *h, const char *input, PciDevice **ret);
-/* Take the host lock for a mutating verb; returns fd or -exit code. */
-int lock_host(Root *root);
 
 /* getopt_long over a verb's argv (argv[0] is the verb). Returns the index of the first positional
  * argument, or -EXIT_USAGE after printing the error. */

@@ -27,9 +27,6 @@ static int host_iommu_enable(int argc, char **argv) {
         int r = open_root(0, &root);
         if (r)
                 return r;
-        _cleanup_close_ int lock = arg.dry_run ? -EBADF : lock_host(root);
-        if (!arg.dry_run && lock < 0)
-                return -lock;
         CpuVendor v = cpu_vendor_read(root);
         if (v == CPU_VENDOR_UNKNOWN)
                 log_warning("CPU vendor unknown (no readable proc/cpuinfo): using the Intel arguments.");

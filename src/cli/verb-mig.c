@@ -671,18 +671,8 @@ static int apply_gpu(Ctx *c, MigGpu *g, const MigPartedEntry *e, const char *fil
         return rc;
 }
 
-static int do_apply_assert(Ctx *c, const MigArgs *a, bool assert_only) {
-        _cleanup_migparted_free_ MigParted *m = NULL;
-        const MigPartedConfig *cfg = NULL;
-        int rc = load_config(a, &m, &cfg);
-        if (rc)
-                return rc;
-        _cleanup_close_ int lock = -EBADF;
-        if (!assert_only && !arg.dry_run) {
-                lock = lock_host(c->root);
-                if (lock < 0)
-                        return -lock;
-        }
+static int do_apply_assert(Ctx *c, const MigArgs *a, const MigPartedConfig *cfg, bool assert_only) {
+        int rc = 0;
         json_object *out = json_object_new_array();
         size_t matched = 0, differ = 0;
         for (size_t i = 0; i < c->n && rc == 0; i++) {
@@ -809,19 +799,17 @@ int verb_mig(int argc, char **argv) {
         if ((streq(sub, "apply") || streq(sub, "assert")) && (!a.file || !a.config))
                 return usage_error("mig %s: expected -f FILE -c LABEL", sub);
 
+        /* the file first: input that is refused changes nothing, not even the host lock */
+        _cleanup_migparted_free_ MigParted *m = NULL;
+        const MigPartedConfig *cfg = NULL;
+        int rc;
+        if ((streq(sub, "apply") || streq(sub, "assert")) && (rc = load_config(&a, &m, &cfg)))
+                return rc;
         Ctx c;
-        int rc = ctx_open(&c);
+        rc = ctx_open(&c);
         if (rc) {
                 ctx_done(&c);
                 return rc;
-        }
-        _cleanup_close_ int lock = -EBADF;
-        if (mutating && !arg.dry_run) {
-                lock = lock_host(c.root);
-                if (lock < 0) {
-                        ctx_done(&c);
-                        return -lock;
-                }
         }
         MigGpu *g = NULL;
         if (needs_bdf || streq(sub, "create"))
@@ -840,7 +828,7 @@ int verb_mig(int argc, char **argv) {
                 else if (streq(sub, "destroy"))
                         rc = do_destroy(&c, g, &a);
                 else if (streq(sub, "apply") || streq(sub, "assert"))
-                        rc = do_apply_assert(&c, &a, streq(sub, "assert"));
+                        rc = do_apply_assert(&c, &a, cfg, streq(sub, "assert"));
                 else
                         rc = do_export(&c, &a);
         }

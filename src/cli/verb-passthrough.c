@@ -86,12 +86,6 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
         int r = open_root(0, &root);
         if (r)
                 return r;
-        _cleanup_close_ int lock = -EBADF;
-        if (!arg.dry_run) {
-                lock = lock_host(root);
-                if (lock < 0)
-                        return -lock;
-        }
         VfioOptions o = {.force = a->force, .include = a->include, .settle_ms = 2000};
         json_object *out = json_object_new_array();
         char **done = NULL; /* devices enabled by this command, to undo if a later one fails */
@@ -170,9 +164,6 @@ static int do_restore(const char *bdf) {
                 return log_error("%s has no persistent binding (" VFIO_PERSIST_DIR "/%s).", canon, canon), EXIT_FAILURE;
         if (r < 0)
                 return log_error_errno(r, "Cannot read " VFIO_PERSIST_DIR "/%s: %m", canon), EXIT_FAILURE;
-        _cleanup_close_ int lock = arg.dry_run ? -EBADF : lock_host(root);
-        if (!arg.dry_run && lock < 0)
-                return -lock;
         VfioOptions o = {.force = force, .include = include, .settle_ms = 5000};
         VfioReport rep;
         r = vfio_enable(root, canon, &o, &rep);
@@ -214,11 +205,6 @@ static int do_persist_ids(int argc, char **argv, int first) {
                         else
                                 free(id);
                 }
-        }
-        _cleanup_close_ int lock = arg.dry_run ? -EBADF : lock_host(root);
-        if (!arg.dry_run && lock < 0) {
-                strv_free(ids);
-                return -lock;
         }
         IdsPersistResult res;
         r = vfio_persist_ids(root, ids, &res);

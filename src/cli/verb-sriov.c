@@ -190,12 +190,6 @@ static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool
         } else if (parse_u32(count, 10, &n) < 0 || n > 0xffff)
                 return log_error("'%s' is not a VF count (expected a number from 0 to sriov_totalvfs).", count), EXIT_USAGE;
 
-        _cleanup_close_ int lock = -EBADF;
-        if (!arg.dry_run) {
-                lock = lock_host(root);
-                if (lock < 0)
-                        return -lock;
-        }
         SriovOptions o = {.vfio = vfio, .force = a->force, .settle_ms = restore ? 10000 : 5000};
         SriovReport rep;
         struct timespec t0, t1;

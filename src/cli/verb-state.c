@@ -85,11 +85,7 @@ static int do_plan(Root *root, const StateArgs *a, bool assert_only) {
 }
 
 static int do_apply(Root *root, const StateArgs *a) {
-        _cleanup_close_ int lock = -EBADF;
         if (!arg.dry_run) {
-                lock = lock_host(root);
-                if (lock < 0)
-                        return -lock;
                 /* an apply that was killed: finish its step first */
                 _cleanup_free_ char *step = NULL, *err = NULL;
                 int r = host_recover(root, &step, &err);
@@ -155,9 +151,6 @@ static int do_export(Root *root, const StateArgs *a) {
 }
 
 static int do_recover(Root *root) {
-        _cleanup_close_ int lock = lock_host(root);
-        if (lock < 0)
-                return -lock;
         _cleanup_free_ char *step = NULL, *err = NULL;
         int r = host_recover(root, &step, &err);
         if (r < 0)

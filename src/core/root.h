@@ -31,7 +31,8 @@ typedef struct Root Root;
 /* Writes are printed, not made (--dry-run). */
 #define ROOT_DRY_RUN (1u << 0)
 
-/* dir == NULL: $GPUVIRT_ROOT, else "/". */
+/* dir == NULL: $GPUVIRT_ROOT, else "/". An empty dir (or $GPUVIRT_ROOT set but empty) is -EINVAL: it is an
+ * unset variable in a script, never the live host. -ENOENT when the directory does not exist. */
 int root_open(const char *dir, unsigned flags, Root **ret);
 Root *root_free(Root *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Root *, root_free)
@@ -73,10 +74,17 @@ void root_set_dry_run_stream(Root *r, FILE *f);
 
 /*
  * The host lock: every mutating verb holds it while it works, so two gpuvirt processes (CLI, daemon,
- * boot unit) never interleave writes on one host. Lives in run/lock/gpuvirt.lock under the root.
- * Returns an fd to close (or -errno); waits at most timeout_ms.
+ * boot unit) never interleave writes on one host. It lives in ROOT_LOCK_FILE under the root, in a
+ * directory only we may use: run/gpuvirt is created 0700 and must be ours and private; neither it nor
+ * run nor the lock file is followed through a symlink, and a lock file that is not ours is refused (so
+ * no other user can plant, hold or redirect it). Returns an fd to close (or -errno: -EBUSY when another
+ * gpuvirt holds it for longer than timeout_ms, -EPERM for a directory or file that is not ours, -EROFS on
+ * a capture); *ret_error (may be NULL) says what is wrong.
  */
-int root_lock(Root *r, int timeout_ms);
+#define ROOT_LOCK_DIR  "run/gpuvirt"
+#define ROOT_LOCK_NAME "lock"
+#define ROOT_LOCK_FILE ROOT_LOCK_DIR "/" ROOT_LOCK_NAME
+int root_lock(Root *r, int timeout_ms, char **ret_error);
 
 /* Whether a symlink target read under proc/ (an open file of a process) is the device node dev/<node> of
  * the host, e.g. node "nvidia0". */
