@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "basic/fileio.h"
@@ -228,6 +230,69 @@ static void test_nvml_load(void **state) {
         test_host_close(&t);
 }
 
+/* Run fn in a child process (its own view of the fake library, as another gpuvirt has); its exit status. */
+static int in_child(int (*fn)(Nvml *n, MigGpu *g, int arg), Nvml *n, MigGpu *g, int arg) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(fn(n, g, arg) < 0 ? 1 : 0);
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int child_create(Nvml *n, MigGpu *g, int profile) {
+        return mig_create(n, g, profile, 6, NULL);
+}
+
+static int child_destroy(Nvml *n, MigGpu *g, int gi_id) {
+        return mig_destroy(n, g, (unsigned)gi_id);
+}
+
+/* The fake NVML keeps one state for every process, as the driver does: each call re-reads it under a lock, so
+ * what another process created is seen, and acting on a stale view is refused instead of silently
+ * overwriting the other process's instance. */
+static void test_nvml_shared_state(void **state) {
+        TestHost t;
+        test_host_open(&t, "dgx-a100");
+        Nvml *n = NULL;
+        assert_int_equal(nvml_open(t.root, &n, NULL), 0);
+        MigGpu *g = NULL;
+        size_t ng = 0;
+        assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
+        int act;
+        assert_int_equal(mig_set_mode(n, &g[0], true, &act), 0);
+        assert_int_equal(mig_reset(t.root, &g[0]), 0);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        int p1 = mig_profile_find(&g[0], "1g.5gb");
+        assert_int_equal(g[0].n_inst, 0);
+
+        /* another process takes slice 6 while we hold a view without it */
+        assert_int_equal(in_child(child_create, n, &g[0], p1), 0);
+        assert_int_equal(g[0].n_inst, 0);
+        assert_int_equal(mig_create(n, &g[0], p1, 6, NULL), -ENOSPC);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_int_equal(g[0].inst[0].start, 6);
+        /* ours goes elsewhere, theirs stays */
+        MigInstance mine;
+        assert_int_equal(mig_create(n, &g[0], p1, 5, &mine), 0);
+        assert_int_equal(g[0].n_inst, 2);
+        unsigned theirs = g[0].inst[0].gi_id == mine.gi_id ? g[0].inst[1].gi_id : g[0].inst[0].gi_id;
+        assert_int_not_equal(theirs, mine.gi_id);
+
+        /* they destroy theirs: we see it gone, and ours is untouched */
+        assert_int_equal(in_child(child_destroy, n, &g[0], (int)theirs), 0);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_int_equal(g[0].inst[0].gi_id, mine.gi_id);
+        assert_string_equal(g[0].inst[0].uuid, mine.uuid);
+        assert_int_equal(mig_destroy(n, &g[0], theirs), -ENOENT);
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_default_placement),
@@ -239,6 +304,7 @@ int main(void) {
                 cmocka_unit_test(test_plan_random),
                 cmocka_unit_test(test_nvml_errors),
                 cmocka_unit_test(test_nvml_load),
+                cmocka_unit_test(test_nvml_shared_state),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -199,8 +199,6 @@ nvmlReturn_t nvmlSystemGetProcessName(unsigned pid, char *name, unsigned length)
  * symbol. */
 #define GPUVIRT_SIM_NVML_SET_ROOT "gpuvirtSimNvmlSetRoot"
 int gpuvirtSimNvmlSetRoot(const char *rootdir);
-/* Where a simulated root records the absolute path of its fake library (one line). */
-#define SIM_NVML_LIBRARY_FILE SIM_MARKER_DIR "/nvml-library"
 
 /* The symbol table: one typed pointer per function. */
 typedef struct NvmlSyms {
@@ -218,7 +216,7 @@ typedef struct Nvml {
 
 /*
  * Load and initialize NVML for the root: on a live host dlopen("libnvidia-ml.so.1"); on a simulated root
- * the fake library its SIM_NVML_LIBRARY_FILE names; on a captured tree NVML is never used (-EOPNOTSUPP).
+ * the simulator's fake library from its fixed path (sim_nvml_library(), never a path read from the tree); on a captured tree NVML is never used (-EOPNOTSUPP).
  * -ENOPKG: the library is not installed (or lacks a required symbol); ret_error (may be NULL) gets a
  * message saying why.
  */

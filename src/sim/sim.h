@@ -63,6 +63,15 @@ int sim_module_load(const char *rootdir, const char *module);
  */
 int sim_inject_fault(const char *rootdir, const char *attr, int error);
 
+/*
+ * The fake libnvidia-ml.so.1 (src/sim/nvml/) that plays NVML on every simulated root: a fixed path, never
+ * one read from the simulated tree (a tree is input, not code to run). The copy built in this build tree
+ * when the running program belongs to that tree (tests, build/src/gpuvirt), else the copy installed with
+ * gpuvirt under GPUVIRT_PKGLIBDIR. -ENOENT when it is absent, -EPERM when it is not a regular file of
+ * root or of us, or others may write it.
+ */
+int sim_nvml_library(char **ret);
+
 /* As the error of sim_inject_fault() (or "KILL" in the faults file): the process writing is killed with
  * SIGKILL at that write, before the kernel model sees it — a crash at an exact point for recovery tests. */
 #define SIM_FAULT_KILL 0x10000

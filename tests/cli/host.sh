@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The host is the host: the host lock lives where no other user can plant, hold or redirect it; an empty
-# root is a usage error, never the live host; mutating verbs take the lock before they observe anything,
-# so two racing `mig create` never report the same instance.
+# root is a usage error, never the live host; only gpuvirt's own fake NVML is ever loaded, whatever a
+# simulated tree names; mutating verbs take the lock before they observe anything, so two racing
+# `mig create` never report the same instance.
 set -eu
 GPUVIRT=$1
 . "$(dirname "$0")/lib.sh"
@@ -81,10 +82,36 @@ else
 fi
 chmod 700 "$TMP"
 
+# 6. only gpuvirt's own fake NVML is loaded: a library the tree names is never run, on any verb
+if command -v cc >/dev/null; then
+        cat >"$TMP/evil.c" <<C
+#include <fcntl.h>
+#include <unistd.h>
+__attribute__((constructor)) static void evil(void) { close(open("$TMP/evil-ran", O_CREAT | O_WRONLY, 0644)); }
+C
+        cc -shared -fPIC -o "$TMP/evil.so" "$TMP/evil.c" && ok || fail "cannot build the planted library"
+        fresh
+        echo "$TMP/evil.so" >"$TMP/ws/.gpuvirt-sim/nvml-library"
+        for v in list "--json list" "show 0000:02:00.0" "mig status" check; do
+                # shellcheck disable=SC2086
+                "$GPUVIRT" --root "$TMP/ws" $v >/dev/null 2>&1 || true
+                [ ! -e "$TMP/evil-ran" ] && ok || { fail "'$v' loaded the library the tree names"; rm -f "$TMP/evil-ran"; }
+        done
+else
+        fail "no C compiler (cc) to build the planted library"
+fi
+# the simulator's NVML still works there: it comes from the fixed path built with gpuvirt
 "$GPUVIRT" sim create "$TMP/dgx" --profile dgx-a100 >/dev/null
+echo "$TMP/evil.so" >"$TMP/dgx/.gpuvirt-sim/nvml-library"
 G=("$GPUVIRT" --root "$TMP/dgx")
+expect_rc 0 "${G[@]}" --json mig status && [ "$(echo "$OUT" | jq length)" -eq 8 ] && ok || fail "fake NVML from its fixed path"
+[ ! -e "$TMP/evil-ran" ] && ok || fail "mig status loaded the planted library"
+# a copy of gpuvirt outside its build tree does not load the build tree's library either (it is not
+# installed here: a clean "not available")
+cp "$GPUVIRT" "$TMP/gpuvirt-copy"
+expect_rc 1 "$TMP/gpuvirt-copy" --root "$TMP/dgx" mig status && expect_in "$ERR" "NVML not available" "installed copy only"
 
-# 6. the lock before observing: two parallel `mig create` of one profile give two distinct instances
+# 7. the lock before observing: two parallel `mig create` of one profile give two distinct instances
 # (or one clean refusal), never the same instance reported twice
 B0=$("${G[@]}" --json mig status | jq -r '.[0].address')
 "${G[@]}" mig enable "$B0" >/dev/null && "${G[@]}" mig reset "$B0" >/dev/null
