@@ -12,6 +12,7 @@
 #include "core/mig.h"
 #include "core/nvml.h"
 #include "helpers.h"
+#include "sim/sim.h"
 
 /* The profile tables of mig-nvml.md (inputs of the tests, not expected results). */
 #define P(nm, c, i, cs, sz, mx, st) {.name = nm, .constant = c, .id = i, .compute = cs, .size = sz, .max = mx, .starts = st}
@@ -293,6 +294,46 @@ static void test_nvml_shared_state(void **state) {
         test_host_close(&t);
 }
 
+static int child_create_killed(Nvml *n, MigGpu *g, int profile) {
+        return mig_create(n, g, profile, -1, NULL);
+}
+
+/* A crash between a GPU instance and its compute instance (the fake NVML's changes are fault points, as
+ * kernel writes are) leaves a GPU instance that is no MIG device: the layout does not match, and an apply
+ * makes it right. */
+static void test_half_made_instance(void **state) {
+        TestHost t;
+        test_host_open(&t, "dgx-a100");
+        Nvml *n = NULL;
+        assert_int_equal(nvml_open(t.root, &n, NULL), 0);
+        MigGpu *g = NULL;
+        size_t ng = 0;
+        assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
+        int act;
+        assert_int_equal(mig_set_mode(n, &g[0], true, &act), 0);
+        assert_int_equal(mig_reset(t.root, &g[0]), 0);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        int p1 = mig_profile_find(&g[0], "1g.5gb");
+        assert_int_equal(sim_inject_fault(t.dir, "nvmlGpuInstanceCreateComputeInstance", SIM_FAULT_KILL), 0);
+        assert_int_equal(in_child(child_create_killed, n, &g[0], p1), -1); /* killed */
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_int_equal(g[0].inst[0].ci_id, -1);
+        unsigned want[MIG_MAX_PROFILES] = {};
+        want[p1] = 1;
+        assert_false(mig_layout_matches(&g[0], true, want));
+        MigApplyReport rep;
+        assert_int_equal(mig_apply_gpu(t.root, n, &g[0], true, want, true, false, &rep), 0);
+        mig_apply_report_done(&rep);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_true(g[0].inst[0].ci_id >= 0);
+        assert_true(mig_layout_matches(&g[0], true, want));
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_default_placement),
@@ -305,6 +346,7 @@ int main(void) {
                 cmocka_unit_test(test_nvml_errors),
                 cmocka_unit_test(test_nvml_load),
                 cmocka_unit_test(test_nvml_shared_state),
+                cmocka_unit_test(test_half_made_instance),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

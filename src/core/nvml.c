@@ -136,7 +136,11 @@ int nvml_open(Root *root, Nvml **ret, char **ret_error) {
         if (root_kind(root) == ROOT_SIMULATED) {
                 __typeof__(&gpuvirtSimNvmlSetRoot) set_root =
                         (__typeof__(&gpuvirtSimNvmlSetRoot))dlsym(dl, GPUVIRT_SIM_NVML_SET_ROOT);
-                int r = set_root ? set_root(root_dir(root)) : -ENOSYS;
+                __typeof__(&gpuvirtSimNvmlSetFaultHook) set_hook =
+                        (__typeof__(&gpuvirtSimNvmlSetFaultHook))dlsym(dl, GPUVIRT_SIM_NVML_SET_FAULT_HOOK);
+                int r = set_root && set_hook ? set_root(root_dir(root)) : -ENOSYS;
+                if (r >= 0)
+                        r = set_hook(sim_nvml_fault);
                 if (r < 0) {
                         nvml_close(n);
                         return fail(ret_error, ENOPKG, "NVML not available: the fake library does not take root %s",

@@ -199,6 +199,11 @@ nvmlReturn_t nvmlSystemGetProcessName(unsigned pid, char *name, unsigned length)
  * symbol. */
 #define GPUVIRT_SIM_NVML_SET_ROOT "gpuvirtSimNvmlSetRoot"
 int gpuvirtSimNvmlSetRoot(const char *rootdir);
+/* And this: the simulator's fault point (sim_nvml_fault()), which the fake library passes each change it is
+ * about to make to a GPU, so injected faults and crashes reach NVML calls as they reach kernel writes. */
+#define GPUVIRT_SIM_NVML_SET_FAULT_HOOK "gpuvirtSimNvmlSetFaultHook"
+typedef int (*GpuvirtSimNvmlFaultHook)(const char *rootdir, const char *bdf, const char *call);
+int gpuvirtSimNvmlSetFaultHook(GpuvirtSimNvmlFaultHook hook);
 
 /* The symbol table: one typed pointer per function. */
 typedef struct NvmlSyms {

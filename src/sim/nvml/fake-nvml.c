@@ -163,6 +163,20 @@ static void state_unlockp(unsigned *unused) {
 /* At the top of every call that touches a GPU's state. */
 #define LOCKED _cleanup_(state_unlockp) _unused_ unsigned _locked = state_lock()
 
+/* gpuvirt's fault point for the changes we make (sim_nvml_fault()). */
+static GpuvirtSimNvmlFaultHook fault_hook;
+
+API int gpuvirtSimNvmlSetFaultHook(GpuvirtSimNvmlFaultHook hook) {
+        fault_hook = hook;
+        return 0;
+}
+
+/* Before a change to d's state: an injected fault fails the call (a KILL fault ends the process here, the
+ * change not made), as a kernel write would. */
+static bool faulted(const FDev *d, const char *call) {
+        return fault_hook && fault_hook(root, d->bdf, call) < 0;
+}
+
 API int gpuvirtSimNvmlSetRoot(const char *rootdir) {
         if (!rootdir || rootdir[0] != '/')
                 return -EINVAL;
@@ -579,6 +593,8 @@ API nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned mode, nvmlRe
                 return NVML_ERROR_NOT_SUPPORTED;
         if (mode == 0 && d->cur == 1 && gi_count(d) > 0)
                 return NVML_ERROR_IN_USE; /* instances exist */
+        if (faulted(d, "nvmlDeviceSetMigMode"))
+                return NVML_ERROR_UNKNOWN;
         d->pend = mode;
         if (dev_save(d) < 0)
                 return NVML_ERROR_UNKNOWN;
@@ -690,6 +706,8 @@ static nvmlReturn_t gi_create(FDev *d, const FProfile *p, unsigned start, nvmlGp
                 ;
         if (g == MAX_GIS || profile_count(d, p) >= p->max)
                 return NVML_ERROR_INSUFFICIENT_RESOURCES;
+        if (faulted(d, "nvmlDeviceCreateGpuInstance"))
+                return NVML_ERROR_UNKNOWN;
         unsigned id = 1;
         while (gi_by_id(d, id))
                 id++;
@@ -757,6 +775,8 @@ API nvmlReturn_t nvmlGpuInstanceDestroy(nvmlGpuInstance_t h) {
         for (size_t i = 0; i < n; i++)
                 if (p[i].gi == gi->id)
                         return NVML_ERROR_IN_USE;
+        if (faulted(gi->dev, "nvmlGpuInstanceDestroy"))
+                return NVML_ERROR_UNKNOWN;
         gi->used = false;
         return dev_save(gi->dev) < 0 ? NVML_ERROR_UNKNOWN : NVML_SUCCESS;
 }
@@ -851,6 +871,8 @@ API nvmlReturn_t nvmlGpuInstanceCreateComputeInstance(nvmlGpuInstance_t h, unsig
                                 taken |= gi->ci[c].used && gi->ci[c].id == id;
                 } while (taken && ++id);
                 FDev *d = gi->dev;
+                if (faulted(d, "nvmlGpuInstanceCreateComputeInstance"))
+                        return NVML_ERROR_UNKNOWN;
                 d->serial++;
                 gi->ci[k] = (FCi){.magic = MAGIC_CI, .gi = gi, .used = true, .id = id, .profile = profileId, .start = s,
                                   .size = info.sliceCount};
@@ -876,6 +898,8 @@ API nvmlReturn_t nvmlComputeInstanceDestroy(nvmlComputeInstance_t h) {
         for (size_t i = 0; i < n; i++)
                 if (p[i].gi == c->gi->id)
                         return NVML_ERROR_IN_USE;
+        if (faulted(c->gi->dev, "nvmlComputeInstanceDestroy"))
+                return NVML_ERROR_UNKNOWN;
         c->used = false;
         return dev_save(c->gi->dev) < 0 ? NVML_ERROR_UNKNOWN : NVML_SUCCESS;
 }
