@@ -13,6 +13,7 @@
 #include "cli/output.h"
 #include "core/hostspec.h"
 #include "core/hoststate.h"
+#include "core/vfio.h"
 
 typedef struct StateArgs {
         const char *file;
@@ -85,12 +86,17 @@ static int do_plan(Root *root, const StateArgs *a, bool assert_only) {
 }
 
 static int do_apply(Root *root, const StateArgs *a) {
+        bool recovered = false;
         if (!arg.dry_run) {
-                /* an apply that was killed: finish its step first */
+                /* an apply that was killed: finish its step first, and give lost drivers back */
                 _cleanup_free_ char *step = NULL, *err = NULL;
-                int r = host_recover(root, &step, &err);
+                _cleanup_strv_free_ char **restored = NULL;
+                int r = host_recover(root, &step, &restored, &err);
                 if (step && r >= 0)
                         log_notice("Finished the step an interrupted apply left: %s", step);
+                for (char **x = restored; x && *x; x++)
+                        log_notice("Gave a device without a driver back to the one it had: %s", *x);
+                recovered = step || restored;
                 if (r < 0)
                         return log_error("Cannot recover the interrupted step%s%s: %s", step ? " " : "", strna(step),
                                          strna(err)), EXIT_FAILURE;
@@ -124,7 +130,8 @@ static int do_apply(Root *root, const StateArgs *a) {
                         printf("done: %s\n", strna(d));
                 }
                 if (p->n_steps == 0)
-                        printf("No changes: the host matches %s.\n", file);
+                        printf(recovered ? "Recovered (see above): the host matches %s.\n"
+                                         : "No changes: the host matches %s.\n", file);
         }
         if (r < 0)
                 return log_error("%s", strna(err)), EXIT_FAILURE;
@@ -152,23 +159,40 @@ static int do_export(Root *root, const StateArgs *a) {
 
 static int do_recover(Root *root) {
         _cleanup_free_ char *step = NULL, *err = NULL;
-        int r = host_recover(root, &step, &err);
+        _cleanup_strv_free_ char **restored = NULL;
+        int r = host_recover(root, &step, &restored, &err);
+        if (step && r >= 0)
+                printf("Finished the interrupted step: %s\n", step);
+        for (char **x = restored; x && *x; x++)
+                printf("Gave a device without a driver back to the one it had: %s\n", *x);
         if (r < 0)
                 return log_error("%s", strna(err)), EXIT_FAILURE;
-        if (step)
-                printf("Finished the interrupted step: %s\n", step);
-        else
+        if (!step && !restored)
                 printf("Nothing to recover.\n");
         return 0;
 }
 
+static json_object *strv_json(char *const *l) {
+        json_object *a = json_object_new_array();
+        for (char *const *x = l; x && *x; x++)
+                json_object_array_add(a, json_object_new_string(*x));
+        return a;
+}
+
 static int do_status(Root *root, const StateArgs *a) {
-        _cleanup_free_ char *result = NULL, *journal = NULL;
+        _cleanup_free_ char *result = NULL;
+        json_object *step = NULL;
         (void)root_read_attr(root, &result, HOST_RESULT_FILE);
-        (void)root_read_attr(root, &journal, HOST_JOURNAL_FILE);
         json_object *last = result ? json_tokener_parse(result) : NULL;
-        json_object *jr = journal ? json_tokener_parse(journal) : NULL;
         bool failed = last && !json_object_get_boolean(json_object_object_get(last, "ok"));
+        /* the journal: the step an apply was making, or damaged (apply refuses it) */
+        int jr = host_journal_step(root, &step);
+        bool damaged = jr == -EBADMSG;
+        /* devices that lost their driver: drift whatever the file says */
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        _cleanup_strv_free_ char **lost = NULL;
+        if (pci_host_scan(root, &h) >= 0)
+                (void)vfio_lost_list(root, h, &lost);
         /* drift, when there is a file to compare with */
         _cleanup_plan_free_ Plan *p = NULL;
         _cleanup_host_spec_free_ HostSpec *s = NULL;
@@ -179,8 +203,9 @@ static int do_status(Root *root, const StateArgs *a) {
         if (arg.json) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "last_apply", json_object_get(last));
-                json_object_object_add(o, "interrupted_step",
-                                       jr ? json_object_get(json_object_object_get(jr, "step")) : NULL);
+                json_object_object_add(o, "interrupted_step", json_object_get(step));
+                json_object_object_add(o, "journal_damaged", json_object_new_boolean(damaged));
+                json_object_object_add(o, "lost_drivers", strv_json(lost));
                 json_object_object_add(o, "drift", p ? plan_json(p) : NULL);
                 json_object_object_add(o, "error", err ? json_object_new_string(err) : NULL);
                 json_print(o, stdout);
@@ -194,9 +219,14 @@ static int do_status(Root *root, const StateArgs *a) {
                                json_object_get_string(json_object_object_get(last, "file")),
                                json_object_get_int(json_object_object_get(last, "steps")),
                                failed ? ": " : "", failed ? strna(json_object_get_string(json_object_object_get(last, "error"))) : "");
-                if (jr)
+                if (step)
                         printf("Interrupted step: %s (run 'gpuvirt recover')\n",
-                               json_object_get_string(json_object_object_get(json_object_object_get(jr, "step"), "description")));
+                               json_object_get_string(json_object_object_get(step, "description")));
+                if (damaged)
+                        printf("Journal: /" HOST_JOURNAL_FILE " is damaged: apply and recover refuse it; remove it and "
+                               "run 'gpuvirt apply'\n");
+                for (char **x = lost; x && *x; x++)
+                        printf("No driver: %s (run 'gpuvirt recover')\n", *x);
                 if (!have_file)
                         printf("Desired state: %s\n", err ? err : "no file");
                 else if (p)
@@ -205,8 +235,8 @@ static int do_status(Root *root, const StateArgs *a) {
                         printf("Drift: cannot plan: %s\n", strna(err));
         }
         json_object_put(last);
-        json_object_put(jr);
-        return failed || jr || (p && p->n_steps) ? EXIT_FAILURE : 0;
+        json_object_put(step);
+        return failed || step || damaged || strv_length(lost) || (p && p->n_steps) || (have_file && !p) ? EXIT_FAILURE : 0;
 }
 
 int verb_state(int argc, char **argv) {
