@@ -250,21 +250,30 @@ static int child_destroy(Nvml *n, MigGpu *g, int gi_id) {
         return mig_destroy(n, g, (unsigned)gi_id);
 }
 
-/* The fake NVML keeps one state for every process, as the driver does: each call re-reads it under a lock, so
- * what another process created is seen, and acting on a stale view is refused instead of silently
- * overwriting the other process's instance. */
-static void test_nvml_shared_state(void **state) {
-        TestHost t;
-        test_host_open(&t, "dgx-a100");
+/* A DGX A100 with MIG enabled on GPU 0, no instances. */
+static void open_mig_gpu0(TestHost *t, Nvml **ret_n, MigGpu **ret_g) {
+        test_host_open(t, "dgx-a100");
         Nvml *n = NULL;
-        assert_int_equal(nvml_open(t.root, &n, NULL), 0);
+        assert_int_equal(nvml_open(t->root, &n, NULL), 0);
         MigGpu *g = NULL;
         size_t ng = 0;
         assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
         int act;
         assert_int_equal(mig_set_mode(n, &g[0], true, &act), 0);
-        assert_int_equal(mig_reset(t.root, &g[0]), 0);
+        assert_int_equal(mig_reset(t->root, &g[0]), 0);
         assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        *ret_n = n;
+        *ret_g = g;
+}
+
+/* The fake NVML keeps one state for every process, as the driver does: each call re-reads it under a lock, so
+ * what another process created is seen, and acting on a stale view is refused instead of silently
+ * overwriting the other process's instance. */
+static void test_nvml_shared_state(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
         int p1 = mig_profile_find(&g[0], "1g.5gb");
         assert_int_equal(g[0].n_inst, 0);
 
@@ -303,16 +312,9 @@ static int child_create_killed(Nvml *n, MigGpu *g, int profile) {
  * makes it right. */
 static void test_half_made_instance(void **state) {
         TestHost t;
-        test_host_open(&t, "dgx-a100");
-        Nvml *n = NULL;
-        assert_int_equal(nvml_open(t.root, &n, NULL), 0);
-        MigGpu *g = NULL;
-        size_t ng = 0;
-        assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
-        int act;
-        assert_int_equal(mig_set_mode(n, &g[0], true, &act), 0);
-        assert_int_equal(mig_reset(t.root, &g[0]), 0);
-        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
         int p1 = mig_profile_find(&g[0], "1g.5gb");
         assert_int_equal(sim_inject_fault(t.dir, "nvmlGpuInstanceCreateComputeInstance", SIM_FAULT_KILL), 0);
         assert_int_equal(in_child(child_create_killed, n, &g[0], p1), -1); /* killed */

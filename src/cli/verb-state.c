@@ -85,24 +85,41 @@ static int do_plan(Root *root, const StateArgs *a, bool assert_only) {
         return assert_only && p->n_steps ? EXIT_FAILURE : 0;
 }
 
+/* host_recover(), saying what it did: on stdout for recover, as notices on stderr for apply (which recovers
+ * before it plans). *ret_recovered: whether it did anything. 0 or an exit code. */
+static int recover(Root *root, bool as_notices, bool *ret_recovered) {
+        _cleanup_free_ char *step = NULL, *err = NULL;
+        _cleanup_strv_free_ char **restored = NULL;
+        int r = host_recover(root, &step, &restored, &err);
+        char *said = NULL;
+        if (step && r >= 0)
+                said = strdup_printf("Finished the step an interrupted apply left: %s", step);
+        for (char **x = restored; x && *x; x++) {
+                char *l = strdup_printf("%s%sGave a device without a driver back to the one it had: %s", said ?: "",
+                                        said ? "\n" : "", *x);
+                free(said);
+                said = l;
+        }
+        if (said && as_notices)
+                log_notice("%s", said);
+        else if (said)
+                printf("%s\n", said);
+        free(said);
+        *ret_recovered = step || restored;
+        if (r < 0)
+                return log_error("Cannot recover%s%s: %s", step ? " the interrupted step " : "", step ?: "", strna(err)),
+                       EXIT_FAILURE;
+        return 0;
+}
+
 static int do_apply(Root *root, const StateArgs *a) {
         bool recovered = false;
-        if (!arg.dry_run) {
-                /* an apply that was killed: finish its step first, and give lost drivers back */
-                _cleanup_free_ char *step = NULL, *err = NULL;
-                _cleanup_strv_free_ char **restored = NULL;
-                int r = host_recover(root, &step, &restored, &err);
-                if (step && r >= 0)
-                        log_notice("Finished the step an interrupted apply left: %s", step);
-                for (char **x = restored; x && *x; x++)
-                        log_notice("Gave a device without a driver back to the one it had: %s", *x);
-                recovered = step || restored;
-                if (r < 0)
-                        return log_error("Cannot recover the interrupted step%s%s: %s", step ? " " : "", strna(step),
-                                         strna(err)), EXIT_FAILURE;
-        }
+        int rc;
+        /* an apply that was killed: finish its step first, and give lost drivers back */
+        if (!arg.dry_run && (rc = recover(root, true, &recovered)))
+                return rc;
         _cleanup_plan_free_ Plan *p = NULL;
-        int rc = make_plan(root, a, &p);
+        rc = make_plan(root, a, &p);
         const char *file = a->file ?: "/" HOST_STATE_FILE;
         if (rc) {
                 if (!arg.dry_run)
@@ -158,18 +175,11 @@ static int do_export(Root *root, const StateArgs *a) {
 }
 
 static int do_recover(Root *root) {
-        _cleanup_free_ char *step = NULL, *err = NULL;
-        _cleanup_strv_free_ char **restored = NULL;
-        int r = host_recover(root, &step, &restored, &err);
-        if (step && r >= 0)
-                printf("Finished the interrupted step: %s\n", step);
-        for (char **x = restored; x && *x; x++)
-                printf("Gave a device without a driver back to the one it had: %s\n", *x);
-        if (r < 0)
-                return log_error("%s", strna(err)), EXIT_FAILURE;
-        if (!step && !restored)
+        bool recovered;
+        int rc = recover(root, false, &recovered);
+        if (rc == 0 && !recovered)
                 printf("Nothing to recover.\n");
-        return 0;
+        return rc;
 }
 
 static json_object *strv_json(char *const *l) {

@@ -680,6 +680,16 @@ static int cmp_units(const void *a, const void *b) {
         return x->rank != y->rank ? (x->rank < y->rank ? -1 : 1) : strcmp(x->id, y->id);
 }
 
+static int unit_push(Unit **l, size_t *n, const char *id, int rank, bool vendor) {
+        Unit *x = realloc(*l, (*n + 1) * sizeof **l);
+        if (!x)
+                return -ENOMEM;
+        *l = x;
+        x[*n] = (Unit){.rank = rank, .vendor = vendor};
+        snprintf(x[(*n)++].id, sizeof x->id, "%s", id);
+        return 0;
+}
+
 /* The units the step counts: active vGPUs on the device, of its type (any type with type NULL), in order. */
 static int vgpu_units(Root *root, const Step *s, Unit **ret, size_t *ret_n) {
         Unit *l = NULL;
@@ -691,16 +701,9 @@ static int vgpu_units(Root *root, const Step *s, Unit **ret, size_t *ret_n) {
                 for (size_t i = 0; i < nu && r >= 0; i++) {
                         char id[16];
                         snprintf(id, sizeof id, "%u", u[i].type);
-                        if (!u[i].active || !streq(u[i].pf, s->device) || (s->vgpu_type && !streq(id, s->vgpu_type)))
-                                continue;
-                        Unit *x = realloc(l, (n + 1) * sizeof *l);
-                        if (!x) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        l = x;
-                        l[n] = (Unit){.rank = (int)n, .vendor = true}; /* a VF's address is its identity */
-                        snprintf(l[n++].id, sizeof l->id, "%s", u[i].vf);
+                        /* a VF's address is its identity; the list is in address order */
+                        if (u[i].active && streq(u[i].pf, s->device) && (!s->vgpu_type || streq(id, s->vgpu_type)))
+                                r = unit_push(&l, &n, u[i].vf, (int)n, true);
                 }
                 vendor_vgpu_units_free(u, nu);
         }
@@ -711,15 +714,8 @@ static int vgpu_units(Root *root, const Step *s, Unit **ret, size_t *ret_n) {
                         if (!m[i].active || !m[i].parent || !streq(m[i].parent, s->device) ||
                             (s->vgpu_type && (!m[i].type || !streq(m[i].type, s->vgpu_type))))
                                 continue;
-                        Unit *x = realloc(l, (n + 1) * sizeof *l);
-                        if (!x) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        l = x;
                         int idx = vgpu_stable_index(s->device, m[i].uuid);
-                        l[n] = (Unit){.rank = idx >= 0 ? idx : VGPU_MAX_INDEX};
-                        snprintf(l[n++].id, sizeof l->id, "%s", m[i].uuid);
+                        r = unit_push(&l, &n, m[i].uuid, idx >= 0 ? idx : VGPU_MAX_INDEX, false);
                 }
                 mdev_list_free(m, nm);
         }

@@ -137,7 +137,7 @@ for way in journal nojournal; do
                 { echo "$OUT" | jq -e 'length == 1 and .[0].action == "release-vfio"' >/dev/null && ok || fail "plan ($way): $OUT"; }
         cp -a "$TMP/t4k" "$TMP/t4k-apply"; cp -a "$TMP/t4k" "$TMP/t4k-disable"
         expect_rc 0 "$GPUVIRT" "${K[@]}" recover &&
-                expect_in "$OUT" "$([ "$way" = journal ] && echo "Finished the interrupted step: give 0000:3b:00.0" ||
+                expect_in "$OUT" "$([ "$way" = journal ] && echo "Finished the step an interrupted apply left: give 0000:3b:00.0" ||
                         echo "0000:3b:00.0 -> nvidia")" "recover ($way)"
         [ "$(driver "$TMP/t4k" 0000:3b:00.0)" = nvidia ] && ok || fail "recover ($way): on '$(driver "$TMP/t4k" 0000:3b:00.0)'"
         [ ! -e "$TMP/t4k/var/lib/gpuvirt/passthrough/0000:3b:00.0" ] && ok || fail "record kept once home ($way)"
