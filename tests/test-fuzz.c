@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Mutation fuzzing of every parser of untrusted input, under ASan/UBSan: host.yaml, mig-parted files,
- * PCI addresses, kernel command lines, mdev UUIDs and mdevctl definitions. Deterministic (fixed seed,
+ * PCI addresses, kernel command lines, mdev UUIDs, mdevctl definitions and grub defaults files. Deterministic (fixed seed,
  * bounded iterations), so a failure reproduces. Each input must either parse or be rejected with a
  * message, never crash, leak or read out of bounds; rejections of the YAML files must carry a position.
  */
@@ -225,11 +225,63 @@ static void test_small_parsers(void **state) {
         }
 }
 
+static const char *const grub_seeds[] = {
+        "GRUB_DEFAULT=0\nGRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`\n"
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"\"\n# GRUB_CMDLINE_LINUX=\"x\"\n",
+        "GRUB_DISTRIBUTOR=\"$(sed 's, release .*$,,g' /etc/system-release)\"\n"
+        "GRUB_CMDLINE_LINUX=\"crashkernel=1G-4G:192M rd.lvm.lv=rhel/root rhgb quiet\"\n",
+        "GRUB_CMDLINE_LINUX=\"console=tty0 \\\n  intel_iommu=off \\\n  net.ifnames=0\"\n",
+        "GRUB_CMDLINE_LINUX='a $b intel_iommu=off'\nexport GRUB_CMDLINE_LINUX=\"${GRUB_CMDLINE_LINUX} c\"\n",
+        "GRUB_CMDLINE_LINUX=a\\ b\\\"c\nif x; then GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX d\"; fi\n",
+};
+
+/* grub_cmdline_edit() on mutated grub files: refused with a position, or an edit that parses back with the
+ * arguments set, and that a second edit leaves as it is. */
+static void test_grub(void **state) {
+        char buf[2048];
+        size_t ok = 0, rejected = 0;
+        for (int i = 0; i < ITERATIONS; i++) {
+                const char *seed = grub_seeds[rnd() % (sizeof grub_seeds / sizeof grub_seeds[0])];
+                size_t len = strlen(seed);
+                memcpy(buf, seed, len + 1);
+                for (unsigned m = 1 + rnd() % 6; m > 0; m--)
+                        mutate(buf, &len, sizeof buf);
+                char *out = NULL, *old = NULL, *now = NULL, *err = NULL;
+                int r = grub_cmdline_edit(buf, "intel_iommu=on iommu=pt", "intel_iommu=off", &out, &old, &now, &err);
+                if (r < 0) {
+                        rejected++;
+                        assert_true(r == -EINVAL || r == -EIO);
+                        assert_non_null(err);
+                        unsigned line, col;
+                        if (r == -EINVAL)
+                                assert_int_equal(sscanf(err, "%u:%u: ", &line, &col), 2);
+                        free(err);
+                        continue;
+                }
+                ok++;
+                assert_null(err);
+                assert_true(cmdline_has(now, "intel_iommu=on") && cmdline_has(now, "iommu=pt"));
+                assert_false(cmdline_has(now, "intel_iommu=off"));
+                char *out2 = NULL, *old2 = NULL, *now2 = NULL, *err2 = NULL;
+                assert_int_equal(grub_cmdline_edit(out, "intel_iommu=on iommu=pt", "intel_iommu=off", &out2, &old2, &now2, &err2), 0);
+                assert_string_equal(out2, out);
+                free(out2);
+                free(old2);
+                free(now2);
+                free(out);
+                free(old);
+                free(now);
+        }
+        fprintf(stderr, "grub: %zu edited, %zu refused\n", ok, rejected);
+        assert_true(ok > 0 && rejected > 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_hostspec),
                 cmocka_unit_test(test_migparted),
                 cmocka_unit_test(test_small_parsers),
+                cmocka_unit_test(test_grub),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

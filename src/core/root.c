@@ -186,6 +186,51 @@ int root_load_module(Root *r, const char *name) {
         }
 }
 
+/* Replace path with content atomically (a temporary file in the same directory, then rename), with the given
+ * mode and, when uid is not (uid_t) -1, owner. */
+static int write_atomic(const char *path, const char *content, mode_t mode, uid_t uid, gid_t gid) {
+        _cleanup_free_ char *tmp = strdup_printf("%s.tmp-XXXXXX", path);
+        if (!tmp)
+                return -ENOMEM;
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        size_t len = strlen(content);
+        int k = 0;
+        if (write(fd, content, len) != (ssize_t)len || fchmod(fd, mode) < 0 ||
+            (uid != (uid_t)-1 && fchown(fd, uid, gid) < 0) || fsync(fd) < 0 || rename(tmp, path) < 0) {
+                k = negative_errno();
+                unlink(tmp);
+        }
+        return k;
+}
+
+int root_run_command(Root *r, const char *command, int *ret_status) {
+        if (r->flags & ROOT_DRY_RUN) {
+                fprintf(r->dry_run_stream, "run %s\n", command);
+                return 0;
+        }
+        if (r->kind != ROOT_LIVE)
+                return r->kind == ROOT_CAPTURE ? -EROFS : -EOPNOTSUPP;
+        log_debug("run %s", command);
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0) {
+                /* what it prints is for the person reading, never mixed into our --json output */
+                (void)dup2(STDERR_FILENO, STDOUT_FILENO);
+                execlp("sh", "sh", "-c", command, (char *)NULL);
+                _exit(127);
+        }
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        *ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return 0;
+}
+
 int root_write_file(Root *r, const char *content, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
@@ -212,24 +257,111 @@ int root_write_file(Root *r, const char *content, const char *fmt, ...) {
         *slash = '/';
         if (k < 0)
                 return k;
-        _cleanup_free_ char *tmp = strdup_printf("%s.tmp-XXXXXX", path);
-        if (!tmp)
+        return write_atomic(path, content, 0644, (uid_t)-1, (gid_t)-1);
+}
+
+/* Follow path through symlinks as the host would see them: an absolute target is under the root. The
+ * result must stay inside the root (-EXDEV otherwise). */
+static int resolve_in_root(const Root *r, const char *path, char **ret) {
+        _cleanup_free_ char *p = strdup(path);
+        if (!p)
                 return -ENOMEM;
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
+        for (int hops = 0;; hops++) {
+                struct stat st;
+                if (lstat(p, &st) < 0 || !S_ISLNK(st.st_mode))
+                        break;
+                if (hops >= 40)
+                        return -ELOOP;
+                char target[4096];
+                ssize_t k = readlink(p, target, sizeof target - 1);
+                if (k < 0)
+                        return negative_errno();
+                target[k] = '\0';
+                char *next;
+                if (target[0] == '/')
+                        next = root_path(r, "%s", target);
+                else {
+                        *strrchr(p, '/') = '\0';
+                        next = strdup_printf("%s/%s", p, target);
+                }
+                if (!next)
+                        return -ENOMEM;
+                free(p);
+                p = next;
+        }
+        /* no way out of the root through "..": the directory it lands in must be inside */
+        char *slash = strrchr(p, '/');
+        *slash = '\0';
+        _cleanup_free_ char *dir = realpath(*p ? p : "/", NULL);
+        *slash = '/';
+        if (!dir)
                 return negative_errno();
-        size_t len = strlen(content);
-        if (write(fd, content, len) != (ssize_t)len || fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
-                k = negative_errno();
-                unlink(tmp);
-                return k;
-        }
-        if (rename(tmp, path) < 0) {
-                k = negative_errno();
-                unlink(tmp);
-                return k;
-        }
+        if (r->dir[0] && (!startswith(dir, r->dir) || (dir[strlen(r->dir)] != '/' && dir[strlen(r->dir)] != '\0')))
+                return -EXDEV;
+        char *out = strdup_printf("%s/%s", streq(dir, "/") ? "" : dir, slash + 1);
+        if (!out)
+                return -ENOMEM;
+        *ret = out;
         return 0;
+}
+
+int root_read_file(const Root *r, size_t max, char **ret, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *path = root_vpath(r, fmt, ap);
+        va_end(ap);
+        if (!path)
+                return -ENOMEM;
+        _cleanup_free_ char *target = NULL;
+        int k = resolve_in_root(r, path, &target);
+        if (k < 0)
+                return k;
+        char *text = NULL;
+        k = read_full(target, max, (void **)&text, NULL);
+        if (k < 0)
+                return k;
+        *ret = text;
+        return 0;
+}
+
+int root_edit_file(Root *r, const char *content, const char *backup_suffix, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *path = root_vpath(r, fmt, ap);
+        va_end(ap);
+        if (!path)
+                return -ENOMEM;
+        if (r->kind == ROOT_CAPTURE)
+                return -EROFS;
+        _cleanup_free_ char *target = NULL, *old = NULL;
+        int k = resolve_in_root(r, path, &target);
+        if (k < 0)
+                return k;
+        struct stat st;
+        bool exists = stat(target, &st) >= 0;
+        if (!exists && errno != ENOENT)
+                return negative_errno();
+        if (exists && !S_ISREG(st.st_mode))
+                return -EISDIR;
+        if (exists && backup_suffix && (k = read_full(target, 16 * 1024 * 1024, (void **)&old, NULL)) < 0)
+                return k;
+        _cleanup_free_ char *backup = backup_suffix ? strdup_printf("%s%s", path, backup_suffix) : NULL;
+        if (backup_suffix && !backup)
+                return -ENOMEM;
+        if (r->flags & ROOT_DRY_RUN) {
+                if (old && *old)
+                        fprintf(r->dry_run_stream, "file %s <- %zu bytes\n", backup, strlen(old));
+                fprintf(r->dry_run_stream, "file %s <- %zu bytes\n", target, strlen(content));
+                return 0;
+        }
+        log_debug("edit %s%s%s", path, streq(path, target) ? "" : " -> ", streq(path, target) ? "" : target);
+        mode_t mode = exists ? st.st_mode & 07777 : 0644;
+        uid_t uid = exists ? st.st_uid : (uid_t)-1;
+        gid_t gid = exists ? st.st_gid : (gid_t)-1;
+        /* the previous contents beside the path as given, as private as the file */
+        if (old && *old && (k = write_atomic(backup, old, mode, uid, gid)) < 0)
+                return k;
+        return write_atomic(target, content, mode, uid, gid);
 }
 
 /* Open directory `name` under dirfd without following a symlink, creating it with `mode` when absent. */

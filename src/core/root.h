@@ -64,6 +64,25 @@ int root_write(Root *r, const char *value, const char *fmt, ...) _printf_(3, 4);
  */
 int root_write_file(Root *r, const char *content, const char *fmt, ...) _printf_(3, 4);
 
+/* Read a file of the host (at most max bytes, NUL-terminated) following symlinks as the host would: an
+ * absolute target lies under the root, and the file must be inside it (-EXDEV). */
+int root_read_file(const Root *r, size_t max, char **ret, const char *fmt, ...) _printf_(4, 5);
+
+/*
+ * Files of the host that gpuvirt edits (etc/default/grub, etc/kernel/cmdline): the new content replaces the
+ * file atomically, keeping its mode and owner; a symlink is followed (an absolute target lies under the
+ * root; the file it ends at must be inside the root, -EXDEV otherwise) and its target is replaced, the link
+ * kept. With backup_suffix, the previous contents (when not empty) are kept in "<path><suffix>" beside the
+ * path as given, with the file's mode and owner. A file that does not exist is created 0644. --dry-run
+ * prints, a capture refuses with EROFS.
+ */
+int root_edit_file(Root *r, const char *content, const char *backup_suffix, const char *fmt, ...) _printf_(4, 5);
+
+/* A command that changes the host's boot files (update-grub, grub2-mkconfig, kernel-install): run with
+ * `sh -c` on the live host only, its output sent to stderr; *ret_status gets its exit status. Printed under
+ * --dry-run (0, *ret_status untouched); -EOPNOTSUPP on a simulated root, -EROFS on a capture (not run). */
+int root_run_command(Root *r, const char *command, int *ret_status);
+
 /* Load a kernel module (modprobe NAME): part of the write path, so --dry-run prints it and the
  * simulator plays it. */
 int root_load_module(Root *r, const char *name);
