@@ -68,6 +68,10 @@ static int read_fd(int fd, size_t max, bool short_read_is_eof, void **ret, size_
         return 0;
 }
 
+int read_full_fd(int fd, size_t max, void **ret, size_t *ret_size) {
+        return read_fd(fd, max, false, ret, ret_size);
+}
+
 int read_attr(const char *path, char **ret) {
         return read_attr_at(AT_FDCWD, path, ret);
 }

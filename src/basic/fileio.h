@@ -16,6 +16,7 @@
 int read_attr(const char *path, char **ret);
 /* Read up to max bytes of a (binary) file. */
 int read_full(const char *path, size_t max, void **ret, size_t *ret_size);
+int read_full_fd(int fd, size_t max, void **ret, size_t *ret_size);
 
 /* The same relative to a directory fd (one path walk per device instead of one per attribute). */
 int read_attr_at(int dirfd, const char *name, char **ret);

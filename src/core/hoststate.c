@@ -294,26 +294,18 @@ static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_
         memset(want, 0, sizeof(unsigned) * MIG_MAX_PROFILES);
         *ret_enabled = true;
         if (e->mig_file) {
-                _cleanup_(migparted_freep) MigParted *m = NULL;
-                _cleanup_free_ char *err = NULL;
-                if (migparted_parse(e->mig_file, &m, &err) < 0)
-                        return reject(p, e, "mig file: %s", strna(err));
-                const MigPartedConfig *c = migparted_find(m, e->mig_label);
-                if (!c)
-                        return reject(p, e, "%s has no configuration '%s'", e->mig_file, e->mig_label);
-                const MigPartedEntry *me = migparted_match(c, g->index, g->pci_device_id);
+                /* the file was parsed once, with host.yaml (host_spec_load) */
+                if (!e->mig_config)
+                        return reject(p, e, "mig file %s was not loaded with the host file", e->mig_file);
+                const MigPartedEntry *me = migparted_match(e->mig_config, g->index, g->pci_device_id);
                 if (!me)
                         return reject(p, e, "configuration '%s' of %s does not cover GPU %u (%s)", e->mig_label, e->mig_file,
                                       g->index, g->address);
                 *ret_enabled = me->mig_enabled;
-                for (size_t i = 0; i < me->n_mig_devices; i++) {
-                        int pi = mig_profile_find(g, me->mig_devices[i].profile);
-                        if (pi < 0)
-                                return reject(p, e, "%s:%u:%u: profile '%s' does not exist on %s (%s)", e->mig_file,
-                                              me->mig_devices[i].line, me->mig_devices[i].column,
-                                              me->mig_devices[i].profile, g->address, g->name);
-                        want[pi] += me->mig_devices[i].count;
-                }
+                const MigPartedDevice *unknown = NULL;
+                if (migparted_entry_want(me, g, want, &unknown) < 0)
+                        return reject(p, e, "%s:%u:%u: profile '%s' does not exist on %s (%s)", e->mig_file, unknown->line,
+                                      unknown->column, unknown->profile, g->address, g->name);
                 return 0;
         }
         for (size_t i = 0; i < e->n_mig; i++) {
@@ -321,7 +313,7 @@ static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_
                 if (pi < 0)
                         return reject(p, e, "MIG profile '%s' does not exist on %s (%s); see 'gpuvirt mig profiles %s'",
                                       e->mig[i].profile, g->address, g->name, g->address);
-                want[pi] += e->mig[i].count;
+                want[pi] = e->mig[i].count; /* names are distinct: basic/yamldoc.h refuses a key given twice */
         }
         return 0;
 }
