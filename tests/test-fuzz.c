@@ -216,12 +216,14 @@ static void test_small_parsers(void **state) {
                 char *type = NULL, *start = NULL;
                 MdevAttr *attrs = NULL;
                 size_t n = 0;
-                if (mdev_definition_parse(buf, &type, &start, &attrs, &n) == 0) {
+                char *err = NULL;
+                if (mdev_definition_parse("d", buf, strlen(buf), &type, &start, &attrs, &n, &err) == 0) {
                         assert_true(mdev_type_valid(type));
                         free(type);
                         free(start);
                         mdev_attrs_free(attrs, n);
                 }
+                free(err);
         }
 }
 

@@ -14,9 +14,16 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
+#include "basic/jsonfile.h"
 #include "basic/yamldoc.h"
 #include "core/hostspec.h"
+#include "core/hoststate.h"
+#include "core/mdev.h"
 #include "core/migparted.h"
+#include "core/persist.h"
+#include "core/root.h"
+#include "core/sriov.h"
+#include "core/vfio.h"
 #include "helpers.h"
 
 static char *tmp;
@@ -265,6 +272,275 @@ static void test_keys(void **state) {
         host_rejects("version: 1\n{x: 1}: 2\n", "2:1:", "a mapping key must be a plain string");
 }
 
+/* ---- JSON ---- */
+
+static void json_rejects(const char *text, const char *pos, const char *what) {
+        json_object *o = NULL;
+        _cleanup_free_ char *err = NULL, *where = strdup_printf("f.json:%s", pos);
+        assert_int_equal(json_parse_strict("f.json", text, strlen(text), &o, &err), -EINVAL);
+        assert_null(o);
+        expect_error(err, where, what);
+}
+
+static void test_json_strict(void **state) {
+        json_rejects("{\"driver\": \"nvidia\", \"driver\": \"../../x\"}\n", "1:22:",
+                     "duplicate key 'driver' (first at line 1, column 2)");
+        /* the same key spelled with an escape is the same key */
+        json_rejects("{\"a\": 1,\n \"\\u0061\": 2}", "2:2:", "duplicate key 'a'");
+        /* in a nested object; the same key in two objects is fine */
+        json_rejects("{\"a\": {\"b\": 1}, \"c\": [{\"b\": 1, \"d\": 2, \"b\": 3}]}", "1:40:", "duplicate key 'b' (first at line 1, column 24)");
+        json_rejects("{\"a\": 1}\n{\"a\": 2}\n", "2:1:", "unexpected character");
+        json_rejects("{\"a\": 1} x", "1:10:", "unexpected character");
+        json_rejects("{\"a\": 1", "1:8:", "unexpected end of the file");
+        json_rejects("", "1:1:", "empty file");
+        json_rejects("{'a': 1}", "1:2:", "strings must be in double quotes");
+        json_rejects("{\"a\": NaN}", "1:7:", "'NaN' is not a JSON value");
+        json_rejects("{\"a\": \"\xff\"}", "1:8:", "invalid utf-8 string");
+        static const char nul[] = "{\"a\": 1}\0";
+        json_object *o = NULL;
+        _cleanup_free_ char *err = NULL;
+        assert_int_equal(json_parse_strict("f.json", nul, sizeof nul - 1, &o, &err), -EINVAL);
+        expect_error(err, "f.json:1:9:", "a NUL byte");
+        char deep[64] = {};
+        for (int i = 0; i <= JSON_DEPTH_MAX; i++)
+                deep[i] = '[';
+        json_rejects(deep, "1:17:", "nesting too deep");
+        /* good input, and its values */
+        const char *good = "{\"a\": [1, {\"b\": true}], \"b\": null, \"c\": -12, \"d\": \"\\u00e9\"}\n";
+        _cleanup_free_ char *err2 = NULL;
+        assert_int_equal(json_parse_strict("f.json", good, strlen(good), &o, &err2), 0);
+        assert_string_equal(json_object_get_string(json_object_object_get(o, "d")), "\xc3\xa9");
+        json_object_put(o);
+}
+
+typedef struct Rec {
+        const char *name;
+        unsigned count;
+        bool flag;
+        char **list;
+} Rec;
+
+static bool is_lower(const char *s) {
+        for (; *s; s++)
+                if (*s < 'a' || *s > 'z')
+                        return false;
+        return true;
+}
+
+static const JsonField rec_fields[] = {
+        {"name", JSON_KIND_STRING, JSON_MANDATORY, offsetof(Rec, name), .valid = is_lower, .what = "lower case"},
+        {"count", JSON_KIND_UINT, 0, offsetof(Rec, count), .min = 1, .max = 65535},
+        {"flag", JSON_KIND_BOOL, 0, offsetof(Rec, flag)},
+        {"list", JSON_KIND_STRV, JSON_NULLABLE, offsetof(Rec, list), .valid = is_lower, .what = "lower case words"},
+        {},
+};
+
+static void dispatch_rejects(const char *text, const char *what) {
+        json_object *o = NULL;
+        _cleanup_free_ char *err = NULL, *perr = NULL;
+        assert_int_equal(json_parse_strict("r", text, strlen(text), &o, &perr), 0);
+        Rec r = {};
+        assert_int_equal(json_dispatch("r", o, rec_fields, 0, &r, &err), -EBADMSG);
+        assert_null(r.list);
+        expect_error(err, "r: ", what);
+        json_object_put(o);
+}
+
+static void test_json_dispatch(void **state) {
+        json_object *o = NULL;
+        _cleanup_free_ char *err = NULL;
+        const char *t = "{\"name\": \"abc\", \"count\": 65535, \"flag\": true, \"list\": [\"x\", \"y\"]}";
+        assert_int_equal(json_parse_strict("r", t, strlen(t), &o, &err), 0);
+        Rec r = {};
+        assert_int_equal(json_dispatch("r", o, rec_fields, 0, &r, &err), 0);
+        assert_string_equal(r.name, "abc");
+        assert_int_equal(r.count, 65535);
+        assert_true(r.flag);
+        assert_string_equal(r.list[1], "y");
+        assert_null(r.list[2]);
+        strv_free(r.list);
+        json_object_put(o);
+        /* 4294967297 is out of range, not read as 2147483647 or 1 */
+        dispatch_rejects("{\"name\": \"a\", \"count\": 4294967297}", "'count' is 4294967297, out of the range 1..65535");
+        dispatch_rejects("{\"name\": \"a\", \"count\": 0}", "out of the range 1..65535");
+        dispatch_rejects("{\"name\": \"a\", \"count\": -1}", "out of the range");
+        dispatch_rejects("{\"name\": \"a\", \"count\": 99999999999999999999999}", "out of the range");
+        dispatch_rejects("{\"name\": \"a\", \"count\": 2.5}", "'count' is 2.5, expected a whole number");
+        dispatch_rejects("{\"name\": \"a\", \"count\": \"3\"}", "expected a whole number");
+        dispatch_rejects("{\"name\": \"../x\"}", "'name' is \"../x\", expected lower case");
+        dispatch_rejects("{\"name\": \"a\\u0000b\"}", "expected lower case");
+        dispatch_rejects("{\"count\": 1}", "'name' is missing");
+        dispatch_rejects("{\"name\": null}", "'name' is null, expected lower case");
+        dispatch_rejects("{\"name\": \"a\", \"flag\": 1}", "'flag' is 1, expected true or false");
+        dispatch_rejects("{\"name\": \"a\", \"other\": 1}", "unknown key 'other'");
+        dispatch_rejects("{\"list\": [\"a\"], \"name\": \"a\", \"extra\": 1}", "unknown key 'extra'"); /* list freed */
+        dispatch_rejects("{\"name\": \"a\", \"list\": 5}", "'list' is 5, expected lower case words");
+        dispatch_rejects("{\"name\": \"a\", \"list\": [\"a\", 5]}", "item 1 of 'list' is 5");
+        dispatch_rejects("{\"name\": \"a\", \"list\": [null]}", "item 0 of 'list' is null");
+}
+
+/* gpuvirt's own state files are input too (issue 11). */
+static char *write_root(Root *root, const char *text, const char *rel) _warn_unused_;
+static char *write_root(Root *root, const char *text, const char *rel) {
+        char *p = root_path(root, "%s", rel);
+        assert_non_null(p);
+        char *dir = strdup(p);
+        *strrchr(dir, '/') = '\0';
+        assert_int_equal(mkdir_p(dir, 0755), 0);
+        free(dir);
+        assert_int_equal(write_text(p, text), 0);
+        return p;
+}
+
+static void test_state_passthrough_record(void **state) {
+        TestHost t;
+        test_host_open(&t, "dgx-a100");
+        const char *gpu = "0000:23:00.0";
+        VfioOptions o = {.settle_ms = 0};
+        VfioReport rep;
+        assert_int_equal(vfio_enable(t.root, gpu, &o, &rep), 0);
+        vfio_report_done(&rep);
+        /* a record whose driver walks out of sys/bus/pci/drivers: gpuvirt wrote to etc/x/bind */
+        _cleanup_free_ char *p = write_root(t.root, "{\"driver\":\"../../../../etc/x\",\"driver_override\":null}\n",
+                                            "var/lib/gpuvirt/passthrough/0000:23:00.0");
+        _cleanup_free_ char *x = root_path(t.root, "etc/x");
+        assert_int_equal(mkdir_p(x, 0755), 0);
+        assert_int_equal(vfio_disable(t.root, gpu, &o, &rep), -EBADMSG);
+        expect_error(rep.error, p, "'driver' is \"../../../../etc/x\", expected a kernel driver name");
+        assert_non_null(strstr(rep.error, "nothing was changed"));
+        vfio_report_done(&rep);
+        assert_false(root_exists(t.root, "etc/x/bind"));
+        test_host_rescan(&t);
+        assert_string_equal(pci_host_find(t.host, gpu)->driver, "vfio-pci");
+        /* the record is kept for a person to look at */
+        assert_true(root_exists(t.root, "var/lib/gpuvirt/passthrough/0000:23:00.0"));
+        /* a duplicate key is as bad: json-c alone would have taken the last */
+        free(write_root(t.root, "{\"driver\":\"nvidia\",\"driver\":\"../../../../etc/x\"}\n",
+                        "var/lib/gpuvirt/passthrough/0000:23:00.0"));
+        assert_int_equal(vfio_disable(t.root, gpu, &o, &rep), -EBADMSG);
+        expect_error(rep.error, p, ":1:20: duplicate key 'driver'");
+        vfio_report_done(&rep);
+        /* enable does not overwrite a damaged record of a function it would move either */
+        free(write_root(t.root, "{\"driver\":\"nvidia\"}\n", "var/lib/gpuvirt/passthrough/0000:23:00.0"));
+        assert_int_equal(vfio_disable(t.root, gpu, &o, &rep), 0);
+        vfio_report_done(&rep);
+        free(write_root(t.root, "[]\n", "var/lib/gpuvirt/passthrough/0000:23:00.0"));
+        assert_int_equal(vfio_enable(t.root, gpu, &o, &rep), -EBADMSG);
+        expect_error(rep.error, p, "expected a JSON object");
+        vfio_report_done(&rep);
+        test_host_rescan(&t);
+        assert_string_equal(pci_host_find(t.host, gpu)->driver, "nvidia");
+        test_host_close(&t);
+}
+
+static void test_state_persist_records(void **state) {
+        TestHost t;
+        test_host_open(&t, "workstation");
+        bool force;
+        char **inc = NULL, *err = NULL;
+        /* `passthrough restore` aborted on a json-c assertion when include was not a list */
+        _cleanup_free_ char *p = write_root(t.root, "{\"driver\":\"vfio-pci\",\"force\":true,\"include\":5}\n",
+                                            VFIO_PERSIST_DIR "/0000:02:00.0");
+        assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &inc, &err), -EBADMSG);
+        expect_error(err, p, "'include' is 5, expected a list of PCI addresses");
+        free(err);
+        free(write_root(t.root, "{\"driver\":\"vfio-pci\",\"include\":[\"0000:03:00.0\",\"3:0.0\"]}\n",
+                        VFIO_PERSIST_DIR "/0000:02:00.0"));
+        assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &inc, &err), -EBADMSG);
+        expect_error(err, p, "item 1 of 'include' is \"3:0.0\"");
+        free(err);
+        free(write_root(t.root, "{\"driver\":\"nvidia\"}\n", VFIO_PERSIST_DIR "/0000:02:00.0"));
+        assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &inc, &err), -EBADMSG);
+        expect_error(err, p, "expected \"vfio-pci\"");
+        free(err);
+        assert_null(inc);
+        test_host_close(&t);
+
+        /* num_vfs 4294967297 read as 2147483647 */
+        test_host_open(&t, "flex-sriov");
+        unsigned n = 0;
+        bool vfio;
+        _cleanup_free_ char *sp = write_root(t.root, "{\"num_vfs\":4294967297,\"vfio\":true}\n",
+                                             SRIOV_PERSIST_DIR "/0000:4d:00.0");
+        assert_int_equal(sriov_persist_read(t.root, "0000:4d:00.0", &n, &vfio, &err), -EBADMSG);
+        expect_error(err, sp, "'num_vfs' is 4294967297, out of the range 0..65535");
+        free(err);
+        free(write_root(t.root, "{\"num_vfs\":4,\"num_vfs\":31}\n", SRIOV_PERSIST_DIR "/0000:4d:00.0"));
+        assert_int_equal(sriov_persist_read(t.root, "0000:4d:00.0", &n, &vfio, &err), -EBADMSG);
+        expect_error(err, sp, ":1:14: duplicate key 'num_vfs' (first at line 1, column 2)");
+        free(err);
+        free(write_root(t.root, "{\"num_vfs\":4}\n", SRIOV_PERSIST_DIR "/0000:4d:00.0"));
+        assert_int_equal(sriov_persist_read(t.root, "0000:4d:00.0", &n, &vfio, &err), 0);
+        assert_int_equal(n, 4);
+        assert_false(vfio);
+        test_host_close(&t);
+}
+
+static void test_state_journal(void **state) {
+        TestHost t;
+        test_host_open(&t, "workstation");
+        static const char *const bad[][2] = {
+                {"{\"step\":{\"action\":\"bind-vfio\",\"device\":\"../../x\"}}", "'device' is"},
+                {"{\"step\":{\"action\":\"format-disk\",\"device\":\"0000:02:00.0\"}}", "'action' is \"format-disk\""},
+                {"{\"step\":{\"action\":\"bind-vfio\",\"device\":\"0000:02:00.0\",\"include\":\"0000:03:00.0\"}}",
+                 "'include' is"},
+                {"{\"step\":{\"action\":\"sriov-set\",\"device\":\"0000:02:00.0\",\"vfs\":4294967297}}",
+                 "'vfs' is 4294967297, out of the range 0..65535"},
+                {"{\"step\":{\"action\":\"mig-apply\",\"device\":\"0000:02:00.0\",\"mig\":{\"1g.5gb\":99}}}",
+                 "'mig' must map MIG profile names to counts"},
+                {"{\"step\":5}", "'step' is 5, expected an object"},
+                {"{\"started\":1}", "'step' is missing"},
+                {"{\"step\":{\"action\":\"bind-vfio\",\"device\":\"0000:02:00.0\"},\"step\":{}}", "duplicate key 'step'"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *p = write_root(t.root, bad[i][0], HOST_JOURNAL_FILE);
+                _cleanup_free_ char *step = NULL, *err = NULL;
+                assert_int_equal(host_recover(t.root, &step, &err), -EBADMSG);
+                assert_null(step);
+                expect_error(err, "the journal is damaged (", p);
+                if (!strstr(err, bad[i][1]))
+                        fprintf(stderr, "got %s\nwant %s\n", err, bad[i][1]);
+                assert_non_null(strstr(err, bad[i][1]));
+        }
+        /* nothing was run: every device is where it was */
+        test_host_rescan(&t);
+        assert_string_equal(pci_host_find(t.host, "0000:02:00.0")->driver, "nvidia");
+        /* the last apply's record */
+        HostResult res;
+        _cleanup_free_ char *err = NULL;
+        free(write_root(t.root, "{\"time\":1,\"file\":\"/etc/gpuvirt/host.yaml\",\"ok\":\"yes\",\"steps\":0,\"error\":null}",
+                        HOST_RESULT_FILE));
+        assert_int_equal(host_result_read(t.root, &res, &err), -EBADMSG);
+        assert_non_null(strstr(err, "'ok' is \"yes\", expected true or false"));
+        test_host_close(&t);
+}
+
+static void test_mdevctl_definition(void **state) {
+        char *type = NULL, *start = NULL, *err = NULL;
+        MdevAttr *a = NULL;
+        size_t n = 0;
+        static const char *const bad[][2] = {
+                {"{\"mdev_type\":\"i915-GVTg_V5_4\",\"mdev_type\":\"../../x\"}", "d:1:31: duplicate key 'mdev_type'"},
+                {"{\"mdev_type\":\"i915-GVTg_V5_4\",\"start\":\"auto\"}\n{}", "d:2:1: unexpected character"},
+                {"{\"mdev_type\":\"i915-GVTg_V5_4\",\"attrs\":[{\"a\":1}]}", "d: attribute 0: 'a'"},
+                {"{\"mdev_type\":\"i915-GVTg_V5_4\",\"attrs\":[5]}", "d: attribute 0 must be one"},
+                {"{\"mdev_type\":\"../x\"}", "d: 'mdev_type' is \"../x\", expected an mdev type id"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                assert_int_equal(mdev_definition_parse("d", bad[i][0], strlen(bad[i][0]), &type, &start, &a, &n, &err),
+                                 -EBADMSG);
+                expect_error(err, bad[i][1], "");
+                free(err);
+        }
+        /* keys of mdevctl's format gpuvirt does not use are left alone */
+        const char *good = "{\"mdev_type\":\"i915-GVTg_V5_4\",\"start\":\"auto\",\"attrs\":[],\"future\":{\"x\":1}}";
+        assert_int_equal(mdev_definition_parse("d", good, strlen(good), &type, &start, &a, &n, &err), 0);
+        assert_string_equal(type, "i915-GVTg_V5_4");
+        free(type);
+        free(start);
+        mdev_attrs_free(a, n);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_migparted_duplicate_keys),
@@ -278,6 +554,12 @@ int main(void) {
                 cmocka_unit_test(test_depth),
                 cmocka_unit_test(test_encoding),
                 cmocka_unit_test(test_keys),
+                cmocka_unit_test(test_json_strict),
+                cmocka_unit_test(test_json_dispatch),
+                cmocka_unit_test(test_state_passthrough_record),
+                cmocka_unit_test(test_state_persist_records),
+                cmocka_unit_test(test_state_journal),
+                cmocka_unit_test(test_mdevctl_definition),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

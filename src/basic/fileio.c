@@ -340,6 +340,29 @@ char *strdup_printf(const char *fmt, ...) {
         return r < 0 ? NULL : s;
 }
 
+char *error_at(const char *file, unsigned line, unsigned column, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *msg = NULL;
+        int r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return NULL;
+        return strdup_printf("%s:%u:%u: %s", file, line, column, msg);
+}
+
+void text_position(const char *text, size_t len, size_t offset, unsigned *ret_line, unsigned *ret_column) {
+        unsigned line = 1;
+        size_t start = 0;
+        for (size_t i = 0; i < offset && i < len; i++)
+                if (text[i] == '\n') {
+                        line++;
+                        start = i + 1;
+                }
+        *ret_line = line;
+        *ret_column = (unsigned)(MIN(offset, len) - start + 1);
+}
+
 void strv_free(char **l) {
         if (!l)
                 return;

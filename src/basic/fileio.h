@@ -51,6 +51,10 @@ bool path_exists(const char *path);
 bool dir_exists(const char *path);
 
 char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
+/* "FILE:LINE:COL: message", the form of every error in a file gpuvirt reads. */
+char *error_at(const char *file, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
+/* Line and column (1-based, in bytes) of a byte offset in text. */
+void text_position(const char *text, size_t len, size_t offset, unsigned *ret_line, unsigned *ret_column);
 char *strip(char *s);
 
 /* Sorted list of the entries of a directory (no "." and ".."); NULL-terminated; free with strv_free. */

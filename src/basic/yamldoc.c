@@ -38,15 +38,7 @@ static char *error_at_v(const char *file, unsigned line, unsigned column, const 
         _cleanup_free_ char *msg = NULL;
         if (vasprintf(&msg, fmt, ap) < 0)
                 return NULL;
-        return strdup_printf("%s:%u:%u: %s", file, line, column, msg);
-}
-
-_printf_(4, 5) static char *error_at(const char *file, unsigned line, unsigned column, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        char *s = error_at_v(file, line, column, fmt, ap);
-        va_end(ap);
-        return s;
+        return error_at(file, line, column, "%s", msg);
 }
 
 char *ynode_error(const char *file, const YNode *n, const char *fmt, ...) {
@@ -55,19 +47,6 @@ char *ynode_error(const char *file, const YNode *n, const char *fmt, ...) {
         char *s = error_at_v(file, n ? n->line : 1, n ? n->column : 1, fmt, ap);
         va_end(ap);
         return s;
-}
-
-/* Line and column (1-based) of a byte offset, for errors libyaml reports as an offset. */
-static void offset_position(const char *text, size_t len, size_t offset, unsigned *ret_line, unsigned *ret_column) {
-        unsigned line = 1;
-        size_t start = 0;
-        for (size_t i = 0; i < offset && i < len; i++)
-                if (text[i] == '\n') {
-                        line++;
-                        start = i + 1;
-                }
-        *ret_line = line;
-        *ret_column = (unsigned)(MIN(offset, len) - start + 1);
 }
 
 typedef struct Builder {
@@ -225,7 +204,7 @@ int ydoc_parse(const char *file, const char *text, size_t len, YDoc **ret, char 
         const char *nul = memchr(text, '\0', len);
         if (nul) {
                 unsigned line, column;
-                offset_position(text, len, (size_t)(nul - text), &line, &column);
+                text_position(text, len, (size_t)(nul - text), &line, &column);
                 *ret_error = error_at(file, line, column, "a NUL byte: this is not a text file");
                 return -EINVAL;
         }
@@ -249,7 +228,7 @@ int ydoc_parse(const char *file, const char *text, size_t len, YDoc **ret, char 
                                 r = -ENOMEM;
                         else {
                                 if (parser.error == YAML_READER_ERROR) /* encoding: libyaml gives a byte offset */
-                                        offset_position(text, len, parser.problem_offset, &line, &column);
+                                        text_position(text, len, parser.problem_offset, &line, &column);
                                 else {
                                         line = (unsigned)parser.problem_mark.line + 1;
                                         column = (unsigned)parser.problem_mark.column + 1;
