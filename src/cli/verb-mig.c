@@ -519,7 +519,7 @@ static int load_config(const MigArgs *a, MigParted **ret_m, const MigPartedConfi
         int r = migparted_parse(a->file, &m, &err);
         if (r < 0) {
                 log_error("%s", err ?: "Cannot read the configuration");
-                return r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+                return input_error_exit(r, true);
         }
         const MigPartedConfig *cfg = migparted_find(m, a->config);
         if (!cfg) {

@@ -28,7 +28,9 @@ static void state_opt(int c, const char *v, void *ud) {
                 a->output = v;
 }
 
-/* Load the spec: -f FILE as given, else etc/gpuvirt/host.yaml under the root. Prints the error. */
+/* Load the spec: -f FILE as given, else etc/gpuvirt/host.yaml under the root. Reads and writes nothing else
+ * (refused input changes nothing). Prints the error; 0 or an exit code: 2 for a file that is bad, too large,
+ * or (given with -f) missing. */
 static int load_spec(Root *root, const StateArgs *a, HostSpec **ret) {
         _cleanup_free_ char *path = a->file ? strdup(a->file) : root_path(root, HOST_STATE_FILE);
         _cleanup_free_ char *shown = a->file ? strdup(a->file) : strdup("/" HOST_STATE_FILE);
@@ -40,6 +42,14 @@ static int load_spec(Root *root, const StateArgs *a, HostSpec **ret) {
                 return log_error("%s does not exist: write one, or start from 'gpuvirt export -o %s'.", shown, shown),
                        EXIT_FAILURE;
         if (r < 0)
+                return log_error("%s", err ?: strerror(-r)), input_error_exit(r, a->file != NULL);
+        return 0;
+}
+
+static int plan_spec(Root *root, const HostSpec *s, Plan **ret) {
+        _cleanup_free_ char *err = NULL;
+        int r = host_plan(root, s, ret, &err);
+        if (r < 0)
                 return log_error("%s", err ?: strerror(-r)), r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
         return 0;
 }
@@ -49,11 +59,7 @@ static int make_plan(Root *root, const StateArgs *a, Plan **ret) {
         int rc = load_spec(root, a, &s);
         if (rc)
                 return rc;
-        _cleanup_free_ char *err = NULL;
-        int r = host_plan(root, s, ret, &err);
-        if (r < 0)
-                return log_error("%s", err ?: strerror(-r)), r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
-        return 0;
+        return plan_spec(root, s, ret);
 }
 
 static void print_plan(const Plan *p, const char *empty) {
@@ -86,6 +92,12 @@ static int do_plan(Root *root, const StateArgs *a, bool assert_only) {
 }
 
 static int do_apply(Root *root, const StateArgs *a) {
+        /* The file and the mig-parted files it names first, before anything is written, the lock included:
+         * a file refused here changes nothing (no run/, no var/lib/gpuvirt/, no last-apply.json). */
+        _cleanup_host_spec_free_ HostSpec *s = NULL;
+        int rc = load_spec(root, a, &s);
+        if (rc)
+                return rc;
         _cleanup_close_ int lock = -EBADF;
         if (!arg.dry_run) {
                 lock = lock_host(root);
@@ -101,11 +113,12 @@ static int do_apply(Root *root, const StateArgs *a) {
                                          strna(err)), EXIT_FAILURE;
         }
         _cleanup_plan_free_ Plan *p = NULL;
-        int rc = make_plan(root, a, &p);
+        rc = plan_spec(root, s, &p);
         const char *file = a->file ?: "/" HOST_STATE_FILE;
         if (rc) {
-                if (!arg.dry_run)
-                        (void)host_result_write(root, file, false, 0, "the file was rejected (see the journal)");
+                /* a request this host cannot do is refused input too: the last apply's record stays as it is */
+                if (!arg.dry_run && rc != EXIT_USAGE)
+                        (void)host_result_write(root, file, false, 0, "the host could not be read");
                 return rc;
         }
         /* under --dry-run: the plan, then (from host_apply) the writes each step would make, in order */
