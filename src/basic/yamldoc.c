@@ -34,7 +34,7 @@ const YNode *ydoc_root(const YDoc *d) {
         return d ? d->root : NULL;
 }
 
-static char *error_at_v(const char *file, unsigned line, unsigned column, const char *fmt, va_list ap) {
+_printf_(4, 0) static char *error_at_v(const char *file, unsigned line, unsigned column, const char *fmt, va_list ap) {
         _cleanup_free_ char *msg = NULL;
         if (vasprintf(&msg, fmt, ap) < 0)
                 return NULL;

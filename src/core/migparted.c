@@ -186,21 +186,34 @@ static int parse_doc(Ctx *c, const YDoc *doc, MigParted *m) {
         return 0;
 }
 
+static int parse_ydoc(const char *path, const YDoc *doc, MigParted **ret, char **ret_error) {
+        _cleanup_(migparted_freep) MigParted *m = calloc(1, sizeof *m);
+        if (!m || !(m->path = strdup(path)))
+                return -ENOMEM;
+        Ctx c = {.path = path, .error = ret_error};
+        int r = parse_doc(&c, doc, m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int migparted_parse_text(const char *file, const char *text, size_t len, MigParted **ret, char **ret_error) {
+        *ret_error = NULL;
+        _cleanup_ydoc_free_ YDoc *doc = NULL;
+        int r = ydoc_parse(file, text, len, &doc, ret_error);
+        if (r < 0)
+                return r;
+        return parse_ydoc(file, doc, ret, ret_error);
+}
+
 int migparted_parse(const char *path, MigParted **ret, char **ret_error) {
         *ret_error = NULL;
         _cleanup_ydoc_free_ YDoc *doc = NULL;
         int r = ydoc_load(path, path, MIGPARTED_SIZE_MAX, &doc, ret_error);
         if (r < 0)
                 return r;
-        _cleanup_(migparted_freep) MigParted *m = calloc(1, sizeof *m);
-        if (!m || !(m->path = strdup(path)))
-                return -ENOMEM;
-        Ctx c = {.path = path, .error = ret_error};
-        r = parse_doc(&c, doc, m);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(m);
-        return 0;
+        return parse_ydoc(path, doc, ret, ret_error);
 }
 
 MigParted *migparted_free(MigParted *m) {

@@ -14,6 +14,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -60,6 +61,8 @@ typedef struct MigParted {
  * -EINVAL for a malformed file, with ret_error "FILE:LINE:COL: what"; the file's -errno (-ENOENT, -EFBIG
  * ...) when it cannot be read, with ret_error "FILE: why". */
 int migparted_parse(const char *path, MigParted **ret, char **ret_error);
+/* The same for len bytes of text (errors named file). */
+int migparted_parse_text(const char *file, const char *text, size_t len, MigParted **ret, char **ret_error);
 MigParted *migparted_free(MigParted *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(MigParted *, migparted_free)
 #define _cleanup_migparted_free_ _cleanup_(migparted_freep)

@@ -6,7 +6,8 @@
 #include "basic/fileio.h"
 #include "statefile.h"
 
-static int read_v(Root *root, json_object **ret, char **ret_path, char **ret_error, const char *fmt, va_list ap) {
+_printf_(5, 0) static int read_v(Root *root, json_object **ret, char **ret_path, char **ret_error, const char *fmt,
+                                 va_list ap) {
         _cleanup_free_ char *rel = NULL;
         if (vasprintf(&rel, fmt, ap) < 0)
                 return -ENOMEM;
