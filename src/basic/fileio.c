@@ -340,15 +340,19 @@ char *strdup_printf(const char *fmt, ...) {
         return r < 0 ? NULL : s;
 }
 
+char *error_atv(const char *file, unsigned line, unsigned column, const char *fmt, va_list ap) {
+        _cleanup_free_ char *msg = NULL;
+        if (vasprintf(&msg, fmt, ap) < 0)
+                return NULL;
+        return strdup_printf("%s:%u:%u: %s", file, line, column, msg);
+}
+
 char *error_at(const char *file, unsigned line, unsigned column, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        _cleanup_free_ char *msg = NULL;
-        int r = vasprintf(&msg, fmt, ap);
+        char *s = error_atv(file, line, column, fmt, ap);
         va_end(ap);
-        if (r < 0)
-                return NULL;
-        return strdup_printf("%s:%u:%u: %s", file, line, column, msg);
+        return s;
 }
 
 void text_position(const char *text, size_t len, size_t offset, unsigned *ret_line, unsigned *ret_column) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +54,7 @@ bool dir_exists(const char *path);
 char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
 /* "FILE:LINE:COL: message", the form of every error in a file gpuvirt reads. */
 char *error_at(const char *file, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
+char *error_atv(const char *file, unsigned line, unsigned column, const char *fmt, va_list ap) _printf_(4, 0);
 /* Line and column (1-based, in bytes) of a byte offset in text. */
 void text_position(const char *text, size_t len, size_t offset, unsigned *ret_line, unsigned *ret_column);
 char *strip(char *s);

@@ -24,17 +24,13 @@ typedef struct Scan {
 } Scan;
 
 _printf_(3, 4) static int scan_fail(Scan *s, size_t offset, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        _cleanup_free_ char *msg = NULL;
-        int k = vasprintf(&msg, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-                return -ENOMEM;
         unsigned line, column;
         text_position(s->text, s->len, offset, &line, &column);
-        s->error = error_at(s->file, line, column, "%s", msg);
-        return -EINVAL;
+        va_list ap;
+        va_start(ap, fmt);
+        s->error = error_atv(s->file, line, column, fmt, ap);
+        va_end(ap);
+        return s->error ? -EINVAL : -ENOMEM;
 }
 
 /* The end of the string literal starting at i (the text is valid JSON: it is closed). */

@@ -34,17 +34,10 @@ const YNode *ydoc_root(const YDoc *d) {
         return d ? d->root : NULL;
 }
 
-_printf_(4, 0) static char *error_at_v(const char *file, unsigned line, unsigned column, const char *fmt, va_list ap) {
-        _cleanup_free_ char *msg = NULL;
-        if (vasprintf(&msg, fmt, ap) < 0)
-                return NULL;
-        return error_at(file, line, column, "%s", msg);
-}
-
 char *ynode_error(const char *file, const YNode *n, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        char *s = error_at_v(file, n ? n->line : 1, n ? n->column : 1, fmt, ap);
+        char *s = error_atv(file, n ? n->line : 1, n ? n->column : 1, fmt, ap);
         va_end(ap);
         return s;
 }
@@ -61,7 +54,7 @@ _printf_(3, 4) static int fail_mark(Builder *b, const yaml_mark_t *m, const char
         va_list ap;
         va_start(ap, fmt);
         free(b->error);
-        b->error = error_at_v(b->file, (unsigned)m->line + 1, (unsigned)m->column + 1, fmt, ap);
+        b->error = error_atv(b->file, (unsigned)m->line + 1, (unsigned)m->column + 1, fmt, ap);
         va_end(ap);
         return -EINVAL;
 }
