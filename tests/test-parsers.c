@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "basic/fileio.h"
@@ -206,6 +207,42 @@ static void test_many_labels(void **state) {
         _cleanup_free_ char *where = strdup_printf("%d:3:", n * 2 + 3);
         migparted_rejects_n(dup, (size_t)k, where, "duplicate key 'l0' (first at line 3, column 3)");
         free(buf);
+}
+
+/* A mig-parted file is parsed once, with host.yaml, however many entries and GPUs use it (hoststate parsed
+ * it again for every GPU): two entries naming it share one parse, and planning 8 GPUs never reads it. */
+static void test_migparted_parsed_once(void **state) {
+        static const char mig[] = "version: v1\nmig-configs:\n  bal:\n    - devices: all\n      mig-enabled: true\n"
+                                  "      mig-devices: {\"1g.5gb\": 2, \"2g.10gb\": 1, \"3g.20gb\": 1}\n";
+        _cleanup_free_ char *mp = write_tmp("once.yaml", mig, strlen(mig));
+        _cleanup_free_ char *host = strdup_printf("version: 1\ngpus:\n  - select: \"10de:20b0\"\n    mode: mig\n"
+                                                  "    mig: {file: \"%s\", label: bal}\n"
+                                                  "  - select: \"0000:24:00.0\"\n    mode: mig\n"
+                                                  "    mig: {file: \"%s\", label: bal}\n", mp, mp);
+        _cleanup_free_ char *hp = write_tmp("host-once.yaml", host, strlen(host));
+        HostSpec *s = NULL;
+        _cleanup_free_ char *err = NULL;
+        assert_int_equal(host_spec_load(hp, "host.yaml", &s, &err), 0);
+        assert_int_equal(s->n_mig_files, 1);
+        assert_non_null(s->entries[0].mig_config);
+        assert_ptr_equal(s->entries[0].mig_config, s->entries[1].mig_config);
+        assert_string_equal(s->entries[0].mig_config->label, "bal");
+        assert_int_equal(unlink(mp), 0);
+        TestHost t;
+        test_host_open(&t, "dgx-a100");
+        Plan *p = NULL;
+        _cleanup_free_ char *perr = NULL;
+        int r = host_plan(t.root, s, &p, &perr);
+        if (r < 0)
+                fprintf(stderr, "%s\n", perr);
+        assert_int_equal(r, 0);
+        size_t mig_steps = 0;
+        for (size_t i = 0; i < p->n_steps; i++)
+                mig_steps += p->steps[i].kind == STEP_MIG_APPLY;
+        assert_int_equal(mig_steps, 8);
+        plan_free(p);
+        host_spec_free(s);
+        test_host_close(&t);
 }
 
 static void test_size_bounds(void **state) {
@@ -550,6 +587,7 @@ int main(void) {
                 cmocka_unit_test(test_aliases),
                 cmocka_unit_test(test_alias_labels),
                 cmocka_unit_test(test_many_labels),
+                cmocka_unit_test(test_migparted_parsed_once),
                 cmocka_unit_test(test_size_bounds),
                 cmocka_unit_test(test_depth),
                 cmocka_unit_test(test_encoding),
