@@ -326,8 +326,9 @@ static void test_json_strict(void **state) {
         json_rejects("{\"a\": 1,\n \"\\u0061\": 2}", "2:2:", "duplicate key 'a'");
         /* in a nested object; the same key in two objects is fine */
         json_rejects("{\"a\": {\"b\": 1}, \"c\": [{\"b\": 1, \"d\": 2, \"b\": 3}]}", "1:40:", "duplicate key 'b' (first at line 1, column 24)");
-        json_rejects("{\"a\": 1}\n{\"a\": 2}\n", "2:1:", "unexpected character");
-        json_rejects("{\"a\": 1} x", "1:10:", "unexpected character");
+        json_rejects("{\"a\": 1}\n{\"a\": 2}\n", "2:1:", "text after the JSON value (a second document?)");
+        json_rejects("{\"a\": 1} x", "1:10:", "text after the JSON value");
+        json_rejects("{\"a\": 1 x}", "1:9:", "object value separator");
         json_rejects("{\"a\": 1", "1:8:", "unexpected end of the file");
         json_rejects("", "1:1:", "empty file");
         json_rejects("{'a': 1}", "1:2:", "strings must be in double quotes");
@@ -558,7 +559,7 @@ static void test_mdevctl_definition(void **state) {
         size_t n = 0;
         static const char *const bad[][2] = {
                 {"{\"mdev_type\":\"i915-GVTg_V5_4\",\"mdev_type\":\"../../x\"}", "d:1:31: duplicate key 'mdev_type'"},
-                {"{\"mdev_type\":\"i915-GVTg_V5_4\",\"start\":\"auto\"}\n{}", "d:2:1: unexpected character"},
+                {"{\"mdev_type\":\"i915-GVTg_V5_4\",\"start\":\"auto\"}\n{}", "d:2:1: text after the JSON value"},
                 {"{\"mdev_type\":\"i915-GVTg_V5_4\",\"attrs\":[{\"a\":1}]}", "d: attribute 0: 'a'"},
                 {"{\"mdev_type\":\"i915-GVTg_V5_4\",\"attrs\":[5]}", "d: attribute 0 must be one"},
                 {"{\"mdev_type\":\"../x\"}", "d: 'mdev_type' is \"../x\", expected an mdev type id"},

@@ -106,6 +106,21 @@ static int scan_keys(Scan *s) {
         return r;
 }
 
+/* json-c's strict tokener over the whole text; -ENOMEM, or 0 with the object (NULL on error), json-c's error
+ * and where it stopped. */
+static int tokenize(const char *text, size_t len, int extra_flags, json_object **ret,
+                    enum json_tokener_error *ret_error, size_t *ret_end) {
+        struct json_tokener *tok = json_tokener_new_ex(JSON_DEPTH_MAX);
+        if (!tok)
+                return -ENOMEM;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8 | extra_flags);
+        *ret = json_tokener_parse_ex(tok, text, (int)len);
+        *ret_error = json_tokener_get_error(tok);
+        *ret_end = json_tokener_get_parse_end(tok);
+        json_tokener_free(tok);
+        return 0;
+}
+
 int json_parse_strict(const char *file, const char *text, size_t len, json_object **ret, char **ret_error) {
         *ret_error = NULL;
         unsigned line, column;
@@ -115,21 +130,27 @@ int json_parse_strict(const char *file, const char *text, size_t len, json_objec
                 *ret_error = error_at(file, line, column, "a NUL byte: this is not a text file");
                 return -EINVAL;
         }
-        struct json_tokener *tok = json_tokener_new_ex(JSON_DEPTH_MAX);
-        if (!tok)
+        size_t end = 0;
+        enum json_tokener_error e;
+        json_object *o = NULL;
+        if (tokenize(text, len, 0, &o, &e, &end) < 0)
                 return -ENOMEM;
-        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-        json_object *o = json_tokener_parse_ex(tok, text, (int)len);
-        enum json_tokener_error e = json_tokener_get_error(tok);
-        size_t end = json_tokener_get_parse_end(tok);
-        json_tokener_free(tok);
         if (e != json_tokener_success || !o) {
                 json_object_put(o);
-                text_position(text, len, end, &line, &column);
-                *ret_error = e == json_tokener_continue
+                /* one whole value, then more: say so (json-c says "unexpected character") */
+                size_t vend = 0;
+                enum json_tokener_error e2;
+                json_object *first = NULL;
+                if (tokenize(text, len, JSON_TOKENER_ALLOW_TRAILING_CHARS, &first, &e2, &vend) < 0)
+                        return -ENOMEM;
+                json_object_put(first);
+                bool trailing = e2 == json_tokener_success && first && vend < len;
+                text_position(text, len, trailing ? vend : end, &line, &column);
+                *ret_error = trailing ? error_at(file, line, column, "text after the JSON value (a second document?)")
+                             : e == json_tokener_continue
                                      ? error_at(file, line, column, len ? "unexpected end of the file" : "empty file")
                                      : error_at(file, line, column, "%s", json_tokener_error_desc(e));
-                return -EINVAL;
+                return *ret_error ? -EINVAL : -ENOMEM;
         }
         Scan s = {.file = file, .text = text, .len = len};
         int r = scan_keys(&s);

@@ -174,7 +174,6 @@ static int handle_event(Builder *b, yaml_event_t *e, bool *have_document, bool *
                         return r;
                 n->value = (char *)e->data.scalar.value; /* taken over: libyaml allocates with malloc */
                 e->data.scalar.value = NULL;
-                n->quoted = e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
                 return 0;
         case YAML_SEQUENCE_START_EVENT:
                 return add_node(b, e, YNODE_SEQUENCE, e->data.sequence_start.anchor, e->data.sequence_start.tag, &n);

@@ -34,7 +34,6 @@ struct YNode {
         YNodeType type;
         unsigned line, column; /* 1-based, of the node's first character */
         char *value;           /* scalar: the text (never holds a NUL) */
-        bool quoted;           /* scalar: written in quotes (or as a block) */
         YNode **children;      /* sequence: the items; mapping: key, value, key, value, ... */
         size_t n_children;
 };
