@@ -83,6 +83,22 @@ static int state_read(Root *root, const char *bdf, Saved *ret, char **ret_error)
         return 0;
 }
 
+/* Every member's record readable (or absent); otherwise the error names the record and why. */
+static int records_check(Root *root, PciDevice **members, size_t n, bool skip_vfio, VfioReport *rep) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *bad = NULL;
+                Saved s = {};
+                int r = skip_vfio && members[i]->is_vfio ? 0 : state_read(root, members[i]->addr, &s, &bad);
+                saved_done(&s);
+                if (r < 0 && r != -ENOENT) {
+                        set_error(rep, strdup_printf("%s; nothing was changed: check which driver %s had, then fix or "
+                                                     "remove the record", strna(bad), members[i]->addr));
+                        return r;
+                }
+        }
+        return 0;
+}
+
 static int state_write(Root *root, const PciDevice *d) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "driver", d->driver ? json_object_new_string(d->driver) : NULL);
@@ -439,6 +455,11 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
                 }
         }
 
+        /* the records are read back before the first write: a damaged one is never acted on, nor overwritten
+         * (functions already on vfio-pci are not moved: theirs are not needed) */
+        r = records_check(root, members, n, true, rep);
+        if (r < 0)
+                return r;
         Move *moves = calloc(n ?: 1, sizeof *moves);
         if (!moves)
                 return -ENOMEM;
@@ -451,16 +472,7 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
                 }
                 /* Remember where it was, unless an earlier enable already did (never record vfio-pci). */
                 Saved s = {};
-                char *bad = NULL;
-                r = state_read(root, x->addr, &s, &bad);
-                if (r < 0 && r != -ENOENT) {
-                        set_error(rep, strdup_printf("%s; nothing was changed: check which driver %s had, then remove it",
-                                                     strna(bad), x->addr));
-                        free(bad);
-                        moves_free(moves, nm);
-                        return r;
-                }
-                if (r == -ENOENT && (r = state_write(root, x)) < 0) {
+                if (state_read(root, x->addr, &s, NULL) < 0 && (r = state_write(root, x)) < 0) {
                         _cleanup_free_ char *et = errno_describe(r);
                         set_error(rep, strdup_printf("cannot record the driver of %s in " STATE_DIR ": %s", x->addr, et));
                         moves_free(moves, nm);
@@ -532,19 +544,12 @@ int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *
                 free(moves);
                 return -ENOMEM;
         }
-        /* every record is checked before the first write: a damaged one is never acted on */
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *bad = NULL;
-                Saved s = {};
-                r = state_read(root, members[i]->addr, &s, &bad);
-                saved_done(&s);
-                if (r < 0 && r != -ENOENT) {
-                        set_error(rep, strdup_printf("%s; nothing was changed: check which driver %s had, then fix or "
-                                                     "remove the record", strna(bad), members[i]->addr));
-                        free(moves);
-                        free(saved_drv);
-                        return r;
-                }
+        /* the records are read back before the first write: a damaged one is never acted on */
+        r = records_check(root, members, n, false, rep);
+        if (r < 0) {
+                free(moves);
+                free(saved_drv);
+                return r;
         }
         for (size_t i = 0; i < n; i++) {
                 PciDevice *x = members[i];
