@@ -7,17 +7,21 @@
 set -eu
 exe=$1 name=$2 runs=$3
 shift 3
+# Scratch space, removed at the end: the target's own temporary root (fuzz_root(), under $TMPDIR) too, since
+# libFuzzer leaves with _Exit() and skips the target's atexit handler.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/gpuvirt-fuzz-$name-XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+export TMPDIR=$scratch
 if [ -n "${GPUVIRT_FUZZ_SECONDS:-}" ]; then
         work="$GPUVIRT_FUZZ_DIR/$name" crashes="$GPUVIRT_FUZZ_DIR/crashes"
         mkdir -p "$work" "$crashes"
         limit=(-max_total_time="$GPUVIRT_FUZZ_SECONDS")
 else
-        work=$(mktemp -d "${TMPDIR:-/tmp}/gpuvirt-fuzz-$name-XXXXXX")
-        trap 'rm -rf "$work"' EXIT
-        crashes=$work
+        work=$scratch/corpus crashes=$scratch
+        mkdir "$work"
         limit=(-runs="$runs")
 fi
 # libFuzzer handles leaks and aborts itself
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:abort_on_error=0:detect_leaks=1"
-exec "$exe" "${limit[@]}" -error_exitcode=1 -timeout_exitcode=1 -max_len=8192 -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$crashes/$name-" "$work" "$@"
+"$exe" "${limit[@]}" -error_exitcode=1 -timeout_exitcode=1 -max_len=8192 -timeout=20 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$crashes/$name-" "$work" "$@"
