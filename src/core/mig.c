@@ -10,8 +10,15 @@
 
 #define NVML_TRY(expr) nvml_error_to_errno(expr)
 
-void mig_profile_name(unsigned compute, unsigned long long memory_mb, unsigned constant, char buf[static 32]) {
+void mig_profile_name(unsigned compute, unsigned long long memory_mb, unsigned constant,
+                      unsigned long long total_bytes, char buf[static 32]) {
         unsigned long long gb = (memory_mb + 1023) / 1024;
+        if (total_bytes > 0) {
+                const unsigned long long mib = 1024ull * 1024, gib = mib * 1024;
+                unsigned long long eighths = (memory_mb * mib * 8 + total_bytes - 1) / total_bytes;
+                unsigned long long total_gb = (total_bytes + gib - 1) / gib;
+                gb = (eighths * total_gb + 4) / 8;
+        }
         bool me = constant == NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV1 || constant == NVML_GPU_INSTANCE_PROFILE_2_SLICE_REV1;
         snprintf(buf, 32, "%ug.%llugb%s", compute, gb, me ? "+me" : "");
 }
@@ -30,6 +37,9 @@ static int busid_to_address(const char *busid, char buf[static PCI_ADDR_STRLEN])
 static int read_profiles(Nvml *n, MigGpu *g) {
         g->n_profiles = 0;
         g->slices = 0;
+        nvmlMemory_t mem = {};
+        if (!n->f.nvmlDeviceGetMemoryInfo || n->f.nvmlDeviceGetMemoryInfo(g->dev, &mem) != NVML_SUCCESS)
+                mem.total = 0;
         for (unsigned c = 0; c < NVML_GPU_INSTANCE_PROFILE_COUNT; c++) {
                 nvmlGpuInstanceProfileInfo_t info;
                 if (n->f.nvmlDeviceGetGpuInstanceProfileInfo(g->dev, c, &info) != NVML_SUCCESS)
@@ -42,7 +52,7 @@ static int read_profiles(Nvml *n, MigGpu *g) {
                 MigProfile *p = &g->profiles[g->n_profiles++];
                 *p = (MigProfile){.constant = c, .id = info.id, .compute = info.sliceCount, .max = info.instanceCount,
                                   .memory_mb = info.memorySizeMB, .sms = info.multiprocessorCount};
-                mig_profile_name(info.sliceCount, info.memorySizeMB, c, p->name);
+                mig_profile_name(info.sliceCount, info.memorySizeMB, c, mem.total, p->name);
                 for (unsigned i = 0; i < cnt && i < ELEMENTSOF(pl); i++) {
                         if (pl[i].start >= MIG_MAX_SLICES || pl[i].start + pl[i].size > MIG_MAX_SLICES)
                                 continue;

@@ -54,8 +54,12 @@ typedef struct MigGpu {
         nvmlDevice_t dev;
 } MigGpu;
 
-/* Name of a profile from its compute slices, memory and constant: "<c>g.<GiB rounded up>gb[+me]". */
-void mig_profile_name(unsigned compute, unsigned long long memory_mb, unsigned constant, char buf[static 32]);
+/* Name of a profile from its compute slices, memory (MiB), constant and the GPU's total memory (bytes, 0 when
+ * unknown): "<c>g.<GB>gb[+me]", the GB as NVIDIA names it (go-nvlib: the share of the GPU's memory rounded
+ * up to eighths, times the GPU's memory in GiB rounded up, rounded: the H200's 16 GiB 1-slice profile is
+ * "1g.18gb"); without the total, the profile's GiB rounded up. */
+void mig_profile_name(unsigned compute, unsigned long long memory_mb, unsigned constant,
+                      unsigned long long total_bytes, char buf[static 32]);
 
 /* Read every GPU NVML sees (in NVML index order). */
 int mig_gpus_read(Nvml *n, MigGpu **ret, size_t *ret_n);
