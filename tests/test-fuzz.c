@@ -104,7 +104,7 @@ static const char host_seed[] = "version: 1\n"
 static const char migparted_seed[] = "version: v1\n"
                                      "mig-configs:\n"
                                      "  all-balanced:\n"
-                                     "    - device-filter: [\"0x20B010DE\", \"0x20B210DE\"]\n"
+                                     "    - device-filter: [\"0x20B010DE\", \"0x20B210DE:0x147F10DE\"]\n"
                                      "      devices: all\n"
                                      "      mig-enabled: true\n"
                                      "      mig-devices:\n"
@@ -171,7 +171,8 @@ static void test_migparted(void **state) {
                 if (r == 0) {
                         ok++;
                         for (size_t c = 0; c < m->n_configs; c++)
-                                (void)migparted_match(&m->configs[c], 0, 0x20b010de);
+                                for (size_t e = 0; e < m->configs[c].n_entries; e++)
+                                        (void)migparted_entry_selects(&m->configs[c].entries[e], 0, 0x20b010de, 0x134f10de);
                         migparted_free(m);
                 } else {
                         rejected++;

@@ -288,11 +288,14 @@ static Step *add_step(Planner *p, StepKind kind, const char *device) {
         return s;
 }
 
-/* The profile counts a mig entry asks for on one GPU (inline counts, or a mig-parted file and label). */
+/* The layout a mig entry asks for on one GPU: inline counts, or a mig-parted file and label under
+ * mig-parted's rules (migparted_target: the same as `gpuvirt mig apply`). *ret_skip: the file leaves the GPU
+ * alone (not MIG-capable, selected by `devices: all` or with mig-enabled: false). */
 static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_enabled,
-                      unsigned want[MIG_MAX_PROFILES]) {
+                      unsigned want[MIG_MAX_PROFILES], bool *ret_skip) {
         memset(want, 0, sizeof(unsigned) * MIG_MAX_PROFILES);
         *ret_enabled = true;
+        *ret_skip = false;
         if (e->mig_file) {
                 _cleanup_(migparted_freep) MigParted *m = NULL;
                 _cleanup_free_ char *err = NULL;
@@ -301,21 +304,23 @@ static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_
                 const MigPartedConfig *c = migparted_find(m, e->mig_label);
                 if (!c)
                         return reject(p, e, "%s has no configuration '%s'", e->mig_file, e->mig_label);
-                const MigPartedEntry *me = migparted_match(c, g->index, g->pci_device_id);
-                if (!me)
-                        return reject(p, e, "configuration '%s' of %s does not cover GPU %u (%s)", e->mig_label, e->mig_file,
-                                      g->index, g->address);
-                *ret_enabled = me->mig_enabled;
-                for (size_t i = 0; i < me->n_mig_devices; i++) {
-                        int pi = mig_profile_find(g, me->mig_devices[i].profile);
-                        if (pi < 0)
-                                return reject(p, e, "%s:%u:%u: profile '%s' does not exist on %s (%s)", e->mig_file,
-                                              me->mig_devices[i].line, me->mig_devices[i].column,
-                                              me->mig_devices[i].profile, g->address, g->name);
-                        want[pi] += me->mig_devices[i].count;
+                MigPartedTarget t;
+                if (migparted_target(m, c, g, &t, &err) < 0)
+                        return reject(p, e, "mig file: %s", strna(err));
+                if (t.action == MIGPARTED_UNMATCHED && g->capable)
+                        return reject(p, e, "configuration '%s' of %s does not cover GPU %u (%s): no entry selects this "
+                                            "MIG-capable GPU (mig-parted's assert fails on it)",
+                                      e->mig_label, e->mig_file, g->index, g->address);
+                if (t.action != MIGPARTED_SET) {
+                        *ret_skip = true;
+                        return 0;
                 }
+                *ret_enabled = t.enabled;
+                memcpy(want, t.want, sizeof t.want);
                 return 0;
         }
+        if (!g->capable)
+                return reject(p, e, "%s (%s) does not support MIG", g->address, g->name);
         for (size_t i = 0; i < e->n_mig; i++) {
                 int pi = mig_profile_find(g, e->mig[i].profile);
                 if (pi < 0)
@@ -323,6 +328,9 @@ static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_
                                       e->mig[i].profile, g->address, g->name, g->address);
                 want[pi] += e->mig[i].count;
         }
+        _cleanup_free_ char *why = NULL;
+        if (mig_layout_fits(g, want, &why) < 0)
+                return reject(p, e, "this MIG layout does not fit %s (%s): %s", g->address, g->name, strna(why));
         return 0;
 }
 
@@ -416,27 +424,19 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                                    e->vgpu_count);
                 break;
         case GPU_MODE_MIG: {
+                /* a mig-parted file configures NVIDIA's GPUs only: any other display device is not one of them */
+                if (!o.mig && e->mig_file && d->vendor != PCI_VENDOR_NVIDIA)
+                        break;
                 if (!o.mig) {
                         r = reject(p, e, "%s: NVML does not report this GPU (NVML not available, or no NVIDIA driver), so "
                                          "MIG cannot be set", d->addr);
                         break;
                 }
-                if (!o.mig->capable) {
-                        r = reject(p, e, "%s (%s) does not support MIG", d->addr, o.mig->name);
-                        break;
-                }
-                bool enabled;
+                bool enabled, skip;
                 unsigned want[MIG_MAX_PROFILES];
-                r = mig_wanted(p, e, o.mig, &enabled, want);
-                if (r < 0)
+                r = mig_wanted(p, e, o.mig, &enabled, want, &skip);
+                if (r < 0 || skip)
                         break;
-                MigPlan mp;
-                int k = mig_plan(o.mig->profiles, o.mig->n_profiles, o.mig->slices, NULL, 0, want, true, &mp);
-                if (k < 0) {
-                        r = reject(p, e, "this MIG layout does not fit %s (%s): %s", d->addr, o.mig->name,
-                                   k == -EINVAL ? "a count is above its profile's limit" : "the instances overlap");
-                        break;
-                }
                 if (mig_layout_matches(o.mig, enabled, want))
                         break;
                 s = add_step(p, enabled ? STEP_MIG_APPLY : STEP_MIG_DISABLE, d->addr);
