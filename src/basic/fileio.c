@@ -68,6 +68,26 @@ static int read_fd(int fd, size_t max, bool short_read_is_eof, void **ret, size_
         return 0;
 }
 
+int read_head_at(int dirfd, const char *name, void *buf, size_t size, size_t *ret_n) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        size_t n = 0;
+        while (n < size) {
+                ssize_t k = pread(fd, (char *)buf + n, size - n, (off_t)n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (k == 0)
+                        break;
+                n += (size_t)k;
+        }
+        *ret_n = n;
+        return 0;
+}
+
 int read_attr(const char *path, char **ret) {
         return read_attr_at(AT_FDCWD, path, ret);
 }

@@ -84,6 +84,11 @@ static int ctx_gpu(Ctx *c, const char *input, MigGpu **ret) {
                 return EXIT_USAGE;
         }
         MigGpu *g = mig_gpu_find(c->gpus, c->n, canon);
+        _cleanup_free_ char *dead = NULL;
+        if (!g && pci_device_require_alive(c->root, canon, &dead) < 0) {
+                log_error("%s", strna(dead)); /* NVML reports it lost, without its address */
+                return EXIT_FAILURE;
+        }
         if (!g) {
                 log_error("NVML knows no GPU %s (GPUs on vfio-pci or without the nvidia driver are not visible; see "
                           "'gpuvirt mig status').", canon);

@@ -692,6 +692,12 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
         } else {
                 if ((r = resolve_input(root, h, input, &u)))
                         return r;
+                _cleanup_free_ char *dead = NULL;
+                if (unit_require_alive(root, &u, &dead) < 0) {
+                        log_error("Cannot attach %s: %s", u.id, strna(dead));
+                        unit_done(&u);
+                        return EXIT_FAILURE;
+                }
                 if (a->vgpu_type) {
                         if (u.kind != UNIT_VF) {
                                 log_error("--vgpu-type needs an SR-IOV VF without a vGPU type; %s is %s.", u.id,

@@ -464,8 +464,19 @@ static int check_consumer(Ctx *c, const PciDevice *d, PciNames *names) {
                      "current driver."));
 }
 
+/* A device that no longer answers: the one thing to report about it (its other attributes are stale). */
+static int check_alive(Ctx *c, const PciDevice *d) {
+        if (!pci_device_is_dead(d))
+                return 0; /* only reported where it applies */
+        _cleanup_free_ char *why = pci_device_dead_reason(d);
+        return add(c, "bus", "Device answers on the bus", d, CHECK_FAIL, S("%s %s", d->addr, strna(why)),
+                   pci_device_dead_hint(d));
+}
+
 static int check_device(Ctx *c, const PciDevice *d, PciNames *names) {
         int r;
+        if (pci_device_is_dead(d))
+                return check_alive(c, d);
         if ((r = check_group(c, d)) < 0 || (r = check_acs(c, d)) < 0 || (r = check_boot_vga(c, d)) < 0 ||
             (r = check_rom(c, d)) < 0 || (r = check_consumer(c, d, names)) < 0)
                 return r;

@@ -381,6 +381,10 @@ static int vgpu_resolve(Planner *p, const GpuEntry *e, const PciDevice *d, bool 
 }
 
 static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **teardown, size_t *n_teardown) {
+        if (pci_device_is_dead(d)) {
+                _cleanup_free_ char *m = pci_device_dead_message(d);
+                return reject(p, e, "%s", strna(m));
+        }
         Observed o;
         int r = observe(&p->host, d, &o);
         if (r < 0)

@@ -406,6 +406,10 @@ static char *create_error(Root *root, int r, const char *parent, const char *typ
 int mdev_create(Root *root, const char *parent, const char *type, const char *uuid, const MdevAttr *attrs,
                 size_t n_attrs, char **ret_error) {
         *ret_error = NULL;
+        /* a PCI parent (a GPU) must answer on the bus; virtual parents (mbochs) have no address */
+        PciAddr pa;
+        if (pci_addr_parse(parent, &pa) == 0 && pci_device_require_alive(root, parent, ret_error) < 0)
+                return -ENODEV;
         if (!root_exists(root, "sys/class/mdev_bus/%s/mdev_supported_types", parent)) {
                 *ret_error = strdup_printf("%s is not a mediated device parent (no sys/class/mdev_bus/%s: the vGPU "
                                            "host driver is not loaded, or the device has no vGPU support)",

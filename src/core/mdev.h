@@ -59,8 +59,9 @@ void mdev_list_free(MdevDevice *l, size_t n);
  * Create an mdev. Checks first (parent, type, UUID free, available_instances, NVIDIA's one type per
  * GPU), then writes the UUID to the type's create file and the attrs in order (removing the device
  * again when an attr is refused). On failure *ret_error says what failed and the likely cause.
- * Errors: -ENODEV no such parent, -ENOENT no such type, -EEXIST UUID in use, -EUSERS no instance left,
- * -EINVAL type cannot be mixed with those on the GPU, other -errno from the kernel.
+ * Errors: -ENODEV no such parent, or a PCI parent that does not answer on the bus, -ENOENT no such type,
+ * -EEXIST UUID in use, -EUSERS no instance left, -EINVAL type cannot be mixed with those on the GPU, other
+ * -errno from the kernel.
  */
 int mdev_create(Root *root, const char *parent, const char *type, const char *uuid, const MdevAttr *attrs,
                 size_t n_attrs, char **ret_error);

@@ -141,6 +141,8 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
         _cleanup_strv_free_ char **cands = NULL;
         _cleanup_free_ char *pf = NULL;
         size_t nc = 0;
+        if (pci_device_require_alive(root, parent, ret_error) < 0)
+                return -ENODEV;
         if (vf_has_vgpu(root, parent)) {
                 pf = pf_of(root, parent);
                 (void)strv_push(&cands, &nc, strdup(parent));
@@ -152,6 +154,8 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
         }
         if (!pf || !cands)
                 return -ENOMEM;
+        if (!streq(pf, parent) && pci_device_require_alive(root, pf, ret_error) < 0)
+                return -ENODEV; /* a VF of a GPU that fell off the bus */
         unsigned in_use = 0;
         size_t free_vfs = 0, vgpu_vfs = 0;
         bool known = false;

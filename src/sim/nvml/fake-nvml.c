@@ -26,6 +26,7 @@
  * across processes. Simulated GPUs start with MIG disabled (no state file).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,14 +340,11 @@ static uint32_t read_hex(const char *dir, const char *name) {
  * driver reports it lost (NVML_ERROR_GPU_IS_LOST), as it does after an Xid 79. */
 static bool config_lost(const char *dir) {
         _cleanup_free_ char *p = strdup_printf("%s/config", dir);
-        _cleanup_free_ uint8_t *cfg = NULL;
+        uint8_t cfg[4];
         size_t n = 0;
-        if (!p)
+        if (!p || read_head_at(AT_FDCWD, p, cfg, sizeof cfg, &n) < 0 || n < sizeof cfg)
                 return false;
-        int r = read_full(p, 64, (void **)&cfg, &n);
-        if (r == -EIO)
-                return true;
-        return r >= 0 && n >= 2 && cfg[0] == 0xff && cfg[1] == 0xff;
+        return cfg[0] == 0xff && cfg[1] == 0xff && cfg[2] == 0xff && cfg[3] == 0xff;
 }
 
 /* ---- handles ---- */
