@@ -39,6 +39,29 @@ static void test_uuid(void **state) {
         assert_false(mdev_type_valid(""));
 }
 
+/* Definition file names as mdevctl 1.2 reads them (its UUID parser), checked against Debian's mdevctl in
+ * tests/cli/mdevctl.sh. */
+static void test_definition_names(void **state) {
+        char u[MDEV_UUID_STRLEN];
+        static const char *const good[] = {"abcdef01-2345-4678-9abc-def012345678", "ABCDEF01-2345-4678-9ABC-DEF012345678",
+                                           "abcdef0123454678abcdef0123456780" /* 32 digits */,
+                                           "{abcdef01-2345-4678-9abc-def012345671}",
+                                           "urn:uuid:abcdef01-2345-4678-9abc-def012345670"};
+        static const char *const want[] = {"abcdef01-2345-4678-9abc-def012345678", "abcdef01-2345-4678-9abc-def012345678",
+                                           "abcdef01-2345-4678-abcd-ef0123456780", "abcdef01-2345-4678-9abc-def012345671",
+                                           "abcdef01-2345-4678-9abc-def012345670"};
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                assert_int_equal(mdev_definition_name_parse(good[i], u), 0);
+                assert_string_equal(u, want[i]);
+        }
+        static const char *const bad[] = {"", "x", "abcdef01-2345-4678-9abc-def01234567", ".abcdef01-2345-4678-9abc-def012345678.swp",
+                                          "{abcdef01-2345-4678-9abc-def012345678", "abcdef01-2345-4678-9abc-def01234567g",
+                                          "urn:uuid:abcdef0123454678abcdef0123456780", "abcdef01-2345-4678-9abcdef012345-67",
+                                          "{abcdef0123454678abcdef0123456782}", "URN:UUID:abcdef01-2345-4678-9abc-def012345683"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(mdev_definition_name_parse(bad[i], u), -EINVAL);
+}
+
 static void test_definition_parse(void **state) {
         char *type = NULL, *start = NULL;
         MdevAttr *a = NULL;
@@ -368,6 +391,7 @@ static void test_vendor_vgpu(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_uuid),
+                cmocka_unit_test(test_definition_names),
                 cmocka_unit_test(test_definition_parse),
                 cmocka_unit_test(test_t4_create_remove),
                 cmocka_unit_test(test_t4_exhaust_and_kernel_errnos),
