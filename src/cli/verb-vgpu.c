@@ -338,6 +338,17 @@ static int do_create(const char *parent_in, const char *type, const VgpuArgs *a)
         if (vendor && a->uuid)
                 return log_error("--uuid: NVIDIA vendor vGPUs have no UUID (they are named by their VF address)."),
                        EXIT_USAGE;
+        /* the type by id or name, through the one resolver */
+        VgpuTypeRef ref = {};
+        _cleanup_free_ char *rerr = NULL;
+        r = vgpu_type_resolve(root, parent, type, &ref, &rerr);
+        if (r == -ENOMEM)
+                return log_error("Out of memory."), EXIT_FAILURE;
+        if (r < 0)
+                return log_error("%s", strna(rerr)), r == -ENOENT ? EXIT_USAGE : EXIT_FAILURE;
+        _cleanup_free_ char *type_id = TAKE_PTR(ref.id);
+        vgpu_type_ref_done(&ref);
+        type = type_id;
 
         _cleanup_close_ int lock = -EBADF;
         if (!arg.dry_run && (lock = lock_host(root)) < 0)

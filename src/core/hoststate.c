@@ -334,50 +334,27 @@ static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_
         return 0;
 }
 
-/* Resolve a vGPU type of an entry on a device: mdev type id or name, or vendor vGPU id or name. On success
- * ret_id is the canonical id (mdev type id, or the vendor type's number as text). */
+/* Resolve a vGPU type of an entry on a device (vgpu_type_resolve: an mdev type id or name, or a vendor vGPU
+ * id or name). On success ret_id is the canonical id (mdev type id, or the vendor type's number as text). */
 static int vgpu_resolve(Planner *p, const GpuEntry *e, const PciDevice *d, bool *ret_vendor, char **ret_id,
                         unsigned *ret_max) {
-        Root *root = p->host.root;
-        if (d->has_mdev_types) {
-                MdevType *t = NULL;
-                size_t n = 0;
-                int r = mdev_types_read(root, d->syspath, &t, &n);
-                if (r < 0)
-                        return reject(p, e, "cannot read the vGPU types of %s: %s", d->addr, strerror(-r));
-                for (size_t i = 0; i < n; i++)
-                        if (streq(t[i].id, e->vgpu_type) || (t[i].name && streq(t[i].name, e->vgpu_type))) {
-                                *ret_vendor = false;
-                                *ret_id = strdup(t[i].id);
-                                *ret_max = t[i].max_instances > 0 ? (unsigned)t[i].max_instances : 64;
-                                mdev_types_free(t, n);
-                                return *ret_id ? 0 : -ENOMEM;
-                        }
-                mdev_types_free(t, n);
-                return reject(p, e, "%s has no vGPU type '%s' (see 'gpuvirt vgpu types %s')", d->addr, e->vgpu_type, d->addr);
-        }
-        if (vendor_vgpu_is_parent(root, d->addr) || d->sriov_totalvfs > 0) {
-                VendorVgpuAvail *a = NULL;
-                size_t n = 0;
-                if (vendor_vgpu_types(root, d->addr, &a, &n) >= 0)
-                        for (size_t i = 0; i < n; i++) {
-                                char id[16];
-                                snprintf(id, sizeof id, "%u", a[i].id);
-                                if (streq(id, e->vgpu_type) || streq(a[i].name, e->vgpu_type)) {
-                                        *ret_vendor = true;
-                                        *ret_id = strdup(id);
-                                        *ret_max = (unsigned)d->sriov_totalvfs;
-                                        vendor_vgpu_avail_free(a, n);
-                                        return *ret_id ? 0 : -ENOMEM;
-                                }
-                        }
-                vendor_vgpu_avail_free(a, n);
-                if (vendor_vgpu_is_parent(root, d->addr))
-                        return reject(p, e, "%s offers no vGPU type '%s' (see 'gpuvirt vgpu types %s')", d->addr,
-                                      e->vgpu_type, d->addr);
-        }
-        return reject(p, e, "%s (%04x:%04x) cannot do mode vgpu: no mediated device types and no NVIDIA vGPU VFs",
-                      d->addr, d->vendor, d->device);
+        VgpuTypeRef t;
+        _cleanup_free_ char *err = NULL;
+        int r = vgpu_type_resolve(p->host.root, d->addr, e->vgpu_type, &t, &err);
+        if (r == -ENODEV)
+                return reject(p, e, "%s (%04x:%04x) cannot do mode vgpu: no mediated device types and no NVIDIA vGPU VFs",
+                              d->addr, d->vendor, d->device);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return reject(p, e, "%s", strna(err));
+        *ret_vendor = t.kind == VGPU_TYPE_VENDOR;
+        *ret_max = t.kind == VGPU_TYPE_VENDOR ? (unsigned)MAX(d->sriov_totalvfs, 0)
+                   : t.max_instances > 0     ? (unsigned)t.max_instances
+                                             : 64;
+        *ret_id = TAKE_PTR(t.id);
+        vgpu_type_ref_done(&t);
+        return 0;
 }
 
 static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **teardown, size_t *n_teardown) {

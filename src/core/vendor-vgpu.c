@@ -125,15 +125,7 @@ static char *pf_of(Root *root, const char *vf) {
         return pf;
 }
 
-/* Match TYPE (id or name) against a creatable list. */
-static const VendorVgpuType *type_match(const VendorVgpuType *t, size_t n, const char *type) {
-        uint32_t id;
-        bool numeric = parse_u32(type, 10, &id) >= 0;
-        for (size_t i = 0; i < n; i++)
-                if (numeric ? t[i].id == id : strcasecmp(t[i].name, type) == 0)
-                        return &t[i];
-        return NULL;
-}
+
 
 int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **ret_vf, unsigned *ret_type,
                        char **ret_error) {
@@ -173,7 +165,7 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
                 size_t nt = 0;
                 if (vf_creatable(root, *v, &t, &nt) < 0)
                         continue;
-                const VendorVgpuType *m = type_match(t, nt, type);
+                const VendorVgpuType *m = vendor_vgpu_type_find(t, nt, type);
                 if (!m) {
                         vendor_vgpu_types_free(t, nt);
                         continue;
