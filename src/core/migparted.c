@@ -17,18 +17,25 @@ typedef struct Ctx {
         char **error;
 } Ctx;
 
+/* *error = "PATH:LINE:COL: message" (replacing what it held); -EINVAL. */
+static int vfail(char **error, const char *path, size_t line, size_t column, const char *fmt, va_list ap)
+        _printf_(5, 0);
+static int vfail(char **error, const char *path, size_t line, size_t column, const char *fmt, va_list ap) {
+        _cleanup_free_ char *msg = NULL;
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        free(*error);
+        *error = strdup_printf("%s:%zu:%zu: %s", path, line, column, msg ?: "error");
+        return -EINVAL;
+}
+
 static int fail_at(Ctx *c, const yaml_node_t *n, const char *fmt, ...) _printf_(3, 4);
 static int fail_at(Ctx *c, const yaml_node_t *n, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        _cleanup_free_ char *msg = NULL;
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        int r = vfail(c->error, c->path, n ? n->start_mark.line + 1 : 1, n ? n->start_mark.column + 1 : 1, fmt, ap);
         va_end(ap);
-        free(*c->error);
-        *c->error = strdup_printf("%s:%zu:%zu: %s", c->path, n ? n->start_mark.line + 1 : 1,
-                                  n ? n->start_mark.column + 1 : 1, msg ?: "error");
-        return -EINVAL;
+        return r;
 }
 
 static const char *scalar(const yaml_node_t *n) {
@@ -327,12 +334,9 @@ static int target_fail(char **ret_error, const MigParted *m, unsigned line, unsi
 static int target_fail(char **ret_error, const MigParted *m, unsigned line, unsigned column, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        _cleanup_free_ char *msg = NULL;
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        int r = vfail(ret_error, m->path, line, column, fmt, ap);
         va_end(ap);
-        *ret_error = strdup_printf("%s:%u:%u: %s", m->path, line, column, msg ?: "error");
-        return -EINVAL;
+        return r;
 }
 
 int migparted_target(const MigParted *m, const MigPartedConfig *c, const MigGpu *g, MigPartedTarget *ret,

@@ -177,6 +177,30 @@ const VendorVgpuType *vendor_vgpu_type_find(const VendorVgpuType *t, size_t n, c
         return NULL;
 }
 
+/* The vendor types a VF offers, or a PF's free VFs offer (vendor_vgpu_types()). */
+static int vendor_types_offered(Root *root, const char *parent, VendorVgpuType **ret, size_t *ret_n) {
+        if (root_exists(root, "sys/bus/pci/devices/%s/nvidia/creatable_vgpu_types", parent)) {
+                _cleanup_free_ char *sys = strdup_printf("sys/bus/pci/devices/%s", parent);
+                return sys ? vendor_vgpu_types_read(root, sys, ret, ret_n) : -ENOMEM;
+        }
+        VendorVgpuAvail *a = NULL;
+        size_t n = 0;
+        int r = vendor_vgpu_types(root, parent, &a, &n);
+        if (r < 0)
+                return r;
+        VendorVgpuType *t = calloc(n ?: 1, sizeof *t);
+        if (!t) {
+                vendor_vgpu_avail_free(a, n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+                t[i] = (VendorVgpuType){.id = a[i].id, .name = TAKE_PTR(a[i].name)};
+        vendor_vgpu_avail_free(a, n);
+        *ret = t;
+        *ret_n = n;
+        return 0;
+}
+
 int vgpu_type_resolve(Root *root, const char *parent, const char *type, VgpuTypeRef *ret, char **ret_error) {
         *ret_error = NULL;
         int r = -ENOENT;
@@ -197,37 +221,20 @@ int vgpu_type_resolve(Root *root, const char *parent, const char *type, VgpuType
                         }
                 mdev_types_free(t, n);
                 r = r < 0 ? r : -ENOENT;
-        } else if (root_exists(root, "sys/bus/pci/devices/%s/nvidia/creatable_vgpu_types", parent)) {
-                _cleanup_free_ char *sys = strdup_printf("sys/bus/pci/devices/%s", parent);
+        } else if (root_exists(root, "sys/bus/pci/devices/%s/nvidia/creatable_vgpu_types", parent) ||
+                   vendor_vgpu_is_parent(root, parent)) {
                 VendorVgpuType *t = NULL;
                 size_t n = 0;
-                if (!sys)
-                        return -ENOMEM;
-                r = vendor_vgpu_types_read(root, sys, &t, &n);
+                r = vendor_types_offered(root, parent, &t, &n);
                 const VendorVgpuType *m = r >= 0 ? vendor_vgpu_type_find(t, n, type) : NULL;
                 if (m) {
                         char id[16];
                         snprintf(id, sizeof id, "%u", m->id);
                         r = ref_set(ret, VGPU_TYPE_VENDOR, id, m->name, -1);
-                } else if (r >= 0)
-                        r = -ENOENT;
-                vendor_vgpu_types_free(t, n);
-                if (m)
+                        vendor_vgpu_types_free(t, n);
                         return r;
-        } else if (vendor_vgpu_is_parent(root, parent)) {
-                VendorVgpuAvail *a = NULL;
-                size_t n = 0;
-                r = vendor_vgpu_types(root, parent, &a, &n);
-                for (size_t i = 0; r >= 0 && i < n; i++) {
-                        char id[16];
-                        snprintf(id, sizeof id, "%u", a[i].id);
-                        if (vgpu_type_is(id, a[i].name, type)) {
-                                r = ref_set(ret, VGPU_TYPE_VENDOR, id, a[i].name, -1);
-                                vendor_vgpu_avail_free(a, n);
-                                return r;
-                        }
                 }
-                vendor_vgpu_avail_free(a, n);
+                vendor_vgpu_types_free(t, n);
                 r = r < 0 ? r : -ENOENT;
         } else {
                 *ret_error = strdup_printf("%s has no vGPU types: no mdev types (is the vGPU host driver loaded?) and no "
