@@ -188,7 +188,8 @@ static void test_migparted(void **state) {
 
 static void test_small_parsers(void **state) {
         static const char *const seeds[] = {"0000:3b:00.0", "3b:00.0", "quiet intel_iommu=on iommu=pt",
-                                            "0e3b9f2a-4b1c-4d3e-9f00-112233445566",
+                                            "0e3b9f2a-4b1c-4d3e-9f00-112233445566", "{0E3B9F2A-4B1C-4D3E-9F00-112233445566}",
+                                            "urn:uuid:0e3b9f2a-4b1c-4d3e-9f00-112233445566", "0e3b9f2a4b1c4d3e9f00112233445566",
                                             "{\"mdev_type\":\"nvidia-222\",\"start\":\"auto\",\"attrs\":[{\"a\":\"1\"}]}"};
         char buf[512];
         for (int i = 0; i < ITERATIONS * 2; i++) {
@@ -214,6 +215,13 @@ static void test_small_parsers(void **state) {
                 char uuid[MDEV_UUID_STRLEN];
                 if (mdev_uuid_parse(buf, uuid) == 0)
                         assert_int_equal(strlen(uuid), 36);
+                /* definition file names, as mdevctl reads them: what parses is a canonical UUID */
+                char u2[MDEV_UUID_STRLEN];
+                if (mdev_definition_name_parse(buf, u2) == 0) {
+                        assert_int_equal(strlen(u2), 36);
+                        assert_int_equal(mdev_uuid_parse(u2, uuid), 0);
+                        assert_string_equal(uuid, u2);
+                }
                 char *type = NULL, *start = NULL;
                 MdevAttr *attrs = NULL;
                 size_t n = 0;

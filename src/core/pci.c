@@ -233,8 +233,10 @@ static int pci_device_dead(PciDevice *d, const char *name, PciDeviceState state,
         return d->syspath ? 0 : -ENOMEM;
 }
 
-/* The config header decides whether the device answers: all ones is what a read returns from a device
- * that has fallen off the bus (the kernel keeps the vendor/device attributes it read at enumeration). */
+/* The config header decides whether the device answers: all ones is what every read returns from a device
+ * that has fallen off the bus (the kernel keeps the vendor/device attributes it read at enumeration). Not
+ * the IDs alone: an SR-IOV VF's Vendor and Device ID registers read 0xffff by the specification (the kernel
+ * takes them from the PF), while its command, status and class registers answer. */
 static void config_header(int dfd, PciDevice *d, uint8_t cfg[static 64], size_t *ret_n) {
         *ret_n = 0;
         int r = read_head_at(dfd, "config", cfg, 64, ret_n);
@@ -243,10 +245,14 @@ static void config_header(int dfd, PciDevice *d, uint8_t cfg[static 64], size_t 
         else if (r < 0) {
                 d->state = PCI_DEVICE_UNREADABLE;
                 d->state_errno = r;
-        } else if (*ret_n >= 4 && le16(cfg) == 0xffff && le16(cfg + 2) == 0xffff)
-                d->state = PCI_DEVICE_OFF_BUS;
-        else
-                d->state = *ret_n >= 4 ? PCI_DEVICE_OK : PCI_DEVICE_UNKNOWN;
+        } else if (*ret_n < 16)
+                d->state = PCI_DEVICE_UNKNOWN;
+        else {
+                bool ones = true;
+                for (size_t i = 0; i < 16 && ones; i++) /* IDs, command, status, class, header type */
+                        ones = cfg[i] == 0xff;
+                d->state = ones ? PCI_DEVICE_OFF_BUS : PCI_DEVICE_OK;
+        }
 }
 
 static int pci_device_load(Root *root, const char *name, PciDevice *d) {
@@ -310,7 +316,7 @@ static int pci_device_load(Root *root, const char *name, PciDevice *d) {
                 d->subsystem_vendor = (uint16_t)v;
         if (attr_hex(dfd, "subsystem_device", &v) == 0)
                 d->subsystem_device = (uint16_t)v;
-        if (need_config && d->state == PCI_DEVICE_OK && cfg_n >= 64) {
+        if (need_config && d->state == PCI_DEVICE_OK && cfg_n >= 64 && le16(cfg) != 0xffff) { /* a VF's read 0xffff */
                 d->vendor = le16(cfg);
                 d->device = le16(cfg + 2);
                 d->class = le32(cfg + 8) >> 8;

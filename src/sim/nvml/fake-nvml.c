@@ -340,11 +340,14 @@ static uint32_t read_hex(const char *dir, const char *name) {
  * driver reports it lost (NVML_ERROR_GPU_IS_LOST), as it does after an Xid 79. */
 static bool config_lost(const char *dir) {
         _cleanup_free_ char *p = strdup_printf("%s/config", dir);
-        uint8_t cfg[4];
+        uint8_t cfg[16];
         size_t n = 0;
         if (!p || read_head_at(AT_FDCWD, p, cfg, sizeof cfg, &n) < 0 || n < sizeof cfg)
                 return false;
-        return cfg[0] == 0xff && cfg[1] == 0xff && cfg[2] == 0xff && cfg[3] == 0xff;
+        for (size_t i = 0; i < sizeof cfg; i++)
+                if (cfg[i] != 0xff)
+                        return false;
+        return true;
 }
 
 /* ---- handles ---- */
