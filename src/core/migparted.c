@@ -400,8 +400,8 @@ int migparted_target(const MigParted *m, const MigPartedConfig *c, const MigGpu 
 
 int migparted_write(FILE *f, const char *label, const MigPartedExport *e, size_t n) {
         fprintf(f, "version: v1\nmig-configs:\n  %s:\n", label);
-        if (n == 0)
-                fprintf(f, "    []\n");
+        if (n == 0) /* no MIG-capable GPU: "disabled everywhere" is true, a no-op, and a valid file */
+                fprintf(f, "    - devices: all\n      mig-enabled: false\n");
         for (size_t i = 0; i < n; i++) {
                 fprintf(f, "    - devices: [%u]\n      mig-enabled: %s\n", e[i].index, e[i].mig_enabled ? "true" : "false");
                 if (!e[i].mig_enabled)

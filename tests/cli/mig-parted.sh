@@ -157,6 +157,10 @@ expect_rc 2 "$GPUVIRT" "${S[@]}" mig apply -f "$TMP/sub.yaml" && expect_in "$ERR
 sub "0x20B210DE:0x1463"
 expect_rc 0 "$GPUVIRT" "${S[@]}" mig apply -f "$TMP/sub.yaml" && expect_in "$OUT" "selects none" "a 16-bit subsystem is 0x00001463"
 
+# export on a host without MIG-capable GPUs: a file that assert reads back
+expect_rc 0 "$GPUVIRT" "${T[@]}" mig export -c none && echo "$OUT" >"$TMP/none.yaml"
+expect_rc 0 "$GPUVIRT" "${T[@]}" mig assert -f "$TMP/none.yaml"
+
 # 6. host.yaml's mig: {file:, label:} follows the same rules
 hs() { printf 'version: 1\ngpus:\n  - select: all\n    mode: mig\n    mig: {file: "%s", label: %s}\n' "$1" "$2" >"$TMP/host.yaml"; }
 hs "$C/hopper-all-1g.10gb.yaml" all-1g.10gb
