@@ -8,6 +8,7 @@
 
 #include "basic/fileio.h"
 #include "core/mdev.h"
+#include "core/vgpu-types.h"
 #include "core/vendor-vgpu.h"
 #include "helpers.h"
 #include "sim/sim.h"
@@ -37,6 +38,68 @@ static void test_uuid(void **state) {
         assert_false(mdev_type_valid("../create"));
         assert_false(mdev_type_valid("a/b"));
         assert_false(mdev_type_valid(""));
+}
+
+/* Definition file names as mdevctl 1.2 reads them (its UUID parser), checked against Debian's mdevctl in
+ * tests/cli/mdevctl.sh. */
+static void test_definition_names(void **state) {
+        char u[MDEV_UUID_STRLEN];
+        static const char *const good[] = {"abcdef01-2345-4678-9abc-def012345678", "ABCDEF01-2345-4678-9ABC-DEF012345678",
+                                           "abcdef0123454678abcdef0123456780" /* 32 digits */,
+                                           "{abcdef01-2345-4678-9abc-def012345671}",
+                                           "urn:uuid:abcdef01-2345-4678-9abc-def012345670"};
+        static const char *const want[] = {"abcdef01-2345-4678-9abc-def012345678", "abcdef01-2345-4678-9abc-def012345678",
+                                           "abcdef01-2345-4678-abcd-ef0123456780", "abcdef01-2345-4678-9abc-def012345671",
+                                           "abcdef01-2345-4678-9abc-def012345670"};
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                assert_int_equal(mdev_definition_name_parse(good[i], u), 0);
+                assert_string_equal(u, want[i]);
+        }
+        static const char *const bad[] = {"", "x", "abcdef01-2345-4678-9abc-def01234567", ".abcdef01-2345-4678-9abc-def012345678.swp",
+                                          "{abcdef01-2345-4678-9abc-def012345678", "abcdef01-2345-4678-9abc-def01234567g",
+                                          "urn:uuid:abcdef0123454678abcdef0123456780", "abcdef01-2345-4678-9abcdef012345-67",
+                                          "{abcdef0123454678abcdef0123456782}", "URN:UUID:abcdef01-2345-4678-9abc-def012345683"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(mdev_definition_name_parse(bad[i], u), -EINVAL);
+}
+
+/* The one resolver of a vGPU type named by a user: id or name (any case), mdev or vendor. */
+static void test_type_resolve(void **state) {
+        TestHost t;
+        test_host_open(&t, "t4-grid");
+        VgpuTypeRef r;
+        char *err = NULL;
+        static const char *const t4[] = {"nvidia-230", "GRID T4-1Q", "grid t4-1q"};
+        for (size_t i = 0; i < ELEMENTSOF(t4); i++) {
+                assert_int_equal(vgpu_type_resolve(t.root, "0000:3b:00.0", t4[i], &r, &err), 0);
+                assert_int_equal(r.kind, VGPU_TYPE_MDEV);
+                assert_string_equal(r.id, "nvidia-230");
+                assert_string_equal(r.name, "GRID T4-1Q");
+                assert_int_equal(r.max_instances, 16);
+                vgpu_type_ref_done(&r);
+        }
+        assert_int_equal(vgpu_type_resolve(t.root, "0000:3b:00.0", "GRID T4-99Q", &r, &err), -ENOENT);
+        assert_non_null(strstr(err, "has no vGPU type 'GRID T4-99Q'"));
+        free(err);
+        assert_int_equal(vgpu_type_resolve(t.root, "0000:00:00.0", "nvidia-230", &r, &err), -ENODEV);
+        free(err);
+        test_host_close(&t);
+
+        test_host_open(&t, "h100");
+        static const char *const h[] = {"1047", "NVIDIA H100-10C", "nvidia h100-10c"};
+        for (size_t i = 0; i < ELEMENTSOF(h); i++) {
+                /* on the PF (the types its free VFs offer) and on one VF */
+                assert_int_equal(vgpu_type_resolve(t.root, "0000:16:00.0", h[i], &r, &err), 0);
+                assert_int_equal(r.kind, VGPU_TYPE_VENDOR);
+                assert_string_equal(r.id, "1047");
+                vgpu_type_ref_done(&r);
+                assert_int_equal(vgpu_type_resolve(t.root, "0000:16:00.4", h[i], &r, &err), 0);
+                assert_string_equal(r.id, "1047");
+                vgpu_type_ref_done(&r);
+        }
+        assert_int_equal(vgpu_type_resolve(t.root, "0000:16:00.0", "NVIDIA H100-99C", &r, &err), -ENOENT);
+        free(err);
+        test_host_close(&t);
 }
 
 static void test_definition_parse(void **state) {
@@ -373,6 +436,8 @@ static void test_vendor_vgpu(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_uuid),
+                cmocka_unit_test(test_definition_names),
+                cmocka_unit_test(test_type_resolve),
                 cmocka_unit_test(test_definition_parse),
                 cmocka_unit_test(test_t4_create_remove),
                 cmocka_unit_test(test_t4_exhaust_and_kernel_errnos),

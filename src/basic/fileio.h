@@ -19,6 +19,10 @@ int read_attr(const char *path, char **ret);
 int read_full(const char *path, size_t max, void **ret, size_t *ret_size);
 int read_full_fd(int fd, size_t max, void **ret, size_t *ret_size);
 
+/* The first bytes of a (binary) file, however long it is: up to size bytes into buf, *ret_n how many
+ * (fewer at its end). A PCI device's config header, say. */
+int read_head_at(int dirfd, const char *name, void *buf, size_t size, size_t *ret_n);
+
 /* The same relative to a directory fd (one path walk per device instead of one per attribute). */
 int read_attr_at(int dirfd, const char *name, char **ret);
 int read_full_at(int dirfd, const char *name, size_t max, void **ret, size_t *ret_size);

@@ -55,7 +55,8 @@ static const Verb verbs[] = {
          "vgpu types [BDF]          vGPU types per parent (mdev and NVIDIA vendor vGPU)\n"
          "  vgpu list                 active and defined vGPUs\n"
          "  vgpu create PARENT TYPE [--uuid U] [--persist [--auto]]\n"
-         "                            create a vGPU (mdev, or a type on a free VF of PARENT)\n"
+         "                            create a vGPU (mdev, or a type on a free VF of PARENT;\n"
+         "                            TYPE: its id or its name)\n"
          "  vgpu remove ID [--keep-definition] [--force]\n"
          "                            remove it (ID: mdev UUID or VF address)\n"
          "  vgpu start-defined        start the definitions marked auto (boot unit)"},
@@ -65,12 +66,12 @@ static const Verb verbs[] = {
          "mig status [BDF] | profiles BDF | enable BDF | disable BDF | reset BDF\n"
          "  mig create BDF PROFILE [--placement START] [--count N]\n"
          "  mig destroy BDF (--gi ID | --all) [--force]\n"
-         "  mig apply -f FILE -c LABEL [--allow-disrupt] [--no-reset] | assert -f FILE -c LABEL | export [-c LABEL]\n"
+         "  mig apply -f FILE [-c LABEL] [--allow-disrupt] [--no-reset] | assert -f FILE [-c LABEL] | export [-c LABEL]\n"
          "                            MIG partitions through NVML; mig-parted v1 configs"},
         {"vm", 1, verb_vm,
          "vm xml DEVICE [--guest-slot N]\n"
          "                            libvirt <hostdev> XML for a GPU, VF, mdev UUID or vendor vGPU\n"
-         "  vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type N] [--force]\n"
+         "  vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type T] [--force]\n"
          "                            prepare the device and attach it to a domain\n"
          "  vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]\n"
          "                            detach it and give it back to the host\n"
@@ -81,7 +82,7 @@ static const Verb verbs[] = {
         {"export", 0, verb_state, "export [-o FILE]          the current state as a file apply accepts"},
         {"recover", 0, verb_state, "recover                   finish the step an interrupted apply left"},
         {"status", 0, verb_state, "status [-f FILE]          last apply, interrupted step, drift"},
-        {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL\n"
+        {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL|off-bus BDF\n"
                              "                            simulated hosts"},
         {"version", 0, verb_version, "version                   print the version"},
         {"help", 0, verb_help, "help                      this text"},

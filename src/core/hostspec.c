@@ -429,6 +429,7 @@ static int load_mig_files(HostSpec *s, char **ret_error) {
                         }
                         m = l[s->n_mig_files++];
                 }
+                e->mig_parted = m;
                 e->mig_config = migparted_find(m, e->mig_label);
                 if (!e->mig_config) {
                         *ret_error = strdup_printf("%s:%u:%u: %s has no configuration '%s'", s->file, e->line, e->column,

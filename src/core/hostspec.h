@@ -69,7 +69,8 @@ typedef struct GpuEntry {
         MigCount *mig;
         size_t n_mig;
         char *mig_file, *mig_label;
-        const MigPartedConfig *mig_config; /* the label in the parsed file: host_spec_load() only */
+        const MigParted *mig_parted;       /* the parsed file: host_spec_load() only */
+        const MigPartedConfig *mig_config; /* the label in it */
         unsigned line, column; /* of the entry, 1-based */
         unsigned mode_line, mode_column;
 } GpuEntry;

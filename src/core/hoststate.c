@@ -352,26 +352,36 @@ static Step *add_step(Planner *p, StepKind kind, const char *device) {
         return s;
 }
 
-/* The profile counts a mig entry asks for on one GPU (inline counts, or a mig-parted file and label). */
+/* The layout a mig entry asks for on one GPU: inline counts, or a mig-parted file and label under
+ * mig-parted's rules (migparted_target: the same as `gpuvirt mig apply`). *ret_skip: the file leaves the GPU
+ * alone (not MIG-capable, selected by `devices: all` or with mig-enabled: false). */
 static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_enabled,
-                      unsigned want[MIG_MAX_PROFILES]) {
+                      unsigned want[MIG_MAX_PROFILES], bool *ret_skip) {
         memset(want, 0, sizeof(unsigned) * MIG_MAX_PROFILES);
         *ret_enabled = true;
+        *ret_skip = false;
         if (e->mig_file) {
                 /* the file was parsed once, with host.yaml (host_spec_load) */
                 if (!e->mig_config)
                         return reject(p, e, "mig file %s was not loaded with the host file", e->mig_file);
-                const MigPartedEntry *me = migparted_match(e->mig_config, g->index, g->pci_device_id);
-                if (!me)
-                        return reject(p, e, "configuration '%s' of %s does not cover GPU %u (%s)", e->mig_label, e->mig_file,
-                                      g->index, g->address);
-                *ret_enabled = me->mig_enabled;
-                const MigPartedDevice *unknown = NULL;
-                if (migparted_entry_want(me, g, want, &unknown) < 0)
-                        return reject(p, e, "%s:%u:%u: profile '%s' does not exist on %s (%s)", e->mig_file, unknown->line,
-                                      unknown->column, unknown->profile, g->address, g->name);
+                _cleanup_free_ char *err = NULL;
+                MigPartedTarget t;
+                if (migparted_target(e->mig_parted, e->mig_config, g, &t, &err) < 0)
+                        return reject(p, e, "mig file: %s", strna(err));
+                if (t.action == MIGPARTED_UNMATCHED && g->capable)
+                        return reject(p, e, "configuration '%s' of %s does not cover GPU %u (%s): no entry selects this "
+                                            "MIG-capable GPU (mig-parted's assert fails on it)",
+                                      e->mig_label, e->mig_file, g->index, g->address);
+                if (t.action != MIGPARTED_SET) {
+                        *ret_skip = true;
+                        return 0;
+                }
+                *ret_enabled = t.enabled;
+                memcpy(want, t.want, sizeof t.want);
                 return 0;
         }
+        if (!g->capable)
+                return reject(p, e, "%s (%s) does not support MIG", g->address, g->name);
         for (size_t i = 0; i < e->n_mig; i++) {
                 int pi = mig_profile_find(g, e->mig[i].profile);
                 if (pi < 0)
@@ -379,56 +389,40 @@ static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_
                                       e->mig[i].profile, g->address, g->name, g->address);
                 want[pi] = e->mig[i].count; /* names are distinct: basic/yamldoc.h refuses a key given twice */
         }
+        _cleanup_free_ char *why = NULL;
+        if (mig_layout_fits(g, want, &why) < 0)
+                return reject(p, e, "this MIG layout does not fit %s (%s): %s", g->address, g->name, strna(why));
         return 0;
 }
 
-/* Resolve a vGPU type of an entry on a device: mdev type id or name, or vendor vGPU id or name. On success
- * ret_id is the canonical id (mdev type id, or the vendor type's number as text). */
+/* Resolve a vGPU type of an entry on a device (vgpu_type_resolve: an mdev type id or name, or a vendor vGPU
+ * id or name). On success ret_id is the canonical id (mdev type id, or the vendor type's number as text). */
 static int vgpu_resolve(Planner *p, const GpuEntry *e, const PciDevice *d, bool *ret_vendor, char **ret_id,
                         unsigned *ret_max) {
-        Root *root = p->host.root;
-        if (d->has_mdev_types) {
-                MdevType *t = NULL;
-                size_t n = 0;
-                int r = mdev_types_read(root, d->syspath, &t, &n);
-                if (r < 0)
-                        return reject(p, e, "cannot read the vGPU types of %s: %s", d->addr, strerror(-r));
-                for (size_t i = 0; i < n; i++)
-                        if (streq(t[i].id, e->vgpu_type) || (t[i].name && streq(t[i].name, e->vgpu_type))) {
-                                *ret_vendor = false;
-                                *ret_id = strdup(t[i].id);
-                                *ret_max = t[i].max_instances > 0 ? (unsigned)t[i].max_instances : 64;
-                                mdev_types_free(t, n);
-                                return *ret_id ? 0 : -ENOMEM;
-                        }
-                mdev_types_free(t, n);
-                return reject(p, e, "%s has no vGPU type '%s' (see 'gpuvirt vgpu types %s')", d->addr, e->vgpu_type, d->addr);
-        }
-        if (vendor_vgpu_is_parent(root, d->addr) || d->sriov_totalvfs > 0) {
-                VendorVgpuAvail *a = NULL;
-                size_t n = 0;
-                if (vendor_vgpu_types(root, d->addr, &a, &n) >= 0)
-                        for (size_t i = 0; i < n; i++) {
-                                char id[16];
-                                snprintf(id, sizeof id, "%u", a[i].id);
-                                if (streq(id, e->vgpu_type) || streq(a[i].name, e->vgpu_type)) {
-                                        *ret_vendor = true;
-                                        *ret_id = strdup(id);
-                                        *ret_max = (unsigned)d->sriov_totalvfs;
-                                        vendor_vgpu_avail_free(a, n);
-                                        return *ret_id ? 0 : -ENOMEM;
-                                }
-                        }
-                vendor_vgpu_avail_free(a, n);
-                if (vendor_vgpu_is_parent(root, d->addr))
-                        return reject(p, e, "%s offers no vGPU type '%s' (see 'gpuvirt vgpu types %s')", d->addr,
-                                      e->vgpu_type, d->addr);
-        }
-        return reject(p, e, "%s (%04x:%04x) cannot do mode vgpu: no mediated device types and no NVIDIA vGPU VFs",
-                      d->addr, d->vendor, d->device);
+        VgpuTypeRef t;
+        _cleanup_free_ char *err = NULL;
+        int r = vgpu_type_resolve(p->host.root, d->addr, e->vgpu_type, &t, &err);
+        if (r == -ENODEV)
+                return reject(p, e, "%s (%04x:%04x) cannot do mode vgpu: no mediated device types and no NVIDIA vGPU VFs",
+                              d->addr, d->vendor, d->device);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return reject(p, e, "%s", strna(err));
+        *ret_vendor = t.kind == VGPU_TYPE_VENDOR;
+        *ret_max = t.kind == VGPU_TYPE_VENDOR ? (unsigned)MAX(d->sriov_totalvfs, 0)
+                   : t.max_instances > 0     ? (unsigned)t.max_instances
+                                             : 64;
+        *ret_id = TAKE_PTR(t.id);
+        vgpu_type_ref_done(&t);
+        return 0;
 }
 
 static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **teardown, size_t *n_teardown) {
+        if (pci_device_is_dead(d)) {
+                _cleanup_free_ char *m = pci_device_dead_message(d);
+                return reject(p, e, "%s", strna(m));
+        }
         Observed o;
         int r = observe(&p->host, d, &o);
         if (r < 0)
@@ -472,27 +466,19 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                                    e->vgpu_count);
                 break;
         case GPU_MODE_MIG: {
+                /* a mig-parted file configures NVIDIA's GPUs only: any other display device is not one of them */
+                if (!o.mig && e->mig_file && d->vendor != PCI_VENDOR_NVIDIA)
+                        break;
                 if (!o.mig) {
                         r = reject(p, e, "%s: NVML does not report this GPU (NVML not available, or no NVIDIA driver), so "
                                          "MIG cannot be set", d->addr);
                         break;
                 }
-                if (!o.mig->capable) {
-                        r = reject(p, e, "%s (%s) does not support MIG", d->addr, o.mig->name);
-                        break;
-                }
-                bool enabled;
+                bool enabled, skip;
                 unsigned want[MIG_MAX_PROFILES];
-                r = mig_wanted(p, e, o.mig, &enabled, want);
-                if (r < 0)
+                r = mig_wanted(p, e, o.mig, &enabled, want, &skip);
+                if (r < 0 || skip)
                         break;
-                MigPlan mp;
-                int k = mig_plan(o.mig->profiles, o.mig->n_profiles, o.mig->slices, NULL, 0, want, true, &mp);
-                if (k < 0) {
-                        r = reject(p, e, "this MIG layout does not fit %s (%s): %s", d->addr, o.mig->name,
-                                   k == -EINVAL ? "a count is above its profile's limit" : "the instances overlap");
-                        break;
-                }
                 if (mig_layout_matches(o.mig, enabled, want))
                         break;
                 s = add_step(p, enabled ? STEP_MIG_APPLY : STEP_MIG_DISABLE, d->addr);

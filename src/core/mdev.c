@@ -32,6 +32,33 @@ int mdev_uuid_parse(const char *s, char ret[static MDEV_UUID_STRLEN]) {
         return 0;
 }
 
+int mdev_definition_name_parse(const char *name, char ret[static MDEV_UUID_STRLEN]) {
+        char buf[MDEV_UUID_STRLEN];
+        const char *s = startswith(name, "urn:uuid:") ?: name;
+        size_t l = strlen(s);
+        if (s == name && l == 38 && s[0] == '{' && s[37] == '}') {
+                memcpy(buf, s + 1, 36);
+                buf[36] = '\0';
+                s = buf;
+                l = 36;
+        }
+        if (l == 36)
+                return mdev_uuid_parse(s, ret);
+        if (l != 32 || s != name)
+                return -EINVAL;
+        /* the simple form: 32 digits, hyphens where the canonical form has them */
+        size_t k = 0;
+        for (size_t i = 0; i < 32; i++) {
+                if (i == 8 || i == 12 || i == 16 || i == 20)
+                        buf[k++] = '-';
+                if (s[i] == '-')
+                        return -EINVAL;
+                buf[k++] = s[i];
+        }
+        buf[k] = '\0';
+        return mdev_uuid_parse(buf, ret);
+}
+
 int mdev_uuid_generate(char ret[static MDEV_UUID_STRLEN]) {
         uint8_t b[16];
         if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
@@ -102,6 +129,7 @@ static void device_done(MdevDevice *d) {
         mdev_attrs_free(d->attrs, d->n_attrs);
         free(d->held_by);
         free(d->def_type);
+        free(d->def_name);
 }
 
 void mdev_list_free(MdevDevice *l, size_t n) {
@@ -214,6 +242,17 @@ int mdev_define(Root *root, const char *parent, const char *uuid, const char *ty
 
 int mdev_undefine(Root *root, const char *parent, const char *uuid) {
         int r = root_write_file(root, NULL, MDEVCTL_DIR "/%s/%s", parent, uuid);
+        if (r < 0)
+                return r;
+        /* the same UUID under another name mdevctl reads ("ABCD...", 32 digits): it would start it at boot */
+        _cleanup_free_ char *pd = root_path(root, MDEVCTL_DIR "/%s", parent);
+        _cleanup_strv_free_ char **files = NULL;
+        if (pd && dir_list(pd, &files) >= 0)
+                for (char **f = files; *f && r >= 0; f++) {
+                        char u[MDEV_UUID_STRLEN];
+                        if (!streq(*f, uuid) && mdev_definition_name_parse(*f, u) == 0 && streq(u, uuid))
+                                r = root_write_file(root, NULL, MDEVCTL_DIR "/%s/%s", parent, *f);
+                }
         if (r < 0 || root_dry_run(root))
                 return r;
         /* mdevctl leaves empty parent directories; so do we, but drop one we emptied if we can */
@@ -310,8 +349,8 @@ static int read_defined(Root *root, MdevDevice **l, size_t *n) {
                         continue;
                 for (char **f = files; *f; f++) {
                         char uuid[MDEV_UUID_STRLEN];
-                        if (mdev_uuid_parse(*f, uuid) < 0)
-                                continue; /* temp files, editor backups */
+                        if (mdev_definition_name_parse(*f, uuid) < 0)
+                                continue; /* temp files, editor backups: mdevctl skips them too */
                         _cleanup_free_ char *fp = strdup_printf("%s/%s", pd, *f);
                         _cleanup_free_ char *text = NULL, *type = NULL, *start = NULL, *bad = NULL;
                         MdevAttr *attrs = NULL;
@@ -338,7 +377,24 @@ static int read_defined(Root *root, MdevDevice **l, size_t *n) {
                                         return -ENOMEM;
                                 }
                         }
+                        if (d->defined) {
+                                /* two names for one UUID on this parent: the canonical one is mdevctl's */
+                                if (!streq(*f, uuid)) {
+                                        mdev_attrs_free(attrs, na);
+                                        continue;
+                                }
+                                mdev_attrs_free(d->attrs, d->n_attrs);
+                                d->attrs = NULL;
+                                d->n_attrs = 0;
+                                d->start = (free(d->start), NULL);
+                                d->def_name = (free(d->def_name), NULL);
+                                d->def_type = (free(d->def_type), NULL);
+                        }
                         d->defined = true;
+                        if (!streq(*f, uuid) && !(d->def_name = strdup(*f))) {
+                                mdev_attrs_free(attrs, na);
+                                return -ENOMEM;
+                        }
                         d->start = TAKE_PTR(start);
                         d->attrs = attrs;
                         d->n_attrs = na;
@@ -425,6 +481,10 @@ static char *create_error(Root *root, int r, const char *parent, const char *typ
 int mdev_create(Root *root, const char *parent, const char *type, const char *uuid, const MdevAttr *attrs,
                 size_t n_attrs, char **ret_error) {
         *ret_error = NULL;
+        /* a PCI parent (a GPU) must answer on the bus; virtual parents (mbochs) have no address */
+        PciAddr pa;
+        if (pci_addr_parse(parent, &pa) == 0 && pci_device_require_alive(root, parent, ret_error) < 0)
+                return -ENODEV;
         if (!root_exists(root, "sys/class/mdev_bus/%s/mdev_supported_types", parent)) {
                 *ret_error = strdup_printf("%s is not a mediated device parent (no sys/class/mdev_bus/%s: the vGPU "
                                            "host driver is not loaded, or the device has no vGPU support)",

@@ -16,17 +16,22 @@ typedef struct Ctx {
         char **error;
 } Ctx;
 
+/* *error = "PATH:LINE:COL: message" (replacing what it held); -EINVAL. */
+static int vfail(char **error, const char *path, unsigned line, unsigned column, const char *fmt, va_list ap)
+        _printf_(5, 0);
+static int vfail(char **error, const char *path, unsigned line, unsigned column, const char *fmt, va_list ap) {
+        free(*error);
+        *error = error_atv(path, line, column, fmt, ap);
+        return -EINVAL;
+}
+
 static int fail_at(Ctx *c, const YNode *n, const char *fmt, ...) _printf_(3, 4);
 static int fail_at(Ctx *c, const YNode *n, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        _cleanup_free_ char *msg = NULL;
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        int r = vfail(c->error, c->path, n ? n->line : 1, n ? n->column : 1, fmt, ap);
         va_end(ap);
-        free(*c->error);
-        *c->error = ynode_error(c->path, n, "%s", msg ?: "error");
-        return -EINVAL;
+        return r;
 }
 
 static const char *scalar(const YNode *n) {
@@ -46,11 +51,27 @@ static int parse_bool(Ctx *c, const YNode *n, bool *ret) {
         return fail_at(c, n, "expected true or false");
 }
 
-static int parse_filter(Ctx *c, const YNode *n, uint32_t *ret) {
+/* "0xDDDDVVVV": a 32-bit id in hexadecimal, up to 8 digits. */
+static int parse_id(const char *s, size_t len, uint32_t *ret) {
+        char buf[16];
+        if (len < 3 || len > 10 || (!strneq(s, "0x", 2) && !strneq(s, "0X", 2)))
+                return -EINVAL;
+        memcpy(buf, s + 2, len - 2);
+        buf[len - 2] = '\0';
+        return parse_u32(buf, 16, ret);
+}
+
+/* mig-parted's DeviceID: "0xDDDDVVVV" (device, vendor) or "0xDDDDVVVV:0xSSSSVVVV" (and the subsystem's). */
+static int parse_filter(Ctx *c, const YNode *n, MigPartedFilter *ret) {
         const char *s = scalar(n);
-        const char *hex = s ? (startswith(s, "0x") ?: startswith(s, "0X")) : NULL;
-        if (!hex || parse_u32(hex, 16, ret) < 0)
-                return fail_at(c, n, "device-filter: expected a PCI id as 0xDDDDVVVV (device, vendor), e.g. \"0x20B010DE\"");
+        const char *colon = s ? strchr(s, ':') : NULL;
+        MigPartedFilter f = {.has_subsystem = colon != NULL};
+        if (!s || parse_id(s, colon ? (size_t)(colon - s) : strlen(s), &f.device_id) < 0 ||
+            (colon && parse_id(colon + 1, strlen(colon + 1), &f.subsystem_id) < 0))
+                return fail_at(c, n, "device-filter: expected a PCI id as 0xDDDDVVVV (device, vendor), e.g. \"0x20B010DE\", "
+                                     "or 0xDDDDVVVV:0xSSSSVVVV (with the subsystem device and vendor), e.g. "
+                                     "\"0x20B010DE:0x134F10DE\"");
+        *ret = f;
         return 0;
 }
 
@@ -59,12 +80,14 @@ static int parse_entry(Ctx *c, const YNode *n, MigPartedEntry *e) {
                 return fail_at(c, n, "expected a mapping with devices, mig-enabled and mig-devices");
         e->line = n->line;
         e->column = n->column;
-        bool have_devices = false, have_enabled = false;
+        bool have_devices = false, have_enabled = false, have_mig_devices = false;
         YNODE_FOREACH_PAIR(n, k, v) {
                 const char *key = scalar(k); /* a string: basic/yamldoc.h refuses other keys, and keys given twice */
                 int r = 0;
                 if (streq(key, "device-filter")) {
-                        if (v->type == YNODE_SCALAR) {
+                        if (v->type == YNODE_SCALAR && isempty(scalar(v)))
+                                ; /* mig-parted: an empty string is no filter */
+                        else if (v->type == YNODE_SCALAR) {
                                 e->filters = calloc(1, sizeof *e->filters);
                                 if (!e->filters)
                                         return -ENOMEM;
@@ -101,6 +124,7 @@ static int parse_entry(Ctx *c, const YNode *n, MigPartedEntry *e) {
                         have_enabled = true;
                         r = parse_bool(c, v, &e->mig_enabled);
                 } else if (streq(key, "mig-devices")) {
+                        have_mig_devices = true;
                         if (v->type != YNODE_MAPPING)
                                 return fail_at(c, v, "mig-devices: expected a mapping of profile names to counts, e.g. {\"1g.5gb\": 7}");
                         if (ynode_n_items(v) > MIGPARTED_PROFILES_MAX)
@@ -135,6 +159,9 @@ static int parse_entry(Ctx *c, const YNode *n, MigPartedEntry *e) {
                 return fail_at(c, n, "missing 'devices' (all, or a list of GPU indices)");
         if (!have_enabled)
                 return fail_at(c, n, "missing 'mig-enabled' (true or false)");
+        if (e->mig_enabled && !have_mig_devices)
+                return fail_at(c, n, "missing 'mig-devices' (mig-parted requires it with mig-enabled: true; "
+                                     "write 'mig-devices: {}' for MIG enabled without instances)");
         if (!e->mig_enabled)
                 for (size_t d = 0; d < e->n_mig_devices; d++)
                         if (e->mig_devices[d].count > 0)
@@ -165,6 +192,8 @@ static int parse_doc(Ctx *c, const YDoc *doc, MigParted *m) {
                 return fail_at(c, root, "missing 'version: v1'");
         if (!configs || configs->type != YNODE_MAPPING)
                 return fail_at(c, configs ?: root, "'mig-configs' must be a mapping of labels to lists of entries");
+        if (ynode_n_items(configs) == 0)
+                return fail_at(c, configs, "'mig-configs' must hold at least one configuration");
         m->configs = calloc(MAX(ynode_n_items(configs), 1u), sizeof *m->configs);
         if (!m->configs)
                 return -ENOMEM;
@@ -172,6 +201,8 @@ static int parse_doc(Ctx *c, const YDoc *doc, MigParted *m) {
         YNODE_FOREACH_PAIR(configs, k, v) {
                 if (v->type != YNODE_SEQUENCE)
                         return fail_at(c, v, "configuration '%s': expected a list of entries (- devices: ...)", scalar(k));
+                if (v->n_children == 0)
+                        return fail_at(c, v, "configuration '%s': expected at least one entry (- devices: ...)", scalar(k));
                 MigPartedConfig *cfg = &m->configs[m->n_configs++];
                 cfg->label = strdup(scalar(k));
                 cfg->entries = calloc(MAX(v->n_children, 1u), sizeof *cfg->entries);
@@ -239,47 +270,115 @@ MigParted *migparted_free(MigParted *m) {
 }
 
 const MigPartedConfig *migparted_find(const MigParted *m, const char *label) {
+        if (!label)
+                return m->n_configs == 1 ? &m->configs[0] : NULL;
         for (size_t i = 0; i < m->n_configs; i++)
                 if (m->configs[i].label && streq(m->configs[i].label, label))
                         return &m->configs[i];
         return NULL;
 }
 
-const MigPartedEntry *migparted_match(const MigPartedConfig *c, unsigned index, uint32_t pci_device_id) {
-        for (size_t i = 0; i < c->n_entries; i++) {
-                const MigPartedEntry *e = &c->entries[i];
-                bool dev = e->all_devices;
-                for (size_t k = 0; k < e->n_devices && !dev; k++)
-                        dev = e->devices[k] == index;
-                if (!dev)
-                        continue;
-                bool filt = e->n_filters == 0;
-                for (size_t k = 0; k < e->n_filters && !filt; k++)
-                        filt = e->filters[k] == pci_device_id;
-                if (filt)
-                        return e;
-        }
-        return NULL;
+bool migparted_filter_matches(const MigPartedFilter *f, uint32_t device_id, uint32_t subsystem_id) {
+        return f->device_id == device_id && (!f->has_subsystem || f->subsystem_id == subsystem_id);
 }
 
-int migparted_entry_want(const MigPartedEntry *e, const MigGpu *g, unsigned want[MIG_MAX_PROFILES],
-                         const MigPartedDevice **ret_unknown) {
-        memset(want, 0, sizeof(unsigned) * MIG_MAX_PROFILES);
-        for (size_t d = 0; d < e->n_mig_devices; d++) {
-                int pi = mig_profile_find(g, e->mig_devices[d].profile);
-                if (pi < 0) {
-                        *ret_unknown = &e->mig_devices[d];
-                        return -ENOENT;
-                }
-                want[pi] = e->mig_devices[d].count; /* names are distinct (parse_entry) */
+bool migparted_entry_selects(const MigPartedEntry *e, unsigned index, uint32_t device_id, uint32_t subsystem_id) {
+        bool dev = e->all_devices;
+        for (size_t k = 0; k < e->n_devices && !dev; k++)
+                dev = e->devices[k] == index;
+        if (!dev)
+                return false;
+        if (e->n_filters == 0)
+                return true;
+        for (size_t k = 0; k < e->n_filters; k++)
+                if (migparted_filter_matches(&e->filters[k], device_id, subsystem_id))
+                        return true;
+        return false;
+}
+
+static const char *const migparted_action_table[_MIGPARTED_ACTION_MAX] = {
+        [MIGPARTED_UNMATCHED] = "unmatched",
+        [MIGPARTED_SKIP] = "skipped",
+        [MIGPARTED_SET] = "set",
+};
+
+const char *migparted_action_to_string(MigPartedAction a) {
+        return a >= 0 && a < _MIGPARTED_ACTION_MAX ? migparted_action_table[a] : NULL;
+}
+
+static int target_fail(char **ret_error, const MigParted *m, unsigned line, unsigned column, const char *fmt, ...)
+        _printf_(5, 6);
+static int target_fail(char **ret_error, const MigParted *m, unsigned line, unsigned column, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vfail(ret_error, m->path, line, column, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int migparted_target(const MigParted *m, const MigPartedConfig *c, const MigGpu *g, MigPartedTarget *ret,
+                     char **ret_error) {
+        MigPartedTarget t = {.action = MIGPARTED_UNMATCHED};
+        *ret_error = NULL;
+        /* mig-parted walks the entries in order and applies each one to every GPU it selects: the last one
+         * decides, and entries that disagree on the mode make it fail */
+        for (size_t i = 0; i < c->n_entries; i++) {
+                const MigPartedEntry *e = &c->entries[i];
+                if (!migparted_entry_selects(e, g->index, g->pci_device_id, g->pci_subsystem_id))
+                        continue;
+                if (t.entry && t.entry->mig_enabled != e->mig_enabled)
+                        return target_fail(ret_error, m, e->line, e->column,
+                                           "GPU %u (%s) is selected with mig-enabled: %s here and with mig-enabled: %s by "
+                                           "the entry at line %u: a GPU cannot be both",
+                                           g->index, g->address, e->mig_enabled ? "true" : "false",
+                                           t.entry->mig_enabled ? "true" : "false", t.entry->line);
+                if (!g->capable && !g->lost && !e->all_devices && e->mig_enabled)
+                        return target_fail(ret_error, m, e->line, e->column, "GPU %u (%s, %s) does not support MIG",
+                                           g->index, g->address, g->name);
+                t.entry = e;
         }
+        if (!t.entry) {
+                *ret = t;
+                return 0;
+        }
+        t.enabled = t.entry->mig_enabled;
+        if (!g->capable && !g->lost) {
+                /* "Skipping -- non MIG-capable GPU": devices: all, or mig-enabled: false */
+                t.action = MIGPARTED_SKIP;
+                *ret = t;
+                return 0;
+        }
+        t.action = MIGPARTED_SET;
+        if (g->lost) {
+                *ret = t; /* nothing is known of it: the caller refuses to touch it */
+                return 0;
+        }
+        for (size_t d = 0; d < t.entry->n_mig_devices; d++) {
+                const MigPartedDevice *md = &t.entry->mig_devices[d];
+                int pi = mig_profile_find(g, md->profile);
+                if (pi < 0) {
+                        _cleanup_free_ char *list = mig_profile_names(g);
+                        return target_fail(ret_error, m, md->line, md->column,
+                                           "Unknown MIG profile '%s' on GPU %u (%s, %s). Known: %s", md->profile,
+                                           g->index, g->address, g->name, strna(list));
+                }
+                t.want[pi] += md->count;
+        }
+        if (t.enabled) {
+                _cleanup_free_ char *why = NULL;
+                if (mig_layout_fits(g, t.want, &why) < 0)
+                        return target_fail(ret_error, m, t.entry->line, t.entry->column,
+                                           "this layout does not fit GPU %u (%s, %s): %s", g->index, g->address,
+                                           g->name, strna(why));
+        }
+        *ret = t;
         return 0;
 }
 
 int migparted_write(FILE *f, const char *label, const MigPartedExport *e, size_t n) {
         fprintf(f, "version: v1\nmig-configs:\n  %s:\n", label);
-        if (n == 0)
-                fprintf(f, "    []\n");
+        if (n == 0) /* no MIG-capable GPU: "disabled everywhere" is true, a no-op, and a valid file */
+                fprintf(f, "    - devices: all\n      mig-enabled: false\n");
         for (size_t i = 0; i < n; i++) {
                 fprintf(f, "    - devices: [%u]\n      mig-enabled: %s\n", e[i].index, e[i].mig_enabled ? "true" : "false");
                 if (!e[i].mig_enabled)

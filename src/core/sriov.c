@@ -202,6 +202,10 @@ int sriov_set(Root *root, const char *pf_in, unsigned n, const SriovOptions *o, 
                 return -ENODEV;
         }
         const char *pf = d->addr;
+        if (pci_device_is_dead(d)) {
+                set_error(rep, pci_device_dead_message(d));
+                return -ENODEV;
+        }
         if (d->physfn) {
                 set_error(rep, strdup_printf("%s is a virtual function of %s: set the VF count on the PF", pf, d->physfn));
                 return -EINVAL;

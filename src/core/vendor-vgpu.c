@@ -156,15 +156,7 @@ static char *pf_of(Root *root, const char *vf) {
         return pf;
 }
 
-/* Match TYPE (id or name) against a creatable list. */
-static const VendorVgpuType *type_match(const VendorVgpuType *t, size_t n, const char *type) {
-        uint32_t id;
-        bool numeric = parse_u32(type, 10, &id) >= 0;
-        for (size_t i = 0; i < n; i++)
-                if (numeric ? t[i].id == id : strcasecmp(t[i].name, type) == 0)
-                        return &t[i];
-        return NULL;
-}
+
 
 int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **ret_vf, unsigned *ret_type,
                        char **ret_error) {
@@ -172,6 +164,8 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
         _cleanup_strv_free_ char **cands = NULL;
         _cleanup_free_ char *pf = NULL;
         size_t nc = 0;
+        if (pci_device_require_alive(root, parent, ret_error) < 0)
+                return -ENODEV;
         if (vf_has_vgpu(root, parent)) {
                 pf = pf_of(root, parent);
                 (void)strv_push(&cands, &nc, strdup(parent));
@@ -183,6 +177,8 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
         }
         if (!pf || !cands)
                 return -ENOMEM;
+        if (!streq(pf, parent) && pci_device_require_alive(root, pf, ret_error) < 0)
+                return -ENODEV; /* a VF of a GPU that fell off the bus */
         unsigned in_use = 0;
         size_t free_vfs = 0, vgpu_vfs = 0;
         bool known = false;
@@ -200,7 +196,7 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
                 size_t nt = 0;
                 if (vf_creatable(root, *v, &t, &nt) < 0)
                         continue;
-                const VendorVgpuType *m = type_match(t, nt, type);
+                const VendorVgpuType *m = vendor_vgpu_type_find(t, nt, type);
                 if (!m) {
                         vendor_vgpu_types_free(t, nt);
                         continue;

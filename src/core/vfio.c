@@ -406,6 +406,10 @@ static int load(Root *root, const char *bdf, PciHost **ret_h, PciDevice **ret_d,
                 set_error(rep, strdup_printf("no PCI device %s on this host", bdf));
                 return -ENODEV;
         }
+        if (pci_device_is_dead(*ret_d)) {
+                set_error(rep, pci_device_dead_message(*ret_d));
+                return -ENODEV;
+        }
         rep->group = (*ret_d)->iommu_group;
         return 0;
 }
@@ -432,6 +436,11 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
         r = plan_members(h, d, o, true, rep, &members, &n);
         if (r < 0)
                 return r;
+        for (size_t i = 0; i < n; i++)
+                if (pci_device_is_dead(members[i])) {
+                        set_error(rep, pci_device_dead_message(members[i]));
+                        return -ENODEV;
+                }
         for (size_t i = 0; i < n; i++)
                 if (members[i]->boot_vga == 1 && !o->force) {
                         set_error(rep, strdup_printf("%s is the boot VGA (the host console); use --force to take it anyway",

@@ -63,6 +63,13 @@ int sim_module_load(const char *rootdir, const char *module);
  */
 int sim_inject_fault(const char *rootdir, const char *attr, int error);
 
+/*
+ * Make a device fall off the bus, as after a PCIe link down or an NVIDIA Xid 79: its config space reads all
+ * ones from now on (the kernel keeps the vendor, device and class attributes it read at enumeration, and
+ * the driver stays bound), and the fake NVML reports it lost. -ENODEV when there is no such device.
+ */
+int sim_device_off_bus(const char *rootdir, const char *bdf);
+
 /* As the error of sim_inject_fault() (or "KILL" in the faults file): the process writing is killed with
  * SIGKILL at that write, before the kernel model sees it — a crash at an exact point for recovery tests. */
 #define SIM_FAULT_KILL 0x10000

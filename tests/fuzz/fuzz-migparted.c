@@ -20,10 +20,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t c = 0; c < m->n_configs; c++) {
                 FUZZ_CHECK(migparted_find(m, m->configs[c].label) == &m->configs[c]); /* labels are distinct */
                 for (unsigned i = 0; i < 9; i++)
-                        for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++) {
-                                const MigPartedEntry *e = migparted_match(&m->configs[c], i, ids[k]);
-                                FUZZ_CHECK(!e || e->n_mig_devices <= MIGPARTED_PROFILES_MAX);
-                        }
+                        for (size_t k = 0; k < sizeof ids / sizeof ids[0]; k++)
+                                for (size_t e = 0; e < m->configs[c].n_entries; e++) {
+                                        const MigPartedEntry *me = &m->configs[c].entries[e];
+                                        FUZZ_CHECK(me->n_mig_devices <= MIGPARTED_PROFILES_MAX);
+                                        /* no filter: every listed device is selected, whatever its ids */
+                                        if (me->n_filters == 0)
+                                                FUZZ_CHECK(migparted_entry_selects(me, i, ids[k], 0x134f10de) ==
+                                                           migparted_entry_selects(me, i, 0, 0));
+                                }
         }
         migparted_free(m);
         return 0;

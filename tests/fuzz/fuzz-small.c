@@ -29,6 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         FUZZ_CHECK(*p < 'A' || *p > 'Z');
                 FUZZ_CHECK(uuid_is_valid(s));
         }
+        /* definition file names, as mdevctl reads them: what parses is a canonical UUID */
+        if (mdev_definition_name_parse(s, u) == 0)
+                FUZZ_CHECK(strlen(u) == 36 && mdev_uuid_parse(u, u2) == 0 && streq(u, u2));
 #elif FUZZ_SMALL == 3 /* kernel command lines: the arguments added are there, those removed are gone */
         char *m = cmdline_merge(s, "intel_iommu=on iommu=pt", "intel_iommu=off");
         FUZZ_CHECK(m && cmdline_has(m, "intel_iommu=on") && cmdline_has(m, "iommu=pt") && !cmdline_has(m, "intel_iommu=off"));
