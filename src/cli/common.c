@@ -31,10 +31,18 @@ int usage_error(const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
+int input_error_exit(int r, bool named_by_user) {
+        if (r == -EINVAL || r == -EFBIG)
+                return EXIT_USAGE;
+        if (named_by_user && (r == -ENOENT || r == -EISDIR || r == -ENOTDIR))
+                return EXIT_USAGE;
+        return EXIT_FAILURE;
+}
+
 static int host_lock = -EBADF;
 
-static int lock_host(Root *root) {
-        if (host_lock >= 0)
+int hold_host_lock(Root *root) {
+        if (!arg.mutating || arg.dry_run || host_lock >= 0)
                 return 0;
         _cleanup_free_ char *err = NULL;
         int fd = root_lock(root, 30000, &err);
@@ -52,7 +60,7 @@ void unlock_host(void) {
         host_lock = -EBADF;
 }
 
-int open_root(unsigned extra_flags, Root **ret) {
+int open_root_unlocked(unsigned extra_flags, Root **ret) {
         _cleanup_root_free_ Root *root = NULL;
         int r = root_open(arg.root, (arg.dry_run ? ROOT_DRY_RUN : 0) | extra_flags, &root);
         if (r == -EINVAL)
@@ -61,7 +69,16 @@ int open_root(unsigned extra_flags, Root **ret) {
                 log_error_errno(r, "Cannot use root '%s': %m", arg.root ?: getenv("GPUVIRT_ROOT") ?: "/");
                 return EXIT_USAGE;
         }
-        if (arg.mutating && !arg.dry_run && (r = lock_host(root)))
+        *ret = TAKE_PTR(root);
+        return 0;
+}
+
+int open_root(unsigned extra_flags, Root **ret) {
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root_unlocked(extra_flags, &root);
+        if (r == 0)
+                r = hold_host_lock(root);
+        if (r)
                 return r;
         *ret = TAKE_PTR(root);
         return 0;

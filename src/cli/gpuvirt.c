@@ -36,6 +36,8 @@ typedef struct Verb {
 
 static int verb_help(int argc, char **argv);
 static int verb_version(int argc, char **argv) {
+        if (argc > 1)
+                return usage_error("version: unexpected argument '%s'", argv[1]);
         printf("gpuvirt %s\n", GPUVIRT_VERSION);
         return 0;
 }
@@ -63,7 +65,8 @@ static const Verb verbs[] = {
          "vgpu types [BDF]          vGPU types per parent (mdev and NVIDIA vendor vGPU)\n"
          "  vgpu list                 active and defined vGPUs\n"
          "  vgpu create PARENT TYPE [--uuid U] [--persist [--auto]]\n"
-         "                            create a vGPU (mdev, or a type on a free VF of PARENT)\n"
+         "                            create a vGPU (mdev, or a type on a free VF of PARENT;\n"
+         "                            TYPE: its id or its name)\n"
          "  vgpu remove ID [--keep-definition] [--force]\n"
          "                            remove it (ID: mdev UUID or VF address)\n"
          "  vgpu start-defined        start the definitions marked auto (boot unit)",
@@ -75,13 +78,13 @@ static const Verb verbs[] = {
          "mig status [BDF] | profiles BDF | enable BDF | disable BDF | reset BDF\n"
          "  mig create BDF PROFILE [--placement START] [--count N]\n"
          "  mig destroy BDF (--gi ID | --all) [--force]\n"
-         "  mig apply -f FILE -c LABEL [--allow-disrupt] [--no-reset] | assert -f FILE -c LABEL | export [-c LABEL]\n"
+         "  mig apply -f FILE [-c LABEL] [--allow-disrupt] [--no-reset] | assert -f FILE [-c LABEL] | export [-c LABEL]\n"
          "                            MIG partitions through NVML; mig-parted v1 configs",
          0, SUBS("enable", "disable", "create", "destroy", "reset", "apply")},
         {"vm", 1, verb_vm,
          "vm xml DEVICE [--guest-slot N]\n"
          "                            libvirt <hostdev> XML for a GPU, VF, mdev UUID or vendor vGPU\n"
-         "  vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type N] [--force]\n"
+         "  vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type T] [--force]\n"
          "                            prepare the device and attach it to a domain\n"
          "  vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]\n"
          "                            detach it and give it back to the host\n"
@@ -95,13 +98,15 @@ static const Verb verbs[] = {
         {"recover", 0, verb_state, "recover                   finish the step an interrupted apply left",
          VERB_MUTATING, NULL},
         {"status", 0, verb_state, "status [-f FILE]          last apply, interrupted step, drift"},
-        {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL\n"
+        {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL|off-bus BDF\n"
                              "                            simulated hosts"},
         {"version", 0, verb_version, "version                   print the version"},
         {"help", 0, verb_help, "help                      this text"},
 };
 
 static int verb_help(int argc, char **argv) {
+        if (argc > 1)
+                return usage_error("help: unexpected argument '%s' (the manual: man gpuvirt)", argv[1]);
         printf("Usage: gpuvirt [OPTIONS] COMMAND [ARGS]\n\n"
                "GPU virtualization manager for KVM/libvirt hosts.\n\n"
                "Options (before the command):\n"

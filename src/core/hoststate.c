@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <json-c/json.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ static StepKind step_kind_from_string(const char *s) {
         return _STEP_KIND_INVALID;
 }
 
-static void step_done(Step *s) {
+void step_done(Step *s) {
         strv_free(s->include);
         strv_free(s->mig_profiles);
         free(s->mig_counts);
@@ -131,43 +132,107 @@ json_object *plan_json(const Plan *p) {
         return a;
 }
 
+/* A step as the journal holds it (step_json()): every field checked before the step can be run again. */
+typedef struct StepRecord {
+        const char *action, *device, *description, *type;
+        unsigned vfs, count, total;
+        bool vfio, force;
+        char **include;
+        json_object *mig;
+} StepRecord;
+
+static bool is_step_kind(const char *s) {
+        return step_kind_from_string(s) >= 0;
+}
+
+static bool is_vgpu_type(const char *s) {
+        return mdev_type_valid(s); /* an mdev type id, or a vendor vGPU type's number */
+}
+
+static bool is_any(const char *s) {
+        return strlen(s) <= 4096;
+}
+
+static const JsonField step_fields[] = {
+        {"action", JSON_KIND_STRING, JSON_MANDATORY, offsetof(StepRecord, action), .valid = is_step_kind,
+         .what = "a step (bind-vfio, sriov-set, ...)"},
+        {"device", JSON_KIND_STRING, JSON_MANDATORY, offsetof(StepRecord, device), .valid = pci_addr_is_canonical,
+         .what = "a PCI address (0000:3b:00.0)"},
+        {"description", JSON_KIND_STRING, 0, offsetof(StepRecord, description), .valid = is_any},
+        {"vfs", JSON_KIND_UINT, 0, offsetof(StepRecord, vfs), .max = 0xffff},
+        {"vfio", JSON_KIND_BOOL, 0, offsetof(StepRecord, vfio)},
+        {"force", JSON_KIND_BOOL, 0, offsetof(StepRecord, force)},
+        {"include", JSON_KIND_STRV, 0, offsetof(StepRecord, include), .valid = pci_addr_is_canonical,
+         .what = "a list of PCI addresses (0000:3b:00.0)"},
+        {"mig", JSON_KIND_OBJECT, 0, offsetof(StepRecord, mig)},
+        {"type", JSON_KIND_STRING, JSON_NULLABLE, offsetof(StepRecord, type), .valid = is_vgpu_type,
+         .what = "a vGPU type id"},
+        {"count", JSON_KIND_UINT, 0, offsetof(StepRecord, count), .max = 256},
+        {"total", JSON_KIND_UINT, 0, offsetof(StepRecord, total), .max = 256},
+        {},
+};
+
+typedef struct JournalRecord {
+        json_object *step;
+        int64_t started;
+} JournalRecord;
+
+static const JsonField journal_fields[] = {
+        {"step", JSON_KIND_OBJECT, JSON_MANDATORY, offsetof(JournalRecord, step)},
+        {"started", JSON_KIND_INT64, 0, offsetof(JournalRecord, started)},
+        {},
+};
+
 /* Rebuild a step from its JSON (the journal). */
-static int step_from_json(json_object *o, Step *ret) {
-        Step s = {.kind = step_kind_from_string(json_object_get_string(json_object_object_get(o, "action")))};
-        const char *dev = json_object_get_string(json_object_object_get(o, "device"));
-        if (s.kind < 0 || !dev || strlen(dev) >= sizeof s.device)
-                return -EBADMSG;
-        snprintf(s.device, sizeof s.device, "%s", dev);
-        s.vfs = (unsigned)json_object_get_int(json_object_object_get(o, "vfs"));
-        s.vfio = json_object_get_boolean(json_object_object_get(o, "vfio"));
-        s.force = json_object_get_boolean(json_object_object_get(o, "force"));
-        s.count = (unsigned)json_object_get_int(json_object_object_get(o, "count"));
-        json_object *total = json_object_object_get(o, "total");
-        s.total = total ? (unsigned)json_object_get_int(total) : s.count;
-        const char *t = json_object_get_string(json_object_object_get(o, "type"));
-        if (t && !(s.vgpu_type = strdup(t)))
-                return -ENOMEM;
-        json_object *inc = json_object_object_get(o, "include");
-        size_t ni = 0;
-        for (size_t i = 0; inc && i < json_object_array_length(inc); i++)
-                if (strv_push(&s.include, &ni, strdup(json_object_get_string(json_object_array_get_idx(inc, i)))) < 0)
-                        return step_done(&s), -ENOMEM;
-        json_object *mig = json_object_object_get(o, "mig");
-        if (mig) {
-                size_t n = 0, cap = (size_t)json_object_object_length(mig);
+static int step_from_json(const char *file, json_object *o, Step *ret, char **ret_error) {
+        StepRecord rec = {};
+        int r = json_dispatch(file, o, step_fields, 0, &rec, ret_error);
+        if (r < 0)
+                return r;
+        Step s = {.kind = step_kind_from_string(rec.action), .vfs = rec.vfs, .vfio = rec.vfio, .force = rec.force,
+                  .count = rec.count, .total = rec.total, .include = TAKE_PTR(rec.include)};
+        if (!json_object_object_get_ex(o, "total", NULL)) /* a journal written before steps carried their total */
+                s.total = s.count;
+        snprintf(s.device, sizeof s.device, "%s", rec.device);
+        if (rec.type && !(s.vgpu_type = strdup(rec.type)))
+                return step_done(&s), -ENOMEM;
+        if (rec.mig) {
+                size_t cap = (size_t)json_object_object_length(rec.mig);
+                if (cap > MIGPARTED_PROFILES_MAX) {
+                        *ret_error = strdup_printf("%s: 'mig' names %zu profiles, more than any GPU has", file, cap);
+                        return step_done(&s), -EBADMSG;
+                }
                 s.mig_counts = calloc(cap ?: 1, sizeof(unsigned));
                 if (!s.mig_counts)
                         return step_done(&s), -ENOMEM;
-                json_object_object_foreach(mig, k, v) {
+                json_object_object_foreach(rec.mig, k, v) {
+                        int64_t c = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+                        if (!string_is_printable(k) || isempty(k) || c < 0 || c > MIG_MAX_INSTANCES) {
+                                *ret_error = strdup_printf("%s: 'mig' must map MIG profile names to counts from 0 to %d",
+                                                           file, MIG_MAX_INSTANCES);
+                                return step_done(&s), -EBADMSG;
+                        }
                         size_t np = s.n_mig;
                         if (strv_push(&s.mig_profiles, &np, strdup(k)) < 0)
                                 return step_done(&s), -ENOMEM;
-                        s.mig_counts[s.n_mig++] = (unsigned)json_object_get_int(v);
-                        n++;
+                        s.mig_counts[s.n_mig++] = (unsigned)c;
                 }
         }
         *ret = s;
         return 0;
+}
+
+int host_journal_read(Root *root, Step *ret, char **ret_error) {
+        *ret_error = NULL;
+        json_object *o = NULL;
+        JournalRecord rec = {};
+        int r = state_read_record(root, journal_fields, &rec, &o, ret_error, HOST_JOURNAL_FILE);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *file = root_path(root, HOST_JOURNAL_FILE);
+        r = file ? step_from_json(file, rec.step, ret, ret_error) : -ENOMEM;
+        json_object_put(o);
+        return r;
 }
 
 /* ---- observing the host ---- */
@@ -312,91 +377,77 @@ static Step *add_step(Planner *p, StepKind kind, const char *device) {
         return s;
 }
 
-/* The profile counts a mig entry asks for on one GPU (inline counts, or a mig-parted file and label). */
+/* The layout a mig entry asks for on one GPU: inline counts, or a mig-parted file and label under
+ * mig-parted's rules (migparted_target: the same as `gpuvirt mig apply`). *ret_skip: the file leaves the GPU
+ * alone (not MIG-capable, selected by `devices: all` or with mig-enabled: false). */
 static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_enabled,
-                      unsigned want[MIG_MAX_PROFILES]) {
+                      unsigned want[MIG_MAX_PROFILES], bool *ret_skip) {
         memset(want, 0, sizeof(unsigned) * MIG_MAX_PROFILES);
         *ret_enabled = true;
+        *ret_skip = false;
         if (e->mig_file) {
-                _cleanup_(migparted_freep) MigParted *m = NULL;
+                /* the file was parsed once, with host.yaml (host_spec_load) */
+                if (!e->mig_config)
+                        return reject(p, e, "mig file %s was not loaded with the host file", e->mig_file);
                 _cleanup_free_ char *err = NULL;
-                if (migparted_parse(e->mig_file, &m, &err) < 0)
+                MigPartedTarget t;
+                if (migparted_target(e->mig_parted, e->mig_config, g, &t, &err) < 0)
                         return reject(p, e, "mig file: %s", strna(err));
-                const MigPartedConfig *c = migparted_find(m, e->mig_label);
-                if (!c)
-                        return reject(p, e, "%s has no configuration '%s'", e->mig_file, e->mig_label);
-                const MigPartedEntry *me = migparted_match(c, g->index, g->pci_device_id);
-                if (!me)
-                        return reject(p, e, "configuration '%s' of %s does not cover GPU %u (%s)", e->mig_label, e->mig_file,
-                                      g->index, g->address);
-                *ret_enabled = me->mig_enabled;
-                for (size_t i = 0; i < me->n_mig_devices; i++) {
-                        int pi = mig_profile_find(g, me->mig_devices[i].profile);
-                        if (pi < 0)
-                                return reject(p, e, "%s:%u:%u: profile '%s' does not exist on %s (%s)", e->mig_file,
-                                              me->mig_devices[i].line, me->mig_devices[i].column,
-                                              me->mig_devices[i].profile, g->address, g->name);
-                        want[pi] += me->mig_devices[i].count;
+                if (t.action == MIGPARTED_UNMATCHED && g->capable)
+                        return reject(p, e, "configuration '%s' of %s does not cover GPU %u (%s): no entry selects this "
+                                            "MIG-capable GPU (mig-parted's assert fails on it)",
+                                      e->mig_label, e->mig_file, g->index, g->address);
+                if (t.action != MIGPARTED_SET) {
+                        *ret_skip = true;
+                        return 0;
                 }
+                *ret_enabled = t.enabled;
+                memcpy(want, t.want, sizeof t.want);
                 return 0;
         }
+        if (!g->capable)
+                return reject(p, e, "%s (%s) does not support MIG", g->address, g->name);
         for (size_t i = 0; i < e->n_mig; i++) {
                 int pi = mig_profile_find(g, e->mig[i].profile);
                 if (pi < 0)
                         return reject(p, e, "MIG profile '%s' does not exist on %s (%s); see 'gpuvirt mig profiles %s'",
                                       e->mig[i].profile, g->address, g->name, g->address);
-                want[pi] += e->mig[i].count;
+                want[pi] = e->mig[i].count; /* names are distinct: basic/yamldoc.h refuses a key given twice */
         }
+        _cleanup_free_ char *why = NULL;
+        if (mig_layout_fits(g, want, &why) < 0)
+                return reject(p, e, "this MIG layout does not fit %s (%s): %s", g->address, g->name, strna(why));
         return 0;
 }
 
-/* Resolve a vGPU type of an entry on a device: mdev type id or name, or vendor vGPU id or name. On success
- * ret_id is the canonical id (mdev type id, or the vendor type's number as text). */
+/* Resolve a vGPU type of an entry on a device (vgpu_type_resolve: an mdev type id or name, or a vendor vGPU
+ * id or name). On success ret_id is the canonical id (mdev type id, or the vendor type's number as text). */
 static int vgpu_resolve(Planner *p, const GpuEntry *e, const PciDevice *d, bool *ret_vendor, char **ret_id,
                         unsigned *ret_max) {
-        Root *root = p->host.root;
-        if (d->has_mdev_types) {
-                MdevType *t = NULL;
-                size_t n = 0;
-                int r = mdev_types_read(root, d->syspath, &t, &n);
-                if (r < 0)
-                        return reject(p, e, "cannot read the vGPU types of %s: %s", d->addr, strerror(-r));
-                for (size_t i = 0; i < n; i++)
-                        if (streq(t[i].id, e->vgpu_type) || (t[i].name && streq(t[i].name, e->vgpu_type))) {
-                                *ret_vendor = false;
-                                *ret_id = strdup(t[i].id);
-                                *ret_max = t[i].max_instances > 0 ? (unsigned)t[i].max_instances : 64;
-                                mdev_types_free(t, n);
-                                return *ret_id ? 0 : -ENOMEM;
-                        }
-                mdev_types_free(t, n);
-                return reject(p, e, "%s has no vGPU type '%s' (see 'gpuvirt vgpu types %s')", d->addr, e->vgpu_type, d->addr);
-        }
-        if (vendor_vgpu_is_parent(root, d->addr) || d->sriov_totalvfs > 0) {
-                VendorVgpuAvail *a = NULL;
-                size_t n = 0;
-                if (vendor_vgpu_types(root, d->addr, &a, &n) >= 0)
-                        for (size_t i = 0; i < n; i++) {
-                                char id[16];
-                                snprintf(id, sizeof id, "%u", a[i].id);
-                                if (streq(id, e->vgpu_type) || streq(a[i].name, e->vgpu_type)) {
-                                        *ret_vendor = true;
-                                        *ret_id = strdup(id);
-                                        *ret_max = (unsigned)d->sriov_totalvfs;
-                                        vendor_vgpu_avail_free(a, n);
-                                        return *ret_id ? 0 : -ENOMEM;
-                                }
-                        }
-                vendor_vgpu_avail_free(a, n);
-                if (vendor_vgpu_is_parent(root, d->addr))
-                        return reject(p, e, "%s offers no vGPU type '%s' (see 'gpuvirt vgpu types %s')", d->addr,
-                                      e->vgpu_type, d->addr);
-        }
-        return reject(p, e, "%s (%04x:%04x) cannot do mode vgpu: no mediated device types and no NVIDIA vGPU VFs",
-                      d->addr, d->vendor, d->device);
+        VgpuTypeRef t;
+        _cleanup_free_ char *err = NULL;
+        int r = vgpu_type_resolve(p->host.root, d->addr, e->vgpu_type, &t, &err);
+        if (r == -ENODEV)
+                return reject(p, e, "%s (%04x:%04x) cannot do mode vgpu: no mediated device types and no NVIDIA vGPU VFs",
+                              d->addr, d->vendor, d->device);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return reject(p, e, "%s", strna(err));
+        *ret_vendor = t.kind == VGPU_TYPE_VENDOR;
+        *ret_max = t.kind == VGPU_TYPE_VENDOR ? (unsigned)MAX(d->sriov_totalvfs, 0)
+                   : t.max_instances > 0     ? (unsigned)t.max_instances
+                                             : 64;
+        *ret_id = TAKE_PTR(t.id);
+        vgpu_type_ref_done(&t);
+        return 0;
 }
 
 static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **teardown, size_t *n_teardown) {
+        if (pci_device_is_dead(d)) {
+                _cleanup_free_ char *m = pci_device_dead_message(d);
+                return reject(p, e, "%s", strna(m));
+        }
         Observed o;
         int r = observe(&p->host, d, e->mode == GPU_MODE_PASSTHROUGH ? e->include : NULL, &o);
         if (r < 0)
@@ -443,27 +494,19 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                                    e->vgpu_count);
                 break;
         case GPU_MODE_MIG: {
+                /* a mig-parted file configures NVIDIA's GPUs only: any other display device is not one of them */
+                if (!o.mig && e->mig_file && d->vendor != PCI_VENDOR_NVIDIA)
+                        break;
                 if (!o.mig) {
                         r = reject(p, e, "%s: NVML does not report this GPU (NVML not available, or no NVIDIA driver), so "
                                          "MIG cannot be set", d->addr);
                         break;
                 }
-                if (!o.mig->capable) {
-                        r = reject(p, e, "%s (%s) does not support MIG", d->addr, o.mig->name);
-                        break;
-                }
-                bool enabled;
+                bool enabled, skip;
                 unsigned want[MIG_MAX_PROFILES];
-                r = mig_wanted(p, e, o.mig, &enabled, want);
-                if (r < 0)
+                r = mig_wanted(p, e, o.mig, &enabled, want, &skip);
+                if (r < 0 || skip)
                         break;
-                MigPlan mp;
-                int k = mig_plan(o.mig->profiles, o.mig->n_profiles, o.mig->slices, NULL, 0, want, true, &mp);
-                if (k < 0) {
-                        r = reject(p, e, "this MIG layout does not fit %s (%s): %s", d->addr, o.mig->name,
-                                   k == -EINVAL ? "a count is above its profile's limit" : "the instances overlap");
-                        break;
-                }
                 if (mig_layout_matches(o.mig, enabled, want))
                         break;
                 s = add_step(p, enabled ? STEP_MIG_APPLY : STEP_MIG_DISABLE, d->addr);
@@ -886,37 +929,15 @@ int host_apply(Root *root, const Plan *p, size_t *ret_done, char **ret_error) {
         return 0;
 }
 
-/* The step in the journal: -ENOENT none, -EBADMSG damaged (not JSON, too large, not a step). */
-static int journal_read(Root *root, Step *ret) {
-        json_object *o = NULL;
-        int r = state_read_json(root, &o, HOST_JOURNAL_FILE);
-        if (r >= 0)
-                r = step_from_json(json_object_object_get(o, "step"), ret);
-        json_object_put(o);
-        return r == -EFBIG ? -EBADMSG : r;
-}
-
-int host_journal_step(Root *root, json_object **ret_step) {
-        Step s = {};
-        int r = journal_read(root, &s);
-        if (r < 0)
-                return r;
-        *ret_step = step_json(&s);
-        step_done(&s);
-        return 0;
-}
-
 int host_recover(Root *root, char **ret_step, char ***ret_restored, char **ret_error) {
         *ret_step = NULL;
         *ret_restored = NULL;
         Step s = {};
-        int r = journal_read(root, &s);
-        if (r == -EBADMSG) {
-                *ret_error = strdup_printf(HOST_JOURNAL_FILE " is damaged; remove it and run 'gpuvirt apply'");
-                return r;
-        }
+        _cleanup_free_ char *bad = NULL;
+        int r = host_journal_read(root, &s, &bad);
         if (r < 0 && r != -ENOENT) {
-                *ret_error = strdup_printf("cannot read " HOST_JOURNAL_FILE ": %s", strerror(-r));
+                *ret_error = strdup_printf("the journal is damaged (%s); remove it and run 'gpuvirt apply'",
+                                           bad ?: strerror(-r));
                 return r;
         }
         if (r >= 0) {
@@ -1011,6 +1032,45 @@ int host_export(Root *root, HostSpec **ret, char **ret_error) {
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);
+        return 0;
+}
+
+typedef struct ResultRecord {
+        int64_t time;
+        const char *file, *error;
+        bool ok;
+        unsigned steps;
+} ResultRecord;
+
+static const JsonField result_fields[] = {
+        {"time", JSON_KIND_INT64, JSON_MANDATORY, offsetof(ResultRecord, time)},
+        {"file", JSON_KIND_STRING, JSON_MANDATORY, offsetof(ResultRecord, file), .valid = is_any},
+        {"ok", JSON_KIND_BOOL, JSON_MANDATORY, offsetof(ResultRecord, ok)},
+        {"steps", JSON_KIND_UINT, JSON_MANDATORY, offsetof(ResultRecord, steps), .max = INT32_MAX},
+        {"error", JSON_KIND_STRING, JSON_NULLABLE, offsetof(ResultRecord, error), .valid = is_any},
+        {},
+};
+
+void host_result_done(HostResult *r) {
+        free(r->file);
+        free(r->error);
+        *r = (HostResult){};
+}
+
+int host_result_read(Root *root, HostResult *ret, char **ret_error) {
+        json_object *o = NULL;
+        ResultRecord rec = {};
+        int r = state_read_record(root, result_fields, &rec, &o, ret_error, HOST_RESULT_FILE);
+        if (r < 0)
+                return r;
+        HostResult h = {.time = rec.time, .ok = rec.ok, .steps = rec.steps, .file = strdup(rec.file),
+                        .error = rec.error ? strdup(rec.error) : NULL};
+        json_object_put(o);
+        if (!h.file || (rec.error && !h.error)) {
+                host_result_done(&h);
+                return -ENOMEM;
+        }
+        *ret = h;
         return 0;
 }
 

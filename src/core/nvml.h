@@ -104,6 +104,11 @@ typedef struct nvmlPciInfo_st {
         char busId[32]; /* "00000000:3B:00.0" */
 } nvmlPciInfo_t;
 
+/* nvmlMemory_t (v1): bytes. */
+typedef struct nvmlMemory_st {
+        unsigned long long total, free, used;
+} nvmlMemory_t;
+
 /* nvmlProcessInfo_t as used by the _v3 running-process queries. */
 typedef struct nvmlProcessInfo_st {
         unsigned pid;
@@ -127,6 +132,7 @@ typedef struct nvmlProcessInfo_st {
         X(nvmlDeviceGetUUID, true)                                                                            \
         X(nvmlDeviceGetName, true)                                                                            \
         X(nvmlDeviceGetPciInfo_v3, true)                                                                      \
+        X(nvmlDeviceGetMemoryInfo, false)                                                                     \
         X(nvmlDeviceGetMigMode, true)                                                                         \
         X(nvmlDeviceSetMigMode, true)                                                                         \
         X(nvmlDeviceGetGpuInstanceProfileInfo, true)                                                          \
@@ -161,6 +167,7 @@ nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *pciBusId, nvmlDevice_t
 nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned length);
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned length);
 nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci);
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory);
 nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned *currentMode, unsigned *pendingMode);
 nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned mode, nvmlReturn_t *activationStatus);
 nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, unsigned profile,

@@ -45,7 +45,7 @@ typedef struct VfioReport {
 void vfio_report_done(VfioReport *r);
 
 /* Errors: -EPERM refused (unsafe target without --force; the report's error says why), -ENODEV no such
- * device, -ENXIO no IOMMU group, -ENOENT vfio-pci not loaded, other -errno: a kernel write failed and
+ * device or it (or a member of its group) does not answer on the bus, -ENXIO no IOMMU group, -ENOENT vfio-pci not loaded, other -errno: a kernel write failed and
  * everything was rolled back. */
 int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *ret);
 int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *ret);

@@ -78,6 +78,13 @@ int sim_nvml_fault(const char *rootdir, const char *bdf, const char *call);
  */
 int sim_nvml_library(char **ret);
 
+/*
+ * Make a device fall off the bus, as after a PCIe link down or an NVIDIA Xid 79: its config space reads all
+ * ones from now on (the kernel keeps the vendor, device and class attributes it read at enumeration, and
+ * the driver stays bound), and the fake NVML reports it lost. -ENODEV when there is no such device.
+ */
+int sim_device_off_bus(const char *rootdir, const char *bdf);
+
 /* As the error of sim_inject_fault() (or "KILL" in the faults file): the process writing is killed with
  * SIGKILL at that write, before the kernel model sees it — a crash at an exact point for recovery tests. */
 #define SIM_FAULT_KILL 0x10000

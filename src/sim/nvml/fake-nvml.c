@@ -10,8 +10,9 @@
  *  - the GPUs NVML sees: NVIDIA display-class physical functions bound to "nvidia" under
  *    sys/bus/pci/devices, in address order (that order is the NVML index); SR-IOV VFs (vGPU hosts) are
  *    not GPUs to NVML;
- *  - the real MIG profile tables (ids, slices, placements, memory) of A100-40GB, A100-80GB, A30,
- *    H100-80GB and H200, keyed by PCI device id;
+ *  - the MIG profile tables of each product it knows (A100-SXM4-40GB, A100-PCIE-40GB, A100-SXM4-80GB,
+ *    A100 80GB PCIe, A30, H100-SXM5-80GB, H100-PCIE-80GB, H200-SXM-141GB), keyed by PCI device id, as
+ *    NVIDIA publishes them (see the tables below);
  *  - MIG mode: a change is pending (NVML_ERROR_RESET_REQUIRED, or NVML_ERROR_IN_USE while processes hold
  *    the GPU) until the GPU is reset; the simulator's kernel model counts writes to the device's `reset`
  *    attribute in .gpuvirt-sim/resets/<bdf>, and a reset makes the pending mode current and clears every
@@ -50,49 +51,102 @@ enum { MAGIC_DEV = 0x4e564430, MAGIC_GI = 0x4e564731, MAGIC_CI = 0x4e564332 };
 
 typedef struct FProfile {
         unsigned constant, id, compute, size, max, starts; /* starts: bit i = legal start i */
-        unsigned long long mem_mb;
-        unsigned sms;
+        unsigned long long mem_mb;                        /* memorySizeMB as NVML reports it */
+        unsigned sms, ce, dec, jpeg, ofa;
 } FProfile;
 
 typedef struct FModel {
-        const char *family;
+        const char *product;
+        unsigned long long total_mb; /* the GPU's memory, as nvmlDeviceGetMemoryInfo's total */
         unsigned mem_slices, compute_slices;
         FProfile p[NVML_GPU_INSTANCE_PROFILE_COUNT];
         size_t n;
 } FModel;
 
-/* Profile tables: id, compute/memory slices, max count, legal starts, memory, SMs. */
-#define P(c, i, cs, sz, mx, st, mb, sm) {.constant = (c), .id = (i), .compute = (cs), .size = (sz), .max = (mx), .starts = (st), .mem_mb = (mb), .sms = (sm)}
-static const FModel a100_40 = {"A100-40GB", 8, 7, {
-        P(0x0, 19, 1, 1, 7, 0x7f, 4864, 14), P(0x7, 20, 1, 1, 1, 0x7f, 4864, 14), P(0x9, 15, 1, 2, 4, 0x55, 9856, 14),
-        P(0x1, 14, 2, 2, 3, 0x15, 9856, 28), P(0x2, 9, 3, 4, 2, 0x11, 19968, 42), P(0x3, 5, 4, 4, 1, 0x01, 19968, 56),
-        P(0x4, 0, 7, 8, 1, 0x01, 40192, 98)}, 7};
-static const FModel a100_80 = {"A100-80GB", 8, 7, {
-        P(0x0, 19, 1, 1, 7, 0x7f, 9728, 14), P(0x7, 20, 1, 1, 1, 0x7f, 9728, 14), P(0x9, 15, 1, 2, 4, 0x55, 19968, 14),
-        P(0x1, 14, 2, 2, 3, 0x15, 19968, 28), P(0x2, 9, 3, 4, 2, 0x11, 40192, 42), P(0x3, 5, 4, 4, 1, 0x01, 40192, 56),
-        P(0x4, 0, 7, 8, 1, 0x01, 81152, 98)}, 7};
-static const FModel a30 = {"A30-24GB", 4, 4, {
-        P(0x0, 14, 1, 1, 4, 0x0f, 5952, 14), P(0x7, 21, 1, 1, 1, 0x0f, 5952, 14), P(0x1, 5, 2, 2, 2, 0x05, 11968, 28),
-        P(0x8, 6, 2, 2, 1, 0x05, 11968, 28), P(0x3, 0, 4, 4, 1, 0x01, 24064, 56)}, 5};
-static const FModel h100 = {"H100-80GB", 8, 7, {
-        P(0x0, 19, 1, 1, 7, 0x7f, 9984, 16), P(0x7, 20, 1, 1, 1, 0x7f, 9984, 16), P(0x9, 15, 1, 2, 4, 0x55, 20096, 16),
-        P(0x1, 14, 2, 2, 3, 0x15, 20096, 32), P(0x2, 9, 3, 4, 2, 0x11, 40448, 60), P(0x3, 5, 4, 4, 1, 0x01, 40448, 64),
-        P(0x4, 0, 7, 8, 1, 0x01, 81152, 132)}, 7};
-static const FModel h200 = {"H200-141GB", 8, 7, {
-        P(0x0, 19, 1, 1, 7, 0x7f, 18048, 16), P(0x7, 20, 1, 1, 1, 0x7f, 18048, 16), P(0x9, 15, 1, 2, 4, 0x55, 35840, 16),
-        P(0x1, 14, 2, 2, 3, 0x15, 35840, 32), P(0x2, 9, 3, 4, 2, 0x11, 72192, 60), P(0x3, 5, 4, 4, 1, 0x01, 72192, 64),
-        P(0x4, 0, 7, 8, 1, 0x01, 143616, 132)}, 7};
+/*
+ * The MIG profile tables of each product, one table per product.
+ *
+ * Profiles, instance counts, slice fractions and engines (copy engines, NVDEC, JPEG, OFA) are those of
+ * NVIDIA's "Multi-Instance GPU User Guide" (r580), section "Supported MIG Profiles" (the A30, A100, H100
+ * and H200 tables); placements are those of the same section's diagrams and of `nvidia-smi mig -lgipp` in
+ * its "Getting Started with MIG" section. Memory (NVML's memorySizeMB) and SM counts are not in those
+ * tables: they are what `nvidia-smi mig -lgip` reports on the product, cited above each table.
+ * tests/test-mig.c checks every row against those published numbers.
+ *
+ * The GPU's total memory (for profile names) is what nvidia-smi reports for the product: 40960, 81920,
+ * 24576, 81559 (H100) and 143771 MiB (H200).
+ *
+ * P(constant, id, compute slices, memory slices, instances, legal starts, MiB, SMs, CE, NVDEC, JPEG, OFA)
+ */
+#define P(c, i, cs, sz, mx, st, mb, sm, ce_, de, jp, of)                                                      \
+        {.constant = (c), .id = (i), .compute = (cs), .size = (sz), .max = (mx), .starts = (st), .mem_mb = (mb), \
+         .sms = (sm), .ce = (ce_), .dec = (de), .jpeg = (jp), .ofa = (of)}
+
+/* A100-SXM4-40GB: the guide's table "GPU Instance Profiles on A100", and its own `nvidia-smi mig -lgip`
+ * example (Getting Started with MIG: 4.75, 9.62, 9.62, 19.50, 19.50, 39.25 GiB; 14, 14, 14, 28, 42, 56, 98
+ * SMs). The PCIe 40GB card (GA100, same partitioning) is assumed to report the same: no capture of it. */
+static const FModel a100_40gb = {"A100-40GB", 40960, 8, 7, {
+        P(0x0, 19, 1, 1, 7, 0x7f, 4864, 14, 1, 0, 0, 0),   P(0x7, 20, 1, 1, 1, 0x7f, 4864, 14, 1, 1, 1, 1),
+        P(0x9, 15, 1, 2, 4, 0x55, 9856, 14, 1, 1, 0, 0),   P(0x1, 14, 2, 2, 3, 0x15, 9856, 28, 2, 1, 0, 0),
+        P(0x2, 9, 3, 4, 2, 0x11, 19968, 42, 3, 2, 0, 0),   P(0x3, 5, 4, 4, 1, 0x01, 19968, 56, 4, 2, 0, 0),
+        P(0x4, 0, 7, 8, 1, 0x01, 40192, 98, 7, 5, 1, 1)}, 7};
+/* A100-SXM4-80GB / A100 80GB PCIe: the guide's A100 table with the 80GB names; memory and SMs from
+ * `nvidia-smi mig -lgip` on an A100 80GB PCIe (driver 515: 9.50, 9.50, 19.50, 39.25, 39.25, 79.00 GiB;
+ * 14, 14, 28, 42, 56, 98 SMs; MIG device 3g.40gb 40192 MiB). That driver predates 1g.20gb (profile 15):
+ * its memory and SMs are taken equal to 2g.20gb's memory and 1g's SMs, as on the 40GB card. */
+static const FModel a100_80gb = {"A100-80GB", 81920, 8, 7, {
+        P(0x0, 19, 1, 1, 7, 0x7f, 9728, 14, 1, 0, 0, 0),   P(0x7, 20, 1, 1, 1, 0x7f, 9728, 14, 1, 1, 1, 1),
+        P(0x9, 15, 1, 2, 4, 0x55, 19968, 14, 1, 1, 0, 0),  P(0x1, 14, 2, 2, 3, 0x15, 19968, 28, 2, 1, 0, 0),
+        P(0x2, 9, 3, 4, 2, 0x11, 40192, 42, 3, 2, 0, 0),   P(0x3, 5, 4, 4, 1, 0x01, 40192, 56, 4, 2, 0, 0),
+        P(0x4, 0, 7, 8, 1, 0x01, 80896, 98, 7, 5, 1, 1)}, 7};
+/* A30-24GB: the guide's table "GPU Instance Profiles on A30"; memory and SMs from `nvidia-smi mig -lgip`
+ * on an A30 (5.81, 5.81, 11.69, 11.69, 23.44 GiB; 14, 14, 28, 28, 56 SMs; placements from its -lgipp:
+ * {0,1,2,3}:1, {0,2}:2, {0}:4). */
+static const FModel a30 = {"A30-24GB", 24576, 4, 4, {
+        P(0x0, 14, 1, 1, 4, 0x0f, 5952, 14, 1, 0, 0, 0),   P(0x7, 21, 1, 1, 1, 0x0f, 5952, 14, 1, 1, 1, 1),
+        P(0x1, 5, 2, 2, 2, 0x05, 11968, 28, 2, 2, 0, 0),   P(0x8, 6, 2, 2, 1, 0x05, 11968, 28, 2, 2, 1, 1),
+        P(0x3, 0, 4, 4, 1, 0x01, 24000, 56, 4, 4, 1, 1)}, 5};
+/* H100-SXM5-80GB: the guide's table "GPU Instance Profiles on H100"; memory and SMs from `nvidia-smi mig
+ * -lgip` on an H100 80GB HBM3 (9.75, 9.75, 19.62, 19.62, 39.50, 39.50, 79.25 GiB; 16, 16, 26, 32, 60, 64,
+ * 132 SMs). */
+static const FModel h100_sxm5 = {"H100-SXM5-80GB", 81559, 8, 7, {
+        P(0x0, 19, 1, 1, 7, 0x7f, 9984, 16, 1, 1, 1, 0),   P(0x7, 20, 1, 1, 1, 0x7f, 9984, 16, 1, 1, 1, 1),
+        P(0x9, 15, 1, 2, 4, 0x55, 20096, 26, 1, 1, 1, 0),  P(0x1, 14, 2, 2, 3, 0x15, 20096, 32, 2, 2, 2, 0),
+        P(0x2, 9, 3, 4, 2, 0x11, 40448, 60, 3, 3, 3, 0),   P(0x3, 5, 4, 4, 1, 0x01, 40448, 64, 4, 4, 4, 0),
+        P(0x4, 0, 7, 8, 1, 0x01, 81152, 132, 8, 7, 7, 1)}, 7};
+/* H100-PCIE-80GB: the guide's H100 table; memory and SMs from `nvidia-smi mig -lgip` on an H100 PCIe
+ * (driver 570.169: 9.75, 9.75, 19.62, 19.62, 39.50, 39.50, 79.25 GiB; 14, 14, 14, 30, 46, 62, 114 SMs;
+ * MIG device 1g.10gb 9984 MiB). */
+static const FModel h100_pcie = {"H100-PCIE-80GB", 81559, 8, 7, {
+        P(0x0, 19, 1, 1, 7, 0x7f, 9984, 14, 1, 1, 1, 0),   P(0x7, 20, 1, 1, 1, 0x7f, 9984, 14, 1, 1, 1, 1),
+        P(0x9, 15, 1, 2, 4, 0x55, 20096, 14, 1, 1, 1, 0),  P(0x1, 14, 2, 2, 3, 0x15, 20096, 30, 2, 2, 2, 0),
+        P(0x2, 9, 3, 4, 2, 0x11, 40448, 46, 3, 3, 3, 0),   P(0x3, 5, 4, 4, 1, 0x01, 40448, 62, 4, 4, 4, 0),
+        P(0x4, 0, 7, 8, 1, 0x01, 81152, 114, 8, 7, 7, 1)}, 7};
+/* H200-SXM-141GB: the guide's table "GPU Instance Profiles on H200"; memory and SMs from `nvidia-smi mig
+ * -lgip` on an H200 in NVIDIA/mig-parted issue #120 ("Add support for the NVIDIA H200 GPU": 16.00, 16.00,
+ * 32.25, 32.25, 69.50, 69.50, 139.75 GiB; 16, 16, 26, 32, 60, 64, 132 SMs). H200 NVL is not modelled. */
+static const FModel h200_sxm = {"H200-SXM-141GB", 143771, 8, 7, {
+        P(0x0, 19, 1, 1, 7, 0x7f, 16384, 16, 1, 1, 1, 0),  P(0x7, 20, 1, 1, 1, 0x7f, 16384, 16, 1, 1, 1, 1),
+        P(0x9, 15, 1, 2, 4, 0x55, 33024, 26, 1, 1, 1, 0),  P(0x1, 14, 2, 2, 3, 0x15, 33024, 32, 2, 2, 2, 0),
+        P(0x2, 9, 3, 4, 2, 0x11, 71168, 60, 3, 3, 3, 0),   P(0x3, 5, 4, 4, 1, 0x01, 71168, 64, 4, 4, 4, 0),
+        P(0x4, 0, 7, 8, 1, 0x01, 143104, 132, 8, 7, 7, 1)}, 7};
 #undef P
 
+/* Each product by PCI device id, with the name NVML gives it. */
 static const struct {
         uint16_t device;
         const char *name;
         const FModel *model;
 } known[] = {
-        {0x20b0, "NVIDIA A100-SXM4-40GB", &a100_40}, {0x20f1, "NVIDIA A100-PCIE-40GB", &a100_40},
-        {0x20b2, "NVIDIA A100-SXM4-80GB", &a100_80}, {0x20b5, "NVIDIA A100 80GB PCIe", &a100_80},
-        {0x20b7, "NVIDIA A30", &a30},                {0x2330, "NVIDIA H100 80GB HBM3", &h100},
-        {0x2331, "NVIDIA H100 PCIe", &h100},         {0x2335, "NVIDIA H200", &h200},
+        {0x20b0, "NVIDIA A100-SXM4-40GB", &a100_40gb}, {0x20b1, "NVIDIA A100-PCIE-40GB", &a100_40gb},
+        {0x20f1, "NVIDIA A100-PCIE-40GB", &a100_40gb}, {0x20b2, "NVIDIA A100-SXM4-80GB", &a100_80gb},
+        {0x20b5, "NVIDIA A100 80GB PCIe", &a100_80gb}, {0x20b7, "NVIDIA A30", &a30},
+        {0x2330, "NVIDIA H100 80GB HBM3", &h100_sxm5}, {0x2331, "NVIDIA H100 PCIe", &h100_pcie},
+        {0x2335, "NVIDIA H200", &h200_sxm},
+        /* GPUs without MIG that the simulator's profiles hold */
+        {0x1eb8, "Tesla T4", NULL},                    {0x1fb0, "DGX Display", NULL},
+        {0x1e30, "Quadro RTX 6000", NULL},             {0x2206, "NVIDIA GeForce RTX 3080", NULL},
+        {0x21c4, "NVIDIA GeForce GTX 1660 SUPER", NULL},
 };
 
 typedef struct FDev FDev;
@@ -120,6 +174,8 @@ struct FDev {
         uint32_t magic;
         char bdf[16];
         uint16_t device;
+        uint32_t subsystem; /* subsystem device << 16 | subsystem vendor */
+        bool lost;          /* config space reads all ones: fallen off the bus */
         const char *name;
         const FModel *m; /* NULL: no MIG */
         unsigned cur, pend;
@@ -374,6 +430,20 @@ static uint32_t read_hex(const char *dir, const char *name) {
         return v;
 }
 
+/* A device whose config space reads back all ones (vendor 0xffff) no longer answers on the bus: the
+ * driver reports it lost (NVML_ERROR_GPU_IS_LOST), as it does after an Xid 79. */
+static bool config_lost(const char *dir) {
+        _cleanup_free_ char *p = strdup_printf("%s/config", dir);
+        uint8_t cfg[16];
+        size_t n = 0;
+        if (!p || read_head_at(AT_FDCWD, p, cfg, sizeof cfg, &n) < 0 || n < sizeof cfg)
+                return false;
+        for (size_t i = 0; i < sizeof cfg; i++)
+                if (cfg[i] != 0xff)
+                        return false;
+        return true;
+}
+
 /* ---- handles ---- */
 
 /* The GPU's state as the file holds it now: re-read once per locked section (the caller holds LOCKED). */
@@ -436,6 +506,8 @@ API nvmlReturn_t nvmlInit_v2(void) {
                 d->magic = MAGIC_DEV;
                 snprintf(d->bdf, sizeof d->bdf, "%s", *e);
                 d->device = (uint16_t)read_hex(dir, "device");
+                d->subsystem = read_hex(dir, "subsystem_device") << 16 | (read_hex(dir, "subsystem_vendor") & 0xffff);
+                d->lost = config_lost(dir);
                 d->name = "NVIDIA GPU";
                 for (size_t k = 0; k < ELEMENTSOF(known); k++)
                         if (known[k].device == d->device) {
@@ -472,6 +544,7 @@ API const char *nvmlErrorString(nvmlReturn_t r) {
         case NVML_ERROR_NOT_FOUND: return "Not Found";
         case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
         case NVML_ERROR_DRIVER_NOT_LOADED: return "Driver Not Loaded";
+        case NVML_ERROR_GPU_IS_LOST: return "GPU is lost";
         case NVML_ERROR_RESET_REQUIRED: return "GPU requires reset";
         case NVML_ERROR_IN_USE: return "In use by another client";
         case NVML_ERROR_INSUFFICIENT_RESOURCES: return "Insufficient resources";
@@ -493,6 +566,8 @@ API nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned index, nvmlDevice_t *dev
                 return NVML_ERROR_UNINITIALIZED;
         if (!device || index >= n_devs)
                 return NVML_ERROR_INVALID_ARGUMENT;
+        if (devs[index].lost)
+                return NVML_ERROR_GPU_IS_LOST;
         *device = (nvmlDevice_t)&devs[index];
         return NVML_SUCCESS;
 }
@@ -514,6 +589,8 @@ API nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *busid, nvmlDevice_
                 return NVML_ERROR_INVALID_ARGUMENT;
         for (unsigned i = 0; i < n_devs; i++)
                 if (bus_id_parse(devs[i].bdf, &b[0], &b[1], &b[2], &b[3]) && memcmp(a, b, sizeof a) == 0) {
+                        if (devs[i].lost)
+                                return NVML_ERROR_GPU_IS_LOST;
                         *device = (nvmlDevice_t)&devs[i];
                         return NVML_SUCCESS;
                 }
@@ -557,9 +634,19 @@ API nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci
         if (!d || !pci || !bus_id_parse(d->bdf, &dom, &bus, &slot, &fn))
                 return NVML_ERROR_INVALID_ARGUMENT;
         *pci = (nvmlPciInfo_t){.domain = dom, .bus = bus, .device = slot,
-                               .pciDeviceId = (unsigned)d->device << 16 | 0x10de, .pciSubSystemId = 0};
+                               .pciDeviceId = (unsigned)d->device << 16 | 0x10de, .pciSubSystemId = d->subsystem};
         snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%04X:%02X:%02X.%X", dom, bus, slot, fn);
         snprintf(pci->busId, sizeof pci->busId, "%08X:%02X:%02X.%X", dom, bus, slot, fn);
+        return NVML_SUCCESS;
+}
+
+API nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
+        FDev *d = as_dev(device);
+        if (!d || !memory)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (!d->m)
+                return NVML_ERROR_NOT_SUPPORTED; /* only the products it models */
+        *memory = (nvmlMemory_t){.total = d->m->total_mb << 20, .free = d->m->total_mb << 20};
         return NVML_SUCCESS;
 }
 
@@ -622,9 +709,8 @@ API nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, unsign
                         continue;
                 *info = (nvmlGpuInstanceProfileInfo_t){
                         .id = p->id, .isP2pSupported = 0, .sliceCount = p->compute, .instanceCount = p->max,
-                        .multiprocessorCount = p->sms, .copyEngineCount = p->compute, .decoderCount = p->compute / 2,
-                        .encoderCount = 0, .jpegCount = profile == 0x7 || profile == 0x8 || p->compute == 7,
-                        .ofaCount = profile == 0x7 || profile == 0x8 || p->compute == 7, .memorySizeMB = p->mem_mb};
+                        .multiprocessorCount = p->sms, .copyEngineCount = p->ce, .decoderCount = p->dec,
+                        .encoderCount = 0, .jpegCount = p->jpeg, .ofaCount = p->ofa, .memorySizeMB = p->mem_mb};
                 return NVML_SUCCESS;
         }
         return NVML_ERROR_NOT_SUPPORTED;
