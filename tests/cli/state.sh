@@ -181,8 +181,12 @@ expect_rc 0 "$GPUVIRT" "${W[@]}" apply -f "$TMP/host.yaml"
 [ "$(driver "$TMP/grp" 0000:01:00.1)" = snd_hda_intel ] && ok || fail "apply did not release the audio function"
 # 4d. a damaged journal: status says so and fails, as apply refuses it
 echo '{"step": {"action": "bind-vfio"' >"$TMP/grp/var/lib/gpuvirt/journal.json"
-expect_rc 1 "$GPUVIRT" "${W[@]}" status -f "$TMP/host.yaml" && expect_in "$OUT" "is damaged" "status on a damaged journal"
-expect_rc 1 "$GPUVIRT" "${W[@]}" --json status -f "$TMP/host.yaml" && { echo "$OUT" | jq -e '.journal_damaged' >/dev/null && ok || fail "json: $OUT"; }
+J="$TMP/grp/var/lib/gpuvirt/journal.json"
+expect_rc 1 "$GPUVIRT" "${W[@]}" status -f "$TMP/host.yaml" &&
+        expect_in "$OUT" "Interrupted step: the journal is damaged: $J:2:1: " "status on a damaged journal"
+expect_rc 1 "$GPUVIRT" "${W[@]}" --json status -f "$TMP/host.yaml" &&
+        { echo "$OUT" | jq -e --arg j "$J:2:1: " '(.damaged | length) == 1 and (.damaged[0] | startswith($j)) and
+                .interrupted_step == null' >/dev/null && ok || fail "json: $OUT"; }
 expect_rc 1 "$GPUVIRT" "${W[@]}" apply -f "$TMP/host.yaml" && expect_in "$ERR" "damaged" "apply refuses it"
 rm "$TMP/grp/var/lib/gpuvirt/journal.json"
 # 4e. vGPUs count by their stable identity: 3 -> 2 removes index 2, so the VM using index 1 keeps its vGPU
