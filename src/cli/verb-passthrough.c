@@ -150,13 +150,15 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
 }
 
 static int do_restore(const char *bdf) {
-        _cleanup_root_free_ Root *root = NULL;
-        int r = open_root(0, &root);
-        if (r)
-                return r;
+        /* the argument, then the boot record (the input, under the root), then the lock: input that is refused
+         * changes nothing */
         _cleanup_free_ char *canon = NULL;
         if (pci_addr_canonical(bdf, &canon) < 0)
                 return log_error("'%s' is not a PCI address.", bdf), EXIT_USAGE;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root_unlocked(0, &root);
+        if (r)
+                return r;
         bool force = false;
         _cleanup_strv_free_ char **include = NULL;
         _cleanup_free_ char *bad = NULL;
@@ -165,6 +167,8 @@ static int do_restore(const char *bdf) {
                 return log_error("%s has no persistent binding (" VFIO_PERSIST_DIR "/%s).", canon, canon), EXIT_FAILURE;
         if (r < 0)
                 return log_error("Refusing the persistent binding of %s: %s", canon, bad ?: strerror(-r)), EXIT_FAILURE;
+        if ((r = hold_host_lock(root)))
+                return r;
         VfioOptions o = {.force = force, .include = include, .settle_ms = 5000};
         VfioReport rep;
         r = vfio_enable(root, canon, &o, &rep);
