@@ -126,20 +126,29 @@ int vfio_forget(Root *root, const char *bdf) {
 static char *current_driver(Root *root, const char *bdf);
 
 /* A device with no driver whose record names the driver it had: it lost its driver in a move that did
- * not finish (a crash, a rollback that failed). ret_saved (may be NULL) gets that driver. */
-static bool lost_driver(Root *root, const PciDevice *x, char **ret_saved) {
+ * not finish (a crash, a rollback that failed). A device with no driver whose record is damaged counts as
+ * lost too: what it had cannot be told, so it is drift, and every operation that would move it refuses
+ * before its first write (records_check) naming the record. ret_saved (may be NULL): the driver it had,
+ * NULL when the record is damaged; ret_bad (may be NULL): then why. */
+static bool lost_driver(Root *root, const PciDevice *x, char **ret_saved, char **ret_bad) {
         if (x->driver)
                 return false;
         Saved s = {};
-        if (state_read(root, x->addr, &s, NULL) < 0)
+        _cleanup_free_ char *bad = NULL;
+        int r = state_read(root, x->addr, &s, &bad);
+        if (r == -ENOENT || r == -ENOMEM)
                 return false;
-        free(s.driver_override);
-        if (!s.driver)
+        if (r >= 0 && !s.driver) {
+                saved_done(&s);
                 return false;
+        }
+        if (r < 0 && !bad)
+                bad = strdup_printf(STATE_DIR "/%s: %s", x->addr, strerror(-r));
         if (ret_saved)
-                *ret_saved = s.driver;
-        else
-                free(s.driver);
+                *ret_saved = TAKE_PTR(s.driver);
+        if (ret_bad)
+                *ret_bad = TAKE_PTR(bad);
+        saved_done(&s);
         return true;
 }
 
@@ -404,7 +413,7 @@ static int plan_members(Root *root, const PciHost *h, const PciDevice *d, const 
                 case GROUP_MEMBER_FOREIGN:
                         if (!enable) {
                                 /* release whatever of the group sits on vfio, or lost its driver on the way */
-                                if (x->is_vfio || lost_driver(root, x, NULL))
+                                if (x->is_vfio || lost_driver(root, x, NULL, NULL))
                                         out[k++] = x;
                                 continue;
                         }
@@ -420,7 +429,7 @@ static int plan_members(Root *root, const PciHost *h, const PciDevice *d, const 
                         out[k++] = x;
                         break;
                 default:
-                        if (enable || x->is_vfio || lost_driver(root, x, NULL))
+                        if (enable || x->is_vfio || lost_driver(root, x, NULL, NULL))
                                 out[k++] = x;
                 }
         }
@@ -580,7 +589,7 @@ int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *
                 r = plan_members(root, h, d, o, false, rep, &members, &n);
                 if (r < 0)
                         return r;
-        } else if (lost_driver(root, d, NULL)) {
+        } else if (lost_driver(root, d, NULL, NULL)) {
                 if (!(members = calloc(1, sizeof *members)))
                         return -ENOMEM;
                 members[n++] = d;
@@ -671,7 +680,7 @@ int vfio_group_state(Root *root, const PciHost *h, const PciDevice *d, char *con
                         st.n_vfio++;
                 else if (x->driver)
                         st.n_host++;
-                else if (lost_driver(root, x, NULL))
+                else if (lost_driver(root, x, NULL, NULL))
                         st.n_lost++;
         }
         *ret = st;
@@ -682,10 +691,12 @@ int vfio_lost_list(Root *root, const PciHost *h, char ***ret) {
         char **l = NULL;
         size_t n = 0;
         for (size_t i = 0; i < h->n_devices; i++) {
-                _cleanup_free_ char *saved = NULL;
-                if (!lost_driver(root, &h->devices[i], &saved))
+                _cleanup_free_ char *saved = NULL, *bad = NULL;
+                if (!lost_driver(root, &h->devices[i], &saved, &bad))
                         continue;
-                if (strv_push(&l, &n, strdup_printf("%s (had %s)", h->devices[i].addr, saved)) < 0) {
+                char *e = saved ? strdup_printf("%s (had %s)", h->devices[i].addr, saved)
+                                : strdup_printf("%s (its record is damaged: %s)", h->devices[i].addr, strna(bad));
+                if (strv_push(&l, &n, e) < 0) {
                         strv_free(l);
                         return -ENOMEM;
                 }
@@ -710,15 +721,15 @@ int vfio_restore_lost(Root *root, char ***ret_restored, char **ret_error) {
                 _cleanup_free_ char *now = current_driver(root, x->addr);
                 _cleanup_free_ char *saved = NULL;
                 /* (a restore of an earlier device's group may have put this one back already) */
-                if (now || !lost_driver(root, x, &saved))
+                if (now || !lost_driver(root, x, &saved, NULL))
                         continue;
                 VfioOptions o = {.settle_ms = 2000};
                 VfioReport rep;
                 r = vfio_disable(root, x->addr, &o, &rep);
                 if (r < 0) {
                         if (ret == 0 && ret_error)
-                                *ret_error = strdup_printf("%s has no driver and cannot be given back to %s: %s", x->addr,
-                                                           saved, rep.error ?: strerror(-r));
+                                *ret_error = strdup_printf("%s has no driver and cannot be given back%s%s: %s", x->addr,
+                                                           saved ? " to " : "", saved ?: "", rep.error ?: strerror(-r));
                         ret = ret ?: r;
                 } else
                         for (size_t k = 0; k < rep.n_changes; k++)

@@ -71,13 +71,15 @@ char *vfio_saved_driver(Root *root, const char *bdf);
 typedef struct VfioGroupState {
         unsigned n_vfio; /* on a VFIO driver */
         unsigned n_host; /* on a host driver */
-        unsigned n_lost; /* no driver, though gpuvirt recorded the one they had: a move that did not finish */
+        unsigned n_lost; /* no driver, though gpuvirt recorded the one they had: a move that did not finish (or
+                          * no driver and a damaged record: what they had cannot be told) */
 } VfioGroupState;
 
 int vfio_group_state(Root *root, const PciHost *h, const PciDevice *d, char *const *include, VfioGroupState *ret);
 
 /* The devices that lost their driver (no driver, and a record names the one they had), as
- * "BDF (had DRIVER)" strings; an empty list when none. */
+ * "BDF (had DRIVER)" strings, or "BDF (its record is damaged: REASON)" when the record cannot be read; an
+ * empty list when none. */
 int vfio_lost_list(Root *root, const PciHost *h, char ***ret);
 
 /* Give every device that lost its driver back to it, with its group (vfio_disable()). ret_restored: the

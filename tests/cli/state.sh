@@ -148,6 +148,22 @@ for way in journal nojournal; do
         [ "$(driver "$TMP/t4k-disable" 0000:3b:00.0)" = nvidia ] && ok || fail "passthrough disable ($way)"
         rm -rf "$TMP/t4k-apply" "$TMP/t4k-disable"
 done
+# 4a'. the same GPU without a driver, its record damaged: what it had cannot be told, so it is not "fine"; status
+# names it with the record's reason, and every operation that would move it refuses before its first write
+rm -rf "$TMP/t4d"; cp -a "$TMP/t4k0" "$TMP/t4d"; rm "$TMP/t4d/var/lib/gpuvirt/journal.json"
+REC="$TMP/t4d/var/lib/gpuvirt/passthrough/0000:3b:00.0"
+printf '{"driver":"../../nvidia","driver_override":null}\n' >"$REC"
+K=(--root "$TMP/t4d")
+expect_rc 1 "$GPUVIRT" "${K[@]}" status -f "$TMP/host.yaml" &&
+        expect_in "$OUT" "No driver: 0000:3b:00.0 (its record is damaged: $REC: 'driver' is \"../../nvidia\"" "status, damaged record"
+expect_rc 1 "$GPUVIRT" "${K[@]}" --json status && echo "$OUT" | jq -e '.lost_drivers | length == 1' >/dev/null &&
+        ok || fail "status --json, damaged record: $OUT"
+expect_rc 1 "$GPUVIRT" "${K[@]}" assert -f "$TMP/host.yaml" && expect_in "$OUT" "give 0000:3b:00.0 and its group back" "assert, damaged record"
+expect_rc 1 "$GPUVIRT" "${K[@]}" recover && expect_in "$ERR" "$REC: 'driver'" "recover names the record"
+expect_rc 1 "$GPUVIRT" "${K[@]}" apply -f "$TMP/host.yaml" && expect_in "$ERR" "$REC: 'driver'" "apply names the record"
+expect_rc 1 "$GPUVIRT" "${K[@]}" passthrough disable 0000:3b:00.0 && expect_in "$ERR" "$REC: 'driver'" "disable names the record"
+[ -z "$(driver "$TMP/t4d" 0000:3b:00.0)" ] && [ "$(cat "$REC")" = '{"driver":"../../nvidia","driver_override":null}' ] &&
+        ok || fail "a damaged record was acted on: driver '$(driver "$TMP/t4d" 0000:3b:00.0)', record $(cat "$REC")"
 # 4b. an incomplete rollback (faults at writes 3 and 4 of an enable) keeps the record of the device it could not
 # put back, so status names it and recover gives it its driver
 "$GPUVIRT" sim create "$TMP/t4r" --profile t4-grid >/dev/null
