@@ -7,12 +7,15 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "basic/fileio.h"
 #include "core/mig.h"
 #include "core/nvml.h"
 #include "helpers.h"
+#include "sim/sim.h"
 
 /* The profile tables of mig-nvml.md (inputs of the tests, not expected results). */
 #define P(nm, c, i, cs, sz, mx, st) {.name = nm, .constant = c, .id = i, .compute = cs, .size = sz, .max = mx, .starts = st}
@@ -231,6 +234,78 @@ static void test_nvml_load(void **state) {
         test_host_close(&t);
 }
 
+/* Run fn in a child process (its own view of the fake library, as another gpuvirt has); its exit status. */
+static int in_child(int (*fn)(Nvml *n, MigGpu *g, int arg), Nvml *n, MigGpu *g, int arg) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(fn(n, g, arg) < 0 ? 1 : 0);
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int child_create(Nvml *n, MigGpu *g, int profile) {
+        return mig_create(n, g, profile, 6, NULL);
+}
+
+static int child_destroy(Nvml *n, MigGpu *g, int gi_id) {
+        return mig_destroy(n, g, (unsigned)gi_id);
+}
+
+/* A DGX A100 with MIG enabled on GPU 0, no instances. */
+static void open_mig_gpu0(TestHost *t, Nvml **ret_n, MigGpu **ret_g) {
+        test_host_open(t, "dgx-a100");
+        Nvml *n = NULL;
+        assert_int_equal(nvml_open(t->root, &n, NULL), 0);
+        MigGpu *g = NULL;
+        size_t ng = 0;
+        assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
+        int act;
+        assert_int_equal(mig_set_mode(n, &g[0], true, &act), 0);
+        assert_int_equal(mig_reset(t->root, &g[0]), 0);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        *ret_n = n;
+        *ret_g = g;
+}
+
+/* The fake NVML keeps one state for every process, as the driver does: each call re-reads it under a lock, so
+ * what another process created is seen, and acting on a stale view is refused instead of silently
+ * overwriting the other process's instance. */
+static void test_nvml_shared_state(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        int p1 = mig_profile_find(&g[0], "1g.5gb");
+        assert_int_equal(g[0].n_inst, 0);
+
+        /* another process takes slice 6 while we hold a view without it */
+        assert_int_equal(in_child(child_create, n, &g[0], p1), 0);
+        assert_int_equal(g[0].n_inst, 0);
+        assert_int_equal(mig_create(n, &g[0], p1, 6, NULL), -ENOSPC);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_int_equal(g[0].inst[0].start, 6);
+        /* ours goes elsewhere, theirs stays */
+        MigInstance mine;
+        assert_int_equal(mig_create(n, &g[0], p1, 5, &mine), 0);
+        assert_int_equal(g[0].n_inst, 2);
+        unsigned theirs = g[0].inst[0].gi_id == mine.gi_id ? g[0].inst[1].gi_id : g[0].inst[0].gi_id;
+        assert_int_not_equal(theirs, mine.gi_id);
+
+        /* they destroy theirs: we see it gone, and ours is untouched */
+        assert_int_equal(in_child(child_destroy, n, &g[0], (int)theirs), 0);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_int_equal(g[0].inst[0].gi_id, mine.gi_id);
+        assert_string_equal(g[0].inst[0].uuid, mine.uuid);
+        assert_int_equal(mig_destroy(n, &g[0], theirs), -ENOENT);
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
 /*
  * NVIDIA's published MIG tables, written here as data (not taken from the fake library), and checked row by
  * row against what the fake libnvidia-ml.so.1 reports through NVML for each product it models.
@@ -381,6 +456,39 @@ static void test_published_tables(void **state) {
         test_host_close(&t);
 }
 
+static int child_create_killed(Nvml *n, MigGpu *g, int profile) {
+        return mig_create(n, g, profile, -1, NULL);
+}
+
+/* A crash between a GPU instance and its compute instance (the fake NVML's changes are fault points, as
+ * kernel writes are) leaves a GPU instance that is no MIG device: the layout does not match, and an apply
+ * makes it right. */
+static void test_half_made_instance(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        int p1 = mig_profile_find(&g[0], "1g.5gb");
+        assert_int_equal(sim_inject_fault(t.dir, "nvmlGpuInstanceCreateComputeInstance", SIM_FAULT_KILL), 0);
+        assert_int_equal(in_child(child_create_killed, n, &g[0], p1), -1); /* killed */
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_int_equal(g[0].inst[0].ci_id, -1);
+        unsigned want[MIG_MAX_PROFILES] = {};
+        want[p1] = 1;
+        assert_false(mig_layout_matches(&g[0], true, want));
+        MigApplyReport rep;
+        assert_int_equal(mig_apply_gpu(t.root, n, &g[0], true, want, true, false, &rep), 0);
+        mig_apply_report_done(&rep);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_true(g[0].inst[0].ci_id >= 0);
+        assert_true(mig_layout_matches(&g[0], true, want));
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
 /* NVIDIA names profiles by their share of the GPU's memory (go-nvlib), not by their GiB rounded up. */
 static void test_profile_names(void **state) {
         char b[32];
@@ -411,6 +519,8 @@ int main(void) {
                 cmocka_unit_test(test_plan_random),
                 cmocka_unit_test(test_nvml_errors),
                 cmocka_unit_test(test_nvml_load),
+                cmocka_unit_test(test_nvml_shared_state),
+                cmocka_unit_test(test_half_made_instance),
                 cmocka_unit_test(test_published_tables),
                 cmocka_unit_test(test_profile_names),
         };

@@ -533,8 +533,10 @@ static void test_state_journal(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_free_ char *p = write_root(t.root, bad[i][0], HOST_JOURNAL_FILE);
                 _cleanup_free_ char *step = NULL, *err = NULL;
-                assert_int_equal(host_recover(t.root, &step, &err), -EBADMSG);
+                _cleanup_strv_free_ char **restored = NULL;
+                assert_int_equal(host_recover(t.root, &step, &restored, &err), -EBADMSG);
                 assert_null(step);
+                assert_null(restored);
                 expect_error(err, "the journal is damaged (", p);
                 if (!strstr(err, bad[i][1]))
                         fprintf(stderr, "got %s\nwant %s\n", err, bad[i][1]);

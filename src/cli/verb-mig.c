@@ -684,18 +684,9 @@ static char *lost_hint(const MigGpu *g) {
  * mig apply / mig assert: what the configuration asks of every GPU is resolved and checked first (profiles,
  * counts, placements, MIG capability: migparted_target), so a file that cannot be applied changes nothing.
  */
-static int do_apply_assert(Ctx *c, const MigArgs *a, bool assert_only) {
-        _cleanup_migparted_free_ MigParted *m = NULL;
-        const MigPartedConfig *cfg = NULL;
-        int rc = load_config(a, &m, &cfg);
-        if (rc)
-                return rc;
-        _cleanup_close_ int lock = -EBADF;
-        if (!assert_only && !arg.dry_run) {
-                lock = lock_host(c->root);
-                if (lock < 0)
-                        return -lock;
-        }
+static int do_apply_assert(Ctx *c, const MigParted *m, const MigPartedConfig *cfg, const MigArgs *a,
+                           bool assert_only) {
+        int rc = 0;
         _cleanup_free_ MigPartedTarget *targets = calloc(MAX(c->n, 1u), sizeof *targets);
         if (!targets)
                 return log_error("Out of memory."), EXIT_FAILURE;
@@ -853,19 +844,17 @@ int verb_mig(int argc, char **argv) {
         if ((streq(sub, "apply") || streq(sub, "assert")) && !a.file)
                 return usage_error("mig %s: expected -f FILE [-c LABEL]", sub);
 
+        /* the file first: input that is refused changes nothing, not even the host lock */
+        _cleanup_migparted_free_ MigParted *m = NULL;
+        const MigPartedConfig *cfg = NULL;
+        int rc;
+        if ((streq(sub, "apply") || streq(sub, "assert")) && (rc = load_config(&a, &m, &cfg)))
+                return rc;
         Ctx c;
-        int rc = ctx_open(&c);
+        rc = ctx_open(&c);
         if (rc) {
                 ctx_done(&c);
                 return rc;
-        }
-        _cleanup_close_ int lock = -EBADF;
-        if (mutating && !arg.dry_run) {
-                lock = lock_host(c.root);
-                if (lock < 0) {
-                        ctx_done(&c);
-                        return -lock;
-                }
         }
         MigGpu *g = NULL;
         if (needs_bdf || streq(sub, "create"))
@@ -884,7 +873,7 @@ int verb_mig(int argc, char **argv) {
                 else if (streq(sub, "destroy"))
                         rc = do_destroy(&c, g, &a);
                 else if (streq(sub, "apply") || streq(sub, "assert"))
-                        rc = do_apply_assert(&c, &a, streq(sub, "assert"));
+                        rc = do_apply_assert(&c, m, cfg, &a, streq(sub, "assert"));
                 else
                         rc = do_export(&c, &a);
         }

@@ -173,15 +173,19 @@ static int exit_for(int r) {
 }
 
 static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool restore) {
-        _cleanup_root_free_ Root *root = NULL;
-        int r = open_root(0, &root);
-        if (r)
-                return r;
+        /* the arguments, then the boot record (restore's input, under the root), then the lock: input that is
+         * refused changes nothing */
         _cleanup_free_ char *pf = NULL;
         if (pci_addr_canonical(pf_in, &pf) < 0)
                 return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", pf_in), EXIT_USAGE;
         uint32_t n = 0;
         bool vfio = a->vfio;
+        if (!restore && (parse_u32(count, 10, &n) < 0 || n > 0xffff))
+                return log_error("'%s' is not a VF count (expected a number from 0 to sriov_totalvfs).", count), EXIT_USAGE;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root_unlocked(0, &root);
+        if (r)
+                return r;
         if (restore) {
                 _cleanup_free_ char *bad = NULL;
                 r = sriov_persist_read(root, pf, &n, &vfio, &bad);
@@ -189,15 +193,10 @@ static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool
                         return log_error("%s has no persistent VF count (" SRIOV_PERSIST_DIR "/%s).", pf, pf), EXIT_FAILURE;
                 if (r < 0)
                         return log_error("Refusing the persistent VF count of %s: %s", pf, bad ?: strerror(-r)), EXIT_FAILURE;
-        } else if (parse_u32(count, 10, &n) < 0 || n > 0xffff)
-                return log_error("'%s' is not a VF count (expected a number from 0 to sriov_totalvfs).", count), EXIT_USAGE;
-
-        _cleanup_close_ int lock = -EBADF;
-        if (!arg.dry_run) {
-                lock = lock_host(root);
-                if (lock < 0)
-                        return -lock;
         }
+        if ((r = hold_host_lock(root)))
+                return r;
+
         SriovOptions o = {.vfio = vfio, .force = a->force, .settle_ms = restore ? 10000 : 5000};
         SriovReport rep;
         struct timespec t0, t1;

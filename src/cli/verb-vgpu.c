@@ -350,9 +350,6 @@ static int do_create(const char *parent_in, const char *type, const VgpuArgs *a)
         vgpu_type_ref_done(&ref);
         type = type_id;
 
-        _cleanup_close_ int lock = -EBADF;
-        if (!arg.dry_run && (lock = lock_host(root)) < 0)
-                return -lock;
 
         _cleanup_free_ char *err = NULL;
         bool persisted = false;
@@ -423,9 +420,6 @@ static int do_remove(const char *id, const VgpuArgs *a) {
         if (!is_mdev && pci_addr_canonical(id, &vf) < 0)
                 return log_error("'%s' is neither an mdev UUID nor a VF address.", id), EXIT_USAGE;
 
-        _cleanup_close_ int lock = -EBADF;
-        if (!arg.dry_run && (lock = lock_host(root)) < 0)
-                return -lock;
 
         _cleanup_free_ char *err = NULL;
         bool removed = false, undefined = false;
@@ -517,9 +511,6 @@ static int do_start_defined(void) {
         int r = open_root(0, &root);
         if (r)
                 return r;
-        _cleanup_close_ int lock = -EBADF;
-        if (!arg.dry_run && (lock = lock_host(root)) < 0)
-                return -lock;
         MdevDevice *m = NULL;
         size_t nm = 0;
         VendorVgpuUnit *u = NULL;

@@ -639,14 +639,12 @@ static json_object *result_json(const char *action, const char *dom, const Unit 
         return o;
 }
 
-/* What attach and detach start with: the root and its devices, the host lock, libvirt and the targets
- * (live/config) for the domain. 0 or an exit code; the caller's cleanups own what was opened. */
-static int vm_begin(const char *dom, VmArgs *a, Root **root, PciHost **h, Virt **v, int *lock) {
+/* What attach and detach start with: the root (and with it the host lock) and its devices, libvirt and the
+ * targets (live/config) for the domain. 0 or an exit code; the caller's cleanups own what was opened. */
+static int vm_begin(const char *dom, VmArgs *a, Root **root, PciHost **h, Virt **v) {
         int r;
         if ((r = open_root(0, root)) || (r = scan(*root, h)))
                 return r;
-        if (!arg.dry_run && (*lock = lock_host(*root)) < 0)
-                return -*lock;
         if ((r = connect_libvirt(*root, true, v, NULL)) || (r = pick_targets(*v, dom, a)))
                 return r;
         return 0;
@@ -677,8 +675,7 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
         _cleanup_virt_close_ Virt *v = NULL;
-        _cleanup_close_ int lock = -EBADF;
-        int r = vm_begin(dom, a, &root, &h, &v, &lock);
+        int r = vm_begin(dom, a, &root, &h, &v);
         if (r)
                 return r;
         double t0 = now_s();
@@ -895,8 +892,7 @@ static int do_detach(const char *dom, const char *input, VmArgs *a) {
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
         _cleanup_virt_close_ Virt *v = NULL;
-        _cleanup_close_ int lock = -EBADF;
-        int r = vm_begin(dom, a, &root, &h, &v, &lock);
+        int r = vm_begin(dom, a, &root, &h, &v);
         if (r)
                 return r;
         Unit u;

@@ -59,8 +59,9 @@ Plan *plan_free(Plan *p) {
 char *step_describe(const Step *s) {
         switch (s->kind) {
         case STEP_VGPU_REMOVE:
-                return s->count ? strdup_printf("remove %u vGPU(s) of type %s on %s", s->count, s->vgpu_type, s->device)
-                                : strdup_printf("remove every vGPU on %s", s->device);
+                return s->vgpu_type ? strdup_printf("remove %u vGPU(s) of type %s on %s (%u left)", s->count, s->vgpu_type,
+                                                    s->device, s->total)
+                                    : strdup_printf("remove every vGPU on %s", s->device);
         case STEP_MIG_DISABLE:
                 return strdup_printf("disable MIG on %s (destroying its instances)", s->device);
         case STEP_RELEASE_VFIO:
@@ -79,7 +80,8 @@ char *step_describe(const Step *s) {
                 return strdup_printf("MIG on %s: %s", s->device, *strna(layout) ? layout : "enabled, no instances");
         }
         case STEP_VGPU_CREATE:
-                return strdup_printf("create %u vGPU(s) of type %s on %s", s->count, s->vgpu_type, s->device);
+                return strdup_printf("create %u vGPU(s) of type %s on %s (%u in all)", s->count, s->vgpu_type, s->device,
+                                     s->total);
         default:
                 return strdup("?");
         }
@@ -115,6 +117,7 @@ json_object *step_json(const Step *s) {
         case STEP_VGPU_REMOVE:
                 json_object_object_add(o, "type", s->vgpu_type ? json_object_new_string(s->vgpu_type) : NULL);
                 json_object_object_add(o, "count", json_object_new_int((int)s->count));
+                json_object_object_add(o, "total", json_object_new_int((int)s->total));
                 break;
         default:
                 break;
@@ -132,7 +135,7 @@ json_object *plan_json(const Plan *p) {
 /* A step as the journal holds it (step_json()): every field checked before the step can be run again. */
 typedef struct StepRecord {
         const char *action, *device, *description, *type;
-        unsigned vfs, count;
+        unsigned vfs, count, total;
         bool vfio, force;
         char **include;
         json_object *mig;
@@ -165,6 +168,7 @@ static const JsonField step_fields[] = {
         {"type", JSON_KIND_STRING, JSON_NULLABLE, offsetof(StepRecord, type), .valid = is_vgpu_type,
          .what = "a vGPU type id"},
         {"count", JSON_KIND_UINT, 0, offsetof(StepRecord, count), .max = 256},
+        {"total", JSON_KIND_UINT, 0, offsetof(StepRecord, total), .max = 256},
         {},
 };
 
@@ -186,7 +190,9 @@ static int step_from_json(const char *file, json_object *o, Step *ret, char **re
         if (r < 0)
                 return r;
         Step s = {.kind = step_kind_from_string(rec.action), .vfs = rec.vfs, .vfio = rec.vfio, .force = rec.force,
-                  .count = rec.count, .include = TAKE_PTR(rec.include)};
+                  .count = rec.count, .total = rec.total, .include = TAKE_PTR(rec.include)};
+        if (!json_object_object_get_ex(o, "total", NULL)) /* a journal written before steps carried their total */
+                s.total = s.count;
         snprintf(s.device, sizeof s.device, "%s", rec.device);
         if (rec.type && !(s.vgpu_type = strdup(rec.type)))
                 return step_done(&s), -ENOMEM;
@@ -239,6 +245,8 @@ typedef struct Observed {
         unsigned vgpu_count;
         bool vendor_vgpu;  /* the device's vGPUs are NVIDIA vendor vGPU VFs */
         const MigGpu *mig; /* NULL: NVML does not know this GPU */
+        VfioGroupState group; /* the GPU's IOMMU group, the unit passthrough moves */
+        bool lost;            /* the GPU itself has no driver, though gpuvirt recorded the one it had */
 } Observed;
 
 typedef struct Host {
@@ -273,8 +281,14 @@ static int host_load(Root *root, Host *h) {
         return 0;
 }
 
-static int observe(const Host *h, const PciDevice *d, Observed *o) {
+/* include: the foreign group members the entry moves along (passthrough), judged with the GPU. */
+static int observe(const Host *h, const PciDevice *d, char *const *include, Observed *o) {
         *o = (Observed){.mode = GPU_MODE_HOST};
+        int r = vfio_group_state(h->root, h->pci, d, include, &o->group);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *saved = !d->driver ? vfio_saved_driver(h->root, d->addr) : NULL;
+        o->lost = saved != NULL;
         for (size_t i = 0; i < h->n_mig; i++)
                 if (streq(h->mig[i].address, d->addr))
                         o->mig = &h->mig[i];
@@ -315,6 +329,17 @@ static int observe(const Host *h, const PciDevice *d, Observed *o) {
         if (d->is_vfio)
                 o->mode = GPU_MODE_PASSTHROUGH;
         return 0;
+}
+
+/* Passthrough is done when the GPU and every judged member of its group are on vfio-pci (or on no driver,
+ * as functions that never had one); a member on a host driver or one that lost its driver is not. */
+static bool group_passed_through(const Observed *o) {
+        return o->mode == GPU_MODE_PASSTHROUGH && o->group.n_host == 0 && o->group.n_lost == 0;
+}
+
+/* Anything of the group on vfio-pci, or lost on the way: a release (to the recorded drivers) is due. */
+static bool group_touched(const Observed *o) {
+        return o->mode == GPU_MODE_PASSTHROUGH || o->group.n_vfio > 0 || o->group.n_lost > 0;
 }
 
 static void observed_done(Observed *o) {
@@ -424,7 +449,7 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                 return reject(p, e, "%s", strna(m));
         }
         Observed o;
-        int r = observe(&p->host, d, &o);
+        int r = observe(&p->host, d, e->mode == GPU_MODE_PASSTHROUGH ? e->include : NULL, &o);
         if (r < 0)
                 return r;
         Step *s;
@@ -432,8 +457,11 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
         _cleanup_free_ char *want_type = NULL;
         unsigned max = 0;
 
-        /* validate the request on this device first: nothing changes when any entry is impossible */
-        switch (e->mode) {
+        /* validate the request on this device first: nothing changes when any entry is impossible. A GPU that
+         * lost its driver cannot say what MIG or vGPU it can do until it is given back (the release planned
+         * below; apply and recover do that first), so those wait for the next plan. */
+        bool later = o.lost && (e->mode == GPU_MODE_MIG || e->mode == GPU_MODE_VGPU);
+        switch (later ? _GPU_MODE_INVALID : e->mode) {
         case GPU_MODE_PASSTHROUGH:
                 if (d->iommu_group < 0)
                         r = reject(p, e, "%s has no IOMMU group: the IOMMU is off (see 'gpuvirt check')", d->addr);
@@ -515,24 +543,24 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                 snprintf(_n[*n_teardown].device, sizeof _n[*n_teardown].device, "%s", d->addr);                 \
                 &_n[(*n_teardown)++];                                                                          \
         })
-        bool vgpu_ok = e->mode == GPU_MODE_VGPU && o.vgpu_type && streq(o.vgpu_type, want_type);
-        if (o.vgpu_count > 0 && !vgpu_ok)
+        bool vgpu_ok = e->mode == GPU_MODE_VGPU && o.vgpu_type && want_type && streq(o.vgpu_type, want_type);
+        if (o.vgpu_count > 0 && !vgpu_ok && !later)
                 TEARDOWN(STEP_VGPU_REMOVE);
         if (o.mig && o.mig->capable && o.mig->mode_current == NVML_DEVICE_MIG_ENABLE && e->mode != GPU_MODE_MIG)
                 TEARDOWN(STEP_MIG_DISABLE);
-        if (o.mode == GPU_MODE_PASSTHROUGH && e->mode != GPU_MODE_PASSTHROUGH)
+        if (group_touched(&o) && e->mode != GPU_MODE_PASSTHROUGH)
                 TEARDOWN(STEP_RELEASE_VFIO);
         /* VFs: kept for sriov (set below) and vendor vGPU (they carry the vGPUs) */
         bool vfs_needed = e->mode == GPU_MODE_SRIOV || (e->mode == GPU_MODE_VGPU && want_vendor);
-        if (o.vfs > 0 && !vfs_needed) {
+        if (o.vfs > 0 && !vfs_needed && !later) {
                 Step *t = TEARDOWN(STEP_SRIOV_SET);
                 t->vfs = 0;
         }
 
         /* build-ups */
-        switch (e->mode) {
+        switch (later ? _GPU_MODE_INVALID : e->mode) {
         case GPU_MODE_PASSTHROUGH:
-                if (o.mode != GPU_MODE_PASSTHROUGH) {
+                if (!group_passed_through(&o)) {
                         s = add_step(p, STEP_BIND_VFIO, d->addr);
                         if (!s)
                                 return observed_done(&o), -ENOMEM;
@@ -566,6 +594,7 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                         if (!s || !(s->vgpu_type = strdup(want_type)))
                                 return observed_done(&o), -ENOMEM;
                         s->count = more ? e->vgpu_count - have : have - e->vgpu_count;
+                        s->total = e->vgpu_count;
                 }
                 break;
         }
@@ -651,6 +680,7 @@ int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error) {
 /* Stable UUIDs for the vGPUs the host state creates: the same parent and index give the same UUID at every
  * boot, so VM definitions that reference them keep working. (A name-based UUID: FNV-1a over the parent
  * address and index, version 8, RFC 4122 variant.) */
+#define VGPU_MAX_INDEX 256
 static void vgpu_uuid(const char *parent, unsigned index, char ret[static MDEV_UUID_STRLEN]) {
         uint8_t b[16];
         for (int half = 0; half < 2; half++) {
@@ -669,71 +699,130 @@ static void vgpu_uuid(const char *parent, unsigned index, char ret[static MDEV_U
                  b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
-static int run_vgpu_create(Root *root, const Step *s, char **err) {
-        bool vendor = vendor_vgpu_is_parent(root, s->device);
-        unsigned done = 0;
-        for (unsigned idx = 0; done < s->count && idx < 256; idx++) {
-                if (vendor) {
-                        _cleanup_free_ char *vf = NULL;
-                        unsigned type = 0;
-                        int r = vendor_vgpu_create(root, s->device, s->vgpu_type, &vf, &type, err);
-                        if (r < 0)
-                                return r;
-                        done++;
-                        continue;
-                }
-                char uuid[MDEV_UUID_STRLEN];
-                vgpu_uuid(s->device, idx, uuid);
-                if (root_exists(root, "sys/bus/mdev/devices/%s", uuid))
-                        continue; /* made by an earlier (interrupted) run */
-                int r = mdev_create(root, s->device, s->vgpu_type, uuid, NULL, 0, err);
-                if (r == -EEXIST)
-                        continue;
-                if (r < 0)
-                        return r;
-                done++;
+/* The index of a stable UUID of the parent, or -1 when the UUID is not one of them. */
+static int vgpu_stable_index(const char *parent, const char *uuid) {
+        for (unsigned idx = 0; idx < VGPU_MAX_INDEX; idx++) {
+                char u[MDEV_UUID_STRLEN];
+                vgpu_uuid(parent, idx, u);
+                if (streq(u, uuid))
+                        return (int)idx;
         }
-        return done == s->count ? 0 : -EUSERS;
+        return -1;
 }
 
-static int run_vgpu_remove(Root *root, const Step *s, char **err) {
+/* A vGPU unit of the step's device and type, and where it stands in the order of removal: stable units by
+ * index, after them any other (made outside the file), so removing from the end keeps indices 0..total-1. */
+typedef struct Unit {
+        char id[MDEV_UUID_STRLEN]; /* mdev UUID, or the VF address of a vendor vGPU */
+        int rank;
+        bool vendor;
+} Unit;
+
+static int cmp_units(const void *a, const void *b) {
+        const Unit *x = a, *y = b;
+        return x->rank != y->rank ? (x->rank < y->rank ? -1 : 1) : strcmp(x->id, y->id);
+}
+
+static int unit_push(Unit **l, size_t *n, const char *id, int rank, bool vendor) {
+        Unit *x = realloc(*l, (*n + 1) * sizeof **l);
+        if (!x)
+                return -ENOMEM;
+        *l = x;
+        x[*n] = (Unit){.rank = rank, .vendor = vendor};
+        snprintf(x[(*n)++].id, sizeof x->id, "%s", id);
+        return 0;
+}
+
+/* The units the step counts: active vGPUs on the device, of its type (any type with type NULL), in order. */
+static int vgpu_units(Root *root, const Step *s, Unit **ret, size_t *ret_n) {
+        Unit *l = NULL;
+        size_t n = 0;
+        int r = 0;
         VendorVgpuUnit *u = NULL;
         size_t nu = 0;
-        unsigned done = 0;
         if (vendor_vgpu_units(root, &u, &nu) >= 0) {
-                int r = 0;
-                for (size_t i = nu; i-- > 0 && (!s->count || done < s->count);) {
+                for (size_t i = 0; i < nu && r >= 0; i++) {
                         char id[16];
                         snprintf(id, sizeof id, "%u", u[i].type);
-                        if (!u[i].active || !streq(u[i].pf, s->device) || (s->vgpu_type && !streq(id, s->vgpu_type)))
-                                continue;
-                        r = vendor_vgpu_remove(root, u[i].vf, true, err);
-                        if (r < 0 && r != -ENOENT)
-                                break;
-                        r = 0;
-                        done++;
+                        /* a VF's address is its identity; the list is in address order */
+                        if (u[i].active && streq(u[i].pf, s->device) && (!s->vgpu_type || streq(id, s->vgpu_type)))
+                                r = unit_push(&l, &n, u[i].vf, (int)n, true);
                 }
                 vendor_vgpu_units_free(u, nu);
-                if (r < 0)
-                        return r;
         }
         MdevDevice *m = NULL;
         size_t nm = 0;
-        int r = mdev_list(root, &m, &nm);
+        if (r >= 0 && (r = mdev_list(root, &m, &nm)) >= 0) {
+                for (size_t i = 0; i < nm && r >= 0; i++) {
+                        if (!m[i].active || !m[i].parent || !streq(m[i].parent, s->device) ||
+                            (s->vgpu_type && (!m[i].type || !streq(m[i].type, s->vgpu_type))))
+                                continue;
+                        int idx = vgpu_stable_index(s->device, m[i].uuid);
+                        r = unit_push(&l, &n, m[i].uuid, idx >= 0 ? idx : VGPU_MAX_INDEX, false);
+                }
+                mdev_list_free(m, nm);
+        }
+        if (r < 0) {
+                free(l);
+                return r;
+        }
+        if (n > 1)
+                qsort(l, n, sizeof *l, cmp_units);
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+/* Converge to s->total units: the missing stable indices are created, lowest first, until there are that
+ * many (units made before a crash count, so running it again never makes more). */
+static int run_vgpu_create(Root *root, const Step *s, char **err) {
+        _cleanup_free_ Unit *have = NULL;
+        size_t n = 0;
+        int r = vgpu_units(root, s, &have, &n);
         if (r < 0)
                 return r;
-        for (size_t i = nm; i-- > 0 && (!s->count || done < s->count);) {
-                if (!m[i].active || !m[i].parent || !streq(m[i].parent, s->device) ||
-                    (s->vgpu_type && (!m[i].type || !streq(m[i].type, s->vgpu_type))))
-                        continue;
-                r = mdev_remove(root, m[i].uuid, false, err);
-                if (r < 0 && r != -ENOENT)
-                        break;
-                r = 0;
-                done++;
+        if (vendor_vgpu_is_parent(root, s->device)) {
+                for (; n < s->total; n++) {
+                        _cleanup_free_ char *vf = NULL;
+                        unsigned type = 0;
+                        r = vendor_vgpu_create(root, s->device, s->vgpu_type, &vf, &type, err);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
         }
-        mdev_list_free(m, nm);
-        return r;
+        size_t n_have = n;
+        for (unsigned idx = 0; n < s->total && idx < VGPU_MAX_INDEX; idx++) {
+                bool exists = false;
+                for (size_t k = 0; k < n_have && !exists; k++)
+                        exists = have[k].rank == (int)idx;
+                if (exists)
+                        continue;
+                char uuid[MDEV_UUID_STRLEN];
+                vgpu_uuid(s->device, idx, uuid);
+                r = mdev_create(root, s->device, s->vgpu_type, uuid, NULL, 0, err);
+                if (r < 0)
+                        return r;
+                n++;
+        }
+        return n >= s->total ? 0 : -EUSERS;
+}
+
+/* Converge to s->total units by removing from the end: units made outside the file first, then the highest
+ * stable indices (3 -> 2 removes index 2; the VM using index 1 keeps its vGPU). */
+static int run_vgpu_remove(Root *root, const Step *s, char **err) {
+        _cleanup_free_ Unit *have = NULL;
+        size_t n = 0;
+        int r = vgpu_units(root, s, &have, &n);
+        if (r < 0)
+                return r;
+        for (; n > s->total; n--) {
+                const Unit *u = &have[n - 1];
+                r = u->vendor ? vendor_vgpu_remove(root, u->id, true, err) : mdev_remove(root, u->id, false, err);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+        return 0;
 }
 
 static int run_mig(Root *root, const Step *s, char **err) {
@@ -840,36 +929,41 @@ int host_apply(Root *root, const Plan *p, size_t *ret_done, char **ret_error) {
         return 0;
 }
 
-int host_recover(Root *root, char **ret_step, char **ret_error) {
+int host_recover(Root *root, char **ret_step, char ***ret_restored, char **ret_error) {
         *ret_step = NULL;
+        *ret_restored = NULL;
         Step s = {};
         _cleanup_free_ char *bad = NULL;
         int r = host_journal_read(root, &s, &bad);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0) {
+        if (r < 0 && r != -ENOENT) {
                 *ret_error = strdup_printf("the journal is damaged (%s); remove it and run 'gpuvirt apply'",
                                            bad ?: strerror(-r));
                 return r;
         }
-        *ret_step = step_describe(&s);
-        char *err = NULL;
-        /* Every step converges when run again: this finishes the interrupted one. */
-        r = run_step(root, &s, &err);
-        if (r < 0 && s.kind == STEP_BIND_VFIO) {
-                /* cannot finish: roll back, so no function stays half moved */
-                VfioOptions vo = {.settle_ms = 2000};
-                VfioReport vr;
-                (void)vfio_disable(root, s.device, &vo, &vr);
-                vfio_report_done(&vr);
+        if (r >= 0) {
+                *ret_step = step_describe(&s);
+                char *err = NULL;
+                /* Every step converges when run again: this finishes the interrupted one. */
+                r = run_step(root, &s, &err);
+                if (r < 0 && s.kind == STEP_BIND_VFIO) {
+                        /* cannot finish: roll back, so no function stays half moved */
+                        VfioOptions vo = {.settle_ms = 2000};
+                        VfioReport vr;
+                        (void)vfio_disable(root, s.device, &vo, &vr);
+                        vfio_report_done(&vr);
+                }
+                if (r < 0)
+                        *ret_error = strdup_printf("the interrupted step could not be finished: %s", err ?: strerror(-r));
+                else
+                        (void)root_write_file(root, NULL, HOST_JOURNAL_FILE);
+                free(err);
+                step_done(&s);
+                if (r < 0)
+                        return r;
         }
-        if (r < 0)
-                *ret_error = strdup_printf("the interrupted step could not be finished: %s", err ?: strerror(-r));
-        else
-                (void)root_write_file(root, NULL, HOST_JOURNAL_FILE);
-        free(err);
-        step_done(&s);
-        return r;
+        /* A device left with no driver (a crash between unbind and bind, a rollback that failed) goes back to
+         * the driver its record names, whatever step (if any) the journal held. */
+        return vfio_restore_lost(root, ret_restored, ret_error);
 }
 
 int host_export(Root *root, HostSpec **ret, char **ret_error) {
@@ -890,7 +984,7 @@ int host_export(Root *root, HostSpec **ret, char **ret_error) {
                 if (!inventory_is_gpu(d, false))
                         continue;
                 Observed o;
-                if ((r = observe(&h, d, &o)) < 0)
+                if ((r = observe(&h, d, NULL, &o)) < 0)
                         break;
                 GpuEntry *e = &s->entries[s->n_entries++];
                 e->select = SELECT_ADDRESS;

@@ -50,8 +50,11 @@ typedef struct Step {
         unsigned *mig_counts;
         size_t n_mig;
         /* STEP_VGPU_CREATE / REMOVE */
-        char *vgpu_type;
-        unsigned count; /* instances to create / remove (0 with REMOVE: all) */
+        char *vgpu_type; /* NULL with REMOVE: of any type */
+        unsigned count;  /* instances to create / remove, as planned (0 with REMOVE: all) */
+        unsigned total;  /* what the step converges to: that many of the type on the device. Units count by
+                          * their stable identity (the UUIDs derived from parent and index), so running the
+                          * step again after a crash creates only the missing ones and removes from the end */
 } Step;
 
 typedef struct Plan {
@@ -76,8 +79,10 @@ int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error);
  * left its devices as they were) and says which. ret_done: steps completed. */
 int host_apply(Root *root, const Plan *p, size_t *ret_done, char **ret_error);
 
-/* Finish the step an interrupted apply left in the journal. 0 and *ret_step NULL when there was none. */
-int host_recover(Root *root, char **ret_step, char **ret_error);
+/* Finish the step an interrupted apply left in the journal (0 and *ret_step NULL when there was none), then
+ * give every device that lost its driver back to it (vfio_restore_lost(); *ret_restored lists them, NULL
+ * when none). A damaged journal is -EBADMSG, and nothing is done. */
+int host_recover(Root *root, char **ret_step, char ***ret_restored, char **ret_error);
 
 /* The host's current state as a spec (one address entry per GPU) that host_plan() turns into no steps. */
 int host_export(Root *root, HostSpec **ret, char **ret_error);

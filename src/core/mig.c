@@ -587,8 +587,12 @@ bool mig_layout_matches(const MigGpu *g, bool enabled, const unsigned want[MIG_M
         if (!enabled)
                 return true;
         unsigned have[MIG_MAX_PROFILES] = {};
-        for (size_t i = 0; i < g->n_inst; i++)
+        for (size_t i = 0; i < g->n_inst; i++) {
+                /* a GPU instance without its compute instance (a crash between the two) is no MIG device */
+                if (g->inst[i].ci_id < 0)
+                        return false;
                 have[g->inst[i].profile]++;
+        }
         return memcmp(have, want, sizeof have) == 0;
 }
 
@@ -704,6 +708,19 @@ int mig_apply_gpu(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned w
                         return apply_failed(r, -EIO, strdup_printf("MIG is still not enabled on %s after the reset",
                                                                    g->address));
                 n_cur = 0;
+        }
+        /* a GPU instance left without its compute instance (a crash between the two creates) has no users and
+         * is no MIG device: it goes, and the plan places what the layout needs */
+        for (size_t i = 0; i < n_cur;) {
+                if (cur[i].ci_id >= 0) {
+                        i++;
+                        continue;
+                }
+                action_add(r, MIG_ACTION_DESTROY, cur[i].profile, cur[i].start, cur[i].size, (int)cur[i].gi_id);
+                if (!dry && (k = mig_destroy(n, g, cur[i].gi_id)) < 0)
+                        return apply_failed(r, k, strdup_printf("cannot destroy GI %u on %s: %s", cur[i].gi_id, g->address,
+                                                                nvml_errno_message(k)));
+                cur[i] = cur[--n_cur];
         }
 
         MigPlan plan;

@@ -206,8 +206,11 @@ nvmlReturn_t nvmlSystemGetProcessName(unsigned pid, char *name, unsigned length)
  * symbol. */
 #define GPUVIRT_SIM_NVML_SET_ROOT "gpuvirtSimNvmlSetRoot"
 int gpuvirtSimNvmlSetRoot(const char *rootdir);
-/* Where a simulated root records the absolute path of its fake library (one line). */
-#define SIM_NVML_LIBRARY_FILE SIM_MARKER_DIR "/nvml-library"
+/* And this: the simulator's fault point (sim_nvml_fault()), which the fake library passes each change it is
+ * about to make to a GPU, so injected faults and crashes reach NVML calls as they reach kernel writes. */
+#define GPUVIRT_SIM_NVML_SET_FAULT_HOOK "gpuvirtSimNvmlSetFaultHook"
+typedef int (*GpuvirtSimNvmlFaultHook)(const char *rootdir, const char *bdf, const char *call);
+int gpuvirtSimNvmlSetFaultHook(GpuvirtSimNvmlFaultHook hook);
 
 /* The symbol table: one typed pointer per function. */
 typedef struct NvmlSyms {
@@ -225,7 +228,7 @@ typedef struct Nvml {
 
 /*
  * Load and initialize NVML for the root: on a live host dlopen("libnvidia-ml.so.1"); on a simulated root
- * the fake library its SIM_NVML_LIBRARY_FILE names; on a captured tree NVML is never used (-EOPNOTSUPP).
+ * the simulator's fake library from its fixed path (sim_nvml_library(), never a path read from the tree); on a captured tree NVML is never used (-EOPNOTSUPP).
  * -ENOPKG: the library is not installed (or lacks a required symbol); ret_error (may be NULL) gets a
  * message saying why.
  */

@@ -123,6 +123,49 @@ int vfio_forget(Root *root, const char *bdf) {
         return root_write_file(root, NULL, STATE_DIR "/%s", bdf);
 }
 
+static char *current_driver(Root *root, const char *bdf);
+
+/* A device with no driver whose record names the driver it had: it lost its driver in a move that did
+ * not finish (a crash, a rollback that failed). A device with no driver whose record is damaged counts as
+ * lost too: what it had cannot be told, so it is drift, and every operation that would move it refuses
+ * before its first write (records_check) naming the record. ret_saved (may be NULL): the driver it had,
+ * NULL when the record is damaged; ret_bad (may be NULL): then why. */
+static bool lost_driver(Root *root, const PciDevice *x, char **ret_saved, char **ret_bad) {
+        if (x->driver)
+                return false;
+        Saved s = {};
+        _cleanup_free_ char *bad = NULL;
+        int r = state_read(root, x->addr, &s, &bad);
+        if (r == -ENOENT || r == -ENOMEM)
+                return false;
+        if (r >= 0 && !s.driver) {
+                saved_done(&s);
+                return false;
+        }
+        if (r < 0 && !bad)
+                bad = strdup_printf(STATE_DIR "/%s: %s", x->addr, strerror(-r));
+        if (ret_saved)
+                *ret_saved = TAKE_PTR(s.driver);
+        if (ret_bad)
+                *ret_bad = TAKE_PTR(bad);
+        saved_done(&s);
+        return true;
+}
+
+/* Drop the record of a device only once it is back where the record says it was (on the driver it names,
+ * or, for a device that had none, off vfio-pci): the record is how a later release or recover finds the
+ * driver to give it back. Under --dry-run the planned writes put it back, so the removal is printed. */
+static void forget_if_home(Root *root, const char *bdf) {
+        Saved s = {};
+        if (state_read(root, bdf, &s, NULL) < 0)
+                return; /* none, or damaged: a damaged record is never acted on, so not removed either */
+        _cleanup_free_ char *now = root_dry_run(root) ? NULL : current_driver(root, bdf);
+        bool home = root_dry_run(root) || (s.driver ? now && streq(now, s.driver) : !now || !streq(now, VFIO_PCI_DRIVER));
+        saved_done(&s);
+        if (home)
+                (void)vfio_forget(root, bdf);
+}
+
 /* ---- who holds a group ---- */
 
 char *vfio_group_holders(Root *root, int group) {
@@ -187,6 +230,8 @@ typedef struct Move {
         char *from_driver, *from_override;
         const char *to_driver, *to_override; /* to_override NULL = clear */
         bool done;                           /* steps were made (for rollback) */
+        bool lost;                           /* it had no driver, though its record names one: from_* are the
+                                              * recorded driver and override, where a rollback puts it */
         bool none_ok;                        /* release: it had no driver before, none after is right */
 } Move;
 
@@ -349,8 +394,8 @@ static bool strv_has(char **l, const char *s) {
 }
 
 /* The functions of d's group that move with it. */
-static int plan_members(const PciHost *h, const PciDevice *d, const VfioOptions *o, bool enable, VfioReport *rep,
-                        PciDevice ***ret, size_t *ret_n) {
+static int plan_members(Root *root, const PciHost *h, const PciDevice *d, const VfioOptions *o, bool enable,
+                        VfioReport *rep, PciDevice ***ret, size_t *ret_n) {
         _cleanup_free_ GroupMember *m = NULL;
         size_t n = 0;
         int r = iommu_group_members(h, d, &m, &n);
@@ -367,8 +412,8 @@ static int plan_members(const PciHost *h, const PciDevice *d, const VfioOptions 
                         continue;
                 case GROUP_MEMBER_FOREIGN:
                         if (!enable) {
-                                /* release whatever of the group sits on vfio */
-                                if (x->is_vfio)
+                                /* release whatever of the group sits on vfio, or lost its driver on the way */
+                                if (x->is_vfio || lost_driver(root, x, NULL, NULL))
                                         out[k++] = x;
                                 continue;
                         }
@@ -384,7 +429,7 @@ static int plan_members(const PciHost *h, const PciDevice *d, const VfioOptions 
                         out[k++] = x;
                         break;
                 default:
-                        if (enable || x->is_vfio)
+                        if (enable || x->is_vfio || lost_driver(root, x, NULL, NULL))
                                 out[k++] = x;
                 }
         }
@@ -433,7 +478,7 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
         }
         _cleanup_free_ PciDevice **members = NULL;
         size_t n = 0;
-        r = plan_members(h, d, o, true, rep, &members, &n);
+        r = plan_members(root, h, d, o, true, rep, &members, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
@@ -481,17 +526,25 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
                 }
                 /* Remember where it was, unless an earlier enable already did (never record vfio-pci). */
                 Saved s = {};
-                if (state_read(root, x->addr, &s, NULL) < 0 && (r = state_write(root, x)) < 0) {
+                bool recorded = state_read(root, x->addr, &s, NULL) >= 0;
+                if (!recorded && (r = state_write(root, x)) < 0) {
                         _cleanup_free_ char *et = errno_describe(r);
                         set_error(rep, strdup_printf("cannot record the driver of %s in " STATE_DIR ": %s", x->addr, et));
                         moves_free(moves, nm);
                         return r;
                 }
-                saved_done(&s);
                 Move *m = &moves[nm++];
                 memcpy(m->addr, x->addr, sizeof m->addr);
-                m->from_driver = x->driver ? strdup(x->driver) : NULL;
-                m->from_override = x->driver_override ? strdup(x->driver_override) : NULL;
+                m->lost = recorded && !x->driver && s.driver;
+                if (m->lost) {
+                        /* a rollback takes it home, not back to no driver */
+                        m->from_driver = TAKE_PTR(s.driver);
+                        m->from_override = TAKE_PTR(s.driver_override);
+                } else {
+                        m->from_driver = x->driver ? strdup(x->driver) : NULL;
+                        m->from_override = x->driver_override ? strdup(x->driver_override) : NULL;
+                }
+                saved_done(&s);
                 m->to_driver = VFIO_PCI_DRIVER;
                 m->to_override = VFIO_PCI_DRIVER;
         }
@@ -510,14 +563,13 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
                 }
         }
         for (size_t i = 0; i < nm && r >= 0; i++)
-                report_add(rep, moves[i].addr, moves[i].from_driver, VFIO_PCI_DRIVER, moves[i].done);
+                report_add(rep, moves[i].addr, moves[i].lost ? NULL : moves[i].from_driver, VFIO_PCI_DRIVER,
+                           moves[i].done);
         if (r < 0)
-                /* nothing changed: forget what we recorded for functions that went back */
-                for (size_t i = 0; i < nm; i++) {
-                        _cleanup_free_ char *now = current_driver(root, moves[i].addr);
-                        if (!now || !streq(now, VFIO_PCI_DRIVER))
-                                (void)root_write_file(root, NULL, STATE_DIR "/%s", moves[i].addr);
-                }
+                /* forget what we recorded for functions that went back; a function the rollback could not
+                 * put back keeps its record, so release and recover still know its driver */
+                for (size_t i = 0; i < nm; i++)
+                        forget_if_home(root, moves[i].addr);
         moves_free(moves, nm);
         return r;
 }
@@ -529,22 +581,30 @@ int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *
         int r = load(root, bdf, &h, &d, rep);
         if (r < 0)
                 return r;
-        if (d->iommu_group < 0 || !d->is_vfio) {
-                report_add(rep, d->addr, d->driver, d->driver, false);
-                return 0; /* not on vfio: nothing to give back */
+        /* What goes back: every function of the group on vfio, and every one that lost its driver on the way
+         * (the group is the unit: the GPU may be home while its audio function is not). */
+        _cleanup_free_ PciDevice **members = NULL;
+        size_t n = 0;
+        if (d->iommu_group >= 0) {
+                r = plan_members(root, h, d, o, false, rep, &members, &n);
+                if (r < 0)
+                        return r;
+        } else if (lost_driver(root, d, NULL, NULL)) {
+                if (!(members = calloc(1, sizeof *members)))
+                        return -ENOMEM;
+                members[n++] = d;
         }
-        _cleanup_free_ char *holders = vfio_group_holders(root, d->iommu_group);
+        if (n == 0) {
+                report_add(rep, d->addr, d->driver, d->driver, false);
+                return 0; /* nothing to give back */
+        }
+        _cleanup_free_ char *holders = d->iommu_group >= 0 ? vfio_group_holders(root, d->iommu_group) : NULL;
         if (holders && !o->force) {
                 set_error(rep, strdup_printf("/dev/vfio/%d is held open by %s (a VM uses the group); stop it first "
                                              "or use --force",
                                              d->iommu_group, holders));
                 return -EBUSY;
         }
-        _cleanup_free_ PciDevice **members = NULL;
-        size_t n = 0;
-        r = plan_members(h, d, o, false, rep, &members, &n);
-        if (r < 0)
-                return r;
         Move *moves = calloc(n ?: 1, sizeof *moves);
         if (!moves)
                 return -ENOMEM;
@@ -583,7 +643,7 @@ int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *
                         _cleanup_free_ char *now = root_dry_run(root) ? NULL : current_driver(root, moves[i].addr);
                         report_add(rep, moves[i].addr, moves[i].from_driver,
                                    root_dry_run(root) ? moves[i].to_driver : now, moves[i].done);
-                        (void)root_write_file(root, NULL, STATE_DIR "/%s", moves[i].addr);
+                        forget_if_home(root, moves[i].addr);
                 }
                 if (moves[i].to_override && moves[i].to_override != saved_drv[i])
                         free((char *)moves[i].to_override);
@@ -592,4 +652,92 @@ int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *
         free(saved_drv);
         moves_free(moves, n);
         return r;
+}
+
+/* ---- the group as a unit: what observing and recovery see ---- */
+
+int vfio_group_state(Root *root, const PciHost *h, const PciDevice *d, char *const *include, VfioGroupState *ret) {
+        VfioGroupState st = {};
+        _cleanup_free_ GroupMember *m = NULL;
+        size_t n = 0;
+        if (d->iommu_group < 0) {
+                if (!(m = calloc(1, sizeof *m)))
+                        return -ENOMEM;
+                m[n++] = (GroupMember){(PciDevice *)d, GROUP_MEMBER_SELF};
+        } else {
+                int r = iommu_group_members(h, d, &m, &n);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const PciDevice *x = m[i].device;
+                if (m[i].kind == GROUP_MEMBER_BRIDGE || (x->physfn && streq(x->physfn, d->addr)))
+                        continue;
+                bool recorded = root_exists(root, STATE_DIR "/%s", x->addr);
+                if (m[i].kind == GROUP_MEMBER_FOREIGN && !recorded && !strv_contains(include, x->addr))
+                        continue;
+                if (x->is_vfio)
+                        st.n_vfio++;
+                else if (x->driver)
+                        st.n_host++;
+                else if (lost_driver(root, x, NULL, NULL))
+                        st.n_lost++;
+        }
+        *ret = st;
+        return 0;
+}
+
+int vfio_lost_list(Root *root, const PciHost *h, char ***ret) {
+        char **l = NULL;
+        size_t n = 0;
+        for (size_t i = 0; i < h->n_devices; i++) {
+                _cleanup_free_ char *saved = NULL, *bad = NULL;
+                if (!lost_driver(root, &h->devices[i], &saved, &bad))
+                        continue;
+                char *e = saved ? strdup_printf("%s (had %s)", h->devices[i].addr, saved)
+                                : strdup_printf("%s (its record is damaged: %s)", h->devices[i].addr, strna(bad));
+                if (strv_push(&l, &n, e) < 0) {
+                        strv_free(l);
+                        return -ENOMEM;
+                }
+        }
+        if (!l && !(l = calloc(1, sizeof *l)))
+                return -ENOMEM;
+        *ret = l;
+        return 0;
+}
+
+int vfio_restore_lost(Root *root, char ***ret_restored, char **ret_error) {
+        *ret_restored = NULL;
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        int r = pci_host_scan(root, &h);
+        if (r < 0)
+                return r;
+        char **done = NULL;
+        size_t n_done = 0;
+        int ret = 0;
+        for (size_t i = 0; i < h->n_devices; i++) {
+                PciDevice *x = &h->devices[i];
+                _cleanup_free_ char *now = current_driver(root, x->addr);
+                _cleanup_free_ char *saved = NULL;
+                /* (a restore of an earlier device's group may have put this one back already) */
+                if (now || !lost_driver(root, x, &saved, NULL))
+                        continue;
+                VfioOptions o = {.settle_ms = 2000};
+                VfioReport rep;
+                r = vfio_disable(root, x->addr, &o, &rep);
+                if (r < 0) {
+                        if (ret == 0 && ret_error)
+                                *ret_error = strdup_printf("%s has no driver and cannot be given back%s%s: %s", x->addr,
+                                                           saved ? " to " : "", saved ?: "", rep.error ?: strerror(-r));
+                        ret = ret ?: r;
+                } else
+                        for (size_t k = 0; k < rep.n_changes; k++)
+                                if (rep.changes[k].changed)
+                                        (void)strv_push(&done, &n_done, strdup_printf("%s -> %s", rep.changes[k].addr,
+                                                                                    rep.changes[k].to ?: "(none)"));
+                vfio_report_done(&rep);
+        }
+        *ret_restored = done;
+        return ret;
 }

@@ -125,6 +125,14 @@ printf '{"driver":"vfio-pci","force":true,"include":5}\n' >"$TMP/h/etc/gpuvirt/v
 refused 1 "$TMP/h" "$GPUVIRT" "${R[@]}" passthrough restore 0000:23:00.0 && expect_in "$ERR" "'include' is 5, expected a list of PCI addresses" "include 5"
 printf '{"driver":"vfio-pci","include":["bogus"]}\n' >"$TMP/h/etc/gpuvirt/vfio.d/0000:23:00.0"
 refused 1 "$TMP/h" "$GPUVIRT" "${R[@]}" passthrough restore 0000:23:00.0 && expect_in "$ERR" "item 0 of 'include' is \"bogus\"" "include bogus"
+# on a root no mutating verb ran on yet: the refused record creates nothing, not even the lock (run/)
+"$GPUVIRT" sim create "$TMP/p" --profile dgx-a100 >/dev/null
+mkdir -p "$TMP/p/etc/gpuvirt/vfio.d"
+printf '{"driver":"vfio-pci","include":5}\n' >"$TMP/p/etc/gpuvirt/vfio.d/0000:23:00.0"
+refused 1 "$TMP/p" "$GPUVIRT" --root "$TMP/p" passthrough restore 0000:23:00.0 && expect_in "$ERR" "'include' is 5" "include 5, fresh root"
+refused 2 "$TMP/p" "$GPUVIRT" --root "$TMP/p" passthrough restore 23:00.x
+refused 2 "$TMP/p" "$GPUVIRT" --root "$TMP/p" sriov set 23:00.x 2
+[ ! -e "$TMP/p/run" ] && ok || fail "a refused restore created run/"
 # num_vfs 4294967297 read as 2147483647
 "$GPUVIRT" sim create "$TMP/f" --profile flex-sriov >/dev/null
 pf=$("$GPUVIRT" --root "$TMP/f" --json sriov list | jq -r '.[0].address')

@@ -23,7 +23,12 @@
  *    nvidia-persistenced or DCGM). They make SetMigMode report IN_USE and GI destruction fail with IN_USE.
  *
  * State per GPU lives in .gpuvirt-sim/nvml/<bdf> (text, rewritten after every change), so it survives
- * across processes. Simulated GPUs start with MIG disabled (no state file).
+ * across processes. Simulated GPUs start with MIG disabled (no state file). Like the driver, which keeps
+ * one state for every client, each call that reads or changes that state holds .gpuvirt-sim/nvml/lock
+ * (flock) and re-reads the state first: two processes see each other's instances, and a client that acts
+ * on what it read earlier finds out (a taken placement is NVML_ERROR_INSUFFICIENT_RESOURCES), so the
+ * simulator shows races instead of hiding them. Handles stay valid across re-reads (an instance keeps its
+ * slot by id); a handle of an instance another process destroyed is NVML_ERROR_INVALID_ARGUMENT.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 
 #include "basic/fileio.h"
 #include "core/nvml.h"
@@ -175,12 +181,57 @@ struct FDev {
         unsigned cur, pend;
         unsigned long resets, serial;
         FGi gi[MAX_GIS];
+        unsigned loaded; /* the locked section (lock_gen) whose state this holds */
 };
 
 static char *root;
 static FDev devs[MAX_DEVS];
 static unsigned n_devs;
 static bool initialized;
+
+/* ---- the state lock: held for the whole of each call that reads or changes a GPU's state ---- */
+
+static int lock_fd = -1;
+static unsigned lock_depth, lock_gen;
+
+static unsigned state_lock(void) {
+        if (lock_depth++ > 0 || !root)
+                return 0;
+        lock_gen++; /* every GPU's state is re-read in this section before it is used */
+        _cleanup_free_ char *dir = strdup_printf("%s/" SIM_MARKER_DIR "/nvml", root);
+        _cleanup_free_ char *p = strdup_printf("%s/" SIM_MARKER_DIR "/nvml/lock", root);
+        if (!dir || !p || mkdir_p(dir, 0755) < 0)
+                return 0;
+        lock_fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        while (lock_fd >= 0 && flock(lock_fd, LOCK_EX) < 0 && errno == EINTR)
+                ;
+        return 0;
+}
+
+static void state_unlockp(unsigned *unused) {
+        if (lock_depth == 0 || --lock_depth > 0)
+                return;
+        if (lock_fd >= 0)
+                close(lock_fd);
+        lock_fd = -1;
+}
+
+/* At the top of every call that touches a GPU's state. */
+#define LOCKED _cleanup_(state_unlockp) _unused_ unsigned _locked = state_lock()
+
+/* gpuvirt's fault point for the changes we make (sim_nvml_fault()). */
+static GpuvirtSimNvmlFaultHook fault_hook;
+
+API int gpuvirtSimNvmlSetFaultHook(GpuvirtSimNvmlFaultHook hook) {
+        fault_hook = hook;
+        return 0;
+}
+
+/* Before a change to d's state: an injected fault fails the call (a KILL fault ends the process here, the
+ * change not made), as a kernel write would. */
+static bool faulted(const FDev *d, const char *call) {
+        return fault_hook && fault_hook(root, d->bdf, call) < 0;
+}
 
 API int gpuvirtSimNvmlSetRoot(const char *rootdir) {
         if (!rootdir || rootdir[0] != '/')
@@ -256,13 +307,18 @@ static FGi *gi_by_id(FDev *d, unsigned id) {
         return NULL;
 }
 
+/* Re-read the GPU's state from its file. Instances keep their slots by id (so handles stay valid), instances
+ * that are gone free theirs, new ones take free slots. No file: MIG disabled, no instances. */
 static void dev_load(FDev *d) {
+        struct { unsigned id, profile, start, size; } gis[MAX_GIS];
+        struct { unsigned gi, id, profile, start, size; char uuid[48]; } cis[MAX_GIS * MAX_CIS];
+        size_t ngi = 0, nci = 0;
+        d->cur = d->pend = 0;
+        d->resets = d->serial = 0;
         _cleanup_free_ char *p = state_path(d, "");
         FILE *f = p ? fopen(p, "re") : NULL;
-        if (!f)
-                return;
         char line[256];
-        while (fgets(line, sizeof line, f)) {
+        while (f && fgets(line, sizeof line, f)) {
                 unsigned a, b, c, e, g;
                 char uuid[48];
                 if (sscanf(line, "mode %u %u", &a, &b) == 2) {
@@ -270,27 +326,65 @@ static void dev_load(FDev *d) {
                         d->pend = b;
                 } else if (sscanf(line, "resets %lu", &d->resets) == 1 || sscanf(line, "serial %lu", &d->serial) == 1)
                         continue;
-                else if (sscanf(line, "gi %u %u %u %u", &a, &b, &c, &e) == 4) {
-                        for (g = 0; g < MAX_GIS && d->gi[g].used; g++)
-                                ;
-                        const FProfile *pr = profile_by_id(d, b);
-                        if (g == MAX_GIS || !pr)
-                                continue;
-                        d->gi[g] = (FGi){.magic = MAGIC_GI, .dev = d, .used = true, .id = a, .p = pr, .start = c, .size = e};
-                } else if (sscanf(line, "ci %u %u %u %u %u %47s", &a, &b, &c, &e, &g, uuid) == 6) {
-                        FGi *gi = gi_by_id(d, a);
-                        if (!gi)
-                                continue;
-                        for (unsigned k = 0; k < MAX_CIS; k++)
-                                if (!gi->ci[k].used) {
-                                        gi->ci[k] = (FCi){.magic = MAGIC_CI, .gi = gi, .used = true, .id = b, .profile = c,
-                                                          .start = e, .size = g};
-                                        snprintf(gi->ci[k].uuid, sizeof gi->ci[k].uuid, "%s", uuid);
-                                        break;
-                                }
+                else if (sscanf(line, "gi %u %u %u %u", &a, &b, &c, &e) == 4 && ngi < MAX_GIS && profile_by_id(d, b))
+                        gis[ngi++] = (__typeof__(gis[0])){a, b, c, e};
+                else if (sscanf(line, "ci %u %u %u %u %u %47s", &a, &b, &c, &e, &g, uuid) == 6 && nci < ELEMENTSOF(cis)) {
+                        cis[nci] = (__typeof__(cis[0])){a, b, c, e, g, ""};
+                        snprintf(cis[nci++].uuid, sizeof cis[0].uuid, "%s", uuid);
                 }
         }
-        fclose(f);
+        if (f)
+                fclose(f);
+
+        /* GPU instances: the ones still there keep their slots, then the new ones take the freed ones */
+        bool keep[MAX_GIS] = {}, placed[MAX_GIS] = {};
+        for (size_t k = 0; k < ngi; k++) {
+                FGi *gi = gi_by_id(d, gis[k].id);
+                if (gi) {
+                        keep[gi - d->gi] = placed[k] = true;
+                        gi->p = profile_by_id(d, gis[k].profile);
+                        gi->start = gis[k].start;
+                        gi->size = gis[k].size;
+                }
+        }
+        for (unsigned g = 0; g < MAX_GIS; g++)
+                d->gi[g].used = keep[g];
+        for (size_t k = 0; k < ngi; k++) {
+                unsigned g;
+                for (g = 0; g < MAX_GIS && d->gi[g].used; g++)
+                        ;
+                if (placed[k] || g == MAX_GIS)
+                        continue;
+                d->gi[g] = (FGi){.magic = MAGIC_GI, .dev = d, .used = true, .id = gis[k].id,
+                                 .p = profile_by_id(d, gis[k].profile), .start = gis[k].start, .size = gis[k].size};
+        }
+        /* compute instances of each, the same way */
+        for (unsigned g = 0; g < MAX_GIS; g++) {
+                FGi *gi = &d->gi[g];
+                bool keep_ci[MAX_CIS] = {}, placed_ci[ELEMENTSOF(cis)] = {};
+                for (size_t k = 0; gi->used && k < nci; k++)
+                        for (unsigned c = 0; c < MAX_CIS && cis[k].gi == gi->id && !placed_ci[k]; c++)
+                                if (gi->ci[c].used && !keep_ci[c] && gi->ci[c].id == cis[k].id)
+                                        keep_ci[c] = placed_ci[k] = true;
+                for (unsigned c = 0; c < MAX_CIS; c++)
+                        gi->ci[c].used = keep_ci[c];
+                for (size_t k = 0; gi->used && k < nci; k++) {
+                        if (cis[k].gi != gi->id)
+                                continue;
+                        unsigned c = 0;
+                        if (placed_ci[k])
+                                while (gi->ci[c].id != cis[k].id || !gi->ci[c].used)
+                                        c++;
+                        else
+                                while (c < MAX_CIS && gi->ci[c].used)
+                                        c++;
+                        if (c == MAX_CIS)
+                                continue;
+                        gi->ci[c] = (FCi){.magic = MAGIC_CI, .gi = gi, .used = true, .id = cis[k].id,
+                                          .profile = cis[k].profile, .start = cis[k].start, .size = cis[k].size};
+                        snprintf(gi->ci[c].uuid, sizeof gi->ci[c].uuid, "%s", cis[k].uuid);
+                }
+        }
 }
 
 /* The kernel model counts resets; a reset applies the pending mode and clears every instance. */
@@ -352,24 +446,36 @@ static bool config_lost(const char *dir) {
 
 /* ---- handles ---- */
 
+/* The GPU's state as the file holds it now: re-read once per locked section (the caller holds LOCKED). */
+static void dev_refresh(FDev *d) {
+        if (d->loaded == lock_gen)
+                return;
+        d->loaded = lock_gen;
+        dev_load(d);
+        dev_sync(d);
+}
+
 static FDev *as_dev(nvmlDevice_t h) {
         FDev *d = (FDev *)h;
         if (!initialized || !d || d->magic != MAGIC_DEV)
                 return NULL;
-        dev_sync(d);
+        dev_refresh(d);
         return d;
 }
 
 static FCi *as_migdev(nvmlDevice_t h) {
         FCi *c = (FCi *)h;
-        return initialized && c && c->magic == MAGIC_CI && c->used ? c : NULL;
+        if (!initialized || !c || c->magic != MAGIC_CI)
+                return NULL;
+        dev_refresh(c->gi->dev);
+        return c->used && c->gi->used ? c : NULL;
 }
 
 static FGi *as_gi(nvmlGpuInstance_t h) {
         FGi *g = (FGi *)h;
         if (!initialized || !g || g->magic != MAGIC_GI)
                 return NULL;
-        dev_sync(g->dev);
+        dev_refresh(g->dev);
         return g->used ? g : NULL;
 }
 
@@ -380,6 +486,7 @@ static FCi *as_ci(nvmlComputeInstance_t h) {
 /* ---- init ---- */
 
 API nvmlReturn_t nvmlInit_v2(void) {
+        LOCKED;
         if (!root)
                 return NVML_ERROR_DRIVER_NOT_LOADED;
         _cleanup_free_ char *pci = strdup_printf("%s/sys/bus/pci/devices", root);
@@ -407,7 +514,7 @@ API nvmlReturn_t nvmlInit_v2(void) {
                                 d->name = known[k].name;
                                 d->m = known[k].model;
                         }
-                dev_load(d);
+                dev_refresh(d);
         }
         initialized = true;
         return NVML_SUCCESS;
@@ -500,6 +607,7 @@ static nvmlReturn_t copy_out(const char *s, char *buf, unsigned len) {
 }
 
 API nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned length) {
+        LOCKED;
         FCi *c = as_migdev(device);
         if (c)
                 return copy_out(c->uuid, uuid, length);
@@ -512,6 +620,7 @@ API nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned len
 }
 
 API nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned length) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -519,6 +628,7 @@ API nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned len
 }
 
 API nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci) {
+        LOCKED;
         FDev *d = as_dev(device);
         unsigned dom, bus, slot, fn;
         if (!d || !pci || !bus_id_parse(d->bdf, &dom, &bus, &slot, &fn))
@@ -550,6 +660,7 @@ static unsigned gi_count(const FDev *d) {
 }
 
 API nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned *current, unsigned *pending) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !current || !pending)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -561,6 +672,7 @@ API nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned *current, un
 }
 
 API nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned mode, nvmlReturn_t *activation) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !activation || mode > 1)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -568,6 +680,8 @@ API nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned mode, nvmlRe
                 return NVML_ERROR_NOT_SUPPORTED;
         if (mode == 0 && d->cur == 1 && gi_count(d) > 0)
                 return NVML_ERROR_IN_USE; /* instances exist */
+        if (faulted(d, "nvmlDeviceSetMigMode"))
+                return NVML_ERROR_UNKNOWN;
         d->pend = mode;
         if (dev_save(d) < 0)
                 return NVML_ERROR_UNKNOWN;
@@ -583,6 +697,7 @@ API nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned mode, nvmlRe
 
 API nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, unsigned profile,
                                                      nvmlGpuInstanceProfileInfo_t *info) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !info || profile >= NVML_GPU_INSTANCE_PROFILE_COUNT)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -619,6 +734,7 @@ static unsigned profile_count(const FDev *d, const FProfile *p) {
 
 API nvmlReturn_t nvmlDeviceGetGpuInstancePossiblePlacements_v2(nvmlDevice_t device, unsigned profileId,
                                                                nvmlGpuInstancePlacement_t *placements, unsigned *count) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !count)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -643,6 +759,7 @@ API nvmlReturn_t nvmlDeviceGetGpuInstancePossiblePlacements_v2(nvmlDevice_t devi
 }
 
 API nvmlReturn_t nvmlDeviceGetGpuInstanceRemainingCapacity(nvmlDevice_t device, unsigned profileId, unsigned *count) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !count)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -675,6 +792,8 @@ static nvmlReturn_t gi_create(FDev *d, const FProfile *p, unsigned start, nvmlGp
                 ;
         if (g == MAX_GIS || profile_count(d, p) >= p->max)
                 return NVML_ERROR_INSUFFICIENT_RESOURCES;
+        if (faulted(d, "nvmlDeviceCreateGpuInstance"))
+                return NVML_ERROR_UNKNOWN;
         unsigned id = 1;
         while (gi_by_id(d, id))
                 id++;
@@ -697,6 +816,7 @@ static nvmlReturn_t gi_check(FDev *d, unsigned profileId, const FProfile **ret) 
 }
 
 API nvmlReturn_t nvmlDeviceCreateGpuInstance(nvmlDevice_t device, unsigned profileId, nvmlGpuInstance_t *gi) {
+        LOCKED;
         FDev *d = as_dev(device);
         const FProfile *p;
         if (!d || !gi)
@@ -713,6 +833,7 @@ API nvmlReturn_t nvmlDeviceCreateGpuInstance(nvmlDevice_t device, unsigned profi
 
 API nvmlReturn_t nvmlDeviceCreateGpuInstanceWithPlacement(nvmlDevice_t device, unsigned profileId,
                                                           const nvmlGpuInstancePlacement_t *pl, nvmlGpuInstance_t *gi) {
+        LOCKED;
         FDev *d = as_dev(device);
         const FProfile *p;
         if (!d || !gi || !pl)
@@ -728,6 +849,7 @@ API nvmlReturn_t nvmlDeviceCreateGpuInstanceWithPlacement(nvmlDevice_t device, u
 }
 
 API nvmlReturn_t nvmlGpuInstanceDestroy(nvmlGpuInstance_t h) {
+        LOCKED;
         FGi *gi = as_gi(h);
         if (!gi)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -739,12 +861,15 @@ API nvmlReturn_t nvmlGpuInstanceDestroy(nvmlGpuInstance_t h) {
         for (size_t i = 0; i < n; i++)
                 if (p[i].gi == gi->id)
                         return NVML_ERROR_IN_USE;
+        if (faulted(gi->dev, "nvmlGpuInstanceDestroy"))
+                return NVML_ERROR_UNKNOWN;
         gi->used = false;
         return dev_save(gi->dev) < 0 ? NVML_ERROR_UNKNOWN : NVML_SUCCESS;
 }
 
 API nvmlReturn_t nvmlDeviceGetGpuInstances(nvmlDevice_t device, unsigned profileId, nvmlGpuInstance_t *gis,
                                            unsigned *count) {
+        LOCKED;
         FDev *d = as_dev(device);
         const FProfile *p;
         if (!d || !gis || !count)
@@ -761,6 +886,7 @@ API nvmlReturn_t nvmlDeviceGetGpuInstances(nvmlDevice_t device, unsigned profile
 }
 
 API nvmlReturn_t nvmlDeviceGetGpuInstanceById(nvmlDevice_t device, unsigned id, nvmlGpuInstance_t *gi) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !gi)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -774,6 +900,7 @@ API nvmlReturn_t nvmlDeviceGetGpuInstanceById(nvmlDevice_t device, unsigned id, 
 }
 
 API nvmlReturn_t nvmlGpuInstanceGetInfo(nvmlGpuInstance_t h, nvmlGpuInstanceInfo_t *info) {
+        LOCKED;
         FGi *gi = as_gi(h);
         if (!gi || !info)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -788,6 +915,7 @@ static const unsigned ci_slices[NVML_COMPUTE_INSTANCE_PROFILE_COUNT] = {1, 2, 3,
 
 API nvmlReturn_t nvmlGpuInstanceGetComputeInstanceProfileInfo(nvmlGpuInstance_t h, unsigned profile, unsigned eng,
                                                               nvmlComputeInstanceProfileInfo_t *info) {
+        LOCKED;
         FGi *gi = as_gi(h);
         if (!gi || !info || profile >= NVML_COMPUTE_INSTANCE_PROFILE_COUNT || eng != 0)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -801,6 +929,7 @@ API nvmlReturn_t nvmlGpuInstanceGetComputeInstanceProfileInfo(nvmlGpuInstance_t 
 }
 
 API nvmlReturn_t nvmlGpuInstanceCreateComputeInstance(nvmlGpuInstance_t h, unsigned profileId, nvmlComputeInstance_t *ret) {
+        LOCKED;
         FGi *gi = as_gi(h);
         nvmlComputeInstanceProfileInfo_t info;
         if (!gi || !ret)
@@ -828,6 +957,8 @@ API nvmlReturn_t nvmlGpuInstanceCreateComputeInstance(nvmlGpuInstance_t h, unsig
                                 taken |= gi->ci[c].used && gi->ci[c].id == id;
                 } while (taken && ++id);
                 FDev *d = gi->dev;
+                if (faulted(d, "nvmlGpuInstanceCreateComputeInstance"))
+                        return NVML_ERROR_UNKNOWN;
                 d->serial++;
                 gi->ci[k] = (FCi){.magic = MAGIC_CI, .gi = gi, .used = true, .id = id, .profile = profileId, .start = s,
                                   .size = info.sliceCount};
@@ -844,6 +975,7 @@ API nvmlReturn_t nvmlGpuInstanceCreateComputeInstance(nvmlGpuInstance_t h, unsig
 }
 
 API nvmlReturn_t nvmlComputeInstanceDestroy(nvmlComputeInstance_t h) {
+        LOCKED;
         FCi *c = as_ci(h);
         if (!c)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -852,12 +984,15 @@ API nvmlReturn_t nvmlComputeInstanceDestroy(nvmlComputeInstance_t h) {
         for (size_t i = 0; i < n; i++)
                 if (p[i].gi == c->gi->id)
                         return NVML_ERROR_IN_USE;
+        if (faulted(c->gi->dev, "nvmlComputeInstanceDestroy"))
+                return NVML_ERROR_UNKNOWN;
         c->used = false;
         return dev_save(c->gi->dev) < 0 ? NVML_ERROR_UNKNOWN : NVML_SUCCESS;
 }
 
 API nvmlReturn_t nvmlGpuInstanceGetComputeInstances(nvmlGpuInstance_t h, unsigned profileId,
                                                     nvmlComputeInstance_t *cis, unsigned *count) {
+        LOCKED;
         FGi *gi = as_gi(h);
         if (!gi || !cis || !count || profileId >= NVML_COMPUTE_INSTANCE_PROFILE_COUNT)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -870,6 +1005,7 @@ API nvmlReturn_t nvmlGpuInstanceGetComputeInstances(nvmlGpuInstance_t h, unsigne
 }
 
 API nvmlReturn_t nvmlComputeInstanceGetInfo_v2(nvmlComputeInstance_t h, nvmlComputeInstanceInfo_t *info) {
+        LOCKED;
         FCi *c = as_ci(h);
         if (!c || !info)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -881,6 +1017,7 @@ API nvmlReturn_t nvmlComputeInstanceGetInfo_v2(nvmlComputeInstance_t h, nvmlComp
 /* ---- MIG device handles ---- */
 
 API nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned *count) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !count)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -889,6 +1026,7 @@ API nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned *c
 }
 
 API nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned index, nvmlDevice_t *mig) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !mig)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -911,6 +1049,7 @@ API nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsign
 }
 
 API nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned *id) {
+        LOCKED;
         FCi *c = as_migdev(device);
         if (!c || !id)
                 return as_dev(device) ? NVML_ERROR_NOT_SUPPORTED : NVML_ERROR_INVALID_ARGUMENT;
@@ -919,6 +1058,7 @@ API nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned *id) {
 }
 
 API nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned *id) {
+        LOCKED;
         FCi *c = as_migdev(device);
         if (!c || !id)
                 return as_dev(device) ? NVML_ERROR_NOT_SUPPORTED : NVML_ERROR_INVALID_ARGUMENT;
@@ -927,6 +1067,7 @@ API nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned *i
 }
 
 API nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned *is_mig) {
+        LOCKED;
         if (!is_mig)
                 return NVML_ERROR_INVALID_ARGUMENT;
         if (as_migdev(device)) {
@@ -942,6 +1083,7 @@ API nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned *is_m
 /* ---- processes ---- */
 
 API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned *count, nvmlProcessInfo_t *infos) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !count)
                 return NVML_ERROR_INVALID_ARGUMENT;
