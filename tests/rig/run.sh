@@ -56,15 +56,39 @@ CACHE=$(cd "$CACHE" && pwd)
 # shellcheck source=/dev/null
 . "$CACHE/current.env"
 
-# Paths the guest shadows with its own mounts cannot carry the script or the run directory.
-hidden() {
-    case $1/ in /tmp/*|/run/*|/proc/*|/sys/*|/dev/*) return 0 ;; esac
+# The guest mounts its own /tmp, /run, /dev (and /dev/shm, /dev/pts) over the shared host root. Host paths
+# under them that the guest needs (this directory, the cache, the script, the working directory, and every
+# argument or -e value naming an existing file or directory) are bound back into the guest at the same
+# path, with the overlay's semantics (writes stay in the guest): the whole first directory below the mount
+# point (/tmp/clone for /tmp/clone/build/src/gpuvirt), so a clone anywhere works. /proc and /sys cannot be.
+binds=()
+guest_mount_of() { # the guest mount point a host path falls under, if any
+    local m
+    for m in /dev/shm /dev/pts /dev /tmp /run /proc /sys; do
+        case $1/ in "$m"/*) echo "$m"; return 0 ;; esac
+    done
     return 1
 }
-hidden "$script" && die "$script is under a path the guest mounts over (/tmp, /run, /proc, /sys, /dev)"
-hidden "$CACHE/" && die "cache $CACHE is under a path the guest mounts over; set GPUVIRT_RIG_CACHE elsewhere"
+need_path() { # host path the guest must see; $2: what it is (for the error), empty for arguments
+    local p m top b
+    p=$(realpath -e -- "$1" 2>/dev/null) || return 0
+    [ -f "$p" ] || [ -d "$p" ] || return 0
+    m=$(guest_mount_of "$p") || return 0
+    case $m in
+    /proc|/sys) [ -n "$2" ] && die "$2 $p is under $m, which the guest cannot share"; return 0 ;;
+    esac
+    [ "$p" = "$m" ] && return 0
+    top=${p#"$m"/}; top=$m/${top%%/*}
+    for b in "${binds[@]}"; do [ "$b" = "$top" ] && return 0; done
+    binds+=("$top")
+}
+need_path "$RIG_DIR" "the rig directory"
+need_path "$CACHE" "the cache"
+need_path "$script" "the script"
 cwd=$(pwd -P)
-hidden "$cwd" && cwd=/
+need_path "$cwd" "the working directory"
+for a in "$@"; do need_path "$a" ""; done
+for kv in "${extra_env[@]}"; do need_path "${kv#*=}" ""; done
 
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run $RIG_DIR/setup.sh"
 
@@ -83,6 +107,7 @@ nonce=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
     echo "RIG_NONCE=$nonce"
     echo "RIG_KROOT=$(shq "$RIG_KROOT")"
     echo "RIG_LOGLEVEL=$(shq "$loglevel")"
+    echo "RIG_BINDS=$( [ ${#binds[@]} -gt 0 ] && shq "$(printf '%s\n' "${binds[@]}")" || echo "''")"
     for kv in "${extra_env[@]}"; do
         name=${kv%%=*}
         [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ && $kv == *=* ]] || die "bad -e $kv (want NAME=VALUE)"
