@@ -77,6 +77,32 @@ static void report_text(const VfioReport *r, bool enable, bool dry_run) {
                 printf("IOMMU group %d is viable: /dev/vfio/%d\n", r->group, r->group);
 }
 
+/* --persist: a boot binding for the named device and every other function the command moved with it (the
+ * card's audio function, included group members), so the udev rule claims each one before its native
+ * driver loads; disable removes the bindings of the same set, whichever function was named. The addresses
+ * written are added to *written (for the undo of a failed command). */
+static int persist_functions(Root *root, const char *canon, const VfioReport *rep, bool enable, const PtArgs *a,
+                             char ***written, size_t *n_written) {
+        for (size_t i = 0; i <= rep->n_changes; i++) {
+                const char *addr = i == 0 ? canon : rep->changes[i - 1].addr;
+                if (i > 0 && streq(addr, canon))
+                        continue;
+                int r = enable ? vfio_persist_add(root, addr, a->force, a->include) : vfio_persist_remove(root, addr);
+                if (r < 0)
+                        return r;
+                if (enable && !arg.json && !arg.dry_run)
+                        printf("%s: binding applied at boot (" VFIO_PERSIST_DIR "/%s)\n", addr, addr);
+                else if (!enable && !arg.json && !arg.dry_run)
+                        printf("%s: binding no longer applied at boot (" VFIO_PERSIST_DIR "/%s)\n", addr, addr);
+                if (enable) {
+                        char *d = strdup(addr);
+                        if (!d || strv_push(written, n_written, d) < 0)
+                                return free(d), -ENOMEM;
+                }
+        }
+        return 0;
+}
+
 static int exit_for(int r) {
         return r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
 }
@@ -96,6 +122,8 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
         json_object *out = json_object_new_array();
         char **done = NULL; /* devices enabled by this command, to undo if a later one fails */
         size_t n_done = 0;
+        _cleanup_strv_free_ char **persisted = NULL; /* boot bindings written by this command, likewise */
+        size_t n_persisted = 0;
         int rc = 0;
         for (int i = first; i < argc; i++) {
                 VfioReport rep;
@@ -121,13 +149,10 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
                         break;
                 }
                 if (a->persist) {
-                        int k = enable ? vfio_persist_add(root, canon, a->force, a->include) : vfio_persist_remove(root, canon);
+                        int k = persist_functions(root, canon, &rep, enable, a, &persisted, &n_persisted);
                         if (k < 0)
                                 log_warning_errno(k, "%s is %s, but its persistent binding could not be %s: %m", canon,
                                                   enable ? "on vfio-pci" : "released", enable ? "written" : "removed");
-                        else if (!arg.json && !arg.dry_run)
-                                printf("%s: binding %s at boot (" VFIO_PERSIST_DIR "/%s)\n", canon,
-                                       enable ? "applied" : "no longer applied", canon);
                 }
                 if (!arg.json)
                         report_text(&rep, enable, arg.dry_run);
@@ -143,10 +168,10 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
                                 log_error("Undoing %s failed: %s", done[i], rep.error ?: "?");
                         else
                                 log_notice("Undid %s.", done[i]);
-                        if (a->persist)
-                                (void)vfio_persist_remove(root, done[i]);
                         vfio_report_done(&rep);
                 }
+                for (size_t i = 0; i < n_persisted; i++)
+                        (void)vfio_persist_remove(root, persisted[i]);
         }
         if (arg.json)
                 json_print(out, stdout);

@@ -49,6 +49,15 @@ expect_rc 0 "$GPUVIRT" "${W[@]}" passthrough enable --force 01:00.0
 [ "$(drv "$TMP/ws" 0000:01:00.1)" = vfio-pci ] && ok || fail "HDMI audio function did not move with the GPU"
 expect_rc 0 "$GPUVIRT" "${W[@]}" passthrough disable 01:00.0
 [ "$(drv "$TMP/ws" 0000:01:00.1)" = snd_hda_intel ] && ok || fail "audio not given back"
+# --persist binds every function that moved at boot (the rig's boot showed the audio function's native
+# driver binding first when only the GPU had a binding), and disable --persist of any one drops them all
+expect_rc 0 "$GPUVIRT" "${W[@]}" passthrough enable --force --persist 01:00.0
+for f in 0000:01:00.0 0000:01:00.1; do
+        jq -e '.driver == "vfio-pci" and .force' "$TMP/ws/etc/gpuvirt/vfio.d/$f" >/dev/null && ok || fail "no boot binding for $f"
+done
+expect_in "$OUT" "0000:01:00.1: binding applied at boot" "audio function's binding reported"
+expect_rc 0 "$GPUVIRT" "${W[@]}" passthrough disable --force --persist 01:00.1
+[ -z "$(ls "$TMP/ws/etc/gpuvirt/vfio.d")" ] && ok || fail "disable --persist of the audio function left: $(ls "$TMP/ws/etc/gpuvirt/vfio.d")"
 
 # persist --ids: modprobe.d and modules-load.d, merged
 expect_rc 0 "$GPUVIRT" "${W[@]}" passthrough persist --ids 01:00.0
