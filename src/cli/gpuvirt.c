@@ -56,7 +56,7 @@ static const Verb verbs[] = {
          "                            create a vGPU (mdev, or a type on a free VF of PARENT)\n"
          "  vgpu remove ID [--keep-definition] [--force]\n"
          "                            remove it (ID: mdev UUID or VF address)\n"
-         "  vgpu start-defined        start the definitions marked auto (boot unit)"},
+         "  vgpu start-defined [DEV]  start the definitions marked auto (boot units)"},
         {"host", 2, verb_host, "host iommu enable [--apply]\n"
                                "                            turn the IOMMU on in the boot configuration"},
         {"mig", 1, verb_mig,

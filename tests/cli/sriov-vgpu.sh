@@ -85,6 +85,24 @@ expect_rc 1 G t4-grid --json vgpu start-defined && jqe "$OUT" '.[0].result == "f
 expect_rc 0 G t4-grid --json vgpu remove $u && jqe "$OUT" '.removed and .definition_removed' "remove all"
 [ ! -e "$f" ] && ok || fail "definition removed"
 expect_rc 1 G t4-grid vgpu remove $u && expect_in "$ERR" "No mediated device" "remove twice"
+# at boot a parent may register after gpuvirt-vgpu.service ran (the rig's boot showed it): a definition
+# on a parent that is not registered yet waits for the parent's uevent (gpuvirt-vgpu@PARENT.service,
+# which names it and fails without it); one parent's start touches no other parent's definitions
+w=6c0de5a1-2b3c-4d5e-8f90-a1b2c3d4e5f6
+mkdir -p "$TMP/t4-grid/etc/mdevctl.d/0000:d8:00.0"
+printf '{"mdev_type":"nvidia-231","start":"auto","attrs":[]}\n' >"$TMP/t4-grid/etc/mdevctl.d/0000:d8:00.0/$w"
+G t4-grid vgpu create 3b:00.0 nvidia-231 --uuid $u --persist --auto >/dev/null
+G t4-grid vgpu remove $u --keep-definition >/dev/null
+expect_rc 2 G t4-grid vgpu start-defined ../create && expect_in "$ERR" "is not a PCI address or mdev parent name" "bad device"
+expect_rc 0 G t4-grid --json vgpu start-defined 5e:00.0 && jqe "$OUT" 'length == 0' "start-defined of a parent without definitions"
+[ ! -e "$TMP/t4-grid/sys/bus/mdev/devices/$u" ] && ok || fail "start-defined 5e:00.0 started $u of 3b:00.0"
+expect_rc 0 G t4-grid --json vgpu start-defined
+jqe "$OUT" "(.[] | select(.id == \"$w\") | .result == \"waiting\" and (.error | test(\"not a registered mdev parent yet\"))) and (.[] | select(.id == \"$u\") | .result == \"started\")" "start-defined with a parent still missing"
+expect_rc 1 G t4-grid --json vgpu start-defined 0000:d8:00.0 && jqe "$OUT" "length == 1 and .[0].result == \"failed\"" "the named parent is missing"
+expect_rc 0 G t4-grid vgpu start-defined 3b:00.0 && expect_in "$OUT" "$u: active" "start-defined PARENT"
+expect_rc 2 G t4-grid vgpu start-defined 3b:00.0 5e:00.0
+rm -r "$TMP/t4-grid/etc/mdevctl.d/0000:d8:00.0"
+expect_rc 0 G t4-grid vgpu remove $u
 expect_rc 2 G t4-grid vgpu remove not-a-uuid && expect_in "$ERR" "neither an mdev UUID nor a VF address" "bad id"
 # a VM holds the group: refused
 G t4-grid vgpu create 3b:00.0 nvidia-231 --uuid $u >/dev/null
