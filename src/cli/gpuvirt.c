@@ -41,7 +41,7 @@ static const Verb verbs[] = {
          "                            move devices and their IOMMU groups to vfio-pci\n"
          "  passthrough disable BDF... [--force] [--persist]\n"
          "                            give them back to the drivers they had\n"
-         "  passthrough persist --ids BDF...\n"
+         "  passthrough persist --ids [--remove] BDF...\n"
          "                            bind by ID at boot (modprobe.d, modules-load.d)\n"
          "  passthrough restore BDF   apply a persistent binding (boot unit)"},
         {"sriov", 1, verb_sriov,

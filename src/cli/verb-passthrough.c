@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
@@ -14,13 +15,13 @@
 #include "core/vfio.h"
 
 typedef struct PtArgs {
-        bool force, persist, ids;
+        bool force, persist, ids, remove;
         char **include;
         size_t n_include;
         bool bad_include;
 } PtArgs;
 
-enum { OPT_FORCE = 0x100, OPT_INCLUDE, OPT_PERSIST, OPT_IDS };
+enum { OPT_FORCE = 0x100, OPT_INCLUDE, OPT_PERSIST, OPT_IDS, OPT_REMOVE };
 
 static void pt_opt(int c, const char *v, void *ud) {
         PtArgs *a = ud;
@@ -33,6 +34,9 @@ static void pt_opt(int c, const char *v, void *ud) {
                 break;
         case OPT_IDS:
                 a->ids = true;
+                break;
+        case OPT_REMOVE:
+                a->remove = true;
                 break;
         case OPT_INCLUDE: {
                 char *canon = NULL;
@@ -214,7 +218,7 @@ static int do_restore(const char *bdf) {
         return r < 0 ? EXIT_FAILURE : 0;
 }
 
-static int do_persist_ids(int argc, char **argv, int first) {
+static int do_persist_ids(int argc, char **argv, int first, bool remove) {
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
         int r;
@@ -246,7 +250,7 @@ static int do_persist_ids(int argc, char **argv, int first) {
                 return -lock;
         }
         IdsPersistResult res;
-        r = vfio_persist_ids(root, ids, &res);
+        r = vfio_persist_ids(root, ids, remove, &res);
         if (r < 0) {
                 strv_free(ids);
                 return log_error_errno(r, "Cannot write the modprobe configuration: %m"), EXIT_FAILURE;
@@ -261,14 +265,20 @@ static int do_persist_ids(int argc, char **argv, int first) {
         }
         if (arg.json) {
                 json_object *o = json_object_new_object();
-                json_object_object_add(o, "ids", json_object_new_string(res.ids));
+                json_object_object_add(o, "ids", json_string_or_null(res.ids));
                 json_object_object_add(o, "devices_matched", json_object_new_int((int)others));
                 json_object_object_add(o, "initramfs_regeneration_required",
                                        json_object_new_boolean(res.initramfs_has_gpu_driver));
                 json_object_object_add(o, "initramfs_command", json_object_new_string(res.initramfs_command));
                 json_print(o, stdout);
                 json_object_put(o);
-        } else {
+        } else if (!res.ids)
+                printf("etc/modprobe.d/vfio.conf: no vfio-pci ids= left (its softdeps went too)\n"
+                       "etc/modules-load.d/vfio-pci.conf: vfio-pci no longer loaded at boot\n"
+                       "Takes effect at the next boot: the devices stay on their drivers until then.\n");
+        else if (remove)
+                printf("etc/modprobe.d/vfio.conf: options vfio-pci ids=%s\nTakes effect at the next boot.\n", res.ids);
+        else {
                 printf("etc/modprobe.d/vfio.conf: options vfio-pci ids=%s (+ softdeps for nvidia, nouveau, amdgpu, radeon, "
                        "snd_hda_intel)\netc/modules-load.d/vfio-pci.conf: vfio-pci\n",
                        res.ids);
@@ -290,6 +300,7 @@ int verb_passthrough(int argc, char **argv) {
         static const struct option opts[] = {
                 {"force", no_argument, NULL, OPT_FORCE},   {"include", required_argument, NULL, OPT_INCLUDE},
                 {"persist", no_argument, NULL, OPT_PERSIST}, {"ids", no_argument, NULL, OPT_IDS},
+                {"remove", no_argument, NULL, OPT_REMOVE},
                 {},
         };
         const char *sub = argv[1];
@@ -309,6 +320,8 @@ int verb_passthrough(int argc, char **argv) {
                                 rc = usage_error("passthrough %s: --ids belongs to 'passthrough persist'", sub);
                         else if (streq(sub, "disable") && a.n_include)
                                 rc = usage_error("passthrough disable: --include is for enable");
+                        else if (a.remove)
+                                rc = usage_error("passthrough %s: --remove belongs to 'passthrough persist --ids'", sub);
                         else
                                 rc = do_enable_disable(streq(sub, "enable"), argc, argv, first, &a);
                 } else if (streq(sub, "restore")) {
@@ -320,7 +333,7 @@ int verb_passthrough(int argc, char **argv) {
                         else if (npos < 1)
                                 rc = usage_error("passthrough persist --ids: expected at least one device address");
                         else
-                                rc = do_persist_ids(argc, argv, first);
+                                rc = do_persist_ids(argc, argv, first, a.remove);
                 } else
                         rc = usage_error("passthrough: unknown command '%s' (enable, disable, persist, restore)", sub);
         }

@@ -78,7 +78,60 @@ static int ids_add(char **list, const char *id) {
         return 0;
 }
 
-int vfio_persist_ids(Root *root, char *const *ids, IdsPersistResult *ret) {
+/* Drop "id" (any letter case) from the comma list. */
+static int ids_drop(char **list, const char *id) {
+        if (!*list)
+                return 0;
+        size_t l = strlen(id), o = 0;
+        char *n = calloc(1, strlen(*list) + 1);
+        if (!n)
+                return -ENOMEM;
+        for (const char *p = *list; *p;) {
+                const char *e = strchrnul(p, ',');
+                if (e > p && !((size_t)(e - p) == l && strncasecmp(p, id, l) == 0)) {
+                        if (o)
+                                n[o++] = ',';
+                        memcpy(n + o, p, (size_t)(e - p));
+                        o += (size_t)(e - p);
+                }
+                p = *e ? e + 1 : e;
+        }
+        free(*list);
+        *list = n;
+        return 0;
+}
+
+#define IDS_HEADER "# Written by gpuvirt (passthrough persist --ids): bind these devices to vfio-pci at boot."
+
+/* Where "ids=" starts in an "options vfio-pci" line (and where its value ends, in *ret_e), or NULL. */
+static const char *ids_option(const char *line, size_t len, const char **ret_e) {
+        if (!line_is(line, len, "options vfio-pci ") && !line_is(line, len, "options vfio_pci "))
+                return NULL;
+        const char *e = line + len, *ip = memmem(line, len, "ids=", 4);
+        if (!ip)
+                return NULL;
+        const char *ie = ip + 4;
+        while (ie < e && *ie != ' ' && *ie != '\t')
+                ie++;
+        *ret_e = ie;
+        return ip;
+}
+
+/* A softdep that loads vfio-pci before one of softdep_drivers (its index in *ret_i); *ret_exact: the very
+ * line gpuvirt writes. */
+static bool is_vfio_softdep(const char *line, size_t len, size_t *ret_i, bool *ret_exact) {
+        for (size_t i = 0; i < ELEMENTSOF(softdep_drivers); i++) {
+                _cleanup_free_ char *sd = strdup_printf("softdep %s pre:", softdep_drivers[i]);
+                if (sd && line_is(line, len, sd) && memmem(line, len, "vfio-pci", 8)) {
+                        *ret_i = i;
+                        *ret_exact = len == strlen(sd) + strlen(" vfio-pci") && memcmp(line + strlen(sd), " vfio-pci", 9) == 0;
+                        return true;
+                }
+        }
+        return false;
+}
+
+int vfio_persist_ids(Root *root, char *const *ids, bool remove, IdsPersistResult *ret) {
         _cleanup_free_ char *p = root_path(root, "etc/modprobe.d/vfio.conf");
         _cleanup_free_ char *old = NULL;
         if (!p)
@@ -87,74 +140,109 @@ int vfio_persist_ids(Root *root, char *const *ids, IdsPersistResult *ret) {
         if (r < 0 && r != -ENOENT)
                 return r;
 
-        /* Keep every line except the ids option, which we rewrite merged; note existing softdeps. */
-        char *merged = NULL;
+        /* The IDs the file binds, with ours added or dropped. */
+        _cleanup_free_ char *merged = NULL;
+        for (const char *line = old ?: ""; *line;) {
+                const char *e = strchrnul(line, '\n'), *ie;
+                const char *ip = ids_option(line, (size_t)(e - line), &ie);
+                if (ip) {
+                        _cleanup_free_ char *v = strndup(ip + 4, (size_t)(ie - ip - 4));
+                        if (!v)
+                                return -ENOMEM;
+                        for (char *tok = v, *save = NULL; (tok = strtok_r(tok, ",", &save)); tok = NULL)
+                                if (ids_add(&merged, tok) < 0)
+                                        return -ENOMEM;
+                }
+                line = *e ? e + 1 : e;
+        }
+        for (char *const *i = ids; i && *i; i++)
+                if ((remove ? ids_drop(&merged, *i) : ids_add(&merged, *i)) < 0)
+                        return -ENOMEM;
+        bool any = merged && *merged;
+        /* a file gpuvirt created (its header) goes entirely with the last ID; in anyone else's only ids= goes */
+        bool ours = !old;
+        for (const char *line = old ?: ""; *line && !ours;) {
+                const char *e = strchrnul(line, '\n');
+                ours = line_is(line, (size_t)(e - line), IDS_HEADER);
+                line = *e ? e + 1 : e;
+        }
+        bool drop_ours = !any && ours;
+
+        /* Keep every line except the ids option, which is rewritten merged (other options on that line stay on
+         * a line of their own). With no ID left in a file gpuvirt created, its header and softdeps go too. */
         bool has_softdep[ELEMENTSOF(softdep_drivers)] = {};
-        size_t cap = (old ? strlen(old) : 0) + 1024 + 16 * strv_length(ids);
+        size_t cap = (old ? strlen(old) : 0) + 1024 + (merged ? strlen(merged) : 0);
         _cleanup_free_ char *out = calloc(1, cap);
         if (!out)
                 return -ENOMEM;
         size_t o = 0;
         for (const char *line = old ?: ""; *line;) {
-                const char *e = strchrnul(line, '\n');
-                size_t len = (size_t)(e - line);
-                if (line_is(line, len, "options vfio-pci ") || line_is(line, len, "options vfio_pci ")) {
-                        const char *ip = memmem(line, len, "ids=", 4);
-                        if (ip) {
-                                const char *ie = ip + 4;
-                                while (ie < e && *ie != ' ' && *ie != '\t')
-                                        ie++;
-                                _cleanup_free_ char *v = strndup(ip + 4, (size_t)(ie - ip - 4));
-                                for (char *tok = v, *save = NULL; (tok = strtok_r(tok, ",", &save)); tok = NULL)
-                                        if (ids_add(&merged, tok) < 0)
-                                                return -ENOMEM;
-                                /* other options on that line are kept on a line of their own */
-                                _cleanup_free_ char *before = strndup(line, (size_t)(ip - line));
-                                _cleanup_free_ char *after = strndup(ie, (size_t)(e - ie));
-                                if (!before || !after)
-                                        return free(merged), -ENOMEM;
-                                strip(before);
-                                strip(after);
-                                if (*after)
-                                        o += (size_t)snprintf(out + o, cap - o, "%s %s\n", before, after);
-                                line = *e ? e + 1 : e;
-                                continue;
-                        }
-                }
-                for (size_t i = 0; i < ELEMENTSOF(softdep_drivers); i++) {
-                        _cleanup_free_ char *sd = strdup_printf("softdep %s pre:", softdep_drivers[i]);
-                        if (sd && line_is(line, len, sd) && memmem(line, len, "vfio-pci", 8))
-                                has_softdep[i] = true;
-                }
-                o += (size_t)snprintf(out + o, cap - o, "%.*s\n", (int)len, line);
+                const char *e = strchrnul(line, '\n'), *ie;
+                size_t len = (size_t)(e - line), k;
+                bool exact;
+                const char *ip = ids_option(line, len, &ie);
+                if (ip) {
+                        _cleanup_free_ char *before = strndup(line, (size_t)(ip - line));
+                        _cleanup_free_ char *after = strndup(ie, (size_t)(e - ie));
+                        if (!before || !after)
+                                return -ENOMEM;
+                        strip(before);
+                        strip(after);
+                        if (*after)
+                                o += (size_t)snprintf(out + o, cap - o, "%s %s\n", before, after);
+                } else if (is_vfio_softdep(line, len, &k, &exact)) {
+                        has_softdep[k] = true;
+                        if (!drop_ours || !exact)
+                                o += (size_t)snprintf(out + o, cap - o, "%.*s\n", (int)len, line);
+                } else if (!drop_ours || !line_is(line, len, IDS_HEADER))
+                        o += (size_t)snprintf(out + o, cap - o, "%.*s\n", (int)len, line);
                 line = *e ? e + 1 : e;
         }
-        for (char *const *i = ids; i && *i; i++)
-                if (ids_add(&merged, *i) < 0)
-                        return -ENOMEM;
-        if (!old)
-                o += (size_t)snprintf(out + o, cap - o,
-                                      "# Written by gpuvirt (passthrough persist --ids): bind these devices to vfio-pci "
-                                      "at boot.\n");
-        o += (size_t)snprintf(out + o, cap - o, "options vfio-pci ids=%s\n", merged ?: "");
-        for (size_t i = 0; i < ELEMENTSOF(softdep_drivers); i++)
-                if (!has_softdep[i])
-                        o += (size_t)snprintf(out + o, cap - o, "softdep %s pre: vfio-pci\n", softdep_drivers[i]);
-        r = root_write_file(root, out, "etc/modprobe.d/vfio.conf");
-        if (r < 0) {
-                free(merged);
-                return r;
+        if (any) {
+                if (!old)
+                        o += (size_t)snprintf(out + o, cap - o, IDS_HEADER "\n");
+                o += (size_t)snprintf(out + o, cap - o, "options vfio-pci ids=%s\n", merged);
+                for (size_t i = 0; i < ELEMENTSOF(softdep_drivers); i++)
+                        if (!has_softdep[i])
+                                o += (size_t)snprintf(out + o, cap - o, "softdep %s pre: vfio-pci\n", softdep_drivers[i]);
+        }
+        /* nothing of anyone's left: no file */
+        bool empty = strspn(out, " \t\n") == strlen(out);
+        if (old || !empty) {
+                r = root_write_file(root, empty ? NULL : out, "etc/modprobe.d/vfio.conf");
+                if (r < 0)
+                        return r;
         }
 
+        /* modules-load.d loads vfio-pci while IDs are bound, and no longer when none is */
         _cleanup_free_ char *ml = NULL;
         _cleanup_free_ char *mp = root_path(root, "etc/modules-load.d/vfio-pci.conf");
         if (!mp || (read_full(mp, 65536, (void **)&ml, NULL) < 0 && !(ml = strdup(""))))
-                return free(merged), -ENOMEM;
-        if (!cmdline_has(ml, "vfio-pci") && !cmdline_has(ml, "vfio_pci")) {
+                return -ENOMEM;
+        bool listed = cmdline_has(ml, "vfio-pci") || cmdline_has(ml, "vfio_pci");
+        if (any && !listed) {
                 _cleanup_free_ char *n = strdup_printf("%s%svfio-pci\n", ml, *ml && ml[strlen(ml) - 1] != '\n' ? "\n" : "");
                 r = n ? root_write_file(root, n, "etc/modules-load.d/vfio-pci.conf") : -ENOMEM;
                 if (r < 0)
-                        return free(merged), r;
+                        return r;
+        } else if (!any && listed) {
+                _cleanup_free_ char *n = calloc(1, strlen(ml) + 1);
+                if (!n)
+                        return -ENOMEM;
+                size_t no = 0;
+                for (const char *line = ml; *line;) {
+                        const char *e = strchrnul(line, '\n');
+                        _cleanup_free_ char *w = strndup(line, (size_t)(e - line));
+                        if (!w)
+                                return -ENOMEM;
+                        strip(w);
+                        if (!streq(w, "vfio-pci") && !streq(w, "vfio_pci"))
+                                no += (size_t)snprintf(n + no, strlen(ml) + 1 - no, "%.*s\n", (int)(e - line), line);
+                        line = *e ? e + 1 : e;
+                }
+                r = root_write_file(root, strspn(n, " \t\n") == strlen(n) ? NULL : n, "etc/modules-load.d/vfio-pci.conf");
+                if (r < 0)
+                        return r;
         }
 
         /* Does a GPU driver load from the initramfs? Then vfio-pci must be in it too. */
@@ -176,7 +264,7 @@ int vfio_persist_ids(Root *root, char *const *ids, IdsPersistResult *ret) {
                 boot_config_done(&bc);
         }
         *ret = (IdsPersistResult){
-                .ids = merged,
+                .ids = any ? TAKE_PTR(merged) : NULL,
                 .initramfs_has_gpu_driver = in_initramfs,
                 .initramfs_command = rhel ? "dracut -f" : "update-initramfs -u",
         };

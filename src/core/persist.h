@@ -15,7 +15,8 @@
  * <bdf>` to finish the move (unbind a driver that won the race, probe, check the group).
  *
  * By ID (`passthrough persist --ids`): etc/modprobe.d/vfio.conf with "options vfio-pci ids=..." and
- * softdeps so vfio-pci loads before the GPU and audio drivers, and etc/modules-load.d/vfio-pci.conf.
+ * softdeps so vfio-pci loads before the GPU and audio drivers, and etc/modules-load.d/vfio-pci.conf
+ * (`passthrough persist --ids --remove` takes them out again).
  */
 
 #define VFIO_PERSIST_DIR "etc/gpuvirt/vfio.d"
@@ -31,6 +32,9 @@ typedef struct IdsPersistResult {
         const char *initramfs_command; /* "update-initramfs -u" or "dracut -f" */
 } IdsPersistResult;
 
-/* ids: "vvvv:dddd" strings. Merges with what the files hold. */
-int vfio_persist_ids(Root *root, char *const *ids, IdsPersistResult *ret);
+/* ids: "vvvv:dddd" strings, merged into what the files hold, or with remove dropped from them: when no ID is
+ * left, the options line goes, and with it the header and softdeps of a file gpuvirt created (a file left
+ * empty is removed); modules-load.d no longer loads vfio-pci. ret->ids: the IDs bound afterwards (NULL
+ * when none). */
+int vfio_persist_ids(Root *root, char *const *ids, bool remove, IdsPersistResult *ret);
 void ids_persist_result_done(IdsPersistResult *r);

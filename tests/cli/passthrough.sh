@@ -65,6 +65,13 @@ expect_in "$(cat "$TMP/ws/etc/modprobe.d/vfio.conf")" "options vfio-pci ids=10de
 expect_in "$(cat "$TMP/ws/etc/modules-load.d/vfio-pci.conf")" "vfio-pci" "modules-load.d"
 expect_in "$OUT" "update-initramfs -u" "initramfs advice"
 expect_rc 2 "$GPUVIRT" "${W[@]}" passthrough persist 01:00.0
+# --remove reverts it: the file gpuvirt created and the modules-load.d entry go with the last ID
+expect_rc 0 "$GPUVIRT" "${W[@]}" --json passthrough persist --ids --remove 01:00.0
+echo "$OUT" | jq -e '.ids == null' >/dev/null && ok || fail "persist --ids --remove: $OUT"
+[ ! -e "$TMP/ws/etc/modprobe.d/vfio.conf" ] && [ ! -e "$TMP/ws/etc/modules-load.d/vfio-pci.conf" ] && ok ||
+        fail "persist --ids --remove left: $(cat "$TMP/ws/etc/modprobe.d/vfio.conf" "$TMP/ws/etc/modules-load.d/vfio-pci.conf" 2>&1)"
+expect_rc 0 "$GPUVIRT" "${W[@]}" passthrough persist --ids --remove 01:00.0 && expect_in "$OUT" "no vfio-pci ids= left" "remove again"
+expect_rc 2 "$GPUVIRT" "${W[@]}" passthrough enable --remove 01:00.0
 
 # host iommu enable on the IOMMU-less host: exact grub line, backup, idempotent
 "$GPUVIRT" sim create "$TMP/noi" --profile no-iommu >/dev/null
