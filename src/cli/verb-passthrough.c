@@ -224,8 +224,8 @@ static int do_persist_ids(int argc, char **argv, int first, bool remove) {
         int r;
         if ((r = open_root(0, &root)) || (r = scan(root, &h)))
                 return r;
-        char **ids = NULL;
-        size_t n = 0;
+        char **ids = NULL, **modules = NULL;
+        size_t n = 0, n_modules = 0;
         for (int i = first; i < argc; i++) {
                 PciDevice *d;
                 if ((r = lookup_device(h, argv[i], &d))) {
@@ -242,15 +242,24 @@ static int do_persist_ids(int argc, char **argv, int first, bool remove) {
                                 (void)strv_push(&ids, &n, id);
                         else
                                 free(id);
+                        /* the module of the driver it has now: vfio-pci must load before that one too (the
+                         * rig's boot showed bochs, which the usual list lacks, racing it) */
+                        _cleanup_free_ char *ml = root_path(root, "sys/bus/pci/devices/%s/driver/module", x->addr);
+                        char *mod = NULL;
+                        if (ml && readlink_base(ml, &mod) >= 0 && !streq(mod, "vfio_pci") && !strv_contains(modules, mod))
+                                (void)strv_push(&modules, &n_modules, mod);
+                        else
+                                free(mod);
                 }
         }
+        _cleanup_strv_free_ char **mods = modules;
         _cleanup_close_ int lock = arg.dry_run ? -EBADF : lock_host(root);
         if (!arg.dry_run && lock < 0) {
                 strv_free(ids);
                 return -lock;
         }
         IdsPersistResult res;
-        r = vfio_persist_ids(root, ids, remove, &res);
+        r = vfio_persist_ids(root, ids, mods, remove, &res);
         if (r < 0) {
                 strv_free(ids);
                 return log_error_errno(r, "Cannot write the modprobe configuration: %m"), EXIT_FAILURE;
@@ -267,6 +276,10 @@ static int do_persist_ids(int argc, char **argv, int first, bool remove) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "ids", json_string_or_null(res.ids));
                 json_object_object_add(o, "devices_matched", json_object_new_int((int)others));
+                json_object *sd = json_object_new_array();
+                for (char **m = res.softdeps; m && *m; m++)
+                        json_object_array_add(sd, json_object_new_string(*m));
+                json_object_object_add(o, "softdeps", sd);
                 json_object_object_add(o, "initramfs_regeneration_required",
                                        json_object_new_boolean(res.initramfs_has_gpu_driver));
                 json_object_object_add(o, "initramfs_command", json_object_new_string(res.initramfs_command));
@@ -279,9 +292,10 @@ static int do_persist_ids(int argc, char **argv, int first, bool remove) {
         else if (remove)
                 printf("etc/modprobe.d/vfio.conf: options vfio-pci ids=%s\nTakes effect at the next boot.\n", res.ids);
         else {
-                printf("etc/modprobe.d/vfio.conf: options vfio-pci ids=%s (+ softdeps for nvidia, nouveau, amdgpu, radeon, "
-                       "snd_hda_intel)\netc/modules-load.d/vfio-pci.conf: vfio-pci\n",
-                       res.ids);
+                printf("etc/modprobe.d/vfio.conf: options vfio-pci ids=%s (+ softdeps: vfio-pci before", res.ids);
+                for (char **m = res.softdeps; m && *m; m++)
+                        printf("%s %s", m == res.softdeps ? "" : ",", *m);
+                printf(")\netc/modules-load.d/vfio-pci.conf: vfio-pci\n");
                 printf("These IDs match %zu device(s) on this host: every one of them goes to vfio-pci at boot.\n", others);
                 if (res.initramfs_has_gpu_driver)
                         printf("A GPU driver loads from the initramfs: regenerate it now (%s) or it wins the race.\n",

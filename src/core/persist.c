@@ -117,21 +117,23 @@ static const char *ids_option(const char *line, size_t len, const char **ret_e) 
         return ip;
 }
 
-/* A softdep that loads vfio-pci before one of softdep_drivers (its index in *ret_i); *ret_exact: the very
- * line gpuvirt writes. */
-static bool is_vfio_softdep(const char *line, size_t len, size_t *ret_i, bool *ret_exact) {
-        for (size_t i = 0; i < ELEMENTSOF(softdep_drivers); i++) {
-                _cleanup_free_ char *sd = strdup_printf("softdep %s pre:", softdep_drivers[i]);
-                if (sd && line_is(line, len, sd) && memmem(line, len, "vfio-pci", 8)) {
-                        *ret_i = i;
-                        *ret_exact = len == strlen(sd) + strlen(" vfio-pci") && memcmp(line + strlen(sd), " vfio-pci", 9) == 0;
-                        return true;
-                }
-        }
-        return false;
+/* "softdep MODULE pre: ... vfio-pci ...": MODULE (in *ret_module) and whether the line is exactly the one
+ * gpuvirt writes, "softdep MODULE pre: vfio-pci". 0 not such a line, 1 it is, -ENOMEM. */
+static int vfio_softdep(const char *line, size_t len, char **ret_module, bool *ret_exact) {
+        if (!line_is(line, len, "softdep ") || !memmem(line, len, "vfio-pci", 8))
+                return 0;
+        const char *m = line + strlen("softdep "), *me = memchr(m, ' ', len - strlen("softdep "));
+        if (!me || me == m || !line_is(me, (size_t)(line + len - me), " pre:"))
+                return 0;
+        char *mod = strndup(m, (size_t)(me - m));
+        if (!mod)
+                return -ENOMEM;
+        *ret_exact = (size_t)(line + len - me) == strlen(" pre: vfio-pci") && memcmp(me, " pre: vfio-pci", 14) == 0;
+        *ret_module = mod;
+        return 1;
 }
 
-int vfio_persist_ids(Root *root, char *const *ids, bool remove, IdsPersistResult *ret) {
+int vfio_persist_ids(Root *root, char *const *ids, char *const *modules, bool remove, IdsPersistResult *ret) {
         _cleanup_free_ char *p = root_path(root, "etc/modprobe.d/vfio.conf");
         _cleanup_free_ char *old = NULL;
         if (!p)
@@ -170,16 +172,25 @@ int vfio_persist_ids(Root *root, char *const *ids, bool remove, IdsPersistResult
 
         /* Keep every line except the ids option, which is rewritten merged (other options on that line stay on
          * a line of their own). With no ID left in a file gpuvirt created, its header and softdeps go too. */
-        bool has_softdep[ELEMENTSOF(softdep_drivers)] = {};
+        _cleanup_strv_free_ char **has_softdep = NULL; /* modules some line already loads vfio-pci before */
+        size_t n_has = 0;
         size_t cap = (old ? strlen(old) : 0) + 1024 + (merged ? strlen(merged) : 0);
+        for (char *const *m = modules; m && *m; m++)
+                cap += strlen(*m) + 32;
         _cleanup_free_ char *out = calloc(1, cap);
         if (!out)
                 return -ENOMEM;
         size_t o = 0;
         for (const char *line = old ?: ""; *line;) {
                 const char *e = strchrnul(line, '\n'), *ie;
-                size_t len = (size_t)(e - line), k;
-                bool exact;
+                size_t len = (size_t)(e - line);
+                bool exact = false;
+                char *mod = NULL;
+                int k = vfio_softdep(line, len, &mod, &exact);
+                if (k < 0)
+                        return k;
+                if (k > 0 && strv_push(&has_softdep, &n_has, mod) < 0)
+                        return free(mod), -ENOMEM;
                 const char *ip = ids_option(line, len, &ie);
                 if (ip) {
                         _cleanup_free_ char *before = strndup(line, (size_t)(ip - line));
@@ -190,8 +201,7 @@ int vfio_persist_ids(Root *root, char *const *ids, bool remove, IdsPersistResult
                         strip(after);
                         if (*after)
                                 o += (size_t)snprintf(out + o, cap - o, "%s %s\n", before, after);
-                } else if (is_vfio_softdep(line, len, &k, &exact)) {
-                        has_softdep[k] = true;
+                } else if (k > 0) {
                         if (!drop_ours || !exact)
                                 o += (size_t)snprintf(out + o, cap - o, "%.*s\n", (int)len, line);
                 } else if (!drop_ours || !line_is(line, len, IDS_HEADER))
@@ -202,9 +212,17 @@ int vfio_persist_ids(Root *root, char *const *ids, bool remove, IdsPersistResult
                 if (!old)
                         o += (size_t)snprintf(out + o, cap - o, IDS_HEADER "\n");
                 o += (size_t)snprintf(out + o, cap - o, "options vfio-pci ids=%s\n", merged);
-                for (size_t i = 0; i < ELEMENTSOF(softdep_drivers); i++)
-                        if (!has_softdep[i])
-                                o += (size_t)snprintf(out + o, cap - o, "softdep %s pre: vfio-pci\n", softdep_drivers[i]);
+                /* the usual GPU and audio drivers, and the drivers the devices have now */
+                for (size_t i = 0; i < ELEMENTSOF(softdep_drivers) + strv_length(modules); i++) {
+                        const char *m = i < ELEMENTSOF(softdep_drivers) ? softdep_drivers[i]
+                                                                         : modules[i - ELEMENTSOF(softdep_drivers)];
+                        if (strv_contains(has_softdep, m))
+                                continue;
+                        o += (size_t)snprintf(out + o, cap - o, "softdep %s pre: vfio-pci\n", m);
+                        char *d = strdup(m);
+                        if (!d || strv_push(&has_softdep, &n_has, d) < 0)
+                                return free(d), -ENOMEM;
+                }
         }
         /* nothing of anyone's left: no file */
         bool empty = strspn(out, " \t\n") == strlen(out);
@@ -253,8 +271,8 @@ int vfio_persist_ids(Root *root, char *const *ids, bool remove, IdsPersistResult
                 _cleanup_free_ char *t = NULL;
                 if (root_read_attr(root, &t, "%s", cfgs[i]) < 0)
                         continue;
-                for (size_t k = 0; k < ELEMENTSOF(softdep_drivers); k++)
-                        if (strstr(t, softdep_drivers[k]))
+                for (char **m = has_softdep; m && *m; m++)
+                        if (strstr(t, *m)) /* nvidia_drm listed loads nvidia too */
                                 in_initramfs = true;
         }
         BootConfig bc = {};
@@ -265,6 +283,7 @@ int vfio_persist_ids(Root *root, char *const *ids, bool remove, IdsPersistResult
         }
         *ret = (IdsPersistResult){
                 .ids = any ? TAKE_PTR(merged) : NULL,
+                .softdeps = any ? TAKE_PTR(has_softdep) : NULL,
                 .initramfs_has_gpu_driver = in_initramfs,
                 .initramfs_command = rhel ? "dracut -f" : "update-initramfs -u",
         };
@@ -273,4 +292,5 @@ int vfio_persist_ids(Root *root, char *const *ids, bool remove, IdsPersistResult
 
 void ids_persist_result_done(IdsPersistResult *r) {
         free(r->ids);
+        strv_free(r->softdeps);
 }

@@ -28,13 +28,16 @@ int vfio_persist_read(Root *root, const char *bdf, bool *ret_force, char ***ret_
 
 typedef struct IdsPersistResult {
         char *ids;               /* the merged ids= value written */
+        char **softdeps;         /* the modules vfio-pci is loaded before (softdep lines), NULL when no IDs */
         bool initramfs_has_gpu_driver; /* a GPU driver loads from the initramfs: it must be regenerated */
         const char *initramfs_command; /* "update-initramfs -u" or "dracut -f" */
 } IdsPersistResult;
 
-/* ids: "vvvv:dddd" strings, merged into what the files hold, or with remove dropped from them: when no ID is
+/* ids: "vvvv:dddd" strings, merged into what the files hold, or with remove dropped from them; softdeps load
+ * vfio-pci before the usual GPU and audio drivers and before each of modules (the drivers the devices have
+ * now: a driver vfio-pci does not precede may bind them first at boot). When no ID is
  * left, the options line goes, and with it the header and softdeps of a file gpuvirt created (a file left
  * empty is removed); modules-load.d no longer loads vfio-pci. ret->ids: the IDs bound afterwards (NULL
  * when none). */
-int vfio_persist_ids(Root *root, char *const *ids, bool remove, IdsPersistResult *ret);
+int vfio_persist_ids(Root *root, char *const *ids, char *const *modules, bool remove, IdsPersistResult *ret);
 void ids_persist_result_done(IdsPersistResult *r);

@@ -65,6 +65,13 @@ expect_in "$(cat "$TMP/ws/etc/modprobe.d/vfio.conf")" "options vfio-pci ids=10de
 expect_in "$(cat "$TMP/ws/etc/modules-load.d/vfio-pci.conf")" "vfio-pci" "modules-load.d"
 expect_in "$OUT" "update-initramfs -u" "initramfs advice"
 expect_rc 2 "$GPUVIRT" "${W[@]}" passthrough persist 01:00.0
+# vfio-pci loads before the driver the device has now too (bochs-drm's module on the rig's machine, which
+# the usual GPU driver list lacks)
+"$GPUVIRT" sim create "$TMP/q35" --profile qemu-q35 >/dev/null
+expect_rc 0 "$GPUVIRT" --root "$TMP/q35" passthrough persist --ids 04:00.0
+grep -qx "softdep bochs pre: vfio-pci" "$TMP/q35/etc/modprobe.d/vfio.conf" && ok || fail "no softdep for bochs: $(cat "$TMP/q35/etc/modprobe.d/vfio.conf")"
+expect_rc 0 "$GPUVIRT" --root "$TMP/q35" passthrough persist --ids --remove 04:00.0
+[ ! -e "$TMP/q35/etc/modprobe.d/vfio.conf" ] && ok || fail "remove left $(cat "$TMP/q35/etc/modprobe.d/vfio.conf")"
 # --remove reverts it: the file gpuvirt created and the modules-load.d entry go with the last ID
 expect_rc 0 "$GPUVIRT" "${W[@]}" --json passthrough persist --ids --remove 01:00.0
 echo "$OUT" | jq -e '.ids == null' >/dev/null && ok || fail "persist --ids --remove: $OUT"
