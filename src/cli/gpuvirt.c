@@ -43,12 +43,12 @@ static const Verb verbs[] = {
          "                            give them back to the drivers they had\n"
          "  passthrough persist --ids [--remove] BDF...\n"
          "                            bind by ID at boot (modprobe.d, modules-load.d)\n"
-         "  passthrough restore BDF   apply a persistent binding (boot unit)"},
+         "  passthrough restore [BDF] apply the persistent bindings (boot units)"},
         {"sriov", 1, verb_sriov,
          "sriov list [BDF]           SR-IOV PFs with their VFs, drivers and groups\n"
          "  sriov set BDF N [--vfio] [--force] [--persist]\n"
          "                            change the VF count safely (through 0); --vfio binds the VFs\n"
-         "  sriov restore BDF         apply the boot-time VF count (boot unit)"},
+         "  sriov restore [BDF]       apply the boot-time VF counts (boot units)"},
         {"vgpu", 1, verb_vgpu,
          "vgpu types [BDF]          vGPU types per parent (mdev and NVIDIA vendor vGPU)\n"
          "  vgpu list                 active and defined vGPUs\n"

@@ -339,7 +339,10 @@ int verb_passthrough(int argc, char **argv) {
                         else
                                 rc = do_enable_disable(streq(sub, "enable"), argc, argv, first, &a);
                 } else if (streq(sub, "restore")) {
-                        rc = npos != 1 ? usage_error("passthrough restore: expected one device address") : do_restore(argv[first]);
+                        /* without a device: every binding (gpuvirt-vfio.service, in the boot transaction) */
+                        rc = npos > 1 ? usage_error("passthrough restore: expected at most one device address")
+                           : npos ? do_restore(argv[first])
+                                  : restore_each(VFIO_PERSIST_DIR, do_restore);
                 } else if (streq(sub, "persist")) {
                         if (!a.ids)
                                 rc = usage_error("passthrough persist: give --ids (per-device persistence is "

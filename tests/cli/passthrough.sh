@@ -27,9 +27,16 @@ expect_rc 0 "$GPUVIRT" "${D[@]}" passthrough enable 23:00.0 && expect_in "$OUT" 
 # restore (the boot unit's verb) is idempotent on an enabled device
 expect_rc 0 "$GPUVIRT" "${D[@]}" passthrough restore 0000:23:00.0
 expect_rc 1 "$GPUVIRT" "${D[@]}" passthrough restore 0000:43:00.0 && expect_in "$ERR" "no persistent binding" "restore without binding"
+# without a device: every binding of vfio.d (gpuvirt-vfio.service, part of every boot)
+expect_rc 0 "$GPUVIRT" "${D[@]}" passthrough disable 23:00.0
+expect_rc 0 "$GPUVIRT" "${D[@]}" passthrough restore
+[ "$(drv "$TMP/dgx" 0000:23:00.0)" = vfio-pci ] && [ "$(drv "$TMP/dgx" 0000:24:00.0)" = vfio-pci ] && ok || fail "restore all"
+expect_rc 2 "$GPUVIRT" "${D[@]}" passthrough restore 23:00.0 24:00.0
 expect_rc 0 "$GPUVIRT" "${D[@]}" passthrough disable --persist 23:00.0 24:00.0
 [ "$(drv "$TMP/dgx" 0000:23:00.0)" = nvidia ] && [ "$(drv "$TMP/dgx" 0000:24:00.0)" = nvidia ] && ok || fail "disable"
 [ ! -e "$TMP/dgx/etc/gpuvirt/vfio.d/0000:23:00.0" ] && ok || fail "disable --persist left the binding"
+expect_rc 0 "$GPUVIRT" "${D[@]}" passthrough restore
+[ "$(drv "$TMP/dgx" 0000:23:00.0)" = nvidia ] && ok || fail "restore all without bindings changed something"
 
 # all or nothing across the devices of one command: the second fails, the first is undone
 "$GPUVIRT" "${D[@]}" sim fault 0000:24:00.0/driver_override EBUSY

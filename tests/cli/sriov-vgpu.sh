@@ -39,9 +39,14 @@ expect_in "$OUT" "sriov_drivers_autoprobe" "dry run prints the autoprobe write"
 expect_rc 0 G flex-sriov --json sriov list 16:00.0 && jqe "$OUT" '.[0].num_vfs == 5' "dry run changed nothing"
 # restore applies the boot setting; 0 with --persist drops it
 expect_rc 0 G flex-sriov --json sriov restore 16:00.0 && jqe "$OUT" '.num_vfs == 3 and .vfio' "restore"
+# without a PF: every setting of sriov.d (gpuvirt-sriov.service, part of every boot)
+expect_rc 0 G flex-sriov sriov set 16:00.0 0
+expect_rc 0 G flex-sriov sriov restore && expect_in "$OUT" "0000:16:00.0: 0 -> 3 VFs, bound to vfio-pci" "restore all"
+expect_rc 2 G flex-sriov sriov restore 16:00.0 17:00.0
 expect_rc 0 G flex-sriov sriov set 16:00.0 0 --persist
 [ ! -e "$TMP/flex-sriov/etc/gpuvirt/sriov.d/0000:16:00.0" ] && ok || fail "persist file removed by 0"
 expect_rc 1 G flex-sriov sriov restore 16:00.0 && expect_in "$ERR" "no persistent VF count" "restore without file"
+expect_rc 0 G flex-sriov sriov restore && [ -z "$OUT" ] && ok || fail "restore all without settings: $OUT"
 expect_rc 0 G mi25-sriov --json sriov set 03:00.0 2
 jqe "$OUT" '.num_vfs == 2' "mi25 set"
 expect_rc 0 G mi25-sriov --json sriov list && jqe "$OUT" '.[0].vfs | length == 2' "mi25 list"
