@@ -97,6 +97,16 @@ expect_rc 0 "$GPUVIRT" --root "$TMP/noi" --json host iommu enable
 echo "$OUT" | jq -e '.changed == false' >/dev/null && ok || fail "second host iommu enable changed something"
 # the check's hint is now satisfied in the configuration (the kernel still needs the reboot)
 expect_rc 2 "$GPUVIRT" --root "$TMP/noi" host iommu frob
+# the IOMMU's vendor comes from the firmware, not the CPU: the rig's machine is an AMD CPU (QEMU's TCG
+# "max") with Intel's VT-d (DMAR), and its systemd-boot style /etc/kernel/cmdline turned the IOMMU off
+cp -a "$TMP/q35" "$TMP/q35-amd"
+sed -i 's/^vendor_id.*/vendor_id\t: AuthenticAMD/' "$TMP/q35-amd/proc/cpuinfo"
+rm -rf "$TMP/q35-amd/etc/default/grub" "$TMP/q35-amd/etc/default/grub.d"
+mkdir -p "$TMP/q35-amd/etc/kernel"
+echo "root=/dev/vda ro quiet intel_iommu=off" >"$TMP/q35-amd/etc/kernel/cmdline"
+expect_rc 0 "$GPUVIRT" --root "$TMP/q35-amd" host iommu enable
+[ "$(cat "$TMP/q35-amd/etc/kernel/cmdline")" = "root=/dev/vda ro quiet intel_iommu=on iommu=pt" ] && ok ||
+        fail "host iommu enable on an AMD CPU with VT-d: $(cat "$TMP/q35-amd/etc/kernel/cmdline")"
 
 # captures are read-only: mutating verbs refuse
 cp -a "$TMP/dgx" "$TMP/cap" && rm -rf "$TMP/cap/.gpuvirt-sim"
