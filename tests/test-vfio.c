@@ -276,13 +276,13 @@ static void test_persist(void **state) {
         char *inc[] = {(char *)"0000:03:00.0", NULL};
         assert_int_equal(vfio_persist_add(t.root, "0000:02:00.0", true, inc), 0);
         bool force = false;
-        char **l = NULL;
-        assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &l), 0);
+        char **l = NULL, *err = NULL;
+        assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &l, &err), 0);
         assert_true(force);
         assert_string_equal(l[0], "0000:03:00.0");
         strv_free(l);
         assert_int_equal(vfio_persist_remove(t.root, "0000:02:00.0"), 0);
-        assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &l), -ENOENT);
+        assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &l, &err), -ENOENT);
 
         /* --ids merges with an existing configuration and keeps its other lines */
         char *p = root_path(t.root, "etc/modprobe.d");

@@ -43,10 +43,10 @@ static void test_definition_parse(void **state) {
         char *type = NULL, *start = NULL;
         MdevAttr *a = NULL;
         size_t n = 0;
-        assert_int_equal(mdev_definition_parse("{\"mdev_type\":\"nvidia-63\",\"start\":\"auto\",\"attrs\":[{\"b\":\"2\"},"
-                                               "{\"nvidia/vgpu_params\":\"1\"}]}",
-                                               &type, &start, &a, &n),
-                         0);
+        char *err = NULL;
+        static const char good[] = "{\"mdev_type\":\"nvidia-63\",\"start\":\"auto\",\"attrs\":[{\"b\":\"2\"},"
+                                   "{\"nvidia/vgpu_params\":\"1\"}]}";
+        assert_int_equal(mdev_definition_parse("d", good, strlen(good), &type, &start, &a, &n, &err), 0);
         assert_string_equal(type, "nvidia-63");
         assert_string_equal(start, "auto");
         assert_int_equal(n, 2);
@@ -58,7 +58,8 @@ static void test_definition_parse(void **state) {
         free(start);
         mdev_attrs_free(a, n);
         /* start defaults to manual, attrs may be absent */
-        assert_int_equal(mdev_definition_parse("{\"mdev_type\":\"mbochs-small\"}", &type, &start, &a, &n), 0);
+        static const char small[] = "{\"mdev_type\":\"mbochs-small\"}";
+        assert_int_equal(mdev_definition_parse("d", small, strlen(small), &type, &start, &a, &n, &err), 0);
         assert_string_equal(start, "manual");
         assert_int_equal(n, 0);
         free(type);
@@ -69,8 +70,11 @@ static void test_definition_parse(void **state) {
                 "{\"mdev_type\":\"x\",\"attrs\":{}}", "{\"mdev_type\":\"x\",\"attrs\":[{\"a\":\"1\",\"b\":\"2\"}]}",
                 "{\"mdev_type\":\"x\",\"attrs\":[{\"../remove\":\"1\"}]}", "{\"mdev_type\":\"x\",\"attrs\":[{\"/sys/x\":\"1\"}]}",
                 "{\"mdev_type\":\"x\",\"attrs\":[{\"nvidia/../../remove\":\"1\"}]}", "{\"mdev_type\":\"../x\"}"};
-        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-                assert_int_equal(mdev_definition_parse(bad[i], &type, &start, &a, &n), -EBADMSG);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                assert_int_equal(mdev_definition_parse("d", bad[i], strlen(bad[i]), &type, &start, &a, &n, &err), -EBADMSG);
+                assert_non_null(startswith(err, "d:"));
+                free(err);
+        }
 }
 
 static MdevDevice *find(MdevDevice *l, size_t n, const char *uuid) {
@@ -245,7 +249,8 @@ static void test_definitions(void **state) {
         char *type = NULL, *start = NULL;
         MdevAttr *a = NULL;
         size_t na = 0;
-        assert_int_equal(mdev_definition_parse(text, &type, &start, &a, &na), 0);
+        char *err = NULL;
+        assert_int_equal(mdev_definition_parse(p, text, strlen(text), &type, &start, &a, &na, &err), 0);
         assert_string_equal(type, "i915-GVTg_V5_4");
         free(type);
         free(start);
@@ -253,7 +258,7 @@ static void test_definitions(void **state) {
         free(text);
         free(p);
         /* started and defined: one entry */
-        char *err = NULL;
+        err = NULL;
         assert_int_equal(mdev_create(t.root, IGPU, "i915-GVTg_V5_4", U1, NULL, 0, &err), 0);
         assert_int_equal(mdev_list(t.root, &l, &n), 0);
         assert_int_equal(n, 2);

@@ -68,6 +68,10 @@ static int read_fd(int fd, size_t max, bool short_read_is_eof, void **ret, size_
         return 0;
 }
 
+int read_full_fd(int fd, size_t max, void **ret, size_t *ret_size) {
+        return read_fd(fd, max, false, ret, ret_size);
+}
+
 int read_attr(const char *path, char **ret) {
         return read_attr_at(AT_FDCWD, path, ret);
 }
@@ -334,6 +338,33 @@ char *strdup_printf(const char *fmt, ...) {
         int r = vasprintf(&s, fmt, ap);
         va_end(ap);
         return r < 0 ? NULL : s;
+}
+
+char *error_atv(const char *file, unsigned line, unsigned column, const char *fmt, va_list ap) {
+        _cleanup_free_ char *msg = NULL;
+        if (vasprintf(&msg, fmt, ap) < 0)
+                return NULL;
+        return strdup_printf("%s:%u:%u: %s", file, line, column, msg);
+}
+
+char *error_at(const char *file, unsigned line, unsigned column, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        char *s = error_atv(file, line, column, fmt, ap);
+        va_end(ap);
+        return s;
+}
+
+void text_position(const char *text, size_t len, size_t offset, unsigned *ret_line, unsigned *ret_column) {
+        unsigned line = 1;
+        size_t start = 0;
+        for (size_t i = 0; i < offset && i < len; i++)
+                if (text[i] == '\n') {
+                        line++;
+                        start = i + 1;
+                }
+        *ret_line = line;
+        *ret_column = (unsigned)(MIN(offset, len) - start + 1);
 }
 
 void strv_free(char **l) {

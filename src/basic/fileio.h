@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 int read_attr(const char *path, char **ret);
 /* Read up to max bytes of a (binary) file. */
 int read_full(const char *path, size_t max, void **ret, size_t *ret_size);
+int read_full_fd(int fd, size_t max, void **ret, size_t *ret_size);
 
 /* The same relative to a directory fd (one path walk per device instead of one per attribute). */
 int read_attr_at(int dirfd, const char *name, char **ret);
@@ -50,6 +52,11 @@ bool path_exists(const char *path);
 bool dir_exists(const char *path);
 
 char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
+/* "FILE:LINE:COL: message", the form of every error in a file gpuvirt reads. */
+char *error_at(const char *file, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
+char *error_atv(const char *file, unsigned line, unsigned column, const char *fmt, va_list ap) _printf_(4, 0);
+/* Line and column (1-based, in bytes) of a byte offset in text. */
+void text_position(const char *text, size_t len, size_t offset, unsigned *ret_line, unsigned *ret_column);
 char *strip(char *s);
 
 /* Sorted list of the entries of a directory (no "." and ".."); NULL-terminated; free with strv_free. */

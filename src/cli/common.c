@@ -31,6 +31,14 @@ int usage_error(const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
+int input_error_exit(int r, bool named_by_user) {
+        if (r == -EINVAL || r == -EFBIG)
+                return EXIT_USAGE;
+        if (named_by_user && (r == -ENOENT || r == -EISDIR || r == -ENOTDIR))
+                return EXIT_USAGE;
+        return EXIT_FAILURE;
+}
+
 int open_root(unsigned extra_flags, Root **ret) {
         int r = root_open(arg.root, (arg.dry_run ? ROOT_DRY_RUN : 0) | extra_flags, ret);
         if (r < 0) {

@@ -22,6 +22,9 @@ typedef struct GlobalArgs {
 extern GlobalArgs arg;
 
 int usage_error(const char *fmt, ...) _printf_(1, 2);
+/* The exit code for an input file that could not be used (r: -errno): 2 when the file is bad or too large,
+ * or when given on the command line (-f) is missing or not a file; 1 otherwise. */
+int input_error_exit(int r, bool named_by_user);
 /* Open the root from --root/$GPUVIRT_ROOT; 0 or an exit code. */
 int open_root(unsigned extra_flags, Root **ret);
 int scan(Root *root, PciHost **ret);

@@ -28,6 +28,8 @@ typedef struct Verb {
 
 static int verb_help(int argc, char **argv);
 static int verb_version(int argc, char **argv) {
+        if (argc > 1)
+                return usage_error("version: unexpected argument '%s'", argv[1]);
         printf("gpuvirt %s\n", GPUVIRT_VERSION);
         return 0;
 }
@@ -86,6 +88,8 @@ static const Verb verbs[] = {
 };
 
 static int verb_help(int argc, char **argv) {
+        if (argc > 1)
+                return usage_error("help: unexpected argument '%s' (the manual: man gpuvirt)", argv[1]);
         printf("Usage: gpuvirt [OPTIONS] COMMAND [ARGS]\n\n"
                "GPU virtualization manager for KVM/libvirt hosts.\n\n"
                "Options (before the command):\n"

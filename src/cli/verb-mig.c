@@ -519,7 +519,7 @@ static int load_config(const MigArgs *a, MigParted **ret_m, const MigPartedConfi
         int r = migparted_parse(a->file, &m, &err);
         if (r < 0) {
                 log_error("%s", err ?: "Cannot read the configuration");
-                return r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+                return input_error_exit(r, true);
         }
         const MigPartedConfig *cfg = migparted_find(m, a->config);
         if (!cfg) {
@@ -535,14 +535,10 @@ static int load_config(const MigArgs *a, MigParted **ret_m, const MigPartedConfi
 
 /* want[] from an entry; exit code on unknown profile. */
 static int entry_want(const char *file, const MigGpu *g, const MigPartedEntry *e, unsigned want[MIG_MAX_PROFILES]) {
-        memset(want, 0, sizeof(unsigned) * MIG_MAX_PROFILES);
-        for (size_t d = 0; d < e->n_mig_devices; d++) {
-                int pi = mig_profile_find(g, e->mig_devices[d].profile);
-                if (pi < 0) {
-                        _cleanup_free_ char *where = strdup_printf("%s:%u:%u", file, e->mig_devices[d].line, e->mig_devices[d].column);
-                        return unknown_profile(g, e->mig_devices[d].profile, where);
-                }
-                want[pi] += e->mig_devices[d].count;
+        const MigPartedDevice *unknown = NULL;
+        if (migparted_entry_want(e, g, want, &unknown) < 0) {
+                _cleanup_free_ char *where = strdup_printf("%s:%u:%u", file, unknown->line, unknown->column);
+                return unknown_profile(g, unknown->profile, where);
         }
         return 0;
 }

@@ -194,11 +194,12 @@ static int do_restore(const char *bdf) {
                 return log_error("'%s' is not a PCI address.", bdf), EXIT_USAGE;
         bool force = false;
         _cleanup_strv_free_ char **include = NULL;
-        r = vfio_persist_read(root, canon, &force, &include);
+        _cleanup_free_ char *bad = NULL;
+        r = vfio_persist_read(root, canon, &force, &include, &bad);
         if (r == -ENOENT)
                 return log_error("%s has no persistent binding (" VFIO_PERSIST_DIR "/%s).", canon, canon), EXIT_FAILURE;
         if (r < 0)
-                return log_error_errno(r, "Cannot read " VFIO_PERSIST_DIR "/%s: %m", canon), EXIT_FAILURE;
+                return log_error("Refusing the persistent binding of %s: %s", canon, bad ?: strerror(-r)), EXIT_FAILURE;
         _cleanup_close_ int lock = arg.dry_run ? -EBADF : lock_host(root);
         if (!arg.dry_run && lock < 0)
                 return -lock;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
@@ -27,7 +28,9 @@ static void state_opt(int c, const char *v, void *ud) {
                 a->output = v;
 }
 
-/* Load the spec: -f FILE as given, else etc/gpuvirt/host.yaml under the root. Prints the error. */
+/* Load the spec: -f FILE as given, else etc/gpuvirt/host.yaml under the root. Reads and writes nothing else
+ * (refused input changes nothing). Prints the error; 0 or an exit code: 2 for a file that is bad, too large,
+ * or (given with -f) missing. */
 static int load_spec(Root *root, const StateArgs *a, HostSpec **ret) {
         _cleanup_free_ char *path = a->file ? strdup(a->file) : root_path(root, HOST_STATE_FILE);
         _cleanup_free_ char *shown = a->file ? strdup(a->file) : strdup("/" HOST_STATE_FILE);
@@ -39,6 +42,14 @@ static int load_spec(Root *root, const StateArgs *a, HostSpec **ret) {
                 return log_error("%s does not exist: write one, or start from 'gpuvirt export -o %s'.", shown, shown),
                        EXIT_FAILURE;
         if (r < 0)
+                return log_error("%s", err ?: strerror(-r)), input_error_exit(r, a->file != NULL);
+        return 0;
+}
+
+static int plan_spec(Root *root, const HostSpec *s, Plan **ret) {
+        _cleanup_free_ char *err = NULL;
+        int r = host_plan(root, s, ret, &err);
+        if (r < 0)
                 return log_error("%s", err ?: strerror(-r)), r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
         return 0;
 }
@@ -48,11 +59,7 @@ static int make_plan(Root *root, const StateArgs *a, Plan **ret) {
         int rc = load_spec(root, a, &s);
         if (rc)
                 return rc;
-        _cleanup_free_ char *err = NULL;
-        int r = host_plan(root, s, ret, &err);
-        if (r < 0)
-                return log_error("%s", err ?: strerror(-r)), r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
-        return 0;
+        return plan_spec(root, s, ret);
 }
 
 static void print_plan(const Plan *p, const char *empty) {
@@ -85,6 +92,12 @@ static int do_plan(Root *root, const StateArgs *a, bool assert_only) {
 }
 
 static int do_apply(Root *root, const StateArgs *a) {
+        /* The file and the mig-parted files it names first, before anything is written, the lock included:
+         * a file refused here changes nothing (no run/, no var/lib/gpuvirt/, no last-apply.json). */
+        _cleanup_host_spec_free_ HostSpec *s = NULL;
+        int rc = load_spec(root, a, &s);
+        if (rc)
+                return rc;
         _cleanup_close_ int lock = -EBADF;
         if (!arg.dry_run) {
                 lock = lock_host(root);
@@ -100,11 +113,12 @@ static int do_apply(Root *root, const StateArgs *a) {
                                          strna(err)), EXIT_FAILURE;
         }
         _cleanup_plan_free_ Plan *p = NULL;
-        int rc = make_plan(root, a, &p);
+        rc = plan_spec(root, s, &p);
         const char *file = a->file ?: "/" HOST_STATE_FILE;
         if (rc) {
-                if (!arg.dry_run)
-                        (void)host_result_write(root, file, false, 0, "the file was rejected (see the journal)");
+                /* a request this host cannot do is refused input too: the last apply's record stays as it is */
+                if (!arg.dry_run && rc != EXIT_USAGE)
+                        (void)host_result_write(root, file, false, 0, "the host could not be read");
                 return rc;
         }
         /* under --dry-run: the plan, then (from host_apply) the writes each step would make, in order */
@@ -170,12 +184,17 @@ static int do_recover(Root *root) {
 }
 
 static int do_status(Root *root, const StateArgs *a) {
-        _cleanup_free_ char *result = NULL, *journal = NULL;
-        (void)root_read_attr(root, &result, HOST_RESULT_FILE);
-        (void)root_read_attr(root, &journal, HOST_JOURNAL_FILE);
-        json_object *last = result ? json_tokener_parse(result) : NULL;
-        json_object *jr = journal ? json_tokener_parse(journal) : NULL;
-        bool failed = last && !json_object_get_boolean(json_object_object_get(last, "ok"));
+        /* both files are read strictly: a damaged one is said to be damaged, never taken for "none" */
+        HostResult last = {};
+        Step js = {};
+        _cleanup_free_ char *last_bad = NULL, *journal_bad = NULL;
+        int rl = host_result_read(root, &last, &last_bad), rj = host_journal_read(root, &js, &journal_bad);
+        bool have_last = rl >= 0, have_journal = rj >= 0;
+        if (rl < 0 && rl != -ENOENT && !last_bad)
+                last_bad = strdup_printf(HOST_RESULT_FILE ": %s", strerror(-rl));
+        if (rj < 0 && rj != -ENOENT && !journal_bad)
+                journal_bad = strdup_printf(HOST_JOURNAL_FILE ": %s", strerror(-rj));
+        bool failed = (have_last && !last.ok) || last_bad || journal_bad;
         /* drift, when there is a file to compare with */
         _cleanup_plan_free_ Plan *p = NULL;
         _cleanup_host_spec_free_ HostSpec *s = NULL;
@@ -184,26 +203,41 @@ static int do_status(Root *root, const StateArgs *a) {
         if (have_file && host_plan(root, s, &p, &err) < 0)
                 p = NULL;
         if (arg.json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "last_apply", json_object_get(last));
-                json_object_object_add(o, "interrupted_step",
-                                       jr ? json_object_get(json_object_object_get(jr, "step")) : NULL);
+                json_object *o = json_object_new_object(), *lo = NULL;
+                if (have_last) {
+                        lo = json_object_new_object();
+                        json_object_object_add(lo, "time", json_object_new_int64(last.time));
+                        json_object_object_add(lo, "file", json_object_new_string(last.file));
+                        json_object_object_add(lo, "ok", json_object_new_boolean(last.ok));
+                        json_object_object_add(lo, "steps", json_object_new_int((int)last.steps));
+                        json_object_object_add(lo, "error", json_string_or_null(last.error));
+                }
+                json_object_object_add(o, "last_apply", lo);
+                json_object_object_add(o, "interrupted_step", have_journal ? step_json(&js) : NULL);
                 json_object_object_add(o, "drift", p ? plan_json(p) : NULL);
-                json_object_object_add(o, "error", err ? json_object_new_string(err) : NULL);
+                json_object_object_add(o, "error", json_string_or_null(err));
+                json_object *damaged = json_object_new_array();
+                if (last_bad)
+                        json_object_array_add(damaged, json_object_new_string(last_bad));
+                if (journal_bad)
+                        json_object_array_add(damaged, json_object_new_string(journal_bad));
+                json_object_object_add(o, "damaged", damaged);
                 json_print(o, stdout);
                 json_object_put(o);
         } else {
-                if (!last)
+                if (last_bad)
+                        printf("Last apply: the record is damaged: %s\n", last_bad);
+                else if (!have_last)
                         printf("Last apply: none recorded\n");
                 else
-                        printf("Last apply: %s (%s, %d step(s))%s%s\n",
-                               json_object_get_boolean(json_object_object_get(last, "ok")) ? "succeeded" : "FAILED",
-                               json_object_get_string(json_object_object_get(last, "file")),
-                               json_object_get_int(json_object_object_get(last, "steps")),
-                               failed ? ": " : "", failed ? strna(json_object_get_string(json_object_object_get(last, "error"))) : "");
-                if (jr)
-                        printf("Interrupted step: %s (run 'gpuvirt recover')\n",
-                               json_object_get_string(json_object_object_get(json_object_object_get(jr, "step"), "description")));
+                        printf("Last apply: %s (%s, %u step(s))%s%s\n", last.ok ? "succeeded" : "FAILED", last.file,
+                               last.steps, last.ok ? "" : ": ", last.ok ? "" : strna(last.error));
+                if (journal_bad)
+                        printf("Interrupted step: the journal is damaged: %s\n", journal_bad);
+                else if (have_journal) {
+                        _cleanup_free_ char *d = step_describe(&js);
+                        printf("Interrupted step: %s (run 'gpuvirt recover')\n", strna(d));
+                }
                 if (!have_file)
                         printf("Desired state: %s\n", err ? err : "no file");
                 else if (p)
@@ -211,9 +245,9 @@ static int do_status(Root *root, const StateArgs *a) {
                 else
                         printf("Drift: cannot plan: %s\n", strna(err));
         }
-        json_object_put(last);
-        json_object_put(jr);
-        return failed || jr || (p && p->n_steps) ? EXIT_FAILURE : 0;
+        host_result_done(&last);
+        step_done(&js);
+        return failed || have_journal || (p && p->n_steps) ? EXIT_FAILURE : 0;
 }
 
 int verb_state(int argc, char **argv) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <json-c/json.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ static StepKind step_kind_from_string(const char *s) {
         return _STEP_KIND_INVALID;
 }
 
-static void step_done(Step *s) {
+void step_done(Step *s) {
         strv_free(s->include);
         strv_free(s->mig_profiles);
         free(s->mig_counts);
@@ -128,41 +129,104 @@ json_object *plan_json(const Plan *p) {
         return a;
 }
 
+/* A step as the journal holds it (step_json()): every field checked before the step can be run again. */
+typedef struct StepRecord {
+        const char *action, *device, *description, *type;
+        unsigned vfs, count;
+        bool vfio, force;
+        char **include;
+        json_object *mig;
+} StepRecord;
+
+static bool is_step_kind(const char *s) {
+        return step_kind_from_string(s) >= 0;
+}
+
+static bool is_vgpu_type(const char *s) {
+        return mdev_type_valid(s); /* an mdev type id, or a vendor vGPU type's number */
+}
+
+static bool is_any(const char *s) {
+        return strlen(s) <= 4096;
+}
+
+static const JsonField step_fields[] = {
+        {"action", JSON_KIND_STRING, JSON_MANDATORY, offsetof(StepRecord, action), .valid = is_step_kind,
+         .what = "a step (bind-vfio, sriov-set, ...)"},
+        {"device", JSON_KIND_STRING, JSON_MANDATORY, offsetof(StepRecord, device), .valid = pci_addr_is_canonical,
+         .what = "a PCI address (0000:3b:00.0)"},
+        {"description", JSON_KIND_STRING, 0, offsetof(StepRecord, description), .valid = is_any},
+        {"vfs", JSON_KIND_UINT, 0, offsetof(StepRecord, vfs), .max = 0xffff},
+        {"vfio", JSON_KIND_BOOL, 0, offsetof(StepRecord, vfio)},
+        {"force", JSON_KIND_BOOL, 0, offsetof(StepRecord, force)},
+        {"include", JSON_KIND_STRV, 0, offsetof(StepRecord, include), .valid = pci_addr_is_canonical,
+         .what = "a list of PCI addresses (0000:3b:00.0)"},
+        {"mig", JSON_KIND_OBJECT, 0, offsetof(StepRecord, mig)},
+        {"type", JSON_KIND_STRING, JSON_NULLABLE, offsetof(StepRecord, type), .valid = is_vgpu_type,
+         .what = "a vGPU type id"},
+        {"count", JSON_KIND_UINT, 0, offsetof(StepRecord, count), .max = 256},
+        {},
+};
+
+typedef struct JournalRecord {
+        json_object *step;
+        int64_t started;
+} JournalRecord;
+
+static const JsonField journal_fields[] = {
+        {"step", JSON_KIND_OBJECT, JSON_MANDATORY, offsetof(JournalRecord, step)},
+        {"started", JSON_KIND_INT64, 0, offsetof(JournalRecord, started)},
+        {},
+};
+
 /* Rebuild a step from its JSON (the journal). */
-static int step_from_json(json_object *o, Step *ret) {
-        Step s = {.kind = step_kind_from_string(json_object_get_string(json_object_object_get(o, "action")))};
-        const char *dev = json_object_get_string(json_object_object_get(o, "device"));
-        if (s.kind < 0 || !dev || strlen(dev) >= sizeof s.device)
-                return -EBADMSG;
-        snprintf(s.device, sizeof s.device, "%s", dev);
-        s.vfs = (unsigned)json_object_get_int(json_object_object_get(o, "vfs"));
-        s.vfio = json_object_get_boolean(json_object_object_get(o, "vfio"));
-        s.force = json_object_get_boolean(json_object_object_get(o, "force"));
-        s.count = (unsigned)json_object_get_int(json_object_object_get(o, "count"));
-        const char *t = json_object_get_string(json_object_object_get(o, "type"));
-        if (t && !(s.vgpu_type = strdup(t)))
-                return -ENOMEM;
-        json_object *inc = json_object_object_get(o, "include");
-        size_t ni = 0;
-        for (size_t i = 0; inc && i < json_object_array_length(inc); i++)
-                if (strv_push(&s.include, &ni, strdup(json_object_get_string(json_object_array_get_idx(inc, i)))) < 0)
-                        return step_done(&s), -ENOMEM;
-        json_object *mig = json_object_object_get(o, "mig");
-        if (mig) {
-                size_t n = 0, cap = (size_t)json_object_object_length(mig);
+static int step_from_json(const char *file, json_object *o, Step *ret, char **ret_error) {
+        StepRecord rec = {};
+        int r = json_dispatch(file, o, step_fields, 0, &rec, ret_error);
+        if (r < 0)
+                return r;
+        Step s = {.kind = step_kind_from_string(rec.action), .vfs = rec.vfs, .vfio = rec.vfio, .force = rec.force,
+                  .count = rec.count, .include = TAKE_PTR(rec.include)};
+        snprintf(s.device, sizeof s.device, "%s", rec.device);
+        if (rec.type && !(s.vgpu_type = strdup(rec.type)))
+                return step_done(&s), -ENOMEM;
+        if (rec.mig) {
+                size_t cap = (size_t)json_object_object_length(rec.mig);
+                if (cap > MIGPARTED_PROFILES_MAX) {
+                        *ret_error = strdup_printf("%s: 'mig' names %zu profiles, more than any GPU has", file, cap);
+                        return step_done(&s), -EBADMSG;
+                }
                 s.mig_counts = calloc(cap ?: 1, sizeof(unsigned));
                 if (!s.mig_counts)
                         return step_done(&s), -ENOMEM;
-                json_object_object_foreach(mig, k, v) {
+                json_object_object_foreach(rec.mig, k, v) {
+                        int64_t c = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+                        if (!string_is_printable(k) || isempty(k) || c < 0 || c > MIG_MAX_INSTANCES) {
+                                *ret_error = strdup_printf("%s: 'mig' must map MIG profile names to counts from 0 to %d",
+                                                           file, MIG_MAX_INSTANCES);
+                                return step_done(&s), -EBADMSG;
+                        }
                         size_t np = s.n_mig;
                         if (strv_push(&s.mig_profiles, &np, strdup(k)) < 0)
                                 return step_done(&s), -ENOMEM;
-                        s.mig_counts[s.n_mig++] = (unsigned)json_object_get_int(v);
-                        n++;
+                        s.mig_counts[s.n_mig++] = (unsigned)c;
                 }
         }
         *ret = s;
         return 0;
+}
+
+int host_journal_read(Root *root, Step *ret, char **ret_error) {
+        *ret_error = NULL;
+        json_object *o = NULL;
+        JournalRecord rec = {};
+        int r = state_read_record(root, journal_fields, &rec, &o, ret_error, HOST_JOURNAL_FILE);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *file = root_path(root, HOST_JOURNAL_FILE);
+        r = file ? step_from_json(file, rec.step, ret, ret_error) : -ENOMEM;
+        json_object_put(o);
+        return r;
 }
 
 /* ---- observing the host ---- */
@@ -294,26 +358,18 @@ static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_
         memset(want, 0, sizeof(unsigned) * MIG_MAX_PROFILES);
         *ret_enabled = true;
         if (e->mig_file) {
-                _cleanup_(migparted_freep) MigParted *m = NULL;
-                _cleanup_free_ char *err = NULL;
-                if (migparted_parse(e->mig_file, &m, &err) < 0)
-                        return reject(p, e, "mig file: %s", strna(err));
-                const MigPartedConfig *c = migparted_find(m, e->mig_label);
-                if (!c)
-                        return reject(p, e, "%s has no configuration '%s'", e->mig_file, e->mig_label);
-                const MigPartedEntry *me = migparted_match(c, g->index, g->pci_device_id);
+                /* the file was parsed once, with host.yaml (host_spec_load) */
+                if (!e->mig_config)
+                        return reject(p, e, "mig file %s was not loaded with the host file", e->mig_file);
+                const MigPartedEntry *me = migparted_match(e->mig_config, g->index, g->pci_device_id);
                 if (!me)
                         return reject(p, e, "configuration '%s' of %s does not cover GPU %u (%s)", e->mig_label, e->mig_file,
                                       g->index, g->address);
                 *ret_enabled = me->mig_enabled;
-                for (size_t i = 0; i < me->n_mig_devices; i++) {
-                        int pi = mig_profile_find(g, me->mig_devices[i].profile);
-                        if (pi < 0)
-                                return reject(p, e, "%s:%u:%u: profile '%s' does not exist on %s (%s)", e->mig_file,
-                                              me->mig_devices[i].line, me->mig_devices[i].column,
-                                              me->mig_devices[i].profile, g->address, g->name);
-                        want[pi] += me->mig_devices[i].count;
-                }
+                const MigPartedDevice *unknown = NULL;
+                if (migparted_entry_want(me, g, want, &unknown) < 0)
+                        return reject(p, e, "%s:%u:%u: profile '%s' does not exist on %s (%s)", e->mig_file, unknown->line,
+                                      unknown->column, unknown->profile, g->address, g->name);
                 return 0;
         }
         for (size_t i = 0; i < e->n_mig; i++) {
@@ -321,7 +377,7 @@ static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_
                 if (pi < 0)
                         return reject(p, e, "MIG profile '%s' does not exist on %s (%s); see 'gpuvirt mig profiles %s'",
                                       e->mig[i].profile, g->address, g->name, g->address);
-                want[pi] += e->mig[i].count;
+                want[pi] = e->mig[i].count; /* names are distinct: basic/yamldoc.h refuses a key given twice */
         }
         return 0;
 }
@@ -815,16 +871,14 @@ int host_apply(Root *root, const Plan *p, size_t *ret_done, char **ret_error) {
 
 int host_recover(Root *root, char **ret_step, char **ret_error) {
         *ret_step = NULL;
-        json_object *o = NULL;
-        int r = state_read_json(root, &o, HOST_JOURNAL_FILE);
+        Step s = {};
+        _cleanup_free_ char *bad = NULL;
+        int r = host_journal_read(root, &s, &bad);
         if (r == -ENOENT)
                 return 0;
-        Step s = {};
-        if (r >= 0)
-                r = step_from_json(json_object_object_get(o, "step"), &s);
-        json_object_put(o);
         if (r < 0) {
-                *ret_error = strdup_printf(HOST_JOURNAL_FILE " is damaged; remove it and run 'gpuvirt apply'");
+                *ret_error = strdup_printf("the journal is damaged (%s); remove it and run 'gpuvirt apply'",
+                                           bad ?: strerror(-r));
                 return r;
         }
         *ret_step = step_describe(&s);
@@ -913,6 +967,45 @@ int host_export(Root *root, HostSpec **ret, char **ret_error) {
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);
+        return 0;
+}
+
+typedef struct ResultRecord {
+        int64_t time;
+        const char *file, *error;
+        bool ok;
+        unsigned steps;
+} ResultRecord;
+
+static const JsonField result_fields[] = {
+        {"time", JSON_KIND_INT64, JSON_MANDATORY, offsetof(ResultRecord, time)},
+        {"file", JSON_KIND_STRING, JSON_MANDATORY, offsetof(ResultRecord, file), .valid = is_any},
+        {"ok", JSON_KIND_BOOL, JSON_MANDATORY, offsetof(ResultRecord, ok)},
+        {"steps", JSON_KIND_UINT, JSON_MANDATORY, offsetof(ResultRecord, steps), .max = INT32_MAX},
+        {"error", JSON_KIND_STRING, JSON_NULLABLE, offsetof(ResultRecord, error), .valid = is_any},
+        {},
+};
+
+void host_result_done(HostResult *r) {
+        free(r->file);
+        free(r->error);
+        *r = (HostResult){};
+}
+
+int host_result_read(Root *root, HostResult *ret, char **ret_error) {
+        json_object *o = NULL;
+        ResultRecord rec = {};
+        int r = state_read_record(root, result_fields, &rec, &o, ret_error, HOST_RESULT_FILE);
+        if (r < 0)
+                return r;
+        HostResult h = {.time = rec.time, .ok = rec.ok, .steps = rec.steps, .file = strdup(rec.file),
+                        .error = rec.error ? strdup(rec.error) : NULL};
+        json_object_put(o);
+        if (!h.file || (rec.error && !h.error)) {
+                host_result_done(&h);
+                return -ENOMEM;
+        }
+        *ret = h;
         return 0;
 }
 

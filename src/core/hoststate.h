@@ -82,5 +82,20 @@ int host_recover(Root *root, char **ret_step, char **ret_error);
 /* The host's current state as a spec (one address entry per GPU) that host_plan() turns into no steps. */
 int host_export(Root *root, HostSpec **ret, char **ret_error);
 
+/* The step an interrupted apply left in the journal. -ENOENT when none; -EBADMSG ... for a damaged journal,
+ * with *ret_error naming the file and the reason (every field is checked before the step is run again). */
+int host_journal_read(Root *root, Step *ret, char **ret_error);
+void step_done(Step *s);
+
 /* Record and read the outcome of the last apply (for `gpuvirt status` and the boot unit). */
+typedef struct HostResult {
+        int64_t time;
+        char *file;
+        bool ok;
+        unsigned steps;
+        char *error;
+} HostResult;
 int host_result_write(Root *root, const char *file, bool ok, size_t steps, const char *error);
+/* -ENOENT when no apply was recorded; -EBADMSG ... for a damaged file, *ret_error saying why. */
+int host_result_read(Root *root, HostResult *ret, char **ret_error);
+void host_result_done(HostResult *r);

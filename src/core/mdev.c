@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
 #include <json-c/json.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
+#include "basic/jsonfile.h"
 #include "basic/log.h"
 #include "mdev.h"
 #include "pci.h"
@@ -110,50 +112,67 @@ void mdev_list_free(MdevDevice *l, size_t n) {
 
 /* ---- definitions (mdevctl's JSON) ---- */
 
-int mdev_definition_parse(const char *text, char **ret_type, char **ret_start, MdevAttr **ret_attrs, size_t *ret_n) {
-        json_object *o = json_tokener_parse(text);
-        json_object *jt = NULL, *js = NULL, *ja = NULL;
-        int r = -EBADMSG;
+typedef struct DefinitionRecord {
+        const char *type, *start;
+        json_object *attrs;
+} DefinitionRecord;
+
+static bool is_start(const char *s) {
+        return streq(s, "auto") || streq(s, "manual");
+}
+
+static const JsonField definition_fields[] = {
+        {"mdev_type", JSON_KIND_STRING, JSON_MANDATORY, offsetof(DefinitionRecord, type), .valid = mdev_type_valid,
+         .what = "an mdev type id"},
+        {"start", JSON_KIND_STRING, 0, offsetof(DefinitionRecord, start), .valid = is_start, .what = "auto or manual"},
+        {"attrs", JSON_KIND_ARRAY, JSON_NULLABLE, offsetof(DefinitionRecord, attrs)},
+        {},
+};
+
+int mdev_definition_parse(const char *file, const char *text, size_t len, char **ret_type, char **ret_start,
+                          MdevAttr **ret_attrs, size_t *ret_n, char **ret_error) {
+        *ret_error = NULL;
+        json_object *o = NULL;
+        DefinitionRecord rec = {.start = "manual"};
         MdevAttr *attrs = NULL;
         size_t n = 0;
-        if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "mdev_type", &jt) ||
-            !json_object_is_type(jt, json_type_string) || !mdev_type_valid(json_object_get_string(jt)))
+        int r = json_parse_strict(file, text, len, &o, ret_error);
+        if (r < 0)
+                return r == -EINVAL ? -EBADMSG : r;
+        /* mdevctl's format: keys gpuvirt does not use are left alone */
+        r = json_dispatch(file, o, definition_fields, JSON_DISPATCH_ALLOW_UNKNOWN, &rec, ret_error);
+        if (r < 0)
                 goto out;
-        const char *start = "manual";
-        if (json_object_object_get_ex(o, "start", &js)) {
-                if (!json_object_is_type(js, json_type_string))
-                        goto out;
-                start = json_object_get_string(js);
-                if (!streq(start, "auto") && !streq(start, "manual"))
-                        goto out;
+        size_t k = rec.attrs ? json_object_array_length(rec.attrs) : 0;
+        attrs = calloc(k ?: 1, sizeof *attrs);
+        if (!attrs) {
+                r = -ENOMEM;
+                goto out;
         }
-        if (json_object_object_get_ex(o, "attrs", &ja) && ja) {
-                if (!json_object_is_type(ja, json_type_array))
-                        goto out;
-                size_t k = json_object_array_length(ja);
-                attrs = calloc(k ?: 1, sizeof *attrs);
-                if (!attrs) {
-                        r = -ENOMEM;
+        for (size_t i = 0; i < k; i++) {
+                json_object *e = json_object_array_get_idx(rec.attrs, i);
+                r = -EBADMSG;
+                if (!json_object_is_type(e, json_type_object) || json_object_object_length(e) != 1) {
+                        *ret_error = strdup_printf("%s: attribute %zu must be one {\"name\": \"value\"}", file, i);
                         goto out;
                 }
-                for (size_t i = 0; i < k; i++) {
-                        json_object *e = json_object_array_get_idx(ja, i);
-                        if (!json_object_is_type(e, json_type_object) || json_object_object_length(e) != 1)
+                json_object_object_foreach(e, key, val) {
+                        if (!attr_name_valid(key) || !json_object_is_type(val, json_type_string) ||
+                            strlen(json_object_get_string(val)) != (size_t)json_object_get_string_len(val)) {
+                                *ret_error = strdup_printf("%s: attribute %zu: '%s' is not an attribute of the device "
+                                                           "with a string value", file, i, key);
                                 goto out;
-                        json_object_object_foreach(e, key, val) {
-                                if (!attr_name_valid(key))
-                                        goto out;
-                                attrs[n].name = strdup(key);
-                                attrs[n].value = strdup(json_object_get_string(val) ?: "");
-                                n++;
-                                if (!attrs[n - 1].name || !attrs[n - 1].value) {
-                                        r = -ENOMEM;
-                                        goto out;
-                                }
+                        }
+                        attrs[n].name = strdup(key);
+                        attrs[n].value = strdup(json_object_get_string(val));
+                        n++;
+                        if (!attrs[n - 1].name || !attrs[n - 1].value) {
+                                r = -ENOMEM;
+                                goto out;
                         }
                 }
         }
-        char *t = strdup(json_object_get_string(jt)), *s = strdup(start);
+        char *t = strdup(rec.type), *s = strdup(rec.start);
         if (!t || !s) {
                 free(t);
                 free(s);
@@ -294,14 +313,14 @@ static int read_defined(Root *root, MdevDevice **l, size_t *n) {
                         if (mdev_uuid_parse(*f, uuid) < 0)
                                 continue; /* temp files, editor backups */
                         _cleanup_free_ char *fp = strdup_printf("%s/%s", pd, *f);
-                        _cleanup_free_ char *text = NULL, *type = NULL, *start = NULL;
+                        _cleanup_free_ char *text = NULL, *type = NULL, *start = NULL, *bad = NULL;
                         MdevAttr *attrs = NULL;
-                        size_t na = 0;
+                        size_t na = 0, len = 0;
                         if (!fp)
                                 return -ENOMEM;
-                        if (read_full(fp, 65536, (void **)&text, NULL) < 0 ||
-                            mdev_definition_parse(text, &type, &start, &attrs, &na) < 0) {
-                                log_debug("Ignoring malformed mdevctl definition %s", fp);
+                        if (read_full(fp, JSON_FILE_SIZE_MAX, (void **)&text, &len) < 0 ||
+                            mdev_definition_parse(fp, text, len, &type, &start, &attrs, &na, &bad) < 0) {
+                                log_debug("Ignoring malformed mdevctl definition %s: %s", fp, strna(bad));
                                 continue;
                         }
                         MdevDevice *d = list_find(*l, *n, uuid);

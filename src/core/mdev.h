@@ -75,6 +75,8 @@ int mdev_define(Root *root, const char *parent, const char *uuid, const char *ty
                 const MdevAttr *attrs, size_t n_attrs);
 int mdev_undefine(Root *root, const char *parent, const char *uuid);
 
-/* Parse one definition's JSON text. -EBADMSG when malformed. */
-int mdev_definition_parse(const char *text, char **ret_type, char **ret_start, MdevAttr **ret_attrs, size_t *ret_n);
+/* Parse one definition's JSON text (len bytes of the file named file) through the strict reader
+ * (basic/jsonfile.h). -EBADMSG when malformed, with *ret_error "FILE[:LINE:COL]: reason". */
+int mdev_definition_parse(const char *file, const char *text, size_t len, char **ret_type, char **ret_start,
+                          MdevAttr **ret_attrs, size_t *ret_n, char **ret_error);
 void mdev_attrs_free(MdevAttr *a, size_t n);

@@ -5,20 +5,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <yaml.h>
 
 #include "basic/fileio.h"
 #include "basic/log.h"
+#include "basic/yamldoc.h"
 #include "migparted.h"
 
 typedef struct Ctx {
-        yaml_document_t *doc;
         const char *path;
         char **error;
 } Ctx;
 
-static int fail_at(Ctx *c, const yaml_node_t *n, const char *fmt, ...) _printf_(3, 4);
-static int fail_at(Ctx *c, const yaml_node_t *n, const char *fmt, ...) {
+static int fail_at(Ctx *c, const YNode *n, const char *fmt, ...) _printf_(3, 4);
+static int fail_at(Ctx *c, const YNode *n, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         _cleanup_free_ char *msg = NULL;
@@ -26,16 +25,15 @@ static int fail_at(Ctx *c, const yaml_node_t *n, const char *fmt, ...) {
                 msg = NULL;
         va_end(ap);
         free(*c->error);
-        *c->error = strdup_printf("%s:%zu:%zu: %s", c->path, n ? n->start_mark.line + 1 : 1,
-                                  n ? n->start_mark.column + 1 : 1, msg ?: "error");
+        *c->error = ynode_error(c->path, n, "%s", msg ?: "error");
         return -EINVAL;
 }
 
-static const char *scalar(const yaml_node_t *n) {
-        return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+static const char *scalar(const YNode *n) {
+        return ynode_scalar(n);
 }
 
-static int parse_bool(Ctx *c, yaml_node_t *n, bool *ret) {
+static int parse_bool(Ctx *c, const YNode *n, bool *ret) {
         const char *s = scalar(n);
         if (s && (streq(s, "true") || streq(s, "True") || streq(s, "TRUE"))) {
                 *ret = true;
@@ -48,7 +46,7 @@ static int parse_bool(Ctx *c, yaml_node_t *n, bool *ret) {
         return fail_at(c, n, "expected true or false");
 }
 
-static int parse_filter(Ctx *c, yaml_node_t *n, uint32_t *ret) {
+static int parse_filter(Ctx *c, const YNode *n, uint32_t *ret) {
         const char *s = scalar(n);
         const char *hex = s ? (startswith(s, "0x") ?: startswith(s, "0X")) : NULL;
         if (!hex || parse_u32(hex, 16, ret) < 0)
@@ -56,32 +54,29 @@ static int parse_filter(Ctx *c, yaml_node_t *n, uint32_t *ret) {
         return 0;
 }
 
-static int parse_entry(Ctx *c, yaml_node_t *n, MigPartedEntry *e) {
-        if (n->type != YAML_MAPPING_NODE)
+static int parse_entry(Ctx *c, const YNode *n, MigPartedEntry *e) {
+        if (n->type != YNODE_MAPPING)
                 return fail_at(c, n, "expected a mapping with devices, mig-enabled and mig-devices");
-        e->line = (unsigned)n->start_mark.line + 1;
-        e->column = (unsigned)n->start_mark.column + 1;
+        e->line = n->line;
+        e->column = n->column;
         bool have_devices = false, have_enabled = false;
-        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-                yaml_node_t *k = yaml_document_get_node(c->doc, p->key), *v = yaml_document_get_node(c->doc, p->value);
-                const char *key = scalar(k);
+        YNODE_FOREACH_PAIR(n, k, v) {
+                const char *key = scalar(k); /* a string: basic/yamldoc.h refuses other keys, and keys given twice */
                 int r = 0;
-                if (!key)
-                        return fail_at(c, k, "expected a key");
                 if (streq(key, "device-filter")) {
-                        if (v->type == YAML_SCALAR_NODE) {
+                        if (v->type == YNODE_SCALAR) {
                                 e->filters = calloc(1, sizeof *e->filters);
                                 if (!e->filters)
                                         return -ENOMEM;
                                 e->n_filters = 1;
                                 r = parse_filter(c, v, &e->filters[0]);
-                        } else if (v->type == YAML_SEQUENCE_NODE) {
-                                size_t m = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-                                e->filters = calloc(MAX(m, 1u), sizeof *e->filters);
+                        } else if (v->type == YNODE_SEQUENCE) {
+                                e->filters = calloc(MAX(v->n_children, 1u), sizeof *e->filters);
                                 if (!e->filters)
                                         return -ENOMEM;
-                                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top && r >= 0; i++)
-                                        r = parse_filter(c, yaml_document_get_node(c->doc, *i), &e->filters[e->n_filters++]);
+                                YNODE_FOREACH_ITEM(v, i)
+                                        if (r >= 0)
+                                                r = parse_filter(c, i, &e->filters[e->n_filters++]);
                         } else
                                 r = fail_at(c, v, "device-filter: expected a PCI id or a list of them");
                 } else if (streq(key, "devices")) {
@@ -89,13 +84,11 @@ static int parse_entry(Ctx *c, yaml_node_t *n, MigPartedEntry *e) {
                         const char *s = scalar(v);
                         if (s && streq(s, "all"))
                                 e->all_devices = true;
-                        else if (v->type == YAML_SEQUENCE_NODE) {
-                                size_t m = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-                                e->devices = calloc(MAX(m, 1u), sizeof *e->devices);
+                        else if (v->type == YNODE_SEQUENCE) {
+                                e->devices = calloc(MAX(v->n_children, 1u), sizeof *e->devices);
                                 if (!e->devices)
                                         return -ENOMEM;
-                                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
-                                        yaml_node_t *x = yaml_document_get_node(c->doc, *i);
+                                YNODE_FOREACH_ITEM(v, x) {
                                         uint32_t idx;
                                         if (!scalar(x) || parse_u32(scalar(x), 10, &idx) < 0 || idx > 255)
                                                 return fail_at(c, x, "devices: expected a GPU index (0, 1, ...)");
@@ -108,15 +101,15 @@ static int parse_entry(Ctx *c, yaml_node_t *n, MigPartedEntry *e) {
                         have_enabled = true;
                         r = parse_bool(c, v, &e->mig_enabled);
                 } else if (streq(key, "mig-devices")) {
-                        if (v->type != YAML_MAPPING_NODE)
+                        if (v->type != YNODE_MAPPING)
                                 return fail_at(c, v, "mig-devices: expected a mapping of profile names to counts, e.g. {\"1g.5gb\": 7}");
-                        size_t m = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
-                        e->mig_devices = calloc(MAX(m, 1u), sizeof *e->mig_devices);
+                        if (ynode_n_items(v) > MIGPARTED_PROFILES_MAX)
+                                return fail_at(c, v, "mig-devices: %zu profiles, more than any GPU has (%d)",
+                                               ynode_n_items(v), MIGPARTED_PROFILES_MAX);
+                        e->mig_devices = calloc(MAX(ynode_n_items(v), 1u), sizeof *e->mig_devices);
                         if (!e->mig_devices)
                                 return -ENOMEM;
-                        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
-                                yaml_node_t *pk = yaml_document_get_node(c->doc, q->key);
-                                yaml_node_t *pv = yaml_document_get_node(c->doc, q->value);
+                        YNODE_FOREACH_PAIR(v, pk, pv) {
                                 uint32_t cnt;
                                 if (!scalar(pk) || isempty(scalar(pk)))
                                         return fail_at(c, pk, "mig-devices: expected a profile name such as \"3g.20gb\"");
@@ -130,8 +123,8 @@ static int parse_entry(Ctx *c, yaml_node_t *n, MigPartedEntry *e) {
                                 if (!d->profile)
                                         return -ENOMEM;
                                 d->count = cnt;
-                                d->line = (unsigned)pk->start_mark.line + 1;
-                                d->column = (unsigned)pk->start_mark.column + 1;
+                                d->line = pk->line;
+                                d->column = pk->column;
                         }
                 } else
                         return fail_at(c, k, "unknown key '%s' (expected device-filter, devices, mig-enabled, mig-devices)", key);
@@ -149,50 +142,43 @@ static int parse_entry(Ctx *c, yaml_node_t *n, MigPartedEntry *e) {
         return 0;
 }
 
-static int parse_doc(Ctx *c, MigParted *m) {
-        yaml_node_t *root = yaml_document_get_root_node(c->doc);
+static int parse_doc(Ctx *c, const YDoc *doc, MigParted *m) {
+        const YNode *root = ydoc_root(doc);
         if (!root)
                 return fail_at(c, NULL, "empty file: expected 'version: v1' and 'mig-configs'");
-        if (root->type != YAML_MAPPING_NODE)
+        if (root->type != YNODE_MAPPING)
                 return fail_at(c, root, "expected a mapping with 'version' and 'mig-configs'");
-        yaml_node_t *configs = NULL;
+        const YNode *configs = NULL;
         bool have_version = false;
-        for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-                yaml_node_t *k = yaml_document_get_node(c->doc, p->key), *v = yaml_document_get_node(c->doc, p->value);
+        YNODE_FOREACH_PAIR(root, k, v) {
                 const char *key = scalar(k);
-                if (key && streq(key, "version")) {
+                if (streq(key, "version")) {
                         if (!scalar(v) || !streq(scalar(v), "v1"))
                                 return fail_at(c, v, "unsupported version '%s' (this reads mig-parted's v1)", strna(scalar(v)));
                         have_version = true;
-                } else if (key && streq(key, "mig-configs"))
+                } else if (streq(key, "mig-configs"))
                         configs = v;
                 else
-                        return fail_at(c, k, "unknown key '%s' (expected version, mig-configs)", strna(key));
+                        return fail_at(c, k, "unknown key '%s' (expected version, mig-configs)", key);
         }
         if (!have_version)
                 return fail_at(c, root, "missing 'version: v1'");
-        if (!configs || configs->type != YAML_MAPPING_NODE)
+        if (!configs || configs->type != YNODE_MAPPING)
                 return fail_at(c, configs ?: root, "'mig-configs' must be a mapping of labels to lists of entries");
-        size_t n = (size_t)(configs->data.mapping.pairs.top - configs->data.mapping.pairs.start);
-        m->configs = calloc(MAX(n, 1u), sizeof *m->configs);
+        m->configs = calloc(MAX(ynode_n_items(configs), 1u), sizeof *m->configs);
         if (!m->configs)
                 return -ENOMEM;
-        for (yaml_node_pair_t *p = configs->data.mapping.pairs.start; p < configs->data.mapping.pairs.top; p++) {
-                yaml_node_t *k = yaml_document_get_node(c->doc, p->key), *v = yaml_document_get_node(c->doc, p->value);
-                if (!scalar(k))
-                        return fail_at(c, k, "expected a configuration label");
-                if (migparted_find(m, scalar(k)))
-                        return fail_at(c, k, "configuration '%s' given twice", scalar(k));
-                if (v->type != YAML_SEQUENCE_NODE)
+        /* labels are distinct: basic/yamldoc.h refuses a key given twice */
+        YNODE_FOREACH_PAIR(configs, k, v) {
+                if (v->type != YNODE_SEQUENCE)
                         return fail_at(c, v, "configuration '%s': expected a list of entries (- devices: ...)", scalar(k));
                 MigPartedConfig *cfg = &m->configs[m->n_configs++];
                 cfg->label = strdup(scalar(k));
-                size_t ne = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-                cfg->entries = calloc(MAX(ne, 1u), sizeof *cfg->entries);
+                cfg->entries = calloc(MAX(v->n_children, 1u), sizeof *cfg->entries);
                 if (!cfg->label || !cfg->entries)
                         return -ENOMEM;
-                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
-                        int r = parse_entry(c, yaml_document_get_node(c->doc, *i), &cfg->entries[cfg->n_entries++]);
+                YNODE_FOREACH_ITEM(v, i) {
+                        int r = parse_entry(c, i, &cfg->entries[cfg->n_entries++]);
                         if (r < 0)
                                 return r;
                 }
@@ -200,41 +186,34 @@ static int parse_doc(Ctx *c, MigParted *m) {
         return 0;
 }
 
+static int parse_ydoc(const char *path, const YDoc *doc, MigParted **ret, char **ret_error) {
+        _cleanup_(migparted_freep) MigParted *m = calloc(1, sizeof *m);
+        if (!m || !(m->path = strdup(path)))
+                return -ENOMEM;
+        Ctx c = {.path = path, .error = ret_error};
+        int r = parse_doc(&c, doc, m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int migparted_parse_text(const char *file, const char *text, size_t len, MigParted **ret, char **ret_error) {
+        *ret_error = NULL;
+        _cleanup_ydoc_free_ YDoc *doc = NULL;
+        int r = ydoc_parse(file, text, len, &doc, ret_error);
+        if (r < 0)
+                return r;
+        return parse_ydoc(file, doc, ret, ret_error);
+}
+
 int migparted_parse(const char *path, MigParted **ret, char **ret_error) {
         *ret_error = NULL;
-        _cleanup_fclose_ FILE *f = streq(path, "-") ? NULL : fopen(path, "re");
-        if (!f && !streq(path, "-")) {
-                int r = negative_errno();
-                *ret_error = strdup_printf("%s: %s", path, strerror(-r));
+        _cleanup_ydoc_free_ YDoc *doc = NULL;
+        int r = ydoc_load(path, path, MIGPARTED_SIZE_MAX, &doc, ret_error);
+        if (r < 0)
                 return r;
-        }
-        yaml_parser_t parser;
-        yaml_document_t doc;
-        if (!yaml_parser_initialize(&parser))
-                return -ENOMEM;
-        yaml_parser_set_input_file(&parser, f ?: stdin);
-        if (!yaml_parser_load(&parser, &doc)) {
-                *ret_error = strdup_printf("%s:%zu:%zu: %s%s%s", path, parser.problem_mark.line + 1,
-                                           parser.problem_mark.column + 1, strna(parser.problem),
-                                           parser.context ? " " : "", parser.context ?: "");
-                yaml_parser_delete(&parser);
-                return -EINVAL;
-        }
-        MigParted *m = calloc(1, sizeof *m);
-        int r = m ? 0 : -ENOMEM;
-        if (m) {
-                m->path = strdup(path);
-                Ctx c = {.doc = &doc, .path = path, .error = ret_error};
-                r = m->path ? parse_doc(&c, m) : -ENOMEM;
-        }
-        yaml_document_delete(&doc);
-        yaml_parser_delete(&parser);
-        if (r < 0) {
-                migparted_free(m);
-                return r;
-        }
-        *ret = m;
-        return 0;
+        return parse_ydoc(path, doc, ret, ret_error);
 }
 
 MigParted *migparted_free(MigParted *m) {
@@ -281,6 +260,20 @@ const MigPartedEntry *migparted_match(const MigPartedConfig *c, unsigned index, 
                         return e;
         }
         return NULL;
+}
+
+int migparted_entry_want(const MigPartedEntry *e, const MigGpu *g, unsigned want[MIG_MAX_PROFILES],
+                         const MigPartedDevice **ret_unknown) {
+        memset(want, 0, sizeof(unsigned) * MIG_MAX_PROFILES);
+        for (size_t d = 0; d < e->n_mig_devices; d++) {
+                int pi = mig_profile_find(g, e->mig_devices[d].profile);
+                if (pi < 0) {
+                        *ret_unknown = &e->mig_devices[d];
+                        return -ENOENT;
+                }
+                want[pi] = e->mig_devices[d].count; /* names are distinct (parse_entry) */
+        }
+        return 0;
 }
 
 int migparted_write(FILE *f, const char *label, const MigPartedExport *e, size_t n) {

@@ -66,6 +66,12 @@ const char *pci_addr_format(const PciAddr *a, char buf[static PCI_ADDR_STRLEN]) 
         return buf;
 }
 
+bool pci_addr_is_canonical(const char *s) {
+        PciAddr a;
+        char buf[PCI_ADDR_STRLEN];
+        return pci_addr_parse(s, &a) == 0 && streq(pci_addr_format(&a, buf), s);
+}
+
 int pci_addr_canonical(const char *s, char **ret) {
         PciAddr a;
         int r = pci_addr_parse(s, &a);

@@ -23,6 +23,8 @@ int pci_addr_parse(const char *s, PciAddr *ret);
 const char *pci_addr_format(const PciAddr *a, char buf[static PCI_ADDR_STRLEN]);
 /* Parse and canonicalize; ret gets a new string. */
 int pci_addr_canonical(const char *s, char **ret);
+/* Whether s is an address in the canonical form ("0000:3b:00.0"): what gpuvirt's records hold. */
+bool pci_addr_is_canonical(const char *s);
 bool pci_addr_same_card(const PciAddr *a, const PciAddr *b);
 
 /* PCI class codes (class >> 8). */

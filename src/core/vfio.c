@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <linux/vfio.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,15 +46,56 @@ static void saved_done(Saved *s) {
         free(s->driver_override);
 }
 
-static int state_read(Root *root, const char *bdf, Saved *ret) {
-        json_object *o;
-        int r = state_read_json(root, &o, STATE_DIR "/%s", bdf);
-        if (r < 0)
+typedef struct SavedRecord {
+        const char *driver, *driver_override;
+        unsigned vendor_id, device_id;
+} SavedRecord;
+
+static const JsonField saved_fields[] = {
+        {"driver", JSON_KIND_STRING, JSON_MANDATORY | JSON_NULLABLE, offsetof(SavedRecord, driver),
+         .valid = string_is_kernel_name, .what = "a kernel driver name"},
+        {"driver_override", JSON_KIND_STRING, JSON_NULLABLE, offsetof(SavedRecord, driver_override),
+         .valid = string_is_kernel_name, .what = "a kernel driver name"},
+        {"vendor_id", JSON_KIND_UINT, 0, offsetof(SavedRecord, vendor_id), .max = 0xffff},
+        {"device_id", JSON_KIND_UINT, 0, offsetof(SavedRecord, device_id), .max = 0xffff},
+        {},
+};
+
+/* The record of a function's driver before we moved it. -ENOENT: none; another error: the record is
+ * damaged (*ret_error says where and why) and must not be acted on. */
+static int state_read(Root *root, const char *bdf, Saved *ret, char **ret_error) {
+        json_object *o = NULL;
+        SavedRecord rec = {};
+        _cleanup_free_ char *err = NULL;
+        int r = state_read_record(root, saved_fields, &rec, &o, &err, STATE_DIR "/%s", bdf);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = TAKE_PTR(err);
                 return r;
-        const char *drv = json_object_get_string(json_object_object_get(o, "driver"));
-        const char *ovr = json_object_get_string(json_object_object_get(o, "driver_override"));
-        *ret = (Saved){drv ? strdup(drv) : NULL, ovr ? strdup(ovr) : NULL};
+        }
+        Saved s = {rec.driver ? strdup(rec.driver) : NULL, rec.driver_override ? strdup(rec.driver_override) : NULL};
         json_object_put(o);
+        if ((rec.driver && !s.driver) || (rec.driver_override && !s.driver_override)) {
+                saved_done(&s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}
+
+/* Every member's record readable (or absent); otherwise the error names the record and why. */
+static int records_check(Root *root, PciDevice **members, size_t n, bool skip_vfio, VfioReport *rep) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *bad = NULL;
+                Saved s = {};
+                int r = skip_vfio && members[i]->is_vfio ? 0 : state_read(root, members[i]->addr, &s, &bad);
+                saved_done(&s);
+                if (r < 0 && r != -ENOENT) {
+                        set_error(rep, strdup_printf("%s; nothing was changed: check which driver %s had, then fix or "
+                                                     "remove the record", strna(bad), members[i]->addr));
+                        return r;
+                }
+        }
         return 0;
 }
 
@@ -71,7 +113,7 @@ static int state_write(Root *root, const PciDevice *d) {
 
 char *vfio_saved_driver(Root *root, const char *bdf) {
         Saved s = {};
-        if (state_read(root, bdf, &s) < 0)
+        if (state_read(root, bdf, &s, NULL) < 0)
                 return NULL;
         free(s.driver_override);
         return s.driver;
@@ -413,6 +455,11 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
                 }
         }
 
+        /* the records are read back before the first write: a damaged one is never acted on, nor overwritten
+         * (functions already on vfio-pci are not moved: theirs are not needed) */
+        r = records_check(root, members, n, true, rep);
+        if (r < 0)
+                return r;
         Move *moves = calloc(n ?: 1, sizeof *moves);
         if (!moves)
                 return -ENOMEM;
@@ -425,7 +472,7 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
                 }
                 /* Remember where it was, unless an earlier enable already did (never record vfio-pci). */
                 Saved s = {};
-                if (state_read(root, x->addr, &s) < 0 && (r = state_write(root, x)) < 0) {
+                if (state_read(root, x->addr, &s, NULL) < 0 && (r = state_write(root, x)) < 0) {
                         _cleanup_free_ char *et = errno_describe(r);
                         set_error(rep, strdup_printf("cannot record the driver of %s in " STATE_DIR ": %s", x->addr, et));
                         moves_free(moves, nm);
@@ -497,10 +544,17 @@ int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *
                 free(moves);
                 return -ENOMEM;
         }
+        /* the records are read back before the first write: a damaged one is never acted on */
+        r = records_check(root, members, n, false, rep);
+        if (r < 0) {
+                free(moves);
+                free(saved_drv);
+                return r;
+        }
         for (size_t i = 0; i < n; i++) {
                 PciDevice *x = members[i];
                 Saved s = {};
-                bool had_state = state_read(root, x->addr, &s) >= 0;
+                bool had_state = state_read(root, x->addr, &s, NULL) >= 0;
                 Move *m = &moves[i];
                 m->none_ok = had_state && !s.driver;
                 memcpy(m->addr, x->addr, sizeof m->addr);

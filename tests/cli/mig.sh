@@ -164,7 +164,7 @@ expect_rc 2 "${G[@]}" mig apply -f "$C/bad-syntax.yaml" -c broken && expect_in "
 expect_rc 2 "${G[@]}" mig apply -f "$C/bad-profile.yaml" -c broken && expect_in "$ERR" "bad-profile.yaml:7:9: Unknown MIG profile '9g.99gb'" "unknown profile position"
 expect_rc 2 "${G[@]}" mig apply -f "$C/custom.yaml" -c nosuch && expect_in "$ERR" "no configuration 'nosuch'" "unknown label"
 expect_rc 2 "${G[@]}" mig apply -f "$C/custom.yaml" && expect_in "$ERR" "-f FILE -c LABEL" "label required"
-expect_rc 1 "${G[@]}" mig apply -f "$TMP/nonexistent.yaml" -c x
+expect_rc 2 "${G[@]}" mig apply -f "$TMP/nonexistent.yaml" -c x && expect_in "$ERR" "cannot read" "missing -f is bad usage"
 
 # H100: other table, other names; its VFs are not NVML devices
 "$GPUVIRT" sim create "$TMP/h100" --profile h100 >/dev/null
