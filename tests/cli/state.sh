@@ -109,6 +109,14 @@ reject dgx-a100 'version: 1\ngpus:\n  - select: "0000:22:00.0"\n    mode: host\n
 reject qemu-q35 'version: 1\ngpus:\n  - select: "0000:03:00.1"\n    mode: host\n' 3:5 "it is a VF, name its PF"
 reject qemu-q35 'version: 1\ngpus:\n  - select: "0000:02:00.0"\n    mode: host\n  - select: "0000:03:00.0"\n    mode: sriov\n    sriov: {vfs: 9}\n' 5:5 "supports at most 4 VFs"
 [ "$(cat "$TMP/qemu-q35/sys/bus/pci/devices/0000:03:00.0/sriov_numvfs")" = 2 ] && ok || fail "a rejected file changed the VFs"
+# status is not green while the desired state file is there but rejected (as after the rig's boot whose
+# gpuvirt-apply.service failed on it); without a file it is
+mkdir -p "$TMP/qemu-q35/etc/gpuvirt" && cp "$TMP/bad.yaml" "$TMP/qemu-q35/etc/gpuvirt/host.yaml"
+expect_rc 1 "$GPUVIRT" --root "$TMP/qemu-q35" status && expect_in "$OUT" "cannot plan: /etc/gpuvirt/host.yaml:5:5: 0000:03:00.0 supports at most 4 VFs" "status names the rejection"
+printf 'version: [\n' >"$TMP/qemu-q35/etc/gpuvirt/host.yaml"
+expect_rc 1 "$GPUVIRT" --root "$TMP/qemu-q35" status && expect_in "$OUT" "Desired state: /etc/gpuvirt/host.yaml:2:1" "status names the syntax error"
+rm "$TMP/qemu-q35/etc/gpuvirt/host.yaml"
+expect_rc 0 "$GPUVIRT" --root "$TMP/qemu-q35" status
 reject dgx-a100 'version: 1\ngpus:\n  - select: all\n    mode: host\n    colour: red\n' 5:5 "unknown key 'colour'"
 reject dgx-a100 'version: 1\ngpus:\n  - select: all\n    mode: host\n  - select: all\n    mode: mig\n    mig: {"1g.5gb": 1}\n' 5:5 "same GPUs"
 reject dgx-a100 'version: 1\ngpus:\n  - select: [all\n' 4:1 ""
