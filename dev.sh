@@ -15,9 +15,11 @@ cd "$(dirname "$0")"
 # libvirt-daemon + libvirt-daemon-driver-qemu (the real libvirtd in the rig), qemu-system-x86.
 # python3: the rig's VFIO holder (tests/rig/vfio-hold.py opens a real VFIO device fd).
 # clang + libclang-rt-dev (libFuzzer's runtime): the fuzz targets of tests/fuzz, built in build-fuzz/.
+# mmdebstrap, e2fsprogs, qemu-utils: the rig's boot mode builds a Debian root (mmdebstrap), makes it an ext4
+# image (mke2fs -d) and gives each chain of boots a copy-on-write disk on it (qemu-img).
 PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libyaml-dev libcmocka-dev pciutils jq mdevctl
       libvirt-dev libxml2-dev libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 python3
-      clang libclang-rt-dev)
+      clang libclang-rt-dev mmdebstrap e2fsprogs qemu-utils)
 
 deps() {
         local missing=()
