@@ -99,7 +99,8 @@ static const Verb verbs[] = {
          VERB_MUTATING, NULL},
         {"status", 0, verb_state, "status [-f FILE]          last apply, interrupted step, drift"},
         {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL|off-bus BDF\n"
-                             "                            simulated hosts"},
+                             "                            simulated hosts; what goes wrong on them (gpuvirtd):\n"
+                             "                            sim xid|telemetry|aer|link|remove BDF ...|nvml-fail ERR|off"},
         {"version", 0, verb_version, "version                   print the version"},
         {"help", 0, verb_help, "help                      this text"},
 };
