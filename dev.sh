@@ -19,7 +19,8 @@ cd "$(dirname "$0")"
 # image (mke2fs -d) and gives each chain of boots a copy-on-write disk on it (qemu-img).
 PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libyaml-dev libcmocka-dev pciutils jq mdevctl
       libvirt-dev libxml2-dev libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 python3
-      clang libclang-rt-dev mmdebstrap e2fsprogs qemu-utils)
+      clang libclang-rt-dev mmdebstrap e2fsprogs qemu-utils libmicrohttpd-dev libsystemd-dev libcrypt-dev curl
+      prometheus wrk prometheus-node-exporter openssl)
 
 deps() {
         local missing=()
