@@ -18,6 +18,7 @@
 #include "basic/log.h"
 #include "config.h"
 #include "core/health/health.h"
+#include "core/health/telemetry.h"
 #include "core/inventory.h"
 #include "core/libvirt.h"
 #include "core/mdev.h"
@@ -105,9 +106,7 @@ typedef struct UnitRec {
         uint64_t aer[3]; /* correctable, nonfatal, fatal */
         char *power_state;
         bool nvml; /* NVML answered for it */
-        bool has_util, has_temp, has_power, has_clocks, has_mem, has_ecc;
-        unsigned util, mem_util, temp, power_mw, clk_sm, clk_mem;
-        uint64_t mem_used, mem_total, ecc_sbe, ecc_dbe;
+        GpuTelemetry tm;
         unsigned gi, ci;
         uint64_t mig_mem;
 } UnitRec;
@@ -282,58 +281,18 @@ static void nvml_sample(Collector *c, UnitRec *u, Tracked *t, int *err, nvmlRetu
         NvmlSyms *f = &c->nvml->f;
         nvmlDevice_t dev = NULL;
         nvmlReturn_t e = f->nvmlDeviceGetHandleByPciBusId_v2(u->unit, &dev);
-#define CHECK(call, flag)                                                                                     \
-        do {                                                                                                  \
-                nvmlReturn_t _e = (call);                                                                     \
-                if (_e == NVML_SUCCESS)                                                                       \
-                        u->flag = true;                                                                       \
-                else if (_e != NVML_ERROR_NOT_SUPPORTED && *err == 0) {                                       \
-                        *err = nvml_error_to_errno(_e);                                                       \
-                        *err_code = _e;                                                                       \
-                        c->nvml_errors++;                                                                     \
-                }                                                                                             \
-        } while (0)
-        if (e != NVML_SUCCESS) {
-                *err = nvml_error_to_errno(e);
-                *err_code = e;
-                c->nvml_errors++;
-                return;
-        }
-        if (c->evset && t->dev != dev && f->nvmlDeviceRegisterEvents &&
-            f->nvmlDeviceRegisterEvents(dev, nvmlEventTypeXidCriticalError, c->evset) == NVML_SUCCESS)
-                t->dev = dev;
-        nvmlUtilization_t ut = {};
-        nvmlMemory_t mem = {};
-        if (f->nvmlDeviceGetUtilizationRates)
-                CHECK(f->nvmlDeviceGetUtilizationRates(dev, &ut), has_util);
-        u->util = ut.gpu;
-        u->mem_util = ut.memory;
-        if (f->nvmlDeviceGetTemperature)
-                CHECK(f->nvmlDeviceGetTemperature(dev, NVML_TEMPERATURE_GPU, &u->temp), has_temp);
-        if (f->nvmlDeviceGetPowerUsage)
-                CHECK(f->nvmlDeviceGetPowerUsage(dev, &u->power_mw), has_power);
-        if (f->nvmlDeviceGetClockInfo) {
-                CHECK(f->nvmlDeviceGetClockInfo(dev, NVML_CLOCK_SM, &u->clk_sm), has_clocks);
-                if (u->has_clocks && f->nvmlDeviceGetClockInfo(dev, NVML_CLOCK_MEM, &u->clk_mem) != NVML_SUCCESS)
-                        u->clk_mem = 0;
-        }
-        if (f->nvmlDeviceGetMemoryInfo)
-                CHECK(f->nvmlDeviceGetMemoryInfo(dev, &mem), has_mem);
-        u->mem_used = mem.used;
-        u->mem_total = mem.total;
-        if (f->nvmlDeviceGetTotalEccErrors) {
-                unsigned long long sbe = 0, dbe = 0;
-                CHECK(f->nvmlDeviceGetTotalEccErrors(dev, NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_AGGREGATE_ECC, &dbe),
-                      has_ecc);
-                if (u->has_ecc &&
-                    f->nvmlDeviceGetTotalEccErrors(dev, NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_AGGREGATE_ECC, &sbe) !=
-                            NVML_SUCCESS)
-                        sbe = 0;
-                u->ecc_sbe = sbe;
-                u->ecc_dbe = dbe;
-        }
-#undef CHECK
-        u->nvml = *err == 0;
+        unsigned failures = 0;
+        if (e == NVML_SUCCESS) {
+                if (c->evset && t->dev != dev && f->nvmlDeviceRegisterEvents &&
+                    f->nvmlDeviceRegisterEvents(dev, nvmlEventTypeXidCriticalError, c->evset) == NVML_SUCCESS)
+                        t->dev = dev;
+                gpu_telemetry_read(c->nvml, dev, &u->tm, &e, &failures);
+        } else
+                failures = 1;
+        c->nvml_errors += failures;
+        *err = nvml_error_to_errno(e);
+        *err_code = e;
+        u->nvml = e == NVML_SUCCESS;
 }
 
 static const char *pf_mode(const PciDevice *d, bool mig_on, bool has_mdevs) {
@@ -450,8 +409,8 @@ static int pci_unit(Collector *c, Cycle *y, const PciDevice *d, uint64_t mono, u
         else if (s.nvml_expected)
                 s.nvml_error = -ENODEV;
         s.nvml_error_name = nvml_error_name(code);
-        s.have_ecc = u->has_ecc;
-        s.ecc_dbe = u->ecc_dbe;
+        s.have_ecc = u->tm.has_ecc;
+        s.ecc_dbe = u->tm.ecc_dbe;
         char now_s[48], max_s[48];
         if (u->has_link && (u->speed < u->max_speed || u->width < u->max_width)) {
                 s.link_downgraded = true;
@@ -655,25 +614,25 @@ static int render_metrics(Collector *c, const Cycle *y, uint64_t took, char **re
                     label_value(f, u->power_state);
                     fputs("} 1\n", f);
         });
-        FAMILY_EACH(f, y, u->has_util, "gpuvirt_gpu_utilization_ratio", "gauge", "GPU (SM) utilization over NVML's last sample period, 0 to 1.",
-                    SAMPLE(f, "gpuvirt_gpu_utilization_ratio", u, "", "%.2f", u->util / 100.0));
-        FAMILY_EACH(f, y, u->has_util, "gpuvirt_gpu_memory_utilization_ratio", "gauge", "GPU memory controller utilization, 0 to 1.",
-                    SAMPLE(f, "gpuvirt_gpu_memory_utilization_ratio", u, "", "%.2f", u->mem_util / 100.0));
-        FAMILY_EACH(f, y, u->has_mem, "gpuvirt_gpu_memory_used_bytes", "gauge", "GPU memory in use.",
-                    SAMPLE(f, "gpuvirt_gpu_memory_used_bytes", u, "", "%" PRIu64, u->mem_used));
-        FAMILY_EACH(f, y, u->has_mem, "gpuvirt_gpu_memory_total_bytes", "gauge", "GPU memory in all.",
-                    SAMPLE(f, "gpuvirt_gpu_memory_total_bytes", u, "", "%" PRIu64, u->mem_total));
-        FAMILY_EACH(f, y, u->has_temp, "gpuvirt_gpu_temperature_celsius", "gauge", "GPU core temperature.",
-                    SAMPLE(f, "gpuvirt_gpu_temperature_celsius", u, "", "%u", u->temp));
-        FAMILY_EACH(f, y, u->has_power, "gpuvirt_gpu_power_watts", "gauge", "GPU power draw.",
-                    SAMPLE(f, "gpuvirt_gpu_power_watts", u, "", "%.3f", u->power_mw / 1000.0));
-        FAMILY_EACH(f, y, u->has_clocks, "gpuvirt_gpu_sm_clock_hertz", "gauge", "SM clock now.",
-                    SAMPLE(f, "gpuvirt_gpu_sm_clock_hertz", u, "", "%" PRIu64, (uint64_t)u->clk_sm * 1000000u));
-        FAMILY_EACH(f, y, u->has_clocks, "gpuvirt_gpu_memory_clock_hertz", "gauge", "Memory clock now.",
-                    SAMPLE(f, "gpuvirt_gpu_memory_clock_hertz", u, "", "%" PRIu64, (uint64_t)u->clk_mem * 1000000u));
-        FAMILY_EACH(f, y, u->has_ecc, "gpuvirt_gpu_ecc_errors_total", "counter", "ECC errors over the GPU's life (NVML aggregate), by type.", {
-                    SAMPLE(f, "gpuvirt_gpu_ecc_errors_total", u, ",type=\"corrected\"", "%" PRIu64, u->ecc_sbe);
-                    SAMPLE(f, "gpuvirt_gpu_ecc_errors_total", u, ",type=\"uncorrected\"", "%" PRIu64, u->ecc_dbe);
+        FAMILY_EACH(f, y, u->tm.has_util, "gpuvirt_gpu_utilization_ratio", "gauge", "GPU (SM) utilization over NVML's last sample period, 0 to 1.",
+                    SAMPLE(f, "gpuvirt_gpu_utilization_ratio", u, "", "%.2f", u->tm.util / 100.0));
+        FAMILY_EACH(f, y, u->tm.has_util, "gpuvirt_gpu_memory_utilization_ratio", "gauge", "GPU memory controller utilization, 0 to 1.",
+                    SAMPLE(f, "gpuvirt_gpu_memory_utilization_ratio", u, "", "%.2f", u->tm.mem_util / 100.0));
+        FAMILY_EACH(f, y, u->tm.has_mem, "gpuvirt_gpu_memory_used_bytes", "gauge", "GPU memory in use.",
+                    SAMPLE(f, "gpuvirt_gpu_memory_used_bytes", u, "", "%" PRIu64, u->tm.mem_used));
+        FAMILY_EACH(f, y, u->tm.has_mem, "gpuvirt_gpu_memory_total_bytes", "gauge", "GPU memory in all.",
+                    SAMPLE(f, "gpuvirt_gpu_memory_total_bytes", u, "", "%" PRIu64, u->tm.mem_total));
+        FAMILY_EACH(f, y, u->tm.has_temp, "gpuvirt_gpu_temperature_celsius", "gauge", "GPU core temperature.",
+                    SAMPLE(f, "gpuvirt_gpu_temperature_celsius", u, "", "%u", u->tm.temp));
+        FAMILY_EACH(f, y, u->tm.has_power, "gpuvirt_gpu_power_watts", "gauge", "GPU power draw.",
+                    SAMPLE(f, "gpuvirt_gpu_power_watts", u, "", "%.3f", u->tm.power_mw / 1000.0));
+        FAMILY_EACH(f, y, u->tm.has_clocks, "gpuvirt_gpu_sm_clock_hertz", "gauge", "SM clock now.",
+                    SAMPLE(f, "gpuvirt_gpu_sm_clock_hertz", u, "", "%" PRIu64, (uint64_t)u->tm.clk_sm * 1000000u));
+        FAMILY_EACH(f, y, u->tm.has_clocks, "gpuvirt_gpu_memory_clock_hertz", "gauge", "Memory clock now.",
+                    SAMPLE(f, "gpuvirt_gpu_memory_clock_hertz", u, "", "%" PRIu64, (uint64_t)u->tm.clk_mem * 1000000u));
+        FAMILY_EACH(f, y, u->tm.has_ecc, "gpuvirt_gpu_ecc_errors_total", "counter", "ECC errors over the GPU's life (NVML aggregate), by type.", {
+                    SAMPLE(f, "gpuvirt_gpu_ecc_errors_total", u, ",type=\"corrected\"", "%" PRIu64, u->tm.ecc_sbe);
+                    SAMPLE(f, "gpuvirt_gpu_ecc_errors_total", u, ",type=\"uncorrected\"", "%" PRIu64, u->tm.ecc_dbe);
         });
         FAMILY_EACH(f, y, u->t && u->t->n_xid && streq(u->t->id, u->unit), "gpuvirt_gpu_xid_errors_total", "counter",
                     "Xid events NVML delivered for the GPU since the daemon started, by Xid code.", {
@@ -727,26 +686,9 @@ static json_object *metrics_obj(const UnitRec *u) {
         }
         if (u->power_state)
                 json_object_object_add(m, "power_state", json_object_new_string(u->power_state));
-        if (u->has_util) {
-                json_object_object_add(m, "utilization_percent", json_object_new_int((int)u->util));
-                json_object_object_add(m, "memory_utilization_percent", json_object_new_int((int)u->mem_util));
-        }
-        if (u->has_mem) {
-                json_object_object_add(m, "memory_used_bytes", json_object_new_int64((int64_t)u->mem_used));
-                json_object_object_add(m, "memory_total_bytes", json_object_new_int64((int64_t)u->mem_total));
-        }
-        if (u->has_temp)
-                json_object_object_add(m, "temperature_celsius", json_object_new_int((int)u->temp));
-        if (u->has_power)
-                json_object_object_add(m, "power_watts", json_object_new_double(u->power_mw / 1000.0));
-        if (u->has_clocks) {
-                json_object_object_add(m, "sm_clock_mhz", json_object_new_int((int)u->clk_sm));
-                json_object_object_add(m, "memory_clock_mhz", json_object_new_int((int)u->clk_mem));
-        }
-        if (u->has_ecc) {
-                json_object_object_add(m, "ecc_corrected", json_object_new_int64((int64_t)u->ecc_sbe));
-                json_object_object_add(m, "ecc_uncorrected", json_object_new_int64((int64_t)u->ecc_dbe));
-        }
+        json_object *tj = gpu_telemetry_json(&u->tm);
+        json_object_object_foreach(tj, tkey, tval) json_object_object_add(m, tkey, json_object_get(tval));
+        json_object_put(tj);
         if (u->t && streq(u->t->id, u->unit) && u->t->n_xid) {
                 json_object *x = json_object_new_object();
                 for (size_t k = 0; k < u->t->n_xid; k++) {

@@ -139,18 +139,22 @@ static int nvml_dir(const char *rootdir) {
         return d ? mkdir_p(d, 0755) : -ENOMEM;
 }
 
-int sim_nvml_xid(const char *rootdir, const char *bdf, unsigned xid) {
-        _cleanup_free_ char *dev = device_dir(rootdir, bdf), *p = nvml_file(rootdir, bdf, ".xid");
-        if (!dev || !p)
+/* Append one line to a file of the fake NVML about an existing device (.gpuvirt-sim/nvml/<bdf><suffix>). */
+static int nvml_append(const char *rootdir, const char *bdf, const char *suffix, const char *line) {
+        _cleanup_free_ char *dev = device_dir(rootdir, bdf), *p = nvml_file(rootdir, bdf, suffix);
+        if (!dev || !p || !line)
                 return -ENOMEM;
         if (!path_exists(dev))
                 return -ENODEV;
         int r = nvml_dir(rootdir);
         if (r < 0)
                 return r;
-        char line[16];
-        int n = snprintf(line, sizeof line, "%u\n", xid);
-        return write_file(p, line, (size_t)n, O_CREAT | O_APPEND, 0644);
+        return write_file(p, line, strlen(line), O_CREAT | O_APPEND, 0644);
+}
+
+int sim_nvml_xid(const char *rootdir, const char *bdf, unsigned xid) {
+        _cleanup_free_ char *line = strdup_printf("%u\n", xid);
+        return nvml_append(rootdir, bdf, ".xid", line);
 }
 
 static const char *const telemetry_keys[] = {"util_gpu", "util_mem", "mem_used_mib", "temp", "power_mw",
@@ -159,18 +163,9 @@ static const char *const telemetry_keys[] = {"util_gpu", "util_mem", "mem_used_m
 int sim_nvml_telemetry(const char *rootdir, const char *bdf, const char *key, uint64_t value) {
         if (!strv_contains((char *const *)telemetry_keys, key))
                 return -EINVAL;
-        _cleanup_free_ char *dev = device_dir(rootdir, bdf), *p = nvml_file(rootdir, bdf, ".telemetry");
-        if (!dev || !p)
-                return -ENOMEM;
-        if (!path_exists(dev))
-                return -ENODEV;
-        int r = nvml_dir(rootdir);
-        if (r < 0)
-                return r;
-        char line[96];
-        int n = snprintf(line, sizeof line, "%s %" PRIu64 "\n", key, value);
         /* the fake library takes the last line of a key */
-        return write_file(p, line, (size_t)n, O_CREAT | O_APPEND, 0644);
+        _cleanup_free_ char *line = strdup_printf("%s %" PRIu64 "\n", key, value);
+        return nvml_append(rootdir, bdf, ".telemetry", line);
 }
 
 int sim_nvml_fail(const char *rootdir, int nvml_return) {

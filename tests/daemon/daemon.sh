@@ -3,7 +3,8 @@
 # faults and recovers after the (shortened) clean period, NVML failing while it keeps serving, bad
 # requests, SIGHUP reload, SIGTERM clean (the sanitizers report any leak or error at exit), the state
 # file and `gpuvirt list`/`show` printing health.
-# daemon.sh GPUVIRT GPUVIRTD PART: PART is profiles, health, requests or reload.
+# daemon.sh GPUVIRT GPUVIRTD PART [AGENT]: PART is profiles, health, requests, reload or agent (gpuvirt-agent,
+# the guest side, against the fake NVML).
 set -u
 GPUVIRT=$1
 GPUVIRTD=$2
@@ -372,6 +373,40 @@ reload)
         stop_daemon
         printf 'interval: 0.2\nbogus: 1\n' >"$TMP/bad.yaml"
         expect_rc 1 "$GPUVIRTD" --root "$H" --config "$TMP/bad.yaml" && expect_in "$ERR" "bad.yaml:2:1: unknown setting 'bogus'" "bad config at start"
+        ;;
+agent)
+        AGENT=$4
+        H=$TMP/g
+        "$GPUVIRT" sim create "$H" --profile dgx-station >/dev/null
+        u=$("$GPUVIRT" --root "$H" --json list | jq -r '[.[] | select(.name | test("A100"))][0].address')
+        "$GPUVIRT" --root "$H" sim telemetry "$u" util_gpu=55 temp=66 mem_used_mib=2048 ecc_dbe=1
+        expect_rc 0 "$AGENT" --root "$H" --once --stdout
+        [ "$(echo "$OUT" | wc -l)" = 1 ] && ok || fail "one line: $OUT"
+        echo "$OUT" | jq -e --arg b "$(echo "$u" | tr a-f A-F | sed 's/^/0000/')" '.agent == "gpuvirt-agent" and .version == 1 and .nvml and
+                .driver_version == "550.127.05" and (.gpus | length == 5) and
+                (.gpus[] | select(.pci_bus_id == $b) | .utilization_percent == 55 and .temperature_celsius == 66 and
+                 .memory_used_bytes == 2147483648 and .ecc_uncorrected == 1 and (.uuid | startswith("GPU-")))' >/dev/null &&
+                ok || fail "agent line: $OUT"
+        # the port: one line per interval to dev/virtio-ports/org.gpuvirt.agent.0 under the root
+        expect_rc 1 "$AGENT" --root "$H" --once && expect_in "$ERR" "org.gpuvirt.agent.0 (no gpuvirt agent channel in this VM?)" "no port"
+        mkdir -p "$H/dev/virtio-ports"
+        mkfifo "$H/dev/virtio-ports/org.gpuvirt.agent.0"
+        (exec 3<>"$H/dev/virtio-ports/org.gpuvirt.agent.0"; timeout 10 head -n 3 <&3 >"$TMP/lines") &
+        rd=$!
+        "$AGENT" --root "$H" --interval 0.2 2>"$TMP/agent.err" &
+        ag=$!
+        wait "$rd"
+        kill -TERM "$ag"
+        wait "$ag"; rc=$?
+        [ "$rc" = 0 ] && ok || fail "agent exit $rc on SIGTERM: $(cat "$TMP/agent.err")"
+        [ "$(jq -s 'length' "$TMP/lines")" = 3 ] && jq -e -s 'all(.nvml)' "$TMP/lines" >/dev/null && ok || fail "3 lines on the port: $(cat "$TMP/lines")"
+        ! grep -qE "AddressSanitizer|LeakSanitizer|runtime error" "$TMP/agent.err" && ok || fail "agent sanitizer: $(cat "$TMP/agent.err")"
+        # NVML failing in the guest: said so, not zeros
+        "$GPUVIRT" --root "$H" sim nvml-fail NVML_ERROR_DRIVER_NOT_LOADED
+        expect_rc 0 "$AGENT" --root "$H" --once --stdout
+        echo "$OUT" | jq -e '(.nvml | not) and (.error | test("nvmlInit failed: NVML_ERROR_DRIVER_NOT_LOADED")) and (has("gpus") | not)' >/dev/null &&
+                ok || fail "agent without NVML: $OUT"
+        expect_rc 2 "$AGENT" --interval 0 && expect_in "$ERR" "not a number of seconds" "agent --interval"
         ;;
 *)
         echo "unknown part $PART" >&2
