@@ -13,6 +13,7 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
+#include "core/agentchan.h"
 #include "core/hostdev.h"
 #include "core/mdev.h"
 #include "core/vendor-vgpu.h"
@@ -27,15 +28,20 @@ typedef struct VmArgs {
         const char *mdev_type, *uuid;
         const char *vgpu_type;
         int timeout_s;
+        bool agent_channel;
         bool bad;
 } VmArgs;
 
-enum { OPT_LIVE = 0x100, OPT_CONFIG, OPT_FORCE, OPT_KEEP, OPT_SLOT, OPT_MDEV_TYPE, OPT_UUID, OPT_VGPU_TYPE, OPT_TIMEOUT };
+enum { OPT_LIVE = 0x100, OPT_CONFIG, OPT_FORCE, OPT_KEEP, OPT_SLOT, OPT_MDEV_TYPE, OPT_UUID, OPT_VGPU_TYPE, OPT_TIMEOUT,
+       OPT_AGENT };
 
 static void vm_opt(int c, const char *v, void *ud) {
         VmArgs *a = ud;
         uint32_t n;
         switch (c) {
+        case OPT_AGENT:
+                a->agent_channel = true;
+                break;
         case OPT_LIVE:
                 a->live = true;
                 break;
@@ -167,10 +173,15 @@ static int do_xml(const char *input, const VmArgs *a) {
                 json_object_object_add(o, "unit", json_object_new_string(u.id));
                 json_object_object_add(o, "kind", json_object_new_string(unit_kind_to_string(u.kind)));
                 json_object_object_add(o, "xml", json_object_new_string(xml));
+                if (a->agent_channel)
+                        json_object_object_add(o, "agent_channel", json_object_new_string(AGENT_CHANNEL_XML));
                 json_print(o, stdout);
                 json_object_put(o);
-        } else
+        } else {
                 fputs(xml, stdout);
+                if (a->agent_channel)
+                        fputs(AGENT_CHANNEL_XML, stdout);
+        }
         unit_done(&u);
         return 0;
 }
@@ -671,6 +682,41 @@ static int resolve_type(Root *root, const char *parent, const char *type, VgpuTy
         return 0;
 }
 
+/* Add the agent channel to the definition (--config) and the running domain (--live) that lack it. The
+ * definition before the change goes to *orig_config for the undo when attach did not redefine already. */
+static int add_agent_channel(Virt *v, const char *dom, const VmArgs *a, char **orig_config, bool *config_done) {
+        if (a->config) {
+                _cleanup_free_ char *cx = NULL, *nx = NULL;
+                if (virt_domain_xml(v, dom, true, &cx) < 0)
+                        return log_error("Cannot read the definition of '%s': %s", dom, virt_last_error(v)), -EIO;
+                int k = domain_xml_agent_channel(cx, NULL);
+                if (k == 0) {
+                        if (domain_xml_add_hostdevs(cx, AGENT_CHANNEL_XML, &nx) < 0 || virt_define(v, nx) < 0)
+                                return log_error("Cannot add the agent channel to '%s': %s", dom, virt_last_error(v)), -EIO;
+                        if (!*config_done) {
+                                *orig_config = TAKE_PTR(cx);
+                                *config_done = true;
+                        }
+                        /* the round trip: libvirt must hand the channel back */
+                        _cleanup_free_ char *back = NULL;
+                        if (virt_domain_xml(v, dom, true, &back) < 0 || domain_xml_agent_channel(back, NULL) != 1)
+                                return log_error("'%s' was redefined but its definition lacks the agent channel.", dom), -EIO;
+                } else if (k < 0)
+                        return log_error("Cannot parse the definition of '%s'.", dom), -EBADMSG;
+        }
+        if (a->live) {
+                _cleanup_free_ char *lx = NULL;
+                if (virt_domain_xml(v, dom, false, &lx) < 0)
+                        return log_error("Cannot read the running definition of '%s': %s", dom, virt_last_error(v)), -EIO;
+                int k = domain_xml_agent_channel(lx, NULL);
+                if (k == 0 && virt_attach_live(v, dom, AGENT_CHANNEL_XML) < 0)
+                        return log_error("Cannot hot-plug the agent channel into '%s': %s", dom, virt_last_error(v)), -EIO;
+                if (k < 0)
+                        return log_error("Cannot parse the running definition of '%s'.", dom), -EBADMSG;
+        }
+        return 0;
+}
+
 static int do_attach(const char *dom, const char *input, VmArgs *a) {
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
@@ -846,6 +892,9 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                         goto undo;
                 }
         }
+        /* 7. the guest agent's channel, where the domain lacks it (gpuvirtd reads the guest's view there) */
+        if (a->agent_channel && add_agent_channel(v, dom, a, &orig_config, &config_done) < 0)
+                goto undo;
         rc = 0;
         double secs = now_s() - t0;
         if (arg.json) {
@@ -1038,6 +1087,7 @@ int verb_vm(int argc, char **argv) {
                 {"uuid", required_argument, NULL, OPT_UUID},
                 {"vgpu-type", required_argument, NULL, OPT_VGPU_TYPE},
                 {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                {"agent-channel", no_argument, NULL, OPT_AGENT},
                 {},
         };
         const char *sub = argv[1];
@@ -1057,6 +1107,8 @@ int verb_vm(int argc, char **argv) {
                 return usage_error("vm attach: --mdev-type and --vgpu-type exclude each other");
         if (a.uuid && !a.mdev_type)
                 return usage_error("vm attach: --uuid names the mdev that --mdev-type creates");
+        if (a.agent_channel && !attach && !streq(sub, "xml"))
+                return usage_error("vm %s: --agent-channel is for attach and xml", sub);
         if (streq(sub, "xml")) {
                 if (npos != 1)
                         return usage_error("vm xml: expected one device (PCI address or mdev UUID)");
