@@ -27,7 +27,9 @@
 #include "core/nvml.h"
 #include "core/pci.h"
 #include "core/vendor-vgpu.h"
+#include "core/agentchan.h"
 #include "daemon.h"
+#include "guest.h"
 
 static inline void *mfree(void *p) {
         free(p);
@@ -78,6 +80,7 @@ struct Collector {
         char *virt_error;
         PciNames *names;
         Tracked **units; /* each its own allocation: UnitRecs point to them */
+        Guests guests;
         size_t n_units;
         Event events[EVENTS_MAX];
         size_t n_events, events_next;
@@ -185,12 +188,23 @@ static void holders_read(Collector *c, Holders *ret) {
         *ret = (Holders){};
         if (!c->virt)
                 return;
+        /* c->guests: guests_begin()/guests_end() around this call keep the running domains' channels */
         if (virt_list_domains(c->virt, &doms, &n) < 0) {
                 log_notice("libvirt: cannot list domains: %s", virt_last_error(c->virt) ?: "");
                 c->virt = virt_close(c->virt); /* reconnect next cycle */
                 return;
         }
         size_t nd = 0;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        for (size_t i = 0; i < n; i++) {
+                if (!doms[i].active || doms[i].live.n_hostdevs == 0)
+                        continue;
+                /* a running domain with a device of ours: where its agent talks, if it has the channel */
+                _cleanup_free_ char *xml = NULL, *path = NULL;
+                if (virt_domain_xml(c->virt, doms[i].name, false, &xml) < 0 || domain_xml_agent_channel(xml, &path) < 0)
+                        path = mfree(path);
+                (void)guests_update(&c->guests, doms[i].name, path, now);
+        }
         for (size_t i = 0; i < n; i++)
                 for (size_t k = 0; doms[i].active && k < doms[i].live.n_hostdevs; k++) {
                         HostdevRef *nr = realloc(ret->refs, (ret->n + 1) * sizeof *nr);
@@ -319,6 +333,7 @@ typedef struct Cycle {
         UnitRec *recs;
         size_t n_recs;
         json_object *gpus;
+        uint64_t stale_usec; /* a guest agent that has not reported for this long is down */
 } Cycle;
 
 static void cycle_done(Cycle *y) {
@@ -540,6 +555,93 @@ static void unit_labels(FILE *f, const char *name, const UnitRec *u) {
                 }                                                                                             \
         } while (0)
 
+/* The host units a domain holds, in the order its live XML lists them (PCI GPU units and mdevs). */
+static size_t domain_units(const Cycle *y, const char *domain, const UnitRec **out, size_t max) {
+        size_t n = 0;
+        for (size_t i = 0; i < y->holders.n && n < max; i++) {
+                if (!streq(y->holders.domains[i], domain))
+                        continue;
+                const HostdevRef *r = &y->holders.refs[i];
+                char addr[PCI_ADDR_STRLEN];
+                const char *id = r->type == HOSTDEV_TYPE_PCI ? pci_addr_format(&r->addr, addr) : r->uuid;
+                for (size_t k = 0; k < y->n_recs; k++)
+                        if (streq(y->recs[k].unit, id) && !streq(y->recs[k].kind, "mig")) {
+                                out[n++] = &y->recs[k];
+                                break;
+                        }
+        }
+        return n;
+}
+
+/* The guest's GPU i, and the host unit it is: by order when the guest sees as many GPUs as the domain
+ * holds units (NVML orders by PCI address, as libvirt's guest slots follow the XML), else unknown. */
+static const UnitRec *guest_unit(const Cycle *y, const Guest *g, size_t i, size_t n_gpus) {
+        const UnitRec *held[32];
+        size_t n = domain_units(y, g->domain, held, ELEMENTSOF(held));
+        return n == n_gpus && i < n ? held[i] : NULL;
+}
+
+static void render_guests(Collector *c, const Cycle *y, FILE *f) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        if (c->guests.n == 0)
+                return;
+        family(f, "gpuvirt_guest_agent_channel", "gauge",
+               "Whether a running domain holding a unit has the gpuvirt agent channel (org.gpuvirt.agent.0).");
+        for (size_t i = 0; i < c->guests.n; i++) {
+                fputs("gpuvirt_guest_agent_channel{domain=", f);
+                label_value(f, c->guests.g[i]->domain);
+                fprintf(f, "} %d\n", c->guests.g[i]->path ? 1 : 0);
+        }
+        family(f, "gpuvirt_guest_agent_up", "gauge",
+               "Whether the domain's gpuvirt-agent reported recently (0: no channel, no agent, or silent).");
+        for (size_t i = 0; i < c->guests.n; i++) {
+                fputs("gpuvirt_guest_agent_up{domain=", f);
+                label_value(f, c->guests.g[i]->domain);
+                fprintf(f, "} %d\n", guest_up(c->guests.g[i], now, y->stale_usec));
+        }
+        static const struct {
+                const char *name, *key, *help;
+                double scale;
+        } fams[] = {
+                {"gpuvirt_guest_gpu_utilization_ratio", "utilization_percent", "GPU utilization the guest's NVML reports, 0 to 1.", 0.01},
+                {"gpuvirt_guest_gpu_memory_used_bytes", "memory_used_bytes", "GPU memory in use as the guest's NVML reports it.", 1},
+                {"gpuvirt_guest_gpu_memory_total_bytes", "memory_total_bytes", "GPU memory as the guest's NVML reports it.", 1},
+                {"gpuvirt_guest_gpu_temperature_celsius", "temperature_celsius", "GPU temperature as the guest's NVML reports it.", 1},
+                {"gpuvirt_guest_gpu_power_watts", "power_watts", "GPU power draw as the guest's NVML reports it.", 1},
+        };
+        for (size_t k = 0; k < ELEMENTSOF(fams); k++) {
+                bool any = false;
+                for (size_t i = 0; i < c->guests.n; i++) {
+                        const Guest *g = c->guests.g[i];
+                        json_object *gpus = g->report ? json_object_object_get(g->report, "gpus") : NULL;
+                        size_t n = guest_up(g, now, y->stale_usec) && json_object_is_type(gpus, json_type_array)
+                                           ? json_object_array_length(gpus) : 0;
+                        for (size_t j = 0; j < n; j++) {
+                                json_object *gj = json_object_array_get_idx(gpus, j), *v = json_object_object_get(gj, fams[k].key);
+                                if (!v || !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
+                                        continue;
+                                if (!any)
+                                        family(f, fams[k].name, "gauge", fams[k].help);
+                                any = true;
+                                const UnitRec *u = guest_unit(y, g, j, n);
+                                fprintf(f, "%s{domain=", fams[k].name);
+                                label_value(f, g->domain);
+                                fputs(",gpu=", f);
+                                label_value(f, u ? u->gpu : "");
+                                fputs(",unit=", f);
+                                label_value(f, u ? u->unit : "");
+                                fputs(",guest_bus_id=", f);
+                                label_value(f, json_object_get_string(json_object_object_get(gj, "pci_bus_id")));
+                                double val = json_object_get_double(v) * fams[k].scale;
+                                if (fams[k].scale == 1 && json_object_is_type(v, json_type_int))
+                                        fprintf(f, "} %lld\n", (long long)json_object_get_int64(v));
+                                else
+                                        fprintf(f, "} %.3f\n", val);
+                        }
+                }
+        }
+}
+
 static int render_metrics(Collector *c, const Cycle *y, uint64_t took, char **ret, size_t *ret_len) {
         char *buf = NULL;
         size_t len = 0;
@@ -648,6 +750,7 @@ static int render_metrics(Collector *c, const Cycle *y, uint64_t took, char **re
                             label_value(f, u->profile);
                             fprintf(f, ",gi=\"%u\",ci=\"%u\"} %" PRIu64 "\n", u->gi, u->ci, u->mig_mem);
                     });
+        render_guests(c, y, f);
         fputs("# EOF\n", f) < 0 ? (void)0 : (void)0;
         if (fclose(f) != 0) {
                 free(buf);
@@ -717,6 +820,31 @@ static json_object *unit_obj(const UnitRec *u) {
         return o;
 }
 
+/* The guest's view of a unit a running domain holds: {"domain","agent_channel","agent_up","report"}. */
+static json_object *guest_obj(Collector *c, const Cycle *y, const UnitRec *u) {
+        if (!u->domain)
+                return NULL;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        for (size_t i = 0; i < c->guests.n; i++) {
+                const Guest *g = c->guests.g[i];
+                if (!streq(g->domain, u->domain))
+                        continue;
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "domain", json_object_new_string(g->domain));
+                json_object_object_add(o, "agent_channel", json_object_new_boolean(g->path != NULL));
+                bool up = guest_up(g, now, y->stale_usec);
+                json_object_object_add(o, "agent_up", json_object_new_boolean(up));
+                json_object *gpus = up ? json_object_object_get(g->report, "gpus") : NULL, *mine = NULL;
+                size_t n = json_object_is_type(gpus, json_type_array) ? json_object_array_length(gpus) : 0;
+                for (size_t j = 0; j < n && !mine; j++)
+                        if (guest_unit(y, g, j, n) == u)
+                                mine = json_object_get(json_object_array_get_idx(gpus, j));
+                json_object_object_add(o, "report", mine);
+                return o;
+        }
+        return NULL;
+}
+
 static int json_text(json_object *o, char **ret, size_t *ret_len) {
         size_t n = 0;
         const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &n);
@@ -734,7 +862,9 @@ static int json_text(json_object *o, char **ret, size_t *ret_len) {
 static int render_json(Collector *c, Cycle *y, Snapshot *s, char **ret_health) {
         json_object *units = json_object_new_array(), *hunits = json_object_new_array();
         for (size_t i = 0; i < y->n_recs; i++) {
-                json_object_array_add(units, unit_obj(&y->recs[i]));
+                json_object *uo = unit_obj(&y->recs[i]);
+                json_object_object_add(uo, "guest", guest_obj(c, y, &y->recs[i]));
+                json_object_array_add(units, uo);
                 if (y->recs[i].t)
                         json_object_array_add(hunits, health_unit_json(y->recs[i].unit, y->recs[i].gpu, &y->recs[i].t->h));
         }
@@ -791,7 +921,7 @@ static int render_json(Collector *c, Cycle *y, Snapshot *s, char **ret_health) {
 
 /* ---- one cycle ---- */
 
-static int cycle(Collector *c, uint64_t clean, const char *virt_uri) {
+static int cycle(Collector *c, uint64_t clean, uint64_t stale, const char *virt_uri) {
         uint64_t start = now_usec(CLOCK_MONOTONIC), real = now_usec(CLOCK_REALTIME);
         Cycle y = {};
         nvml_ensure(c);
@@ -813,7 +943,10 @@ static int cycle(Collector *c, uint64_t clean, const char *virt_uri) {
                 y.vv = NULL;
                 y.n_vv = 0;
         }
+        guests_begin(&c->guests);
         holders_read(c, &y.holders);
+        guests_end(&c->guests);
+        y.stale_usec = stale;
         for (size_t i = 0; i < c->n_units; i++)
                 c->units[i]->seen = false;
         for (size_t i = 0; r >= 0 && i < y.host->n_devices; i++) {
@@ -933,7 +1066,7 @@ static void *collector_main(void *p) {
                         c->virt = virt_close(c->virt);
                 }
                 uint64_t start = now_usec(CLOCK_MONOTONIC);
-                int r = cycle(c, clean, uri);
+                int r = cycle(c, clean, 3 * interval + 5000000u, uri);
                 if (first) {
                         pthread_mutex_lock(&c->lock);
                         c->first_done = true;
@@ -1024,6 +1157,7 @@ void collector_stop(Collector *c) {
         pthread_join(c->thread, NULL);
         nvml_drop(c);
         virt_close(c->virt);
+        guests_done(&c->guests);
         free(c->nvml_error);
         free(c->virt_error);
         pci_names_free(c->names);

@@ -3,8 +3,9 @@
 # faults and recovers after the (shortened) clean period, NVML failing while it keeps serving, bad
 # requests, SIGHUP reload, SIGTERM clean (the sanitizers report any leak or error at exit), the state
 # file and `gpuvirt list`/`show` printing health.
-# daemon.sh GPUVIRT GPUVIRTD PART [AGENT]: PART is profiles, health, requests, reload or agent (gpuvirt-agent,
-# the guest side, against the fake NVML).
+# daemon.sh GPUVIRT GPUVIRTD PART [AGENT]: PART is profiles, health, requests, reload, agent (gpuvirt-agent,
+# the guest side, against the fake NVML) or guest (gpuvirtd reading the agent through the domain's channel,
+# libvirt's test driver holding the running domains).
 set -u
 GPUVIRT=$1
 GPUVIRTD=$2
@@ -407,6 +408,71 @@ agent)
         echo "$OUT" | jq -e '(.nvml | not) and (.error | test("nvmlInit failed: NVML_ERROR_DRIVER_NOT_LOADED")) and (has("gpus") | not)' >/dev/null &&
                 ok || fail "agent without NVML: $OUT"
         expect_rc 2 "$AGENT" --interval 0 && expect_in "$ERR" "not a number of seconds" "agent --interval"
+        ;;
+guest)
+        AGENT=$4
+        H=$TMP/host
+        "$GPUVIRT" sim create "$H" --profile dgx-a100 >/dev/null
+        # the guest: a VM with one Quadro RTX 6000 passed through, its NVML the fake one over its own root
+        V=$TMP/guest
+        "$GPUVIRT" sim create "$V" --profile no-iommu >/dev/null
+        vg=$("$GPUVIRT" --root "$V" --json list | jq -r '[.[] | select(.driver == "nvidia")][0].address')
+        "$GPUVIRT" --root "$V" sim telemetry "$vg" util_gpu=73 temp=61 power_mw=150250
+        dom() { # name, devices
+                echo "<domain type='test'><name>$1</name><memory>1048576</memory><os><type>hvm</type></os><devices>$2</devices></domain>"
+        }
+        pci() { echo "<hostdev mode='subsystem' type='pci' managed='no'><source><address domain='0x0000' bus='0x$1' slot='0x00' function='0x0'/></source></hostdev>"; }
+        chan() { echo "<channel type='unix'><source mode='bind' path='$1'/><target type='virtio' name='org.gpuvirt.agent.0'/></channel>"; }
+        { echo "<node>"; dom vm1 "$(pci 23)$(chan "$TMP/vm1.sock")"; dom vm2 "$(pci 24)"; dom vm3 "$(pci 43)$(chan "$TMP/vm3.sock")"; echo "</node>"; } >"$TMP/node.xml"
+        # what libvirt's chardev does: the socket, with the guest's agent writing into it
+        /usr/bin/python3 - "$TMP/vm1.sock" "$AGENT" "$V" <<'PY' &
+import os, socket, subprocess, sys, threading
+path, agent, root = sys.argv[1:4]
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path)
+srv.listen(4)
+clients = []
+def accept():
+    while True:
+        c, _ = srv.accept()
+        clients.append(c)
+threading.Thread(target=accept, daemon=True).start()
+p = subprocess.Popen([agent, "--root", root, "--stdout", "--interval", "0.2"], stdout=subprocess.PIPE)
+for line in p.stdout:
+    for c in list(clients):
+        try:
+            c.sendall(line)
+        except OSError:
+            clients.remove(c)
+PY
+        py=$!
+        for _ in $(seq 50); do [ -S "$TMP/vm1.sock" ] && break; sleep 0.1; done
+        start_daemon "$H" --interval 0.3 --libvirt "test://$TMP/node.xml" || { kill "$py"; exit 1; }
+        for _ in $(seq 50); do get /metrics | grep -q '^gpuvirt_guest_agent_up{domain="vm1"} 1$' && break; sleep 0.2; done
+        m=$(get /metrics)
+        for want in 'gpuvirt_guest_agent_channel{domain="vm1"} 1' 'gpuvirt_guest_agent_up{domain="vm1"} 1' \
+                'gpuvirt_guest_agent_channel{domain="vm2"} 0' 'gpuvirt_guest_agent_up{domain="vm2"} 0' \
+                'gpuvirt_guest_agent_channel{domain="vm3"} 1' 'gpuvirt_guest_agent_up{domain="vm3"} 0' \
+                "gpuvirt_guest_gpu_utilization_ratio{domain=\"vm1\",gpu=\"0000:23:00.0\",unit=\"0000:23:00.0\",guest_bus_id=\"0000$(echo "$vg" | tr a-f A-F)\"} 0.730" \
+                "gpuvirt_guest_gpu_temperature_celsius{domain=\"vm1\",gpu=\"0000:23:00.0\",unit=\"0000:23:00.0\",guest_bus_id=\"0000$(echo "$vg" | tr a-f A-F)\"} 61" \
+                "gpuvirt_guest_gpu_power_watts{domain=\"vm1\",gpu=\"0000:23:00.0\",unit=\"0000:23:00.0\",guest_bus_id=\"0000$(echo "$vg" | tr a-f A-F)\"} 150.250"; do
+                grep -qxF "$want" <<<"$m" && ok || fail "'$want' not in: $(grep guest <<<"$m")"
+        done
+        grep -q '^gpuvirt_unit_info{gpu="0000:23:00.0",unit="0000:23:00.0",mode="host",kind="gpu",driver="nvidia",domain="vm1",' <<<"$m" && ok || fail "holder domain label"
+        # vm2 has no agent: no guest GPU series for it, not zeros
+        grep -q 'gpuvirt_guest_gpu_.*domain="vm2"' <<<"$m" && fail "zeros for a VM without the agent" || ok
+        get /v1/units | jq -e '.units[] | select(.unit == "0000:23:00.0") | .guest.agent_up and .guest.report.utilization_percent == 73 and .domain == "vm1"' >/dev/null &&
+                ok || fail "/v1/units guest: $(get /v1/units | jq -c '.units[] | select(.unit == "0000:23:00.0")')"
+        get /v1/units | jq -e '.units[] | select(.unit == "0000:24:00.0") | .guest.agent_channel == false and .guest.agent_up == false and .guest.report == null' >/dev/null &&
+                ok || fail "/v1/units vm2: $(get /v1/units | jq -c '.units[] | select(.unit == "0000:24:00.0")')"
+        promtool_clean "guests"
+        # the agent stops: after the stale time the guest is down again, its numbers gone
+        kill "$py"
+        wait "$py" 2>/dev/null
+        for _ in $(seq 60); do get /metrics | grep -q '^gpuvirt_guest_agent_up{domain="vm1"} 0$' && break; sleep 0.2; done
+        get /metrics | grep -q '^gpuvirt_guest_agent_up{domain="vm1"} 0$' && ok || fail "silent agent still up"
+        get /metrics | grep -q 'gpuvirt_guest_gpu_.*domain="vm1"' && fail "stale guest numbers exported" || ok
+        stop_daemon
         ;;
 *)
         echo "unknown part $PART" >&2
