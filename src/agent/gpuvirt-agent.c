@@ -175,7 +175,11 @@ int main(int argc, char **argv) {
                         rc = 1;
                 } else if (line) {
                         ssize_t k = write(fd, line, strlen(line));
-                        if (k < 0 && errno != EAGAIN && fd != STDOUT_FILENO) {
+                        if (k < 0 && fd == STDOUT_FILENO) {
+                                rc = 1; /* nobody reads standard output any more */
+                                break;
+                        }
+                        if (k < 0 && errno != EAGAIN) {
                                 close(fd); /* the host side went away: reopen next time */
                                 fd = -1;
                         }

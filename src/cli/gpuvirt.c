@@ -82,10 +82,10 @@ static const Verb verbs[] = {
          "                            MIG partitions through NVML; mig-parted v1 configs",
          0, SUBS("enable", "disable", "create", "destroy", "reset", "apply")},
         {"vm", 1, verb_vm,
-         "vm xml DEVICE [--guest-slot N]\n"
+         "vm xml DEVICE [--guest-slot N] [--agent-channel]\n"
          "                            libvirt <hostdev> XML for a GPU, VF, mdev UUID or vendor vGPU\n"
          "  vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type T] [--force]\n"
-         "                            prepare the device and attach it to a domain\n"
+         "                            [--agent-channel]  prepare the device and attach it to a domain\n"
          "  vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]\n"
          "                            detach it and give it back to the host\n"
          "  vm list                   which domain holds which GPU unit; migration; warnings",

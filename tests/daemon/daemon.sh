@@ -48,7 +48,8 @@ stop_daemon() {
         grep -qE "AddressSanitizer|LeakSanitizer|runtime error" "$DLOG" && fail "sanitizer report: $(cat "$DLOG")" || ok
         grep -q "Stopping on SIGTERM" "$DLOG" && ok || fail "no stop message: $(cat "$DLOG")"
 }
-trap 'if [ -n "$DPID" ]; then kill -KILL "$DPID" 2>/dev/null; fi; rm -rf "$TMP"' EXIT
+EXTRA=
+trap 'if [ -n "$DPID" ]; then kill -KILL "$DPID" 2>/dev/null; fi; for p in $EXTRA; do kill "$p" 2>/dev/null; done; rm -rf "$TMP"' EXIT
 
 get() { curl -s --max-time 10 "http://127.0.0.1:$PORT$1"; }
 status() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"; }
@@ -426,7 +427,7 @@ guest)
         { echo "<node>"; dom vm1 "$(pci 23)$(chan "$TMP/vm1.sock")"; dom vm2 "$(pci 24)"; dom vm3 "$(pci 43)$(chan "$TMP/vm3.sock")"; echo "</node>"; } >"$TMP/node.xml"
         # what libvirt's chardev does: the socket, with the guest's agent writing into it
         /usr/bin/python3 - "$TMP/vm1.sock" "$AGENT" "$V" <<'PY' &
-import os, socket, subprocess, sys, threading
+import os, signal, socket, subprocess, sys, threading
 path, agent, root = sys.argv[1:4]
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 srv.bind(path)
@@ -438,6 +439,11 @@ def accept():
         clients.append(c)
 threading.Thread(target=accept, daemon=True).start()
 p = subprocess.Popen([agent, "--root", root, "--stdout", "--interval", "0.2"], stdout=subprocess.PIPE)
+def stop(*_):
+    p.terminate()
+    p.wait()
+    os._exit(0)
+signal.signal(signal.SIGTERM, stop)
 for line in p.stdout:
     for c in list(clients):
         try:
@@ -446,6 +452,7 @@ for line in p.stdout:
             clients.remove(c)
 PY
         py=$!
+        EXTRA=$py
         for _ in $(seq 50); do [ -S "$TMP/vm1.sock" ] && break; sleep 0.1; done
         start_daemon "$H" --interval 0.3 --libvirt "test://$TMP/node.xml" || { kill "$py"; exit 1; }
         for _ in $(seq 50); do get /metrics | grep -q '^gpuvirt_guest_agent_up{domain="vm1"} 1$' && break; sleep 0.2; done
