@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "basic/fileio.h"
+#include "basic/shellvar.h"
 #include "bootcfg.h"
 #include "check.h"
 #include "inventory.h"
@@ -510,12 +511,193 @@ static int check_alive(Ctx *c, const PciDevice *d) {
                    pci_device_dead_hint(d));
 }
 
+/* ---- the vendor host side of each mode (linux-gpu-virt.md sections 5-7) ---- */
+
+/* Whether a process of that name runs (proc/PID/comm), as the daemons' own units start them. */
+static bool process_running(Ctx *c, const char *name) {
+        _cleanup_free_ char *dir = root_path(c->root, "proc");
+        _cleanup_strv_free_ char **pids = NULL;
+        if (!dir || dir_list(dir, &pids) < 0)
+                return false;
+        for (char **p = pids; *p; p++) {
+                if (strspn(*p, "0123456789") != strlen(*p))
+                        continue;
+                _cleanup_free_ char *comm = NULL;
+                if (root_read_attr(c->root, &comm, "proc/%s/comm", *p) >= 0 && streq(comm, name))
+                        return true;
+        }
+        return false;
+}
+
+/* A kernel parameter's value: from the module's parameters in sysfs (the value in force), else from the
+ * command line ("i915.enable_gvt=1"); NULL when neither sets it. */
+static char *module_param(Ctx *c, const char *module, const char *param) {
+        char *v = NULL;
+        if (root_read_attr(c->root, &v, "sys/module/%s/parameters/%s", module, param) >= 0)
+                return v;
+        _cleanup_free_ char *key = S("%s.%s=", module, param);
+        const char *s = key && c->cmdline ? strstr(c->cmdline, key) : NULL;
+        if (!s || (s != c->cmdline && s[-1] != ' '))
+                return NULL;
+        s += strlen(key);
+        return strndup(s, strcspn(s, " \n"));
+}
+
+static bool param_true(const char *v) {
+        return v && (streq(v, "1") || streq(v, "Y") || streq(v, "y"));
+}
+
+/* NVIDIA's vGPU host driver drives this GPU: it offers mdev types (GRID, Maxwell to Ampere), or its VFs
+ * offer vendor vGPU types (Ada, Hopper, vGPU 17+). */
+static bool nvidia_vgpu_host(const PciHost *h, const PciDevice *d) {
+        if (d->vendor != PCI_VENDOR_NVIDIA || d->physfn)
+                return false;
+        if (d->has_mdev_types || d->has_vendor_vgpu)
+                return true;
+        for (size_t i = 0; i < h->n_devices; i++)
+                if (h->devices[i].physfn && streq(h->devices[i].physfn, d->addr) && h->devices[i].has_vendor_vgpu)
+                        return true;
+        return false;
+}
+
+static int check_nvidia_vgpu(Ctx *c, const PciDevice *d) {
+        const char *id = "nvidia-vgpu-host", *title = "NVIDIA vGPU host driver";
+        if (!nvidia_vgpu_host(c->host, d))
+                return 0; /* only reported where the vGPU host driver is installed */
+        if (!process_running(c, "nvidia-vgpu-mgr"))
+                return add(c, id, title, d, CHECK_FAIL,
+                           S("the vGPU host driver is loaded but nvidia-vgpu-mgr does not run: no vGPU can start"),
+                           S("Start the vGPU manager shipped with the host driver: systemctl enable --now "
+                             "nvidia-vgpu-mgr.service (its log: journalctl -u nvidia-vgpu-mgr)."));
+        if (d->sriov_totalvfs > 0 && d->sriov_numvfs <= 0)
+                return add(c, id, title, d, CHECK_WARN,
+                           S("nvidia-vgpu-mgr runs, but no VF is enabled: on Ampere and later vGPUs live on SR-IOV VFs"),
+                           S("Enable the VFs: /usr/lib/nvidia/sriov-manage -e %s (at every boot: the "
+                             "nvidia-sriov.service of the vGPU host driver).", d->addr));
+        if (d->sriov_totalvfs > 0)
+                return add(c, id, title, d, CHECK_PASS,
+                           S("nvidia-vgpu-mgr runs, %d of %d VFs enabled (sriov-manage)", d->sriov_numvfs,
+                             d->sriov_totalvfs),
+                           NULL);
+        return add(c, id, title, d, CHECK_PASS, S("vGPU host driver loaded, nvidia-vgpu-mgr runs"), NULL);
+}
+
+static int check_amd_mxgpu(Ctx *c, const PciDevice *d) {
+        const char *id = "mxgpu-host", *title = "AMD MxGPU host driver (GIM)";
+        if (d->vendor != PCI_VENDOR_AMD || d->physfn || d->sriov_totalvfs <= 0)
+                return 0;
+        if (d->driver && streq(d->driver, "gim"))
+                return add(c, id, title, d, CHECK_PASS, S("GIM drives the PF: MxGPU VFs can be enabled"), NULL);
+        return add(c, id, title, d, d->driver ? CHECK_FAIL : CHECK_WARN,
+                   S("the PF is on %s: MxGPU SR-IOV needs AMD's GIM module on it, and amdgpu kept off",
+                     d->driver ?: "no driver"),
+                   S("Install AMD's GIM module (MxGPU-Virtualization), keep amdgpu off the PF with "
+                     "'softdep amdgpu pre: gim' in /etc/modprobe.d/gim.conf ('blacklist amdgpu' when no other "
+                     "AMD GPU needs it), then: modprobe -r amdgpu && modprobe gim"));
+}
+
+static int check_intel_gvtg(Ctx *c, const PciDevice *d) {
+        const char *id = "gvt-g-host", *title = "Intel GVT-g host side";
+        /* the integrated GPU (00:02.0) on i915; GVT-g covers Broadwell to Comet Lake */
+        if (d->vendor != PCI_VENDOR_INTEL || !d->driver || !streq(d->driver, "i915") || d->sriov_totalvfs > 0 ||
+            d->a.bus != 0 || d->a.slot != 2 || d->a.func != 0)
+                return 0;
+        _cleanup_free_ char *gvt = module_param(c, "i915", "enable_gvt");
+        bool kvmgt = root_exists(c->root, "sys/module/kvmgt");
+        if (param_true(gvt) && kvmgt)
+                return add(c, id, title, d, CHECK_PASS, S("i915.enable_gvt=1 and kvmgt loaded"), NULL);
+        return add(c, id, title, d, CHECK_FAIL,
+                   S("%s%s%s", param_true(gvt) ? "" : "i915.enable_gvt is not set",
+                     !param_true(gvt) && !kvmgt ? ", " : "", kvmgt ? "" : "kvmgt is not loaded"),
+                   S("Add i915.enable_gvt=1 to the kernel command line and load kvmgt at boot: echo kvmgt > "
+                     "/etc/modules-load.d/kvmgt.conf (GVT-g exists for Broadwell to Comet Lake only)."));
+}
+
+static int check_intel_sriov(Ctx *c, const PciDevice *d) {
+        const char *id = "intel-sriov-host", *title = "Intel GPU SR-IOV VF support";
+        if (d->vendor != PCI_VENDOR_INTEL || d->physfn || d->sriov_totalvfs <= 0 || !d->driver ||
+            (!streq(d->driver, "i915") && !streq(d->driver, "xe")))
+                return 0;
+        _cleanup_free_ char *vfs = module_param(c, d->driver, "max_vfs");
+        unsigned n = 0;
+        if (vfs && sscanf(vfs, "%u", &n) == 1 && n > 0)
+                return add(c, id, title, d, CHECK_PASS, S("%s.max_vfs=%u: the driver creates VFs", d->driver, n),
+                           NULL);
+        return add(c, id, title, d, CHECK_FAIL,
+                   S("%s.max_vfs is not set: %s does not create VFs on this GPU", d->driver, d->driver),
+                   S("Add %s.max_vfs=%d%s to the kernel command line (Intel's driver for the Data Center GPU "
+                     "Flex series), then set the VF count: gpuvirt sriov set %s N",
+                     d->driver, d->sriov_totalvfs, streq(d->driver, "i915") ? " i915.enable_guc=3" : "", d->addr));
+}
+
+/* The GRID license: a license server (gridd.conf ServerAddress) or an NLS client configuration token. */
+static int check_vgpu_license(Ctx *c) {
+        const char *id = "vgpu-license", *title = "NVIDIA vGPU license server";
+        _cleanup_free_ char *tokdir = root_path(c->root, "etc/nvidia/ClientConfigToken");
+        _cleanup_strv_free_ char **toks = NULL;
+        if (tokdir && dir_list(tokdir, &toks) >= 0)
+                for (char **t = toks; *t; t++)
+                        if (endswith(*t, ".tok"))
+                                return add(c, id, title, NULL, CHECK_PASS,
+                                           S("client configuration token /etc/nvidia/ClientConfigToken/%s", *t),
+                                           NULL);
+        _cleanup_free_ char *text = NULL;
+        _cleanup_free_ char *server = NULL;
+        if (root_read_file(c->root, 64 * 1024, &text, "etc/nvidia/gridd.conf") >= 0) {
+                ShAssignment *a = NULL;
+                size_t n = 0;
+                if (sh_parse(text, strlen(text), "ServerAddress", &a, &n, NULL) >= 0) {
+                        server = sh_value("ServerAddress", a, n);
+                        sh_assignments_free(a, n);
+                }
+        }
+        if (server && *server)
+                return add(c, id, title, NULL, CHECK_PASS, S("license server %s (/etc/nvidia/gridd.conf)", server),
+                           NULL);
+        return add(c, id, title, NULL, CHECK_WARN,
+                   S("no license server configured: unlicensed vGPUs run restricted"),
+                   S("Set ServerAddress= in /etc/nvidia/gridd.conf (a legacy license server), or put the client "
+                     "configuration token of the NVIDIA License System in /etc/nvidia/ClientConfigToken/; "
+                     "each guest needs the same (FeatureType in its gridd.conf)."));
+}
+
+/* Tools that patch the vGPU driver's limits (vgpu_unlock, vgpu_unlock-rs): where they install. */
+static int check_vgpu_unlock(Ctx *c) {
+        static const char *const paths[] = {
+                "etc/vgpu_unlock",
+                "opt/vgpu_unlock",
+                "opt/vgpu_unlock-rs",
+                "etc/systemd/system/nvidia-vgpud.service.d/vgpu_unlock.conf",
+                "etc/systemd/system/nvidia-vgpu-mgr.service.d/vgpu_unlock.conf",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++)
+                if (root_exists(c->root, "%s", paths[i]))
+                        return add(c, "vgpu-unlock", "vGPU limit patches", NULL, CHECK_WARN,
+                                   S("vgpu_unlock found (/%s): patched vGPU limits are unsupported and against "
+                                     "NVIDIA's vGPU software license terms", paths[i]),
+                                   S("Remove it (/%s and the service drop-ins that preload it) and use a GPU and "
+                                     "vGPU type NVIDIA supports.", paths[i]));
+        return 0; /* only reported where found */
+}
+
+static int check_vendor_host(Ctx *c) {
+        bool nvidia_vgpu = false;
+        for (size_t i = 0; i < c->host->n_devices && !nvidia_vgpu; i++)
+                nvidia_vgpu = nvidia_vgpu_host(c->host, &c->host->devices[i]);
+        int r = check_vgpu_unlock(c);
+        if (r >= 0 && nvidia_vgpu)
+                r = check_vgpu_license(c);
+        return r;
+}
+
 static int check_device(Ctx *c, const PciDevice *d, PciNames *names) {
         int r;
         if (pci_device_is_dead(d))
                 return check_alive(c, d);
         if ((r = check_group(c, d)) < 0 || (r = check_acs(c, d)) < 0 || (r = check_boot_vga(c, d)) < 0 ||
-            (r = check_rom(c, d)) < 0 || (r = check_consumer(c, d, names)) < 0)
+            (r = check_rom(c, d)) < 0 || (r = check_consumer(c, d, names)) < 0 ||
+            (r = check_nvidia_vgpu(c, d)) < 0 || (r = check_amd_mxgpu(c, d)) < 0 ||
+            (r = check_intel_gvtg(c, d)) < 0 || (r = check_intel_sriov(c, d)) < 0)
                 return r;
         return 0;
 }
@@ -552,7 +734,7 @@ int check_run(PciHost *h, const PciDevice *device, CheckReport **ret) {
         int r;
         if ((r = check_cpu(&c)) < 0 || (r = check_kvm(&c)) < 0 || (r = check_iommu_firmware(&c)) < 0 ||
             (r = check_iommu_kernel(&c)) < 0 || (r = check_interrupt_remapping(&c)) < 0 ||
-            (r = check_vfio_modules(&c)) < 0 || (r = check_hugepages(&c)) < 0)
+            (r = check_vfio_modules(&c)) < 0 || (r = check_hugepages(&c)) < 0 || (r = check_vendor_host(&c)) < 0)
                 goto out;
 
         size_t gpus = 0;
