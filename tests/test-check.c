@@ -278,11 +278,96 @@ static void test_dead_device(void **state) {
         test_host_close(&t);
 }
 
+/* The vendor host side of each mode: each check where it applies, and what turns its verdict. */
+static CheckStatus rerun(TestHost *t, const char *id, const char *device) {
+        test_host_rescan(t);
+        CheckReport *r;
+        assert_int_equal(check_run(t->host, NULL, &r), 0);
+        const CheckResult *x = find(r, id, device);
+        CheckStatus s = x ? x->status : _CHECK_STATUS_INVALID;
+        check_report_free(r);
+        return s;
+}
+
+static void put(TestHost *t, const char *rel, const char *text) {
+        _cleanup_free_ char *p = strdup_printf("%s/%s", t->dir, rel);
+        _cleanup_free_ char *d = strdup(p);
+        *strrchr(d, '/') = '\0';
+        assert_int_equal(mkdir_p(d, 0755), 0);
+        assert_int_equal(write_text(p, text), 0);
+}
+
+static void test_vendor_host(void **state) {
+        TestHost t;
+        /* the vGPU manager: FAIL until it runs */
+        test_host_open(&t, "t4-novgpumgr");
+        assert_int_equal(rerun(&t, "nvidia-vgpu-host", "0000:3b:00.0"), CHECK_FAIL);
+        put(&t, "proc/4242/comm", "nvidia-vgpu-mgr\n");
+        assert_int_equal(rerun(&t, "nvidia-vgpu-host", "0000:3b:00.0"), CHECK_PASS);
+        assert_int_equal(rerun(&t, "vgpu-license", NULL), CHECK_PASS);
+        assert_int_equal(rerun(&t, "vgpu-unlock", NULL), _CHECK_STATUS_INVALID);
+        /* vgpu_unlock-rs leaves its configuration in /etc/vgpu_unlock */
+        put(&t, "etc/vgpu_unlock/profile_override.toml", "[profile.nvidia-222]\n");
+        assert_int_equal(rerun(&t, "vgpu-unlock", NULL), CHECK_WARN);
+        test_host_close(&t);
+
+        /* the license: a commented ServerAddress is none; a token is one */
+        test_host_open(&t, "t4-nolicense");
+        assert_int_equal(rerun(&t, "vgpu-license", NULL), CHECK_WARN);
+        put(&t, "etc/nvidia/gridd.conf", "#ServerAddress=10.0.0.5\nFeatureType=1\n");
+        assert_int_equal(rerun(&t, "vgpu-license", NULL), CHECK_WARN);
+        put(&t, "etc/nvidia/gridd.conf", "ServerAddress=10.0.0.5\nFeatureType=1\n");
+        assert_int_equal(rerun(&t, "vgpu-license", NULL), CHECK_PASS);
+        put(&t, "etc/nvidia/gridd.conf", "FeatureType=1\n");
+        put(&t, "etc/nvidia/ClientConfigToken/client_configuration_token.tok", "x\n");
+        assert_int_equal(rerun(&t, "vgpu-license", NULL), CHECK_PASS);
+        test_host_close(&t);
+
+        /* Ampere+ vGPU lives on VFs: none enabled is a WARN with sriov-manage */
+        test_host_open(&t, "h100");
+        assert_int_equal(rerun(&t, "nvidia-vgpu-host", "0000:16:00.0"), CHECK_PASS);
+        assert_int_equal(root_write(t.root, "0", "sys/bus/pci/devices/0000:16:00.0/sriov_numvfs"), 0);
+        test_host_rescan(&t);
+        /* without VFs no vendor vGPU type shows: the running manager tells the vGPU host driver */
+        assert_int_equal(rerun(&t, "nvidia-vgpu-host", "0000:16:00.0"), CHECK_WARN);
+        test_host_close(&t);
+
+        /* GIM, not amdgpu */
+        test_host_open(&t, "mi25-amdgpu");
+        assert_int_equal(rerun(&t, "mxgpu-host", "0000:03:00.0"), CHECK_FAIL);
+        /* amdgpu has no sriov_configure: the kernel refuses VFs */
+        assert_int_equal(root_write(t.root, "2", "sys/bus/pci/devices/0000:03:00.0/sriov_numvfs"), -ENOENT);
+        test_host_close(&t);
+        test_host_open(&t, "mi25-sriov");
+        assert_int_equal(rerun(&t, "mxgpu-host", "0000:03:00.0"), CHECK_PASS);
+        test_host_close(&t);
+
+        /* Intel: the driver's VF support, GVT-g's parameter and module */
+        test_host_open(&t, "flex-sriov");
+        assert_int_equal(rerun(&t, "intel-sriov-host", "0000:16:00.0"), CHECK_PASS);
+        put(&t, "proc/cmdline", "BOOT_IMAGE=/boot/vmlinuz ro quiet intel_iommu=on iommu=pt\n");
+        assert_int_equal(rerun(&t, "intel-sriov-host", "0000:16:00.0"), CHECK_FAIL);
+        test_host_close(&t);
+        test_host_open(&t, "gvt-g");
+        assert_int_equal(rerun(&t, "gvt-g-host", "0000:00:02.0"), CHECK_PASS);
+        _cleanup_free_ char *kvmgt = strdup_printf("%s/sys/module/kvmgt", t.dir);
+        assert_int_equal(rm_rf(kvmgt), 0);
+        assert_int_equal(rerun(&t, "gvt-g-host", "0000:00:02.0"), CHECK_FAIL);
+        test_host_close(&t);
+
+        /* none applies to a DGX's A100s */
+        test_host_open(&t, "dgx-a100");
+        assert_int_equal(rerun(&t, "nvidia-vgpu-host", "0000:23:00.0"), _CHECK_STATUS_INVALID);
+        assert_int_equal(rerun(&t, "vgpu-license", NULL), _CHECK_STATUS_INVALID);
+        test_host_close(&t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_no_iommu),     cmocka_unit_test(test_dgx),
                 cmocka_unit_test(test_workstation),  cmocka_unit_test(test_all_profiles),
                 cmocka_unit_test(test_inventory_modes), cmocka_unit_test(test_dead_device),
+                cmocka_unit_test(test_vendor_host),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

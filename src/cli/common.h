@@ -60,6 +60,7 @@ int verb_mig(int argc, char **argv);
 int verb_sriov(int argc, char **argv);
 int verb_vgpu(int argc, char **argv);
 int verb_vm(int argc, char **argv);
+int verb_advise(int argc, char **argv);
 /* plan, apply, assert, export, recover, status: the desired host state */
 int verb_state(int argc, char **argv);
 

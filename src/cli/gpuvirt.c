@@ -90,6 +90,10 @@ static const Verb verbs[] = {
          "                            detach it and give it back to the host\n"
          "  vm list                   which domain holds which GPU unit; migration; warnings",
          0, SUBS("attach", "detach")},
+        {"advise", 0, verb_advise,
+         "advise --workload training|inference|vdi|graphics|batch [--tenants N] [--live-migration]\n"
+         "         [--isolation physical|hardware|driver] [--memory-per-tenant GB] [--device BDF]... [-o FILE]\n"
+         "                            one mode per GPU for the workload, with reasons and trade-offs"},
         {"plan", 0, verb_state, "plan [-f FILE]            the steps from now to the desired state (/etc/gpuvirt/host.yaml)"},
         {"apply", 0, verb_state, "apply [-f FILE]           carry them out, journaled, in a fixed order",
          VERB_MUTATING, NULL},

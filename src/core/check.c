@@ -548,12 +548,16 @@ static bool param_true(const char *v) {
 }
 
 /* NVIDIA's vGPU host driver drives this GPU: it offers mdev types (GRID, Maxwell to Ampere), or its VFs
- * offer vendor vGPU types (Ada, Hopper, vGPU 17+). */
-static bool nvidia_vgpu_host(const PciHost *h, const PciDevice *d) {
+ * offer vendor vGPU types (Ada, Hopper, vGPU 17+), or it has SR-IOV (Ampere and later) and the vGPU
+ * manager runs: its VFs are not enabled yet. */
+static bool nvidia_vgpu_host(Ctx *c, const PciDevice *d) {
+        const PciHost *h = c->host;
         if (d->vendor != PCI_VENDOR_NVIDIA || d->physfn)
                 return false;
         if (d->has_mdev_types || d->has_vendor_vgpu)
                 return true;
+        if (d->sriov_totalvfs > 0 && d->sriov_numvfs <= 0)
+                return process_running(c, "nvidia-vgpu-mgr");
         for (size_t i = 0; i < h->n_devices; i++)
                 if (h->devices[i].physfn && streq(h->devices[i].physfn, d->addr) && h->devices[i].has_vendor_vgpu)
                         return true;
@@ -562,7 +566,7 @@ static bool nvidia_vgpu_host(const PciHost *h, const PciDevice *d) {
 
 static int check_nvidia_vgpu(Ctx *c, const PciDevice *d) {
         const char *id = "nvidia-vgpu-host", *title = "NVIDIA vGPU host driver";
-        if (!nvidia_vgpu_host(c->host, d))
+        if (!nvidia_vgpu_host(c, d))
                 return 0; /* only reported where the vGPU host driver is installed */
         if (!process_running(c, "nvidia-vgpu-mgr"))
                 return add(c, id, title, d, CHECK_FAIL,
@@ -683,7 +687,7 @@ static int check_vgpu_unlock(Ctx *c) {
 static int check_vendor_host(Ctx *c) {
         bool nvidia_vgpu = false;
         for (size_t i = 0; i < c->host->n_devices && !nvidia_vgpu; i++)
-                nvidia_vgpu = nvidia_vgpu_host(c->host, &c->host->devices[i]);
+                nvidia_vgpu = nvidia_vgpu_host(c, &c->host->devices[i]);
         int r = check_vgpu_unlock(c);
         if (r >= 0 && nvidia_vgpu)
                 r = check_vgpu_license(c);
