@@ -88,8 +88,10 @@ static const Verb verbs[] = {
          "                            prepare the device and attach it to a domain\n"
          "  vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]\n"
          "                            detach it and give it back to the host\n"
-         "  vm list                   which domain holds which GPU unit; migration; warnings",
-         0, SUBS("attach", "detach")},
+         "  vm list                   which domain holds which GPU unit; migration; warnings\n"
+         "  vm migrate DOMAIN DEST_URI [--plan]\n"
+         "                            live-migrate it: each unit's verdict, the destination's mdevs first",
+         0, SUBS("attach", "detach", "migrate")},
         {"advise", 0, verb_advise,
          "advise --workload training|inference|vdi|graphics|batch [--tenants N] [--live-migration]\n"
          "         [--isolation physical|hardware|driver] [--memory-per-tenant GB] [--device BDF]... [-o FILE]\n"

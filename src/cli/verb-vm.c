@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
@@ -20,6 +21,7 @@
 #include "core/iommu.h"
 #include "core/libvirt.h"
 #include "core/names.h"
+#include "core/vm/migrate.h"
 
 typedef struct VmArgs {
         bool live, config, force, keep;
@@ -27,10 +29,11 @@ typedef struct VmArgs {
         const char *mdev_type, *uuid;
         const char *vgpu_type;
         int timeout_s;
+        bool plan, detach_reattach;
         bool bad;
 } VmArgs;
 
-enum { OPT_LIVE = 0x100, OPT_CONFIG, OPT_FORCE, OPT_KEEP, OPT_SLOT, OPT_MDEV_TYPE, OPT_UUID, OPT_VGPU_TYPE, OPT_TIMEOUT };
+enum { OPT_LIVE = 0x100, OPT_CONFIG, OPT_FORCE, OPT_KEEP, OPT_SLOT, OPT_MDEV_TYPE, OPT_UUID, OPT_VGPU_TYPE, OPT_TIMEOUT, OPT_PLAN, OPT_DETACH_REATTACH };
 
 static void vm_opt(int c, const char *v, void *ud) {
         VmArgs *a = ud;
@@ -77,6 +80,12 @@ static void vm_opt(int c, const char *v, void *ud) {
                 }
                 a->vgpu_type = v;
                 break;
+        case OPT_PLAN:
+                a->plan = true;
+                break;
+        case OPT_DETACH_REATTACH:
+                a->detach_reattach = true;
+                break;
         case OPT_TIMEOUT:
                 if (parse_u32(v, 10, &n) < 0 || n > 3600) {
                         log_error("--timeout '%s' is not a number of seconds (0..3600).", v);
@@ -87,18 +96,6 @@ static void vm_opt(int c, const char *v, void *ud) {
         }
 }
 
-static json_object *jstrf(const char *fmt, ...) _printf_(1, 2);
-static json_object *jstrf(const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        char *s = NULL;
-        int k = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        json_object *o = json_object_new_string(k >= 0 ? s : "?");
-        if (k >= 0)
-                free(s);
-        return o;
-}
 
 /* ---- libvirt connection ---- */
 
@@ -287,46 +284,16 @@ static bool is_consumer_nvidia(PciNames *names, const Unit *u) {
         return nm && (strstr(nm, "GeForce") || strstr(nm, "TITAN") || strstr(nm, "Titan"));
 }
 
-static int kernel_version(Root *root) {
-        _cleanup_free_ char *rel = NULL;
-        unsigned maj = 0, min = 0;
-        if (root_read_attr(root, &rel, "proc/sys/kernel/osrelease") < 0 || sscanf(rel, "%u.%u", &maj, &min) != 2)
-                return -1;
-        return (int)(maj * 1000 + min);
-}
-
-/* Live migration of a domain's GPU units, with what blocks it. */
+/* Live migration of a domain's GPU units, with what blocks it: the one verdict of core/vm/migrate.c. */
 static json_object *migration_json(Root *root, Virt *v, const ListUnit *units, const size_t *idx, size_t n,
                                    bool *ret_ok) {
         json_object *blockers = json_object_new_array();
-        unsigned long lib = virt_lib_version(v);
-        bool qemu = startswith(virt_uri(v), "qemu");
-        unsigned long hv = qemu ? virt_hv_version(v) : 0;
-        int kver = kernel_version(root);
-        for (size_t i = 0; i < n; i++) {
-                const Unit *u = &units[idx[i]].u;
-                if (u->kind == UNIT_PCI || u->kind == UNIT_VF) {
-                        json_object_array_add(blockers, jstrf(
-                                "%s: %s on vfio-pci cannot be migrated", u->id,
-                                u->kind == UNIT_PCI ? "a passed-through device" : "an SR-IOV VF"));
-                        continue;
-                }
-                if (!u->driver || !streq(u->driver, "nvidia")) {
-                        json_object_array_add(blockers, jstrf(
-                                "%s: vGPU driver %s has no VFIO migration support", u->id, u->driver ?: "(none)"));
-                        continue;
-                }
-                if (lib < 8006000)
-                        json_object_array_add(blockers, jstrf(
-                                "%s: vGPU migration needs libvirt >= 8.6", u->id));
-                if (!qemu || hv < 8001000)
-                        json_object_array_add(blockers, jstrf(
-                                "%s: vGPU migration needs QEMU >= 8.1%s", u->id, qemu ? "" : " (not a QEMU domain)"));
-                if (kver < 5018)
-                        json_object_array_add(blockers, jstrf(
-                                "%s: vGPU migration needs kernel >= 5.18", u->id));
-        }
-        *ret_ok = json_object_array_length(blockers) == 0;
+        MigrateEnv env;
+        migrate_env_read(root, v, &env);
+        bool ok = true;
+        for (size_t i = 0; i < n; i++)
+                ok = unit_migration_verdict(&units[idx[i]].u, &env, blockers) && ok;
+        *ret_ok = ok;
         return blockers;
 }
 
@@ -473,7 +440,7 @@ static int do_list(void) {
                         const Unit *u = &units[idx[q]].u;
                         json_object_array_add(us, json_object_new_string(u->id));
                         if (is_consumer_nvidia(names, u) && !eff->kvm_hidden)
-                                json_object_array_add(warn, jstrf(
+                                json_object_array_add(warn, json_string_printf(
                                         "%s is a consumer NVIDIA GPU and the domain does not hide KVM: NVIDIA "
                                         "drivers before R465 stop with Error 43; add <kvm><hidden state='on'/></kvm> "
                                         "to <features>",
@@ -1027,6 +994,80 @@ out:
         return rc;
 }
 
+/* ---- vm migrate ---- */
+
+static void print_migrate_text(json_object *o) {
+        printf("%s -> %s: live migration %s\n", json_object_get_string(json_object_object_get(o, "domain")),
+               json_object_get_string(json_object_object_get(o, "destination")),
+               json_object_get_boolean(json_object_object_get(o, "live_migration")) ? "possible" : "blocked");
+        json_object *bl = json_object_object_get(o, "blockers");
+        for (size_t i = 0; i < json_object_array_length(bl); i++)
+                printf("  blocked: %s\n", json_object_get_string(json_object_array_get_idx(bl, i)));
+        json_object *us = json_object_object_get(o, "units");
+        for (size_t i = 0; i < json_object_array_length(us); i++) {
+                json_object *u = json_object_array_get_idx(us, i);
+                json_object *d = json_object_object_get(u, "destination");
+                json_object *need = json_object_object_get(u, "destination_needs");
+                printf("  %s (%s): %s\n", json_text(json_object_object_get(u, "unit")),
+                       json_text(json_object_object_get(u, "kind")),
+                       json_object_get_boolean(json_object_object_get(u, "migratable")) ? "migratable" : "not migratable");
+                json_object *ub = json_object_object_get(u, "blockers");
+                for (size_t k = 0; k < json_object_array_length(ub); k++)
+                        printf("    %s\n", json_object_get_string(json_object_array_get_idx(ub, k)));
+                if (d)
+                        printf("    on the destination first: mdev %s of type %s under %s\n",
+                               json_text(json_object_object_get(d, "uuid")), json_text(json_object_object_get(d, "type")),
+                               json_text(json_object_object_get(d, "parent")));
+                if (need)
+                        printf("    %s\n", json_object_get_string(need));
+        }
+        json_object *dr = json_object_object_get(o, "detach_reattach");
+        if (json_object_array_length(dr) > 0)
+                printf("  --detach-reattach would hot-unplug %zu unit(s), migrate, and hot-plug an equivalent unit on "
+                       "the destination (the guest sees a GPU removal)\n",
+                       json_object_array_length(dr));
+}
+
+static int do_migrate(const char *domain, const char *dest_uri, const VmArgs *a) {
+        if (isempty(dest_uri))
+                return usage_error("vm migrate: DEST_URI is empty");
+        if (a->detach_reattach)
+                return log_error("vm migrate --detach-reattach is not implemented yet: detach the unit "
+                                 "('gpuvirt vm detach'), migrate, and attach one on the destination by hand."),
+                       EXIT_FAILURE;
+        _cleanup_root_free_ Root *root = NULL;
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        _cleanup_virt_close_ Virt *v = NULL, *dst = NULL;
+        int r;
+        if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (r = connect_libvirt(root, true, &v, NULL)))
+                return r;
+        _cleanup_free_ char *derr = NULL;
+        (void)virt_open(dest_uri, &dst, &derr);
+        _cleanup_migrate_plan_free_ MigratePlan *p = NULL;
+        r = migrate_plan(root, h, v, domain, dst, dest_uri, derr, &p);
+        if (r == -ENOENT)
+                return log_error("No domain '%s' at %s.", domain, virt_uri(v)), EXIT_FAILURE;
+        if (r < 0)
+                return log_error("Cannot plan the migration of %s: %s", domain, *virt_last_error(v) ? virt_last_error(v) : strerror(-r)),
+                       EXIT_FAILURE;
+        json_object *o = migrate_plan_json(p);
+        if (arg.json && a->plan)
+                json_print(o, stdout);
+        else
+                print_migrate_text(o);
+        json_object_put(o);
+        if (a->plan)
+                return p->migratable ? 0 : EXIT_FAILURE;
+        if (!p->migratable)
+                return log_error("Not migrating %s: the plan has blockers (see above).", domain), EXIT_FAILURE;
+        _cleanup_free_ char *err = NULL;
+        r = migrate_run(v, dst, p, &err);
+        if (r < 0)
+                return log_error("%s (the destination's new units were released)", strna(err)), EXIT_FAILURE;
+        printf("Migrated %s to %s.\n", domain, dest_uri);
+        return 0;
+}
+
 int verb_vm(int argc, char **argv) {
         static const struct option opts[] = {
                 {"live", no_argument, NULL, OPT_LIVE},
@@ -1038,6 +1079,8 @@ int verb_vm(int argc, char **argv) {
                 {"uuid", required_argument, NULL, OPT_UUID},
                 {"vgpu-type", required_argument, NULL, OPT_VGPU_TYPE},
                 {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                {"plan", no_argument, NULL, OPT_PLAN},
+                {"detach-reattach", no_argument, NULL, OPT_DETACH_REATTACH},
                 {},
         };
         const char *sub = argv[1];
@@ -1062,6 +1105,13 @@ int verb_vm(int argc, char **argv) {
                         return usage_error("vm xml: expected one device (PCI address or mdev UUID)");
                 return do_xml(argv[first], &a);
         }
+        if ((a.plan || a.detach_reattach) && !streq(sub, "migrate"))
+                return usage_error("vm %s: --plan and --detach-reattach are for migrate", sub);
+        if (streq(sub, "migrate")) {
+                if (npos != 2)
+                        return usage_error("vm migrate: expected DOMAIN DEST_URI");
+                return do_migrate(argv[first], argv[first + 1], &a);
+        }
         if (streq(sub, "list")) {
                 if (npos != 0)
                         return usage_error("vm list: takes no arguments");
@@ -1074,5 +1124,5 @@ int verb_vm(int argc, char **argv) {
                         return usage_error("vm detach: --guest-slot is for attach and xml");
                 return attach ? do_attach(argv[first], argv[first + 1], &a) : do_detach(argv[first], argv[first + 1], &a);
         }
-        return usage_error("vm: unknown command '%s' (xml, attach, detach, list)", sub);
+        return usage_error("vm: unknown command '%s' (xml, attach, detach, list, migrate)", sub);
 }

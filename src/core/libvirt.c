@@ -42,6 +42,14 @@ struct Virt {
         X(virDomainIsActive) \
         X(virDomainIsPersistent) \
         X(virDomainLookupByName) \
+        X(virDomainMigrateToURI3) \
+        X(virConnectListAllNodeDevices) \
+        X(virNodeDeviceGetName) \
+        X(virNodeDeviceGetXMLDesc) \
+        X(virNodeDeviceCreateXML) \
+        X(virNodeDeviceLookupByName) \
+        X(virNodeDeviceDestroy) \
+        X(virNodeDeviceFree) \
         X(virGetLastError) \
         X(virInitialize) \
         X(virResetLastError) \
@@ -627,4 +635,93 @@ int virt_attach_live(Virt *v, const char *name, const char *device_xml) {
 
 int virt_detach_live(Virt *v, const char *name, const char *device_xml) {
         return attach_detach(v, name, device_xml, false);
+}
+
+/* ---- migration: node devices of the destination, the migration call ---- */
+
+/* The free instances of mdev type `type` a node device's XML offers (<capability type='mdev_types'>), -1 when
+ * it has none of that type. */
+static int nodedev_free_instances(const char *xml, const char *type) {
+        xmlDocPtr doc = xml_read(xml);
+        xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+        int found = -1;
+        for (xmlNodePtr cap = root ? root->children : NULL; cap && found < 0; cap = cap->next) {
+                if (!is_elem(cap, "capability") || !attr_is(cap, "type", "pci"))
+                        continue;
+                for (xmlNodePtr mt = cap->children; mt && found < 0; mt = mt->next) {
+                        if (!is_elem(mt, "capability") || !attr_is(mt, "type", "mdev_types"))
+                                continue;
+                        for (xmlNodePtr t = mt->children; t && found < 0; t = t->next) {
+                                if (!is_elem(t, "type") || !attr_is(t, "id", type))
+                                        continue;
+                                xmlNodePtr ai = child(t, "availableInstances");
+                                xmlChar *v = ai ? xmlNodeGetContent(ai) : NULL;
+                                uint32_t n = 0;
+                                found = v && parse_u32((const char *)v, 10, &n) >= 0 ? (int)n : 0;
+                                xmlFree(v);
+                        }
+                }
+        }
+        if (doc)
+                xmlFreeDoc(doc);
+        return found;
+}
+
+int virt_mdev_parent_with(Virt *v, const char *type, char **ret) {
+        virNodeDevicePtr *devs = NULL;
+        int n = sym.virConnectListAllNodeDevices(v->conn, &devs, 0);
+        if (n < 0)
+                return virt_error(v, "virConnectListAllNodeDevices");
+        char *best = NULL;
+        for (int i = 0; i < n; i++) {
+                char *xml = best ? NULL : sym.virNodeDeviceGetXMLDesc(devs[i], 0);
+                if (xml && nodedev_free_instances(xml, type) > 0)
+                        best = strdup(sym.virNodeDeviceGetName(devs[i]) ?: "");
+                free(xml);
+                sym.virNodeDeviceFree(devs[i]);
+        }
+        free(devs);
+        if (!best)
+                return -ENOENT;
+        *ret = best;
+        return 0;
+}
+
+int virt_mdev_create(Virt *v, const char *parent, const char *type, const char *uuid, char **ret_name) {
+        _cleanup_free_ char *xml = strdup_printf("<device><parent>%s</parent><capability type='mdev'><type id='%s'/>"
+                                                 "<uuid>%s</uuid></capability></device>",
+                                                 parent, type, uuid);
+        if (!xml)
+                return -ENOMEM;
+        virNodeDevicePtr d = sym.virNodeDeviceCreateXML(v->conn, xml, 0);
+        if (!d)
+                return virt_error(v, "virNodeDeviceCreateXML");
+        char *name = strdup(sym.virNodeDeviceGetName(d) ?: "");
+        sym.virNodeDeviceFree(d);
+        if (!name)
+                return -ENOMEM;
+        *ret_name = name;
+        return 0;
+}
+
+int virt_nodedev_destroy(Virt *v, const char *name) {
+        virNodeDevicePtr d = sym.virNodeDeviceLookupByName(v->conn, name);
+        if (!d)
+                return virt_error(v, "virNodeDeviceLookupByName");
+        int r = sym.virNodeDeviceDestroy(d) < 0 ? virt_error(v, "virNodeDeviceDestroy") : 0;
+        sym.virNodeDeviceFree(d);
+        return r;
+}
+
+int virt_migrate(Virt *v, const char *name, const char *dest_uri) {
+        virDomainPtr d = NULL;
+        int r = lookup(v, name, &d);
+        if (r < 0)
+                return r;
+        /* peer to peer: the source libvirtd talks to the destination's; the domain stays defined there */
+        if (sym.virDomainMigrateToURI3(d, dest_uri, NULL, 0,
+                                       VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST) < 0)
+                r = virt_error(v, "virDomainMigrateToURI3");
+        sym.virDomainFree(d);
+        return r;
 }

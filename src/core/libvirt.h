@@ -95,3 +95,14 @@ int virt_define(Virt *v, const char *xml);
 /* Hot-plug / hot-unplug one device into the running domain (VIR_DOMAIN_AFFECT_LIVE). */
 int virt_attach_live(Virt *v, const char *name, const char *device_xml);
 int virt_detach_live(Virt *v, const char *name, const char *device_xml);
+
+/* ---- live migration ---- */
+
+/* The name of a node device that offers mdev type `type` with a free instance (-ENOENT when none does). */
+int virt_mdev_parent_with(Virt *v, const char *type, char **ret);
+/* Create an mdev of the type with this UUID under the parent node device (libvirt's node device API, which
+ * drives mdevctl on that host); its node device name in *ret_name. */
+int virt_mdev_create(Virt *v, const char *parent, const char *type, const char *uuid, char **ret_name);
+int virt_nodedev_destroy(Virt *v, const char *name);
+/* Live-migrate the running domain to dest_uri, peer to peer, persistent there. */
+int virt_migrate(Virt *v, const char *name, const char *dest_uri);

@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,17 +41,7 @@ static size_t alen(json_object *a) {
         return json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
 }
 
-static void push(json_object *arr, const char *fmt, ...) _printf_(2, 3);
-static void push(json_object *arr, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        char *s = NULL;
-        if (vasprintf(&s, fmt, ap) >= 0) {
-                json_object_array_add(arr, json_object_new_string(s));
-                free(s);
-        }
-        va_end(ap);
-}
+#define push(arr, ...) json_object_array_add((arr), json_string_printf(__VA_ARGS__))
 
 static void push_mode(json_object *arr, GpuMode m, const char *reason) {
         json_object *o = json_object_new_object();
