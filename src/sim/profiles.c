@@ -461,6 +461,16 @@ static const char *const mods_mdev_gvtg[] = {"mdev", "vfio_mdev", "kvmgt", NULL}
 static const char *const mods_none[] = {NULL};
 static const char *const vgpu_mgr[] = {"nvidia-vgpu-mgr", NULL};
 
+/* The T4 GRID host and its variants: the same machine, another vendor host side. */
+#define T4_GRID(name, summary, daemons_, license_)                                                           \
+        {                                                                                                      \
+                .info = {name, summary}, .cpu_model = "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz",             \
+                .cpu_family = 6, .cpu_model_id = 85, .cpu_stepping = 7, .sockets = 2, .numa_nodes = 2,        \
+                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true, .mdev = true, \
+                .cmdline_extra = "intel_iommu=on iommu=pt", .extra_modules = mods_mdev_nvidia,                 \
+                .daemons = daemons_, .license = license_, .build = build_t4_grid,                             \
+        }
+
 static const SimProfile profiles[] = {
         {
                 .info = {"dgx-a100",
@@ -499,44 +509,12 @@ static const SimProfile profiles[] = {
                 .license = SIM_LICENSE_TOKEN,
                 .build = build_h100,
         },
-        {
-                .info = {"t4-grid",
-                         "Intel Xeon (Cascade Lake) x2, 3x Tesla T4 with NVIDIA GRID mdev types, license server configured"},
-                .cpu_model = "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz",
-                .cpu_family = 6, .cpu_model_id = 85, .cpu_stepping = 7,
-                .sockets = 2, .numa_nodes = 2,
-                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true, .mdev = true,
-                .cmdline_extra = "intel_iommu=on iommu=pt",
-                .extra_modules = mods_mdev_nvidia,
-                .daemons = vgpu_mgr,
-                .license = SIM_LICENSE_SERVER,
-                .build = build_t4_grid,
-        },
-        {
-                .info = {"t4-nolicense",
-                         "t4-grid without a license server configured (no gridd.conf ServerAddress, no token)"},
-                .cpu_model = "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz",
-                .cpu_family = 6, .cpu_model_id = 85, .cpu_stepping = 7,
-                .sockets = 2, .numa_nodes = 2,
-                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true, .mdev = true,
-                .cmdline_extra = "intel_iommu=on iommu=pt",
-                .extra_modules = mods_mdev_nvidia,
-                .daemons = vgpu_mgr,
-                .license = SIM_LICENSE_NONE,
-                .build = build_t4_grid,
-        },
-        {
-                .info = {"t4-novgpumgr",
-                         "t4-grid with the vGPU host driver loaded but nvidia-vgpu-mgr not running"},
-                .cpu_model = "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz",
-                .cpu_family = 6, .cpu_model_id = 85, .cpu_stepping = 7,
-                .sockets = 2, .numa_nodes = 2,
-                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true, .mdev = true,
-                .cmdline_extra = "intel_iommu=on iommu=pt",
-                .extra_modules = mods_mdev_nvidia,
-                .license = SIM_LICENSE_SERVER,
-                .build = build_t4_grid,
-        },
+        T4_GRID("t4-grid", "Intel Xeon (Cascade Lake) x2, 3x Tesla T4 with NVIDIA GRID mdev types, license server configured",
+                vgpu_mgr, SIM_LICENSE_SERVER),
+        T4_GRID("t4-nolicense", "t4-grid without a license server configured (no gridd.conf ServerAddress, no token)",
+                vgpu_mgr, SIM_LICENSE_NONE),
+        T4_GRID("t4-novgpumgr", "t4-grid with the vGPU host driver loaded but nvidia-vgpu-mgr not running", NULL,
+                SIM_LICENSE_SERVER),
         {
                 .info = {"flex-sriov",
                          "Intel Xeon (Sapphire Rapids), 2x Data Center GPU Flex 170 with SR-IOV (no VFs at boot)"},

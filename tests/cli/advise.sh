@@ -10,21 +10,6 @@ GOLDEN=$2
 PROFILES=$("$GPUVIRT" --json sim profiles | jq -r '.[].name')
 WORKLOADS="training inference vdi graphics batch"
 
-compare() { # name, file with actual output
-        local g="$GOLDEN/$1"
-        if [ "${GOLDEN_UPDATE:-0}" = 1 ]; then
-                cp "$2" "$g"
-                ok
-        elif [ ! -f "$g" ]; then
-                fail "$1: no golden file (run with GOLDEN_UPDATE=1, then review it)"
-        elif diff -u "$g" "$2" >"$TMP/diff"; then
-                ok
-        else
-                fail "$1 differs from golden:"
-                cat "$TMP/diff" >&2
-        fi
-}
-
 for p in $PROFILES; do
         host="$TMP/$p"
         "$GPUVIRT" sim create "$host" --profile "$p" >/dev/null
@@ -83,22 +68,12 @@ adv t4-grid '.tenants.served == 12 and (.warnings[0] | test("12 served"))' --wor
         --isolation driver
 adv t4-grid '[.gpus[] | .address] == ["0000:5e:00.0"]' --workload vdi --device 5e:00.0
 # advice over a fleet does not exist yet
-expect_rc() { # rc, args...
-        local want=$1; shift
-        set +e
-        "$GPUVIRT" "$@" >"$TMP/out" 2>&1
-        local got=$?
-        set -e
-        [ "$got" -eq "$want" ] || { cat "$TMP/out" >&2; fail "gpuvirt $*: exited $got, expected $want"; }
-        ok
-}
-expect_rc 1 --root "$TMP/t4-grid" advise --workload vdi --fleet
-grep -q "no fleet pool yet" "$TMP/out" || fail "--fleet does not say the pool does not exist"
+expect_rc 1 "$GPUVIRT" --root "$TMP/t4-grid" advise --workload vdi --fleet && expect_in "$ERR" "no fleet pool yet" "--fleet"
 # bad input changes nothing and says why
-expect_rc 2 --root "$TMP/t4-grid" advise
-expect_rc 2 --root "$TMP/t4-grid" advise --workload gaming
-expect_rc 2 --root "$TMP/t4-grid" advise --workload vdi --tenants 0
-expect_rc 2 --root "$TMP/t4-grid" advise --workload vdi --isolation strong
-expect_rc 2 --root "$TMP/t4-grid" advise --workload vdi --device 00:14.0
-expect_rc 1 --root "$TMP/t4-grid" advise --workload vdi --device 0000:99:00.0
+expect_rc 2 "$GPUVIRT" --root "$TMP/t4-grid" advise
+expect_rc 2 "$GPUVIRT" --root "$TMP/t4-grid" advise --workload gaming
+expect_rc 2 "$GPUVIRT" --root "$TMP/t4-grid" advise --workload vdi --tenants 0
+expect_rc 2 "$GPUVIRT" --root "$TMP/t4-grid" advise --workload vdi --isolation strong
+expect_rc 2 "$GPUVIRT" --root "$TMP/t4-grid" advise --workload vdi --device 00:14.0
+expect_rc 1 "$GPUVIRT" --root "$TMP/t4-grid" advise --workload vdi --device 0000:99:00.0
 finish

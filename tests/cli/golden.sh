@@ -10,21 +10,6 @@ GOLDEN=$2
 PROFILES=$("$GPUVIRT" --json sim profiles | jq -r '.[].name')
 [ -n "$PROFILES" ] || { echo "no profiles"; exit 1; }
 
-compare() { # name, file with actual output
-        local g="$GOLDEN/$1"
-        if [ "${GOLDEN_UPDATE:-0}" = 1 ]; then
-                cp "$2" "$g"
-                ok
-        elif [ ! -f "$g" ]; then
-                fail "$1: no golden file (run with GOLDEN_UPDATE=1, then review it)"
-        elif diff -u "$g" "$2" >"$TMP/diff"; then
-                ok
-        else
-                fail "$1 differs from golden:"
-                cat "$TMP/diff" >&2
-        fi
-}
-
 for p in $PROFILES; do
         host="$TMP/$p"
         "$GPUVIRT" sim create "$host" --profile "$p" >/dev/null
