@@ -471,6 +471,15 @@ static const char *const vgpu_mgr[] = {"nvidia-vgpu-mgr", NULL};
                 .daemons = daemons_, .license = license_, .build = build_t4_grid,                             \
         }
 
+/* The MI25 host, with GIM or with amdgpu on the card. */
+#define MI25(name, summary, build_)                                                                          \
+        {                                                                                                      \
+                .info = {name, summary}, .amd = true, .cpu_model = "AMD EPYC 7302 16-Core Processor",          \
+                .cpu_family = 23, .cpu_model_id = 49, .cpu_stepping = 0, .sockets = 1, .numa_nodes = 1,       \
+                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true,              \
+                .cmdline_extra = "iommu=pt", .extra_modules = mods_none, .build = build_,                      \
+        }
+
 static const SimProfile profiles[] = {
         {
                 .info = {"dgx-a100",
@@ -526,30 +535,10 @@ static const SimProfile profiles[] = {
                 .extra_modules = mods_none,
                 .build = build_flex_sriov,
         },
-        {
-                .info = {"mi25-sriov",
-                         "AMD EPYC 7302, Radeon Instinct MI25 MxGPU with SR-IOV through GIM (no VFs at boot)"},
-                .amd = true,
-                .cpu_model = "AMD EPYC 7302 16-Core Processor",
-                .cpu_family = 23, .cpu_model_id = 49, .cpu_stepping = 0,
-                .sockets = 1, .numa_nodes = 1,
-                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true,
-                .cmdline_extra = "iommu=pt",
-                .extra_modules = mods_none,
-                .build = build_mi25_sriov,
-        },
-        {
-                .info = {"mi25-amdgpu",
-                         "mi25-sriov with the MI25 on amdgpu instead of GIM (no MxGPU VFs possible)"},
-                .amd = true,
-                .cpu_model = "AMD EPYC 7302 16-Core Processor",
-                .cpu_family = 23, .cpu_model_id = 49, .cpu_stepping = 0,
-                .sockets = 1, .numa_nodes = 1,
-                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true,
-                .cmdline_extra = "iommu=pt",
-                .extra_modules = mods_none,
-                .build = build_mi25_amdgpu,
-        },
+        MI25("mi25-sriov", "AMD EPYC 7302, Radeon Instinct MI25 MxGPU with SR-IOV through GIM (no VFs at boot)",
+             build_mi25_sriov),
+        MI25("mi25-amdgpu", "mi25-sriov with the MI25 on amdgpu instead of GIM (no MxGPU VFs possible)",
+             build_mi25_amdgpu),
         {
                 .info = {"gvt-g",
                          "Intel Core i7-9700 desktop, UHD Graphics 630 with GVT-g mdev types"},
