@@ -7,11 +7,11 @@
 #include <time.h>
 
 #include "basic/fileio.h"
-#include "core/check.h"
-#include "core/inventory.h"
-#include "core/names.h"
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/check.h"
+#include "core/host/inventory.h"
+#include "core/host/names.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
 
 static double now_us(void) {
         struct timespec ts;

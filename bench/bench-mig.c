@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/mig.h"
-#include "core/nvml.h"
+#include "core/mig/mig.h"
+#include "core/mig/nvml.h"
 
 static int pidx(const MigGpu *g, const char *n) {
         int i = mig_profile_find(g, n);

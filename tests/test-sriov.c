@@ -7,8 +7,8 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/sriov.h"
-#include "core/vfio.h"
+#include "core/sriov/sriov.h"
+#include "core/passthrough/vfio.h"
 #include "helpers.h"
 #include "sim/sim.h"
 

@@ -8,10 +8,10 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
-#include "core/bootcfg.h"
-#include "core/check.h"
-#include "core/persist.h"
-#include "core/vfio.h"
+#include "core/host/bootcfg.h"
+#include "core/host/check.h"
+#include "core/passthrough/persist.h"
+#include "core/passthrough/vfio.h"
 #include "helpers.h"
 #include "sim/sim.h"
 

@@ -10,10 +10,10 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/hostdev.h"
-#include "core/mdev.h"
-#include "core/vendor-vgpu.h"
-#include "core/libvirt.h"
+#include "core/vm/hostdev.h"
+#include "core/vgpu/mdev.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/vm/libvirt.h"
 #include "helpers.h"
 
 static const char *const DOMAIN_XML =

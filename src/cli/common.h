@@ -5,8 +5,8 @@
 #include <stdbool.h>
 
 #include "basic/macro.h"
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
 
 /* Exit codes: 0 success, 1 the operation failed (or a check failed), 2 bad usage or bad input. */
 #define EXIT_USAGE 2

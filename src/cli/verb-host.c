@@ -8,8 +8,8 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/bootcfg.h"
-#include "core/check.h"
+#include "core/host/bootcfg.h"
+#include "core/host/check.h"
 
 static void apply_opt(int c, const char *v, void *ud) {
         *(bool *)ud = true;

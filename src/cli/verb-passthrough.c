@@ -11,8 +11,8 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/persist.h"
-#include "core/vfio.h"
+#include "core/passthrough/persist.h"
+#include "core/passthrough/vfio.h"
 
 typedef struct PtArgs {
         bool force, persist, ids, remove;

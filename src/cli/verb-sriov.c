@@ -11,7 +11,7 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/sriov.h"
+#include "core/sriov/sriov.h"
 
 typedef struct SriovArgs {
         bool vfio, force, persist;

@@ -13,13 +13,13 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/hostdev.h"
-#include "core/mdev.h"
-#include "core/vendor-vgpu.h"
-#include "core/vgpu-types.h"
-#include "core/iommu.h"
-#include "core/libvirt.h"
-#include "core/names.h"
+#include "core/vm/hostdev.h"
+#include "core/vgpu/mdev.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/vgpu/vgpu-types.h"
+#include "core/host/iommu.h"
+#include "core/vm/libvirt.h"
+#include "core/host/names.h"
 
 typedef struct VmArgs {
         bool live, config, force, keep;

@@ -5,7 +5,7 @@
 
 /*
  * The simulator: builds simulated hosts laid out exactly like the kernel's sysfs/procfs, and plays the
- * kernel's reaction to writes on them (the write path in core/root.c hands every write on a simulated
+ * kernel's reaction to writes on them (the write path in core/host/root.c hands every write on a simulated
  * root to sim_kernel_write()).
  *
  * A simulated host is a directory holding SIM_MARKER_DIR (".gpuvirt-sim/"), where the simulator keeps
