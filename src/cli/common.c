@@ -42,7 +42,9 @@ int input_error_exit(int r, bool named_by_user) {
 static int host_lock = -EBADF;
 
 int hold_host_lock(Root *root) {
-        if (!arg.mutating || arg.dry_run || host_lock >= 0)
+        /* A dry run changes nothing and takes no lock; on a root that takes no writes (a capture) it is
+         * refused here as the plain run is, so that both exit alike. */
+        if (!arg.mutating || host_lock >= 0 || (arg.dry_run && root_writable(root)))
                 return 0;
         _cleanup_free_ char *err = NULL;
         int fd = root_lock(root, 30000, &err);

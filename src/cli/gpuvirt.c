@@ -187,6 +187,7 @@ int main(int argc, char **argv) {
                 {"connect", required_argument, NULL, OPT_CONNECT},
                 {},
         };
+        sim_backend_register();
         int c;
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) >= 0) {

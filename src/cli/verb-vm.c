@@ -106,7 +106,7 @@ static json_object *jstrf(const char *fmt, ...) {
  * live root or when --connect is given, and an unreachable libvirt is a warning: *ret stays NULL. */
 static int connect_libvirt(Root *root, bool required, Virt **ret, char **ret_error) {
         *ret = NULL;
-        if (!required && root_kind(root) != ROOT_LIVE && !arg.connect)
+        if (!required && !root_has_libvirt(root) && !arg.connect)
                 return 0;
         const char *uri = virt_resolve_uri(arg.connect);
         _cleanup_free_ char *msg = NULL;
@@ -408,7 +408,7 @@ static int do_list(void) {
         json_object *out = json_object_new_object();
         json_object *lv = json_object_new_object();
         json_object_object_add(lv, "uri", v ? json_object_new_string(virt_uri(v)) :
-                                       (root_kind(root) == ROOT_LIVE || arg.connect) ?
+                                       (root_has_libvirt(root) || arg.connect) ?
                                               json_object_new_string(virt_resolve_uri(arg.connect)) : NULL);
         json_object_object_add(lv, "consulted", json_object_new_boolean(v != NULL));
         json_object_object_add(lv, "error", verr ? json_object_new_string(verr) : NULL);
@@ -520,7 +520,7 @@ static int do_list(void) {
                 table_free(t);
                 if (!v)
                         printf("\nlibvirt not consulted%s%s%s.\n", verr ? " (" : "", verr ?: "",
-                               verr ? ")" : root_kind(root) == ROOT_LIVE ? "" : " on a simulated or captured root (give --connect URI)");
+                               verr ? ")" : root_has_libvirt(root) ? "" : " on a simulated or captured root (give --connect URI)");
                 else if (json_object_array_length(jd) > 0) {
                         static const char *const dh[] = {"DOMAIN", "STATE", "GPU UNITS", "LIVE MIGRATION"};
                         Table *t2 = table_new(ELEMENTSOF(dh), dh);

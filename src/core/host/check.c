@@ -150,7 +150,7 @@ static int check_kvm(Ctx *c) {
                 return add(c, "kvm", "KVM device", NULL, CHECK_FAIL, S("/dev/kvm does not exist"),
                            S("Load the KVM module: modprobe %s (it fails when the CPU check fails); make it "
                              "permanent with: echo %s > /etc/modules-load.d/kvm.conf", mod, mod));
-        if (root_kind(c->root) == ROOT_LIVE && access(p, R_OK | W_OK) < 0)
+        if (root_real_nodes(c->root) && access(p, R_OK | W_OK) < 0)
                 return add(c, "kvm", "KVM device", NULL, CHECK_WARN,
                            S("/dev/kvm exists but this user cannot open it read/write"),
                            S("Run as root or add the user to the 'kvm' group."));
@@ -544,7 +544,7 @@ int check_run(PciHost *h, const PciDevice *device, CheckReport **ret) {
         (void)root_read_attr(c.root, &c.osrelease, "proc/sys/kernel/osrelease");
         c.have_boot = boot_config_read(c.root, &c.boot) == 0;
         c.iommu = iommu_state(h, &c.groups);
-        c.capture = root_kind(c.root) == ROOT_CAPTURE;
+        c.capture = root_missing_is_unknown(c.root);
 
         _cleanup_pci_names_free_ PciNames *names = NULL;
         (void)pci_names_new(&names);

@@ -28,7 +28,7 @@ IommuState iommu_state(const PciHost *h, size_t *ret_groups) {
                 *ret_groups = groups;
         if (groups > 0)
                 return IOMMU_ON;
-        if (root_kind(h->root) != ROOT_CAPTURE)
+        if (!root_missing_is_unknown(h->root))
                 return IOMMU_OFF;
         /* a capture: an empty sys/kernel/iommu_groups says off; none, or groups without links, cannot tell */
         _cleanup_free_ char *p = root_path(h->root, "sys/kernel/iommu_groups");

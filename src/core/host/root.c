@@ -13,14 +13,68 @@
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "core/host/root.h"
-#include "sim/sim.h"
 
 struct Root {
         char *dir; /* without trailing slash; "" for "/" so that paths are "<dir>/<rel>" */
-        RootKind kind;
+        const RootBackend *backend;
         unsigned flags;
         FILE *dry_run_stream;
 };
+
+static int live_kernel_write(const char *rootdir, const char *rel, const char *path, const char *value) {
+        /* sysfs store(): one write() of the whole value, no O_CREAT, no O_TRUNC semantics. */
+        return write_file(path, value, strlen(value), 0, 0);
+}
+
+static int live_module_load(const char *rootdir, const char *name) {
+        pid_t pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0) {
+                execlp("modprobe", "modprobe", "-q", "--", name, (char *)NULL);
+                _exit(127);
+        }
+        int status;
+        if (waitpid(pid, &status, 0) < 0)
+                return negative_errno();
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ENOENT;
+}
+
+static int live_nvml_library(char **ret_library, char **ret_error) {
+        char *lib = strdup("libnvidia-ml.so.1");
+        if (!lib)
+                return -ENOMEM;
+        *ret_library = lib;
+        return 0;
+}
+
+static const RootBackend live_backend = {
+        .kind = ROOT_LIVE,
+        .kernel_write = live_kernel_write,
+        .module_load = live_module_load,
+        .runs_commands = true,
+        .nvml_library = live_nvml_library,
+        .settles = true,
+        .real_nodes = true,
+        .has_libvirt = true,
+};
+
+static const RootBackend capture_backend = {
+        .kind = ROOT_CAPTURE,
+        .why_no_nvml = "a captured tree, not a host",
+        .missing_is_unknown = true,
+};
+
+static const RootBackend *registered[4];
+
+void root_backend_register(const RootBackend *b) {
+        for (size_t i = 0; i < ELEMENTSOF(registered); i++)
+                if (!registered[i] || registered[i] == b) {
+                        registered[i] = b;
+                        return;
+                }
+        abort(); /* more backends than slots: a programming error */
+}
 
 static const char *const root_kind_table[_ROOT_KIND_MAX] = {
         [ROOT_LIVE] = "live",
@@ -52,11 +106,15 @@ int root_open(const char *dir, unsigned flags, Root **ret) {
         r->dry_run_stream = stdout;
         if (streq(abs, "/")) {
                 r->dir = strdup("");
-                r->kind = ROOT_LIVE;
+                r->backend = &live_backend;
         } else {
+                r->backend = &capture_backend;
+                for (size_t i = 0; i < ELEMENTSOF(registered) && registered[i]; i++)
+                        if (registered[i]->claims && registered[i]->claims(abs)) {
+                                r->backend = registered[i];
+                                break;
+                        }
                 r->dir = TAKE_PTR(abs);
-                _cleanup_free_ char *marker = strdup_printf("%s/%s", r->dir, SIM_MARKER_DIR);
-                r->kind = marker && dir_exists(marker) ? ROOT_SIMULATED : ROOT_CAPTURE;
         }
         if (!r->dir) {
                 free(r);
@@ -79,7 +137,48 @@ const char *root_dir(const Root *r) {
 }
 
 RootKind root_kind(const Root *r) {
-        return r->kind;
+        return r->backend->kind;
+}
+
+const RootBackend *root_backend(const Root *r) {
+        return r->backend;
+}
+
+bool root_writable(const Root *r) {
+        return r->backend->kernel_write;
+}
+
+bool root_settles(const Root *r) {
+        return r->backend->settles;
+}
+
+bool root_real_nodes(const Root *r) {
+        return r->backend->real_nodes;
+}
+
+bool root_missing_is_unknown(const Root *r) {
+        return r->backend->missing_is_unknown;
+}
+
+bool root_has_libvirt(const Root *r) {
+        return r->backend->has_libvirt;
+}
+
+bool root_runs_commands(const Root *r) {
+        return r->backend->runs_commands;
+}
+
+int root_change(Root *r, const char *fmt, ...) {
+        if (!root_writable(r))
+                return -EROFS;
+        if (!(r->flags & ROOT_DRY_RUN))
+                return 0;
+        va_list ap;
+        va_start(ap, fmt);
+        vfprintf(r->dry_run_stream, fmt, ap);
+        va_end(ap);
+        fputc('\n', r->dry_run_stream);
+        return 1;
 }
 
 bool root_dry_run(const Root *r) {
@@ -135,55 +234,22 @@ int root_write(Root *r, const char *value, const char *fmt, ...) {
                 return -ENOMEM;
         const char *rel = path + strlen(r->dir) + 1;
 
-        if (r->flags & ROOT_DRY_RUN) {
-                fprintf(r->dry_run_stream, "write %s <- \"%s\"\n", path, value);
-                return 0;
-        }
+        int k = root_change(r, "write %s <- \"%s\"", path, value);
+        if (k != 0)
+                return k < 0 ? k : 0;
         log_debug("write %s <- \"%s\"", path, value);
-
-        int k;
-        switch (r->kind) {
-        case ROOT_SIMULATED:
-                k = sim_kernel_write(r->dir, rel, value);
-                break;
-        case ROOT_LIVE:
-                /* sysfs store(): one write() of the whole value, no O_CREAT, no O_TRUNC semantics. */
-                k = write_file(path, value, strlen(value), 0, 0);
-                break;
-        default:
-                k = -EROFS;
-                break;
-        }
+        k = r->backend->kernel_write(r->dir, rel, path, value);
         if (k < 0)
                 log_debug_errno(k, "write %s failed: %m", path);
         return k;
 }
 
 int root_load_module(Root *r, const char *name) {
-        if (r->flags & ROOT_DRY_RUN) {
-                fprintf(r->dry_run_stream, "modprobe %s\n", name);
-                return 0;
-        }
+        int k = root_change(r, "modprobe %s", name);
+        if (k != 0)
+                return k < 0 ? k : 0;
         log_debug("modprobe %s", name);
-        switch (r->kind) {
-        case ROOT_SIMULATED:
-                return sim_module_load(r->dir, name);
-        case ROOT_LIVE: {
-                pid_t pid = fork();
-                if (pid < 0)
-                        return negative_errno();
-                if (pid == 0) {
-                        execlp("modprobe", "modprobe", "-q", "--", name, (char *)NULL);
-                        _exit(127);
-                }
-                int status;
-                if (waitpid(pid, &status, 0) < 0)
-                        return negative_errno();
-                return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ENOENT;
-        }
-        default:
-                return -EROFS;
-        }
+        return r->backend->module_load(r->dir, name);
 }
 
 /* Replace path with content atomically (a temporary file in the same directory, then rename), with the given
@@ -206,12 +272,11 @@ static int write_atomic(const char *path, const char *content, mode_t mode, uid_
 }
 
 int root_run_command(Root *r, const char *command, int *ret_status) {
-        if (r->flags & ROOT_DRY_RUN) {
-                fprintf(r->dry_run_stream, "run %s\n", command);
-                return 0;
-        }
-        if (r->kind != ROOT_LIVE)
-                return r->kind == ROOT_CAPTURE ? -EROFS : -EOPNOTSUPP;
+        int k = root_change(r, "run %s", command);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        if (!r->backend->runs_commands)
+                return -EOPNOTSUPP;
         log_debug("run %s", command);
         fflush(stdout);
         pid_t pid = fork();
@@ -238,22 +303,16 @@ int root_write_file(Root *r, const char *content, const char *fmt, ...) {
         va_end(ap);
         if (!path)
                 return -ENOMEM;
-        if (r->kind == ROOT_CAPTURE)
-                return -EROFS;
-        if (r->flags & ROOT_DRY_RUN) {
-                if (content)
-                        fprintf(r->dry_run_stream, "file %s <- %zu bytes\n", path, strlen(content));
-                else
-                        fprintf(r->dry_run_stream, "remove %s\n", path);
-                return 0;
-        }
+        int k = content ? root_change(r, "file %s <- %zu bytes", path, strlen(content)) : root_change(r, "remove %s", path);
+        if (k != 0)
+                return k < 0 ? k : 0;
         log_debug("%s %s", content ? "file" : "remove", path);
         if (!content)
                 return unlink(path) < 0 && errno != ENOENT ? negative_errno() : 0;
 
         char *slash = strrchr(path, '/');
         *slash = '\0';
-        int k = mkdir_p(path, 0755);
+        k = mkdir_p(path, 0755);
         *slash = '/';
         if (k < 0)
                 return k;
@@ -331,7 +390,7 @@ int root_edit_file(Root *r, const char *content, const char *backup_suffix, cons
         va_end(ap);
         if (!path)
                 return -ENOMEM;
-        if (r->kind == ROOT_CAPTURE)
+        if (!root_writable(r))
                 return -EROFS;
         _cleanup_free_ char *target = NULL, *old = NULL;
         int k = resolve_in_root(r, path, &target);
@@ -348,12 +407,10 @@ int root_edit_file(Root *r, const char *content, const char *backup_suffix, cons
         _cleanup_free_ char *backup = backup_suffix ? strdup_printf("%s%s", path, backup_suffix) : NULL;
         if (backup_suffix && !backup)
                 return -ENOMEM;
-        if (r->flags & ROOT_DRY_RUN) {
-                if (old && *old)
-                        fprintf(r->dry_run_stream, "file %s <- %zu bytes\n", backup, strlen(old));
-                fprintf(r->dry_run_stream, "file %s <- %zu bytes\n", target, strlen(content));
-                return 0;
-        }
+        if (old && *old && (k = root_change(r, "file %s <- %zu bytes", backup, strlen(old))) < 0)
+                return k;
+        if ((k = root_change(r, "file %s <- %zu bytes", target, strlen(content))) != 0)
+                return k < 0 ? k : 0;
         log_debug("edit %s%s%s", path, streq(path, target) ? "" : " -> ", streq(path, target) ? "" : target);
         mode_t mode = exists ? st.st_mode & 07777 : 0644;
         uid_t uid = exists ? st.st_uid : (uid_t)-1;
@@ -391,7 +448,7 @@ _printf_(3, 4) static int lock_fail(char **ret_error, int err, const char *fmt, 
 int root_lock(Root *r, int timeout_ms, char **ret_error) {
         if (ret_error)
                 *ret_error = NULL;
-        if (r->kind == ROOT_CAPTURE)
+        if (!root_writable(r))
                 return lock_fail(ret_error, EROFS, "'%s' is a captured tree, not a host: it cannot be changed (no host lock)",
                                  root_dir(r));
         /* Every component is opened relative to the one before, never through a symlink: nothing planted in

@@ -5,15 +5,21 @@
 
 #include "basic/macro.h"
 
+typedef struct Root Root;
+
 /*
  * The sysroot seam. Every /sys, /proc, /dev, /etc, /var and /lib/modules path gpuvirt touches is built
  * here from one root directory: "/" on a real host, a directory given by --root or $GPUVIRT_ROOT
  * otherwise. Paths passed in are relative to the root ("sys/bus/pci/devices/...").
  *
- * A root is one of:
- *  - the live host ("/"): writes go to the kernel;
- *  - a simulated host (it holds SIM_MARKER_DIR): writes are played by the simulator's kernel model;
- *  - any other directory (a capture of a real /sys and /proc): read-only input, writes are refused.
+ * What a root does with writes, how long it takes the kernel to react and where its NVML comes from is its
+ * backend (RootBackend below). Core has two of its own:
+ *  - live (the root is "/"): writes go to the kernel, modules are loaded with modprobe, NVML is the
+ *    system's libnvidia-ml.so.1, the kernel binds drivers and creates VFs asynchronously;
+ *  - capture (any other directory: a copy of a real /sys and /proc): read-only input, every write is
+ *    refused with EROFS and what the copy lacks is unknown.
+ * Programs that link the simulator register its backend (sim_backend_register()): it claims the
+ * directories that hold its marker and plays their writes with its kernel model.
  */
 
 typedef enum RootKind {
@@ -24,9 +30,41 @@ typedef enum RootKind {
         _ROOT_KIND_INVALID = -EINVAL,
 } RootKind;
 
-const char *root_kind_to_string(RootKind k) _pure_;
+typedef struct RootBackend {
+        RootKind kind;
+        /* Whether the directory (absolute, not "/") is a root of this backend. NULL: never (live, capture). */
+        bool (*claims)(const char *dir);
+        /* Make one kernel write (rel relative to the root, path the full path): 0 or the -errno the kernel's
+         * store() returns. NULL: writes are refused with EROFS (and so are file writes and the lock). */
+        int (*kernel_write)(const char *rootdir, const char *rel, const char *path, const char *value);
+        /* Load a kernel module as modprobe would. */
+        int (*module_load)(const char *rootdir, const char *name);
+        /* Run a command that changes the host's boot files with `sh -c`; NULL: -EOPNOTSUPP (not run). */
+        bool runs_commands;
+        /* The NVML library to dlopen() for this root (*ret_library) or -errno with *ret_error saying why.
+         * NULL: no NVML here (*why_no_nvml says why). */
+        int (*nvml_library)(char **ret_library, char **ret_error);
+        /* After dlopen(), before nvmlInit_v2(): tell the library which root it serves. NULL: nothing to do. */
+        int (*nvml_setup)(void *dl, const char *rootdir);
+        const char *why_no_nvml; /* "a captured tree, not a host" */
+        /* The kernel reacts to a bind or a VF count change asynchronously: wait (bounded) for it. Otherwise
+         * what a write does is visible when it returns, and a result not there is never coming. */
+        bool settles;
+        /* Device nodes (dev/vfio/N, dev/kvm) are the kernel's: open(), ioctl() and access() on them say
+         * something. Otherwise the tree's files stand for them. */
+        bool real_nodes;
+        /* An attribute or directory missing from the tree is unknown (a copy may lack it), not absent. */
+        bool missing_is_unknown;
+        /* libvirt is asked without --connect (a simulated or captured root has no libvirt of its own). */
+        bool has_libvirt;
+} RootBackend;
 
-typedef struct Root Root;
+/* Register a backend (at most a few; the simulator's): tried, in order, for every root but "/" before a
+ * directory is taken for a capture. */
+void root_backend_register(const RootBackend *b);
+const RootBackend *root_backend(const Root *r) _pure_;
+
+const char *root_kind_to_string(RootKind k) _pure_;
 
 /* Writes are printed, not made (--dry-run). */
 #define ROOT_DRY_RUN (1u << 0)
@@ -41,6 +79,21 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Root *, root_free)
 const char *root_dir(const Root *r) _pure_;
 RootKind root_kind(const Root *r) _pure_;
 bool root_dry_run(const Root *r) _pure_;
+/* The backend's properties (RootBackend). */
+bool root_writable(const Root *r) _pure_;
+bool root_settles(const Root *r) _pure_;
+bool root_real_nodes(const Root *r) _pure_;
+bool root_missing_is_unknown(const Root *r) _pure_;
+bool root_has_libvirt(const Root *r) _pure_;
+bool root_runs_commands(const Root *r) _pure_;
+
+/*
+ * The one place that decides whether a change is made (kernel writes, file writes, module loads, commands,
+ * NVML changes, libvirt changes): -EROFS when the root takes no writes (a capture, dry run or not, so a dry
+ * run exits as the plain run does), 1 under --dry-run after printing what (printf-like) to the dry-run
+ * stream, 0 when the caller goes on and makes it.
+ */
+int root_change(Root *r, const char *fmt, ...) _printf_(2, 3);
 
 /* "<root>/<rel>" as a new string (NULL on OOM). rel is formatted like printf. */
 char *root_path(const Root *r, const char *fmt, ...) _printf_(2, 3);
@@ -109,5 +162,3 @@ int root_lock(Root *r, int timeout_ms, char **ret_error);
  * the host, e.g. node "nvidia0". */
 bool root_link_is_dev_node(const char *target, const char *node);
 
-/* The directory holding the simulator's own state on a simulated root. */
-#define SIM_MARKER_DIR ".gpuvirt-sim"

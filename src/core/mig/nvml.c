@@ -8,7 +8,6 @@
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "core/mig/nvml.h"
-#include "sim/sim.h"
 
 int nvml_error_to_errno(nvmlReturn_t r) {
         switch (r) {
@@ -94,24 +93,13 @@ int nvml_open(Root *root, Nvml **ret, char **ret_error) {
         _cleanup_free_ char *lib = NULL;
         if (ret_error)
                 *ret_error = NULL;
-        switch (root_kind(root)) {
-        case ROOT_CAPTURE:
-                return fail(ret_error, EOPNOTSUPP, "NVML not available: %s is a captured tree, not a host",
-                            root_dir(root));
-        case ROOT_SIMULATED: {
-                /* only the fake library built or installed with gpuvirt: never a path the tree names */
-                int r = sim_nvml_library(&lib);
-                if (r < 0)
-                        return fail(ret_error, ENOPKG, "NVML not available: the simulator's libnvidia-ml.so.1 %s",
-                                    r == -EPERM ? "may be written by others than root: not loading it"
-                                                : "is not installed (build gpuvirt, or install it)");
-                break;
-        }
-        default:
-                lib = strdup("libnvidia-ml.so.1");
-                if (!lib)
-                        return -ENOMEM;
-        }
+        const RootBackend *b = root_backend(root);
+        if (!b->nvml_library)
+                return fail(ret_error, EOPNOTSUPP, "NVML not available: %s is %s", root_dir(root), b->why_no_nvml);
+        _cleanup_free_ char *why = NULL;
+        int r = b->nvml_library(&lib, &why);
+        if (r < 0)
+                return fail(ret_error, r == -ENOMEM ? ENOMEM : ENOPKG, "NVML not available: %s", strna(why));
 
         void *dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
         if (!dl)
@@ -133,23 +121,14 @@ int nvml_open(Root *root, Nvml **ret, char **ret_error) {
         NVML_SYMBOLS(NVML_SYM_LOAD)
 #undef NVML_SYM_LOAD
 
-        if (root_kind(root) == ROOT_SIMULATED) {
-                __typeof__(&gpuvirtSimNvmlSetRoot) set_root =
-                        (__typeof__(&gpuvirtSimNvmlSetRoot))dlsym(dl, GPUVIRT_SIM_NVML_SET_ROOT);
-                __typeof__(&gpuvirtSimNvmlSetFaultHook) set_hook =
-                        (__typeof__(&gpuvirtSimNvmlSetFaultHook))dlsym(dl, GPUVIRT_SIM_NVML_SET_FAULT_HOOK);
-                int r = set_root && set_hook ? set_root(root_dir(root)) : -ENOSYS;
-                if (r >= 0)
-                        r = set_hook(sim_nvml_fault);
-                if (r < 0) {
-                        nvml_close(n);
-                        return fail(ret_error, ENOPKG, "NVML not available: the fake library does not take root %s",
-                                    root_dir(root));
-                }
+        if (b->nvml_setup && b->nvml_setup(dl, root_dir(root)) < 0) {
+                nvml_close(n);
+                return fail(ret_error, ENOPKG, "NVML not available: %s does not take root %s", lib,
+                            root_dir(root));
         }
         nvmlReturn_t e = n->f.nvmlInit_v2();
         if (e != NVML_SUCCESS) {
-                int r = nvml_error_to_errno(e);
+                r = nvml_error_to_errno(e);
                 nvml_close(n);
                 return fail(ret_error, -r, "NVML not available: nvmlInit failed: %s",
                             nvml_error_name(e));

@@ -201,17 +201,6 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsign
                                                      nvmlProcessInfo_t *infos);
 nvmlReturn_t nvmlSystemGetProcessName(unsigned pid, char *name, unsigned length);
 
-/* The simulator's fake library also exports this: which simulated root its state lives in. gpuvirt calls
- * it right after dlopen() on a simulated root, before nvmlInit_v2(). A real libnvidia-ml has no such
- * symbol. */
-#define GPUVIRT_SIM_NVML_SET_ROOT "gpuvirtSimNvmlSetRoot"
-int gpuvirtSimNvmlSetRoot(const char *rootdir);
-/* And this: the simulator's fault point (sim_nvml_fault()), which the fake library passes each change it is
- * about to make to a GPU, so injected faults and crashes reach NVML calls as they reach kernel writes. */
-#define GPUVIRT_SIM_NVML_SET_FAULT_HOOK "gpuvirtSimNvmlSetFaultHook"
-typedef int (*GpuvirtSimNvmlFaultHook)(const char *rootdir, const char *bdf, const char *call);
-int gpuvirtSimNvmlSetFaultHook(GpuvirtSimNvmlFaultHook hook);
-
 /* The symbol table: one typed pointer per function. */
 typedef struct NvmlSyms {
 #define NVML_SYM_FIELD(name, req) __typeof__(&name) name;

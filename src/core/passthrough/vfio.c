@@ -209,7 +209,7 @@ char *vfio_group_holders(Root *root, int group) {
 int vfio_group_viable(Root *root, const PciHost *h, int group) {
         if (!root_exists(root, "dev/vfio/%d", group))
                 return 0;
-        if (root_kind(root) == ROOT_LIVE) {
+        if (root_real_nodes(root)) {
                 _cleanup_free_ char *p = root_path(root, "dev/vfio/%d", group);
                 _cleanup_close_ int fd = p ? open(p, O_RDWR | O_CLOEXEC) : -EBADF;
                 if (fd < 0)
@@ -263,7 +263,7 @@ static int wait_driver(Root *root, const char *bdf, const char *want, int settle
                         free(now);
                         return 0;
                 }
-                if (waited >= settle_ms || root_kind(root) != ROOT_LIVE || root_dry_run(root)) {
+                if (waited >= settle_ms || !root_settles(root) || root_dry_run(root)) {
                         *ret_now = now;
                         return -EIO;
                 }

@@ -34,7 +34,7 @@ int sriov_wait_driver(Root *root, const char *pf, int timeout_ms) {
                         return 0;
                 if (!root_exists(root, "sys/bus/pci/devices/%s", pf)) /* PCI devices exist from enumeration on */
                         return -ENODEV;
-                if (waited >= timeout_ms || root_kind(root) != ROOT_LIVE)
+                if (waited >= timeout_ms || !root_settles(root))
                         return -ETIMEDOUT;
                 sleep_ms(50);
         }
@@ -130,7 +130,7 @@ static int wait_vfs(Root *root, const char *pf, unsigned n, int settle_ms) {
                                 have++;
                 if (have == n)
                         return 0;
-                if (waited >= settle_ms || root_kind(root) != ROOT_LIVE)
+                if (waited >= settle_ms || !root_settles(root))
                         return -ETIMEDOUT;
                 sleep_ms(10);
         }

@@ -40,6 +40,7 @@
 
 #include "basic/fileio.h"
 #include "core/mig/nvml.h"
+#include "sim/sim.h"
 
 #define API __attribute__((visibility("default")))
 
