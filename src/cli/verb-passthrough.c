@@ -112,6 +112,18 @@ static int exit_for(int r) {
 }
 
 static int do_enable_disable(bool enable, int argc, char **argv, int first, PtArgs *a) {
+        /* every address is read before the root is opened: bad usage takes no host lock and touches nothing */
+        _cleanup_strv_free_ char **addrs = NULL;
+        size_t n_addrs = 0;
+        for (int i = first; i < argc; i++) {
+                char *canon = NULL;
+                if (pci_addr_canonical(argv[i], &canon) < 0) {
+                        log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", argv[i]);
+                        return EXIT_USAGE;
+                }
+                if (strv_push(&addrs, &n_addrs, canon) < 0)
+                        return free(canon), log_error("Out of memory."), EXIT_FAILURE;
+        }
         _cleanup_root_free_ Root *root = NULL;
         int r = open_root(0, &root);
         if (r)
@@ -123,12 +135,11 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
         _cleanup_strv_free_ char **persisted = NULL; /* boot bindings written by this command, likewise */
         size_t n_persisted = 0;
         int rc = 0;
-        for (int i = first; i < argc; i++) {
+        for (size_t i = 0; i < n_addrs; i++) {
                 VfioReport rep;
-                char *canon = NULL;
-                if (pci_addr_canonical(argv[i], &canon) < 0) {
-                        log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", argv[i]);
-                        rc = EXIT_USAGE;
+                char *canon = strdup(addrs[i]);
+                if (!canon) {
+                        rc = (log_error("Out of memory."), EXIT_FAILURE);
                         break;
                 }
                 if (!enable && (r = vm_check_release(root, canon, a->force))) {
