@@ -273,7 +273,7 @@ static void test_dead_device(void **state) {
         VfioOptions o = {.force = true};
         VfioReport rep;
         assert_int_equal(vfio_enable(t.root, "24:00.0", &o, &rep), -ENODEV);
-        assert_non_null(strstr(rep.error, "does not answer on the bus"));
+        assert_non_null(strstr(rep.error.message, "does not answer on the bus"));
         vfio_report_done(&rep);
         test_host_close(&t);
 }

@@ -31,6 +31,21 @@ int usage_error(const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
+char *error_text(GvError *e, int r) {
+        const char *m = gv_error_message(e);
+        if (!m)
+                return strdup(strerror(abs(r)));
+        switch (e->hint) {
+        case GV_HINT_FORCE:
+                return strdup_printf("%s; use --force to take it anyway", m);
+        case GV_HINT_INCLUDE:
+                return strdup_printf("%s. Name it with --include %s and add --force to move it along.", m,
+                                     strna(e->device));
+        default:
+                return strdup(m);
+        }
+}
+
 int input_error_exit(int r, bool named_by_user) {
         if (r == -EINVAL || r == -EFBIG)
                 return EXIT_USAGE;

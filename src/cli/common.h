@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 
+#include "basic/gverror.h"
 #include "basic/macro.h"
 #include "core/host/pci.h"
 #include "core/host/root.h"
@@ -23,6 +24,9 @@ typedef struct GlobalArgs {
 extern GlobalArgs arg;
 
 int usage_error(const char *fmt, ...) _printf_(1, 2);
+/* An operation's error as the person reads it: core's message, and what to type when it has a hint (the
+ * options are the CLI's, so core never names them). r: the -errno, for an error without a message. */
+char *error_text(GvError *e, int r);
 /* The exit code for an input file that could not be used (r: -errno): 2 when the file is bad or too large,
  * or when given on the command line (-f) is missing or not a file; 1 otherwise. */
 int input_error_exit(int r, bool named_by_user);

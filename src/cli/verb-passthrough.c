@@ -51,7 +51,7 @@ static void pt_opt(int c, const char *v, void *ud) {
         }
 }
 
-static json_object *report_json(const char *device, const VfioReport *r) {
+static json_object *report_json(const char *device, VfioReport *r) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "device", json_object_new_string(device));
         json_object_object_add(o, "iommu_group", r->group >= 0 ? json_object_new_int(r->group) : NULL);
@@ -65,7 +65,8 @@ static json_object *report_json(const char *device, const VfioReport *r) {
                 json_object_array_add(a, c);
         }
         json_object_object_add(o, "functions", a);
-        json_object_object_add(o, "error", r->error ? json_object_new_string(r->error) : NULL);
+        _cleanup_free_ char *err = r->error.error ? error_text(&r->error, -r->error.error) : NULL;
+        json_object_object_add(o, "error", err ? json_object_new_string(err) : NULL);
         return o;
 }
 
@@ -149,8 +150,9 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
                 }
                 r = enable ? vfio_enable(root, canon, &o, &rep) : vfio_disable(root, canon, &o, &rep);
                 if (r < 0) {
+                        _cleanup_free_ char *why = error_text(&rep.error, r);
                         log_error("%s %s: %s", enable ? "Cannot enable passthrough for" : "Cannot release", canon,
-                                  rep.error ?: strerror(-r));
+                                  strna(why));
                         json_object_array_add(out, report_json(canon, &rep));
                         vfio_report_done(&rep);
                         free(canon);
@@ -174,7 +176,7 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
                 for (size_t i = n_done; i-- > 0;) {
                         VfioReport rep;
                         if (vfio_disable(root, done[i], &o, &rep) < 0)
-                                log_error("Undoing %s failed: %s", done[i], rep.error ?: "?");
+                                log_error("Undoing %s failed: %s", done[i], gv_error_message(&rep.error) ?: "?");
                         else
                                 log_notice("Undid %s.", done[i]);
                         vfio_report_done(&rep);
@@ -212,9 +214,10 @@ static int do_restore(const char *bdf) {
         VfioOptions o = {.force = force, .include = include, .settle_ms = 5000};
         VfioReport rep;
         r = vfio_enable(root, canon, &o, &rep);
-        if (r < 0)
-                log_error("Cannot restore the vfio-pci binding of %s: %s", canon, rep.error ?: strerror(-r));
-        else if (!arg.json)
+        if (r < 0) {
+                _cleanup_free_ char *why = error_text(&rep.error, r);
+                log_error("Cannot restore the vfio-pci binding of %s: %s", canon, strna(why));
+        } else if (!arg.json)
                 report_text(&rep, true, arg.dry_run);
         else {
                 json_object *j = report_json(canon, &rep);

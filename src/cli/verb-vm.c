@@ -778,7 +778,8 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
         bool changed = false;
         r = unit_prepare(root, &u, &o, &rep, &changed);
         if (r < 0) {
-                log_error("Cannot prepare %s: %s", u.id, rep.error ?: strerror(-r));
+                _cleanup_free_ char *why = error_text(&rep.error, r);
+                log_error("Cannot prepare %s: %s", u.id, strna(why));
                 vfio_report_done(&rep);
                 goto undo;
         }
@@ -873,7 +874,7 @@ undo:
         if (prepared) {
                 VfioReport rep2;
                 if (unit_release(root, &u, &o, &rep2) < 0)
-                        log_error("Undo: cannot give %s back to its drivers: %s", u.id, rep2.error ?: "?");
+                        log_error("Undo: cannot give %s back to its drivers: %s", u.id, gv_error_message(&rep2.error) ?: "?");
                 vfio_report_done(&rep2);
         }
         if (*created_uuid || created_vendor) {
@@ -1000,7 +1001,8 @@ release:;
                 VfioReport rep;
                 r = unit_release(root, &u, &o, &rep);
                 if (r < 0) {
-                        log_error("%s was detached but cannot be given back to the host: %s", u.id, rep.error ?: strerror(-r));
+                        _cleanup_free_ char *why = error_text(&rep.error, r);
+                        log_error("%s was detached but cannot be given back to the host: %s", u.id, strna(why));
                         rc = EXIT_FAILURE;
                 } else
                         released = true;

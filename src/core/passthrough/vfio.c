@@ -25,14 +25,12 @@ void vfio_report_done(VfioReport *r) {
                 free(r->changes[i].to);
         }
         free(r->changes);
-        free(r->error);
+        gv_error_done(&r->error);
         *r = (VfioReport){.group = -1};
 }
 
-static void set_error(VfioReport *r, char *msg) {
-        free(r->error);
-        r->error = msg;
-}
+/* The report's error (the message taken); returns -abs(err). */
+#define fail(rep, err, dev, step, hint, msg) gv_error_take(&(rep)->error, (err), (dev), (step), (hint), (msg))
 
 /* ---- saved state: the driver each function had before we moved it ---- */
 
@@ -91,9 +89,9 @@ static int records_check(Root *root, PciDevice **members, size_t n, bool skip_vf
                 int r = skip_vfio && members[i]->is_vfio ? 0 : state_read(root, members[i]->addr, &s, &bad);
                 saved_done(&s);
                 if (r < 0 && r != -ENOENT) {
-                        set_error(rep, strdup_printf("%s; nothing was changed: check which driver %s had, then fix or "
-                                                     "remove the record", strna(bad), members[i]->addr));
-                        return r;
+                        return fail(rep, r, members[i]->addr, "record", GV_HINT_NONE,
+                                    strdup_printf("%s; nothing was changed: check which driver %s had, then fix or "
+                                                  "remove the record", strna(bad), members[i]->addr));
                 }
         }
         return 0;
@@ -377,14 +375,14 @@ static int run_moves(Root *root, Move *moves, size_t n, int settle_ms, VfioRepor
                 _cleanup_free_ char *et = errno_describe(r);
                 _cleanup_free_ char *problems = rollback(root, moves, i + 1, settle_ms);
                 if (streq(step, "verify"))
-                        set_error(rep, strdup_printf("step 'verify' on %s failed: expected driver %s, found %s; %s",
-                                                     moves[i].addr, moves[i].to_driver ?: "(native)", now ?: "none",
-                                                     problems ? problems : "every function was returned to its previous driver"));
-                else
-                        set_error(rep, strdup_printf("step '%s' on %s failed: %s; %s%s", step, moves[i].addr, et,
-                                                     problems ? "rollback incomplete: " : "",
-                                                     problems ?: "every function was returned to its previous driver"));
-                return r;
+                        return fail(rep, r, moves[i].addr, step, GV_HINT_NONE,
+                                    strdup_printf("step 'verify' on %s failed: expected driver %s, found %s; %s",
+                                                  moves[i].addr, moves[i].to_driver ?: "(native)", now ?: "none",
+                                                  problems ? problems : "every function was returned to its previous driver"));
+                return fail(rep, r, moves[i].addr, step, GV_HINT_NONE,
+                            strdup_printf("step '%s' on %s failed: %s; %s%s", step, moves[i].addr, et,
+                                          problems ? "rollback incomplete: " : "",
+                                          problems ?: "every function was returned to its previous driver"));
         }
         return 0;
 }
@@ -418,13 +416,13 @@ static int plan_members(Root *root, const PciHost *h, const PciDevice *d, const 
                                 continue;
                         }
                         if (!strv_has(o->include, x->addr) || !o->force) {
-                                set_error(rep, strdup_printf(
-                                        "IOMMU group %d also holds %s (class %04x, driver %s), which is not part of this "
-                                        "card: it would go to the VM too. Name it with --include %s and add --force "
-                                        "to move it along.",
-                                        d->iommu_group, x->addr, pci_device_class(x), x->driver ?: "none", x->addr));
                                 free(out);
-                                return -EPERM;
+                                /* the device is the one to include: the program says how */
+                                return fail(rep, -EPERM, x->addr, "refuse", GV_HINT_INCLUDE,
+                                            strdup_printf("IOMMU group %d also holds %s (class %04x, driver %s), which is "
+                                                          "not part of this card: it would go to the VM too",
+                                                          d->iommu_group, x->addr, pci_device_class(x),
+                                                          x->driver ?: "none"));
                         }
                         out[k++] = x;
                         break;
@@ -444,17 +442,14 @@ static int load(Root *root, const char *bdf, PciHost **ret_h, PciDevice **ret_d,
                 return r;
         r = pci_host_lookup(*ret_h, bdf, ret_d);
         if (r == -EINVAL) {
-                set_error(rep, strdup_printf("'%s' is not a PCI address (expected DDDD:BB:DD.F)", bdf));
-                return -EINVAL;
+                return fail(rep, -EINVAL, bdf, "lookup", GV_HINT_NONE,
+                            strdup_printf("'%s' is not a PCI address (expected DDDD:BB:DD.F)", bdf));
         }
         if (r < 0) {
-                set_error(rep, strdup_printf("no PCI device %s on this host", bdf));
-                return -ENODEV;
+                return fail(rep, -ENODEV, bdf, "lookup", GV_HINT_NONE, strdup_printf("no PCI device %s on this host", bdf));
         }
-        if (pci_device_is_dead(*ret_d)) {
-                set_error(rep, pci_device_dead_message(*ret_d));
-                return -ENODEV;
-        }
+        if (pci_device_is_dead(*ret_d))
+                return fail(rep, -ENODEV, bdf, "lookup", GV_HINT_NONE, pci_device_dead_message(*ret_d));
         rep->group = (*ret_d)->iommu_group;
         return 0;
 }
@@ -467,14 +462,14 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
         if (r < 0)
                 return r;
         if (pci_device_is_bridge(d)) {
-                set_error(rep, strdup_printf("%s is a PCI bridge; bridges are not assigned to VMs", d->addr));
-                return -EINVAL;
+                return fail(rep, -EINVAL, d->addr, "refuse", GV_HINT_NONE,
+                            strdup_printf("%s is a PCI bridge; bridges are not assigned to VMs", d->addr));
         }
         if (d->iommu_group < 0) {
-                set_error(rep, strdup_printf("%s has no IOMMU group: the IOMMU is off (see 'gpuvirt check'); "
-                                             "vfio-pci would fail to probe and leave the device without a driver",
-                                             d->addr));
-                return -ENXIO;
+                return fail(rep, -ENXIO, d->addr, "refuse", GV_HINT_NONE,
+                            strdup_printf("%s has no IOMMU group: the IOMMU is off (see 'gpuvirt check'); "
+                                          "vfio-pci would fail to probe and leave the device without a driver",
+                                          d->addr));
         }
         _cleanup_free_ PciDevice **members = NULL;
         size_t n = 0;
@@ -482,30 +477,27 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
-                if (pci_device_is_dead(members[i])) {
-                        set_error(rep, pci_device_dead_message(members[i]));
-                        return -ENODEV;
-                }
+                if (pci_device_is_dead(members[i]))
+                        return fail(rep, -ENODEV, members[i]->addr, "refuse", GV_HINT_NONE,
+                                    pci_device_dead_message(members[i]));
         for (size_t i = 0; i < n; i++)
                 if (members[i]->boot_vga == 1 && !o->force) {
-                        set_error(rep, strdup_printf("%s is the boot VGA (the host console); use --force to take it anyway",
-                                                     members[i]->addr));
-                        return -EPERM;
+                        return fail(rep, -EPERM, members[i]->addr, "refuse", GV_HINT_FORCE,
+                                    strdup_printf("%s is the boot VGA (the host console)", members[i]->addr));
                 }
         _cleanup_free_ char *holders = vfio_group_holders(root, d->iommu_group);
         if (holders && !o->force) {
-                set_error(rep, strdup_printf("/dev/vfio/%d is held open by %s (a VM uses the group); use --force to "
-                                             "proceed anyway",
-                                             d->iommu_group, holders));
-                return -EBUSY;
+                return fail(rep, -EBUSY, d->addr, "refuse", GV_HINT_FORCE,
+                            strdup_printf("/dev/vfio/%d is held open by %s (a VM uses the group)", d->iommu_group,
+                                          holders));
         }
 
         if (!root_exists(root, "sys/bus/pci/drivers/" VFIO_PCI_DRIVER)) {
                 r = root_load_module(root, "vfio-pci");
                 if (r < 0 || (!root_dry_run(root) && !root_exists(root, "sys/bus/pci/drivers/" VFIO_PCI_DRIVER))) {
-                        set_error(rep, strdup("the vfio-pci driver is not loaded and 'modprobe vfio-pci' failed: install "
-                                              "the kernel's vfio modules (see 'gpuvirt check')"));
-                        return -ENOENT;
+                        return fail(rep, -ENOENT, d->addr, "modprobe", GV_HINT_NONE,
+                                    strdup("the vfio-pci driver is not loaded and 'modprobe vfio-pci' failed: install "
+                                           "the kernel's vfio modules (see 'gpuvirt check')"));
                 }
         }
 
@@ -529,9 +521,9 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
                 bool recorded = state_read(root, x->addr, &s, NULL) >= 0;
                 if (!recorded && (r = state_write(root, x)) < 0) {
                         _cleanup_free_ char *et = errno_describe(r);
-                        set_error(rep, strdup_printf("cannot record the driver of %s in " STATE_DIR ": %s", x->addr, et));
                         moves_free(moves, nm);
-                        return r;
+                        return fail(rep, r, x->addr, "record", GV_HINT_NONE,
+                                    strdup_printf("cannot record the driver of %s in " STATE_DIR ": %s", x->addr, et));
                 }
                 Move *m = &moves[nm++];
                 memcpy(m->addr, x->addr, sizeof m->addr);
@@ -555,11 +547,11 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
                 int v = pci_host_scan(root, &h2) < 0 ? -EIO : vfio_group_viable(root, h2, d->iommu_group);
                 if (v <= 0) {
                         _cleanup_free_ char *problems = rollback(root, moves, nm, o->settle_ms);
-                        set_error(rep, strdup_printf("step 'viability' on group %d failed: %s; %s", d->iommu_group,
-                                                     v == 0 ? "a member is still on a host driver (group not viable)" :
-                                                              "cannot open /dev/vfio node",
-                                                     problems ?: "every function was returned to its previous driver"));
-                        r = v < 0 ? v : -EBUSY;
+                        r = fail(rep, v < 0 ? v : -EBUSY, d->addr, "viability", GV_HINT_NONE,
+                                 strdup_printf("step 'viability' on group %d failed: %s; %s", d->iommu_group,
+                                               v == 0 ? "a member is still on a host driver (group not viable)" :
+                                                        "cannot open /dev/vfio node",
+                                               problems ?: "every function was returned to its previous driver"));
                 }
         }
         for (size_t i = 0; i < nm && r >= 0; i++)
@@ -600,10 +592,9 @@ int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *
         }
         _cleanup_free_ char *holders = d->iommu_group >= 0 ? vfio_group_holders(root, d->iommu_group) : NULL;
         if (holders && !o->force) {
-                set_error(rep, strdup_printf("/dev/vfio/%d is held open by %s (a VM uses the group); stop it first "
-                                             "or use --force",
-                                             d->iommu_group, holders));
-                return -EBUSY;
+                return fail(rep, -EBUSY, d->addr, "refuse", GV_HINT_FORCE,
+                            strdup_printf("/dev/vfio/%d is held open by %s (a VM uses the group); stop it first",
+                                          d->iommu_group, holders));
         }
         Move *moves = calloc(n ?: 1, sizeof *moves);
         if (!moves)
@@ -729,7 +720,8 @@ int vfio_restore_lost(Root *root, char ***ret_restored, char **ret_error) {
                 if (r < 0) {
                         if (ret == 0 && ret_error)
                                 *ret_error = strdup_printf("%s has no driver and cannot be given back%s%s: %s", x->addr,
-                                                           saved ? " to " : "", saved ?: "", rep.error ?: strerror(-r));
+                                                           saved ? " to " : "", saved ?: "",
+                                                           gv_error_message(&rep.error) ?: strerror(-r));
                         ret = ret ?: r;
                 } else
                         for (size_t k = 0; k < rep.n_changes; k++)

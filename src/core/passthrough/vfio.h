@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "basic/gverror.h"
 #include "core/host/pci.h"
 
 /*
@@ -39,7 +40,7 @@ typedef struct VfioReport {
         VfioChange *changes;
         size_t n_changes;
         int group;
-        char *error; /* on failure: what failed, on which device, with the errno; NULL on success */
+        GvError error; /* on failure: what failed, on which device, at which step */
 } VfioReport;
 
 void vfio_report_done(VfioReport *r);

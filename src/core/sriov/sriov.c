@@ -15,14 +15,12 @@
 
 void sriov_report_done(SriovReport *r) {
         strv_free(r->vfs);
-        free(r->error);
+        gv_error_done(&r->error);
         *r = (SriovReport){.from_vfs = -1, .num_vfs = -1};
 }
 
-static void set_error(SriovReport *r, char *msg) {
-        free(r->error);
-        r->error = msg;
-}
+/* The report's error (the message taken); returns -abs(err). */
+#define fail(rep, err, dev, step, hint, msg) gv_error_take(&(rep)->error, (err), (dev), (step), (hint), (msg))
 
 static void sleep_ms(int ms) {
         nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
@@ -182,7 +180,7 @@ static char *restore(Root *root, const char *pf, int old_n, int old_autoprobe, c
                 VfioReport vr;
                 if (vfio_enable(root, *v, &vo, &vr) < 0) {
                         char *p = strdup_printf("%s%s%s back to vfio-pci: %s", problems ?: "", problems ? "; " : "", *v,
-                                                vr.error ?: "failed");
+                                                gv_error_message(&vr.error) ?: "failed");
                         free(problems);
                         problems = p;
                 }
@@ -206,30 +204,29 @@ int sriov_set(Root *root, const char *pf_in, unsigned n, const SriovOptions *o, 
         PciDevice *d;
         r = pci_host_lookup(h, pf_in, &d);
         if (r == -EINVAL) {
-                set_error(rep, strdup_printf("'%s' is not a PCI address (expected DDDD:BB:DD.F)", pf_in));
-                return -EINVAL;
+                return fail(rep, -EINVAL, pf_in, "lookup", GV_HINT_NONE,
+                            strdup_printf("'%s' is not a PCI address (expected DDDD:BB:DD.F)", pf_in));
         }
         if (r < 0) {
-                set_error(rep, strdup_printf("no PCI device %s on this host", pf_in));
-                return -ENODEV;
+                return fail(rep, -ENODEV, pf_in, "lookup", GV_HINT_NONE,
+                            strdup_printf("no PCI device %s on this host", pf_in));
         }
         const char *pf = d->addr;
         if (pci_device_is_dead(d)) {
-                set_error(rep, pci_device_dead_message(d));
-                return -ENODEV;
+                return fail(rep, -ENODEV, pf, "lookup", GV_HINT_NONE, pci_device_dead_message(d));
         }
         if (d->physfn) {
-                set_error(rep, strdup_printf("%s is a virtual function of %s: set the VF count on the PF", pf, d->physfn));
-                return -EINVAL;
+                return fail(rep, -EINVAL, pf, "refuse", GV_HINT_NONE,
+                            strdup_printf("%s is a virtual function of %s: set the VF count on the PF", pf, d->physfn));
         }
         if (d->sriov_totalvfs < 0) {
-                set_error(rep, strdup_printf("%s has no SR-IOV capability (no sriov_totalvfs attribute)", pf));
-                return -EINVAL;
+                return fail(rep, -EINVAL, pf, "refuse", GV_HINT_NONE,
+                            strdup_printf("%s has no SR-IOV capability (no sriov_totalvfs attribute)", pf));
         }
         if (n > (unsigned)d->sriov_totalvfs) {
-                set_error(rep, strdup_printf("%s supports at most %d VFs (sriov_totalvfs), %u asked", pf,
+                return fail(rep, -ERANGE, pf, "refuse", GV_HINT_NONE,
+                            strdup_printf("%s supports at most %d VFs (sriov_totalvfs), %u asked", pf,
                                              d->sriov_totalvfs, n));
-                return -ERANGE;
         }
         int cur = d->sriov_numvfs;
         rep->from_vfs = cur;
@@ -258,30 +255,28 @@ int sriov_set(Root *root, const char *pf_in, unsigned n, const SriovOptions *o, 
                 for (char **v = old; *v; v++) {
                         _cleanup_free_ char *why = sriov_vf_busy(root, *v);
                         if (why && !o->force) {
-                                set_error(rep, strdup_printf("VF %s is in use: %s; stop the VM using it (or remove "
-                                                             "the vGPU) first, or use --force",
-                                                             *v, why));
-                                return -EBUSY;
+                                return fail(rep, -EBUSY, *v, "refuse", GV_HINT_FORCE,
+                                            strdup_printf("VF %s is in use: %s; stop the VM using it (or remove "
+                                                          "the vGPU) first", *v, why));
                         }
                 }
 
         if (!rebind_only) {
                 if (!d->driver) {
-                        set_error(rep, strdup_printf("%s has no driver: the VF count is changed through the PF's "
+                        return fail(rep, -ENOENT, pf, "refuse", GV_HINT_NONE,
+                                    strdup_printf("%s has no driver: the VF count is changed through the PF's "
                                                      "driver; load it first (see 'gpuvirt show %s')",
                                                      pf, pf));
-                        return -ENOENT;
                 }
                 if (streq(d->driver, VFIO_PCI_DRIVER)) {
                         _cleanup_free_ char *es = NULL;
                         if (root_read_attr(root, &es, "sys/module/vfio_pci/parameters/enable_sriov") < 0 ||
                             !(streq(es, "Y") || streq(es, "1"))) {
-                                set_error(rep, strdup_printf(
+                                return fail(rep, -ENOENT, pf, "refuse", GV_HINT_NONE, strdup_printf(
                                         "%s is on vfio-pci, which changes VF counts only with its enable_sriov "
                                         "parameter set (and its VFs then need a VF token); give the PF back to "
                                         "its driver first ('gpuvirt passthrough disable %s')",
                                         pf, pf));
-                                return -ENOENT;
                         }
                 }
         }
@@ -352,9 +347,10 @@ int sriov_set(Root *root, const char *pf_in, unsigned n, const SriovOptions *o, 
                                                 }
                                 } else
                                         problems = restore(root, pf, cur, old_autoprobe, old_vfio_l, o->settle_ms);
-                                set_error(rep, strdup_printf("binding VF %s to vfio-pci failed: %s; %s", *v,
-                                                             vr.error ?: "?",
-                                                             problems ?: "the PF was put back as it was"));
+                                fail(rep, r, *v, "vfio", GV_HINT_NONE,
+                                     strdup_printf("binding VF %s to vfio-pci failed: %s; %s", *v,
+                                                   gv_error_message(&vr.error) ?: "?",
+                                                   problems ?: "the PF was put back as it was"));
                                 vfio_report_done(&vr);
                                 return r;
                         }
@@ -373,17 +369,15 @@ int sriov_set(Root *root, const char *pf_in, unsigned n, const SriovOptions *o, 
 
 fail_nothing_changed: {
         _cleanup_free_ char *et = errno_describe(r);
-        set_error(rep, strdup_printf("writing %s on %s failed: %s%s", step, pf, et,
+        return fail(rep, r, pf, step, GV_HINT_NONE, strdup_printf("writing %s on %s failed: %s%s", step, pf, et,
                                      r == -EBUSY ? " (the PF driver refuses to disable its VFs while they are in use)" : ""));
-        return r;
 }
 fail_rollback: {
         _cleanup_free_ char *et = errno_describe(r);
         _cleanup_free_ char *problems = restore(root, pf, cur, old_autoprobe, old_vfio_l, o->settle_ms);
-        set_error(rep, strdup_printf("%s on %s failed: %s; %s", step, pf, et,
+        return fail(rep, r, pf, step, GV_HINT_NONE, strdup_printf("%s on %s failed: %s; %s", step, pf, et,
                                      problems ? problems : cur > 0 ? "its previous VFs were restored" :
                                                                       "the PF was put back as it was"));
-        return r;
 }
 }
 

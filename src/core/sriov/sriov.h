@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 
+#include "basic/gverror.h"
 #include "core/host/pci.h"
 
 /*
@@ -32,7 +33,7 @@ typedef struct SriovReport {
         int num_vfs;   /* VF count after (== from_vfs when nothing changed) */
         bool changed;
         char **vfs;    /* addresses of the VFs after the change, in virtfn order */
-        char *error;   /* on failure: what failed and what to do; NULL on success */
+        GvError error; /* on failure: what failed, on which device, at which step */
 } SriovReport;
 
 void sriov_report_done(SriovReport *r);

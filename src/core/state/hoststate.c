@@ -878,21 +878,21 @@ static int run_step(Root *root, const Step *s, char **err) {
         case STEP_BIND_VFIO:
                 r = vfio_enable(root, s->device, &vo, &vr);
                 if (r < 0)
-                        *err = vr.error ? strdup(vr.error) : NULL;
+                        *err = vr.error.error ? strdup(gv_error_message(&vr.error)) : NULL;
                 vfio_report_done(&vr);
                 return r;
         case STEP_RELEASE_VFIO:
                 vo.force = false;
                 r = vfio_disable(root, s->device, &vo, &vr);
                 if (r < 0)
-                        *err = vr.error ? strdup(vr.error) : NULL;
+                        *err = vr.error.error ? strdup(gv_error_message(&vr.error)) : NULL;
                 vfio_report_done(&vr);
                 return r;
         case STEP_SRIOV_SET: {
                 SriovOptions so = {.vfio = s->vfio, .settle_ms = 5000};
                 r = sriov_set(root, s->device, s->vfs, &so, &sr);
                 if (r < 0)
-                        *err = sr.error ? strdup(sr.error) : NULL;
+                        *err = sr.error.error ? strdup(gv_error_message(&sr.error)) : NULL;
                 sriov_report_done(&sr);
                 return r;
         }

@@ -273,7 +273,7 @@ int unit_release(Root *root, const Unit *u, const VfioOptions *o, VfioReport *re
                 int r = u->kind == UNIT_MDEV ? mdev_remove(root, u->id, false, &err)
                                              : vendor_vgpu_remove(root, u->id, false, &err);
                 if (r < 0 && err)
-                        rep->error = TAKE_PTR(err);
+                        gv_error_take(&rep->error, r, u->id, "remove", GV_HINT_NONE, TAKE_PTR(err));
                 return r;
         }
         default:
