@@ -58,6 +58,7 @@ int verb_list(int argc, char **argv);
 int verb_show(int argc, char **argv);
 int verb_check(int argc, char **argv);
 int verb_sim(int argc, char **argv);
+int verb_capture(int argc, char **argv);
 int verb_passthrough(int argc, char **argv);
 int verb_host(int argc, char **argv);
 int verb_mig(int argc, char **argv);

@@ -149,6 +149,7 @@ static const Verb verbs[] = {
                  {"create", 0, NULL, "sim create DIR --profile NAME", .options = "--profile"},
                  {"fault", 0, NULL, "sim fault ATTR ERRNO|KILL"},
                  {"off-bus", 0, NULL, "sim off-bus BDF"})},
+        {"capture", 1, verb_capture, "capture DIR               a read-only copy of this host's /sys and /proc (reports, tests)"},
         {"version", 0, verb_version, "version                   print the version"},
         {"help", 0, verb_help, "help                      this text"},
         {"__complete", 0, verb_complete, "__complete WORD...        completion candidates (bash completion)",

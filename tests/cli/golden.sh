@@ -50,4 +50,21 @@ for p in $PROFILES; do
         vf=$("$GPUVIRT" --root "$host" --json list --vfs | jq -r '[.[] | select(.physfn != null)][0].address // empty')
         if [ -n "$vf" ]; then run show-vf.json 0 --json show "$vf"; fi
 done
+
+# Captures of real machines (gpuvirt capture; tests/captures/README.md): read-only input, what a capture lacks
+# is unknown. Each is copied first, so that nothing of this checkout's path can reach the output.
+for c in "$GOLDEN"/../captures/*/; do
+        [ -d "$c" ] || continue
+        p=capture-$(basename "$c")
+        host="$TMP/$p"
+        cp -a "$c" "$host"
+        run list.txt 0 list
+        run list.json 0 --json list
+        want=0
+        "$GPUVIRT" --root "$host" --json check | jq -e 'any(.[]; .status == "fail")' >/dev/null && want=1
+        run check.txt $want check
+        run check.json $want --json check
+        last=$("$GPUVIRT" --root "$host" --json list | jq -r '.[-1].address // empty')
+        if [ -n "$last" ]; then run show.txt 0 show "$last"; fi
+done
 finish

@@ -33,7 +33,12 @@ IommuState iommu_state(const PciHost *h, size_t *ret_groups) {
         /* a capture: an empty sys/kernel/iommu_groups says off; none, or groups without links, cannot tell */
         _cleanup_free_ char *p = root_path(h->root, "sys/kernel/iommu_groups");
         _cleanup_strv_free_ char **l = NULL;
-        return p && dir_list(p, &l) == 0 ? IOMMU_OFF : IOMMU_UNKNOWN;
+        if (!p || dir_list(p, &l) < 0)
+                return IOMMU_UNKNOWN;
+        for (char **e = l; *e; e++)
+                if (**e != '.') /* a capture keeps an empty directory with a dot file (git drops empty ones) */
+                        return IOMMU_UNKNOWN;
+        return IOMMU_OFF;
 }
 
 /* Functions of one slot behind a bridge are one card (GPU + HDMI audio + USB-C). On a root bus they are
