@@ -148,25 +148,17 @@ bool root_writable(const Root *r) {
         return r->backend->kernel_write;
 }
 
-bool root_settles(const Root *r) {
-        return r->backend->settles;
-}
-
-bool root_real_nodes(const Root *r) {
-        return r->backend->real_nodes;
-}
-
-bool root_missing_is_unknown(const Root *r) {
-        return r->backend->missing_is_unknown;
-}
-
-bool root_has_libvirt(const Root *r) {
-        return r->backend->has_libvirt;
-}
-
-bool root_runs_commands(const Root *r) {
-        return r->backend->runs_commands;
-}
+/* The backend's properties, one accessor each. */
+#define ROOT_PROPERTY(name)                       \
+        bool root_##name(const Root *r) {         \
+                return r->backend->name;          \
+        }
+ROOT_PROPERTY(settles)
+ROOT_PROPERTY(real_nodes)
+ROOT_PROPERTY(missing_is_unknown)
+ROOT_PROPERTY(has_libvirt)
+ROOT_PROPERTY(runs_commands)
+#undef ROOT_PROPERTY
 
 int root_change(Root *r, const char *fmt, ...) {
         if (!root_writable(r))
