@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -400,4 +402,19 @@ int dir_list(const char *path, char ***ret) {
         qsort(l, n, sizeof(char *), cmp_str);
         *ret = l;
         return (int)n;
+}
+
+int lock_path(const char *path, int timeout_ms) {
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0)
+                return negative_errno();
+        for (int waited = 0;; waited += 5) {
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                        return TAKE_FD(fd);
+                if (errno != EWOULDBLOCK)
+                        return negative_errno();
+                if (waited >= timeout_ms)
+                        return -EBUSY;
+                nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
+        }
 }

@@ -41,7 +41,9 @@ static void step_done(Step *s) {
         strv_free(s->include);
         strv_free(s->mig_profiles);
         free(s->mig_counts);
+        free(s->mig_at);
         free(s->vgpu_type);
+        strv_free(s->units);
         *s = (Step){};
 }
 
@@ -58,6 +60,9 @@ Plan *plan_free(Plan *p) {
 char *step_describe(const Step *s) {
         switch (s->kind) {
         case STEP_VGPU_REMOVE:
+                if (s->units)
+                        return strdup_printf("remove vGPU(s) %s%s on %s", s->units[0], s->units[1] ? " ..." : "",
+                                             s->device);
                 return s->count ? strdup_printf("remove %u vGPU(s) of type %s on %s", s->count, s->vgpu_type, s->device)
                                 : strdup_printf("remove every vGPU on %s", s->device);
         case STEP_MIG_DISABLE:
@@ -75,9 +80,19 @@ char *step_describe(const Step *s) {
                         free(layout);
                         layout = x;
                 }
-                return strdup_printf("MIG on %s: %s", s->device, *strna(layout) ? layout : "enabled, no instances");
+                for (size_t i = 0; i < s->n_mig_at && layout; i++) {
+                        char *x = strdup_printf("%s%s%s at %u", layout, i ? ", " : " (", s->mig_at[i].profile,
+                                                s->mig_at[i].start);
+                        free(layout);
+                        layout = x;
+                }
+                return strdup_printf("MIG on %s: %s%s", s->device, *strna(layout) ? layout : "enabled, no instances",
+                                     s->n_mig_at ? ")" : "");
         }
         case STEP_VGPU_CREATE:
+                if (s->units)
+                        return strdup_printf("create vGPU(s) %s%s of type %s on %s", s->units[0],
+                                             s->units[1] ? " ..." : "", s->vgpu_type, s->device);
                 return strdup_printf("create %u vGPU(s) of type %s on %s", s->count, s->vgpu_type, s->device);
         default:
                 return strdup("?");
@@ -108,12 +123,28 @@ json_object *step_json(const Step *s) {
                 for (size_t i = 0; i < s->n_mig; i++)
                         json_object_object_add(m, s->mig_profiles[i], json_object_new_int((int)s->mig_counts[i]));
                 json_object_object_add(o, "mig", m);
+                if (s->n_mig_at) {
+                        json_object *at = json_object_new_array();
+                        for (size_t i = 0; i < s->n_mig_at; i++) {
+                                json_object *x = json_object_new_object();
+                                json_object_object_add(x, "profile", json_object_new_string(s->mig_at[i].profile));
+                                json_object_object_add(x, "start", json_object_new_int((int)s->mig_at[i].start));
+                                json_object_array_add(at, x);
+                        }
+                        json_object_object_add(o, "mig_at", at);
+                }
                 break;
         }
         case STEP_VGPU_CREATE:
         case STEP_VGPU_REMOVE:
                 json_object_object_add(o, "type", s->vgpu_type ? json_object_new_string(s->vgpu_type) : NULL);
                 json_object_object_add(o, "count", json_object_new_int((int)s->count));
+                if (s->units) {
+                        json_object *u = json_object_new_array();
+                        for (char **i = s->units; *i; i++)
+                                json_object_array_add(u, json_object_new_string(*i));
+                        json_object_object_add(o, "units", u);
+                }
                 break;
         default:
                 break;
@@ -147,6 +178,26 @@ static int step_from_json(json_object *o, Step *ret) {
         for (size_t i = 0; inc && i < json_object_array_length(inc); i++)
                 if (strv_push(&s.include, &ni, strdup(json_object_get_string(json_object_array_get_idx(inc, i)))) < 0)
                         return step_done(&s), -ENOMEM;
+        json_object *units = json_object_object_get(o, "units");
+        size_t nu = 0;
+        for (size_t i = 0; units && i < json_object_array_length(units); i++)
+                if (strv_push(&s.units, &nu, strdup(json_object_get_string(json_object_array_get_idx(units, i)))) < 0)
+                        return step_done(&s), -ENOMEM;
+        json_object *at = json_object_object_get(o, "mig_at");
+        size_t nat = at ? json_object_array_length(at) : 0;
+        if (nat > MIG_MAX_INSTANCES)
+                return step_done(&s), -EBADMSG;
+        if (nat && !(s.mig_at = calloc(nat, sizeof *s.mig_at)))
+                return step_done(&s), -ENOMEM;
+        for (size_t i = 0; i < nat; i++) {
+                json_object *x = json_object_array_get_idx(at, i);
+                const char *pn = json_object_get_string(json_object_object_get(x, "profile"));
+                if (!pn || strlen(pn) >= sizeof s.mig_at[i].profile)
+                        return step_done(&s), -EBADMSG;
+                snprintf(s.mig_at[i].profile, sizeof s.mig_at[i].profile, "%s", pn);
+                s.mig_at[i].start = (unsigned)json_object_get_int(json_object_object_get(x, "start"));
+                s.n_mig_at++;
+        }
         json_object *mig = json_object_object_get(o, "mig");
         if (mig) {
                 size_t n = 0, cap = (size_t)json_object_object_length(mig);
@@ -167,27 +218,8 @@ static int step_from_json(json_object *o, Step *ret) {
 
 /* ---- observing the host ---- */
 
-typedef struct Observed {
-        GpuMode mode;
-        unsigned vfs;
-        bool vfs_vfio;
-        char *vgpu_type; /* mdev type id, or the vendor vGPU type's numeric id as text */
-        unsigned vgpu_count;
-        bool vendor_vgpu;  /* the device's vGPUs are NVIDIA vendor vGPU VFs */
-        const MigGpu *mig; /* NULL: NVML does not know this GPU */
-} Observed;
-
-typedef struct Host {
-        Root *root;
-        PciHost *pci;
-        Nvml *nvml;
-        MigGpu *mig;
-        size_t n_mig;
-        MdevDevice *mdevs;
-        size_t n_mdevs;
-        VendorVgpuUnit *units;
-        size_t n_units;
-} Host;
+typedef GpuObservation Observed;
+typedef HostObservation Host;
 
 static void host_done(Host *h) {
         pci_host_free(h->pci);
@@ -255,6 +287,27 @@ static int observe(const Host *h, const PciDevice *d, Observed *o) {
 
 static void observed_done(Observed *o) {
         free(o->vgpu_type);
+}
+
+int host_observe(Root *root, HostObservation *ret) {
+        return host_load(root, ret);
+}
+
+void host_observation_done(HostObservation *h) {
+        host_done(h);
+        *h = (HostObservation){};
+}
+
+int host_observe_gpu(const HostObservation *h, const PciDevice *d, GpuObservation *ret) {
+        int r = observe(h, d, ret);
+        if (r < 0)
+                observed_done(ret);
+        return r;
+}
+
+void gpu_observation_done(GpuObservation *o) {
+        observed_done(o);
+        o->vgpu_type = NULL;
 }
 
 /* ---- validating and planning ---- */
@@ -326,6 +379,23 @@ static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_
         return 0;
 }
 
+/* Instances an entry pins at a placement (MigCount.at): each is one instance of a profile of the GPU. */
+static int mig_pins(Planner *p, const GpuEntry *e, const MigGpu *g, MigPlanCreate pins[static MIG_MAX_INSTANCES],
+                    size_t *ret_n) {
+        size_t n = 0;
+        for (size_t i = 0; i < e->n_mig; i++) {
+                if (!e->mig[i].at)
+                        continue;
+                int pi = mig_profile_find(g, e->mig[i].profile);
+                if (pi < 0 || e->mig[i].count != 1 || e->mig[i].at > MIG_MAX_SLICES || n >= MIG_MAX_INSTANCES)
+                        return reject(p, e, "MIG instance %s pinned at %u is not one instance of a profile of %s",
+                                      e->mig[i].profile, e->mig[i].at - 1, g->address);
+                pins[n++] = (MigPlanCreate){pi, e->mig[i].at - 1};
+        }
+        *ret_n = n;
+        return 0;
+}
+
 /* Resolve a vGPU type of an entry on a device: mdev type id or name, or vendor vGPU id or name. On success
  * ret_id is the canonical id (mdev type id, or the vendor type's number as text). */
 static int vgpu_resolve(Planner *p, const GpuEntry *e, const PciDevice *d, bool *ret_vendor, char **ret_id,
@@ -372,6 +442,45 @@ static int vgpu_resolve(Planner *p, const GpuEntry *e, const PciDevice *d, bool 
                       d->addr, d->vendor, d->device);
 }
 
+/* Explicit vGPUs (GpuEntry.vgpu_units): remove the GPU's vGPUs that are not listed, create the listed ones that
+ * do not exist. The GPU's vGPUs are all of the wanted type (vgpu_ok), or removed by a teardown. */
+static int plan_vgpu_units(Planner *p, const PciDevice *d, const GpuEntry *e, const char *type, bool vgpu_ok) {
+        _cleanup_strv_free_ char **have = NULL, **add = NULL, **drop = NULL;
+        size_t nh = 0, na = 0, nd = 0;
+        for (size_t i = 0; vgpu_ok && i < p->host.n_mdevs; i++) {
+                const MdevDevice *m = &p->host.mdevs[i];
+                if (m->active && m->parent && streq(m->parent, d->addr) && strv_push(&have, &nh, strdup(m->uuid)) < 0)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; vgpu_ok && i < p->host.n_units; i++) {
+                const VendorVgpuUnit *u = &p->host.units[i];
+                if (u->active && streq(u->pf, d->addr) && strv_push(&have, &nh, strdup(u->vf)) < 0)
+                        return -ENOMEM;
+        }
+        for (char **u = have; u && *u; u++)
+                if (!strv_contains(e->vgpu_units, *u) && strv_push(&drop, &nd, strdup(*u)) < 0)
+                        return -ENOMEM;
+        for (char **u = e->vgpu_units; *u; u++)
+                if (!strv_contains(have, *u) && strv_push(&add, &na, strdup(*u)) < 0)
+                        return -ENOMEM;
+        StepKind kinds[2] = {STEP_VGPU_REMOVE, STEP_VGPU_CREATE};
+        char **lists[2] = {drop, add};
+        size_t counts[2] = {nd, na};
+        for (size_t k = 0; k < 2; k++) {
+                if (!counts[k])
+                        continue;
+                Step *s = add_step(p, kinds[k], d->addr);
+                if (!s || !(s->vgpu_type = strdup(type)))
+                        return -ENOMEM;
+                s->count = (unsigned)counts[k];
+                s->units = lists[k];
+                lists[k] = NULL;
+        }
+        drop = lists[0];
+        add = lists[1];
+        return 0;
+}
+
 static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **teardown, size_t *n_teardown) {
         Observed o;
         int r = observe(&p->host, d, &o);
@@ -414,6 +523,14 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                 if (r >= 0 && e->vgpu_count > max)
                         r = reject(p, e, "type %s on %s allows at most %u instances, not %u", e->vgpu_type, d->addr, max,
                                    e->vgpu_count);
+                for (char **u = e->vgpu_units; r >= 0 && u && *u; u++) {
+                        char uuid[MDEV_UUID_STRLEN];
+                        const PciDevice *vf = want_vendor ? pci_host_find(p->host.pci, *u) : NULL;
+                        if (want_vendor ? !vf || !vf->physfn || !streq(vf->physfn, d->addr)
+                                        : mdev_uuid_parse(*u, uuid) < 0 || !streq(uuid, *u))
+                                r = reject(p, e, "vGPU '%s' is not %s of %s", *u,
+                                           want_vendor ? "a VF" : "a lower-case mdev UUID", d->addr);
+                }
                 break;
         case GPU_MODE_MIG: {
                 if (!o.mig) {
@@ -427,17 +544,22 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                 }
                 bool enabled;
                 unsigned want[MIG_MAX_PROFILES];
+                MigPlanCreate pins[MIG_MAX_INSTANCES];
+                size_t n_pins = 0;
                 r = mig_wanted(p, e, o.mig, &enabled, want);
+                if (r >= 0)
+                        r = mig_pins(p, e, o.mig, pins, &n_pins);
                 if (r < 0)
                         break;
                 MigPlan mp;
-                int k = mig_plan(o.mig->profiles, o.mig->n_profiles, o.mig->slices, NULL, 0, want, true, &mp);
+                int k = mig_plan_pinned(o.mig->profiles, o.mig->n_profiles, o.mig->slices, NULL, 0, want, pins, n_pins,
+                                        true, &mp);
                 if (k < 0) {
                         r = reject(p, e, "this MIG layout does not fit %s (%s): %s", d->addr, o.mig->name,
                                    k == -EINVAL ? "a count is above its profile's limit" : "the instances overlap");
                         break;
                 }
-                if (mig_layout_matches(o.mig, enabled, want))
+                if (mig_layout_matches(o.mig, enabled, want) && (!enabled || mig_has_instances_at(o.mig, pins, n_pins)))
                         break;
                 s = add_step(p, enabled ? STEP_MIG_APPLY : STEP_MIG_DISABLE, d->addr);
                 if (!s)
@@ -452,6 +574,16 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                                         return -ENOMEM;
                                 s->mig_counts[s->n_mig++] = want[i];
                         }
+                if (enabled && n_pins) {
+                        if (!(s->mig_at = calloc(n_pins, sizeof *s->mig_at)))
+                                return -ENOMEM;
+                        for (size_t i = 0; i < n_pins; i++) {
+                                snprintf(s->mig_at[i].profile, sizeof s->mig_at[i].profile, "%s",
+                                         o.mig->profiles[pins[i].profile].name);
+                                s->mig_at[i].start = pins[i].start;
+                        }
+                        s->n_mig_at = n_pins;
+                }
                 break;
         }
         default:
@@ -518,7 +650,11 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                         s->vfs = (unsigned)d->sriov_totalvfs; /* as sriov-manage -e does */
                 }
                 unsigned have = vgpu_ok ? o.vgpu_count : 0;
-                if (have != e->vgpu_count) {
+                if (e->vgpu_units) {
+                        r = plan_vgpu_units(p, d, e, want_type, vgpu_ok);
+                        if (r < 0)
+                                return observed_done(&o), r;
+                } else if (have != e->vgpu_count) {
                         bool more = e->vgpu_count > have;
                         s = add_step(p, more ? STEP_VGPU_CREATE : STEP_VGPU_REMOVE, d->addr);
                         if (!s || !(s->vgpu_type = strdup(want_type)))
@@ -627,9 +763,34 @@ static void vgpu_uuid(const char *parent, unsigned index, char ret[static MDEV_U
                  b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+void host_vgpu_uuid(const char *name, unsigned index, char ret[static MDEV_UUID_STRLEN]) {
+        vgpu_uuid(name, index, ret);
+}
+
 static int run_vgpu_create(Root *root, const Step *s, char **err) {
         bool vendor = vendor_vgpu_is_parent(root, s->device);
         unsigned done = 0;
+        for (char **u = s->units; u && *u; u++) {
+                int r;
+                if (vendor) {
+                        _cleanup_free_ char *cur = NULL, *vf = NULL;
+                        unsigned type = 0;
+                        if (root_read_attr(root, &cur, "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", *u) >= 0 &&
+                            !streq(cur, "0"))
+                                continue; /* made by an earlier (interrupted) run */
+                        r = vendor_vgpu_create(root, *u, s->vgpu_type, &vf, &type, err);
+                } else {
+                        if (root_exists(root, "sys/bus/mdev/devices/%s", *u))
+                                continue;
+                        r = mdev_create(root, s->device, s->vgpu_type, *u, NULL, 0, err);
+                        if (r == -EEXIST)
+                                continue;
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (s->units)
+                return 0;
         for (unsigned idx = 0; done < s->count && idx < 256; idx++) {
                 if (vendor) {
                         _cleanup_free_ char *vf = NULL;
@@ -655,6 +816,14 @@ static int run_vgpu_create(Root *root, const Step *s, char **err) {
 }
 
 static int run_vgpu_remove(Root *root, const Step *s, char **err) {
+        for (char **x = s->units; x && *x; x++) {
+                int r = mdev_uuid_parse(*x, (char[MDEV_UUID_STRLEN]){}) >= 0 ? mdev_remove(root, *x, false, err)
+                                                                              : vendor_vgpu_remove(root, *x, false, err);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+        if (s->units)
+                return 0;
         VendorVgpuUnit *u = NULL;
         size_t nu = 0;
         unsigned done = 0;
@@ -714,8 +883,16 @@ static int run_mig(Root *root, const Step *s, char **err) {
                         return *err = strdup_printf("no MIG profile %s on %s", s->mig_profiles[i], s->device), -ENOENT;
                 want[pi] = s->mig_counts[i];
         }
+        MigPlanCreate pins[MIG_MAX_INSTANCES];
+        size_t n_pins = 0;
+        for (size_t i = 0; i < s->n_mig_at && n_pins < MIG_MAX_INSTANCES; i++) {
+                int pi = mig_profile_find(g, s->mig_at[i].profile);
+                if (pi < 0)
+                        return *err = strdup_printf("no MIG profile %s on %s", s->mig_at[i].profile, s->device), -ENOENT;
+                pins[n_pins++] = (MigPlanCreate){pi, s->mig_at[i].start};
+        }
         MigApplyReport rep;
-        r = mig_apply_gpu(root, n, g, s->kind == STEP_MIG_APPLY, want, true, false, &rep);
+        r = mig_apply_gpu_pinned(root, n, g, s->kind == STEP_MIG_APPLY, want, pins, n_pins, true, false, &rep);
         if (r < 0 || rep.state == MIG_APPLY_IN_USE)
                 *err = rep.state == MIG_APPLY_IN_USE ? strdup_printf("%s is in use by %s", s->device, strna(rep.holders))
                                                      : strdup(strna(rep.error));

@@ -5,7 +5,10 @@
 #include <stdbool.h>
 
 #include "hostspec.h"
+#include "mdev.h"
+#include "mig.h"
 #include "root.h"
+#include "vendor-vgpu.h"
 
 /*
  * From the host's current state to the state a HostSpec describes: observe every GPU, validate the spec
@@ -36,6 +39,12 @@ typedef enum StepKind {
 
 const char *step_kind_to_string(StepKind k) _pure_;
 
+/* A MIG instance pinned at a placement (MigCount.at). */
+typedef struct StepMigAt {
+        char profile[32];
+        unsigned start;
+} StepMigAt;
+
 typedef struct Step {
         StepKind kind;
         char device[PCI_ADDR_STRLEN];
@@ -49,9 +58,12 @@ typedef struct Step {
         char **mig_profiles;
         unsigned *mig_counts;
         size_t n_mig;
+        StepMigAt *mig_at; /* pinned instances (counted in mig_counts too) */
+        size_t n_mig_at;
         /* STEP_VGPU_CREATE / REMOVE */
         char *vgpu_type;
         unsigned count; /* instances to create / remove (0 with REMOVE: all) */
+        char **units;   /* exactly these (mdev UUIDs, vendor vGPU VFs); NULL: any count of them */
 } Step;
 
 typedef struct Plan {
@@ -68,6 +80,35 @@ char *step_describe(const Step *s);
 json_object *step_json(const Step *s);
 json_object *plan_json(const Plan *p);
 
+/* The observation the engine plans from (and the fleet's capacity comes from): the host's PCI devices,
+ * NVML's MIG view, mdevs and vendor vGPUs, and per GPU the mode it is in. */
+typedef struct HostObservation {
+        Root *root;
+        PciHost *pci;
+        Nvml *nvml;
+        MigGpu *mig;
+        size_t n_mig;
+        MdevDevice *mdevs;
+        size_t n_mdevs;
+        VendorVgpuUnit *units;
+        size_t n_units;
+} HostObservation;
+
+typedef struct GpuObservation {
+        GpuMode mode;
+        unsigned vfs;
+        bool vfs_vfio;
+        char *vgpu_type; /* mdev type id, or the vendor vGPU type's numeric id as text */
+        unsigned vgpu_count;
+        bool vendor_vgpu;  /* the device's vGPUs are NVIDIA vendor vGPU VFs */
+        const MigGpu *mig; /* NULL: NVML does not know this GPU */
+} GpuObservation;
+
+int host_observe(Root *root, HostObservation *ret);
+void host_observation_done(HostObservation *h);
+int host_observe_gpu(const HostObservation *h, const PciDevice *d, GpuObservation *ret);
+void gpu_observation_done(GpuObservation *o);
+
 /* Validate the spec against this host and compute the steps. Errors: -EINVAL with "FILE:LINE:COL: why"
  * for requests the host cannot do; other -errno when the host cannot be read. */
 int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error);
@@ -81,6 +122,10 @@ int host_recover(Root *root, char **ret_step, char **ret_error);
 
 /* The host's current state as a spec (one address entry per GPU) that host_plan() turns into no steps. */
 int host_export(Root *root, HostSpec **ret, char **ret_error);
+
+/* The stable UUID of vGPU number index named by name (the host state names its vGPUs by parent and index;
+ * the fleet by reservation and unit): a name-based UUID, the same at every call. */
+void host_vgpu_uuid(const char *name, unsigned index, char ret[static MDEV_UUID_STRLEN]);
 
 /* Record and read the outcome of the last apply (for `gpuvirt status` and the boot unit). */
 int host_result_write(Root *root, const char *file, bool ok, size_t steps, const char *error);
