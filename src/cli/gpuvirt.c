@@ -79,6 +79,15 @@ static const Verb verbs[] = {
         {"export", 0, verb_state, "export [-o FILE]          the current state as a file apply accepts"},
         {"recover", 0, verb_state, "recover                   finish the step an interrupted apply left"},
         {"status", 0, verb_state, "status [-f FILE]          last apply, interrupted step, drift"},
+        {"fleet", 1, verb_fleet,
+         "fleet hosts | gpus [HOST] | status | show ID     the GPU pool (--store etcd://H:P,... or local)\n"
+         "  fleet request UNIT --owner ID [--count N] [--same-host|--same-numa|--same-nvlink] [--live]\n"
+         "                [--group G] [--model VVVV:DDDD] [--strategy S] | -f FILE\n"
+         "                            reserve units: passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>\n"
+         "  fleet release ID...       give them back\n"
+         "  fleet drain HOST [--undo] no new placements there; what can move is placed elsewhere\n"
+         "  fleet agent [--host NAME] [--ttl S] [--once]\n"
+         "                            realize this host's reservations (foreground; SIGTERM stops it)"},
         {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL\n"
                              "                            simulated hosts"},
         {"version", 0, verb_version, "version                   print the version"},

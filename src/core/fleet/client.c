@@ -1,0 +1,568 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The fleet in the store: loading it, reserving (one transaction per batch), releasing, draining. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "basic/fileio.h"
+#include "basic/json-util.h"
+#include "client.h"
+
+char *fleet_gpu_key(const char *host, const char *address) {
+        return strdup_printf(FLEET_KEY_GPUS "%s/%s", host, address);
+}
+
+char *fleet_unit_key(const char *host, const char *res, unsigned n) {
+        return strdup_printf(FLEET_KEY_UNITS "%s/%s/%u", host, res, n);
+}
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int fleet_new_id(char ret[static FLEET_ID_MAX]) {
+        uint64_t v;
+        if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
+                return negative_errno();
+        snprintf(ret, FLEET_ID_MAX, "r%016llx", (unsigned long long)v);
+        return 0;
+}
+
+void fleet_reserved_done(FleetReserved *r, size_t n) {
+        for (size_t i = 0; r && i < n; i++) {
+                free(r[i].message);
+                free(r[i].units);
+                r[i] = (FleetReserved){};
+        }
+}
+
+int fleet_load(Store *s, FleetStrategy strategy, Fleet **ret, size_t *ret_damaged, char **ret_error) {
+        StoreKv *hosts = NULL, *alive = NULL, *gpus = NULL;
+        size_t nh = 0, na = 0, ng = 0, damaged = 0;
+        int r = store_range(s, FLEET_KEY_HOSTS, true, &hosts, &nh, NULL);
+        if (r >= 0)
+                r = store_range(s, FLEET_KEY_ALIVE, true, &alive, &na, NULL);
+        if (r >= 0)
+                r = store_range(s, FLEET_KEY_GPUS, true, &gpus, &ng, NULL);
+        _cleanup_fleet_free_ Fleet *f = r >= 0 ? fleet_new(strategy) : NULL;
+        if (r >= 0 && !f)
+                r = -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < nh; i++) {
+                const char *name = hosts[i].key + strlen(FLEET_KEY_HOSTS);
+                bool up = false;
+                for (size_t k = 0; k < na && !up; k++)
+                        up = streq(alive[k].key + strlen(FLEET_KEY_ALIVE), name);
+                uint32_t hi;
+                if (strlen(name) >= FLEET_NAME_MAX || strchr(name, '/')) {
+                        damaged++;
+                        continue;
+                }
+                r = fleet_host_add(f, name, up, &hi);
+        }
+        for (size_t i = 0; r >= 0 && i < ng; i++) {
+                FleetGpuInfo g;
+                _cleanup_free_ char *err = NULL;
+                uint32_t gi;
+                if (fleet_gpu_info_parse(gpus[i].value, &g, &err) < 0) {
+                        damaged++;
+                        continue;
+                }
+                _cleanup_free_ char *key = fleet_gpu_key(g.host, g.address);
+                if (!key || !streq(key, gpus[i].key) || fleet_host_find(f, g.host) < 0) {
+                        fleet_gpu_info_done(&g);
+                        damaged++;
+                        continue;
+                }
+                r = fleet_gpu_add(f, &g, &gi);
+                fleet_gpu_info_done(&g);
+                if (r == -EEXIST) {
+                        damaged++;
+                        r = 0;
+                        continue;
+                }
+                if (r >= 0)
+                        fleet_gpu_set_revision(f, gi, gpus[i].mod_revision);
+        }
+        store_kvs_free(hosts, nh);
+        store_kvs_free(alive, na);
+        store_kvs_free(gpus, ng);
+        if (r < 0) {
+                *ret_error = strdup_printf("cannot read the fleet: %s", store_last_error(s) ?: strerror(-r));
+                return r;
+        }
+        if (ret_damaged)
+                *ret_damaged = damaged;
+        *ret = TAKE_PTR(f);
+        return 0;
+}
+
+/* Replace the scheduler's copy of GPUs by the records the store returned. */
+static int apply_kvs(Fleet *f, const StoreKv *kvs, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (!startswith(kvs[i].key, FLEET_KEY_GPUS))
+                        continue;
+                FleetGpuInfo g;
+                if (fleet_gpu_info_parse(kvs[i].value, &g, NULL) < 0)
+                        continue;
+                int gi = fleet_gpu_find(f, g.host, g.address);
+                int r = gi >= 0 ? fleet_gpu_update(f, (uint32_t)gi, &g) : 0;
+                fleet_gpu_info_done(&g);
+                if (r < 0)
+                        return r;
+                if (gi >= 0)
+                        fleet_gpu_set_revision(f, (uint32_t)gi, kvs[i].mod_revision);
+        }
+        return 0;
+}
+
+static json_object *units_json(const Fleet *f, const FleetPlacement *p, size_t n, FleetKind kind) {
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < n; i++) {
+                const FleetGpuInfo *g = fleet_gpu(f, p[i].gpu);
+                json_object *u = json_object_new_object();
+                json_object_object_add(u, "n", json_object_new_int64((int64_t)i));
+                json_object_object_add(u, "host", json_object_new_string(g->host));
+                json_object_object_add(u, "gpu", json_object_new_string(g->address));
+                json_object_object_add(u, "kind", json_object_new_string(fleet_kind_to_string(kind)));
+                if (kind == FLEET_MIG) {
+                        json_object_object_add(u, "profile", json_object_new_string(g->model.mig[p[i].idx].name));
+                        json_object_object_add(u, "start", json_object_new_int(p[i].start));
+                } else if (kind == FLEET_VGPU)
+                        json_object_object_add(u, "type", json_object_new_string(g->model.types[p[i].idx].id));
+                json_object_array_add(a, u);
+        }
+        return a;
+}
+
+typedef struct Batch {
+        size_t first, n;        /* requests */
+        uint32_t gpus[FLEET_TXN_OPS_MAX];
+        size_t n_gpus;
+} Batch;
+
+static bool batch_has_gpu(const Batch *b, uint32_t g) {
+        for (size_t i = 0; i < b->n_gpus; i++)
+                if (b->gpus[i] == g)
+                        return true;
+        return false;
+}
+
+/* Commit one batch; 0 committed, -EAGAIN conflict (the fleet was refreshed and the batch's units removed). */
+static int commit(Store *s, Fleet *f, const FleetRequest *reqs, FleetReserved *res, const Batch *b, json_object *extra,
+                  FleetReserveStats *st) {
+        size_t nc = 0, nok = 0, nfail = 0;
+        StoreCmp cmp[FLEET_TXN_OPS_MAX];
+        StoreOp ok[FLEET_TXN_OPS_MAX], fail[FLEET_TXN_OPS_MAX];
+        char *keys[2 * FLEET_TXN_OPS_MAX] = {}, *values[FLEET_TXN_OPS_MAX] = {};
+        size_t nkeys = 0, nvalues = 0;
+        int r = 0;
+        for (size_t i = 0; i < b->n_gpus && r >= 0; i++) {
+                const FleetGpuInfo *g = fleet_gpu(f, b->gpus[i]);
+                char *k = fleet_gpu_key(g->host, g->address);
+                json_object *j = fleet_gpu_info_json(g);
+                char *v = j ? strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN)) : NULL;
+                json_object_put(j);
+                if (!k || !v) {
+                        free(k);
+                        free(v);
+                        r = -ENOMEM;
+                        break;
+                }
+                keys[nkeys++] = k;
+                values[nvalues++] = v;
+                cmp[nc++] = (StoreCmp){k, fleet_gpu_revision(f, b->gpus[i])};
+                ok[nok++] = (StoreOp){STORE_PUT, k, v, 0, false};
+                fail[nfail++] = (StoreOp){STORE_GET, k, NULL, 0, false};
+        }
+        int64_t t = now_ms();
+        for (size_t i = b->first; i < b->first + b->n && r >= 0; i++) {
+                if (res[i].error)
+                        continue;
+                char *k = strdup_printf(FLEET_KEY_RES "%s", res[i].id);
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "id", json_object_new_string(res[i].id));
+                json_object_object_add(o, "owner", json_object_new_string(reqs[i].owner));
+                json_object_object_add(o, "request", fleet_request_json(&reqs[i]));
+                json_object_object_add(o, "state", json_object_new_string("active"));
+                json_object_object_add(o, "created", json_object_new_int64(t));
+                json_object_object_add(o, "units", units_json(f, res[i].units, res[i].n_units, reqs[i].kind));
+                if (extra) {
+                        json_object_object_foreach(extra, ek, ev) json_object_object_add(o, ek, json_object_get(ev));
+                }
+                char *v = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+                json_object_put(o);
+                if (!k || !v) {
+                        free(k);
+                        free(v);
+                        r = -ENOMEM;
+                        break;
+                }
+                keys[nkeys++] = k;
+                values[nvalues++] = v;
+                /* a reservation key is new: a retry of a transaction that did commit fails here, not twice */
+                cmp[nc++] = (StoreCmp){k, 0};
+                ok[nok++] = (StoreOp){STORE_PUT, k, v, 0, false};
+                fail[nfail++] = (StoreOp){STORE_GET, k, NULL, 0, false};
+        }
+        StoreTxnResult tr = {};
+        if (r >= 0) {
+                st->txns++;
+                r = store_txn(s, cmp, nc, ok, nok, fail, nfail, &tr);
+        }
+        bool committed = r >= 0 && tr.succeeded;
+        bool applied_before = false;
+        if (r >= 0 && !tr.succeeded) {
+                /* did an earlier, unanswered attempt of this batch commit? its reservation keys exist */
+                for (size_t i = 0; i < tr.n_kvs; i++)
+                        if (startswith(tr.kvs[i].key, FLEET_KEY_RES))
+                                applied_before = true;
+        }
+        if (committed)
+                for (size_t i = 0; i < b->n_gpus; i++)
+                        fleet_gpu_set_revision(f, b->gpus[i], tr.revision);
+        else if (r >= 0 || r == -EIO) {
+                if (r == -EIO)
+                        st->retries_uncertain++;
+                else
+                        st->conflicts++;
+                /* take the batch's units out, then the store's current records in */
+                for (size_t i = b->first; i < b->first + b->n; i++)
+                        if (!res[i].error)
+                                (void)fleet_unplace(f, res[i].id, b->gpus, b->n_gpus);
+                if (r == -EIO) {
+                        /* uncertain: read the GPUs (and whether the reservations exist) again */
+                        StoreCmp never = {cmp[0].key, -1};
+                        store_txn_result_done(&tr);
+                        int k = store_txn(s, &never, 1, NULL, 0, fail, nfail, &tr);
+                        if (k < 0)
+                                r = k;
+                        for (size_t i = 0; k >= 0 && i < tr.n_kvs; i++)
+                                if (startswith(tr.kvs[i].key, FLEET_KEY_RES))
+                                        applied_before = true;
+                }
+                int k = apply_kvs(f, tr.kvs, tr.n_kvs);
+                if (k < 0)
+                        r = k;
+                else if (r >= 0 || r == -EIO)
+                        r = applied_before ? 1 : -EAGAIN;
+        }
+        store_txn_result_done(&tr);
+        for (size_t i = 0; i < nkeys; i++)
+                free(keys[i]);
+        for (size_t i = 0; i < nvalues; i++)
+                free(values[i]);
+        return committed ? 0 : r;
+}
+
+int fleet_reserve(Store *s, Fleet *f, const FleetRequest *reqs, size_t n, size_t batch, json_object *extra,
+                  FleetReserved *ret, FleetReserveStats *stats, char **ret_error) {
+        FleetReserveStats st = {};
+        batch = MAX(batch, (size_t)1);
+        for (size_t i = 0; i < n; i++) {
+                ret[i] = (FleetReserved){};
+                int r = fleet_new_id(ret[i].id);
+                if (r < 0)
+                        return r;
+        }
+        size_t next = 0;
+        int attempts = 0;
+        while (next < n) {
+                Batch b = {.first = next};
+                /* fill the batch while its transaction stays within the store's limit */
+                for (; next < n && b.n < batch; next++, b.n++) {
+                        FleetReserved *x = &ret[next];
+                        free(x->units);
+                        free(x->message);
+                        x->units = calloc(MAX(reqs[next].count, 1u), sizeof *x->units);
+                        x->message = NULL;
+                        x->error = 0;
+                        if (!x->units)
+                                return -ENOMEM;
+                        int r = fleet_place(f, &reqs[next], x->id, x->units, &x->message);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r < 0) {
+                                x->error = r;
+                                continue;
+                        }
+                        x->n_units = reqs[next].count;
+                        size_t add = 0;
+                        for (size_t u = 0; u < x->n_units; u++)
+                                if (!batch_has_gpu(&b, x->units[u].gpu))
+                                        add++;
+                        if (b.n_gpus + add + (b.n + 1) > FLEET_TXN_OPS_MAX) {
+                                /* does not fit this transaction: back out, it starts the next one */
+                                (void)fleet_unplace(f, x->id, NULL, 0);
+                                break;
+                        }
+                        for (size_t u = 0; u < x->n_units; u++)
+                                if (!batch_has_gpu(&b, x->units[u].gpu))
+                                        b.gpus[b.n_gpus++] = x->units[u].gpu;
+                }
+                if (b.n_gpus == 0)
+                        continue; /* nothing placed in this batch */
+                int r = commit(s, f, reqs, ret, &b, extra, &st);
+                if (r == -EAGAIN) {
+                        if (++attempts > 50) {
+                                *ret_error = strdup("the fleet changed under every attempt (50 conflicts in a row)");
+                                return -EBUSY;
+                        }
+                        next = b.first; /* place the batch again on the fresh records */
+                        continue;
+                }
+                if (r < 0) {
+                        *ret_error = strdup_printf("cannot commit reservations: %s", store_last_error(s) ?: strerror(-r));
+                        /* what was not committed is not reserved */
+                        for (size_t i = b.first; i < n; i++)
+                                if (!ret[i].error)
+                                        ret[i].error = r;
+                        return r;
+                }
+                attempts = 0;
+        }
+        if (stats)
+                *stats = st;
+        return 0;
+}
+
+int fleet_reservation(Store *s, const char *id, json_object **ret) {
+        _cleanup_free_ char *key = strdup_printf(FLEET_KEY_RES "%s", id);
+        StoreKv *kv = NULL;
+        size_t n = 0;
+        if (!key)
+                return -ENOMEM;
+        int r = store_range(s, key, false, &kv, &n, NULL);
+        if (r < 0)
+                return r;
+        json_object *o = n == 1 ? json_tokener_parse(kv[0].value) : NULL;
+        store_kvs_free(kv, n);
+        if (n == 0)
+                return -ENOENT;
+        if (!json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                return -EBADMSG;
+        }
+        *ret = o;
+        return 0;
+}
+
+int fleet_reservations(Store *s, json_object **ret, char **ret_error) {
+        StoreKv *kv = NULL;
+        size_t n = 0;
+        int r = store_range(s, FLEET_KEY_RES, true, &kv, &n, NULL);
+        if (r < 0) {
+                *ret_error = strdup_printf("cannot read reservations: %s", store_last_error(s) ?: strerror(-r));
+                return r;
+        }
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < n; i++) {
+                json_object *o = json_tokener_parse(kv[i].value);
+                if (json_object_is_type(o, json_type_object))
+                        json_object_array_add(a, o);
+                else
+                        json_object_put(o);
+        }
+        store_kvs_free(kv, n);
+        *ret = a;
+        return 0;
+}
+
+/* The GPUs a reservation record names, as indices in f (missing ones skipped). */
+static size_t res_gpus(const Fleet *f, json_object *o, uint32_t *gpus, size_t max) {
+        json_object *us = json_object_object_get(o, "units");
+        size_t n = 0;
+        for (size_t i = 0; us && i < json_object_array_length(us) && n < max; i++) {
+                json_object *u = json_object_array_get_idx(us, i);
+                const char *h = json_object_get_string(json_object_object_get(u, "host"));
+                const char *g = json_object_get_string(json_object_object_get(u, "gpu"));
+                int gi = h && g ? fleet_gpu_find(f, h, g) : -1;
+                bool dup = false;
+                for (size_t k = 0; k < n; k++)
+                        dup |= gpus[k] == (uint32_t)gi;
+                if (gi >= 0 && !dup)
+                        gpus[n++] = (uint32_t)gi;
+        }
+        return n;
+}
+
+int fleet_release(Store *s, Fleet *f, const char *id, char **ret_error) {
+        _cleanup_free_ char *rkey = strdup_printf(FLEET_KEY_RES "%s", id);
+        if (!rkey)
+                return -ENOMEM;
+        for (int attempt = 0; attempt < 50; attempt++) {
+                json_object *o = NULL;
+                int r = fleet_reservation(s, id, &o);
+                if (r == -ENOENT) {
+                        *ret_error = strdup_printf("no reservation %s", id);
+                        return r;
+                }
+                if (r < 0) {
+                        *ret_error = strdup_printf("cannot read reservation %s: %s", id, store_last_error(s) ?: strerror(-r));
+                        return r;
+                }
+                uint32_t gpus[64];
+                size_t ng = res_gpus(f, o, gpus, ELEMENTSOF(gpus));
+                json_object_put(o);
+                (void)fleet_unplace(f, id, gpus, ng);
+                StoreCmp cmp[65];
+                StoreOp ok[66], fail[65];
+                char *keys[64] = {}, *vals[64] = {};
+                size_t nc = 0, nok = 0, nf = 0;
+                for (size_t i = 0; i < ng; i++) {
+                        const FleetGpuInfo *g = fleet_gpu(f, gpus[i]);
+                        json_object *j = fleet_gpu_info_json(g);
+                        keys[i] = fleet_gpu_key(g->host, g->address);
+                        vals[i] = j ? strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN)) : NULL;
+                        json_object_put(j);
+                        if (!keys[i] || !vals[i])
+                                r = -ENOMEM;
+                        cmp[nc++] = (StoreCmp){keys[i], fleet_gpu_revision(f, gpus[i])};
+                        ok[nok++] = (StoreOp){STORE_PUT, keys[i], vals[i], 0, false};
+                        fail[nf++] = (StoreOp){STORE_GET, keys[i], NULL, 0, false};
+                }
+                ok[nok++] = (StoreOp){STORE_DELETE, rkey, NULL, 0, false};
+                StoreTxnResult tr = {};
+                if (r >= 0)
+                        r = store_txn(s, cmp, nc, ok, nok, fail, nf, &tr);
+                if (r >= 0 && tr.succeeded)
+                        for (size_t i = 0; i < ng; i++)
+                                fleet_gpu_set_revision(f, gpus[i], tr.revision);
+                else if (r >= 0)
+                        r = apply_kvs(f, tr.kvs, tr.n_kvs) ?: -EAGAIN;
+                bool done = r >= 0 && tr.succeeded;
+                store_txn_result_done(&tr);
+                for (size_t i = 0; i < ng; i++) {
+                        free(keys[i]);
+                        free(vals[i]);
+                }
+                if (done)
+                        return 0;
+                if (r != -EAGAIN && r != -EIO) {
+                        *ret_error = strdup_printf("cannot release %s: %s", id, store_last_error(s) ?: strerror(-r));
+                        return r;
+                }
+        }
+        *ret_error = strdup_printf("cannot release %s: its GPUs changed under every attempt", id);
+        return -EBUSY;
+}
+
+static int set_drain(Store *s, Fleet *f, int host, bool drain) {
+        for (int attempt = 0; attempt < 50; attempt++) {
+                StoreCmp cmp[FLEET_TXN_OPS_MAX];
+                StoreOp ok[FLEET_TXN_OPS_MAX], fail[FLEET_TXN_OPS_MAX];
+                char *keys[FLEET_TXN_OPS_MAX] = {}, *vals[FLEET_TXN_OPS_MAX] = {};
+                size_t n = 0;
+                int r = 0;
+                for (size_t g = 0; g < fleet_n_gpus(f) && n < FLEET_TXN_OPS_MAX; g++) {
+                        const FleetGpuInfo *gi = fleet_gpu(f, (uint32_t)g);
+                        if (!streq(gi->host, fleet_host_name(f, (uint32_t)host)))
+                                continue;
+                        json_object *j = fleet_gpu_info_json(gi);
+                        json_object_object_add(j, "drain", json_object_new_boolean(drain));
+                        keys[n] = fleet_gpu_key(gi->host, gi->address);
+                        vals[n] = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+                        json_object_put(j);
+                        if (!keys[n] || !vals[n])
+                                r = -ENOMEM;
+                        cmp[n] = (StoreCmp){keys[n], fleet_gpu_revision(f, (uint32_t)g)};
+                        ok[n] = (StoreOp){STORE_PUT, keys[n], vals[n], 0, false};
+                        fail[n] = (StoreOp){STORE_GET, keys[n], NULL, 0, false};
+                        n++;
+                }
+                StoreTxnResult tr = {};
+                if (r >= 0)
+                        r = store_txn(s, cmp, n, ok, n, fail, n, &tr);
+                bool done = r >= 0 && tr.succeeded;
+                if (r >= 0)
+                        r = apply_kvs(f, tr.kvs, tr.n_kvs);
+                if (done) {
+                        /* our own write: take it into the copy */
+                        for (size_t i = 0; i < n; i++) {
+                                FleetGpuInfo g;
+                                if (fleet_gpu_info_parse(vals[i], &g, NULL) >= 0) {
+                                        int gi = fleet_gpu_find(f, g.host, g.address);
+                                        if (gi >= 0 && fleet_gpu_update(f, (uint32_t)gi, &g) >= 0)
+                                                fleet_gpu_set_revision(f, (uint32_t)gi, tr.revision);
+                                        fleet_gpu_info_done(&g);
+                                }
+                        }
+                }
+                store_txn_result_done(&tr);
+                for (size_t i = 0; i < n; i++) {
+                        free(keys[i]);
+                        free(vals[i]);
+                }
+                if (done)
+                        return 0;
+                if (r < 0 && r != -EIO)
+                        return r;
+        }
+        return -EBUSY;
+}
+
+int fleet_drain(Store *s, Fleet *f, const char *host, bool undo, FleetDrainResult *ret, char **ret_error) {
+        *ret = (FleetDrainResult){.report = json_object_new_array()};
+        int h = fleet_host_find(f, host);
+        if (h < 0) {
+                *ret_error = strdup_printf("no host %s in the fleet", host);
+                return -ENOENT;
+        }
+        int r = set_drain(s, f, h, !undo);
+        if (r < 0) {
+                *ret_error = strdup_printf("cannot mark %s %s: %s", host, undo ? "schedulable" : "draining",
+                                           store_last_error(s) ?: strerror(-r));
+                return r;
+        }
+        if (undo)
+                return 0;
+        json_object *all = NULL;
+        if ((r = fleet_reservations(s, &all, ret_error)) < 0)
+                return r;
+        for (size_t i = 0; i < json_object_array_length(all); i++) {
+                json_object *o = json_object_array_get_idx(all, i), *us = json_object_object_get(o, "units");
+                bool here = false;
+                for (size_t k = 0; us && k < json_object_array_length(us); k++)
+                        here |= streq(strna(json_object_get_string(json_object_object_get(json_object_array_get_idx(us, k), "host"))), host);
+                const char *state = json_object_get_string(json_object_object_get(o, "state"));
+                if (!here || (state && streq(state, "moving")) || json_object_object_get(o, "replaces"))
+                        continue;
+                const char *id = json_object_get_string(json_object_object_get(o, "id"));
+                FleetRequest req;
+                json_object *item = json_object_new_object();
+                json_object_object_add(item, "reservation", json_string_or_null(id));
+                json_object_array_add(ret->report, item);
+                if (!id || fleet_request_from_json(json_object_object_get(o, "request"), &req) < 0) {
+                        json_object_object_add(item, "error", json_object_new_string("damaged reservation record"));
+                        ret->stuck++;
+                        continue;
+                }
+                /* a new placement elsewhere (this host is unschedulable now), linked to the old one */
+                json_object *extra = json_object_new_object();
+                json_object_object_add(extra, "replaces", json_object_new_string(id));
+                FleetReserved nr = {};
+                _cleanup_free_ char *err = NULL;
+                r = fleet_reserve(s, f, &req, 1, 1, extra, &nr, NULL, &err);
+                json_object_put(extra);
+                if (r < 0 || nr.error) {
+                        json_object_object_add(item, "error", json_object_new_string(nr.message ?: err ?: "cannot place it elsewhere"));
+                        ret->stuck++;
+                        fleet_reserved_done(&nr, 1);
+                        continue;
+                }
+                json_object_object_add(item, "replacement", json_object_new_string(nr.id));
+                /* the old one is "moving": its owner releases it after switching over */
+                json_object_object_add(o, "state", json_object_new_string("moving"));
+                json_object_object_add(o, "replaced_by", json_object_new_string(nr.id));
+                _cleanup_free_ char *key = strdup_printf(FLEET_KEY_RES "%s", id);
+                if (key)
+                        (void)store_put(s, key, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), 0);
+                fleet_reserved_done(&nr, 1);
+                ret->moved++;
+        }
+        json_object_put(all);
+        return 0;
+}

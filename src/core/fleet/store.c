@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The store interface: URLs, the calls every backend answers, and what they share. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/fileio.h"
+#include "store.h"
+
+void store_kvs_free(StoreKv *kvs, size_t n) {
+        for (size_t i = 0; kvs && i < n; i++) {
+                free(kvs[i].key);
+                free(kvs[i].value);
+        }
+        free(kvs);
+}
+
+void store_txn_result_done(StoreTxnResult *r) {
+        store_kvs_free(r->kvs, r->n_kvs);
+        *r = (StoreTxnResult){};
+}
+
+void store_set_error(Store *s, const char *fmt, ...) {
+        free(s->error);
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&s->error, fmt, ap) < 0)
+                s->error = NULL;
+        va_end(ap);
+}
+
+char *store_prefix_end(const char *prefix) {
+        size_t n = strlen(prefix);
+        char *e = strdup(prefix);
+        if (!e || n == 0)
+                return e;
+        /* the smallest key after every key that starts with prefix */
+        while (n > 0 && (unsigned char)e[n - 1] == 0xff)
+                e[--n] = '\0';
+        if (n > 0)
+                e[n - 1]++;
+        return e;
+}
+
+int store_open(const char *url, Root *root, Store **ret, char **ret_error) {
+        Store *s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        const char *ep;
+        int r;
+        if (isempty(url) || streq(url, "local"))
+                r = store_local_open(root, s, ret_error);
+        else if ((ep = startswith(url, "etcd://")) || (ep = startswith(url, "http://")))
+                r = store_etcd_open(ep, s, ret_error);
+        else {
+                *ret_error = strdup_printf("'%s' is not a store: etcd://HOST:PORT[,HOST:PORT...] or local", url);
+                r = -EINVAL;
+        }
+        if (r < 0) {
+                free(s->error);
+                free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+Store *store_free(Store *s) {
+        if (!s)
+                return NULL;
+        if (s->ops && s->ops->done)
+                s->ops->done(s);
+        free(s->error);
+        free(s);
+        return NULL;
+}
+
+bool store_is_local(const Store *s) {
+        return s->local;
+}
+
+const char *store_last_error(const Store *s) {
+        return s->error;
+}
+
+int store_range(Store *s, const char *key, bool prefix, StoreKv **ret, size_t *ret_n, int64_t *ret_revision) {
+        int64_t rev = 0;
+        int r = s->ops->range(s, key, prefix, ret, ret_n, &rev);
+        if (r >= 0 && ret_revision)
+                *ret_revision = rev;
+        return r;
+}
+
+int store_txn(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp *success, size_t n_success,
+              const StoreOp *failure, size_t n_failure, StoreTxnResult *ret) {
+        if (n_cmp > FLEET_TXN_OPS_MAX || n_success > FLEET_TXN_OPS_MAX || n_failure > FLEET_TXN_OPS_MAX)
+                return -E2BIG;
+        *ret = (StoreTxnResult){};
+        return s->ops->txn(s, cmp, n_cmp, success, n_success, failure, n_failure, ret);
+}
+
+int store_put(Store *s, const char *key, const char *value, int64_t lease) {
+        StoreTxnResult res;
+        StoreOp op = {STORE_PUT, key, value, lease, false};
+        int r = store_txn(s, NULL, 0, &op, 1, NULL, 0, &res);
+        store_txn_result_done(&res);
+        return r;
+}
+
+int store_lease_grant(Store *s, int ttl_s, int64_t *ret_id) {
+        return s->ops->lease_grant(s, ttl_s, ret_id);
+}
+
+int store_lease_keepalive(Store *s, int64_t id, int *ret_ttl) {
+        return s->ops->lease_keepalive(s, id, ret_ttl);
+}
+
+int store_lease_revoke(Store *s, int64_t id) {
+        return s->ops->lease_revoke(s, id);
+}
+
+int store_watch(Store *s, const char *prefix, int64_t from, int timeout_ms, bool *ret_changed, int64_t *ret_revision) {
+        *ret_changed = false;
+        *ret_revision = from;
+        return s->ops->watch(s, prefix, from, timeout_ms, ret_changed, ret_revision);
+}
