@@ -258,10 +258,12 @@ static int do_gpus(Fleet *f, const char *only) {
                 json_object_object_add(o, "units", json_object_new_int64((int64_t)gi->n_units));
                 json_object_object_add(o, "used", json_object_new_double((double)(int)(fleet_gpu_used_share(f, g) * 1000) / 1000));
                 json_object *offers = json_object_new_object();
-                if (gi->isolated)
-                        json_object_object_add(offers, "passthrough", json_object_new_int64(fleet_gpu_free_units(f, g, FLEET_PASSTHROUGH, -1)));
-                if (gi->model.total_vfs)
-                        json_object_object_add(offers, "vf", json_object_new_int64(fleet_gpu_free_units(f, g, FLEET_VF, -1)));
+                unsigned whole = gi->isolated ? fleet_gpu_free_units(f, g, FLEET_PASSTHROUGH, -1) : 0;
+                unsigned vfs = gi->model.total_vfs ? fleet_gpu_free_units(f, g, FLEET_VF, -1) : 0;
+                if (whole)
+                        json_object_object_add(offers, "passthrough", json_object_new_int64(whole));
+                if (vfs)
+                        json_object_object_add(offers, "vf", json_object_new_int64(vfs));
                 for (size_t k = 0; k < gi->model.n_types; k++) {
                         unsigned n = fleet_gpu_free_units(f, g, FLEET_VGPU, (int)k);
                         if (n) {
