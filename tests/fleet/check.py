@@ -82,6 +82,8 @@ def check(gpuvirt, endpoints, hosts):
             continue
         g = json.loads(v)
         host, addr, model, units = g["host"], g["address"], g["model"], g["units"]
+        if "ref" in model:
+            model = json.loads(kvs["/gpuvirt/v1/models/" + model["ref"]])
         kinds = {u["kind"] for u in units}
         if len(kinds) > 1:
             bad.append(f"double allocation: {host} {addr} serves {sorted(kinds)} at once")

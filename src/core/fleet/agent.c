@@ -270,7 +270,7 @@ static int read_store(Pass *p) {
         if (!p->ledger)
                 return -ENOMEM;
         for (size_t i = 0; i < p->n_gpus; i++)
-                if (fleet_gpu_info_parse(p->gpus[i].value, &p->ledger[i], NULL) < 0)
+                if (fleet_gpu_record_parse(p->store, p->gpus[i].value, &p->ledger[i], NULL) < 0)
                         p->ledger[i] = (FleetGpuInfo){.numa = -1};
         return 0;
 }
@@ -371,7 +371,7 @@ static int publish(Pass *p) {
                 StoreCmp cmp[FLEET_TXN_OPS_MAX];
                 StoreOp ops[FLEET_TXN_OPS_MAX];
                 char *keys[FLEET_TXN_OPS_MAX] = {}, *vals[FLEET_TXN_OPS_MAX] = {};
-                size_t n = 0;
+                size_t n = 0, nc = 0;
                 int r = 0;
                 for (size_t i = 0; i < p->h.pci->n_devices && n < FLEET_TXN_OPS_MAX && r >= 0; i++) {
                         const PciDevice *d = &p->h.pci->devices[i];
@@ -387,33 +387,38 @@ static int publish(Pass *p) {
                                 break;
                         size_t li = 0;
                         FleetGpuInfo *old = ledger_of(p, d->addr, &li);
-                        if (old) {
-                                g.drain = old->drain;
-                                /* the ledger as the store has it; its units name the model's profiles and types */
-                                json_object *oj = json_tokener_parse(p->gpus[li].value);
-                                json_object *nj = fleet_gpu_info_json(&g);
+                        _cleanup_free_ char *mk = NULL, *mv = NULL, *rec = fleet_gpu_record(&g, &mk, &mv);
+                        json_object *nj = rec ? json_tokener_parse(rec) : NULL;
+                        json_object *oj = old ? json_tokener_parse(p->gpus[li].value) : NULL;
+                        if (!nj || !mk || !mv)
+                                r = -ENOMEM;
+                        else if (oj) {
+                                /* the ledger and drain flag as the store has them */
                                 json_object_object_add(nj, "units", json_object_get(json_object_object_get(oj, "units")));
                                 json_object_object_add(nj, "drain", json_object_new_boolean(old->drain));
-                                const char *a = json_object_to_json_string_ext(oj, JSON_C_TO_STRING_PLAIN);
-                                const char *b = json_object_to_json_string_ext(nj, JSON_C_TO_STRING_PLAIN);
-                                if (!streq(a, b)) {
-                                        keys[n] = fleet_gpu_key(p->host, d->addr);
-                                        vals[n] = strdup(b);
-                                        cmp[n] = (StoreCmp){keys[n], p->gpus[li].mod_revision};
+                        }
+                        const char *b = nj ? json_object_to_json_string_ext(nj, JSON_C_TO_STRING_PLAIN) : NULL;
+                        if (b && (!oj || !streq(json_object_to_json_string_ext(oj, JSON_C_TO_STRING_PLAIN), b)) &&
+                            n + 2 <= FLEET_TXN_OPS_MAX) {
+                                /* the model (content-addressed: putting it again changes nothing; once per
+                                 * transaction, which refuses a key twice), then the record */
+                                bool have = false;
+                                for (size_t k = 0; k < n && !have; k++)
+                                        have = streq(keys[k], mk);
+                                if (!have) {
+                                        keys[n] = TAKE_PTR(mk);
+                                        vals[n] = TAKE_PTR(mv);
                                         ops[n] = (StoreOp){STORE_PUT, keys[n], vals[n], 0, false};
                                         n++;
                                 }
-                                json_object_put(oj);
-                                json_object_put(nj);
-                        } else {
-                                json_object *nj = fleet_gpu_info_json(&g);
                                 keys[n] = fleet_gpu_key(p->host, d->addr);
-                                vals[n] = strdup(json_object_to_json_string_ext(nj, JSON_C_TO_STRING_PLAIN));
-                                json_object_put(nj);
-                                cmp[n] = (StoreCmp){keys[n], 0};
+                                vals[n] = strdup(b);
+                                cmp[nc++] = (StoreCmp){keys[n], oj ? p->gpus[li].mod_revision : 0};
                                 ops[n] = (StoreOp){STORE_PUT, keys[n], vals[n], 0, false};
                                 n++;
                         }
+                        json_object_put(oj);
+                        json_object_put(nj);
                         fleet_gpu_info_done(&g);
                         if (n && (!keys[n - 1] || !vals[n - 1]))
                                 r = -ENOMEM;
@@ -421,7 +426,7 @@ static int publish(Pass *p) {
                 StoreTxnResult tr = {};
                 bool ok = true;
                 if (r >= 0 && n) {
-                        r = store_txn(p->store, cmp, n, ops, n, NULL, 0, &tr);
+                        r = store_txn(p->store, cmp, nc, ops, n, NULL, 0, &tr);
                         ok = r >= 0 && tr.succeeded;
                 }
                 store_txn_result_done(&tr);
@@ -454,10 +459,8 @@ static int unit_lost(Pass *p, const char *res, unsigned n, const char *gpu) {
                 if (k == g->n_units)
                         break;
                 g->n_units = k;
-                json_object *j = fleet_gpu_info_json(g);
                 _cleanup_free_ char *key = fleet_gpu_key(p->host, gpu);
-                _cleanup_free_ char *val = j ? strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN)) : NULL;
-                json_object_put(j);
+                _cleanup_free_ char *val = fleet_gpu_record(g, NULL, NULL);
                 if (!key || !val)
                         return -ENOMEM;
                 StoreCmp cmp = {key, p->gpus[li].mod_revision};
@@ -850,6 +853,8 @@ static int realize(Pass *p) {
 int fleet_agent_converge(Root *root, Store *s, const char *host, FleetConvergeReport *ret) {
         *ret = (FleetConvergeReport){};
         Pass p = {.root = root, .store = s, .host = host, .rep = ret};
+        _cleanup_free_ char *up = strdup_printf(FLEET_KEY_UNITS "%s/", host);
+        _cleanup_strv_free_ char **lost = NULL;
         _cleanup_close_ int lock = root_lock(root, 30000);
         if (lock < 0) {
                 report_error(ret, "cannot take the host lock: %s", strerror(-lock));
@@ -864,12 +869,10 @@ int fleet_agent_converge(Root *root, Store *s, const char *host, FleetConvergeRe
         if ((r = state_load(root, &p.st)) < 0 || (r = host_observe(root, &p.h)) < 0 || (r = read_store(&p)) < 0)
                 goto out;
         json_object_object_add(p.st.doc, "host", json_object_new_string(host));
-        _cleanup_free_ char *up = strdup_printf(FLEET_KEY_UNITS "%s/", host);
         if (!up || (r = store_range(s, up, true, &p.urecs, &p.n_urecs, NULL)) < 0)
                 goto out;
         /* units realized before that have disappeared: released, not recreated */
         json_object *units = obj(p.st.doc, "units");
-        _cleanup_strv_free_ char **lost = NULL;
         size_t nlost = 0;
         json_object_object_foreach(units, lk, lv) {
                 const PciDevice *d = str(lv, "gpu") ? pci_host_find(p.h.pci, str(lv, "gpu")) : NULL;

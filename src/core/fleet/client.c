@@ -24,6 +24,104 @@ static int64_t now_ms(void) {
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---- GPU records with their model by reference ---- */
+
+static json_object *model_cache; /* hash -> model object; content-addressed, so never stale */
+
+static void model_hash(const char *text, char ret[static 17]) {
+        uint64_t h = 1469598103934665603ull;
+        for (const char *c = text; *c; c++)
+                h = (h ^ (uint8_t)*c) * 1099511628211ull;
+        snprintf(ret, 17, "%016llx", (unsigned long long)h);
+}
+
+char *fleet_gpu_record(const FleetGpuInfo *g, char **ret_model_key, char **ret_model_value) {
+        json_object *j = fleet_gpu_info_json(g);
+        if (!j)
+                return NULL;
+        json_object *m = json_object_get(json_object_object_get(j, "model"));
+        const char *mt = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
+        char hash[17];
+        model_hash(mt, hash);
+        if (ret_model_key)
+                *ret_model_key = strdup_printf(FLEET_KEY_MODELS "%s", hash);
+        if (ret_model_value)
+                *ret_model_value = strdup(mt);
+        if (!model_cache)
+                model_cache = json_object_new_object();
+        if (model_cache && !json_object_object_get(model_cache, hash))
+                json_object_object_add(model_cache, hash, json_object_get(m));
+        json_object_put(m);
+        json_object *ref = json_object_new_object();
+        json_object_object_add(ref, "ref", json_object_new_string(hash));
+        json_object_object_add(j, "model", ref);
+        char *out = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+        json_object_put(j);
+        return out;
+}
+
+static json_object *model_lookup(Store *s, const char *hash) {
+        json_object *m = model_cache ? json_object_object_get(model_cache, hash) : NULL;
+        if (m)
+                return m;
+        _cleanup_free_ char *key = strdup_printf(FLEET_KEY_MODELS "%s", hash);
+        StoreKv *kv = NULL;
+        size_t n = 0;
+        if (!key || store_range(s, key, false, &kv, &n, NULL) < 0 || n != 1) {
+                store_kvs_free(kv, n);
+                return NULL;
+        }
+        m = json_tokener_parse(kv[0].value);
+        store_kvs_free(kv, n);
+        if (!json_object_is_type(m, json_type_object)) {
+                json_object_put(m);
+                return NULL;
+        }
+        if (!model_cache)
+                model_cache = json_object_new_object();
+        json_object_object_add(model_cache, hash, m);
+        return m;
+}
+
+static void models_prefetch(Store *s) {
+        StoreKv *kv = NULL;
+        size_t n = 0;
+        if (store_range(s, FLEET_KEY_MODELS, true, &kv, &n, NULL) < 0)
+                return;
+        if (!model_cache)
+                model_cache = json_object_new_object();
+        for (size_t i = 0; model_cache && i < n; i++) {
+                const char *hash = kv[i].key + strlen(FLEET_KEY_MODELS);
+                json_object *m = json_tokener_parse(kv[i].value);
+                if (json_object_is_type(m, json_type_object) && !json_object_object_get(model_cache, hash))
+                        json_object_object_add(model_cache, hash, m);
+                else
+                        json_object_put(m);
+        }
+        store_kvs_free(kv, n);
+}
+
+int fleet_gpu_record_parse(Store *s, const char *text, FleetGpuInfo *ret, char **ret_error) {
+        json_object *o = json_tokener_parse(text);
+        json_object *ref = o ? json_object_object_get(json_object_object_get(o, "model"), "ref") : NULL;
+        if (!ref) {
+                json_object_put(o);
+                return fleet_gpu_info_parse(text, ret, ret_error); /* the model inline */
+        }
+        const char *hash = json_object_get_string(ref);
+        json_object *m = hash ? model_lookup(s, hash) : NULL;
+        if (!m) {
+                json_object_put(o);
+                if (ret_error)
+                        *ret_error = strdup_printf("model %s of the record is not in the store", strna(hash));
+                return -EBADMSG;
+        }
+        json_object_object_add(o, "model", json_object_get(m));
+        int r = fleet_gpu_info_parse(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), ret, ret_error);
+        json_object_put(o);
+        return r;
+}
+
 int fleet_new_id(char ret[static FLEET_ID_MAX]) {
         uint64_t v;
         if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
@@ -48,6 +146,8 @@ int fleet_load(Store *s, FleetStrategy strategy, Fleet **ret, size_t *ret_damage
                 r = store_range(s, FLEET_KEY_ALIVE, true, &alive, &na, NULL);
         if (r >= 0)
                 r = store_range(s, FLEET_KEY_GPUS, true, &gpus, &ng, NULL);
+        if (r >= 0)
+                models_prefetch(s);
         _cleanup_fleet_free_ Fleet *f = r >= 0 ? fleet_new(strategy) : NULL;
         if (r >= 0 && !f)
                 r = -ENOMEM;
@@ -67,7 +167,7 @@ int fleet_load(Store *s, FleetStrategy strategy, Fleet **ret, size_t *ret_damage
                 FleetGpuInfo g;
                 _cleanup_free_ char *err = NULL;
                 uint32_t gi;
-                if (fleet_gpu_info_parse(gpus[i].value, &g, &err) < 0) {
+                if (fleet_gpu_record_parse(s, gpus[i].value, &g, &err) < 0) {
                         damaged++;
                         continue;
                 }
@@ -101,12 +201,12 @@ int fleet_load(Store *s, FleetStrategy strategy, Fleet **ret, size_t *ret_damage
 }
 
 /* Replace the scheduler's copy of GPUs by the records the store returned. */
-static int apply_kvs(Fleet *f, const StoreKv *kvs, size_t n) {
+static int apply_kvs(Store *s, Fleet *f, const StoreKv *kvs, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 if (!startswith(kvs[i].key, FLEET_KEY_GPUS))
                         continue;
                 FleetGpuInfo g;
-                if (fleet_gpu_info_parse(kvs[i].value, &g, NULL) < 0)
+                if (fleet_gpu_record_parse(s, kvs[i].value, &g, NULL) < 0)
                         continue;
                 int gi = fleet_gpu_find(f, g.host, g.address);
                 int r = gi >= 0 ? fleet_gpu_update(f, (uint32_t)gi, &g) : 0;
@@ -163,9 +263,7 @@ static int commit(Store *s, Fleet *f, const FleetRequest *reqs, FleetReserved *r
         for (size_t i = 0; i < b->n_gpus && r >= 0; i++) {
                 const FleetGpuInfo *g = fleet_gpu(f, b->gpus[i]);
                 char *k = fleet_gpu_key(g->host, g->address);
-                json_object *j = fleet_gpu_info_json(g);
-                char *v = j ? strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN)) : NULL;
-                json_object_put(j);
+                char *v = fleet_gpu_record(g, NULL, NULL);
                 if (!k || !v) {
                         free(k);
                         free(v);
@@ -244,7 +342,7 @@ static int commit(Store *s, Fleet *f, const FleetRequest *reqs, FleetReserved *r
                                 if (startswith(tr.kvs[i].key, FLEET_KEY_RES))
                                         applied_before = true;
                 }
-                int k = apply_kvs(f, tr.kvs, tr.n_kvs);
+                int k = apply_kvs(s, f, tr.kvs, tr.n_kvs);
                 if (k < 0)
                         r = k;
                 else if (r >= 0 || r == -EIO)
@@ -414,10 +512,8 @@ int fleet_release(Store *s, Fleet *f, const char *id, char **ret_error) {
                 size_t nc = 0, nok = 0, nf = 0;
                 for (size_t i = 0; i < ng; i++) {
                         const FleetGpuInfo *g = fleet_gpu(f, gpus[i]);
-                        json_object *j = fleet_gpu_info_json(g);
                         keys[i] = fleet_gpu_key(g->host, g->address);
-                        vals[i] = j ? strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN)) : NULL;
-                        json_object_put(j);
+                        vals[i] = fleet_gpu_record(g, NULL, NULL);
                         if (!keys[i] || !vals[i])
                                 r = -ENOMEM;
                         cmp[nc++] = (StoreCmp){keys[i], fleet_gpu_revision(f, gpus[i])};
@@ -432,7 +528,7 @@ int fleet_release(Store *s, Fleet *f, const char *id, char **ret_error) {
                         for (size_t i = 0; i < ng; i++)
                                 fleet_gpu_set_revision(f, gpus[i], tr.revision);
                 else if (r >= 0)
-                        r = apply_kvs(f, tr.kvs, tr.n_kvs) ?: -EAGAIN;
+                        r = apply_kvs(s, f, tr.kvs, tr.n_kvs) ?: -EAGAIN;
                 bool done = r >= 0 && tr.succeeded;
                 store_txn_result_done(&tr);
                 for (size_t i = 0; i < ng; i++) {
@@ -461,7 +557,8 @@ static int set_drain(Store *s, Fleet *f, int host, bool drain) {
                         const FleetGpuInfo *gi = fleet_gpu(f, (uint32_t)g);
                         if (!streq(gi->host, fleet_host_name(f, (uint32_t)host)))
                                 continue;
-                        json_object *j = fleet_gpu_info_json(gi);
+                        _cleanup_free_ char *rec = fleet_gpu_record(gi, NULL, NULL);
+                        json_object *j = rec ? json_tokener_parse(rec) : NULL;
                         json_object_object_add(j, "drain", json_object_new_boolean(drain));
                         keys[n] = fleet_gpu_key(gi->host, gi->address);
                         vals[n] = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
@@ -478,12 +575,12 @@ static int set_drain(Store *s, Fleet *f, int host, bool drain) {
                         r = store_txn(s, cmp, n, ok, n, fail, n, &tr);
                 bool done = r >= 0 && tr.succeeded;
                 if (r >= 0)
-                        r = apply_kvs(f, tr.kvs, tr.n_kvs);
+                        r = apply_kvs(s, f, tr.kvs, tr.n_kvs);
                 if (done) {
                         /* our own write: take it into the copy */
                         for (size_t i = 0; i < n; i++) {
                                 FleetGpuInfo g;
-                                if (fleet_gpu_info_parse(vals[i], &g, NULL) >= 0) {
+                                if (fleet_gpu_record_parse(s, vals[i], &g, NULL) >= 0) {
                                         int gi = fleet_gpu_find(f, g.host, g.address);
                                         if (gi >= 0 && fleet_gpu_update(f, (uint32_t)gi, &g) >= 0)
                                                 fleet_gpu_set_revision(f, (uint32_t)gi, tr.revision);

@@ -9,6 +9,9 @@
  *                                         of fleet units on it (the key every reservation compares)
  *   /gpuvirt/v1/res/<id>                  a reservation: owner, request, its units
  *   /gpuvirt/v1/units/<host>/<id>/<n>     what the agent realized for unit n (MIG UUID, mdev UUID, VF, group)
+ *   /gpuvirt/v1/models/<hash>             a GPU model's capabilities (MIG profiles, vGPU types, VFs), stored once
+ *                                         and named by the hash of its JSON; GPU records say {"model":{"ref":..}}
+ *                                         so a reservation rewrites only the small per-GPU part
  *
  * A batch of reservations is one transaction: compare the mod_revision of exactly the GPU keys it consumes
  * (and that each new reservation key does not exist), then put those GPU records with the new ledger and
@@ -24,6 +27,7 @@
 #define FLEET_KEY_GPUS  FLEET_PREFIX "gpus/"
 #define FLEET_KEY_RES   FLEET_PREFIX "res/"
 #define FLEET_KEY_UNITS FLEET_PREFIX "units/"
+#define FLEET_KEY_MODELS FLEET_PREFIX "models/"
 
 /* Read every host and GPU into a new in-memory fleet. Damaged records are skipped and counted. */
 int fleet_load(Store *s, FleetStrategy strategy, Fleet **ret, size_t *ret_damaged, char **ret_error);
@@ -67,6 +71,12 @@ int fleet_drain(Store *s, Fleet *f, const char *host, bool undo, FleetDrainResul
 /* Reservation records. */
 int fleet_reservations(Store *s, json_object **ret, char **ret_error);
 int fleet_reservation(Store *s, const char *id, json_object **ret);
+
+/* The stored form of a GPU record (its model as a reference); ret_model_key / ret_model_value (may be NULL):
+ * the model's own key and value, for the writer to put beside it. */
+char *fleet_gpu_record(const FleetGpuInfo *g, char **ret_model_key, char **ret_model_value);
+/* Parse a stored GPU record, resolving its model reference (models are immutable: cached per process). */
+int fleet_gpu_record_parse(Store *s, const char *text, FleetGpuInfo *ret, char **ret_error);
 
 /* The key of a GPU / a unit record. */
 char *fleet_gpu_key(const char *host, const char *address);

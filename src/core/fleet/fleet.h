@@ -192,5 +192,9 @@ int fleet_unplace(Fleet *f, const char *res, const uint32_t *gpus, size_t n_gpus
 
 /* Capacity left for one unit of the request now (how many more would fit, each alone): for `fleet gpus`. */
 unsigned fleet_gpu_free_units(const Fleet *f, uint32_t gpu, FleetKind kind, int idx);
+/* The request's profile / type index in the GPU's model (-1: none; 0 for kinds without one), and whether one
+ * unit fits now: what a scheduler without an index evaluates on every GPU (the benchmark's peer). */
+int fleet_gpu_resolve(const Fleet *f, uint32_t gpu, const FleetRequest *r);
+bool fleet_gpu_fits(const Fleet *f, uint32_t gpu, FleetKind kind, int idx);
 /* Used share of a GPU, 0..1. */
 double fleet_gpu_used_share(const Fleet *f, uint32_t gpu);

@@ -332,7 +332,9 @@ static int score(const Fleet *f, const Gpu *g, FleetKind kind, int idx) {
         else if (kind == FLEET_VF)
                 vfs++;
         double after = share(g, kind, budget, occ, vfs);
-        bool mode_change = g->kind < 0 && g->info.base_mode != fleet_kind_mode(kind);
+        /* a GPU already in the unit's mode (SR-IOV for vendor vGPU: its VFs carry them) changes nothing */
+        GpuMode need = kind == FLEET_VGPU && m->vgpu_vendor ? GPU_MODE_SRIOV : fleet_kind_mode(kind);
+        bool mode_change = g->kind < 0 && g->info.base_mode != need && g->info.base_mode != fleet_kind_mode(kind);
         int tier = mode_change ? 0 : 128;
         switch (f->strategy) {
         case FLEET_FRAG:
@@ -623,6 +625,15 @@ void fleet_gpu_set_revision(Fleet *f, uint32_t gpu, int64_t rev) {
         f->gpus[gpu].rev = rev;
 }
 
+int fleet_gpu_resolve(const Fleet *f, uint32_t gpu, const FleetRequest *r) {
+        int idx;
+        return sig_accepts(r, &f->gpus[gpu], &idx) ? MAX(idx, 0) : -1;
+}
+
+bool fleet_gpu_fits(const Fleet *f, uint32_t gpu, FleetKind kind, int idx) {
+        return fits(f, &f->gpus[gpu], kind, idx, NULL);
+}
+
 double fleet_gpu_used_share(const Fleet *f, uint32_t gpu) {
         return gpu_share(&f->gpus[gpu]);
 }
@@ -781,14 +792,39 @@ static int place_colocated(Fleet *f, const FleetRequest *r, const char *res, Sig
         return 0;
 }
 
+/* Whether the host (the GPU's NUMA node, for same_numa) has room for every unit of the request, each alone:
+ * a cheap test before trying a host for a co-located request. */
+static bool host_can_hold(const Fleet *f, const FleetRequest *r, const Sig *s, uint32_t gi) {
+        const Gpu *g0 = &f->gpus[gi];
+        const Host *h = &f->hosts[g0->host];
+        unsigned room = 0;
+        for (size_t k = 0; k < h->n_gpus && room < r->count; k++) {
+                const Gpu *g = &f->gpus[h->gpus[k]];
+                int idx;
+                if ((r->same_numa && g->info.numa != g0->info.numa) || !sig_accepts(&s->key, g, &idx))
+                        continue;
+                room += fleet_gpu_free_units(f, h->gpus[k], r->kind, idx);
+        }
+        return room >= r->count;
+}
+
 /* One candidate for the next unit: place it, and for the first unit of a co-located request the rest too.
- * -ENOSPC: try the next candidate. */
+ * -ENOSPC: try the next candidate. tried: hosts a co-located request already failed on (may be NULL). */
 static int try_candidate(Fleet *f, const FleetRequest *r, const char *res, Sig *s, size_t c, FleetPlacement *done,
-                         size_t *n) {
+                         size_t *n, bool *tried) {
         uint32_t gi = s->cand[c];
         if (!constraints_ok(f, r, gi, done, *n))
                 return -ENOSPC;
         bool first_of_colocated = *n == 0 && r->count > 1 && (r->same_host || r->same_numa || r->same_nvlink);
+        if (first_of_colocated && tried && (r->same_host || r->same_numa)) {
+                if (tried[f->gpus[gi].host])
+                        return -ENOSPC;
+                if (!host_can_hold(f, r, s, gi)) {
+                        if (!r->same_numa)
+                                tried[f->gpus[gi].host] = true;
+                        return -ENOSPC;
+                }
+        }
         int k = place_one(f, r, res, gi, s->cidx[c], done, n);
         if (k < 0 || !first_of_colocated)
                 return k;
@@ -801,6 +837,9 @@ static int try_candidate(Fleet *f, const FleetRequest *r, const char *res, Sig *
 /* Place the next unit (all of them for a co-located request): candidates best first (first-fit: in order). */
 static int place_next(Fleet *f, const FleetRequest *r, const char *res, Sig *s, FleetPlacement *done, size_t *n) {
         bool walk_copy = *n == 0 && r->count > 1 && (r->same_host || r->same_numa || r->same_nvlink);
+        _cleanup_free_ bool *tried = walk_copy ? calloc(MAX(f->n_hosts, (size_t)1), sizeof(bool)) : NULL;
+        if (walk_copy && !tried)
+                return -ENOMEM;
         if (f->strategy == FLEET_FIRST_FIT) {
                 for (size_t c = s->ff; c < s->n; c++) {
                         if (!fits(f, &f->gpus[s->cand[c]], r->kind, s->cidx[c], NULL)) {
@@ -808,7 +847,7 @@ static int place_next(Fleet *f, const FleetRequest *r, const char *res, Sig *s, 
                                         s->ff++;
                                 continue;
                         }
-                        int k = try_candidate(f, r, res, s, c, done, n);
+                        int k = try_candidate(f, r, res, s, c, done, n, tried);
                         if (k != -ENOSPC)
                                 return k;
                 }
@@ -827,7 +866,7 @@ static int place_next(Fleet *f, const FleetRequest *r, const char *res, Sig *s, 
                         if (copy)
                                 memcpy(copy, s->bucket[b], nb * sizeof *copy);
                         for (size_t i = MIN(nb, (size_t)s->bn[b]); i-- > 0;) {
-                                int k = try_candidate(f, r, res, s, copy ? copy[i] : s->bucket[b][i], done, n);
+                                int k = try_candidate(f, r, res, s, copy ? copy[i] : s->bucket[b][i], done, n, tried);
                                 if (k != -ENOSPC)
                                         return k;
                         }

@@ -197,6 +197,14 @@ static int local_txn(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp 
                 ok = mod_of(l, cmp[i].key) == cmp[i].mod_revision;
         const StoreOp *ops = ok ? succ : fail;
         size_t n_ops = ok ? n_succ : n_fail;
+        /* as etcd: a key written twice in one transaction is refused, nothing done */
+        for (size_t i = 0; i < n_ops; i++)
+                for (size_t k = 0; k < i; k++)
+                        if (ops[i].type != STORE_GET && ops[k].type != STORE_GET && streq(ops[i].key, ops[k].key)) {
+                                store_set_error(s, "duplicate key given in txn request: %s", ops[i].key);
+                                unlock(l);
+                                return -EINVAL;
+                        }
         json_object *kv = sub(l->doc, "kv"), *leases = sub(l->doc, "leases");
         bool writes = false;
         for (size_t i = 0; i < n_ops; i++)
