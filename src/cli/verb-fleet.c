@@ -173,7 +173,8 @@ static int local_sync(Root *root, Store *s, const FleetArgs *a) {
         if (r >= 0)
                 r = fleet_agent_converge(root, s, host, &rep);
         if (r < 0)
-                log_error("Cannot bring this host in line with the local fleet store: %s", rep.error ?: strerror(-r));
+                log_error("Cannot bring this host in line with the local fleet store: %s",
+                          rep.error ?: store_last_error(s) ?: strerror(-r));
         else if (rep.error)
                 log_warning("Some units could not be realized: %s", rep.error);
         fleet_converge_report_done(&rep);
@@ -370,31 +371,30 @@ static json_object *reserved_json(const Fleet *f, const FleetRequest *r, const F
         return o;
 }
 
-static int do_request(Store *s, FleetArgs *a, int argc, char **argv, int k) {
-        _cleanup_free_ FleetRequest *reqs = NULL;
-        size_t n = 0;
+/* The requests of `fleet request`, checked before anything is opened or written. */
+static int parse_requests(FleetArgs *a, int argc, char **argv, int k, FleetRequest **ret, size_t *ret_n) {
         if (a->file) {
                 if (k != argc)
                         return usage_error("fleet request: -f FILE takes no unit argument");
-                int rc = read_requests(a, &reqs, &n);
-                if (rc)
-                        return rc;
-        } else {
-                if (argc - k != 1)
-                        return usage_error("fleet request: one UNIT (passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>)");
-                if (!a->have_owner)
-                        return usage_error("fleet request: --owner ID is required (who the units are for)");
-                _cleanup_free_ char *err = NULL;
-                if (fleet_request_parse_unit(argv[k], &a->req, &err) < 0)
-                        return usage_error("fleet request: %s", strna(err));
-                if (a->req.live_migratable && !fleet_kind_live_migratable(a->req.kind))
-                        return usage_error("fleet request: a passthrough GPU cannot migrate live");
-                reqs = malloc(sizeof *reqs);
-                if (!reqs)
-                        return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
-                reqs[0] = a->req;
-                n = 1;
+                return read_requests(a, ret, ret_n);
         }
+        if (argc - k != 1)
+                return usage_error("fleet request: one UNIT (passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>)");
+        if (!a->have_owner)
+                return usage_error("fleet request: --owner ID is required (who the units are for)");
+        _cleanup_free_ char *err = NULL;
+        if (fleet_request_parse_unit(argv[k], &a->req, &err) < 0)
+                return usage_error("fleet request: %s", strna(err));
+        if (a->req.live_migratable && !fleet_kind_live_migratable(a->req.kind))
+                return usage_error("fleet request: a passthrough GPU cannot migrate live");
+        if (!(*ret = malloc(sizeof **ret)))
+                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+        (*ret)[0] = a->req;
+        *ret_n = 1;
+        return 0;
+}
+
+static int do_request(Store *s, FleetArgs *a, FleetRequest *reqs, size_t n) {
         _cleanup_fleet_free_ Fleet *f = NULL;
         int rc = load(s, a->strategy, &f);
         if (rc)
@@ -706,9 +706,13 @@ int verb_fleet(int argc, char **argv) {
                 return usage_error("fleet %s: unexpected argument '%s'", cmd, argv[k]);
         if (streq(cmd, "gpus") && argc - k > 1)
                 return usage_error("fleet gpus: at most one HOST");
+        _cleanup_free_ FleetRequest *reqs = NULL;
+        size_t n_reqs = 0;
+        int rc;
+        if (streq(cmd, "request") && (rc = parse_requests(&a, argc, argv, k, &reqs, &n_reqs)))
+                return rc;
         _cleanup_root_free_ Root *root = NULL;
-        int rc = open_root(0, &root);
-        if (rc)
+        if ((rc = open_root(0, &root)))
                 return rc;
         _cleanup_store_free_ Store *s = NULL;
         if ((rc = open_store(root, &a, &s)))
@@ -718,7 +722,7 @@ int verb_fleet(int argc, char **argv) {
         if ((rc = local_sync(root, s, &a)))
                 return rc;
         if (streq(cmd, "request"))
-                rc = do_request(s, &a, argc, argv, k);
+                rc = do_request(s, &a, reqs, n_reqs);
         else if (streq(cmd, "release"))
                 rc = do_release(s, argc, argv, k);
         else if (streq(cmd, "drain"))
