@@ -12,9 +12,12 @@ cd "$(dirname "$0")"
 # round trip with the real mdevctl).
 # VMs (docs/dependencies.md): libvirt-dev + libxml2-dev (build), libvirt-clients (virt-xml-validate),
 # libvirt-daemon + libvirt-daemon-driver-qemu (the real libvirtd in the rig), qemu-system-x86.
-# python3: the rig's VFIO holder (tests/rig/vfio-hold.py opens a real VFIO device fd).
+# python3: the rig's VFIO holder (tests/rig/vfio-hold.py opens a real VFIO device fd) and the fleet's checker.
+# The fleet (docs/fleet.md): libcurl4-openssl-dev (etcd's v3 JSON gateway), etcd-server + etcd-client (the tests'
+# and the benchmark's 3-member cluster on loopback; etcdctl for the independent checker).
 PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libyaml-dev libcmocka-dev pciutils jq mdevctl
-      libvirt-dev libxml2-dev libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 python3)
+      libvirt-dev libxml2-dev libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 python3
+      libcurl4-openssl-dev etcd-server etcd-client)
 
 deps() {
         local missing=()

@@ -8,15 +8,7 @@ GPUVIRT=$1
 HERE=$(dirname "$0")
 . "$HERE/../cli/lib.sh"
 . "$HERE/etcd.sh"
-AGENTS=()
-cleanup() {
-        local p
-        for p in "${AGENTS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-        for p in "${AGENTS[@]}"; do wait "$p" 2>/dev/null || true; done
-        etcd_stop
-        rm -rf "$TMP"
-}
-trap cleanup EXIT
+trap fleet_cleanup EXIT
 etcd_start "$TMP/etcd"
 S=(--store "etcd://$ETCD_ENDPOINTS")
 CHECK=("$HERE/check.py" check "$GPUVIRT" "$ETCD_ENDPOINTS")
@@ -30,16 +22,10 @@ for h in dgx t4 h100 flex; do
 done
 start_agent() { # host
         "$GPUVIRT" --root "$TMP/$1" fleet agent "${S[@]}" --host "$1" --ttl 4 >>"$TMP/agent-$1.log" 2>&1 &
-        AGENTS+=($!)
-        eval "PID_$1=$!"
+        PID[$1]=$!
 }
 for h in dgx t4 h100 flex; do start_agent "$h"; done
 
-wait_for() { # SECONDS CMD...: until CMD succeeds
-        local t=$1; shift
-        for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-        return 1
-}
 hosts_up() { "$GPUVIRT" --json fleet hosts "${S[@]}" | jq -e '[.[] | select(.state == "up")] | length == 4'; }
 wait_for 60 hosts_up && ok || fail "four hosts up: $("$GPUVIRT" fleet hosts "${S[@]}" 2>&1)"
 published() { # every host's GPUs are in: 8 A100 with 2 x 3g.20gb free each, Flex with 31 VFs, T4, H100
@@ -132,11 +118,11 @@ wait_for 30 units_gone && ok || fail "unit records removed"
 expect_rc 0 "${CHECK[@]}"
 
 # SIGTERM: each agent stops cleanly, revoking its lease (the host is down at once)
-for p in "${AGENTS[@]}"; do kill -TERM "$p"; done
-for p in "${AGENTS[@]}"; do
-        wait "$p" && ok || fail "agent $p exited $? on SIGTERM"
+for h in "${!PID[@]}"; do kill -TERM "${PID[$h]}"; done
+for h in "${!PID[@]}"; do
+        wait "${PID[$h]}" && ok || fail "agent of $h exited $? on SIGTERM"
 done
-AGENTS=()
+PID=()
 expect_rc 0 "$GPUVIRT" --json fleet hosts "${S[@]}"
 echo "$OUT" | jq -e 'all(.state == "down")' >/dev/null && ok || fail "hosts down after SIGTERM: $OUT"
 finish

@@ -11,15 +11,7 @@ GPUVIRT=$1
 HERE=$(dirname "$0")
 . "$HERE/../cli/lib.sh"
 . "$HERE/etcd.sh"
-declare -A PID
-cleanup() {
-        local p
-        for p in "${PID[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-        for p in "${PID[@]}"; do wait "$p" 2>/dev/null || true; done
-        etcd_stop
-        rm -rf "$TMP"
-}
-trap cleanup EXIT
+trap fleet_cleanup EXIT
 etcd_start "$TMP/etcd"
 S=(--store "etcd://$ETCD_ENDPOINTS")
 CHECK=("$HERE/check.py" check "$GPUVIRT" "$ETCD_ENDPOINTS")
@@ -34,11 +26,6 @@ done
 start_agent() { # host
         "$GPUVIRT" --root "$TMP/$1" fleet agent "${S[@]}" --host "$1" --ttl 3 >>"$TMP/agent-$1.log" 2>&1 &
         PID[$1]=$!
-}
-wait_for() { # SECONDS CMD...
-        local t=$1; shift
-        for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-        return 1
 }
 host_state() { # host state
         "$GPUVIRT" --json fleet hosts "${S[@]}" | jq -e --arg h "$1" --arg s "$2" 'any(.name == $h and .state == $s)'

@@ -4,6 +4,23 @@
 # calls it, so a failing test leaves nothing running). etcd_leader prints the index of the leader.
 ETCD_PIDS=()
 ETCD_CLIENT=()
+declare -A PID # the agents a test started, by host
+
+# wait_for SECONDS CMD...: until CMD succeeds
+wait_for() {
+        local t=$1; shift
+        for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+        return 1
+}
+
+# the EXIT trap of a fleet test: every agent and etcd member stopped, the scratch tree removed
+fleet_cleanup() {
+        local p
+        for p in "${PID[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+        for p in "${PID[@]}"; do wait "$p" 2>/dev/null || true; done
+        etcd_stop
+        rm -rf "$TMP"
+}
 
 free_ports() { # N
         /usr/bin/python3 - "$1" <<'PY'

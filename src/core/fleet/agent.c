@@ -368,12 +368,9 @@ static int gpu_record(Pass *p, const PciDevice *d, const GpuObservation *o, json
 static int publish(Pass *p) {
         json_object *gs = obj(p->st.doc, "gpus");
         for (int attempt = 0; attempt < 20; attempt++) {
-                StoreCmp cmp[FLEET_TXN_OPS_MAX];
-                StoreOp ops[FLEET_TXN_OPS_MAX];
-                char *keys[FLEET_TXN_OPS_MAX] = {}, *vals[FLEET_TXN_OPS_MAX] = {};
-                size_t n = 0, nc = 0;
+                StoreTxn t = {};
                 int r = 0;
-                for (size_t i = 0; i < p->h.pci->n_devices && n < FLEET_TXN_OPS_MAX && r >= 0; i++) {
+                for (size_t i = 0; i < p->h.pci->n_devices && store_txn_room(&t, 2) && r >= 0; i++) {
                         const PciDevice *d = &p->h.pci->devices[i];
                         if (!inventory_is_gpu(d, false))
                                 continue;
@@ -398,42 +395,29 @@ static int publish(Pass *p) {
                                 json_object_object_add(nj, "drain", json_object_new_boolean(old->drain));
                         }
                         const char *b = nj ? json_object_to_json_string_ext(nj, JSON_C_TO_STRING_PLAIN) : NULL;
-                        if (b && (!oj || !streq(json_object_to_json_string_ext(oj, JSON_C_TO_STRING_PLAIN), b)) &&
-                            n + 2 <= FLEET_TXN_OPS_MAX) {
+                        if (b && (!oj || !streq(json_object_to_json_string_ext(oj, JSON_C_TO_STRING_PLAIN), b))) {
                                 /* the model (content-addressed: putting it again changes nothing; once per
                                  * transaction, which refuses a key twice), then the record */
                                 bool have = false;
-                                for (size_t k = 0; k < n && !have; k++)
-                                        have = streq(keys[k], mk);
-                                if (!have) {
-                                        keys[n] = TAKE_PTR(mk);
-                                        vals[n] = TAKE_PTR(mv);
-                                        ops[n] = (StoreOp){STORE_PUT, keys[n], vals[n], 0, false};
-                                        n++;
-                                }
-                                keys[n] = fleet_gpu_key(p->host, d->addr);
-                                vals[n] = strdup(b);
-                                cmp[nc++] = (StoreCmp){keys[n], oj ? p->gpus[li].mod_revision : 0};
-                                ops[n] = (StoreOp){STORE_PUT, keys[n], vals[n], 0, false};
-                                n++;
+                                for (size_t k = 0; k < t.n_success && !have; k++)
+                                        have = streq(t.success[k].key, mk);
+                                if (!have)
+                                        store_txn_put(&t, TAKE_PTR(mk), TAKE_PTR(mv), false, 0);
+                                store_txn_put(&t, fleet_gpu_key(p->host, d->addr), strdup(b), true,
+                                              oj ? p->gpus[li].mod_revision : 0);
                         }
                         json_object_put(oj);
                         json_object_put(nj);
                         fleet_gpu_info_done(&g);
-                        if (n && (!keys[n - 1] || !vals[n - 1]))
-                                r = -ENOMEM;
                 }
                 StoreTxnResult tr = {};
                 bool ok = true;
-                if (r >= 0 && n) {
-                        r = store_txn(p->store, cmp, nc, ops, n, NULL, 0, &tr);
+                if (r >= 0 && t.n_success) {
+                        r = store_txn_run(p->store, &t, &tr);
                         ok = r >= 0 && tr.succeeded;
                 }
                 store_txn_result_done(&tr);
-                for (size_t i = 0; i < n; i++) {
-                        free(keys[i]);
-                        free(vals[i]);
-                }
+                store_txn_done(&t);
                 if (r < 0 && r != -EIO)
                         return r;
                 if (r >= 0 && ok)
@@ -459,16 +443,13 @@ static int unit_lost(Pass *p, const char *res, unsigned n, const char *gpu) {
                 if (k == g->n_units)
                         break;
                 g->n_units = k;
-                _cleanup_free_ char *key = fleet_gpu_key(p->host, gpu);
-                _cleanup_free_ char *val = fleet_gpu_record(g, NULL, NULL);
-                if (!key || !val)
-                        return -ENOMEM;
-                StoreCmp cmp = {key, p->gpus[li].mod_revision};
-                StoreOp op = {STORE_PUT, key, val, 0, false};
+                StoreTxn t = {};
+                store_txn_put(&t, fleet_gpu_key(p->host, gpu), fleet_gpu_record(g, NULL, NULL), true, p->gpus[li].mod_revision);
                 StoreTxnResult tr = {};
-                int r = store_txn(p->store, &cmp, 1, &op, 1, NULL, 0, &tr);
+                int r = store_txn_run(p->store, &t, &tr);
                 bool ok = r >= 0 && tr.succeeded;
                 store_txn_result_done(&tr);
+                store_txn_done(&t);
                 if (r < 0 && r != -EIO)
                         return r;
                 if ((r = read_store(p)) < 0)

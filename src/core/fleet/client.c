@@ -251,74 +251,46 @@ static bool batch_has_gpu(const Batch *b, uint32_t g) {
         return false;
 }
 
+static char *res_record(const Fleet *f, const FleetRequest *req, const FleetReserved *res, int64_t t, json_object *extra) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(res->id));
+        json_object_object_add(o, "owner", json_object_new_string(req->owner));
+        json_object_object_add(o, "request", fleet_request_json(req));
+        json_object_object_add(o, "state", json_object_new_string("active"));
+        json_object_object_add(o, "created", json_object_new_int64(t));
+        json_object_object_add(o, "units", units_json(f, res->units, res->n_units, req->kind));
+        if (extra) {
+                json_object_object_foreach(extra, ek, ev) json_object_object_add(o, ek, json_object_get(ev));
+        }
+        char *v = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        json_object_put(o);
+        return v;
+}
+
+/* The records of GPUs as the scheduler's copy has them, each compared with the revision it was read at. */
+static void txn_put_gpus(StoreTxn *t, const Fleet *f, const uint32_t *gpus, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                const FleetGpuInfo *g = fleet_gpu(f, gpus[i]);
+                store_txn_put(t, fleet_gpu_key(g->host, g->address), fleet_gpu_record(g, NULL, NULL), true,
+                              fleet_gpu_revision(f, gpus[i]));
+        }
+}
+
 /* Commit one batch; 0 committed, -EAGAIN conflict (the fleet was refreshed and the batch's units removed). */
 static int commit(Store *s, Fleet *f, const FleetRequest *reqs, FleetReserved *res, const Batch *b, json_object *extra,
                   FleetReserveStats *st) {
-        size_t nc = 0, nok = 0, nfail = 0;
-        StoreCmp cmp[FLEET_TXN_OPS_MAX];
-        StoreOp ok[FLEET_TXN_OPS_MAX], fail[FLEET_TXN_OPS_MAX];
-        char *keys[2 * FLEET_TXN_OPS_MAX] = {}, *values[FLEET_TXN_OPS_MAX] = {};
-        size_t nkeys = 0, nvalues = 0;
-        int r = 0;
-        for (size_t i = 0; i < b->n_gpus && r >= 0; i++) {
-                const FleetGpuInfo *g = fleet_gpu(f, b->gpus[i]);
-                char *k = fleet_gpu_key(g->host, g->address);
-                char *v = fleet_gpu_record(g, NULL, NULL);
-                if (!k || !v) {
-                        free(k);
-                        free(v);
-                        r = -ENOMEM;
-                        break;
-                }
-                keys[nkeys++] = k;
-                values[nvalues++] = v;
-                cmp[nc++] = (StoreCmp){k, fleet_gpu_revision(f, b->gpus[i])};
-                ok[nok++] = (StoreOp){STORE_PUT, k, v, 0, false};
-                fail[nfail++] = (StoreOp){STORE_GET, k, NULL, 0, false};
-        }
-        int64_t t = now_ms();
-        for (size_t i = b->first; i < b->first + b->n && r >= 0; i++) {
-                if (res[i].error)
-                        continue;
-                char *k = strdup_printf(FLEET_KEY_RES "%s", res[i].id);
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "id", json_object_new_string(res[i].id));
-                json_object_object_add(o, "owner", json_object_new_string(reqs[i].owner));
-                json_object_object_add(o, "request", fleet_request_json(&reqs[i]));
-                json_object_object_add(o, "state", json_object_new_string("active"));
-                json_object_object_add(o, "created", json_object_new_int64(t));
-                json_object_object_add(o, "units", units_json(f, res[i].units, res[i].n_units, reqs[i].kind));
-                if (extra) {
-                        json_object_object_foreach(extra, ek, ev) json_object_object_add(o, ek, json_object_get(ev));
-                }
-                char *v = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-                json_object_put(o);
-                if (!k || !v) {
-                        free(k);
-                        free(v);
-                        r = -ENOMEM;
-                        break;
-                }
-                keys[nkeys++] = k;
-                values[nvalues++] = v;
-                /* a reservation key is new: a retry of a transaction that did commit fails here, not twice */
-                cmp[nc++] = (StoreCmp){k, 0};
-                ok[nok++] = (StoreOp){STORE_PUT, k, v, 0, false};
-                fail[nfail++] = (StoreOp){STORE_GET, k, NULL, 0, false};
-        }
+        StoreTxn t = {};
+        txn_put_gpus(&t, f, b->gpus, b->n_gpus);
+        int64_t now = now_ms();
+        for (size_t i = b->first; i < b->first + b->n; i++)
+                if (!res[i].error)
+                        /* a reservation key is new: a retry of a transaction that did commit fails here, not twice */
+                        store_txn_put(&t, strdup_printf(FLEET_KEY_RES "%s", res[i].id), res_record(f, &reqs[i], &res[i], now, extra),
+                                      true, 0);
         StoreTxnResult tr = {};
-        if (r >= 0) {
-                st->txns++;
-                r = store_txn(s, cmp, nc, ok, nok, fail, nfail, &tr);
-        }
-        bool committed = r >= 0 && tr.succeeded;
-        bool applied_before = false;
-        if (r >= 0 && !tr.succeeded) {
-                /* did an earlier, unanswered attempt of this batch commit? its reservation keys exist */
-                for (size_t i = 0; i < tr.n_kvs; i++)
-                        if (startswith(tr.kvs[i].key, FLEET_KEY_RES))
-                                applied_before = true;
-        }
+        st->txns++;
+        int r = store_txn_run(s, &t, &tr);
+        bool committed = r >= 0 && tr.succeeded, applied_before = false;
         if (committed)
                 for (size_t i = 0; i < b->n_gpus; i++)
                         fleet_gpu_set_revision(f, b->gpus[i], tr.revision);
@@ -333,26 +305,18 @@ static int commit(Store *s, Fleet *f, const FleetRequest *reqs, FleetReserved *r
                                 (void)fleet_unplace(f, res[i].id, b->gpus, b->n_gpus);
                 if (r == -EIO) {
                         /* uncertain: read the GPUs (and whether the reservations exist) again */
-                        StoreCmp never = {cmp[0].key, -1};
+                        StoreCmp never = {t.cmp[0].key, -1};
                         store_txn_result_done(&tr);
-                        int k = store_txn(s, &never, 1, NULL, 0, fail, nfail, &tr);
-                        if (k < 0)
-                                r = k;
-                        for (size_t i = 0; k >= 0 && i < tr.n_kvs; i++)
-                                if (startswith(tr.kvs[i].key, FLEET_KEY_RES))
-                                        applied_before = true;
+                        r = store_txn(s, &never, 1, NULL, 0, t.failure, t.n_failure, &tr);
                 }
-                int k = apply_kvs(s, f, tr.kvs, tr.n_kvs);
-                if (k < 0)
-                        r = k;
-                else if (r >= 0 || r == -EIO)
-                        r = applied_before ? 1 : -EAGAIN;
+                /* did an earlier, unanswered attempt of this batch commit? its reservation keys exist */
+                for (size_t i = 0; r >= 0 && i < tr.n_kvs; i++)
+                        applied_before |= !!startswith(tr.kvs[i].key, FLEET_KEY_RES);
+                if (r >= 0)
+                        r = apply_kvs(s, f, tr.kvs, tr.n_kvs) ?: (applied_before ? 1 : -EAGAIN);
         }
         store_txn_result_done(&tr);
-        for (size_t i = 0; i < nkeys; i++)
-                free(keys[i]);
-        for (size_t i = 0; i < nvalues; i++)
-                free(values[i]);
+        store_txn_done(&t);
         return committed ? 0 : r;
 }
 
@@ -506,24 +470,11 @@ int fleet_release(Store *s, Fleet *f, const char *id, char **ret_error) {
                 size_t ng = res_gpus(f, o, gpus, ELEMENTSOF(gpus));
                 json_object_put(o);
                 (void)fleet_unplace(f, id, gpus, ng);
-                StoreCmp cmp[65];
-                StoreOp ok[66], fail[65];
-                char *keys[64] = {}, *vals[64] = {};
-                size_t nc = 0, nok = 0, nf = 0;
-                for (size_t i = 0; i < ng; i++) {
-                        const FleetGpuInfo *g = fleet_gpu(f, gpus[i]);
-                        keys[i] = fleet_gpu_key(g->host, g->address);
-                        vals[i] = fleet_gpu_record(g, NULL, NULL);
-                        if (!keys[i] || !vals[i])
-                                r = -ENOMEM;
-                        cmp[nc++] = (StoreCmp){keys[i], fleet_gpu_revision(f, gpus[i])};
-                        ok[nok++] = (StoreOp){STORE_PUT, keys[i], vals[i], 0, false};
-                        fail[nf++] = (StoreOp){STORE_GET, keys[i], NULL, 0, false};
-                }
-                ok[nok++] = (StoreOp){STORE_DELETE, rkey, NULL, 0, false};
+                StoreTxn t = {};
+                txn_put_gpus(&t, f, gpus, ng);
+                store_txn_delete(&t, strdup(rkey));
                 StoreTxnResult tr = {};
-                if (r >= 0)
-                        r = store_txn(s, cmp, nc, ok, nok, fail, nf, &tr);
+                r = store_txn_run(s, &t, &tr);
                 if (r >= 0 && tr.succeeded)
                         for (size_t i = 0; i < ng; i++)
                                 fleet_gpu_set_revision(f, gpus[i], tr.revision);
@@ -531,10 +482,7 @@ int fleet_release(Store *s, Fleet *f, const char *id, char **ret_error) {
                         r = apply_kvs(s, f, tr.kvs, tr.n_kvs) ?: -EAGAIN;
                 bool done = r >= 0 && tr.succeeded;
                 store_txn_result_done(&tr);
-                for (size_t i = 0; i < ng; i++) {
-                        free(keys[i]);
-                        free(vals[i]);
-                }
+                store_txn_done(&t);
                 if (done)
                         return 0;
                 if (r != -EAGAIN && r != -EIO) {
@@ -548,51 +496,36 @@ int fleet_release(Store *s, Fleet *f, const char *id, char **ret_error) {
 
 static int set_drain(Store *s, Fleet *f, int host, bool drain) {
         for (int attempt = 0; attempt < 50; attempt++) {
-                StoreCmp cmp[FLEET_TXN_OPS_MAX];
-                StoreOp ok[FLEET_TXN_OPS_MAX], fail[FLEET_TXN_OPS_MAX];
-                char *keys[FLEET_TXN_OPS_MAX] = {}, *vals[FLEET_TXN_OPS_MAX] = {};
-                size_t n = 0;
-                int r = 0;
-                for (size_t g = 0; g < fleet_n_gpus(f) && n < FLEET_TXN_OPS_MAX; g++) {
+                StoreTxn t = {};
+                for (size_t g = 0; g < fleet_n_gpus(f) && store_txn_room(&t, 1); g++) {
                         const FleetGpuInfo *gi = fleet_gpu(f, (uint32_t)g);
                         if (!streq(gi->host, fleet_host_name(f, (uint32_t)host)))
                                 continue;
                         _cleanup_free_ char *rec = fleet_gpu_record(gi, NULL, NULL);
                         json_object *j = rec ? json_tokener_parse(rec) : NULL;
                         json_object_object_add(j, "drain", json_object_new_boolean(drain));
-                        keys[n] = fleet_gpu_key(gi->host, gi->address);
-                        vals[n] = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+                        store_txn_put(&t, fleet_gpu_key(gi->host, gi->address),
+                                      j ? strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN)) : NULL, true,
+                                      fleet_gpu_revision(f, (uint32_t)g));
                         json_object_put(j);
-                        if (!keys[n] || !vals[n])
-                                r = -ENOMEM;
-                        cmp[n] = (StoreCmp){keys[n], fleet_gpu_revision(f, (uint32_t)g)};
-                        ok[n] = (StoreOp){STORE_PUT, keys[n], vals[n], 0, false};
-                        fail[n] = (StoreOp){STORE_GET, keys[n], NULL, 0, false};
-                        n++;
                 }
                 StoreTxnResult tr = {};
-                if (r >= 0)
-                        r = store_txn(s, cmp, n, ok, n, fail, n, &tr);
+                int r = store_txn_run(s, &t, &tr);
                 bool done = r >= 0 && tr.succeeded;
                 if (r >= 0)
                         r = apply_kvs(s, f, tr.kvs, tr.n_kvs);
-                if (done) {
+                for (size_t i = 0; done && i < t.n_success; i++) {
                         /* our own write: take it into the copy */
-                        for (size_t i = 0; i < n; i++) {
-                                FleetGpuInfo g;
-                                if (fleet_gpu_record_parse(s, vals[i], &g, NULL) >= 0) {
-                                        int gi = fleet_gpu_find(f, g.host, g.address);
-                                        if (gi >= 0 && fleet_gpu_update(f, (uint32_t)gi, &g) >= 0)
-                                                fleet_gpu_set_revision(f, (uint32_t)gi, tr.revision);
-                                        fleet_gpu_info_done(&g);
-                                }
+                        FleetGpuInfo g;
+                        if (fleet_gpu_record_parse(s, t.success[i].value, &g, NULL) >= 0) {
+                                int gi = fleet_gpu_find(f, g.host, g.address);
+                                if (gi >= 0 && fleet_gpu_update(f, (uint32_t)gi, &g) >= 0)
+                                        fleet_gpu_set_revision(f, (uint32_t)gi, tr.revision);
+                                fleet_gpu_info_done(&g);
                         }
                 }
                 store_txn_result_done(&tr);
-                for (size_t i = 0; i < n; i++) {
-                        free(keys[i]);
-                        free(vals[i]);
-                }
+                store_txn_done(&t);
                 if (done)
                         return 0;
                 if (r < 0 && r != -EIO)

@@ -125,3 +125,49 @@ int store_watch(Store *s, const char *prefix, int64_t from, int timeout_ms, bool
         *ret_revision = from;
         return s->ops->watch(s, prefix, from, timeout_ms, ret_changed, ret_revision);
 }
+
+static char *own(StoreTxn *t, char *p) {
+        if (!p)
+                t->oom = true;
+        else if (t->n_owned < ELEMENTSOF(t->owned))
+                t->owned[t->n_owned++] = p;
+        return p;
+}
+
+bool store_txn_room(const StoreTxn *t, size_t n) {
+        return t->n_success + n <= FLEET_TXN_OPS_MAX && t->n_cmp + n <= FLEET_TXN_OPS_MAX && t->n_failure + n <= FLEET_TXN_OPS_MAX;
+}
+
+void store_txn_put(StoreTxn *t, char *key, char *value, bool compare, int64_t rev) {
+        own(t, key);
+        own(t, value);
+        if (!key || !value || !store_txn_room(t, 1)) {
+                t->oom |= key && value; /* no room counts as a failure of the builder */
+                return;
+        }
+        t->success[t->n_success++] = (StoreOp){STORE_PUT, key, value, 0, false};
+        if (compare) {
+                t->cmp[t->n_cmp++] = (StoreCmp){key, rev};
+                t->failure[t->n_failure++] = (StoreOp){STORE_GET, key, NULL, 0, false};
+        }
+}
+
+void store_txn_delete(StoreTxn *t, char *key) {
+        if (own(t, key) && store_txn_room(t, 1))
+                t->success[t->n_success++] = (StoreOp){STORE_DELETE, key, NULL, 0, false};
+        else
+                t->oom = true;
+}
+
+int store_txn_run(Store *s, StoreTxn *t, StoreTxnResult *ret) {
+        *ret = (StoreTxnResult){};
+        if (t->oom)
+                return -ENOMEM;
+        return store_txn(s, t->cmp, t->n_cmp, t->success, t->n_success, t->failure, t->n_failure, ret);
+}
+
+void store_txn_done(StoreTxn *t) {
+        for (size_t i = 0; i < t->n_owned; i++)
+                free(t->owned[i]);
+        t->n_owned = 0;
+}

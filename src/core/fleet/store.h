@@ -85,6 +85,26 @@ int store_lease_revoke(Store *s, int64_t id);
  * was seen (or may have been: the history was compacted); ret_revision: the newest revision seen. */
 int store_watch(Store *s, const char *prefix, int64_t from, int timeout_ms, bool *ret_changed, int64_t *ret_revision);
 
+/* Building a transaction: the builder owns the keys and values given to it. */
+typedef struct StoreTxn {
+        StoreCmp cmp[FLEET_TXN_OPS_MAX];
+        StoreOp success[FLEET_TXN_OPS_MAX], failure[FLEET_TXN_OPS_MAX];
+        size_t n_cmp, n_success, n_failure;
+        char *owned[3 * FLEET_TXN_OPS_MAX];
+        size_t n_owned;
+        bool oom;
+} StoreTxn;
+
+/* Put key=value (both taken; NULL is out of memory, reported by store_txn_run); with compare: only if the
+ * key's mod_revision is still rev (0: absent), and read the key back when the transaction fails. */
+void store_txn_put(StoreTxn *t, char *key, char *value, bool compare, int64_t rev);
+/* Delete key (taken) in the success branch. */
+void store_txn_delete(StoreTxn *t, char *key);
+/* Room for n more ops in each branch. */
+bool store_txn_room(const StoreTxn *t, size_t n) _pure_;
+int store_txn_run(Store *s, StoreTxn *t, StoreTxnResult *ret);
+void store_txn_done(StoreTxn *t);
+
 /* Backend table (store-etcd.c, store-local.c). */
 typedef struct StoreOps {
         int (*range)(Store *s, const char *key, bool prefix, StoreKv **ret, size_t *ret_n, int64_t *ret_rev);
