@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gpuvirt developer entry point. Usage:
-#   ./dev.sh demo    install what is missing, build, create a simulated host, run list and check on it
+#   ./dev.sh demo    install what is missing, build, create a simulated host, run list and check on it, reserve
+#                    MIG instances from the GPU pool on it (no server) and release them
 #   ./dev.sh test    install what is missing, build with ASan+UBSan, run every test
 #   ./dev.sh deps    only install the Debian packages the build and tests need
 #   ./dev.sh bench   build optimized and run the benchmarks
@@ -52,7 +53,15 @@ demo)
         ./build/src/gpuvirt --root "$host" list
         echo
         echo "\$ gpuvirt --root $host check"
-        ./build/src/gpuvirt --root "$host" check ;;
+        ./build/src/gpuvirt --root "$host" check || true
+        # the GPU pool on this one host, no server (the local store): reserve, see it realized, release
+        echo
+        echo "\$ gpuvirt --root $host fleet request mig:3g.20gb --owner demo --count 2 --same-host"
+        id=$(./build/src/gpuvirt --root "$host" --json fleet request mig:3g.20gb --owner demo --count 2 --same-host | jq -r '.[0].id')
+        echo "\$ gpuvirt --root $host fleet show $id"
+        ./build/src/gpuvirt --root "$host" fleet show "$id"
+        echo "\$ gpuvirt --root $host fleet release $id"
+        ./build/src/gpuvirt --root "$host" fleet release "$id" ;;
 test)
         deps
         # Sanitizers in every test build: a leak, overflow or UB fails the test that caused it.
@@ -75,6 +84,6 @@ bench)
         build build-release --buildtype=release
         ./bench/run.sh build-release ;;
 *)
-        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
         exit 2 ;;
 esac
