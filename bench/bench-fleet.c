@@ -106,6 +106,9 @@ static FleetGpuInfo clone_info(const FleetGpuInfo *t, const char *host, unsigned
         return g;
 }
 
+/* the templates the hosts use (all, or one for the MIG-only packing run) */
+static size_t host_templ[64], n_host_templ;
+
 /* host i: 8 GPUs of one template model (hosts hold one model, as real servers do) */
 static Fleet *make_fleet(size_t hosts, FleetStrategy st) {
         Fleet *f = fleet_new(st);
@@ -115,7 +118,7 @@ static Fleet *make_fleet(size_t hosts, FleetStrategy st) {
                 snprintf(name, sizeof name, "h%05zu", h);
                 uint32_t hi;
                 fleet_host_add(f, name, true, &hi);
-                const FleetGpuInfo *t = &templ[h % n_templ];
+                const FleetGpuInfo *t = &templ[host_templ[h % n_host_templ]];
                 for (unsigned s = 0; s < 8; s++) {
                         FleetGpuInfo g = clone_info(t, name, s);
                         uint32_t gi;
@@ -145,19 +148,28 @@ static void add_mix(FleetKind k, const char *arg, unsigned mem_gb, unsigned w, u
         mix_w[n_mix++] = w;
 }
 
-static void build_mix(void) {
-        add_mix(FLEET_PASSTHROUGH, NULL, 0, 6, 1, false);
-        add_mix(FLEET_PASSTHROUGH, NULL, 40, 3, 1, false);
-        add_mix(FLEET_PASSTHROUGH, NULL, 0, 2, 2, true);
-        for (size_t t = 0; t < n_templ; t++) {
-                const FleetModelInfo *m = &templ[t].model;
+static void build_mix(bool mig_only) {
+        n_mix = 0;
+        if (!mig_only) {
+                add_mix(FLEET_PASSTHROUGH, NULL, 0, 6, 1, false);
+                add_mix(FLEET_PASSTHROUGH, NULL, 40, 3, 1, false);
+                add_mix(FLEET_PASSTHROUGH, NULL, 0, 2, 2, true);
+        }
+        for (size_t k = 0; k < n_host_templ; k++) {
+                const FleetModelInfo *m = &templ[host_templ[k]].model;
+                if (mig_only) {
+                        /* every profile, small ones more often (the usual inference-heavy mix) */
+                        for (size_t p = 0; p < m->n_mig; p++)
+                                add_mix(FLEET_MIG, m->mig[p].name, 0, 16 / m->mig[p].size, 1, false);
+                        continue;
+                }
                 if (m->total_vfs)
                         add_mix(FLEET_VF, NULL, 0, 8, 1, false);
                 for (size_t p = 0; p < m->n_mig; p++)
                         if (!strstr(m->mig[p].name, "+me"))
                                 add_mix(FLEET_MIG, m->mig[p].name, 0, m->mig[p].size <= 2 ? 8 : 4, 1, false);
-                for (size_t k = 0; k < m->n_types && k < 6; k++)
-                        add_mix(FLEET_VGPU, m->types[k].id, 0, 3, 1, false);
+                for (size_t v = 0; v < m->n_types && v < 6; v++)
+                        add_mix(FLEET_VGPU, m->types[v].id, 0, 3, 1, false);
         }
 }
 
@@ -193,7 +205,7 @@ static void count_classes(size_t hosts) {
         Fleet *f = make_fleet(hosts, FLEET_FIRST_FIT);
         n_classes = 0;
         for (uint32_t g = 0; g < fleet_n_gpus(f); g++) {
-                size_t t = (g / 8) % n_templ, c;
+                size_t t = host_templ[(g / 8) % n_host_templ], c;
                 GpuMode m = fleet_gpu(f, g)->base_mode;
                 for (c = 0; c < n_classes && !(classes[c].templ == t && classes[c].mode == m); c++)
                         ;
@@ -322,12 +334,12 @@ static void bench_speed(size_t hosts) {
 
 /* ---- 2. packing ---- */
 
-static void bench_packing(size_t hosts, int seeds) {
+static void bench_packing(size_t hosts, int seeds, const char *what) {
         static const FleetStrategy st[] = {FLEET_FRAG, FLEET_BINPACK, FLEET_SPREAD, FLEET_FIRST_FIT, FLEET_HAMI};
         size_t n = 400000;
         const FleetRequest **stream = malloc(n * sizeof *stream);
         double sum[ELEMENTSOF(st) + 1] = {};
-        printf("\npacking: requests placed before the first rejection (%zu hosts, %d random streams)\n", hosts, seeds);
+        printf("\npacking, %s: requests placed before the first rejection (%zu hosts, %d random streams)\n", what, hosts, seeds);
         printf("%-6s", "seed");
         for (size_t k = 0; k < ELEMENTSOF(st); k++)
                 printf(" %10s", fleet_strategy_to_string(st[k]));
@@ -474,10 +486,21 @@ int main(int argc, char **argv) {
         }
         if (i == argc || load_templates(argv + i, argc - i) < 0)
                 return fprintf(stderr, "usage: bench-fleet [--hosts N] [--etcd HOST:PORT,...] ROOT...\n"), 2;
-        build_mix();
+        for (size_t t = 0; t < n_templ; t++)
+                host_templ[n_host_templ++] = t;
+        build_mix(false);
         if (etcd)
                 return bench_etcd(etcd, hosts);
         bench_speed(hosts);
-        bench_packing(hosts, seeds);
+        bench_packing(hosts, seeds, "every kind on the mixed fleet");
+        /* MIG alone on the A100 hosts: where placements fragment GPUs */
+        for (size_t t = 0; t < n_templ; t++)
+                if (templ[t].model.n_mig && templ[t].isolated && !templ[t].model.vgpu_vendor) {
+                        n_host_templ = 1;
+                        host_templ[0] = t;
+                        build_mix(true);
+                        bench_packing(hosts, seeds, "MIG profiles alone on A100 hosts");
+                        break;
+                }
         return 0;
 }
