@@ -181,6 +181,13 @@ static int local_range(Store *s, const char *key, bool prefix, StoreKv **ret, si
         return 0;
 }
 
+/* The lease's entry in the document (locked), NULL when it does not exist. */
+static json_object *lease_entry(Local *l, int64_t id) {
+        char lid[32];
+        snprintf(lid, sizeof lid, "%lld", (long long)id);
+        return json_object_object_get(sub(l->doc, "leases"), lid);
+}
+
 static int64_t mod_of(Local *l, const char *key) {
         json_object *e = json_object_object_get(sub(l->doc, "kv"), key);
         return e ? json_object_get_int64(json_object_object_get(e, "m")) : 0;
@@ -205,7 +212,7 @@ static int local_txn(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp 
                                 unlock(l);
                                 return -EINVAL;
                         }
-        json_object *kv = sub(l->doc, "kv"), *leases = sub(l->doc, "leases");
+        json_object *kv = sub(l->doc, "kv");
         bool writes = false;
         for (size_t i = 0; i < n_ops; i++)
                 writes |= ops[i].type != STORE_GET;
@@ -214,10 +221,8 @@ static int local_txn(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp 
                 const StoreOp *o = &ops[i];
                 switch (o->type) {
                 case STORE_PUT: {
-                        char lid[32];
-                        snprintf(lid, sizeof lid, "%lld", (long long)o->lease);
-                        if (o->lease && !json_object_object_get(leases, lid)) {
-                                store_set_error(s, "lease %s not found", lid);
+                        if (o->lease && !lease_entry(l, o->lease)) {
+                                store_set_error(s, "lease %lld not found", (long long)o->lease);
                                 r = -ENOENT;
                                 break;
                         }
@@ -292,9 +297,7 @@ static int local_lease_keepalive(Store *s, int64_t id, int *ret_ttl) {
         int r = lock_and_load(s);
         if (r < 0)
                 return r;
-        char lid[32];
-        snprintf(lid, sizeof lid, "%lld", (long long)id);
-        json_object *e = json_object_object_get(sub(l->doc, "leases"), lid);
+        json_object *e = lease_entry(l, id);
         int ttl = 0;
         if (e) {
                 ttl = json_object_get_int(json_object_object_get(e, "ttl"));
@@ -312,9 +315,7 @@ static int local_lease_revoke(Store *s, int64_t id) {
         int r = lock_and_load(s);
         if (r < 0)
                 return r;
-        char lid[32];
-        snprintf(lid, sizeof lid, "%lld", (long long)id);
-        json_object *e = json_object_object_get(sub(l->doc, "leases"), lid);
+        json_object *e = lease_entry(l, id);
         if (e) {
                 json_object_object_add(e, "expires", json_object_new_int64(0));
                 expire(l);
