@@ -5,6 +5,7 @@
 #   ./dev.sh test    install what is missing, build with ASan+UBSan, run every test
 #   ./dev.sh deps    only install the Debian packages the build and tests need
 #   ./dev.sh bench   build optimized and run the benchmarks
+#   ./dev.sh fuzz [SECONDS]  run every libFuzzer target (clang build in build-fuzz/) SECONDS each (default 300)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,11 +15,12 @@ cd "$(dirname "$0")"
 # VMs (docs/dependencies.md): libvirt-dev + libxml2-dev (build), libvirt-clients (virt-xml-validate),
 # libvirt-daemon + libvirt-daemon-driver-qemu (the real libvirtd in the rig), qemu-system-x86.
 # python3: the rig's VFIO holder (tests/rig/vfio-hold.py opens a real VFIO device fd) and the fleet's checker.
+# clang + libclang-rt-dev (libFuzzer's runtime): the fuzz targets of tests/fuzz, built in build-fuzz/.
 # The fleet (docs/fleet.md): libcurl4-openssl-dev (etcd's v3 JSON gateway), etcd-server + etcd-client (the tests'
 # and the benchmark's 3-member cluster on loopback; etcdctl for the independent checker).
 PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libyaml-dev libcmocka-dev pciutils jq mdevctl
       libvirt-dev libxml2-dev libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 python3
-      libcurl4-openssl-dev etcd-server etcd-client)
+      clang libclang-rt-dev libcurl4-openssl-dev etcd-server etcd-client)
 
 deps() {
         local missing=()
@@ -37,6 +39,11 @@ build() { # dir, extra meson options...
         local dir=$1; shift
         [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null
         meson compile -C "$dir" >/dev/null
+}
+
+# The libFuzzer build: clang, ASan+UBSan, every object instrumented for coverage (tests/fuzz/README.md).
+build_fuzz() {
+        CC=clang build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
 }
 
 case "${1:-}" in
@@ -66,17 +73,44 @@ test)
         deps
         # Sanitizers in every test build: a leak, overflow or UB fails the test that caused it.
         build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true
+        build_fuzz
         # Simulated hosts are many small files and symlinks: on tmpfs, as sysfs is in memory.
         if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
         set +e
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
                 meson test -C build-asan --print-errorlogs --num-processes 2 "${@:2}" 2>&1 | tee build-asan/test-output.txt
         rc=${PIPESTATUS[0]}
+        # A short libFuzzer run of every target (a fixed number of executions each), unless tests were named.
+        if [ $# -le 1 ]; then
+                UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 meson test -C build-fuzz --suite fuzz --print-errorlogs \
+                        2>&1 | tee build-fuzz/test-output.txt
+                frc=${PIPESTATUS[0]}
+                [ "$rc" -ne 0 ] || rc=$frc
+        else
+                : >build-fuzz/test-output.txt
+        fi
         set -e
-        # One closing line any CI understands, from meson's own summary.
-        awk '/^Ok: /{ok=$2} /^Expected Fail: /{ok+=$3} /^Fail: /{f+=$2} /^Unexpected Pass: /{f+=$3}
-             /^Timeout: /{f+=$2} /^Skipped: /{s=$2}
-             END{printf "Summary: %d passed, %d failed, %d skipped\n", ok, f, s}' build-asan/test-output.txt
+        # One closing line any CI understands, from meson's own summaries (both builds).
+        awk '/^Ok: /{ok+=$2} /^Expected Fail: /{ok+=$3} /^Fail: /{f+=$2} /^Unexpected Pass: /{f+=$3}
+             /^Timeout: /{f+=$2} /^Skipped: /{s+=$2}
+             END{printf "Summary: %d passed, %d failed, %d skipped\n", ok, f, s}' build-asan/test-output.txt build-fuzz/test-output.txt
+        exit $rc ;;
+fuzz)
+        deps
+        build_fuzz
+        if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
+        # The corpus grows across runs in build-fuzz/fuzz/<target>; crashes land in build-fuzz/fuzz/crashes/.
+        GPUVIRT_FUZZ_SECONDS=${2:-300} GPUVIRT_FUZZ_DIR=$PWD/build-fuzz/fuzz UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+                meson test -C build-fuzz --suite fuzz --print-errorlogs --timeout-multiplier 0 --num-processes 1 \
+                >build-fuzz/fuzz-output.txt 2>&1 && rc=0 || rc=$?
+        # per target: executions, coverage (cov: edges, ft: features), crashes kept
+        awk '/^test: /{t=$NF} /stat::number_of_executed_units/{e[t]=$2}
+             /DONE +cov:/{for(i=1;i<=NF;i++){if($i=="cov:")c[t]=$(i+1); if($i=="ft:")f[t]=$(i+1)}}
+             END{for(t in e) printf "%-16s %10s executions  cov %5s  ft %6s\n", t, e[t], c[t], f[t]}' \
+                build-fuzz/meson-logs/testlog.txt | sort
+        grep -E '^ *[0-9]+/[0-9]+ ' build-fuzz/fuzz-output.txt || true
+        n=$(find build-fuzz/fuzz/crashes -type f 2>/dev/null | wc -l)
+        echo "crashes: $n (build-fuzz/fuzz/crashes)"
         exit $rc ;;
 bench)
         deps

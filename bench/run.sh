@@ -21,6 +21,9 @@ echo "largest profile: $best ($max PCI devices)"
 echo
 "$B/bench/bench-inventory" "$H" 500
 echo
+# the strict readers are linear in their input (issue 11)
+"$B/bench/bench-parse" 3000
+echo
 
 median_ms() { # command...: median wall time over $RUNS runs, in ms
         local i t0 t1

@@ -140,7 +140,7 @@ static void test_root(void **state) {
         char *expect = strdup_printf("%s/sys/bus/pci/devices/0000:00:00.0", d);
         assert_string_equal(p, expect);
         assert_int_equal(root_write(r, "1", "sys/bus/pci/rescan"), -EROFS);
-        assert_true(root_lock(r, 0) < 0);
+        assert_int_equal(root_lock(r, 0, NULL), -EROFS);
         root_free(r);
         free(p);
         free(expect);
@@ -150,7 +150,11 @@ static void test_root(void **state) {
         assert_int_equal(root_open(NULL, 0, &r), 0);
         assert_string_equal(root_dir(r), d);
         root_free(r);
+        /* An empty root is an unset variable in a script, never the live host. */
+        setenv("GPUVIRT_ROOT", "", 1);
+        assert_int_equal(root_open(NULL, 0, &r), -EINVAL);
         unsetenv("GPUVIRT_ROOT");
+        assert_int_equal(root_open("", 0, &r), -EINVAL);
         assert_int_equal(root_open("/nonexistent-gpuvirt", 0, &r), -ENOENT);
         test_tmpdir_remove(d);
 }

@@ -10,6 +10,7 @@
 #include "core/check.h"
 #include "core/inventory.h"
 #include "core/iommu.h"
+#include "core/vfio.h"
 #include "helpers.h"
 #include "sim/sim.h"
 
@@ -226,11 +227,51 @@ static void test_inventory_modes(void **state) {
         test_host_close(&t);
 }
 
+/* A GPU that fell off the bus: the scan says so from its config header, check fails it, operations refuse it. */
+static void test_dead_device(void **state) {
+        TestHost t;
+        test_host_open(&t, "dgx-a100");
+        PciDevice *d = pci_host_find(t.host, "0000:24:00.0");
+        assert_non_null(d);
+        assert_int_equal(d->state, PCI_DEVICE_OK);
+        assert_int_equal(sim_device_off_bus(t.dir, "0000:24:00.0"), 0);
+        test_host_rescan(&t);
+        d = pci_host_find(t.host, "0000:24:00.0");
+        assert_int_equal(d->state, PCI_DEVICE_OFF_BUS);
+        assert_true(pci_device_is_dead(d));
+        assert_int_equal(d->vendor, 0x10de); /* the kernel's cached attributes stay */
+        assert_string_equal(pci_device_state_to_string(d->state), "off_bus");
+        CheckReport *r = NULL;
+        assert_int_equal(check_run(t.host, d, &r), 0);
+        size_t fails = 0;
+        for (size_t i = 0; i < r->n_results; i++)
+                if (r->results[i].device) {
+                        assert_string_equal(r->results[i].id, "bus");
+                        assert_int_equal(r->results[i].status, CHECK_FAIL);
+                        assert_non_null(strstr(r->results[i].hint, "Xid 79"));
+                        fails++;
+                }
+        assert_int_equal(fails, 1);
+        check_report_free(r);
+        char *err = NULL;
+        assert_int_equal(pci_device_require_alive(t.root, "24:00.0", &err), -ENODEV);
+        assert_non_null(strstr(err, "0000:24:00.0 does not answer on the bus"));
+        free(err);
+        assert_int_equal(pci_device_require_alive(t.root, "23:00.0", &err), 0);
+        assert_null(err);
+        VfioOptions o = {.force = true};
+        VfioReport rep;
+        assert_int_equal(vfio_enable(t.root, "24:00.0", &o, &rep), -ENODEV);
+        assert_non_null(strstr(rep.error, "does not answer on the bus"));
+        vfio_report_done(&rep);
+        test_host_close(&t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_no_iommu),     cmocka_unit_test(test_dgx),
                 cmocka_unit_test(test_workstation),  cmocka_unit_test(test_all_profiles),
-                cmocka_unit_test(test_inventory_modes),
+                cmocka_unit_test(test_inventory_modes), cmocka_unit_test(test_dead_device),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,14 +2,20 @@
 /* MIG: the planner as pure functions over the five GPU models' tables, and NVML loading. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <fcntl.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "basic/fileio.h"
 #include "core/mig.h"
 #include "core/nvml.h"
 #include "helpers.h"
+#include "sim/sim.h"
 
 /* The profile tables of mig-nvml.md (inputs of the tests, not expected results). */
 #define P(nm, c, i, cs, sz, mx, st) {.name = nm, .constant = c, .id = i, .compute = cs, .size = sz, .max = mx, .starts = st}
@@ -228,6 +234,280 @@ static void test_nvml_load(void **state) {
         test_host_close(&t);
 }
 
+/* Run fn in a child process (its own view of the fake library, as another gpuvirt has); its exit status. */
+static int in_child(int (*fn)(Nvml *n, MigGpu *g, int arg), Nvml *n, MigGpu *g, int arg) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(fn(n, g, arg) < 0 ? 1 : 0);
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int child_create(Nvml *n, MigGpu *g, int profile) {
+        return mig_create(n, g, profile, 6, NULL);
+}
+
+static int child_destroy(Nvml *n, MigGpu *g, int gi_id) {
+        return mig_destroy(n, g, (unsigned)gi_id);
+}
+
+/* A DGX A100 with MIG enabled on GPU 0, no instances. */
+static void open_mig_gpu0(TestHost *t, Nvml **ret_n, MigGpu **ret_g) {
+        test_host_open(t, "dgx-a100");
+        Nvml *n = NULL;
+        assert_int_equal(nvml_open(t->root, &n, NULL), 0);
+        MigGpu *g = NULL;
+        size_t ng = 0;
+        assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
+        int act;
+        assert_int_equal(mig_set_mode(n, &g[0], true, &act), 0);
+        assert_int_equal(mig_reset(t->root, &g[0]), 0);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        *ret_n = n;
+        *ret_g = g;
+}
+
+/* The fake NVML keeps one state for every process, as the driver does: each call re-reads it under a lock, so
+ * what another process created is seen, and acting on a stale view is refused instead of silently
+ * overwriting the other process's instance. */
+static void test_nvml_shared_state(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        int p1 = mig_profile_find(&g[0], "1g.5gb");
+        assert_int_equal(g[0].n_inst, 0);
+
+        /* another process takes slice 6 while we hold a view without it */
+        assert_int_equal(in_child(child_create, n, &g[0], p1), 0);
+        assert_int_equal(g[0].n_inst, 0);
+        assert_int_equal(mig_create(n, &g[0], p1, 6, NULL), -ENOSPC);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_int_equal(g[0].inst[0].start, 6);
+        /* ours goes elsewhere, theirs stays */
+        MigInstance mine;
+        assert_int_equal(mig_create(n, &g[0], p1, 5, &mine), 0);
+        assert_int_equal(g[0].n_inst, 2);
+        unsigned theirs = g[0].inst[0].gi_id == mine.gi_id ? g[0].inst[1].gi_id : g[0].inst[0].gi_id;
+        assert_int_not_equal(theirs, mine.gi_id);
+
+        /* they destroy theirs: we see it gone, and ours is untouched */
+        assert_int_equal(in_child(child_destroy, n, &g[0], (int)theirs), 0);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_int_equal(g[0].inst[0].gi_id, mine.gi_id);
+        assert_string_equal(g[0].inst[0].uuid, mine.uuid);
+        assert_int_equal(mig_destroy(n, &g[0], theirs), -ENOENT);
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
+/*
+ * NVIDIA's published MIG tables, written here as data (not taken from the fake library), and checked row by
+ * row against what the fake libnvidia-ml.so.1 reports through NVML for each product it models.
+ *
+ * name, profile id, instances, compute slices (the "Fraction of SMs" numerator), placements (starts, memory
+ * slices), copy engines, NVDEC, JPEG, OFA: NVIDIA Multi-Instance GPU User Guide (r580), "Supported MIG
+ * Profiles" (tables for A30, A100, H100, H200) and "Getting Started with MIG" (nvidia-smi mig -lgipp).
+ * GiB (as nvidia-smi mig -lgip prints memorySizeMB / 1024) and SMs: nvidia-smi mig -lgip on the product,
+ * as cited in src/sim/nvml/fake-nvml.c (the guide's tables give fractions, not counts).
+ */
+typedef struct PubRow {
+        const char *name;
+        unsigned id, instances, compute, starts, size, ce, dec, jpeg, ofa;
+        const char *gib;
+        unsigned sms;
+} PubRow;
+
+typedef struct PubTable {
+        uint16_t device;
+        const char *product; /* NVML's name */
+        unsigned slices;
+        PubRow rows[8];
+        size_t n;
+} PubTable;
+
+#define ALL7 0x7f /* {0,1,2,3,4,5,6} */
+static const PubTable published[] = {
+        {0x20b0, "NVIDIA A100-SXM4-40GB", 8, {
+                {"1g.5gb", 19, 7, 1, ALL7, 1, 1, 0, 0, 0, "4.75", 14},
+                {"1g.5gb+me", 20, 1, 1, ALL7, 1, 1, 1, 1, 1, "4.75", 14},
+                {"1g.10gb", 15, 4, 1, 0x55, 2, 1, 1, 0, 0, "9.62", 14},
+                {"2g.10gb", 14, 3, 2, 0x15, 2, 2, 1, 0, 0, "9.62", 28},
+                {"3g.20gb", 9, 2, 3, 0x11, 4, 3, 2, 0, 0, "19.50", 42},
+                {"4g.20gb", 5, 1, 4, 0x01, 4, 4, 2, 0, 0, "19.50", 56},
+                {"7g.40gb", 0, 1, 7, 0x01, 8, 7, 5, 1, 1, "39.25", 98}}, 7},
+        {0x20b2, "NVIDIA A100-SXM4-80GB", 8, {
+                {"1g.10gb", 19, 7, 1, ALL7, 1, 1, 0, 0, 0, "9.50", 14},
+                {"1g.10gb+me", 20, 1, 1, ALL7, 1, 1, 1, 1, 1, "9.50", 14},
+                {"1g.20gb", 15, 4, 1, 0x55, 2, 1, 1, 0, 0, "19.50", 14},
+                {"2g.20gb", 14, 3, 2, 0x15, 2, 2, 1, 0, 0, "19.50", 28},
+                {"3g.40gb", 9, 2, 3, 0x11, 4, 3, 2, 0, 0, "39.25", 42},
+                {"4g.40gb", 5, 1, 4, 0x01, 4, 4, 2, 0, 0, "39.25", 56},
+                {"7g.80gb", 0, 1, 7, 0x01, 8, 7, 5, 1, 1, "79.00", 98}}, 7},
+        {0x20b7, "NVIDIA A30", 4, {
+                {"1g.6gb", 14, 4, 1, 0x0f, 1, 1, 0, 0, 0, "5.81", 14},
+                {"1g.6gb+me", 21, 1, 1, 0x0f, 1, 1, 1, 1, 1, "5.81", 14},
+                {"2g.12gb", 5, 2, 2, 0x05, 2, 2, 2, 0, 0, "11.69", 28},
+                {"2g.12gb+me", 6, 1, 2, 0x05, 2, 2, 2, 1, 1, "11.69", 28},
+                {"4g.24gb", 0, 1, 4, 0x01, 4, 4, 4, 1, 1, "23.44", 56}}, 5},
+        {0x2330, "NVIDIA H100 80GB HBM3", 8, {
+                {"1g.10gb", 19, 7, 1, ALL7, 1, 1, 1, 1, 0, "9.75", 16},
+                {"1g.10gb+me", 20, 1, 1, ALL7, 1, 1, 1, 1, 1, "9.75", 16},
+                {"1g.20gb", 15, 4, 1, 0x55, 2, 1, 1, 1, 0, "19.62", 26},
+                {"2g.20gb", 14, 3, 2, 0x15, 2, 2, 2, 2, 0, "19.62", 32},
+                {"3g.40gb", 9, 2, 3, 0x11, 4, 3, 3, 3, 0, "39.50", 60},
+                {"4g.40gb", 5, 1, 4, 0x01, 4, 4, 4, 4, 0, "39.50", 64},
+                {"7g.80gb", 0, 1, 7, 0x01, 8, 8, 7, 7, 1, "79.25", 132}}, 7},
+        {0x2331, "NVIDIA H100 PCIe", 8, {
+                {"1g.10gb", 19, 7, 1, ALL7, 1, 1, 1, 1, 0, "9.75", 14},
+                {"1g.10gb+me", 20, 1, 1, ALL7, 1, 1, 1, 1, 1, "9.75", 14},
+                {"1g.20gb", 15, 4, 1, 0x55, 2, 1, 1, 1, 0, "19.62", 14},
+                {"2g.20gb", 14, 3, 2, 0x15, 2, 2, 2, 2, 0, "19.62", 30},
+                {"3g.40gb", 9, 2, 3, 0x11, 4, 3, 3, 3, 0, "39.50", 46},
+                {"4g.40gb", 5, 1, 4, 0x01, 4, 4, 4, 4, 0, "39.50", 62},
+                {"7g.80gb", 0, 1, 7, 0x01, 8, 8, 7, 7, 1, "79.25", 114}}, 7},
+        {0x2335, "NVIDIA H200", 8, {
+                {"1g.18gb", 19, 7, 1, ALL7, 1, 1, 1, 1, 0, "16.00", 16},
+                {"1g.18gb+me", 20, 1, 1, ALL7, 1, 1, 1, 1, 1, "16.00", 16},
+                {"1g.35gb", 15, 4, 1, 0x55, 2, 1, 1, 1, 0, "32.25", 26},
+                {"2g.35gb", 14, 3, 2, 0x15, 2, 2, 2, 2, 0, "32.25", 32},
+                {"3g.71gb", 9, 2, 3, 0x11, 4, 3, 3, 3, 0, "69.50", 60},
+                {"4g.71gb", 5, 1, 4, 0x01, 4, 4, 4, 4, 0, "69.50", 64},
+                {"7g.141gb", 0, 1, 7, 0x01, 8, 8, 7, 7, 1, "139.75", 132}}, 7},
+        /* the PCIe cards of the same silicon and memory: the same tables */
+        {0x20f1, "NVIDIA A100-PCIE-40GB", 8, {{"1g.5gb", 19, 7, 1, ALL7, 1, 1, 0, 0, 0, "4.75", 14}}, 1},
+        {0x20b5, "NVIDIA A100 80GB PCIe", 8, {{"7g.80gb", 0, 1, 7, 0x01, 8, 7, 5, 1, 1, "79.00", 98}}, 1},
+};
+#undef ALL7
+
+/* Rewrite a simulated GPU's identity (device attribute and config header) to another product's. */
+static void set_device_id(TestHost *t, const PciDevice *d, uint16_t device) {
+        char v[16];
+        snprintf(v, sizeof v, "0x%04x\n", device);
+        _cleanup_free_ char *attr = root_path(t->root, "%s/device", d->syspath);
+        _cleanup_free_ char *cfgp = root_path(t->root, "%s/config", d->syspath);
+        assert_int_equal(write_text(attr, v), 0);
+        _cleanup_free_ uint8_t *cfg = NULL;
+        size_t n = 0;
+        assert_int_equal(read_full(cfgp, 4096, (void **)&cfg, &n), 0);
+        cfg[2] = (uint8_t)device;
+        cfg[3] = (uint8_t)(device >> 8);
+        assert_int_equal(write_file(cfgp, (const char *)cfg, n, O_TRUNC, 0644), 0);
+}
+
+static void test_published_tables(void **state) {
+        TestHost t;
+        test_host_open(&t, "dgx-a100");
+        /* the eight A100s become one GPU of each product */
+        size_t k = 0;
+        for (size_t i = 0; i < t.host->n_devices && k < ELEMENTSOF(published); i++)
+                if (t.host->devices[i].vendor == 0x10de && t.host->devices[i].device == 0x20b0)
+                        set_device_id(&t, &t.host->devices[i], published[k++].device);
+        assert_int_equal(k, ELEMENTSOF(published));
+        Nvml *n = NULL;
+        assert_int_equal(nvml_open(t.root, &n, NULL), 0);
+        MigGpu *g = NULL;
+        size_t ng = 0;
+        assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
+        assert_int_equal(ng, ELEMENTSOF(published));
+        for (size_t i = 0; i < ng; i++) {
+                const PubTable *pt = NULL;
+                for (size_t j = 0; j < ELEMENTSOF(published); j++)
+                        if (g[i].pci_device_id == ((uint32_t)published[j].device << 16 | 0x10de))
+                                pt = &published[j];
+                assert_non_null(pt);
+                assert_string_equal(g[i].name, pt->product);
+                assert_true(g[i].capable);
+                assert_int_equal(g[i].slices, pt->slices);
+                if (pt->n == 7 || pt->n == 5)
+                        assert_int_equal(g[i].n_profiles, pt->n); /* every profile of the table, no other */
+                for (size_t r = 0; r < pt->n; r++) {
+                        const PubRow *w = &pt->rows[r];
+                        int pi = mig_profile_find(&g[i], w->name);
+                        if (pi < 0)
+                                fail_msg("%s: no profile %s", pt->product, w->name);
+                        const MigProfile *p = &g[i].profiles[pi];
+                        assert_string_equal(p->name, w->name);
+                        assert_int_equal(p->id, w->id);
+                        assert_int_equal(p->max, w->instances);
+                        assert_int_equal(p->compute, w->compute);
+                        assert_int_equal(p->starts, w->starts);
+                        assert_int_equal(p->size, w->size);
+                        assert_int_equal(p->sms, w->sms);
+                        char gib[16];
+                        snprintf(gib, sizeof gib, "%.2f", (double)p->memory_mb / 1024.0);
+                        if (!streq(gib, w->gib))
+                                fail_msg("%s %s: %s GiB, published %s", pt->product, w->name, gib, w->gib);
+                        nvmlGpuInstanceProfileInfo_t info;
+                        assert_int_equal(n->f.nvmlDeviceGetGpuInstanceProfileInfo(g[i].dev, p->constant, &info), NVML_SUCCESS);
+                        assert_int_equal(info.copyEngineCount, w->ce);
+                        assert_int_equal(info.decoderCount, w->dec);
+                        assert_int_equal(info.jpegCount, w->jpeg);
+                        assert_int_equal(info.ofaCount, w->ofa);
+                }
+        }
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
+static int child_create_killed(Nvml *n, MigGpu *g, int profile) {
+        return mig_create(n, g, profile, -1, NULL);
+}
+
+/* A crash between a GPU instance and its compute instance (the fake NVML's changes are fault points, as
+ * kernel writes are) leaves a GPU instance that is no MIG device: the layout does not match, and an apply
+ * makes it right. */
+static void test_half_made_instance(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        int p1 = mig_profile_find(&g[0], "1g.5gb");
+        assert_int_equal(sim_inject_fault(t.dir, "nvmlGpuInstanceCreateComputeInstance", SIM_FAULT_KILL), 0);
+        assert_int_equal(in_child(child_create_killed, n, &g[0], p1), -1); /* killed */
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_int_equal(g[0].inst[0].ci_id, -1);
+        unsigned want[MIG_MAX_PROFILES] = {};
+        want[p1] = 1;
+        assert_false(mig_layout_matches(&g[0], true, want));
+        MigApplyReport rep;
+        assert_int_equal(mig_apply_gpu(t.root, n, &g[0], true, want, true, false, &rep), 0);
+        mig_apply_report_done(&rep);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_true(g[0].inst[0].ci_id >= 0);
+        assert_true(mig_layout_matches(&g[0], true, want));
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
+/* NVIDIA names profiles by their share of the GPU's memory (go-nvlib), not by their GiB rounded up. */
+static void test_profile_names(void **state) {
+        char b[32];
+        const unsigned long long h200_total = 143771ull << 20, a100_total = 40960ull << 20;
+        mig_profile_name(1, 16384, NVML_GPU_INSTANCE_PROFILE_1_SLICE, h200_total, b);
+        assert_string_equal(b, "1g.18gb");
+        mig_profile_name(1, 16384, NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV1, h200_total, b);
+        assert_string_equal(b, "1g.18gb+me");
+        mig_profile_name(3, 71168, NVML_GPU_INSTANCE_PROFILE_3_SLICE, h200_total, b);
+        assert_string_equal(b, "3g.71gb");
+        mig_profile_name(7, 143104, NVML_GPU_INSTANCE_PROFILE_7_SLICE, h200_total, b);
+        assert_string_equal(b, "7g.141gb");
+        mig_profile_name(1, 4864, NVML_GPU_INSTANCE_PROFILE_1_SLICE, a100_total, b);
+        assert_string_equal(b, "1g.5gb");
+        /* without the GPU's total: GiB rounded up */
+        mig_profile_name(1, 16384, NVML_GPU_INSTANCE_PROFILE_1_SLICE, 0, b);
+        assert_string_equal(b, "1g.16gb");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_default_placement),
@@ -239,6 +519,10 @@ int main(void) {
                 cmocka_unit_test(test_plan_random),
                 cmocka_unit_test(test_nvml_errors),
                 cmocka_unit_test(test_nvml_load),
+                cmocka_unit_test(test_nvml_shared_state),
+                cmocka_unit_test(test_half_made_instance),
+                cmocka_unit_test(test_published_tables),
+                cmocka_unit_test(test_profile_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -134,8 +134,10 @@ static void check_device(TestHost *t, const PciDevice *d, bool iommu) {
         _cleanup_free_ uint8_t *cfg = NULL;
         size_t n;
         read_cfg(t, d->addr, &cfg, &n);
-        assert_int_equal(cfg16(cfg, 0), d->vendor);
-        assert_int_equal(cfg16(cfg, 2), d->device);
+        /* a VF's Vendor/Device ID registers read all ones (SR-IOV specification), its attributes say what it is */
+        assert_int_equal(cfg16(cfg, 0), d->physfn ? 0xffff : d->vendor);
+        assert_int_equal(cfg16(cfg, 2), d->physfn ? 0xffff : d->device);
+        assert_int_equal(d->state, PCI_DEVICE_OK);
         assert_true(cfg16(cfg, 6) & 0x10);
         assert_int_not_equal(pci_config_find_cap(cfg, n, 0x01), 0);
         bool bridge = pci_device_is_bridge(d) && pci_device_class(d) == PCI_CLASS_BRIDGE_PCI;
@@ -415,10 +417,16 @@ static void test_sriov(void **state) {
         read_cfg(&t, pf, &cfg, &n);
         unsigned sr = pci_config_find_ext_cap(cfg, n, PCI_EXT_CAP_ID_SRIOV);
         assert_int_equal(cfg16(cfg, sr + 0x10), 4);
+        assert_int_equal(cfg16(cfg, sr + 0x1a), 0x56c0); /* the VFs' device id, from the PF's capability */
         free(TAKE_PTR(cfg));
         read_cfg(&t, "0000:16:00.1", &cfg, &n);
-        assert_int_equal(cfg16(cfg, 2), 0x56c0);
+        assert_int_equal(cfg16(cfg, 0), 0xffff); /* as on the hardware: not the IDs */
+        assert_int_equal(cfg16(cfg, 2), 0xffff);
         free(TAKE_PTR(cfg));
+        PciDevice *v1 = pci_host_find(t.host, "0000:16:00.1");
+        assert_non_null(v1);
+        assert_int_equal(v1->device, 0x56c0);          /* from the attribute */
+        assert_int_equal(v1->state, PCI_DEVICE_OK); /* a VF answers: it has not fallen off the bus */
         assert_int_equal(root_write(t.root, "2", "sys/bus/pci/devices/%s/sriov_numvfs", pf), -EBUSY);
 
         /* a VF on vfio-pci, then disable: VFs, their groups and nodes go away */

@@ -276,13 +276,13 @@ static void test_persist(void **state) {
         char *inc[] = {(char *)"0000:03:00.0", NULL};
         assert_int_equal(vfio_persist_add(t.root, "0000:02:00.0", true, inc), 0);
         bool force = false;
-        char **l = NULL;
-        assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &l), 0);
+        char **l = NULL, *err = NULL;
+        assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &l, &err), 0);
         assert_true(force);
         assert_string_equal(l[0], "0000:03:00.0");
         strv_free(l);
         assert_int_equal(vfio_persist_remove(t.root, "0000:02:00.0"), 0);
-        assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &l), -ENOENT);
+        assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &l, &err), -ENOENT);
 
         /* --ids merges with an existing configuration and keeps its other lines */
         char *p = root_path(t.root, "etc/modprobe.d");
@@ -332,9 +332,10 @@ static void test_host_iommu(void **state) {
         char *before = NULL;
         assert_int_equal(root_read_attr(t.root, &before, "etc/default/grub"), 0);
         IommuEdit e;
+        char *err = NULL;
         CpuVendor v = cpu_vendor_read(t.root);
         assert_int_equal(v, CPU_VENDOR_INTEL);
-        assert_int_equal(boot_config_set_args(t.root, iommu_kernel_args(v), iommu_kernel_off_args(v), &e), 0);
+        assert_int_equal(boot_config_set_args(t.root, iommu_kernel_args(v), iommu_kernel_off_args(v), &e, &err), 0);
         assert_true(e.changed);
         assert_string_equal(e.file, "etc/default/grub");
         assert_non_null(strstr(e.new_cmdline, "intel_iommu=on iommu=pt"));
@@ -348,7 +349,7 @@ static void test_host_iommu(void **state) {
         assert_non_null(strstr(after, "GRUB_CMDLINE_LINUX=\""));
         assert_non_null(strstr(after, "GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\""));
         /* second run changes nothing */
-        assert_int_equal(boot_config_set_args(t.root, iommu_kernel_args(v), iommu_kernel_off_args(v), &e), 0);
+        assert_int_equal(boot_config_set_args(t.root, iommu_kernel_args(v), iommu_kernel_off_args(v), &e, &err), 0);
         assert_false(e.changed);
         iommu_edit_done(&e);
         free(before);
@@ -364,7 +365,7 @@ static void test_host_iommu(void **state) {
         free(g);
         v = cpu_vendor_read(t.root);
         assert_int_equal(v, CPU_VENDOR_AMD);
-        assert_int_equal(boot_config_set_args(t.root, iommu_kernel_args(v), iommu_kernel_off_args(v), &e), 0);
+        assert_int_equal(boot_config_set_args(t.root, iommu_kernel_args(v), iommu_kernel_off_args(v), &e, &err), 0);
         assert_string_equal(e.new_cmdline, "console=ttyS0 iommu=pt");
         iommu_edit_done(&e);
         test_host_close(&t);

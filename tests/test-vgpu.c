@@ -8,6 +8,7 @@
 
 #include "basic/fileio.h"
 #include "core/mdev.h"
+#include "core/vgpu-types.h"
 #include "core/vendor-vgpu.h"
 #include "helpers.h"
 #include "sim/sim.h"
@@ -39,14 +40,76 @@ static void test_uuid(void **state) {
         assert_false(mdev_type_valid(""));
 }
 
+/* Definition file names as mdevctl 1.2 reads them (its UUID parser), checked against Debian's mdevctl in
+ * tests/cli/mdevctl.sh. */
+static void test_definition_names(void **state) {
+        char u[MDEV_UUID_STRLEN];
+        static const char *const good[] = {"abcdef01-2345-4678-9abc-def012345678", "ABCDEF01-2345-4678-9ABC-DEF012345678",
+                                           "abcdef0123454678abcdef0123456780" /* 32 digits */,
+                                           "{abcdef01-2345-4678-9abc-def012345671}",
+                                           "urn:uuid:abcdef01-2345-4678-9abc-def012345670"};
+        static const char *const want[] = {"abcdef01-2345-4678-9abc-def012345678", "abcdef01-2345-4678-9abc-def012345678",
+                                           "abcdef01-2345-4678-abcd-ef0123456780", "abcdef01-2345-4678-9abc-def012345671",
+                                           "abcdef01-2345-4678-9abc-def012345670"};
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                assert_int_equal(mdev_definition_name_parse(good[i], u), 0);
+                assert_string_equal(u, want[i]);
+        }
+        static const char *const bad[] = {"", "x", "abcdef01-2345-4678-9abc-def01234567", ".abcdef01-2345-4678-9abc-def012345678.swp",
+                                          "{abcdef01-2345-4678-9abc-def012345678", "abcdef01-2345-4678-9abc-def01234567g",
+                                          "urn:uuid:abcdef0123454678abcdef0123456780", "abcdef01-2345-4678-9abcdef012345-67",
+                                          "{abcdef0123454678abcdef0123456782}", "URN:UUID:abcdef01-2345-4678-9abc-def012345683"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(mdev_definition_name_parse(bad[i], u), -EINVAL);
+}
+
+/* The one resolver of a vGPU type named by a user: id or name (any case), mdev or vendor. */
+static void test_type_resolve(void **state) {
+        TestHost t;
+        test_host_open(&t, "t4-grid");
+        VgpuTypeRef r;
+        char *err = NULL;
+        static const char *const t4[] = {"nvidia-230", "GRID T4-1Q", "grid t4-1q"};
+        for (size_t i = 0; i < ELEMENTSOF(t4); i++) {
+                assert_int_equal(vgpu_type_resolve(t.root, "0000:3b:00.0", t4[i], &r, &err), 0);
+                assert_int_equal(r.kind, VGPU_TYPE_MDEV);
+                assert_string_equal(r.id, "nvidia-230");
+                assert_string_equal(r.name, "GRID T4-1Q");
+                assert_int_equal(r.max_instances, 16);
+                vgpu_type_ref_done(&r);
+        }
+        assert_int_equal(vgpu_type_resolve(t.root, "0000:3b:00.0", "GRID T4-99Q", &r, &err), -ENOENT);
+        assert_non_null(strstr(err, "has no vGPU type 'GRID T4-99Q'"));
+        free(err);
+        assert_int_equal(vgpu_type_resolve(t.root, "0000:00:00.0", "nvidia-230", &r, &err), -ENODEV);
+        free(err);
+        test_host_close(&t);
+
+        test_host_open(&t, "h100");
+        static const char *const h[] = {"1047", "NVIDIA H100-10C", "nvidia h100-10c"};
+        for (size_t i = 0; i < ELEMENTSOF(h); i++) {
+                /* on the PF (the types its free VFs offer) and on one VF */
+                assert_int_equal(vgpu_type_resolve(t.root, "0000:16:00.0", h[i], &r, &err), 0);
+                assert_int_equal(r.kind, VGPU_TYPE_VENDOR);
+                assert_string_equal(r.id, "1047");
+                vgpu_type_ref_done(&r);
+                assert_int_equal(vgpu_type_resolve(t.root, "0000:16:00.4", h[i], &r, &err), 0);
+                assert_string_equal(r.id, "1047");
+                vgpu_type_ref_done(&r);
+        }
+        assert_int_equal(vgpu_type_resolve(t.root, "0000:16:00.0", "NVIDIA H100-99C", &r, &err), -ENOENT);
+        free(err);
+        test_host_close(&t);
+}
+
 static void test_definition_parse(void **state) {
         char *type = NULL, *start = NULL;
         MdevAttr *a = NULL;
         size_t n = 0;
-        assert_int_equal(mdev_definition_parse("{\"mdev_type\":\"nvidia-63\",\"start\":\"auto\",\"attrs\":[{\"b\":\"2\"},"
-                                               "{\"nvidia/vgpu_params\":\"1\"}]}",
-                                               &type, &start, &a, &n),
-                         0);
+        char *err = NULL;
+        static const char good[] = "{\"mdev_type\":\"nvidia-63\",\"start\":\"auto\",\"attrs\":[{\"b\":\"2\"},"
+                                   "{\"nvidia/vgpu_params\":\"1\"}]}";
+        assert_int_equal(mdev_definition_parse("d", good, strlen(good), &type, &start, &a, &n, &err), 0);
         assert_string_equal(type, "nvidia-63");
         assert_string_equal(start, "auto");
         assert_int_equal(n, 2);
@@ -58,7 +121,8 @@ static void test_definition_parse(void **state) {
         free(start);
         mdev_attrs_free(a, n);
         /* start defaults to manual, attrs may be absent */
-        assert_int_equal(mdev_definition_parse("{\"mdev_type\":\"mbochs-small\"}", &type, &start, &a, &n), 0);
+        static const char small[] = "{\"mdev_type\":\"mbochs-small\"}";
+        assert_int_equal(mdev_definition_parse("d", small, strlen(small), &type, &start, &a, &n, &err), 0);
         assert_string_equal(start, "manual");
         assert_int_equal(n, 0);
         free(type);
@@ -69,8 +133,11 @@ static void test_definition_parse(void **state) {
                 "{\"mdev_type\":\"x\",\"attrs\":{}}", "{\"mdev_type\":\"x\",\"attrs\":[{\"a\":\"1\",\"b\":\"2\"}]}",
                 "{\"mdev_type\":\"x\",\"attrs\":[{\"../remove\":\"1\"}]}", "{\"mdev_type\":\"x\",\"attrs\":[{\"/sys/x\":\"1\"}]}",
                 "{\"mdev_type\":\"x\",\"attrs\":[{\"nvidia/../../remove\":\"1\"}]}", "{\"mdev_type\":\"../x\"}"};
-        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-                assert_int_equal(mdev_definition_parse(bad[i], &type, &start, &a, &n), -EBADMSG);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                assert_int_equal(mdev_definition_parse("d", bad[i], strlen(bad[i]), &type, &start, &a, &n, &err), -EBADMSG);
+                assert_non_null(startswith(err, "d:"));
+                free(err);
+        }
 }
 
 static MdevDevice *find(MdevDevice *l, size_t n, const char *uuid) {
@@ -245,7 +312,8 @@ static void test_definitions(void **state) {
         char *type = NULL, *start = NULL;
         MdevAttr *a = NULL;
         size_t na = 0;
-        assert_int_equal(mdev_definition_parse(text, &type, &start, &a, &na), 0);
+        char *err = NULL;
+        assert_int_equal(mdev_definition_parse(p, text, strlen(text), &type, &start, &a, &na, &err), 0);
         assert_string_equal(type, "i915-GVTg_V5_4");
         free(type);
         free(start);
@@ -253,7 +321,7 @@ static void test_definitions(void **state) {
         free(text);
         free(p);
         /* started and defined: one entry */
-        char *err = NULL;
+        err = NULL;
         assert_int_equal(mdev_create(t.root, IGPU, "i915-GVTg_V5_4", U1, NULL, 0, &err), 0);
         assert_int_equal(mdev_list(t.root, &l, &n), 0);
         assert_int_equal(n, 2);
@@ -368,6 +436,8 @@ static void test_vendor_vgpu(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_uuid),
+                cmocka_unit_test(test_definition_names),
+                cmocka_unit_test(test_type_resolve),
                 cmocka_unit_test(test_definition_parse),
                 cmocka_unit_test(test_t4_create_remove),
                 cmocka_unit_test(test_t4_exhaust_and_kernel_errnos),

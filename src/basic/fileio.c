@@ -40,6 +40,15 @@ int read_full_at(int dirfd, const char *name, size_t max, void **ret, size_t *re
         return read_fd(fd, max, false, ret, ret_size);
 }
 
+/* One read(), again when a signal interrupted it: bytes read, 0 at the end, or -errno. */
+static ssize_t read_once(int fd, void *buf, size_t size) {
+        for (;;) {
+                ssize_t k = read(fd, buf, size);
+                if (k >= 0 || errno != EINTR)
+                        return k >= 0 ? k : negative_errno();
+        }
+}
+
 static int read_fd(int fd, size_t max, bool short_read_is_eof, void **ret, size_t *ret_size) {
 
         _cleanup_free_ char *buf = malloc(max + 1);
@@ -47,12 +56,9 @@ static int read_fd(int fd, size_t max, bool short_read_is_eof, void **ret, size_
                 return -ENOMEM;
         size_t n = 0;
         for (;;) {
-                ssize_t k = read(fd, buf + n, max + 1 - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
+                ssize_t k = read_once(fd, buf + n, max + 1 - n);
+                if (k < 0)
+                        return (int)k;
                 if (k == 0)
                         break;
                 n += (size_t)k;
@@ -67,6 +73,27 @@ static int read_fd(int fd, size_t max, bool short_read_is_eof, void **ret, size_
         *ret = TAKE_PTR(buf);
         if (ret_size)
                 *ret_size = n;
+        return 0;
+}
+
+int read_full_fd(int fd, size_t max, void **ret, size_t *ret_size) {
+        return read_fd(fd, max, false, ret, ret_size);
+}
+
+int read_head_at(int dirfd, const char *name, void *buf, size_t size, size_t *ret_n) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        size_t n = 0;
+        while (n < size) {
+                ssize_t k = read_once(fd, (char *)buf + n, size - n);
+                if (k < 0)
+                        return (int)k;
+                if (k == 0)
+                        break;
+                n += (size_t)k;
+        }
+        *ret_n = n;
         return 0;
 }
 
@@ -338,6 +365,33 @@ char *strdup_printf(const char *fmt, ...) {
         return r < 0 ? NULL : s;
 }
 
+char *error_atv(const char *file, unsigned line, unsigned column, const char *fmt, va_list ap) {
+        _cleanup_free_ char *msg = NULL;
+        if (vasprintf(&msg, fmt, ap) < 0)
+                return NULL;
+        return strdup_printf("%s:%u:%u: %s", file, line, column, msg);
+}
+
+char *error_at(const char *file, unsigned line, unsigned column, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        char *s = error_atv(file, line, column, fmt, ap);
+        va_end(ap);
+        return s;
+}
+
+void text_position(const char *text, size_t len, size_t offset, unsigned *ret_line, unsigned *ret_column) {
+        unsigned line = 1;
+        size_t start = 0;
+        for (size_t i = 0; i < offset && i < len; i++)
+                if (text[i] == '\n') {
+                        line++;
+                        start = i + 1;
+                }
+        *ret_line = line;
+        *ret_column = (unsigned)(MIN(offset, len) - start + 1);
+}
+
 void strv_free(char **l) {
         if (!l)
                 return;
@@ -352,6 +406,17 @@ size_t strv_length(char *const *l) {
                 while (l[n])
                         n++;
         return n;
+}
+
+char **strv_copy(char *const *l) {
+        size_t n = strv_length(l);
+        char **c = calloc(n + 1, sizeof *c);
+        for (size_t i = 0; c && i < n; i++)
+                if (!(c[i] = strdup(l[i]))) {
+                        strv_free(c);
+                        return NULL;
+                }
+        return c;
 }
 
 int strv_push(char ***l, size_t *n, char *s) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,11 @@
 int read_attr(const char *path, char **ret);
 /* Read up to max bytes of a (binary) file. */
 int read_full(const char *path, size_t max, void **ret, size_t *ret_size);
+int read_full_fd(int fd, size_t max, void **ret, size_t *ret_size);
+
+/* The first bytes of a (binary) file, however long it is: up to size bytes into buf, *ret_n how many
+ * (fewer at its end). A PCI device's config header, say. */
+int read_head_at(int dirfd, const char *name, void *buf, size_t size, size_t *ret_n);
 
 /* The same relative to a directory fd (one path walk per device instead of one per attribute). */
 int read_attr_at(int dirfd, const char *name, char **ret);
@@ -53,12 +59,19 @@ bool path_exists(const char *path);
 bool dir_exists(const char *path);
 
 char *strdup_printf(const char *fmt, ...) _printf_(1, 2);
+/* "FILE:LINE:COL: message", the form of every error in a file gpuvirt reads. */
+char *error_at(const char *file, unsigned line, unsigned column, const char *fmt, ...) _printf_(4, 5);
+char *error_atv(const char *file, unsigned line, unsigned column, const char *fmt, va_list ap) _printf_(4, 0);
+/* Line and column (1-based, in bytes) of a byte offset in text. */
+void text_position(const char *text, size_t len, size_t offset, unsigned *ret_line, unsigned *ret_column);
 char *strip(char *s);
 
 /* Sorted list of the entries of a directory (no "." and ".."); NULL-terminated; free with strv_free. */
 int dir_list(const char *path, char ***ret);
 void strv_free(char **l);
 size_t strv_length(char *const *l);
+/* A copy of l (NULL when out of memory; an empty list for NULL). */
+char **strv_copy(char *const *l);
 int strv_push(char ***l, size_t *n, char *s);
 bool strv_contains(char *const *l, const char *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free)

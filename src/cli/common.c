@@ -31,12 +31,56 @@ int usage_error(const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
-int open_root(unsigned extra_flags, Root **ret) {
-        int r = root_open(arg.root, (arg.dry_run ? ROOT_DRY_RUN : 0) | extra_flags, ret);
+int input_error_exit(int r, bool named_by_user) {
+        if (r == -EINVAL || r == -EFBIG)
+                return EXIT_USAGE;
+        if (named_by_user && (r == -ENOENT || r == -EISDIR || r == -ENOTDIR))
+                return EXIT_USAGE;
+        return EXIT_FAILURE;
+}
+
+static int host_lock = -EBADF;
+
+int hold_host_lock(Root *root) {
+        if (!arg.mutating || arg.dry_run || host_lock >= 0)
+                return 0;
+        _cleanup_free_ char *err = NULL;
+        int fd = root_lock(root, 30000, &err);
+        if (fd < 0) {
+                log_error("Cannot take the host lock: %s.", err ?: strerror(-fd));
+                return fd == -EROFS ? EXIT_USAGE : EXIT_FAILURE;
+        }
+        host_lock = fd;
+        return 0;
+}
+
+void unlock_host(void) {
+        if (host_lock >= 0)
+                close(host_lock);
+        host_lock = -EBADF;
+}
+
+int open_root_unlocked(unsigned extra_flags, Root **ret) {
+        _cleanup_root_free_ Root *root = NULL;
+        int r = root_open(arg.root, (arg.dry_run ? ROOT_DRY_RUN : 0) | extra_flags, &root);
+        if (r == -EINVAL)
+                return usage_error("GPUVIRT_ROOT is set but empty (an unset variable?); unset it for the live host");
         if (r < 0) {
                 log_error_errno(r, "Cannot use root '%s': %m", arg.root ?: getenv("GPUVIRT_ROOT") ?: "/");
                 return EXIT_USAGE;
         }
+        *ret = TAKE_PTR(root);
+        return 0;
+}
+
+int open_root(unsigned extra_flags, Root **ret) {
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root_unlocked(extra_flags, &root);
+        if (r == 0)
+                r = hold_host_lock(root);
+        if (r)
+                return r;
+        *ret = TAKE_PTR(root);
         return 0;
 }
 
@@ -81,15 +125,3 @@ int parse_verb_options(int argc, char **argv, const struct option *opts, const c
 }
 
 
-int lock_host(Root *root) {
-        int fd = root_lock(root, 30000);
-        if (fd == -EBUSY) {
-                log_error("Another gpuvirt holds the host lock (run/lock/gpuvirt.lock) for more than 30 s.");
-                return -EXIT_FAILURE;
-        }
-        if (fd < 0) {
-                log_error_errno(fd, "Cannot take the host lock under %s: %m", root_dir(root));
-                return root_kind(root) == ROOT_CAPTURE ? -EXIT_USAGE : -EXIT_FAILURE;
-        }
-        return fd;
-}

@@ -17,18 +17,28 @@ typedef struct GlobalArgs {
         bool dry_run;
         int verbose;
         const char *connect; /* --connect URI (libvirt) */
+        bool mutating;       /* the verb changes the host (the verb table): open_root() takes the host lock */
 } GlobalArgs;
 
 extern GlobalArgs arg;
 
 int usage_error(const char *fmt, ...) _printf_(1, 2);
-/* Open the root from --root/$GPUVIRT_ROOT; 0 or an exit code. */
+/* The exit code for an input file that could not be used (r: -errno): 2 when the file is bad or too large,
+ * or when given on the command line (-f) is missing or not a file; 1 otherwise. */
+int input_error_exit(int r, bool named_by_user);
+/* Open the root from --root/$GPUVIRT_ROOT; 0 or an exit code. Every verb gets its root here, before it
+ * observes anything: for a mutating verb (arg.mutating, set from the verb table) this takes the host lock,
+ * once, and holds it until unlock_host() at exit. */
 int open_root(unsigned extra_flags, Root **ret);
+/* For a verb whose input files live under the root (host.yaml): the root without the lock, so the files
+ * are read and accepted first, then hold_host_lock() before anything of the host is observed. */
+int open_root_unlocked(unsigned extra_flags, Root **ret);
+/* Take the host lock if this run is armed for it (arg.mutating, not --dry-run), once; 0 or an exit code. */
+int hold_host_lock(Root *root);
+void unlock_host(void);
 int scan(Root *root, PciHost **ret);
 /* Resolve a device argument; prints the error; 0 or an exit code. */
 int lookup_device(const PciHost *h, const char *input, PciDevice **ret);
-/* Take the host lock for a mutating verb; returns fd or -exit code. */
-int lock_host(Root *root);
 
 /* getopt_long over a verb's argv (argv[0] is the verb). Returns the index of the first positional
  * argument, or -EXIT_USAGE after printing the error. */

@@ -24,10 +24,20 @@ typedef struct Verb {
         int min_args; /* arguments after the verb name (options included) */
         int (*fn)(int argc, char **argv);
         const char *synopsis;
+        /* What changes the host: the verb as a whole (VERB_MUTATING), or the sub-verbs (argv[1]) listed. Such a
+         * run holds the host lock from the moment it opens the root, before it observes anything, until it
+         * exits (common.c: open_root); --dry-run changes nothing and takes no lock. */
+        unsigned flags;
+        const char *const *mutating;
 } Verb;
+
+#define VERB_MUTATING (1u << 0)
+#define SUBS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static int verb_help(int argc, char **argv);
 static int verb_version(int argc, char **argv) {
+        if (argc > 1)
+                return usage_error("version: unexpected argument '%s'", argv[1]);
         printf("gpuvirt %s\n", GPUVIRT_VERSION);
         return 0;
 }
@@ -43,41 +53,50 @@ static const Verb verbs[] = {
          "                            give them back to the drivers they had\n"
          "  passthrough persist --ids BDF...\n"
          "                            bind by ID at boot (modprobe.d, modules-load.d)\n"
-         "  passthrough restore BDF   apply a persistent binding (boot unit)"},
+         "  passthrough restore BDF   apply a persistent binding (boot unit)",
+         0, SUBS("enable", "disable", "persist", "restore")},
         {"sriov", 1, verb_sriov,
          "sriov list [BDF]           SR-IOV PFs with their VFs, drivers and groups\n"
          "  sriov set BDF N [--vfio] [--force] [--persist]\n"
          "                            change the VF count safely (through 0); --vfio binds the VFs\n"
-         "  sriov restore BDF         apply the boot-time VF count (boot unit)"},
+         "  sriov restore BDF         apply the boot-time VF count (boot unit)",
+         0, SUBS("set", "restore")},
         {"vgpu", 1, verb_vgpu,
          "vgpu types [BDF]          vGPU types per parent (mdev and NVIDIA vendor vGPU)\n"
          "  vgpu list                 active and defined vGPUs\n"
          "  vgpu create PARENT TYPE [--uuid U] [--persist [--auto]]\n"
-         "                            create a vGPU (mdev, or a type on a free VF of PARENT)\n"
+         "                            create a vGPU (mdev, or a type on a free VF of PARENT;\n"
+         "                            TYPE: its id or its name)\n"
          "  vgpu remove ID [--keep-definition] [--force]\n"
          "                            remove it (ID: mdev UUID or VF address)\n"
-         "  vgpu start-defined        start the definitions marked auto (boot unit)"},
+         "  vgpu start-defined        start the definitions marked auto (boot unit)",
+         0, SUBS("create", "remove", "start-defined")},
         {"host", 2, verb_host, "host iommu enable [--apply]\n"
-                               "                            turn the IOMMU on in the boot configuration"},
+                               "                            turn the IOMMU on in the boot configuration",
+         VERB_MUTATING, NULL},
         {"mig", 1, verb_mig,
          "mig status [BDF] | profiles BDF | enable BDF | disable BDF | reset BDF\n"
          "  mig create BDF PROFILE [--placement START] [--count N]\n"
          "  mig destroy BDF (--gi ID | --all) [--force]\n"
-         "  mig apply -f FILE -c LABEL [--allow-disrupt] [--no-reset] | assert -f FILE -c LABEL | export [-c LABEL]\n"
-         "                            MIG partitions through NVML; mig-parted v1 configs"},
+         "  mig apply -f FILE [-c LABEL] [--allow-disrupt] [--no-reset] | assert -f FILE [-c LABEL] | export [-c LABEL]\n"
+         "                            MIG partitions through NVML; mig-parted v1 configs",
+         0, SUBS("enable", "disable", "create", "destroy", "reset", "apply")},
         {"vm", 1, verb_vm,
          "vm xml DEVICE [--guest-slot N]\n"
          "                            libvirt <hostdev> XML for a GPU, VF, mdev UUID or vendor vGPU\n"
-         "  vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type N] [--force]\n"
+         "  vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type T] [--force]\n"
          "                            prepare the device and attach it to a domain\n"
          "  vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]\n"
          "                            detach it and give it back to the host\n"
-         "  vm list                   which domain holds which GPU unit; migration; warnings"},
+         "  vm list                   which domain holds which GPU unit; migration; warnings",
+         0, SUBS("attach", "detach")},
         {"plan", 0, verb_state, "plan [-f FILE]            the steps from now to the desired state (/etc/gpuvirt/host.yaml)"},
-        {"apply", 0, verb_state, "apply [-f FILE]           carry them out, journaled, in a fixed order"},
+        {"apply", 0, verb_state, "apply [-f FILE]           carry them out, journaled, in a fixed order",
+         VERB_MUTATING, NULL},
         {"assert", 0, verb_state, "assert [-f FILE]          exit 0 when the host matches, 1 and the drift otherwise"},
         {"export", 0, verb_state, "export [-o FILE]          the current state as a file apply accepts"},
-        {"recover", 0, verb_state, "recover                   finish the step an interrupted apply left"},
+        {"recover", 0, verb_state, "recover                   finish the step an interrupted apply left",
+         VERB_MUTATING, NULL},
         {"status", 0, verb_state, "status [-f FILE]          last apply, interrupted step, drift"},
         {"fleet", 1, verb_fleet,
          "fleet hosts | gpus [HOST] | status | show ID     the GPU pool (--store etcd://H:P,... or local)\n"
@@ -87,14 +106,20 @@ static const Verb verbs[] = {
          "  fleet release ID...       give them back\n"
          "  fleet drain HOST [--undo] no new placements there; what can move is placed elsewhere\n"
          "  fleet agent [--host NAME] [--ttl S] [--once]\n"
-         "                            realize this host's reservations (foreground; SIGTERM stops it)"},
-        {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL\n"
+         "                            realize this host's reservations (foreground; SIGTERM stops it)",
+         /* Not mutating here: the store has its own writer lock, and what changes the host is an agent pass
+          * (fleet agent, or the pass every command makes on the local store), which takes the host lock
+          * itself for the pass only (fleet_agent_converge()), never for an agent's whole foreground run. */
+         0, NULL},
+        {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL|off-bus BDF\n"
                              "                            simulated hosts"},
         {"version", 0, verb_version, "version                   print the version"},
         {"help", 0, verb_help, "help                      this text"},
 };
 
 static int verb_help(int argc, char **argv) {
+        if (argc > 1)
+                return usage_error("help: unexpected argument '%s' (the manual: man gpuvirt)", argv[1]);
         printf("Usage: gpuvirt [OPTIONS] COMMAND [ARGS]\n\n"
                "GPU virtualization manager for KVM/libvirt hosts.\n\n"
                "Options (before the command):\n"
@@ -130,6 +155,12 @@ static size_t edit_distance(const char *a, const char *b) {
         return d[la][lb];
 }
 
+static bool verb_mutates(const Verb *v, int argc, char **argv) {
+        if (v->flags & VERB_MUTATING)
+                return true;
+        return argc >= 2 && v->mutating && strv_contains((char *const *)v->mutating, argv[1]);
+}
+
 static int dispatch(int argc, char **argv) {
         if (argc <= 0)
                 return usage_error("no command given");
@@ -140,6 +171,7 @@ static int dispatch(int argc, char **argv) {
                 /* Commands with sub-commands need one; the rest check their own arguments. */
                 if (argc - 1 < v->min_args)
                         return usage_error("%s: missing argument; usage: gpuvirt %s", v->name, v->synopsis);
+                arg.mutating = verb_mutates(v, argc, argv);
                 return v->fn(argc, argv);
         }
         const char *best = NULL;
@@ -173,6 +205,9 @@ int main(int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) >= 0) {
                 switch (c) {
                 case OPT_ROOT:
+                        if (isempty(optarg))
+                                return usage_error("--root: empty directory (an unset variable?); give --root / for "
+                                                   "the live host");
                         arg.root = optarg;
                         break;
                 case OPT_JSON:
@@ -201,6 +236,7 @@ int main(int argc, char **argv) {
                 log_set_max_level(LOG_LEVEL_DEBUG);
 
         int r = dispatch(argc - optind, argv + optind);
+        unlock_host();
         /* A full disk or closed pipe on stdout is a failure, not a silent truncation. */
         if (fflush(stdout) != 0 || ferror(stdout)) {
                 if (r == 0)

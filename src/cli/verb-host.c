@@ -27,20 +27,38 @@ static int host_iommu_enable(int argc, char **argv) {
         int r = open_root(0, &root);
         if (r)
                 return r;
-        _cleanup_close_ int lock = arg.dry_run ? -EBADF : lock_host(root);
-        if (!arg.dry_run && lock < 0)
-                return -lock;
         CpuVendor v = cpu_vendor_read(root);
         if (v == CPU_VENDOR_UNKNOWN)
                 log_warning("CPU vendor unknown (no readable proc/cpuinfo): using the Intel arguments.");
         if (v == CPU_VENDOR_ARM)
                 return log_error("ARM hosts enable the SMMU from firmware; nothing to add."), EXIT_FAILURE;
         IommuEdit e;
-        r = boot_config_set_args(root, iommu_kernel_args(v), iommu_kernel_off_args(v), &e);
+        _cleanup_free_ char *err = NULL;
+        r = boot_config_set_args(root, iommu_kernel_args(v), iommu_kernel_off_args(v), &e, &err);
+        if (r == -EINVAL)
+                return log_error("%s", strna(err)), EXIT_USAGE;
         if (r < 0)
-                return log_error_errno(r, "Cannot update the boot configuration under %s: %m", root_dir(root)),
+                return log_error("Cannot update the boot configuration under %s: %s", root_dir(root), err ?: strerror(-r)),
                        EXIT_FAILURE;
-        int rc = 0;
+        /* --apply: regenerate the boot loader's configuration (also when the arguments were already there: a
+         * run without --apply may have left it stale); only on the live host */
+        int rc = 0, status = -1;
+        const char *skipped = !apply ? "--apply not given"
+                            : arg.dry_run ? "--dry-run"
+                            : root_kind(root) != ROOT_LIVE ? "not the live host (only the live host's boot loader is regenerated)"
+                                                           : NULL;
+        if (!skipped) {
+                if (!arg.json) {
+                        printf("running: %s\n", e.regen);
+                        fflush(stdout);
+                }
+                r = root_run_command(root, e.regen, &status);
+                if (r < 0 || status != 0) {
+                        log_error("'%s' failed (%s): run it by hand.", e.regen, r < 0 ? strerror(-r) : "non-zero exit status");
+                        rc = EXIT_FAILURE;
+                }
+        } else if (apply && arg.dry_run)
+                (void)root_run_command(root, e.regen, &status);
         if (arg.json) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "file", json_object_new_string(e.file));
@@ -49,30 +67,26 @@ static int host_iommu_enable(int argc, char **argv) {
                 json_object_object_add(o, "new_cmdline", json_object_new_string(e.new_cmdline));
                 json_object_object_add(o, "changed", json_object_new_boolean(e.changed));
                 json_object_object_add(o, "regenerate_command", json_object_new_string(e.regen));
+                json_object_object_add(o, "regenerated", json_object_new_boolean(!skipped && status == 0));
+                json_object_object_add(o, "regenerate_status", !skipped && status >= 0 ? json_object_new_int(status) : NULL);
+                json_object_object_add(o, "regenerate_skipped", skipped ? json_object_new_string(skipped) : NULL);
                 json_object_object_add(o, "reboot_required", json_object_new_boolean(e.changed));
                 json_print(o, stdout);
                 json_object_put(o);
-        } else if (!e.changed)
-                printf("/%s already has the IOMMU arguments: %s\n", e.file, e.new_cmdline);
-        else {
-                printf("/%s: kernel arguments \"%s\" -> \"%s\"\n", e.file, e.old_cmdline, e.new_cmdline);
-                if (e.backup)
-                        printf("backup: /%s\n", e.backup);
-        }
-        if (e.changed && !arg.json) {
-                if (apply && root_kind(root) == ROOT_LIVE && !arg.dry_run) {
-                        printf("running: %s\n", e.regen);
-                        fflush(stdout);
-                        int s = system(e.regen);
-                        if (s != 0) {
-                                log_error("'%s' failed (status %d): run it by hand.", e.regen, s);
-                                rc = EXIT_FAILURE;
-                        }
-                } else if (apply)
+        } else {
+                if (!e.changed)
+                        printf("/%s already has the IOMMU arguments: %s\n", e.file, e.new_cmdline);
+                else {
+                        printf("/%s: kernel arguments \"%s\" -> \"%s\"\n", e.file, e.old_cmdline, e.new_cmdline);
+                        if (e.backup)
+                                printf("backup: /%s\n", e.backup);
+                }
+                if (skipped && apply && !arg.dry_run)
                         printf("would run: %s (only on the live host)\n", e.regen);
-                else
+                else if (!apply && e.changed)
                         printf("next: run '%s'\n", e.regen);
-                printf("then reboot, and verify with: dmesg | grep -E \"DMAR|IOMMU\" and 'gpuvirt check'\n");
+                if (e.changed)
+                        printf("then reboot, and verify with: dmesg | grep -E \"DMAR|IOMMU\" and 'gpuvirt check'\n");
         }
         iommu_edit_done(&e);
         return rc;

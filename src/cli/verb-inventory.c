@@ -114,6 +114,14 @@ static char *sriov_summary(json_object *modes) {
                              json_object_get_int(json_object_object_get(s, "total_vfs")));
 }
 
+/* The inventory's "state" for a reader. */
+static const char *state_text(const char *st) {
+        return streq(st, "off_bus")  ? "DOES NOT ANSWER ON THE BUS (config space reads 0xff)" :
+               streq(st, "vanished") ? "DEVICE VANISHED (its sysfs directory is gone)" :
+               streq(st, "unreadable") ? "DEVICE UNREADABLE (its sysfs directory or config space cannot be read)" :
+                                        st;
+}
+
 static int print_list_text(json_object *list) {
         static const char *const headers[] = {"ADDRESS", "NAME", "DRIVER", "GROUP", "NUMA", "LINK",
                                               "PASSTHROUGH", "SR-IOV", "VGPU", "MIG"};
@@ -148,6 +156,13 @@ static int print_list_text(json_object *list) {
         else
                 table_print(t, stdout);
         table_free(t);
+        for (size_t i = 0; i < n; i++) {
+                json_object *d = json_object_array_get_idx(list, i);
+                const char *st = json_text(json_object_object_get(d, "state"));
+                if (st && !streq(st, "ok") && !streq(st, "unknown"))
+                        printf("%s: %s; see 'gpuvirt check'\n", json_text(json_object_object_get(d, "address")),
+                               state_text(st));
+        }
         return 0;
 }
 
@@ -193,6 +208,9 @@ static int print_show_text(json_object *d) {
                 json_text(json_object_object_get(d, "device_id")),
                 json_text(json_object_object_get(d, "subsystem_vendor_id")),
                 json_text(json_object_object_get(d, "subsystem_device_id")), json_text(json_object_object_get(d, "class")));
+        const char *st = json_text(json_object_object_get(d, "state"));
+        if (st && !streq(st, "ok"))
+                kv("state", streq(st, "unknown") ? "unknown (no config space to read)" : state_text(st));
         kv("ids", ids);
         kv("driver", json_text(json_object_object_get(d, "driver")));
         if (json_object_object_get(d, "driver_override"))

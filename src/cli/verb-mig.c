@@ -84,9 +84,19 @@ static int ctx_gpu(Ctx *c, const char *input, MigGpu **ret) {
                 return EXIT_USAGE;
         }
         MigGpu *g = mig_gpu_find(c->gpus, c->n, canon);
+        _cleanup_free_ char *dead = NULL;
+        if (!g && pci_device_require_alive(c->root, canon, &dead) < 0) {
+                log_error("%s", strna(dead)); /* NVML reports it lost, without its address */
+                return EXIT_FAILURE;
+        }
         if (!g) {
                 log_error("NVML knows no GPU %s (GPUs on vfio-pci or without the nvidia driver are not visible; see "
                           "'gpuvirt mig status').", canon);
+                return EXIT_FAILURE;
+        }
+        if (g->lost) {
+                log_error("%s has fallen off the bus (NVML_ERROR_GPU_IS_LOST): reset or reseat it first (see 'gpuvirt "
+                          "check %s').", canon, canon);
                 return EXIT_FAILURE;
         }
         if (!g->capable) {
@@ -134,10 +144,11 @@ static json_object *instance_json(const MigGpu *g, const MigInstance *m) {
 
 static json_object *gpu_json(const MigGpu *g) {
         json_object *o = json_object_new_object();
-        json_object_object_add(o, "address", json_object_new_string(g->address));
+        json_object_object_add(o, "address", g->address[0] ? json_object_new_string(g->address) : NULL);
         json_object_object_add(o, "index", json_object_new_int((int)g->index));
-        json_object_object_add(o, "name", json_object_new_string(g->name));
-        json_object_object_add(o, "uuid", json_object_new_string(g->uuid));
+        json_object_object_add(o, "name", g->name[0] ? json_object_new_string(g->name) : NULL);
+        json_object_object_add(o, "uuid", g->uuid[0] ? json_object_new_string(g->uuid) : NULL);
+        json_object_object_add(o, "lost", json_object_new_boolean(g->lost));
         json_object_object_add(o, "mig_capable", json_object_new_boolean(g->capable));
         json_object *mode = NULL;
         if (g->capable) {
@@ -167,7 +178,15 @@ static int print_json(json_object *o) {
 }
 
 static void gpu_text(const MigGpu *g) {
+        if (g->lost && !g->address[0]) {
+                printf("GPU %u  lost: fallen off the bus (NVML_ERROR_GPU_IS_LOST); see 'gpuvirt check'\n", g->index);
+                return;
+        }
         printf("%s  GPU %u  %s  %s\n", g->address, g->index, g->name, g->uuid);
+        if (g->lost) {
+                printf("  lost: fallen off the bus (NVML_ERROR_GPU_IS_LOST); see 'gpuvirt check'\n");
+                return;
+        }
         if (!g->capable) {
                 printf("  MIG: not supported\n");
                 return;
@@ -390,22 +409,16 @@ static int require_mig(const MigGpu *g) {
         return EXIT_FAILURE;
 }
 
-static int unknown_profile(const MigGpu *g, const char *name, const char *where) {
-        _cleanup_free_ char *list = strdup("");
-        for (size_t i = 0; i < g->n_profiles && list; i++) {
-                char *x = strdup_printf("%s%s%s", list, i ? ", " : "", g->profiles[i].name);
-                free(list);
-                list = x;
-        }
-        log_error("%s%sUnknown MIG profile '%s' on %s (%s). Known: %s", where ?: "", where ? ": " : "", name,
-                  g->address, g->name, strna(list));
+static int unknown_profile(const MigGpu *g, const char *name) {
+        _cleanup_free_ char *list = mig_profile_names(g);
+        log_error("Unknown MIG profile '%s' on %s (%s). Known: %s", name, g->address, g->name, strna(list));
         return EXIT_USAGE;
 }
 
 static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
         int pi = mig_profile_find(g, pname);
         if (pi < 0)
-                return unknown_profile(g, pname, NULL);
+                return unknown_profile(g, pname);
         const MigProfile *p = &g->profiles[pi];
         if (a->placement >= 0) {
                 char pl[40];
@@ -512,38 +525,29 @@ static int do_destroy(Ctx *c, MigGpu *g, const MigArgs *a) {
 /* ---- mig-parted configs ---- */
 
 static int load_config(const MigArgs *a, MigParted **ret_m, const MigPartedConfig **ret_c) {
-        if (!a->file || !a->config)
-                return usage_error("expected -f FILE -c LABEL (a mig-parted v1 configuration and one of its labels)");
+        if (!a->file)
+                return usage_error("expected -f FILE [-c LABEL] (a mig-parted v1 configuration and one of its labels)");
         _cleanup_free_ char *err = NULL;
         MigParted *m = NULL;
         int r = migparted_parse(a->file, &m, &err);
         if (r < 0) {
                 log_error("%s", err ?: "Cannot read the configuration");
-                return r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+                return input_error_exit(r, true);
         }
+        /* as mig-parted: -c may be left out when the file holds exactly one configuration */
         const MigPartedConfig *cfg = migparted_find(m, a->config);
         if (!cfg) {
-                log_error("%s: no configuration '%s' (it has %zu: %s%s)", a->file, a->config, m->n_configs,
-                          m->n_configs ? m->configs[0].label : "", m->n_configs > 1 ? ", ..." : "");
+                if (a->config)
+                        log_error("%s: no configuration '%s' (it has %zu: %s%s)", a->file, a->config, m->n_configs,
+                                  m->n_configs ? m->configs[0].label : "", m->n_configs > 1 ? ", ..." : "");
+                else
+                        log_error("%s holds %zu configurations: choose one with -c LABEL (%s%s)", a->file, m->n_configs,
+                                  m->configs[0].label, m->n_configs > 1 ? ", ..." : "");
                 migparted_free(m);
                 return EXIT_USAGE;
         }
         *ret_m = m;
         *ret_c = cfg;
-        return 0;
-}
-
-/* want[] from an entry; exit code on unknown profile. */
-static int entry_want(const char *file, const MigGpu *g, const MigPartedEntry *e, unsigned want[MIG_MAX_PROFILES]) {
-        memset(want, 0, sizeof(unsigned) * MIG_MAX_PROFILES);
-        for (size_t d = 0; d < e->n_mig_devices; d++) {
-                int pi = mig_profile_find(g, e->mig_devices[d].profile);
-                if (pi < 0) {
-                        _cleanup_free_ char *where = strdup_printf("%s:%u:%u", file, e->mig_devices[d].line, e->mig_devices[d].column);
-                        return unknown_profile(g, e->mig_devices[d].profile, where);
-                }
-                want[pi] += e->mig_devices[d].count;
-        }
         return 0;
 }
 
@@ -564,14 +568,11 @@ static const char *const apply_state_table[] = {
         [MIG_APPLY_NEEDS_DISRUPT] = "needs_disrupt", [MIG_APPLY_FAILED] = "failed",
 };
 
-/* Apply one entry to one GPU (core: mig_apply_gpu) and render what it did or would do. */
-static int apply_gpu(Ctx *c, MigGpu *g, const MigPartedEntry *e, const char *file, const MigArgs *a, json_object *o) {
-        unsigned want[MIG_MAX_PROFILES];
-        int rc = entry_want(file, g, e, want);
-        if (rc)
-                return rc;
+/* Apply what the configuration asks of one GPU (core: mig_apply_gpu) and render what it did or would do. */
+static int apply_gpu(Ctx *c, MigGpu *g, const MigPartedTarget *t, const MigArgs *a, json_object *o) {
+        int rc = 0;
         MigApplyReport rep;
-        int r = mig_apply_gpu(c->root, c->nvml, g, e->mig_enabled, want, a->allow_disrupt, a->no_reset, &rep);
+        int r = mig_apply_gpu(c->root, c->nvml, g, t->enabled, t->want, a->allow_disrupt, a->no_reset, &rep);
         json_object_object_add(o, "state", json_object_new_string(apply_state_table[rep.state]));
         if (rep.state == MIG_APPLY_UNCHANGED) {
                 if (!arg.json)
@@ -655,8 +656,9 @@ static int apply_gpu(Ctx *c, MigGpu *g, const MigPartedEntry *e, const char *fil
                 break;
         case MIG_APPLY_FAILED:
                 if (r == -EINVAL || r == -ENOSPC) {
-                        log_error("%s:%u:%u: this layout does not fit GPU %u (%s, %s): %s", file, e->line, e->column,
-                                  g->index, g->address, g->name, rep.error);
+                        /* checked before the first write (migparted_target); a GPU that changed meanwhile */
+                        log_error("%s:%u:%u: this layout does not fit GPU %u (%s, %s): %s", a->file, t->entry->line,
+                                  t->entry->column, g->index, g->address, g->name, rep.error);
                         rc = EXIT_USAGE;
                 } else {
                         log_error("%s", rep.error ?: "MIG apply failed");
@@ -671,58 +673,88 @@ static int apply_gpu(Ctx *c, MigGpu *g, const MigPartedEntry *e, const char *fil
         return rc;
 }
 
-static int do_apply_assert(Ctx *c, const MigArgs *a, bool assert_only) {
-        _cleanup_migparted_free_ MigParted *m = NULL;
-        const MigPartedConfig *cfg = NULL;
-        int rc = load_config(a, &m, &cfg);
-        if (rc)
-                return rc;
-        _cleanup_close_ int lock = -EBADF;
-        if (!assert_only && !arg.dry_run) {
-                lock = lock_host(c->root);
-                if (lock < 0)
-                        return -lock;
-        }
-        json_object *out = json_object_new_array();
-        size_t matched = 0, differ = 0;
-        for (size_t i = 0; i < c->n && rc == 0; i++) {
-                MigGpu *g = &c->gpus[i];
-                const MigPartedEntry *e = migparted_match(cfg, g->index, g->pci_device_id);
-                if (!e)
-                        continue;
-                matched++;
-                if (!g->capable) {
-                        log_error("%s:%u:%u: GPU %u (%s, %s) does not support MIG.", a->file, e->line, e->column, g->index,
-                                  g->address, g->name);
-                        rc = e->mig_enabled ? EXIT_USAGE : 0;
+static char *lost_hint(const MigGpu *g) {
+        return strdup_printf("GPU %u has fallen off the bus (NVML_ERROR_GPU_IS_LOST): NVML cannot tell what it is. "
+                             "Look for Xid 79 and AER errors in dmesg, then reset it (nvidia-smi -r) or reseat/power-cycle "
+                             "it; 'gpuvirt check' names the device.",
+                             g->index);
+}
+
+/*
+ * mig apply / mig assert: what the configuration asks of every GPU is resolved and checked first (profiles,
+ * counts, placements, MIG capability: migparted_target), so a file that cannot be applied changes nothing.
+ */
+static int do_apply_assert(Ctx *c, const MigParted *m, const MigPartedConfig *cfg, const MigArgs *a,
+                           bool assert_only) {
+        int rc = 0;
+        _cleanup_free_ MigPartedTarget *targets = calloc(MAX(c->n, 1u), sizeof *targets);
+        if (!targets)
+                return log_error("Out of memory."), EXIT_FAILURE;
+        size_t selected = 0, lost = 0;
+        for (size_t i = 0; i < c->n; i++) {
+                _cleanup_free_ char *err = NULL;
+                if (migparted_target(m, cfg, &c->gpus[i], &targets[i], &err) < 0) {
+                        log_error("%s", strna(err));
+                        rc = EXIT_USAGE;
                         continue;
                 }
+                selected += targets[i].action != MIGPARTED_UNMATCHED;
+                if (c->gpus[i].lost) {
+                        _cleanup_free_ char *h = lost_hint(&c->gpus[i]);
+                        log_error("%s", strna(h));
+                        lost++;
+                }
+        }
+        if (rc)
+                return rc; /* nothing was changed */
+        if (lost > 0 && !assert_only) {
+                log_error("Nothing changed: gpuvirt does not apply '%s' while a GPU is lost.", cfg->label);
+                return EXIT_FAILURE;
+        }
+
+        json_object *out = json_object_new_array();
+        size_t differ = 0;
+        for (size_t i = 0; i < c->n && rc == 0; i++) {
+                MigGpu *g = &c->gpus[i];
+                const MigPartedTarget *t = &targets[i];
+                if (g->lost) {
+                        differ++;
+                        continue;
+                }
+                if (t->action == MIGPARTED_UNMATCHED && (!assert_only || !g->capable))
+                        continue; /* left alone, as mig-parted does */
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "index", json_object_new_int((int)g->index));
                 json_object_object_add(o, "address", json_object_new_string(g->address));
                 json_object_array_add(out, o);
-                if (assert_only) {
-                        unsigned want[MIG_MAX_PROFILES];
-                        rc = entry_want(a->file, g, e, want);
-                        if (rc)
-                                break;
-                        bool ok = mig_layout_matches(g, e->mig_enabled, want);
-                        json_object_object_add(o, "matches", json_object_new_boolean(ok));
-                        if (!ok) {
-                                differ++;
-                                if (!arg.json)
-                                        printf("GPU %u (%s): not as configured (MIG %s%s, %zu instance(s))\n", g->index, g->address,
-                                               mode_str(g->mode_current), g->mode_pending != g->mode_current ? ", change pending" : "",
-                                               g->n_inst);
-                        }
+                if (t->action == MIGPARTED_SKIP) {
+                        json_object_object_add(o, assert_only ? "matches" : "state",
+                                               assert_only ? json_object_new_boolean(true) : json_object_new_string("skipped"));
+                        json_object_object_add(o, "reason", json_object_new_string("not MIG-capable"));
+                        if (!arg.json && !assert_only)
+                                printf("GPU %u (%s, %s): skipped, not MIG-capable\n", g->index, g->address, g->name);
                         continue;
                 }
-                rc = apply_gpu(c, g, e, a->file, a, o);
-        }
-        if (rc == 0 && matched == 0) {
-                log_error("%s: configuration '%s' matches none of the %zu GPU(s) NVML sees (device-filter or devices).",
-                          a->file, a->config, c->n);
-                rc = EXIT_FAILURE;
+                if (assert_only) {
+                        bool ok = t->action == MIGPARTED_SET && mig_layout_matches(g, t->enabled, t->want);
+                        json_object_object_add(o, "matches", json_object_new_boolean(ok));
+                        json_object_object_add(o, "reason", ok ? NULL : json_object_new_string(
+                                                                                t->action == MIGPARTED_UNMATCHED ? "unmatched" : "differs"));
+                        if (ok)
+                                continue;
+                        differ++;
+                        if (arg.json)
+                                continue;
+                        if (t->action == MIGPARTED_UNMATCHED)
+                                printf("GPU %u (%s): MIG-capable, but no entry of '%s' selects it\n", g->index, g->address,
+                                       cfg->label);
+                        else
+                                printf("GPU %u (%s): not as configured (MIG %s%s, %zu instance(s))\n", g->index, g->address,
+                                       mode_str(g->mode_current), g->mode_pending != g->mode_current ? ", change pending" : "",
+                                       g->n_inst);
+                        continue;
+                }
+                rc = apply_gpu(c, g, t, a, o);
         }
         if (arg.json)
                 json_print(out, stdout);
@@ -732,9 +764,12 @@ static int do_apply_assert(Ctx *c, const MigArgs *a, bool assert_only) {
         if (assert_only) {
                 if (!arg.json)
                         printf(differ ? "Configuration '%s' is not applied (%zu GPU(s) differ).\n"
-                                      : "Configuration '%s' is applied.\n", a->config, differ);
+                                      : "Configuration '%s' is applied.\n", cfg->label, differ);
                 return differ ? EXIT_FAILURE : 0;
         }
+        if (selected == 0 && !arg.json)
+                printf("Configuration '%s' selects none of the %zu GPU(s) NVML sees (device-filter, devices): nothing to "
+                       "do.\n", cfg->label, c->n);
         return 0;
 }
 
@@ -806,22 +841,20 @@ int verb_mig(int argc, char **argv) {
         if (!needs_bdf && !mutating && !streq(sub, "status") && !streq(sub, "apply") && !streq(sub, "assert") &&
             !streq(sub, "export"))
                 return usage_error("mig: unknown command '%s' (%s)", sub, subs);
-        if ((streq(sub, "apply") || streq(sub, "assert")) && (!a.file || !a.config))
-                return usage_error("mig %s: expected -f FILE -c LABEL", sub);
+        if ((streq(sub, "apply") || streq(sub, "assert")) && !a.file)
+                return usage_error("mig %s: expected -f FILE [-c LABEL]", sub);
 
+        /* the file first: input that is refused changes nothing, not even the host lock */
+        _cleanup_migparted_free_ MigParted *m = NULL;
+        const MigPartedConfig *cfg = NULL;
+        int rc;
+        if ((streq(sub, "apply") || streq(sub, "assert")) && (rc = load_config(&a, &m, &cfg)))
+                return rc;
         Ctx c;
-        int rc = ctx_open(&c);
+        rc = ctx_open(&c);
         if (rc) {
                 ctx_done(&c);
                 return rc;
-        }
-        _cleanup_close_ int lock = -EBADF;
-        if (mutating && !arg.dry_run) {
-                lock = lock_host(c.root);
-                if (lock < 0) {
-                        ctx_done(&c);
-                        return -lock;
-                }
         }
         MigGpu *g = NULL;
         if (needs_bdf || streq(sub, "create"))
@@ -840,7 +873,7 @@ int verb_mig(int argc, char **argv) {
                 else if (streq(sub, "destroy"))
                         rc = do_destroy(&c, g, &a);
                 else if (streq(sub, "apply") || streq(sub, "assert"))
-                        rc = do_apply_assert(&c, &a, streq(sub, "assert"));
+                        rc = do_apply_assert(&c, m, cfg, &a, streq(sub, "assert"));
                 else
                         rc = do_export(&c, &a);
         }

@@ -86,12 +86,6 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
         int r = open_root(0, &root);
         if (r)
                 return r;
-        _cleanup_close_ int lock = -EBADF;
-        if (!arg.dry_run) {
-                lock = lock_host(root);
-                if (lock < 0)
-                        return -lock;
-        }
         VfioOptions o = {.force = a->force, .include = a->include, .settle_ms = 2000};
         json_object *out = json_object_new_array();
         char **done = NULL; /* devices enabled by this command, to undo if a later one fails */
@@ -156,23 +150,25 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
 }
 
 static int do_restore(const char *bdf) {
-        _cleanup_root_free_ Root *root = NULL;
-        int r = open_root(0, &root);
-        if (r)
-                return r;
+        /* the argument, then the boot record (the input, under the root), then the lock: input that is refused
+         * changes nothing */
         _cleanup_free_ char *canon = NULL;
         if (pci_addr_canonical(bdf, &canon) < 0)
                 return log_error("'%s' is not a PCI address.", bdf), EXIT_USAGE;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root_unlocked(0, &root);
+        if (r)
+                return r;
         bool force = false;
         _cleanup_strv_free_ char **include = NULL;
-        r = vfio_persist_read(root, canon, &force, &include);
+        _cleanup_free_ char *bad = NULL;
+        r = vfio_persist_read(root, canon, &force, &include, &bad);
         if (r == -ENOENT)
                 return log_error("%s has no persistent binding (" VFIO_PERSIST_DIR "/%s).", canon, canon), EXIT_FAILURE;
         if (r < 0)
-                return log_error_errno(r, "Cannot read " VFIO_PERSIST_DIR "/%s: %m", canon), EXIT_FAILURE;
-        _cleanup_close_ int lock = arg.dry_run ? -EBADF : lock_host(root);
-        if (!arg.dry_run && lock < 0)
-                return -lock;
+                return log_error("Refusing the persistent binding of %s: %s", canon, bad ?: strerror(-r)), EXIT_FAILURE;
+        if ((r = hold_host_lock(root)))
+                return r;
         VfioOptions o = {.force = force, .include = include, .settle_ms = 5000};
         VfioReport rep;
         r = vfio_enable(root, canon, &o, &rep);
@@ -214,11 +210,6 @@ static int do_persist_ids(int argc, char **argv, int first) {
                         else
                                 free(id);
                 }
-        }
-        _cleanup_close_ int lock = arg.dry_run ? -EBADF : lock_host(root);
-        if (!arg.dry_run && lock < 0) {
-                strv_free(ids);
-                return -lock;
         }
         IdsPersistResult res;
         r = vfio_persist_ids(root, ids, &res);

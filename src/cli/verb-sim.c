@@ -88,15 +88,25 @@ static int sim_create_verb(int argc, char **argv) {
         return 0;
 }
 
-static int sim_fault_verb(int argc, char **argv) {
-        if (argc != 3)
-                return usage_error("sim fault: expected ATTR ERRNO|KILL, e.g. gpuvirt --root DIR sim fault unbind EBUSY");
+/* The root of --root, which must be a simulated host; 0 or an exit code. */
+static int open_sim_root(Root **ret) {
         _cleanup_root_free_ Root *root = NULL;
         int r = open_root(0, &root);
         if (r)
                 return r;
         if (root_kind(root) != ROOT_SIMULATED)
                 return log_error("%s is not a simulated host (no %s/).", root_dir(root), SIM_MARKER_DIR), EXIT_USAGE;
+        *ret = TAKE_PTR(root);
+        return 0;
+}
+
+static int sim_fault_verb(int argc, char **argv) {
+        if (argc != 3)
+                return usage_error("sim fault: expected ATTR ERRNO|KILL, e.g. gpuvirt --root DIR sim fault unbind EBUSY");
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_sim_root(&root);
+        if (r)
+                return r;
         int e = streq(argv[2], "KILL") ? SIM_FAULT_KILL : errno_from_name(argv[2]);
         if (e < 0)
                 return log_error("'%s' is not an errno name or number (e.g. EBUSY, 16).", argv[2]), EXIT_USAGE;
@@ -106,9 +116,29 @@ static int sim_fault_verb(int argc, char **argv) {
         return 0;
 }
 
+static int sim_off_bus_verb(int argc, char **argv) {
+        if (argc != 2)
+                return usage_error("sim off-bus: expected one device: gpuvirt --root DIR sim off-bus BDF");
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_sim_root(&root);
+        if (r)
+                return r;
+        _cleanup_free_ char *bdf = NULL;
+        if (pci_addr_canonical(argv[1], &bdf) < 0)
+                return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", argv[1]), EXIT_USAGE;
+        r = sim_device_off_bus(root_dir(root), bdf);
+        if (r == -ENODEV)
+                return log_error("No PCI device %s on this simulated host.", bdf), EXIT_FAILURE;
+        if (r < 0)
+                return log_error_errno(r, "Cannot take %s off the bus: %m", bdf), EXIT_FAILURE;
+        if (!arg.json)
+                printf("%s fell off the bus: its config space reads all ones.\n", bdf);
+        return 0;
+}
+
 int verb_sim(int argc, char **argv) {
         if (argc < 2)
-                return usage_error("sim: expected a command: profiles, create, fault");
+                return usage_error("sim: expected a command: profiles, create, fault, off-bus");
         const char *sub = argv[1];
         if (streq(sub, "profiles")) {
                 if (argc != 2)
@@ -119,6 +149,8 @@ int verb_sim(int argc, char **argv) {
                 return sim_create_verb(argc - 1, argv + 1);
         if (streq(sub, "fault"))
                 return sim_fault_verb(argc - 1, argv + 1);
-        return usage_error("sim: unknown command '%s' (profiles, create, fault)", sub);
+        if (streq(sub, "off-bus"))
+                return sim_off_bus_verb(argc - 1, argv + 1);
+        return usage_error("sim: unknown command '%s' (profiles, create, fault, off-bus)", sub);
 }
 

@@ -46,7 +46,8 @@ static json_object *pf_json(Root *root, const PciHost *h, const PciDevice *d) {
         json_object_object_add(o, "drivers_autoprobe", ap >= 0 ? json_object_new_boolean(ap) : NULL);
         unsigned pn;
         bool pv;
-        if (sriov_persist_read(root, d->addr, &pn, &pv) == 0) {
+        _cleanup_free_ char *bad = NULL;
+        if (sriov_persist_read(root, d->addr, &pn, &pv, &bad) == 0) {
                 json_object *p = json_object_new_object();
                 json_object_object_add(p, "num_vfs", json_object_new_int((int)pn));
                 json_object_object_add(p, "vfio", json_object_new_boolean(pv));
@@ -172,30 +173,30 @@ static int exit_for(int r) {
 }
 
 static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool restore) {
-        _cleanup_root_free_ Root *root = NULL;
-        int r = open_root(0, &root);
-        if (r)
-                return r;
+        /* the arguments, then the boot record (restore's input, under the root), then the lock: input that is
+         * refused changes nothing */
         _cleanup_free_ char *pf = NULL;
         if (pci_addr_canonical(pf_in, &pf) < 0)
                 return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", pf_in), EXIT_USAGE;
         uint32_t n = 0;
         bool vfio = a->vfio;
+        if (!restore && (parse_u32(count, 10, &n) < 0 || n > 0xffff))
+                return log_error("'%s' is not a VF count (expected a number from 0 to sriov_totalvfs).", count), EXIT_USAGE;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root_unlocked(0, &root);
+        if (r)
+                return r;
         if (restore) {
-                r = sriov_persist_read(root, pf, &n, &vfio);
+                _cleanup_free_ char *bad = NULL;
+                r = sriov_persist_read(root, pf, &n, &vfio, &bad);
                 if (r == -ENOENT)
                         return log_error("%s has no persistent VF count (" SRIOV_PERSIST_DIR "/%s).", pf, pf), EXIT_FAILURE;
                 if (r < 0)
-                        return log_error_errno(r, "Cannot read " SRIOV_PERSIST_DIR "/%s: %m", pf), EXIT_FAILURE;
-        } else if (parse_u32(count, 10, &n) < 0 || n > 0xffff)
-                return log_error("'%s' is not a VF count (expected a number from 0 to sriov_totalvfs).", count), EXIT_USAGE;
-
-        _cleanup_close_ int lock = -EBADF;
-        if (!arg.dry_run) {
-                lock = lock_host(root);
-                if (lock < 0)
-                        return -lock;
+                        return log_error("Refusing the persistent VF count of %s: %s", pf, bad ?: strerror(-r)), EXIT_FAILURE;
         }
+        if ((r = hold_host_lock(root)))
+                return r;
+
         SriovOptions o = {.vfio = vfio, .force = a->force, .settle_ms = restore ? 10000 : 5000};
         SriovReport rep;
         struct timespec t0, t1;

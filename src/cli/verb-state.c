@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
 #include "core/hostspec.h"
 #include "core/hoststate.h"
+#include "core/vfio.h"
 
 typedef struct StateArgs {
         const char *file;
@@ -27,7 +29,9 @@ static void state_opt(int c, const char *v, void *ud) {
                 a->output = v;
 }
 
-/* Load the spec: -f FILE as given, else etc/gpuvirt/host.yaml under the root. Prints the error. */
+/* Load the spec: -f FILE as given, else etc/gpuvirt/host.yaml under the root. Reads and writes nothing else
+ * (refused input changes nothing). Prints the error; 0 or an exit code: 2 for a file that is bad, too large,
+ * or (given with -f) missing. */
 static int load_spec(Root *root, const StateArgs *a, HostSpec **ret) {
         _cleanup_free_ char *path = a->file ? strdup(a->file) : root_path(root, HOST_STATE_FILE);
         _cleanup_free_ char *shown = a->file ? strdup(a->file) : strdup("/" HOST_STATE_FILE);
@@ -39,15 +43,11 @@ static int load_spec(Root *root, const StateArgs *a, HostSpec **ret) {
                 return log_error("%s does not exist: write one, or start from 'gpuvirt export -o %s'.", shown, shown),
                        EXIT_FAILURE;
         if (r < 0)
-                return log_error("%s", err ?: strerror(-r)), r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+                return log_error("%s", err ?: strerror(-r)), input_error_exit(r, a->file != NULL);
         return 0;
 }
 
-static int make_plan(Root *root, const StateArgs *a, Plan **ret) {
-        _cleanup_host_spec_free_ HostSpec *s = NULL;
-        int rc = load_spec(root, a, &s);
-        if (rc)
-                return rc;
+static int plan_spec(Root *root, const HostSpec *s, Plan **ret) {
         _cleanup_free_ char *err = NULL;
         int r = host_plan(root, s, ret, &err);
         if (r < 0)
@@ -66,9 +66,9 @@ static void print_plan(const Plan *p, const char *empty) {
         }
 }
 
-static int do_plan(Root *root, const StateArgs *a, bool assert_only) {
+static int do_plan(Root *root, const HostSpec *s, bool assert_only) {
         _cleanup_plan_free_ Plan *p = NULL;
-        int rc = make_plan(root, a, &p);
+        int rc = plan_spec(root, s, &p);
         if (rc)
                 return rc;
         if (arg.json) {
@@ -84,27 +84,48 @@ static int do_plan(Root *root, const StateArgs *a, bool assert_only) {
         return assert_only && p->n_steps ? EXIT_FAILURE : 0;
 }
 
-static int do_apply(Root *root, const StateArgs *a) {
-        _cleanup_close_ int lock = -EBADF;
-        if (!arg.dry_run) {
-                lock = lock_host(root);
-                if (lock < 0)
-                        return -lock;
-                /* an apply that was killed: finish its step first */
-                _cleanup_free_ char *step = NULL, *err = NULL;
-                int r = host_recover(root, &step, &err);
-                if (step && r >= 0)
-                        log_notice("Finished the step an interrupted apply left: %s", step);
-                if (r < 0)
-                        return log_error("Cannot recover the interrupted step%s%s: %s", step ? " " : "", strna(step),
-                                         strna(err)), EXIT_FAILURE;
+/* host_recover(), saying what it did: on stdout for recover, as notices on stderr for apply (which recovers
+ * before it plans). *ret_recovered: whether it did anything. 0 or an exit code. */
+static int recover(Root *root, bool as_notices, bool *ret_recovered) {
+        _cleanup_free_ char *step = NULL, *err = NULL;
+        _cleanup_strv_free_ char **restored = NULL;
+        int r = host_recover(root, &step, &restored, &err);
+        char *said = NULL;
+        if (step && r >= 0)
+                said = strdup_printf("Finished the step an interrupted apply left: %s", step);
+        for (char **x = restored; x && *x; x++) {
+                char *l = strdup_printf("%s%sGave a device without a driver back to the one it had: %s", said ?: "",
+                                        said ? "\n" : "", *x);
+                free(said);
+                said = l;
         }
+        if (said && as_notices)
+                log_notice("%s", said);
+        else if (said)
+                printf("%s\n", said);
+        free(said);
+        *ret_recovered = step || restored;
+        if (r < 0)
+                return log_error("Cannot recover%s%s: %s", step ? " the interrupted step " : "", step ?: "", strna(err)),
+                       EXIT_FAILURE;
+        return 0;
+}
+
+/* The spec was loaded (and the lock taken) before: a file refused when it is read changes nothing (no run/,
+ * no var/lib/gpuvirt/, no last-apply.json). */
+static int do_apply(Root *root, const StateArgs *a, const HostSpec *s) {
+        bool recovered = false;
+        int rc;
+        /* an apply that was killed: finish its step first, and give lost drivers back */
+        if (!arg.dry_run && (rc = recover(root, true, &recovered)))
+                return rc;
         _cleanup_plan_free_ Plan *p = NULL;
-        int rc = make_plan(root, a, &p);
+        rc = plan_spec(root, s, &p);
         const char *file = a->file ?: "/" HOST_STATE_FILE;
         if (rc) {
-                if (!arg.dry_run)
-                        (void)host_result_write(root, file, false, 0, "the file was rejected (see the journal)");
+                /* a request this host cannot do is refused input too: the last apply's record stays as it is */
+                if (!arg.dry_run && rc != EXIT_USAGE)
+                        (void)host_result_write(root, file, false, 0, "the host could not be read");
                 return rc;
         }
         /* under --dry-run: the plan, then (from host_apply) the writes each step would make, in order */
@@ -128,7 +149,8 @@ static int do_apply(Root *root, const StateArgs *a) {
                         printf("done: %s\n", strna(d));
                 }
                 if (p->n_steps == 0)
-                        printf("No changes: the host matches %s.\n", file);
+                        printf(recovered ? "Recovered (see above): the host matches %s.\n"
+                                         : "No changes: the host matches %s.\n", file);
         }
         if (r < 0)
                 return log_error("%s", strna(err)), EXIT_FAILURE;
@@ -155,27 +177,43 @@ static int do_export(Root *root, const StateArgs *a) {
 }
 
 static int do_recover(Root *root) {
-        _cleanup_close_ int lock = lock_host(root);
-        if (lock < 0)
-                return -lock;
-        _cleanup_free_ char *step = NULL, *err = NULL;
-        int r = host_recover(root, &step, &err);
-        if (r < 0)
-                return log_error("%s", strna(err)), EXIT_FAILURE;
-        if (step)
-                printf("Finished the interrupted step: %s\n", step);
-        else
+        bool recovered;
+        int rc = recover(root, false, &recovered);
+        if (rc == 0 && !recovered)
                 printf("Nothing to recover.\n");
-        return 0;
+        return rc;
 }
 
+static json_object *strv_json(char *const *l) {
+        json_object *a = json_object_new_array();
+        for (char *const *x = l; x && *x; x++)
+                json_object_array_add(a, json_object_new_string(*x));
+        return a;
+}
+
+/*
+ * What needs attention, in one model: the last apply failed, an apply was interrupted, a device lost its
+ * driver, the host drifted from the file (or the file cannot be planned), and any state file status reads
+ * that is damaged (last-apply.json, the journal): each damaged one is "FILE: reason" in `damaged` (JSON) and
+ * a line "...: the <record> is damaged: FILE: reason (what to do)". Any of them is exit 1.
+ */
 static int do_status(Root *root, const StateArgs *a) {
-        _cleanup_free_ char *result = NULL, *journal = NULL;
-        (void)root_read_attr(root, &result, HOST_RESULT_FILE);
-        (void)root_read_attr(root, &journal, HOST_JOURNAL_FILE);
-        json_object *last = result ? json_tokener_parse(result) : NULL;
-        json_object *jr = journal ? json_tokener_parse(journal) : NULL;
-        bool failed = last && !json_object_get_boolean(json_object_object_get(last, "ok"));
+        /* both files are read strictly: a damaged one is said to be damaged, never taken for "none" */
+        HostResult last = {};
+        Step js = {};
+        _cleanup_free_ char *last_bad = NULL, *journal_bad = NULL;
+        int rl = host_result_read(root, &last, &last_bad), rj = host_journal_read(root, &js, &journal_bad);
+        bool have_last = rl >= 0, have_journal = rj >= 0;
+        if (rl < 0 && rl != -ENOENT && !last_bad)
+                last_bad = strdup_printf(HOST_RESULT_FILE ": %s", strerror(-rl));
+        if (rj < 0 && rj != -ENOENT && !journal_bad)
+                journal_bad = strdup_printf(HOST_JOURNAL_FILE ": %s", strerror(-rj));
+        bool failed = (have_last && !last.ok) || last_bad || journal_bad;
+        /* devices that lost their driver: drift whatever the file says */
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        _cleanup_strv_free_ char **lost = NULL;
+        if (pci_host_scan(root, &h) >= 0)
+                (void)vfio_lost_list(root, h, &lost);
         /* drift, when there is a file to compare with */
         _cleanup_plan_free_ Plan *p = NULL;
         _cleanup_host_spec_free_ HostSpec *s = NULL;
@@ -184,26 +222,45 @@ static int do_status(Root *root, const StateArgs *a) {
         if (have_file && host_plan(root, s, &p, &err) < 0)
                 p = NULL;
         if (arg.json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "last_apply", json_object_get(last));
-                json_object_object_add(o, "interrupted_step",
-                                       jr ? json_object_get(json_object_object_get(jr, "step")) : NULL);
+                json_object *o = json_object_new_object(), *lo = NULL;
+                if (have_last) {
+                        lo = json_object_new_object();
+                        json_object_object_add(lo, "time", json_object_new_int64(last.time));
+                        json_object_object_add(lo, "file", json_object_new_string(last.file));
+                        json_object_object_add(lo, "ok", json_object_new_boolean(last.ok));
+                        json_object_object_add(lo, "steps", json_object_new_int((int)last.steps));
+                        json_object_object_add(lo, "error", json_string_or_null(last.error));
+                }
+                json_object_object_add(o, "last_apply", lo);
+                json_object_object_add(o, "interrupted_step", have_journal ? step_json(&js) : NULL);
+                json_object_object_add(o, "lost_drivers", strv_json(lost));
                 json_object_object_add(o, "drift", p ? plan_json(p) : NULL);
-                json_object_object_add(o, "error", err ? json_object_new_string(err) : NULL);
+                json_object_object_add(o, "error", json_string_or_null(err));
+                json_object *damaged = json_object_new_array();
+                if (last_bad)
+                        json_object_array_add(damaged, json_object_new_string(last_bad));
+                if (journal_bad)
+                        json_object_array_add(damaged, json_object_new_string(journal_bad));
+                json_object_object_add(o, "damaged", damaged);
                 json_print(o, stdout);
                 json_object_put(o);
         } else {
-                if (!last)
+                if (last_bad)
+                        printf("Last apply: the record is damaged: %s (the next apply writes a new one)\n", last_bad);
+                else if (!have_last)
                         printf("Last apply: none recorded\n");
                 else
-                        printf("Last apply: %s (%s, %d step(s))%s%s\n",
-                               json_object_get_boolean(json_object_object_get(last, "ok")) ? "succeeded" : "FAILED",
-                               json_object_get_string(json_object_object_get(last, "file")),
-                               json_object_get_int(json_object_object_get(last, "steps")),
-                               failed ? ": " : "", failed ? strna(json_object_get_string(json_object_object_get(last, "error"))) : "");
-                if (jr)
-                        printf("Interrupted step: %s (run 'gpuvirt recover')\n",
-                               json_object_get_string(json_object_object_get(json_object_object_get(jr, "step"), "description")));
+                        printf("Last apply: %s (%s, %u step(s))%s%s\n", last.ok ? "succeeded" : "FAILED", last.file,
+                               last.steps, last.ok ? "" : ": ", last.ok ? "" : strna(last.error));
+                if (journal_bad)
+                        printf("Interrupted step: the journal is damaged: %s (apply and recover refuse it; remove it "
+                               "and run 'gpuvirt apply')\n", journal_bad);
+                else if (have_journal) {
+                        _cleanup_free_ char *d = step_describe(&js);
+                        printf("Interrupted step: %s (run 'gpuvirt recover')\n", strna(d));
+                }
+                for (char **x = lost; x && *x; x++)
+                        printf("No driver: %s (run 'gpuvirt recover')\n", *x);
                 if (!have_file)
                         printf("Desired state: %s\n", err ? err : "no file");
                 else if (p)
@@ -211,9 +268,9 @@ static int do_status(Root *root, const StateArgs *a) {
                 else
                         printf("Drift: cannot plan: %s\n", strna(err));
         }
-        json_object_put(last);
-        json_object_put(jr);
-        return failed || jr || (p && p->n_steps) ? EXIT_FAILURE : 0;
+        host_result_done(&last);
+        step_done(&js);
+        return failed || have_journal || strv_length(lost) || (p && p->n_steps) || (have_file && !p) ? EXIT_FAILURE : 0;
 }
 
 int verb_state(int argc, char **argv) {
@@ -230,16 +287,25 @@ int verb_state(int argc, char **argv) {
                 return usage_error("%s: unexpected argument '%s'", argv[0], argv[k]);
         if (a.output && !streq(argv[0], "export"))
                 return usage_error("%s: -o is for export", argv[0]);
+        /* host.yaml lives under the root: the root first, without the lock; then the file and the mig-parted
+         * files it names, so a refused file takes no lock and changes nothing; then the lock (apply, recover)
+         * before anything of the host is observed. */
         _cleanup_root_free_ Root *root = NULL;
-        int r = open_root(0, &root);
+        int r = open_root_unlocked(0, &root);
         if (r)
                 return r;
+        _cleanup_host_spec_free_ HostSpec *s = NULL;
+        bool wants_spec = streq(argv[0], "plan") || streq(argv[0], "assert") || streq(argv[0], "apply");
+        if (wants_spec && (r = load_spec(root, &a, &s)))
+                return r;
+        if ((r = hold_host_lock(root)))
+                return r;
         if (streq(argv[0], "plan"))
-                return do_plan(root, &a, false);
+                return do_plan(root, s, false);
         if (streq(argv[0], "assert"))
-                return do_plan(root, &a, true);
+                return do_plan(root, s, true);
         if (streq(argv[0], "apply"))
-                return do_apply(root, &a);
+                return do_apply(root, &a, s);
         if (streq(argv[0], "export"))
                 return do_export(root, &a);
         if (streq(argv[0], "recover"))

@@ -203,6 +203,14 @@ static int load_units(Root *root, MdevDevice **ret_m, size_t *ret_nm, VendorVgpu
         int r = mdev_list(root, ret_m, ret_nm);
         if (r < 0)
                 return log_error_errno(r, "Cannot list mediated devices: %m"), EXIT_FAILURE;
+        for (size_t i = 0; i < *ret_nm; i++) {
+                const MdevDevice *d = &(*ret_m)[i];
+                if (d->def_name)
+                        log_warning(MDEVCTL_DIR "/%s/%s defines %s under another name than its UUID: mdevctl starts it at "
+                                    "boot, but 'mdevctl list --defined' does not show it and 'mdevctl modify/undefine' "
+                                    "leave it unchanged. Rename it to " MDEVCTL_DIR "/%s/%s.",
+                                    d->parent, d->def_name, d->uuid, d->parent, d->uuid);
+        }
         r = vendor_vgpu_units(root, ret_u, ret_nu);
         if (r < 0) {
                 mdev_list_free(*ret_m, *ret_nm);
@@ -330,10 +338,18 @@ static int do_create(const char *parent_in, const char *type, const VgpuArgs *a)
         if (vendor && a->uuid)
                 return log_error("--uuid: NVIDIA vendor vGPUs have no UUID (they are named by their VF address)."),
                        EXIT_USAGE;
+        /* the type by id or name, through the one resolver */
+        VgpuTypeRef ref = {};
+        _cleanup_free_ char *rerr = NULL;
+        r = vgpu_type_resolve(root, parent, type, &ref, &rerr);
+        if (r == -ENOMEM)
+                return log_error("Out of memory."), EXIT_FAILURE;
+        if (r < 0)
+                return log_error("%s", strna(rerr)), r == -ENOENT ? EXIT_USAGE : EXIT_FAILURE;
+        _cleanup_free_ char *type_id = TAKE_PTR(ref.id);
+        vgpu_type_ref_done(&ref);
+        type = type_id;
 
-        _cleanup_close_ int lock = -EBADF;
-        if (!arg.dry_run && (lock = lock_host(root)) < 0)
-                return -lock;
 
         _cleanup_free_ char *err = NULL;
         bool persisted = false;
@@ -404,9 +420,6 @@ static int do_remove(const char *id, const VgpuArgs *a) {
         if (!is_mdev && pci_addr_canonical(id, &vf) < 0)
                 return log_error("'%s' is neither an mdev UUID nor a VF address.", id), EXIT_USAGE;
 
-        _cleanup_close_ int lock = -EBADF;
-        if (!arg.dry_run && (lock = lock_host(root)) < 0)
-                return -lock;
 
         _cleanup_free_ char *err = NULL;
         bool removed = false, undefined = false;
@@ -498,9 +511,6 @@ static int do_start_defined(void) {
         int r = open_root(0, &root);
         if (r)
                 return r;
-        _cleanup_close_ int lock = -EBADF;
-        if (!arg.dry_run && (lock = lock_host(root)) < 0)
-                return -lock;
         MdevDevice *m = NULL;
         size_t nm = 0;
         VendorVgpuUnit *u = NULL;

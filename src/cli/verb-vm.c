@@ -16,6 +16,7 @@
 #include "core/hostdev.h"
 #include "core/mdev.h"
 #include "core/vendor-vgpu.h"
+#include "core/vgpu-types.h"
 #include "core/iommu.h"
 #include "core/libvirt.h"
 #include "core/names.h"
@@ -24,7 +25,7 @@ typedef struct VmArgs {
         bool live, config, force, keep;
         int guest_slot;
         const char *mdev_type, *uuid;
-        unsigned vgpu_type;
+        const char *vgpu_type;
         int timeout_s;
         bool bad;
 } VmArgs;
@@ -69,11 +70,12 @@ static void vm_opt(int c, const char *v, void *ud) {
                 a->uuid = v;
                 break;
         case OPT_VGPU_TYPE:
-                if (parse_u32(v, 10, &n) < 0 || n == 0) {
-                        log_error("--vgpu-type '%s' is not a vGPU type number (see nvidia/creatable_vgpu_types).", v);
+                if (isempty(v) || strchr(v, '/') || streq(v, "0")) {
+                        log_error("--vgpu-type '%s' is not a vGPU type (its number or its name, e.g. 1047 or "
+                                  "\"NVIDIA H100-10C\"; see 'gpuvirt vgpu types').", v);
                         a->bad = true;
                 }
-                a->vgpu_type = n;
+                a->vgpu_type = v;
                 break;
         case OPT_TIMEOUT:
                 if (parse_u32(v, 10, &n) < 0 || n > 3600) {
@@ -637,16 +639,35 @@ static json_object *result_json(const char *action, const char *dom, const Unit 
         return o;
 }
 
-/* What attach and detach start with: the root and its devices, the host lock, libvirt and the targets
- * (live/config) for the domain. 0 or an exit code; the caller's cleanups own what was opened. */
-static int vm_begin(const char *dom, VmArgs *a, Root **root, PciHost **h, Virt **v, int *lock) {
+/* What attach and detach start with: the root (and with it the host lock) and its devices, libvirt and the
+ * targets (live/config) for the domain. 0 or an exit code; the caller's cleanups own what was opened. */
+static int vm_begin(const char *dom, VmArgs *a, Root **root, PciHost **h, Virt **v) {
         int r;
         if ((r = open_root(0, root)) || (r = scan(*root, h)))
                 return r;
-        if (!arg.dry_run && (*lock = lock_host(*root)) < 0)
-                return -*lock;
         if ((r = connect_libvirt(*root, true, v, NULL)) || (r = pick_targets(*v, dom, a)))
                 return r;
+        return 0;
+}
+
+/* A vGPU type named by id or name on parent (core: vgpu_type_resolve), of the kind the option is for. */
+static int resolve_type(Root *root, const char *parent, const char *type, VgpuTypeKind kind, char **ret_id) {
+        VgpuTypeRef t;
+        _cleanup_free_ char *err = NULL;
+        int r = vgpu_type_resolve(root, parent, type, &t, &err);
+        if (r < 0) {
+                log_error("%s", err ?: "Out of memory.");
+                return r == -ENOENT ? EXIT_USAGE : EXIT_FAILURE;
+        }
+        if (t.kind != kind) {
+                log_error("%s: %s is %s type; use %s.", type, parent,
+                          t.kind == VGPU_TYPE_MDEV ? "an mdev" : "an NVIDIA vendor vGPU",
+                          t.kind == VGPU_TYPE_MDEV ? "--mdev-type" : "--vgpu-type");
+                vgpu_type_ref_done(&t);
+                return EXIT_USAGE;
+        }
+        *ret_id = TAKE_PTR(t.id);
+        vgpu_type_ref_done(&t);
         return 0;
 }
 
@@ -654,8 +675,7 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
         _cleanup_virt_close_ Virt *v = NULL;
-        _cleanup_close_ int lock = -EBADF;
-        int r = vm_begin(dom, a, &root, &h, &v, &lock);
+        int r = vm_begin(dom, a, &root, &h, &v);
         if (r)
                 return r;
         double t0 = now_s();
@@ -674,8 +694,10 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                         return log_error("Cannot generate a UUID."), EXIT_FAILURE;
                 for (char *p = created_uuid; *p; p++)
                         *p = (char)tolower((unsigned char)*p);
-                _cleanup_free_ char *err = NULL;
-                r = mdev_create(root, parent, a->mdev_type, created_uuid, NULL, 0, &err);
+                _cleanup_free_ char *err = NULL, *type = NULL;
+                if ((r = resolve_type(root, parent, a->mdev_type, VGPU_TYPE_MDEV, &type)))
+                        return r;
+                r = mdev_create(root, parent, type, created_uuid, NULL, 0, &err);
                 if (r == -ENOENT || r == -ENODEV)
                         return log_error("%s", err ?: "no such mdev parent or type"), EXIT_USAGE;
                 if (r < 0)
@@ -692,6 +714,12 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
         } else {
                 if ((r = resolve_input(root, h, input, &u)))
                         return r;
+                _cleanup_free_ char *dead = NULL;
+                if (unit_require_alive(root, &u, &dead) < 0) {
+                        log_error("Cannot attach %s: %s", u.id, strna(dead));
+                        unit_done(&u);
+                        return EXIT_FAILURE;
+                }
                 if (a->vgpu_type) {
                         if (u.kind != UNIT_VF) {
                                 log_error("--vgpu-type needs an SR-IOV VF without a vGPU type; %s is %s.", u.id,
@@ -699,20 +727,23 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                                 unit_done(&u);
                                 return EXIT_USAGE;
                         }
-                        char type[16];
-                        snprintf(type, sizeof type, "%u", a->vgpu_type);
+                        _cleanup_free_ char *type = NULL;
+                        if ((r = resolve_type(root, u.id, a->vgpu_type, VGPU_TYPE_VENDOR, &type))) {
+                                unit_done(&u);
+                                return r;
+                        }
                         _cleanup_free_ char *vf = NULL, *err = NULL;
                         unsigned set = 0;
                         r = vendor_vgpu_create(root, u.id, type, &vf, &set, &err);
                         if (r < 0) {
-                                log_error("Cannot set vGPU type %u on %s: %s", a->vgpu_type, u.id, err ?: strerror(-r));
+                                log_error("Cannot set vGPU type %s on %s: %s", a->vgpu_type, u.id, err ?: strerror(-r));
                                 unit_done(&u);
                                 return EXIT_FAILURE;
                         }
                         created_vendor = true;
                         u.kind = UNIT_VENDOR_VGPU;
                         free(u.type);
-                        u.type = strdup_printf("%u", a->vgpu_type);
+                        u.type = strdup_printf("%u", set);
                 }
         }
 
@@ -861,8 +892,7 @@ static int do_detach(const char *dom, const char *input, VmArgs *a) {
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
         _cleanup_virt_close_ Virt *v = NULL;
-        _cleanup_close_ int lock = -EBADF;
-        int r = vm_begin(dom, a, &root, &h, &v, &lock);
+        int r = vm_begin(dom, a, &root, &h, &v);
         if (r)
                 return r;
         Unit u;

@@ -51,8 +51,26 @@ typedef struct IommuEdit {
 
 void iommu_edit_done(IommuEdit *e);
 
+#define BOOT_CONFIG_BACKUP_SUFFIX ".gpuvirt.bak"
+
 /* Add `add` and drop `remove` (see cmdline_merge) in the file the host's boot loader reads kernel
- * arguments from: GRUB_CMDLINE_LINUX in etc/default/grub, or a drop-in in etc/default/grub.d/ when that
- * is how the host configures grub, or etc/kernel/cmdline for systemd-boot. Keeps a backup (".gpuvirt.bak")
- * and every other line and argument. Idempotent. */
-int boot_config_set_args(Root *root, const char *add, const char *remove, IommuEdit *ret);
+ * arguments from: GRUB_CMDLINE_LINUX in etc/default/grub (grub_cmdline_edit()), or a drop-in in
+ * etc/default/grub.d/ when that is how the host configures grub, or etc/kernel/cmdline for systemd-boot.
+ * The file keeps its mode, owner and every other line and argument; a symlinked file is written through
+ * (root_edit_file()); the previous contents go to "<file>.gpuvirt.bak". Idempotent. A grub file that does not
+ * parse is -EINVAL with *ret_error "/FILE:LINE:COL: why", and nothing is written. */
+int boot_config_set_args(Root *root, const char *add, const char *remove, IommuEdit *ret, char **ret_error);
+
+/*
+ * The edit of a grub defaults file (text, a shell script; sh_parse() reads it as bash does), in memory:
+ * each argument of `remove`, or whose key `add` sets to another value, goes from every GRUB_CMDLINE_LINUX
+ * assignment with the blanks that separated it; each argument of `add` missing from the value the file ends
+ * with (the last assignment, which may build on $GRUB_CMDLINE_LINUX) goes to the end of the last one,
+ * inside its closing quote (single or double, kept: '$' means what it meant), or in double quotes when it
+ * was unquoted; with no assignment one is appended. Everything else stays byte for byte. The result is
+ * parsed again and must give the old arguments minus the ones that went plus the added ones, or the edit is
+ * refused (-EIO). *ret_old / *ret_new: the value before and after. -EINVAL with *ret_error "LINE:COL: why"
+ * when the text does not parse (an unterminated quote, ...).
+ */
+int grub_cmdline_edit(const char *text, const char *add, const char *remove, char **ret_text, char **ret_old,
+                      char **ret_new, char **ret_error);

@@ -41,7 +41,9 @@ typedef struct Ctx {
         char *osrelease;
         BootConfig boot;
         bool have_boot;
-        bool iommu_on;
+        IommuState iommu; /* from the devices' iommu_group links (iommu_state) */
+        size_t groups;
+        bool capture;     /* a captured tree: a missing file is unknown, not absent */
 } Ctx;
 
 static int add(Ctx *c, const char *id, const char *title, const PciDevice *d, CheckStatus st, char *message,
@@ -128,6 +130,9 @@ static int check_kvm(Ctx *c) {
         _cleanup_free_ char *p = root_path(c->root, "dev/kvm");
         if (!p)
                 return -ENOMEM;
+        if (c->capture && !root_exists(c->root, "dev"))
+                return add(c, "kvm", "KVM device", NULL, CHECK_SKIP,
+                           S("the capture has no dev/: cannot tell whether /dev/kvm exists"), NULL);
         struct stat st;
         if (stat(p, &st) < 0)
                 return add(c, "kvm", "KVM device", NULL, CHECK_FAIL, S("/dev/kvm does not exist"),
@@ -154,7 +159,7 @@ static int check_iommu_firmware(Ctx *c) {
         if (root_exists(c->root, "sys/firmware/acpi/tables/%s", tbl))
                 return add(c, "iommu-firmware", "IOMMU in firmware", NULL, CHECK_PASS,
                            S("ACPI %s table present: %s is enabled in firmware", tbl, feature), NULL);
-        if (c->iommu_on)
+        if (c->iommu == IOMMU_ON)
                 return add(c, "iommu-firmware", "IOMMU in firmware", NULL, CHECK_PASS,
                            S("IOMMU active in the kernel, so firmware provides it"), NULL);
         _cleanup_strv_free_ char **l = NULL;
@@ -190,18 +195,18 @@ static char *iommu_fix_hint(Ctx *c) {
 
 static int check_iommu_kernel(Ctx *c) {
         const char *id = "iommu-kernel", *title = "IOMMU enabled in the kernel";
-        if (c->iommu_on) {
-                size_t groups = 0;
-                _cleanup_free_ char *gp = root_path(c->root, "sys/kernel/iommu_groups");
-                _cleanup_strv_free_ char **l = NULL;
-                if (gp && dir_list(gp, &l) > 0)
-                        groups = strv_length(l);
+        if (c->iommu == IOMMU_ON) {
                 bool pt = cmdline_has(c->cmdline, "iommu=pt");
                 return add(c, id, title, NULL, CHECK_PASS,
-                           S("IOMMU active: %zu groups%s", groups,
+                           S("IOMMU active: %zu groups%s", c->groups,
                              pt ? ", passthrough mode for host DMA (iommu=pt)" : ""),
                            NULL);
         }
+        if (c->iommu == IOMMU_UNKNOWN)
+                return add(c, id, title, NULL, CHECK_SKIP,
+                           S("the capture holds no device's iommu_group link and no sys/kernel/iommu_groups: cannot "
+                             "tell"),
+                           NULL);
         /* Off: the command line explains why. */
         const char *why;
         if (cmdline_has(c->cmdline, "intel_iommu=off") || cmdline_has(c->cmdline, "amd_iommu=off") ||
@@ -219,8 +224,11 @@ static int check_iommu_kernel(Ctx *c) {
 
 static int check_interrupt_remapping(Ctx *c) {
         const char *id = "interrupt-remapping", *title = "Interrupt remapping";
-        if (!c->iommu_on)
-                return add(c, id, title, NULL, CHECK_SKIP, S("needs the IOMMU on first"), NULL);
+        if (c->iommu != IOMMU_ON)
+                return add(c, id, title, NULL, CHECK_SKIP,
+                           S(c->iommu == IOMMU_UNKNOWN ? "the capture cannot tell whether the IOMMU is on"
+                                                       : "needs the IOMMU on first"),
+                           NULL);
         _cleanup_free_ char *p = root_path(c->root, "proc/interrupts");
         _cleanup_free_ char *text = NULL;
         if (!p)
@@ -310,6 +318,10 @@ static int check_vfio_modules(Ctx *c) {
         }
         if (!*avail && !*missing)
                 return add(c, id, title, NULL, CHECK_PASS, S("loaded: %s", loaded), NULL);
+        if (c->capture && !root_exists(c->root, "sys/module") && !dep && !builtin)
+                return add(c, id, title, NULL, CHECK_SKIP,
+                           S("the capture holds neither sys/module nor lib/modules/%s: cannot tell", strna(c->osrelease)),
+                           NULL);
         if (!*missing)
                 return add(c, id, title, NULL, CHECK_WARN,
                            S("not loaded: %s (available for kernel %s)", avail, strna(c->osrelease)),
@@ -347,7 +359,11 @@ static int check_hugepages(Ctx *c) {
 static int check_group(Ctx *c, const PciDevice *d) {
         const char *id = "group-isolation", *title = "IOMMU group isolation";
         if (d->iommu_group < 0)
-                return add(c, id, title, d, CHECK_SKIP, S("no IOMMU group (IOMMU off)"), NULL);
+                return add(c, id, title, d, CHECK_SKIP,
+                           S(c->iommu == IOMMU_UNKNOWN ? "no iommu_group link in the capture: cannot tell"
+                             : c->iommu == IOMMU_ON    ? "no IOMMU group (the IOMMU does not cover this device)"
+                                                       : "no IOMMU group (IOMMU off)"),
+                           NULL);
         _cleanup_free_ GroupMember *m = NULL;
         size_t n = 0;
         int r = iommu_group_members(c->host, d, &m, &n);
@@ -425,6 +441,8 @@ static int check_acs(Ctx *c, const PciDevice *d) {
 
 static int check_boot_vga(Ctx *c, const PciDevice *d) {
         const char *id = "boot-vga", *title = "Boot VGA";
+        if (d->boot_vga < 0 && pci_device_class(d) == PCI_CLASS_DISPLAY_VGA && c->capture)
+                return add(c, id, title, d, CHECK_SKIP, S("the capture has no boot_vga attribute: cannot tell"), NULL);
         if (d->boot_vga == 1)
                 return add(c, id, title, d, CHECK_WARN,
                            S("this GPU is the boot VGA (host console); passthrough takes the console away"),
@@ -443,6 +461,8 @@ static int check_rom(Ctx *c, const PciDevice *d) {
         if (stat(p, &st) == 0 && st.st_size > 0)
                 return add(c, id, title, d, CHECK_PASS, S("option ROM exposed (%lld KiB)", (long long)st.st_size / 1024),
                            NULL);
+        if (c->capture && !d->has_rom)
+                return add(c, id, title, d, CHECK_SKIP, S("the capture has no rom attribute: cannot tell"), NULL);
         return add(c, id, title, d, CHECK_WARN, S("no option ROM exposed by the device"),
                    S("UEFI guests may need the GPU's ROM: dump it on another host and give it to the VM "
                      "(<rom file='/usr/share/vgabios/gpu.rom'/> in the hostdev)."));
@@ -464,8 +484,19 @@ static int check_consumer(Ctx *c, const PciDevice *d, PciNames *names) {
                      "current driver."));
 }
 
+/* A device that no longer answers: the one thing to report about it (its other attributes are stale). */
+static int check_alive(Ctx *c, const PciDevice *d) {
+        if (!pci_device_is_dead(d))
+                return 0; /* only reported where it applies */
+        _cleanup_free_ char *why = pci_device_dead_reason(d);
+        return add(c, "bus", "Device answers on the bus", d, CHECK_FAIL, S("%s %s", d->addr, strna(why)),
+                   pci_device_dead_hint(d));
+}
+
 static int check_device(Ctx *c, const PciDevice *d, PciNames *names) {
         int r;
+        if (pci_device_is_dead(d))
+                return check_alive(c, d);
         if ((r = check_group(c, d)) < 0 || (r = check_acs(c, d)) < 0 || (r = check_boot_vga(c, d)) < 0 ||
             (r = check_rom(c, d)) < 0 || (r = check_consumer(c, d, names)) < 0)
                 return r;
@@ -494,7 +525,8 @@ int check_run(PciHost *h, const PciDevice *device, CheckReport **ret) {
         (void)root_read_attr(c.root, &c.cmdline, "proc/cmdline");
         (void)root_read_attr(c.root, &c.osrelease, "proc/sys/kernel/osrelease");
         c.have_boot = boot_config_read(c.root, &c.boot) == 0;
-        c.iommu_on = iommu_enabled(c.root);
+        c.iommu = iommu_state(h, &c.groups);
+        c.capture = root_kind(c.root) == ROOT_CAPTURE;
 
         _cleanup_pci_names_free_ PciNames *names = NULL;
         (void)pci_names_new(&names);

@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 #include "basic/fileio.h"
+#include "basic/yamldoc.h"
 #include "hostspec.h"
 
 static const char *const gpu_mode_table[_GPU_MODE_MAX] = {
@@ -44,20 +44,22 @@ HostSpec *host_spec_free(HostSpec *s) {
         for (size_t i = 0; i < s->n_entries; i++)
                 entry_done(&s->entries[i]);
         free(s->entries);
+        for (size_t i = 0; i < s->n_mig_files; i++)
+                migparted_free(s->mig_files[i]);
+        free(s->mig_files);
         free(s->file);
         free(s);
         return NULL;
 }
 
-/* ---- parsing over libyaml's document model ---- */
+/* ---- parsing over the strict YAML tree (basic/yamldoc.h) ---- */
 
 typedef struct Parser {
-        yaml_document_t doc;
         const char *file;
         char *error;
 } Parser;
 
-_printf_(3, 4) static int fail(Parser *p, const yaml_node_t *n, const char *fmt, ...) {
+_printf_(3, 4) static int fail(Parser *p, const YNode *n, const char *fmt, ...) {
         if (p->error)
                 return -EINVAL;
         char buf[512];
@@ -65,25 +67,20 @@ _printf_(3, 4) static int fail(Parser *p, const yaml_node_t *n, const char *fmt,
         va_start(ap, fmt);
         vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
-        p->error = strdup_printf("%s:%zu:%zu: %s", p->file, n ? n->start_mark.line + 1 : 1,
-                                 n ? n->start_mark.column + 1 : 1, buf);
+        p->error = ynode_error(p->file, n, "%s", buf);
         return -EINVAL;
 }
 
-static const char *scalar(const yaml_node_t *n) {
-        return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static int get_string(Parser *p, const yaml_node_t *n, const char *key, const char **ret) {
-        const char *s = scalar(n);
+static int get_string(Parser *p, const YNode *n, const char *key, const char **ret) {
+        const char *s = ynode_scalar(n);
         if (!s)
                 return fail(p, n, "'%s' must be a string", key);
         *ret = s;
         return 0;
 }
 
-static int get_uint(Parser *p, const yaml_node_t *n, const char *key, unsigned max, unsigned *ret) {
-        const char *s = scalar(n);
+static int get_uint(Parser *p, const YNode *n, const char *key, unsigned max, unsigned *ret) {
+        const char *s = ynode_scalar(n);
         uint32_t v;
         if (!s || parse_u32(s, 10, &v) < 0)
                 return fail(p, n, "'%s' must be a whole number, not '%s'", key, s ?: "(a collection)");
@@ -93,8 +90,8 @@ static int get_uint(Parser *p, const yaml_node_t *n, const char *key, unsigned m
         return 0;
 }
 
-static int get_bool(Parser *p, const yaml_node_t *n, const char *key, bool *ret) {
-        const char *s = scalar(n);
+static int get_bool(Parser *p, const YNode *n, const char *key, bool *ret) {
+        const char *s = ynode_scalar(n);
         if (s && (streq(s, "true") || streq(s, "yes")))
                 *ret = true;
         else if (s && (streq(s, "false") || streq(s, "no")))
@@ -104,14 +101,7 @@ static int get_bool(Parser *p, const yaml_node_t *n, const char *key, bool *ret)
         return 0;
 }
 
-#define FOREACH_PAIR(p, map, k, v)                                                                            \
-        for (yaml_node_pair_t *_pair = (map)->data.mapping.pairs.start; _pair < (map)->data.mapping.pairs.top;   \
-             _pair++)                                                                                          \
-                for (yaml_node_t *k = yaml_document_get_node(&(p)->doc, _pair->key),                          \
-                                 *v = yaml_document_get_node(&(p)->doc, _pair->value);                        \
-                     k; k = NULL)
-
-static int parse_select(Parser *p, const yaml_node_t *n, GpuEntry *e) {
+static int parse_select(Parser *p, const YNode *n, GpuEntry *e) {
         const char *s = NULL;
         int r = get_string(p, n, "select", &s);
         if (r < 0)
@@ -134,12 +124,12 @@ static int parse_select(Parser *p, const yaml_node_t *n, GpuEntry *e) {
         return 0;
 }
 
-static int parse_sriov(Parser *p, const yaml_node_t *n, GpuEntry *e) {
-        if (n->type != YAML_MAPPING_NODE)
+static int parse_sriov(Parser *p, const YNode *n, GpuEntry *e) {
+        if (n->type != YNODE_MAPPING)
                 return fail(p, n, "'sriov' must be a mapping: {vfs: N, vfs-mode: passthrough|host}");
         bool have_vfs = false;
-        FOREACH_PAIR(p, n, k, v) {
-                const char *key = scalar(k);
+        YNODE_FOREACH_PAIR(n, k, v) {
+                const char *key = ynode_scalar(k);
                 int r;
                 if (key && streq(key, "vfs")) {
                         r = get_uint(p, v, "vfs", 4096, &e->vfs);
@@ -161,11 +151,11 @@ static int parse_sriov(Parser *p, const yaml_node_t *n, GpuEntry *e) {
         return 0;
 }
 
-static int parse_vgpu(Parser *p, const yaml_node_t *n, GpuEntry *e) {
-        if (n->type != YAML_MAPPING_NODE)
+static int parse_vgpu(Parser *p, const YNode *n, GpuEntry *e) {
+        if (n->type != YNODE_MAPPING)
                 return fail(p, n, "'vgpu' must be a mapping: {type: TYPE, count: N}");
-        FOREACH_PAIR(p, n, k, v) {
-                const char *key = scalar(k);
+        YNODE_FOREACH_PAIR(n, k, v) {
+                const char *key = ynode_scalar(k);
                 int r;
                 if (key && streq(key, "type")) {
                         const char *t = NULL;
@@ -195,11 +185,11 @@ static bool profile_name_valid(const char *s) {
         return s[used] == '\0' || streq(s + used, "+me");
 }
 
-static int parse_mig(Parser *p, const yaml_node_t *n, GpuEntry *e) {
-        if (n->type != YAML_MAPPING_NODE)
+static int parse_mig(Parser *p, const YNode *n, GpuEntry *e) {
+        if (n->type != YNODE_MAPPING)
                 return fail(p, n, "'mig' must be a mapping of profile to count, or {file: PATH, label: NAME}");
-        FOREACH_PAIR(p, n, k, v) {
-                const char *key = scalar(k);
+        YNODE_FOREACH_PAIR(n, k, v) {
+                const char *key = ynode_scalar(k);
                 int r = 0;
                 if (key && (streq(key, "file") || streq(key, "label"))) {
                         const char *s = NULL;
@@ -207,6 +197,8 @@ static int parse_mig(Parser *p, const yaml_node_t *n, GpuEntry *e) {
                         if (r >= 0 && !(*(streq(key, "file") ? &e->mig_file : &e->mig_label) = strdup(s)))
                                 return -ENOMEM;
                 } else if (key && profile_name_valid(key)) {
+                        if (e->n_mig >= MIGPARTED_PROFILES_MAX)
+                                return fail(p, k, "more than %d MIG profiles: no GPU has that many", MIGPARTED_PROFILES_MAX);
                         MigCount *m = realloc(e->mig, (e->n_mig + 1) * sizeof *m);
                         if (!m)
                                 return -ENOMEM;
@@ -227,20 +219,18 @@ static int parse_mig(Parser *p, const yaml_node_t *n, GpuEntry *e) {
         return 0;
 }
 
-static int parse_entry(Parser *p, const yaml_node_t *n, GpuEntry *e) {
-        if (n->type != YAML_MAPPING_NODE)
+static int parse_entry(Parser *p, const YNode *n, GpuEntry *e) {
+        if (n->type != YNODE_MAPPING)
                 return fail(p, n, "each entry of 'gpus' must be a mapping with 'select' and 'mode'");
-        e->line = (unsigned)n->start_mark.line + 1;
-        e->column = (unsigned)n->start_mark.column + 1;
+        e->line = n->line;
+        e->column = n->column;
         e->mode = _GPU_MODE_INVALID;
-        const yaml_node_t *sriov = NULL, *vgpu = NULL, *mig = NULL, *include = NULL;
+        const YNode *sriov = NULL, *vgpu = NULL, *mig = NULL, *include = NULL;
         bool have_select = false;
-        FOREACH_PAIR(p, n, k, v) {
-                const char *key = scalar(k);
+        YNODE_FOREACH_PAIR(n, k, v) {
+                const char *key = ynode_scalar(k); /* a string, never given twice: basic/yamldoc.h */
                 int r = 0;
-                if (!key)
-                        r = fail(p, k, "keys must be strings");
-                else if (streq(key, "select")) {
+                if (streq(key, "select")) {
                         r = parse_select(p, v, e);
                         have_select = true;
                 } else if (streq(key, "mode")) {
@@ -248,8 +238,8 @@ static int parse_entry(Parser *p, const yaml_node_t *n, GpuEntry *e) {
                         r = get_string(p, v, "mode", &m);
                         if (r >= 0 && (e->mode = gpu_mode_from_string(m)) < 0)
                                 r = fail(p, v, "unknown mode '%s' (host, passthrough, sriov, vgpu, mig)", m);
-                        e->mode_line = (unsigned)v->start_mark.line + 1;
-                        e->mode_column = (unsigned)v->start_mark.column + 1;
+                        e->mode_line = v->line;
+                        e->mode_column = v->column;
                 } else if (streq(key, "force"))
                         r = get_bool(p, v, "force", &e->force);
                 else if (streq(key, "include"))
@@ -270,10 +260,10 @@ static int parse_entry(Parser *p, const yaml_node_t *n, GpuEntry *e) {
         if (e->mode < 0)
                 return fail(p, n, "entry without 'mode'");
         const struct {
-                const yaml_node_t *node;
+                const YNode *node;
                 const char *key;
                 GpuMode mode;
-                int (*parse)(Parser *, const yaml_node_t *, GpuEntry *);
+                int (*parse)(Parser *, const YNode *, GpuEntry *);
         } sections[] = {
                 {sriov, "sriov", GPU_MODE_SRIOV, parse_sriov},
                 {vgpu, "vgpu", GPU_MODE_VGPU, parse_vgpu},
@@ -293,15 +283,13 @@ static int parse_entry(Parser *p, const yaml_node_t *n, GpuEntry *e) {
                         return r;
         }
         if (include) {
-                if (include->type != YAML_SEQUENCE_NODE)
+                if (include->type != YNODE_SEQUENCE)
                         return fail(p, include, "'include' must be a list of PCI addresses");
                 size_t ni = 0;
-                for (yaml_node_item_t *it = include->data.sequence.items.start; it < include->data.sequence.items.top;
-                     it++) {
-                        yaml_node_t *x = yaml_document_get_node(&p->doc, *it);
+                YNODE_FOREACH_ITEM(include, x) {
                         char *canon = NULL;
-                        if (!scalar(x) || pci_addr_canonical(scalar(x), &canon) < 0)
-                                return fail(p, x, "'%s' in include is not a PCI address", scalar(x) ?: "(a collection)");
+                        if (!ynode_scalar(x) || pci_addr_canonical(ynode_scalar(x), &canon) < 0)
+                                return fail(p, x, "'%s' in include is not a PCI address", ynode_scalar(x) ?: "(a collection)");
                         if (strv_push(&e->include, &ni, canon) < 0)
                                 return -ENOMEM;
                 }
@@ -311,47 +299,70 @@ static int parse_entry(Parser *p, const yaml_node_t *n, GpuEntry *e) {
         return 0;
 }
 
-int host_spec_parse(const char *file, const char *text, size_t len, HostSpec **ret, char **ret_error) {
-        Parser p = {.file = file};
-        yaml_parser_t parser;
-        int r = 0;
-        if (!yaml_parser_initialize(&parser))
-                return -ENOMEM;
-        yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-        if (!yaml_parser_load(&parser, &p.doc)) {
-                *ret_error = strdup_printf("%s:%zu:%zu: %s%s%s", file, parser.problem_mark.line + 1,
-                                           parser.problem_mark.column + 1, parser.problem ?: "syntax error",
-                                           parser.context ? " " : "", parser.context ?: "");
-                yaml_parser_delete(&parser);
-                return -EINVAL;
-        }
-        yaml_parser_delete(&parser);
+static bool same_selector(const GpuEntry *a, const GpuEntry *b) {
+        return a->select == b->select && a->vendor == b->vendor && a->device == b->device && streq(a->addr, b->addr);
+}
 
-        _cleanup_host_spec_free_ HostSpec *s = calloc(1, sizeof *s);
-        if (!s || !(s->file = strdup(file))) {
-                yaml_document_delete(&p.doc);
+static int cmp_selector(const void *x, const void *y) {
+        const GpuEntry *a = *(const GpuEntry *const *)x, *b = *(const GpuEntry *const *)y;
+        if (a->select != b->select)
+                return a->select < b->select ? -1 : 1;
+        if (a->vendor != b->vendor || a->device != b->device)
+                return a->vendor != b->vendor ? a->vendor - b->vendor : a->device - b->device;
+        int c = strcmp(a->addr, b->addr);
+        return c ? c : (a > b) - (a < b); /* then in file order */
+}
+
+/* Two entries with the same selector can never both apply: the first repetition in the file is the error.
+ * (Sorted, so a file of many entries costs n log n, not n².) */
+static int check_selectors(const HostSpec *s, char **ret_error) {
+        if (s->n_entries < 2)
+                return 0;
+        _cleanup_free_ const GpuEntry **l = malloc(s->n_entries * sizeof *l);
+        if (!l)
                 return -ENOMEM;
-        }
-        yaml_node_t *root = yaml_document_get_root_node(&p.doc);
-        const yaml_node_t *gpus = NULL;
+        for (size_t i = 0; i < s->n_entries; i++)
+                l[i] = &s->entries[i];
+        qsort(l, s->n_entries, sizeof *l, cmp_selector);
+        const GpuEntry *first = NULL, *dup = NULL;
+        for (size_t i = 1; i < s->n_entries; i++)
+                /* l[i - 1] first of its group (in file order), l[i] its first repetition */
+                if (same_selector(l[i - 1], l[i]) && (i == 1 || !same_selector(l[i - 2], l[i - 1])) && (!dup || l[i] < dup)) {
+                        first = l[i - 1];
+                        dup = l[i];
+                }
+        if (!dup)
+                return 0;
+        *ret_error = strdup_printf("%s:%u:%u: selects the same GPUs as the entry at line %u", s->file, dup->line,
+                                   dup->column, first->line);
+        return -EINVAL;
+}
+
+static int spec_from_doc(const char *file, const YDoc *doc, HostSpec **ret, char **ret_error) {
+        Parser p = {.file = file};
+        int r = 0;
+        _cleanup_host_spec_free_ HostSpec *s = calloc(1, sizeof *s);
+        if (!s || !(s->file = strdup(file)))
+                return -ENOMEM;
+        const YNode *root = ydoc_root(doc), *gpus = NULL;
         bool have_version = false;
-        if (!root || root->type != YAML_MAPPING_NODE) {
+        if (!root || root->type != YNODE_MAPPING) {
                 r = fail(&p, root, "expected a mapping with 'version: 1' and 'gpus'");
                 goto out;
         }
-        FOREACH_PAIR(&p, root, k, v) {
-                const char *key = scalar(k);
-                if (key && streq(key, "version")) {
-                        const char *vs = scalar(v);
+        YNODE_FOREACH_PAIR(root, k, v) {
+                const char *key = ynode_scalar(k);
+                if (streq(key, "version")) {
+                        const char *vs = ynode_scalar(v);
                         if (!vs || !streq(vs, "1")) {
                                 r = fail(&p, v, "unsupported version '%s' (this gpuvirt reads version 1)", vs ?: "?");
                                 goto out;
                         }
                         have_version = true;
-                } else if (key && streq(key, "gpus"))
+                } else if (streq(key, "gpus"))
                         gpus = v;
                 else {
-                        r = fail(&p, k, "unknown key '%s' (known: version, gpus)", strna(key));
+                        r = fail(&p, k, "unknown key '%s' (known: version, gpus)", key);
                         goto out;
                 }
         }
@@ -359,38 +370,25 @@ int host_spec_parse(const char *file, const char *text, size_t len, HostSpec **r
                 r = fail(&p, root, "missing 'version: 1'");
                 goto out;
         }
-        if (gpus && gpus->type != YAML_SEQUENCE_NODE) {
+        if (gpus && gpus->type != YNODE_SEQUENCE) {
                 r = fail(&p, gpus, "'gpus' must be a list of entries");
                 goto out;
         }
         if (gpus) {
-                size_t n = (size_t)(gpus->data.sequence.items.top - gpus->data.sequence.items.start);
-                s->entries = calloc(n ?: 1, sizeof(GpuEntry));
+                s->entries = calloc(gpus->n_children ?: 1, sizeof(GpuEntry));
                 if (!s->entries) {
                         r = -ENOMEM;
                         goto out;
                 }
-                for (yaml_node_item_t *it = gpus->data.sequence.items.start; it < gpus->data.sequence.items.top; it++) {
+                YNODE_FOREACH_ITEM(gpus, it) {
                         GpuEntry *e = &s->entries[s->n_entries++];
-                        r = parse_entry(&p, yaml_document_get_node(&p.doc, *it), e);
+                        r = parse_entry(&p, it, e);
                         if (r < 0)
                                 goto out;
                 }
         }
-        /* Two entries with the same selector can never both apply. */
-        for (size_t i = 0; i < s->n_entries; i++)
-                for (size_t j = 0; j < i; j++) {
-                        const GpuEntry *a = &s->entries[j], *b = &s->entries[i];
-                        if (a->select == b->select && a->vendor == b->vendor && a->device == b->device &&
-                            streq(a->addr, b->addr)) {
-                                p.error = strdup_printf("%s:%u:%u: selects the same GPUs as the entry at line %u",
-                                                        file, b->line, b->column, a->line);
-                                r = -EINVAL;
-                                goto out;
-                        }
-                }
+        r = check_selectors(s, &p.error);
 out:
-        yaml_document_delete(&p.doc);
         if (r < 0) {
                 *ret_error = p.error ?: strdup_printf("%s: out of memory", file);
                 return r;
@@ -399,15 +397,64 @@ out:
         return 0;
 }
 
-int host_spec_load(const char *path, const char *display_name, HostSpec **ret, char **ret_error) {
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
-        int r = read_full(path, 1024 * 1024, (void **)&text, &len);
-        if (r < 0) {
-                *ret_error = strdup_printf("%s: cannot read: %s", display_name, strerror(-r));
+int host_spec_parse(const char *file, const char *text, size_t len, HostSpec **ret, char **ret_error) {
+        _cleanup_ydoc_free_ YDoc *doc = NULL;
+        int r = ydoc_parse(file, text, len, &doc, ret_error);
+        if (r < 0)
                 return r;
+        return spec_from_doc(file, doc, ret, ret_error);
+}
+
+/* Each mig-parted file the entries name, parsed once (however many entries and GPUs use it), and the
+ * label each entry names looked up in it: a broken file or a missing label is an error of host.yaml. */
+static int load_mig_files(HostSpec *s, char **ret_error) {
+        for (size_t i = 0; i < s->n_entries; i++) {
+                GpuEntry *e = &s->entries[i];
+                if (!e->mig_file)
+                        continue;
+                const MigParted *m = NULL;
+                for (size_t k = 0; k < s->n_mig_files && !m; k++)
+                        if (streq(s->mig_files[k]->path, e->mig_file))
+                                m = s->mig_files[k];
+                if (!m) {
+                        MigParted **l = realloc(s->mig_files, (s->n_mig_files + 1) * sizeof *l);
+                        if (!l)
+                                return -ENOMEM;
+                        s->mig_files = l;
+                        _cleanup_free_ char *err = NULL;
+                        int r = migparted_parse(e->mig_file, &l[s->n_mig_files], &err);
+                        if (r < 0) {
+                                *ret_error = strdup_printf("%s:%u:%u: mig file: %s", s->file, e->line, e->column,
+                                                           err ?: strerror(-r));
+                                return r == -ENOMEM ? r : -EINVAL;
+                        }
+                        m = l[s->n_mig_files++];
+                }
+                e->mig_parted = m;
+                e->mig_config = migparted_find(m, e->mig_label);
+                if (!e->mig_config) {
+                        *ret_error = strdup_printf("%s:%u:%u: %s has no configuration '%s'", s->file, e->line, e->column,
+                                                   e->mig_file, e->mig_label);
+                        return -EINVAL;
+                }
         }
-        return host_spec_parse(display_name, text, len, ret, ret_error);
+        return 0;
+}
+
+int host_spec_load(const char *path, const char *display_name, HostSpec **ret, char **ret_error) {
+        _cleanup_ydoc_free_ YDoc *doc = NULL;
+        _cleanup_host_spec_free_ HostSpec *s = NULL;
+        int r = ydoc_load(path, display_name, HOST_SPEC_SIZE_MAX, &doc, ret_error);
+        if (r < 0)
+                return r;
+        r = spec_from_doc(display_name, doc, &s, ret_error);
+        if (r < 0)
+                return r;
+        r = load_mig_files(s, ret_error);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
 }
 
 static bool entry_matches(const GpuEntry *e, const PciDevice *d) {

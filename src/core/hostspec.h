@@ -5,7 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "migparted.h"
 #include "pci.h"
+
+/* The largest host.yaml read. */
+#define HOST_SPEC_SIZE_MAX (1024 * 1024)
 
 /*
  * The desired state of a host's GPUs: /etc/gpuvirt/host.yaml.
@@ -69,6 +73,8 @@ typedef struct GpuEntry {
         MigCount *mig;
         size_t n_mig;
         char *mig_file, *mig_label;
+        const MigParted *mig_parted;       /* the parsed file: host_spec_load() only */
+        const MigPartedConfig *mig_config; /* the label in it */
         unsigned line, column; /* of the entry, 1-based */
         unsigned mode_line, mode_column;
 } GpuEntry;
@@ -77,10 +83,16 @@ typedef struct HostSpec {
         char *file; /* as named in messages */
         GpuEntry *entries;
         size_t n_entries;
+        MigParted **mig_files; /* each mig-parted file the entries name, parsed once */
+        size_t n_mig_files;
 } HostSpec;
 
-/* Parse the text of a host file. On failure *ret_error is "FILE:LINE:COL: reason". */
+/* Parse the text of a host file (basic/yamldoc.h: strict YAML). On failure *ret_error is "FILE:LINE:COL:
+ * reason". mig-parted files are not read: mig_config stays NULL. */
 int host_spec_parse(const char *file, const char *text, size_t len, HostSpec **ret, char **ret_error);
+/* Read a host file (at most HOST_SPEC_SIZE_MAX bytes, "-": standard input), parse it, and parse each
+ * mig-parted file it names once, resolving every entry's label. Errors: -ENOENT, -EFBIG ... when the file
+ * cannot be read, -EINVAL for bad content; *ret_error says which. Nothing is written. */
 int host_spec_load(const char *path, const char *display_name, HostSpec **ret, char **ret_error);
 HostSpec *host_spec_free(HostSpec *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HostSpec *, host_spec_free)

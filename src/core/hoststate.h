@@ -9,6 +9,7 @@
 #include "mig.h"
 #include "root.h"
 #include "vendor-vgpu.h"
+#include "vfio.h"
 
 /*
  * From the host's current state to the state a HostSpec describes: observe every GPU, validate the spec
@@ -45,6 +46,9 @@ typedef struct StepMigAt {
         unsigned start;
 } StepMigAt;
 
+/* The most vGPUs a step converges to, and the stable indices derived from a parent. */
+#define VGPU_MAX_INDEX 256
+
 typedef struct Step {
         StepKind kind;
         char device[PCI_ADDR_STRLEN];
@@ -60,10 +64,17 @@ typedef struct Step {
         size_t n_mig;
         StepMigAt *mig_at; /* pinned instances (counted in mig_counts too) */
         size_t n_mig_at;
-        /* STEP_VGPU_CREATE / REMOVE */
-        char *vgpu_type;
-        unsigned count; /* instances to create / remove (0 with REMOVE: all) */
-        char **units;   /* exactly these (mdev UUIDs, vendor vGPU VFs); NULL: any count of them */
+        /* STEP_VGPU_CREATE / REMOVE: one model of a vGPU step. The device's units of the type converge to
+         * total, by identity: each unit's identity has a rank in a sequence, the stable UUIDs derived from the
+         * parent and an index (0, 1, ...), or, when units is set, exactly the identities listed there (mdev
+         * UUIDs, or VF addresses for vendor vGPU: the fleet's reservations). A create makes the missing
+         * identities of the sequence, in order, until the device has total; a remove removes from the end
+         * (units outside the sequence first, then the highest rank) until it has total. So running the step
+         * again after a crash creates only what is missing and never removes a unit that should stay. */
+        char *vgpu_type; /* NULL with REMOVE: of any type */
+        unsigned count;  /* instances to create / remove, as planned (0 with REMOVE: all) */
+        unsigned total;  /* what the step converges to: that many of the type on the device */
+        char **units;    /* the sequence when given (at most VGPU_MAX_INDEX, total <= its length); NULL: derived */
 } Step;
 
 typedef struct Plan {
@@ -100,8 +111,10 @@ typedef struct GpuObservation {
         bool vfs_vfio;
         char *vgpu_type; /* mdev type id, or the vendor vGPU type's numeric id as text */
         unsigned vgpu_count;
-        bool vendor_vgpu;  /* the device's vGPUs are NVIDIA vendor vGPU VFs */
-        const MigGpu *mig; /* NULL: NVML does not know this GPU */
+        bool vendor_vgpu;     /* the device's vGPUs are NVIDIA vendor vGPU VFs */
+        const MigGpu *mig;    /* NULL: NVML does not know this GPU */
+        VfioGroupState group; /* the GPU's IOMMU group, the unit passthrough moves */
+        bool lost;            /* the GPU itself has no driver, though gpuvirt recorded the one it had */
 } GpuObservation;
 
 int host_observe(Root *root, HostObservation *ret);
@@ -117,8 +130,10 @@ int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error);
  * left its devices as they were) and says which. ret_done: steps completed. */
 int host_apply(Root *root, const Plan *p, size_t *ret_done, char **ret_error);
 
-/* Finish the step an interrupted apply left in the journal. 0 and *ret_step NULL when there was none. */
-int host_recover(Root *root, char **ret_step, char **ret_error);
+/* Finish the step an interrupted apply left in the journal (0 and *ret_step NULL when there was none), then
+ * give every device that lost its driver back to it (vfio_restore_lost(); *ret_restored lists them, NULL
+ * when none). A damaged journal is -EBADMSG, and nothing is done. */
+int host_recover(Root *root, char **ret_step, char ***ret_restored, char **ret_error);
 
 /* The host's current state as a spec (one address entry per GPU) that host_plan() turns into no steps. */
 int host_export(Root *root, HostSpec **ret, char **ret_error);
@@ -127,5 +142,20 @@ int host_export(Root *root, HostSpec **ret, char **ret_error);
  * the fleet by reservation and unit): a name-based UUID, the same at every call. */
 void host_vgpu_uuid(const char *name, unsigned index, char ret[static MDEV_UUID_STRLEN]);
 
+/* The step an interrupted apply left in the journal. -ENOENT when none; -EBADMSG ... for a damaged journal,
+ * with *ret_error naming the file and the reason (every field is checked before the step is run again). */
+int host_journal_read(Root *root, Step *ret, char **ret_error);
+void step_done(Step *s);
+
 /* Record and read the outcome of the last apply (for `gpuvirt status` and the boot unit). */
+typedef struct HostResult {
+        int64_t time;
+        char *file;
+        bool ok;
+        unsigned steps;
+        char *error;
+} HostResult;
 int host_result_write(Root *root, const char *file, bool ok, size_t steps, const char *error);
+/* -ENOENT when no apply was recorded; -EBADMSG ... for a damaged file, *ret_error saying why. */
+int host_result_read(Root *root, HostResult *ret, char **ret_error);
+void host_result_done(HostResult *r);

@@ -12,7 +12,8 @@
 #include "vgpu-types.h"
 
 bool inventory_is_gpu(const PciDevice *d, bool include_vfs) {
-        return pci_device_is_display(d) && (include_vfs || !d->physfn);
+        /* a dead device whose class is unknown (its directory gone or unreadable) may be a GPU: shown */
+        return (pci_device_is_display(d) || (pci_device_is_dead(d) && d->class == 0)) && (include_vfs || !d->physfn);
 }
 
 bool nvidia_mig_capable(uint16_t vendor, uint16_t device) {
@@ -37,6 +38,10 @@ static json_object *json_hex16(uint16_t v) {
 }
 
 char *passthrough_blocker(const PciHost *h, const PciDevice *d) {
+        if (d->state == PCI_DEVICE_OFF_BUS)
+                return strdup("off the bus (config space reads 0xff)");
+        if (pci_device_is_dead(d))
+                return strdup_printf("device %s", d->state == PCI_DEVICE_VANISHED ? "vanished" : "unreadable");
         if (d->iommu_group < 0)
                 return strdup("no IOMMU group (IOMMU off)");
         if (d->boot_vga == 1)
@@ -197,6 +202,7 @@ int inventory_device(const PciHost *h, PciNames *names, const PciDevice *d, json
         snprintf(cls, sizeof cls, "0x%06x", d->class);
 
         json_object_object_add(o, "address", json_object_new_string(d->addr));
+        json_object_object_add(o, "state", json_object_new_string(pci_device_state_to_string(d->state)));
         json_object_object_add(o, "vendor_id", json_hex16(d->vendor));
         json_object_object_add(o, "device_id", json_hex16(d->device));
         json_object_object_add(o, "subsystem_vendor_id", json_hex16(d->subsystem_vendor));
@@ -230,11 +236,13 @@ int inventory_device(const PciHost *h, PciNames *names, const PciDevice *d, json
         }
         json_object_object_add(pt, "viable", viable);
         json_object_object_add(modes, "passthrough", pt);
-        json_object_object_add(modes, "sriov", sriov_json(h, d));
-        json_object_object_add(modes, "mdev", mdev_json(h, d));
-        json_object_object_add(modes, "vendor_vgpu", vendor_vgpu_json(h, d));
+        bool dead = pci_device_is_dead(d); /* what its attributes still say is stale: not offered */
+        json_object_object_add(modes, "sriov", dead ? NULL : sriov_json(h, d));
+        json_object_object_add(modes, "mdev", dead ? NULL : mdev_json(h, d));
+        json_object_object_add(modes, "vendor_vgpu", dead ? NULL : vendor_vgpu_json(h, d));
         json_object *mig = json_object_new_object();
-        json_object_object_add(mig, "capable", json_object_new_boolean(nvidia_mig_capable(d->vendor, d->device) && !d->physfn));
+        json_object_object_add(mig, "capable",
+                               json_object_new_boolean(!dead && nvidia_mig_capable(d->vendor, d->device) && !d->physfn));
         json_object_object_add(modes, "mig", mig);
         json_object_object_add(o, "modes", modes);
         *ret = o;

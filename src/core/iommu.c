@@ -15,14 +15,25 @@ const char *group_member_kind_to_string(GroupMemberKind k) {
         return k >= 0 && k < _GROUP_MEMBER_KIND_MAX ? group_member_kind_table[k] : NULL;
 }
 
-static bool dir_nonempty(Root *root, const char *rel) {
-        _cleanup_free_ char *p = root_path(root, "%s", rel);
+IommuState iommu_state(const PciHost *h, size_t *ret_groups) {
+        size_t groups = 0;
+        for (size_t i = 0; i < h->n_devices; i++) {
+                int g = h->devices[i].iommu_group;
+                bool seen = false;
+                for (size_t k = 0; k < i && g >= 0 && !seen; k++)
+                        seen = h->devices[k].iommu_group == g;
+                groups += g >= 0 && !seen;
+        }
+        if (ret_groups)
+                *ret_groups = groups;
+        if (groups > 0)
+                return IOMMU_ON;
+        if (root_kind(h->root) != ROOT_CAPTURE)
+                return IOMMU_OFF;
+        /* a capture: an empty sys/kernel/iommu_groups says off; none, or groups without links, cannot tell */
+        _cleanup_free_ char *p = root_path(h->root, "sys/kernel/iommu_groups");
         _cleanup_strv_free_ char **l = NULL;
-        return p && dir_list(p, &l) > 0;
-}
-
-bool iommu_enabled(Root *root) {
-        return dir_nonempty(root, "sys/class/iommu") && dir_nonempty(root, "sys/kernel/iommu_groups");
+        return p && dir_list(p, &l) == 0 ? IOMMU_OFF : IOMMU_UNKNOWN;
 }
 
 /* Functions of one slot behind a bridge are one card (GPU + HDMI audio + USB-C). On a root bus they are

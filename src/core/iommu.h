@@ -23,8 +23,21 @@ typedef struct GroupMember {
         GroupMemberKind kind;
 } GroupMember;
 
-/* The IOMMU is on in the kernel: IOMMU units registered under sys/class/iommu and groups exist. */
-bool iommu_enabled(Root *root);
+typedef enum IommuState {
+        IOMMU_OFF,
+        IOMMU_ON,
+        IOMMU_UNKNOWN, /* a capture that cannot tell */
+        _IOMMU_STATE_MAX,
+        _IOMMU_STATE_INVALID = -EINVAL,
+} IommuState;
+
+/*
+ * Whether the IOMMU is on in the kernel, from the one source of truth for groups: the devices' own
+ * iommu_group links (what show, the group checks and passthrough use). ON when a device is in a group
+ * (*ret_groups: how many groups the devices are in); otherwise OFF, except on a capture that holds no
+ * sys/kernel/iommu_groups, or one whose devices lack links although it holds groups: UNKNOWN.
+ */
+IommuState iommu_state(const PciHost *h, size_t *ret_groups);
 
 /* Members of d's group (d included, first), classified relative to d. -ENOENT when d has no group. */
 int iommu_group_members(const PciHost *h, const PciDevice *d, GroupMember **ret, size_t *ret_n);

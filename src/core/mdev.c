@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
 #include <json-c/json.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
+#include "basic/jsonfile.h"
 #include "basic/log.h"
 #include "mdev.h"
 #include "pci.h"
@@ -28,6 +30,38 @@ int mdev_uuid_parse(const char *s, char ret[static MDEV_UUID_STRLEN]) {
         u[36] = '\0';
         memcpy(ret, u, sizeof u);
         return 0;
+}
+
+bool mdev_uuid_is_canonical(const char *s) {
+        char u[MDEV_UUID_STRLEN];
+        return mdev_uuid_parse(s, u) >= 0 && streq(u, s);
+}
+
+int mdev_definition_name_parse(const char *name, char ret[static MDEV_UUID_STRLEN]) {
+        char buf[MDEV_UUID_STRLEN];
+        const char *s = startswith(name, "urn:uuid:") ?: name;
+        size_t l = strlen(s);
+        if (s == name && l == 38 && s[0] == '{' && s[37] == '}') {
+                memcpy(buf, s + 1, 36);
+                buf[36] = '\0';
+                s = buf;
+                l = 36;
+        }
+        if (l == 36)
+                return mdev_uuid_parse(s, ret);
+        if (l != 32 || s != name)
+                return -EINVAL;
+        /* the simple form: 32 digits, hyphens where the canonical form has them */
+        size_t k = 0;
+        for (size_t i = 0; i < 32; i++) {
+                if (i == 8 || i == 12 || i == 16 || i == 20)
+                        buf[k++] = '-';
+                if (s[i] == '-')
+                        return -EINVAL;
+                buf[k++] = s[i];
+        }
+        buf[k] = '\0';
+        return mdev_uuid_parse(buf, ret);
 }
 
 int mdev_uuid_generate(char ret[static MDEV_UUID_STRLEN]) {
@@ -100,6 +134,7 @@ static void device_done(MdevDevice *d) {
         mdev_attrs_free(d->attrs, d->n_attrs);
         free(d->held_by);
         free(d->def_type);
+        free(d->def_name);
 }
 
 void mdev_list_free(MdevDevice *l, size_t n) {
@@ -110,50 +145,67 @@ void mdev_list_free(MdevDevice *l, size_t n) {
 
 /* ---- definitions (mdevctl's JSON) ---- */
 
-int mdev_definition_parse(const char *text, char **ret_type, char **ret_start, MdevAttr **ret_attrs, size_t *ret_n) {
-        json_object *o = json_tokener_parse(text);
-        json_object *jt = NULL, *js = NULL, *ja = NULL;
-        int r = -EBADMSG;
+typedef struct DefinitionRecord {
+        const char *type, *start;
+        json_object *attrs;
+} DefinitionRecord;
+
+static bool is_start(const char *s) {
+        return streq(s, "auto") || streq(s, "manual");
+}
+
+static const JsonField definition_fields[] = {
+        {"mdev_type", JSON_KIND_STRING, JSON_MANDATORY, offsetof(DefinitionRecord, type), .valid = mdev_type_valid,
+         .what = "an mdev type id"},
+        {"start", JSON_KIND_STRING, 0, offsetof(DefinitionRecord, start), .valid = is_start, .what = "auto or manual"},
+        {"attrs", JSON_KIND_ARRAY, JSON_NULLABLE, offsetof(DefinitionRecord, attrs)},
+        {},
+};
+
+int mdev_definition_parse(const char *file, const char *text, size_t len, char **ret_type, char **ret_start,
+                          MdevAttr **ret_attrs, size_t *ret_n, char **ret_error) {
+        *ret_error = NULL;
+        json_object *o = NULL;
+        DefinitionRecord rec = {.start = "manual"};
         MdevAttr *attrs = NULL;
         size_t n = 0;
-        if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "mdev_type", &jt) ||
-            !json_object_is_type(jt, json_type_string) || !mdev_type_valid(json_object_get_string(jt)))
+        int r = json_parse_strict(file, text, len, &o, ret_error);
+        if (r < 0)
+                return r == -EINVAL ? -EBADMSG : r;
+        /* mdevctl's format: keys gpuvirt does not use are left alone */
+        r = json_dispatch(file, o, definition_fields, JSON_DISPATCH_ALLOW_UNKNOWN, &rec, ret_error);
+        if (r < 0)
                 goto out;
-        const char *start = "manual";
-        if (json_object_object_get_ex(o, "start", &js)) {
-                if (!json_object_is_type(js, json_type_string))
-                        goto out;
-                start = json_object_get_string(js);
-                if (!streq(start, "auto") && !streq(start, "manual"))
-                        goto out;
+        size_t k = rec.attrs ? json_object_array_length(rec.attrs) : 0;
+        attrs = calloc(k ?: 1, sizeof *attrs);
+        if (!attrs) {
+                r = -ENOMEM;
+                goto out;
         }
-        if (json_object_object_get_ex(o, "attrs", &ja) && ja) {
-                if (!json_object_is_type(ja, json_type_array))
-                        goto out;
-                size_t k = json_object_array_length(ja);
-                attrs = calloc(k ?: 1, sizeof *attrs);
-                if (!attrs) {
-                        r = -ENOMEM;
+        for (size_t i = 0; i < k; i++) {
+                json_object *e = json_object_array_get_idx(rec.attrs, i);
+                r = -EBADMSG;
+                if (!json_object_is_type(e, json_type_object) || json_object_object_length(e) != 1) {
+                        *ret_error = strdup_printf("%s: attribute %zu must be one {\"name\": \"value\"}", file, i);
                         goto out;
                 }
-                for (size_t i = 0; i < k; i++) {
-                        json_object *e = json_object_array_get_idx(ja, i);
-                        if (!json_object_is_type(e, json_type_object) || json_object_object_length(e) != 1)
+                json_object_object_foreach(e, key, val) {
+                        if (!attr_name_valid(key) || !json_object_is_type(val, json_type_string) ||
+                            strlen(json_object_get_string(val)) != (size_t)json_object_get_string_len(val)) {
+                                *ret_error = strdup_printf("%s: attribute %zu: '%s' is not an attribute of the device "
+                                                           "with a string value", file, i, key);
                                 goto out;
-                        json_object_object_foreach(e, key, val) {
-                                if (!attr_name_valid(key))
-                                        goto out;
-                                attrs[n].name = strdup(key);
-                                attrs[n].value = strdup(json_object_get_string(val) ?: "");
-                                n++;
-                                if (!attrs[n - 1].name || !attrs[n - 1].value) {
-                                        r = -ENOMEM;
-                                        goto out;
-                                }
+                        }
+                        attrs[n].name = strdup(key);
+                        attrs[n].value = strdup(json_object_get_string(val));
+                        n++;
+                        if (!attrs[n - 1].name || !attrs[n - 1].value) {
+                                r = -ENOMEM;
+                                goto out;
                         }
                 }
         }
-        char *t = strdup(json_object_get_string(jt)), *s = strdup(start);
+        char *t = strdup(rec.type), *s = strdup(rec.start);
         if (!t || !s) {
                 free(t);
                 free(s);
@@ -195,6 +247,17 @@ int mdev_define(Root *root, const char *parent, const char *uuid, const char *ty
 
 int mdev_undefine(Root *root, const char *parent, const char *uuid) {
         int r = root_write_file(root, NULL, MDEVCTL_DIR "/%s/%s", parent, uuid);
+        if (r < 0)
+                return r;
+        /* the same UUID under another name mdevctl reads ("ABCD...", 32 digits): it would start it at boot */
+        _cleanup_free_ char *pd = root_path(root, MDEVCTL_DIR "/%s", parent);
+        _cleanup_strv_free_ char **files = NULL;
+        if (pd && dir_list(pd, &files) >= 0)
+                for (char **f = files; *f && r >= 0; f++) {
+                        char u[MDEV_UUID_STRLEN];
+                        if (!streq(*f, uuid) && mdev_definition_name_parse(*f, u) == 0 && streq(u, uuid))
+                                r = root_write_file(root, NULL, MDEVCTL_DIR "/%s/%s", parent, *f);
+                }
         if (r < 0 || root_dry_run(root))
                 return r;
         /* mdevctl leaves empty parent directories; so do we, but drop one we emptied if we can */
@@ -291,17 +354,17 @@ static int read_defined(Root *root, MdevDevice **l, size_t *n) {
                         continue;
                 for (char **f = files; *f; f++) {
                         char uuid[MDEV_UUID_STRLEN];
-                        if (mdev_uuid_parse(*f, uuid) < 0)
-                                continue; /* temp files, editor backups */
+                        if (mdev_definition_name_parse(*f, uuid) < 0)
+                                continue; /* temp files, editor backups: mdevctl skips them too */
                         _cleanup_free_ char *fp = strdup_printf("%s/%s", pd, *f);
-                        _cleanup_free_ char *text = NULL, *type = NULL, *start = NULL;
+                        _cleanup_free_ char *text = NULL, *type = NULL, *start = NULL, *bad = NULL;
                         MdevAttr *attrs = NULL;
-                        size_t na = 0;
+                        size_t na = 0, len = 0;
                         if (!fp)
                                 return -ENOMEM;
-                        if (read_full(fp, 65536, (void **)&text, NULL) < 0 ||
-                            mdev_definition_parse(text, &type, &start, &attrs, &na) < 0) {
-                                log_debug("Ignoring malformed mdevctl definition %s", fp);
+                        if (read_full(fp, JSON_FILE_SIZE_MAX, (void **)&text, &len) < 0 ||
+                            mdev_definition_parse(fp, text, len, &type, &start, &attrs, &na, &bad) < 0) {
+                                log_debug("Ignoring malformed mdevctl definition %s: %s", fp, strna(bad));
                                 continue;
                         }
                         MdevDevice *d = list_find(*l, *n, uuid);
@@ -319,7 +382,24 @@ static int read_defined(Root *root, MdevDevice **l, size_t *n) {
                                         return -ENOMEM;
                                 }
                         }
+                        if (d->defined) {
+                                /* two names for one UUID on this parent: the canonical one is mdevctl's */
+                                if (!streq(*f, uuid)) {
+                                        mdev_attrs_free(attrs, na);
+                                        continue;
+                                }
+                                mdev_attrs_free(d->attrs, d->n_attrs);
+                                d->attrs = NULL;
+                                d->n_attrs = 0;
+                                d->start = (free(d->start), NULL);
+                                d->def_name = (free(d->def_name), NULL);
+                                d->def_type = (free(d->def_type), NULL);
+                        }
                         d->defined = true;
+                        if (!streq(*f, uuid) && !(d->def_name = strdup(*f))) {
+                                mdev_attrs_free(attrs, na);
+                                return -ENOMEM;
+                        }
                         d->start = TAKE_PTR(start);
                         d->attrs = attrs;
                         d->n_attrs = na;
@@ -406,6 +486,10 @@ static char *create_error(Root *root, int r, const char *parent, const char *typ
 int mdev_create(Root *root, const char *parent, const char *type, const char *uuid, const MdevAttr *attrs,
                 size_t n_attrs, char **ret_error) {
         *ret_error = NULL;
+        /* a PCI parent (a GPU) must answer on the bus; virtual parents (mbochs) have no address */
+        PciAddr pa;
+        if (pci_addr_parse(parent, &pa) == 0 && pci_device_require_alive(root, parent, ret_error) < 0)
+                return -ENODEV;
         if (!root_exists(root, "sys/class/mdev_bus/%s/mdev_supported_types", parent)) {
                 *ret_error = strdup_printf("%s is not a mediated device parent (no sys/class/mdev_bus/%s: the vGPU "
                                            "host driver is not loaded, or the device has no vGPU support)",

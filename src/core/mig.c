@@ -10,8 +10,15 @@
 
 #define NVML_TRY(expr) nvml_error_to_errno(expr)
 
-void mig_profile_name(unsigned compute, unsigned long long memory_mb, unsigned constant, char buf[static 32]) {
+void mig_profile_name(unsigned compute, unsigned long long memory_mb, unsigned constant,
+                      unsigned long long total_bytes, char buf[static 32]) {
         unsigned long long gb = (memory_mb + 1023) / 1024;
+        if (total_bytes > 0) {
+                const unsigned long long mib = 1024ull * 1024, gib = mib * 1024;
+                unsigned long long eighths = (memory_mb * mib * 8 + total_bytes - 1) / total_bytes;
+                unsigned long long total_gb = (total_bytes + gib - 1) / gib;
+                gb = (eighths * total_gb + 4) / 8;
+        }
         bool me = constant == NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV1 || constant == NVML_GPU_INSTANCE_PROFILE_2_SLICE_REV1;
         snprintf(buf, 32, "%ug.%llugb%s", compute, gb, me ? "+me" : "");
 }
@@ -30,6 +37,9 @@ static int busid_to_address(const char *busid, char buf[static PCI_ADDR_STRLEN])
 static int read_profiles(Nvml *n, MigGpu *g) {
         g->n_profiles = 0;
         g->slices = 0;
+        nvmlMemory_t mem = {};
+        if (!n->f.nvmlDeviceGetMemoryInfo || n->f.nvmlDeviceGetMemoryInfo(g->dev, &mem) != NVML_SUCCESS)
+                mem.total = 0;
         for (unsigned c = 0; c < NVML_GPU_INSTANCE_PROFILE_COUNT; c++) {
                 nvmlGpuInstanceProfileInfo_t info;
                 if (n->f.nvmlDeviceGetGpuInstanceProfileInfo(g->dev, c, &info) != NVML_SUCCESS)
@@ -42,7 +52,7 @@ static int read_profiles(Nvml *n, MigGpu *g) {
                 MigProfile *p = &g->profiles[g->n_profiles++];
                 *p = (MigProfile){.constant = c, .id = info.id, .compute = info.sliceCount, .max = info.instanceCount,
                                   .memory_mb = info.memorySizeMB, .sms = info.multiprocessorCount};
-                mig_profile_name(info.sliceCount, info.memorySizeMB, c, p->name);
+                mig_profile_name(info.sliceCount, info.memorySizeMB, c, mem.total, p->name);
                 for (unsigned i = 0; i < cnt && i < ELEMENTSOF(pl); i++) {
                         if (pl[i].start >= MIG_MAX_SLICES || pl[i].start + pl[i].size > MIG_MAX_SLICES)
                                 continue;
@@ -123,15 +133,24 @@ int mig_gpus_read(Nvml *n, MigGpu **ret, size_t *ret_n) {
                 MigGpu *g = &gpus[i];
                 nvmlPciInfo_t pci;
                 g->index = i;
-                if ((r = NVML_TRY(n->f.nvmlDeviceGetHandleByIndex_v2(i, &g->dev))) < 0 ||
-                    (r = NVML_TRY(n->f.nvmlDeviceGetPciInfo_v3(g->dev, &pci))) < 0 ||
+                r = NVML_TRY(n->f.nvmlDeviceGetHandleByIndex_v2(i, &g->dev));
+                if (r == -ENODEV) {
+                        /* NVML_ERROR_GPU_IS_LOST: fallen off the bus; NVML tells nothing more about it */
+                        g->lost = true;
+                        g->dev = NULL;
+                        continue;
+                }
+                if (r < 0 || (r = NVML_TRY(n->f.nvmlDeviceGetPciInfo_v3(g->dev, &pci))) < 0 ||
                     (r = busid_to_address(pci.busId, g->address)) < 0)
                         goto fail;
                 g->pci_device_id = pci.pciDeviceId;
+                g->pci_subsystem_id = pci.pciSubSystemId;
                 (void)n->f.nvmlDeviceGetName(g->dev, g->name, sizeof g->name);
                 (void)n->f.nvmlDeviceGetUUID(g->dev, g->uuid, sizeof g->uuid);
                 unsigned cur, pend;
-                g->capable = n->f.nvmlDeviceGetMigMode(g->dev, &cur, &pend) == NVML_SUCCESS;
+                nvmlReturn_t mr = n->f.nvmlDeviceGetMigMode(g->dev, &cur, &pend);
+                g->lost = mr == NVML_ERROR_GPU_IS_LOST;
+                g->capable = mr == NVML_SUCCESS;
                 if (!g->capable)
                         continue;
                 if ((r = read_profiles(n, g)) < 0 || (r = mig_gpu_refresh(n, g)) < 0)
@@ -147,7 +166,7 @@ fail:
 
 MigGpu *mig_gpu_find(MigGpu *gpus, size_t n, const char *address) {
         for (size_t i = 0; i < n; i++)
-                if (streq(gpus[i].address, address))
+                if (gpus[i].address[0] && streq(gpus[i].address, address))
                         return &gpus[i];
         return NULL;
 }
@@ -157,6 +176,16 @@ int mig_profile_find(const MigGpu *g, const char *name) {
                 if (strcasecmp(g->profiles[i].name, name) == 0)
                         return (int)i;
         return -ENOENT;
+}
+
+char *mig_profile_names(const MigGpu *g) {
+        char *list = strdup("");
+        for (size_t i = 0; i < g->n_profiles && list; i++) {
+                char *x = strdup_printf("%s%s%s", list, i ? ", " : "", g->profiles[i].name);
+                free(list);
+                list = x;
+        }
+        return list;
 }
 
 static unsigned range_mask(unsigned start, unsigned size) {
@@ -567,6 +596,62 @@ void mig_apply_report_done(MigApplyReport *r) {
         r->holders = r->error = NULL;
 }
 
+int mig_layout_fits(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], char **ret_why) {
+        return mig_layout_fits_pinned(g, want, NULL, 0, ret_why);
+}
+
+int mig_layout_fits_pinned(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], const MigPlanCreate *pins,
+                           size_t n_pins, char **ret_why) {
+        _cleanup_free_ char *pinned = strdup("");
+        for (size_t i = 0; i < n_pins && pinned; i++) {
+                if (pins[i].profile < 0 || (size_t)pins[i].profile >= g->n_profiles) {
+                        if (ret_why)
+                                *ret_why = strdup_printf("a pinned instance is of no profile of %s", g->address);
+                        return -EINVAL;
+                }
+                const MigProfile *pp = &g->profiles[pins[i].profile];
+                if (!fits(pp, g->slices, 0, pins[i].start)) {
+                        if (ret_why)
+                                *ret_why = strdup_printf("%s at %u is not one of its placements (see 'gpuvirt mig "
+                                                         "profiles %s')",
+                                                         pp->name, pins[i].start, g->address);
+                        return -ENOSPC;
+                }
+                char *x = strdup_printf("%s%s%s at %u", pinned, i ? ", " : " with ", pp->name, pins[i].start);
+                free(pinned);
+                pinned = x;
+        }
+        for (size_t i = 0; i < g->n_profiles; i++)
+                if (want[i] > g->profiles[i].max) {
+                        if (ret_why)
+                                *ret_why = strdup_printf("%u x %s, but at most %u fit%s this GPU", want[i],
+                                                         g->profiles[i].name, g->profiles[i].max,
+                                                         g->profiles[i].max == 1 ? "s" : "");
+                        return -EINVAL;
+                }
+        MigPlan plan;
+        int r = mig_plan_pinned(g->profiles, g->n_profiles, g->slices, NULL, 0, want, pins, n_pins, true, &plan);
+        if (r == -EINVAL || r == -ENOSPC) {
+                if (ret_why) {
+                        _cleanup_free_ char *layout = strdup("");
+                        unsigned slices = 0;
+                        for (size_t i = 0; i < g->n_profiles && layout; i++)
+                                if (want[i]) {
+                                        char *x = strdup_printf("%s%s%u x %s", layout, *layout ? " + " : "", want[i],
+                                                                g->profiles[i].name);
+                                        free(layout);
+                                        layout = x;
+                                        slices += want[i] * g->profiles[i].size;
+                                }
+                        *ret_why = strdup_printf("%s%s: no placement of them all exists (%u memory slices asked, %u on "
+                                                 "this GPU, and each profile has fixed placements)",
+                                                 strna(layout), strna(pinned), slices, g->slices);
+                }
+                return r;
+        }
+        return r < 0 && r != -EBUSY ? r : 0;
+}
+
 bool mig_layout_matches(const MigGpu *g, bool enabled, const unsigned want[MIG_MAX_PROFILES]) {
         unsigned mode = enabled ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
         if (g->mode_current != mode || g->mode_pending != mode)
@@ -574,8 +659,12 @@ bool mig_layout_matches(const MigGpu *g, bool enabled, const unsigned want[MIG_M
         if (!enabled)
                 return true;
         unsigned have[MIG_MAX_PROFILES] = {};
-        for (size_t i = 0; i < g->n_inst; i++)
+        for (size_t i = 0; i < g->n_inst; i++) {
+                /* a GPU instance without its compute instance (a crash between the two) is no MIG device */
+                if (g->inst[i].ci_id < 0)
+                        return false;
                 have[g->inst[i].profile]++;
+        }
         return memcmp(have, want, sizeof have) == 0;
 }
 
@@ -633,8 +722,9 @@ bool mig_has_instances_at(const MigGpu *g, const MigPlanCreate *pins, size_t n_p
         bool used[MIG_MAX_INSTANCES] = {};
         for (size_t k = 0; k < n_pins; k++) {
                 bool found = false;
+                /* a GPU instance without its compute instance is no MIG device: not the pinned instance */
                 for (size_t i = 0; i < g->n_inst && !found; i++)
-                        if (!used[i] && pin_matches(&pins[k], &g->inst[i]))
+                        if (!used[i] && g->inst[i].ci_id >= 0 && pin_matches(&pins[k], &g->inst[i]))
                                 used[i] = found = true;
                 if (!found)
                         return false;
@@ -653,9 +743,21 @@ int mig_apply_gpu_pinned(Root *root, Nvml *n, MigGpu *g, bool enabled, const uns
         bool dry = root_dry_run(root);
         int k;
         *r = (MigApplyReport){.state = MIG_APPLY_CHANGED};
+        if (g->lost || !g->capable)
+                return apply_failed(r, g->lost ? -ENODEV : -EOPNOTSUPP,
+                                    strdup_printf("GPU %u %s", g->index,
+                                                  g->lost ? "has fallen off the bus (NVML_ERROR_GPU_IS_LOST)"
+                                                          : "does not support MIG"));
         if (mig_layout_matches(g, enabled, want) && (!enabled || mig_has_instances_at(g, pins, n_pins))) {
                 r->state = MIG_APPLY_UNCHANGED;
                 return 0;
+        }
+        /* a layout that cannot be placed is refused before the mode changes or the GPU is reset */
+        if (enabled) {
+                char *why = NULL;
+                k = mig_layout_fits_pinned(g, want, pins, n_pins, &why);
+                if (k < 0)
+                        return apply_failed(r, k, why);
         }
         if (!enabled) {
                 for (size_t i = g->n_inst; i-- > 0;) {
@@ -699,14 +801,26 @@ int mig_apply_gpu_pinned(Root *root, Nvml *n, MigGpu *g, bool enabled, const uns
                                                                    g->address));
                 n_cur = 0;
         }
+        /* a GPU instance left without its compute instance (a crash between the two creates) has no users and
+         * is no MIG device: it goes, and the plan places what the layout needs */
+        for (size_t i = 0; i < n_cur;) {
+                if (cur[i].ci_id >= 0) {
+                        i++;
+                        continue;
+                }
+                action_add(r, MIG_ACTION_DESTROY, cur[i].profile, cur[i].start, cur[i].size, (int)cur[i].gi_id);
+                if (!dry && (k = mig_destroy(n, g, cur[i].gi_id)) < 0)
+                        return apply_failed(r, k, strdup_printf("cannot destroy GI %u on %s: %s", cur[i].gi_id, g->address,
+                                                                nvml_errno_message(k)));
+                cur[i] = cur[--n_cur];
+        }
 
         MigPlan plan;
         k = mig_plan_pinned(g->profiles, g->n_profiles, g->slices, cur, n_cur, want, pins, n_pins, allow_disrupt, &plan);
         if (k == -EINVAL || k == -ENOSPC) {
-                r->state = MIG_APPLY_FAILED;
-                r->error = strdup(k == -EINVAL ? "a count is above the profile's limit (see 'gpuvirt mig profiles')"
-                                               : "the instances overlap on every legal placement");
-                return k;
+                char *why = NULL;
+                (void)mig_layout_fits_pinned(g, want, pins, n_pins, &why);
+                return apply_failed(r, k, why ?: strdup("the layout does not fit this GPU"));
         }
         for (size_t i = 0; i < plan.n_keep; i++) {
                 const MigInstance *m = &cur[plan.keep[i]];

@@ -43,8 +43,10 @@ typedef struct MigGpu {
         char address[PCI_ADDR_STRLEN];
         char name[NVML_DEVICE_NAME_BUFFER_SIZE];
         char uuid[NVML_DEVICE_UUID_BUFFER_SIZE];
-        uint32_t pci_device_id; /* device << 16 | vendor */
-        bool capable;           /* NVML reports a MIG mode */
+        uint32_t pci_device_id;    /* device << 16 | vendor */
+        uint32_t pci_subsystem_id; /* subsystem device << 16 | subsystem vendor */
+        bool capable;              /* NVML reports a MIG mode */
+        bool lost;                 /* NVML_ERROR_GPU_IS_LOST: fallen off the bus, nothing else is known */
         unsigned mode_current, mode_pending;
         unsigned slices; /* memory slices (8; A30 4) */
         MigProfile profiles[MIG_MAX_PROFILES];
@@ -54,8 +56,12 @@ typedef struct MigGpu {
         nvmlDevice_t dev;
 } MigGpu;
 
-/* Name of a profile from its compute slices, memory and constant: "<c>g.<GiB rounded up>gb[+me]". */
-void mig_profile_name(unsigned compute, unsigned long long memory_mb, unsigned constant, char buf[static 32]);
+/* Name of a profile from its compute slices, memory (MiB), constant and the GPU's total memory (bytes, 0 when
+ * unknown): "<c>g.<GB>gb[+me]", the GB as NVIDIA names it (go-nvlib: the share of the GPU's memory rounded
+ * up to eighths, times the GPU's memory in GiB rounded up, rounded: the H200's 16 GiB 1-slice profile is
+ * "1g.18gb"); without the total, the profile's GiB rounded up. */
+void mig_profile_name(unsigned compute, unsigned long long memory_mb, unsigned constant,
+                      unsigned long long total_bytes, char buf[static 32]);
 
 /* Read every GPU NVML sees (in NVML index order). */
 int mig_gpus_read(Nvml *n, MigGpu **ret, size_t *ret_n);
@@ -64,6 +70,8 @@ int mig_gpu_refresh(Nvml *n, MigGpu *g);
 MigGpu *mig_gpu_find(MigGpu *gpus, size_t n, const char *address);
 /* Profile index by name ("3g.20gb"), or -ENOENT. */
 int mig_profile_find(const MigGpu *g, const char *name);
+/* The GPU's profile names, "1g.5gb, 1g.5gb+me, ..." (for messages). */
+char *mig_profile_names(const MigGpu *g);
 /* Slices taken by the instances, as a bitmask. */
 unsigned mig_occupancy(const MigGpu *g);
 
@@ -128,6 +136,17 @@ int mig_plan_pinned(const MigProfile *p, size_t n_profiles, unsigned slices, con
                     const unsigned want[MIG_MAX_PROFILES], const MigPlanCreate *pins, size_t n_pins,
                     bool allow_disrupt, MigPlan *ret);
 
+/*
+ * Whether want[profile] instances fit the GPU at all (from no instances, any placement): a layout fits only
+ * if the planner can place it. 0, or -EINVAL (a count above its profile's limit) / -ENOSPC (no placement of
+ * them all exists) with ret_why saying which ("7 x 1g.10gb, at most 4 on this GPU").
+ */
+int mig_layout_fits(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], char **ret_why);
+/* The same with pins (mig_plan_pinned(); want counts them too): also -ENOSPC when a pin is not a legal
+ * placement of its profile or no layout holds every pin where it is. */
+int mig_layout_fits_pinned(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], const MigPlanCreate *pins,
+                           size_t n_pins, char **ret_why);
+
 /* ---- applying a layout to one GPU (mig apply, and the host state's MIG steps) ---- */
 
 typedef enum MigActionKind {
@@ -172,8 +191,10 @@ void mig_apply_report_done(MigApplyReport *r);
  * differs: a GPU already as wanted is not touched; kept instances keep their placement and UUID; new ones
  * are placed for the best fragmentation score. A needed mode change is made and the GPU reset (unless
  * no_reset) when nothing holds it. Under --dry-run (root_dry_run) nothing is changed and the actions are
- * the plan. Returns 0 (UNCHANGED, CHANGED, PENDING_RESET), -EBUSY (IN_USE, NEEDS_DISRUPT), -EINVAL (a count
- * above a profile's limit), -ENOSPC (the layout does not fit), other -errno (FAILED, error says what).
+ * the plan. A layout that cannot fit (mig_layout_fits()) is refused before the mode is touched. Returns 0
+ * (UNCHANGED, CHANGED, PENDING_RESET), -EBUSY (IN_USE, NEEDS_DISRUPT), -EINVAL (a count above a profile's
+ * limit), -ENOSPC (the layout does not fit), -ENODEV (the GPU is lost), other -errno (FAILED, error says
+ * what).
  */
 int mig_apply_gpu(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned want[MIG_MAX_PROFILES],
                   bool allow_disrupt, bool no_reset, MigApplyReport *ret);

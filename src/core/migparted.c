@@ -5,37 +5,40 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <yaml.h>
 
 #include "basic/fileio.h"
 #include "basic/log.h"
+#include "basic/yamldoc.h"
 #include "migparted.h"
 
 typedef struct Ctx {
-        yaml_document_t *doc;
         const char *path;
         char **error;
 } Ctx;
 
-static int fail_at(Ctx *c, const yaml_node_t *n, const char *fmt, ...) _printf_(3, 4);
-static int fail_at(Ctx *c, const yaml_node_t *n, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        _cleanup_free_ char *msg = NULL;
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
-        va_end(ap);
-        free(*c->error);
-        *c->error = strdup_printf("%s:%zu:%zu: %s", c->path, n ? n->start_mark.line + 1 : 1,
-                                  n ? n->start_mark.column + 1 : 1, msg ?: "error");
+/* *error = "PATH:LINE:COL: message" (replacing what it held); -EINVAL. */
+static int vfail(char **error, const char *path, unsigned line, unsigned column, const char *fmt, va_list ap)
+        _printf_(5, 0);
+static int vfail(char **error, const char *path, unsigned line, unsigned column, const char *fmt, va_list ap) {
+        free(*error);
+        *error = error_atv(path, line, column, fmt, ap);
         return -EINVAL;
 }
 
-static const char *scalar(const yaml_node_t *n) {
-        return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+static int fail_at(Ctx *c, const YNode *n, const char *fmt, ...) _printf_(3, 4);
+static int fail_at(Ctx *c, const YNode *n, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vfail(c->error, c->path, n ? n->line : 1, n ? n->column : 1, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
-static int parse_bool(Ctx *c, yaml_node_t *n, bool *ret) {
+static const char *scalar(const YNode *n) {
+        return ynode_scalar(n);
+}
+
+static int parse_bool(Ctx *c, const YNode *n, bool *ret) {
         const char *s = scalar(n);
         if (s && (streq(s, "true") || streq(s, "True") || streq(s, "TRUE"))) {
                 *ret = true;
@@ -48,40 +51,55 @@ static int parse_bool(Ctx *c, yaml_node_t *n, bool *ret) {
         return fail_at(c, n, "expected true or false");
 }
 
-static int parse_filter(Ctx *c, yaml_node_t *n, uint32_t *ret) {
+/* "0xDDDDVVVV": a 32-bit id in hexadecimal, up to 8 digits. */
+static int parse_id(const char *s, size_t len, uint32_t *ret) {
+        char buf[16];
+        if (len < 3 || len > 10 || (!strneq(s, "0x", 2) && !strneq(s, "0X", 2)))
+                return -EINVAL;
+        memcpy(buf, s + 2, len - 2);
+        buf[len - 2] = '\0';
+        return parse_u32(buf, 16, ret);
+}
+
+/* mig-parted's DeviceID: "0xDDDDVVVV" (device, vendor) or "0xDDDDVVVV:0xSSSSVVVV" (and the subsystem's). */
+static int parse_filter(Ctx *c, const YNode *n, MigPartedFilter *ret) {
         const char *s = scalar(n);
-        const char *hex = s ? (startswith(s, "0x") ?: startswith(s, "0X")) : NULL;
-        if (!hex || parse_u32(hex, 16, ret) < 0)
-                return fail_at(c, n, "device-filter: expected a PCI id as 0xDDDDVVVV (device, vendor), e.g. \"0x20B010DE\"");
+        const char *colon = s ? strchr(s, ':') : NULL;
+        MigPartedFilter f = {.has_subsystem = colon != NULL};
+        if (!s || parse_id(s, colon ? (size_t)(colon - s) : strlen(s), &f.device_id) < 0 ||
+            (colon && parse_id(colon + 1, strlen(colon + 1), &f.subsystem_id) < 0))
+                return fail_at(c, n, "device-filter: expected a PCI id as 0xDDDDVVVV (device, vendor), e.g. \"0x20B010DE\", "
+                                     "or 0xDDDDVVVV:0xSSSSVVVV (with the subsystem device and vendor), e.g. "
+                                     "\"0x20B010DE:0x134F10DE\"");
+        *ret = f;
         return 0;
 }
 
-static int parse_entry(Ctx *c, yaml_node_t *n, MigPartedEntry *e) {
-        if (n->type != YAML_MAPPING_NODE)
+static int parse_entry(Ctx *c, const YNode *n, MigPartedEntry *e) {
+        if (n->type != YNODE_MAPPING)
                 return fail_at(c, n, "expected a mapping with devices, mig-enabled and mig-devices");
-        e->line = (unsigned)n->start_mark.line + 1;
-        e->column = (unsigned)n->start_mark.column + 1;
-        bool have_devices = false, have_enabled = false;
-        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-                yaml_node_t *k = yaml_document_get_node(c->doc, p->key), *v = yaml_document_get_node(c->doc, p->value);
-                const char *key = scalar(k);
+        e->line = n->line;
+        e->column = n->column;
+        bool have_devices = false, have_enabled = false, have_mig_devices = false;
+        YNODE_FOREACH_PAIR(n, k, v) {
+                const char *key = scalar(k); /* a string: basic/yamldoc.h refuses other keys, and keys given twice */
                 int r = 0;
-                if (!key)
-                        return fail_at(c, k, "expected a key");
                 if (streq(key, "device-filter")) {
-                        if (v->type == YAML_SCALAR_NODE) {
+                        if (v->type == YNODE_SCALAR && isempty(scalar(v)))
+                                ; /* mig-parted: an empty string is no filter */
+                        else if (v->type == YNODE_SCALAR) {
                                 e->filters = calloc(1, sizeof *e->filters);
                                 if (!e->filters)
                                         return -ENOMEM;
                                 e->n_filters = 1;
                                 r = parse_filter(c, v, &e->filters[0]);
-                        } else if (v->type == YAML_SEQUENCE_NODE) {
-                                size_t m = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-                                e->filters = calloc(MAX(m, 1u), sizeof *e->filters);
+                        } else if (v->type == YNODE_SEQUENCE) {
+                                e->filters = calloc(MAX(v->n_children, 1u), sizeof *e->filters);
                                 if (!e->filters)
                                         return -ENOMEM;
-                                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top && r >= 0; i++)
-                                        r = parse_filter(c, yaml_document_get_node(c->doc, *i), &e->filters[e->n_filters++]);
+                                YNODE_FOREACH_ITEM(v, i)
+                                        if (r >= 0)
+                                                r = parse_filter(c, i, &e->filters[e->n_filters++]);
                         } else
                                 r = fail_at(c, v, "device-filter: expected a PCI id or a list of them");
                 } else if (streq(key, "devices")) {
@@ -89,13 +107,11 @@ static int parse_entry(Ctx *c, yaml_node_t *n, MigPartedEntry *e) {
                         const char *s = scalar(v);
                         if (s && streq(s, "all"))
                                 e->all_devices = true;
-                        else if (v->type == YAML_SEQUENCE_NODE) {
-                                size_t m = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-                                e->devices = calloc(MAX(m, 1u), sizeof *e->devices);
+                        else if (v->type == YNODE_SEQUENCE) {
+                                e->devices = calloc(MAX(v->n_children, 1u), sizeof *e->devices);
                                 if (!e->devices)
                                         return -ENOMEM;
-                                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
-                                        yaml_node_t *x = yaml_document_get_node(c->doc, *i);
+                                YNODE_FOREACH_ITEM(v, x) {
                                         uint32_t idx;
                                         if (!scalar(x) || parse_u32(scalar(x), 10, &idx) < 0 || idx > 255)
                                                 return fail_at(c, x, "devices: expected a GPU index (0, 1, ...)");
@@ -108,15 +124,16 @@ static int parse_entry(Ctx *c, yaml_node_t *n, MigPartedEntry *e) {
                         have_enabled = true;
                         r = parse_bool(c, v, &e->mig_enabled);
                 } else if (streq(key, "mig-devices")) {
-                        if (v->type != YAML_MAPPING_NODE)
+                        have_mig_devices = true;
+                        if (v->type != YNODE_MAPPING)
                                 return fail_at(c, v, "mig-devices: expected a mapping of profile names to counts, e.g. {\"1g.5gb\": 7}");
-                        size_t m = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
-                        e->mig_devices = calloc(MAX(m, 1u), sizeof *e->mig_devices);
+                        if (ynode_n_items(v) > MIGPARTED_PROFILES_MAX)
+                                return fail_at(c, v, "mig-devices: %zu profiles, more than any GPU has (%d)",
+                                               ynode_n_items(v), MIGPARTED_PROFILES_MAX);
+                        e->mig_devices = calloc(MAX(ynode_n_items(v), 1u), sizeof *e->mig_devices);
                         if (!e->mig_devices)
                                 return -ENOMEM;
-                        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top; q++) {
-                                yaml_node_t *pk = yaml_document_get_node(c->doc, q->key);
-                                yaml_node_t *pv = yaml_document_get_node(c->doc, q->value);
+                        YNODE_FOREACH_PAIR(v, pk, pv) {
                                 uint32_t cnt;
                                 if (!scalar(pk) || isempty(scalar(pk)))
                                         return fail_at(c, pk, "mig-devices: expected a profile name such as \"3g.20gb\"");
@@ -130,8 +147,8 @@ static int parse_entry(Ctx *c, yaml_node_t *n, MigPartedEntry *e) {
                                 if (!d->profile)
                                         return -ENOMEM;
                                 d->count = cnt;
-                                d->line = (unsigned)pk->start_mark.line + 1;
-                                d->column = (unsigned)pk->start_mark.column + 1;
+                                d->line = pk->line;
+                                d->column = pk->column;
                         }
                 } else
                         return fail_at(c, k, "unknown key '%s' (expected device-filter, devices, mig-enabled, mig-devices)", key);
@@ -142,6 +159,9 @@ static int parse_entry(Ctx *c, yaml_node_t *n, MigPartedEntry *e) {
                 return fail_at(c, n, "missing 'devices' (all, or a list of GPU indices)");
         if (!have_enabled)
                 return fail_at(c, n, "missing 'mig-enabled' (true or false)");
+        if (e->mig_enabled && !have_mig_devices)
+                return fail_at(c, n, "missing 'mig-devices' (mig-parted requires it with mig-enabled: true; "
+                                     "write 'mig-devices: {}' for MIG enabled without instances)");
         if (!e->mig_enabled)
                 for (size_t d = 0; d < e->n_mig_devices; d++)
                         if (e->mig_devices[d].count > 0)
@@ -149,50 +169,47 @@ static int parse_entry(Ctx *c, yaml_node_t *n, MigPartedEntry *e) {
         return 0;
 }
 
-static int parse_doc(Ctx *c, MigParted *m) {
-        yaml_node_t *root = yaml_document_get_root_node(c->doc);
+static int parse_doc(Ctx *c, const YDoc *doc, MigParted *m) {
+        const YNode *root = ydoc_root(doc);
         if (!root)
                 return fail_at(c, NULL, "empty file: expected 'version: v1' and 'mig-configs'");
-        if (root->type != YAML_MAPPING_NODE)
+        if (root->type != YNODE_MAPPING)
                 return fail_at(c, root, "expected a mapping with 'version' and 'mig-configs'");
-        yaml_node_t *configs = NULL;
+        const YNode *configs = NULL;
         bool have_version = false;
-        for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-                yaml_node_t *k = yaml_document_get_node(c->doc, p->key), *v = yaml_document_get_node(c->doc, p->value);
+        YNODE_FOREACH_PAIR(root, k, v) {
                 const char *key = scalar(k);
-                if (key && streq(key, "version")) {
+                if (streq(key, "version")) {
                         if (!scalar(v) || !streq(scalar(v), "v1"))
                                 return fail_at(c, v, "unsupported version '%s' (this reads mig-parted's v1)", strna(scalar(v)));
                         have_version = true;
-                } else if (key && streq(key, "mig-configs"))
+                } else if (streq(key, "mig-configs"))
                         configs = v;
                 else
-                        return fail_at(c, k, "unknown key '%s' (expected version, mig-configs)", strna(key));
+                        return fail_at(c, k, "unknown key '%s' (expected version, mig-configs)", key);
         }
         if (!have_version)
                 return fail_at(c, root, "missing 'version: v1'");
-        if (!configs || configs->type != YAML_MAPPING_NODE)
+        if (!configs || configs->type != YNODE_MAPPING)
                 return fail_at(c, configs ?: root, "'mig-configs' must be a mapping of labels to lists of entries");
-        size_t n = (size_t)(configs->data.mapping.pairs.top - configs->data.mapping.pairs.start);
-        m->configs = calloc(MAX(n, 1u), sizeof *m->configs);
+        if (ynode_n_items(configs) == 0)
+                return fail_at(c, configs, "'mig-configs' must hold at least one configuration");
+        m->configs = calloc(MAX(ynode_n_items(configs), 1u), sizeof *m->configs);
         if (!m->configs)
                 return -ENOMEM;
-        for (yaml_node_pair_t *p = configs->data.mapping.pairs.start; p < configs->data.mapping.pairs.top; p++) {
-                yaml_node_t *k = yaml_document_get_node(c->doc, p->key), *v = yaml_document_get_node(c->doc, p->value);
-                if (!scalar(k))
-                        return fail_at(c, k, "expected a configuration label");
-                if (migparted_find(m, scalar(k)))
-                        return fail_at(c, k, "configuration '%s' given twice", scalar(k));
-                if (v->type != YAML_SEQUENCE_NODE)
+        /* labels are distinct: basic/yamldoc.h refuses a key given twice */
+        YNODE_FOREACH_PAIR(configs, k, v) {
+                if (v->type != YNODE_SEQUENCE)
                         return fail_at(c, v, "configuration '%s': expected a list of entries (- devices: ...)", scalar(k));
+                if (v->n_children == 0)
+                        return fail_at(c, v, "configuration '%s': expected at least one entry (- devices: ...)", scalar(k));
                 MigPartedConfig *cfg = &m->configs[m->n_configs++];
                 cfg->label = strdup(scalar(k));
-                size_t ne = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-                cfg->entries = calloc(MAX(ne, 1u), sizeof *cfg->entries);
+                cfg->entries = calloc(MAX(v->n_children, 1u), sizeof *cfg->entries);
                 if (!cfg->label || !cfg->entries)
                         return -ENOMEM;
-                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
-                        int r = parse_entry(c, yaml_document_get_node(c->doc, *i), &cfg->entries[cfg->n_entries++]);
+                YNODE_FOREACH_ITEM(v, i) {
+                        int r = parse_entry(c, i, &cfg->entries[cfg->n_entries++]);
                         if (r < 0)
                                 return r;
                 }
@@ -200,41 +217,34 @@ static int parse_doc(Ctx *c, MigParted *m) {
         return 0;
 }
 
+static int parse_ydoc(const char *path, const YDoc *doc, MigParted **ret, char **ret_error) {
+        _cleanup_(migparted_freep) MigParted *m = calloc(1, sizeof *m);
+        if (!m || !(m->path = strdup(path)))
+                return -ENOMEM;
+        Ctx c = {.path = path, .error = ret_error};
+        int r = parse_doc(&c, doc, m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int migparted_parse_text(const char *file, const char *text, size_t len, MigParted **ret, char **ret_error) {
+        *ret_error = NULL;
+        _cleanup_ydoc_free_ YDoc *doc = NULL;
+        int r = ydoc_parse(file, text, len, &doc, ret_error);
+        if (r < 0)
+                return r;
+        return parse_ydoc(file, doc, ret, ret_error);
+}
+
 int migparted_parse(const char *path, MigParted **ret, char **ret_error) {
         *ret_error = NULL;
-        _cleanup_fclose_ FILE *f = streq(path, "-") ? NULL : fopen(path, "re");
-        if (!f && !streq(path, "-")) {
-                int r = negative_errno();
-                *ret_error = strdup_printf("%s: %s", path, strerror(-r));
+        _cleanup_ydoc_free_ YDoc *doc = NULL;
+        int r = ydoc_load(path, path, MIGPARTED_SIZE_MAX, &doc, ret_error);
+        if (r < 0)
                 return r;
-        }
-        yaml_parser_t parser;
-        yaml_document_t doc;
-        if (!yaml_parser_initialize(&parser))
-                return -ENOMEM;
-        yaml_parser_set_input_file(&parser, f ?: stdin);
-        if (!yaml_parser_load(&parser, &doc)) {
-                *ret_error = strdup_printf("%s:%zu:%zu: %s%s%s", path, parser.problem_mark.line + 1,
-                                           parser.problem_mark.column + 1, strna(parser.problem),
-                                           parser.context ? " " : "", parser.context ?: "");
-                yaml_parser_delete(&parser);
-                return -EINVAL;
-        }
-        MigParted *m = calloc(1, sizeof *m);
-        int r = m ? 0 : -ENOMEM;
-        if (m) {
-                m->path = strdup(path);
-                Ctx c = {.doc = &doc, .path = path, .error = ret_error};
-                r = m->path ? parse_doc(&c, m) : -ENOMEM;
-        }
-        yaml_document_delete(&doc);
-        yaml_parser_delete(&parser);
-        if (r < 0) {
-                migparted_free(m);
-                return r;
-        }
-        *ret = m;
-        return 0;
+        return parse_ydoc(path, doc, ret, ret_error);
 }
 
 MigParted *migparted_free(MigParted *m) {
@@ -260,33 +270,115 @@ MigParted *migparted_free(MigParted *m) {
 }
 
 const MigPartedConfig *migparted_find(const MigParted *m, const char *label) {
+        if (!label)
+                return m->n_configs == 1 ? &m->configs[0] : NULL;
         for (size_t i = 0; i < m->n_configs; i++)
                 if (m->configs[i].label && streq(m->configs[i].label, label))
                         return &m->configs[i];
         return NULL;
 }
 
-const MigPartedEntry *migparted_match(const MigPartedConfig *c, unsigned index, uint32_t pci_device_id) {
+bool migparted_filter_matches(const MigPartedFilter *f, uint32_t device_id, uint32_t subsystem_id) {
+        return f->device_id == device_id && (!f->has_subsystem || f->subsystem_id == subsystem_id);
+}
+
+bool migparted_entry_selects(const MigPartedEntry *e, unsigned index, uint32_t device_id, uint32_t subsystem_id) {
+        bool dev = e->all_devices;
+        for (size_t k = 0; k < e->n_devices && !dev; k++)
+                dev = e->devices[k] == index;
+        if (!dev)
+                return false;
+        if (e->n_filters == 0)
+                return true;
+        for (size_t k = 0; k < e->n_filters; k++)
+                if (migparted_filter_matches(&e->filters[k], device_id, subsystem_id))
+                        return true;
+        return false;
+}
+
+static const char *const migparted_action_table[_MIGPARTED_ACTION_MAX] = {
+        [MIGPARTED_UNMATCHED] = "unmatched",
+        [MIGPARTED_SKIP] = "skipped",
+        [MIGPARTED_SET] = "set",
+};
+
+const char *migparted_action_to_string(MigPartedAction a) {
+        return a >= 0 && a < _MIGPARTED_ACTION_MAX ? migparted_action_table[a] : NULL;
+}
+
+static int target_fail(char **ret_error, const MigParted *m, unsigned line, unsigned column, const char *fmt, ...)
+        _printf_(5, 6);
+static int target_fail(char **ret_error, const MigParted *m, unsigned line, unsigned column, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vfail(ret_error, m->path, line, column, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int migparted_target(const MigParted *m, const MigPartedConfig *c, const MigGpu *g, MigPartedTarget *ret,
+                     char **ret_error) {
+        MigPartedTarget t = {.action = MIGPARTED_UNMATCHED};
+        *ret_error = NULL;
+        /* mig-parted walks the entries in order and applies each one to every GPU it selects: the last one
+         * decides, and entries that disagree on the mode make it fail */
         for (size_t i = 0; i < c->n_entries; i++) {
                 const MigPartedEntry *e = &c->entries[i];
-                bool dev = e->all_devices;
-                for (size_t k = 0; k < e->n_devices && !dev; k++)
-                        dev = e->devices[k] == index;
-                if (!dev)
+                if (!migparted_entry_selects(e, g->index, g->pci_device_id, g->pci_subsystem_id))
                         continue;
-                bool filt = e->n_filters == 0;
-                for (size_t k = 0; k < e->n_filters && !filt; k++)
-                        filt = e->filters[k] == pci_device_id;
-                if (filt)
-                        return e;
+                if (t.entry && t.entry->mig_enabled != e->mig_enabled)
+                        return target_fail(ret_error, m, e->line, e->column,
+                                           "GPU %u (%s) is selected with mig-enabled: %s here and with mig-enabled: %s by "
+                                           "the entry at line %u: a GPU cannot be both",
+                                           g->index, g->address, e->mig_enabled ? "true" : "false",
+                                           t.entry->mig_enabled ? "true" : "false", t.entry->line);
+                if (!g->capable && !g->lost && !e->all_devices && e->mig_enabled)
+                        return target_fail(ret_error, m, e->line, e->column, "GPU %u (%s, %s) does not support MIG",
+                                           g->index, g->address, g->name);
+                t.entry = e;
         }
-        return NULL;
+        if (!t.entry) {
+                *ret = t;
+                return 0;
+        }
+        t.enabled = t.entry->mig_enabled;
+        if (!g->capable && !g->lost) {
+                /* "Skipping -- non MIG-capable GPU": devices: all, or mig-enabled: false */
+                t.action = MIGPARTED_SKIP;
+                *ret = t;
+                return 0;
+        }
+        t.action = MIGPARTED_SET;
+        if (g->lost) {
+                *ret = t; /* nothing is known of it: the caller refuses to touch it */
+                return 0;
+        }
+        for (size_t d = 0; d < t.entry->n_mig_devices; d++) {
+                const MigPartedDevice *md = &t.entry->mig_devices[d];
+                int pi = mig_profile_find(g, md->profile);
+                if (pi < 0) {
+                        _cleanup_free_ char *list = mig_profile_names(g);
+                        return target_fail(ret_error, m, md->line, md->column,
+                                           "Unknown MIG profile '%s' on GPU %u (%s, %s). Known: %s", md->profile,
+                                           g->index, g->address, g->name, strna(list));
+                }
+                t.want[pi] += md->count;
+        }
+        if (t.enabled) {
+                _cleanup_free_ char *why = NULL;
+                if (mig_layout_fits(g, t.want, &why) < 0)
+                        return target_fail(ret_error, m, t.entry->line, t.entry->column,
+                                           "this layout does not fit GPU %u (%s, %s): %s", g->index, g->address,
+                                           g->name, strna(why));
+        }
+        *ret = t;
+        return 0;
 }
 
 int migparted_write(FILE *f, const char *label, const MigPartedExport *e, size_t n) {
         fprintf(f, "version: v1\nmig-configs:\n  %s:\n", label);
-        if (n == 0)
-                fprintf(f, "    []\n");
+        if (n == 0) /* no MIG-capable GPU: "disabled everywhere" is true, a no-op, and a valid file */
+                fprintf(f, "    - devices: all\n      mig-enabled: false\n");
         for (size_t i = 0; i < n; i++) {
                 fprintf(f, "    - devices: [%u]\n      mig-enabled: %s\n", e[i].index, e[i].mig_enabled ? "true" : "false");
                 if (!e[i].mig_enabled)

@@ -8,6 +8,7 @@
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "nvml.h"
+#include "sim/sim.h"
 
 int nvml_error_to_errno(nvmlReturn_t r) {
         switch (r) {
@@ -98,11 +99,12 @@ int nvml_open(Root *root, Nvml **ret, char **ret_error) {
                 return fail(ret_error, EOPNOTSUPP, "NVML not available: %s is a captured tree, not a host",
                             root_dir(root));
         case ROOT_SIMULATED: {
-                int r = root_read_attr(root, &lib, SIM_NVML_LIBRARY_FILE);
-                if (r < 0 || isempty(lib))
-                        return fail(ret_error, ENOPKG,
-                                    "NVML not available: simulated host %s names no fake NVML library "
-                                    "(" SIM_NVML_LIBRARY_FILE ")", root_dir(root));
+                /* only the fake library built or installed with gpuvirt: never a path the tree names */
+                int r = sim_nvml_library(&lib);
+                if (r < 0)
+                        return fail(ret_error, ENOPKG, "NVML not available: the simulator's libnvidia-ml.so.1 %s",
+                                    r == -EPERM ? "may be written by others than root: not loading it"
+                                                : "is not installed (build gpuvirt, or install it)");
                 break;
         }
         default:
@@ -134,7 +136,11 @@ int nvml_open(Root *root, Nvml **ret, char **ret_error) {
         if (root_kind(root) == ROOT_SIMULATED) {
                 __typeof__(&gpuvirtSimNvmlSetRoot) set_root =
                         (__typeof__(&gpuvirtSimNvmlSetRoot))dlsym(dl, GPUVIRT_SIM_NVML_SET_ROOT);
-                int r = set_root ? set_root(root_dir(root)) : -ENOSYS;
+                __typeof__(&gpuvirtSimNvmlSetFaultHook) set_hook =
+                        (__typeof__(&gpuvirtSimNvmlSetFaultHook))dlsym(dl, GPUVIRT_SIM_NVML_SET_FAULT_HOOK);
+                int r = set_root && set_hook ? set_root(root_dir(root)) : -ENOSYS;
+                if (r >= 0)
+                        r = set_hook(sim_nvml_fault);
                 if (r < 0) {
                         nvml_close(n);
                         return fail(ret_error, ENOPKG, "NVML not available: the fake library does not take root %s",

@@ -104,6 +104,11 @@ typedef struct nvmlPciInfo_st {
         char busId[32]; /* "00000000:3B:00.0" */
 } nvmlPciInfo_t;
 
+/* nvmlMemory_t (v1): bytes. */
+typedef struct nvmlMemory_st {
+        unsigned long long total, free, used;
+} nvmlMemory_t;
+
 /* nvmlProcessInfo_t as used by the _v3 running-process queries. */
 typedef struct nvmlProcessInfo_st {
         unsigned pid;
@@ -127,6 +132,7 @@ typedef struct nvmlProcessInfo_st {
         X(nvmlDeviceGetUUID, true)                                                                            \
         X(nvmlDeviceGetName, true)                                                                            \
         X(nvmlDeviceGetPciInfo_v3, true)                                                                      \
+        X(nvmlDeviceGetMemoryInfo, false)                                                                     \
         X(nvmlDeviceGetMigMode, true)                                                                         \
         X(nvmlDeviceSetMigMode, true)                                                                         \
         X(nvmlDeviceGetGpuInstanceProfileInfo, true)                                                          \
@@ -161,6 +167,7 @@ nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *pciBusId, nvmlDevice_t
 nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned length);
 nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned length);
 nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci);
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory);
 nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned *currentMode, unsigned *pendingMode);
 nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned mode, nvmlReturn_t *activationStatus);
 nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, unsigned profile,
@@ -199,8 +206,11 @@ nvmlReturn_t nvmlSystemGetProcessName(unsigned pid, char *name, unsigned length)
  * symbol. */
 #define GPUVIRT_SIM_NVML_SET_ROOT "gpuvirtSimNvmlSetRoot"
 int gpuvirtSimNvmlSetRoot(const char *rootdir);
-/* Where a simulated root records the absolute path of its fake library (one line). */
-#define SIM_NVML_LIBRARY_FILE SIM_MARKER_DIR "/nvml-library"
+/* And this: the simulator's fault point (sim_nvml_fault()), which the fake library passes each change it is
+ * about to make to a GPU, so injected faults and crashes reach NVML calls as they reach kernel writes. */
+#define GPUVIRT_SIM_NVML_SET_FAULT_HOOK "gpuvirtSimNvmlSetFaultHook"
+typedef int (*GpuvirtSimNvmlFaultHook)(const char *rootdir, const char *bdf, const char *call);
+int gpuvirtSimNvmlSetFaultHook(GpuvirtSimNvmlFaultHook hook);
 
 /* The symbol table: one typed pointer per function. */
 typedef struct NvmlSyms {
@@ -218,7 +228,7 @@ typedef struct Nvml {
 
 /*
  * Load and initialize NVML for the root: on a live host dlopen("libnvidia-ml.so.1"); on a simulated root
- * the fake library its SIM_NVML_LIBRARY_FILE names; on a captured tree NVML is never used (-EOPNOTSUPP).
+ * the simulator's fake library from its fixed path (sim_nvml_library(), never a path read from the tree); on a captured tree NVML is never used (-EOPNOTSUPP).
  * -ENOPKG: the library is not installed (or lacks a required symbol); ret_error (may be NULL) gets a
  * message saying why.
  */

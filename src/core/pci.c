@@ -66,6 +66,12 @@ const char *pci_addr_format(const PciAddr *a, char buf[static PCI_ADDR_STRLEN]) 
         return buf;
 }
 
+bool pci_addr_is_canonical(const char *s) {
+        PciAddr a;
+        char buf[PCI_ADDR_STRLEN];
+        return pci_addr_parse(s, &a) == 0 && streq(pci_addr_format(&a, buf), s);
+}
+
 int pci_addr_canonical(const char *s, char **ret) {
         PciAddr a;
         int r = pci_addr_parse(s, &a);
@@ -83,7 +89,53 @@ bool pci_addr_same_card(const PciAddr *a, const PciAddr *b) {
         return a->domain == b->domain && a->bus == b->bus && a->slot == b->slot;
 }
 
-static void pci_device_done(PciDevice *d) {
+static const char *const pci_device_state_table[_PCI_DEVICE_STATE_MAX] = {
+        [PCI_DEVICE_OK] = "ok",
+        [PCI_DEVICE_UNKNOWN] = "unknown",
+        [PCI_DEVICE_OFF_BUS] = "off_bus",
+        [PCI_DEVICE_VANISHED] = "vanished",
+        [PCI_DEVICE_UNREADABLE] = "unreadable",
+};
+
+const char *pci_device_state_to_string(PciDeviceState s) {
+        return s >= 0 && s < _PCI_DEVICE_STATE_MAX ? pci_device_state_table[s] : NULL;
+}
+
+char *pci_device_dead_reason(const PciDevice *d) {
+        switch (d->state) {
+        case PCI_DEVICE_OFF_BUS:
+                return strdup("does not answer on the bus: its config space reads all ones (vendor 0xffff; lspci -x "
+                              "shows ff bytes)");
+        case PCI_DEVICE_VANISHED:
+                return strdup("is gone: its sysfs directory no longer exists (removed, or a capture without it)");
+        case PCI_DEVICE_UNREADABLE:
+                return strdup_printf("cannot be read: its sysfs directory or config space gives %s",
+                                     strerror(-d->state_errno));
+        default:
+                return NULL;
+        }
+}
+
+char *pci_device_dead_hint(const PciDevice *d) {
+        if (!pci_device_is_dead(d))
+                return NULL;
+        if (d->state == PCI_DEVICE_VANISHED)
+                return strdup_printf("Look in dmesg for a surprise removal or PCIe link-down of %s; after reseating the "
+                                     "card, rescan the bus: echo 1 > /sys/bus/pci/rescan.", d->addr);
+        return strdup_printf("Look in dmesg for AER errors and, on NVIDIA GPUs, Xid 79 (fallen off the bus) for %s; "
+                             "reset it (echo 1 > /sys/bus/pci/devices/%s/reset, or nvidia-smi -r), else reseat or "
+                             "power-cycle the card and check its power and riser.",
+                             d->addr, d->addr);
+}
+
+char *pci_device_dead_message(const PciDevice *d) {
+        _cleanup_free_ char *why = pci_device_dead_reason(d), *hint = pci_device_dead_hint(d);
+        if (!why)
+                return NULL;
+        return strdup_printf("%s %s. %s", d->addr, why, strna(hint));
+}
+
+void pci_device_done(PciDevice *d) {
         free(d->syspath);
         free(d->parent);
         free(d->driver);
@@ -176,6 +228,39 @@ static char *link_base(int dfd, const char *name) {
         return v;
 }
 
+/* A device that is listed but cannot be loaded: its state says why, the rest is unknown. */
+static int pci_device_dead(PciDevice *d, const char *name, PciDeviceState state, int err) {
+        d->state = state;
+        d->state_errno = err;
+        d->iommu_group = d->numa_node = d->boot_vga = -1;
+        d->sriov_totalvfs = d->sriov_numvfs = -1;
+        if (!d->syspath)
+                d->syspath = strdup_printf("sys/bus/pci/devices/%s", name);
+        return d->syspath ? 0 : -ENOMEM;
+}
+
+/* The config header decides whether the device answers: all ones is what every read returns from a device
+ * that has fallen off the bus (the kernel keeps the vendor/device attributes it read at enumeration). Not
+ * the IDs alone: an SR-IOV VF's Vendor and Device ID registers read 0xffff by the specification (the kernel
+ * takes them from the PF), while its command, status and class registers answer. */
+static void config_header(int dfd, PciDevice *d, uint8_t cfg[static 64], size_t *ret_n) {
+        *ret_n = 0;
+        int r = read_head_at(dfd, "config", cfg, 64, ret_n);
+        if (r == -ENOENT)
+                d->state = PCI_DEVICE_UNKNOWN;
+        else if (r < 0) {
+                d->state = PCI_DEVICE_UNREADABLE;
+                d->state_errno = r;
+        } else if (*ret_n < 16)
+                d->state = PCI_DEVICE_UNKNOWN;
+        else {
+                bool ones = true;
+                for (size_t i = 0; i < 16 && ones; i++) /* IDs, command, status, class, header type */
+                        ones = cfg[i] == 0xff;
+                d->state = ones ? PCI_DEVICE_OFF_BUS : PCI_DEVICE_OK;
+        }
+}
+
 static int pci_device_load(Root *root, const char *name, PciDevice *d) {
         int r = pci_addr_parse(name, &d->a);
         if (r < 0)
@@ -186,7 +271,7 @@ static int pci_device_load(Root *root, const char *name, PciDevice *d) {
         _cleanup_free_ char *dir = NULL;
         if (!link)
                 return -ENOMEM;
-        r = readlink_resolved(link, &dir);
+        r = readlink_resolved(link, &dir); /* -ENOENT: the link itself went away while we looked (VFs come and go) */
         if (r < 0)
                 return r;
         size_t rl = strlen(root_dir(root));
@@ -211,8 +296,14 @@ static int pci_device_load(Root *root, const char *name, PciDevice *d) {
         }
 
         _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return negative_errno();
+        if (dfd < 0) {
+                /* listed, but its directory is gone (the link dangles) or cannot be opened */
+                r = negative_errno();
+                return pci_device_dead(d, name, r == -ENOENT ? PCI_DEVICE_VANISHED : PCI_DEVICE_UNREADABLE, r);
+        }
+        uint8_t cfg[64];
+        size_t cfg_n;
+        config_header(dfd, d, cfg, &cfg_n);
         uint32_t v;
         bool need_config = false;
         if (attr_hex(dfd, "vendor", &v) == 0)
@@ -231,16 +322,12 @@ static int pci_device_load(Root *root, const char *name, PciDevice *d) {
                 d->subsystem_vendor = (uint16_t)v;
         if (attr_hex(dfd, "subsystem_device", &v) == 0)
                 d->subsystem_device = (uint16_t)v;
-        if (need_config) {
-                _cleanup_free_ uint8_t *cfg = NULL;
-                size_t n = 0;
-                if (read_full_at(dfd, "config", 4096, (void **)&cfg, &n) == 0 && n >= 64) {
-                        d->vendor = le16(cfg);
-                        d->device = le16(cfg + 2);
-                        d->class = le32(cfg + 8) >> 8;
-                        d->subsystem_vendor = le16(cfg + 0x2c);
-                        d->subsystem_device = le16(cfg + 0x2e);
-                }
+        if (need_config && d->state == PCI_DEVICE_OK && cfg_n >= 64 && le16(cfg) != 0xffff) { /* a VF's read 0xffff */
+                d->vendor = le16(cfg);
+                d->device = le16(cfg + 2);
+                d->class = le32(cfg + 8) >> 8;
+                d->subsystem_vendor = le16(cfg + 0x2c);
+                d->subsystem_device = le16(cfg + 0x2e);
         }
 
         d->driver = link_base(dfd, "driver");
@@ -311,6 +398,36 @@ int pci_host_scan(Root *root, PciHost **ret) {
         qsort(h->devices, h->n_devices, sizeof(PciDevice), cmp_dev);
         *ret = TAKE_PTR(h);
         return 0;
+}
+
+int pci_device_read(Root *root, const char *bdf, PciDevice *ret) {
+        PciAddr a;
+        char name[PCI_ADDR_STRLEN];
+        if (pci_addr_parse(bdf, &a) < 0)
+                return -EINVAL;
+        pci_addr_format(&a, name);
+        PciDevice d = {};
+        int r = pci_device_load(root, name, &d);
+        if (r < 0) {
+                pci_device_done(&d);
+                return r == -ENOMEM ? r : -ENODEV;
+        }
+        *ret = d;
+        return 0;
+}
+
+int pci_device_require_alive(Root *root, const char *bdf, char **ret_error) {
+        PciDevice d;
+        *ret_error = NULL;
+        if (pci_device_read(root, bdf, &d) < 0)
+                return 0;
+        int r = 0;
+        if (pci_device_is_dead(&d)) {
+                *ret_error = pci_device_dead_message(&d);
+                r = -ENODEV;
+        }
+        pci_device_done(&d);
+        return r;
 }
 
 PciDevice *pci_host_find(const PciHost *h, const char *addr) {

@@ -23,6 +23,8 @@ int pci_addr_parse(const char *s, PciAddr *ret);
 const char *pci_addr_format(const PciAddr *a, char buf[static PCI_ADDR_STRLEN]);
 /* Parse and canonicalize; ret gets a new string. */
 int pci_addr_canonical(const char *s, char **ret);
+/* Whether s is an address in the canonical form ("0000:3b:00.0"): what gpuvirt's records hold. */
+bool pci_addr_is_canonical(const char *s);
 bool pci_addr_same_card(const PciAddr *a, const PciAddr *b);
 
 /* PCI class codes (class >> 8). */
@@ -37,8 +39,25 @@ bool pci_addr_same_card(const PciAddr *a, const PciAddr *b);
 #define PCI_VENDOR_AMD    0x1002
 #define PCI_VENDOR_INTEL  0x8086
 
+/* Whether a device answers on the bus, from its config header (read in the scan, one place). A dead device
+ * (OFF_BUS and after) is shown and checked, and every operation on it is refused. */
+typedef enum PciDeviceState {
+        PCI_DEVICE_OK,         /* its config header answers */
+        PCI_DEVICE_UNKNOWN,    /* no config space to read: a capture may lack it */
+        PCI_DEVICE_OFF_BUS,    /* config space reads all ones (vendor 0xffff; lspci "rev ff"): fallen off the bus */
+        PCI_DEVICE_VANISHED,   /* its sysfs directory is gone, the bus/pci/devices link left dangling */
+        PCI_DEVICE_UNREADABLE, /* its directory or config space cannot be read (EIO, EACCES, ...) */
+        _PCI_DEVICE_STATE_MAX,
+        _PCI_DEVICE_STATE_INVALID = -EINVAL,
+} PciDeviceState;
+
+/* "ok", "unknown", "off_bus", "vanished", "unreadable" (the JSON "state" of list and show) */
+const char *pci_device_state_to_string(PciDeviceState s) _pure_;
+
 typedef struct PciDevice {
         char addr[PCI_ADDR_STRLEN];
+        PciDeviceState state;
+        int state_errno; /* UNREADABLE: why (-errno) */
         PciAddr a;
         char *syspath;   /* real sysfs directory, relative to the root: "sys/devices/pci0000:00/..." */
         char *parent;    /* upstream PCI device (bridge/port) address, NULL on a root bus */
@@ -59,6 +78,16 @@ typedef struct PciDevice {
         bool has_mdev_types;  /* mdev_supported_types/ */
         bool has_vendor_vgpu; /* nvidia/creatable_vgpu_types (NVIDIA vendor-VFIO vGPU on a VF) */
 } PciDevice;
+
+static inline bool pci_device_is_dead(const PciDevice *d) {
+        return d->state >= PCI_DEVICE_OFF_BUS;
+}
+/* For a dead device: what is wrong ("does not answer on the bus: its config space reads all ones ...") and
+ * what an operator does about it (dmesg, AER, reset, reseat); NULL for a live one. */
+char *pci_device_dead_reason(const PciDevice *d);
+char *pci_device_dead_hint(const PciDevice *d);
+/* The two joined, for an operation that refuses the device: "0000:3b:00.0 does not answer ...: Check ...". */
+char *pci_device_dead_message(const PciDevice *d);
 
 static inline unsigned pci_device_class(const PciDevice *d) {
         return d->class >> 8;
@@ -88,6 +117,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(PciHost *, pci_host_free)
 PciDevice *pci_host_find(const PciHost *h, const char *addr);
 /* Resolve user input (any accepted address form) to a device, or -EINVAL (malformed) / -ENODEV. */
 int pci_host_lookup(const PciHost *h, const char *input, PciDevice **ret);
+
+/* Load one device as the scan does (for operations that work on one address without a scan): -ENODEV when
+ * no such device; a dead one loads with its state set. */
+int pci_device_read(Root *root, const char *bdf, PciDevice *ret);
+void pci_device_done(PciDevice *d);
+/* 0 when the device at bdf answers on the bus (or a capture cannot tell, or there is no such PCI device:
+ * the caller's own lookup reports that); -ENODEV when it is dead, with ret_error the message. */
+int pci_device_require_alive(Root *root, const char *bdf, char **ret_error);
 
 /* Read the device's config space (up to 4096 bytes). */
 int pci_device_read_config(const PciHost *h, const PciDevice *d, uint8_t **ret, size_t *ret_size);

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <json-c/json.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "basic/fileio.h"
 #include "bootcfg.h"
+#include "pci.h"
 #include "persist.h"
 #include "statefile.h"
 
@@ -26,30 +28,34 @@ int vfio_persist_remove(Root *root, const char *bdf) {
         return root_write_file(root, NULL, VFIO_PERSIST_DIR "/%s", bdf);
 }
 
-int vfio_persist_read(Root *root, const char *bdf, bool *ret_force, char ***ret_include) {
-        json_object *o;
-        int r = state_read_json(root, &o, VFIO_PERSIST_DIR "/%s", bdf);
+typedef struct PersistRecord {
+        const char *driver;
+        bool force;
+        char **include;
+} PersistRecord;
+
+static bool is_vfio_pci(const char *s) {
+        return streq(s, "vfio-pci");
+}
+
+static const JsonField persist_fields[] = {
+        {"driver", JSON_KIND_STRING, JSON_MANDATORY, offsetof(PersistRecord, driver), .valid = is_vfio_pci,
+         .what = "\"vfio-pci\""},
+        {"force", JSON_KIND_BOOL, 0, offsetof(PersistRecord, force)},
+        {"include", JSON_KIND_STRV, 0, offsetof(PersistRecord, include), .valid = pci_addr_is_canonical,
+         .what = "a list of PCI addresses (0000:3b:00.0)"},
+        {},
+};
+
+int vfio_persist_read(Root *root, const char *bdf, bool *ret_force, char ***ret_include, char **ret_error) {
+        json_object *o = NULL;
+        PersistRecord rec = {};
+        int r = state_read_record(root, persist_fields, &rec, &o, ret_error, VFIO_PERSIST_DIR "/%s", bdf);
         if (r < 0)
                 return r;
-        const char *drv = json_object_get_string(json_object_object_get(o, "driver"));
-        if (!drv || !streq(drv, "vfio-pci")) {
-                json_object_put(o);
-                return -EBADMSG;
-        }
-        *ret_force = json_object_get_boolean(json_object_object_get(o, "force"));
-        char **l = NULL;
-        size_t n = 0;
-        json_object *inc = json_object_object_get(o, "include");
-        for (size_t i = 0; inc && i < json_object_array_length(inc); i++) {
-                const char *s = json_object_get_string(json_object_array_get_idx(inc, i));
-                if (s && strv_push(&l, &n, strdup(s)) < 0) {
-                        json_object_put(o);
-                        strv_free(l);
-                        return -ENOMEM;
-                }
-        }
         json_object_put(o);
-        *ret_include = l;
+        *ret_force = rec.force;
+        *ret_include = rec.include;
         return 0;
 }
 

@@ -34,9 +34,10 @@ const char *root_kind_to_string(RootKind k) {
 
 int root_open(const char *dir, unsigned flags, Root **ret) {
         if (!dir)
-                dir = getenv("GPUVIRT_ROOT");
+                dir = getenv("GPUVIRT_ROOT") ?: "/";
+        /* An empty root is an unset variable in a script, not a request for the live host. */
         if (isempty(dir))
-                dir = "/";
+                return log_debug_errno(EINVAL, "Empty root directory.");
         if (!dir_exists(dir))
                 return log_debug_errno(ENOENT, "Root directory '%s' does not exist.", dir);
 
@@ -185,6 +186,51 @@ int root_load_module(Root *r, const char *name) {
         }
 }
 
+/* Replace path with content atomically (a temporary file in the same directory, then rename), with the given
+ * mode and, when uid is not (uid_t) -1, owner. */
+static int write_atomic(const char *path, const char *content, mode_t mode, uid_t uid, gid_t gid) {
+        _cleanup_free_ char *tmp = strdup_printf("%s.tmp-XXXXXX", path);
+        if (!tmp)
+                return -ENOMEM;
+        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        size_t len = strlen(content);
+        int k = 0;
+        if (write(fd, content, len) != (ssize_t)len || fchmod(fd, mode) < 0 ||
+            (uid != (uid_t)-1 && fchown(fd, uid, gid) < 0) || fsync(fd) < 0 || rename(tmp, path) < 0) {
+                k = negative_errno();
+                unlink(tmp);
+        }
+        return k;
+}
+
+int root_run_command(Root *r, const char *command, int *ret_status) {
+        if (r->flags & ROOT_DRY_RUN) {
+                fprintf(r->dry_run_stream, "run %s\n", command);
+                return 0;
+        }
+        if (r->kind != ROOT_LIVE)
+                return r->kind == ROOT_CAPTURE ? -EROFS : -EOPNOTSUPP;
+        log_debug("run %s", command);
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0) {
+                /* what it prints is for the person reading, never mixed into our --json output */
+                (void)dup2(STDERR_FILENO, STDOUT_FILENO);
+                execlp("sh", "sh", "-c", command, (char *)NULL);
+                _exit(127);
+        }
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        *ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return 0;
+}
+
 int root_write_file(Root *r, const char *content, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
@@ -211,47 +257,183 @@ int root_write_file(Root *r, const char *content, const char *fmt, ...) {
         *slash = '/';
         if (k < 0)
                 return k;
-        _cleanup_free_ char *tmp = strdup_printf("%s.tmp-XXXXXX", path);
-        if (!tmp)
+        return write_atomic(path, content, 0644, (uid_t)-1, (gid_t)-1);
+}
+
+/* Follow path through symlinks as the host would see them: an absolute target is under the root. The
+ * result must stay inside the root (-EXDEV otherwise). */
+static int resolve_in_root(const Root *r, const char *path, char **ret) {
+        _cleanup_free_ char *p = strdup(path);
+        if (!p)
                 return -ENOMEM;
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
+        for (int hops = 0;; hops++) {
+                struct stat st;
+                if (lstat(p, &st) < 0 || !S_ISLNK(st.st_mode))
+                        break;
+                if (hops >= 40)
+                        return -ELOOP;
+                char target[4096];
+                ssize_t k = readlink(p, target, sizeof target - 1);
+                if (k < 0)
+                        return negative_errno();
+                target[k] = '\0';
+                char *next;
+                if (target[0] == '/')
+                        next = root_path(r, "%s", target);
+                else {
+                        *strrchr(p, '/') = '\0';
+                        next = strdup_printf("%s/%s", p, target);
+                }
+                if (!next)
+                        return -ENOMEM;
+                free(p);
+                p = next;
+        }
+        /* no way out of the root through "..": the directory it lands in must be inside */
+        char *slash = strrchr(p, '/');
+        *slash = '\0';
+        _cleanup_free_ char *dir = realpath(*p ? p : "/", NULL);
+        *slash = '/';
+        if (!dir)
                 return negative_errno();
-        size_t len = strlen(content);
-        if (write(fd, content, len) != (ssize_t)len || fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
-                k = negative_errno();
-                unlink(tmp);
-                return k;
-        }
-        if (rename(tmp, path) < 0) {
-                k = negative_errno();
-                unlink(tmp);
-                return k;
-        }
+        if (r->dir[0] && (!startswith(dir, r->dir) || (dir[strlen(r->dir)] != '/' && dir[strlen(r->dir)] != '\0')))
+                return -EXDEV;
+        char *out = strdup_printf("%s/%s", streq(dir, "/") ? "" : dir, slash + 1);
+        if (!out)
+                return -ENOMEM;
+        *ret = out;
         return 0;
 }
 
-int root_lock(Root *r, int timeout_ms) {
-        if (r->kind == ROOT_CAPTURE)
-                return log_debug_errno(EROFS, "'%s' is a captured tree, not a host: it cannot be changed.",
-                                       root_dir(r));
-        _cleanup_free_ char *dir = root_path(r, "run/lock");
-        _cleanup_free_ char *p = root_path(r, "run/lock/gpuvirt.lock");
-        if (!dir || !p)
+int root_read_file(const Root *r, size_t max, char **ret, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *path = root_vpath(r, fmt, ap);
+        va_end(ap);
+        if (!path)
                 return -ENOMEM;
-        int k = mkdir_p(dir, 0755);
+        _cleanup_free_ char *target = NULL;
+        int k = resolve_in_root(r, path, &target);
         if (k < 0)
                 return k;
-        _cleanup_close_ int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd < 0)
+        char *text = NULL;
+        k = read_full(target, max, (void **)&text, NULL);
+        if (k < 0)
+                return k;
+        *ret = text;
+        return 0;
+}
+
+int root_edit_file(Root *r, const char *content, const char *backup_suffix, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *path = root_vpath(r, fmt, ap);
+        va_end(ap);
+        if (!path)
+                return -ENOMEM;
+        if (r->kind == ROOT_CAPTURE)
+                return -EROFS;
+        _cleanup_free_ char *target = NULL, *old = NULL;
+        int k = resolve_in_root(r, path, &target);
+        if (k < 0)
+                return k;
+        struct stat st;
+        bool exists = stat(target, &st) >= 0;
+        if (!exists && errno != ENOENT)
                 return negative_errno();
+        if (exists && !S_ISREG(st.st_mode))
+                return -EISDIR;
+        if (exists && backup_suffix && (k = read_full(target, 16 * 1024 * 1024, (void **)&old, NULL)) < 0)
+                return k;
+        _cleanup_free_ char *backup = backup_suffix ? strdup_printf("%s%s", path, backup_suffix) : NULL;
+        if (backup_suffix && !backup)
+                return -ENOMEM;
+        if (r->flags & ROOT_DRY_RUN) {
+                if (old && *old)
+                        fprintf(r->dry_run_stream, "file %s <- %zu bytes\n", backup, strlen(old));
+                fprintf(r->dry_run_stream, "file %s <- %zu bytes\n", target, strlen(content));
+                return 0;
+        }
+        log_debug("edit %s%s%s", path, streq(path, target) ? "" : " -> ", streq(path, target) ? "" : target);
+        mode_t mode = exists ? st.st_mode & 07777 : 0644;
+        uid_t uid = exists ? st.st_uid : (uid_t)-1;
+        gid_t gid = exists ? st.st_gid : (gid_t)-1;
+        /* the previous contents beside the path as given, as private as the file */
+        if (old && *old && (k = write_atomic(backup, old, mode, uid, gid)) < 0)
+                return k;
+        return write_atomic(target, content, mode, uid, gid);
+}
+
+/* Open directory `name` under dirfd without following a symlink, creating it with `mode` when absent. */
+static int open_dir_nofollow(int dirfd, const char *name, mode_t mode) {
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                if (mkdirat(dirfd, name, mode) < 0 && errno != EEXIST)
+                        return negative_errno();
+                fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        return fd < 0 ? negative_errno() : fd;
+}
+
+_printf_(3, 4) static int lock_fail(char **ret_error, int err, const char *fmt, ...) {
+        if (ret_error) {
+                va_list ap;
+                va_start(ap, fmt);
+                free(*ret_error);
+                errno = abs(err); /* for %m */
+                if (vasprintf(ret_error, fmt, ap) < 0)
+                        *ret_error = NULL;
+                va_end(ap);
+        }
+        return -abs(err);
+}
+
+int root_lock(Root *r, int timeout_ms, char **ret_error) {
+        if (ret_error)
+                *ret_error = NULL;
+        if (r->kind == ROOT_CAPTURE)
+                return lock_fail(ret_error, EROFS, "'%s' is a captured tree, not a host: it cannot be changed (no host lock)",
+                                 root_dir(r));
+        /* Every component is opened relative to the one before, never through a symlink: nothing planted in
+         * the tree redirects the lock (or the file it creates) elsewhere. */
+        _cleanup_close_ int rootfd = open(root_dir(r), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+                return lock_fail(ret_error, errno, "cannot open %s: %m", root_dir(r));
+        _cleanup_close_ int run = open_dir_nofollow(rootfd, "run", 0755);
+        if (run < 0)
+                return lock_fail(ret_error, run, "%s/run is not a directory (a symlink is refused): %s", r->dir,
+                                 strerror(-run));
+        _cleanup_close_ int dir = open_dir_nofollow(run, "gpuvirt", 0700);
+        if (dir < 0)
+                return lock_fail(ret_error, dir, "%s/" ROOT_LOCK_DIR " is not a directory (a symlink is refused): %s",
+                                 r->dir, strerror(-dir));
+        struct stat st;
+        if (fstat(dir, &st) < 0)
+                return lock_fail(ret_error, errno, "cannot stat %s/" ROOT_LOCK_DIR ": %m", r->dir);
+        if (st.st_uid != geteuid() || (st.st_mode & 0077))
+                return lock_fail(ret_error, EPERM,
+                                 "%s/" ROOT_LOCK_DIR " is owned by uid %u with mode %04o: it must be ours (uid %u) and "
+                                 "private (0700); remove it and run again",
+                                 r->dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
+        _cleanup_close_ int fd = openat(dir, ROOT_LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0)
+                return lock_fail(ret_error, errno, "cannot open %s/" ROOT_LOCK_FILE " (a symlink is refused): %m", r->dir);
+        if (fstat(fd, &st) < 0)
+                return lock_fail(ret_error, errno, "cannot stat %s/" ROOT_LOCK_FILE ": %m", r->dir);
+        if (!S_ISREG(st.st_mode) || st.st_uid != geteuid())
+                return lock_fail(ret_error, EPERM,
+                                 "%s/" ROOT_LOCK_FILE " is not a regular file of ours (uid %u, not %u): refusing it; "
+                                 "remove it and run again",
+                                 r->dir, (unsigned)st.st_uid, (unsigned)geteuid());
         for (int waited = 0;; waited += 10) {
                 if (flock(fd, LOCK_EX | LOCK_NB) == 0)
                         break;
                 if (errno != EWOULDBLOCK)
-                        return negative_errno();
+                        return lock_fail(ret_error, errno, "cannot lock %s/" ROOT_LOCK_FILE ": %m", r->dir);
                 if (waited >= timeout_ms)
-                        return -EBUSY;
+                        return lock_fail(ret_error, EBUSY,
+                                         "another gpuvirt holds the host lock (%s/" ROOT_LOCK_FILE ") for more than %d s",
+                                         r->dir, timeout_ms / 1000);
                 nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
         }
         return TAKE_FD(fd);

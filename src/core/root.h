@@ -31,7 +31,8 @@ typedef struct Root Root;
 /* Writes are printed, not made (--dry-run). */
 #define ROOT_DRY_RUN (1u << 0)
 
-/* dir == NULL: $GPUVIRT_ROOT, else "/". */
+/* dir == NULL: $GPUVIRT_ROOT, else "/". An empty dir (or $GPUVIRT_ROOT set but empty) is -EINVAL: it is an
+ * unset variable in a script, never the live host. -ENOENT when the directory does not exist. */
 int root_open(const char *dir, unsigned flags, Root **ret);
 Root *root_free(Root *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Root *, root_free)
@@ -63,6 +64,25 @@ int root_write(Root *r, const char *value, const char *fmt, ...) _printf_(3, 4);
  */
 int root_write_file(Root *r, const char *content, const char *fmt, ...) _printf_(3, 4);
 
+/* Read a file of the host (at most max bytes, NUL-terminated) following symlinks as the host would: an
+ * absolute target lies under the root, and the file must be inside it (-EXDEV). */
+int root_read_file(const Root *r, size_t max, char **ret, const char *fmt, ...) _printf_(4, 5);
+
+/*
+ * Files of the host that gpuvirt edits (etc/default/grub, etc/kernel/cmdline): the new content replaces the
+ * file atomically, keeping its mode and owner; a symlink is followed (an absolute target lies under the
+ * root; the file it ends at must be inside the root, -EXDEV otherwise) and its target is replaced, the link
+ * kept. With backup_suffix, the previous contents (when not empty) are kept in "<path><suffix>" beside the
+ * path as given, with the file's mode and owner. A file that does not exist is created 0644. --dry-run
+ * prints, a capture refuses with EROFS.
+ */
+int root_edit_file(Root *r, const char *content, const char *backup_suffix, const char *fmt, ...) _printf_(4, 5);
+
+/* A command that changes the host's boot files (update-grub, grub2-mkconfig, kernel-install): run with
+ * `sh -c` on the live host only, its output sent to stderr; *ret_status gets its exit status. Printed under
+ * --dry-run (0, *ret_status untouched); -EOPNOTSUPP on a simulated root, -EROFS on a capture (not run). */
+int root_run_command(Root *r, const char *command, int *ret_status);
+
 /* Load a kernel module (modprobe NAME): part of the write path, so --dry-run prints it and the
  * simulator plays it. */
 int root_load_module(Root *r, const char *name);
@@ -73,10 +93,17 @@ void root_set_dry_run_stream(Root *r, FILE *f);
 
 /*
  * The host lock: every mutating verb holds it while it works, so two gpuvirt processes (CLI, daemon,
- * boot unit) never interleave writes on one host. Lives in run/lock/gpuvirt.lock under the root.
- * Returns an fd to close (or -errno); waits at most timeout_ms.
+ * boot unit) never interleave writes on one host. It lives in ROOT_LOCK_FILE under the root, in a
+ * directory only we may use: run/gpuvirt is created 0700 and must be ours and private; neither it nor
+ * run nor the lock file is followed through a symlink, and a lock file that is not ours is refused (so
+ * no other user can plant, hold or redirect it). Returns an fd to close (or -errno: -EBUSY when another
+ * gpuvirt holds it for longer than timeout_ms, -EPERM for a directory or file that is not ours, -EROFS on
+ * a capture); *ret_error (may be NULL) says what is wrong.
  */
-int root_lock(Root *r, int timeout_ms);
+#define ROOT_LOCK_DIR  "run/gpuvirt"
+#define ROOT_LOCK_NAME "lock"
+#define ROOT_LOCK_FILE ROOT_LOCK_DIR "/" ROOT_LOCK_NAME
+int root_lock(Root *r, int timeout_ms, char **ret_error);
 
 /* Whether a symlink target read under proc/ (an open file of a process) is the device node dev/<node> of
  * the host, e.g. node "nvidia0". */

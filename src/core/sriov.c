@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <json-c/json.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +202,10 @@ int sriov_set(Root *root, const char *pf_in, unsigned n, const SriovOptions *o, 
                 return -ENODEV;
         }
         const char *pf = d->addr;
+        if (pci_device_is_dead(d)) {
+                set_error(rep, pci_device_dead_message(d));
+                return -ENODEV;
+        }
         if (d->physfn) {
                 set_error(rep, strdup_printf("%s is a virtual function of %s: set the VF count on the PF", pf, d->physfn));
                 return -EINVAL;
@@ -385,19 +390,26 @@ int sriov_persist_remove(Root *root, const char *pf) {
         return root_write_file(root, NULL, SRIOV_PERSIST_DIR "/%s", pf);
 }
 
-int sriov_persist_read(Root *root, const char *pf, unsigned *ret_n, bool *ret_vfio) {
-        json_object *o, *jn = NULL, *jv = NULL;
-        int r = state_read_json(root, &o, SRIOV_PERSIST_DIR "/%s", pf);
+typedef struct SriovRecord {
+        unsigned num_vfs;
+        bool vfio;
+} SriovRecord;
+
+static const JsonField sriov_fields[] = {
+        /* sriov_numvfs is 16 bits in the SR-IOV capability */
+        {"num_vfs", JSON_KIND_UINT, JSON_MANDATORY, offsetof(SriovRecord, num_vfs), .max = 0xffff},
+        {"vfio", JSON_KIND_BOOL, 0, offsetof(SriovRecord, vfio)},
+        {},
+};
+
+int sriov_persist_read(Root *root, const char *pf, unsigned *ret_n, bool *ret_vfio, char **ret_error) {
+        json_object *o = NULL;
+        SriovRecord rec = {};
+        int r = state_read_record(root, sriov_fields, &rec, &o, ret_error, SRIOV_PERSIST_DIR "/%s", pf);
         if (r < 0)
                 return r;
-        if (!json_object_object_get_ex(o, "num_vfs", &jn) ||
-            !json_object_is_type(jn, json_type_int) || json_object_get_int(jn) < 0 ||
-            (json_object_object_get_ex(o, "vfio", &jv) && !json_object_is_type(jv, json_type_boolean))) {
-                json_object_put(o);
-                return -EBADMSG;
-        }
-        *ret_n = (unsigned)json_object_get_int(jn);
-        *ret_vfio = jv && json_object_get_boolean(jv);
         json_object_put(o);
+        *ret_n = rec.num_vfs;
+        *ret_vfio = rec.vfio;
         return 0;
 }

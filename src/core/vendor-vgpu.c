@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <json-c/json.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,21 +88,51 @@ int vendor_vgpu_types(Root *root, const char *pf, VendorVgpuAvail **ret, size_t 
 
 /* ---- state ---- */
 
+typedef struct VgpuRecord {
+        const char *pf, *name, *start;
+        unsigned type;
+} VgpuRecord;
+
+static bool is_start(const char *s) {
+        return streq(s, "auto") || streq(s, "manual");
+}
+
+/* What gpuvirt set on a VF (var/lib/gpuvirt/vgpu/<vf>). */
+static const JsonField state_fields[] = {
+        {"pf", JSON_KIND_STRING, JSON_MANDATORY, offsetof(VgpuRecord, pf), .valid = pci_addr_is_canonical,
+         .what = "a PCI address (0000:3b:00.0)"},
+        {"type", JSON_KIND_UINT, JSON_MANDATORY, offsetof(VgpuRecord, type), .min = 1, .max = UINT32_MAX},
+        {"name", JSON_KIND_STRING, JSON_NULLABLE, offsetof(VgpuRecord, name), .valid = string_is_printable,
+         .what = "a vGPU type name"},
+        {},
+};
+
+/* A definition (etc/gpuvirt/vgpu.d/<vf>). */
+static const JsonField def_fields[] = {
+        {"pf", JSON_KIND_STRING, JSON_MANDATORY, offsetof(VgpuRecord, pf), .valid = pci_addr_is_canonical,
+         .what = "a PCI address (0000:3b:00.0)"},
+        {"type", JSON_KIND_UINT, JSON_MANDATORY, offsetof(VgpuRecord, type), .min = 1, .max = UINT32_MAX},
+        {"start", JSON_KIND_STRING, 0, offsetof(VgpuRecord, start), .valid = is_start, .what = "auto or manual"},
+        {},
+};
+
+/* A damaged record is treated as absent (the VF is not ours: nothing is cleared without --force). */
 static int state_read(Root *root, const char *vf, unsigned *ret_type, char **ret_name) {
-        json_object *o, *jt = NULL;
-        int r = state_read_json(root, &o, VENDOR_VGPU_STATE_DIR "/%s", vf);
+        json_object *o = NULL;
+        VgpuRecord rec = {};
+        _cleanup_free_ char *err = NULL;
+        int r = state_read_record(root, state_fields, &rec, &o, &err, VENDOR_VGPU_STATE_DIR "/%s", vf);
         if (r < 0)
                 return r;
-        if (!json_object_object_get_ex(o, "type", &jt) || !json_object_is_type(jt, json_type_int)) {
+        char *name = NULL;
+        if (ret_name && rec.name && !(name = strdup(rec.name))) {
                 json_object_put(o);
-                return -EBADMSG;
-        }
-        *ret_type = (unsigned)json_object_get_int(jt);
-        if (ret_name) {
-                const char *nm = json_object_get_string(json_object_object_get(o, "name"));
-                *ret_name = nm ? strdup(nm) : NULL;
+                return -ENOMEM;
         }
         json_object_put(o);
+        *ret_type = rec.type;
+        if (ret_name)
+                *ret_name = name;
         return 0;
 }
 
@@ -125,15 +156,7 @@ static char *pf_of(Root *root, const char *vf) {
         return pf;
 }
 
-/* Match TYPE (id or name) against a creatable list. */
-static const VendorVgpuType *type_match(const VendorVgpuType *t, size_t n, const char *type) {
-        uint32_t id;
-        bool numeric = parse_u32(type, 10, &id) >= 0;
-        for (size_t i = 0; i < n; i++)
-                if (numeric ? t[i].id == id : strcasecmp(t[i].name, type) == 0)
-                        return &t[i];
-        return NULL;
-}
+
 
 int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **ret_vf, unsigned *ret_type,
                        char **ret_error) {
@@ -141,6 +164,8 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
         _cleanup_strv_free_ char **cands = NULL;
         _cleanup_free_ char *pf = NULL;
         size_t nc = 0;
+        if (pci_device_require_alive(root, parent, ret_error) < 0)
+                return -ENODEV;
         if (vf_has_vgpu(root, parent)) {
                 pf = pf_of(root, parent);
                 (void)strv_push(&cands, &nc, strdup(parent));
@@ -152,6 +177,8 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
         }
         if (!pf || !cands)
                 return -ENOMEM;
+        if (!streq(pf, parent) && pci_device_require_alive(root, pf, ret_error) < 0)
+                return -ENODEV; /* a VF of a GPU that fell off the bus */
         unsigned in_use = 0;
         size_t free_vfs = 0, vgpu_vfs = 0;
         bool known = false;
@@ -169,7 +196,7 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
                 size_t nt = 0;
                 if (vf_creatable(root, *v, &t, &nt) < 0)
                         continue;
-                const VendorVgpuType *m = type_match(t, nt, type);
+                const VendorVgpuType *m = vendor_vgpu_type_find(t, nt, type);
                 if (!m) {
                         vendor_vgpu_types_free(t, nt);
                         continue;
@@ -279,24 +306,22 @@ int vendor_vgpu_undefine(Root *root, const char *vf) {
         return root_write_file(root, NULL, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
 }
 
-static int def_read(Root *root, const char *vf, char **ret_pf, unsigned *ret_type, char **ret_start) {
-        json_object *o, *jt = NULL;
-        int r = state_read_json(root, &o, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
+static int def_read(Root *root, const char *vf, char **ret_pf, unsigned *ret_type, char **ret_start,
+                    char **ret_error) {
+        json_object *o = NULL;
+        VgpuRecord rec = {};
+        int r = state_read_record(root, def_fields, &rec, &o, ret_error, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
         if (r < 0)
                 return r;
-        const char *pf = json_object_get_string(json_object_object_get(o, "pf"));
-        const char *st = json_object_get_string(json_object_object_get(o, "start"));
-        if (!pf || !json_object_object_get_ex(o, "type", &jt) || !json_object_is_type(jt, json_type_int) ||
-            json_object_get_int(jt) <= 0 || (st && !streq(st, "auto") && !streq(st, "manual"))) {
-                json_object_put(o);
-                return -EBADMSG;
-        }
-        *ret_type = (unsigned)json_object_get_int(jt);
-        if (ret_pf)
-                *ret_pf = strdup(pf);
-        if (ret_start)
-                *ret_start = strdup(st ?: "manual");
+        _cleanup_free_ char *pf = strdup(rec.pf), *start = strdup(rec.start ?: "manual");
         json_object_put(o);
+        if (!pf || !start)
+                return -ENOMEM;
+        *ret_type = rec.type;
+        if (ret_pf)
+                *ret_pf = TAKE_PTR(pf);
+        if (ret_start)
+                *ret_start = TAKE_PTR(start);
         return 0;
 }
 
@@ -304,9 +329,11 @@ int vendor_vgpu_start(Root *root, const char *vf, char **ret_error) {
         *ret_error = NULL;
         unsigned type, cur;
         _cleanup_free_ char *pf = NULL;
-        int r = def_read(root, vf, &pf, &type, NULL);
+        _cleanup_free_ char *bad = NULL;
+        int r = def_read(root, vf, &pf, &type, NULL, &bad);
         if (r < 0) {
-                *ret_error = strdup_printf("cannot read " VENDOR_VGPU_PERSIST_DIR "/%s", vf);
+                *ret_error = bad ? TAKE_PTR(bad) : strdup_printf("cannot read " VENDOR_VGPU_PERSIST_DIR "/%s: %s", vf,
+                                                               strerror(-r));
                 return r;
         }
         if (!vf_has_vgpu(root, vf) || vf_current(root, vf, &cur) < 0) {
@@ -404,9 +431,11 @@ int vendor_vgpu_units(Root *root, VendorVgpuUnit **ret, size_t *ret_n) {
                         if (pci_addr_parse(*e, &a) < 0)
                                 continue;
                         unsigned type;
-                        _cleanup_free_ char *pf = NULL, *start = NULL;
-                        if (def_read(root, *e, &pf, &type, &start) < 0)
+                        _cleanup_free_ char *pf = NULL, *start = NULL, *bad = NULL;
+                        if (def_read(root, *e, &pf, &type, &start, &bad) < 0) {
+                                log_debug("Ignoring the vGPU definition of %s: %s", *e, strna(bad));
                                 continue;
+                        }
                         VendorVgpuUnit *x = unit_get(&u, &n, *e);
                         if (!x)
                                 goto oom;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <linux/vfio.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,15 +46,56 @@ static void saved_done(Saved *s) {
         free(s->driver_override);
 }
 
-static int state_read(Root *root, const char *bdf, Saved *ret) {
-        json_object *o;
-        int r = state_read_json(root, &o, STATE_DIR "/%s", bdf);
-        if (r < 0)
+typedef struct SavedRecord {
+        const char *driver, *driver_override;
+        unsigned vendor_id, device_id;
+} SavedRecord;
+
+static const JsonField saved_fields[] = {
+        {"driver", JSON_KIND_STRING, JSON_MANDATORY | JSON_NULLABLE, offsetof(SavedRecord, driver),
+         .valid = string_is_kernel_name, .what = "a kernel driver name"},
+        {"driver_override", JSON_KIND_STRING, JSON_NULLABLE, offsetof(SavedRecord, driver_override),
+         .valid = string_is_kernel_name, .what = "a kernel driver name"},
+        {"vendor_id", JSON_KIND_UINT, 0, offsetof(SavedRecord, vendor_id), .max = 0xffff},
+        {"device_id", JSON_KIND_UINT, 0, offsetof(SavedRecord, device_id), .max = 0xffff},
+        {},
+};
+
+/* The record of a function's driver before we moved it. -ENOENT: none; another error: the record is
+ * damaged (*ret_error says where and why) and must not be acted on. */
+static int state_read(Root *root, const char *bdf, Saved *ret, char **ret_error) {
+        json_object *o = NULL;
+        SavedRecord rec = {};
+        _cleanup_free_ char *err = NULL;
+        int r = state_read_record(root, saved_fields, &rec, &o, &err, STATE_DIR "/%s", bdf);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = TAKE_PTR(err);
                 return r;
-        const char *drv = json_object_get_string(json_object_object_get(o, "driver"));
-        const char *ovr = json_object_get_string(json_object_object_get(o, "driver_override"));
-        *ret = (Saved){drv ? strdup(drv) : NULL, ovr ? strdup(ovr) : NULL};
+        }
+        Saved s = {rec.driver ? strdup(rec.driver) : NULL, rec.driver_override ? strdup(rec.driver_override) : NULL};
         json_object_put(o);
+        if ((rec.driver && !s.driver) || (rec.driver_override && !s.driver_override)) {
+                saved_done(&s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}
+
+/* Every member's record readable (or absent); otherwise the error names the record and why. */
+static int records_check(Root *root, PciDevice **members, size_t n, bool skip_vfio, VfioReport *rep) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *bad = NULL;
+                Saved s = {};
+                int r = skip_vfio && members[i]->is_vfio ? 0 : state_read(root, members[i]->addr, &s, &bad);
+                saved_done(&s);
+                if (r < 0 && r != -ENOENT) {
+                        set_error(rep, strdup_printf("%s; nothing was changed: check which driver %s had, then fix or "
+                                                     "remove the record", strna(bad), members[i]->addr));
+                        return r;
+                }
+        }
         return 0;
 }
 
@@ -71,7 +113,7 @@ static int state_write(Root *root, const PciDevice *d) {
 
 char *vfio_saved_driver(Root *root, const char *bdf) {
         Saved s = {};
-        if (state_read(root, bdf, &s) < 0)
+        if (state_read(root, bdf, &s, NULL) < 0)
                 return NULL;
         free(s.driver_override);
         return s.driver;
@@ -79,6 +121,49 @@ char *vfio_saved_driver(Root *root, const char *bdf) {
 
 int vfio_forget(Root *root, const char *bdf) {
         return root_write_file(root, NULL, STATE_DIR "/%s", bdf);
+}
+
+static char *current_driver(Root *root, const char *bdf);
+
+/* A device with no driver whose record names the driver it had: it lost its driver in a move that did
+ * not finish (a crash, a rollback that failed). A device with no driver whose record is damaged counts as
+ * lost too: what it had cannot be told, so it is drift, and every operation that would move it refuses
+ * before its first write (records_check) naming the record. ret_saved (may be NULL): the driver it had,
+ * NULL when the record is damaged; ret_bad (may be NULL): then why. */
+static bool lost_driver(Root *root, const PciDevice *x, char **ret_saved, char **ret_bad) {
+        if (x->driver)
+                return false;
+        Saved s = {};
+        _cleanup_free_ char *bad = NULL;
+        int r = state_read(root, x->addr, &s, &bad);
+        if (r == -ENOENT || r == -ENOMEM)
+                return false;
+        if (r >= 0 && !s.driver) {
+                saved_done(&s);
+                return false;
+        }
+        if (r < 0 && !bad)
+                bad = strdup_printf(STATE_DIR "/%s: %s", x->addr, strerror(-r));
+        if (ret_saved)
+                *ret_saved = TAKE_PTR(s.driver);
+        if (ret_bad)
+                *ret_bad = TAKE_PTR(bad);
+        saved_done(&s);
+        return true;
+}
+
+/* Drop the record of a device only once it is back where the record says it was (on the driver it names,
+ * or, for a device that had none, off vfio-pci): the record is how a later release or recover finds the
+ * driver to give it back. Under --dry-run the planned writes put it back, so the removal is printed. */
+static void forget_if_home(Root *root, const char *bdf) {
+        Saved s = {};
+        if (state_read(root, bdf, &s, NULL) < 0)
+                return; /* none, or damaged: a damaged record is never acted on, so not removed either */
+        _cleanup_free_ char *now = root_dry_run(root) ? NULL : current_driver(root, bdf);
+        bool home = root_dry_run(root) || (s.driver ? now && streq(now, s.driver) : !now || !streq(now, VFIO_PCI_DRIVER));
+        saved_done(&s);
+        if (home)
+                (void)vfio_forget(root, bdf);
 }
 
 /* ---- who holds a group ---- */
@@ -145,6 +230,8 @@ typedef struct Move {
         char *from_driver, *from_override;
         const char *to_driver, *to_override; /* to_override NULL = clear */
         bool done;                           /* steps were made (for rollback) */
+        bool lost;                           /* it had no driver, though its record names one: from_* are the
+                                              * recorded driver and override, where a rollback puts it */
         bool none_ok;                        /* release: it had no driver before, none after is right */
 } Move;
 
@@ -307,8 +394,8 @@ static bool strv_has(char **l, const char *s) {
 }
 
 /* The functions of d's group that move with it. */
-static int plan_members(const PciHost *h, const PciDevice *d, const VfioOptions *o, bool enable, VfioReport *rep,
-                        PciDevice ***ret, size_t *ret_n) {
+static int plan_members(Root *root, const PciHost *h, const PciDevice *d, const VfioOptions *o, bool enable,
+                        VfioReport *rep, PciDevice ***ret, size_t *ret_n) {
         _cleanup_free_ GroupMember *m = NULL;
         size_t n = 0;
         int r = iommu_group_members(h, d, &m, &n);
@@ -325,8 +412,8 @@ static int plan_members(const PciHost *h, const PciDevice *d, const VfioOptions 
                         continue;
                 case GROUP_MEMBER_FOREIGN:
                         if (!enable) {
-                                /* release whatever of the group sits on vfio */
-                                if (x->is_vfio)
+                                /* release whatever of the group sits on vfio, or lost its driver on the way */
+                                if (x->is_vfio || lost_driver(root, x, NULL, NULL))
                                         out[k++] = x;
                                 continue;
                         }
@@ -342,7 +429,7 @@ static int plan_members(const PciHost *h, const PciDevice *d, const VfioOptions 
                         out[k++] = x;
                         break;
                 default:
-                        if (enable || x->is_vfio)
+                        if (enable || x->is_vfio || lost_driver(root, x, NULL, NULL))
                                 out[k++] = x;
                 }
         }
@@ -362,6 +449,10 @@ static int load(Root *root, const char *bdf, PciHost **ret_h, PciDevice **ret_d,
         }
         if (r < 0) {
                 set_error(rep, strdup_printf("no PCI device %s on this host", bdf));
+                return -ENODEV;
+        }
+        if (pci_device_is_dead(*ret_d)) {
+                set_error(rep, pci_device_dead_message(*ret_d));
                 return -ENODEV;
         }
         rep->group = (*ret_d)->iommu_group;
@@ -387,9 +478,14 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
         }
         _cleanup_free_ PciDevice **members = NULL;
         size_t n = 0;
-        r = plan_members(h, d, o, true, rep, &members, &n);
+        r = plan_members(root, h, d, o, true, rep, &members, &n);
         if (r < 0)
                 return r;
+        for (size_t i = 0; i < n; i++)
+                if (pci_device_is_dead(members[i])) {
+                        set_error(rep, pci_device_dead_message(members[i]));
+                        return -ENODEV;
+                }
         for (size_t i = 0; i < n; i++)
                 if (members[i]->boot_vga == 1 && !o->force) {
                         set_error(rep, strdup_printf("%s is the boot VGA (the host console); use --force to take it anyway",
@@ -413,6 +509,11 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
                 }
         }
 
+        /* the records are read back before the first write: a damaged one is never acted on, nor overwritten
+         * (functions already on vfio-pci are not moved: theirs are not needed) */
+        r = records_check(root, members, n, true, rep);
+        if (r < 0)
+                return r;
         Move *moves = calloc(n ?: 1, sizeof *moves);
         if (!moves)
                 return -ENOMEM;
@@ -425,17 +526,25 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
                 }
                 /* Remember where it was, unless an earlier enable already did (never record vfio-pci). */
                 Saved s = {};
-                if (state_read(root, x->addr, &s) < 0 && (r = state_write(root, x)) < 0) {
+                bool recorded = state_read(root, x->addr, &s, NULL) >= 0;
+                if (!recorded && (r = state_write(root, x)) < 0) {
                         _cleanup_free_ char *et = errno_describe(r);
                         set_error(rep, strdup_printf("cannot record the driver of %s in " STATE_DIR ": %s", x->addr, et));
                         moves_free(moves, nm);
                         return r;
                 }
-                saved_done(&s);
                 Move *m = &moves[nm++];
                 memcpy(m->addr, x->addr, sizeof m->addr);
-                m->from_driver = x->driver ? strdup(x->driver) : NULL;
-                m->from_override = x->driver_override ? strdup(x->driver_override) : NULL;
+                m->lost = recorded && !x->driver && s.driver;
+                if (m->lost) {
+                        /* a rollback takes it home, not back to no driver */
+                        m->from_driver = TAKE_PTR(s.driver);
+                        m->from_override = TAKE_PTR(s.driver_override);
+                } else {
+                        m->from_driver = x->driver ? strdup(x->driver) : NULL;
+                        m->from_override = x->driver_override ? strdup(x->driver_override) : NULL;
+                }
+                saved_done(&s);
                 m->to_driver = VFIO_PCI_DRIVER;
                 m->to_override = VFIO_PCI_DRIVER;
         }
@@ -454,14 +563,13 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
                 }
         }
         for (size_t i = 0; i < nm && r >= 0; i++)
-                report_add(rep, moves[i].addr, moves[i].from_driver, VFIO_PCI_DRIVER, moves[i].done);
+                report_add(rep, moves[i].addr, moves[i].lost ? NULL : moves[i].from_driver, VFIO_PCI_DRIVER,
+                           moves[i].done);
         if (r < 0)
-                /* nothing changed: forget what we recorded for functions that went back */
-                for (size_t i = 0; i < nm; i++) {
-                        _cleanup_free_ char *now = current_driver(root, moves[i].addr);
-                        if (!now || !streq(now, VFIO_PCI_DRIVER))
-                                (void)root_write_file(root, NULL, STATE_DIR "/%s", moves[i].addr);
-                }
+                /* forget what we recorded for functions that went back; a function the rollback could not
+                 * put back keeps its record, so release and recover still know its driver */
+                for (size_t i = 0; i < nm; i++)
+                        forget_if_home(root, moves[i].addr);
         moves_free(moves, nm);
         return r;
 }
@@ -473,22 +581,30 @@ int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *
         int r = load(root, bdf, &h, &d, rep);
         if (r < 0)
                 return r;
-        if (d->iommu_group < 0 || !d->is_vfio) {
-                report_add(rep, d->addr, d->driver, d->driver, false);
-                return 0; /* not on vfio: nothing to give back */
+        /* What goes back: every function of the group on vfio, and every one that lost its driver on the way
+         * (the group is the unit: the GPU may be home while its audio function is not). */
+        _cleanup_free_ PciDevice **members = NULL;
+        size_t n = 0;
+        if (d->iommu_group >= 0) {
+                r = plan_members(root, h, d, o, false, rep, &members, &n);
+                if (r < 0)
+                        return r;
+        } else if (lost_driver(root, d, NULL, NULL)) {
+                if (!(members = calloc(1, sizeof *members)))
+                        return -ENOMEM;
+                members[n++] = d;
         }
-        _cleanup_free_ char *holders = vfio_group_holders(root, d->iommu_group);
+        if (n == 0) {
+                report_add(rep, d->addr, d->driver, d->driver, false);
+                return 0; /* nothing to give back */
+        }
+        _cleanup_free_ char *holders = d->iommu_group >= 0 ? vfio_group_holders(root, d->iommu_group) : NULL;
         if (holders && !o->force) {
                 set_error(rep, strdup_printf("/dev/vfio/%d is held open by %s (a VM uses the group); stop it first "
                                              "or use --force",
                                              d->iommu_group, holders));
                 return -EBUSY;
         }
-        _cleanup_free_ PciDevice **members = NULL;
-        size_t n = 0;
-        r = plan_members(h, d, o, false, rep, &members, &n);
-        if (r < 0)
-                return r;
         Move *moves = calloc(n ?: 1, sizeof *moves);
         if (!moves)
                 return -ENOMEM;
@@ -497,10 +613,17 @@ int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *
                 free(moves);
                 return -ENOMEM;
         }
+        /* the records are read back before the first write: a damaged one is never acted on */
+        r = records_check(root, members, n, false, rep);
+        if (r < 0) {
+                free(moves);
+                free(saved_drv);
+                return r;
+        }
         for (size_t i = 0; i < n; i++) {
                 PciDevice *x = members[i];
                 Saved s = {};
-                bool had_state = state_read(root, x->addr, &s) >= 0;
+                bool had_state = state_read(root, x->addr, &s, NULL) >= 0;
                 Move *m = &moves[i];
                 m->none_ok = had_state && !s.driver;
                 memcpy(m->addr, x->addr, sizeof m->addr);
@@ -520,7 +643,7 @@ int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *
                         _cleanup_free_ char *now = root_dry_run(root) ? NULL : current_driver(root, moves[i].addr);
                         report_add(rep, moves[i].addr, moves[i].from_driver,
                                    root_dry_run(root) ? moves[i].to_driver : now, moves[i].done);
-                        (void)root_write_file(root, NULL, STATE_DIR "/%s", moves[i].addr);
+                        forget_if_home(root, moves[i].addr);
                 }
                 if (moves[i].to_override && moves[i].to_override != saved_drv[i])
                         free((char *)moves[i].to_override);
@@ -529,4 +652,92 @@ int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *
         free(saved_drv);
         moves_free(moves, n);
         return r;
+}
+
+/* ---- the group as a unit: what observing and recovery see ---- */
+
+int vfio_group_state(Root *root, const PciHost *h, const PciDevice *d, char *const *include, VfioGroupState *ret) {
+        VfioGroupState st = {};
+        _cleanup_free_ GroupMember *m = NULL;
+        size_t n = 0;
+        if (d->iommu_group < 0) {
+                if (!(m = calloc(1, sizeof *m)))
+                        return -ENOMEM;
+                m[n++] = (GroupMember){(PciDevice *)d, GROUP_MEMBER_SELF};
+        } else {
+                int r = iommu_group_members(h, d, &m, &n);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const PciDevice *x = m[i].device;
+                if (m[i].kind == GROUP_MEMBER_BRIDGE || (x->physfn && streq(x->physfn, d->addr)))
+                        continue;
+                bool recorded = root_exists(root, STATE_DIR "/%s", x->addr);
+                if (m[i].kind == GROUP_MEMBER_FOREIGN && !recorded && !strv_contains(include, x->addr))
+                        continue;
+                if (x->is_vfio)
+                        st.n_vfio++;
+                else if (x->driver)
+                        st.n_host++;
+                else if (lost_driver(root, x, NULL, NULL))
+                        st.n_lost++;
+        }
+        *ret = st;
+        return 0;
+}
+
+int vfio_lost_list(Root *root, const PciHost *h, char ***ret) {
+        char **l = NULL;
+        size_t n = 0;
+        for (size_t i = 0; i < h->n_devices; i++) {
+                _cleanup_free_ char *saved = NULL, *bad = NULL;
+                if (!lost_driver(root, &h->devices[i], &saved, &bad))
+                        continue;
+                char *e = saved ? strdup_printf("%s (had %s)", h->devices[i].addr, saved)
+                                : strdup_printf("%s (its record is damaged: %s)", h->devices[i].addr, strna(bad));
+                if (strv_push(&l, &n, e) < 0) {
+                        strv_free(l);
+                        return -ENOMEM;
+                }
+        }
+        if (!l && !(l = calloc(1, sizeof *l)))
+                return -ENOMEM;
+        *ret = l;
+        return 0;
+}
+
+int vfio_restore_lost(Root *root, char ***ret_restored, char **ret_error) {
+        *ret_restored = NULL;
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        int r = pci_host_scan(root, &h);
+        if (r < 0)
+                return r;
+        char **done = NULL;
+        size_t n_done = 0;
+        int ret = 0;
+        for (size_t i = 0; i < h->n_devices; i++) {
+                PciDevice *x = &h->devices[i];
+                _cleanup_free_ char *now = current_driver(root, x->addr);
+                _cleanup_free_ char *saved = NULL;
+                /* (a restore of an earlier device's group may have put this one back already) */
+                if (now || !lost_driver(root, x, &saved, NULL))
+                        continue;
+                VfioOptions o = {.settle_ms = 2000};
+                VfioReport rep;
+                r = vfio_disable(root, x->addr, &o, &rep);
+                if (r < 0) {
+                        if (ret == 0 && ret_error)
+                                *ret_error = strdup_printf("%s has no driver and cannot be given back%s%s: %s", x->addr,
+                                                           saved ? " to " : "", saved ?: "", rep.error ?: strerror(-r));
+                        ret = ret ?: r;
+                } else
+                        for (size_t k = 0; k < rep.n_changes; k++)
+                                if (rep.changes[k].changed)
+                                        (void)strv_push(&done, &n_done, strdup_printf("%s -> %s", rep.changes[k].addr,
+                                                                                    rep.changes[k].to ?: "(none)"));
+                vfio_report_done(&rep);
+        }
+        *ret_restored = done;
+        return ret;
 }

@@ -45,7 +45,7 @@ typedef struct VfioReport {
 void vfio_report_done(VfioReport *r);
 
 /* Errors: -EPERM refused (unsafe target without --force; the report's error says why), -ENODEV no such
- * device, -ENXIO no IOMMU group, -ENOENT vfio-pci not loaded, other -errno: a kernel write failed and
+ * device or it (or a member of its group) does not answer on the bus, -ENXIO no IOMMU group, -ENOENT vfio-pci not loaded, other -errno: a kernel write failed and
  * everything was rolled back. */
 int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *ret);
 int vfio_disable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *ret);
@@ -62,3 +62,27 @@ int vfio_forget(Root *root, const char *bdf);
 
 /* The driver a device had before gpuvirt moved it (state dir), or NULL. */
 char *vfio_saved_driver(Root *root, const char *bdf);
+
+/*
+ * How the functions of a device's IOMMU group sit. The group is the unit passthrough moves: judged are
+ * the device, its companion functions (HDMI audio, USB-C) and the foreign members named in include or
+ * recorded as moved by gpuvirt; not bridges, and not the device's own VFs (SR-IOV governs those).
+ */
+typedef struct VfioGroupState {
+        unsigned n_vfio; /* on a VFIO driver */
+        unsigned n_host; /* on a host driver */
+        unsigned n_lost; /* no driver, though gpuvirt recorded the one they had: a move that did not finish (or
+                          * no driver and a damaged record: what they had cannot be told) */
+} VfioGroupState;
+
+int vfio_group_state(Root *root, const PciHost *h, const PciDevice *d, char *const *include, VfioGroupState *ret);
+
+/* The devices that lost their driver (no driver, and a record names the one they had), as
+ * "BDF (had DRIVER)" strings, or "BDF (its record is damaged: REASON)" when the record cannot be read; an
+ * empty list when none. */
+int vfio_lost_list(Root *root, const PciHost *h, char ***ret);
+
+/* Give every device that lost its driver back to it, with its group (vfio_disable()). ret_restored: the
+ * devices put back, as "BDF -> DRIVER" strings (NULL when none); on failure ret_error says which one could
+ * not and why (the others are still restored). */
+int vfio_restore_lost(Root *root, char ***ret_restored, char **ret_error);

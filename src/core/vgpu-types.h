@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "pci.h"
@@ -35,3 +36,34 @@ int vendor_vgpu_types_read(Root *root, const char *vf_syspath, VendorVgpuType **
 void vendor_vgpu_types_free(VendorVgpuType *t, size_t n);
 /* nvidia/current_vgpu_type of a VF: 0 when none. */
 int vendor_vgpu_current(Root *root, const char *vf_syspath, unsigned *ret);
+
+/* Whether TYPE, as a user names a vGPU type, is the type with this id and name: the id exactly ("nvidia-222",
+ * "1047"), or the name without regard to case ("GRID T4-1Q", "NVIDIA H100-10C"). */
+bool vgpu_type_is(const char *id, const char *name, const char *type);
+/* The vendor type TYPE names in a creatable list, or NULL. */
+const VendorVgpuType *vendor_vgpu_type_find(const VendorVgpuType *t, size_t n, const char *type);
+
+typedef enum VgpuTypeKind {
+        VGPU_TYPE_MDEV,   /* an mdev type: created with mdev_create() */
+        VGPU_TYPE_VENDOR, /* an NVIDIA vendor vGPU type: vendor_vgpu_create() */
+        _VGPU_TYPE_KIND_MAX,
+        _VGPU_TYPE_KIND_INVALID = -EINVAL,
+} VgpuTypeKind;
+
+typedef struct VgpuTypeRef {
+        VgpuTypeKind kind;
+        char *id;          /* mdev type id, or the vendor type's number as text */
+        char *name;        /* NULL when the type has no name */
+        int max_instances; /* mdev: from the description, -1 when unknown; vendor: -1 */
+} VgpuTypeRef;
+
+void vgpu_type_ref_done(VgpuTypeRef *t);
+
+/*
+ * The one resolver of a vGPU type named by a user (vgpu create, vm attach --mdev-type/--vgpu-type,
+ * host.yaml vgpu.type): TYPE is an id or a name (vgpu_type_is()) among the types of PARENT, an mdev parent
+ * (its name under sys/class/mdev_bus: a PCI address, or a virtual parent such as mbochs), a PF whose VFs
+ * carry NVIDIA's vendor vGPU types (those its free VFs offer) or one such VF. -ENOENT no such type,
+ * -ENODEV the parent has no vGPU types; ret_error says which.
+ */
+int vgpu_type_resolve(Root *root, const char *parent, const char *type, VgpuTypeRef *ret, char **ret_error);

@@ -98,8 +98,10 @@ static void build_sriov(const SimDev *d, unsigned numvfs, uint8_t *c, unsigned p
 void sim_config_build(const SimDev *d, unsigned numvfs, uint8_t c[static 4096]) {
         const SimModel *m = d->m;
         memset(c, 0, 4096);
-        put16(c, 0x00, m->vendor);
-        put16(c, 0x02, m->device);
+        /* A VF's Vendor and Device ID registers read 0xffff (SR-IOV specification): the kernel takes its IDs
+         * from the PF's SR-IOV capability, the sysfs vendor/device attributes show those. */
+        put16(c, 0x00, d->is_vf ? 0xffff : m->vendor);
+        put16(c, 0x02, d->is_vf ? 0xffff : m->device);
         put16(c, 0x04, d->is_vf ? 0x0002 : 0x0406); /* memory space, bus master, INTx disable */
         put16(c, 0x06, 0x0010);                     /* capabilities list */
         c[0x08] = m->revision;

@@ -502,8 +502,6 @@ int sim_create(const char *dir, const char *profile) {
         r = r ?: sim_attr(marker, "profile", 0644, "%s\n", profile);
         r = r ?: sim_attr(marker, "faults", 0644, "%s", "");
         r = r ?: mkdir_p(marker, 0755);
-        /* The fake libnvidia-ml.so.1 this host's NVML is played by (src/sim/nvml/). */
-        r = r ?: sim_attr(marker, "nvml-library", 0644, "%s\n", sim_nvml_library_path());
         if (r < 0)
                 return r;
         /* procfs first: group types depend on the command line */

@@ -121,3 +121,16 @@ int sim_inject_fault(const char *rootdir, const char *attr, int error) {
                 return -ENOENT;
         return write_file(p, line, strlen(line), O_CREAT | O_APPEND, 0644);
 }
+
+int sim_device_off_bus(const char *rootdir, const char *bdf) {
+        _cleanup_free_ char *cfg = strdup_printf("%s/sys/bus/pci/devices/%s/config", rootdir, bdf);
+        _cleanup_free_ void *old = NULL;
+        size_t n = 0;
+        if (!cfg)
+                return -ENOMEM;
+        int r = read_full(cfg, 4096, &old, &n);
+        if (r < 0)
+                return r == -ENOENT ? -ENODEV : r;
+        memset(old, 0xff, n);
+        return write_file(cfg, old, n, O_TRUNC, 0644);
+}

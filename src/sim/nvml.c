@@ -3,17 +3,37 @@
  * counter the kernel model keeps for it. The fake library is src/sim/nvml/fake-nvml.c. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
 
 #include "basic/fileio.h"
 #include "config.h"
 #include "sim-internal.h"
+#include "sim.h"
 
-const char *sim_nvml_library_path(void) {
-#ifdef GPUVIRT_SIM_NVML_BUILD_PATH
-        if (path_exists(GPUVIRT_SIM_NVML_BUILD_PATH))
-                return GPUVIRT_SIM_NVML_BUILD_PATH;
-#endif
-        return GPUVIRT_PKGLIBDIR "/libnvidia-ml.so.1";
+/* Whether the running program is part of the build tree gpuvirt was built in (the tests, a developer's
+ * build/src/gpuvirt), as opposed to an installed copy, whose build tree may be gone or someone else's. */
+static bool running_from_build_tree(void) {
+        const char *exe = (const char *)getauxval(AT_EXECFN);
+        _cleanup_free_ char *abs = exe ? realpath(exe, NULL) : NULL;
+        const char *rest = abs ? startswith(abs, GPUVIRT_BUILD_ROOT) : NULL;
+        return rest && rest[0] == '/';
+}
+
+int sim_nvml_library(char **ret) {
+        const char *lib = running_from_build_tree() ? GPUVIRT_SIM_NVML_BUILD_PATH : GPUVIRT_PKGLIBDIR "/libnvidia-ml.so.1";
+        struct stat st;
+        if (stat(lib, &st) < 0)
+                return negative_errno();
+        /* code we are about to run: root's or ours, and nobody else may have written it */
+        if (!S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 0022))
+                return -EPERM;
+        char *c = strdup(lib);
+        if (!c)
+                return -ENOMEM;
+        *ret = c;
+        return 0;
 }
 
 int sim_reset_count(const char *root, const char *bdf) {

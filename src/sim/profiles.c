@@ -130,6 +130,21 @@ static const SimModel a100 = {.vendor = 0x10de, .device = 0x20b0, .subvendor = 0
                               .class = 0x030200, .revision = 0xa1, .port = SIM_PORT_ENDPOINT, .driver = "nvidia",
                               .link_gen = 4, .link_width = 16, .rom = true, .flr = true, .msix = true,
                               .bar0_size_mb = 16};
+/* A100-SXM4-80GB (the DGX Station A100's four GPUs); subsystem ids are the model's */
+static const SimModel a100_80 = {.vendor = 0x10de, .device = 0x20b2, .subvendor = 0x10de, .subdevice = 0x1463,
+                                 .class = 0x030200, .revision = 0xa1, .port = SIM_PORT_ENDPOINT, .driver = "nvidia",
+                                 .link_gen = 4, .link_width = 16, .rom = true, .flr = true, .msix = true,
+                                 .bar0_size_mb = 16};
+/* The DGX Station's "DGX Display" card (TU117, 0x1fb0 in NVIDIA's DGX Station mig-parted file): the console,
+ * on the nvidia driver, so NVML sees it; it cannot do MIG */
+static const SimModel dgx_display = {.vendor = 0x10de, .device = 0x1fb0, .subvendor = 0x10de, .subdevice = 0x12db,
+                                     .class = 0x030000, .revision = 0xa1, .port = SIM_PORT_ENDPOINT,
+                                     .driver = "nvidia", .link_gen = 3, .link_width = 16, .rom = true, .msix = true,
+                                     .bar0_size_mb = 16};
+static const SimModel dgx_display_audio = {.vendor = 0x10de, .device = 0x10fa, .subvendor = 0x10de,
+                                           .subdevice = 0x12db, .class = 0x040300, .revision = 0xa1,
+                                           .port = SIM_PORT_ENDPOINT, .driver = "snd_hda_intel", .link_gen = 3,
+                                           .link_width = 16};
 static const SimModel nvswitch = {.vendor = 0x10de, .device = 0x1af1, .subvendor = 0x10de, .subdevice = 0x1652,
                                   .class = 0x068000, .revision = 0xa1, .port = SIM_PORT_ENDPOINT,
                                   .driver = "nvidia", .link_gen = 4, .link_width = 2, .msix = true,
@@ -284,6 +299,24 @@ static void build_dgx_a100(SimHost *h) {
         }
 }
 
+/* DGX Station A100 80GB: one EPYC, four A100-SXM4-80GB each on its own root port, the DGX Display card
+ * (console, with its audio function) between them in address order (NVML index 3, as on the real station). */
+static void build_dgx_station(SimHost *h) {
+        int rp = amd_root(h, 0x00, -1, 1, 1);
+        add(h, &a100_80, rp, 0x01, 0, 0, -1, 0);
+        int rp2 = add(h, &amd_gpp, -1, 0x00, 1, 2, -1, SIM_ACS);
+        add(h, &nvme, rp2, 0x02, 0, 0, -1, 0);
+        rp = amd_root(h, 0x40, -1, 1, 1);
+        add(h, &a100_80, rp, 0x47, 0, 0, -1, 0);
+        rp = amd_root(h, 0x80, -1, 1, 1);
+        add(h, &a100_80, rp, 0x81, 0, 0, -1, 0);
+        rp = amd_root(h, 0xc0, -1, 1, 1);
+        add(h, &dgx_display, rp, 0xc1, 0, 0, -1, SIM_BOOT_VGA);
+        add(h, &dgx_display_audio, rp, 0xc1, 0, 1, -1, 0);
+        rp2 = add(h, &amd_gpp, -1, 0xc0, 1, 2, -1, SIM_ACS);
+        add(h, &a100_80, rp2, 0xc2, 0, 0, -1, 0);
+}
+
 static void build_h100(SimHost *h) {
         add(h, &spr_vtd, -1, 0x00, 0, 0, 0, 0);
         int rp = add(h, &spr_rp, -1, 0x00, 0x1c, 0, 0, SIM_ACS);
@@ -425,6 +458,18 @@ static const SimProfile profiles[] = {
                 .cmdline_extra = "iommu=pt",
                 .extra_modules = mods_none,
                 .build = build_dgx_a100,
+        },
+        {
+                .info = {"dgx-station",
+                         "AMD EPYC 7742, DGX Station A100: 4x A100-SXM4-80GB and the DGX Display card (console, no MIG)"},
+                .amd = true,
+                .cpu_model = "AMD EPYC 7742 64-Core Processor",
+                .cpu_family = 23, .cpu_model_id = 49, .cpu_stepping = 0,
+                .sockets = 1, .numa_nodes = 1,
+                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true,
+                .cmdline_extra = "iommu=pt",
+                .extra_modules = mods_none,
+                .build = build_dgx_station,
         },
         {
                 .info = {"h100",

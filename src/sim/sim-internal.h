@@ -187,9 +187,6 @@ int sim_dev_ids(const char *devdir, uint16_t *vendor, uint16_t *device);
 /* The static description of a device (from the profile; VFs through their PF). */
 int sim_dev_model(const SimHost *h, const char *devdir, SimDev *ret_dev, SimModel *ret_model);
 
-/* nvml.c: absolute path of the fake libnvidia-ml.so.1 a new simulated host points to (the build tree's,
- * else the installed one under GPUVIRT_PKGLIBDIR). */
-const char *sim_nvml_library_path(void);
 /* Count a reset of the device in .gpuvirt-sim/resets/<bdf> (the fake NVML applies pending MIG modes and
  * clears instances when it sees the count grow). */
 int sim_reset_count(const char *root, const char *bdf);

@@ -180,6 +180,14 @@ int sim_kernel_write(const char *rootdir, const char *rel, const char *value) {
         return dispatch(root, h, abs, resolved, v);
 }
 
+int sim_nvml_fault(const char *rootdir, const char *bdf, const char *call) {
+        _cleanup_free_ char *path = strdup_printf("nvml/%s/%s", bdf, call);
+        if (!path)
+                return -ENOMEM;
+        const char *paths[] = {path};
+        return sim_fault_take(rootdir, paths, 1, true);
+}
+
 int sim_module_load(const char *rootdir, const char *module) {
         _cleanup_free_ char *root = realpath(rootdir, NULL);
         if (!root)

@@ -49,7 +49,9 @@ int sim_module_load(const char *rootdir, const char *module);
  * ("sys/bus/pci/devices/0000:01:00.0/driver_override" and "sys/devices/pci0000:00/.../driver_override").
  *
  * attr "@N" (e.g. "@3") fails the N-th kernel write from now, whatever its path (each write counts the
- * "@N" lines down; one fault fires per write).
+ * "@N" lines down; one fault fires per write). The simulator's NVML counts too: each change the fake
+ * libnvidia-ml.so.1 makes to a GPU's MIG state (mode, GPU and compute instances) is a write to the path
+ * "nvml/<bdf>/<NVML function>" (sim_nvml_fault()), so a crash test can stop a MIG apply between two of them.
  *
  * attr "probe:<driver>" (e.g. "probe:vfio-pci") fails the next probe by that driver instead: the device
  * stays unbound, and the write that triggered the probe (drivers_probe, drivers/<driver>/bind, or
@@ -62,6 +64,26 @@ int sim_module_load(const char *rootdir, const char *module);
  * modelled: they bind every device of an ID), anything under .gpuvirt-sim EACCES.
  */
 int sim_inject_fault(const char *rootdir, const char *attr, int error);
+
+/* The fault point of one change the fake NVML is about to make to a GPU ("nvml/<bdf>/<call>", see
+ * sim_inject_fault()): 0 to go on, -errno to fail the call; a KILL fault kills the process here. */
+int sim_nvml_fault(const char *rootdir, const char *bdf, const char *call);
+
+/*
+ * The fake libnvidia-ml.so.1 (src/sim/nvml/) that plays NVML on every simulated root: a fixed path, never
+ * one read from the simulated tree (a tree is input, not code to run). The copy built in this build tree
+ * when the running program belongs to that tree (tests, build/src/gpuvirt), else the copy installed with
+ * gpuvirt under GPUVIRT_PKGLIBDIR. -ENOENT when it is absent, -EPERM when it is not a regular file of
+ * root or of us, or others may write it.
+ */
+int sim_nvml_library(char **ret);
+
+/*
+ * Make a device fall off the bus, as after a PCIe link down or an NVIDIA Xid 79: its config space reads all
+ * ones from now on (the kernel keeps the vendor, device and class attributes it read at enumeration, and
+ * the driver stays bound), and the fake NVML reports it lost. -ENODEV when there is no such device.
+ */
+int sim_device_off_bus(const char *rootdir, const char *bdf);
 
 /* As the error of sim_inject_fault() (or "KILL" in the faults file): the process writing is killed with
  * SIGKILL at that write, before the kernel model sees it — a crash at an exact point for recovery tests. */

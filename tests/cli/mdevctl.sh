@@ -59,6 +59,31 @@ expect_rc 0 G vgpu remove $U2
 expect_rc 0 M list --defined
 case "$OUT" in *"$U2"*) fail "U2's definition still listed by mdevctl: $OUT" ;; *) ok ;; esac
 expect_in "$OUT" "$U1" "U1 still defined"
+# A definition named by an upper-case UUID (written by hand or another tool). mdevctl 1.2 reads file names
+# with its UUID parser (any case, 32 digits, braced, urn:uuid:): it starts such a definition at boot and
+# lists it in --dumpjson, but its text list hides it and modify/undefine miss it (they use the canonical
+# name). gpuvirt lists and starts it as mdevctl's boot does, warns, and removes it under its own name.
+U4=9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d
+printf '{"mdev_type":"nvidia-231","start":"auto","attrs":[]}\n' >"$H/etc/mdevctl.d/$P/${U4^^}"
+expect_rc 0 M list --defined --dumpjson
+[ "$(printf '%s' "$OUT" | jq -r ".[0][\"$P\"][] | .[\"$U4\"] // empty | .start")" = auto ] && ok || fail "mdevctl --dumpjson reads the upper-case name: $OUT"
+expect_rc 0 M list --defined
+case "$OUT" in *"$U4"*) fail "mdevctl's text list shows U4 (the premise changed): $OUT" ;; *) ok ;; esac
+expect_rc 0 M undefine -u $U4
+[ -f "$H/etc/mdevctl.d/$P/${U4^^}" ] && ok || fail "mdevctl undefine removed the upper-case file (the premise changed)"
+expect_rc 0 G --json vgpu list
+jq -e ".[] | select(.id == \"$U4\") | .defined and .start == \"auto\" and .parent == \"$P\"" <<<"$OUT" >/dev/null && ok || fail "gpuvirt lists U4: $OUT"
+expect_in "$ERR" "etc/mdevctl.d/$P/${U4^^} defines $U4 under another name than its UUID" "warning names the file"
+expect_in "$ERR" "Rename it to etc/mdevctl.d/$P/$U4" "warning says the fix"
+expect_rc 0 G --json vgpu start-defined
+jq -e ".[] | select(.id == \"$U4\") | .result == \"started\"" <<<"$OUT" >/dev/null && ok || fail "start-defined starts U4: $OUT"
+expect_rc 0 M list
+expect_in "$OUT" "$U4 $P nvidia-231" "mdevctl sees the mdev started from the upper-case definition"
+expect_rc 0 G vgpu remove $U4
+[ ! -e "$H/etc/mdevctl.d/$P/${U4^^}" ] && ok || fail "gpuvirt vgpu remove left the upper-case definition (mdevctl would start it at boot)"
+expect_rc 0 M list --defined --dumpjson
+case "$OUT" in *"$U4"*) fail "U4 still defined for mdevctl: $OUT" ;; *) ok ;; esac
+
 # mdevctl undefines U3; gpuvirt no longer lists it
 expect_rc 0 M undefine -u $U3
 expect_rc 0 G --json vgpu list

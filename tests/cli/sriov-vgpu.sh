@@ -58,13 +58,17 @@ f="$TMP/t4-grid/etc/mdevctl.d/0000:3b:00.0/$u"
 jqe "$(cat "$f")" '.mdev_type == "nvidia-231" and .start == "auto" and .attrs == []' "mdevctl file"
 expect_rc 1 G t4-grid vgpu create 3b:00.0 nvidia-231 --uuid $u && expect_in "$ERR" "already in use" "EEXIST"
 expect_rc 1 G t4-grid vgpu create 3b:00.0 nvidia-232 && expect_in "$ERR" "one type per GPU" "one type"
-expect_rc 2 G t4-grid vgpu create 3b:00.0 nvidia-999 && expect_in "$ERR" "does not exist" "unknown type"
+expect_rc 2 G t4-grid vgpu create 3b:00.0 nvidia-999 && expect_in "$ERR" "0000:3b:00.0 has no vGPU type 'nvidia-999'" "unknown type"
 expect_rc 2 G t4-grid vgpu create 3b:00.0 ../create && expect_in "$ERR" "'../create' is not a vGPU type" "bad type"
 expect_rc 2 G t4-grid vgpu create 3b:00.0 nvidia-231 --uuid 1234 && expect_in "$ERR" "'1234' is not a UUID" "bad uuid"
 expect_rc 2 G t4-grid vgpu create 3b:00.0 nvidia-231 --auto && expect_in "$ERR" "--auto needs --persist" "auto alone"
 expect_rc 1 G t4-grid vgpu create 00:00.0 nvidia-231 && expect_in "$ERR" "no vGPU support" "not a parent"
 expect_rc 0 G t4-grid --json vgpu list
 jqe "$OUT" "length == 1 and .[0].id == \"$u\" and .[0].active and .[0].defined and .[0].start == \"auto\" and .[0].type_name == \"GRID T4-2Q\" and .[0].held_by == null" "list"
+# the type by its name (any case), through the same resolver as vm attach and host.yaml
+expect_rc 0 G t4-grid --json vgpu create 3b:00.0 "grid t4-2q"
+jqe "$OUT" '.type == "nvidia-231" and .kind == "mdev"' "create by name"
+expect_rc 0 G t4-grid vgpu remove "$(printf '%s' "$OUT" | jq -r .id)"
 # nvidia-234 allows one instance; exhausted
 expect_rc 0 G t4-grid vgpu create 5e:00.0 nvidia-234
 expect_rc 1 G t4-grid vgpu create 5e:00.0 nvidia-234 && expect_in "$ERR" "no instance of nvidia-234 left" "EUSERS"

@@ -115,7 +115,7 @@ T="$TMP/t4-node.xml"
 { echo "<node>"; dom vdi "$(mdev $U)"; dom empty "" "$OFF"; dom cold "$(mdev $U3)" "$OFF"; echo "</node>"; } >"$T"
 TC=(--root "$TMP/t4-grid" --connect "test:///$T")
 mdev_exists() { [ -e "$TMP/t4-grid/sys/bus/mdev/devices/$1" ]; }
-expect_rc 2 "$GPUVIRT" "${TC[@]}" vm attach --config empty 3b:00.0 --mdev-type nvidia-999 && expect_in "$ERR" "type nvidia-999 does not exist on 0000:3b:00.0" "unknown type"
+expect_rc 2 "$GPUVIRT" "${TC[@]}" vm attach --config empty 3b:00.0 --mdev-type nvidia-999 && expect_in "$ERR" "0000:3b:00.0 has no vGPU type 'nvidia-999'" "unknown type"
 # running vdi already references U: the mdev attach created is removed again
 expect_rc 1 "$GPUVIRT" "${TC[@]}" vm attach --config empty 3b:00.0 --mdev-type nvidia-222 --uuid $U && expect_in "$ERR" "held by running domain 'vdi'" "mdev held"
 mdev_exists $U && fail "refused attach left its mdev" || ok
@@ -132,8 +132,9 @@ echo "$OUT" | jq -e "(.units[] | select(.unit == \"$U3\") | .present == false an
 # a live attach fails halfway (the test driver cannot hot-plug): the mdev it created is removed
 expect_rc 1 "$GPUVIRT" "${TC[@]}" vm attach --live vdi 5e:00.0 --mdev-type nvidia-222 --uuid $U2
 mdev_exists $U2 && fail "failed attach left its mdev" || ok
+# the type by its name, as vgpu create and host.yaml take it (nvidia-222 is "GRID T4-1B");
 # detach from the only definition that references it removes the mdev; a running holder keeps it
-expect_rc 0 "$GPUVIRT" "${TC[@]}" vm attach --config empty 3b:00.0 --mdev-type nvidia-222 --uuid $U3
+expect_rc 0 "$GPUVIRT" "${TC[@]}" vm attach --config empty 3b:00.0 --mdev-type "GRID T4-1B" --uuid $U3
 expect_rc 0 "$GPUVIRT" "${TC[@]}" --json vm detach --config cold $U3
 echo "$OUT" | jq -e '.released' >/dev/null && ok || fail "mdev detach: $OUT"
 mdev_exists $U3 && fail "detach did not remove the mdev" || ok
@@ -157,7 +158,11 @@ expect_rc 0 "$GPUVIRT" "${HC[@]}" vm attach --config ai 16:00.5 --vgpu-type 1046
 [ "$(cat "$TMP/h100/sys/bus/pci/devices/0000:16:00.5/nvidia/current_vgpu_type")" = 1046 ] && ok || fail "vGPU type not set"
 [ "$(drv h100 0000:16:00.5)" = nvidia ] && ok || fail "a vendor vGPU VF must stay on nvidia"
 expect_rc 2 "$GPUVIRT" "${HC[@]}" vm attach --config spare 16:00.5 --vgpu-type 1046 && expect_in "$ERR" "already carrying one" "second type"
-expect_rc 0 "$GPUVIRT" "${HC[@]}" vm attach --config spare 16:00.4 --vgpu-type 1046
+# by name, in any case: 1046 is "NVIDIA H100-8C"
+expect_rc 2 "$GPUVIRT" "${HC[@]}" vm attach --config spare 16:00.4 --vgpu-type "NVIDIA H100-99C" && expect_in "$ERR" "0000:16:00.4 has no vGPU type 'NVIDIA H100-99C'" "unknown vendor name"
+expect_rc 2 "$GPUVIRT" "${HC[@]}" vm attach --config spare 16:00.4 --mdev-type "NVIDIA H100-8C" && expect_in "$ERR" "is an NVIDIA vendor vGPU type; use --vgpu-type" "the option for the kind"
+expect_rc 0 "$GPUVIRT" "${HC[@]}" vm attach --config spare 16:00.4 --vgpu-type "nvidia h100-8c"
+[ "$(cat "$TMP/h100/sys/bus/pci/devices/0000:16:00.4/nvidia/current_vgpu_type")" = 1046 ] && ok || fail "vGPU type by name not set"
 expect_rc 0 "$GPUVIRT" "${HC[@]}" --json vm detach --config ai 16:00.4
 echo "$OUT" | jq -e '.released and .kind == "vendor_vgpu"' >/dev/null && ok || fail "vendor detach: $OUT"
 [ "$(cat "$TMP/h100/sys/bus/pci/devices/0000:16:00.4/nvidia/current_vgpu_type")" = 0 ] && ok || fail "vGPU type not cleared"

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Guest side of the passthrough suite (tests/rig/passthrough.sh runs it in the rig): the shared
 # scenario on the real kernel, then what only a real kernel shows: VFIO_GROUP_GET_STATUS viability with
-# one function of a group moved, a process holding the group node, and timings.
+# one function of a group moved (and assert/apply judging the group as the unit), a device that lost its
+# driver given back by recover, the host lock in /run/gpuvirt, a process holding the group node, and
+# timings.
 #   passthrough-guest.sh GPUVIRT
 set -u
 GPUVIRT=$1
@@ -56,10 +58,35 @@ wr /sys/bus/pci/drivers_probe 0000:04:00.1
 v=$("$GPUVIRT" --json show 0000:04:00.0 | jq '.modes.passthrough.viable')
 [ "$v" = false ] && pass "half-moved group: kernel says not viable (VFIO_GROUP_GET_STATUS)" ||
         fail "half-moved group viable=$v"
+# the group is the unit: the desired state "04:00.0 passed through" is not met until 04:00.1 is too
+printf 'version: 1\ngpus:\n  - select: "0000:04:00.0"\n    mode: passthrough\n' >/tmp/pair.yaml
+"$GPUVIRT" assert -f /tmp/pair.yaml >/dev/null 2>&1
+rc=$?
+[ $rc = 1 ] && pass "half-moved group: assert says the host differs" || fail "half-moved group: assert exited $rc"
+"$GPUVIRT" apply -f /tmp/pair.yaml >/dev/null && [ "$(drv 0000:04:00.1)" = vfio-pci ] &&
+        "$GPUVIRT" assert -f /tmp/pair.yaml >/dev/null && pass "half-moved group: apply moves the rest, then it matches" ||
+        fail "half-moved group: apply left 04:00.1 on $(drv 0000:04:00.1)"
 "$GPUVIRT" passthrough enable 0000:04:00.0 >/dev/null && [ "$(drv 0000:04:00.1)" = vfio-pci ] &&
         pass "enable again completes the group" || fail "re-enable pair"
 v=$("$GPUVIRT" --json show 0000:04:00.0 | jq '.modes.passthrough.viable')
 [ "$v" = true ] && pass "whole group: viable" || fail "whole group viable=$v"
+
+# A device that lost its driver (unbound from vfio-pci behind gpuvirt's back, as a crash between the unbind and
+# the bind back leaves it): status names it and fails, recover gives it the driver gpuvirt recorded.
+"$GPUVIRT" passthrough enable 0000:02:00.0 >/dev/null || fail "enable 02:00.0"
+wr /sys/bus/pci/drivers/vfio-pci/unbind 0000:02:00.0
+out=$("$GPUVIRT" status 2>&1)
+rc=$?
+case "$rc:$(drv 0000:02:00.0):$out" in
+1:none:*"No driver: 0000:02:00.0 (had bochs-drm)"*) pass "lost driver: status names it and exits 1" ;;
+*) fail "lost driver: status rc $rc, 02:00.0 on $(drv 0000:02:00.0): $out" ;;
+esac
+"$GPUVIRT" recover >/dev/null && [ "$(drv 0000:02:00.0)" = bochs-drm ] && [ ! -e /var/lib/gpuvirt/passthrough/0000:02:00.0 ] &&
+        pass "lost driver: recover binds bochs-drm back on the real kernel, record gone" ||
+        fail "lost driver: recover left 02:00.0 on $(drv 0000:02:00.0)"
+# the host lock: a private directory in the real /run
+[ "$(stat -c '%a %U' /run/gpuvirt 2>/dev/null)" = "700 root" ] && [ ! -e /run/lock/gpuvirt.lock ] &&
+        pass "host lock in /run/gpuvirt (0700 root)" || fail "host lock: $(ls -ld /run/gpuvirt /run/lock/gpuvirt.lock 2>&1)"
 
 # A process holding the group node: release is refused and names it.
 exec 3<>/dev/vfio/$grp

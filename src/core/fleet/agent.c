@@ -63,9 +63,12 @@ static json_object *obj(json_object *o, const char *key) {
 }
 
 static int state_load(Root *root, State *st) {
-        int r = state_read_json(root, &st->doc, FLEET_AGENT_STATE);
+        _cleanup_free_ char *err = NULL;
+        int r = state_read_json(root, &st->doc, &err, FLEET_AGENT_STATE);
         if (r == -ENOENT || r == -EBADMSG) {
                 /* a damaged memory is not trusted: start over (units are found again by their names) */
+                if (err)
+                        log_debug("fleet agent: starting over, %s", err);
                 st->doc = json_object_new_object();
                 return st->doc ? 0 : -ENOMEM;
         }
@@ -836,14 +839,16 @@ int fleet_agent_converge(Root *root, Store *s, const char *host, FleetConvergeRe
         Pass p = {.root = root, .store = s, .host = host, .rep = ret};
         _cleanup_free_ char *up = strdup_printf(FLEET_KEY_UNITS "%s/", host);
         _cleanup_strv_free_ char **lost = NULL;
-        _cleanup_close_ int lock = root_lock(root, 30000);
+        _cleanup_free_ char *lerr = NULL;
+        _cleanup_close_ int lock = root_lock(root, 30000, &lerr);
         if (lock < 0) {
-                report_error(ret, "cannot take the host lock: %s", strerror(-lock));
+                report_error(ret, "cannot take the host lock: %s", lerr ?: strerror(-lock));
                 return lock;
         }
         /* an apply the agent (or anyone) was killed in: finish its step first */
         _cleanup_free_ char *step = NULL, *rerr = NULL;
-        int r = host_recover(root, &step, &rerr);
+        _cleanup_strv_free_ char **restored = NULL;
+        int r = host_recover(root, &step, &restored, &rerr);
         if (r < 0)
                 report_error(ret, "cannot finish the interrupted step %s: %s", strna(step), strna(rerr));
         (void)pci_names_new(&p.names);

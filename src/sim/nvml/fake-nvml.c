@@ -10,8 +10,9 @@
  *  - the GPUs NVML sees: NVIDIA display-class physical functions bound to "nvidia" under
  *    sys/bus/pci/devices, in address order (that order is the NVML index); SR-IOV VFs (vGPU hosts) are
  *    not GPUs to NVML;
- *  - the real MIG profile tables (ids, slices, placements, memory) of A100-40GB, A100-80GB, A30,
- *    H100-80GB and H200, keyed by PCI device id;
+ *  - the MIG profile tables of each product it knows (A100-SXM4-40GB, A100-PCIE-40GB, A100-SXM4-80GB,
+ *    A100 80GB PCIe, A30, H100-SXM5-80GB, H100-PCIE-80GB, H200-SXM-141GB), keyed by PCI device id, as
+ *    NVIDIA publishes them (see the tables below);
  *  - MIG mode: a change is pending (NVML_ERROR_RESET_REQUIRED, or NVML_ERROR_IN_USE while processes hold
  *    the GPU) until the GPU is reset; the simulator's kernel model counts writes to the device's `reset`
  *    attribute in .gpuvirt-sim/resets/<bdf>, and a reset makes the pending mode current and clears every
@@ -22,13 +23,20 @@
  *    nvidia-persistenced or DCGM). They make SetMigMode report IN_USE and GI destruction fail with IN_USE.
  *
  * State per GPU lives in .gpuvirt-sim/nvml/<bdf> (text, rewritten after every change), so it survives
- * across processes. Simulated GPUs start with MIG disabled (no state file).
+ * across processes. Simulated GPUs start with MIG disabled (no state file). Like the driver, which keeps
+ * one state for every client, each call that reads or changes that state holds .gpuvirt-sim/nvml/lock
+ * (flock) and re-reads the state first: two processes see each other's instances, and a client that acts
+ * on what it read earlier finds out (a taken placement is NVML_ERROR_INSUFFICIENT_RESOURCES), so the
+ * simulator shows races instead of hiding them. Handles stay valid across re-reads (an instance keeps its
+ * slot by id); a handle of an instance another process destroyed is NVML_ERROR_INVALID_ARGUMENT.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 
 #include "basic/fileio.h"
 #include "core/nvml.h"
@@ -43,49 +51,102 @@ enum { MAGIC_DEV = 0x4e564430, MAGIC_GI = 0x4e564731, MAGIC_CI = 0x4e564332 };
 
 typedef struct FProfile {
         unsigned constant, id, compute, size, max, starts; /* starts: bit i = legal start i */
-        unsigned long long mem_mb;
-        unsigned sms;
+        unsigned long long mem_mb;                        /* memorySizeMB as NVML reports it */
+        unsigned sms, ce, dec, jpeg, ofa;
 } FProfile;
 
 typedef struct FModel {
-        const char *family;
+        const char *product;
+        unsigned long long total_mb; /* the GPU's memory, as nvmlDeviceGetMemoryInfo's total */
         unsigned mem_slices, compute_slices;
         FProfile p[NVML_GPU_INSTANCE_PROFILE_COUNT];
         size_t n;
 } FModel;
 
-/* Profile tables: id, compute/memory slices, max count, legal starts, memory, SMs. */
-#define P(c, i, cs, sz, mx, st, mb, sm) {.constant = (c), .id = (i), .compute = (cs), .size = (sz), .max = (mx), .starts = (st), .mem_mb = (mb), .sms = (sm)}
-static const FModel a100_40 = {"A100-40GB", 8, 7, {
-        P(0x0, 19, 1, 1, 7, 0x7f, 4864, 14), P(0x7, 20, 1, 1, 1, 0x7f, 4864, 14), P(0x9, 15, 1, 2, 4, 0x55, 9856, 14),
-        P(0x1, 14, 2, 2, 3, 0x15, 9856, 28), P(0x2, 9, 3, 4, 2, 0x11, 19968, 42), P(0x3, 5, 4, 4, 1, 0x01, 19968, 56),
-        P(0x4, 0, 7, 8, 1, 0x01, 40192, 98)}, 7};
-static const FModel a100_80 = {"A100-80GB", 8, 7, {
-        P(0x0, 19, 1, 1, 7, 0x7f, 9728, 14), P(0x7, 20, 1, 1, 1, 0x7f, 9728, 14), P(0x9, 15, 1, 2, 4, 0x55, 19968, 14),
-        P(0x1, 14, 2, 2, 3, 0x15, 19968, 28), P(0x2, 9, 3, 4, 2, 0x11, 40192, 42), P(0x3, 5, 4, 4, 1, 0x01, 40192, 56),
-        P(0x4, 0, 7, 8, 1, 0x01, 81152, 98)}, 7};
-static const FModel a30 = {"A30-24GB", 4, 4, {
-        P(0x0, 14, 1, 1, 4, 0x0f, 5952, 14), P(0x7, 21, 1, 1, 1, 0x0f, 5952, 14), P(0x1, 5, 2, 2, 2, 0x05, 11968, 28),
-        P(0x8, 6, 2, 2, 1, 0x05, 11968, 28), P(0x3, 0, 4, 4, 1, 0x01, 24064, 56)}, 5};
-static const FModel h100 = {"H100-80GB", 8, 7, {
-        P(0x0, 19, 1, 1, 7, 0x7f, 9984, 16), P(0x7, 20, 1, 1, 1, 0x7f, 9984, 16), P(0x9, 15, 1, 2, 4, 0x55, 20096, 16),
-        P(0x1, 14, 2, 2, 3, 0x15, 20096, 32), P(0x2, 9, 3, 4, 2, 0x11, 40448, 60), P(0x3, 5, 4, 4, 1, 0x01, 40448, 64),
-        P(0x4, 0, 7, 8, 1, 0x01, 81152, 132)}, 7};
-static const FModel h200 = {"H200-141GB", 8, 7, {
-        P(0x0, 19, 1, 1, 7, 0x7f, 18048, 16), P(0x7, 20, 1, 1, 1, 0x7f, 18048, 16), P(0x9, 15, 1, 2, 4, 0x55, 35840, 16),
-        P(0x1, 14, 2, 2, 3, 0x15, 35840, 32), P(0x2, 9, 3, 4, 2, 0x11, 72192, 60), P(0x3, 5, 4, 4, 1, 0x01, 72192, 64),
-        P(0x4, 0, 7, 8, 1, 0x01, 143616, 132)}, 7};
+/*
+ * The MIG profile tables of each product, one table per product.
+ *
+ * Profiles, instance counts, slice fractions and engines (copy engines, NVDEC, JPEG, OFA) are those of
+ * NVIDIA's "Multi-Instance GPU User Guide" (r580), section "Supported MIG Profiles" (the A30, A100, H100
+ * and H200 tables); placements are those of the same section's diagrams and of `nvidia-smi mig -lgipp` in
+ * its "Getting Started with MIG" section. Memory (NVML's memorySizeMB) and SM counts are not in those
+ * tables: they are what `nvidia-smi mig -lgip` reports on the product, cited above each table.
+ * tests/test-mig.c checks every row against those published numbers.
+ *
+ * The GPU's total memory (for profile names) is what nvidia-smi reports for the product: 40960, 81920,
+ * 24576, 81559 (H100) and 143771 MiB (H200).
+ *
+ * P(constant, id, compute slices, memory slices, instances, legal starts, MiB, SMs, CE, NVDEC, JPEG, OFA)
+ */
+#define P(c, i, cs, sz, mx, st, mb, sm, ce_, de, jp, of)                                                      \
+        {.constant = (c), .id = (i), .compute = (cs), .size = (sz), .max = (mx), .starts = (st), .mem_mb = (mb), \
+         .sms = (sm), .ce = (ce_), .dec = (de), .jpeg = (jp), .ofa = (of)}
+
+/* A100-SXM4-40GB: the guide's table "GPU Instance Profiles on A100", and its own `nvidia-smi mig -lgip`
+ * example (Getting Started with MIG: 4.75, 9.62, 9.62, 19.50, 19.50, 39.25 GiB; 14, 14, 14, 28, 42, 56, 98
+ * SMs). The PCIe 40GB card (GA100, same partitioning) is assumed to report the same: no capture of it. */
+static const FModel a100_40gb = {"A100-40GB", 40960, 8, 7, {
+        P(0x0, 19, 1, 1, 7, 0x7f, 4864, 14, 1, 0, 0, 0),   P(0x7, 20, 1, 1, 1, 0x7f, 4864, 14, 1, 1, 1, 1),
+        P(0x9, 15, 1, 2, 4, 0x55, 9856, 14, 1, 1, 0, 0),   P(0x1, 14, 2, 2, 3, 0x15, 9856, 28, 2, 1, 0, 0),
+        P(0x2, 9, 3, 4, 2, 0x11, 19968, 42, 3, 2, 0, 0),   P(0x3, 5, 4, 4, 1, 0x01, 19968, 56, 4, 2, 0, 0),
+        P(0x4, 0, 7, 8, 1, 0x01, 40192, 98, 7, 5, 1, 1)}, 7};
+/* A100-SXM4-80GB / A100 80GB PCIe: the guide's A100 table with the 80GB names; memory and SMs from
+ * `nvidia-smi mig -lgip` on an A100 80GB PCIe (driver 515: 9.50, 9.50, 19.50, 39.25, 39.25, 79.00 GiB;
+ * 14, 14, 28, 42, 56, 98 SMs; MIG device 3g.40gb 40192 MiB). That driver predates 1g.20gb (profile 15):
+ * its memory and SMs are taken equal to 2g.20gb's memory and 1g's SMs, as on the 40GB card. */
+static const FModel a100_80gb = {"A100-80GB", 81920, 8, 7, {
+        P(0x0, 19, 1, 1, 7, 0x7f, 9728, 14, 1, 0, 0, 0),   P(0x7, 20, 1, 1, 1, 0x7f, 9728, 14, 1, 1, 1, 1),
+        P(0x9, 15, 1, 2, 4, 0x55, 19968, 14, 1, 1, 0, 0),  P(0x1, 14, 2, 2, 3, 0x15, 19968, 28, 2, 1, 0, 0),
+        P(0x2, 9, 3, 4, 2, 0x11, 40192, 42, 3, 2, 0, 0),   P(0x3, 5, 4, 4, 1, 0x01, 40192, 56, 4, 2, 0, 0),
+        P(0x4, 0, 7, 8, 1, 0x01, 80896, 98, 7, 5, 1, 1)}, 7};
+/* A30-24GB: the guide's table "GPU Instance Profiles on A30"; memory and SMs from `nvidia-smi mig -lgip`
+ * on an A30 (5.81, 5.81, 11.69, 11.69, 23.44 GiB; 14, 14, 28, 28, 56 SMs; placements from its -lgipp:
+ * {0,1,2,3}:1, {0,2}:2, {0}:4). */
+static const FModel a30 = {"A30-24GB", 24576, 4, 4, {
+        P(0x0, 14, 1, 1, 4, 0x0f, 5952, 14, 1, 0, 0, 0),   P(0x7, 21, 1, 1, 1, 0x0f, 5952, 14, 1, 1, 1, 1),
+        P(0x1, 5, 2, 2, 2, 0x05, 11968, 28, 2, 2, 0, 0),   P(0x8, 6, 2, 2, 1, 0x05, 11968, 28, 2, 2, 1, 1),
+        P(0x3, 0, 4, 4, 1, 0x01, 24000, 56, 4, 4, 1, 1)}, 5};
+/* H100-SXM5-80GB: the guide's table "GPU Instance Profiles on H100"; memory and SMs from `nvidia-smi mig
+ * -lgip` on an H100 80GB HBM3 (9.75, 9.75, 19.62, 19.62, 39.50, 39.50, 79.25 GiB; 16, 16, 26, 32, 60, 64,
+ * 132 SMs). */
+static const FModel h100_sxm5 = {"H100-SXM5-80GB", 81559, 8, 7, {
+        P(0x0, 19, 1, 1, 7, 0x7f, 9984, 16, 1, 1, 1, 0),   P(0x7, 20, 1, 1, 1, 0x7f, 9984, 16, 1, 1, 1, 1),
+        P(0x9, 15, 1, 2, 4, 0x55, 20096, 26, 1, 1, 1, 0),  P(0x1, 14, 2, 2, 3, 0x15, 20096, 32, 2, 2, 2, 0),
+        P(0x2, 9, 3, 4, 2, 0x11, 40448, 60, 3, 3, 3, 0),   P(0x3, 5, 4, 4, 1, 0x01, 40448, 64, 4, 4, 4, 0),
+        P(0x4, 0, 7, 8, 1, 0x01, 81152, 132, 8, 7, 7, 1)}, 7};
+/* H100-PCIE-80GB: the guide's H100 table; memory and SMs from `nvidia-smi mig -lgip` on an H100 PCIe
+ * (driver 570.169: 9.75, 9.75, 19.62, 19.62, 39.50, 39.50, 79.25 GiB; 14, 14, 14, 30, 46, 62, 114 SMs;
+ * MIG device 1g.10gb 9984 MiB). */
+static const FModel h100_pcie = {"H100-PCIE-80GB", 81559, 8, 7, {
+        P(0x0, 19, 1, 1, 7, 0x7f, 9984, 14, 1, 1, 1, 0),   P(0x7, 20, 1, 1, 1, 0x7f, 9984, 14, 1, 1, 1, 1),
+        P(0x9, 15, 1, 2, 4, 0x55, 20096, 14, 1, 1, 1, 0),  P(0x1, 14, 2, 2, 3, 0x15, 20096, 30, 2, 2, 2, 0),
+        P(0x2, 9, 3, 4, 2, 0x11, 40448, 46, 3, 3, 3, 0),   P(0x3, 5, 4, 4, 1, 0x01, 40448, 62, 4, 4, 4, 0),
+        P(0x4, 0, 7, 8, 1, 0x01, 81152, 114, 8, 7, 7, 1)}, 7};
+/* H200-SXM-141GB: the guide's table "GPU Instance Profiles on H200"; memory and SMs from `nvidia-smi mig
+ * -lgip` on an H200 in NVIDIA/mig-parted issue #120 ("Add support for the NVIDIA H200 GPU": 16.00, 16.00,
+ * 32.25, 32.25, 69.50, 69.50, 139.75 GiB; 16, 16, 26, 32, 60, 64, 132 SMs). H200 NVL is not modelled. */
+static const FModel h200_sxm = {"H200-SXM-141GB", 143771, 8, 7, {
+        P(0x0, 19, 1, 1, 7, 0x7f, 16384, 16, 1, 1, 1, 0),  P(0x7, 20, 1, 1, 1, 0x7f, 16384, 16, 1, 1, 1, 1),
+        P(0x9, 15, 1, 2, 4, 0x55, 33024, 26, 1, 1, 1, 0),  P(0x1, 14, 2, 2, 3, 0x15, 33024, 32, 2, 2, 2, 0),
+        P(0x2, 9, 3, 4, 2, 0x11, 71168, 60, 3, 3, 3, 0),   P(0x3, 5, 4, 4, 1, 0x01, 71168, 64, 4, 4, 4, 0),
+        P(0x4, 0, 7, 8, 1, 0x01, 143104, 132, 8, 7, 7, 1)}, 7};
 #undef P
 
+/* Each product by PCI device id, with the name NVML gives it. */
 static const struct {
         uint16_t device;
         const char *name;
         const FModel *model;
 } known[] = {
-        {0x20b0, "NVIDIA A100-SXM4-40GB", &a100_40}, {0x20f1, "NVIDIA A100-PCIE-40GB", &a100_40},
-        {0x20b2, "NVIDIA A100-SXM4-80GB", &a100_80}, {0x20b5, "NVIDIA A100 80GB PCIe", &a100_80},
-        {0x20b7, "NVIDIA A30", &a30},                {0x2330, "NVIDIA H100 80GB HBM3", &h100},
-        {0x2331, "NVIDIA H100 PCIe", &h100},         {0x2335, "NVIDIA H200", &h200},
+        {0x20b0, "NVIDIA A100-SXM4-40GB", &a100_40gb}, {0x20b1, "NVIDIA A100-PCIE-40GB", &a100_40gb},
+        {0x20f1, "NVIDIA A100-PCIE-40GB", &a100_40gb}, {0x20b2, "NVIDIA A100-SXM4-80GB", &a100_80gb},
+        {0x20b5, "NVIDIA A100 80GB PCIe", &a100_80gb}, {0x20b7, "NVIDIA A30", &a30},
+        {0x2330, "NVIDIA H100 80GB HBM3", &h100_sxm5}, {0x2331, "NVIDIA H100 PCIe", &h100_pcie},
+        {0x2335, "NVIDIA H200", &h200_sxm},
+        /* GPUs without MIG that the simulator's profiles hold */
+        {0x1eb8, "Tesla T4", NULL},                    {0x1fb0, "DGX Display", NULL},
+        {0x1e30, "Quadro RTX 6000", NULL},             {0x2206, "NVIDIA GeForce RTX 3080", NULL},
+        {0x21c4, "NVIDIA GeForce GTX 1660 SUPER", NULL},
 };
 
 typedef struct FDev FDev;
@@ -113,17 +174,64 @@ struct FDev {
         uint32_t magic;
         char bdf[16];
         uint16_t device;
+        uint32_t subsystem; /* subsystem device << 16 | subsystem vendor */
+        bool lost;          /* config space reads all ones: fallen off the bus */
         const char *name;
         const FModel *m; /* NULL: no MIG */
         unsigned cur, pend;
         unsigned long resets, serial;
         FGi gi[MAX_GIS];
+        unsigned loaded; /* the locked section (lock_gen) whose state this holds */
 };
 
 static char *root;
 static FDev devs[MAX_DEVS];
 static unsigned n_devs;
 static bool initialized;
+
+/* ---- the state lock: held for the whole of each call that reads or changes a GPU's state ---- */
+
+static int lock_fd = -1;
+static unsigned lock_depth, lock_gen;
+
+static unsigned state_lock(void) {
+        if (lock_depth++ > 0 || !root)
+                return 0;
+        lock_gen++; /* every GPU's state is re-read in this section before it is used */
+        _cleanup_free_ char *dir = strdup_printf("%s/" SIM_MARKER_DIR "/nvml", root);
+        _cleanup_free_ char *p = strdup_printf("%s/" SIM_MARKER_DIR "/nvml/lock", root);
+        if (!dir || !p || mkdir_p(dir, 0755) < 0)
+                return 0;
+        lock_fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        while (lock_fd >= 0 && flock(lock_fd, LOCK_EX) < 0 && errno == EINTR)
+                ;
+        return 0;
+}
+
+static void state_unlockp(unsigned *unused) {
+        if (lock_depth == 0 || --lock_depth > 0)
+                return;
+        if (lock_fd >= 0)
+                close(lock_fd);
+        lock_fd = -1;
+}
+
+/* At the top of every call that touches a GPU's state. */
+#define LOCKED _cleanup_(state_unlockp) _unused_ unsigned _locked = state_lock()
+
+/* gpuvirt's fault point for the changes we make (sim_nvml_fault()). */
+static GpuvirtSimNvmlFaultHook fault_hook;
+
+API int gpuvirtSimNvmlSetFaultHook(GpuvirtSimNvmlFaultHook hook) {
+        fault_hook = hook;
+        return 0;
+}
+
+/* Before a change to d's state: an injected fault fails the call (a KILL fault ends the process here, the
+ * change not made), as a kernel write would. */
+static bool faulted(const FDev *d, const char *call) {
+        return fault_hook && fault_hook(root, d->bdf, call) < 0;
+}
 
 API int gpuvirtSimNvmlSetRoot(const char *rootdir) {
         if (!rootdir || rootdir[0] != '/')
@@ -199,13 +307,18 @@ static FGi *gi_by_id(FDev *d, unsigned id) {
         return NULL;
 }
 
+/* Re-read the GPU's state from its file. Instances keep their slots by id (so handles stay valid), instances
+ * that are gone free theirs, new ones take free slots. No file: MIG disabled, no instances. */
 static void dev_load(FDev *d) {
+        struct { unsigned id, profile, start, size; } gis[MAX_GIS];
+        struct { unsigned gi, id, profile, start, size; char uuid[48]; } cis[MAX_GIS * MAX_CIS];
+        size_t ngi = 0, nci = 0;
+        d->cur = d->pend = 0;
+        d->resets = d->serial = 0;
         _cleanup_free_ char *p = state_path(d, "");
         FILE *f = p ? fopen(p, "re") : NULL;
-        if (!f)
-                return;
         char line[256];
-        while (fgets(line, sizeof line, f)) {
+        while (f && fgets(line, sizeof line, f)) {
                 unsigned a, b, c, e, g;
                 char uuid[48];
                 if (sscanf(line, "mode %u %u", &a, &b) == 2) {
@@ -213,27 +326,65 @@ static void dev_load(FDev *d) {
                         d->pend = b;
                 } else if (sscanf(line, "resets %lu", &d->resets) == 1 || sscanf(line, "serial %lu", &d->serial) == 1)
                         continue;
-                else if (sscanf(line, "gi %u %u %u %u", &a, &b, &c, &e) == 4) {
-                        for (g = 0; g < MAX_GIS && d->gi[g].used; g++)
-                                ;
-                        const FProfile *pr = profile_by_id(d, b);
-                        if (g == MAX_GIS || !pr)
-                                continue;
-                        d->gi[g] = (FGi){.magic = MAGIC_GI, .dev = d, .used = true, .id = a, .p = pr, .start = c, .size = e};
-                } else if (sscanf(line, "ci %u %u %u %u %u %47s", &a, &b, &c, &e, &g, uuid) == 6) {
-                        FGi *gi = gi_by_id(d, a);
-                        if (!gi)
-                                continue;
-                        for (unsigned k = 0; k < MAX_CIS; k++)
-                                if (!gi->ci[k].used) {
-                                        gi->ci[k] = (FCi){.magic = MAGIC_CI, .gi = gi, .used = true, .id = b, .profile = c,
-                                                          .start = e, .size = g};
-                                        snprintf(gi->ci[k].uuid, sizeof gi->ci[k].uuid, "%s", uuid);
-                                        break;
-                                }
+                else if (sscanf(line, "gi %u %u %u %u", &a, &b, &c, &e) == 4 && ngi < MAX_GIS && profile_by_id(d, b))
+                        gis[ngi++] = (__typeof__(gis[0])){a, b, c, e};
+                else if (sscanf(line, "ci %u %u %u %u %u %47s", &a, &b, &c, &e, &g, uuid) == 6 && nci < ELEMENTSOF(cis)) {
+                        cis[nci] = (__typeof__(cis[0])){a, b, c, e, g, ""};
+                        snprintf(cis[nci++].uuid, sizeof cis[0].uuid, "%s", uuid);
                 }
         }
-        fclose(f);
+        if (f)
+                fclose(f);
+
+        /* GPU instances: the ones still there keep their slots, then the new ones take the freed ones */
+        bool keep[MAX_GIS] = {}, placed[MAX_GIS] = {};
+        for (size_t k = 0; k < ngi; k++) {
+                FGi *gi = gi_by_id(d, gis[k].id);
+                if (gi) {
+                        keep[gi - d->gi] = placed[k] = true;
+                        gi->p = profile_by_id(d, gis[k].profile);
+                        gi->start = gis[k].start;
+                        gi->size = gis[k].size;
+                }
+        }
+        for (unsigned g = 0; g < MAX_GIS; g++)
+                d->gi[g].used = keep[g];
+        for (size_t k = 0; k < ngi; k++) {
+                unsigned g;
+                for (g = 0; g < MAX_GIS && d->gi[g].used; g++)
+                        ;
+                if (placed[k] || g == MAX_GIS)
+                        continue;
+                d->gi[g] = (FGi){.magic = MAGIC_GI, .dev = d, .used = true, .id = gis[k].id,
+                                 .p = profile_by_id(d, gis[k].profile), .start = gis[k].start, .size = gis[k].size};
+        }
+        /* compute instances of each, the same way */
+        for (unsigned g = 0; g < MAX_GIS; g++) {
+                FGi *gi = &d->gi[g];
+                bool keep_ci[MAX_CIS] = {}, placed_ci[ELEMENTSOF(cis)] = {};
+                for (size_t k = 0; gi->used && k < nci; k++)
+                        for (unsigned c = 0; c < MAX_CIS && cis[k].gi == gi->id && !placed_ci[k]; c++)
+                                if (gi->ci[c].used && !keep_ci[c] && gi->ci[c].id == cis[k].id)
+                                        keep_ci[c] = placed_ci[k] = true;
+                for (unsigned c = 0; c < MAX_CIS; c++)
+                        gi->ci[c].used = keep_ci[c];
+                for (size_t k = 0; gi->used && k < nci; k++) {
+                        if (cis[k].gi != gi->id)
+                                continue;
+                        unsigned c = 0;
+                        if (placed_ci[k])
+                                while (gi->ci[c].id != cis[k].id || !gi->ci[c].used)
+                                        c++;
+                        else
+                                while (c < MAX_CIS && gi->ci[c].used)
+                                        c++;
+                        if (c == MAX_CIS)
+                                continue;
+                        gi->ci[c] = (FCi){.magic = MAGIC_CI, .gi = gi, .used = true, .id = cis[k].id,
+                                          .profile = cis[k].profile, .start = cis[k].start, .size = cis[k].size};
+                        snprintf(gi->ci[c].uuid, sizeof gi->ci[c].uuid, "%s", cis[k].uuid);
+                }
+        }
 }
 
 /* The kernel model counts resets; a reset applies the pending mode and clears every instance. */
@@ -279,26 +430,52 @@ static uint32_t read_hex(const char *dir, const char *name) {
         return v;
 }
 
+/* A device whose config space reads back all ones (vendor 0xffff) no longer answers on the bus: the
+ * driver reports it lost (NVML_ERROR_GPU_IS_LOST), as it does after an Xid 79. */
+static bool config_lost(const char *dir) {
+        _cleanup_free_ char *p = strdup_printf("%s/config", dir);
+        uint8_t cfg[16];
+        size_t n = 0;
+        if (!p || read_head_at(AT_FDCWD, p, cfg, sizeof cfg, &n) < 0 || n < sizeof cfg)
+                return false;
+        for (size_t i = 0; i < sizeof cfg; i++)
+                if (cfg[i] != 0xff)
+                        return false;
+        return true;
+}
+
 /* ---- handles ---- */
+
+/* The GPU's state as the file holds it now: re-read once per locked section (the caller holds LOCKED). */
+static void dev_refresh(FDev *d) {
+        if (d->loaded == lock_gen)
+                return;
+        d->loaded = lock_gen;
+        dev_load(d);
+        dev_sync(d);
+}
 
 static FDev *as_dev(nvmlDevice_t h) {
         FDev *d = (FDev *)h;
         if (!initialized || !d || d->magic != MAGIC_DEV)
                 return NULL;
-        dev_sync(d);
+        dev_refresh(d);
         return d;
 }
 
 static FCi *as_migdev(nvmlDevice_t h) {
         FCi *c = (FCi *)h;
-        return initialized && c && c->magic == MAGIC_CI && c->used ? c : NULL;
+        if (!initialized || !c || c->magic != MAGIC_CI)
+                return NULL;
+        dev_refresh(c->gi->dev);
+        return c->used && c->gi->used ? c : NULL;
 }
 
 static FGi *as_gi(nvmlGpuInstance_t h) {
         FGi *g = (FGi *)h;
         if (!initialized || !g || g->magic != MAGIC_GI)
                 return NULL;
-        dev_sync(g->dev);
+        dev_refresh(g->dev);
         return g->used ? g : NULL;
 }
 
@@ -309,6 +486,7 @@ static FCi *as_ci(nvmlComputeInstance_t h) {
 /* ---- init ---- */
 
 API nvmlReturn_t nvmlInit_v2(void) {
+        LOCKED;
         if (!root)
                 return NVML_ERROR_DRIVER_NOT_LOADED;
         _cleanup_free_ char *pci = strdup_printf("%s/sys/bus/pci/devices", root);
@@ -328,13 +506,15 @@ API nvmlReturn_t nvmlInit_v2(void) {
                 d->magic = MAGIC_DEV;
                 snprintf(d->bdf, sizeof d->bdf, "%s", *e);
                 d->device = (uint16_t)read_hex(dir, "device");
+                d->subsystem = read_hex(dir, "subsystem_device") << 16 | (read_hex(dir, "subsystem_vendor") & 0xffff);
+                d->lost = config_lost(dir);
                 d->name = "NVIDIA GPU";
                 for (size_t k = 0; k < ELEMENTSOF(known); k++)
                         if (known[k].device == d->device) {
                                 d->name = known[k].name;
                                 d->m = known[k].model;
                         }
-                dev_load(d);
+                dev_refresh(d);
         }
         initialized = true;
         return NVML_SUCCESS;
@@ -364,6 +544,7 @@ API const char *nvmlErrorString(nvmlReturn_t r) {
         case NVML_ERROR_NOT_FOUND: return "Not Found";
         case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
         case NVML_ERROR_DRIVER_NOT_LOADED: return "Driver Not Loaded";
+        case NVML_ERROR_GPU_IS_LOST: return "GPU is lost";
         case NVML_ERROR_RESET_REQUIRED: return "GPU requires reset";
         case NVML_ERROR_IN_USE: return "In use by another client";
         case NVML_ERROR_INSUFFICIENT_RESOURCES: return "Insufficient resources";
@@ -385,6 +566,8 @@ API nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned index, nvmlDevice_t *dev
                 return NVML_ERROR_UNINITIALIZED;
         if (!device || index >= n_devs)
                 return NVML_ERROR_INVALID_ARGUMENT;
+        if (devs[index].lost)
+                return NVML_ERROR_GPU_IS_LOST;
         *device = (nvmlDevice_t)&devs[index];
         return NVML_SUCCESS;
 }
@@ -406,6 +589,8 @@ API nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *busid, nvmlDevice_
                 return NVML_ERROR_INVALID_ARGUMENT;
         for (unsigned i = 0; i < n_devs; i++)
                 if (bus_id_parse(devs[i].bdf, &b[0], &b[1], &b[2], &b[3]) && memcmp(a, b, sizeof a) == 0) {
+                        if (devs[i].lost)
+                                return NVML_ERROR_GPU_IS_LOST;
                         *device = (nvmlDevice_t)&devs[i];
                         return NVML_SUCCESS;
                 }
@@ -422,6 +607,7 @@ static nvmlReturn_t copy_out(const char *s, char *buf, unsigned len) {
 }
 
 API nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned length) {
+        LOCKED;
         FCi *c = as_migdev(device);
         if (c)
                 return copy_out(c->uuid, uuid, length);
@@ -434,6 +620,7 @@ API nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned len
 }
 
 API nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned length) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -441,14 +628,25 @@ API nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned len
 }
 
 API nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci) {
+        LOCKED;
         FDev *d = as_dev(device);
         unsigned dom, bus, slot, fn;
         if (!d || !pci || !bus_id_parse(d->bdf, &dom, &bus, &slot, &fn))
                 return NVML_ERROR_INVALID_ARGUMENT;
         *pci = (nvmlPciInfo_t){.domain = dom, .bus = bus, .device = slot,
-                               .pciDeviceId = (unsigned)d->device << 16 | 0x10de, .pciSubSystemId = 0};
+                               .pciDeviceId = (unsigned)d->device << 16 | 0x10de, .pciSubSystemId = d->subsystem};
         snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%04X:%02X:%02X.%X", dom, bus, slot, fn);
         snprintf(pci->busId, sizeof pci->busId, "%08X:%02X:%02X.%X", dom, bus, slot, fn);
+        return NVML_SUCCESS;
+}
+
+API nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
+        FDev *d = as_dev(device);
+        if (!d || !memory)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (!d->m)
+                return NVML_ERROR_NOT_SUPPORTED; /* only the products it models */
+        *memory = (nvmlMemory_t){.total = d->m->total_mb << 20, .free = d->m->total_mb << 20};
         return NVML_SUCCESS;
 }
 
@@ -462,6 +660,7 @@ static unsigned gi_count(const FDev *d) {
 }
 
 API nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned *current, unsigned *pending) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !current || !pending)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -473,6 +672,7 @@ API nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned *current, un
 }
 
 API nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned mode, nvmlReturn_t *activation) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !activation || mode > 1)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -480,6 +680,8 @@ API nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned mode, nvmlRe
                 return NVML_ERROR_NOT_SUPPORTED;
         if (mode == 0 && d->cur == 1 && gi_count(d) > 0)
                 return NVML_ERROR_IN_USE; /* instances exist */
+        if (faulted(d, "nvmlDeviceSetMigMode"))
+                return NVML_ERROR_UNKNOWN;
         d->pend = mode;
         if (dev_save(d) < 0)
                 return NVML_ERROR_UNKNOWN;
@@ -495,6 +697,7 @@ API nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned mode, nvmlRe
 
 API nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, unsigned profile,
                                                      nvmlGpuInstanceProfileInfo_t *info) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !info || profile >= NVML_GPU_INSTANCE_PROFILE_COUNT)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -506,9 +709,8 @@ API nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, unsign
                         continue;
                 *info = (nvmlGpuInstanceProfileInfo_t){
                         .id = p->id, .isP2pSupported = 0, .sliceCount = p->compute, .instanceCount = p->max,
-                        .multiprocessorCount = p->sms, .copyEngineCount = p->compute, .decoderCount = p->compute / 2,
-                        .encoderCount = 0, .jpegCount = profile == 0x7 || profile == 0x8 || p->compute == 7,
-                        .ofaCount = profile == 0x7 || profile == 0x8 || p->compute == 7, .memorySizeMB = p->mem_mb};
+                        .multiprocessorCount = p->sms, .copyEngineCount = p->ce, .decoderCount = p->dec,
+                        .encoderCount = 0, .jpegCount = p->jpeg, .ofaCount = p->ofa, .memorySizeMB = p->mem_mb};
                 return NVML_SUCCESS;
         }
         return NVML_ERROR_NOT_SUPPORTED;
@@ -532,6 +734,7 @@ static unsigned profile_count(const FDev *d, const FProfile *p) {
 
 API nvmlReturn_t nvmlDeviceGetGpuInstancePossiblePlacements_v2(nvmlDevice_t device, unsigned profileId,
                                                                nvmlGpuInstancePlacement_t *placements, unsigned *count) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !count)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -556,6 +759,7 @@ API nvmlReturn_t nvmlDeviceGetGpuInstancePossiblePlacements_v2(nvmlDevice_t devi
 }
 
 API nvmlReturn_t nvmlDeviceGetGpuInstanceRemainingCapacity(nvmlDevice_t device, unsigned profileId, unsigned *count) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !count)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -588,6 +792,8 @@ static nvmlReturn_t gi_create(FDev *d, const FProfile *p, unsigned start, nvmlGp
                 ;
         if (g == MAX_GIS || profile_count(d, p) >= p->max)
                 return NVML_ERROR_INSUFFICIENT_RESOURCES;
+        if (faulted(d, "nvmlDeviceCreateGpuInstance"))
+                return NVML_ERROR_UNKNOWN;
         unsigned id = 1;
         while (gi_by_id(d, id))
                 id++;
@@ -610,6 +816,7 @@ static nvmlReturn_t gi_check(FDev *d, unsigned profileId, const FProfile **ret) 
 }
 
 API nvmlReturn_t nvmlDeviceCreateGpuInstance(nvmlDevice_t device, unsigned profileId, nvmlGpuInstance_t *gi) {
+        LOCKED;
         FDev *d = as_dev(device);
         const FProfile *p;
         if (!d || !gi)
@@ -626,6 +833,7 @@ API nvmlReturn_t nvmlDeviceCreateGpuInstance(nvmlDevice_t device, unsigned profi
 
 API nvmlReturn_t nvmlDeviceCreateGpuInstanceWithPlacement(nvmlDevice_t device, unsigned profileId,
                                                           const nvmlGpuInstancePlacement_t *pl, nvmlGpuInstance_t *gi) {
+        LOCKED;
         FDev *d = as_dev(device);
         const FProfile *p;
         if (!d || !gi || !pl)
@@ -641,6 +849,7 @@ API nvmlReturn_t nvmlDeviceCreateGpuInstanceWithPlacement(nvmlDevice_t device, u
 }
 
 API nvmlReturn_t nvmlGpuInstanceDestroy(nvmlGpuInstance_t h) {
+        LOCKED;
         FGi *gi = as_gi(h);
         if (!gi)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -652,12 +861,15 @@ API nvmlReturn_t nvmlGpuInstanceDestroy(nvmlGpuInstance_t h) {
         for (size_t i = 0; i < n; i++)
                 if (p[i].gi == gi->id)
                         return NVML_ERROR_IN_USE;
+        if (faulted(gi->dev, "nvmlGpuInstanceDestroy"))
+                return NVML_ERROR_UNKNOWN;
         gi->used = false;
         return dev_save(gi->dev) < 0 ? NVML_ERROR_UNKNOWN : NVML_SUCCESS;
 }
 
 API nvmlReturn_t nvmlDeviceGetGpuInstances(nvmlDevice_t device, unsigned profileId, nvmlGpuInstance_t *gis,
                                            unsigned *count) {
+        LOCKED;
         FDev *d = as_dev(device);
         const FProfile *p;
         if (!d || !gis || !count)
@@ -674,6 +886,7 @@ API nvmlReturn_t nvmlDeviceGetGpuInstances(nvmlDevice_t device, unsigned profile
 }
 
 API nvmlReturn_t nvmlDeviceGetGpuInstanceById(nvmlDevice_t device, unsigned id, nvmlGpuInstance_t *gi) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !gi)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -687,6 +900,7 @@ API nvmlReturn_t nvmlDeviceGetGpuInstanceById(nvmlDevice_t device, unsigned id, 
 }
 
 API nvmlReturn_t nvmlGpuInstanceGetInfo(nvmlGpuInstance_t h, nvmlGpuInstanceInfo_t *info) {
+        LOCKED;
         FGi *gi = as_gi(h);
         if (!gi || !info)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -701,6 +915,7 @@ static const unsigned ci_slices[NVML_COMPUTE_INSTANCE_PROFILE_COUNT] = {1, 2, 3,
 
 API nvmlReturn_t nvmlGpuInstanceGetComputeInstanceProfileInfo(nvmlGpuInstance_t h, unsigned profile, unsigned eng,
                                                               nvmlComputeInstanceProfileInfo_t *info) {
+        LOCKED;
         FGi *gi = as_gi(h);
         if (!gi || !info || profile >= NVML_COMPUTE_INSTANCE_PROFILE_COUNT || eng != 0)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -714,6 +929,7 @@ API nvmlReturn_t nvmlGpuInstanceGetComputeInstanceProfileInfo(nvmlGpuInstance_t 
 }
 
 API nvmlReturn_t nvmlGpuInstanceCreateComputeInstance(nvmlGpuInstance_t h, unsigned profileId, nvmlComputeInstance_t *ret) {
+        LOCKED;
         FGi *gi = as_gi(h);
         nvmlComputeInstanceProfileInfo_t info;
         if (!gi || !ret)
@@ -741,6 +957,8 @@ API nvmlReturn_t nvmlGpuInstanceCreateComputeInstance(nvmlGpuInstance_t h, unsig
                                 taken |= gi->ci[c].used && gi->ci[c].id == id;
                 } while (taken && ++id);
                 FDev *d = gi->dev;
+                if (faulted(d, "nvmlGpuInstanceCreateComputeInstance"))
+                        return NVML_ERROR_UNKNOWN;
                 d->serial++;
                 gi->ci[k] = (FCi){.magic = MAGIC_CI, .gi = gi, .used = true, .id = id, .profile = profileId, .start = s,
                                   .size = info.sliceCount};
@@ -757,6 +975,7 @@ API nvmlReturn_t nvmlGpuInstanceCreateComputeInstance(nvmlGpuInstance_t h, unsig
 }
 
 API nvmlReturn_t nvmlComputeInstanceDestroy(nvmlComputeInstance_t h) {
+        LOCKED;
         FCi *c = as_ci(h);
         if (!c)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -765,12 +984,15 @@ API nvmlReturn_t nvmlComputeInstanceDestroy(nvmlComputeInstance_t h) {
         for (size_t i = 0; i < n; i++)
                 if (p[i].gi == c->gi->id)
                         return NVML_ERROR_IN_USE;
+        if (faulted(c->gi->dev, "nvmlComputeInstanceDestroy"))
+                return NVML_ERROR_UNKNOWN;
         c->used = false;
         return dev_save(c->gi->dev) < 0 ? NVML_ERROR_UNKNOWN : NVML_SUCCESS;
 }
 
 API nvmlReturn_t nvmlGpuInstanceGetComputeInstances(nvmlGpuInstance_t h, unsigned profileId,
                                                     nvmlComputeInstance_t *cis, unsigned *count) {
+        LOCKED;
         FGi *gi = as_gi(h);
         if (!gi || !cis || !count || profileId >= NVML_COMPUTE_INSTANCE_PROFILE_COUNT)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -783,6 +1005,7 @@ API nvmlReturn_t nvmlGpuInstanceGetComputeInstances(nvmlGpuInstance_t h, unsigne
 }
 
 API nvmlReturn_t nvmlComputeInstanceGetInfo_v2(nvmlComputeInstance_t h, nvmlComputeInstanceInfo_t *info) {
+        LOCKED;
         FCi *c = as_ci(h);
         if (!c || !info)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -794,6 +1017,7 @@ API nvmlReturn_t nvmlComputeInstanceGetInfo_v2(nvmlComputeInstance_t h, nvmlComp
 /* ---- MIG device handles ---- */
 
 API nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned *count) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !count)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -802,6 +1026,7 @@ API nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned *c
 }
 
 API nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned index, nvmlDevice_t *mig) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !mig)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -824,6 +1049,7 @@ API nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsign
 }
 
 API nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned *id) {
+        LOCKED;
         FCi *c = as_migdev(device);
         if (!c || !id)
                 return as_dev(device) ? NVML_ERROR_NOT_SUPPORTED : NVML_ERROR_INVALID_ARGUMENT;
@@ -832,6 +1058,7 @@ API nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned *id) {
 }
 
 API nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned *id) {
+        LOCKED;
         FCi *c = as_migdev(device);
         if (!c || !id)
                 return as_dev(device) ? NVML_ERROR_NOT_SUPPORTED : NVML_ERROR_INVALID_ARGUMENT;
@@ -840,6 +1067,7 @@ API nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned *i
 }
 
 API nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned *is_mig) {
+        LOCKED;
         if (!is_mig)
                 return NVML_ERROR_INVALID_ARGUMENT;
         if (as_migdev(device)) {
@@ -855,6 +1083,7 @@ API nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned *is_m
 /* ---- processes ---- */
 
 API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned *count, nvmlProcessInfo_t *infos) {
+        LOCKED;
         FDev *d = as_dev(device);
         if (!d || !count)
                 return NVML_ERROR_INVALID_ARGUMENT;

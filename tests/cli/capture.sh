@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Captured hosts (a directory without the simulator's marker): a missing file reads as unknown. check says
+# it cannot tell (SKIP with the reason) instead of failing on what the capture merely lacks, and the IOMMU
+# is judged from the one source of truth for groups, the devices' iommu_group links (as show uses).
+# The fixtures are copies of simulated hosts with parts removed, as partial captures of real hosts are.
+set -u
+GPUVIRT=$1
+. "$(dirname "$0")/lib.sh"
+
+"$GPUVIRT" sim create "$TMP/dgx" --profile dgx-a100 >/dev/null
+capture() { # name: a fresh capture of the dgx host
+        rm -rf "$TMP/$1"
+        cp -a "$TMP/dgx" "$TMP/$1"
+        rm -rf "$TMP/$1/.gpuvirt-sim"
+}
+status() { # json, id, device|null -> status
+        echo "$1" | jq -r --arg id "$2" --arg dev "$3" '.[] | select(.id == $id and ((.device // "null") == $dev)) | .status'
+}
+msg() { echo "$1" | jq -r --arg id "$2" --arg dev "$3" '.[] | select(.id == $id and ((.device // "null") == $dev)) | .message'; }
+GPU=0000:23:00.0
+
+# the whole capture: what the simulated host says
+capture full
+expect_rc 0 "$GPUVIRT" --root "$TMP/full" --json check
+full=$OUT
+[ "$(status "$full" kvm null)" = pass ] && [ "$(status "$full" iommu-kernel null)" = pass ] && ok || fail "full capture: $full"
+
+# 1. no dev/: /dev/kvm cannot be told, not "does not exist"
+capture nodev
+rm -rf "$TMP/nodev/dev"
+expect_rc 0 "$GPUVIRT" --root "$TMP/nodev" --json check
+[ "$(status "$OUT" kvm null)" = skip ] && ok || fail "kvm without dev/: $(status "$OUT" kvm null)"
+expect_in "$(msg "$OUT" kvm null)" "the capture has no dev/: cannot tell" "kvm reason"
+# dev/ captured without kvm: that one is real
+capture nokvm
+rm -f "$TMP/nokvm/dev/kvm"
+expect_rc 1 "$GPUVIRT" --root "$TMP/nokvm" --json check
+[ "$(status "$OUT" kvm null)" = fail ] && ok || fail "dev/ without kvm fails"
+
+# 2. no sys/kernel/iommu_groups, devices keep their iommu_group links: the IOMMU is on, as show says
+capture nogroups
+rm -rf "$TMP/nogroups/sys/kernel/iommu_groups"
+expect_rc 0 "$GPUVIRT" --root "$TMP/nogroups" --json show "$GPU"
+grp=$(echo "$OUT" | jq .iommu_group)
+[ "$grp" -ge 0 ] && ok || fail "show reports a group: $OUT"
+expect_rc 0 "$GPUVIRT" --root "$TMP/nogroups" --json check
+[ "$(status "$OUT" iommu-kernel null)" = pass ] && ok || fail "iommu-kernel with links but no iommu_groups: $(msg "$OUT" iommu-kernel null)"
+[ "$(msg "$OUT" iommu-kernel null)" = "$(msg "$full" iommu-kernel null)" ] && ok || fail "the same group count as the full capture"
+[ "$(status "$OUT" group-isolation "$GPU")" = pass ] && expect_in "$(msg "$OUT" group-isolation "$GPU")" "group $grp " "group check uses the same group"
+
+# 3. neither: the capture cannot tell; everything that depends on it says so
+capture nolinks
+rm -rf "$TMP/nolinks/sys/kernel/iommu_groups"
+find "$TMP/nolinks/sys/devices" -name iommu_group -type l -delete
+expect_rc 0 "$GPUVIRT" --root "$TMP/nolinks" --json check
+[ "$(status "$OUT" iommu-kernel null)" = skip ] && expect_in "$(msg "$OUT" iommu-kernel null)" "cannot tell" "iommu-kernel unknown"
+[ "$(status "$OUT" interrupt-remapping null)" = skip ] && ok || fail "interrupt remapping unknown"
+[ "$(status "$OUT" group-isolation "$GPU")" = skip ] && expect_in "$(msg "$OUT" group-isolation "$GPU")" "no iommu_group link in the capture" "group unknown"
+# an empty sys/kernel/iommu_groups is a real "off"
+capture off
+find "$TMP/off/sys/devices" -name iommu_group -type l -delete
+rm -rf "$TMP/off/sys/kernel/iommu_groups"/*
+expect_rc 1 "$GPUVIRT" --root "$TMP/off" --json check
+[ "$(status "$OUT" iommu-kernel null)" = fail ] && expect_in "$(msg "$OUT" iommu-kernel null)" "no IOMMU groups" "captured off"
+
+# 4. no sys/module and no lib/modules: the vfio modules cannot be told
+capture nomod
+rm -rf "$TMP/nomod/sys/module" "$TMP/nomod/lib/modules"
+expect_rc 0 "$GPUVIRT" --root "$TMP/nomod" --json check
+[ "$(status "$OUT" vfio-modules null)" = skip ] && ok || fail "vfio modules without sys/module: $(msg "$OUT" vfio-modules null)"
+
+# 5. attributes a capture of /sys often lacks (rom is binary, boot_vga): unknown, not absent
+capture noattr
+find "$TMP/noattr/sys/devices" \( -name rom -o -name boot_vga \) -delete
+expect_rc 0 "$GPUVIRT" --root "$TMP/noattr" --json check
+[ "$(status "$OUT" option-rom "$GPU")" = skip ] && ok || fail "rom unknown: $(status "$OUT" option-rom "$GPU")"
+[ "$(status "$OUT" boot-vga 0000:02:00.0)" = skip ] && ok || fail "boot_vga of a VGA device unknown"
+[ "$(status "$OUT" boot-vga "$GPU")" = pass ] && ok || fail "a 3D controller is no console either way"
+finish

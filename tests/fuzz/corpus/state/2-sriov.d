@@ -1,0 +1,1 @@
+2{"num_vfs":8,"vfio":true}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* host.yaml: what parses formats back into a file that parses to the same entries; every rejection is
+ * "f.yaml:LINE:COL: reason". */
+#include <string.h>
+
+#include "basic/fileio.h"
+#include "core/hostspec.h"
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        HostSpec *s = NULL;
+        char *err = NULL;
+        int r = host_spec_parse("f.yaml", (const char *)data, size, &s, &err);
+        if (r < 0) {
+                FUZZ_CHECK(r == -EINVAL && err && startswith(err, "f.yaml:"));
+                FUZZ_CHECK(strchr(err + strlen("f.yaml:"), ':')); /* LINE:COL */
+                free(err);
+                return 0;
+        }
+        FUZZ_CHECK(!err);
+        char *t = host_spec_format(s);
+        FUZZ_CHECK(t);
+        HostSpec *s2 = NULL;
+        char *err2 = NULL;
+        int r2 = host_spec_parse("f.yaml", t, strlen(t), &s2, &err2);
+        if (r2 < 0)
+                fprintf(stderr, "round trip: %s\n%s\n", err2, t);
+        FUZZ_CHECK(r2 == 0 && s2->n_entries == s->n_entries);
+        char *t2 = host_spec_format(s2);
+        FUZZ_CHECK(t2 && strcmp(t, t2) == 0);
+        free(t2);
+        free(t);
+        host_spec_free(s2);
+        host_spec_free(s);
+        return 0;
+}
