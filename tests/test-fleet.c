@@ -122,6 +122,8 @@ static void test_record_roundtrip(void **state) {
                 {"\"kind\":\"mig\"", "\"kind\":\"x\""},   {"\"profile\":\"3g.20gb\"", "\"profile\":\"9g\""},
                 {"\"mode\":\"mig\"", "\"mode\":\"y\""},   {"\"address\":\"0000:10:00.0\"", "\"address\":\"zz\""},
                 {"\"start\":0", "\"start\":9"},           {"\"slices\":8", "\"slices\":\"8\""},
+                /* the strict JSON layer: json-c alone keeps the last of two keys */
+                {"\"host\":", "\"host\":\"evil\",\"host\":"},
         };
         for (size_t i = 0; i < ELEMENTSOF(edits); i++) {
                 char *t = strdup(text), *p = strstr(t, edits[i][0]);

@@ -474,7 +474,7 @@ static json_object *unit_records(Store *s, json_object *res) {
                 size_t n = 0;
                 json_object *rec = NULL;
                 if (key && store_range(s, key, false, &kv, &n, NULL) >= 0 && n == 1)
-                        rec = json_tokener_parse(kv[0].value);
+                        rec = store_record_parse(kv[0].key, kv[0].value, NULL);
                 store_kvs_free(kv, n);
                 json_object_array_add(a, rec);
         }

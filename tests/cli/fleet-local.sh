@@ -74,4 +74,7 @@ echo "$OUT" | jq -e '.reservations == 0 and .units == 0' >/dev/null && ok || fai
 # a damaged store is refused with its name, not reset
 echo '{"revision":' >"$TMP/dgx/var/lib/gpuvirt/fleet/store.json"
 expect_rc 1 "$GPUVIRT" "${H[@]}" fleet hosts && expect_in "$ERR" "store.json is damaged" "damaged store"
+# through the strict JSON reader: a key given twice is damage, with its position
+echo '{"revision":3,"revision":4}' >"$TMP/dgx/var/lib/gpuvirt/fleet/store.json"
+expect_rc 1 "$GPUVIRT" "${H[@]}" fleet hosts && expect_in "$ERR" "duplicate key 'revision'" "store with a key twice"
 finish

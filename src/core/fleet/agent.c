@@ -389,7 +389,7 @@ static int publish(Pass *p) {
                         FleetGpuInfo *old = ledger_of(p, d->addr, &li);
                         _cleanup_free_ char *mk = NULL, *mv = NULL, *rec = fleet_gpu_record(&g, &mk, &mv);
                         json_object *nj = rec ? json_tokener_parse(rec) : NULL;
-                        json_object *oj = old ? json_tokener_parse(p->gpus[li].value) : NULL;
+                        json_object *oj = old ? store_record_parse(p->gpus[li].key, p->gpus[li].value, NULL) : NULL;
                         if (!nj || !mk || !mv)
                                 r = -ENOMEM;
                         else if (oj) {

@@ -71,7 +71,7 @@ static json_object *model_lookup(Store *s, const char *hash) {
                 store_kvs_free(kv, n);
                 return NULL;
         }
-        m = json_tokener_parse(kv[0].value);
+        m = store_record_parse(kv[0].key, kv[0].value, NULL);
         store_kvs_free(kv, n);
         if (!json_object_is_type(m, json_type_object)) {
                 json_object_put(m);
@@ -92,7 +92,7 @@ static void models_prefetch(Store *s) {
                 model_cache = json_object_new_object();
         for (size_t i = 0; model_cache && i < n; i++) {
                 const char *hash = kv[i].key + strlen(FLEET_KEY_MODELS);
-                json_object *m = json_tokener_parse(kv[i].value);
+                json_object *m = store_record_parse(kv[i].key, kv[i].value, NULL);
                 if (json_object_is_type(m, json_type_object) && !json_object_object_get(model_cache, hash))
                         json_object_object_add(model_cache, hash, m);
                 else
@@ -102,7 +102,7 @@ static void models_prefetch(Store *s) {
 }
 
 int fleet_gpu_record_parse(Store *s, const char *text, FleetGpuInfo *ret, char **ret_error) {
-        json_object *o = json_tokener_parse(text);
+        json_object *o = store_record_parse("GPU record", text, NULL);
         json_object *ref = o ? json_object_object_get(json_object_object_get(o, "model"), "ref") : NULL;
         if (!ref) {
                 json_object_put(o);
@@ -400,7 +400,7 @@ int fleet_reservation(Store *s, const char *id, json_object **ret) {
         int r = store_range(s, key, false, &kv, &n, NULL);
         if (r < 0)
                 return r;
-        json_object *o = n == 1 ? json_tokener_parse(kv[0].value) : NULL;
+        json_object *o = n == 1 ? store_record_parse(kv[0].key, kv[0].value, NULL) : NULL;
         store_kvs_free(kv, n);
         if (n == 0)
                 return -ENOENT;
@@ -422,8 +422,8 @@ int fleet_reservations(Store *s, json_object **ret, char **ret_error) {
         }
         json_object *a = json_object_new_array();
         for (size_t i = 0; i < n; i++) {
-                json_object *o = json_tokener_parse(kv[i].value);
-                if (json_object_is_type(o, json_type_object))
+                json_object *o = store_record_parse(kv[i].key, kv[i].value, NULL);
+                if (o)
                         json_object_array_add(a, o);
                 else
                         json_object_put(o);

@@ -8,6 +8,7 @@
 
 #include "basic/fileio.h"
 #include "basic/json-util.h"
+#include "basic/jsonfile.h"
 #include "fleet.h"
 
 static const char *const fleet_kind_table[_FLEET_KIND_MAX] = {
@@ -327,7 +328,9 @@ static int parse_model(Reader *rd, json_object *mo, FleetModelInfo *m) {
 int fleet_gpu_info_parse(const char *text, FleetGpuInfo *ret, char **ret_error) {
         Reader rd = {};
         FleetGpuInfo g = {.numa = -1, .base_vgpu_type = -1};
-        json_object *o = json_tokener_parse(text);
+        /* a record another host wrote: the strict reader first (one value, no key twice, bounded depth) */
+        json_object *o = NULL;
+        (void)json_parse_strict("GPU record", text, strlen(text), &o, &rd.error);
         int r = 0;
         if (!o || !json_object_is_type(o, json_type_object))
                 r = bad(&rd, "not a JSON object");

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "basic/fileio.h"
+#include "basic/jsonfile.h"
 #include "store.h"
 
 #define STORE_FILE FLEET_LOCAL_DIR "/store.json"
@@ -103,7 +104,8 @@ static int lock_and_load(Store *s) {
                 return r;
         }
         _cleanup_free_ char *text = NULL;
-        r = read_full(sp, STORE_SIZE_MAX, (void **)&text, NULL);
+        size_t size = 0;
+        r = read_full(sp, STORE_SIZE_MAX, (void **)&text, &size);
         if (r == -ENOENT) {
                 l->doc = json_object_new_object();
                 json_object_object_add(l->doc, "revision", json_object_new_int64(1));
@@ -111,11 +113,18 @@ static int lock_and_load(Store *s) {
                 store_set_error(s, "cannot read %s: %s", STORE_FILE, strerror(-r));
                 unlock(l);
                 return r;
-        } else if (!(l->doc = json_tokener_parse(text)) || !json_object_is_type(l->doc, json_type_object) ||
-                   !json_object_is_type(json_object_object_get(l->doc, "revision"), json_type_int)) {
-                store_set_error(s, "%s is damaged (not a store document)", STORE_FILE);
-                unlock(l);
-                return -EBADMSG;
+        } else {
+                /* the strict reader every JSON file goes through: a key twice, trailing text, ... are damage */
+                _cleanup_free_ char *err = NULL;
+                if (json_parse_strict(STORE_FILE, text, size, &l->doc, &err) < 0 ||
+                    !json_object_is_type(l->doc, json_type_object) ||
+                    !json_object_is_type(json_object_object_get(l->doc, "revision"), json_type_int)) {
+                        store_set_error(s, "%s is damaged (not a store document)%s%s", STORE_FILE, err ? ": " : "",
+                                        err ?: "");
+                        json_object_put(TAKE_PTR(l->doc));
+                        unlock(l);
+                        return -EBADMSG;
+                }
         }
         l->dirty = false;
         expire(l);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "basic/fileio.h"
+#include "basic/jsonfile.h"
 #include "store.h"
 
 void store_kvs_free(StoreKv *kvs, size_t n) {
@@ -170,4 +171,17 @@ void store_txn_done(StoreTxn *t) {
         for (size_t i = 0; i < t->n_owned; i++)
                 free(t->owned[i]);
         t->n_owned = 0;
+}
+
+json_object *store_record_parse(const char *key, const char *value, char **ret_error) {
+        json_object *o = NULL;
+        _cleanup_free_ char *err = NULL;
+        int r = value ? json_parse_strict(key, value, strlen(value), &o, &err) : -EINVAL;
+        if (r >= 0 && !json_object_is_type(o, json_type_object)) {
+                json_object_put(TAKE_PTR(o));
+                err = strdup_printf("%s: not a JSON object", key);
+        }
+        if (!o && ret_error)
+                *ret_error = TAKE_PTR(err) ?: strdup_printf("%s: no record", key);
+        return o;
 }

@@ -10,6 +10,7 @@
  *                                    one writer at a time by a lock, the same revisions and leases
  */
 
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -130,3 +131,9 @@ int store_local_open(Root *root, Store *s, char **ret_error);
 
 /* The end of a prefix range: prefix with its last byte incremented (etcd's range_end). */
 char *store_prefix_end(const char *prefix);
+
+/* A record read back from the store (written by another host or program: untrusted) as one JSON object,
+ * through the strict reader every JSON file goes through (basic/jsonfile.h: one value, no key given twice,
+ * bounded depth, no NUL byte). NULL when it is not exactly one object, with *ret_error (when ret_error is
+ * not NULL) "KEY:LINE:COL: reason". */
+json_object *store_record_parse(const char *key, const char *value, char **ret_error);
