@@ -125,3 +125,27 @@ int parse_verb_options(int argc, char **argv, const struct option *opts, const c
 }
 
 
+int restore_each(const char *dir, int (*restore)(const char *name)) {
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root(0, &root);
+        if (r)
+                return r;
+        _cleanup_free_ char *p = root_path(root, "%s", dir);
+        _cleanup_strv_free_ char **names = NULL;
+        if (!p)
+                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+        r = dir_list(p, &names);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "Cannot read /%s: %m", dir), EXIT_FAILURE;
+        int rc = 0;
+        for (char **n = names; *n; n++) {
+                if (**n == '.') /* an atomic write's temporary file */
+                        continue;
+                int k = restore(*n);
+                if (k > rc)
+                        rc = k;
+        }
+        return rc;
+}

@@ -40,6 +40,11 @@ int scan(Root *root, PciHost **ret);
 /* Resolve a device argument; prints the error; 0 or an exit code. */
 int lookup_device(const PciHost *h, const char *input, PciDevice **ret);
 
+/* The boot units' "restore everything" form (passthrough restore, sriov restore without a device): run
+ * restore(name) for each setting in dir (relative to the root, e.g. etc/gpuvirt/sriov.d), in order; the
+ * worst exit code, 0 when there is none. */
+int restore_each(const char *dir, int (*restore)(const char *name));
+
 /* getopt_long over a verb's argv (argv[0] is the verb). Returns the index of the first positional
  * argument, or -EXIT_USAGE after printing the error. */
 int parse_verb_options(int argc, char **argv, const struct option *opts, const char *shortopts,

@@ -51,15 +51,15 @@ static const Verb verbs[] = {
          "                            move devices and their IOMMU groups to vfio-pci\n"
          "  passthrough disable BDF... [--force] [--persist]\n"
          "                            give them back to the drivers they had\n"
-         "  passthrough persist --ids BDF...\n"
+         "  passthrough persist --ids [--remove] BDF...\n"
          "                            bind by ID at boot (modprobe.d, modules-load.d)\n"
-         "  passthrough restore BDF   apply a persistent binding (boot unit)",
+         "  passthrough restore [BDF] apply the persistent bindings (boot units)",
          0, SUBS("enable", "disable", "persist", "restore")},
         {"sriov", 1, verb_sriov,
          "sriov list [BDF]           SR-IOV PFs with their VFs, drivers and groups\n"
          "  sriov set BDF N [--vfio] [--force] [--persist]\n"
          "                            change the VF count safely (through 0); --vfio binds the VFs\n"
-         "  sriov restore BDF         apply the boot-time VF count (boot unit)",
+         "  sriov restore [BDF]       apply the boot-time VF counts (boot units)",
          0, SUBS("set", "restore")},
         {"vgpu", 1, verb_vgpu,
          "vgpu types [BDF]          vGPU types per parent (mdev and NVIDIA vendor vGPU)\n"
@@ -69,7 +69,7 @@ static const Verb verbs[] = {
          "                            TYPE: its id or its name)\n"
          "  vgpu remove ID [--keep-definition] [--force]\n"
          "                            remove it (ID: mdev UUID or VF address)\n"
-         "  vgpu start-defined        start the definitions marked auto (boot unit)",
+         "  vgpu start-defined [DEV]  start the definitions marked auto (boot units)",
          0, SUBS("create", "remove", "start-defined")},
         {"host", 2, verb_host, "host iommu enable [--apply]\n"
                                "                            turn the IOMMU on in the boot configuration",

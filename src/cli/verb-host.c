@@ -27,7 +27,8 @@ static int host_iommu_enable(int argc, char **argv) {
         int r = open_root(0, &root);
         if (r)
                 return r;
-        CpuVendor v = cpu_vendor_read(root);
+        /* the IOMMU's vendor decides the arguments (a VM may have an AMD CPU and Intel's VT-d) */
+        CpuVendor v = iommu_vendor_read(root, cpu_vendor_read(root));
         if (v == CPU_VENDOR_UNKNOWN)
                 log_warning("CPU vendor unknown (no readable proc/cpuinfo): using the Intel arguments.");
         if (v == CPU_VENDOR_ARM)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
@@ -14,13 +15,13 @@
 #include "core/vfio.h"
 
 typedef struct PtArgs {
-        bool force, persist, ids;
+        bool force, persist, ids, remove;
         char **include;
         size_t n_include;
         bool bad_include;
 } PtArgs;
 
-enum { OPT_FORCE = 0x100, OPT_INCLUDE, OPT_PERSIST, OPT_IDS };
+enum { OPT_FORCE = 0x100, OPT_INCLUDE, OPT_PERSIST, OPT_IDS, OPT_REMOVE };
 
 static void pt_opt(int c, const char *v, void *ud) {
         PtArgs *a = ud;
@@ -33,6 +34,9 @@ static void pt_opt(int c, const char *v, void *ud) {
                 break;
         case OPT_IDS:
                 a->ids = true;
+                break;
+        case OPT_REMOVE:
+                a->remove = true;
                 break;
         case OPT_INCLUDE: {
                 char *canon = NULL;
@@ -77,6 +81,32 @@ static void report_text(const VfioReport *r, bool enable, bool dry_run) {
                 printf("IOMMU group %d is viable: /dev/vfio/%d\n", r->group, r->group);
 }
 
+/* --persist: a boot binding for the named device and every other function the command moved with it (the
+ * card's audio function, included group members), so the udev rule claims each one before its native
+ * driver loads; disable removes the bindings of the same set, whichever function was named. The addresses
+ * written are added to *written (for the undo of a failed command). */
+static int persist_functions(Root *root, const char *canon, const VfioReport *rep, bool enable, const PtArgs *a,
+                             char ***written, size_t *n_written) {
+        for (size_t i = 0; i <= rep->n_changes; i++) {
+                const char *addr = i == 0 ? canon : rep->changes[i - 1].addr;
+                if (i > 0 && streq(addr, canon))
+                        continue;
+                int r = enable ? vfio_persist_add(root, addr, a->force, a->include) : vfio_persist_remove(root, addr);
+                if (r < 0)
+                        return r;
+                if (enable && !arg.json && !arg.dry_run)
+                        printf("%s: binding applied at boot (" VFIO_PERSIST_DIR "/%s)\n", addr, addr);
+                else if (!enable && !arg.json && !arg.dry_run)
+                        printf("%s: binding no longer applied at boot (" VFIO_PERSIST_DIR "/%s)\n", addr, addr);
+                if (enable) {
+                        char *d = strdup(addr);
+                        if (!d || strv_push(written, n_written, d) < 0)
+                                return free(d), -ENOMEM;
+                }
+        }
+        return 0;
+}
+
 static int exit_for(int r) {
         return r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
 }
@@ -90,6 +120,8 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
         json_object *out = json_object_new_array();
         char **done = NULL; /* devices enabled by this command, to undo if a later one fails */
         size_t n_done = 0;
+        _cleanup_strv_free_ char **persisted = NULL; /* boot bindings written by this command, likewise */
+        size_t n_persisted = 0;
         int rc = 0;
         for (int i = first; i < argc; i++) {
                 VfioReport rep;
@@ -115,13 +147,10 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
                         break;
                 }
                 if (a->persist) {
-                        int k = enable ? vfio_persist_add(root, canon, a->force, a->include) : vfio_persist_remove(root, canon);
+                        int k = persist_functions(root, canon, &rep, enable, a, &persisted, &n_persisted);
                         if (k < 0)
                                 log_warning_errno(k, "%s is %s, but its persistent binding could not be %s: %m", canon,
                                                   enable ? "on vfio-pci" : "released", enable ? "written" : "removed");
-                        else if (!arg.json && !arg.dry_run)
-                                printf("%s: binding %s at boot (" VFIO_PERSIST_DIR "/%s)\n", canon,
-                                       enable ? "applied" : "no longer applied", canon);
                 }
                 if (!arg.json)
                         report_text(&rep, enable, arg.dry_run);
@@ -137,10 +166,10 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
                                 log_error("Undoing %s failed: %s", done[i], rep.error ?: "?");
                         else
                                 log_notice("Undid %s.", done[i]);
-                        if (a->persist)
-                                (void)vfio_persist_remove(root, done[i]);
                         vfio_report_done(&rep);
                 }
+                for (size_t i = 0; i < n_persisted; i++)
+                        (void)vfio_persist_remove(root, persisted[i]);
         }
         if (arg.json)
                 json_print(out, stdout);
@@ -185,14 +214,14 @@ static int do_restore(const char *bdf) {
         return r < 0 ? EXIT_FAILURE : 0;
 }
 
-static int do_persist_ids(int argc, char **argv, int first) {
+static int do_persist_ids(int argc, char **argv, int first, bool remove) {
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
         int r;
         if ((r = open_root(0, &root)) || (r = scan(root, &h)))
                 return r;
-        char **ids = NULL;
-        size_t n = 0;
+        char **ids = NULL, **modules = NULL;
+        size_t n = 0, n_modules = 0;
         for (int i = first; i < argc; i++) {
                 PciDevice *d;
                 if ((r = lookup_device(h, argv[i], &d))) {
@@ -209,10 +238,19 @@ static int do_persist_ids(int argc, char **argv, int first) {
                                 (void)strv_push(&ids, &n, id);
                         else
                                 free(id);
+                        /* the module of the driver it has now: vfio-pci must load before that one too (the
+                         * rig's boot showed bochs, which the usual list lacks, racing it) */
+                        _cleanup_free_ char *ml = root_path(root, "sys/bus/pci/devices/%s/driver/module", x->addr);
+                        char *mod = NULL;
+                        if (ml && readlink_base(ml, &mod) >= 0 && !streq(mod, "vfio_pci") && !strv_contains(modules, mod))
+                                (void)strv_push(&modules, &n_modules, mod);
+                        else
+                                free(mod);
                 }
         }
+        _cleanup_strv_free_ char **mods = modules;
         IdsPersistResult res;
-        r = vfio_persist_ids(root, ids, &res);
+        r = vfio_persist_ids(root, ids, mods, remove, &res);
         if (r < 0) {
                 strv_free(ids);
                 return log_error_errno(r, "Cannot write the modprobe configuration: %m"), EXIT_FAILURE;
@@ -227,17 +265,28 @@ static int do_persist_ids(int argc, char **argv, int first) {
         }
         if (arg.json) {
                 json_object *o = json_object_new_object();
-                json_object_object_add(o, "ids", json_object_new_string(res.ids));
+                json_object_object_add(o, "ids", json_string_or_null(res.ids));
                 json_object_object_add(o, "devices_matched", json_object_new_int((int)others));
+                json_object *sd = json_object_new_array();
+                for (char **m = res.softdeps; m && *m; m++)
+                        json_object_array_add(sd, json_object_new_string(*m));
+                json_object_object_add(o, "softdeps", sd);
                 json_object_object_add(o, "initramfs_regeneration_required",
                                        json_object_new_boolean(res.initramfs_has_gpu_driver));
                 json_object_object_add(o, "initramfs_command", json_object_new_string(res.initramfs_command));
                 json_print(o, stdout);
                 json_object_put(o);
-        } else {
-                printf("etc/modprobe.d/vfio.conf: options vfio-pci ids=%s (+ softdeps for nvidia, nouveau, amdgpu, radeon, "
-                       "snd_hda_intel)\netc/modules-load.d/vfio-pci.conf: vfio-pci\n",
-                       res.ids);
+        } else if (!res.ids)
+                printf("etc/modprobe.d/vfio.conf: no vfio-pci ids= left (its softdeps went too)\n"
+                       "etc/modules-load.d/vfio-pci.conf: vfio-pci no longer loaded at boot\n"
+                       "Takes effect at the next boot: the devices stay on their drivers until then.\n");
+        else if (remove)
+                printf("etc/modprobe.d/vfio.conf: options vfio-pci ids=%s\nTakes effect at the next boot.\n", res.ids);
+        else {
+                printf("etc/modprobe.d/vfio.conf: options vfio-pci ids=%s (+ softdeps: vfio-pci before", res.ids);
+                for (char **m = res.softdeps; m && *m; m++)
+                        printf("%s %s", m == res.softdeps ? "" : ",", *m);
+                printf(")\netc/modules-load.d/vfio-pci.conf: vfio-pci\n");
                 printf("These IDs match %zu device(s) on this host: every one of them goes to vfio-pci at boot.\n", others);
                 if (res.initramfs_has_gpu_driver)
                         printf("A GPU driver loads from the initramfs: regenerate it now (%s) or it wins the race.\n",
@@ -256,6 +305,7 @@ int verb_passthrough(int argc, char **argv) {
         static const struct option opts[] = {
                 {"force", no_argument, NULL, OPT_FORCE},   {"include", required_argument, NULL, OPT_INCLUDE},
                 {"persist", no_argument, NULL, OPT_PERSIST}, {"ids", no_argument, NULL, OPT_IDS},
+                {"remove", no_argument, NULL, OPT_REMOVE},
                 {},
         };
         const char *sub = argv[1];
@@ -275,10 +325,15 @@ int verb_passthrough(int argc, char **argv) {
                                 rc = usage_error("passthrough %s: --ids belongs to 'passthrough persist'", sub);
                         else if (streq(sub, "disable") && a.n_include)
                                 rc = usage_error("passthrough disable: --include is for enable");
+                        else if (a.remove)
+                                rc = usage_error("passthrough %s: --remove belongs to 'passthrough persist --ids'", sub);
                         else
                                 rc = do_enable_disable(streq(sub, "enable"), argc, argv, first, &a);
                 } else if (streq(sub, "restore")) {
-                        rc = npos != 1 ? usage_error("passthrough restore: expected one device address") : do_restore(argv[first]);
+                        /* without a device: every binding (gpuvirt-vfio.service, in the boot transaction) */
+                        rc = npos > 1 ? usage_error("passthrough restore: expected at most one device address")
+                           : npos ? do_restore(argv[first])
+                                  : restore_each(VFIO_PERSIST_DIR, do_restore);
                 } else if (streq(sub, "persist")) {
                         if (!a.ids)
                                 rc = usage_error("passthrough persist: give --ids (per-device persistence is "
@@ -286,7 +341,7 @@ int verb_passthrough(int argc, char **argv) {
                         else if (npos < 1)
                                 rc = usage_error("passthrough persist --ids: expected at least one device address");
                         else
-                                rc = do_persist_ids(argc, argv, first);
+                                rc = do_persist_ids(argc, argv, first, a.remove);
                 } else
                         rc = usage_error("passthrough: unknown command '%s' (enable, disable, persist, restore)", sub);
         }

@@ -193,6 +193,8 @@ static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool
                         return log_error("%s has no persistent VF count (" SRIOV_PERSIST_DIR "/%s).", pf, pf), EXIT_FAILURE;
                 if (r < 0)
                         return log_error("Refusing the persistent VF count of %s: %s", pf, bad ?: strerror(-r)), EXIT_FAILURE;
+                /* the boot unit may run before udev has bound the PF's driver */
+                (void)sriov_wait_driver(root, pf, 60000);
         }
         if ((r = hold_host_lock(root)))
                 return r;
@@ -237,6 +239,10 @@ static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool
         return r < 0 ? exit_for(r) : 0;
 }
 
+static int restore_one(const char *pf) {
+        return do_set(pf, NULL, &(SriovArgs){}, true);
+}
+
 int verb_sriov(int argc, char **argv) {
         static const struct option opts[] = {
                 {"vfio", no_argument, NULL, OPT_VFIO},
@@ -263,11 +269,12 @@ int verb_sriov(int argc, char **argv) {
                 return do_set(argv[first], argv[first + 1], &a, false);
         }
         if (streq(sub, "restore")) {
-                if (npos != 1)
-                        return usage_error("sriov restore: expected one PF address");
+                if (npos > 1)
+                        return usage_error("sriov restore: expected at most one PF address");
                 if (a.vfio || a.persist)
                         return usage_error("sriov restore: the VF count and --vfio come from " SRIOV_PERSIST_DIR);
-                return do_set(argv[first], NULL, &a, true);
+                /* without a PF: every setting (gpuvirt-sriov.service, in the boot transaction) */
+                return npos ? do_set(argv[first], NULL, &a, true) : restore_each(SRIOV_PERSIST_DIR, restore_one);
         }
         return usage_error("sriov: unknown command '%s' (list, set, restore)", sub);
 }

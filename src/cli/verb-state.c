@@ -221,6 +221,9 @@ static int do_status(Root *root, const StateArgs *a) {
         bool have_file = path && host_spec_load(path, a->file ?: "/" HOST_STATE_FILE, &s, &err) == 0;
         if (have_file && host_plan(root, s, &p, &err) < 0)
                 p = NULL;
+        /* a desired state that is there but cannot be read or planned is not green (the rig's boot: the
+         * unit failed on an impossible entry while status said nothing was wrong) */
+        bool unusable = path && !p && access(path, F_OK) == 0;
         if (arg.json) {
                 json_object *o = json_object_new_object(), *lo = NULL;
                 if (have_last) {
@@ -270,7 +273,7 @@ static int do_status(Root *root, const StateArgs *a) {
         }
         host_result_done(&last);
         step_done(&js);
-        return failed || have_journal || strv_length(lost) || (p && p->n_steps) || (have_file && !p) ? EXIT_FAILURE : 0;
+        return failed || have_journal || strv_length(lost) || unusable || (p && p->n_steps) ? EXIT_FAILURE : 0;
 }
 
 int verb_state(int argc, char **argv) {

@@ -506,7 +506,16 @@ static bool mdev_is(Root *root, const char *uuid, const char *type) {
         return l && readlink_base(l, &t) >= 0 && streq(t, type);
 }
 
-static int do_start_defined(void) {
+/* device: only the definitions on that mdev parent, PF or VF (what gpuvirt-vgpu@.service starts when udev
+ * sees the parent register); NULL: all. */
+static int do_start_defined(const char *device_in) {
+        _cleanup_free_ char *device = NULL;
+        if (device_in && pci_addr_canonical(device_in, &device) < 0) {
+                if (!*device_in || strchr(device_in, '/'))
+                        return log_error("'%s' is not a PCI address or mdev parent name.", device_in), EXIT_USAGE;
+                if (!(device = strdup(device_in)))
+                        return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+        }
         _cleanup_root_free_ Root *root = NULL;
         int r = open_root(0, &root);
         if (r)
@@ -521,7 +530,7 @@ static int do_start_defined(void) {
         int failed = 0;
         for (size_t i = 0; i < nm; i++) {
                 MdevDevice *d = &m[i];
-                if (!d->defined || !streq(d->start, "auto"))
+                if (!d->defined || !streq(d->start, "auto") || (device && !streq(d->parent, device)))
                         continue;
                 const char *type = d->def_type ?: d->type;
                 _cleanup_free_ char *err = NULL;
@@ -536,6 +545,17 @@ static int do_start_defined(void) {
                         if (r < 0 && !err)
                                 err = strdup_printf("UUID %s is in use by a device of another type", d->uuid);
                         result = r < 0 ? "failed" : r == 1 ? "active" : "started";
+                        /* At boot a parent registers when its driver is ready, maybe after this ran: the
+                         * registration's uevent starts its definitions (92-gpuvirt-vgpu.rules). Only a parent
+                         * asked for by name must be there. */
+                        if (r == -ENODEV && !device) {
+                                free(err);
+                                err = strdup_printf("%s is not a registered mdev parent yet: its definitions start "
+                                                    "when it registers",
+                                                    d->parent);
+                                result = "waiting";
+                                r = 0;
+                        }
                 }
                 if (r < 0) {
                         failed++;
@@ -545,7 +565,7 @@ static int do_start_defined(void) {
         }
         for (size_t i = 0; i < nu; i++) {
                 VendorVgpuUnit *x = &u[i];
-                if (!x->defined || !streq(x->start, "auto"))
+                if (!x->defined || !streq(x->start, "auto") || (device && !streq(x->vf, device) && !streq(x->pf, device)))
                         continue;
                 _cleanup_free_ char *err = NULL;
                 r = vendor_vgpu_start(root, x->vf, &err);
@@ -562,6 +582,8 @@ static int do_start_defined(void) {
         vendor_vgpu_units_free(u, nu);
         if (arg.json)
                 return print_json(a) ?: (failed ? EXIT_FAILURE : 0);
+        if (device && json_object_array_length(a) == 0)
+                printf("No definitions to start on %s.\n", device);
         for (size_t i = 0; i < json_object_array_length(a); i++) {
                 json_object *o = json_object_array_get_idx(a, i);
                 printf("%s: %s (%s on %s)\n", json_text(json_object_object_get(o, "id")),
@@ -612,9 +634,9 @@ int verb_vgpu(int argc, char **argv) {
                 return do_remove(argv[first], &a);
         }
         if (streq(sub, "start-defined")) {
-                if (npos > 0 || create_opts || remove_opts)
-                        return usage_error("vgpu start-defined: takes no arguments");
-                return do_start_defined();
+                if (npos > 1 || create_opts || remove_opts)
+                        return usage_error("vgpu start-defined: expected at most one device (vgpu start-defined [PARENT|VF])");
+                return do_start_defined(npos ? argv[first] : NULL);
         }
         return usage_error("vgpu: unknown command '%s' (types, list, create, remove, start-defined)", sub);
 }

@@ -35,7 +35,8 @@ typedef struct Ctx {
         PciHost *host;
         Root *root;
         CheckReport *report;
-        CpuVendor vendor;
+        CpuVendor vendor;       /* the CPU's */
+        CpuVendor iommu_vendor; /* the IOMMU's (iommu_vendor_read) */
         char *cpu_flags; /* flags line of the first CPU */
         char *cmdline;
         char *osrelease;
@@ -103,6 +104,17 @@ CpuVendor cpu_vendor_read(Root *root) {
         return c.vendor;
 }
 
+CpuVendor iommu_vendor_read(Root *root, CpuVendor cpu) {
+        static const struct {
+                const char *table;
+                CpuVendor vendor;
+        } tables[] = {{"DMAR", CPU_VENDOR_INTEL}, {"IVRS", CPU_VENDOR_AMD}, {"IORT", CPU_VENDOR_ARM}};
+        for (size_t i = 0; i < ELEMENTSOF(tables); i++)
+                if (root_exists(root, "sys/firmware/acpi/tables/%s", tables[i].table))
+                        return tables[i].vendor;
+        return cpu;
+}
+
 static const char *vendor_virt_flag(CpuVendor v) {
         return v == CPU_VENDOR_AMD ? "svm" : "vmx";
 }
@@ -150,9 +162,9 @@ static const char *firmware_table(CpuVendor v) {
 }
 
 static int check_iommu_firmware(Ctx *c) {
-        const char *tbl = firmware_table(c->vendor);
-        const char *feature = c->vendor == CPU_VENDOR_AMD ? "AMD-Vi (IOMMU)" :
-                              c->vendor == CPU_VENDOR_ARM ? "the SMMU" : "VT-d";
+        const char *tbl = firmware_table(c->iommu_vendor);
+        const char *feature = c->iommu_vendor == CPU_VENDOR_AMD ? "AMD-Vi (IOMMU)" :
+                              c->iommu_vendor == CPU_VENDOR_ARM ? "the SMMU" : "VT-d";
         _cleanup_free_ char *dir = root_path(c->root, "sys/firmware/acpi/tables");
         if (!dir)
                 return -ENOMEM;
@@ -172,8 +184,8 @@ static int check_iommu_firmware(Ctx *c) {
 }
 
 static char *iommu_fix_hint(Ctx *c) {
-        const char *args = iommu_kernel_args(c->vendor);
-        const char *remove = iommu_kernel_off_args(c->vendor);
+        const char *args = iommu_kernel_args(c->iommu_vendor);
+        const char *remove = iommu_kernel_off_args(c->iommu_vendor);
         if (!c->have_boot)
                 return S("Add \"%s\" to the kernel command line and reboot.", args);
         const char *regen = boot_config_regen_command(&c->boot);
@@ -207,16 +219,21 @@ static int check_iommu_kernel(Ctx *c) {
                            S("the capture holds no device's iommu_group link and no sys/kernel/iommu_groups: cannot "
                              "tell"),
                            NULL);
-        /* Off: the command line explains why. */
+        /* Off: the command line or the firmware explains why. Whether VT-d is on without intel_iommu=on
+         * depends on the kernel's build (Debian 12's turns it on, the rig's boots showed): only a kernel
+         * that left it off gets here with the table present. */
+        _cleanup_free_ char *tables = root_path(c->root, "sys/firmware/acpi/tables");
+        _cleanup_strv_free_ char **l = NULL;
+        bool tables_readable = tables && dir_list(tables, &l) > 0;
         const char *why;
         if (cmdline_has(c->cmdline, "intel_iommu=off") || cmdline_has(c->cmdline, "amd_iommu=off") ||
             cmdline_has(c->cmdline, "iommu=off"))
                 why = "the kernel command line turns it off";
-        else if (c->vendor == CPU_VENDOR_INTEL && !cmdline_has(c->cmdline, "intel_iommu=on"))
-                why = "intel_iommu=on is missing from the kernel command line (Debian does not enable VT-d "
-                      "without it)";
-        else if (!root_exists(c->root, "sys/firmware/acpi/tables/%s", firmware_table(c->vendor)))
+        else if (tables_readable && !root_exists(c->root, "sys/firmware/acpi/tables/%s", firmware_table(c->iommu_vendor)))
                 why = "the firmware does not provide it";
+        else if (c->iommu_vendor == CPU_VENDOR_INTEL && !cmdline_has(c->cmdline, "intel_iommu=on"))
+                why = "intel_iommu=on is not on the kernel command line, and this kernel does not turn VT-d on "
+                      "without it";
         else
                 why = "no IOMMU unit registered although the command line asks for it";
         return add(c, id, title, NULL, CHECK_FAIL, S("no IOMMU groups: %s", why), iommu_fix_hint(c));
@@ -522,6 +539,7 @@ int check_run(PciHost *h, const PciDevice *device, CheckReport **ret) {
                 return -ENOMEM;
         Ctx c = {.host = h, .root = h->root, .report = rep};
         read_cpuinfo(&c);
+        c.iommu_vendor = iommu_vendor_read(c.root, c.vendor);
         (void)root_read_attr(c.root, &c.cmdline, "proc/cmdline");
         (void)root_read_attr(c.root, &c.osrelease, "proc/sys/kernel/osrelease");
         c.have_boot = boot_config_read(c.root, &c.boot) == 0;

@@ -57,3 +57,8 @@ const char *iommu_kernel_off_args(CpuVendor v);
 
 /* The CPU vendor from the root's proc/cpuinfo. */
 CpuVendor cpu_vendor_read(Root *root);
+
+/* Whose IOMMU the firmware describes: the ACPI DMAR table is Intel's VT-d, IVRS AMD-Vi, IORT ARM's SMMU;
+ * the CPU vendor cpu when there is none to read. The two differ in VMs: QEMU's TCG CPU is AMD's and its
+ * emulated IOMMU Intel's (the real-kernel rig), and an AMD host may give a guest an intel-iommu. */
+CpuVendor iommu_vendor_read(Root *root, CpuVendor cpu);

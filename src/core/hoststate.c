@@ -919,6 +919,20 @@ static int cmp_steps(const void *a, const void *b) {
         return d ? d : strcmp(x->device, y->device);
 }
 
+/* The devices a file governs: GPUs (not VFs), and any other PCI endpoint it names by address (an SR-IOV
+ * NIC or NVMe whose VFs go to VMs, as the real-kernel rig's SR-IOV device is); `all` and vendor:device
+ * entries match GPUs only. */
+static bool governed(const HostSpec *spec, const PciDevice *d) {
+        if (inventory_is_gpu(d, false))
+                return true;
+        if (d->physfn || pci_device_is_bridge(d))
+                return false;
+        for (size_t i = 0; i < spec->n_entries; i++)
+                if (spec->entries[i].select == SELECT_ADDRESS && streq(spec->entries[i].addr, d->addr))
+                        return true;
+        return false;
+}
+
 int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error) {
         Planner p = {.spec = spec};
         int r = host_load(root, &p.host);
@@ -933,7 +947,7 @@ int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error) {
                 r = -ENOMEM;
         for (size_t i = 0; r >= 0 && i < p.host.pci->n_devices; i++) {
                 const PciDevice *d = &p.host.pci->devices[i];
-                if (!inventory_is_gpu(d, false))
+                if (!governed(spec, d))
                         continue;
                 const GpuEntry *e = NULL;
                 r = host_spec_match(spec, d, &e, &p.error);
@@ -941,7 +955,7 @@ int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error) {
                         continue;
                 r = plan_gpu(&p, d, e, &teardown, &n_teardown);
         }
-        /* An address entry that names no GPU on this host is a mistake in the file. */
+        /* An address entry that names no device it can govern on this host is a mistake in the file. */
         for (size_t i = 0; r >= 0 && i < spec->n_entries; i++) {
                 const GpuEntry *e = &spec->entries[i];
                 if (e->select != SELECT_ADDRESS)
@@ -949,8 +963,9 @@ int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error) {
                 const PciDevice *d = pci_host_find(p.host.pci, e->addr);
                 if (!d)
                         r = reject(&p, e, "no PCI device %s on this host", e->addr);
-                else if (!inventory_is_gpu(d, false))
-                        r = reject(&p, e, "%s is not a GPU (class %06x)", e->addr, d->class);
+                else if (!governed(spec, d))
+                        r = reject(&p, e, "%s is not a GPU (class %06x)%s", e->addr, d->class,
+                                   d->physfn ? ": it is a VF, name its PF" : pci_device_is_bridge(d) ? ": it is a bridge" : "");
         }
         if (r >= 0 && n_teardown > 0) {
                 Step *n = realloc(p.plan->steps, (p.plan->n_steps + n_teardown) * sizeof(Step));

@@ -15,7 +15,8 @@
  * <bdf>` to finish the move (unbind a driver that won the race, probe, check the group).
  *
  * By ID (`passthrough persist --ids`): etc/modprobe.d/vfio.conf with "options vfio-pci ids=..." and
- * softdeps so vfio-pci loads before the GPU and audio drivers, and etc/modules-load.d/vfio-pci.conf.
+ * softdeps so vfio-pci loads before the GPU and audio drivers, and etc/modules-load.d/vfio-pci.conf
+ * (`passthrough persist --ids --remove` takes them out again).
  */
 
 #define VFIO_PERSIST_DIR "etc/gpuvirt/vfio.d"
@@ -28,10 +29,16 @@ int vfio_persist_read(Root *root, const char *bdf, bool *ret_force, char ***ret_
 
 typedef struct IdsPersistResult {
         char *ids;               /* the merged ids= value written */
+        char **softdeps;         /* the modules vfio-pci is loaded before (softdep lines), NULL when no IDs */
         bool initramfs_has_gpu_driver; /* a GPU driver loads from the initramfs: it must be regenerated */
         const char *initramfs_command; /* "update-initramfs -u" or "dracut -f" */
 } IdsPersistResult;
 
-/* ids: "vvvv:dddd" strings. Merges with what the files hold. */
-int vfio_persist_ids(Root *root, char *const *ids, IdsPersistResult *ret);
+/* ids: "vvvv:dddd" strings, merged into what the files hold, or with remove dropped from them; softdeps load
+ * vfio-pci before the usual GPU and audio drivers and before each of modules (the drivers the devices have
+ * now: a driver vfio-pci does not precede may bind them first at boot). When no ID is
+ * left, the options line goes, and with it the header and softdeps of a file gpuvirt created (a file left
+ * empty is removed); modules-load.d no longer loads vfio-pci. ret->ids: the IDs bound afterwards (NULL
+ * when none). */
+int vfio_persist_ids(Root *root, char *const *ids, char *const *modules, bool remove, IdsPersistResult *ret);
 void ids_persist_result_done(IdsPersistResult *r);

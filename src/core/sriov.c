@@ -28,6 +28,18 @@ static void sleep_ms(int ms) {
         nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
 }
 
+int sriov_wait_driver(Root *root, const char *pf, int timeout_ms) {
+        for (int waited = 0;; waited += 50) {
+                if (root_exists(root, "sys/bus/pci/devices/%s/driver", pf))
+                        return 0;
+                if (!root_exists(root, "sys/bus/pci/devices/%s", pf)) /* PCI devices exist from enumeration on */
+                        return -ENODEV;
+                if (waited >= timeout_ms || root_kind(root) != ROOT_LIVE)
+                        return -ETIMEDOUT;
+                sleep_ms(50);
+        }
+}
+
 static int pf_int(Root *root, const char *pf, const char *attr, int *ret) {
         _cleanup_free_ char *s = NULL;
         int r = root_read_attr(root, &s, "sys/bus/pci/devices/%s/%s", pf, attr);

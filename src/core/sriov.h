@@ -53,6 +53,11 @@ char *sriov_vf_busy(Root *root, const char *vf);
 /* sriov_drivers_autoprobe of a PF: 1, 0, or -errno. */
 int sriov_autoprobe(Root *root, const char *pf);
 
+/* At boot a PF's driver may bind after the unit restoring its VF count started (udev loads it): wait at
+ * most timeout_ms for the PF to have a driver (on a live host; elsewhere it is looked at once). 0 bound,
+ * -ENODEV no such PF, -ETIMEDOUT no driver (sriov_set then says why). */
+int sriov_wait_driver(Root *root, const char *pf, int timeout_ms);
+
 /*
  * Persistence: etc/gpuvirt/sriov.d/<pf>, JSON {"num_vfs":N,"vfio":bool}. At boot the shipped udev rule
  * (91-gpuvirt-sriov.rules) starts gpuvirt-sriov@<pf>.service when the PF appears, which runs

@@ -27,9 +27,16 @@ expect_rc 0 "$GPUVIRT" "${D[@]}" passthrough enable 23:00.0 && expect_in "$OUT" 
 # restore (the boot unit's verb) is idempotent on an enabled device
 expect_rc 0 "$GPUVIRT" "${D[@]}" passthrough restore 0000:23:00.0
 expect_rc 1 "$GPUVIRT" "${D[@]}" passthrough restore 0000:43:00.0 && expect_in "$ERR" "no persistent binding" "restore without binding"
+# without a device: every binding of vfio.d (gpuvirt-vfio.service, part of every boot)
+expect_rc 0 "$GPUVIRT" "${D[@]}" passthrough disable 23:00.0
+expect_rc 0 "$GPUVIRT" "${D[@]}" passthrough restore
+[ "$(drv "$TMP/dgx" 0000:23:00.0)" = vfio-pci ] && [ "$(drv "$TMP/dgx" 0000:24:00.0)" = vfio-pci ] && ok || fail "restore all"
+expect_rc 2 "$GPUVIRT" "${D[@]}" passthrough restore 23:00.0 24:00.0
 expect_rc 0 "$GPUVIRT" "${D[@]}" passthrough disable --persist 23:00.0 24:00.0
 [ "$(drv "$TMP/dgx" 0000:23:00.0)" = nvidia ] && [ "$(drv "$TMP/dgx" 0000:24:00.0)" = nvidia ] && ok || fail "disable"
 [ ! -e "$TMP/dgx/etc/gpuvirt/vfio.d/0000:23:00.0" ] && ok || fail "disable --persist left the binding"
+expect_rc 0 "$GPUVIRT" "${D[@]}" passthrough restore
+[ "$(drv "$TMP/dgx" 0000:23:00.0)" = nvidia ] && ok || fail "restore all without bindings changed something"
 
 # all or nothing across the devices of one command: the second fails, the first is undone
 "$GPUVIRT" "${D[@]}" sim fault 0000:24:00.0/driver_override EBUSY
@@ -49,6 +56,15 @@ expect_rc 0 "$GPUVIRT" "${W[@]}" passthrough enable --force 01:00.0
 [ "$(drv "$TMP/ws" 0000:01:00.1)" = vfio-pci ] && ok || fail "HDMI audio function did not move with the GPU"
 expect_rc 0 "$GPUVIRT" "${W[@]}" passthrough disable 01:00.0
 [ "$(drv "$TMP/ws" 0000:01:00.1)" = snd_hda_intel ] && ok || fail "audio not given back"
+# --persist binds every function that moved at boot (the rig's boot showed the audio function's native
+# driver binding first when only the GPU had a binding), and disable --persist of any one drops them all
+expect_rc 0 "$GPUVIRT" "${W[@]}" passthrough enable --force --persist 01:00.0
+for f in 0000:01:00.0 0000:01:00.1; do
+        jq -e '.driver == "vfio-pci" and .force' "$TMP/ws/etc/gpuvirt/vfio.d/$f" >/dev/null && ok || fail "no boot binding for $f"
+done
+expect_in "$OUT" "0000:01:00.1: binding applied at boot" "audio function's binding reported"
+expect_rc 0 "$GPUVIRT" "${W[@]}" passthrough disable --force --persist 01:00.1
+[ -z "$(ls "$TMP/ws/etc/gpuvirt/vfio.d")" ] && ok || fail "disable --persist of the audio function left: $(ls "$TMP/ws/etc/gpuvirt/vfio.d")"
 
 # persist --ids: modprobe.d and modules-load.d, merged
 expect_rc 0 "$GPUVIRT" "${W[@]}" passthrough persist --ids 01:00.0
@@ -56,6 +72,20 @@ expect_in "$(cat "$TMP/ws/etc/modprobe.d/vfio.conf")" "options vfio-pci ids=10de
 expect_in "$(cat "$TMP/ws/etc/modules-load.d/vfio-pci.conf")" "vfio-pci" "modules-load.d"
 expect_in "$OUT" "update-initramfs -u" "initramfs advice"
 expect_rc 2 "$GPUVIRT" "${W[@]}" passthrough persist 01:00.0
+# vfio-pci loads before the driver the device has now too (bochs-drm's module on the rig's machine, which
+# the usual GPU driver list lacks)
+"$GPUVIRT" sim create "$TMP/q35" --profile qemu-q35 >/dev/null
+expect_rc 0 "$GPUVIRT" --root "$TMP/q35" passthrough persist --ids 04:00.0
+grep -qx "softdep bochs pre: vfio-pci" "$TMP/q35/etc/modprobe.d/vfio.conf" && ok || fail "no softdep for bochs: $(cat "$TMP/q35/etc/modprobe.d/vfio.conf")"
+expect_rc 0 "$GPUVIRT" --root "$TMP/q35" passthrough persist --ids --remove 04:00.0
+[ ! -e "$TMP/q35/etc/modprobe.d/vfio.conf" ] && ok || fail "remove left $(cat "$TMP/q35/etc/modprobe.d/vfio.conf")"
+# --remove reverts it: the file gpuvirt created and the modules-load.d entry go with the last ID
+expect_rc 0 "$GPUVIRT" "${W[@]}" --json passthrough persist --ids --remove 01:00.0
+echo "$OUT" | jq -e '.ids == null' >/dev/null && ok || fail "persist --ids --remove: $OUT"
+[ ! -e "$TMP/ws/etc/modprobe.d/vfio.conf" ] && [ ! -e "$TMP/ws/etc/modules-load.d/vfio-pci.conf" ] && ok ||
+        fail "persist --ids --remove left: $(cat "$TMP/ws/etc/modprobe.d/vfio.conf" "$TMP/ws/etc/modules-load.d/vfio-pci.conf" 2>&1)"
+expect_rc 0 "$GPUVIRT" "${W[@]}" passthrough persist --ids --remove 01:00.0 && expect_in "$OUT" "no vfio-pci ids= left" "remove again"
+expect_rc 2 "$GPUVIRT" "${W[@]}" passthrough enable --remove 01:00.0
 
 # host iommu enable on the IOMMU-less host: exact grub line, backup, idempotent
 "$GPUVIRT" sim create "$TMP/noi" --profile no-iommu >/dev/null
@@ -67,6 +97,16 @@ expect_rc 0 "$GPUVIRT" --root "$TMP/noi" --json host iommu enable
 echo "$OUT" | jq -e '.changed == false' >/dev/null && ok || fail "second host iommu enable changed something"
 # the check's hint is now satisfied in the configuration (the kernel still needs the reboot)
 expect_rc 2 "$GPUVIRT" --root "$TMP/noi" host iommu frob
+# the IOMMU's vendor comes from the firmware, not the CPU: the rig's machine is an AMD CPU (QEMU's TCG
+# "max") with Intel's VT-d (DMAR), and its systemd-boot style /etc/kernel/cmdline turned the IOMMU off
+cp -a "$TMP/q35" "$TMP/q35-amd"
+sed -i 's/^vendor_id.*/vendor_id\t: AuthenticAMD/' "$TMP/q35-amd/proc/cpuinfo"
+rm -rf "$TMP/q35-amd/etc/default/grub" "$TMP/q35-amd/etc/default/grub.d"
+mkdir -p "$TMP/q35-amd/etc/kernel"
+echo "root=/dev/vda ro quiet intel_iommu=off" >"$TMP/q35-amd/etc/kernel/cmdline"
+expect_rc 0 "$GPUVIRT" --root "$TMP/q35-amd" host iommu enable
+[ "$(cat "$TMP/q35-amd/etc/kernel/cmdline")" = "root=/dev/vda ro quiet intel_iommu=on iommu=pt" ] && ok ||
+        fail "host iommu enable on an AMD CPU with VT-d: $(cat "$TMP/q35-amd/etc/kernel/cmdline")"
 
 # captures are read-only: mutating verbs refuse
 cp -a "$TMP/dgx" "$TMP/cap" && rm -rf "$TMP/cap/.gpuvirt-sim"

@@ -39,9 +39,14 @@ expect_in "$OUT" "sriov_drivers_autoprobe" "dry run prints the autoprobe write"
 expect_rc 0 G flex-sriov --json sriov list 16:00.0 && jqe "$OUT" '.[0].num_vfs == 5' "dry run changed nothing"
 # restore applies the boot setting; 0 with --persist drops it
 expect_rc 0 G flex-sriov --json sriov restore 16:00.0 && jqe "$OUT" '.num_vfs == 3 and .vfio' "restore"
+# without a PF: every setting of sriov.d (gpuvirt-sriov.service, part of every boot)
+expect_rc 0 G flex-sriov sriov set 16:00.0 0
+expect_rc 0 G flex-sriov sriov restore && expect_in "$OUT" "0000:16:00.0: 0 -> 3 VFs, bound to vfio-pci" "restore all"
+expect_rc 2 G flex-sriov sriov restore 16:00.0 17:00.0
 expect_rc 0 G flex-sriov sriov set 16:00.0 0 --persist
 [ ! -e "$TMP/flex-sriov/etc/gpuvirt/sriov.d/0000:16:00.0" ] && ok || fail "persist file removed by 0"
 expect_rc 1 G flex-sriov sriov restore 16:00.0 && expect_in "$ERR" "no persistent VF count" "restore without file"
+expect_rc 0 G flex-sriov sriov restore && [ -z "$OUT" ] && ok || fail "restore all without settings: $OUT"
 expect_rc 0 G mi25-sriov --json sriov set 03:00.0 2
 jqe "$OUT" '.num_vfs == 2' "mi25 set"
 expect_rc 0 G mi25-sriov --json sriov list && jqe "$OUT" '.[0].vfs | length == 2' "mi25 list"
@@ -89,6 +94,24 @@ expect_rc 1 G t4-grid --json vgpu start-defined && jqe "$OUT" '.[0].result == "f
 expect_rc 0 G t4-grid --json vgpu remove $u && jqe "$OUT" '.removed and .definition_removed' "remove all"
 [ ! -e "$f" ] && ok || fail "definition removed"
 expect_rc 1 G t4-grid vgpu remove $u && expect_in "$ERR" "No mediated device" "remove twice"
+# at boot a parent may register after gpuvirt-vgpu.service ran (the rig's boot showed it): a definition
+# on a parent that is not registered yet waits for the parent's uevent (gpuvirt-vgpu@PARENT.service,
+# which names it and fails without it); one parent's start touches no other parent's definitions
+w=6c0de5a1-2b3c-4d5e-8f90-a1b2c3d4e5f6
+mkdir -p "$TMP/t4-grid/etc/mdevctl.d/0000:d8:00.0"
+printf '{"mdev_type":"nvidia-231","start":"auto","attrs":[]}\n' >"$TMP/t4-grid/etc/mdevctl.d/0000:d8:00.0/$w"
+G t4-grid vgpu create 3b:00.0 nvidia-231 --uuid $u --persist --auto >/dev/null
+G t4-grid vgpu remove $u --keep-definition >/dev/null
+expect_rc 2 G t4-grid vgpu start-defined ../create && expect_in "$ERR" "is not a PCI address or mdev parent name" "bad device"
+expect_rc 0 G t4-grid --json vgpu start-defined 5e:00.0 && jqe "$OUT" 'length == 0' "start-defined of a parent without definitions"
+[ ! -e "$TMP/t4-grid/sys/bus/mdev/devices/$u" ] && ok || fail "start-defined 5e:00.0 started $u of 3b:00.0"
+expect_rc 0 G t4-grid --json vgpu start-defined
+jqe "$OUT" "(.[] | select(.id == \"$w\") | .result == \"waiting\" and (.error | test(\"not a registered mdev parent yet\"))) and (.[] | select(.id == \"$u\") | .result == \"started\")" "start-defined with a parent still missing"
+expect_rc 1 G t4-grid --json vgpu start-defined 0000:d8:00.0 && jqe "$OUT" "length == 1 and .[0].result == \"failed\"" "the named parent is missing"
+expect_rc 0 G t4-grid vgpu start-defined 3b:00.0 && expect_in "$OUT" "$u: active" "start-defined PARENT"
+expect_rc 2 G t4-grid vgpu start-defined 3b:00.0 5e:00.0
+rm -r "$TMP/t4-grid/etc/mdevctl.d/0000:d8:00.0"
+expect_rc 0 G t4-grid vgpu remove $u
 expect_rc 2 G t4-grid vgpu remove not-a-uuid && expect_in "$ERR" "neither an mdev UUID nor a VF address" "bad id"
 # a VM holds the group: refused
 G t4-grid vgpu create 3b:00.0 nvidia-231 --uuid $u >/dev/null

@@ -87,6 +87,17 @@ expect_rc 0 "$GPUVIRT" "${F[@]}" apply -f "$TMP/f.yaml"
 expect_rc 0 "$GPUVIRT" "${F[@]}" --json list --vfs
 echo "$OUT" | jq -e '[.[] | select(.physfn != null)] | length == 8 and all(.[]; .driver == "vfio-pci")' >/dev/null && ok || fail "8 VFs on vfio-pci"
 expect_rc 0 "$GPUVIRT" "${F[@]}" assert -f "$TMP/f.yaml"
+# an address entry may name an endpoint that is not a GPU: the real-kernel rig's SR-IOV NVMe beside a
+# display to pass through (the rig's boot applies the same file with gpuvirt-apply.service)
+Q=(--root "$TMP/qemu-q35")
+printf 'version: 1\ngpus:\n  - select: "0000:02:00.0"\n    mode: passthrough\n  - select: "0000:03:00.0"\n    mode: sriov\n    sriov: {vfs: 2, vfs-mode: passthrough}\n' >"$TMP/q.yaml"
+expect_rc 0 "$GPUVIRT" "${Q[@]}" --json plan -f "$TMP/q.yaml"
+echo "$OUT" | jq -e 'length == 2 and .[0].action == "sriov-set" and .[1].action == "bind-vfio"' >/dev/null && ok || fail "q35 plan: $OUT"
+expect_rc 0 "$GPUVIRT" "${Q[@]}" apply -f "$TMP/q.yaml"
+expect_rc 0 "$GPUVIRT" "${Q[@]}" assert -f "$TMP/q.yaml"
+for f in 0000:02:00.0 0000:03:00.1 0000:03:00.2; do
+        [ "$(basename "$(readlink "$TMP/qemu-q35/sys/bus/pci/devices/$f/driver")")" = vfio-pci ] && ok || fail "$f not on vfio-pci"
+done
 
 # 3. rejections: FILE:LINE:COL, exit 2, and nothing changes
 reject() { # profile, file text, expected position, expected words
@@ -107,7 +118,18 @@ reject workstation 'version: 1\ngpus:\n  - select: "0000:01:00.0"\n    mode: pas
 reject workstation 'version: 1\ngpus:\n  - select: "0000:02:00.0"\n    mode: passthrough\n    force: true\n' 3:5 "include: [\"0000:03:00.0\"]"
 reject no-iommu 'version: 1\ngpus:\n  - select: all\n    mode: passthrough\n    force: true\n' 3:5 "no IOMMU group"
 reject dgx-a100 'version: 1\ngpus:\n  - select: "0000:99:00.0"\n    mode: host\n' 3:5 "no PCI device 0000:99:00.0"
-reject dgx-a100 'version: 1\ngpus:\n  - select: "0000:22:00.0"\n    mode: host\n' 3:5 "is not a GPU"
+reject dgx-a100 'version: 1\ngpus:\n  - select: "0000:22:00.0"\n    mode: host\n' 3:5 "is not a GPU (class 060400): it is a bridge"
+reject qemu-q35 'version: 1\ngpus:\n  - select: "0000:03:00.1"\n    mode: host\n' 3:5 "it is a VF, name its PF"
+reject qemu-q35 'version: 1\ngpus:\n  - select: "0000:02:00.0"\n    mode: host\n  - select: "0000:03:00.0"\n    mode: sriov\n    sriov: {vfs: 9}\n' 5:5 "supports at most 4 VFs"
+[ "$(cat "$TMP/qemu-q35/sys/bus/pci/devices/0000:03:00.0/sriov_numvfs")" = 2 ] && ok || fail "a rejected file changed the VFs"
+# status is not green while the desired state file is there but rejected (as after the rig's boot whose
+# gpuvirt-apply.service failed on it); without a file it is
+mkdir -p "$TMP/qemu-q35/etc/gpuvirt" && cp "$TMP/bad.yaml" "$TMP/qemu-q35/etc/gpuvirt/host.yaml"
+expect_rc 1 "$GPUVIRT" --root "$TMP/qemu-q35" status && expect_in "$OUT" "cannot plan: /etc/gpuvirt/host.yaml:5:5: 0000:03:00.0 supports at most 4 VFs" "status names the rejection"
+printf 'version: [\n' >"$TMP/qemu-q35/etc/gpuvirt/host.yaml"
+expect_rc 1 "$GPUVIRT" --root "$TMP/qemu-q35" status && expect_in "$OUT" "Desired state: /etc/gpuvirt/host.yaml:2:1" "status names the syntax error"
+rm "$TMP/qemu-q35/etc/gpuvirt/host.yaml"
+expect_rc 0 "$GPUVIRT" --root "$TMP/qemu-q35" status
 reject dgx-a100 'version: 1\ngpus:\n  - select: all\n    mode: host\n    colour: red\n' 5:5 "unknown key 'colour'"
 reject dgx-a100 'version: 1\ngpus:\n  - select: all\n    mode: host\n  - select: all\n    mode: mig\n    mig: {"1g.5gb": 1}\n' 5:5 "same GPUs"
 reject dgx-a100 'version: 1\ngpus:\n  - select: [all\n' 4:1 ""

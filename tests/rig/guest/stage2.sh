@@ -14,6 +14,13 @@ off() {
 }
 fail() { echo "RIG-INIT-FAIL $*"; off; }
 
+rm -f /.rig-stage2
+# The overlay without its submounts: host paths under /tmp, /run and /dev stay reachable through it.
+mkdir -p /.rig-root && mount --bind / /.rig-root || fail "bind the root"
+# The environment file written by run.sh (RIG_BINDS: host paths to bind back after our own mounts).
+[ -n "$RIG_RUN" ] && [ -f "/.rig-root$RIG_RUN/env.sh" ] || fail "run directory $RIG_RUN not visible in the guest"
+. "/.rig-root$RIG_RUN/env.sh"   # sets RIG_SCRIPT, RIG_CWD, RIG_NONCE, RIG_KROOT, RIG_LOGLEVEL, RIG_BINDS, extras, "$@"
+
 mount -t tmpfs -o mode=0755,nosuid,nodev rig-run /run || fail "mount /run"
 mount -t tmpfs -o mode=1777,nosuid,nodev rig-tmp /tmp || fail "mount /tmp"
 mkdir -p /dev/pts /dev/shm
@@ -24,9 +31,13 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mkdir -p /var/tmp /run/lock
 hostname rig 2>/dev/null
 
-# The environment file written by run.sh.
-[ -n "$RIG_RUN" ] && [ -f "$RIG_RUN/env.sh" ] || fail "run directory $RIG_RUN not visible in the guest"
-. "$RIG_RUN/env.sh"   # sets RIG_SCRIPT, RIG_CWD, RIG_NONCE, RIG_KROOT, RIG_LOGLEVEL, extras, and "$@"
+# Host paths the mounts above hide (a clone under /tmp): back at their own path.
+printf '%s\n' "$RIG_BINDS" | while IFS= read -r p; do
+    [ -n "$p" ] || continue
+    if [ -d "/.rig-root$p" ]; then mkdir -p "$p"; else mkdir -p "${p%/*}" && : >>"$p"; fi
+    mount --bind "/.rig-root$p" "$p" || fail "bind $p"
+done
+umount -l /.rig-root && rmdir /.rig-root
 
 # Full module tree of the rig kernel, so that modprobe works in the guest.
 if [ -n "$RIG_KROOT" ] && [ -d "$RIG_KROOT/lib/modules/$RIG_KVER" ]; then
