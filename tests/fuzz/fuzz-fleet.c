@@ -39,18 +39,22 @@ static void request_equal(const FleetRequest *a, const FleetRequest *b) {
                    a->live_migratable == b->live_migratable && streq(a->group, b->group) && streq(a->owner, b->owner));
 }
 
+/* A reservation keeps its request in the store as JSON: it reads back the same. */
+static void request_roundtrip(const FleetRequest *q) {
+        json_object *o = fleet_request_json(q);
+        FleetRequest q2 = {};
+        FUZZ_CHECK(fleet_request_from_json(o, &q2) == 0);
+        request_equal(q, &q2);
+        json_object_put(o);
+}
+
 static void request_line(const char *text) {
         FleetRequest q = {};
         char *err = NULL;
         int r = fleet_request_parse_line(text, &q, &err);
         FUZZ_CHECK(r >= 0 || err || r == -ENOMEM);
         if (r >= 0) {
-                /* a reservation keeps its request in the store as JSON: it reads back the same */
-                json_object *o = fleet_request_json(&q);
-                FleetRequest q2 = {};
-                FUZZ_CHECK(fleet_request_from_json(o, &q2) == 0);
-                request_equal(&q, &q2);
-                json_object_put(o);
+                request_roundtrip(&q);
         }
         free(err);
 }
@@ -61,13 +65,8 @@ static void reservation_record(const char *text) {
         FUZZ_CHECK(o || (err && strstr(err, "/gpuvirt/res/x")));
         if (o) {
                 FleetRequest q = {};
-                if (fleet_request_from_json(json_object_object_get(o, "request"), &q) == 0) {
-                        json_object *j = fleet_request_json(&q);
-                        FleetRequest q2 = {};
-                        FUZZ_CHECK(fleet_request_from_json(j, &q2) == 0);
-                        request_equal(&q, &q2);
-                        json_object_put(j);
-                }
+                if (fleet_request_from_json(json_object_object_get(o, "request"), &q) == 0)
+                        request_roundtrip(&q);
                 json_object_put(o);
         }
         free(err);
