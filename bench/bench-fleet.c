@@ -191,7 +191,10 @@ static const FleetRequest *draw(void) {
  * host). A unit takes a share of a GPU that no feasible layout exceeds in sum: a whole GPU 1, a VF 1/VFs, a
  * vGPU 1/max of its type, a MIG instance its memory slices / slices. Requests of a prefix are placeable at
  * best only if, for every set S of classes, the shares of the requests that can only use classes in S fit the
- * GPUs of S. The first prefix that breaks this is a bound no strategy (not even an offline one) can beat. */
+ * GPUs of S. Second, the MIG counts: a GPU holds either one instance of a whole-GPU profile (size = slices) or
+ * at most max of a profile p, so on a model's MIG-capable GPUs G, units(p) / max(p) + units(whole) <= G for the
+ * requests only that model can serve (1g.5gb+me: one per GPU, none beside a 7g). The first prefix that breaks
+ * either is a bound no strategy (not even an offline one) can beat. */
 
 typedef struct Class {
         size_t templ;
@@ -244,9 +247,19 @@ static double share_in(const FleetRequest *r, const Class *c) {
         }
 }
 
+/* The MIG-capable GPUs of a template model (its classes in host or MIG mode). */
+static double mig_gpus(size_t t) {
+        double g = 0;
+        for (size_t c = 0; c < n_classes; c++)
+                if (classes[c].templ == t && (classes[c].mode == GPU_MODE_HOST || classes[c].mode == GPU_MODE_MIG))
+                        g += classes[c].gpus;
+        return g;
+}
+
 static size_t bound(const FleetRequest **stream, size_t n, size_t hosts) {
         count_classes(hosts);
         size_t nc = n_classes;
+        double units[ELEMENTSOF(templ)][MIG_MAX_PROFILES] = {}, whole[ELEMENTSOF(templ)] = {};
         double *need = calloc((size_t)1 << nc, sizeof *need), *cap = calloc((size_t)1 << nc, sizeof *cap);
         for (unsigned S = 1; S < (1u << nc); S++)
                 for (size_t c = 0; c < nc; c++)
@@ -268,6 +281,24 @@ static size_t bound(const FleetRequest **stream, size_t n, size_t hosts) {
                 for (unsigned S = U; !broken && S < (1u << nc); S = (S + 1) | U) {
                         need[S] += smin;
                         broken = need[S] > cap[S] + 1e-9;
+                }
+                /* MIG counts, for a profile only one model serves */
+                size_t t = SIZE_MAX;
+                for (size_t c = 0; c < nc && stream[i]->kind == FLEET_MIG; c++)
+                        if (U >> c & 1)
+                                t = t == SIZE_MAX || t == classes[c].templ ? classes[c].templ : SIZE_MAX - 1;
+                if (!broken && t < n_templ) {
+                        const FleetModelInfo *m = &templ[t].model;
+                        for (size_t k = 0; k < m->n_mig; k++)
+                                if (streq(m->mig[k].name, stream[i]->arg)) {
+                                        if (m->mig[k].size >= m->mig_slices)
+                                                whole[t] += stream[i]->count;
+                                        else
+                                                units[t][k] += stream[i]->count;
+                                }
+                        double g = mig_gpus(t);
+                        for (size_t k = 0; k < m->n_mig && !broken; k++)
+                                broken = m->mig[k].max && units[t][k] / m->mig[k].max + whole[t] > g + 1e-9;
                 }
                 if (broken)
                         break;
