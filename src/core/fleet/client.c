@@ -304,13 +304,18 @@ static void batch_release(Reserve *x, Batch *b) {
         b->busy = false;
 }
 
-/* Back to the front of the queue (placed again): the batch's requests, their units out of the copy. */
+/* The first n requests of a batch back to the front of the queue, to be placed again. */
+static void queue_front(Reserve *x, const Batch *b, size_t n) {
+        memmove(x->todo + n, x->todo, x->n_todo * sizeof *x->todo);
+        memcpy(x->todo, b->reqs, n * sizeof *x->todo);
+        x->n_todo += n;
+}
+
+/* Back to the front of the queue: the batch's requests, their units out of the copy. */
 static void batch_requeue(Reserve *x, Batch *b) {
         for (size_t i = 0; i < b->n; i++)
                 (void)fleet_unplace(x->f, x->res[b->reqs[i]].id, b->gpus, b->n_gpus);
-        memmove(x->todo + b->n, x->todo, x->n_todo * sizeof *x->todo);
-        memcpy(x->todo, b->reqs, b->n * sizeof *x->todo);
-        x->n_todo += b->n;
+        queue_front(x, b, b->n);
 }
 
 /* Fill a batch from the queue, placing each request in memory, while its transaction stays within the
@@ -450,10 +455,7 @@ static int batch_done(Reserve *x, Batch *b, int status, StoreTxnResult *tr) {
                 if (!committed)
                         b->reqs[again++] = i;
         }
-        b->n = again;
-        memmove(x->todo + b->n, x->todo, x->n_todo * sizeof *x->todo);
-        memcpy(x->todo, b->reqs, b->n * sizeof *x->todo);
-        x->n_todo += b->n;
+        queue_front(x, b, again);
         batch_release(x, b);
         if (r < 0)
                 return r;
