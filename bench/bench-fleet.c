@@ -7,13 +7,14 @@
  *  1. placements per second in process, beside the same decisions made by scanning every GPU (the peer);
  *  2. packing: requests placed before the first rejection under a random stream, per strategy, beside an
  *     upper bound that no strategy can beat (the fractional relaxation, see docs/fleet.md);
- *  3. with --etcd ENDPOINTS: committed reservations per second through etcd, batched and one per
- *     transaction (the peer).
+ *  3. with --etcd ENDPOINTS: committed reservations per second through etcd, by the number of transactions
+ *     in flight and the batch size of each, beside one reservation per transaction, one at a time (the peer).
  * Usage: bench-fleet [--hosts N] [--etcd HOST:PORT,...] ROOT...
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "basic/fileio.h"
@@ -25,6 +26,13 @@ static double now_s(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds this process used */
+static double cpu_s(void) {
+        struct rusage u;
+        getrusage(RUSAGE_SELF, &u);
+        return (double)u.ru_utime.tv_sec + (double)u.ru_stime.tv_sec + (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 static uint64_t rng = 88172645463325252ull;
@@ -191,7 +199,10 @@ static const FleetRequest *draw(void) {
  * host). A unit takes a share of a GPU that no feasible layout exceeds in sum: a whole GPU 1, a VF 1/VFs, a
  * vGPU 1/max of its type, a MIG instance its memory slices / slices. Requests of a prefix are placeable at
  * best only if, for every set S of classes, the shares of the requests that can only use classes in S fit the
- * GPUs of S. The first prefix that breaks this is a bound no strategy (not even an offline one) can beat. */
+ * GPUs of S. Second, the MIG counts: a GPU holds either one instance of a whole-GPU profile (size = slices) or
+ * at most max of a profile p, so on a model's MIG-capable GPUs G, units(p) / max(p) + units(whole) <= G for the
+ * requests only that model can serve (1g.5gb+me: one per GPU, none beside a 7g). The first prefix that breaks
+ * either is a bound no strategy (not even an offline one) can beat. */
 
 typedef struct Class {
         size_t templ;
@@ -244,9 +255,19 @@ static double share_in(const FleetRequest *r, const Class *c) {
         }
 }
 
+/* The MIG-capable GPUs of a template model (its classes in host or MIG mode). */
+static double mig_gpus(size_t t) {
+        double g = 0;
+        for (size_t c = 0; c < n_classes; c++)
+                if (classes[c].templ == t && (classes[c].mode == GPU_MODE_HOST || classes[c].mode == GPU_MODE_MIG))
+                        g += classes[c].gpus;
+        return g;
+}
+
 static size_t bound(const FleetRequest **stream, size_t n, size_t hosts) {
         count_classes(hosts);
         size_t nc = n_classes;
+        double units[ELEMENTSOF(templ)][MIG_MAX_PROFILES] = {}, whole[ELEMENTSOF(templ)] = {};
         double *need = calloc((size_t)1 << nc, sizeof *need), *cap = calloc((size_t)1 << nc, sizeof *cap);
         for (unsigned S = 1; S < (1u << nc); S++)
                 for (size_t c = 0; c < nc; c++)
@@ -268,6 +289,24 @@ static size_t bound(const FleetRequest **stream, size_t n, size_t hosts) {
                 for (unsigned S = U; !broken && S < (1u << nc); S = (S + 1) | U) {
                         need[S] += smin;
                         broken = need[S] > cap[S] + 1e-9;
+                }
+                /* MIG counts, for a profile only one model serves */
+                size_t t = SIZE_MAX;
+                for (size_t c = 0; c < nc && stream[i]->kind == FLEET_MIG; c++)
+                        if (U >> c & 1)
+                                t = t == SIZE_MAX || t == classes[c].templ ? classes[c].templ : SIZE_MAX - 1;
+                if (!broken && t < n_templ) {
+                        const FleetModelInfo *m = &templ[t].model;
+                        for (size_t k = 0; k < m->n_mig; k++)
+                                if (streq(m->mig[k].name, stream[i]->arg)) {
+                                        if (m->mig[k].size >= m->mig_slices)
+                                                whole[t] += stream[i]->count;
+                                        else
+                                                units[t][k] += stream[i]->count;
+                                }
+                        double g = mig_gpus(t);
+                        for (size_t k = 0; k < m->n_mig && !broken; k++)
+                                broken = m->mig[k].max && units[t][k] / m->mig[k].max + whole[t] > g + 1e-9;
                 }
                 if (broken)
                         break;
@@ -380,6 +419,61 @@ static void bench_packing(size_t hosts, int seeds, const char *what) {
 
 /* ---- 3. through etcd ---- */
 
+/* Undo what the reservations did, in the copy and in etcd: their GPUs' records put back without their units, the
+ * reservation keys gone. */
+static int release_all(Store *s, Fleet *f, const FleetReserved *res, size_t m) {
+        size_t units = 0, ng = 0;
+        for (size_t i = 0; i < m; i++)
+                units += res[i].error ? 0 : res[i].n_units;
+        uint32_t *gpus = malloc(MAX(units, (size_t)1) * sizeof *gpus);
+        if (!gpus)
+                return -ENOMEM;
+        for (size_t i = 0; i < m; i++)
+                for (size_t u = 0; !res[i].error && u < res[i].n_units; u++) {
+                        uint32_t gi = res[i].units[u].gpu;
+                        (void)fleet_unplace(f, res[i].id, &gi, 1);
+                        gpus[ng++] = gi;
+                }
+        int r = 0;
+        for (size_t i = 0; r >= 0 && i < ng; i += 100) {
+                StoreOp ops[100];
+                char *keys[100], *vals[100];
+                size_t n = MIN(ng - i, (size_t)100);
+                for (size_t k = 0; k < n; k++) {
+                        const FleetGpuInfo *gi = fleet_gpu(f, gpus[i + k]);
+                        keys[k] = fleet_gpu_key(gi->host, gi->address);
+                        vals[k] = fleet_gpu_record(gi, NULL, NULL);
+                        ops[k] = (StoreOp){STORE_PUT, keys[k], vals[k], 0, false};
+                }
+                /* a GPU twice in one transaction is refused: put each once */
+                size_t w = 0;
+                for (size_t k = 0; k < n; k++) {
+                        bool dup = false;
+                        for (size_t j = 0; j < w && !dup; j++)
+                                dup = streq(ops[j].key, ops[k].key);
+                        if (!dup)
+                                ops[w++] = ops[k];
+                }
+                StoreTxnResult tr;
+                r = store_txn(s, NULL, 0, ops, w, NULL, 0, &tr);
+                for (size_t k = 0; r >= 0 && k < n; k++)
+                        fleet_gpu_set_revision(f, gpus[i + k], tr.revision);
+                store_txn_result_done(&tr);
+                for (size_t k = 0; k < n; k++) {
+                        free(keys[k]);
+                        free(vals[k]);
+                }
+        }
+        free(gpus);
+        if (r < 0)
+                return r;
+        StoreOp del = {STORE_DELETE, FLEET_KEY_RES, NULL, 0, true};
+        StoreTxnResult tr;
+        r = store_txn(s, NULL, 0, &del, 1, NULL, 0, &tr);
+        store_txn_result_done(&tr);
+        return r;
+}
+
 static int bench_etcd(const char *endpoints, size_t hosts) {
         _cleanup_free_ char *url = strdup_printf("etcd://%s", endpoints);
         Store *s;
@@ -437,33 +531,63 @@ static int bench_etcd(const char *endpoints, size_t hosts) {
         double t2 = now_s();
         printf("\netcd (3 members, tmpfs): fleet of %zu GPU records loaded in %.1f s, read back in %.1f s\n", fleet_n_gpus(g),
                t1 - t0, t2 - t1);
-        static const size_t batches[] = {60, 1};
-        static const size_t counts[] = {20000, 1000};
-        double rate[2] = {};
+        static const size_t batches[] = {1, 15, 60}, counts[] = {1000, 6000, 20000}, depths[] = {1, 2, 4, 8, 16};
+        double rate[ELEMENTSOF(depths)][ELEMENTSOF(batches)] = {}, cpu[ELEMENTSOF(depths)][ELEMENTSOF(batches)] = {};
+        size_t conflicts = 0, uncertain = 0;
+        for (size_t b = 0; b < ELEMENTSOF(batches); b++)
+                for (size_t d = 0; d < ELEMENTSOF(depths); d++) {
+                        size_t m = counts[b];
+                        FleetRequest *reqs = malloc(m * sizeof *reqs);
+                        FleetReserved *res = calloc(m, sizeof *res);
+                        rng = 777 + b * 16 + d;
+                        for (size_t i = 0; i < m; i++)
+                                reqs[i] = *draw();
+                        FleetReserveStats st = {};
+                        double a = now_s(), c = cpu_s();
+                        int r = fleet_reserve(s, g, reqs, m, batches[b], depths[d], NULL, res, &st, &err);
+                        double dt = now_s() - a;
+                        cpu[d][b] = (cpu_s() - c) / dt;
+                        if (r < 0)
+                                return fprintf(stderr, "%s\n", err), 1;
+                        size_t ok = 0;
+                        for (size_t i = 0; i < m; i++)
+                                ok += res[i].error == 0;
+                        rate[d][b] = (double)ok / dt;
+                        conflicts += st.conflicts;
+                        uncertain += st.retries_uncertain;
+                        /* back to the empty fleet for the next point: the ledgers of the GPUs used, no reservations */
+                        r = release_all(s, g, res, m);
+                        fleet_reserved_done(res, m);
+                        free(res);
+                        free(reqs);
+                        if (r < 0)
+                                return fprintf(stderr, "resetting the fleet: %s\n", store_last_error(s)), 1;
+                }
+        printf("committed reservations per second, by transactions in flight (rows) and reservations per transaction\n"
+               "(in brackets: the scheduler's own CPU, share of one core):\n");
+        printf("%-10s", "in flight");
         for (size_t b = 0; b < ELEMENTSOF(batches); b++) {
-                size_t m = counts[b];
-                FleetRequest *reqs = malloc(m * sizeof *reqs);
-                FleetReserved *res = calloc(m, sizeof *res);
-                rng = 777 + b;
-                for (size_t i = 0; i < m; i++)
-                        reqs[i] = *draw();
-                FleetReserveStats st = {};
-                double a = now_s();
-                int r = fleet_reserve(s, g, reqs, m, batches[b], NULL, res, &st, &err);
-                double dt = now_s() - a;
-                size_t ok = 0;
-                for (size_t i = 0; i < m; i++)
-                        ok += res[i].error == 0;
-                if (r < 0)
-                        return fprintf(stderr, "%s\n", err), 1;
-                rate[b] = (double)ok / dt;
-                printf("committed reservations, %zu per transaction: %zu in %.2f s = %.0f/s (%zu transactions, %zu conflicts)%s\n",
-                       batches[b], ok, dt, rate[b], st.txns, st.conflicts, b == 0 ? "; goal >= 2000/s" : "");
-                fleet_reserved_done(res, m);
-                free(res);
-                free(reqs);
+                char h[32] = "1 per txn";
+                if (batches[b] > 1)
+                        snprintf(h, sizeof h, "batch %zu", batches[b]);
+                printf("  %-15s", h);
         }
-        printf("batched / one per transaction = %.1fx\n", rate[0] / MAX(rate[1], 1e-9));
+        printf("\n");
+        double best = 0;
+        for (size_t d = 0; d < ELEMENTSOF(depths); d++) {
+                printf("%-10zu", depths[d]);
+                for (size_t b = 0; b < ELEMENTSOF(batches); b++) {
+                        printf("  %6.0f (%3.0f%%)  ", rate[d][b], 100 * cpu[d][b]);
+                        best = MAX(best, rate[d][b]);
+                }
+                printf("\n");
+        }
+        printf("(%zu conflicts, %zu answers lost; one scheduler: its transactions in flight never share a GPU)\n", conflicts,
+               uncertain);
+        printf("best %.0f/s; goal >= 2000/s; best / one per transaction, one at a time = %.1fx; "
+               "batch 60: %zu in flight / 1 = %.1fx\n",
+               best, best / MAX(rate[0][0], 1e-9), depths[ELEMENTSOF(depths) - 1],
+               rate[ELEMENTSOF(depths) - 1][ELEMENTSOF(batches) - 1] / MAX(rate[0][ELEMENTSOF(batches) - 1], 1e-9));
         fleet_free(g);
         store_free(s);
         return 0;

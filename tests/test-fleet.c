@@ -20,6 +20,11 @@ static const MigProfile a100[] = {
         P("1g.5gb", 0, 19, 1, 1, 7, 0x7f), P("1g.5gb+me", 7, 20, 1, 1, 1, 0x7f), P("1g.10gb", 9, 15, 1, 2, 4, 0x55),
         P("2g.10gb", 1, 14, 2, 2, 3, 0x15), P("3g.20gb", 2, 9, 3, 4, 2, 0x11), P("4g.20gb", 3, 5, 4, 4, 1, 0x01),
         P("7g.40gb", 4, 0, 7, 8, 1, 0x01)};
+/* H100-80GB: its 1g.10gb is one slice, where the A100-40GB's is two */
+static const MigProfile h100[] = {
+        P("1g.10gb", 0, 19, 1, 1, 7, 0x7f), P("1g.10gb+me", 7, 20, 1, 1, 1, 0x7f), P("1g.20gb", 9, 15, 1, 2, 4, 0x55),
+        P("2g.20gb", 1, 14, 2, 2, 3, 0x15), P("3g.40gb", 2, 9, 3, 4, 2, 0x11), P("4g.40gb", 3, 5, 4, 4, 1, 0x01),
+        P("7g.80gb", 4, 0, 7, 8, 1, 0x01)};
 #undef P
 enum { A1G = 0, A1GME, A1G10, A2G, A3G, A4G, A7G };
 
@@ -35,6 +40,11 @@ static FleetGpuInfo gpu(const char *host, unsigned slot, const char *kind) {
                                       .n_mig = ELEMENTSOF(a100), .mig_slices = 8};
                 memcpy(m->mig, a100, sizeof a100);
                 snprintf(g.nvlink, sizeof g.nvlink, "%s/nvswitch", host);
+        } else if (streq(kind, "h100-mig")) {
+                g.base_mode = GPU_MODE_MIG;
+                *m = (FleetModelInfo){.vendor = 0x10de, .device = 0x2331, .memory_mb = 81920, .vgpu_one_type = true,
+                                      .n_mig = ELEMENTSOF(h100), .mig_slices = 8};
+                memcpy(m->mig, h100, sizeof h100);
         } else if (streq(kind, "t4")) {
                 *m = (FleetModelInfo){.vendor = 0x10de, .device = 0x1eb8, .memory_mb = 16384, .vgpu_one_type = true, .n_types = 2};
                 m->types = calloc(2, sizeof *m->types);
@@ -191,6 +201,55 @@ static void test_frag_prefers_fewest_lost(void **state) {
         assert_int_equal(fleet_place(m, &one, "r2", q, NULL), 0);
         assert_int_equal(p[0].gpu, 0);
         assert_int_equal(q[0].gpu, 0);
+}
+
+/* frag: a profile two models offer (1g.10gb: two slices of an A100-40GB, one of an H100) goes to the model where
+ * it takes nothing from a profile that is being drained; the demand decides, not the fragmentation score (which
+ * alone picks the A100 in round 0 and the H100 in round 1). */
+static void test_frag_follows_demand(void **state) {
+        for (int round = 0; round < 2; round++) {
+                _cleanup_fleet_free_ Fleet *f = fleet_new(FLEET_FRAG);
+                uint32_t hi, gi;
+                const char *kinds[2] = {"a100-mig", "h100-mig"};
+                for (int h = 0; h < 2; h++) {
+                        char name[8];
+                        snprintf(name, sizeof name, "h%d", h);
+                        assert_int_equal(fleet_host_add(f, name, true, &hi), 0);
+                        FleetGpuInfo g = gpu(name, 0, kinds[h]);
+                        assert_int_equal(fleet_gpu_add(f, &g, &gi), 0);
+                        fleet_gpu_info_done(&g);
+                }
+                /* round 0: demand for the A100's 1g.5gb; round 1: for the H100's 1g.20gb */
+                FleetRequest d = req(round == 0 ? "mig:1g.5gb owner=a" : "mig:1g.20gb owner=a");
+                FleetPlacement p[1];
+                for (int i = 0; i < 1 + round; i++) {
+                        char id[8];
+                        snprintf(id, sizeof id, "d%d", i);
+                        assert_int_equal(fleet_place(f, &d, id, p, NULL), 0);
+                        assert_string_equal(fleet_gpu(f, p[0].gpu)->host, round == 0 ? "h0" : "h1");
+                }
+                FleetRequest small = req("mig:1g.10gb owner=b");
+                assert_int_equal(fleet_place(f, &small, "s", p, NULL), 0);
+                assert_string_equal(fleet_gpu(f, p[0].gpu)->model.name, round == 0 ? "h100-mig" : "a100-mig");
+        }
+}
+
+/* A GPU held by a transaction in flight takes no placement until it is let go. */
+static void test_hold(void **state) {
+        _cleanup_fleet_free_ Fleet *f = fleet_of(FLEET_FRAG, 1, 2, "flex");
+        FleetRequest r = req("passthrough owner=a");
+        FleetPlacement p[1];
+        char *err = NULL;
+        assert_int_equal(fleet_gpu_hold(f, 0, true), 0);
+        assert_true(fleet_gpu_held(f, 0));
+        assert_int_equal(fleet_gpu_free_units(f, 0, FLEET_PASSTHROUGH, -1), 0);
+        assert_int_equal(fleet_place(f, &r, "r1", p, NULL), 0);
+        assert_int_equal(p[0].gpu, 1);
+        assert_int_equal(fleet_place(f, &r, "r2", p, &err), -ENOSPC);
+        free(err);
+        assert_int_equal(fleet_gpu_hold(f, 0, false), 0);
+        assert_int_equal(fleet_place(f, &r, "r2", p, NULL), 0);
+        assert_int_equal(p[0].gpu, 0);
 }
 
 static void test_vgpu_one_type(void **state) {
@@ -364,6 +423,8 @@ int main(void) {
                 cmocka_unit_test(test_record_roundtrip),
                 cmocka_unit_test(test_mig_placement),
                 cmocka_unit_test(test_frag_prefers_fewest_lost),
+                cmocka_unit_test(test_frag_follows_demand),
+                cmocka_unit_test(test_hold),
                 cmocka_unit_test(test_vgpu_one_type),
                 cmocka_unit_test(test_constraints),
                 cmocka_unit_test(test_mig_pinned),

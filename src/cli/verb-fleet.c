@@ -20,7 +20,7 @@ typedef struct FleetArgs {
         const char *host;
         FleetRequest req;
         bool have_owner, undo, once;
-        int count, batch, ttl;
+        int count, batch, inflight, ttl;
         FleetStrategy strategy;
         char *error;
 } FleetArgs;
@@ -37,6 +37,7 @@ enum {
         OPT_MODEL,
         OPT_STRATEGY,
         OPT_BATCH,
+        OPT_INFLIGHT,
         OPT_HOST,
         OPT_TTL,
         OPT_UNDO,
@@ -113,6 +114,11 @@ static void fleet_opt(int c, const char *v, void *ud) {
                 if (parse_int(v, &n) < 0 || n < 1 || n > 64)
                         set_error(a, strdup_printf("--batch must be 1 to 64, not '%s'", v));
                 a->batch = MAX(n, 1);
+                break;
+        case OPT_INFLIGHT:
+                if (parse_int(v, &n) < 0 || n < 1 || n > STORE_INFLIGHT_MAX)
+                        set_error(a, strdup_printf("--inflight must be 1 to %d, not '%s'", STORE_INFLIGHT_MAX, v));
+                a->inflight = MAX(n, 1);
                 break;
         case OPT_HOST:
                 a->host = v;
@@ -404,7 +410,7 @@ static int do_request(Store *s, FleetArgs *a, FleetRequest *reqs, size_t n) {
                 return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
         _cleanup_free_ char *err = NULL;
         FleetReserveStats st = {};
-        int r = fleet_reserve(s, f, reqs, n, (size_t)(a->batch ?: 32), NULL, res, &st, &err);
+        int r = fleet_reserve(s, f, reqs, n, (size_t)(a->batch ?: 32), (size_t)(a->inflight ?: 4), NULL, res, &st, &err);
         size_t rejected = 0;
         json_object *out = json_object_new_array();
         for (size_t i = 0; i < n; i++) {
@@ -669,6 +675,7 @@ int verb_fleet(int argc, char **argv) {
                 {"model", required_argument, NULL, OPT_MODEL},
                 {"strategy", required_argument, NULL, OPT_STRATEGY},
                 {"batch", required_argument, NULL, OPT_BATCH},
+                {"inflight", required_argument, NULL, OPT_INFLIGHT},
                 {"host", required_argument, NULL, OPT_HOST},
                 {"ttl", required_argument, NULL, OPT_TTL},
                 {"undo", no_argument, NULL, OPT_UNDO},

@@ -58,7 +58,8 @@ checked "agent killed mid-realization, restarted"
 expect_rc 0 "$GPUVIRT" --json fleet show "${S[@]}" "$VG"
 echo "$OUT" | jq -e '.realized | length == 2 and all(.state == "ready")' >/dev/null && ok || fail "vGPUs after recovery: $OUT"
 
-# 2. two schedulers at once on the same fleet
+# 2. two schedulers at once on the same fleet, each with all its transactions in flight at once (2 requests
+#    each, 8 in flight): the two race for the same GPUs, a transaction that loses re-places its own requests
 for f in a b; do
         : >"$TMP/req-$f"
         for i in $(seq 5); do
@@ -68,8 +69,8 @@ for f in a b; do
         done
         echo "passthrough model=10de:20b0 owner=${f}pt" >>"$TMP/req-$f"
 done
-"$GPUVIRT" --json fleet request "${S[@]}" -f "$TMP/req-a" --batch 8 >"$TMP/out-a" 2>"$TMP/err-a" & A=$!
-"$GPUVIRT" --json fleet request "${S[@]}" -f "$TMP/req-b" --batch 8 >"$TMP/out-b" 2>"$TMP/err-b" & B=$!
+"$GPUVIRT" --json fleet request "${S[@]}" -f "$TMP/req-a" --batch 2 --inflight 8 >"$TMP/out-a" 2>"$TMP/err-a" & A=$!
+"$GPUVIRT" --json fleet request "${S[@]}" -f "$TMP/req-b" --batch 2 --inflight 8 >"$TMP/out-b" 2>"$TMP/err-b" & B=$!
 set +e; wait $A; ra=$?; wait $B; rb=$?; set -e
 [ "$ra" -le 1 ] && [ "$rb" -le 1 ] && ok || fail "schedulers exited $ra/$rb: $(cat "$TMP/err-a" "$TMP/err-b")"
 placed=$(cat "$TMP/out-a" "$TMP/out-b" | jq -s '[.[][] | select(.id != null)] | length')
@@ -78,10 +79,10 @@ stored=$(etcdctl --endpoints "$ETCD_ENDPOINTS" get --prefix --keys-only /gpuvirt
 [ "$stored" -eq $((placed + 1)) ] && ok || fail "$placed placed + 1 earlier, $stored in the store"
 checked "two schedulers at once"
 
-# 3. the etcd leader SIGKILLed under load
+# 3. the etcd leader SIGKILLed under load, 4 transactions in flight: answers lost with the leader are read again
 : >"$TMP/req-c"
 for i in $(seq 12); do echo "mig:1g.5gb owner=c$i" >>"$TMP/req-c"; done
-"$GPUVIRT" --json fleet request "${S[@]}" -f "$TMP/req-c" --batch 1 >"$TMP/out-c" 2>"$TMP/err-c" & C=$!
+"$GPUVIRT" --json fleet request "${S[@]}" -f "$TMP/req-c" --batch 1 --inflight 4 >"$TMP/out-c" 2>"$TMP/err-c" & C=$!
 sleep 0.5
 leader=$(etcd_leader) && ok || fail "no leader"
 kill -9 "${ETCD_PIDS[$leader]}"

@@ -238,10 +238,14 @@ static json_object *units_json(const Fleet *f, const FleetPlacement *p, size_t n
         return a;
 }
 
+/* A batch of reservations: one transaction, on GPUs no other batch in flight touches. */
 typedef struct Batch {
-        size_t first, n;        /* requests */
+        size_t *reqs; /* indices into the requests */
+        size_t n;
         uint32_t gpus[FLEET_TXN_OPS_MAX];
         size_t n_gpus;
+        StoreTxn t;
+        bool busy;
 } Batch;
 
 static bool batch_has_gpu(const Batch *b, uint32_t g) {
@@ -276,118 +280,270 @@ static void txn_put_gpus(StoreTxn *t, const Fleet *f, const uint32_t *gpus, size
         }
 }
 
-/* Commit one batch; 0 committed, -EAGAIN conflict (the fleet was refreshed and the batch's units removed). */
-static int commit(Store *s, Fleet *f, const FleetRequest *reqs, FleetReserved *res, const Batch *b, json_object *extra,
-                  FleetReserveStats *st) {
-        StoreTxn t = {};
-        txn_put_gpus(&t, f, b->gpus, b->n_gpus);
-        int64_t now = now_ms();
-        for (size_t i = b->first; i < b->first + b->n; i++)
-                if (!res[i].error)
-                        /* a reservation key is new: a retry of a transaction that did commit fails here, not twice */
-                        store_txn_put(&t, strdup_printf(FLEET_KEY_RES "%s", res[i].id), res_record(f, &reqs[i], &res[i], now, extra),
-                                      true, 0);
-        StoreTxnResult tr = {};
-        st->txns++;
-        int r = store_txn_run(s, &t, &tr);
-        bool committed = r >= 0 && tr.succeeded, applied_before = false;
-        if (committed)
-                for (size_t i = 0; i < b->n_gpus; i++)
-                        fleet_gpu_set_revision(f, b->gpus[i], tr.revision);
-        else if (r >= 0 || r == -EIO) {
-                if (r == -EIO)
-                        st->retries_uncertain++;
-                else
-                        st->conflicts++;
-                /* take the batch's units out, then the store's current records in */
-                for (size_t i = b->first; i < b->first + b->n; i++)
-                        if (!res[i].error)
-                                (void)fleet_unplace(f, res[i].id, b->gpus, b->n_gpus);
-                if (r == -EIO) {
-                        /* uncertain: read the GPUs (and whether the reservations exist) again */
-                        StoreCmp never = {t.cmp[0].key, -1};
-                        store_txn_result_done(&tr);
-                        r = store_txn(s, &never, 1, NULL, 0, t.failure, t.n_failure, &tr);
-                }
-                /* did an earlier, unanswered attempt of this batch commit? its reservation keys exist */
-                for (size_t i = 0; r >= 0 && i < tr.n_kvs; i++)
-                        applied_before |= !!startswith(tr.kvs[i].key, FLEET_KEY_RES);
-                if (r >= 0)
-                        r = apply_kvs(s, f, tr.kvs, tr.n_kvs) ?: (applied_before ? 1 : -EAGAIN);
-        }
-        store_txn_result_done(&tr);
-        store_txn_done(&t);
-        return committed ? 0 : r;
+/* The state of fleet_reserve(): requests still to place (todo), those that found no room while other batches
+ * were in flight (later: their room may be in a batch that fails), and the batches. */
+typedef struct Reserve {
+        Store *s;
+        Fleet *f;
+        const FleetRequest *reqs;
+        FleetReserved *res;
+        json_object *extra;
+        FleetReserveStats st;
+        size_t *todo, n_todo, *later, n_later;
+        Batch *batches;
+        size_t depth, batch, in_flight;
+        int conflicts_in_row;
+} Reserve;
+
+static void batch_release(Reserve *x, Batch *b) {
+        for (size_t i = 0; i < b->n_gpus; i++)
+                (void)fleet_gpu_hold(x->f, b->gpus[i], false);
+        store_txn_done(&b->t);
+        b->t = (StoreTxn){};
+        b->n = b->n_gpus = 0;
+        b->busy = false;
 }
 
-int fleet_reserve(Store *s, Fleet *f, const FleetRequest *reqs, size_t n, size_t batch, json_object *extra,
+/* The first n requests of a batch back to the front of the queue, to be placed again. */
+static void queue_front(Reserve *x, const Batch *b, size_t n) {
+        memmove(x->todo + n, x->todo, x->n_todo * sizeof *x->todo);
+        memcpy(x->todo, b->reqs, n * sizeof *x->todo);
+        x->n_todo += n;
+}
+
+/* Back to the front of the queue: the batch's requests, their units out of the copy. */
+static void batch_requeue(Reserve *x, Batch *b) {
+        for (size_t i = 0; i < b->n; i++)
+                (void)fleet_unplace(x->f, x->res[b->reqs[i]].id, b->gpus, b->n_gpus);
+        queue_front(x, b, b->n);
+}
+
+/* Fill a batch from the queue, placing each request in memory, while its transaction stays within the
+ * store's limit; then send it. 0: sent or nothing to send, -errno: out of memory or the store failed. */
+static int batch_start(Reserve *x, Batch *b) {
+        size_t taken = 0;
+        int r = 0;
+        while (taken < x->n_todo && b->n < x->batch) {
+                size_t i = x->todo[taken];
+                FleetReserved *y = &x->res[i];
+                const FleetRequest *q = &x->reqs[i];
+                free(y->units);
+                free(y->message);
+                y->units = calloc(MAX(q->count, 1u), sizeof *y->units);
+                y->n_units = 0;
+                y->message = NULL;
+                y->error = 0;
+                if (!y->units) {
+                        r = -ENOMEM;
+                        break;
+                }
+                r = fleet_place(x->f, q, y->id, y->units, &y->message);
+                if (r == -ENOMEM)
+                        break;
+                if (r == -ENOSPC && x->in_flight > 0) {
+                        /* the room may be on GPUs held by a batch in flight, or come back when one fails */
+                        free(y->message);
+                        y->message = NULL;
+                        x->later[x->n_later++] = i;
+                        taken++;
+                        continue;
+                }
+                if (r < 0) {
+                        y->error = r;
+                        r = 0;
+                        taken++;
+                        continue;
+                }
+                y->n_units = q->count;
+                size_t add = 0;
+                for (size_t u = 0; u < y->n_units; u++)
+                        if (!batch_has_gpu(b, y->units[u].gpu))
+                                add++;
+                if (b->n_gpus + add + (b->n + 1) > FLEET_TXN_OPS_MAX) {
+                        /* does not fit this transaction: back out, it starts the next one */
+                        (void)fleet_unplace(x->f, y->id, NULL, 0);
+                        y->n_units = 0;
+                        if (b->n == 0) {
+                                /* not even alone (never with count <= 64): a final no, not a loop */
+                                y->error = -E2BIG;
+                                y->message = strdup("the request needs more operations than one transaction may have");
+                                taken++;
+                                continue;
+                        }
+                        break;
+                }
+                for (size_t u = 0; u < y->n_units; u++)
+                        if (!batch_has_gpu(b, y->units[u].gpu))
+                                b->gpus[b->n_gpus++] = y->units[u].gpu;
+                b->reqs[b->n++] = i;
+                taken++;
+        }
+        x->n_todo -= taken;
+        memmove(x->todo, x->todo + taken, x->n_todo * sizeof *x->todo);
+        if (r < 0 || b->n == 0) {
+                /* what this batch placed goes back to the queue, its units out of the copy */
+                batch_requeue(x, b);
+                batch_release(x, b);
+                return r;
+        }
+        txn_put_gpus(&b->t, x->f, b->gpus, b->n_gpus);
+        int64_t now = now_ms();
+        for (size_t k = 0; k < b->n; k++) {
+                size_t i = b->reqs[k];
+                /* a reservation key is new: a retry of a transaction that did commit fails here, not twice */
+                store_txn_put(&b->t, strdup_printf(FLEET_KEY_RES "%s", x->res[i].id),
+                              res_record(x->f, &x->reqs[i], &x->res[i], now, x->extra), true, 0);
+        }
+        /* no other batch may take these GPUs before this one is answered */
+        for (size_t g = 0; r >= 0 && g < b->n_gpus; g++)
+                r = fleet_gpu_hold(x->f, b->gpus[g], true);
+        if (r >= 0) {
+                x->st.txns++;
+                r = store_txn_start(x->s, &b->t, b);
+        }
+        if (r < 0) {
+                batch_requeue(x, b);
+                batch_release(x, b);
+                return r;
+        }
+        b->busy = true;
+        x->in_flight++;
+        return 0;
+}
+
+/* A batch's transaction was answered. 0: committed, or its requests are queued again (conflict: the GPUs it
+ * read changed, their current records are in the copy now); -errno: the store failed. */
+static int batch_done(Reserve *x, Batch *b, int status, StoreTxnResult *tr) {
+        x->in_flight--;
+        if (status >= 0 && tr->succeeded) {
+                for (size_t i = 0; i < b->n_gpus; i++)
+                        fleet_gpu_set_revision(x->f, b->gpus[i], tr->revision);
+                batch_release(x, b);
+                x->conflicts_in_row = 0;
+                return 0;
+        }
+        if (status < 0 && status != -EIO) {
+                batch_requeue(x, b);
+                batch_release(x, b);
+                return status;
+        }
+        int r = 0;
+        if (status == -EIO) {
+                /* the answer was lost: read the GPUs again, and whether the reservations exist */
+                x->st.retries_uncertain++;
+                StoreCmp never = {b->t.cmp[0].key, -1};
+                store_txn_result_done(tr);
+                r = store_txn(x->s, &never, 1, NULL, 0, b->t.failure, b->t.n_failure, tr);
+        } else
+                x->st.conflicts++;
+        /* its units out of the copy, the store's records of its GPUs in */
+        for (size_t i = 0; i < b->n; i++)
+                (void)fleet_unplace(x->f, x->res[b->reqs[i]].id, b->gpus, b->n_gpus);
+        if (r >= 0)
+                r = apply_kvs(x->s, x->f, tr->kvs, tr->n_kvs);
+        /* a request whose reservation key exists was committed (by this attempt, its answer lost, or by an
+         * earlier unanswered one): done. The others are placed again, at the front of the queue. */
+        size_t again = 0;
+        for (size_t k = 0; k < b->n; k++) {
+                size_t i = b->reqs[k];
+                _cleanup_free_ char *key = strdup_printf(FLEET_KEY_RES "%s", x->res[i].id);
+                bool committed = false;
+                if (!key && r >= 0)
+                        r = -ENOMEM;
+                for (size_t j = 0; r >= 0 && !committed && j < tr->n_kvs; j++)
+                        committed = streq(tr->kvs[j].key, key);
+                if (!committed)
+                        b->reqs[again++] = i;
+        }
+        queue_front(x, b, again);
+        batch_release(x, b);
+        if (r < 0)
+                return r;
+        if (again > 0 && status >= 0 && ++x->conflicts_in_row > 50)
+                return -EBUSY;
+        return 0;
+}
+
+int fleet_reserve(Store *s, Fleet *f, const FleetRequest *reqs, size_t n, size_t batch, size_t depth, json_object *extra,
                   FleetReserved *ret, FleetReserveStats *stats, char **ret_error) {
-        FleetReserveStats st = {};
-        batch = MAX(batch, (size_t)1);
+        Reserve x = {.s = s, .f = f, .reqs = reqs, .res = ret, .extra = extra};
+        x.batch = MIN(MAX(batch, (size_t)1), (size_t)FLEET_TXN_OPS_MAX / 2);
+        /* a store that runs each transaction at once gains nothing from more, and would hold GPUs for nothing */
+        x.depth = store_txn_overlaps(s) ? MIN(MAX(depth, (size_t)1), (size_t)STORE_INFLIGHT_MAX) : 1;
+        _cleanup_free_ size_t *todo = calloc(MAX(n, (size_t)1), sizeof *todo);
+        _cleanup_free_ size_t *later = calloc(MAX(n, (size_t)1), sizeof *later);
+        _cleanup_free_ size_t *slots = calloc(x.depth * x.batch, sizeof *slots);
+        _cleanup_free_ Batch *batches = calloc(x.depth, sizeof *batches);
+        if (!todo || !later || !slots || !batches)
+                return -ENOMEM;
+        x.todo = todo;
+        x.later = later;
+        x.batches = batches;
+        for (size_t k = 0; k < x.depth; k++)
+                batches[k].reqs = slots + k * x.batch;
         for (size_t i = 0; i < n; i++) {
                 ret[i] = (FleetReserved){};
                 int r = fleet_new_id(ret[i].id);
                 if (r < 0)
                         return r;
+                todo[x.n_todo++] = i;
         }
-        size_t next = 0;
-        int attempts = 0;
-        while (next < n) {
-                Batch b = {.first = next};
-                /* fill the batch while its transaction stays within the store's limit */
-                for (; next < n && b.n < batch; next++, b.n++) {
-                        FleetReserved *x = &ret[next];
-                        free(x->units);
-                        free(x->message);
-                        x->units = calloc(MAX(reqs[next].count, 1u), sizeof *x->units);
-                        x->message = NULL;
-                        x->error = 0;
-                        if (!x->units)
-                                return -ENOMEM;
-                        int r = fleet_place(f, &reqs[next], x->id, x->units, &x->message);
-                        if (r == -ENOMEM)
-                                return r;
-                        if (r < 0) {
-                                x->error = r;
-                                continue;
-                        }
-                        x->n_units = reqs[next].count;
-                        size_t add = 0;
-                        for (size_t u = 0; u < x->n_units; u++)
-                                if (!batch_has_gpu(&b, x->units[u].gpu))
-                                        add++;
-                        if (b.n_gpus + add + (b.n + 1) > FLEET_TXN_OPS_MAX) {
-                                /* does not fit this transaction: back out, it starts the next one */
-                                (void)fleet_unplace(f, x->id, NULL, 0);
-                                break;
-                        }
-                        for (size_t u = 0; u < x->n_units; u++)
-                                if (!batch_has_gpu(&b, x->units[u].gpu))
-                                        b.gpus[b.n_gpus++] = x->units[u].gpu;
+        int r = 0;
+        for (;;) {
+                if (r >= 0 && x.n_todo == 0 && x.in_flight == 0 && x.n_later > 0) {
+                        /* nothing in flight: what found no room tries once more, and a second no is final */
+                        memcpy(x.todo, x.later, x.n_later * sizeof *x.todo);
+                        x.n_todo = x.n_later;
+                        x.n_later = 0;
                 }
-                if (b.n_gpus == 0)
-                        continue; /* nothing placed in this batch */
-                int r = commit(s, f, reqs, ret, &b, extra, &st);
-                if (r == -EAGAIN) {
-                        if (++attempts > 50) {
-                                *ret_error = strdup("the fleet changed under every attempt (50 conflicts in a row)");
-                                return -EBUSY;
-                        }
-                        next = b.first; /* place the batch again on the fresh records */
+                /* keep depth batches in flight while there is work */
+                while (r >= 0 && x.n_todo > 0 && x.in_flight < x.depth) {
+                        Batch *b = NULL;
+                        for (size_t k = 0; k < x.depth && !b; k++)
+                                if (!batches[k].busy)
+                                        b = &batches[k];
+                        r = batch_start(&x, b);
+                }
+                if (x.in_flight == 0 && (r < 0 || (x.n_todo == 0 && x.n_later == 0)))
+                        break;
+                if (x.in_flight == 0)
                         continue;
+                void *tag;
+                int status;
+                StoreTxnResult tr = {};
+                int k = store_txn_wait(s, &tag, &status, &tr);
+                if (k < 0) {
+                        /* cannot wait (never expected): what is in flight stays unknown, its GPUs are let go */
+                        r = k;
+                        store_txn_result_done(&tr);
+                        for (size_t b = 0; b < x.depth; b++)
+                                if (batches[b].busy) {
+                                        batch_requeue(&x, &batches[b]);
+                                        batch_release(&x, &batches[b]);
+                                }
+                        break;
                 }
-                if (r < 0) {
+                k = batch_done(&x, tag, status, &tr);
+                store_txn_result_done(&tr);
+                if (k < 0 && r >= 0)
+                        r = k; /* stop sending; what is in flight is still answered */
+        }
+        if (r < 0) {
+                if (r == -EBUSY)
+                        *ret_error = strdup("the fleet changed under every attempt (50 conflicts in a row)");
+                else
                         *ret_error = strdup_printf("cannot commit reservations: %s", store_last_error(s) ?: strerror(-r));
-                        /* what was not committed is not reserved */
-                        for (size_t i = b.first; i < n; i++)
-                                if (!ret[i].error)
-                                        ret[i].error = r;
-                        return r;
-                }
-                attempts = 0;
+                /* what was not committed is not reserved */
+                for (size_t i = 0; i < x.n_todo; i++)
+                        if (!ret[x.todo[i]].error)
+                                ret[x.todo[i]].error = r;
+                for (size_t i = 0; i < x.n_later; i++)
+                        if (!ret[x.later[i]].error)
+                                ret[x.later[i]].error = r;
+                return r;
         }
         if (stats)
-                *stats = st;
+                *stats = x.st;
         return 0;
 }
 
@@ -575,7 +731,7 @@ int fleet_drain(Store *s, Fleet *f, const char *host, bool undo, FleetDrainResul
                 json_object_object_add(extra, "replaces", json_object_new_string(id));
                 FleetReserved nr = {};
                 _cleanup_free_ char *err = NULL;
-                r = fleet_reserve(s, f, &req, 1, 1, extra, &nr, NULL, &err);
+                r = fleet_reserve(s, f, &req, 1, 1, 1, extra, &nr, NULL, &err);
                 json_object_put(extra);
                 if (r < 0 || nr.error) {
                         json_object_object_add(item, "error", json_object_new_string(nr.message ?: err ?: "cannot place it elsewhere"));

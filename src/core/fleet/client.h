@@ -50,11 +50,15 @@ typedef struct FleetReserveStats {
 } FleetReserveStats;
 
 /*
- * Place and commit requests, batch of them per transaction (batch 1: one each). Each result says its id, or
- * why it was not placed. The fleet f is the scheduler's copy: it is kept in step with the store.
+ * Place and commit requests, batch of them per transaction (batch 1: one each), up to depth transactions in
+ * flight at once (on a store that can: etcd). Transactions in flight never share a GPU: a GPU in one is held
+ * (fleet_gpu_hold) until it is answered, so each compares and writes only its own GPUs. A transaction that
+ * fails its compare brings back the current records of its GPUs, and only its own requests are placed again.
+ * A request that finds no room while others are in flight is tried again once none is. Each result says its
+ * id, or why it was not placed. The fleet f is the scheduler's copy: it is kept in step with the store.
  * extra (may be NULL): a JSON object merged into each reservation record (drain: "replaces").
  */
-int fleet_reserve(Store *s, Fleet *f, const FleetRequest *reqs, size_t n, size_t batch, json_object *extra,
+int fleet_reserve(Store *s, Fleet *f, const FleetRequest *reqs, size_t n, size_t batch, size_t depth, json_object *extra,
                   FleetReserved *ret, FleetReserveStats *stats, char **ret_error);
 
 /* Release a reservation: its units leave the GPUs' ledgers, its record goes. -ENOENT when unknown. */

@@ -196,5 +196,8 @@ unsigned fleet_gpu_free_units(const Fleet *f, uint32_t gpu, FleetKind kind, int 
  * unit fits now: what a scheduler without an index evaluates on every GPU (the benchmark's peer). */
 int fleet_gpu_resolve(const Fleet *f, uint32_t gpu, const FleetRequest *r);
 bool fleet_gpu_fits(const Fleet *f, uint32_t gpu, FleetKind kind, int idx);
+/* Keep a GPU out of placements while its record is in a transaction in flight (held), or let it back. */
+int fleet_gpu_hold(Fleet *f, uint32_t gpu, bool held);
+bool fleet_gpu_held(const Fleet *f, uint32_t gpu) _pure_;
 /* Used share of a GPU, 0..1. */
 double fleet_gpu_used_share(const Fleet *f, uint32_t gpu);

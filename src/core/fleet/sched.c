@@ -8,7 +8,19 @@
  * fleet size); a GPU whose usage changes moves between the buckets of the signatures it belongs to. The
  * MIG rules stay in core/mig.c: each model's best and driver-default placement and layout score are
  * tabulated from mig_best_start(), mig_default_start() and mig_layout_score() for every occupancy.
+ *
+ * frag (the default) also looks at what runs out first. Each signature knows its supply (the units its
+ * candidates could still take, each alone: room()) and how fast placements drain it (every unit of supply a
+ * placement takes away, by any request: its own units, the placements a MIG instance blocks, all of a GPU a
+ * mode change commits; decayed over the last FLEET_WINDOW requests). supply / drain is how many requests it
+ * lasts. The candidates of a signature are kept in parts, one per pool (the GPUs of one model in one starting
+ * mode), each with its buckets; a placement tries first the part whose best candidate hurts the signature that
+ * runs out soonest least (the longest time left, after the placement, of the signatures it takes supply
+ * from), and within a part the bucket order (a GPU already in the unit's mode first, then the fragmentation
+ * score). So a request that several models or modes can serve goes where capacity is least needed by the rest
+ * of the demand, and the kinds run out together, not one early.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +30,27 @@
 #include "fleet.h"
 
 #define NB 256 /* score buckets */
+#define TIER 128 /* scores from TIER up: no mode change */
+#define FLEET_WINDOW 65536.0 /* requests over which a signature's drain is measured (exponential decay) */
 
 struct FleetModel {
         FleetModelInfo info; /* owns types */
         char *key;           /* JSON of info: models are interned by it */
         int8_t best[256][MIG_MAX_PROFILES], dflt[256][MIG_MAX_PROFILES];
+        /* how many instances of a profile still fit one after another, each where best / dflt puts it */
+        uint8_t nbest[256][MIG_MAX_PROFILES], ndflt[256][MIG_MAX_PROFILES];
         uint16_t score[256];
         unsigned versatility; /* how many kinds besides passthrough it can serve */
 };
+
+/* What a GPU gives away: its base usage plus the ledger's units. */
+typedef struct Usage {
+        int kind; /* unit kind of the ledger, -1 when none */
+        unsigned occ, mig_count[MIG_MAX_PROFILES];
+        int vgpu_type;
+        uint64_t budget;
+        unsigned vfs_used, vgpus;
+} Usage;
 
 typedef struct Gpu {
         FleetGpuInfo info; /* info.model.types borrowed from model */
@@ -33,12 +58,9 @@ typedef struct Gpu {
         uint32_t host;
         int64_t rev;
         size_t units_cap;
-        /* usage: base plus ledger */
-        int kind; /* unit kind of the ledger, -1 when none */
-        unsigned occ, mig_count[MIG_MAX_PROFILES];
-        int vgpu_type;
-        uint64_t budget;
-        unsigned vfs_used, vgpus;
+        Usage u;
+        bool held; /* its record is in a transaction in flight: no placements on it */
+        uint32_t pool;
         /* signature links: (sig, candidate) pairs */
         uint32_t *links;
         size_t n_links;
@@ -51,18 +73,36 @@ typedef struct Host {
         size_t n_gpus;
 } Host;
 
+/* GPUs of one model in one starting mode. */
+typedef struct Pool {
+        const FleetModel *model;
+        GpuMode mode;
+} Pool;
+
+/* The candidates of a signature in one pool (frag; the other strategies have one part for all). */
+typedef struct Part {
+        uint32_t pool;
+        uint32_t *bucket[NB];
+        uint32_t bn[NB], bcap[NB];
+        uint64_t nonempty[NB / 64];
+} Part;
+
 typedef struct Sig {
         FleetRequest key;
         uint32_t *cand;
         int16_t *cidx;
         int16_t *cbucket;
         uint32_t *cpos;
+        uint16_t *cpart;
+        uint16_t *croom; /* units of the signature the candidate can take now: room() */
         size_t n;
-        uint32_t *bucket[NB];
-        uint32_t bn[NB], bcap[NB];
-        uint64_t nonempty[NB / 64];
+        int64_t supply;  /* sum of croom */
+        double drain;    /* units of supply placements took, each scaled by Fleet.decay when taken */
+        Part *parts;
+        size_t n_parts;
         size_t ff; /* first fit: no candidate before ff fits (lowered whenever a GPU changes) */
 } Sig;
+
 
 struct Fleet {
         FleetStrategy strategy;
@@ -74,12 +114,18 @@ struct Fleet {
         size_t n_models;
         Sig **sigs;
         size_t n_sigs;
+        Pool *pools;
+        size_t n_pools;
+        double decay; /* grows by 1/(1 - 1/FLEET_WINDOW) per request: what was taken earlier weighs less */
+        bool placing; /* GPUs change because units are placed: supply lost is drain */
 };
 
 Fleet *fleet_new(FleetStrategy strategy) {
         Fleet *f = calloc(1, sizeof *f);
-        if (f)
+        if (f) {
                 f->strategy = strategy;
+                f->decay = 1;
+        }
         return f;
 }
 
@@ -90,8 +136,12 @@ static void sig_free(Sig *s) {
         free(s->cidx);
         free(s->cbucket);
         free(s->cpos);
-        for (size_t b = 0; b < NB; b++)
-                free(s->bucket[b]);
+        free(s->cpart);
+        free(s->croom);
+        for (size_t p = 0; p < s->n_parts; p++)
+                for (size_t b = 0; b < NB; b++)
+                        free(s->parts[p].bucket[b]);
+        free(s->parts);
         free(s);
 }
 
@@ -126,6 +176,7 @@ Fleet *fleet_free(Fleet *f) {
                 free(f->models[i]);
         }
         free(f->models);
+        free(f->pools);
         free(f);
         return NULL;
 }
@@ -184,6 +235,16 @@ static void model_tables(FleetModel *m) {
                         m->dflt[occ][p] = p < i->n_mig ? (int8_t)MAX(-1, mig_default_start(i->mig, i->n_mig, i->mig_slices, occ, (int)p)) : -1;
                 }
         }
+        for (unsigned occ = 0; occ < 256; occ++)
+                for (size_t p = 0; p < i->n_mig && p < MIG_MAX_PROFILES; p++) {
+                        unsigned nb = 0, nd = 0;
+                        for (unsigned o = occ; m->best[o][p] >= 0; nb++)
+                                o = (o | ((1u << i->mig[p].size) - 1) << m->best[o][p]) & 0xff;
+                        for (unsigned o = occ; m->dflt[o][p] >= 0; nd++)
+                                o = (o | ((1u << i->mig[p].size) - 1) << m->dflt[o][p]) & 0xff;
+                        m->nbest[occ][p] = (uint8_t)nb;
+                        m->ndflt[occ][p] = (uint8_t)nd;
+                }
         m->versatility = (i->n_mig > 0) + (i->n_types > 0) + (i->total_vfs > 0);
 }
 
@@ -221,51 +282,52 @@ static uint64_t vgpu_weight(const FleetModelInfo *m, int idx) {
         return FLEET_VGPU_BUDGET / MAX(m->types[idx].max, 1u);
 }
 
-static void usage_recompute(Gpu *g) {
-        const FleetGpuInfo *i = &g->info;
-        const FleetModelInfo *m = &i->model;
-        g->kind = -1;
-        g->occ = i->base_occ;
-        memcpy(g->mig_count, i->base_mig_count, sizeof g->mig_count);
-        g->vgpu_type = i->base_vgpu_count ? i->base_vgpu_type : -1;
-        g->budget = g->vgpu_type >= 0 ? vgpu_weight(m, g->vgpu_type) * i->base_vgpu_count : 0;
-        g->vgpus = i->base_vgpu_count;
-        g->vfs_used = i->base_vfs_used;
-        for (size_t k = 0; k < i->n_units; k++) {
-                const FleetUnit *u = &i->units[k];
-                g->kind = u->kind;
-                switch (u->kind) {
-                case FLEET_MIG:
-                        if (u->idx >= 0 && (size_t)u->idx < m->n_mig && u->start >= 0) {
-                                g->occ |= ((1u << m->mig[u->idx].size) - 1) << u->start;
-                                g->mig_count[u->idx]++;
-                        }
-                        break;
-                case FLEET_VGPU:
-                        if (u->idx >= 0 && (size_t)u->idx < m->n_types) {
-                                g->vgpu_type = u->idx;
-                                g->budget += vgpu_weight(m, u->idx);
-                                g->vgpus++;
-                        }
-                        break;
-                case FLEET_VF:
-                        g->vfs_used++;
-                        break;
-                default:
-                        break;
+/* One more unit in a usage (MIG: at start). */
+static void usage_add(const FleetModelInfo *m, Usage *u, FleetKind kind, int idx, int start) {
+        u->kind = (int)kind;
+        switch (kind) {
+        case FLEET_MIG:
+                if (idx >= 0 && (size_t)idx < m->n_mig && start >= 0) {
+                        u->occ |= ((1u << m->mig[idx].size) - 1) << start;
+                        u->mig_count[idx]++;
                 }
+                break;
+        case FLEET_VGPU:
+                if (idx >= 0 && (size_t)idx < m->n_types) {
+                        u->vgpu_type = idx;
+                        u->budget += vgpu_weight(m, idx);
+                        u->vgpus++;
+                }
+                break;
+        case FLEET_VF:
+                u->vfs_used++;
+                break;
+        default:
+                break;
         }
 }
 
-static double share(const Gpu *g, int kind, uint64_t budget, unsigned occ, unsigned vfs) {
+static void usage_recompute(Gpu *g) {
+        const FleetGpuInfo *i = &g->info;
+        const FleetModelInfo *m = &i->model;
+        Usage *u = &g->u;
+        *u = (Usage){.kind = -1, .occ = i->base_occ, .vgpus = i->base_vgpu_count, .vfs_used = i->base_vfs_used};
+        memcpy(u->mig_count, i->base_mig_count, sizeof u->mig_count);
+        u->vgpu_type = i->base_vgpu_count ? i->base_vgpu_type : -1;
+        u->budget = u->vgpu_type >= 0 ? vgpu_weight(m, u->vgpu_type) * i->base_vgpu_count : 0;
+        for (size_t k = 0; k < i->n_units; k++)
+                usage_add(m, u, i->units[k].kind, i->units[k].idx, i->units[k].start);
+}
+
+static double share(const Gpu *g, int kind, const Usage *u) {
         const FleetModelInfo *m = &g->info.model;
         switch (kind) {
         case FLEET_MIG:
-                return m->mig_slices ? (double)__builtin_popcount(occ) / m->mig_slices : 1;
+                return m->mig_slices ? (double)__builtin_popcount(u->occ) / m->mig_slices : 1;
         case FLEET_VGPU:
-                return (double)budget / FLEET_VGPU_BUDGET;
+                return (double)u->budget / FLEET_VGPU_BUDGET;
         case FLEET_VF:
-                return m->total_vfs ? (double)vfs / m->total_vfs : 1;
+                return m->total_vfs ? (double)u->vfs_used / m->total_vfs : 1;
         case FLEET_PASSTHROUGH:
                 return 1;
         default:
@@ -274,48 +336,74 @@ static double share(const Gpu *g, int kind, uint64_t budget, unsigned occ, unsig
 }
 
 static double gpu_share(const Gpu *g) {
-        return g->kind < 0 && g->info.base_mode == GPU_MODE_HOST ? 0 : share(g, g->kind < 0 ? -1 : g->kind, g->budget, g->occ, g->vfs_used);
+        if (g->u.kind >= 0)
+                return share(g, g->u.kind, &g->u);
+        /* no fleet unit: what is there without the fleet */
+        switch (g->info.base_mode) {
+        case GPU_MODE_PASSTHROUGH:
+                return 1;
+        case GPU_MODE_MIG:
+                return share(g, FLEET_MIG, &g->u);
+        case GPU_MODE_VGPU:
+                return share(g, FLEET_VGPU, &g->u);
+        case GPU_MODE_SRIOV:
+                return share(g, g->info.model.vgpu_vendor ? FLEET_VGPU : FLEET_VF, &g->u);
+        default:
+                return 0;
+        }
 }
 
-/* Whether one more unit fits now, ignoring the request's dynamic constraints; ret_start for MIG. */
-static bool fits(const Fleet *f, const Gpu *g, FleetKind kind, int idx, int *ret_start) {
+/* How many more units of (kind, idx) fit on the GPU with usage u, added one after another, each where the
+ * strategy puts it; 0 when none does or the GPU takes no placements (host down, draining, held). ret_start:
+ * where the next MIG instance goes. Ignores the request's dynamic constraints. */
+static unsigned room(const Fleet *f, const Gpu *g, const Usage *u, FleetKind kind, int idx, int *ret_start) {
         const FleetGpuInfo *i = &g->info;
         const FleetModelInfo *m = &i->model;
-        if (!f->hosts[g->host].up || i->drain)
-                return false;
-        if (g->kind >= 0 && g->kind != (int)kind)
-                return false;
+        if (!f->hosts[g->host].up || i->drain || g->held)
+                return 0;
+        if (u->kind >= 0 && u->kind != (int)kind)
+                return 0;
         GpuMode base = i->base_mode;
         switch (kind) {
         case FLEET_PASSTHROUGH:
-                return g->kind < 0 && base == GPU_MODE_HOST && i->isolated;
+                return u->kind < 0 && base == GPU_MODE_HOST && i->isolated;
         case FLEET_VF:
-                return (base == GPU_MODE_HOST || base == GPU_MODE_SRIOV) && m->total_vfs > 0 && g->vfs_used < m->total_vfs;
+                if (base != GPU_MODE_HOST && base != GPU_MODE_SRIOV)
+                        return 0;
+                return m->total_vfs > u->vfs_used ? m->total_vfs - u->vfs_used : 0;
         case FLEET_VGPU: {
                 if (base != GPU_MODE_HOST && base != GPU_MODE_VGPU && !(base == GPU_MODE_SRIOV && m->vgpu_vendor))
-                        return false;
+                        return 0;
                 if (idx < 0 || (size_t)idx >= m->n_types)
-                        return false;
-                if (m->vgpu_one_type && g->vgpu_type >= 0 && g->vgpu_type != idx)
-                        return false;
-                return g->budget + vgpu_weight(m, idx) <= FLEET_VGPU_BUDGET && g->vgpus < m->types[idx].max;
+                        return 0;
+                if (m->vgpu_one_type && u->vgpu_type >= 0 && u->vgpu_type != idx)
+                        return 0;
+                uint64_t w = vgpu_weight(m, idx);
+                uint64_t by_budget = u->budget < FLEET_VGPU_BUDGET ? (FLEET_VGPU_BUDGET - u->budget) / w : 0;
+                unsigned by_count = m->types[idx].max > u->vgpus ? m->types[idx].max - u->vgpus : 0;
+                return (unsigned)MIN(by_budget, (uint64_t)by_count);
         }
         case FLEET_MIG: {
                 if (base != GPU_MODE_HOST && base != GPU_MODE_MIG)
-                        return false;
-                if (idx < 0 || (size_t)idx >= m->n_mig || g->mig_count[idx] >= m->mig[idx].max)
-                        return false;
+                        return 0;
+                if (idx < 0 || (size_t)idx >= m->n_mig || u->mig_count[idx] >= m->mig[idx].max)
+                        return 0;
                 bool driver = f->strategy == FLEET_FIRST_FIT || f->strategy == FLEET_HAMI;
-                int st = (driver ? g->model->dflt : g->model->best)[g->occ & 0xff][idx];
+                unsigned occ = u->occ & 0xff;
+                int st = (driver ? g->model->dflt : g->model->best)[occ][idx];
                 if (st < 0)
-                        return false;
+                        return 0;
                 if (ret_start)
                         *ret_start = st;
-                return true;
+                return MIN((unsigned)(driver ? g->model->ndflt : g->model->nbest)[occ][idx], m->mig[idx].max - u->mig_count[idx]);
         }
         default:
-                return false;
+                return 0;
         }
+}
+
+static bool fits(const Fleet *f, const Gpu *g, FleetKind kind, int idx, int *ret_start) {
+        return room(f, g, &g->u, kind, idx, ret_start) > 0;
 }
 
 static int score(const Fleet *f, const Gpu *g, FleetKind kind, int idx) {
@@ -323,24 +411,18 @@ static int score(const Fleet *f, const Gpu *g, FleetKind kind, int idx) {
         if (!fits(f, g, kind, idx, &st))
                 return -1;
         const FleetModelInfo *m = &g->info.model;
-        unsigned occ = g->occ, vfs = g->vfs_used;
-        uint64_t budget = g->budget;
-        if (kind == FLEET_MIG)
-                occ |= ((1u << m->mig[idx].size) - 1) << st;
-        else if (kind == FLEET_VGPU)
-                budget += vgpu_weight(m, idx);
-        else if (kind == FLEET_VF)
-                vfs++;
-        double after = share(g, kind, budget, occ, vfs);
+        Usage after = g->u;
+        usage_add(m, &after, kind, idx, st);
+        double sh = share(g, kind, &after);
         /* a GPU already in the unit's mode (SR-IOV for vendor vGPU: its VFs carry them) changes nothing */
         GpuMode need = kind == FLEET_VGPU && m->vgpu_vendor ? GPU_MODE_SRIOV : fleet_kind_mode(kind);
-        bool mode_change = g->kind < 0 && g->info.base_mode != need && g->info.base_mode != fleet_kind_mode(kind);
-        int tier = mode_change ? 0 : 128;
+        bool mode_change = g->u.kind < 0 && g->info.base_mode != need && g->info.base_mode != fleet_kind_mode(kind);
+        int tier = mode_change ? 0 : TIER;
         switch (f->strategy) {
         case FLEET_FRAG:
                 if (kind == FLEET_MIG) {
                         /* placements of every profile this one takes away (mig_layout_score), fewest wins */
-                        unsigned before = g->model->score[g->occ & 0xff], lost = before - g->model->score[occ & 0xff];
+                        unsigned before = g->model->score[g->u.occ & 0xff], lost = before - g->model->score[after.occ & 0xff];
                         unsigned full = MAX(g->model->score[0], 1u);
                         return tier + 127 - (int)(127u * MIN(lost, full) / full);
                 }
@@ -349,19 +431,19 @@ static int score(const Fleet *f, const Gpu *g, FleetKind kind, int idx) {
                         unsigned mem_rank = MIN(m->memory_mb / (16 * 1024), 15u);
                         return tier + 127 - (int)(32 * g->model->versatility) - (int)mem_rank;
                 }
-                return tier + (int)(127 * after);
+                return tier + (int)(127 * sh);
         case FLEET_BINPACK:
-                return tier + (int)(127 * after);
+                return tier + (int)(127 * sh);
         case FLEET_SPREAD:
-                return tier + 127 - (int)(127 * after);
+                return tier + 127 - (int)(127 * sh);
         case FLEET_HAMI: {
                 /* (request+used)/allocatable*10 for the node, then the GPU: HAMi's binpack */
                 const Host *h = &f->hosts[g->host];
                 double used = 0;
                 for (size_t k = 0; k < h->n_gpus; k++)
-                        used += h->gpus[k] == (uint32_t)(g - f->gpus) ? after : gpu_share(&f->gpus[h->gpus[k]]);
+                        used += h->gpus[k] == (uint32_t)(g - f->gpus) ? sh : gpu_share(&f->gpus[h->gpus[k]]);
                 int node = (int)(10.0 * used / MAX(h->n_gpus, (size_t)1));
-                return node * 11 + (int)(10.0 * after);
+                return node * 11 + (int)(10.0 * sh);
         }
         default:
                 return 0;
@@ -416,35 +498,57 @@ static void bucket_remove(Sig *s, size_t c) {
         int b = s->cbucket[c];
         if (b < 0)
                 return;
-        uint32_t pos = s->cpos[c], last = s->bucket[b][--s->bn[b]];
-        s->bucket[b][pos] = last;
+        Part *p = &s->parts[s->cpart[c]];
+        uint32_t pos = s->cpos[c], last = p->bucket[b][--p->bn[b]];
+        p->bucket[b][pos] = last;
         s->cpos[last] = pos;
         s->cbucket[c] = -1;
-        if (s->bn[b] == 0)
-                s->nonempty[b / 64] &= ~(1ull << (b % 64));
+        if (p->bn[b] == 0)
+                p->nonempty[b / 64] &= ~(1ull << (b % 64));
 }
 
 static int bucket_insert(Sig *s, size_t c, int b) {
-        if (s->bn[b] == s->bcap[b]) {
-                uint32_t nc = s->bcap[b] ? s->bcap[b] * 2 : 16;
-                uint32_t *n = realloc(s->bucket[b], nc * sizeof *n);
+        Part *p = &s->parts[s->cpart[c]];
+        if (p->bn[b] == p->bcap[b]) {
+                uint32_t nc = p->bcap[b] ? p->bcap[b] * 2 : 16;
+                uint32_t *n = realloc(p->bucket[b], nc * sizeof *n);
                 if (!n)
                         return -ENOMEM;
-                s->bucket[b] = n;
-                s->bcap[b] = nc;
+                p->bucket[b] = n;
+                p->bcap[b] = nc;
         }
-        s->cpos[c] = s->bn[b];
-        s->bucket[b][s->bn[b]++] = (uint32_t)c;
+        s->cpos[c] = p->bn[b];
+        p->bucket[b][p->bn[b]++] = (uint32_t)c;
         s->cbucket[c] = (int16_t)b;
-        s->nonempty[b / 64] |= 1ull << (b % 64);
+        p->nonempty[b / 64] |= 1ull << (b % 64);
         return 0;
+}
+
+/* The best non-empty bucket of a part at or below b, -1 when none. */
+static int bucket_next(const Part *p, int b) {
+        for (int w = b / 64; b >= 0 && w >= 0; w--) {
+                uint64_t bits = p->nonempty[w];
+                if (w == b / 64 && b % 64 != 63)
+                        bits &= (2ull << (b % 64)) - 1;
+                if (bits)
+                        return w * 64 + 63 - __builtin_clzll(bits);
+        }
+        return -1;
 }
 
 static int sig_refresh(const Fleet *f, Sig *s, size_t c) {
         s->ff = MIN(s->ff, c);
         if (f->strategy == FLEET_FIRST_FIT)
                 return 0;
-        int sc = score(f, &f->gpus[s->cand[c]], s->key.kind, s->cidx[c]);
+        const Gpu *g = &f->gpus[s->cand[c]];
+        if (f->strategy == FLEET_FRAG) {
+                unsigned n = MIN(room(f, g, &g->u, s->key.kind, s->cidx[c], NULL), (unsigned)UINT16_MAX);
+                if (n < s->croom[c] && f->placing)
+                        s->drain += (double)(s->croom[c] - n) * f->decay;
+                s->supply += (int64_t)n - s->croom[c];
+                s->croom[c] = (uint16_t)n;
+        }
+        int sc = score(f, g, s->key.kind, s->cidx[c]);
         if (sc == s->cbucket[c])
                 return 0;
         bucket_remove(s, c);
@@ -459,6 +563,25 @@ static int gpu_link(Gpu *g, uint32_t sig, uint32_t cand) {
         n[g->n_links * 2] = sig;
         n[g->n_links * 2 + 1] = cand;
         g->n_links++;
+        return 0;
+}
+
+/* The part of a candidate: frag keeps one per pool, the other strategies one for all. */
+static int part_of(const Fleet *f, Sig *s, const Gpu *g, uint16_t *ret) {
+        uint32_t pool = f->strategy == FLEET_FRAG ? g->pool : 0;
+        size_t p;
+        for (p = 0; p < s->n_parts; p++)
+                if (s->parts[p].pool == pool)
+                        return *ret = (uint16_t)p, 0;
+        if (p >= UINT16_MAX)
+                return -E2BIG;
+        Part *n = realloc(s->parts, (p + 1) * sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        s->parts = n;
+        n[p] = (Part){.pool = pool};
+        s->n_parts++;
+        *ret = (uint16_t)p;
         return 0;
 }
 
@@ -477,6 +600,7 @@ static int sig_get(Fleet *f, const FleetRequest *r, Sig **ret) {
         s->key.count = 1;
         s->key.owner[0] = s->key.group[0] = '\0';
         s->key.same_host = s->key.same_numa = s->key.same_nvlink = false;
+        int k;
         size_t cap = 0;
         for (size_t i = 0; i < f->n_gpus; i++) {
                 int idx;
@@ -484,28 +608,39 @@ static int sig_get(Fleet *f, const FleetRequest *r, Sig **ret) {
                         continue;
                 if (s->n == cap) {
                         cap = cap ? cap * 2 : 64;
-                        uint32_t *a = realloc(s->cand, cap * sizeof *a), *d = a ? realloc(s->cpos, cap * sizeof *d) : NULL;
+                        uint32_t *a = realloc(s->cand, cap * sizeof *a);
                         if (a)
                                 s->cand = a;
+                        uint32_t *d = a ? realloc(s->cpos, cap * sizeof *d) : NULL;
                         if (d)
                                 s->cpos = d;
-                        int16_t *b = d ? realloc(s->cidx, cap * sizeof *b) : NULL, *c = b ? realloc(s->cbucket, cap * sizeof *c) : NULL;
+                        int16_t *b = d ? realloc(s->cidx, cap * sizeof *b) : NULL;
                         if (b)
                                 s->cidx = b;
+                        int16_t *c = b ? realloc(s->cbucket, cap * sizeof *c) : NULL;
                         if (c)
                                 s->cbucket = c;
-                        if (!c)
+                        uint16_t *p = c ? realloc(s->cpart, cap * sizeof *p) : NULL;
+                        if (p)
+                                s->cpart = p;
+                        uint16_t *q = p ? realloc(s->croom, cap * sizeof *q) : NULL;
+                        if (q)
+                                s->croom = q;
+                        if (!q)
                                 return sig_free(s), -ENOMEM;
                 }
                 s->cand[s->n] = (uint32_t)i;
                 s->cidx[s->n] = (int16_t)idx;
                 s->cbucket[s->n] = -1;
+                s->croom[s->n] = 0;
+                if ((k = part_of(f, s, &f->gpus[i], &s->cpart[s->n])) < 0)
+                        return sig_free(s), k;
                 s->n++;
         }
         f->sigs[f->n_sigs] = s;
         uint32_t sid = (uint32_t)f->n_sigs++;
         for (size_t c = 0; c < s->n; c++) {
-                int k = gpu_link(&f->gpus[s->cand[c]], sid, (uint32_t)c);
+                k = gpu_link(&f->gpus[s->cand[c]], sid, (uint32_t)c);
                 if (k >= 0)
                         k = sig_refresh(f, s, c);
                 if (k < 0)
@@ -534,6 +669,24 @@ static int reindex(Fleet *f, uint32_t gi) {
 
 /* ---- GPUs ---- */
 
+/* The GPU's pool, made when new. */
+static int pool_join(Fleet *f, Gpu *g) {
+        size_t p;
+        for (p = 0; p < f->n_pools; p++)
+                if (f->pools[p].model == g->model && f->pools[p].mode == g->info.base_mode)
+                        break;
+        if (p == f->n_pools) {
+                Pool *n = realloc(f->pools, (p + 1) * sizeof *n);
+                if (!n)
+                        return -ENOMEM;
+                f->pools = n;
+                n[p] = (Pool){.model = g->model, .mode = g->info.base_mode};
+                f->n_pools++;
+        }
+        g->pool = (uint32_t)p;
+        return 0;
+}
+
 int fleet_gpu_find(const Fleet *f, const char *host, const char *address) {
         int h = fleet_host_find(f, host);
         if (h < 0)
@@ -560,7 +713,7 @@ int fleet_gpu_add(Fleet *f, FleetGpuInfo *info, uint32_t *ret) {
                 return -ENOMEM;
         host->gpus = hg;
         Gpu *g = &f->gpus[f->n_gpus];
-        *g = (Gpu){.host = (uint32_t)h, .units_cap = info->n_units};
+        *g = (Gpu){.host = (uint32_t)h, .units_cap = info->n_units, .pool = UINT32_MAX};
         int r = model_intern(f, &info->model, &g->model);
         if (r < 0)
                 return r;
@@ -569,6 +722,8 @@ int fleet_gpu_add(Fleet *f, FleetGpuInfo *info, uint32_t *ret) {
         hg[host->n_gpus++] = (uint32_t)f->n_gpus;
         uint32_t gi = (uint32_t)f->n_gpus++;
         usage_recompute(g);
+        if ((r = pool_join(f, g)) < 0)
+                return r;
         /* a GPU joins the signatures that exist lazily: rebuild them */
         if (f->n_sigs)
                 sigs_drop(f);
@@ -582,7 +737,8 @@ int fleet_gpu_update(Fleet *f, uint32_t gi, FleetGpuInfo *info) {
         int r = model_intern(f, &info->model, &m);
         if (r < 0)
                 return r;
-        bool same_static = m == g->model && g->info.isolated == info->isolated;
+        /* what decides the signatures and parts a GPU is in */
+        bool same_static = m == g->model && g->info.isolated == info->isolated && g->info.base_mode == info->base_mode;
         g->info.model.types = NULL;
         fleet_gpu_info_done(&g->info);
         g->info = *info;
@@ -592,7 +748,7 @@ int fleet_gpu_update(Fleet *f, uint32_t gi, FleetGpuInfo *info) {
         if (!same_static) {
                 sigs_drop(f);
                 usage_recompute(g);
-                return 0;
+                return pool_join(f, g);
         }
         return reindex(f, gi);
 }
@@ -639,24 +795,20 @@ double fleet_gpu_used_share(const Fleet *f, uint32_t gpu) {
 }
 
 unsigned fleet_gpu_free_units(const Fleet *f, uint32_t gpu, FleetKind kind, int idx) {
-        /* on a scratch copy of the usage: add units until one does not fit */
-        Gpu g = f->gpus[gpu];
-        unsigned n = 0;
-        for (int st; n < 4096 && fits(f, &g, kind, idx, &st); n++) {
-                g.kind = (int)kind;
-                if (kind == FLEET_MIG) {
-                        g.occ |= ((1u << g.info.model.mig[idx].size) - 1) << st;
-                        g.mig_count[idx]++;
-                } else if (kind == FLEET_VGPU) {
-                        g.vgpu_type = idx;
-                        g.budget += vgpu_weight(&g.info.model, idx);
-                        g.vgpus++;
-                } else if (kind == FLEET_VF)
-                        g.vfs_used++;
-                else
-                        return 1;
-        }
-        return n;
+        const Gpu *g = &f->gpus[gpu];
+        return room(f, g, &g->u, kind, idx, NULL);
+}
+
+int fleet_gpu_hold(Fleet *f, uint32_t gpu, bool held) {
+        Gpu *g = &f->gpus[gpu];
+        if (g->held == held)
+                return 0;
+        g->held = held;
+        return reindex(f, gpu);
+}
+
+bool fleet_gpu_held(const Fleet *f, uint32_t gpu) {
+        return f->gpus[gpu].held;
 }
 
 /* ---- placing ---- */
@@ -675,7 +827,10 @@ static int unit_add(Fleet *f, uint32_t gi, const FleetRequest *r, const char *re
         *u = (FleetUnit){.n = n, .kind = r->kind, .idx = idx, .start = start};
         snprintf(u->res, sizeof u->res, "%s", res);
         snprintf(u->group, sizeof u->group, "%s", r->group);
-        return reindex(f, gi);
+        f->placing = true;
+        int k = reindex(f, gi);
+        f->placing = false;
+        return k;
 }
 
 static int units_remove(Fleet *f, uint32_t gi, const char *res) {
@@ -834,6 +989,70 @@ static int try_candidate(Fleet *f, const FleetRequest *r, const char *res, Sig *
         return k;
 }
 
+/* A stretch of buckets of one part, walked best bucket first. */
+typedef struct Walk {
+        uint32_t part;
+        int hi, lo;
+        double last; /* lasts() of its best candidate */
+} Walk;
+
+static int walk_cmp(const void *a, const void *b) {
+        const Walk *x = a, *y = b;
+        if (x->last != y->last)
+                return x->last > y->last ? -1 : 1;
+        if (x->hi != y->hi)
+                return x->hi > y->hi ? -1 : 1;
+        return x->part < y->part ? -1 : x->part > y->part;
+}
+
+/* frag: after one unit of (kind, idx) is placed on the GPU, how long the signature that runs out soonest among
+ * those the placement takes supply from still lasts: supply left / drain, in a unit common to all signatures
+ * (the drains are scaled by Fleet.decay). The request's own signature loses its unit wherever it goes, so only
+ * the others count; INFINITY when the placement takes from none that is being drained. */
+static double lasts(const Fleet *f, const Sig *self, const Gpu *g, FleetKind kind, int idx) {
+        int st = -1;
+        if (!fits(f, g, kind, idx, &st))
+                return 0;
+        Usage after = g->u;
+        usage_add(&g->info.model, &after, kind, idx, st);
+        double t = INFINITY;
+        for (size_t l = 0; l < g->n_links; l++) {
+                const Sig *s = f->sigs[g->links[2 * l]];
+                uint32_t k = g->links[2 * l + 1];
+                if (s->drain <= 0 || s == self)
+                        continue;
+                unsigned left = room(f, g, &after, s->key.kind, s->cidx[k], NULL);
+                if (left < s->croom[k])
+                        t = MIN(t, (double)(s->supply - (s->croom[k] - left)) / s->drain);
+        }
+        return t;
+}
+
+/* The order in which the candidates are tried. frag: each part's candidates without and with a mode change,
+ * the one whose best candidate leaves the longest time (lasts()) first, then the one without a mode change,
+ * then the best score; the other strategies: every bucket, best first. */
+static size_t walks(const Fleet *f, const Sig *s, Walk *ret) {
+        if (f->strategy != FLEET_FRAG) {
+                ret[0] = (Walk){0, NB - 1, 0, 0};
+                return s->n_parts > 0;
+        }
+        size_t n = 0;
+        for (uint32_t p = 0; p < s->n_parts; p++)
+                for (int t = 0; t < 2; t++) {
+                        Walk w = {p, t == 0 ? NB - 1 : TIER - 1, t == 0 ? TIER : 0, 0};
+                        int b = bucket_next(&s->parts[p], w.hi);
+                        if (b < w.lo)
+                                continue;
+                        const Part *pt = &s->parts[p];
+                        uint32_t c = pt->bucket[b][pt->bn[b] - 1]; /* the first one the walk tries */
+                        w.last = lasts(f, s, &f->gpus[s->cand[c]], s->key.kind, s->cidx[c]);
+                        w.hi = b;
+                        ret[n++] = w;
+                }
+        qsort(ret, n, sizeof *ret, walk_cmp);
+        return n;
+}
+
 /* Place the next unit (all of them for a co-located request): candidates best first (first-fit: in order). */
 static int place_next(Fleet *f, const FleetRequest *r, const char *res, Sig *s, FleetPlacement *done, size_t *n) {
         bool walk_copy = *n == 0 && r->count > 1 && (r->same_host || r->same_numa || r->same_nvlink);
@@ -853,22 +1072,26 @@ static int place_next(Fleet *f, const FleetRequest *r, const char *res, Sig *s, 
                 }
                 return -ENOSPC;
         }
-        for (int w = NB / 64 - 1; w >= 0; w--) {
-                uint64_t bits = s->nonempty[w];
-                while (bits) {
-                        int b = w * 64 + 63 - __builtin_clzll(bits);
-                        bits &= ~(1ull << (b % 64));
+        Walk stack[16];
+        _cleanup_free_ Walk *heap = 2 * s->n_parts > ELEMENTSOF(stack) ? malloc(2 * s->n_parts * sizeof *heap) : NULL;
+        if (2 * s->n_parts > ELEMENTSOF(stack) && !heap)
+                return -ENOMEM;
+        Walk *w = heap ?: stack;
+        size_t nw = walks(f, s, w);
+        for (size_t k = 0; k < nw; k++) {
+                Part *p = &s->parts[w[k].part];
+                for (int b = bucket_next(p, w[k].hi); b >= w[k].lo; b = bucket_next(p, b - 1)) {
                         /* a failed co-located attempt moves GPUs between buckets: walk a copy then */
-                        size_t nb = s->bn[b];
+                        size_t nb = p->bn[b];
                         _cleanup_free_ uint32_t *copy = walk_copy ? malloc(MAX(nb, (size_t)1) * sizeof *copy) : NULL;
                         if (walk_copy && !copy)
                                 return -ENOMEM;
                         if (copy)
-                                memcpy(copy, s->bucket[b], nb * sizeof *copy);
-                        for (size_t i = MIN(nb, (size_t)s->bn[b]); i-- > 0;) {
-                                int k = try_candidate(f, r, res, s, copy ? copy[i] : s->bucket[b][i], done, n, tried);
-                                if (k != -ENOSPC)
-                                        return k;
+                                memcpy(copy, p->bucket[b], nb * sizeof *copy);
+                        for (size_t i = MIN(nb, (size_t)p->bn[b]); i-- > 0;) {
+                                int x = try_candidate(f, r, res, s, copy ? copy[i] : p->bucket[b][i], done, n, tried);
+                                if (x != -ENOSPC)
+                                        return x;
                         }
                 }
         }
@@ -882,6 +1105,13 @@ int fleet_place(Fleet *f, const FleetRequest *r, const char *res, FleetPlacement
         int k = sig_get(f, r, &s);
         if (k < 0)
                 return k;
+        /* what was taken before this request weighs 1 - 1/FLEET_WINDOW less */
+        f->decay /= 1.0 - 1.0 / FLEET_WINDOW;
+        if (f->decay > 1e200) {
+                for (size_t i = 0; i < f->n_sigs; i++)
+                        f->sigs[i]->drain /= f->decay;
+                f->decay = 1;
+        }
         if (s->n == 0) {
                 if (ret_error) {
                         _cleanup_free_ char *u = fleet_request_unit(r);

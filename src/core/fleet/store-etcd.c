@@ -8,6 +8,9 @@
  * (killed) is skipped at once; errors etcd returns while it has no leader (code 14, "leader changed") are
  * retried for a few seconds. A request whose answer was lost after it was sent returns -EIO: it may or may not
  * have been applied, and the caller's transaction is written so that running it twice is harmless.
+ *
+ * Transactions can also be in flight several at once (store_txn_submit/wait): each on its own handle of one
+ * curl multi handle (its own keep-alive connection), answered and retried by the same rules as one at a time.
  */
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -21,13 +24,7 @@
 #include "store.h"
 
 #define ENDPOINTS_MAX 16
-
-typedef struct Etcd {
-        char *endpoints[ENDPOINTS_MAX];
-        size_t n_endpoints, current;
-        CURL *curl, *watch;
-        struct curl_slist *headers;
-} Etcd;
+#define ATTEMPTS      60 /* sends of one request: refused connections and "no leader" answers */
 
 typedef struct Buf {
         char *data;
@@ -36,6 +33,33 @@ typedef struct Buf {
         bool watching, changed;
         int64_t revision;
 } Buf;
+
+/* A transaction in flight. */
+typedef struct Call {
+        CURL *h;
+        Buf b;
+        char *body;
+        void *tag;
+        size_t ep;            /* the endpoint it went to */
+        int attempt;
+        int64_t not_before;   /* a retry is sent again from then on (ms, CLOCK_MONOTONIC) */
+        bool busy, added;
+} Call;
+
+typedef struct Etcd {
+        char *endpoints[ENDPOINTS_MAX];
+        size_t n_endpoints, current;
+        CURL *curl, *watch;
+        struct curl_slist *headers;
+        CURLM *multi;
+        Call calls[STORE_INFLIGHT_MAX];
+} Etcd;
+
+static int64_t mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static size_t on_data(char *p, size_t size, size_t n, void *ud) {
         Buf *b = ud;
@@ -94,61 +118,97 @@ static int decode(json_object *o, const char *key, char **ret) {
         return base64_decode(s ?: "", ret, NULL);
 }
 
-/* POST body to path; the answer parsed. Retries over endpoints and while etcd has no leader. */
+static CURL *handle(struct curl_slist *headers) {
+        CURL *c = curl_easy_init();
+        if (!c)
+                return NULL;
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+        return c;
+}
+
+/* A request to endpoint ep on handle h (body is not copied: it outlives the transfer). */
+static int setup(Etcd *e, CURL *h, size_t ep, const char *path, const char *body, Buf *b) {
+        _cleanup_free_ char *url = strdup_printf("http://%s%s", e->endpoints[ep], path);
+        if (!url)
+                return -ENOMEM;
+        curl_easy_setopt(h, CURLOPT_URL, url); /* copied by libcurl */
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+        return 0;
+}
+
+/* The next endpoint after ep failed (unless another request moved on already). */
+static void next_endpoint(Etcd *e, size_t ep) {
+        if (e->current == ep)
+                e->current = (ep + 1) % e->n_endpoints;
+}
+
+/* What the outcome of a request sent to endpoint ep means. 0: *ret is the answer; 1: send it again (to
+ * e->current) after *ret_wait_ms; < 0: it failed (-EIO: sent and not answered, so whether it was applied is
+ * unknown). Refused connections move to the next member at once (a pause once all refused); etcd's answers
+ * while it has no leader (14 unavailable, 4 deadline, 10 aborted: not applied) are tried again. */
+static int judge(Store *s, size_t ep, int attempt, CURLcode c, CURL *h, const Buf *b, json_object **ret, long *ret_wait_ms) {
+        Etcd *e = s->data;
+        *ret_wait_ms = 0;
+        if (c != CURLE_OK) {
+                store_set_error(s, "%s: %s", e->endpoints[ep], curl_easy_strerror(c));
+                next_endpoint(e, ep);
+                if (c != CURLE_COULDNT_CONNECT)
+                        return -EIO; /* sent, no answer: applied or not, the caller decides */
+                /* never sent: the next member, and pause once every member refused */
+                if ((attempt + 1) % e->n_endpoints == 0)
+                        *ret_wait_ms = 100;
+                return attempt + 1 < ATTEMPTS ? 1 : -ECONNREFUSED;
+        }
+        long code = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        json_object *o = json_tokener_parse(b->data ?: "");
+        if (!o || !json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                store_set_error(s, "%s: HTTP %ld, not a JSON answer", e->endpoints[ep], code);
+                return -EBADMSG;
+        }
+        json_object *err = json_object_object_get(o, "error");
+        if (err) {
+                int ec = json_object_get_int(json_object_object_get(o, "code"));
+                store_set_error(s, "%s: %s", e->endpoints[ep], json_object_get_string(err));
+                json_object_put(o);
+                if (ec == 14 || ec == 4 || ec == 10) {
+                        next_endpoint(e, ep);
+                        *ret_wait_ms = 100;
+                        return attempt + 1 < ATTEMPTS ? 1 : -EAGAIN;
+                }
+                return ec == 5 ? -ENOENT : ec == 3 ? -EINVAL : -EIO;
+        }
+        *ret = o;
+        return 0;
+}
+
+/* POST body to path and wait for the answer, parsed. */
 static int post(Store *s, const char *path, json_object *body, json_object **ret) {
         Etcd *e = s->data;
         const char *text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-        int last = -EIO;
-        for (int attempt = 0; attempt < 60; attempt++) {
-                const char *ep = e->endpoints[e->current];
-                _cleanup_free_ char *url = strdup_printf("http://%s%s", ep, path);
-                if (!url)
-                        return -ENOMEM;
+        for (int attempt = 0;; attempt++) {
+                size_t ep = e->current;
                 Buf b = {};
-                curl_easy_setopt(e->curl, CURLOPT_URL, url);
-                curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, text);
-                curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &b);
+                int r = setup(e, e->curl, ep, path, text, &b);
+                if (r < 0)
+                        return r;
                 CURLcode c = curl_easy_perform(e->curl);
-                long code = 0;
-                curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &code);
-                if (c != CURLE_OK) {
-                        free(b.data);
-                        store_set_error(s, "%s: %s", ep, curl_easy_strerror(c));
-                        e->current = (e->current + 1) % e->n_endpoints;
-                        if (c == CURLE_COULDNT_CONNECT) {
-                                /* never sent: the next member, and pause once every member refused */
-                                if ((attempt + 1) % e->n_endpoints == 0)
-                                        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
-                                last = -ECONNREFUSED;
-                                continue;
-                        }
-                        return -EIO; /* sent, no answer: applied or not, the caller decides */
-                }
-                json_object *o = json_tokener_parse(b.data ?: "");
+                long wait_ms;
+                r = judge(s, ep, attempt, c, e->curl, &b, ret, &wait_ms);
                 free(b.data);
-                if (!o || !json_object_is_type(o, json_type_object)) {
-                        json_object_put(o);
-                        store_set_error(s, "%s: HTTP %ld, not a JSON answer", ep, code);
-                        return -EBADMSG;
-                }
-                json_object *err = json_object_object_get(o, "error");
-                if (err) {
-                        int ec = json_object_get_int(json_object_object_get(o, "code"));
-                        store_set_error(s, "%s: %s", ep, json_object_get_string(err));
-                        json_object_put(o);
-                        /* 14 unavailable (no leader, leader changed), 4 deadline: not applied, try again */
-                        if (ec == 14 || ec == 4 || ec == 10) {
-                                e->current = (e->current + 1) % e->n_endpoints;
-                                nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
-                                last = -EAGAIN;
-                                continue;
-                        }
-                        return ec == 5 ? -ENOENT : ec == 3 ? -EINVAL : -EIO;
-                }
-                *ret = o;
-                return 0;
+                if (r != 1)
+                        return r;
+                if (wait_ms)
+                        nanosleep(&(struct timespec){.tv_nsec = wait_ms * 1000 * 1000}, NULL);
         }
-        return last;
 }
 
 static int kvs_parse(json_object *arr, StoreKv **kvs, size_t *n) {
@@ -225,9 +285,9 @@ static json_object *ops_json(const StoreOp *ops, size_t n) {
         return a;
 }
 
-static int etcd_txn(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp *succ, size_t n_succ, const StoreOp *fail,
-                    size_t n_fail, StoreTxnResult *ret) {
-        json_object *req = json_object_new_object(), *cs = json_object_new_array(), *res = NULL;
+static json_object *txn_json(const StoreCmp *cmp, size_t n_cmp, const StoreOp *succ, size_t n_succ, const StoreOp *fail,
+                             size_t n_fail) {
+        json_object *req = json_object_new_object(), *cs = json_object_new_array();
         for (size_t i = 0; i < n_cmp; i++) {
                 json_object *c = json_object_new_object();
                 json_object_object_add(c, "key", b64(cmp[i].key));
@@ -239,10 +299,12 @@ static int etcd_txn(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp *
         json_object_object_add(req, "compare", cs);
         json_object_object_add(req, "success", ops_json(succ, n_succ));
         json_object_object_add(req, "failure", ops_json(fail, n_fail));
-        int r = post(s, "/v3/kv/txn", req, &res);
-        json_object_put(req);
-        if (r < 0)
-                return r;
+        return req;
+}
+
+/* A transaction's answer (taken) into ret. */
+static int txn_result(json_object *res, StoreTxnResult *ret) {
+        int r = 0;
         ret->succeeded = json_object_get_boolean(json_object_object_get(res, "succeeded"));
         ret->revision = get_i64(json_object_object_get(res, "header"), "revision");
         json_object *rs = json_object_object_get(res, "responses");
@@ -255,6 +317,117 @@ static int etcd_txn(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp *
         if (r < 0)
                 store_txn_result_done(ret);
         return r;
+}
+
+static int etcd_txn(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp *succ, size_t n_succ, const StoreOp *fail,
+                    size_t n_fail, StoreTxnResult *ret) {
+        json_object *req = txn_json(cmp, n_cmp, succ, n_succ, fail, n_fail), *res = NULL;
+        int r = post(s, "/v3/kv/txn", req, &res);
+        json_object_put(req);
+        return r < 0 ? r : txn_result(res, ret);
+}
+
+/* Send a call (again) to the current endpoint. */
+static int call_send(Etcd *e, Call *c) {
+        c->ep = e->current;
+        free(c->b.data);
+        c->b = (Buf){};
+        int r = setup(e, c->h, c->ep, "/v3/kv/txn", c->body, &c->b);
+        if (r < 0)
+                return r;
+        if (curl_multi_add_handle(e->multi, c->h) != CURLM_OK)
+                return -ENOMEM;
+        c->added = true;
+        return 0;
+}
+
+static void call_end(Etcd *e, Call *c) {
+        if (c->added)
+                curl_multi_remove_handle(e->multi, c->h);
+        free(c->body);
+        free(c->b.data);
+        *c = (Call){.h = c->h};
+}
+
+static int etcd_txn_submit(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp *succ, size_t n_succ,
+                           const StoreOp *fail, size_t n_fail, void *tag) {
+        Etcd *e = s->data;
+        Call *c = NULL;
+        for (size_t i = 0; i < ELEMENTSOF(e->calls) && !c; i++)
+                if (!e->calls[i].busy)
+                        c = &e->calls[i];
+        if (!c)
+                return -EBUSY;
+        if (!e->multi && !(e->multi = curl_multi_init()))
+                return -ENOMEM;
+        json_object *req = txn_json(cmp, n_cmp, succ, n_succ, fail, n_fail);
+        char *body = req ? strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN)) : NULL;
+        json_object_put(req);
+        if (!body)
+                return -ENOMEM;
+        if (!c->h && !(c->h = handle(e->headers))) {
+                free(body);
+                return -ENOMEM;
+        }
+        *c = (Call){.h = c->h, .body = body, .tag = tag, .busy = true};
+        int r = call_send(e, c);
+        if (r < 0)
+                call_end(e, c);
+        return r;
+}
+
+static int etcd_txn_wait(Store *s, void **ret_tag, int *ret_status, StoreTxnResult *ret) {
+        Etcd *e = s->data;
+        for (;;) {
+                int running, left;
+                if (curl_multi_perform(e->multi, &running) != CURLM_OK)
+                        return -EIO;
+                for (CURLMsg *m; (m = curl_multi_info_read(e->multi, &left));) {
+                        Call *c = NULL;
+                        for (size_t i = 0; i < ELEMENTSOF(e->calls) && !c; i++)
+                                if (e->calls[i].added && e->calls[i].h == m->easy_handle)
+                                        c = &e->calls[i];
+                        if (m->msg != CURLMSG_DONE || !c)
+                                continue;
+                        CURLcode code = m->data.result;
+                        curl_multi_remove_handle(e->multi, c->h);
+                        c->added = false;
+                        json_object *o = NULL;
+                        long wait_ms;
+                        int r = judge(s, c->ep, c->attempt, code, c->h, &c->b, &o, &wait_ms);
+                        if (r == 1) {
+                                c->attempt++;
+                                c->not_before = mono_ms() + wait_ms;
+                                continue;
+                        }
+                        /* the other finished ones stay queued in the multi handle for the next wait */
+                        *ret_tag = c->tag;
+                        *ret_status = r < 0 ? r : txn_result(o, ret);
+                        call_end(e, c);
+                        return 0;
+                }
+                /* retries whose pause is over go out again */
+                int64_t now = mono_ms(), next = INT64_MAX;
+                for (size_t i = 0; i < ELEMENTSOF(e->calls); i++) {
+                        Call *c = &e->calls[i];
+                        if (!c->busy || c->added)
+                                continue;
+                        if (c->not_before > now) {
+                                next = MIN(next, c->not_before);
+                                continue;
+                        }
+                        int r = call_send(e, c);
+                        if (r < 0) {
+                                *ret_tag = c->tag;
+                                *ret_status = r;
+                                call_end(e, c);
+                                return 0;
+                        }
+                }
+                int timeout = next == INT64_MAX ? 1000 : (int)MIN(next - now, (int64_t)1000);
+                if (curl_multi_poll(e->multi, NULL, 0, timeout, NULL) != CURLM_OK)
+                        return -EIO;
+        }
 }
 
 static int etcd_lease_grant(Store *s, int ttl_s, int64_t *ret_id) {
@@ -325,6 +498,13 @@ static void etcd_done(Store *s) {
         Etcd *e = s->data;
         if (!e)
                 return;
+        for (size_t i = 0; i < ELEMENTSOF(e->calls); i++) {
+                call_end(e, &e->calls[i]);
+                if (e->calls[i].h)
+                        curl_easy_cleanup(e->calls[i].h);
+        }
+        if (e->multi)
+                curl_multi_cleanup(e->multi);
         if (e->curl)
                 curl_easy_cleanup(e->curl);
         if (e->watch)
@@ -343,22 +523,10 @@ static const StoreOps etcd_ops = {
         .lease_keepalive = etcd_lease_keepalive,
         .lease_revoke = etcd_lease_revoke,
         .watch = etcd_watch,
+        .txn_submit = etcd_txn_submit,
+        .txn_wait = etcd_txn_wait,
         .done = etcd_done,
 };
-
-static CURL *handle(struct curl_slist *headers) {
-        CURL *c = curl_easy_init();
-        if (!c)
-                return NULL;
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
-        return c;
-}
 
 int store_etcd_open(const char *endpoints, Store *s, char **ret_error) {
         static bool global_init = false;

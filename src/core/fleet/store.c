@@ -70,6 +70,8 @@ int store_open(const char *url, Root *root, Store **ret, char **ret_error) {
 Store *store_free(Store *s) {
         if (!s)
                 return NULL;
+        for (size_t i = 0; i < s->n_finished; i++)
+                store_txn_result_done(&s->finished[i].result);
         if (s->ops && s->ops->done)
                 s->ops->done(s);
         free(s->error);
@@ -107,6 +109,55 @@ int store_put(Store *s, const char *key, const char *value, int64_t lease) {
         int r = store_txn(s, NULL, 0, &op, 1, NULL, 0, &res);
         store_txn_result_done(&res);
         return r;
+}
+
+int store_txn_submit(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp *success, size_t n_success,
+                     const StoreOp *failure, size_t n_failure, void *tag) {
+        if (n_cmp > FLEET_TXN_OPS_MAX || n_success > FLEET_TXN_OPS_MAX || n_failure > FLEET_TXN_OPS_MAX)
+                return -E2BIG;
+        if (s->in_flight >= STORE_INFLIGHT_MAX)
+                return -EBUSY;
+        int r;
+        if (s->ops->txn_submit)
+                r = s->ops->txn_submit(s, cmp, n_cmp, success, n_success, failure, n_failure, tag);
+        else {
+                /* no transactions in flight here: run it now, hand the result back at the next wait */
+                StoreDone *d = &s->finished[s->n_finished++];
+                *d = (StoreDone){.tag = tag};
+                d->status = s->ops->txn(s, cmp, n_cmp, success, n_success, failure, n_failure, &d->result);
+                r = 0;
+        }
+        if (r >= 0)
+                s->in_flight++;
+        return r;
+}
+
+int store_txn_wait(Store *s, void **ret_tag, int *ret_status, StoreTxnResult *ret) {
+        if (s->in_flight == 0)
+                return -ECHILD;
+        int r;
+        if (s->ops->txn_wait) {
+                *ret = (StoreTxnResult){};
+                r = s->ops->txn_wait(s, ret_tag, ret_status, ret);
+        } else {
+                StoreDone d = s->finished[0];
+                memmove(s->finished, s->finished + 1, --s->n_finished * sizeof *s->finished);
+                *ret_tag = d.tag;
+                *ret_status = d.status;
+                *ret = d.result;
+                r = 0;
+        }
+        if (r >= 0)
+                s->in_flight--;
+        return r;
+}
+
+size_t store_txn_in_flight(const Store *s) {
+        return s->in_flight;
+}
+
+bool store_txn_overlaps(const Store *s) {
+        return s->ops->txn_submit != NULL;
 }
 
 int store_lease_grant(Store *s, int ttl_s, int64_t *ret_id) {
@@ -165,6 +216,12 @@ int store_txn_run(Store *s, StoreTxn *t, StoreTxnResult *ret) {
         if (t->oom)
                 return -ENOMEM;
         return store_txn(s, t->cmp, t->n_cmp, t->success, t->n_success, t->failure, t->n_failure, ret);
+}
+
+int store_txn_start(Store *s, StoreTxn *t, void *tag) {
+        if (t->oom)
+                return -ENOMEM;
+        return store_txn_submit(s, t->cmp, t->n_cmp, t->success, t->n_success, t->failure, t->n_failure, tag);
 }
 
 void store_txn_done(StoreTxn *t) {

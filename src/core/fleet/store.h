@@ -21,6 +21,7 @@
 #define FLEET_PREFIX       "/gpuvirt/v1/"
 #define FLEET_LOCAL_DIR    "var/lib/gpuvirt/fleet"
 #define FLEET_TXN_OPS_MAX  128 /* etcd's default --max-txn-ops */
+#define STORE_INFLIGHT_MAX 32  /* transactions in flight at once (store_txn_submit) */
 
 typedef struct Store Store;
 
@@ -78,6 +79,18 @@ int store_range(Store *s, const char *key, bool prefix, StoreKv **ret, size_t *r
 int store_txn(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp *success, size_t n_success,
               const StoreOp *failure, size_t n_failure, StoreTxnResult *ret);
 int store_put(Store *s, const char *key, const char *value, int64_t lease);
+
+/* Transactions in flight, up to STORE_INFLIGHT_MAX: store_txn_submit() sends one and returns without waiting
+ * for its answer (a backend that cannot do that runs it there and then); store_txn_wait() waits until one has
+ * finished and gives its tag, its result (*ret_status: what store_txn() would have returned) and *ret.
+ * -EBUSY: STORE_INFLIGHT_MAX in flight already; store_txn_wait(): -ECHILD when none is in flight. The
+ * transaction is encoded at submit: what cmp and the ops point to may go right after it. */
+int store_txn_submit(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp *success, size_t n_success,
+                     const StoreOp *failure, size_t n_failure, void *tag);
+int store_txn_wait(Store *s, void **ret_tag, int *ret_status, StoreTxnResult *ret);
+size_t store_txn_in_flight(const Store *s) _pure_;
+/* Whether transactions really are in flight together (the backend has txn_submit). */
+bool store_txn_overlaps(const Store *s) _pure_;
 int store_lease_grant(Store *s, int ttl_s, int64_t *ret_id);
 /* ret_ttl: seconds left, 0 when the lease is gone (expired or revoked). */
 int store_lease_keepalive(Store *s, int64_t id, int *ret_ttl);
@@ -104,6 +117,7 @@ void store_txn_delete(StoreTxn *t, char *key);
 /* Room for n more ops in each branch. */
 bool store_txn_room(const StoreTxn *t, size_t n) _pure_;
 int store_txn_run(Store *s, StoreTxn *t, StoreTxnResult *ret);
+int store_txn_start(Store *s, StoreTxn *t, void *tag);
 void store_txn_done(StoreTxn *t);
 
 /* Backend table (store-etcd.c, store-local.c). */
@@ -115,14 +129,28 @@ typedef struct StoreOps {
         int (*lease_keepalive)(Store *s, int64_t id, int *ret_ttl);
         int (*lease_revoke)(Store *s, int64_t id);
         int (*watch)(Store *s, const char *prefix, int64_t from, int timeout_ms, bool *ret_changed, int64_t *ret_rev);
+        /* optional: without them, store_txn_submit() runs txn at once and store_txn_wait() hands its result back */
+        int (*txn_submit)(Store *s, const StoreCmp *cmp, size_t n_cmp, const StoreOp *succ, size_t n_succ,
+                          const StoreOp *fail, size_t n_fail, void *tag);
+        int (*txn_wait)(Store *s, void **ret_tag, int *ret_status, StoreTxnResult *ret);
         void (*done)(Store *s);
 } StoreOps;
+
+/* A finished transaction of a backend without txn_submit, until store_txn_wait() takes it. */
+typedef struct StoreDone {
+        void *tag;
+        int status;
+        StoreTxnResult result;
+} StoreDone;
 
 struct Store {
         const StoreOps *ops;
         bool local;
         char *error;
         void *data;
+        size_t in_flight;
+        StoreDone finished[STORE_INFLIGHT_MAX];
+        size_t n_finished;
 };
 
 void store_set_error(Store *s, const char *fmt, ...) _printf_(2, 3);
