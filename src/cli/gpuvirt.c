@@ -98,6 +98,19 @@ static const Verb verbs[] = {
         {"recover", 0, verb_state, "recover                   finish the step an interrupted apply left",
          VERB_MUTATING, NULL},
         {"status", 0, verb_state, "status [-f FILE]          last apply, interrupted step, drift"},
+        {"fleet", 1, verb_fleet,
+         "fleet hosts | gpus [HOST] | status | show ID     the GPU pool (--store etcd://H:P,... or local)\n"
+         "  fleet request UNIT --owner ID [--count N] [--same-host|--same-numa|--same-nvlink] [--live]\n"
+         "                [--group G] [--model VVVV:DDDD] [--strategy S] | -f FILE\n"
+         "                            reserve units: passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>\n"
+         "  fleet release ID...       give them back\n"
+         "  fleet drain HOST [--undo] no new placements there; what can move is placed elsewhere\n"
+         "  fleet agent [--host NAME] [--ttl S] [--once]\n"
+         "                            realize this host's reservations (foreground; SIGTERM stops it)",
+         /* Not mutating here: the store has its own writer lock, and what changes the host is an agent pass
+          * (fleet agent, or the pass every command makes on the local store), which takes the host lock
+          * itself for the pass only (fleet_agent_converge()), never for an agent's whole foreground run. */
+         0, NULL},
         {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL|off-bus BDF\n"
                              "                            simulated hosts"},
         {"version", 0, verb_version, "version                   print the version"},
