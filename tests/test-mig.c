@@ -489,6 +489,63 @@ static void test_half_made_instance(void **state) {
         test_host_close(&t);
 }
 
+/* Pinned instances (the fleet's MigCount.at) go through the same apply: a half-made GPU instance is no pinned
+ * instance and is replaced by a whole one, a pin at no placement of its profile is refused with the reason
+ * before anything changes, and a GPU that fell off the bus is refused as without pins. */
+static void test_pinned_apply(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        int p1 = mig_profile_find(&g[0], "1g.5gb"), p3 = mig_profile_find(&g[0], "3g.20gb");
+        assert_int_equal(sim_inject_fault(t.dir, "nvmlGpuInstanceCreateComputeInstance", SIM_FAULT_KILL), 0);
+        assert_int_equal(in_child(child_create_killed, n, &g[0], p1), -1); /* killed */
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_int_equal(g[0].inst[0].ci_id, -1);
+        MigPlanCreate pin = {p1, g[0].inst[0].start};
+        assert_false(mig_has_instances_at(&g[0], &pin, 1));
+        unsigned want[MIG_MAX_PROFILES] = {};
+        want[p1] = 1;
+        MigApplyReport rep;
+        assert_int_equal(mig_apply_gpu_pinned(t.root, n, &g[0], true, want, &pin, 1, true, false, &rep), 0);
+        mig_apply_report_done(&rep);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_true(g[0].inst[0].ci_id >= 0);
+        assert_true(mig_has_instances_at(&g[0], &pin, 1));
+        /* 3g.20gb starts at 0 or 4 on an A100-40GB: at 2 it is refused, and the GPU keeps its instance */
+        want[p3] = 1;
+        MigPlanCreate pins[] = {pin, {p3, 2}};
+        assert_int_equal(mig_apply_gpu_pinned(t.root, n, &g[0], true, want, pins, 2, true, false, &rep), -ENOSPC);
+        assert_non_null(rep.error);
+        assert_non_null(strstr(rep.error, "3g.20gb at 2 is not one of its placements"));
+        mig_apply_report_done(&rep);
+        char *why = NULL;
+        assert_int_equal(mig_layout_fits_pinned(&g[0], want, pins, 2, &why), -ENOSPC);
+        free(why);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_true(mig_has_instances_at(&g[0], &pin, 1));
+        /* at a legal start beside the 1g.5gb (slices 0-3 or 4-7) it fits */
+        pins[1].start = pin.start >= 4 ? 0 : 4;
+        assert_int_equal(mig_layout_fits_pinned(&g[0], want, pins, 2, NULL), 0);
+        /* a GPU that fell off the bus */
+        assert_int_equal(sim_device_off_bus(t.dir, g[0].address), 0);
+        free(g);
+        nvml_close(n);
+        assert_int_equal(nvml_open(t.root, &n, NULL), 0);
+        size_t ng = 0;
+        assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
+        assert_true(g[0].lost);
+        assert_int_equal(mig_apply_gpu_pinned(t.root, n, &g[0], true, want, pins, 2, true, false, &rep), -ENODEV);
+        assert_non_null(strstr(rep.error, "fallen off the bus"));
+        mig_apply_report_done(&rep);
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
 /* NVIDIA names profiles by their share of the GPU's memory (go-nvlib), not by their GiB rounded up. */
 static void test_profile_names(void **state) {
         char b[32];
@@ -521,6 +578,7 @@ int main(void) {
                 cmocka_unit_test(test_nvml_load),
                 cmocka_unit_test(test_nvml_shared_state),
                 cmocka_unit_test(test_half_made_instance),
+                cmocka_unit_test(test_pinned_apply),
                 cmocka_unit_test(test_published_tables),
                 cmocka_unit_test(test_profile_names),
         };

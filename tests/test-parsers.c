@@ -529,6 +529,30 @@ static void test_state_journal(void **state) {
                 {"{\"step\":5}", "'step' is 5, expected an object"},
                 {"{\"started\":1}", "'step' is missing"},
                 {"{\"step\":{\"action\":\"bind-vfio\",\"device\":\"0000:02:00.0\"},\"step\":{}}", "duplicate key 'step'"},
+                /* the fleet's fields: named vGPUs and pinned MIG instances */
+                {"{\"step\":{\"action\":\"vgpu-create\",\"device\":\"0000:02:00.0\",\"type\":\"nvidia-222\",\"count\":1,"
+                 "\"total\":1,\"units\":[\"4E2B1C77-8A3D-4C5E-9F10-2A3B4C5D6E7F\"]}}",
+                 "item 0 of 'units' is"},
+                {"{\"step\":{\"action\":\"vgpu-create\",\"device\":\"0000:02:00.0\",\"type\":\"nvidia-222\",\"count\":2,"
+                 "\"total\":2,\"units\":[\"4e2b1c77-8a3d-4c5e-9f10-2a3b4c5d6e7f\",\"4e2b1c77-8a3d-4c5e-9f10-2a3b4c5d6e7f\"]}}",
+                 "'units' must list at most 256 distinct vGPUs"},
+                {"{\"step\":{\"action\":\"vgpu-create\",\"device\":\"0000:02:00.0\",\"type\":\"nvidia-222\",\"count\":2,"
+                 "\"total\":2,\"units\":[\"4e2b1c77-8a3d-4c5e-9f10-2a3b4c5d6e7f\"]}}",
+                 "at least 'total' (2) of them"},
+                {"{\"step\":{\"action\":\"bind-vfio\",\"device\":\"0000:02:00.0\","
+                 "\"units\":[\"4e2b1c77-8a3d-4c5e-9f10-2a3b4c5d6e7f\"]}}",
+                 "'units' must list"},
+                {"{\"step\":{\"action\":\"bind-vfio\",\"device\":\"0000:02:00.0\",\"mig_at\":[]}}",
+                 "'mig_at' must list at most"},
+                {"{\"step\":{\"action\":\"mig-apply\",\"device\":\"0000:02:00.0\",\"mig\":{\"1g.5gb\":1},"
+                 "\"mig_at\":[{\"profile\":\"1g.5gb\",\"start\":0},{\"profile\":\"1g.5gb\",\"start\":1}]}}",
+                 "'mig_at' pins more 1g.5gb instances than 'mig' counts"},
+                {"{\"step\":{\"action\":\"mig-apply\",\"device\":\"0000:02:00.0\",\"mig\":{\"1g.5gb\":1},"
+                 "\"mig_at\":[{\"profile\":\"1g.5gb\",\"start\":99}]}}",
+                 "'start' is 99, out of the range"},
+                {"{\"step\":{\"action\":\"mig-apply\",\"device\":\"0000:02:00.0\",\"mig\":{\"1g.5gb\":1},"
+                 "\"mig_at\":[{\"start\":0}]}}",
+                 "'profile' is missing"},
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_free_ char *p = write_root(t.root, bad[i][0], HOST_JOURNAL_FILE);

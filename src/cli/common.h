@@ -67,6 +67,8 @@ int verb_vgpu(int argc, char **argv);
 int verb_vm(int argc, char **argv);
 /* plan, apply, assert, export, recover, status: the desired host state */
 int verb_state(int argc, char **argv);
+/* hosts, gpus, request, release, show, status, drain, agent: the GPU pool across hosts */
+int verb_fleet(int argc, char **argv);
 
 /* Before releasing a device (passthrough disable): refuse when a running libvirt domain references a
  * function of its IOMMU group, unless force. Consults libvirt only on a live root or with --connect; an

@@ -143,6 +143,19 @@ static const Verb verbs[] = {
         {"recover", 0, verb_state, "recover                   finish the step an interrupted apply left",
          VERB_MUTATING},
         {"status", 0, verb_state, "status [-f FILE]          last apply, interrupted step, drift", .options = "--file"},
+        {"fleet", 1, verb_fleet,
+         "fleet hosts | gpus [HOST] | status | show ID     the GPU pool (--store etcd://H:P,... or local)\n"
+         "  fleet request UNIT --owner ID [--count N] [--same-host|--same-numa|--same-nvlink] [--live]\n"
+         "                [--group G] [--model VVVV:DDDD] [--strategy S] | -f FILE\n"
+         "                            reserve units: passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>\n"
+         "  fleet release ID...       give them back\n"
+         "  fleet drain HOST [--undo] no new placements there; what can move is placed elsewhere\n"
+         "  fleet agent [--host NAME] [--ttl S] [--once]\n"
+         "                            realize this host's reservations (foreground; SIGTERM stops it)",
+         /* Not mutating here: the store has its own writer lock, and what changes the host is an agent pass
+          * (fleet agent, or the pass every command makes on the local store), which takes the host lock
+          * itself for the pass only (fleet_agent_converge()), never for an agent's whole foreground run. */
+         0, NULL},
         {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL|off-bus BDF\n"
                              "                            simulated hosts",
          0, SUBS({"profiles", 0, NULL, "sim profiles"},
@@ -205,7 +218,7 @@ static size_t table_size(const Verb *t) {
 }
 
 /* The entry of table (n entries) named name, or NULL after a usage error naming the nearest one. what: ""
- * for verbs, "VERB " for sub-verbs. */
+ * for verbs, "VERB: " for sub-verbs. */
 static const Verb *verb_find(const Verb *table, size_t n, const char *name, const char *what) {
         const char *best = NULL;
         size_t bd = 3;
@@ -219,7 +232,7 @@ static const Verb *verb_find(const Verb *table, size_t n, const char *name, cons
                 }
         }
         if (best)
-                usage_error("unknown %scommand '%s'; did you mean '%s'?", what, name, best);
+                usage_error("%sunknown command '%s'; did you mean '%s'?", what, name, best);
         else if (*what) {
                 _cleanup_free_ char *names = NULL;
                 for (size_t i = 0; i < n; i++) {
@@ -227,7 +240,7 @@ static const Verb *verb_find(const Verb *table, size_t n, const char *name, cons
                         free(names);
                         names = j;
                 }
-                usage_error("unknown %scommand '%s' (%s)", what, name, strna(names));
+                usage_error("%sunknown command '%s' (%s)", what, name, strna(names));
         } else
                 usage_error("unknown command '%s'", name);
         return NULL;
@@ -255,7 +268,7 @@ static int dispatch(int argc, char **argv) {
                 return EXIT_USAGE;
         const Verb *sub = NULL;
         if (v->subs && argc > 1 && !is_help(argv[1])) {
-                _cleanup_free_ char *what = strdup_printf("%s ", v->name);
+                _cleanup_free_ char *what = strdup_printf("%s: ", v->name);
                 if (!what)
                         return log_error("Out of memory."), EXIT_FAILURE;
                 if (!(sub = verb_find(v->subs, table_size(v->subs), argv[1], what)))

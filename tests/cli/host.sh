@@ -136,4 +136,15 @@ for round in 1 2 3 4 5 6; do
                  ($have | length) == $n and all(.[]; . as $m | $have | index([$m]) != null)' >/dev/null &&
                 [ "$n_ok" -ge 1 ] && ok || fail "round $round: rc $r1/$r2, reported $made, NVML has $have; $(cat "$TMP/e1" "$TMP/e2")"
 done
+
+# 8. `fleet agent` is not a mutating verb: it takes the host lock for each pass it applies, never for its
+# whole foreground run, so between its passes any mutating verb gets the lock at once
+fresh
+"$GPUVIRT" --root "$TMP/ws" fleet agent --host ws >/dev/null 2>"$TMP/agent.err" & agent=$!
+# (the agent's memory is written at the end of each pass)
+for _ in $(seq 300); do [ -s "$TMP/ws/var/lib/gpuvirt/fleet/agent.json" ] && break; sleep 0.1; done
+[ -s "$TMP/ws/var/lib/gpuvirt/fleet/agent.json" ] && ok || fail "the agent made no pass: $(cat "$TMP/agent.err")"
+flock -w 5 -x "$TMP/ws/run/gpuvirt/lock" true && ok || fail "the running agent holds the host lock between passes"
+expect_rc 0 timeout 10 "$GPUVIRT" --root "$TMP/ws" passthrough disable 0000:02:00.0
+kill -TERM "$agent" && wait "$agent" && ok || fail "the agent did not stop on SIGTERM"
 finish

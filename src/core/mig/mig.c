@@ -434,6 +434,8 @@ typedef struct Search {
         unsigned cur[MIG_MAX_INSTANCES], best[MIG_MAX_INSTANCES];
         unsigned best_score;
         bool found;
+        MigPlanCreate fixed[MIG_MAX_INSTANCES]; /* pinned instances created at their placement */
+        size_t n_fixed;
 } Search;
 
 static void place(Search *s, size_t k, unsigned occ) {
@@ -464,7 +466,28 @@ static int cmp_todo_ctx_size(const MigProfile *p, int a, int b) {
 
 int mig_plan(const MigProfile *p, size_t n_profiles, unsigned slices, const MigInstance *cur, size_t n_cur,
              const unsigned want[MIG_MAX_PROFILES], bool allow_disrupt, MigPlan *ret) {
-        unsigned total = 0;
+        return mig_plan_pinned(p, n_profiles, slices, cur, n_cur, want, NULL, 0, allow_disrupt, ret);
+}
+
+/* Whether the pin is an instance of cur[c] (same profile, same placement). */
+static bool pin_matches(const MigPlanCreate *pin, const MigInstance *m) {
+        return m->profile == pin->profile && m->start == pin->start;
+}
+
+int mig_plan_pinned(const MigProfile *p, size_t n_profiles, unsigned slices, const MigInstance *cur, size_t n_cur,
+                    const unsigned want[MIG_MAX_PROFILES], const MigPlanCreate *pins, size_t n_pins,
+                    bool allow_disrupt, MigPlan *ret) {
+        unsigned total = 0, pinned[MIG_MAX_PROFILES] = {};
+        if (n_pins > MIG_MAX_INSTANCES)
+                return -ENOSPC;
+        for (size_t i = 0; i < n_pins; i++) {
+                if (pins[i].profile < 0 || (size_t)pins[i].profile >= n_profiles)
+                        return -EINVAL;
+                pinned[pins[i].profile]++;
+        }
+        for (size_t i = 0; i < n_profiles; i++)
+                if (pinned[i] > want[i])
+                        return -EINVAL;
         for (size_t i = 0; i < n_profiles; i++) {
                 if (want[i] > p[i].max)
                         return -EINVAL;
@@ -485,18 +508,41 @@ int mig_plan(const MigProfile *p, size_t n_profiles, unsigned slices, const MigI
                         if ((unsigned)__builtin_popcount(mask) != k)
                                 continue;
                         unsigned kept[MIG_MAX_PROFILES] = {}, occ = 0;
-                        bool ok = true;
+                        bool ok = true, pin_kept[MIG_MAX_INSTANCES] = {};
                         for (size_t c = 0; c < n_cur && ok; c++) {
-                                if (mask >> c & 1u)
+                                bool is_pin = false;
+                                for (size_t k2 = 0; k2 < n_pins; k2++)
+                                        if (!pin_kept[k2] && pin_matches(&pins[k2], &cur[c])) {
+                                                pin_kept[k2] = is_pin = true;
+                                                break;
+                                        }
+                                if (mask >> c & 1u) {
+                                        ok = !is_pin; /* a pinned instance that exists is kept */
                                         continue;
+                                }
                                 int pi = cur[c].profile;
                                 if (++kept[pi] > want[pi])
                                         ok = false;
                                 occ |= range_mask(cur[c].start, cur[c].size);
                         }
+                        /* pins not kept are created exactly where they are pinned */
+                        MigPlanCreate fixed[MIG_MAX_INSTANCES];
+                        size_t n_fixed = 0;
+                        for (size_t k2 = 0; k2 < n_pins && ok; k2++) {
+                                if (pin_kept[k2])
+                                        continue;
+                                const MigProfile *pp = &p[pins[k2].profile];
+                                if (!fits(pp, slices, occ, pins[k2].start) || ++kept[pins[k2].profile] > want[pins[k2].profile])
+                                        ok = false;
+                                else {
+                                        occ |= range_mask(pins[k2].start, pp->size);
+                                        fixed[n_fixed++] = pins[k2];
+                                }
+                        }
                         if (!ok)
                                 continue;
-                        Search s = {.p = p, .np = n_profiles, .slices = slices};
+                        Search s = {.p = p, .np = n_profiles, .slices = slices, .n_fixed = n_fixed};
+                        memcpy(s.fixed, fixed, n_fixed * sizeof fixed[0]);
                         for (size_t i = 0; i < n_profiles; i++)
                                 for (unsigned x = kept[i]; x < want[i]; x++)
                                         s.todo[s.n_todo++] = (int)i;
@@ -534,6 +580,8 @@ int mig_plan(const MigProfile *p, size_t n_profiles, unsigned slices, const MigI
                         plan.n_moved++;
                 }
         }
+        for (size_t i = 0; i < best.n_fixed; i++)
+                plan.create[plan.n_create++] = best.fixed[i];
         for (size_t i = 0; i < best.n_todo; i++)
                 plan.create[plan.n_create++] = (MigPlanCreate){best.todo[i], best.best[i]};
         *ret = plan;
@@ -549,6 +597,30 @@ void mig_apply_report_done(MigApplyReport *r) {
 }
 
 int mig_layout_fits(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], char **ret_why) {
+        return mig_layout_fits_pinned(g, want, NULL, 0, ret_why);
+}
+
+int mig_layout_fits_pinned(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], const MigPlanCreate *pins,
+                           size_t n_pins, char **ret_why) {
+        _cleanup_free_ char *pinned = strdup("");
+        for (size_t i = 0; i < n_pins && pinned; i++) {
+                if (pins[i].profile < 0 || (size_t)pins[i].profile >= g->n_profiles) {
+                        if (ret_why)
+                                *ret_why = strdup_printf("a pinned instance is of no profile of %s", g->address);
+                        return -EINVAL;
+                }
+                const MigProfile *pp = &g->profiles[pins[i].profile];
+                if (!fits(pp, g->slices, 0, pins[i].start)) {
+                        if (ret_why)
+                                *ret_why = strdup_printf("%s at %u is not one of its placements (see 'gpuvirt mig "
+                                                         "profiles %s')",
+                                                         pp->name, pins[i].start, g->address);
+                        return -ENOSPC;
+                }
+                char *x = strdup_printf("%s%s%s at %u", pinned, i ? ", " : " with ", pp->name, pins[i].start);
+                free(pinned);
+                pinned = x;
+        }
         for (size_t i = 0; i < g->n_profiles; i++)
                 if (want[i] > g->profiles[i].max) {
                         if (ret_why)
@@ -558,7 +630,7 @@ int mig_layout_fits(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], char
                         return -EINVAL;
                 }
         MigPlan plan;
-        int r = mig_plan(g->profiles, g->n_profiles, g->slices, NULL, 0, want, true, &plan);
+        int r = mig_plan_pinned(g->profiles, g->n_profiles, g->slices, NULL, 0, want, pins, n_pins, true, &plan);
         if (r == -EINVAL || r == -ENOSPC) {
                 if (ret_why) {
                         _cleanup_free_ char *layout = strdup("");
@@ -571,9 +643,9 @@ int mig_layout_fits(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], char
                                         layout = x;
                                         slices += want[i] * g->profiles[i].size;
                                 }
-                        *ret_why = strdup_printf("%s: no placement of them all exists (%u memory slices asked, %u on "
+                        *ret_why = strdup_printf("%s%s: no placement of them all exists (%u memory slices asked, %u on "
                                                  "this GPU, and each profile has fixed placements)",
-                                                 strna(layout), slices, g->slices);
+                                                 strna(layout), strna(pinned), slices, g->slices);
                 }
                 return r;
         }
@@ -646,8 +718,28 @@ static int apply_reset(Root *root, Nvml *n, MigGpu *g, bool no_reset, MigApplyRe
         return 0;
 }
 
+bool mig_has_instances_at(const MigGpu *g, const MigPlanCreate *pins, size_t n_pins) {
+        bool used[MIG_MAX_INSTANCES] = {};
+        for (size_t k = 0; k < n_pins; k++) {
+                bool found = false;
+                /* a GPU instance without its compute instance is no MIG device: not the pinned instance */
+                for (size_t i = 0; i < g->n_inst && !found; i++)
+                        if (!used[i] && g->inst[i].ci_id >= 0 && pin_matches(&pins[k], &g->inst[i]))
+                                used[i] = found = true;
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
 int mig_apply_gpu(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned want[MIG_MAX_PROFILES],
                   bool allow_disrupt, bool no_reset, MigApplyReport *r) {
+        return mig_apply_gpu_pinned(root, n, g, enabled, want, NULL, 0, allow_disrupt, no_reset, r);
+}
+
+int mig_apply_gpu_pinned(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned want[MIG_MAX_PROFILES],
+                         const MigPlanCreate *pins, size_t n_pins, bool allow_disrupt, bool no_reset,
+                         MigApplyReport *r) {
         bool dry = root_dry_run(root);
         int k;
         *r = (MigApplyReport){.state = MIG_APPLY_CHANGED};
@@ -656,14 +748,14 @@ int mig_apply_gpu(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned w
                                     strdup_printf("GPU %u %s", g->index,
                                                   g->lost ? "has fallen off the bus (NVML_ERROR_GPU_IS_LOST)"
                                                           : "does not support MIG"));
-        if (mig_layout_matches(g, enabled, want)) {
+        if (mig_layout_matches(g, enabled, want) && (!enabled || mig_has_instances_at(g, pins, n_pins))) {
                 r->state = MIG_APPLY_UNCHANGED;
                 return 0;
         }
         /* a layout that cannot be placed is refused before the mode changes or the GPU is reset */
         if (enabled) {
                 char *why = NULL;
-                k = mig_layout_fits(g, want, &why);
+                k = mig_layout_fits_pinned(g, want, pins, n_pins, &why);
                 if (k < 0)
                         return apply_failed(r, k, why);
         }
@@ -724,10 +816,10 @@ int mig_apply_gpu(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned w
         }
 
         MigPlan plan;
-        k = mig_plan(g->profiles, g->n_profiles, g->slices, cur, n_cur, want, allow_disrupt, &plan);
+        k = mig_plan_pinned(g->profiles, g->n_profiles, g->slices, cur, n_cur, want, pins, n_pins, allow_disrupt, &plan);
         if (k == -EINVAL || k == -ENOSPC) {
                 char *why = NULL;
-                (void)mig_layout_fits(g, want, &why);
+                (void)mig_layout_fits_pinned(g, want, pins, n_pins, &why);
                 return apply_failed(r, k, why ?: strdup("the layout does not fit this GPU"));
         }
         for (size_t i = 0; i < plan.n_keep; i++) {

@@ -129,6 +129,12 @@ typedef struct MigPlan {
  */
 int mig_plan(const MigProfile *p, size_t n_profiles, unsigned slices, const MigInstance *cur, size_t n_cur,
              const unsigned want[MIG_MAX_PROFILES], bool allow_disrupt, MigPlan *ret);
+/* The same with pins: instances that must exist at exactly that placement (the fleet's reservations). An
+ * existing instance at a pin's profile and start is kept; a missing one is created there; want[] counts
+ * the pinned instances too. -ENOSPC when a pin overlaps or is not a legal placement. */
+int mig_plan_pinned(const MigProfile *p, size_t n_profiles, unsigned slices, const MigInstance *cur, size_t n_cur,
+                    const unsigned want[MIG_MAX_PROFILES], const MigPlanCreate *pins, size_t n_pins,
+                    bool allow_disrupt, MigPlan *ret);
 
 /*
  * Whether want[profile] instances fit the GPU at all (from no instances, any placement): a layout fits only
@@ -136,6 +142,10 @@ int mig_plan(const MigProfile *p, size_t n_profiles, unsigned slices, const MigI
  * them all exists) with ret_why saying which ("7 x 1g.10gb, at most 4 on this GPU").
  */
 int mig_layout_fits(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], char **ret_why);
+/* The same with pins (mig_plan_pinned(); want counts them too): also -ENOSPC when a pin is not a legal
+ * placement of its profile or no layout holds every pin where it is. */
+int mig_layout_fits_pinned(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], const MigPlanCreate *pins,
+                           size_t n_pins, char **ret_why);
 
 /* ---- applying a layout to one GPU (mig apply, and the host state's MIG steps) ---- */
 
@@ -191,3 +201,9 @@ int mig_apply_gpu(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned w
 
 /* Whether the GPU is already in the wanted mode with that layout. */
 bool mig_layout_matches(const MigGpu *g, bool enabled, const unsigned want[MIG_MAX_PROFILES]);
+/* Whether every pin is an instance of the GPU (each instance matching one pin). */
+bool mig_has_instances_at(const MigGpu *g, const MigPlanCreate *pins, size_t n_pins);
+/* mig_apply_gpu() with pinned placements (see mig_plan_pinned()). */
+int mig_apply_gpu_pinned(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned want[MIG_MAX_PROFILES],
+                         const MigPlanCreate *pins, size_t n_pins, bool allow_disrupt, bool no_reset,
+                         MigApplyReport *ret);

@@ -30,6 +30,7 @@ GpuMode gpu_mode_from_string(const char *s) {
 static void entry_done(GpuEntry *e) {
         strv_free(e->include);
         free(e->vgpu_type);
+        strv_free(e->vgpu_units);
         for (size_t i = 0; i < e->n_mig; i++)
                 free(e->mig[i].profile);
         free(e->mig);

@@ -50,6 +50,8 @@ typedef enum SelectKind {
 typedef struct MigCount {
         char *profile;
         unsigned count;
+        unsigned at; /* 1 + the placement start this one instance must have (count 1); 0: anywhere. Not in the
+                      * file format: set by programs that build a spec (the fleet agent pins its reservations) */
 } MigCount;
 
 typedef struct GpuEntry {
@@ -65,6 +67,8 @@ typedef struct GpuEntry {
         /* vgpu */
         char *vgpu_type;
         unsigned vgpu_count;
+        char **vgpu_units; /* exactly these vGPUs (mdev UUIDs; VF addresses for vendor vGPU), vgpu_count of them;
+                            * NULL: any vgpu_count. Not in the file format (the fleet agent's units) */
         /* mig: counts, or a mig-parted file and label */
         MigCount *mig;
         size_t n_mig;

@@ -42,7 +42,9 @@ void step_done(Step *s) {
         strv_free(s->include);
         strv_free(s->mig_profiles);
         free(s->mig_counts);
+        free(s->mig_at);
         free(s->vgpu_type);
+        strv_free(s->units);
         *s = (Step){};
 }
 
@@ -56,12 +58,22 @@ Plan *plan_free(Plan *p) {
         return NULL;
 }
 
+/* The units a vGPU step names, for its description: "", or ", of vGPUs U1 ..." */
+static char *named_units(const Step *s) {
+        if (!s->units || !s->units[0])
+                return strdup("");
+        return strdup_printf(", of vGPUs %s%s", s->units[0], s->units[1] ? " ..." : "");
+}
+
 char *step_describe(const Step *s) {
+        _cleanup_free_ char *named = NULL;
         switch (s->kind) {
         case STEP_VGPU_REMOVE:
-                return s->vgpu_type ? strdup_printf("remove %u vGPU(s) of type %s on %s (%u left)", s->count, s->vgpu_type,
-                                                    s->device, s->total)
-                                    : strdup_printf("remove every vGPU on %s", s->device);
+                if (!s->vgpu_type)
+                        return strdup_printf("remove every vGPU on %s", s->device);
+                named = named_units(s);
+                return strdup_printf("remove %u vGPU(s) of type %s on %s (%u left%s)", s->count, s->vgpu_type,
+                                     s->device, s->total, named ?: "");
         case STEP_MIG_DISABLE:
                 return strdup_printf("disable MIG on %s (destroying its instances)", s->device);
         case STEP_RELEASE_VFIO:
@@ -77,11 +89,19 @@ char *step_describe(const Step *s) {
                         free(layout);
                         layout = x;
                 }
-                return strdup_printf("MIG on %s: %s", s->device, *strna(layout) ? layout : "enabled, no instances");
+                for (size_t i = 0; i < s->n_mig_at && layout; i++) {
+                        char *x = strdup_printf("%s%s%s at %u", layout, i ? ", " : " (", s->mig_at[i].profile,
+                                                s->mig_at[i].start);
+                        free(layout);
+                        layout = x;
+                }
+                return strdup_printf("MIG on %s: %s%s", s->device, *strna(layout) ? layout : "enabled, no instances",
+                                     s->n_mig_at ? ")" : "");
         }
         case STEP_VGPU_CREATE:
-                return strdup_printf("create %u vGPU(s) of type %s on %s (%u in all)", s->count, s->vgpu_type, s->device,
-                                     s->total);
+                named = named_units(s);
+                return strdup_printf("create %u vGPU(s) of type %s on %s (%u in all%s)", s->count, s->vgpu_type,
+                                     s->device, s->total, named ?: "");
         default:
                 return strdup("?");
         }
@@ -111,6 +131,16 @@ json_object *step_json(const Step *s) {
                 for (size_t i = 0; i < s->n_mig; i++)
                         json_object_object_add(m, s->mig_profiles[i], json_object_new_int((int)s->mig_counts[i]));
                 json_object_object_add(o, "mig", m);
+                if (s->n_mig_at) {
+                        json_object *at = json_object_new_array();
+                        for (size_t i = 0; i < s->n_mig_at; i++) {
+                                json_object *x = json_object_new_object();
+                                json_object_object_add(x, "profile", json_object_new_string(s->mig_at[i].profile));
+                                json_object_object_add(x, "start", json_object_new_int((int)s->mig_at[i].start));
+                                json_object_array_add(at, x);
+                        }
+                        json_object_object_add(o, "mig_at", at);
+                }
                 break;
         }
         case STEP_VGPU_CREATE:
@@ -118,6 +148,12 @@ json_object *step_json(const Step *s) {
                 json_object_object_add(o, "type", s->vgpu_type ? json_object_new_string(s->vgpu_type) : NULL);
                 json_object_object_add(o, "count", json_object_new_int((int)s->count));
                 json_object_object_add(o, "total", json_object_new_int((int)s->total));
+                if (s->units) {
+                        json_object *u = json_object_new_array();
+                        for (char **i = s->units; *i; i++)
+                                json_object_array_add(u, json_object_new_string(*i));
+                        json_object_object_add(o, "units", u);
+                }
                 break;
         default:
                 break;
@@ -137,8 +173,8 @@ typedef struct StepRecord {
         const char *action, *device, *description, *type;
         unsigned vfs, count, total;
         bool vfio, force;
-        char **include;
-        json_object *mig;
+        char **include, **units;
+        json_object *mig, *mig_at;
 } StepRecord;
 
 static bool is_step_kind(const char *s) {
@@ -151,6 +187,15 @@ static bool is_vgpu_type(const char *s) {
 
 static bool is_any(const char *s) {
         return strlen(s) <= 4096;
+}
+
+/* A vGPU's identity: its mdev UUID (lower case, as the kernel names it), or a vendor vGPU's VF address. */
+static bool is_vgpu_id(const char *s) {
+        return mdev_uuid_is_canonical(s) || pci_addr_is_canonical(s);
+}
+
+static bool is_mig_profile_name(const char *s) {
+        return !isempty(s) && strlen(s) < sizeof ((StepMigAt *)NULL)->profile && string_is_printable(s);
 }
 
 static const JsonField step_fields[] = {
@@ -167,8 +212,23 @@ static const JsonField step_fields[] = {
         {"mig", JSON_KIND_OBJECT, 0, offsetof(StepRecord, mig)},
         {"type", JSON_KIND_STRING, JSON_NULLABLE, offsetof(StepRecord, type), .valid = is_vgpu_type,
          .what = "a vGPU type id"},
-        {"count", JSON_KIND_UINT, 0, offsetof(StepRecord, count), .max = 256},
-        {"total", JSON_KIND_UINT, 0, offsetof(StepRecord, total), .max = 256},
+        {"count", JSON_KIND_UINT, 0, offsetof(StepRecord, count), .max = VGPU_MAX_INDEX},
+        {"total", JSON_KIND_UINT, 0, offsetof(StepRecord, total), .max = VGPU_MAX_INDEX},
+        {"units", JSON_KIND_STRV, 0, offsetof(StepRecord, units), .valid = is_vgpu_id,
+         .what = "a list of vGPUs (mdev UUIDs in lower case, or VF addresses)"},
+        {"mig_at", JSON_KIND_ARRAY, 0, offsetof(StepRecord, mig_at)},
+        {},
+};
+
+typedef struct MigAtRecord {
+        const char *profile;
+        unsigned start;
+} MigAtRecord;
+
+static const JsonField mig_at_fields[] = {
+        {"profile", JSON_KIND_STRING, JSON_MANDATORY, offsetof(MigAtRecord, profile), .valid = is_mig_profile_name,
+         .what = "a MIG profile name (3g.20gb)"},
+        {"start", JSON_KIND_UINT, JSON_MANDATORY, offsetof(MigAtRecord, start), .max = MIG_MAX_SLICES - 1},
         {},
 };
 
@@ -190,9 +250,24 @@ static int step_from_json(const char *file, json_object *o, Step *ret, char **re
         if (r < 0)
                 return r;
         Step s = {.kind = step_kind_from_string(rec.action), .vfs = rec.vfs, .vfio = rec.vfio, .force = rec.force,
-                  .count = rec.count, .total = rec.total, .include = TAKE_PTR(rec.include)};
+                  .count = rec.count, .total = rec.total, .include = TAKE_PTR(rec.include), .units = TAKE_PTR(rec.units)};
         if (!json_object_object_get_ex(o, "total", NULL)) /* a journal written before steps carried their total */
                 s.total = s.count;
+        if (s.units) {
+                /* the sequence a vGPU step converges in: distinct identities, total of them at most */
+                size_t n = strv_length(s.units);
+                bool dup = false;
+                for (size_t i = 0; i < n && !dup; i++)
+                        for (size_t k = i + 1; k < n && !dup; k++)
+                                dup = streq(s.units[i], s.units[k]);
+                if (dup || n > VGPU_MAX_INDEX || s.total > n ||
+                    (s.kind != STEP_VGPU_CREATE && s.kind != STEP_VGPU_REMOVE) || !rec.type) {
+                        *ret_error = strdup_printf("%s: 'units' must list at most %d distinct vGPUs of a vGPU step of "
+                                                   "one type, at least 'total' (%u) of them",
+                                                   file, VGPU_MAX_INDEX, s.total);
+                        return step_done(&s), -EBADMSG;
+                }
+        }
         snprintf(s.device, sizeof s.device, "%s", rec.device);
         if (rec.type && !(s.vgpu_type = strdup(rec.type)))
                 return step_done(&s), -ENOMEM;
@@ -218,6 +293,37 @@ static int step_from_json(const char *file, json_object *o, Step *ret, char **re
                         s.mig_counts[s.n_mig++] = (unsigned)c;
                 }
         }
+        if (rec.mig_at) {
+                /* pinned instances: each one of a profile the step counts, within its count */
+                size_t n = json_object_array_length(rec.mig_at);
+                if (n > MIG_MAX_INSTANCES || s.kind != STEP_MIG_APPLY) {
+                        *ret_error = strdup_printf("%s: 'mig_at' must list at most %d instances of a mig-apply step",
+                                                   file, MIG_MAX_INSTANCES);
+                        return step_done(&s), -EBADMSG;
+                }
+                if (n && !(s.mig_at = calloc(n, sizeof *s.mig_at)))
+                        return step_done(&s), -ENOMEM;
+                for (size_t i = 0; i < n; i++) {
+                        MigAtRecord at = {};
+                        r = json_dispatch(file, json_object_array_get_idx(rec.mig_at, i), mig_at_fields, 0, &at,
+                                          ret_error);
+                        if (r < 0)
+                                return step_done(&s), r;
+                        size_t k = 0, pinned = 0;
+                        while (k < s.n_mig && !streq(s.mig_profiles[k], at.profile))
+                                k++;
+                        for (size_t j = 0; j < s.n_mig_at; j++)
+                                pinned += streq(s.mig_at[j].profile, at.profile);
+                        if (k == s.n_mig || pinned + 1 > s.mig_counts[k]) {
+                                *ret_error = strdup_printf("%s: 'mig_at' pins more %s instances than 'mig' counts",
+                                                           file, at.profile);
+                                return step_done(&s), -EBADMSG;
+                        }
+                        snprintf(s.mig_at[i].profile, sizeof s.mig_at[i].profile, "%s", at.profile);
+                        s.mig_at[i].start = at.start;
+                        s.n_mig_at++;
+                }
+        }
         *ret = s;
         return 0;
 }
@@ -237,29 +343,8 @@ int host_journal_read(Root *root, Step *ret, char **ret_error) {
 
 /* ---- observing the host ---- */
 
-typedef struct Observed {
-        GpuMode mode;
-        unsigned vfs;
-        bool vfs_vfio;
-        char *vgpu_type; /* mdev type id, or the vendor vGPU type's numeric id as text */
-        unsigned vgpu_count;
-        bool vendor_vgpu;  /* the device's vGPUs are NVIDIA vendor vGPU VFs */
-        const MigGpu *mig; /* NULL: NVML does not know this GPU */
-        VfioGroupState group; /* the GPU's IOMMU group, the unit passthrough moves */
-        bool lost;            /* the GPU itself has no driver, though gpuvirt recorded the one it had */
-} Observed;
-
-typedef struct Host {
-        Root *root;
-        PciHost *pci;
-        Nvml *nvml;
-        MigGpu *mig;
-        size_t n_mig;
-        MdevDevice *mdevs;
-        size_t n_mdevs;
-        VendorVgpuUnit *units;
-        size_t n_units;
-} Host;
+typedef GpuObservation Observed;
+typedef HostObservation Host;
 
 static void host_done(Host *h) {
         pci_host_free(h->pci);
@@ -346,6 +431,150 @@ static void observed_done(Observed *o) {
         free(o->vgpu_type);
 }
 
+int host_observe(Root *root, HostObservation *ret) {
+        int r = host_load(root, ret);
+        if (r < 0)
+                host_observation_done(ret);
+        return r;
+}
+
+void host_observation_done(HostObservation *h) {
+        host_done(h);
+        *h = (HostObservation){};
+}
+
+int host_observe_gpu(const HostObservation *h, const PciDevice *d, GpuObservation *ret) {
+        int r = observe(h, d, NULL, ret);
+        if (r < 0)
+                gpu_observation_done(ret);
+        return r;
+}
+
+void gpu_observation_done(GpuObservation *o) {
+        observed_done(o);
+        o->vgpu_type = NULL;
+}
+
+/* ---- vGPU units and their identities (Step.units) ---- */
+
+/* Stable UUIDs for the vGPUs the host state creates: the same parent and index give the same UUID at every
+ * boot, so VM definitions that reference them keep working. (A name-based UUID: FNV-1a over the parent
+ * address and index, version 8, RFC 4122 variant.) */
+static void vgpu_uuid(const char *parent, unsigned index, char ret[static MDEV_UUID_STRLEN]) {
+        uint8_t b[16];
+        for (int half = 0; half < 2; half++) {
+                uint64_t h = 1469598103934665603ull ^ (uint64_t)half;
+                for (const char *c = parent; *c; c++)
+                        h = (h ^ (uint8_t)*c) * 1099511628211ull;
+                for (int i = 0; i < 4; i++)
+                        h = (h ^ ((index >> (8 * i)) & 0xff)) * 1099511628211ull;
+                h = (h ^ 0x67707576u) * 1099511628211ull; /* "gpuv" */
+                for (int i = 0; i < 8; i++)
+                        b[half * 8 + i] = (uint8_t)(h >> (8 * i));
+        }
+        b[6] = (uint8_t)((b[6] & 0x0f) | 0x80);
+        b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+        snprintf(ret, MDEV_UUID_STRLEN, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+void host_vgpu_uuid(const char *name, unsigned index, char ret[static MDEV_UUID_STRLEN]) {
+        vgpu_uuid(name, index, ret);
+}
+
+/* The index of a stable UUID of the parent, or -1 when the UUID is not one of them. */
+static int vgpu_stable_index(const char *parent, const char *uuid) {
+        for (unsigned idx = 0; idx < VGPU_MAX_INDEX; idx++) {
+                char u[MDEV_UUID_STRLEN];
+                vgpu_uuid(parent, idx, u);
+                if (streq(u, uuid))
+                        return (int)idx;
+        }
+        return -1;
+}
+
+/* A vGPU unit of a step's device and type, and its rank: the position of its identity in the step's
+ * sequence (Step.units, or the stable indices; a vendor vGPU without named VFs: its place in address order),
+ * VGPU_MAX_INDEX when outside it. Removing from the end keeps ranks 0..total-1. */
+typedef struct Unit {
+        char id[MDEV_UUID_STRLEN]; /* mdev UUID, or the VF address of a vendor vGPU */
+        int rank;
+        bool vendor;
+} Unit;
+
+static int unit_rank(const Step *s, const char *id, bool vendor, size_t pos) {
+        if (s->units) {
+                for (size_t i = 0; s->units[i]; i++)
+                        if (streq(s->units[i], id))
+                                return (int)i;
+                return VGPU_MAX_INDEX;
+        }
+        if (vendor)
+                return (int)pos;
+        int idx = vgpu_stable_index(s->device, id);
+        return idx >= 0 ? idx : VGPU_MAX_INDEX;
+}
+
+static int cmp_units(const void *a, const void *b) {
+        const Unit *x = a, *y = b;
+        return x->rank != y->rank ? (x->rank < y->rank ? -1 : 1) : strcmp(x->id, y->id);
+}
+
+static int unit_push(Unit **l, size_t *n, const char *id, int rank, bool vendor) {
+        Unit *x = realloc(*l, (*n + 1) * sizeof **l);
+        if (!x)
+                return -ENOMEM;
+        *l = x;
+        x[*n] = (Unit){.rank = rank, .vendor = vendor};
+        snprintf(x[(*n)++].id, sizeof x->id, "%s", id);
+        return 0;
+}
+
+/* The units a step counts among these: active vGPUs on its device, of its type (any type with type NULL),
+ * in rank order. The planner passes what it observed, a step being run what the host has now. */
+static int vgpu_units_of(const Step *s, const MdevDevice *m, size_t nm, const VendorVgpuUnit *u, size_t nu,
+                         Unit **ret, size_t *ret_n) {
+        Unit *l = NULL;
+        size_t n = 0;
+        int r = 0;
+        for (size_t i = 0; i < nu && r >= 0; i++) {
+                char id[16];
+                snprintf(id, sizeof id, "%u", u[i].type);
+                /* a VF's address is its identity; the list is in address order */
+                if (u[i].active && streq(u[i].pf, s->device) && (!s->vgpu_type || streq(id, s->vgpu_type)))
+                        r = unit_push(&l, &n, u[i].vf, unit_rank(s, u[i].vf, true, n), true);
+        }
+        for (size_t i = 0; i < nm && r >= 0; i++) {
+                if (!m[i].active || !m[i].parent || !streq(m[i].parent, s->device) ||
+                    (s->vgpu_type && (!m[i].type || !streq(m[i].type, s->vgpu_type))))
+                        continue;
+                r = unit_push(&l, &n, m[i].uuid, unit_rank(s, m[i].uuid, false, n), false);
+        }
+        if (r < 0) {
+                free(l);
+                return r;
+        }
+        if (n > 1)
+                qsort(l, n, sizeof *l, cmp_units);
+        *ret = l;
+        *ret_n = n;
+        return 0;
+}
+
+static int vgpu_units(Root *root, const Step *s, Unit **ret, size_t *ret_n) {
+        VendorVgpuUnit *u = NULL;
+        MdevDevice *m = NULL;
+        size_t nu = 0, nm = 0;
+        if (vendor_vgpu_units(root, &u, &nu) < 0)
+                nu = 0;
+        int r = mdev_list(root, &m, &nm);
+        if (r >= 0)
+                r = vgpu_units_of(s, m, nm, u, nu, ret, ret_n);
+        mdev_list_free(m, nm);
+        vendor_vgpu_units_free(u, nu);
+        return r;
+}
+
 /* ---- validating and planning ---- */
 
 typedef struct Planner {
@@ -412,11 +641,34 @@ static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_
                 if (pi < 0)
                         return reject(p, e, "MIG profile '%s' does not exist on %s (%s); see 'gpuvirt mig profiles %s'",
                                       e->mig[i].profile, g->address, g->name, g->address);
-                want[pi] = e->mig[i].count; /* names are distinct: basic/yamldoc.h refuses a key given twice */
+                /* names are distinct in a file (basic/yamldoc.h refuses a key given twice); a program's spec
+                 * names a profile once per pinned instance (MigCount.at) */
+                want[pi] += e->mig[i].count;
         }
         _cleanup_free_ char *why = NULL;
         if (mig_layout_fits(g, want, &why) < 0)
                 return reject(p, e, "this MIG layout does not fit %s (%s): %s", g->address, g->name, strna(why));
+        return 0;
+}
+
+/* Instances an entry pins at a placement (MigCount.at): each one instance of a profile of the GPU, all of
+ * them placeable together with the rest of the layout (want). */
+static int mig_pins(Planner *p, const GpuEntry *e, const MigGpu *g, const unsigned want[MIG_MAX_PROFILES],
+                    MigPlanCreate pins[static MIG_MAX_INSTANCES], size_t *ret_n) {
+        size_t n = 0;
+        for (size_t i = 0; i < e->n_mig; i++) {
+                if (!e->mig[i].at)
+                        continue;
+                int pi = mig_profile_find(g, e->mig[i].profile);
+                if (pi < 0 || e->mig[i].count != 1 || e->mig[i].at > MIG_MAX_SLICES || n >= MIG_MAX_INSTANCES)
+                        return reject(p, e, "MIG instance %s pinned at %u is not one instance of a profile of %s",
+                                      e->mig[i].profile, e->mig[i].at - 1, g->address);
+                pins[n++] = (MigPlanCreate){pi, e->mig[i].at - 1};
+        }
+        _cleanup_free_ char *why = NULL;
+        if (n > 0 && mig_layout_fits_pinned(g, want, pins, n, &why) < 0)
+                return reject(p, e, "this MIG layout does not fit %s (%s): %s", g->address, g->name, strna(why));
+        *ret_n = n;
         return 0;
 }
 
@@ -440,6 +692,40 @@ static int vgpu_resolve(Planner *p, const GpuEntry *e, const PciDevice *d, bool 
                                              : 64;
         *ret_id = TAKE_PTR(t.id);
         vgpu_type_ref_done(&t);
+        return 0;
+}
+
+/* The vGPU steps of an entry (one model, Step.units): the units of the type converge to vgpu_count, by their
+ * identity in the entry's sequence (its named vGPUs, or the stable indices). Named, a unit outside the list
+ * goes and every listed one is made; derived, units count as main's file does (made outside the file, they
+ * count too) and the highest ranks go first. vgpu_ok: the GPU's vGPUs are of the type (else a teardown
+ * removes them all first). */
+static int plan_vgpu(Planner *p, const PciDevice *d, const GpuEntry *e, const char *type, bool vgpu_ok) {
+        Step t = {.device = "", .vgpu_type = (char *)type, .units = e->vgpu_units};
+        snprintf(t.device, sizeof t.device, "%s", d->addr);
+        _cleanup_free_ Unit *have = NULL;
+        size_t n_have = 0, inside = 0;
+        if (vgpu_ok) {
+                int r = vgpu_units_of(&t, p->host.mdevs, p->host.n_mdevs, p->host.units, p->host.n_units, &have,
+                                      &n_have);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < n_have; i++)
+                inside += have[i].rank < VGPU_MAX_INDEX;
+        unsigned want = e->vgpu_count, keep = e->vgpu_units ? (unsigned)inside : MIN((unsigned)n_have, want);
+        for (int k = 0; k < 2; k++) {
+                bool create = k == 1;
+                if (create ? want <= keep : n_have <= keep)
+                        continue;
+                Step *s = add_step(p, create ? STEP_VGPU_CREATE : STEP_VGPU_REMOVE, d->addr);
+                if (!s || !(s->vgpu_type = strdup(type)))
+                        return -ENOMEM;
+                s->count = create ? want - keep : (unsigned)n_have - keep;
+                s->total = create ? want : keep;
+                if (e->vgpu_units && !(s->units = strv_copy(e->vgpu_units)))
+                        return -ENOMEM;
+        }
         return 0;
 }
 
@@ -492,6 +778,17 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                 if (r >= 0 && e->vgpu_count > max)
                         r = reject(p, e, "type %s on %s allows at most %u instances, not %u", e->vgpu_type, d->addr, max,
                                    e->vgpu_count);
+                /* named vGPUs (the fleet's): mdev UUIDs as the kernel names them, or VFs of this PF */
+                for (char **u = e->vgpu_units; r >= 0 && u && *u; u++) {
+                        const PciDevice *vf = want_vendor ? pci_host_find(p->host.pci, *u) : NULL;
+                        if (want_vendor ? !vf || !vf->physfn || !streq(vf->physfn, d->addr) : !mdev_uuid_is_canonical(*u))
+                                r = reject(p, e, "vGPU '%s' is not %s of %s", *u,
+                                           want_vendor ? "a VF" : "a lower-case mdev UUID", d->addr);
+                        else if (strv_contains(u + 1, *u))
+                                r = reject(p, e, "vGPU '%s' is named twice", *u);
+                }
+                if (r >= 0 && e->vgpu_units && strv_length(e->vgpu_units) != e->vgpu_count)
+                        r = reject(p, e, "%zu vGPUs named, but a count of %u", strv_length(e->vgpu_units), e->vgpu_count);
                 break;
         case GPU_MODE_MIG: {
                 /* a mig-parted file configures NVIDIA's GPUs only: any other display device is not one of them */
@@ -504,10 +801,14 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                 }
                 bool enabled, skip;
                 unsigned want[MIG_MAX_PROFILES];
+                MigPlanCreate pins[MIG_MAX_INSTANCES];
+                size_t n_pins = 0;
                 r = mig_wanted(p, e, o.mig, &enabled, want, &skip);
                 if (r < 0 || skip)
                         break;
-                if (mig_layout_matches(o.mig, enabled, want))
+                if (enabled && (r = mig_pins(p, e, o.mig, want, pins, &n_pins)) < 0)
+                        break;
+                if (mig_layout_matches(o.mig, enabled, want) && mig_has_instances_at(o.mig, pins, n_pins))
                         break;
                 s = add_step(p, enabled ? STEP_MIG_APPLY : STEP_MIG_DISABLE, d->addr);
                 if (!s)
@@ -522,6 +823,16 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                                         return -ENOMEM;
                                 s->mig_counts[s->n_mig++] = want[i];
                         }
+                if (n_pins) {
+                        if (!(s->mig_at = calloc(n_pins, sizeof *s->mig_at)))
+                                return -ENOMEM;
+                        for (size_t i = 0; i < n_pins; i++) {
+                                snprintf(s->mig_at[i].profile, sizeof s->mig_at[i].profile, "%s",
+                                         o.mig->profiles[pins[i].profile].name);
+                                s->mig_at[i].start = pins[i].start;
+                        }
+                        s->n_mig_at = n_pins;
+                }
                 break;
         }
         default:
@@ -565,10 +876,8 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                         if (!s)
                                 return observed_done(&o), -ENOMEM;
                         s->force = e->force;
-                        size_t ni = 0;
-                        for (char **i = e->include; i && *i; i++)
-                                if (strv_push(&s->include, &ni, strdup(*i)) < 0)
-                                        return observed_done(&o), -ENOMEM;
+                        if (e->include && !(s->include = strv_copy(e->include)))
+                                return observed_done(&o), -ENOMEM;
                 }
                 break;
         case GPU_MODE_SRIOV:
@@ -587,15 +896,9 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                                 return observed_done(&o), -ENOMEM;
                         s->vfs = (unsigned)d->sriov_totalvfs; /* as sriov-manage -e does */
                 }
-                unsigned have = vgpu_ok ? o.vgpu_count : 0;
-                if (have != e->vgpu_count) {
-                        bool more = e->vgpu_count > have;
-                        s = add_step(p, more ? STEP_VGPU_CREATE : STEP_VGPU_REMOVE, d->addr);
-                        if (!s || !(s->vgpu_type = strdup(want_type)))
-                                return observed_done(&o), -ENOMEM;
-                        s->count = more ? e->vgpu_count - have : have - e->vgpu_count;
-                        s->total = e->vgpu_count;
-                }
+                r = plan_vgpu(p, d, e, want_type, vgpu_ok);
+                if (r < 0)
+                        return observed_done(&o), r;
                 break;
         }
         default:
@@ -692,111 +995,17 @@ int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error) {
 
 /* ---- carrying steps out ---- */
 
-/* Stable UUIDs for the vGPUs the host state creates: the same parent and index give the same UUID at every
- * boot, so VM definitions that reference them keep working. (A name-based UUID: FNV-1a over the parent
- * address and index, version 8, RFC 4122 variant.) */
-#define VGPU_MAX_INDEX 256
-static void vgpu_uuid(const char *parent, unsigned index, char ret[static MDEV_UUID_STRLEN]) {
-        uint8_t b[16];
-        for (int half = 0; half < 2; half++) {
-                uint64_t h = 1469598103934665603ull ^ (uint64_t)half;
-                for (const char *c = parent; *c; c++)
-                        h = (h ^ (uint8_t)*c) * 1099511628211ull;
-                for (int i = 0; i < 4; i++)
-                        h = (h ^ ((index >> (8 * i)) & 0xff)) * 1099511628211ull;
-                h = (h ^ 0x67707576u) * 1099511628211ull; /* "gpuv" */
-                for (int i = 0; i < 8; i++)
-                        b[half * 8 + i] = (uint8_t)(h >> (8 * i));
-        }
-        b[6] = (uint8_t)((b[6] & 0x0f) | 0x80);
-        b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-        snprintf(ret, MDEV_UUID_STRLEN, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-                 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-/* The index of a stable UUID of the parent, or -1 when the UUID is not one of them. */
-static int vgpu_stable_index(const char *parent, const char *uuid) {
-        for (unsigned idx = 0; idx < VGPU_MAX_INDEX; idx++) {
-                char u[MDEV_UUID_STRLEN];
-                vgpu_uuid(parent, idx, u);
-                if (streq(u, uuid))
-                        return (int)idx;
-        }
-        return -1;
-}
-
-/* A vGPU unit of the step's device and type, and where it stands in the order of removal: stable units by
- * index, after them any other (made outside the file), so removing from the end keeps indices 0..total-1. */
-typedef struct Unit {
-        char id[MDEV_UUID_STRLEN]; /* mdev UUID, or the VF address of a vendor vGPU */
-        int rank;
-        bool vendor;
-} Unit;
-
-static int cmp_units(const void *a, const void *b) {
-        const Unit *x = a, *y = b;
-        return x->rank != y->rank ? (x->rank < y->rank ? -1 : 1) : strcmp(x->id, y->id);
-}
-
-static int unit_push(Unit **l, size_t *n, const char *id, int rank, bool vendor) {
-        Unit *x = realloc(*l, (*n + 1) * sizeof **l);
-        if (!x)
-                return -ENOMEM;
-        *l = x;
-        x[*n] = (Unit){.rank = rank, .vendor = vendor};
-        snprintf(x[(*n)++].id, sizeof x->id, "%s", id);
-        return 0;
-}
-
-/* The units the step counts: active vGPUs on the device, of its type (any type with type NULL), in order. */
-static int vgpu_units(Root *root, const Step *s, Unit **ret, size_t *ret_n) {
-        Unit *l = NULL;
-        size_t n = 0;
-        int r = 0;
-        VendorVgpuUnit *u = NULL;
-        size_t nu = 0;
-        if (vendor_vgpu_units(root, &u, &nu) >= 0) {
-                for (size_t i = 0; i < nu && r >= 0; i++) {
-                        char id[16];
-                        snprintf(id, sizeof id, "%u", u[i].type);
-                        /* a VF's address is its identity; the list is in address order */
-                        if (u[i].active && streq(u[i].pf, s->device) && (!s->vgpu_type || streq(id, s->vgpu_type)))
-                                r = unit_push(&l, &n, u[i].vf, (int)n, true);
-                }
-                vendor_vgpu_units_free(u, nu);
-        }
-        MdevDevice *m = NULL;
-        size_t nm = 0;
-        if (r >= 0 && (r = mdev_list(root, &m, &nm)) >= 0) {
-                for (size_t i = 0; i < nm && r >= 0; i++) {
-                        if (!m[i].active || !m[i].parent || !streq(m[i].parent, s->device) ||
-                            (s->vgpu_type && (!m[i].type || !streq(m[i].type, s->vgpu_type))))
-                                continue;
-                        int idx = vgpu_stable_index(s->device, m[i].uuid);
-                        r = unit_push(&l, &n, m[i].uuid, idx >= 0 ? idx : VGPU_MAX_INDEX, false);
-                }
-                mdev_list_free(m, nm);
-        }
-        if (r < 0) {
-                free(l);
-                return r;
-        }
-        if (n > 1)
-                qsort(l, n, sizeof *l, cmp_units);
-        *ret = l;
-        *ret_n = n;
-        return 0;
-}
-
-/* Converge to s->total units: the missing stable indices are created, lowest first, until there are that
- * many (units made before a crash count, so running it again never makes more). */
+/* Converge to s->total units: the missing identities of the sequence are created, lowest rank first, until
+ * there are that many (units made before a crash count, so running it again never makes more). A vendor
+ * vGPU without named VFs takes the driver's first free VF. */
 static int run_vgpu_create(Root *root, const Step *s, char **err) {
         _cleanup_free_ Unit *have = NULL;
         size_t n = 0;
         int r = vgpu_units(root, s, &have, &n);
         if (r < 0)
                 return r;
-        if (vendor_vgpu_is_parent(root, s->device)) {
+        bool vendor = vendor_vgpu_is_parent(root, s->device);
+        if (vendor && !s->units) {
                 for (; n < s->total; n++) {
                         _cleanup_free_ char *vf = NULL;
                         unsigned type = 0;
@@ -807,15 +1016,22 @@ static int run_vgpu_create(Root *root, const Step *s, char **err) {
                 return 0;
         }
         size_t n_have = n;
-        for (unsigned idx = 0; n < s->total && idx < VGPU_MAX_INDEX; idx++) {
+        for (unsigned idx = 0; n < s->total && idx < VGPU_MAX_INDEX && (!s->units || s->units[idx]); idx++) {
                 bool exists = false;
                 for (size_t k = 0; k < n_have && !exists; k++)
                         exists = have[k].rank == (int)idx;
                 if (exists)
                         continue;
                 char uuid[MDEV_UUID_STRLEN];
-                vgpu_uuid(s->device, idx, uuid);
-                r = mdev_create(root, s->device, s->vgpu_type, uuid, NULL, 0, err);
+                if (!s->units)
+                        vgpu_uuid(s->device, idx, uuid);
+                const char *id = s->units ? s->units[idx] : uuid;
+                if (vendor) {
+                        _cleanup_free_ char *vf = NULL;
+                        unsigned type = 0;
+                        r = vendor_vgpu_create(root, id, s->vgpu_type, &vf, &type, err);
+                } else
+                        r = mdev_create(root, s->device, s->vgpu_type, id, NULL, 0, err);
                 if (r < 0)
                         return r;
                 n++;
@@ -823,8 +1039,8 @@ static int run_vgpu_create(Root *root, const Step *s, char **err) {
         return n >= s->total ? 0 : -EUSERS;
 }
 
-/* Converge to s->total units by removing from the end: units made outside the file first, then the highest
- * stable indices (3 -> 2 removes index 2; the VM using index 1 keeps its vGPU). */
+/* Converge to s->total units by removing from the end: units outside the sequence first (made outside the
+ * file, or not named), then the highest ranks (3 -> 2 removes index 2; the VM using index 1 keeps its vGPU). */
 static int run_vgpu_remove(Root *root, const Step *s, char **err) {
         _cleanup_free_ Unit *have = NULL;
         size_t n = 0;
@@ -860,8 +1076,16 @@ static int run_mig(Root *root, const Step *s, char **err) {
                         return *err = strdup_printf("no MIG profile %s on %s", s->mig_profiles[i], s->device), -ENOENT;
                 want[pi] = s->mig_counts[i];
         }
+        MigPlanCreate pins[MIG_MAX_INSTANCES];
+        size_t n_pins = 0;
+        for (size_t i = 0; i < s->n_mig_at && n_pins < MIG_MAX_INSTANCES; i++) {
+                int pi = mig_profile_find(g, s->mig_at[i].profile);
+                if (pi < 0)
+                        return *err = strdup_printf("no MIG profile %s on %s", s->mig_at[i].profile, s->device), -ENOENT;
+                pins[n_pins++] = (MigPlanCreate){pi, s->mig_at[i].start};
+        }
         MigApplyReport rep;
-        r = mig_apply_gpu(root, n, g, s->kind == STEP_MIG_APPLY, want, true, false, &rep);
+        r = mig_apply_gpu_pinned(root, n, g, s->kind == STEP_MIG_APPLY, want, pins, n_pins, true, false, &rep);
         if (r < 0 || rep.state == MIG_APPLY_IN_USE)
                 *err = rep.state == MIG_APPLY_IN_USE ? strdup_printf("%s is in use by %s", s->device, strna(rep.holders))
                                                      : strdup(strna(rep.error));

@@ -4,8 +4,12 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
-#include "core/state/hostspec.h"
 #include "core/host/root.h"
+#include "core/mig/mig.h"
+#include "core/passthrough/vfio.h"
+#include "core/state/hostspec.h"
+#include "core/vgpu/mdev.h"
+#include "core/vgpu/vendor-vgpu.h"
 
 /*
  * From the host's current state to the state a HostSpec describes: observe every GPU, validate the spec
@@ -36,6 +40,15 @@ typedef enum StepKind {
 
 const char *step_kind_to_string(StepKind k) _pure_;
 
+/* A MIG instance pinned at a placement (MigCount.at). */
+typedef struct StepMigAt {
+        char profile[32];
+        unsigned start;
+} StepMigAt;
+
+/* The most vGPUs a step converges to, and the stable indices derived from a parent. */
+#define VGPU_MAX_INDEX 256
+
 typedef struct Step {
         StepKind kind;
         char device[PCI_ADDR_STRLEN];
@@ -49,12 +62,19 @@ typedef struct Step {
         char **mig_profiles;
         unsigned *mig_counts;
         size_t n_mig;
-        /* STEP_VGPU_CREATE / REMOVE */
+        StepMigAt *mig_at; /* pinned instances (counted in mig_counts too) */
+        size_t n_mig_at;
+        /* STEP_VGPU_CREATE / REMOVE: one model of a vGPU step. The device's units of the type converge to
+         * total, by identity: each unit's identity has a rank in a sequence, the stable UUIDs derived from the
+         * parent and an index (0, 1, ...), or, when units is set, exactly the identities listed there (mdev
+         * UUIDs, or VF addresses for vendor vGPU: the fleet's reservations). A create makes the missing
+         * identities of the sequence, in order, until the device has total; a remove removes from the end
+         * (units outside the sequence first, then the highest rank) until it has total. So running the step
+         * again after a crash creates only what is missing and never removes a unit that should stay. */
         char *vgpu_type; /* NULL with REMOVE: of any type */
         unsigned count;  /* instances to create / remove, as planned (0 with REMOVE: all) */
-        unsigned total;  /* what the step converges to: that many of the type on the device. Units count by
-                          * their stable identity (the UUIDs derived from parent and index), so running the
-                          * step again after a crash creates only the missing ones and removes from the end */
+        unsigned total;  /* what the step converges to: that many of the type on the device */
+        char **units;    /* the sequence when given (at most VGPU_MAX_INDEX, total <= its length); NULL: derived */
 } Step;
 
 typedef struct Plan {
@@ -71,6 +91,37 @@ char *step_describe(const Step *s);
 json_object *step_json(const Step *s);
 json_object *plan_json(const Plan *p);
 
+/* The observation the engine plans from (and the fleet's capacity comes from): the host's PCI devices,
+ * NVML's MIG view, mdevs and vendor vGPUs, and per GPU the mode it is in. */
+typedef struct HostObservation {
+        Root *root;
+        PciHost *pci;
+        Nvml *nvml;
+        MigGpu *mig;
+        size_t n_mig;
+        MdevDevice *mdevs;
+        size_t n_mdevs;
+        VendorVgpuUnit *units;
+        size_t n_units;
+} HostObservation;
+
+typedef struct GpuObservation {
+        GpuMode mode;
+        unsigned vfs;
+        bool vfs_vfio;
+        char *vgpu_type; /* mdev type id, or the vendor vGPU type's numeric id as text */
+        unsigned vgpu_count;
+        bool vendor_vgpu;     /* the device's vGPUs are NVIDIA vendor vGPU VFs */
+        const MigGpu *mig;    /* NULL: NVML does not know this GPU */
+        VfioGroupState group; /* the GPU's IOMMU group, the unit passthrough moves */
+        bool lost;            /* the GPU itself has no driver, though gpuvirt recorded the one it had */
+} GpuObservation;
+
+int host_observe(Root *root, HostObservation *ret);
+void host_observation_done(HostObservation *h);
+int host_observe_gpu(const HostObservation *h, const PciDevice *d, GpuObservation *ret);
+void gpu_observation_done(GpuObservation *o);
+
 /* Validate the spec against this host and compute the steps. Errors: -EINVAL with "FILE:LINE:COL: why"
  * for requests the host cannot do; other -errno when the host cannot be read. */
 int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error);
@@ -86,6 +137,10 @@ int host_recover(Root *root, char **ret_step, char ***ret_restored, char **ret_e
 
 /* The host's current state as a spec (one address entry per GPU) that host_plan() turns into no steps. */
 int host_export(Root *root, HostSpec **ret, char **ret_error);
+
+/* The stable UUID of vGPU number index named by name (the host state names its vGPUs by parent and index;
+ * the fleet by reservation and unit): a name-based UUID, the same at every call. */
+void host_vgpu_uuid(const char *name, unsigned index, char ret[static MDEV_UUID_STRLEN]);
 
 /* The step an interrupted apply left in the journal. -ENOENT when none; -EBADMSG ... for a damaged journal,
  * with *ret_error naming the file and the reason (every field is checked before the step is run again). */

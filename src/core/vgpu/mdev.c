@@ -32,6 +32,11 @@ int mdev_uuid_parse(const char *s, char ret[static MDEV_UUID_STRLEN]) {
         return 0;
 }
 
+bool mdev_uuid_is_canonical(const char *s) {
+        char u[MDEV_UUID_STRLEN];
+        return mdev_uuid_parse(s, u) >= 0 && streq(u, s);
+}
+
 int mdev_definition_name_parse(const char *name, char ret[static MDEV_UUID_STRLEN]) {
         char buf[MDEV_UUID_STRLEN];
         const char *s = startswith(name, "urn:uuid:") ?: name;

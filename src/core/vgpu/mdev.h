@@ -24,6 +24,8 @@
 /* Accepts a UUID in either case; writes the canonical lower-case form (the kernel names devices so).
  * -EINVAL when s is not 8-4-4-4-12 hex digits. */
 int mdev_uuid_parse(const char *s, char ret[static MDEV_UUID_STRLEN]);
+/* Whether s is a UUID in the canonical form (lower case), as the kernel names an mdev. */
+bool mdev_uuid_is_canonical(const char *s);
 /* A definition's file name under etc/mdevctl.d/<parent>/ as mdevctl (1.2) reads it, with its UUID parser:
  * 8-4-4-4-12 or 32 hex digits, in either case, optionally braced ("{...}") or "urn:uuid:" prefixed. 0 with
  * the canonical lower-case UUID; -EINVAL when the name is no UUID (mdevctl skips it with a warning). A name
