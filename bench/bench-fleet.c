@@ -21,6 +21,7 @@
 #include "core/fleet/client.h"
 #include "core/fleet/fleet.h"
 #include "core/fleet/store.h"
+#include "sim/sim.h"
 
 static double now_s(void) {
         struct timespec ts;
@@ -595,6 +596,7 @@ static int bench_etcd(const char *endpoints, size_t hosts) {
 
 int main(int argc, char **argv) {
         setvbuf(stdout, NULL, _IOLBF, 0);
+        sim_backend_register(); /* the templates come from simulated hosts */
         size_t hosts = 5000;
         const char *etcd = NULL;
         int i = 1, seeds = 3;

@@ -7,7 +7,7 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
-#include "core/pci.h"
+#include "core/host/pci.h"
 #include "helpers.h"
 
 static void test_pci_addr_valid(void **state) {

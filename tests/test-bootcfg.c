@@ -7,7 +7,7 @@
 
 #include "basic/fileio.h"
 #include "basic/shellvar.h"
-#include "core/bootcfg.h"
+#include "core/host/bootcfg.h"
 #include "helpers.h"
 
 static void merge_is(const char *cmdline, const char *add, const char *remove, const char *expect) {

@@ -12,8 +12,8 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/mig.h"
-#include "core/nvml.h"
+#include "core/mig/mig.h"
+#include "core/mig/nvml.h"
 #include "helpers.h"
 #include "sim/sim.h"
 

@@ -17,14 +17,14 @@
 #include "basic/fileio.h"
 #include "basic/jsonfile.h"
 #include "basic/yamldoc.h"
-#include "core/hostspec.h"
-#include "core/hoststate.h"
-#include "core/mdev.h"
-#include "core/migparted.h"
-#include "core/persist.h"
-#include "core/root.h"
-#include "core/sriov.h"
-#include "core/vfio.h"
+#include "core/state/hostspec.h"
+#include "core/state/hoststate.h"
+#include "core/vgpu/mdev.h"
+#include "core/mig/migparted.h"
+#include "core/passthrough/persist.h"
+#include "core/host/root.h"
+#include "core/sriov/sriov.h"
+#include "core/passthrough/vfio.h"
 #include "helpers.h"
 
 static char *tmp;
@@ -444,8 +444,8 @@ static void test_state_passthrough_record(void **state) {
         _cleanup_free_ char *x = root_path(t.root, "etc/x");
         assert_int_equal(mkdir_p(x, 0755), 0);
         assert_int_equal(vfio_disable(t.root, gpu, &o, &rep), -EBADMSG);
-        expect_error(rep.error, p, "'driver' is \"../../../../etc/x\", expected a kernel driver name");
-        assert_non_null(strstr(rep.error, "nothing was changed"));
+        expect_error(rep.error.message, p, "'driver' is \"../../../../etc/x\", expected a kernel driver name");
+        assert_non_null(strstr(rep.error.message, "nothing was changed"));
         vfio_report_done(&rep);
         assert_false(root_exists(t.root, "etc/x/bind"));
         test_host_rescan(&t);
@@ -456,7 +456,7 @@ static void test_state_passthrough_record(void **state) {
         free(write_root(t.root, "{\"driver\":\"nvidia\",\"driver\":\"../../../../etc/x\"}\n",
                         "var/lib/gpuvirt/passthrough/0000:23:00.0"));
         assert_int_equal(vfio_disable(t.root, gpu, &o, &rep), -EBADMSG);
-        expect_error(rep.error, p, ":1:20: duplicate key 'driver'");
+        expect_error(rep.error.message, p, ":1:20: duplicate key 'driver'");
         vfio_report_done(&rep);
         /* enable does not overwrite a damaged record of a function it would move either */
         free(write_root(t.root, "{\"driver\":\"nvidia\"}\n", "var/lib/gpuvirt/passthrough/0000:23:00.0"));
@@ -464,7 +464,7 @@ static void test_state_passthrough_record(void **state) {
         vfio_report_done(&rep);
         free(write_root(t.root, "[]\n", "var/lib/gpuvirt/passthrough/0000:23:00.0"));
         assert_int_equal(vfio_enable(t.root, gpu, &o, &rep), -EBADMSG);
-        expect_error(rep.error, p, "expected a JSON object");
+        expect_error(rep.error.message, p, "expected a JSON object");
         vfio_report_done(&rep);
         test_host_rescan(&t);
         assert_string_equal(pci_host_find(t.host, gpu)->driver, "nvidia");

@@ -10,10 +10,10 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/hostdev.h"
-#include "core/mdev.h"
-#include "core/vendor-vgpu.h"
-#include "core/libvirt.h"
+#include "core/vm/hostdev.h"
+#include "core/vgpu/mdev.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/vm/libvirt.h"
 #include "helpers.h"
 
 static const char *const DOMAIN_XML =
@@ -201,7 +201,7 @@ static void test_release_driverless_vf(void **state) {
         vfio_report_done(&rep);
         int r = unit_release(t.root, &u, &o, &rep);
         if (r < 0)
-                fprintf(stderr, "release: %s\n", rep.error ?: "?");
+                fprintf(stderr, "release: %s\n", rep.error.message ?: "?");
         assert_int_equal(r, 0);
         vfio_report_done(&rep);
         char *p = root_path(t.root, "sys/bus/pci/devices/0000:03:00.1/driver"), *drv = NULL;

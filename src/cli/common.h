@@ -4,9 +4,10 @@
 #include <getopt.h>
 #include <stdbool.h>
 
+#include "basic/gverror.h"
 #include "basic/macro.h"
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
 
 /* Exit codes: 0 success, 1 the operation failed (or a check failed), 2 bad usage or bad input. */
 #define EXIT_USAGE 2
@@ -23,6 +24,9 @@ typedef struct GlobalArgs {
 extern GlobalArgs arg;
 
 int usage_error(const char *fmt, ...) _printf_(1, 2);
+/* An operation's error as the person reads it: core's message, and what to type when it has a hint (the
+ * options are the CLI's, so core never names them). r: the -errno, for an error without a message. */
+char *error_text(GvError *e, int r);
 /* The exit code for an input file that could not be used (r: -errno): 2 when the file is bad or too large,
  * or when given on the command line (-f) is missing or not a file; 1 otherwise. */
 int input_error_exit(int r, bool named_by_user);
@@ -54,6 +58,7 @@ int verb_list(int argc, char **argv);
 int verb_show(int argc, char **argv);
 int verb_check(int argc, char **argv);
 int verb_sim(int argc, char **argv);
+int verb_capture(int argc, char **argv);
 int verb_passthrough(int argc, char **argv);
 int verb_host(int argc, char **argv);
 int verb_mig(int argc, char **argv);

@@ -8,8 +8,8 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/bootcfg.h"
-#include "core/check.h"
+#include "core/host/bootcfg.h"
+#include "core/host/check.h"
 
 static void apply_opt(int c, const char *v, void *ud) {
         *(bool *)ud = true;
@@ -46,7 +46,7 @@ static int host_iommu_enable(int argc, char **argv) {
         int rc = 0, status = -1;
         const char *skipped = !apply ? "--apply not given"
                             : arg.dry_run ? "--dry-run"
-                            : root_kind(root) != ROOT_LIVE ? "not the live host (only the live host's boot loader is regenerated)"
+                            : !root_runs_commands(root) ? "not the live host (only the live host's boot loader is regenerated)"
                                                            : NULL;
         if (!skipped) {
                 if (!arg.json) {

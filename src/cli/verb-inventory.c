@@ -11,14 +11,14 @@
 #include "cli/common.h"
 #include "cli/output.h"
 #include "config.h"
-#include "core/check.h"
-#include "core/inventory.h"
-#include "core/mig.h"
-#include "core/nvml.h"
-#include "core/iommu.h"
-#include "core/names.h"
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/check.h"
+#include "core/host/inventory.h"
+#include "core/mig/mig.h"
+#include "core/mig/nvml.h"
+#include "core/host/iommu.h"
+#include "core/host/names.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
 #include "sim/sim.h"
 
 /* ---- list / show ---- */
@@ -282,14 +282,18 @@ static int print_show_text(json_object *d) {
 }
 
 int verb_show(int argc, char **argv) {
-        if (argc != 2)
+        static const struct option none[] = {{}};
+        int k = parse_verb_options(argc, argv, none, "", NULL, NULL); /* only for "--" */
+        if (k < 0)
+                return -k;
+        if (argc - k != 1)
                 return usage_error("show: expected one device address: gpuvirt show BDF");
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
         _cleanup_pci_names_free_ PciNames *names = NULL;
         PciDevice *d;
         int r;
-        if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (r = lookup_device(h, argv[1], &d)))
+        if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (r = lookup_device(h, argv[k], &d)))
                 return r;
         (void)pci_names_new(&names);
         json_object *o;

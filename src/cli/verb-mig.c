@@ -10,9 +10,9 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/mig.h"
-#include "core/migparted.h"
-#include "core/nvml.h"
+#include "core/mig/mig.h"
+#include "core/mig/migparted.h"
+#include "core/mig/nvml.h"
 
 typedef struct MigArgs {
         int placement, count, gi;

@@ -11,8 +11,8 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/persist.h"
-#include "core/vfio.h"
+#include "core/passthrough/persist.h"
+#include "core/passthrough/vfio.h"
 
 typedef struct PtArgs {
         bool force, persist, ids, remove;
@@ -51,7 +51,7 @@ static void pt_opt(int c, const char *v, void *ud) {
         }
 }
 
-static json_object *report_json(const char *device, const VfioReport *r) {
+static json_object *report_json(const char *device, VfioReport *r) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "device", json_object_new_string(device));
         json_object_object_add(o, "iommu_group", r->group >= 0 ? json_object_new_int(r->group) : NULL);
@@ -65,7 +65,8 @@ static json_object *report_json(const char *device, const VfioReport *r) {
                 json_object_array_add(a, c);
         }
         json_object_object_add(o, "functions", a);
-        json_object_object_add(o, "error", r->error ? json_object_new_string(r->error) : NULL);
+        _cleanup_free_ char *err = r->error.error ? error_text(&r->error, -r->error.error) : NULL;
+        json_object_object_add(o, "error", err ? json_object_new_string(err) : NULL);
         return o;
 }
 
@@ -112,6 +113,18 @@ static int exit_for(int r) {
 }
 
 static int do_enable_disable(bool enable, int argc, char **argv, int first, PtArgs *a) {
+        /* every address is read before the root is opened: bad usage takes no host lock and touches nothing */
+        _cleanup_strv_free_ char **addrs = NULL;
+        size_t n_addrs = 0;
+        for (int i = first; i < argc; i++) {
+                char *canon = NULL;
+                if (pci_addr_canonical(argv[i], &canon) < 0) {
+                        log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", argv[i]);
+                        return EXIT_USAGE;
+                }
+                if (strv_push(&addrs, &n_addrs, canon) < 0)
+                        return free(canon), log_error("Out of memory."), EXIT_FAILURE;
+        }
         _cleanup_root_free_ Root *root = NULL;
         int r = open_root(0, &root);
         if (r)
@@ -123,12 +136,11 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
         _cleanup_strv_free_ char **persisted = NULL; /* boot bindings written by this command, likewise */
         size_t n_persisted = 0;
         int rc = 0;
-        for (int i = first; i < argc; i++) {
+        for (size_t i = 0; i < n_addrs; i++) {
                 VfioReport rep;
-                char *canon = NULL;
-                if (pci_addr_canonical(argv[i], &canon) < 0) {
-                        log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", argv[i]);
-                        rc = EXIT_USAGE;
+                char *canon = strdup(addrs[i]);
+                if (!canon) {
+                        rc = (log_error("Out of memory."), EXIT_FAILURE);
                         break;
                 }
                 if (!enable && (r = vm_check_release(root, canon, a->force))) {
@@ -138,8 +150,9 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
                 }
                 r = enable ? vfio_enable(root, canon, &o, &rep) : vfio_disable(root, canon, &o, &rep);
                 if (r < 0) {
+                        _cleanup_free_ char *why = error_text(&rep.error, r);
                         log_error("%s %s: %s", enable ? "Cannot enable passthrough for" : "Cannot release", canon,
-                                  rep.error ?: strerror(-r));
+                                  strna(why));
                         json_object_array_add(out, report_json(canon, &rep));
                         vfio_report_done(&rep);
                         free(canon);
@@ -163,7 +176,7 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
                 for (size_t i = n_done; i-- > 0;) {
                         VfioReport rep;
                         if (vfio_disable(root, done[i], &o, &rep) < 0)
-                                log_error("Undoing %s failed: %s", done[i], rep.error ?: "?");
+                                log_error("Undoing %s failed: %s", done[i], gv_error_message(&rep.error) ?: "?");
                         else
                                 log_notice("Undid %s.", done[i]);
                         vfio_report_done(&rep);
@@ -201,9 +214,10 @@ static int do_restore(const char *bdf) {
         VfioOptions o = {.force = force, .include = include, .settle_ms = 5000};
         VfioReport rep;
         r = vfio_enable(root, canon, &o, &rep);
-        if (r < 0)
-                log_error("Cannot restore the vfio-pci binding of %s: %s", canon, rep.error ?: strerror(-r));
-        else if (!arg.json)
+        if (r < 0) {
+                _cleanup_free_ char *why = error_text(&rep.error, r);
+                log_error("Cannot restore the vfio-pci binding of %s: %s", canon, strna(why));
+        } else if (!arg.json)
                 report_text(&rep, true, arg.dry_run);
         else {
                 json_object *j = report_json(canon, &rep);

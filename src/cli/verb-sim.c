@@ -11,12 +11,12 @@
 #include "cli/common.h"
 #include "cli/output.h"
 #include "config.h"
-#include "core/check.h"
-#include "core/inventory.h"
-#include "core/iommu.h"
-#include "core/names.h"
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/check.h"
+#include "core/host/inventory.h"
+#include "core/host/iommu.h"
+#include "core/host/names.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
 #include "sim/sim.h"
 
 /* ---- sim ---- */

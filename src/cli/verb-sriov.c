@@ -11,7 +11,7 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/sriov.h"
+#include "core/sriov/sriov.h"
 
 typedef struct SriovArgs {
         bool vfio, force, persist;
@@ -152,7 +152,7 @@ static int do_list(int argc, char **argv, int first) {
         return rc;
 }
 
-static json_object *set_json(const char *pf, const SriovReport *rep, bool vfio, bool persisted) {
+static json_object *set_json(const char *pf, SriovReport *rep, bool vfio, bool persisted) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "address", json_object_new_string(pf));
         json_object_object_add(o, "from_vfs", rep->from_vfs >= 0 ? json_object_new_int(rep->from_vfs) : NULL);
@@ -164,7 +164,8 @@ static json_object *set_json(const char *pf, const SriovReport *rep, bool vfio, 
                 json_object_array_add(a, json_object_new_string(*v));
         json_object_object_add(o, "vfs", a);
         json_object_object_add(o, "persistent", json_object_new_boolean(persisted));
-        json_object_object_add(o, "error", json_string_or_null(rep->error));
+        _cleanup_free_ char *err = rep->error.error ? error_text(&rep->error, -rep->error.error) : NULL;
+        json_object_object_add(o, "error", json_string_or_null(err));
         return o;
 }
 
@@ -216,8 +217,10 @@ static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool
                 else
                         persisted = n > 0;
         }
-        if (r < 0)
-                log_error("Cannot set %u VFs on %s: %s", n, pf, rep.error ?: strerror(-r));
+        if (r < 0) {
+                _cleanup_free_ char *why = error_text(&rep.error, r);
+                log_error("Cannot set %u VFs on %s: %s", n, pf, strna(why));
+        }
         if (arg.json) {
                 json_object *j = set_json(pf, &rep, vfio, persisted);
                 json_print(j, stdout);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The desired host state: plan, apply, assert, export, recover, status (core/hoststate.c). */
+/* The desired host state: plan, apply, assert, export, recover, status (core/state/hoststate.c). */
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -12,9 +12,9 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/hostspec.h"
-#include "core/hoststate.h"
-#include "core/vfio.h"
+#include "core/state/hostspec.h"
+#include "core/state/hoststate.h"
+#include "core/passthrough/vfio.h"
 
 typedef struct StateArgs {
         const char *file;

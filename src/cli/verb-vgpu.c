@@ -11,10 +11,10 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/mdev.h"
-#include "core/sriov.h"
-#include "core/vendor-vgpu.h"
-#include "core/vgpu-types.h"
+#include "core/vgpu/mdev.h"
+#include "core/sriov/sriov.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/vgpu/vgpu-types.h"
 
 typedef struct VgpuArgs {
         const char *uuid;

@@ -13,13 +13,13 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/hostdev.h"
-#include "core/mdev.h"
-#include "core/vendor-vgpu.h"
-#include "core/vgpu-types.h"
-#include "core/iommu.h"
-#include "core/libvirt.h"
-#include "core/names.h"
+#include "core/vm/hostdev.h"
+#include "core/vgpu/mdev.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/vgpu/vgpu-types.h"
+#include "core/host/iommu.h"
+#include "core/vm/libvirt.h"
+#include "core/host/names.h"
 
 typedef struct VmArgs {
         bool live, config, force, keep;
@@ -106,7 +106,7 @@ static json_object *jstrf(const char *fmt, ...) {
  * live root or when --connect is given, and an unreachable libvirt is a warning: *ret stays NULL. */
 static int connect_libvirt(Root *root, bool required, Virt **ret, char **ret_error) {
         *ret = NULL;
-        if (!required && root_kind(root) != ROOT_LIVE && !arg.connect)
+        if (!required && !root_has_libvirt(root) && !arg.connect)
                 return 0;
         const char *uri = virt_resolve_uri(arg.connect);
         _cleanup_free_ char *msg = NULL;
@@ -408,7 +408,7 @@ static int do_list(void) {
         json_object *out = json_object_new_object();
         json_object *lv = json_object_new_object();
         json_object_object_add(lv, "uri", v ? json_object_new_string(virt_uri(v)) :
-                                       (root_kind(root) == ROOT_LIVE || arg.connect) ?
+                                       (root_has_libvirt(root) || arg.connect) ?
                                               json_object_new_string(virt_resolve_uri(arg.connect)) : NULL);
         json_object_object_add(lv, "consulted", json_object_new_boolean(v != NULL));
         json_object_object_add(lv, "error", verr ? json_object_new_string(verr) : NULL);
@@ -520,7 +520,7 @@ static int do_list(void) {
                 table_free(t);
                 if (!v)
                         printf("\nlibvirt not consulted%s%s%s.\n", verr ? " (" : "", verr ?: "",
-                               verr ? ")" : root_kind(root) == ROOT_LIVE ? "" : " on a simulated or captured root (give --connect URI)");
+                               verr ? ")" : root_has_libvirt(root) ? "" : " on a simulated or captured root (give --connect URI)");
                 else if (json_object_array_length(jd) > 0) {
                         static const char *const dh[] = {"DOMAIN", "STATE", "GPU UNITS", "LIVE MIGRATION"};
                         Table *t2 = table_new(ELEMENTSOF(dh), dh);
@@ -778,7 +778,8 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
         bool changed = false;
         r = unit_prepare(root, &u, &o, &rep, &changed);
         if (r < 0) {
-                log_error("Cannot prepare %s: %s", u.id, rep.error ?: strerror(-r));
+                _cleanup_free_ char *why = error_text(&rep.error, r);
+                log_error("Cannot prepare %s: %s", u.id, strna(why));
                 vfio_report_done(&rep);
                 goto undo;
         }
@@ -873,7 +874,7 @@ undo:
         if (prepared) {
                 VfioReport rep2;
                 if (unit_release(root, &u, &o, &rep2) < 0)
-                        log_error("Undo: cannot give %s back to its drivers: %s", u.id, rep2.error ?: "?");
+                        log_error("Undo: cannot give %s back to its drivers: %s", u.id, gv_error_message(&rep2.error) ?: "?");
                 vfio_report_done(&rep2);
         }
         if (*created_uuid || created_vendor) {
@@ -1000,7 +1001,8 @@ release:;
                 VfioReport rep;
                 r = unit_release(root, &u, &o, &rep);
                 if (r < 0) {
-                        log_error("%s was detached but cannot be given back to the host: %s", u.id, rep.error ?: strerror(-r));
+                        _cleanup_free_ char *why = error_text(&rep.error, r);
+                        log_error("%s was detached but cannot be given back to the host: %s", u.id, strna(why));
                         rc = EXIT_FAILURE;
                 } else
                         released = true;

@@ -29,6 +29,12 @@ fresh
 expect_rc 0 "$GPUVIRT" --root "$TMP/ws" list
 expect_rc 0 "$GPUVIRT" --root "$TMP/ws" --dry-run passthrough enable 0000:02:00.0 --force --include 0000:03:00.0
 [ ! -e "$TMP/ws/run" ] && ok || fail "a read-only verb or a dry run created run/"
+# bad usage is refused before the lock: a malformed address (first or later on the line) creates no run/
+for args in "enable zz:00.0" "disable 0000:02:00.0 not-an-address" "enable 0000:02:00.0 0000:02:00.9"; do
+        fresh
+        expect_rc 2 "$GPUVIRT" --root "$TMP/ws" passthrough $args && expect_in "$ERR" "is not a PCI address" "passthrough $args"
+        [ ! -e "$TMP/ws/run" ] && ok || fail "passthrough $args (bad usage) created run/: the lock was taken first"
+done
 
 # 3. planted symlinks are never followed: not the directory, not the lock file, not run itself
 fresh

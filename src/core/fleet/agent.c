@@ -7,17 +7,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
+#include "core/fleet/agent.h"
 #include "basic/fileio.h"
 #include "basic/json-util.h"
 #include "basic/log.h"
-#include "client.h"
-#include "core/hoststate.h"
-#include "core/inventory.h"
-#include "core/names.h"
-#include "core/statefile.h"
-#include "core/vgpu-types.h"
-#include "fleet.h"
+#include "core/fleet/client.h"
+#include "core/state/hoststate.h"
+#include "core/host/inventory.h"
+#include "core/host/names.h"
+#include "core/store/statefile.h"
+#include "core/vgpu/vgpu-types.h"
+#include "core/fleet/fleet.h"
 
 void fleet_converge_report_done(FleetConvergeReport *r) {
         free(r->error);

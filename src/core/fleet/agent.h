@@ -17,8 +17,8 @@
 
 #include <signal.h>
 
-#include "core/root.h"
-#include "store.h"
+#include "core/host/root.h"
+#include "core/fleet/store.h"
 
 #define FLEET_AGENT_STATE FLEET_LOCAL_DIR "/agent.json"
 

@@ -8,7 +8,7 @@
 
 #include "basic/fileio.h"
 #include "basic/json-util.h"
-#include "client.h"
+#include "core/fleet/client.h"
 
 char *fleet_gpu_key(const char *host, const char *address) {
         return strdup_printf(FLEET_KEY_GPUS "%s/%s", host, address);

@@ -19,8 +19,8 @@
  * the scheduler's copy before it places the batch again.
  */
 
-#include "fleet.h"
-#include "store.h"
+#include "core/fleet/fleet.h"
+#include "core/fleet/store.h"
 
 #define FLEET_KEY_HOSTS FLEET_PREFIX "hosts/"
 #define FLEET_KEY_ALIVE FLEET_PREFIX "alive/"

@@ -20,9 +20,9 @@
 #include <stdint.h>
 
 #include "basic/macro.h"
-#include "core/hostspec.h"
-#include "core/mig.h"
-#include "core/pci.h"
+#include "core/state/hostspec.h"
+#include "core/mig/mig.h"
+#include "core/host/pci.h"
 
 typedef enum FleetKind {
         FLEET_PASSTHROUGH,

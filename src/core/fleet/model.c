@@ -9,7 +9,7 @@
 #include "basic/fileio.h"
 #include "basic/json-util.h"
 #include "basic/jsonfile.h"
-#include "fleet.h"
+#include "core/fleet/fleet.h"
 
 static const char *const fleet_kind_table[_FLEET_KIND_MAX] = {
         [FLEET_PASSTHROUGH] = "passthrough",

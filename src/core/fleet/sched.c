@@ -27,7 +27,7 @@
 #include <strings.h>
 
 #include "basic/fileio.h"
-#include "fleet.h"
+#include "core/fleet/fleet.h"
 
 #define NB 256 /* score buckets */
 #define TIER 128 /* scores from TIER up: no mode change */

@@ -21,7 +21,7 @@
 
 #include "basic/base64.h"
 #include "basic/fileio.h"
-#include "store.h"
+#include "core/fleet/store.h"
 
 #define ENDPOINTS_MAX 16
 #define ATTEMPTS      60 /* sends of one request: refused connections and "no leader" answers */

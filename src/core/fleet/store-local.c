@@ -15,7 +15,7 @@
 
 #include "basic/fileio.h"
 #include "basic/jsonfile.h"
-#include "store.h"
+#include "core/fleet/store.h"
 
 #define STORE_FILE FLEET_LOCAL_DIR "/store.json"
 #define LOCK_FILE  FLEET_LOCAL_DIR "/lock"

@@ -7,7 +7,7 @@
 
 #include "basic/fileio.h"
 #include "basic/jsonfile.h"
-#include "store.h"
+#include "core/fleet/store.h"
 
 void store_kvs_free(StoreKv *kvs, size_t n) {
         for (size_t i = 0; kvs && i < n; i++) {

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "basic/macro.h"
-#include "core/root.h"
+#include "core/host/root.h"
 
 #define FLEET_PREFIX       "/gpuvirt/v1/"
 #define FLEET_LOCAL_DIR    "var/lib/gpuvirt/fleet"

@@ -2,8 +2,8 @@
 /*
  * The simulator's libnvidia-ml.so.1: the NVML subset gpuvirt uses, played over a simulated host.
  *
- * It is built from our own declarations (core/nvml.h), never installed on the system library path, and
- * loaded by gpuvirt through the same dlopen() path as the real library (core/nvml.c). gpuvirt tells it
+ * It is built from our own declarations (core/mig/nvml.h), never installed on the system library path, and
+ * loaded by gpuvirt through the same dlopen() path as the real library (core/mig/nvml.c). gpuvirt tells it
  * the simulated root with gpuvirtSimNvmlSetRoot() before nvmlInit_v2().
  *
  * What it models:
@@ -39,7 +39,8 @@
 #include <sys/file.h>
 
 #include "basic/fileio.h"
-#include "core/nvml.h"
+#include "core/mig/nvml.h"
+#include "sim/sim.h"
 
 #define API __attribute__((visibility("default")))
 
