@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/dlsym-table.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "core/vm/libvirt.h"
@@ -64,15 +65,18 @@ static int virt_dlopen(char **ret_error) {
                         *ret_error = strdup_printf("libvirt is not available: %s", dlerror());
                 return -ENOPKG;
         }
-#define VIRT_SYM_LOAD(name)                                                                                   \
-        if (!(sym.name = (__typeof__(&name))dlsym(dl, #name))) {                                              \
-                if (ret_error)                                                                                \
-                        *ret_error = strdup("libvirt is not available: libvirt.so.0 lacks " #name);          \
-                dlclose(dl);                                                                                  \
-                return -ENOPKG;                                                                               \
+        const DlsymEntry table[] = {
+#define VIRT_SYM_ENTRY(name) {#name, (void **)&sym.name, true},
+                VIRT_SYMBOLS(VIRT_SYM_ENTRY)
+#undef VIRT_SYM_ENTRY
+        };
+        const char *missing = NULL;
+        if (dlsym_table(dl, table, ELEMENTSOF(table), &missing) < 0) {
+                if (ret_error)
+                        *ret_error = strdup_printf("libvirt is not available: libvirt.so.0 lacks %s", missing);
+                dlclose(dl);
+                return -ENOPKG;
         }
-        VIRT_SYMBOLS(VIRT_SYM_LOAD)
-#undef VIRT_SYM_LOAD
         sym.dl = dl;
         return 0;
 }
