@@ -262,11 +262,13 @@ static int do_list(void) {
         size_t nd = 0;
         if (v && virt_list_domains(v, &doms, &nd) < 0) {
                 log_warning("Cannot list libvirt domains at %s: %s", virt_uri(v), virt_last_error(v));
-                verr = strdup(virt_last_error(v));
                 nd = 0;
+                if (!(verr = strdup(virt_last_error(v))))
+                        return log_error("Out of memory."), EXIT_FAILURE;
         }
         ListUnit *units = NULL;
         size_t nu = 0;
+        bool oom = false;
         /* GPU units: whole GPUs, their VFs (plain or vendor vGPU), mdevs */
         for (size_t i = 0; i < h->n_devices; i++) {
                 const PciDevice *d = &h->devices[i];
@@ -276,8 +278,12 @@ static int do_list(void) {
                 Unit u;
                 if (unit_resolve(root, h, d->addr, &u) < 0)
                         continue;
-                if (list_has(units, nu, u.id) || list_push(&units, &nu, &u, true) < 0)
+                if (list_has(units, nu, u.id))
                         unit_done(&u);
+                else if (list_push(&units, &nu, &u, true) < 0) {
+                        unit_done(&u);
+                        oom = true;
+                }
         }
         _cleanup_strv_free_ char **mdevs = NULL;
         _cleanup_free_ char *mdir = root_path(root, "sys/bus/mdev/devices");
@@ -287,8 +293,12 @@ static int do_list(void) {
                 Unit u;
                 if (unit_resolve(root, h, mdevs[i], &u) < 0)
                         continue;
-                if (list_has(units, nu, u.id) || list_push(&units, &nu, &u, true) < 0)
+                if (list_has(units, nu, u.id))
                         unit_done(&u);
+                else if (list_push(&units, &nu, &u, true) < 0) {
+                        unit_done(&u);
+                        oom = true;
+                }
         }
         /* anything else a domain references: other PCI devices, and devices this host lacks */
         for (size_t i = 0; i < nd; i++)
@@ -314,12 +324,17 @@ static int do_list(void) {
                                         snprintf(u.id, sizeof u.id, "%s", id);
                                         if (ref->type == HOSTDEV_TYPE_PCI) {
                                                 u.funcs = malloc(sizeof *u.funcs);
-                                                if (u.funcs)
-                                                        u.funcs[u.n_funcs++] = ref->addr;
+                                                if (!u.funcs) {
+                                                        oom = true;
+                                                        continue;
+                                                }
+                                                u.funcs[u.n_funcs++] = ref->addr;
                                         }
                                 }
-                                if (list_push(&units, &nu, &u, present) < 0)
+                                if (list_push(&units, &nu, &u, present) < 0) {
                                         unit_done(&u);
+                                        oom = true;
+                                }
                         }
                 }
 
@@ -334,7 +349,6 @@ static int do_list(void) {
         json_object_object_add(lv, "error", verr ? json_object_new_string(verr) : NULL);
         json_object_object_add(out, "libvirt", lv);
 
-        bool oom = false;
         json_object *ju = json_object_new_array();
         for (size_t i = 0; i < nu; i++) {
                 const Unit *u = &units[i].u;
@@ -676,7 +690,12 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                         created_vendor = true;
                         u.kind = UNIT_VENDOR_VGPU;
                         free(u.type);
-                        u.type = strdup_printf("%u", set);
+                        if (!(u.type = strdup_printf("%u", set))) {
+                                _cleanup_free_ char *e2 = NULL;
+                                (void)vendor_vgpu_remove(root, u.id, true, &e2);
+                                unit_done(&u);
+                                return log_error("Out of memory."), EXIT_FAILURE;
+                        }
                 }
         }
 
