@@ -525,23 +525,6 @@ static double now_s(void) {
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* How many of the unit's hostdevs the domain's XML (live or config) holds: -errno on failure. */
-static int count_in_domain(Virt *v, const char *dom, bool inactive, const Unit *u) {
-        _cleanup_free_ char *xml = NULL;
-        int r = virt_domain_xml(v, dom, inactive, &xml);
-        if (r < 0)
-                return r;
-        DomainXmlInfo info;
-        r = domain_xml_parse(xml, &info);
-        if (r < 0)
-                return r;
-        int k = 0;
-        for (size_t i = 0; i < info.n_hostdevs; i++)
-                k += unit_matches(u, &info.hostdevs[i]);
-        domain_xml_info_done(&info);
-        return k;
-}
-
 /* Decide --live/--config when neither is given: live when running, config when persistent. */
 static int pick_targets(Virt *v, const char *dom, VmArgs *a) {
         bool active, persistent;
@@ -720,7 +703,7 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                 goto undo;
         }
         virt_domains_free(doms, nd);
-        if ((a->live && count_in_domain(v, dom, false, &u) > 0) || (a->config && count_in_domain(v, dom, true, &u) > 0)) {
+        if ((a->live && vm_unit_count(v, dom, false, &u) > 0) || (a->config && vm_unit_count(v, dom, true, &u) > 0)) {
                 log_error("%s is already attached to '%s'%s.", u.id, dom, a->live ? " (live)" : " (config)");
                 goto undo;
         }
@@ -787,7 +770,7 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                 }
                 config_done = true;
                 /* the round trip: libvirt must hand back every hostdev we added */
-                int k = count_in_domain(v, dom, true, &u);
+                int k = vm_unit_count(v, dom, true, &u);
                 if (k != (int)n_elems) {
                         log_error("'%s' was redefined but its definition holds %d of %zu hostdevs for %s.", dom, k < 0 ? 0 : k,
                                   n_elems, u.id);
@@ -804,7 +787,7 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                         }
                         n_live++;
                 }
-                int k = count_in_domain(v, dom, false, &u);
+                int k = vm_unit_count(v, dom, false, &u);
                 if (k != (int)n_elems) {
                         log_error("'%s' accepted %s but its running definition holds %d of %zu hostdevs.", dom, u.id,
                                   k < 0 ? 0 : k, n_elems);
@@ -872,8 +855,8 @@ static int do_detach(const char *dom, const char *input, VmArgs *a) {
                 log_error("Out of memory.");
                 goto out;
         }
-        int in_live = a->live ? count_in_domain(v, dom, false, &u) : 0;
-        int in_config = a->config ? count_in_domain(v, dom, true, &u) : 0;
+        int in_live = a->live ? vm_unit_count(v, dom, false, &u) : 0;
+        int in_config = a->config ? vm_unit_count(v, dom, true, &u) : 0;
         if (in_live < 0 || in_config < 0) {
                 log_error("Cannot read the definition of '%s': %s", dom, virt_last_error(v));
                 goto out;
@@ -902,7 +885,7 @@ static int do_detach(const char *dom, const char *input, VmArgs *a) {
                         log_error("Cannot remove %s from the definition of '%s': %s", u.id, dom, virt_last_error(v));
                         goto out;
                 }
-                if (count_in_domain(v, dom, true, &u) != 0) {
+                if (vm_unit_count(v, dom, true, &u) != 0) {
                         log_error("'%s' was redefined but its definition still holds %s.", dom, u.id);
                         goto out;
                 }
@@ -926,7 +909,7 @@ static int do_detach(const char *dom, const char *input, VmArgs *a) {
                 /* libvirt returns once the unplug is requested; the guest OS must answer it */
                 int k;
                 for (int waited = 0;; waited += 100) {
-                        k = count_in_domain(v, dom, false, &u);
+                        k = vm_unit_count(v, dom, false, &u);
                         if (k <= 0 || waited >= a->timeout_s * 1000)
                                 break;
                         sleep_ms(100);
@@ -942,33 +925,16 @@ static int do_detach(const char *dom, const char *input, VmArgs *a) {
 release:;
         /* give it back, unless someone else still wants it */
         const char *kept_for = NULL;
-        char kept_buf[256] = "";
+        _cleanup_free_ char *kept = NULL;
         bool released = false;
-        VirtDomain *doms = NULL;
-        size_t nd = 0;
-        if (virt_list_domains(v, &doms, &nd) < 0) {
+        r = vm_detach_holder(v, &u, dom, a->live, a->config, &kept);
+        if (r == -ENOMEM)
+                kept_for = "unknown: out of memory";
+        else if (r < 0) {
                 log_warning("Cannot list libvirt domains (%s): %s stays prepared.", virt_last_error(v), u.id);
-                snprintf(kept_buf, sizeof kept_buf, "unknown: cannot list domains");
-                kept_for = kept_buf;
-        } else {
-                Holder *hs = NULL;
-                size_t nh = 0;
-                if (unit_holders(&u, doms, nd, &hs, &nh) < 0) {
-                        snprintf(kept_buf, sizeof kept_buf, "unknown: out of memory");
-                        kept_for = kept_buf;
-                }
-                for (size_t i = 0; i < nh && !kept_for; i++) {
-                        if (!dry && streq(hs[i].dom->name, dom) && !(hs[i].config && !a->config) && !(hs[i].live && !a->live))
-                                continue;
-                        if (hs[i].config || (hs[i].live && hs[i].dom->active)) {
-                                snprintf(kept_buf, sizeof kept_buf, "%s (%s)", hs[i].dom->name,
-                                         hs[i].live && hs[i].dom->active ? "running" : "persistent config");
-                                kept_for = kept_buf;
-                        }
-                }
-                free(hs);
-                virt_domains_free(doms, nd);
-        }
+                kept_for = "unknown: cannot list domains";
+        } else
+                kept_for = kept;
         if (dry)
                 kept_for = NULL; /* the definitions above are unchanged: say what a real run releases */
         if (!a->keep && !kept_for) {

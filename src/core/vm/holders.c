@@ -37,6 +37,50 @@ const VirtDomain *unit_running_holder(const Unit *u, const VirtDomain *doms, siz
         return NULL;
 }
 
+int vm_unit_count(Virt *v, const char *dom, bool inactive, const Unit *u) {
+        _cleanup_free_ char *xml = NULL;
+        int r = virt_domain_xml(v, dom, inactive, &xml);
+        if (r < 0)
+                return r;
+        DomainXmlInfo info;
+        r = domain_xml_parse(xml, &info);
+        if (r < 0)
+                return r;
+        int k = 0;
+        for (size_t i = 0; i < info.n_hostdevs; i++)
+                k += unit_matches(u, &info.hostdevs[i]);
+        domain_xml_info_done(&info);
+        return k;
+}
+
+int vm_detach_holder(Virt *v, const Unit *u, const char *dom, bool live, bool config, char **ret_kept_for) {
+        VirtDomain *doms = NULL;
+        size_t nd = 0;
+        int r = virt_list_domains(v, &doms, &nd);
+        if (r < 0)
+                return r;
+        _cleanup_free_ Holder *hs = NULL;
+        size_t nh = 0;
+        char *kept = NULL;
+        r = unit_holders(u, doms, nd, &hs, &nh);
+        for (size_t i = 0; r >= 0 && i < nh && !kept; i++) {
+                /* what this detach removed no longer counts */
+                if (streq(hs[i].dom->name, dom) && !(hs[i].config && !config) && !(hs[i].live && !live))
+                        continue;
+                if (hs[i].config || (hs[i].live && hs[i].dom->active)) {
+                        kept = strdup_printf("%s (%s)", hs[i].dom->name,
+                                             hs[i].live && hs[i].dom->active ? "running" : "persistent config");
+                        if (!kept)
+                                r = -ENOMEM;
+                }
+        }
+        virt_domains_free(doms, nd);
+        if (r < 0)
+                return r;
+        *ret_kept_for = kept;
+        return 0;
+}
+
 void release_holder_done(ReleaseHolder *h) {
         free(h->domain);
         free(h->device);

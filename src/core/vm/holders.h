@@ -26,6 +26,15 @@ int unit_holders(const Unit *u, const VirtDomain *doms, size_t n, Holder **ret, 
 /* A running domain other than `except` (may be NULL) whose live definition references the unit. */
 const VirtDomain *unit_running_holder(const Unit *u, const VirtDomain *doms, size_t n, const char *except);
 
+/* How many of the unit's hostdevs the domain's definition (inactive: the persistent one, else the running
+ * one) holds, as libvirt hands it back; -errno on failure (libvirt's message on v). */
+int vm_unit_count(Virt *v, const char *dom, bool inactive, const Unit *u);
+
+/* After u was detached from dom (live and/or config): the domain that still references it and so keeps it
+ * from going back to the host, as "NAME (running)" or "NAME (persistent config)" in *ret_kept_for (NULL when
+ * none). -errno when libvirt cannot list its domains (its message on v), -ENOMEM. */
+int vm_detach_holder(Virt *v, const Unit *u, const char *dom, bool live, bool config, char **ret_kept_for);
+
 /* Releasing a PCI device from vfio-pci: a running domain that holds a function of its IOMMU group
  * (all non-bridge members, or the device alone without a group) holds the device. */
 typedef struct ReleaseHolder {
