@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "basic/dlsym-table.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "core/mig/nvml.h"
@@ -112,14 +113,16 @@ int nvml_open(Root *root, Nvml **ret, char **ret_error) {
         }
         n->dl = dl;
         n->library = TAKE_PTR(lib);
-#define NVML_SYM_LOAD(name, req)                                                                              \
-        n->f.name = (__typeof__(n->f.name))dlsym(dl, #name);                                                  \
-        if (!n->f.name && (req)) {                                                                            \
-                nvml_close(n);                                                                                \
-                return fail(ret_error, ENOPKG, "NVML not available: libnvidia-ml.so.1 lacks %s", #name);      \
+        const DlsymEntry table[] = {
+#define NVML_SYM_ENTRY(name, req) {#name, (void **)&n->f.name, req},
+                NVML_SYMBOLS(NVML_SYM_ENTRY)
+#undef NVML_SYM_ENTRY
+        };
+        const char *missing = NULL;
+        if (dlsym_table(dl, table, ELEMENTSOF(table), &missing) < 0) {
+                nvml_close(n);
+                return fail(ret_error, ENOPKG, "NVML not available: libnvidia-ml.so.1 lacks %s", missing);
         }
-        NVML_SYMBOLS(NVML_SYM_LOAD)
-#undef NVML_SYM_LOAD
 
         if (b->nvml_setup && b->nvml_setup(dl, root_dir(root)) < 0) {
                 nvml_close(n);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/dlsym-table.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "core/vm/libvirt.h"
@@ -64,18 +65,46 @@ static int virt_dlopen(char **ret_error) {
                         *ret_error = strdup_printf("libvirt is not available: %s", dlerror());
                 return -ENOPKG;
         }
-#define VIRT_SYM_LOAD(name)                                                                                   \
-        if (!(sym.name = (__typeof__(&name))dlsym(dl, #name))) {                                              \
-                if (ret_error)                                                                                \
-                        *ret_error = strdup("libvirt is not available: libvirt.so.0 lacks " #name);          \
-                dlclose(dl);                                                                                  \
-                return -ENOPKG;                                                                               \
+        const DlsymEntry table[] = {
+#define VIRT_SYM_ENTRY(name) {#name, (void **)&sym.name, true},
+                VIRT_SYMBOLS(VIRT_SYM_ENTRY)
+#undef VIRT_SYM_ENTRY
+        };
+        const char *missing = NULL;
+        if (dlsym_table(dl, table, ELEMENTSOF(table), &missing) < 0) {
+                if (ret_error)
+                        *ret_error = strdup_printf("libvirt is not available: libvirt.so.0 lacks %s", missing);
+                dlclose(dl);
+                return -ENOPKG;
         }
-        VIRT_SYMBOLS(VIRT_SYM_LOAD)
-#undef VIRT_SYM_LOAD
         sym.dl = dl;
         return 0;
 }
+
+/* Cleanup helpers for libvirt's handles (through the loaded table) and libxml2's objects. */
+static void virt_domain_freep(virDomainPtr *d) {
+        if (*d)
+                sym.virDomainFree(*d);
+}
+#define _cleanup_virt_domain_ _cleanup_(virt_domain_freep)
+
+static void xml_doc_freep(xmlDocPtr *d) {
+        if (*d)
+                xmlFreeDoc(*d);
+}
+#define _cleanup_xml_doc_ _cleanup_(xml_doc_freep)
+
+static void xml_char_freep(xmlChar **s) {
+        if (*s)
+                xmlFree(*s);
+}
+#define _cleanup_xml_char_ _cleanup_(xml_char_freep)
+
+static void xml_buffer_freep(xmlBufferPtr *b) {
+        if (*b)
+                xmlBufferFree(*b);
+}
+#define _cleanup_xml_buffer_ _cleanup_(xml_buffer_freep)
 
 /* ---- errors: the one place libvirt's errors become -errno ---- */
 
@@ -174,20 +203,16 @@ int virt_open(const char *uri, Virt **ret, char **ret_error) {
         if (k < 0)
                 return k;
         virt_global_init();
-        Virt *v = calloc(1, sizeof *v);
+        _cleanup_virt_close_ Virt *v = calloc(1, sizeof *v);
         if (!v)
                 return -ENOMEM;
         v->uri = strdup(uri);
-        if (!v->uri) {
-                free(v);
+        if (!v->uri)
                 return -ENOMEM;
-        }
         v->conn = sym.virConnectOpen(uri);
         if (!v->conn) {
                 char *msg = NULL;
                 int r = convert_error(uri, &msg);
-                free(v->uri);
-                free(v);
                 if (ret_error)
                         *ret_error = msg;
                 else
@@ -196,7 +221,7 @@ int virt_open(const char *uri, Virt **ret, char **ret_error) {
                 return r == -EACCES ? r : -ECONNREFUSED;
         }
         sym.virConnSetErrorFunc(v->conn, NULL, quiet_handler);
-        *ret = v;
+        *ret = TAKE_PTR(v);
         return 0;
 }
 
@@ -274,12 +299,8 @@ static xmlNodePtr child(xmlNodePtr n, const char *name) {
 
 /* An attribute as a new string (NULL when absent). */
 static char *attr(xmlNodePtr n, const char *name) {
-        xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
-        if (!v)
-                return NULL;
-        char *s = strdup((const char *)v);
-        xmlFree(v);
-        return s;
+        _cleanup_xml_char_ xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+        return v ? strdup((const char *)v) : NULL;
 }
 
 /* libvirt accepts decimal and 0x-prefixed hex in addresses. */
@@ -345,11 +366,9 @@ static xmlNodePtr devices_of(xmlDocPtr doc) {
 }
 
 int domain_xml_parse(const char *xml, DomainXmlInfo *ret) {
-        xmlDocPtr doc = xml_read(xml);
-        if (!doc || !is_elem(xmlDocGetRootElement(doc), "domain")) {
-                xmlFreeDoc(doc);
+        _cleanup_xml_doc_ xmlDocPtr doc = xml_read(xml);
+        if (!doc || !is_elem(xmlDocGetRootElement(doc), "domain"))
                 return -EBADMSG;
-        }
         DomainXmlInfo info = {};
         xmlNodePtr hidden = child(child(child(xmlDocGetRootElement(doc), "features"), "kvm"), "hidden");
         info.kvm_hidden = hidden && attr_is(hidden, "state", "on");
@@ -361,25 +380,22 @@ int domain_xml_parse(const char *xml, DomainXmlInfo *ret) {
                 HostdevRef *n = realloc(info.hostdevs, (info.n_hostdevs + 1) * sizeof *n);
                 if (!n) {
                         domain_xml_info_done(&info);
-                        xmlFreeDoc(doc);
                         return -ENOMEM;
                 }
                 info.hostdevs = n;
                 info.hostdevs[info.n_hostdevs++] = ref;
         }
-        xmlFreeDoc(doc);
         *ret = info;
         return 0;
 }
 
 static int doc_dump(xmlDocPtr doc, char **ret) {
-        xmlChar *buf = NULL;
+        _cleanup_xml_char_ xmlChar *buf = NULL;
         int len = 0;
         xmlDocDumpMemory(doc, &buf, &len);
         if (!buf)
                 return -ENOMEM;
         char *s = strndup((const char *)buf, (size_t)len);
-        xmlFree(buf);
         if (!s)
                 return -ENOMEM;
         *ret = s;
@@ -390,7 +406,7 @@ int domain_xml_add_hostdevs(const char *xml, const char *hostdevs, char **ret) {
         _cleanup_free_ char *wrapped = strdup_printf("<hostdevs>%s</hostdevs>", hostdevs);
         if (!wrapped)
                 return -ENOMEM;
-        xmlDocPtr doc = xml_read(xml), add = xml_read(wrapped);
+        _cleanup_xml_doc_ xmlDocPtr doc = xml_read(xml), add = xml_read(wrapped);
         int r = -EBADMSG;
         xmlNodePtr devs = doc ? devices_of(doc) : NULL;
         if (devs && add) {
@@ -405,19 +421,15 @@ int domain_xml_add_hostdevs(const char *xml, const char *hostdevs, char **ret) {
                 if (r >= 0)
                         r = doc_dump(doc, ret);
         }
-        xmlFreeDoc(doc);
-        xmlFreeDoc(add);
         return r;
 }
 
 int domain_xml_remove_hostdevs(const char *xml, const HostdevRef *refs, size_t n_refs, char **ret,
                                size_t *ret_removed) {
-        xmlDocPtr doc = xml_read(xml);
+        _cleanup_xml_doc_ xmlDocPtr doc = xml_read(xml);
         xmlNodePtr devs = doc ? devices_of(doc) : NULL;
-        if (!devs) {
-                xmlFreeDoc(doc);
+        if (!devs)
                 return -EBADMSG;
-        }
         size_t removed = 0;
         for (xmlNodePtr c = devs->children, next; c; c = next) {
                 next = c->next;
@@ -433,7 +445,6 @@ int domain_xml_remove_hostdevs(const char *xml, const HostdevRef *refs, size_t n
                         }
         }
         int r = doc_dump(doc, ret);
-        xmlFreeDoc(doc);
         if (r >= 0)
                 *ret_removed = removed;
         return r;
@@ -455,15 +466,12 @@ static void mark_slots(xmlNodePtr n, bool used[32]) {
 }
 
 int domain_xml_free_slot(const char *xml, int *ret_slot) {
-        xmlDocPtr doc = xml_read(xml);
+        _cleanup_xml_doc_ xmlDocPtr doc = xml_read(xml);
         xmlNodePtr devs = doc ? devices_of(doc) : NULL;
-        if (!devs) {
-                xmlFreeDoc(doc);
+        if (!devs)
                 return -EBADMSG;
-        }
         bool used[32] = {[0] = true}; /* slot 0: the host bridge */
         mark_slots(devs, used);
-        xmlFreeDoc(doc);
         for (int s = 0x10; s < 0x20; s++)
                 if (!used[s])
                         return *ret_slot = s, 0;
@@ -474,28 +482,24 @@ int domain_xml_free_slot(const char *xml, int *ret_slot) {
 }
 
 int domain_xml_hostdev_element(const char *xml, const HostdevRef *want, char **ret) {
-        xmlDocPtr doc = xml_read(xml);
+        _cleanup_xml_doc_ xmlDocPtr doc = xml_read(xml);
         xmlNodePtr devs = doc ? devices_of(doc) : NULL;
-        if (!devs) {
-                xmlFreeDoc(doc);
+        if (!devs)
                 return -EBADMSG;
-        }
-        int r = -ENOENT;
         for (xmlNodePtr c = devs->children; c; c = c->next) {
                 HostdevRef ref;
                 if (!is_elem(c, "hostdev") || hostdev_from_node(c, &ref) < 0 || !hostdev_ref_equal(&ref, want))
                         continue;
-                xmlBufferPtr b = xmlBufferCreate();
+                _cleanup_xml_buffer_ xmlBufferPtr b = xmlBufferCreate();
                 if (!b || xmlNodeDump(b, doc, c, 0, 0) < 0)
-                        r = -ENOMEM;
-                else
-                        r = (*ret = strdup((const char *)xmlBufferContent(b))) ? 0 : -ENOMEM;
-                if (b)
-                        xmlBufferFree(b);
-                break;
+                        return -ENOMEM;
+                char *el = strdup((const char *)xmlBufferContent(b));
+                if (!el)
+                        return -ENOMEM;
+                *ret = el;
+                return 0;
         }
-        xmlFreeDoc(doc);
-        return r;
+        return -ENOENT;
 }
 
 /* ---- domains ---- */
@@ -532,6 +536,10 @@ int virt_list_domains(Virt *v, VirtDomain **ret, size_t *ret_n) {
                 VirtDomain *d = &out[i];
                 const char *name = sym.virDomainGetName(doms[i]);
                 d->name = strdup(name ?: "?");
+                if (!d->name) {
+                        r = -ENOMEM;
+                        break;
+                }
                 int a = sym.virDomainIsActive(doms[i]), p = sym.virDomainIsPersistent(doms[i]);
                 if (a < 0 || p < 0) {
                         r = virt_error(v, "virDomainIsActive");
@@ -572,27 +580,24 @@ static int lookup(Virt *v, const char *name, virDomainPtr *ret) {
 }
 
 int virt_domain_state(Virt *v, const char *name, bool *ret_active, bool *ret_persistent) {
-        virDomainPtr d = NULL;
+        _cleanup_virt_domain_ virDomainPtr d = NULL;
         int r = lookup(v, name, &d);
         if (r < 0)
                 return r;
         int a = sym.virDomainIsActive(d), p = sym.virDomainIsPersistent(d);
         if (a < 0 || p < 0)
-                r = virt_error(v, name);
-        else
-                *ret_active = a, *ret_persistent = p;
-        sym.virDomainFree(d);
-        return r;
+                return virt_error(v, name);
+        *ret_active = a, *ret_persistent = p;
+        return 0;
 }
 
 int virt_domain_xml(Virt *v, const char *name, bool inactive, char **ret) {
-        virDomainPtr d = NULL;
+        _cleanup_virt_domain_ virDomainPtr d = NULL;
         int r = lookup(v, name, &d);
         if (r < 0)
                 return r;
         char *x = NULL;
         r = dom_xml(v, d, inactive, &x);
-        sym.virDomainFree(d);
         if (r < 0)
                 return r;
         /* libvirt's strings come from its allocator, which is malloc: the caller frees with free() */
@@ -601,24 +606,22 @@ int virt_domain_xml(Virt *v, const char *name, bool inactive, char **ret) {
 }
 
 int virt_define(Virt *v, const char *xml) {
-        virDomainPtr d = sym.virDomainDefineXML(v->conn, xml);
+        _cleanup_virt_domain_ virDomainPtr d = sym.virDomainDefineXML(v->conn, xml);
         if (!d)
                 return virt_error(v, "virDomainDefineXML");
-        sym.virDomainFree(d);
         return 0;
 }
 
 static int attach_detach(Virt *v, const char *name, const char *device_xml, bool attach) {
-        virDomainPtr d = NULL;
+        _cleanup_virt_domain_ virDomainPtr d = NULL;
         int r = lookup(v, name, &d);
         if (r < 0)
                 return r;
         int k = attach ? sym.virDomainAttachDeviceFlags(d, device_xml, VIR_DOMAIN_AFFECT_LIVE)
                        : sym.virDomainDetachDeviceFlags(d, device_xml, VIR_DOMAIN_AFFECT_LIVE);
         if (k < 0)
-                r = virt_error(v, attach ? "virDomainAttachDeviceFlags" : "virDomainDetachDeviceFlags");
-        sym.virDomainFree(d);
-        return r;
+                return virt_error(v, attach ? "virDomainAttachDeviceFlags" : "virDomainDetachDeviceFlags");
+        return 0;
 }
 
 int virt_attach_live(Virt *v, const char *name, const char *device_xml) {
