@@ -93,8 +93,9 @@ static int host_iommu_enable(int argc, char **argv) {
         return rc;
 }
 
-int verb_host(int argc, char **argv) {
-        if (argc >= 3 && streq(argv[1], "iommu") && streq(argv[2], "enable"))
+/* host iommu (the verb table dispatches it; argv[0] is "host", argv[1] "iommu"): one action so far. */
+int verb_host_iommu(int argc, char **argv) {
+        if (argc >= 3 && streq(argv[2], "enable"))
                 return host_iommu_enable(argc - 2, argv + 2);
         return usage_error("host: unknown command (host iommu enable [--apply])");
 }

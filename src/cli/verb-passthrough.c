@@ -112,7 +112,7 @@ static int exit_for(int r) {
         return r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
 }
 
-static int do_enable_disable(bool enable, int argc, char **argv, int first, PtArgs *a) {
+static int do_enable_disable(bool enable, int argc, char **argv, int first, const PtArgs *a) {
         /* every address is read before the root is opened: bad usage takes no host lock and touches nothing */
         _cleanup_strv_free_ char **addrs = NULL;
         size_t n_addrs = 0;
@@ -315,50 +315,66 @@ static int do_persist_ids(int argc, char **argv, int first, bool remove) {
         return 0;
 }
 
-int verb_passthrough(int argc, char **argv) {
+/* The sub-verbs (the verb table dispatches them; argv[0] is "passthrough", argv[1] the sub-verb): one option
+ * parser for all four, then each checks what belongs to it. */
+static int pt_run(int argc, char **argv, int (*run)(int argc, char **argv, int first, const PtArgs *a)) {
         static const struct option opts[] = {
                 {"force", no_argument, NULL, OPT_FORCE},   {"include", required_argument, NULL, OPT_INCLUDE},
                 {"persist", no_argument, NULL, OPT_PERSIST}, {"ids", no_argument, NULL, OPT_IDS},
                 {"remove", no_argument, NULL, OPT_REMOVE},
                 {},
         };
-        const char *sub = argv[1];
         PtArgs a = {};
         int k = parse_verb_options(argc - 1, argv + 1, opts, "", pt_opt, &a);
-        int rc;
-        if (k < 0)
-                rc = -k;
-        else if (a.bad_include)
-                rc = EXIT_USAGE;
-        else {
-                int first = k + 1, npos = argc - first;
-                if (streq(sub, "enable") || streq(sub, "disable")) {
-                        if (npos < 1)
-                                rc = usage_error("passthrough %s: expected at least one device address", sub);
-                        else if (a.ids)
-                                rc = usage_error("passthrough %s: --ids belongs to 'passthrough persist'", sub);
-                        else if (streq(sub, "disable") && a.n_include)
-                                rc = usage_error("passthrough disable: --include is for enable");
-                        else if (a.remove)
-                                rc = usage_error("passthrough %s: --remove belongs to 'passthrough persist --ids'", sub);
-                        else
-                                rc = do_enable_disable(streq(sub, "enable"), argc, argv, first, &a);
-                } else if (streq(sub, "restore")) {
-                        /* without a device: every binding (gpuvirt-vfio.service, in the boot transaction) */
-                        rc = npos > 1 ? usage_error("passthrough restore: expected at most one device address")
-                           : npos ? do_restore(argv[first])
-                                  : restore_each(VFIO_PERSIST_DIR, do_restore);
-                } else if (streq(sub, "persist")) {
-                        if (!a.ids)
-                                rc = usage_error("passthrough persist: give --ids (per-device persistence is "
-                                                 "'passthrough enable --persist')");
-                        else if (npos < 1)
-                                rc = usage_error("passthrough persist --ids: expected at least one device address");
-                        else
-                                rc = do_persist_ids(argc, argv, first, a.remove);
-                } else
-                        rc = usage_error("passthrough: unknown command '%s' (enable, disable, persist, restore)", sub);
-        }
+        int rc = k < 0 ? -k : a.bad_include ? EXIT_USAGE : run(argc, argv, k + 1, &a);
         strv_free(a.include);
         return rc;
+}
+
+static int pt_enable_disable(int argc, char **argv, int first, const PtArgs *a) {
+        const char *sub = argv[1];
+        bool enable = streq(sub, "enable");
+        if (argc - first < 1)
+                return usage_error("passthrough %s: expected at least one device address", sub);
+        if (a->ids)
+                return usage_error("passthrough %s: --ids belongs to 'passthrough persist'", sub);
+        if (!enable && a->n_include)
+                return usage_error("passthrough disable: --include is for enable");
+        if (a->remove)
+                return usage_error("passthrough %s: --remove belongs to 'passthrough persist --ids'", sub);
+        return do_enable_disable(enable, argc, argv, first, a);
+}
+
+static int pt_restore(int argc, char **argv, int first, const PtArgs *a) {
+        (void)a;
+        int npos = argc - first;
+        /* without a device: every binding (gpuvirt-vfio.service, in the boot transaction) */
+        return npos > 1 ? usage_error("passthrough restore: expected at most one device address")
+             : npos     ? do_restore(argv[first])
+                        : restore_each(VFIO_PERSIST_DIR, do_restore);
+}
+
+static int pt_persist(int argc, char **argv, int first, const PtArgs *a) {
+        if (!a->ids)
+                return usage_error("passthrough persist: give --ids (per-device persistence is "
+                                   "'passthrough enable --persist')");
+        if (argc - first < 1)
+                return usage_error("passthrough persist --ids: expected at least one device address");
+        return do_persist_ids(argc, argv, first, a->remove);
+}
+
+int verb_passthrough_enable(int argc, char **argv) {
+        return pt_run(argc, argv, pt_enable_disable);
+}
+
+int verb_passthrough_disable(int argc, char **argv) {
+        return pt_run(argc, argv, pt_enable_disable);
+}
+
+int verb_passthrough_persist(int argc, char **argv) {
+        return pt_run(argc, argv, pt_persist);
+}
+
+int verb_passthrough_restore(int argc, char **argv) {
+        return pt_run(argc, argv, pt_restore);
 }

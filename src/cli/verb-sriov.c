@@ -246,38 +246,51 @@ static int restore_one(const char *pf) {
         return do_set(pf, NULL, &(SriovArgs){}, true);
 }
 
-int verb_sriov(int argc, char **argv) {
+/* The sub-verbs (the verb table dispatches them; argv[0] is "sriov", argv[1] the sub-verb) share one option
+ * parser; each checks what belongs to it. The index of the first positional argument, or -EXIT_USAGE. */
+static int sriov_parse(int argc, char **argv, SriovArgs *a) {
         static const struct option opts[] = {
                 {"vfio", no_argument, NULL, OPT_VFIO},
                 {"force", no_argument, NULL, OPT_FORCE},
                 {"persist", no_argument, NULL, OPT_PERSIST},
                 {},
         };
-        const char *sub = argv[1];
+        int k = parse_verb_options(argc - 1, argv + 1, opts, "", sriov_opt, a);
+        return k < 0 ? k : k + 1;
+}
+
+int verb_sriov_list(int argc, char **argv) {
         SriovArgs a = {};
-        int k = parse_verb_options(argc - 1, argv + 1, opts, "", sriov_opt, &a);
-        if (k < 0)
-                return -k;
-        int first = k + 1, npos = argc - first;
-        if (streq(sub, "list")) {
-                if (a.vfio || a.force || a.persist)
-                        return usage_error("sriov list: takes no options");
-                if (npos > 1)
-                        return usage_error("sriov list: expected at most one device address");
-                return do_list(argc, argv, first);
-        }
-        if (streq(sub, "set")) {
-                if (npos != 2)
-                        return usage_error("sriov set: expected a PF address and a VF count (sriov set BDF N)");
-                return do_set(argv[first], argv[first + 1], &a, false);
-        }
-        if (streq(sub, "restore")) {
-                if (npos > 1)
-                        return usage_error("sriov restore: expected at most one PF address");
-                if (a.vfio || a.persist)
-                        return usage_error("sriov restore: the VF count and --vfio come from " SRIOV_PERSIST_DIR);
-                /* without a PF: every setting (gpuvirt-sriov.service, in the boot transaction) */
-                return npos ? do_set(argv[first], NULL, &a, true) : restore_each(SRIOV_PERSIST_DIR, restore_one);
-        }
-        return usage_error("sriov: unknown command '%s' (list, set, restore)", sub);
+        int first = sriov_parse(argc, argv, &a);
+        if (first < 0)
+                return -first;
+        if (a.vfio || a.force || a.persist)
+                return usage_error("sriov list: takes no options");
+        if (argc - first > 1)
+                return usage_error("sriov list: expected at most one device address");
+        return do_list(argc, argv, first);
+}
+
+int verb_sriov_set(int argc, char **argv) {
+        SriovArgs a = {};
+        int first = sriov_parse(argc, argv, &a);
+        if (first < 0)
+                return -first;
+        if (argc - first != 2)
+                return usage_error("sriov set: expected a PF address and a VF count (sriov set BDF N)");
+        return do_set(argv[first], argv[first + 1], &a, false);
+}
+
+int verb_sriov_restore(int argc, char **argv) {
+        SriovArgs a = {};
+        int first = sriov_parse(argc, argv, &a);
+        if (first < 0)
+                return -first;
+        int npos = argc - first;
+        if (npos > 1)
+                return usage_error("sriov restore: expected at most one PF address");
+        if (a.vfio || a.persist)
+                return usage_error("sriov restore: the VF count and --vfio come from " SRIOV_PERSIST_DIR);
+        /* without a PF: every setting (gpuvirt-sriov.service, in the boot transaction) */
+        return npos ? do_set(argv[first], NULL, &a, true) : restore_each(SRIOV_PERSIST_DIR, restore_one);
 }

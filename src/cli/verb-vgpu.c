@@ -595,7 +595,10 @@ static int do_start_defined(const char *device_in) {
         return failed ? EXIT_FAILURE : 0;
 }
 
-int verb_vgpu(int argc, char **argv) {
+/* The sub-verbs (the verb table dispatches them; argv[0] is "vgpu", argv[1] the sub-verb) share one option
+ * parser; each refuses the options of the others. The index of the first positional argument, or
+ * -EXIT_USAGE. */
+static int vgpu_parse(int argc, char **argv, VgpuArgs *a) {
         static const struct option opts[] = {
                 {"uuid", required_argument, NULL, OPT_UUID},
                 {"persist", no_argument, NULL, OPT_PERSIST},
@@ -604,39 +607,68 @@ int verb_vgpu(int argc, char **argv) {
                 {"force", no_argument, NULL, OPT_FORCE},
                 {},
         };
-        const char *sub = argv[1];
+        int k = parse_verb_options(argc - 1, argv + 1, opts, "", vgpu_opt, a);
+        return k < 0 ? k : k + 1;
+}
+
+static bool create_opts(const VgpuArgs *a) {
+        return a->uuid || a->persist || a->autostart;
+}
+
+static bool remove_opts(const VgpuArgs *a) {
+        return a->keep_definition || a->force;
+}
+
+int verb_vgpu_types(int argc, char **argv) {
         VgpuArgs a = {};
-        int k = parse_verb_options(argc - 1, argv + 1, opts, "", vgpu_opt, &a);
-        if (k < 0)
-                return -k;
-        int first = k + 1, npos = argc - first;
-        bool create_opts = a.uuid || a.persist || a.autostart, remove_opts = a.keep_definition || a.force;
-        if (streq(sub, "types")) {
-                if (npos > 1 || create_opts || remove_opts)
-                        return usage_error("vgpu types: expected at most one parent (vgpu types [BDF|NAME])");
-                return do_types(npos ? argv[first] : NULL);
-        }
-        if (streq(sub, "list")) {
-                if (npos > 0 || create_opts || remove_opts)
-                        return usage_error("vgpu list: takes no arguments");
-                return do_list();
-        }
-        if (streq(sub, "create")) {
-                if (npos != 2 || remove_opts)
-                        return usage_error("vgpu create: expected PARENT TYPE [--uuid U] [--persist [--auto]]");
-                if (a.autostart && !a.persist)
-                        return usage_error("vgpu create: --auto needs --persist");
-                return do_create(argv[first], argv[first + 1], &a);
-        }
-        if (streq(sub, "remove")) {
-                if (npos != 1 || create_opts)
-                        return usage_error("vgpu remove: expected one ID (an mdev UUID or a VF address) [--keep-definition] [--force]");
-                return do_remove(argv[first], &a);
-        }
-        if (streq(sub, "start-defined")) {
-                if (npos > 1 || create_opts || remove_opts)
-                        return usage_error("vgpu start-defined: expected at most one device (vgpu start-defined [PARENT|VF])");
-                return do_start_defined(npos ? argv[first] : NULL);
-        }
-        return usage_error("vgpu: unknown command '%s' (types, list, create, remove, start-defined)", sub);
+        int first = vgpu_parse(argc, argv, &a);
+        if (first < 0)
+                return -first;
+        int npos = argc - first;
+        if (npos > 1 || create_opts(&a) || remove_opts(&a))
+                return usage_error("vgpu types: expected at most one parent (vgpu types [BDF|NAME])");
+        return do_types(npos ? argv[first] : NULL);
+}
+
+int verb_vgpu_list(int argc, char **argv) {
+        VgpuArgs a = {};
+        int first = vgpu_parse(argc, argv, &a);
+        if (first < 0)
+                return -first;
+        if (argc - first > 0 || create_opts(&a) || remove_opts(&a))
+                return usage_error("vgpu list: takes no arguments");
+        return do_list();
+}
+
+int verb_vgpu_create(int argc, char **argv) {
+        VgpuArgs a = {};
+        int first = vgpu_parse(argc, argv, &a);
+        if (first < 0)
+                return -first;
+        if (argc - first != 2 || remove_opts(&a))
+                return usage_error("vgpu create: expected PARENT TYPE [--uuid U] [--persist [--auto]]");
+        if (a.autostart && !a.persist)
+                return usage_error("vgpu create: --auto needs --persist");
+        return do_create(argv[first], argv[first + 1], &a);
+}
+
+int verb_vgpu_remove(int argc, char **argv) {
+        VgpuArgs a = {};
+        int first = vgpu_parse(argc, argv, &a);
+        if (first < 0)
+                return -first;
+        if (argc - first != 1 || create_opts(&a))
+                return usage_error("vgpu remove: expected one ID (an mdev UUID or a VF address) [--keep-definition] [--force]");
+        return do_remove(argv[first], &a);
+}
+
+int verb_vgpu_start_defined(int argc, char **argv) {
+        VgpuArgs a = {};
+        int first = vgpu_parse(argc, argv, &a);
+        if (first < 0)
+                return -first;
+        int npos = argc - first;
+        if (npos > 1 || create_opts(&a) || remove_opts(&a))
+                return usage_error("vgpu start-defined: expected at most one device (vgpu start-defined [PARENT|VF])");
+        return do_start_defined(npos ? argv[first] : NULL);
 }
