@@ -12,6 +12,12 @@
 /* Exit codes: 0 success, 1 the operation failed (or a check failed), 2 bad usage or bad input. */
 #define EXIT_USAGE 2
 
+/* The one mapping from what a verb returns to the exit status (main(), and restore_each() for the worst of
+ * several): a -errno is 2 when it says the input was bad (-EINVAL, -ERANGE), 1 otherwise; 0 is success; a
+ * positive value is a result that is not success (1: a failed check, drift) or, from the verbs that still
+ * return them, an exit code (usage_error() gives 2), kept as it is. */
+int exit_status(int r);
+
 typedef struct GlobalArgs {
         const char *root;
         bool json;

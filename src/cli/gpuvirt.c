@@ -439,7 +439,8 @@ int main(int argc, char **argv) {
         if (arg.verbose)
                 log_set_max_level(LOG_LEVEL_DEBUG);
 
-        int r = dispatch(n - 1, argv + 1);
+        /* the verb's -errno, result or exit code becomes the exit status here, and only here */
+        int r = exit_status(dispatch(n - 1, argv + 1));
         unlock_host();
         /* A full disk or closed pipe on stdout is a failure, not a silent truncation. */
         if (fflush(stdout) != 0 || ferror(stdout)) {

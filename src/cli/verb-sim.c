@@ -7,6 +7,7 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
@@ -23,7 +24,7 @@
 
 static int sim_profiles(void) {
         if (arg.json) {
-                json_object *a = json_object_new_array();
+                _cleanup_json_ json_object *a = json_object_new_array();
                 for (size_t i = 0; i < sim_profile_count(); i++) {
                         const SimProfileInfo *p = sim_profile_info(i);
                         json_object *o = json_object_new_object();
@@ -32,7 +33,6 @@ static int sim_profiles(void) {
                         json_object_array_add(a, o);
                 }
                 json_print(a, stdout);
-                json_object_put(a);
                 return 0;
         }
         static const char *const headers[] = {"PROFILE", "HOST"};
