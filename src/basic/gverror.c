@@ -50,7 +50,7 @@ const char *gv_error_message(GvError *err) {
                 return NULL;
         if (!err->message)
                 err->message = errno_describe(err->error);
-        return err->message ?: strerror(err->error);
+        return err->message ?: errno_message(err->error);
 }
 
 void gv_error_move(GvError *dst, GvError *src) {

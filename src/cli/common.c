@@ -34,7 +34,7 @@ int usage_error(const char *fmt, ...) {
 char *error_text(GvError *e, int r) {
         const char *m = gv_error_message(e);
         if (!m)
-                return strdup(strerror(abs(r)));
+                return strdup(errno_message(r));
         switch (e->hint) {
         case GV_HINT_FORCE:
                 return strdup_printf("%s; use --force to take it anyway", m);
@@ -44,6 +44,12 @@ char *error_text(GvError *e, int r) {
         default:
                 return strdup(m);
         }
+}
+
+int exit_status(int r) {
+        if (r >= 0)
+                return r;
+        return r == -EINVAL || r == -ERANGE ? EXIT_USAGE : EXIT_FAILURE;
 }
 
 int input_error_exit(int r, bool named_by_user) {
@@ -64,7 +70,7 @@ int hold_host_lock(Root *root) {
         _cleanup_free_ char *err = NULL;
         int fd = root_lock(root, 30000, &err);
         if (fd < 0) {
-                log_error("Cannot take the host lock: %s.", err ?: strerror(-fd));
+                log_error("Cannot take the host lock: %s.", err ?: errno_message(fd));
                 return fd == -EROFS ? EXIT_USAGE : EXIT_FAILURE;
         }
         host_lock = fd;
@@ -160,7 +166,7 @@ int restore_each(const char *dir, int (*restore)(const char *name)) {
         for (char **n = names; *n; n++) {
                 if (**n == '.') /* an atomic write's temporary file */
                         continue;
-                int k = restore(*n);
+                int k = exit_status(restore(*n));
                 if (k > rc)
                         rc = k;
         }

@@ -12,6 +12,12 @@
 /* Exit codes: 0 success, 1 the operation failed (or a check failed), 2 bad usage or bad input. */
 #define EXIT_USAGE 2
 
+/* The one mapping from what a verb returns to the exit status (main(), and restore_each() for the worst of
+ * several): a -errno is 2 when it says the input was bad (-EINVAL, -ERANGE), 1 otherwise; 0 is success; a
+ * positive value is a result that is not success (1: a failed check, drift) or, from the verbs that still
+ * return them, an exit code (usage_error() gives 2), kept as it is. */
+int exit_status(int r);
+
 typedef struct GlobalArgs {
         const char *root;
         bool json;
@@ -57,13 +63,28 @@ int parse_verb_options(int argc, char **argv, const struct option *opts, const c
 int verb_list(int argc, char **argv);
 int verb_show(int argc, char **argv);
 int verb_check(int argc, char **argv);
-int verb_sim(int argc, char **argv);
 int verb_capture(int argc, char **argv);
-int verb_passthrough(int argc, char **argv);
-int verb_host(int argc, char **argv);
+/* Sub-verbs, dispatched by the verb table (gpuvirt.c); each gets the verb's argv (argv[0] the verb,
+ * argv[1] the sub-verb). */
+int verb_sim_profiles(int argc, char **argv);
+int verb_sim_create(int argc, char **argv);
+int verb_sim_fault(int argc, char **argv);
+int verb_sim_off_bus(int argc, char **argv);
+int verb_passthrough_enable(int argc, char **argv);
+int verb_passthrough_disable(int argc, char **argv);
+int verb_passthrough_persist(int argc, char **argv);
+int verb_passthrough_restore(int argc, char **argv);
+int verb_host_iommu(int argc, char **argv);
+int verb_sriov_list(int argc, char **argv);
+int verb_sriov_set(int argc, char **argv);
+int verb_sriov_restore(int argc, char **argv);
+int verb_vgpu_types(int argc, char **argv);
+int verb_vgpu_list(int argc, char **argv);
+int verb_vgpu_create(int argc, char **argv);
+int verb_vgpu_remove(int argc, char **argv);
+int verb_vgpu_start_defined(int argc, char **argv);
+/* mig and vm: every sub-verb's entry is the verb's function, which reads argv[1] (verb-mig.c, verb-vm.c) */
 int verb_mig(int argc, char **argv);
-int verb_sriov(int argc, char **argv);
-int verb_vgpu(int argc, char **argv);
 int verb_vm(int argc, char **argv);
 /* plan, apply, assert, export, recover, status: the desired host state */
 int verb_state(int argc, char **argv);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -30,7 +31,8 @@ typedef struct Verb Verb;
 struct Verb {
         const char *name;
         int min_args; /* arguments after the verb name (options included) */
-        int (*fn)(int argc, char **argv); /* NULL for a sub-verb: its verb's fn dispatches it */
+        int (*fn)(int argc, char **argv); /* NULL for a verb with sub-verbs: the sub-verb's fn runs, given the
+                                           * same argv (argv[0] the verb, argv[1] the sub-verb) */
         const char *synopsis;
         unsigned flags;
         const Verb *subs; /* NULL-terminated; the sub-verb is the first argument after the verb */
@@ -56,7 +58,7 @@ static const Verb verbs[] = {
         {"show", 1, verb_show, "show BDF                  one device in full"},
         {"check", 0, verb_check, "check [--device BDF]      host readiness for GPU virtualization",
          .options = "--device"},
-        {"passthrough", 1, verb_passthrough,
+        {"passthrough", 1, NULL,
          "passthrough enable BDF... [--force] [--include BDF]... [--persist]\n"
          "                            move devices and their IOMMU groups to vfio-pci\n"
          "  passthrough disable BDF... [--force] [--persist]\n"
@@ -64,23 +66,23 @@ static const Verb verbs[] = {
          "  passthrough persist --ids [--remove] BDF...\n"
          "                            bind by ID at boot (modprobe.d, modules-load.d)\n"
          "  passthrough restore [BDF] apply the persistent bindings (boot units)",
-         0, SUBS({"enable", 0, NULL, "passthrough enable BDF... [--force] [--include BDF]... [--persist]", VERB_MUTATING,
+         0, SUBS({"enable", 0, verb_passthrough_enable, "passthrough enable BDF... [--force] [--include BDF]... [--persist]", VERB_MUTATING,
                   .options = "--force --include --persist"},
-                 {"disable", 0, NULL, "passthrough disable BDF... [--force] [--persist]", VERB_MUTATING,
+                 {"disable", 0, verb_passthrough_disable, "passthrough disable BDF... [--force] [--persist]", VERB_MUTATING,
                   .options = "--force --persist"},
-                 {"persist", 0, NULL, "passthrough persist --ids [--remove] BDF...", VERB_MUTATING,
+                 {"persist", 0, verb_passthrough_persist, "passthrough persist --ids [--remove] BDF...", VERB_MUTATING,
                   .options = "--ids --remove"},
-                 {"restore", 0, NULL, "passthrough restore [BDF]", VERB_MUTATING})},
-        {"sriov", 1, verb_sriov,
+                 {"restore", 0, verb_passthrough_restore, "passthrough restore [BDF]", VERB_MUTATING})},
+        {"sriov", 1, NULL,
          "sriov list [BDF]           SR-IOV PFs with their VFs, drivers and groups\n"
          "  sriov set BDF N [--vfio] [--force] [--persist]\n"
          "                            change the VF count safely (through 0); --vfio binds the VFs\n"
          "  sriov restore [BDF]       apply the boot-time VF counts (boot units)",
-         0, SUBS({"list", 0, NULL, "sriov list [BDF]"},
-                 {"set", 0, NULL, "sriov set BDF N [--vfio] [--force] [--persist]", VERB_MUTATING,
+         0, SUBS({"list", 0, verb_sriov_list, "sriov list [BDF]"},
+                 {"set", 0, verb_sriov_set, "sriov set BDF N [--vfio] [--force] [--persist]", VERB_MUTATING,
                   .options = "--vfio --force --persist"},
-                 {"restore", 0, NULL, "sriov restore [BDF]", VERB_MUTATING})},
-        {"vgpu", 1, verb_vgpu,
+                 {"restore", 0, verb_sriov_restore, "sriov restore [BDF]", VERB_MUTATING})},
+        {"vgpu", 1, NULL,
          "vgpu types [BDF]          vGPU types per parent (mdev and NVIDIA vendor vGPU)\n"
          "  vgpu list                 active and defined vGPUs\n"
          "  vgpu create PARENT TYPE [--uuid U] [--persist [--auto]]\n"
@@ -89,36 +91,36 @@ static const Verb verbs[] = {
          "  vgpu remove ID [--keep-definition] [--force]\n"
          "                            remove it (ID: mdev UUID or VF address)\n"
          "  vgpu start-defined [DEV]  start the definitions marked auto (boot units)",
-         0, SUBS({"types", 0, NULL, "vgpu types [BDF]"},
-                 {"list", 0, NULL, "vgpu list"},
-                 {"create", 0, NULL, "vgpu create PARENT TYPE [--uuid U] [--persist [--auto]]", VERB_MUTATING,
+         0, SUBS({"types", 0, verb_vgpu_types, "vgpu types [BDF]"},
+                 {"list", 0, verb_vgpu_list, "vgpu list"},
+                 {"create", 0, verb_vgpu_create, "vgpu create PARENT TYPE [--uuid U] [--persist [--auto]]", VERB_MUTATING,
                   .options = "--uuid --persist --auto"},
-                 {"remove", 0, NULL, "vgpu remove ID [--keep-definition] [--force]", VERB_MUTATING,
+                 {"remove", 0, verb_vgpu_remove, "vgpu remove ID [--keep-definition] [--force]", VERB_MUTATING,
                   .options = "--keep-definition --force"},
-                 {"start-defined", 0, NULL, "vgpu start-defined [DEV]", VERB_MUTATING})},
-        {"host", 2, verb_host, "host iommu enable [--apply]\n"
+                 {"start-defined", 0, verb_vgpu_start_defined, "vgpu start-defined [DEV]", VERB_MUTATING})},
+        {"host", 2, NULL, "host iommu enable [--apply]\n"
                                "                            turn the IOMMU on in the boot configuration",
-         0, SUBS({"iommu", 1, NULL, "host iommu enable [--apply]", VERB_MUTATING, .options = "--apply"})},
-        {"mig", 1, verb_mig,
+         0, SUBS({"iommu", 1, verb_host_iommu, "host iommu enable [--apply]", VERB_MUTATING, .options = "--apply"})},
+        {"mig", 1, NULL,
          "mig status [BDF] | profiles BDF | enable BDF | disable BDF | reset BDF\n"
          "  mig create BDF PROFILE [--placement START] [--count N]\n"
          "  mig destroy BDF (--gi ID | --all) [--force]\n"
          "  mig apply -f FILE [-c LABEL] [--allow-disrupt] [--no-reset] | assert -f FILE [-c LABEL] | export [-c LABEL]\n"
          "                            MIG partitions through NVML; mig-parted v1 configs",
-         0, SUBS({"status", 0, NULL, "mig status [BDF]"},
-                 {"profiles", 0, NULL, "mig profiles BDF"},
-                 {"enable", 0, NULL, "mig enable BDF", VERB_MUTATING},
-                 {"disable", 0, NULL, "mig disable BDF", VERB_MUTATING},
-                 {"reset", 0, NULL, "mig reset BDF", VERB_MUTATING},
-                 {"create", 0, NULL, "mig create BDF PROFILE [--placement START] [--count N]", VERB_MUTATING,
+         0, SUBS({"status", 0, verb_mig, "mig status [BDF]"},
+                 {"profiles", 0, verb_mig, "mig profiles BDF"},
+                 {"enable", 0, verb_mig, "mig enable BDF", VERB_MUTATING},
+                 {"disable", 0, verb_mig, "mig disable BDF", VERB_MUTATING},
+                 {"reset", 0, verb_mig, "mig reset BDF", VERB_MUTATING},
+                 {"create", 0, verb_mig, "mig create BDF PROFILE [--placement START] [--count N]", VERB_MUTATING,
                   .options = "--placement --count"},
-                 {"destroy", 0, NULL, "mig destroy BDF (--gi ID | --all) [--force]", VERB_MUTATING,
+                 {"destroy", 0, verb_mig, "mig destroy BDF (--gi ID | --all) [--force]", VERB_MUTATING,
                   .options = "--gi --all --force"},
-                 {"apply", 0, NULL, "mig apply -f FILE [-c LABEL] [--allow-disrupt] [--no-reset]", VERB_MUTATING,
+                 {"apply", 0, verb_mig, "mig apply -f FILE [-c LABEL] [--allow-disrupt] [--no-reset]", VERB_MUTATING,
                   .options = "--file --config --allow-disrupt --no-reset"},
-                 {"assert", 0, NULL, "mig assert -f FILE [-c LABEL]", .options = "--file --config"},
-                 {"export", 0, NULL, "mig export [-c LABEL]", .options = "--config"})},
-        {"vm", 1, verb_vm,
+                 {"assert", 0, verb_mig, "mig assert -f FILE [-c LABEL]", .options = "--file --config"},
+                 {"export", 0, verb_mig, "mig export [-c LABEL]", .options = "--config"})},
+        {"vm", 1, NULL,
          "vm xml DEVICE [--guest-slot N]\n"
          "                            libvirt <hostdev> XML for a GPU, VF, mdev UUID or vendor vGPU\n"
          "  vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type T] [--force]\n"
@@ -126,12 +128,12 @@ static const Verb verbs[] = {
          "  vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]\n"
          "                            detach it and give it back to the host\n"
          "  vm list                   which domain holds which GPU unit; migration; warnings",
-         0, SUBS({"xml", 0, NULL, "vm xml DEVICE [--guest-slot N]", .options = "--guest-slot"},
-                 {"attach", 0, NULL, "vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type T] [--force]",
+         0, SUBS({"xml", 0, verb_vm, "vm xml DEVICE [--guest-slot N]", .options = "--guest-slot"},
+                 {"attach", 0, verb_vm, "vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type T] [--force]",
                   VERB_MUTATING, .options = "--live --config --mdev-type --vgpu-type --force"},
-                 {"detach", 0, NULL, "vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]",
+                 {"detach", 0, verb_vm, "vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]",
                   VERB_MUTATING, .options = "--live --config --keep --timeout"},
-                 {"list", 0, NULL, "vm list"})},
+                 {"list", 0, verb_vm, "vm list"})},
         {"plan", 0, verb_state, "plan [-f FILE]            the steps from now to the desired state (/etc/gpuvirt/host.yaml)",
          .options = "--file"},
         {"apply", 0, verb_state, "apply [-f FILE]           carry them out, journaled, in a fixed order",
@@ -156,12 +158,12 @@ static const Verb verbs[] = {
           * (fleet agent, or the pass every command makes on the local store), which takes the host lock
           * itself for the pass only (fleet_agent_converge()), never for an agent's whole foreground run. */
          0, NULL},
-        {"sim", 1, verb_sim, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL|off-bus BDF\n"
+        {"sim", 1, NULL, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL|off-bus BDF\n"
                              "                            simulated hosts",
-         0, SUBS({"profiles", 0, NULL, "sim profiles"},
-                 {"create", 0, NULL, "sim create DIR --profile NAME", .options = "--profile"},
-                 {"fault", 0, NULL, "sim fault ATTR ERRNO|KILL"},
-                 {"off-bus", 0, NULL, "sim off-bus BDF"})},
+         0, SUBS({"profiles", 0, verb_sim_profiles, "sim profiles"},
+                 {"create", 0, verb_sim_create, "sim create DIR --profile NAME", .options = "--profile"},
+                 {"fault", 0, verb_sim_fault, "sim fault ATTR ERRNO|KILL"},
+                 {"off-bus", 0, verb_sim_off_bus, "sim off-bus BDF"})},
         {"capture", 1, verb_capture, "capture DIR               a read-only copy of this host's /sys and /proc (reports, tests)"},
         {"version", 0, verb_version, "version                   print the version"},
         {"help", 0, verb_help, "help                      this text"},
@@ -282,7 +284,10 @@ static int dispatch(int argc, char **argv) {
         if (argc - 1 < v->min_args || (sub && argc - 2 < sub->min_args))
                 return usage_error("%s: missing argument; usage: gpuvirt %s", v->name, (sub ?: v)->synopsis);
         arg.mutating = (v->flags & VERB_MUTATING) || (sub && (sub->flags & VERB_MUTATING));
-        return v->fn(argc, argv);
+        /* the table is the one dispatcher: a verb with sub-verbs has no function of its own */
+        int (*fn)(int, char **) = sub ? sub->fn : v->fn;
+        assert(fn);
+        return fn(argc, argv);
 }
 
 /* ---- completion: `gpuvirt __complete WORD...` prints the candidates for the last word (bash completion,
@@ -434,7 +439,8 @@ int main(int argc, char **argv) {
         if (arg.verbose)
                 log_set_max_level(LOG_LEVEL_DEBUG);
 
-        int r = dispatch(n - 1, argv + 1);
+        /* the verb's -errno, result or exit code becomes the exit status here, and only here */
+        int r = exit_status(dispatch(n - 1, argv + 1));
         unlock_host();
         /* A full disk or closed pipe on stdout is a failure, not a silent truncation. */
         if (fflush(stdout) != 0 || ferror(stdout)) {

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "basic/gverror.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
@@ -30,12 +31,11 @@ int verb_capture(int argc, char **argv) {
                 return r == -ENOTEMPTY ? EXIT_USAGE : EXIT_FAILURE;
         }
         if (arg.json) {
-                json_object *o = json_object_new_object();
+                _cleanup_json_ json_object *o = json_object_new_object();
                 json_object_object_add(o, "root", json_object_new_string(root_dir(root)));
                 json_object_object_add(o, "dir", json_object_new_string(argv[k]));
                 json_object_object_add(o, "files", json_object_new_int64(files));
                 r = json_print(o, stdout);
-                json_object_put(o);
                 return r < 0 ? EXIT_FAILURE : 0;
         }
         printf("Captured %s into %s: %u files and links (gpuvirt --root %s list | check reads it).\n", root_dir(root),

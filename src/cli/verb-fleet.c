@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "cli/common.h"
@@ -144,7 +145,7 @@ static int open_store(Root *root, const FleetArgs *a, Store **ret) {
         if (r == -EINVAL)
                 return usage_error("%s", strna(err));
         if (r < 0)
-                return log_error("Cannot open the fleet store: %s", err ?: strerror(-r)), EXIT_FAILURE;
+                return log_error("Cannot open the fleet store: %s", err ?: errno_message(r)), EXIT_FAILURE;
         return 0;
 }
 
@@ -180,7 +181,7 @@ static int local_sync(Root *root, Store *s, const FleetArgs *a) {
                 r = fleet_agent_converge(root, s, host, &rep);
         if (r < 0)
                 log_error("Cannot bring this host in line with the local fleet store: %s",
-                          rep.error ?: store_last_error(s) ?: strerror(-r));
+                          rep.error ?: store_last_error(s) ?: errno_message(r));
         else if (rep.error)
                 log_warning("Some units could not be realized: %s", rep.error);
         fleet_converge_report_done(&rep);
@@ -373,7 +374,7 @@ static json_object *reserved_json(const Fleet *f, const FleetRequest *r, const F
                 json_object_array_add(us, e);
         }
         json_object_object_add(o, "units", us);
-        json_object_object_add(o, "error", x->error ? json_object_new_string(x->message ?: strerror(-x->error)) : NULL);
+        json_object_object_add(o, "error", x->error ? json_object_new_string(x->message ?: errno_message(x->error)) : NULL);
         return o;
 }
 
@@ -493,7 +494,7 @@ static int do_show(Store *s, const char *id) {
         if (r == -ENOENT)
                 return log_error("No reservation %s (see 'gpuvirt fleet status').", id), EXIT_FAILURE;
         if (r < 0)
-                return log_error("Cannot read reservation %s: %s", id, store_last_error(s) ?: strerror(-r)), EXIT_FAILURE;
+                return log_error("Cannot read reservation %s: %s", id, store_last_error(s) ?: errno_message(r)), EXIT_FAILURE;
         json_object_object_add(o, "realized", unit_records(s, o));
         if (arg.json)
                 json_print(o, stdout);
@@ -644,7 +645,7 @@ static int do_agent(Root *root, Store *s, const FleetArgs *a) {
                 if (r >= 0)
                         agent_progress(&rep, NULL);
                 if (r < 0)
-                        log_error("fleet agent: %s", rep.error ?: strerror(-r));
+                        log_error("fleet agent: %s", rep.error ?: errno_message(r));
                 fleet_converge_report_done(&rep);
                 return r < 0 ? EXIT_FAILURE : 0;
         }

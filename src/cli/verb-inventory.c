@@ -7,6 +7,7 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
@@ -186,12 +187,11 @@ int verb_list(int argc, char **argv) {
         if ((r = open_root(0, &root)) || (r = scan(root, &h)))
                 return r;
         (void)pci_names_new(&names);
-        json_object *list;
+        _cleanup_json_ json_object *list = NULL;
         if (inventory_list(h, names, vfs, &list) < 0)
                 return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
         add_mig_from_nvml(root, list);
         r = arg.json ? json_print(list, stdout) : print_list_text(list);
-        json_object_put(list);
         return r < 0 ? EXIT_FAILURE : 0;
 }
 
@@ -296,12 +296,11 @@ int verb_show(int argc, char **argv) {
         if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (r = lookup_device(h, argv[k], &d)))
                 return r;
         (void)pci_names_new(&names);
-        json_object *o;
+        _cleanup_json_ json_object *o = NULL;
         if (inventory_device(h, names, d, &o) < 0)
                 return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
         add_mig_from_nvml(root, o);
         r = arg.json ? json_print(o, stdout) : print_show_text(o);
-        json_object_put(o);
         return r < 0 ? EXIT_FAILURE : 0;
 }
 
@@ -374,9 +373,8 @@ int verb_check(int argc, char **argv) {
         if (r < 0)
                 return log_error_errno(r, "Readiness check failed: %m"), EXIT_FAILURE;
         if (arg.json) {
-                json_object *o = check_report_json(rep);
+                _cleanup_json_ json_object *o = check_report_json(rep);
                 json_print(o, stdout);
-                json_object_put(o);
         } else
                 print_check_text(rep, h);
         return check_report_failed(rep) ? EXIT_FAILURE : 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/json-util.h"
 #include "basic/log.h"
@@ -45,7 +46,11 @@ static void pt_opt(int c, const char *v, void *ud) {
                         a->bad_include = true;
                         return;
                 }
-                (void)strv_push(&a->include, &a->n_include, canon);
+                if (strv_push(&a->include, &a->n_include, canon) < 0) {
+                        free(canon);
+                        log_error("Out of memory.");
+                        a->bad_include = true; /* refused: nothing is done */
+                }
                 break;
         }
         }
@@ -108,11 +113,7 @@ static int persist_functions(Root *root, const char *canon, const VfioReport *re
         return 0;
 }
 
-static int exit_for(int r) {
-        return r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
-}
-
-static int do_enable_disable(bool enable, int argc, char **argv, int first, PtArgs *a) {
+static int do_enable_disable(bool enable, int argc, char **argv, int first, const PtArgs *a) {
         /* every address is read before the root is opened: bad usage takes no host lock and touches nothing */
         _cleanup_strv_free_ char **addrs = NULL;
         size_t n_addrs = 0;
@@ -130,7 +131,7 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
         if (r)
                 return r;
         VfioOptions o = {.force = a->force, .include = a->include, .settle_ms = 2000};
-        json_object *out = json_object_new_array();
+        _cleanup_json_ json_object *out = json_object_new_array();
         char **done = NULL; /* devices enabled by this command, to undo if a later one fails */
         size_t n_done = 0;
         _cleanup_strv_free_ char **persisted = NULL; /* boot bindings written by this command, likewise */
@@ -156,7 +157,7 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
                         json_object_array_add(out, report_json(canon, &rep));
                         vfio_report_done(&rep);
                         free(canon);
-                        rc = exit_for(r);
+                        rc = r; /* the -errno: main() maps it */
                         break;
                 }
                 if (a->persist) {
@@ -186,7 +187,6 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
         }
         if (arg.json)
                 json_print(out, stdout);
-        json_object_put(out);
         strv_free(done);
         return rc;
 }
@@ -208,7 +208,7 @@ static int do_restore(const char *bdf) {
         if (r == -ENOENT)
                 return log_error("%s has no persistent binding (" VFIO_PERSIST_DIR "/%s).", canon, canon), EXIT_FAILURE;
         if (r < 0)
-                return log_error("Refusing the persistent binding of %s: %s", canon, bad ?: strerror(-r)), EXIT_FAILURE;
+                return log_error("Refusing the persistent binding of %s: %s", canon, bad ?: errno_message(r)), EXIT_FAILURE;
         if ((r = hold_host_lock(root)))
                 return r;
         VfioOptions o = {.force = force, .include = include, .settle_ms = 5000};
@@ -220,9 +220,8 @@ static int do_restore(const char *bdf) {
         } else if (!arg.json)
                 report_text(&rep, true, arg.dry_run);
         else {
-                json_object *j = report_json(canon, &rep);
+                _cleanup_json_ json_object *j = report_json(canon, &rep);
                 json_print(j, stdout);
-                json_object_put(j);
         }
         vfio_report_done(&rep);
         return r < 0 ? EXIT_FAILURE : 0;
@@ -278,7 +277,7 @@ static int do_persist_ids(int argc, char **argv, int first, bool remove) {
                         others++;
         }
         if (arg.json) {
-                json_object *o = json_object_new_object();
+                _cleanup_json_ json_object *o = json_object_new_object();
                 json_object_object_add(o, "ids", json_string_or_null(res.ids));
                 json_object_object_add(o, "devices_matched", json_object_new_int((int)others));
                 json_object *sd = json_object_new_array();
@@ -289,7 +288,6 @@ static int do_persist_ids(int argc, char **argv, int first, bool remove) {
                                        json_object_new_boolean(res.initramfs_has_gpu_driver));
                 json_object_object_add(o, "initramfs_command", json_object_new_string(res.initramfs_command));
                 json_print(o, stdout);
-                json_object_put(o);
         } else if (!res.ids)
                 printf("etc/modprobe.d/vfio.conf: no vfio-pci ids= left (its softdeps went too)\n"
                        "etc/modules-load.d/vfio-pci.conf: vfio-pci no longer loaded at boot\n"
@@ -315,50 +313,66 @@ static int do_persist_ids(int argc, char **argv, int first, bool remove) {
         return 0;
 }
 
-int verb_passthrough(int argc, char **argv) {
+/* The sub-verbs (the verb table dispatches them; argv[0] is "passthrough", argv[1] the sub-verb): one option
+ * parser for all four, then each checks what belongs to it. */
+static int pt_run(int argc, char **argv, int (*run)(int argc, char **argv, int first, const PtArgs *a)) {
         static const struct option opts[] = {
                 {"force", no_argument, NULL, OPT_FORCE},   {"include", required_argument, NULL, OPT_INCLUDE},
                 {"persist", no_argument, NULL, OPT_PERSIST}, {"ids", no_argument, NULL, OPT_IDS},
                 {"remove", no_argument, NULL, OPT_REMOVE},
                 {},
         };
-        const char *sub = argv[1];
         PtArgs a = {};
         int k = parse_verb_options(argc - 1, argv + 1, opts, "", pt_opt, &a);
-        int rc;
-        if (k < 0)
-                rc = -k;
-        else if (a.bad_include)
-                rc = EXIT_USAGE;
-        else {
-                int first = k + 1, npos = argc - first;
-                if (streq(sub, "enable") || streq(sub, "disable")) {
-                        if (npos < 1)
-                                rc = usage_error("passthrough %s: expected at least one device address", sub);
-                        else if (a.ids)
-                                rc = usage_error("passthrough %s: --ids belongs to 'passthrough persist'", sub);
-                        else if (streq(sub, "disable") && a.n_include)
-                                rc = usage_error("passthrough disable: --include is for enable");
-                        else if (a.remove)
-                                rc = usage_error("passthrough %s: --remove belongs to 'passthrough persist --ids'", sub);
-                        else
-                                rc = do_enable_disable(streq(sub, "enable"), argc, argv, first, &a);
-                } else if (streq(sub, "restore")) {
-                        /* without a device: every binding (gpuvirt-vfio.service, in the boot transaction) */
-                        rc = npos > 1 ? usage_error("passthrough restore: expected at most one device address")
-                           : npos ? do_restore(argv[first])
-                                  : restore_each(VFIO_PERSIST_DIR, do_restore);
-                } else if (streq(sub, "persist")) {
-                        if (!a.ids)
-                                rc = usage_error("passthrough persist: give --ids (per-device persistence is "
-                                                 "'passthrough enable --persist')");
-                        else if (npos < 1)
-                                rc = usage_error("passthrough persist --ids: expected at least one device address");
-                        else
-                                rc = do_persist_ids(argc, argv, first, a.remove);
-                } else
-                        rc = usage_error("passthrough: unknown command '%s' (enable, disable, persist, restore)", sub);
-        }
+        int rc = k < 0 ? -k : a.bad_include ? EXIT_USAGE : run(argc, argv, k + 1, &a);
         strv_free(a.include);
         return rc;
+}
+
+static int pt_enable_disable(int argc, char **argv, int first, const PtArgs *a) {
+        const char *sub = argv[1];
+        bool enable = streq(sub, "enable");
+        if (argc - first < 1)
+                return usage_error("passthrough %s: expected at least one device address", sub);
+        if (a->ids)
+                return usage_error("passthrough %s: --ids belongs to 'passthrough persist'", sub);
+        if (!enable && a->n_include)
+                return usage_error("passthrough disable: --include is for enable");
+        if (a->remove)
+                return usage_error("passthrough %s: --remove belongs to 'passthrough persist --ids'", sub);
+        return do_enable_disable(enable, argc, argv, first, a);
+}
+
+static int pt_restore(int argc, char **argv, int first, const PtArgs *a) {
+        (void)a;
+        int npos = argc - first;
+        /* without a device: every binding (gpuvirt-vfio.service, in the boot transaction) */
+        return npos > 1 ? usage_error("passthrough restore: expected at most one device address")
+             : npos     ? do_restore(argv[first])
+                        : restore_each(VFIO_PERSIST_DIR, do_restore);
+}
+
+static int pt_persist(int argc, char **argv, int first, const PtArgs *a) {
+        if (!a->ids)
+                return usage_error("passthrough persist: give --ids (per-device persistence is "
+                                   "'passthrough enable --persist')");
+        if (argc - first < 1)
+                return usage_error("passthrough persist --ids: expected at least one device address");
+        return do_persist_ids(argc, argv, first, a->remove);
+}
+
+int verb_passthrough_enable(int argc, char **argv) {
+        return pt_run(argc, argv, pt_enable_disable);
+}
+
+int verb_passthrough_disable(int argc, char **argv) {
+        return pt_run(argc, argv, pt_enable_disable);
+}
+
+int verb_passthrough_persist(int argc, char **argv) {
+        return pt_run(argc, argv, pt_persist);
+}
+
+int verb_passthrough_restore(int argc, char **argv) {
+        return pt_run(argc, argv, pt_restore);
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/shellvar.h"
 #include "core/host/bootcfg.h"
@@ -469,7 +470,7 @@ int boot_config_set_args(Root *root, const char *add, const char *remove, IommuE
                 if (r < 0) {
                         boot_config_done(&c);
                         iommu_edit_done(&e);
-                        *ret_error = strdup_printf("/%s:%s%s", rel, r == -EINVAL ? "" : " ", err ?: strerror(-r));
+                        *ret_error = strdup_printf("/%s:%s%s", rel, r == -EINVAL ? "" : " ", err ?: errno_message(r));
                         return r;
                 }
         }

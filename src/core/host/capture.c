@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "core/host/capture.h"
 #include "core/host/pci.h"
@@ -38,7 +39,7 @@ static const char *const cmdline_keep[] = {
 static const char *const module_params[] = {"vfio*", "kvm*", "nvidia*", "mdev"};
 
 static int fail(Capture *c, int r, const char *what) {
-        return gv_error_set(c->err, r, NULL, "capture", "cannot capture %s: %s", what, strerror(abs(r)));
+        return gv_error_set(c->err, r, NULL, "capture", "cannot capture %s: %s", what, errno_message(r));
 }
 
 /* dir/rel's parent directory, created */
@@ -426,7 +427,7 @@ int host_capture(Root *root, const char *dir, unsigned *ret_files, GvError *err)
                 return gv_error_set(err, -ENOTEMPTY, NULL, "capture", "%s exists and is not empty", dir);
         int r = mkdir_p(dir, 0755);
         if (r < 0)
-                return gv_error_set(err, r, NULL, "capture", "cannot create %s: %s", dir, strerror(-r));
+                return gv_error_set(err, r, NULL, "capture", "cannot create %s: %s", dir, errno_message(r));
         _cleanup_free_ char *abs = realpath(dir, NULL);
         if (!abs)
                 return gv_error_set(err, -errno, NULL, "capture", "cannot resolve %s: %m", dir);
@@ -434,7 +435,7 @@ int host_capture(Root *root, const char *dir, unsigned *ret_files, GvError *err)
         if ((r = capture_pci(&c)) < 0 || (r = capture_iommu(&c)) < 0 || (r = capture_acpi(&c)) < 0 ||
             (r = capture_proc(&c)) < 0)
                 return err && err->error ? r : gv_error_set(err, r, NULL, "capture", "cannot capture %s: %s",
-                                                            root_dir(root), strerror(-r));
+                                                            root_dir(root), errno_message(r));
         *ret_files = c.files;
         return 0;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "core/host/pci.h"
@@ -110,7 +111,7 @@ char *pci_device_dead_reason(const PciDevice *d) {
                 return strdup("is gone: its sysfs directory no longer exists (removed, or a capture without it)");
         case PCI_DEVICE_UNREADABLE:
                 return strdup_printf("cannot be read: its sysfs directory or config space gives %s",
-                                     strerror(-d->state_errno));
+                                     errno_message(d->state_errno));
         default:
                 return NULL;
         }

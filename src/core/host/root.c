@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "core/host/root.h"
@@ -451,11 +452,11 @@ int root_lock(Root *r, int timeout_ms, char **ret_error) {
         _cleanup_close_ int run = open_dir_nofollow(rootfd, "run", 0755);
         if (run < 0)
                 return lock_fail(ret_error, run, "%s/run is not a directory (a symlink is refused): %s", r->dir,
-                                 strerror(-run));
+                                 errno_message(run));
         _cleanup_close_ int dir = open_dir_nofollow(run, "gpuvirt", 0700);
         if (dir < 0)
                 return lock_fail(ret_error, dir, "%s/" ROOT_LOCK_DIR " is not a directory (a symlink is refused): %s",
-                                 r->dir, strerror(-dir));
+                                 r->dir, errno_message(dir));
         struct stat st;
         if (fstat(dir, &st) < 0)
                 return lock_fail(ret_error, errno, "cannot stat %s/" ROOT_LOCK_DIR ": %m", r->dir);

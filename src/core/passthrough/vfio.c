@@ -141,7 +141,7 @@ static bool lost_driver(Root *root, const PciDevice *x, char **ret_saved, char *
                 return false;
         }
         if (r < 0 && !bad)
-                bad = strdup_printf(STATE_DIR "/%s: %s", x->addr, strerror(-r));
+                bad = strdup_printf(STATE_DIR "/%s: %s", x->addr, errno_message(r));
         if (ret_saved)
                 *ret_saved = TAKE_PTR(s.driver);
         if (ret_bad)
@@ -721,7 +721,7 @@ int vfio_restore_lost(Root *root, char ***ret_restored, char **ret_error) {
                         if (ret == 0 && ret_error)
                                 *ret_error = strdup_printf("%s has no driver and cannot be given back%s%s: %s", x->addr,
                                                            saved ? " to " : "", saved ?: "",
-                                                           gv_error_message(&rep.error) ?: strerror(-r));
+                                                           gv_error_message(&rep.error) ?: errno_message(r));
                         ret = ret ?: r;
                 } else
                         for (size_t k = 0; k < rep.n_changes; k++)

@@ -333,7 +333,7 @@ int vendor_vgpu_start(Root *root, const char *vf, char **ret_error) {
         int r = def_read(root, vf, &pf, &type, NULL, &bad);
         if (r < 0) {
                 *ret_error = bad ? TAKE_PTR(bad) : strdup_printf("cannot read " VENDOR_VGPU_PERSIST_DIR "/%s: %s", vf,
-                                                               strerror(-r));
+                                                               errno_message(r));
                 return r;
         }
         if (!vf_has_vgpu(root, vf) || vf_current(root, vf, &cur) < 0) {

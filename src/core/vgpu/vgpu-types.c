@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/json-util.h"
 #include "core/vgpu/vendor-vgpu.h"
@@ -255,6 +256,6 @@ int vgpu_type_resolve(Root *root, const char *parent, const char *type, VgpuType
                                            parent, type, parent,
                                            vendor ? "; a GPU running a vendor vGPU type offers only that one" : "");
         else if (r < 0 && r != -ENOMEM)
-                *ret_error = strdup_printf("cannot read the vGPU types of %s: %s", parent, strerror(-r));
+                *ret_error = strdup_printf("cannot read the vGPU types of %s: %s", parent, errno_message(r));
         return r;
 }
