@@ -66,5 +66,11 @@ for c in "$GOLDEN"/../captures/*/; do
         host="$TMP/$p"
         cp -a "$c" "$host"
         golden_host
+        # a real machine's every GPU, not only the last one, and its SR-IOV PFs (the rig's NVMe): show of each,
+        # named by its address (':' as '-')
+        for a in $({ "$GPUVIRT" --root "$host" --json list | jq -r '.[:-1][].address'
+                     "$GPUVIRT" --root "$host" --json sriov list | jq -r '.[].address'; } | sort -u); do
+                run "show-${a//:/-}.txt" 0 show "$a"
+        done
 done
 finish
