@@ -135,7 +135,8 @@ static int step_from_json(const char *file, json_object *o, Step *ret, char **re
                                 return step_done(&s), -EBADMSG;
                         }
                         size_t np = s.n_mig;
-                        if (strv_push(&s.mig_profiles, &np, strdup(k)) < 0)
+                        char *name = strdup(k);
+                        if (!name || strv_push(&s.mig_profiles, &np, name) < 0)
                                 return step_done(&s), -ENOMEM;
                         s.mig_counts[s.n_mig++] = (unsigned)c;
                 }
@@ -329,8 +330,11 @@ static int run_step(Root *root, const Step *s, char **err) {
 
 static int journal_write(Root *root, const Step *s) {
         json_object *o = json_object_new_object();
-        json_object_object_add(o, "step", step_json(s));
-        json_object_object_add(o, "started", json_object_new_int64((int64_t)time(NULL)));
+        if (!o || json_put(o, "step", step_json(s)) < 0 ||
+            json_put(o, "started", json_object_new_int64((int64_t)time(NULL))) < 0) {
+                json_object_put(o);
+                return -ENOMEM;
+        }
         int r = state_write_json(root, o, HOST_JOURNAL_FILE);
         json_object_put(o);
         return r;
@@ -375,7 +379,9 @@ int host_recover(Root *root, char **ret_step, char ***ret_restored, char **ret_e
                 return r;
         }
         if (r >= 0) {
-                *ret_step = step_describe(&s);
+                /* NULL says "no interrupted step": a description lost to a failed allocation must not */
+                if (!(*ret_step = step_describe(&s)))
+                        return step_done(&s), -ENOMEM;
                 char *err = NULL;
                 /* Every step converges when run again: this finishes the interrupted one. */
                 r = run_step(root, &s, &err);

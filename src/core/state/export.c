@@ -27,8 +27,10 @@ int host_export(Root *root, HostSpec **ret, char **ret_error) {
                 if (!inventory_is_gpu(d, false))
                         continue;
                 Observed o;
-                if ((r = observe(&h, d, NULL, &o)) < 0)
+                if ((r = observe(&h, d, NULL, &o)) < 0) {
+                        observed_done(&o);
                         break;
+                }
                 GpuEntry *e = &s->entries[s->n_entries++];
                 e->select = SELECT_ADDRESS;
                 memcpy(e->addr, d->addr, sizeof e->addr);
@@ -40,9 +42,11 @@ int host_export(Root *root, HostSpec **ret, char **ret_error) {
                         size_t n = 0, ni = 0;
                         if (iommu_group_members(h.pci, d, &m, &n) == 0)
                                 for (size_t k = 0; k < n; k++)
-                                        if (m[k].kind == GROUP_MEMBER_FOREIGN && m[k].device->is_vfio) {
+                                        if (m[k].kind == GROUP_MEMBER_FOREIGN && m[k].device->is_vfio && r >= 0) {
                                                 e->force = true;
-                                                (void)strv_push(&e->include, &ni, strdup(m[k].device->addr));
+                                                char *a = strdup(m[k].device->addr);
+                                                if (!a || strv_push(&e->include, &ni, a) < 0)
+                                                        r = -ENOMEM;
                                         }
                         break;
                 }
@@ -59,15 +63,24 @@ int host_export(Root *root, HostSpec **ret, char **ret_error) {
                         for (size_t k = 0; k < o.mig->n_inst; k++)
                                 counts[o.mig->inst[k].profile]++;
                         e->mig = calloc(o.mig->n_profiles ?: 1, sizeof(MigCount));
-                        for (size_t k = 0; e->mig && k < o.mig->n_profiles; k++)
-                                if (counts[k])
-                                        e->mig[e->n_mig++] = (MigCount){strdup(o.mig->profiles[k].name), counts[k]};
+                        if (!e->mig)
+                                r = -ENOMEM;
+                        for (size_t k = 0; r >= 0 && k < o.mig->n_profiles; k++)
+                                if (counts[k]) {
+                                        char *name = strdup(o.mig->profiles[k].name);
+                                        if (!name)
+                                                r = -ENOMEM;
+                                        else
+                                                e->mig[e->n_mig++] = (MigCount){name, counts[k]};
+                                }
                         break;
                 }
                 default:
                         break;
                 }
                 observed_done(&o);
+                if (r < 0)
+                        break;
         }
         host_done(&h);
         if (!s->entries)

@@ -65,8 +65,10 @@ char *step_describe(const Step *s) {
                 if (!s->vgpu_type)
                         return strdup_printf("remove every vGPU on %s", s->device);
                 named = named_units(s);
+                if (!named)
+                        return NULL;
                 return strdup_printf("remove %u vGPU(s) of type %s on %s (%u left%s)", s->count, s->vgpu_type,
-                                     s->device, s->total, named ?: "");
+                                     s->device, s->total, named);
         case STEP_MIG_DISABLE:
                 return strdup_printf("disable MIG on %s (destroying its instances)", s->device);
         case STEP_RELEASE_VFIO:
@@ -88,76 +90,96 @@ char *step_describe(const Step *s) {
                         free(layout);
                         layout = x;
                 }
-                return strdup_printf("MIG on %s: %s%s", s->device, *strna(layout) ? layout : "enabled, no instances",
+                if (!layout) /* not "no instances": the layout is unknown */
+                        return NULL;
+                return strdup_printf("MIG on %s: %s%s", s->device, *layout ? layout : "enabled, no instances",
                                      s->n_mig_at ? ")" : "");
         }
         case STEP_VGPU_CREATE:
                 named = named_units(s);
+                if (!named)
+                        return NULL;
                 return strdup_printf("create %u vGPU(s) of type %s on %s (%u in all%s)", s->count, s->vgpu_type,
-                                     s->device, s->total, named ?: "");
+                                     s->device, s->total, named);
         default:
                 return strdup("?");
         }
 }
 
 json_object *step_json(const Step *s) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "action", json_object_new_string(step_kind_to_string(s->kind)));
-        json_object_object_add(o, "device", json_object_new_string(s->device));
         _cleanup_free_ char *d = step_describe(s);
-        json_object_object_add(o, "description", json_object_new_string(strna(d)));
+        json_object *o = json_object_new_object();
+        if (!d || !o || json_put(o, "action", json_object_new_string(step_kind_to_string(s->kind))) < 0 ||
+            json_put(o, "device", json_object_new_string(s->device)) < 0 ||
+            json_put(o, "description", json_object_new_string(d)) < 0)
+                goto fail;
         switch (s->kind) {
         case STEP_SRIOV_SET:
-                json_object_object_add(o, "vfs", json_object_new_int((int)s->vfs));
-                json_object_object_add(o, "vfio", json_object_new_boolean(s->vfio));
+                if (json_put(o, "vfs", json_object_new_int((int)s->vfs)) < 0 ||
+                    json_put(o, "vfio", json_object_new_boolean(s->vfio)) < 0)
+                        goto fail;
                 break;
         case STEP_BIND_VFIO: {
-                json_object_object_add(o, "force", json_object_new_boolean(s->force));
                 json_object *inc = json_object_new_array();
+                if (json_put(o, "force", json_object_new_boolean(s->force)) < 0 || json_put(o, "include", inc) < 0)
+                        goto fail;
                 for (char **i = s->include; i && *i; i++)
-                        json_object_array_add(inc, json_object_new_string(*i));
-                json_object_object_add(o, "include", inc);
+                        if (json_append(inc, json_object_new_string(*i)) < 0)
+                                goto fail;
                 break;
         }
         case STEP_MIG_APPLY: {
                 json_object *m = json_object_new_object();
+                if (json_put(o, "mig", m) < 0)
+                        goto fail;
                 for (size_t i = 0; i < s->n_mig; i++)
-                        json_object_object_add(m, s->mig_profiles[i], json_object_new_int((int)s->mig_counts[i]));
-                json_object_object_add(o, "mig", m);
+                        if (json_put(m, s->mig_profiles[i], json_object_new_int((int)s->mig_counts[i])) < 0)
+                                goto fail;
                 if (s->n_mig_at) {
                         json_object *at = json_object_new_array();
+                        if (json_put(o, "mig_at", at) < 0)
+                                goto fail;
                         for (size_t i = 0; i < s->n_mig_at; i++) {
                                 json_object *x = json_object_new_object();
-                                json_object_object_add(x, "profile", json_object_new_string(s->mig_at[i].profile));
-                                json_object_object_add(x, "start", json_object_new_int((int)s->mig_at[i].start));
-                                json_object_array_add(at, x);
+                                if (json_append(at, x) < 0 ||
+                                    json_put(x, "profile", json_object_new_string(s->mig_at[i].profile)) < 0 ||
+                                    json_put(x, "start", json_object_new_int((int)s->mig_at[i].start)) < 0)
+                                        goto fail;
                         }
-                        json_object_object_add(o, "mig_at", at);
                 }
                 break;
         }
         case STEP_VGPU_CREATE:
         case STEP_VGPU_REMOVE:
-                json_object_object_add(o, "type", s->vgpu_type ? json_object_new_string(s->vgpu_type) : NULL);
-                json_object_object_add(o, "count", json_object_new_int((int)s->count));
-                json_object_object_add(o, "total", json_object_new_int((int)s->total));
+                if ((s->vgpu_type ? json_put(o, "type", json_object_new_string(s->vgpu_type)) : json_put_null(o, "type")) < 0 ||
+                    json_put(o, "count", json_object_new_int((int)s->count)) < 0 ||
+                    json_put(o, "total", json_object_new_int((int)s->total)) < 0)
+                        goto fail;
                 if (s->units) {
                         json_object *u = json_object_new_array();
+                        if (json_put(o, "units", u) < 0)
+                                goto fail;
                         for (char **i = s->units; *i; i++)
-                                json_object_array_add(u, json_object_new_string(*i));
-                        json_object_object_add(o, "units", u);
+                                if (json_append(u, json_object_new_string(*i)) < 0)
+                                        goto fail;
                 }
                 break;
         default:
                 break;
         }
         return o;
+fail:
+        json_object_put(o);
+        return NULL;
 }
 
 json_object *plan_json(const Plan *p) {
         json_object *a = json_object_new_array();
-        for (size_t i = 0; i < p->n_steps; i++)
-                json_object_array_add(a, step_json(&p->steps[i]));
+        for (size_t i = 0; a && i < p->n_steps; i++)
+                if (json_append(a, step_json(&p->steps[i])) < 0) {
+                        json_object_put(a);
+                        return NULL;
+                }
         return a;
 }
 
@@ -405,8 +427,9 @@ static int plan_gpu(Planner *p, const PciDevice *d, const GpuEntry *e, Step **te
                         return -ENOMEM;
                 for (size_t i = 0; enabled && i < o.mig->n_profiles; i++)
                         if (want[i]) {
-                                if (strv_push(&s->mig_profiles, &np, strdup(o.mig->profiles[i].name)) < 0)
-                                        return -ENOMEM;
+                                char *name = strdup(o.mig->profiles[i].name);
+                                if (!name || strv_push(&s->mig_profiles, &np, name) < 0)
+                                        return observed_done(&o), -ENOMEM;
                                 s->mig_counts[s->n_mig++] = want[i];
                         }
                 if (n_pins) {

@@ -50,11 +50,13 @@ int host_result_read(Root *root, HostResult *ret, char **ret_error) {
 
 int host_result_write(Root *root, const char *file, bool ok, size_t steps, const char *error) {
         json_object *o = json_object_new_object();
-        json_object_object_add(o, "time", json_object_new_int64((int64_t)time(NULL)));
-        json_object_object_add(o, "file", json_object_new_string(file));
-        json_object_object_add(o, "ok", json_object_new_boolean(ok));
-        json_object_object_add(o, "steps", json_object_new_int((int)steps));
-        json_object_object_add(o, "error", error ? json_object_new_string(error) : NULL);
+        if (!o || json_put(o, "time", json_object_new_int64((int64_t)time(NULL))) < 0 ||
+            json_put(o, "file", json_object_new_string(file)) < 0 || json_put(o, "ok", json_object_new_boolean(ok)) < 0 ||
+            json_put(o, "steps", json_object_new_int((int)steps)) < 0 ||
+            (error ? json_put(o, "error", json_object_new_string(error)) : json_put_null(o, "error")) < 0) {
+                json_object_put(o);
+                return -ENOMEM;
+        }
         int r = state_write_json(root, o, HOST_RESULT_FILE);
         json_object_put(o);
         return r;
