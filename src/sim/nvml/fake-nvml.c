@@ -36,6 +36,7 @@
  * they share.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,10 +63,12 @@ API int gpuvirtSimNvmlSetRoot(const char *rootdir) {
         return 0;
 }
 
+/* A hex attribute of the device at dir, 0 when it cannot be read. No allocation, so none can fail: a path too
+ * long for the buffer is one the kernel would refuse too (ENAMETOOLONG), read as 0 like any unreadable one. */
 static uint32_t read_hex(const char *dir, const char *name) {
-        _cleanup_free_ char *p = strdup_printf("%s/%s", dir, name);
+        char p[PATH_MAX];
         uint32_t v = 0;
-        if (p)
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, name) < sizeof p)
                 (void)read_attr_u32(p, 16, &v);
         return v;
 }
@@ -73,10 +76,10 @@ static uint32_t read_hex(const char *dir, const char *name) {
 /* A device whose config space reads back all ones (vendor 0xffff) no longer answers on the bus: the
  * driver reports it lost (NVML_ERROR_GPU_IS_LOST), as it does after an Xid 79. */
 static bool config_lost(const char *dir) {
-        _cleanup_free_ char *p = strdup_printf("%s/config", dir);
+        char p[PATH_MAX];
         uint8_t cfg[16];
         size_t n = 0;
-        if (!p || read_head_at(AT_FDCWD, p, cfg, sizeof cfg, &n) < 0 || n < sizeof cfg)
+        if ((size_t)snprintf(p, sizeof p, "%s/config", dir) >= sizeof p || read_head_at(AT_FDCWD, p, cfg, sizeof cfg, &n) < 0 || n < sizeof cfg)
                 return false;
         for (size_t i = 0; i < sizeof cfg; i++)
                 if (cfg[i] != 0xff)
@@ -92,7 +95,9 @@ API nvmlReturn_t nvmlInit_v2(void) {
                 return NVML_ERROR_DRIVER_NOT_LOADED;
         _cleanup_free_ char *pci = strdup_printf("%s/sys/bus/pci/devices", root);
         _cleanup_strv_free_ char **l = NULL;
-        if (!pci || dir_list(pci, &l) < 0)
+        if (!pci)
+                return NVML_ERROR_UNKNOWN;
+        if (dir_list(pci, &l) < 0)
                 return NVML_ERROR_DRIVER_NOT_LOADED;
         memset(devs, 0, sizeof devs);
         n_devs = 0;
@@ -100,7 +105,9 @@ API nvmlReturn_t nvmlInit_v2(void) {
                 _cleanup_free_ char *dir = strdup_printf("%s/%s", pci, *e);
                 _cleanup_free_ char *drvl = strdup_printf("%s/%s/driver", pci, *e);
                 _cleanup_free_ char *drv = NULL, *pf = strdup_printf("%s/physfn", dir);
-                if (!dir || !drvl || !pf || read_hex(dir, "vendor") != 0x10de || (read_hex(dir, "class") >> 16) != 0x03 ||
+                if (!dir || !drvl || !pf)
+                        return NVML_ERROR_UNKNOWN;
+                if (read_hex(dir, "vendor") != 0x10de || (read_hex(dir, "class") >> 16) != 0x03 ||
                     readlink_base(drvl, &drv) < 0 || !streq(drv, "nvidia") || path_exists(pf))
                         continue;
                 FDev *d = &devs[n_devs++];
@@ -115,7 +122,8 @@ API nvmlReturn_t nvmlInit_v2(void) {
                                 d->name = known[k].name;
                                 d->m = known[k].model;
                         }
-                dev_refresh(d);
+                if (dev_refresh(d) < 0)
+                        return NVML_ERROR_UNKNOWN;
         }
         initialized = true;
         return NVML_SUCCESS;
@@ -259,7 +267,10 @@ API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, un
         if (!d || !count)
                 return NVML_ERROR_INVALID_ARGUMENT;
         FProc p[64];
-        size_t n = dev_processes(d, p, ELEMENTSOF(p));
+        int np = dev_processes(d, p, ELEMENTSOF(p));
+        if (np < 0)
+                return NVML_ERROR_UNKNOWN;
+        size_t n = (size_t)np;
         if (!infos || *count < n) {
                 *count = (unsigned)n;
                 return n == 0 ? NVML_SUCCESS : NVML_ERROR_INSUFFICIENT_SIZE;
@@ -276,8 +287,10 @@ API nvmlReturn_t nvmlSystemGetProcessName(unsigned pid, char *name, unsigned len
                 return NVML_ERROR_UNINITIALIZED;
         for (unsigned i = 0; i < n_devs; i++) {
                 FProc p[64];
-                size_t n = dev_processes(&devs[i], p, ELEMENTSOF(p));
-                for (size_t k = 0; k < n; k++)
+                int n = dev_processes(&devs[i], p, ELEMENTSOF(p));
+                if (n < 0)
+                        return NVML_ERROR_UNKNOWN;
+                for (int k = 0; k < n; k++)
                         if (p[k].pid == pid)
                                 return copy_out(p[k].name, name, length);
         }

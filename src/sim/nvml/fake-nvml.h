@@ -89,11 +89,16 @@ extern unsigned n_devs;
 extern bool initialized;
 
 /* state.c: the state lock (held for the whole of each call that reads or changes a GPU's state) */
+/* 0, or 1 when out of memory (the lock is not held; state_unlockp() still balances it) */
 unsigned state_lock(void);
 void state_unlockp(unsigned *unused);
 
-/* At the top of every call that touches a GPU's state. */
-#define LOCKED _cleanup_(state_unlockp) _unused_ unsigned _locked = state_lock()
+/* At the top of every call that touches a GPU's state (one returning nvmlReturn_t): a lock that could not be
+ * taken for want of memory fails the call. */
+#define LOCKED                                                                \
+        _cleanup_(state_unlockp) _unused_ unsigned _locked = state_lock();    \
+        if (_locked != 0)                                                     \
+                return NVML_ERROR_UNKNOWN
 
 /* state.c: state files and handles */
 char *state_path(const FDev *d, const char *suffix);
@@ -101,8 +106,10 @@ void make_uuid(const char *prefix, const char *seed, unsigned long serial, char 
 const FProfile *profile_by_id(const FDev *d, unsigned id);
 int dev_save(const FDev *d);
 FGi *gi_by_id(FDev *d, unsigned id);
-size_t dev_processes(const FDev *d, FProc *out, size_t max);
-void dev_refresh(FDev *d);
+/* The processes on d (at most max), or -ENOMEM. */
+int dev_processes(const FDev *d, FProc *out, size_t max);
+/* 0, or -ENOMEM (the state is then not known: handles say NULL) */
+int dev_refresh(FDev *d);
 FDev *as_dev(nvmlDevice_t h);
 FCi *as_migdev(nvmlDevice_t h);
 FGi *as_gi(nvmlGpuInstance_t h);

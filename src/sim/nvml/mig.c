@@ -37,16 +37,19 @@ API nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned mode, nvmlRe
                 return NVML_ERROR_NOT_SUPPORTED;
         if (mode == 0 && d->cur == 1 && gi_count(d) > 0)
                 return NVML_ERROR_IN_USE; /* instances exist */
+        FProc p[1];
+        int np = dev_processes(d, p, 1);
+        if (np < 0)
+                return NVML_ERROR_UNKNOWN;
         if (faulted(d, "nvmlDeviceSetMigMode"))
                 return NVML_ERROR_UNKNOWN;
         d->pend = mode;
         if (dev_save(d) < 0)
                 return NVML_ERROR_UNKNOWN;
-        FProc p[1];
         if (mode == d->cur)
                 *activation = NVML_SUCCESS;
         else
-                *activation = dev_processes(d, p, 1) > 0 ? NVML_ERROR_IN_USE : NVML_ERROR_RESET_REQUIRED;
+                *activation = np > 0 ? NVML_ERROR_IN_USE : NVML_ERROR_RESET_REQUIRED;
         return NVML_SUCCESS;
 }
 
@@ -214,8 +217,10 @@ API nvmlReturn_t nvmlGpuInstanceDestroy(nvmlGpuInstance_t h) {
                 if (gi->ci[c].used)
                         return NVML_ERROR_IN_USE;
         FProc p[64];
-        size_t n = dev_processes(gi->dev, p, ELEMENTSOF(p));
-        for (size_t i = 0; i < n; i++)
+        int n = dev_processes(gi->dev, p, ELEMENTSOF(p));
+        if (n < 0)
+                return NVML_ERROR_UNKNOWN;
+        for (int i = 0; i < n; i++)
                 if (p[i].gi == gi->id)
                         return NVML_ERROR_IN_USE;
         if (faulted(gi->dev, "nvmlGpuInstanceDestroy"))
@@ -314,13 +319,15 @@ API nvmlReturn_t nvmlGpuInstanceCreateComputeInstance(nvmlGpuInstance_t h, unsig
                                 taken |= gi->ci[c].used && gi->ci[c].id == id;
                 } while (taken && ++id);
                 FDev *d = gi->dev;
+                _cleanup_free_ char *seed = strdup_printf("%s/mig", d->bdf);
+                if (!seed)
+                        return NVML_ERROR_UNKNOWN;
                 if (faulted(d, "nvmlGpuInstanceCreateComputeInstance"))
                         return NVML_ERROR_UNKNOWN;
                 d->serial++;
                 gi->ci[k] = (FCi){.magic = MAGIC_CI, .gi = gi, .used = true, .id = id, .profile = profileId, .start = s,
                                   .size = info.sliceCount};
-                _cleanup_free_ char *seed = strdup_printf("%s/mig", d->bdf);
-                make_uuid("MIG-", seed ?: d->bdf, d->serial, gi->ci[k].uuid);
+                make_uuid("MIG-", seed, d->serial, gi->ci[k].uuid);
                 if (dev_save(d) < 0) {
                         gi->ci[k].used = false;
                         return NVML_ERROR_UNKNOWN;
@@ -337,8 +344,10 @@ API nvmlReturn_t nvmlComputeInstanceDestroy(nvmlComputeInstance_t h) {
         if (!c)
                 return NVML_ERROR_INVALID_ARGUMENT;
         FProc p[64];
-        size_t n = dev_processes(c->gi->dev, p, ELEMENTSOF(p));
-        for (size_t i = 0; i < n; i++)
+        int n = dev_processes(c->gi->dev, p, ELEMENTSOF(p));
+        if (n < 0)
+                return NVML_ERROR_UNKNOWN;
+        for (int i = 0; i < n; i++)
                 if (p[i].gi == c->gi->id)
                         return NVML_ERROR_IN_USE;
         if (faulted(c->gi->dev, "nvmlComputeInstanceDestroy"))

@@ -24,7 +24,9 @@ unsigned state_lock(void) {
         lock_gen++; /* every GPU's state is re-read in this section before it is used */
         _cleanup_free_ char *dir = strdup_printf("%s/" SIM_MARKER_DIR "/nvml", root);
         _cleanup_free_ char *p = strdup_printf("%s/" SIM_MARKER_DIR "/nvml/lock", root);
-        if (!dir || !p || mkdir_p(dir, 0755) < 0)
+        if (!dir || !p)
+                return 1; /* out of memory: the call fails (LOCKED) rather than run unlocked */
+        if (mkdir_p(dir, 0755) < 0)
                 return 0;
         lock_fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         while (lock_fd >= 0 && flock(lock_fd, LOCK_EX) < 0 && errno == EINTR)
@@ -105,14 +107,16 @@ FGi *gi_by_id(FDev *d, unsigned id) {
 
 /* Re-read the GPU's state from its file. Instances keep their slots by id (so handles stay valid), instances
  * that are gone free theirs, new ones take free slots. No file: MIG disabled, no instances. */
-static void dev_load(FDev *d) {
+static int dev_load(FDev *d) {
         struct { unsigned id, profile, start, size; } gis[MAX_GIS];
         struct { unsigned gi, id, profile, start, size; char uuid[48]; } cis[MAX_GIS * MAX_CIS];
         size_t ngi = 0, nci = 0;
+        _cleanup_free_ char *p = state_path(d, "");
+        if (!p)
+                return -ENOMEM;
         d->cur = d->pend = 0;
         d->resets = d->serial = 0;
-        _cleanup_free_ char *p = state_path(d, "");
-        FILE *f = p ? fopen(p, "re") : NULL;
+        FILE *f = fopen(p, "re");
         char line[256];
         while (f && fgets(line, sizeof line, f)) {
                 unsigned a, b, c, e, g;
@@ -181,29 +185,35 @@ static void dev_load(FDev *d) {
                         snprintf(gi->ci[c].uuid, sizeof gi->ci[c].uuid, "%s", cis[k].uuid);
                 }
         }
+        return 0;
 }
 
 /* The kernel model counts resets; a reset applies the pending mode and clears every instance. */
-static void dev_sync(FDev *d) {
+static int dev_sync(FDev *d) {
         _cleanup_free_ char *p = strdup_printf("%s/" SIM_MARKER_DIR "/resets/%s", root, d->bdf);
         uint32_t n = 0;
-        if (!p || read_attr_u32(p, 10, &n) < 0 || n <= d->resets)
-                return;
+        if (!p)
+                return -ENOMEM;
+        if (read_attr_u32(p, 10, &n) < 0 || n <= d->resets)
+                return 0;
         d->resets = n;
         d->cur = d->pend;
         for (unsigned g = 0; g < MAX_GIS; g++)
                 d->gi[g].used = false;
         (void)dev_save(d);
+        return 0;
 }
 
-size_t dev_processes(const FDev *d, FProc *out, size_t max) {
+int dev_processes(const FDev *d, FProc *out, size_t max) {
         _cleanup_free_ char *p = state_path(d, ".processes");
-        FILE *f = p ? fopen(p, "re") : NULL;
-        size_t n = 0;
+        if (!p)
+                return -ENOMEM;
+        FILE *f = fopen(p, "re");
+        int n = 0;
         if (!f)
                 return 0;
         char line[256];
-        while (fgets(line, sizeof line, f) && n < max) {
+        while (fgets(line, sizeof line, f) && (size_t)n < max) {
                 FProc x = {.gi = NVML_INSTANCE_ID_NONE};
                 int k = sscanf(line, "%u %63s %u", &x.pid, x.name, &x.gi);
                 if (k >= 2)
@@ -216,27 +226,30 @@ size_t dev_processes(const FDev *d, FProc *out, size_t max) {
 /* ---- handles ---- */
 
 /* The GPU's state as the file holds it now: re-read once per locked section (the caller holds LOCKED). */
-void dev_refresh(FDev *d) {
+int dev_refresh(FDev *d) {
         if (d->loaded == lock_gen)
-                return;
-        d->loaded = lock_gen;
-        dev_load(d);
-        dev_sync(d);
+                return 0;
+        int r = dev_load(d);
+        if (r >= 0)
+                r = dev_sync(d);
+        if (r >= 0)
+                d->loaded = lock_gen;
+        return r;
 }
 
 FDev *as_dev(nvmlDevice_t h) {
         FDev *d = (FDev *)h;
         if (!initialized || !d || d->magic != MAGIC_DEV)
                 return NULL;
-        dev_refresh(d);
-        return d;
+        return dev_refresh(d) < 0 ? NULL : d;
 }
 
 FCi *as_migdev(nvmlDevice_t h) {
         FCi *c = (FCi *)h;
         if (!initialized || !c || c->magic != MAGIC_CI)
                 return NULL;
-        dev_refresh(c->gi->dev);
+        if (dev_refresh(c->gi->dev) < 0)
+                return NULL;
         return c->used && c->gi->used ? c : NULL;
 }
 
@@ -244,7 +257,8 @@ FGi *as_gi(nvmlGpuInstance_t h) {
         FGi *g = (FGi *)h;
         if (!initialized || !g || g->magic != MAGIC_GI)
                 return NULL;
-        dev_refresh(g->dev);
+        if (dev_refresh(g->dev) < 0)
+                return NULL;
         return g->used ? g : NULL;
 }
 
