@@ -25,10 +25,20 @@ int host_load(Root *root, Host *h) {
         int r = pci_host_scan(root, &h->pci);
         if (r < 0)
                 return r;
-        if (nvml_open(root, &h->nvml, NULL) >= 0 && mig_gpus_read(h->nvml, &h->mig, &h->n_mig) < 0)
+        /* NVML, mdevs and vendor vGPUs may be missing on a host (then it has none of them); out of memory is an
+         * error, never "none" (a plan from it would tear down what the host has) */
+        r = nvml_open(root, &h->nvml, NULL);
+        if (r >= 0 && (r = mig_gpus_read(h->nvml, &h->mig, &h->n_mig)) < 0)
                 h->n_mig = 0;
-        (void)mdev_list(root, &h->mdevs, &h->n_mdevs);
-        (void)vendor_vgpu_units(root, &h->units, &h->n_units);
+        if (r != -ENOMEM)
+                r = mdev_list(root, &h->mdevs, &h->n_mdevs);
+        if (r != -ENOMEM)
+                r = vendor_vgpu_units(root, &h->units, &h->n_units);
+        if (r == -ENOMEM) {
+                host_done(h);
+                *h = (Host){.root = root};
+                return r;
+        }
         return 0;
 }
 

@@ -112,9 +112,13 @@ int vgpu_units(Root *root, const Step *s, Unit **ret, size_t *ret_n) {
         VendorVgpuUnit *u = NULL;
         MdevDevice *m = NULL;
         size_t nu = 0, nm = 0;
-        if (vendor_vgpu_units(root, &u, &nu) < 0)
+        /* no vendor vGPU units: none on this host; out of memory: not "none" (a create would make too many) */
+        int r = vendor_vgpu_units(root, &u, &nu);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
                 nu = 0;
-        int r = mdev_list(root, &m, &nm);
+        r = mdev_list(root, &m, &nm);
         if (r >= 0)
                 r = vgpu_units_of(s, m, nm, u, nu, ret, ret_n);
         mdev_list_free(m, nm);
