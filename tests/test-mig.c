@@ -314,7 +314,7 @@ static void test_nvml_shared_state(void **state) {
  * slices), copy engines, NVDEC, JPEG, OFA: NVIDIA Multi-Instance GPU User Guide (r580), "Supported MIG
  * Profiles" (tables for A30, A100, H100, H200) and "Getting Started with MIG" (nvidia-smi mig -lgipp).
  * GiB (as nvidia-smi mig -lgip prints memorySizeMB / 1024) and SMs: nvidia-smi mig -lgip on the product,
- * as cited in src/sim/nvml/fake-nvml.c (the guide's tables give fractions, not counts).
+ * as cited in src/sim/nvml/models.c (the guide's tables give fractions, not counts).
  */
 typedef struct PubRow {
         const char *name;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The desired host state: plan, apply, assert, export, recover, status (core/state/hoststate.c). */
+/* The desired host state: plan, apply, assert, export, recover, status (core/state/hoststate.h). */
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>

@@ -86,7 +86,8 @@ Plan *plan_free(Plan *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Plan *, plan_free)
 #define _cleanup_plan_free_ _cleanup_(plan_freep)
 
-/* One line describing a step ("bind 0000:17:00.0 to vfio-pci"). */
+/* One line describing a step ("bind 0000:17:00.0 to vfio-pci"); the step and the plan as JSON (what the journal
+ * holds). Each is NULL when out of memory, never a partial answer. */
 char *step_describe(const Step *s);
 json_object *step_json(const Step *s);
 json_object *plan_json(const Plan *p);
