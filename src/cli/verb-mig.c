@@ -72,8 +72,10 @@ static int ctx_open(Ctx *c) {
                 return EXIT_FAILURE;
         }
         r = mig_gpus_read(c->nvml, &c->gpus, &c->n);
-        if (r < 0)
-                return log_error_errno(r, "Cannot read the GPUs through NVML: %s", nvml_errno_message(r)), EXIT_FAILURE;
+        if (r < 0) {
+                _cleanup_free_ char *d = nvml_errno_describe(r);
+                return log_error_errno(r, "Cannot read the GPUs through NVML: %s", strna(d)), EXIT_FAILURE;
+        }
         return 0;
 }
 
@@ -319,20 +321,6 @@ static int do_profiles(Ctx *c, MigGpu *g) {
         return 0;
 }
 
-static char *holders_text(Ctx *c, const MigGpu *g, bool whole_gpu_only, unsigned gi, size_t *ret_n) {
-        _cleanup_free_ MigHolder *h = NULL;
-        size_t n = 0;
-        *ret_n = 0;
-        if (mig_holders(c->root, c->nvml, g, &h, &n) < 0)
-                return NULL;
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-                if ((whole_gpu_only ? true : h[i].gi_id == gi))
-                        h[k++] = h[i];
-        *ret_n = k;
-        return k ? mig_holders_format(h, k) : NULL;
-}
-
 static int do_mode(Ctx *c, MigGpu *g, bool enable) {
         unsigned want = enable ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
         if (g->mode_current == want && g->mode_pending == want) {
@@ -345,21 +333,28 @@ static int do_mode(Ctx *c, MigGpu *g, bool enable) {
                 }
                 return 0;
         }
-        if (arg.dry_run) {
-                printf("would set MIG mode of %s to %s (takes effect after a GPU reset)\n", g->address, mode_str(want));
-                return 0;
-        }
         int act = 0;
-        int r = mig_set_mode(c->nvml, g, enable, &act);
-        if (r == -EBUSY) {
+        _cleanup_(gv_error_done) GvError err = {};
+        int r = mig_set_mode(c->root, c->nvml, g, enable, &act, &err);
+        if (r > 0)
+                return 0; /* --dry-run: said what it would do */
+        if (r == -EBUSY && !enable) {
+                _cleanup_free_ char *d = nvml_errno_describe(r);
                 log_error("Cannot disable MIG on %s: %zu instance(s) exist (%s). Destroy them first: gpuvirt mig destroy %s --all",
-                          g->address, g->n_inst, nvml_errno_message(r), g->address);
+                          g->address, g->n_inst, strna(d), g->address);
                 return EXIT_FAILURE;
         }
-        if (r < 0)
-                return log_error("Cannot set MIG mode on %s: %s", g->address, nvml_errno_message(r)), EXIT_FAILURE;
-        size_t nh = 0;
-        _cleanup_free_ char *holders = act == -EBUSY ? holders_text(c, g, true, 0, &nh) : NULL;
+        if (r < 0) {
+                _cleanup_free_ char *why = error_text(&err, r);
+                return log_error("%s", strna(why)), EXIT_FAILURE;
+        }
+        _cleanup_free_ char *holders = NULL;
+        if (act == -EBUSY && (r = mig_holders_text(c->root, c->nvml, g, true, 0, &holders)) < 0)
+                return log_error_errno(r, "Cannot tell what holds %s: %m", g->address), EXIT_FAILURE;
+        if (holders && !*holders) {
+                free(holders);
+                holders = NULL;
+        }
         if (arg.json) {
                 json_object *o = gpu_json(g);
                 json_object_object_add(o, "activation", json_object_new_string(act == 0 ? "done" : act == -EBUSY ? "in_use" : "reset_required"));
@@ -380,21 +375,23 @@ static int do_mode(Ctx *c, MigGpu *g, bool enable) {
 }
 
 static int do_reset(Ctx *c, MigGpu *g) {
-        size_t nh = 0;
-        _cleanup_free_ char *holders = holders_text(c, g, true, 0, &nh);
-        if (nh > 0) {
+        _cleanup_free_ char *holders = NULL;
+        int r = mig_holders_text(c->root, c->nvml, g, true, 0, &holders);
+        if (r < 0)
+                return log_error_errno(r, "Cannot tell what holds %s: %m", g->address), EXIT_FAILURE;
+        if (*holders) {
                 log_error("Cannot reset %s: it is in use by %s. Stop them first (nvidia-persistenced, DCGM: systemctl stop "
                           "...; nvidia_drm: unload it or boot without modeset).", g->address, holders);
                 return EXIT_FAILURE;
         }
-        int r = mig_reset(c->root, g);
-        if (r < 0)
-                return log_error_errno(r, "Resetting %s failed: %m", g->address), EXIT_FAILURE;
-        if (arg.dry_run)
-                return 0;
-        r = mig_gpu_refresh(c->nvml, g);
-        if (r < 0)
-                return log_error("Cannot read %s after the reset: %s", g->address, nvml_errno_message(r)), EXIT_FAILURE;
+        _cleanup_(gv_error_done) GvError err = {};
+        r = mig_reset(c->root, c->nvml, g, &err);
+        if (r > 0)
+                return 0; /* --dry-run */
+        if (r < 0) {
+                _cleanup_free_ char *why = error_text(&err, r);
+                return log_error("%s", strna(why)), EXIT_FAILURE;
+        }
         if (arg.json)
                 return print_json(gpu_json(g));
         printf("%s: reset; MIG %s.\n", g->address, mode_str(g->mode_current));
@@ -433,7 +430,10 @@ static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
         if (r)
                 return r;
         json_object *out = json_object_new_array();
+        if (!out)
+                return log_error("Out of memory."), EXIT_FAILURE;
         int rc = 0;
+        bool dry = false;
         for (int k = 0; k < a->count; k++) {
                 int start = a->placement >= 0 ? a->placement : mig_best_start(g->profiles, g->n_profiles, g->slices, mig_occupancy(g), pi);
                 if (start < 0) {
@@ -442,16 +442,16 @@ static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
                         rc = EXIT_FAILURE;
                         break;
                 }
-                if (arg.dry_run) {
-                        printf("would create %s at %d:%u on %s (GPU instance + full compute instance)\n", p->name, start,
-                               p->size, g->address);
-                        /* account for it in the following ones */
+                MigInstance m;
+                _cleanup_(gv_error_done) GvError err = {};
+                r = mig_create(c->root, c->nvml, g, pi, start, &m, &err);
+                if (r > 0) {
+                        /* --dry-run: said what it would do; account for it in the following ones */
+                        dry = true;
                         if (g->n_inst < MIG_MAX_INSTANCES)
                                 g->inst[g->n_inst++] = (MigInstance){.profile = pi, .start = (unsigned)start, .size = p->size, .ci_id = -1};
                         continue;
                 }
-                MigInstance m;
-                r = mig_create(c->nvml, g, pi, start, &m);
                 if (r == -ENOSPC) {
                         log_error("Cannot create %s at %d:%u on %s: slices %d-%u are taken or the profile's limit (%u) is "
                                   "reached (NVML_ERROR_INSUFFICIENT_RESOURCES).", p->name, start, p->size, g->address, start,
@@ -460,7 +460,8 @@ static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
                         break;
                 }
                 if (r < 0) {
-                        log_error("Cannot create %s on %s: %s", p->name, g->address, nvml_errno_message(r));
+                        _cleanup_free_ char *why = error_text(&err, r);
+                        log_error("%s", strna(why));
                         rc = EXIT_FAILURE;
                         break;
                 }
@@ -469,7 +470,7 @@ static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
                         printf("%s: created %s at %u:%u, GI %u CI %d, %s\n", g->address, p->name, m.start, m.size, m.gi_id,
                                m.ci_id, m.uuid);
         }
-        if (arg.json && !arg.dry_run)
+        if (arg.json && !dry)
                 json_print(out, stdout);
         json_object_put(out);
         return rc;
@@ -489,22 +490,26 @@ static int do_destroy(Ctx *c, MigGpu *g, const MigArgs *a) {
                        EXIT_USAGE;
         if (!a->force)
                 for (size_t i = 0; i < n; i++) {
-                        size_t nh = 0;
-                        _cleanup_free_ char *h = holders_text(c, g, false, ids[i], &nh);
-                        if (nh > 0)
+                        _cleanup_free_ char *h = NULL;
+                        if ((r = mig_holders_text(c->root, c->nvml, g, false, ids[i], &h)) < 0)
+                                return log_error_errno(r, "Cannot tell what holds %s: %m", g->address), EXIT_FAILURE;
+                        if (*h)
                                 return log_error("GPU instance %u on %s is in use by %s; stop them first, or --force to try anyway.",
                                                  ids[i], g->address, h), EXIT_FAILURE;
                 }
         json_object *out = json_object_new_array();
         int rc = 0;
+        bool dry = false;
         for (size_t i = 0; i < n; i++) {
-                if (arg.dry_run) {
-                        printf("would destroy GPU instance %u on %s\n", ids[i], g->address);
+                _cleanup_(gv_error_done) GvError err = {};
+                r = mig_destroy(c->root, c->nvml, g, ids[i], &err);
+                if (r > 0) {
+                        dry = true; /* --dry-run: said what it would do */
                         continue;
                 }
-                r = mig_destroy(c->nvml, g, ids[i]);
                 if (r < 0) {
-                        log_error("Cannot destroy GPU instance %u on %s: %s", ids[i], g->address, nvml_errno_message(r));
+                        _cleanup_free_ char *why = error_text(&err, r);
+                        log_error("%s", strna(why));
                         rc = EXIT_FAILURE;
                         break;
                 }
@@ -512,7 +517,7 @@ static int do_destroy(Ctx *c, MigGpu *g, const MigArgs *a) {
                 if (!arg.json)
                         printf("%s: destroyed GPU instance %u\n", g->address, ids[i]);
         }
-        if (arg.json && !arg.dry_run) {
+        if (arg.json && !dry) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "address", json_object_new_string(g->address));
                 json_object_object_add(o, "destroyed", out);
@@ -658,10 +663,11 @@ static int apply_gpu(Ctx *c, MigGpu *g, const MigPartedTarget *t, const MigArgs 
                 if (r == -EINVAL || r == -ENOSPC) {
                         /* checked before the first write (migparted_target); a GPU that changed meanwhile */
                         log_error("%s:%u:%u: this layout does not fit GPU %u (%s, %s): %s", a->file, t->entry->line,
-                                  t->entry->column, g->index, g->address, g->name, rep.error);
+                                  t->entry->column, g->index, g->address, g->name, strna(gv_error_message(&rep.error)));
                         rc = EXIT_USAGE;
                 } else {
-                        log_error("%s", rep.error ?: "MIG apply failed");
+                        _cleanup_free_ char *why = error_text(&rep.error, r);
+                        log_error("%s", why ?: "MIG apply failed");
                         rc = EXIT_FAILURE;
                 }
                 break;
