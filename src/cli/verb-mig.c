@@ -12,6 +12,7 @@
 #include "cli/output.h"
 #include "core/mig/mig.h"
 #include "core/mig/migparted.h"
+#include "core/mig/migview.h"
 #include "core/mig/nvml.h"
 
 typedef struct MigArgs {
@@ -113,23 +114,6 @@ static const char *mode_str(unsigned m) {
         return m == NVML_DEVICE_MIG_ENABLE ? "enabled" : "disabled";
 }
 
-static char slice_letter(size_t i) {
-        return (char)('a' + i);
-}
-
-/* "aaaab.c." : one character per memory slice, a letter per instance, '.' free */
-static void slice_row(const MigGpu *g, char buf[static MIG_MAX_SLICES + 1]) {
-        size_t k = 0;
-        for (unsigned s = 0; s < g->slices && s < MIG_MAX_SLICES; s++) {
-                char ch = '.';
-                for (size_t i = 0; i < g->n_inst; i++)
-                        if (s >= g->inst[i].start && s < g->inst[i].start + g->inst[i].size)
-                                ch = slice_letter(i);
-                buf[k++] = ch;
-        }
-        buf[k] = '\0';
-}
-
 static json_object *instance_json(const MigGpu *g, const MigInstance *m) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "profile", json_object_new_string(g->profiles[m->profile].name));
@@ -164,12 +148,9 @@ static json_object *gpu_json(const MigGpu *g) {
                 json_object_array_add(a, instance_json(g, &g->inst[i]));
         json_object_object_add(o, "instances", a);
         char row[MIG_MAX_SLICES + 1];
-        slice_row(g, row);
+        mig_slice_map(g, row);
         json_object_object_add(o, "slices", g->capable ? json_object_new_string(row) : NULL);
-        unsigned free_slices = 0;
-        for (size_t i = 0; row[i]; i++)
-                free_slices += row[i] == '.';
-        json_object_object_add(o, "free_slices", g->capable ? json_object_new_int((int)free_slices) : NULL);
+        json_object_object_add(o, "free_slices", g->capable ? json_object_new_int((int)mig_free_slices(g)) : NULL);
         return o;
 }
 
@@ -200,7 +181,7 @@ static void gpu_text(const MigGpu *g) {
         if (g->mode_current != NVML_DEVICE_MIG_ENABLE)
                 return;
         char row[MIG_MAX_SLICES + 1];
-        slice_row(g, row);
+        mig_slice_map(g, row);
         printf("  slices:   [");
         for (size_t i = 0; row[i]; i++)
                 printf("%s%c", i ? " " : "", row[i]);
@@ -214,7 +195,7 @@ static void gpu_text(const MigGpu *g) {
         for (size_t i = 0; t && i < g->n_inst; i++) {
                 const MigInstance *m = &g->inst[i];
                 char letter[4], pl[16], gi[12], ci[12];
-                snprintf(letter, sizeof letter, "  %c", slice_letter(i));
+                snprintf(letter, sizeof letter, "  %c", mig_instance_letter(i));
                 snprintf(pl, sizeof pl, "%u:%u", m->start, m->size);
                 snprintf(gi, sizeof gi, "%u", m->gi_id);
                 snprintf(ci, sizeof ci, "%d", m->ci_id);
@@ -261,15 +242,14 @@ static void starts_text(const MigProfile *p, char *buf, size_t len) {
 }
 
 static int do_profiles(Ctx *c, MigGpu *g) {
-        unsigned occ = mig_occupancy(g);
         json_object *a = json_object_new_array();
         static const char *const headers[] = {"PROFILE", "ID", "INSTANCES", "FREE", "MEMORY", "SMS", "PLACEMENTS", "FREE_NOW"};
         Table *t = arg.json ? NULL : table_new(8, headers);
         for (size_t i = 0; i < g->n_profiles; i++) {
                 const MigProfile *p = &g->profiles[i];
-                unsigned left = 0;
-                if (g->mode_current == NVML_DEVICE_MIG_ENABLE)
-                        (void)c->nvml->f.nvmlDeviceGetGpuInstanceRemainingCapacity(g->dev, p->id, &left);
+                MigProfileState st;
+                mig_profile_state(c->nvml, g, i, &st);
+                unsigned left = st.remaining;
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "name", json_object_new_string(p->name));
                 json_object_object_add(o, "id", json_object_new_int((int)p->id));
@@ -285,8 +265,7 @@ static int do_profiles(Ctx *c, MigGpu *g) {
                 for (unsigned s = 0; s < MIG_MAX_SLICES; s++) {
                         if (!(p->starts >> s & 1u))
                                 continue;
-                        bool fr = g->mode_current == NVML_DEVICE_MIG_ENABLE && s + p->size <= g->slices &&
-                                  !(occ & (((1u << p->size) - 1) << s));
+                        bool fr = st.free_starts >> s & 1u;
                         json_object *pl = json_object_new_object();
                         json_object_object_add(pl, "start", json_object_new_int((int)s));
                         json_object_object_add(pl, "size", json_object_new_int((int)p->size));
