@@ -15,6 +15,7 @@ typedef enum GvHint {
         GV_HINT_NONE,
         GV_HINT_FORCE,   /* refused as dangerous: forcing takes it anyway */
         GV_HINT_INCLUDE, /* GvError.device would be moved along: naming it and forcing takes it */
+        GV_HINT_DISRUPT, /* existing instances would have to move: allowing that takes it */
 } GvHint;
 
 typedef struct GvError {

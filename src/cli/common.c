@@ -41,6 +41,8 @@ char *error_text(GvError *e, int r) {
         case GV_HINT_INCLUDE:
                 return strdup_printf("%s. Name it with --include %s and add --force to move it along.", m,
                                      strna(e->device));
+        case GV_HINT_DISRUPT:
+                return strdup_printf("%s; run again with --allow-disrupt to move them", m);
         default:
                 return strdup(m);
         }

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "core/mig/mig.h"
@@ -308,13 +310,41 @@ char *mig_holders_format(const MigHolder *h, size_t n) {
 
 /* ---- operations ---- */
 
-int mig_set_mode(Nvml *n, MigGpu *g, bool enable, int *ret_activation) {
+/* A failed NVML change: the GvError says what, with NVML's code and the errno described. */
+static int nvml_fail(GvError *err, int r, const MigGpu *g, const char *step, const char *fmt, ...) _printf_(5, 6);
+static int nvml_fail(GvError *err, int r, const MigGpu *g, const char *step, const char *fmt, ...) {
+        if (!err)
+                return -abs(r);
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *what = NULL;
+        if (vasprintf(&what, fmt, ap) < 0)
+                what = NULL;
+        va_end(ap);
+        _cleanup_free_ char *d = nvml_errno_describe(r);
+        return gv_error_take(err, r, g->address, step, GV_HINT_NONE,
+                             what && d ? strdup_printf("%s: %s", what, d) : NULL);
+}
+
+static const char *mode_name(bool enable) {
+        return enable ? "enabled" : "disabled";
+}
+
+int mig_set_mode(Root *root, Nvml *n, MigGpu *g, bool enable, int *ret_activation, GvError *err) {
+        int r = root_change(root, "would set MIG mode of %s to %s (takes effect after a GPU reset)", g->address,
+                            mode_name(enable));
+        if (r != 0)
+                return r < 0 ? gv_error_set(err, r, g->address, "set-mode", NULL) : r;
         nvmlReturn_t act = NVML_SUCCESS;
-        int r = NVML_TRY(n->f.nvmlDeviceSetMigMode(g->dev, enable ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE, &act));
+        r = NVML_TRY(n->f.nvmlDeviceSetMigMode(g->dev, enable ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE, &act));
         if (r < 0)
-                return r;
+                return nvml_fail(err, r, g, "set-mode", "cannot %s MIG on %s", enable ? "enable" : "disable",
+                                 g->address);
         *ret_activation = nvml_error_to_errno(act);
-        return mig_gpu_refresh(n, g);
+        r = mig_gpu_refresh(n, g);
+        if (r < 0)
+                return nvml_fail(err, r, g, "set-mode", "cannot read %s after setting its MIG mode", g->address);
+        return 0;
 }
 
 static int full_ci(Nvml *n, nvmlGpuInstance_t gi, unsigned compute) {
@@ -330,45 +360,59 @@ static int full_ci(Nvml *n, nvmlGpuInstance_t gi, unsigned compute) {
         return -EOPNOTSUPP;
 }
 
-int mig_create(Nvml *n, MigGpu *g, int profile, int start, MigInstance *ret) {
+int mig_create(Root *root, Nvml *n, MigGpu *g, int profile, int start, MigInstance *ret, GvError *err) {
         if (profile < 0 || (size_t)profile >= g->n_profiles)
-                return -EINVAL;
+                return gv_error_set(err, -EINVAL, g->address, "create", "no such MIG profile on %s", g->address);
         const MigProfile *p = &g->profiles[profile];
+        int r = start < 0 ? root_change(root, "would create %s on %s (GPU instance + full compute instance)", p->name,
+                                        g->address)
+                          : root_change(root, "would create %s at %d:%u on %s (GPU instance + full compute instance)",
+                                        p->name, start, p->size, g->address);
+        if (r != 0)
+                return r < 0 ? gv_error_set(err, r, g->address, "create", NULL) : r;
         nvmlGpuInstance_t gi;
-        int r;
         if (start < 0)
                 r = NVML_TRY(n->f.nvmlDeviceCreateGpuInstance(g->dev, p->id, &gi));
         else {
                 nvmlGpuInstancePlacement_t pl = {(unsigned)start, p->size};
                 r = NVML_TRY(n->f.nvmlDeviceCreateGpuInstanceWithPlacement(g->dev, p->id, &pl, &gi));
         }
-        if (r < 0)
-                return log_debug_errno(r, "Creating %s on %s failed: %m", p->name, g->address);
+        if (r < 0) {
+                log_debug_errno(r, "Creating %s on %s failed: %m", p->name, g->address);
+                return start < 0 ? nvml_fail(err, r, g, "create", "cannot create %s on %s", p->name, g->address)
+                                 : nvml_fail(err, r, g, "create", "cannot create %s at %d:%u on %s", p->name, start,
+                                             p->size, g->address);
+        }
         nvmlGpuInstanceInfo_t info;
         r = NVML_TRY(n->f.nvmlGpuInstanceGetInfo(gi, &info));
         if (r >= 0)
                 r = full_ci(n, gi, p->compute);
         if (r < 0) {
                 (void)n->f.nvmlGpuInstanceDestroy(gi); /* no half-made instance left behind */
-                return r;
+                return nvml_fail(err, r, g, "create", "cannot create the compute instance of %s on %s", p->name,
+                                 g->address);
         }
         r = mig_gpu_refresh(n, g);
         if (r < 0)
-                return r;
+                return nvml_fail(err, r, g, "create", "cannot read %s after creating %s", g->address, p->name);
         for (size_t i = 0; i < g->n_inst; i++)
                 if (g->inst[i].gi_id == info.id) {
                         if (ret)
                                 *ret = g->inst[i];
                         return 0;
                 }
-        return -EIO;
+        return gv_error_set(err, -EIO, g->address, "create", "the new GPU instance %u is not on %s", info.id,
+                            g->address);
 }
 
-int mig_destroy(Nvml *n, MigGpu *g, unsigned gi_id) {
+int mig_destroy(Root *root, Nvml *n, MigGpu *g, unsigned gi_id, GvError *err) {
+        int r = root_change(root, "would destroy GPU instance %u on %s", gi_id, g->address);
+        if (r != 0)
+                return r < 0 ? gv_error_set(err, r, g->address, "destroy", NULL) : r;
         nvmlGpuInstance_t gi;
-        int r = NVML_TRY(n->f.nvmlDeviceGetGpuInstanceById(g->dev, gi_id, &gi));
+        r = NVML_TRY(n->f.nvmlDeviceGetGpuInstanceById(g->dev, gi_id, &gi));
         if (r < 0)
-                return r;
+                return nvml_fail(err, r, g, "destroy", "cannot destroy GI %u on %s", gi_id, g->address);
         for (unsigned c = 0; c < NVML_COMPUTE_INSTANCE_PROFILE_COUNT; c++) {
                 nvmlComputeInstance_t cis[MIG_MAX_INSTANCES];
                 unsigned nc = ELEMENTSOF(cis);
@@ -376,16 +420,30 @@ int mig_destroy(Nvml *n, MigGpu *g, unsigned gi_id) {
                         continue;
                 for (unsigned k = 0; k < nc; k++)
                         if ((r = NVML_TRY(n->f.nvmlComputeInstanceDestroy(cis[k]))) < 0)
-                                return r;
+                                return nvml_fail(err, r, g, "destroy", "cannot destroy GI %u on %s", gi_id, g->address);
         }
         r = NVML_TRY(n->f.nvmlGpuInstanceDestroy(gi));
         if (r < 0)
-                return r;
-        return mig_gpu_refresh(n, g);
+                return nvml_fail(err, r, g, "destroy", "cannot destroy GI %u on %s", gi_id, g->address);
+        r = mig_gpu_refresh(n, g);
+        if (r < 0)
+                return nvml_fail(err, r, g, "destroy", "cannot read %s after destroying GI %u", g->address, gi_id);
+        return 0;
 }
 
-int mig_reset(Root *root, const MigGpu *g) {
-        return root_write(root, "1", "sys/bus/pci/devices/%s/reset", g->address);
+int mig_reset(Root *root, Nvml *n, MigGpu *g, GvError *err) {
+        int r = root_write(root, "1", "sys/bus/pci/devices/%s/reset", g->address);
+        if (r < 0) {
+                _cleanup_free_ char *d = errno_describe(r);
+                return gv_error_take(err, r, g->address, "reset", GV_HINT_NONE,
+                                     d ? strdup_printf("resetting %s failed: %s", g->address, d) : NULL);
+        }
+        /* root_write() asked root_change(): under --dry-run nothing was written, so nothing is re-read */
+        if (root_dry_run(root))
+                return 1;
+        if (n && (r = mig_gpu_refresh(n, g)) < 0)
+                return nvml_fail(err, r, g, "reset", "cannot read %s after the reset", g->address);
+        return 0;
 }
 
 /* ---- planner ---- */
@@ -592,8 +650,8 @@ int mig_plan_pinned(const MigProfile *p, size_t n_profiles, unsigned slices, con
 
 void mig_apply_report_done(MigApplyReport *r) {
         free(r->holders);
-        free(r->error);
-        r->holders = r->error = NULL;
+        r->holders = NULL;
+        gv_error_done(&r->error);
 }
 
 int mig_layout_fits(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], char **ret_why) {
@@ -603,7 +661,9 @@ int mig_layout_fits(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], char
 int mig_layout_fits_pinned(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES], const MigPlanCreate *pins,
                            size_t n_pins, char **ret_why) {
         _cleanup_free_ char *pinned = strdup("");
-        for (size_t i = 0; i < n_pins && pinned; i++) {
+        if (!pinned)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_pins; i++) {
                 if (pins[i].profile < 0 || (size_t)pins[i].profile >= g->n_profiles) {
                         if (ret_why)
                                 *ret_why = strdup_printf("a pinned instance is of no profile of %s", g->address);
@@ -618,6 +678,8 @@ int mig_layout_fits_pinned(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES
                         return -ENOSPC;
                 }
                 char *x = strdup_printf("%s%s%s at %u", pinned, i ? ", " : " with ", pp->name, pins[i].start);
+                if (!x)
+                        return -ENOMEM;
                 free(pinned);
                 pinned = x;
         }
@@ -640,10 +702,10 @@ int mig_layout_fits_pinned(const MigGpu *g, const unsigned want[MIG_MAX_PROFILES
                                         char *x = strdup_printf("%s%s%u x %s", layout, *layout ? " + " : "", want[i],
                                                                 g->profiles[i].name);
                                         free(layout);
-                                        layout = x;
+                                        layout = x; /* NULL on OOM: the loop ends, no message */
                                         slices += want[i] * g->profiles[i].size;
                                 }
-                        *ret_why = strdup_printf("%s%s: no placement of them all exists (%u memory slices asked, %u on "
+                        *ret_why = !layout ? NULL : strdup_printf("%s%s: no placement of them all exists (%u memory slices asked, %u on "
                                                  "this GPU, and each profile has fixed placements)",
                                                  strna(layout), strna(pinned), slices, g->slices);
                 }
@@ -677,23 +739,49 @@ static MigAction *action_add(MigApplyReport *r, MigActionKind kind, int profile,
         return a;
 }
 
-static int apply_failed(MigApplyReport *r, int err, char *msg) {
+/* FAILED, with msg as the error; msg NULL keeps the error the operation gave (its errno otherwise). */
+static int apply_failed(MigApplyReport *r, int err, const MigGpu *g, const char *step, char *msg) {
         r->state = MIG_APPLY_FAILED;
-        free(r->error);
-        r->error = msg;
-        return err;
+        if (!msg && r->error.error != 0)
+                return -abs(err);
+        return gv_error_take(&r->error, err, g->address, step, GV_HINT_NONE, msg);
 }
 
-/* Holders of the whole GPU (whole) or of one GPU instance. */
-static char *holders_of(Root *root, Nvml *n, const MigGpu *g, bool whole, unsigned gi) {
+int mig_holders_text(Root *root, Nvml *n, const MigGpu *g, bool whole, unsigned gi, char **ret) {
         _cleanup_free_ MigHolder *h = NULL;
         size_t cnt = 0, k = 0;
-        if (mig_holders(root, n, g, &h, &cnt) < 0)
-                return NULL;
+        int r = mig_holders(root, n, g, &h, &cnt);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < cnt; i++)
                 if (whole || h[i].gi_id == gi)
                         h[k++] = h[i];
-        return k ? mig_holders_format(h, k) : NULL;
+        char *s = mig_holders_format(h, k);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+/* IN_USE when anything holds the GPU (whole) or the GPU instance; 1 then, 0 when nothing does. */
+static int apply_in_use(Root *root, Nvml *n, const MigGpu *g, bool whole, unsigned gi, MigApplyReport *r) {
+        char *h = NULL;
+        int k = mig_holders_text(root, n, g, whole, gi, &h);
+        if (k < 0)
+                return apply_failed(r, k, g, "holders", NULL);
+        if (!*h) {
+                free(h);
+                return 0;
+        }
+        r->state = MIG_APPLY_IN_USE;
+        r->holders = h;
+        if (whole)
+                (void)gv_error_set(&r->error, -EBUSY, g->address, "reset", "%s needs a reset, but it is in use by %s",
+                                   g->address, h);
+        else
+                (void)gv_error_set(&r->error, -EBUSY, g->address, "destroy", "GI %u on %s is in use by %s", gi,
+                                   g->address, h);
+        return 1;
 }
 
 /* The reset a mode change needs: refused while anything holds the GPU. */
@@ -702,20 +790,14 @@ static int apply_reset(Root *root, Nvml *n, MigGpu *g, bool no_reset, MigApplyRe
                 r->state = MIG_APPLY_PENDING_RESET;
                 return 0;
         }
-        char *h = holders_of(root, n, g, true, 0);
-        if (h) {
-                r->state = MIG_APPLY_IN_USE;
-                r->holders = h;
-                return -EBUSY;
-        }
+        int k = apply_in_use(root, n, g, true, 0, r);
+        if (k != 0)
+                return k < 0 ? k : -EBUSY;
         action_add(r, MIG_ACTION_RESET, -1, 0, 0, -1);
-        int k = mig_reset(root, g);
+        k = mig_reset(root, n, g, &r->error);
         if (k < 0)
-                return apply_failed(r, k, strdup_printf("resetting %s failed: %s", g->address, strerror(-k)));
-        if (!root_dry_run(root) && (k = mig_gpu_refresh(n, g)) < 0)
-                return apply_failed(r, k, strdup_printf("cannot read %s after the reset: %s", g->address,
-                                                        nvml_errno_message(k)));
-        return 0;
+                r->state = MIG_APPLY_FAILED;
+        return MIN(k, 0);
 }
 
 bool mig_has_instances_at(const MigGpu *g, const MigPlanCreate *pins, size_t n_pins) {
@@ -740,11 +822,10 @@ int mig_apply_gpu(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned w
 int mig_apply_gpu_pinned(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned want[MIG_MAX_PROFILES],
                          const MigPlanCreate *pins, size_t n_pins, bool allow_disrupt, bool no_reset,
                          MigApplyReport *r) {
-        bool dry = root_dry_run(root);
         int k;
         *r = (MigApplyReport){.state = MIG_APPLY_CHANGED};
         if (g->lost || !g->capable)
-                return apply_failed(r, g->lost ? -ENODEV : -EOPNOTSUPP,
+                return apply_failed(r, g->lost ? -ENODEV : -EOPNOTSUPP, g, "lookup",
                                     strdup_printf("GPU %u %s", g->index,
                                                   g->lost ? "has fallen off the bus (NVML_ERROR_GPU_IS_LOST)"
                                                           : "does not support MIG"));
@@ -757,25 +838,22 @@ int mig_apply_gpu_pinned(Root *root, Nvml *n, MigGpu *g, bool enabled, const uns
                 char *why = NULL;
                 k = mig_layout_fits_pinned(g, want, pins, n_pins, &why);
                 if (k < 0)
-                        return apply_failed(r, k, why);
+                        return apply_failed(r, k, g, "plan", why);
         }
+        /* each change below is made, or under --dry-run only printed (1), by the operation: root_change() */
         if (!enabled) {
                 for (size_t i = g->n_inst; i-- > 0;) {
                         const MigInstance *m = &g->inst[i];
                         action_add(r, MIG_ACTION_DESTROY, m->profile, m->start, m->size, (int)m->gi_id);
-                        if (!dry && (k = mig_destroy(n, g, m->gi_id)) < 0)
-                                return apply_failed(r, k, strdup_printf("cannot destroy GI %u on %s: %s", m->gi_id,
-                                                                        g->address, nvml_errno_message(k)));
+                        if ((k = mig_destroy(root, n, g, m->gi_id, &r->error)) < 0)
+                                return apply_failed(r, k, g, "destroy", NULL);
                 }
                 action_add(r, MIG_ACTION_DISABLE, -1, 0, 0, -1);
-                if (!dry) {
-                        int act;
-                        if ((k = mig_set_mode(n, g, false, &act)) < 0)
-                                return apply_failed(r, k, strdup_printf("cannot disable MIG on %s: %s", g->address,
-                                                                        nvml_errno_message(k)));
-                        if (act == 0)
-                                return 0;
-                }
+                int act = 0;
+                if ((k = mig_set_mode(root, n, g, false, &act, &r->error)) < 0)
+                        return apply_failed(r, k, g, "set-mode", NULL);
+                if (k == 0 && act == 0)
+                        return 0;
                 return apply_reset(root, n, g, no_reset, r);
         }
 
@@ -785,20 +863,18 @@ int mig_apply_gpu_pinned(Root *root, Nvml *n, MigGpu *g, bool enabled, const uns
         memcpy(cur, g->inst, sizeof cur);
         if (g->mode_current != NVML_DEVICE_MIG_ENABLE) {
                 action_add(r, MIG_ACTION_ENABLE, -1, 0, 0, -1);
-                if (!dry) {
-                        int act;
-                        if ((k = mig_set_mode(n, g, true, &act)) < 0)
-                                return apply_failed(r, k, strdup_printf("cannot enable MIG on %s: %s", g->address,
-                                                                        nvml_errno_message(k)));
-                }
-                if (dry || g->mode_current != NVML_DEVICE_MIG_ENABLE) {
+                int act = 0;
+                if ((k = mig_set_mode(root, n, g, true, &act, &r->error)) < 0)
+                        return apply_failed(r, k, g, "set-mode", NULL);
+                bool made = k == 0;
+                if (!made || g->mode_current != NVML_DEVICE_MIG_ENABLE) {
                         k = apply_reset(root, n, g, no_reset, r);
                         if (k < 0 || r->state != MIG_APPLY_CHANGED)
                                 return k;
                 }
-                if (!dry && g->mode_current != NVML_DEVICE_MIG_ENABLE)
-                        return apply_failed(r, -EIO, strdup_printf("MIG is still not enabled on %s after the reset",
-                                                                   g->address));
+                if (made && g->mode_current != NVML_DEVICE_MIG_ENABLE)
+                        return apply_failed(r, -EIO, g, "reset",
+                                            strdup_printf("MIG is still not enabled on %s after the reset", g->address));
                 n_cur = 0;
         }
         /* a GPU instance left without its compute instance (a crash between the two creates) has no users and
@@ -809,9 +885,8 @@ int mig_apply_gpu_pinned(Root *root, Nvml *n, MigGpu *g, bool enabled, const uns
                         continue;
                 }
                 action_add(r, MIG_ACTION_DESTROY, cur[i].profile, cur[i].start, cur[i].size, (int)cur[i].gi_id);
-                if (!dry && (k = mig_destroy(n, g, cur[i].gi_id)) < 0)
-                        return apply_failed(r, k, strdup_printf("cannot destroy GI %u on %s: %s", cur[i].gi_id, g->address,
-                                                                nvml_errno_message(k)));
+                if ((k = mig_destroy(root, n, g, cur[i].gi_id, &r->error)) < 0)
+                        return apply_failed(r, k, g, "destroy", NULL);
                 cur[i] = cur[--n_cur];
         }
 
@@ -820,7 +895,7 @@ int mig_apply_gpu_pinned(Root *root, Nvml *n, MigGpu *g, bool enabled, const uns
         if (k == -EINVAL || k == -ENOSPC) {
                 char *why = NULL;
                 (void)mig_layout_fits_pinned(g, want, pins, n_pins, &why);
-                return apply_failed(r, k, why ?: strdup("the layout does not fit this GPU"));
+                return apply_failed(r, k, g, "plan", why ?: strdup("the layout does not fit this GPU"));
         }
         for (size_t i = 0; i < plan.n_keep; i++) {
                 const MigInstance *m = &cur[plan.keep[i]];
@@ -833,14 +908,16 @@ int mig_apply_gpu_pinned(Root *root, Nvml *n, MigGpu *g, bool enabled, const uns
                                 action_add(r, MIG_ACTION_DESTROY, m->profile, m->start, m->size, (int)m->gi_id)->moved = true;
                         }
                 r->state = MIG_APPLY_NEEDS_DISRUPT;
-                return -EBUSY;
+                return gv_error_take(&r->error, -EBUSY, g->address, "plan", GV_HINT_DISRUPT,
+                                     strdup_printf("reaching the layout on %s needs existing instances moved",
+                                                   g->address));
         }
         for (size_t i = 0; i < plan.n_destroy; i++) {
                 const MigInstance *m = &cur[plan.destroy[i]];
-                char *h = holders_of(root, n, g, false, m->gi_id);
-                if (h) {
-                        r->state = MIG_APPLY_IN_USE;
-                        r->holders = h;
+                k = apply_in_use(root, n, g, false, m->gi_id, r);
+                if (k < 0)
+                        return k;
+                if (k > 0) {
                         action_add(r, MIG_ACTION_DESTROY, m->profile, m->start, m->size, (int)m->gi_id)->moved =
                                 plan.moved[plan.destroy[i]];
                         return -EBUSY;
@@ -850,20 +927,17 @@ int mig_apply_gpu_pinned(Root *root, Nvml *n, MigGpu *g, bool enabled, const uns
                 const MigInstance *m = &cur[plan.destroy[i]];
                 action_add(r, MIG_ACTION_DESTROY, m->profile, m->start, m->size, (int)m->gi_id)->moved =
                         plan.moved[plan.destroy[i]];
-                if (!dry && (k = mig_destroy(n, g, m->gi_id)) < 0)
-                        return apply_failed(r, k, strdup_printf("cannot destroy GI %u on %s: %s", m->gi_id, g->address,
-                                                                nvml_errno_message(k)));
+                if ((k = mig_destroy(root, n, g, m->gi_id, &r->error)) < 0)
+                        return apply_failed(r, k, g, "destroy", NULL);
         }
         for (size_t i = 0; i < plan.n_create; i++) {
                 const MigProfile *p = &g->profiles[plan.create[i].profile];
                 MigInstance m = {.gi_id = 0};
-                if (!dry && (k = mig_create(n, g, plan.create[i].profile, (int)plan.create[i].start, &m)) < 0)
-                        return apply_failed(r, k, strdup_printf("cannot create %s at %u:%u on %s: %s", p->name,
-                                                                plan.create[i].start, p->size, g->address,
-                                                                nvml_errno_message(k)));
+                if ((k = mig_create(root, n, g, plan.create[i].profile, (int)plan.create[i].start, &m, &r->error)) < 0)
+                        return apply_failed(r, k, g, "create", NULL);
                 MigAction *a = action_add(r, MIG_ACTION_CREATE, plan.create[i].profile, plan.create[i].start, p->size,
-                                          dry ? -1 : (int)m.gi_id);
-                snprintf(a->uuid, sizeof a->uuid, "%s", dry ? "" : m.uuid);
+                                          k == 0 ? (int)m.gi_id : -1);
+                snprintf(a->uuid, sizeof a->uuid, "%s", k == 0 ? m.uuid : "");
         }
         return 0;
 }

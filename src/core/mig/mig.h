@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "basic/gverror.h"
 #include "core/mig/nvml.h"
 #include "core/host/pci.h"
 #include "core/host/root.h"
@@ -85,16 +86,25 @@ typedef struct MigHolder {
 int mig_holders(Root *root, Nvml *n, const MigGpu *g, MigHolder **ret, size_t *ret_n);
 /* "nvidia-persistenced (pid 812), dcgm (pid 900)" */
 char *mig_holders_format(const MigHolder *h, size_t n);
+/* The holders of the whole GPU (whole) or of GPU instance gi, formatted; "" when none. -ENOMEM. */
+int mig_holders_text(Root *root, Nvml *n, const MigGpu *g, bool whole, unsigned gi, char **ret);
 
-/* NVML operations; -errno through nvml_error_to_errno(). set_mode: ret_activation gets 0 when the mode is
- * current, -EAGAIN (reset required) or -EBUSY (in use) when it is pending. */
-int mig_set_mode(Nvml *n, MigGpu *g, bool enable, int *ret_activation);
+/*
+ * The changes of MIG state. Each asks root_change() first, the one place that decides whether a change is
+ * made: under --dry-run it prints what would be done and the operation returns 1, changing nothing; a root
+ * that takes no writes gives -EROFS. Otherwise 0, or -errno (NVML's return code through
+ * nvml_error_to_errno()) with err (may be NULL) saying what failed, the NVML detail in its message.
+ */
+/* ret_activation gets 0 when the mode is current, -EAGAIN (reset required) or -EBUSY (in use) when it is
+ * pending (not written under --dry-run). */
+int mig_set_mode(Root *root, Nvml *n, MigGpu *g, bool enable, int *ret_activation, GvError *err);
 /* Create a GI of the profile at start (-1: the driver's default placement) plus a full CI. */
-int mig_create(Nvml *n, MigGpu *g, int profile, int start, MigInstance *ret);
+int mig_create(Root *root, Nvml *n, MigGpu *g, int profile, int start, MigInstance *ret, GvError *err);
 /* Destroy the GI with its CIs. */
-int mig_destroy(Nvml *n, MigGpu *g, unsigned gi_id);
-/* Reset the GPU through the kernel (write path: <dev>/reset). */
-int mig_reset(Root *root, const MigGpu *g);
+int mig_destroy(Root *root, Nvml *n, MigGpu *g, unsigned gi_id, GvError *err);
+/* Reset the GPU through the kernel (write path: <dev>/reset), then re-read it (n may be NULL: not re-read).
+ * 1 under --dry-run. */
+int mig_reset(Root *root, Nvml *n, MigGpu *g, GvError *err);
 
 /* ---- the planner (pure) ---- */
 
@@ -180,8 +190,8 @@ typedef struct MigApplyReport {
         MigApplyState state;
         MigAction actions[4 * MIG_MAX_INSTANCES + 4];
         size_t n_actions;
-        char *holders; /* MIG_APPLY_IN_USE */
-        char *error;   /* MIG_APPLY_FAILED and layout errors */
+        char *holders; /* MIG_APPLY_IN_USE: who holds the GPU or the instance */
+        GvError error; /* every state but UNCHANGED, CHANGED and PENDING_RESET: what stopped it */
 } MigApplyReport;
 
 void mig_apply_report_done(MigApplyReport *r);
@@ -193,8 +203,9 @@ void mig_apply_report_done(MigApplyReport *r);
  * no_reset) when nothing holds it. Under --dry-run (root_dry_run) nothing is changed and the actions are
  * the plan. A layout that cannot fit (mig_layout_fits()) is refused before the mode is touched. Returns 0
  * (UNCHANGED, CHANGED, PENDING_RESET), -EBUSY (IN_USE, NEEDS_DISRUPT), -EINVAL (a count above a profile's
- * limit), -ENOSPC (the layout does not fit), -ENODEV (the GPU is lost), other -errno (FAILED, error says
- * what).
+ * limit), -ENOSPC (the layout does not fit), -ENODEV (the GPU is lost), other -errno (FAILED); on each
+ * failure the report's error says what (NEEDS_DISRUPT carries GV_HINT_DISRUPT: allowing the moves lets it go
+ * on).
  */
 int mig_apply_gpu(Root *root, Nvml *n, MigGpu *g, bool enabled, const unsigned want[MIG_MAX_PROFILES],
                   bool allow_disrupt, bool no_reset, MigApplyReport *ret);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "basic/dlsym-table.h"
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "core/mig/nvml.h"
@@ -58,19 +59,20 @@ const char *nvml_error_name(nvmlReturn_t r) {
         }
 }
 
-const char *nvml_errno_message(int err) {
-        switch (err) {
-        case -EBUSY: return "in use (NVML_ERROR_IN_USE)";
-        case -EAGAIN: return "a GPU reset is required (NVML_ERROR_RESET_REQUIRED)";
-        case -ENOSPC: return "not enough free slices at that placement (NVML_ERROR_INSUFFICIENT_RESOURCES)";
-        case -ENOENT: return "not found (NVML_ERROR_NOT_FOUND)";
-        case -EOPNOTSUPP: return "not supported by this GPU or driver (NVML_ERROR_NOT_SUPPORTED)";
-        case -EPERM: return "permission denied (NVML_ERROR_NO_PERMISSION; run as root)";
-        case -EINVAL: return "invalid argument (NVML_ERROR_INVALID_ARGUMENT)";
-        case -ENXIO: return "the NVIDIA driver is not loaded (NVML_ERROR_DRIVER_NOT_LOADED)";
-        case -ENODEV: return "the GPU has fallen off the bus (NVML_ERROR_GPU_IS_LOST)";
-        default: return "NVML error";
-        }
+char *nvml_errno_describe(int err) {
+        static const nvmlReturn_t codes[] = {
+                NVML_ERROR_IN_USE,         NVML_ERROR_RESET_REQUIRED,   NVML_ERROR_INSUFFICIENT_RESOURCES,
+                NVML_ERROR_NOT_FOUND,      NVML_ERROR_NOT_SUPPORTED,    NVML_ERROR_NO_PERMISSION,
+                NVML_ERROR_INVALID_ARGUMENT, NVML_ERROR_INSUFFICIENT_SIZE, NVML_ERROR_DRIVER_NOT_LOADED,
+                NVML_ERROR_GPU_IS_LOST,
+        };
+        _cleanup_free_ char *d = errno_describe(err);
+        if (!d)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(codes); i++)
+                if (nvml_error_to_errno(codes[i]) == -abs(err))
+                        return strdup_printf("%s: %s", nvml_error_name(codes[i]), d);
+        return TAKE_PTR(d);
 }
 
 static int fail(char **ret_error, int err, const char *fmt, ...) _printf_(3, 4);

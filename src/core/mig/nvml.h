@@ -233,5 +233,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Nvml *, nvml_close)
 int nvml_error_to_errno(nvmlReturn_t r) _pure_;
 /* NVML's own name of the error ("NVML_ERROR_IN_USE"). */
 const char *nvml_error_name(nvmlReturn_t r) _pure_;
-/* A message for the errno nvml_error_to_errno() gave, in MIG terms. */
-const char *nvml_errno_message(int err) _pure_;
+/* The errno nvml_error_to_errno() gave, described by errno_describe() after the NVML code it stands for:
+ * "NVML_ERROR_IN_USE: Device or resource busy (EBUSY)". NULL on OOM. */
+char *nvml_errno_describe(int err);

@@ -284,7 +284,7 @@ static int run_mig(Root *root, const Step *s, char **err) {
         r = mig_apply_gpu_pinned(root, n, g, s->kind == STEP_MIG_APPLY, want, pins, n_pins, true, false, &rep);
         if (r < 0 || rep.state == MIG_APPLY_IN_USE)
                 *err = rep.state == MIG_APPLY_IN_USE ? strdup_printf("%s is in use by %s", s->device, strna(rep.holders))
-                                                     : strdup(strna(rep.error));
+                                                     : strdup(gv_error_message(&rep.error) ?: "MIG apply failed");
         mig_apply_report_done(&rep);
         return r;
 }
