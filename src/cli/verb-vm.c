@@ -738,22 +738,24 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                 goto undo;
         }
         /* the libvirt changes, decided where every other change is (root_change: --dry-run prints them) */
-        _cleanup_free_ char *shown = unit_hostdev_xml(&u, slot);
-        if (!shown) {
-                log_error("Out of memory.");
-                goto undo;
-        }
-        size_t len = strlen(shown);
-        r = root_change(root, "would attach to %s (%s%s%s):\n%.*s", dom, a->live ? "live" : "",
-                        a->live && a->config ? ", " : "", a->config ? "config" : "",
-                        (int)(len > 0 && shown[len - 1] == '\n' ? len - 1 : len), shown);
-        if (r < 0) {
-                log_error_errno(r, "Cannot attach %s to '%s': %m", u.id, dom);
-                goto undo;
-        }
-        if (r > 0) {
-                rc = 0;
-                goto out;
+        {
+                _cleanup_free_ char *shown = unit_hostdev_xml(&u, slot);
+                if (!shown) {
+                        log_error("Out of memory.");
+                        goto undo;
+                }
+                size_t len = strlen(shown);
+                r = root_change(root, "would attach to %s (%s%s%s):\n%.*s", dom, a->live ? "live" : "",
+                                a->live && a->config ? ", " : "", a->config ? "config" : "",
+                                (int)(len > 0 && shown[len - 1] == '\n' ? len - 1 : len), shown);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot attach %s to '%s': %m", u.id, dom);
+                        goto undo;
+                }
+                if (r > 0) {
+                        rc = 0;
+                        goto out;
+                }
         }
 
         /* 5. persistent definition: edit the inactive XML and redefine */
@@ -924,44 +926,46 @@ static int do_detach(const char *dom, const char *input, VmArgs *a) {
         rc = 0;
 release:;
         /* give it back, unless someone else still wants it */
-        const char *kept_for = NULL;
-        _cleanup_free_ char *kept = NULL;
-        bool released = false;
-        r = vm_detach_holder(v, &u, dom, a->live, a->config, &kept);
-        if (r == -ENOMEM)
-                kept_for = "unknown: out of memory";
-        else if (r < 0) {
-                log_warning("Cannot list libvirt domains (%s): %s stays prepared.", virt_last_error(v), u.id);
-                kept_for = "unknown: cannot list domains";
-        } else
-                kept_for = kept;
-        if (dry)
-                kept_for = NULL; /* the definitions above are unchanged: say what a real run releases */
-        if (!a->keep && !kept_for) {
-                VfioOptions o = {.force = a->force, .settle_ms = 2000};
-                VfioReport rep;
-                r = unit_release(root, &u, &o, &rep);
-                if (r < 0) {
-                        _cleanup_free_ char *why = error_text(&rep.error, r);
-                        log_error("%s was detached but cannot be given back to the host: %s", u.id, strna(why));
-                        rc = EXIT_FAILURE;
+        {
+                const char *kept_for = NULL;
+                _cleanup_free_ char *kept = NULL;
+                bool released = false;
+                r = vm_detach_holder(v, &u, dom, a->live, a->config, &kept);
+                if (r == -ENOMEM)
+                        kept_for = "unknown: out of memory";
+                else if (r < 0) {
+                        log_warning("Cannot list libvirt domains (%s): %s stays prepared.", virt_last_error(v), u.id);
+                        kept_for = "unknown: cannot list domains";
                 } else
-                        released = true;
-                vfio_report_done(&rep);
-        }
-        if (rc == 0 && !dry) {
-                double secs = now_s() - t0;
-                if (arg.json) {
-                        json_object *j = result_json("detach", dom, &u, a, released, kept_for, secs);
-                        json_print(j, stdout);
-                        json_object_put(j);
-                } else {
-                        printf("%s detached from %s (%s%s%s) in %.2f s\n", u.id, dom, a->live ? "live" : "",
-                               a->live && a->config ? ", " : "", a->config ? "config" : "", secs);
-                        if (released)
-                                printf("%s given back to the host\n", u.id);
-                        else if (kept_for)
-                                printf("%s kept prepared: still referenced by %s\n", u.id, kept_for);
+                        kept_for = kept;
+                if (dry)
+                        kept_for = NULL; /* the definitions above are unchanged: say what a real run releases */
+                if (!a->keep && !kept_for) {
+                        VfioOptions o = {.force = a->force, .settle_ms = 2000};
+                        VfioReport rep;
+                        r = unit_release(root, &u, &o, &rep);
+                        if (r < 0) {
+                                _cleanup_free_ char *why = error_text(&rep.error, r);
+                                log_error("%s was detached but cannot be given back to the host: %s", u.id, strna(why));
+                                rc = EXIT_FAILURE;
+                        } else
+                                released = true;
+                        vfio_report_done(&rep);
+                }
+                if (rc == 0 && !dry) {
+                        double secs = now_s() - t0;
+                        if (arg.json) {
+                                json_object *j = result_json("detach", dom, &u, a, released, kept_for, secs);
+                                json_print(j, stdout);
+                                json_object_put(j);
+                        } else {
+                                printf("%s detached from %s (%s%s%s) in %.2f s\n", u.id, dom, a->live ? "live" : "",
+                                       a->live && a->config ? ", " : "", a->config ? "config" : "", secs);
+                                if (released)
+                                        printf("%s given back to the host\n", u.id);
+                                else if (kept_for)
+                                        printf("%s kept prepared: still referenced by %s\n", u.id, kept_for);
+                        }
                 }
         }
 out:
