@@ -38,9 +38,12 @@ deps() {
 }
 
 build() { # dir, extra meson options...
-        local dir=$1; shift
-        [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null
-        meson compile -C "$dir" >/dev/null
+        local dir=$1 out; shift
+        # quiet when it works; the whole output (the compiler's errors are on ninja's stdout) when it does not
+        if [ ! -f "$dir/build.ninja" ]; then
+                out=$(meson setup "$dir" "$@" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }
+        fi
+        out=$(meson compile -C "$dir" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }
 }
 
 # The libFuzzer build: clang, ASan+UBSan, every object instrumented for coverage (tests/fuzz/README.md).
