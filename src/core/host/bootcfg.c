@@ -278,11 +278,15 @@ static bool plain_words(const char *s) {
  * in double quotes (the same meaning in an assignment); no assignment: one is added at the end. */
 static int append_args(const char *text, const ShAssignment *a, size_t n, const char *words, Edit **e, size_t *ne) {
         if (n == 0) {
-                /* on a line of its own: after a final backslash a newline only continues the line */
-                size_t l = strlen(text);
+                /* On a line of its own. A backslash that escapes nothing at the end of the file is a literal one
+                 * to /bin/sh (dash); a newline after it would make it a continuation and could turn the
+                 * command before into an assignment. Doubled it stays the same literal backslash. */
+                size_t l = strlen(text), k = 0;
+                while (k < l && text[l - 1 - k] == '\\')
+                        k++;
                 return edit_add(e, ne, l, l, strdup_printf("%s" GRUB_CMDLINE_VAR "=\"%s\"\n",
-                                                           l && text[l - 1] == '\\' ? "\n\n" :
-                                                           l && text[l - 1] != '\n' ? "\n" : "", words));
+                                                           k % 2 ? "\\\n" : l && text[l - 1] != '\n' ? "\n" : "",
+                                                           words));
         }
         const ShAssignment *x = &a[n - 1];
         const char *sep = x->len > 0 && !is_blank(x->value[x->len - 1]) ? " " : "";
@@ -374,6 +378,9 @@ int grub_cmdline_edit(const char *text, const char *add, const char *remove, cha
         /* 3. the check: the result parses, and gives exactly the old arguments minus the ones that go plus the
          * missing ones */
         if (r >= 0 && (r = grub_value(out, &c, &nc, &now, ret_error)) < 0)
+                r = -EIO;
+        /* ... with the assignments it had (one more when one was added): the text around them kept its meaning */
+        if (r >= 0 && nc != nb + (*missing && nb == 0))
                 r = -EIO;
         if (r >= 0) {
                 size_t wl;
