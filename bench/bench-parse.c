@@ -11,8 +11,8 @@
 #include <time.h>
 
 #include "basic/fileio.h"
-#include "core/hostspec.h"
-#include "core/migparted.h"
+#include "core/state/hostspec.h"
+#include "core/mig/migparted.h"
 
 static double now_us(void) {
         struct timespec ts;

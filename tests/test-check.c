@@ -7,10 +7,10 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/check.h"
-#include "core/inventory.h"
-#include "core/iommu.h"
-#include "core/vfio.h"
+#include "core/host/check.h"
+#include "core/host/inventory.h"
+#include "core/host/iommu.h"
+#include "core/passthrough/vfio.h"
 #include "helpers.h"
 #include "sim/sim.h"
 
@@ -273,7 +273,7 @@ static void test_dead_device(void **state) {
         VfioOptions o = {.force = true};
         VfioReport rep;
         assert_int_equal(vfio_enable(t.root, "24:00.0", &o, &rep), -ENODEV);
-        assert_non_null(strstr(rep.error, "does not answer on the bus"));
+        assert_non_null(strstr(rep.error.message, "does not answer on the bus"));
         vfio_report_done(&rep);
         test_host_close(&t);
 }

@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/hostspec.h"
+#include "core/state/hostspec.h"
 
 static const char example[] = "version: 1\n"
                               "gpus:\n"

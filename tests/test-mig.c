@@ -12,8 +12,8 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/mig.h"
-#include "core/nvml.h"
+#include "core/mig/mig.h"
+#include "core/mig/nvml.h"
 #include "helpers.h"
 #include "sim/sim.h"
 
@@ -217,22 +217,25 @@ static void test_nvml_load(void **state) {
         assert_int_equal(g[0].slices, 8);
         assert_true(mig_profile_find(&g[0], "3g.20gb") >= 0);
         int act = 1;
-        assert_int_equal(mig_set_mode(n, &g[0], true, &act), 0);
+        assert_int_equal(mig_set_mode(t.root, n, &g[0], true, &act, NULL), 0);
         assert_int_equal(act, -EAGAIN);
-        assert_int_equal(mig_create(n, &g[0], mig_profile_find(&g[0], "1g.5gb"), -1, NULL), -EOPNOTSUPP);
-        assert_int_equal(mig_reset(t.root, &g[0]), 0);
+        assert_int_equal(mig_create(t.root, n, &g[0], mig_profile_find(&g[0], "1g.5gb"), -1, NULL, NULL), -EOPNOTSUPP);
+        assert_int_equal(mig_reset(t.root, NULL, &g[0], NULL), 0);
         assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
         assert_int_equal(g[0].mode_current, 1);
         MigInstance m;
         int p3 = mig_profile_find(&g[0], "3g.20gb");
-        assert_int_equal(mig_create(n, &g[0], p3, 4, &m), 0);
+        assert_int_equal(mig_create(t.root, n, &g[0], p3, 4, &m, NULL), 0);
         assert_int_equal(m.start, 4);
-        assert_int_equal(mig_create(n, &g[0], p3, 4, &m), -ENOSPC);
-        assert_int_equal(mig_create(n, &g[0], p3, 2, &m), -EINVAL);
+        assert_int_equal(mig_create(t.root, n, &g[0], p3, 4, &m, NULL), -ENOSPC);
+        assert_int_equal(mig_create(t.root, n, &g[0], p3, 2, &m, NULL), -EINVAL);
         free(g);
         nvml_close(n);
         test_host_close(&t);
 }
+
+/* The root the children act on (set by open_mig_gpu0()). */
+static Root *child_root;
 
 /* Run fn in a child process (its own view of the fake library, as another gpuvirt has); its exit status. */
 static int in_child(int (*fn)(Nvml *n, MigGpu *g, int arg), Nvml *n, MigGpu *g, int arg) {
@@ -246,11 +249,11 @@ static int in_child(int (*fn)(Nvml *n, MigGpu *g, int arg), Nvml *n, MigGpu *g, 
 }
 
 static int child_create(Nvml *n, MigGpu *g, int profile) {
-        return mig_create(n, g, profile, 6, NULL);
+        return mig_create(child_root, n, g, profile, 6, NULL, NULL);
 }
 
 static int child_destroy(Nvml *n, MigGpu *g, int gi_id) {
-        return mig_destroy(n, g, (unsigned)gi_id);
+        return mig_destroy(child_root, n, g, (unsigned)gi_id, NULL);
 }
 
 /* A DGX A100 with MIG enabled on GPU 0, no instances. */
@@ -261,9 +264,10 @@ static void open_mig_gpu0(TestHost *t, Nvml **ret_n, MigGpu **ret_g) {
         MigGpu *g = NULL;
         size_t ng = 0;
         assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
+        child_root = t->root;
         int act;
-        assert_int_equal(mig_set_mode(n, &g[0], true, &act), 0);
-        assert_int_equal(mig_reset(t->root, &g[0]), 0);
+        assert_int_equal(mig_set_mode(t->root, n, &g[0], true, &act, NULL), 0);
+        assert_int_equal(mig_reset(t->root, NULL, &g[0], NULL), 0);
         assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
         *ret_n = n;
         *ret_g = g;
@@ -283,13 +287,13 @@ static void test_nvml_shared_state(void **state) {
         /* another process takes slice 6 while we hold a view without it */
         assert_int_equal(in_child(child_create, n, &g[0], p1), 0);
         assert_int_equal(g[0].n_inst, 0);
-        assert_int_equal(mig_create(n, &g[0], p1, 6, NULL), -ENOSPC);
+        assert_int_equal(mig_create(t.root, n, &g[0], p1, 6, NULL, NULL), -ENOSPC);
         assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
         assert_int_equal(g[0].n_inst, 1);
         assert_int_equal(g[0].inst[0].start, 6);
         /* ours goes elsewhere, theirs stays */
         MigInstance mine;
-        assert_int_equal(mig_create(n, &g[0], p1, 5, &mine), 0);
+        assert_int_equal(mig_create(t.root, n, &g[0], p1, 5, &mine, NULL), 0);
         assert_int_equal(g[0].n_inst, 2);
         unsigned theirs = g[0].inst[0].gi_id == mine.gi_id ? g[0].inst[1].gi_id : g[0].inst[0].gi_id;
         assert_int_not_equal(theirs, mine.gi_id);
@@ -300,7 +304,7 @@ static void test_nvml_shared_state(void **state) {
         assert_int_equal(g[0].n_inst, 1);
         assert_int_equal(g[0].inst[0].gi_id, mine.gi_id);
         assert_string_equal(g[0].inst[0].uuid, mine.uuid);
-        assert_int_equal(mig_destroy(n, &g[0], theirs), -ENOENT);
+        assert_int_equal(mig_destroy(t.root, n, &g[0], theirs, NULL), -ENOENT);
         free(g);
         nvml_close(n);
         test_host_close(&t);
@@ -314,7 +318,7 @@ static void test_nvml_shared_state(void **state) {
  * slices), copy engines, NVDEC, JPEG, OFA: NVIDIA Multi-Instance GPU User Guide (r580), "Supported MIG
  * Profiles" (tables for A30, A100, H100, H200) and "Getting Started with MIG" (nvidia-smi mig -lgipp).
  * GiB (as nvidia-smi mig -lgip prints memorySizeMB / 1024) and SMs: nvidia-smi mig -lgip on the product,
- * as cited in src/sim/nvml/fake-nvml.c (the guide's tables give fractions, not counts).
+ * as cited in src/sim/nvml/models.c (the guide's tables give fractions, not counts).
  */
 typedef struct PubRow {
         const char *name;
@@ -457,7 +461,7 @@ static void test_published_tables(void **state) {
 }
 
 static int child_create_killed(Nvml *n, MigGpu *g, int profile) {
-        return mig_create(n, g, profile, -1, NULL);
+        return mig_create(child_root, n, g, profile, -1, NULL, NULL);
 }
 
 /* A crash between a GPU instance and its compute instance (the fake NVML's changes are fault points, as
@@ -484,6 +488,137 @@ static void test_half_made_instance(void **state) {
         assert_int_equal(g[0].n_inst, 1);
         assert_true(g[0].inst[0].ci_id >= 0);
         assert_true(mig_layout_matches(&g[0], true, want));
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
+/* Every change of MIG state asks root_change(): under --dry-run create, destroy, set-mode and reset say what
+ * they would do and return 1 with NVML's state untouched, and an apply plans without changing anything. A
+ * failing change reports through the GvError: the device, the step, NVML's code and the errno described. */
+static void test_dry_run_and_errors(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        int p1 = mig_profile_find(&g[0], "1g.5gb");
+        MigInstance m;
+        assert_int_equal(mig_create(t.root, n, &g[0], p1, 6, &m, NULL), 0);
+        _cleanup_free_ char *before = NULL;
+        _cleanup_free_ char *statefile = strdup_printf("%s/.gpuvirt-sim/nvml/%s", t.dir, g[0].address);
+        assert_int_equal(read_full(statefile, 1 << 20, (void **)&before, NULL), 0);
+
+        Root *dry = NULL;
+        assert_int_equal(root_open(t.dir, ROOT_DRY_RUN, &dry), 0);
+        char *printed = NULL;
+        size_t printed_len = 0;
+        FILE *f = open_memstream(&printed, &printed_len);
+        assert_non_null(f);
+        root_set_dry_run_stream(dry, f);
+        int act = 7;
+        assert_int_equal(mig_create(dry, n, &g[0], p1, 5, NULL, NULL), 1);
+        assert_int_equal(mig_destroy(dry, n, &g[0], m.gi_id, NULL), 1);
+        assert_int_equal(mig_set_mode(dry, n, &g[0], false, &act, NULL), 1);
+        assert_int_equal(act, 7);
+        assert_int_equal(mig_reset(dry, n, &g[0], NULL), 1);
+        unsigned want[MIG_MAX_PROFILES] = {};
+        want[mig_profile_find(&g[0], "3g.20gb")] = 2;
+        MigApplyReport rep;
+        assert_int_equal(mig_apply_gpu(dry, n, &g[0], true, want, true, false, &rep), 0);
+        assert_int_equal(rep.state, MIG_APPLY_CHANGED);
+        assert_int_equal(rep.error.error, 0);
+        size_t creates = 0;
+        for (size_t i = 0; i < rep.n_actions; i++)
+                if (rep.actions[i].kind == MIG_ACTION_CREATE) {
+                        assert_int_equal(rep.actions[i].gi_id, -1);
+                        creates++;
+                }
+        assert_int_equal(creates, 2);
+        mig_apply_report_done(&rep);
+        assert_int_equal(fclose(f), 0);
+        assert_non_null(strstr(printed, "would create 1g.5gb at 5:1 on "));
+        assert_non_null(strstr(printed, "would destroy GPU instance "));
+        assert_non_null(strstr(printed, "would set MIG mode of "));
+        assert_non_null(strstr(printed, "/reset <- \"1\""));
+        assert_non_null(strstr(printed, "would create 3g.20gb at "));
+        free(printed);
+        root_free(dry);
+        _cleanup_free_ char *after = NULL;
+        assert_int_equal(read_full(statefile, 1 << 20, (void **)&after, NULL), 0);
+        assert_string_equal(before, after);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+
+        /* slice 6 is taken: NVML_ERROR_INSUFFICIENT_RESOURCES, as -ENOSPC, named in the error */
+        GvError err = {};
+        assert_int_equal(mig_create(t.root, n, &g[0], p1, 6, NULL, &err), -ENOSPC);
+        assert_int_equal(err.error, ENOSPC);
+        assert_string_equal(err.device, g[0].address);
+        assert_string_equal(err.step, "create");
+        assert_non_null(strstr(err.message, "cannot create 1g.5gb at 6:1 on "));
+        assert_non_null(strstr(err.message, "NVML_ERROR_INSUFFICIENT_RESOURCES: "));
+        assert_non_null(strstr(err.message, "(ENOSPC)"));
+        gv_error_done(&err);
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
+/* Pinned instances (the fleet's MigCount.at) go through the same apply: a half-made GPU instance is no pinned
+ * instance and is replaced by a whole one, a pin at no placement of its profile is refused with the reason
+ * before anything changes, and a GPU that fell off the bus is refused as without pins. */
+static void test_pinned_apply(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        int p1 = mig_profile_find(&g[0], "1g.5gb"), p3 = mig_profile_find(&g[0], "3g.20gb");
+        assert_int_equal(sim_inject_fault(t.dir, "nvmlGpuInstanceCreateComputeInstance", SIM_FAULT_KILL), 0);
+        assert_int_equal(in_child(child_create_killed, n, &g[0], p1), -1); /* killed */
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_int_equal(g[0].inst[0].ci_id, -1);
+        MigPlanCreate pin = {p1, g[0].inst[0].start};
+        assert_false(mig_has_instances_at(&g[0], &pin, 1));
+        unsigned want[MIG_MAX_PROFILES] = {};
+        want[p1] = 1;
+        MigApplyReport rep;
+        assert_int_equal(mig_apply_gpu_pinned(t.root, n, &g[0], true, want, &pin, 1, true, false, &rep), 0);
+        mig_apply_report_done(&rep);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_true(g[0].inst[0].ci_id >= 0);
+        assert_true(mig_has_instances_at(&g[0], &pin, 1));
+        /* 3g.20gb starts at 0 or 4 on an A100-40GB: at 2 it is refused, and the GPU keeps its instance */
+        want[p3] = 1;
+        MigPlanCreate pins[] = {pin, {p3, 2}};
+        assert_int_equal(mig_apply_gpu_pinned(t.root, n, &g[0], true, want, pins, 2, true, false, &rep), -ENOSPC);
+        assert_non_null(rep.error.message);
+        assert_non_null(strstr(rep.error.message, "3g.20gb at 2 is not one of its placements"));
+        assert_int_equal(rep.error.error, ENOSPC);
+        assert_string_equal(rep.error.device, g[0].address);
+        mig_apply_report_done(&rep);
+        char *why = NULL;
+        assert_int_equal(mig_layout_fits_pinned(&g[0], want, pins, 2, &why), -ENOSPC);
+        free(why);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_true(mig_has_instances_at(&g[0], &pin, 1));
+        /* at a legal start beside the 1g.5gb (slices 0-3 or 4-7) it fits */
+        pins[1].start = pin.start >= 4 ? 0 : 4;
+        assert_int_equal(mig_layout_fits_pinned(&g[0], want, pins, 2, NULL), 0);
+        /* a GPU that fell off the bus */
+        assert_int_equal(sim_device_off_bus(t.dir, g[0].address), 0);
+        free(g);
+        nvml_close(n);
+        assert_int_equal(nvml_open(t.root, &n, NULL), 0);
+        size_t ng = 0;
+        assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
+        assert_true(g[0].lost);
+        assert_int_equal(mig_apply_gpu_pinned(t.root, n, &g[0], true, want, pins, 2, true, false, &rep), -ENODEV);
+        assert_non_null(strstr(rep.error.message, "fallen off the bus"));
+        assert_int_equal(rep.error.error, ENODEV);
+        mig_apply_report_done(&rep);
         free(g);
         nvml_close(n);
         test_host_close(&t);
@@ -521,6 +656,8 @@ int main(void) {
                 cmocka_unit_test(test_nvml_load),
                 cmocka_unit_test(test_nvml_shared_state),
                 cmocka_unit_test(test_half_made_instance),
+                cmocka_unit_test(test_pinned_apply),
+                cmocka_unit_test(test_dry_run_and_errors),
                 cmocka_unit_test(test_published_tables),
                 cmocka_unit_test(test_profile_names),
         };

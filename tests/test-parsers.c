@@ -17,14 +17,14 @@
 #include "basic/fileio.h"
 #include "basic/jsonfile.h"
 #include "basic/yamldoc.h"
-#include "core/hostspec.h"
-#include "core/hoststate.h"
-#include "core/mdev.h"
-#include "core/migparted.h"
-#include "core/persist.h"
-#include "core/root.h"
-#include "core/sriov.h"
-#include "core/vfio.h"
+#include "core/state/hostspec.h"
+#include "core/state/hoststate.h"
+#include "core/vgpu/mdev.h"
+#include "core/mig/migparted.h"
+#include "core/passthrough/persist.h"
+#include "core/host/root.h"
+#include "core/sriov/sriov.h"
+#include "core/passthrough/vfio.h"
 #include "helpers.h"
 
 static char *tmp;
@@ -444,8 +444,8 @@ static void test_state_passthrough_record(void **state) {
         _cleanup_free_ char *x = root_path(t.root, "etc/x");
         assert_int_equal(mkdir_p(x, 0755), 0);
         assert_int_equal(vfio_disable(t.root, gpu, &o, &rep), -EBADMSG);
-        expect_error(rep.error, p, "'driver' is \"../../../../etc/x\", expected a kernel driver name");
-        assert_non_null(strstr(rep.error, "nothing was changed"));
+        expect_error(rep.error.message, p, "'driver' is \"../../../../etc/x\", expected a kernel driver name");
+        assert_non_null(strstr(rep.error.message, "nothing was changed"));
         vfio_report_done(&rep);
         assert_false(root_exists(t.root, "etc/x/bind"));
         test_host_rescan(&t);
@@ -456,7 +456,7 @@ static void test_state_passthrough_record(void **state) {
         free(write_root(t.root, "{\"driver\":\"nvidia\",\"driver\":\"../../../../etc/x\"}\n",
                         "var/lib/gpuvirt/passthrough/0000:23:00.0"));
         assert_int_equal(vfio_disable(t.root, gpu, &o, &rep), -EBADMSG);
-        expect_error(rep.error, p, ":1:20: duplicate key 'driver'");
+        expect_error(rep.error.message, p, ":1:20: duplicate key 'driver'");
         vfio_report_done(&rep);
         /* enable does not overwrite a damaged record of a function it would move either */
         free(write_root(t.root, "{\"driver\":\"nvidia\"}\n", "var/lib/gpuvirt/passthrough/0000:23:00.0"));
@@ -464,7 +464,7 @@ static void test_state_passthrough_record(void **state) {
         vfio_report_done(&rep);
         free(write_root(t.root, "[]\n", "var/lib/gpuvirt/passthrough/0000:23:00.0"));
         assert_int_equal(vfio_enable(t.root, gpu, &o, &rep), -EBADMSG);
-        expect_error(rep.error, p, "expected a JSON object");
+        expect_error(rep.error.message, p, "expected a JSON object");
         vfio_report_done(&rep);
         test_host_rescan(&t);
         assert_string_equal(pci_host_find(t.host, gpu)->driver, "nvidia");
@@ -529,6 +529,30 @@ static void test_state_journal(void **state) {
                 {"{\"step\":5}", "'step' is 5, expected an object"},
                 {"{\"started\":1}", "'step' is missing"},
                 {"{\"step\":{\"action\":\"bind-vfio\",\"device\":\"0000:02:00.0\"},\"step\":{}}", "duplicate key 'step'"},
+                /* the fleet's fields: named vGPUs and pinned MIG instances */
+                {"{\"step\":{\"action\":\"vgpu-create\",\"device\":\"0000:02:00.0\",\"type\":\"nvidia-222\",\"count\":1,"
+                 "\"total\":1,\"units\":[\"4E2B1C77-8A3D-4C5E-9F10-2A3B4C5D6E7F\"]}}",
+                 "item 0 of 'units' is"},
+                {"{\"step\":{\"action\":\"vgpu-create\",\"device\":\"0000:02:00.0\",\"type\":\"nvidia-222\",\"count\":2,"
+                 "\"total\":2,\"units\":[\"4e2b1c77-8a3d-4c5e-9f10-2a3b4c5d6e7f\",\"4e2b1c77-8a3d-4c5e-9f10-2a3b4c5d6e7f\"]}}",
+                 "'units' must list at most 256 distinct vGPUs"},
+                {"{\"step\":{\"action\":\"vgpu-create\",\"device\":\"0000:02:00.0\",\"type\":\"nvidia-222\",\"count\":2,"
+                 "\"total\":2,\"units\":[\"4e2b1c77-8a3d-4c5e-9f10-2a3b4c5d6e7f\"]}}",
+                 "at least 'total' (2) of them"},
+                {"{\"step\":{\"action\":\"bind-vfio\",\"device\":\"0000:02:00.0\","
+                 "\"units\":[\"4e2b1c77-8a3d-4c5e-9f10-2a3b4c5d6e7f\"]}}",
+                 "'units' must list"},
+                {"{\"step\":{\"action\":\"bind-vfio\",\"device\":\"0000:02:00.0\",\"mig_at\":[]}}",
+                 "'mig_at' must list at most"},
+                {"{\"step\":{\"action\":\"mig-apply\",\"device\":\"0000:02:00.0\",\"mig\":{\"1g.5gb\":1},"
+                 "\"mig_at\":[{\"profile\":\"1g.5gb\",\"start\":0},{\"profile\":\"1g.5gb\",\"start\":1}]}}",
+                 "'mig_at' pins more 1g.5gb instances than 'mig' counts"},
+                {"{\"step\":{\"action\":\"mig-apply\",\"device\":\"0000:02:00.0\",\"mig\":{\"1g.5gb\":1},"
+                 "\"mig_at\":[{\"profile\":\"1g.5gb\",\"start\":99}]}}",
+                 "'start' is 99, out of the range"},
+                {"{\"step\":{\"action\":\"mig-apply\",\"device\":\"0000:02:00.0\",\"mig\":{\"1g.5gb\":1},"
+                 "\"mig_at\":[{\"start\":0}]}}",
+                 "'profile' is missing"},
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_free_ char *p = write_root(t.root, bad[i][0], HOST_JOURNAL_FILE);

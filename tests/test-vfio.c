@@ -8,10 +8,10 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
-#include "core/bootcfg.h"
-#include "core/check.h"
-#include "core/persist.h"
-#include "core/vfio.h"
+#include "core/host/bootcfg.h"
+#include "core/host/check.h"
+#include "core/passthrough/persist.h"
+#include "core/passthrough/vfio.h"
 #include "helpers.h"
 #include "sim/sim.h"
 
@@ -49,7 +49,7 @@ static void test_enable_disable(void **state) {
         VfioReport rep;
 
         assert_int_equal(vfio_enable(t.root, gpu, &o, &rep), 0);
-        assert_null(rep.error);
+        assert_int_equal(rep.error.error, 0);
         assert_int_equal(rep.n_changes, 1);
         assert_true(rep.changes[0].changed);
         assert_string_equal(rep.changes[0].from, "nvidia");
@@ -85,13 +85,22 @@ static void test_refusals(void **state) {
         VfioOptions o = opts(false, NULL);
         /* boot VGA */
         assert_int_equal(vfio_enable(t.root, "0000:01:00.0", &o, &rep), -EPERM);
-        assert_non_null(strstr(rep.error, "boot VGA"));
+        assert_non_null(strstr(rep.error.message, "boot VGA"));
+        /* what failed, on which device, at which step; the way out is a hint, the option is the CLI's */
+        assert_int_equal(rep.error.error, EPERM);
+        assert_string_equal(rep.error.device, "0000:01:00.0");
+        assert_string_equal(rep.error.step, "refuse");
+        assert_int_equal(rep.error.hint, GV_HINT_FORCE);
+        assert_null(strstr(rep.error.message, "--"));
         vfio_report_done(&rep);
         assert_driver(&t, "0000:01:00.0", "nvidia");
         /* foreign member: refused even with --force unless included */
         o = opts(true, NULL);
         assert_int_equal(vfio_enable(t.root, "0000:02:00.0", &o, &rep), -EPERM);
-        assert_non_null(strstr(rep.error, "0000:03:00.0"));
+        assert_non_null(strstr(rep.error.message, "0000:03:00.0"));
+        assert_string_equal(rep.error.device, "0000:03:00.0");
+        assert_int_equal(rep.error.hint, GV_HINT_INCLUDE);
+        assert_null(strstr(rep.error.message, "--"));
         vfio_report_done(&rep);
         char *inc[] = {(char *)"0000:03:00.0", NULL};
         o = opts(false, inc);
@@ -118,7 +127,7 @@ static void test_refusals(void **state) {
         assert_int_equal(write_text(comm, "qemu-system-x86\n"), 0);
         o = opts(false, NULL);
         assert_int_equal(vfio_disable(t.root, "0000:02:00.0", &o, &rep), -EBUSY);
-        assert_non_null(strstr(rep.error, "4242 (qemu-system-x86)"));
+        assert_non_null(strstr(rep.error.message, "4242 (qemu-system-x86)"));
         vfio_report_done(&rep);
         assert_driver(&t, "0000:02:00.0", "vfio-pci");
         assert_int_equal(unlink(link), 0);
@@ -146,7 +155,7 @@ static void test_no_iommu(void **state) {
         VfioReport rep;
         VfioOptions o = opts(true, NULL);
         assert_int_equal(vfio_enable(t.root, "0000:3b:00.0", &o, &rep), -ENXIO);
-        assert_non_null(strstr(rep.error, "IOMMU"));
+        assert_non_null(strstr(rep.error.message, "IOMMU"));
         vfio_report_done(&rep);
         assert_driver(&t, "0000:3b:00.0", "nvidia");
         test_host_close(&t);
@@ -193,10 +202,10 @@ static void test_rollback_every_write(void **state) {
                 VfioOptions o = opts(true, NULL);
                 int r = vfio_enable(t.root, gpu, &o, &rep);
                 assert_int_equal(r, -e);
-                assert_non_null(rep.error);
-                assert_non_null(strstr(rep.error, "failed"));
-                assert_non_null(strstr(rep.error, errno_to_name(e)));
-                assert_non_null(strstr(rep.error, "returned to its previous driver"));
+                assert_non_null(rep.error.message);
+                assert_non_null(strstr(rep.error.message, "failed"));
+                assert_non_null(strstr(rep.error.message, errno_to_name(e)));
+                assert_non_null(strstr(rep.error.message, "returned to its previous driver"));
                 vfio_report_done(&rep);
                 assert_driver(&t, gpu, "nvidia");
                 assert_driver(&t, audio, "snd_hda_intel");
@@ -209,7 +218,7 @@ static void test_rollback_every_write(void **state) {
         VfioReport rep;
         VfioOptions o = opts(true, NULL);
         assert_true(vfio_enable(t.root, gpu, &o, &rep) < 0);
-        assert_non_null(strstr(rep.error, "drivers_probe"));
+        assert_non_null(strstr(rep.error.message, "drivers_probe"));
         vfio_report_done(&rep);
         assert_driver(&t, gpu, "nvidia");
         assert_driver(&t, audio, "snd_hda_intel");

@@ -7,9 +7,9 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/mdev.h"
-#include "core/vgpu-types.h"
-#include "core/vendor-vgpu.h"
+#include "core/vgpu/mdev.h"
+#include "core/vgpu/vgpu-types.h"
+#include "core/vgpu/vendor-vgpu.h"
 #include "helpers.h"
 #include "sim/sim.h"
 

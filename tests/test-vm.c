@@ -10,10 +10,11 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/hostdev.h"
-#include "core/mdev.h"
-#include "core/vendor-vgpu.h"
-#include "core/libvirt.h"
+#include "core/vm/holders.h"
+#include "core/vm/hostdev.h"
+#include "core/vgpu/mdev.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/vm/libvirt.h"
 #include "helpers.h"
 
 static const char *const DOMAIN_XML =
@@ -201,7 +202,7 @@ static void test_release_driverless_vf(void **state) {
         vfio_report_done(&rep);
         int r = unit_release(t.root, &u, &o, &rep);
         if (r < 0)
-                fprintf(stderr, "release: %s\n", rep.error ?: "?");
+                fprintf(stderr, "release: %s\n", rep.error.message ?: "?");
         assert_int_equal(r, 0);
         vfio_report_done(&rep);
         char *p = root_path(t.root, "sys/bus/pci/devices/0000:03:00.1/driver"), *drv = NULL;
@@ -327,9 +328,68 @@ static void test_connect(void **state) {
         free(err);
 }
 
+/* Holders and migration verdicts (core/vm/holders.c), over hand-made domain lists: a holder is found by any
+ * function of the unit, in the live or the persistent definition; the running holder skips stopped domains
+ * and the excepted one; each migration blocker is reported, and a migratable vGPU has none. */
+static void test_holders_and_migration(void **state) {
+        PciAddr gpu = {.bus = 0x3b}, audio = {.bus = 0x3b, .func = 1}, other = {.bus = 0x5e};
+        HostdevRef r_audio = {.type = HOSTDEV_TYPE_PCI, .addr = audio}, r_other = {.type = HOSTDEV_TYPE_PCI, .addr = other};
+        VirtDomain doms[] = {
+                {.name = (char *)"stopped", .persistent = true, .config = {.hostdevs = &r_audio, .n_hostdevs = 1}},
+                {.name = (char *)"web", .active = true, .live = {.hostdevs = &r_audio, .n_hostdevs = 1}},
+                {.name = (char *)"db", .active = true, .live = {.hostdevs = &r_other, .n_hostdevs = 1}},
+        };
+        PciAddr funcs[] = {gpu, audio};
+        Unit u = {.kind = UNIT_PCI, .id = "0000:3b:00.0", .funcs = funcs, .n_funcs = 2, .iommu_group = -1};
+        Holder *hs = NULL;
+        size_t nh = 0;
+        assert_int_equal(unit_holders(&u, doms, ELEMENTSOF(doms), &hs, &nh), 0);
+        assert_int_equal(nh, 2);
+        assert_string_equal(hs[0].dom->name, "stopped");
+        assert_true(hs[0].config && !hs[0].live);
+        assert_string_equal(hs[1].dom->name, "web");
+        assert_true(hs[1].live && !hs[1].config);
+        free(hs);
+        const VirtDomain *run = unit_running_holder(&u, doms, ELEMENTSOF(doms), NULL);
+        assert_non_null(run);
+        assert_string_equal(run->name, "web");
+        assert_null(unit_running_holder(&u, doms, ELEMENTSOF(doms), "web"));
+
+        /* vfio-pci devices never migrate; a vGPU needs each version */
+        MigrationHost old = {.libvirt = 8005000, .qemu = 8000000, .is_qemu = true, .kernel = 5015};
+        MigrationHost new = {.libvirt = 9000000, .qemu = 8002000, .is_qemu = true, .kernel = 6001};
+        char **bl = NULL;
+        size_t nb = 0;
+        assert_int_equal(unit_migration_blockers(&u, &new, &bl, &nb), 0);
+        assert_int_equal(nb, 1);
+        assert_string_equal(bl[0], "0000:3b:00.0: a passed-through device on vfio-pci cannot be migrated");
+        strv_free(bl), bl = NULL, nb = 0;
+        Unit v = {.kind = UNIT_MDEV, .id = "7d6f0b2e-51a4-4c2b-9d3e-0a1b2c3d4e5f", .driver = (char *)"nvidia"};
+        assert_int_equal(unit_migration_blockers(&v, &new, &bl, &nb), 0);
+        assert_int_equal(nb, 0);
+        assert_int_equal(unit_migration_blockers(&v, &old, &bl, &nb), 0);
+        assert_int_equal(nb, 3);
+        assert_non_null(strstr(bl[0], "libvirt >= 8.6"));
+        assert_non_null(strstr(bl[1], "QEMU >= 8.1"));
+        assert_non_null(strstr(bl[2], "kernel >= 5.18"));
+        strv_free(bl), bl = NULL, nb = 0;
+        MigrationHost xen = new;
+        xen.is_qemu = false, xen.qemu = 0;
+        assert_int_equal(unit_migration_blockers(&v, &xen, &bl, &nb), 0);
+        assert_int_equal(nb, 1);
+        assert_non_null(strstr(bl[0], "(not a QEMU domain)"));
+        strv_free(bl), bl = NULL, nb = 0;
+        v.driver = (char *)"i915";
+        assert_int_equal(unit_migration_blockers(&v, &new, &bl, &nb), 0);
+        assert_int_equal(nb, 1);
+        assert_non_null(strstr(bl[0], "vGPU driver i915 has no VFIO migration support"));
+        strv_free(bl);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_domain_xml),
+                cmocka_unit_test(test_holders_and_migration),
                 cmocka_unit_test(test_units),
                 cmocka_unit_test(test_libvirt_roundtrip),
                 cmocka_unit_test(test_connect),

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errname.h"
 #include "fileio.h"
 #include "jsonfile.h"
 
@@ -173,7 +174,7 @@ int json_load_strict(const char *path, const char *display_name, size_t max, jso
         if (r == -EFBIG)
                 *ret_error = strdup_printf("%s: larger than %zu bytes: not a file gpuvirt wrote", display_name, max);
         else if (r < 0)
-                *ret_error = strdup_printf("%s: cannot read: %s", display_name, strerror(-r));
+                *ret_error = strdup_printf("%s: cannot read: %s", display_name, errno_message(r));
         if (r < 0)
                 return r;
         return json_parse_strict(display_name, text, len, ret, ret_error);

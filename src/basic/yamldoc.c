@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "errname.h"
 #include "fileio.h"
 #include "yamldoc.h"
 
@@ -256,7 +257,7 @@ int ydoc_load(const char *path, const char *display_name, size_t max, YDoc **ret
                 return r;
         }
         if (r < 0) {
-                *ret_error = strdup_printf("%s: cannot read: %s", display_name, strerror(-r));
+                *ret_error = strdup_printf("%s: cannot read: %s", display_name, errno_message(r));
                 return r;
         }
         return ydoc_parse(display_name, text, len, ret, ret_error);

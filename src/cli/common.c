@@ -11,12 +11,12 @@
 #include "cli/common.h"
 #include "cli/output.h"
 #include "config.h"
-#include "core/check.h"
-#include "core/inventory.h"
-#include "core/iommu.h"
-#include "core/names.h"
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/check.h"
+#include "core/host/inventory.h"
+#include "core/host/iommu.h"
+#include "core/host/names.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
 #include "sim/sim.h"
 
 GlobalArgs arg = {};
@@ -31,6 +31,29 @@ int usage_error(const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
+char *error_text(GvError *e, int r) {
+        const char *m = gv_error_message(e);
+        if (!m)
+                return strdup(errno_message(r));
+        switch (e->hint) {
+        case GV_HINT_FORCE:
+                return strdup_printf("%s; use --force to take it anyway", m);
+        case GV_HINT_INCLUDE:
+                return strdup_printf("%s. Name it with --include %s and add --force to move it along.", m,
+                                     strna(e->device));
+        case GV_HINT_DISRUPT:
+                return strdup_printf("%s; run again with --allow-disrupt to move them", m);
+        default:
+                return strdup(m);
+        }
+}
+
+int exit_status(int r) {
+        if (r >= 0)
+                return r;
+        return r == -EINVAL || r == -ERANGE ? EXIT_USAGE : EXIT_FAILURE;
+}
+
 int input_error_exit(int r, bool named_by_user) {
         if (r == -EINVAL || r == -EFBIG)
                 return EXIT_USAGE;
@@ -42,12 +65,14 @@ int input_error_exit(int r, bool named_by_user) {
 static int host_lock = -EBADF;
 
 int hold_host_lock(Root *root) {
-        if (!arg.mutating || arg.dry_run || host_lock >= 0)
+        /* A dry run changes nothing and takes no lock; on a root that takes no writes (a capture) it is
+         * refused here as the plain run is, so that both exit alike. */
+        if (!arg.mutating || host_lock >= 0 || (arg.dry_run && root_writable(root)))
                 return 0;
         _cleanup_free_ char *err = NULL;
         int fd = root_lock(root, 30000, &err);
         if (fd < 0) {
-                log_error("Cannot take the host lock: %s.", err ?: strerror(-fd));
+                log_error("Cannot take the host lock: %s.", err ?: errno_message(fd));
                 return fd == -EROFS ? EXIT_USAGE : EXIT_FAILURE;
         }
         host_lock = fd;
@@ -143,7 +168,7 @@ int restore_each(const char *dir, int (*restore)(const char *name)) {
         for (char **n = names; *n; n++) {
                 if (**n == '.') /* an atomic write's temporary file */
                         continue;
-                int k = restore(*n);
+                int k = exit_status(restore(*n));
                 if (k > rc)
                         rc = k;
         }

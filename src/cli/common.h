@@ -4,12 +4,19 @@
 #include <getopt.h>
 #include <stdbool.h>
 
+#include "basic/gverror.h"
 #include "basic/macro.h"
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
 
 /* Exit codes: 0 success, 1 the operation failed (or a check failed), 2 bad usage or bad input. */
 #define EXIT_USAGE 2
+
+/* The one mapping from what a verb returns to the exit status (main(), and restore_each() for the worst of
+ * several): a -errno is 2 when it says the input was bad (-EINVAL, -ERANGE), 1 otherwise; 0 is success; a
+ * positive value is a result that is not success (1: a failed check, drift) or, from the verbs that still
+ * return them, an exit code (usage_error() gives 2), kept as it is. */
+int exit_status(int r);
 
 typedef struct GlobalArgs {
         const char *root;
@@ -23,6 +30,9 @@ typedef struct GlobalArgs {
 extern GlobalArgs arg;
 
 int usage_error(const char *fmt, ...) _printf_(1, 2);
+/* An operation's error as the person reads it: core's message, and what to type when it has a hint (the
+ * options are the CLI's, so core never names them). r: the -errno, for an error without a message. */
+char *error_text(GvError *e, int r);
 /* The exit code for an input file that could not be used (r: -errno): 2 when the file is bad or too large,
  * or when given on the command line (-f) is missing or not a file; 1 otherwise. */
 int input_error_exit(int r, bool named_by_user);
@@ -53,16 +63,34 @@ int parse_verb_options(int argc, char **argv, const struct option *opts, const c
 int verb_list(int argc, char **argv);
 int verb_show(int argc, char **argv);
 int verb_check(int argc, char **argv);
-int verb_sim(int argc, char **argv);
-int verb_passthrough(int argc, char **argv);
-int verb_host(int argc, char **argv);
+int verb_capture(int argc, char **argv);
+/* Sub-verbs, dispatched by the verb table (gpuvirt.c); each gets the verb's argv (argv[0] the verb,
+ * argv[1] the sub-verb). */
+int verb_sim_profiles(int argc, char **argv);
+int verb_sim_create(int argc, char **argv);
+int verb_sim_fault(int argc, char **argv);
+int verb_sim_off_bus(int argc, char **argv);
+int verb_passthrough_enable(int argc, char **argv);
+int verb_passthrough_disable(int argc, char **argv);
+int verb_passthrough_persist(int argc, char **argv);
+int verb_passthrough_restore(int argc, char **argv);
+int verb_host_iommu(int argc, char **argv);
+int verb_sriov_list(int argc, char **argv);
+int verb_sriov_set(int argc, char **argv);
+int verb_sriov_restore(int argc, char **argv);
+int verb_vgpu_types(int argc, char **argv);
+int verb_vgpu_list(int argc, char **argv);
+int verb_vgpu_create(int argc, char **argv);
+int verb_vgpu_remove(int argc, char **argv);
+int verb_vgpu_start_defined(int argc, char **argv);
+/* mig and vm: every sub-verb's entry is the verb's function, which reads argv[1] (verb-mig.c, verb-vm.c) */
 int verb_mig(int argc, char **argv);
-int verb_sriov(int argc, char **argv);
-int verb_vgpu(int argc, char **argv);
 int verb_vm(int argc, char **argv);
 int verb_advise(int argc, char **argv);
 /* plan, apply, assert, export, recover, status: the desired host state */
 int verb_state(int argc, char **argv);
+/* hosts, gpus, request, release, show, status, drain, agent: the GPU pool across hosts */
+int verb_fleet(int argc, char **argv);
 
 /* Before releasing a device (passthrough disable): refuse when a running libvirt domain references a
  * function of its IOMMU group, unless force. Consults libvirt only on a live root or with --connect; an

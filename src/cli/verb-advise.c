@@ -11,9 +11,9 @@
 #include "cli/common.h"
 #include "cli/output.h"
 #include "core/advise/advise.h"
-#include "core/inventory.h"
-#include "core/names.h"
-#include "core/nvml.h"
+#include "core/host/inventory.h"
+#include "core/host/names.h"
+#include "core/mig/nvml.h"
 
 typedef struct AdviseArgs {
         const char *workload, *tenants, *isolation, *memory, *output;

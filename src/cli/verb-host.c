@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "basic/errname.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/bootcfg.h"
-#include "core/check.h"
+#include "core/host/bootcfg.h"
+#include "core/host/check.h"
 
 static void apply_opt(int c, const char *v, void *ud) {
         *(bool *)ud = true;
@@ -39,14 +41,14 @@ static int host_iommu_enable(int argc, char **argv) {
         if (r == -EINVAL)
                 return log_error("%s", strna(err)), EXIT_USAGE;
         if (r < 0)
-                return log_error("Cannot update the boot configuration under %s: %s", root_dir(root), err ?: strerror(-r)),
+                return log_error("Cannot update the boot configuration under %s: %s", root_dir(root), err ?: errno_message(r)),
                        EXIT_FAILURE;
         /* --apply: regenerate the boot loader's configuration (also when the arguments were already there: a
          * run without --apply may have left it stale); only on the live host */
         int rc = 0, status = -1;
         const char *skipped = !apply ? "--apply not given"
                             : arg.dry_run ? "--dry-run"
-                            : root_kind(root) != ROOT_LIVE ? "not the live host (only the live host's boot loader is regenerated)"
+                            : !root_runs_commands(root) ? "not the live host (only the live host's boot loader is regenerated)"
                                                            : NULL;
         if (!skipped) {
                 if (!arg.json) {
@@ -55,13 +57,13 @@ static int host_iommu_enable(int argc, char **argv) {
                 }
                 r = root_run_command(root, e.regen, &status);
                 if (r < 0 || status != 0) {
-                        log_error("'%s' failed (%s): run it by hand.", e.regen, r < 0 ? strerror(-r) : "non-zero exit status");
+                        log_error("'%s' failed (%s): run it by hand.", e.regen, r < 0 ? errno_message(r) : "non-zero exit status");
                         rc = EXIT_FAILURE;
                 }
         } else if (apply && arg.dry_run)
                 (void)root_run_command(root, e.regen, &status);
         if (arg.json) {
-                json_object *o = json_object_new_object();
+                _cleanup_json_ json_object *o = json_object_new_object();
                 json_object_object_add(o, "file", json_object_new_string(e.file));
                 json_object_object_add(o, "backup", e.backup ? json_object_new_string(e.backup) : NULL);
                 json_object_object_add(o, "old_cmdline", json_object_new_string(e.old_cmdline));
@@ -73,7 +75,6 @@ static int host_iommu_enable(int argc, char **argv) {
                 json_object_object_add(o, "regenerate_skipped", skipped ? json_object_new_string(skipped) : NULL);
                 json_object_object_add(o, "reboot_required", json_object_new_boolean(e.changed));
                 json_print(o, stdout);
-                json_object_put(o);
         } else {
                 if (!e.changed)
                         printf("/%s already has the IOMMU arguments: %s\n", e.file, e.new_cmdline);
@@ -93,8 +94,9 @@ static int host_iommu_enable(int argc, char **argv) {
         return rc;
 }
 
-int verb_host(int argc, char **argv) {
-        if (argc >= 3 && streq(argv[1], "iommu") && streq(argv[2], "enable"))
+/* host iommu (the verb table dispatches it; argv[0] is "host", argv[1] "iommu"): one action so far. */
+int verb_host_iommu(int argc, char **argv) {
+        if (argc >= 3 && streq(argv[2], "enable"))
                 return host_iommu_enable(argc - 2, argv + 2);
         return usage_error("host: unknown command (host iommu enable [--apply])");
 }

@@ -7,18 +7,19 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
 #include "config.h"
-#include "core/check.h"
-#include "core/inventory.h"
-#include "core/mig.h"
-#include "core/nvml.h"
-#include "core/iommu.h"
-#include "core/names.h"
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/check.h"
+#include "core/host/inventory.h"
+#include "core/mig/mig.h"
+#include "core/mig/nvml.h"
+#include "core/host/iommu.h"
+#include "core/host/names.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
 #include "sim/sim.h"
 
 /* ---- list / show ---- */
@@ -186,12 +187,11 @@ int verb_list(int argc, char **argv) {
         if ((r = open_root(0, &root)) || (r = scan(root, &h)))
                 return r;
         (void)pci_names_new(&names);
-        json_object *list;
+        _cleanup_json_ json_object *list = NULL;
         if (inventory_list(h, names, vfs, &list) < 0)
                 return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
         add_mig_from_nvml(root, list);
         r = arg.json ? json_print(list, stdout) : print_list_text(list);
-        json_object_put(list);
         return r < 0 ? EXIT_FAILURE : 0;
 }
 
@@ -282,22 +282,25 @@ static int print_show_text(json_object *d) {
 }
 
 int verb_show(int argc, char **argv) {
-        if (argc != 2)
+        static const struct option none[] = {{}};
+        int k = parse_verb_options(argc, argv, none, "", NULL, NULL); /* only for "--" */
+        if (k < 0)
+                return -k;
+        if (argc - k != 1)
                 return usage_error("show: expected one device address: gpuvirt show BDF");
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
         _cleanup_pci_names_free_ PciNames *names = NULL;
         PciDevice *d;
         int r;
-        if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (r = lookup_device(h, argv[1], &d)))
+        if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (r = lookup_device(h, argv[k], &d)))
                 return r;
         (void)pci_names_new(&names);
-        json_object *o;
+        _cleanup_json_ json_object *o = NULL;
         if (inventory_device(h, names, d, &o) < 0)
                 return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
         add_mig_from_nvml(root, o);
         r = arg.json ? json_print(o, stdout) : print_show_text(o);
-        json_object_put(o);
         return r < 0 ? EXIT_FAILURE : 0;
 }
 
@@ -370,9 +373,8 @@ int verb_check(int argc, char **argv) {
         if (r < 0)
                 return log_error_errno(r, "Readiness check failed: %m"), EXIT_FAILURE;
         if (arg.json) {
-                json_object *o = check_report_json(rep);
+                _cleanup_json_ json_object *o = check_report_json(rep);
                 json_print(o, stdout);
-                json_object_put(o);
         } else
                 print_check_text(rep, h);
         return check_report_failed(rep) ? EXIT_FAILURE : 0;

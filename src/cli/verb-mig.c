@@ -10,9 +10,10 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/mig.h"
-#include "core/migparted.h"
-#include "core/nvml.h"
+#include "core/mig/mig.h"
+#include "core/mig/migparted.h"
+#include "core/mig/migview.h"
+#include "core/mig/nvml.h"
 
 typedef struct MigArgs {
         int placement, count, gi;
@@ -72,8 +73,10 @@ static int ctx_open(Ctx *c) {
                 return EXIT_FAILURE;
         }
         r = mig_gpus_read(c->nvml, &c->gpus, &c->n);
-        if (r < 0)
-                return log_error_errno(r, "Cannot read the GPUs through NVML: %s", nvml_errno_message(r)), EXIT_FAILURE;
+        if (r < 0) {
+                _cleanup_free_ char *d = nvml_errno_describe(r);
+                return log_error_errno(r, "Cannot read the GPUs through NVML: %s", strna(d)), EXIT_FAILURE;
+        }
         return 0;
 }
 
@@ -111,23 +114,6 @@ static const char *mode_str(unsigned m) {
         return m == NVML_DEVICE_MIG_ENABLE ? "enabled" : "disabled";
 }
 
-static char slice_letter(size_t i) {
-        return (char)('a' + i);
-}
-
-/* "aaaab.c." : one character per memory slice, a letter per instance, '.' free */
-static void slice_row(const MigGpu *g, char buf[static MIG_MAX_SLICES + 1]) {
-        size_t k = 0;
-        for (unsigned s = 0; s < g->slices && s < MIG_MAX_SLICES; s++) {
-                char ch = '.';
-                for (size_t i = 0; i < g->n_inst; i++)
-                        if (s >= g->inst[i].start && s < g->inst[i].start + g->inst[i].size)
-                                ch = slice_letter(i);
-                buf[k++] = ch;
-        }
-        buf[k] = '\0';
-}
-
 static json_object *instance_json(const MigGpu *g, const MigInstance *m) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "profile", json_object_new_string(g->profiles[m->profile].name));
@@ -162,12 +148,9 @@ static json_object *gpu_json(const MigGpu *g) {
                 json_object_array_add(a, instance_json(g, &g->inst[i]));
         json_object_object_add(o, "instances", a);
         char row[MIG_MAX_SLICES + 1];
-        slice_row(g, row);
+        mig_slice_map(g, row);
         json_object_object_add(o, "slices", g->capable ? json_object_new_string(row) : NULL);
-        unsigned free_slices = 0;
-        for (size_t i = 0; row[i]; i++)
-                free_slices += row[i] == '.';
-        json_object_object_add(o, "free_slices", g->capable ? json_object_new_int((int)free_slices) : NULL);
+        json_object_object_add(o, "free_slices", g->capable ? json_object_new_int((int)mig_free_slices(g)) : NULL);
         return o;
 }
 
@@ -198,7 +181,7 @@ static void gpu_text(const MigGpu *g) {
         if (g->mode_current != NVML_DEVICE_MIG_ENABLE)
                 return;
         char row[MIG_MAX_SLICES + 1];
-        slice_row(g, row);
+        mig_slice_map(g, row);
         printf("  slices:   [");
         for (size_t i = 0; row[i]; i++)
                 printf("%s%c", i ? " " : "", row[i]);
@@ -212,7 +195,7 @@ static void gpu_text(const MigGpu *g) {
         for (size_t i = 0; t && i < g->n_inst; i++) {
                 const MigInstance *m = &g->inst[i];
                 char letter[4], pl[16], gi[12], ci[12];
-                snprintf(letter, sizeof letter, "  %c", slice_letter(i));
+                snprintf(letter, sizeof letter, "  %c", mig_instance_letter(i));
                 snprintf(pl, sizeof pl, "%u:%u", m->start, m->size);
                 snprintf(gi, sizeof gi, "%u", m->gi_id);
                 snprintf(ci, sizeof ci, "%d", m->ci_id);
@@ -259,15 +242,14 @@ static void starts_text(const MigProfile *p, char *buf, size_t len) {
 }
 
 static int do_profiles(Ctx *c, MigGpu *g) {
-        unsigned occ = mig_occupancy(g);
         json_object *a = json_object_new_array();
         static const char *const headers[] = {"PROFILE", "ID", "INSTANCES", "FREE", "MEMORY", "SMS", "PLACEMENTS", "FREE_NOW"};
         Table *t = arg.json ? NULL : table_new(8, headers);
         for (size_t i = 0; i < g->n_profiles; i++) {
                 const MigProfile *p = &g->profiles[i];
-                unsigned left = 0;
-                if (g->mode_current == NVML_DEVICE_MIG_ENABLE)
-                        (void)c->nvml->f.nvmlDeviceGetGpuInstanceRemainingCapacity(g->dev, p->id, &left);
+                MigProfileState st;
+                mig_profile_state(c->nvml, g, i, &st);
+                unsigned left = st.remaining;
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "name", json_object_new_string(p->name));
                 json_object_object_add(o, "id", json_object_new_int((int)p->id));
@@ -283,8 +265,7 @@ static int do_profiles(Ctx *c, MigGpu *g) {
                 for (unsigned s = 0; s < MIG_MAX_SLICES; s++) {
                         if (!(p->starts >> s & 1u))
                                 continue;
-                        bool fr = g->mode_current == NVML_DEVICE_MIG_ENABLE && s + p->size <= g->slices &&
-                                  !(occ & (((1u << p->size) - 1) << s));
+                        bool fr = st.free_starts >> s & 1u;
                         json_object *pl = json_object_new_object();
                         json_object_object_add(pl, "start", json_object_new_int((int)s));
                         json_object_object_add(pl, "size", json_object_new_int((int)p->size));
@@ -319,20 +300,6 @@ static int do_profiles(Ctx *c, MigGpu *g) {
         return 0;
 }
 
-static char *holders_text(Ctx *c, const MigGpu *g, bool whole_gpu_only, unsigned gi, size_t *ret_n) {
-        _cleanup_free_ MigHolder *h = NULL;
-        size_t n = 0;
-        *ret_n = 0;
-        if (mig_holders(c->root, c->nvml, g, &h, &n) < 0)
-                return NULL;
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-                if ((whole_gpu_only ? true : h[i].gi_id == gi))
-                        h[k++] = h[i];
-        *ret_n = k;
-        return k ? mig_holders_format(h, k) : NULL;
-}
-
 static int do_mode(Ctx *c, MigGpu *g, bool enable) {
         unsigned want = enable ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
         if (g->mode_current == want && g->mode_pending == want) {
@@ -345,21 +312,28 @@ static int do_mode(Ctx *c, MigGpu *g, bool enable) {
                 }
                 return 0;
         }
-        if (arg.dry_run) {
-                printf("would set MIG mode of %s to %s (takes effect after a GPU reset)\n", g->address, mode_str(want));
-                return 0;
-        }
         int act = 0;
-        int r = mig_set_mode(c->nvml, g, enable, &act);
-        if (r == -EBUSY) {
+        _cleanup_(gv_error_done) GvError err = {};
+        int r = mig_set_mode(c->root, c->nvml, g, enable, &act, &err);
+        if (r > 0)
+                return 0; /* --dry-run: said what it would do */
+        if (r == -EBUSY && !enable) {
+                _cleanup_free_ char *d = nvml_errno_describe(r);
                 log_error("Cannot disable MIG on %s: %zu instance(s) exist (%s). Destroy them first: gpuvirt mig destroy %s --all",
-                          g->address, g->n_inst, nvml_errno_message(r), g->address);
+                          g->address, g->n_inst, strna(d), g->address);
                 return EXIT_FAILURE;
         }
-        if (r < 0)
-                return log_error("Cannot set MIG mode on %s: %s", g->address, nvml_errno_message(r)), EXIT_FAILURE;
-        size_t nh = 0;
-        _cleanup_free_ char *holders = act == -EBUSY ? holders_text(c, g, true, 0, &nh) : NULL;
+        if (r < 0) {
+                _cleanup_free_ char *why = error_text(&err, r);
+                return log_error("%s", strna(why)), EXIT_FAILURE;
+        }
+        _cleanup_free_ char *holders = NULL;
+        if (act == -EBUSY && (r = mig_holders_text(c->root, c->nvml, g, true, 0, &holders)) < 0)
+                return log_error_errno(r, "Cannot tell what holds %s: %m", g->address), EXIT_FAILURE;
+        if (holders && !*holders) {
+                free(holders);
+                holders = NULL;
+        }
         if (arg.json) {
                 json_object *o = gpu_json(g);
                 json_object_object_add(o, "activation", json_object_new_string(act == 0 ? "done" : act == -EBUSY ? "in_use" : "reset_required"));
@@ -380,21 +354,23 @@ static int do_mode(Ctx *c, MigGpu *g, bool enable) {
 }
 
 static int do_reset(Ctx *c, MigGpu *g) {
-        size_t nh = 0;
-        _cleanup_free_ char *holders = holders_text(c, g, true, 0, &nh);
-        if (nh > 0) {
+        _cleanup_free_ char *holders = NULL;
+        int r = mig_holders_text(c->root, c->nvml, g, true, 0, &holders);
+        if (r < 0)
+                return log_error_errno(r, "Cannot tell what holds %s: %m", g->address), EXIT_FAILURE;
+        if (*holders) {
                 log_error("Cannot reset %s: it is in use by %s. Stop them first (nvidia-persistenced, DCGM: systemctl stop "
                           "...; nvidia_drm: unload it or boot without modeset).", g->address, holders);
                 return EXIT_FAILURE;
         }
-        int r = mig_reset(c->root, g);
-        if (r < 0)
-                return log_error_errno(r, "Resetting %s failed: %m", g->address), EXIT_FAILURE;
-        if (arg.dry_run)
-                return 0;
-        r = mig_gpu_refresh(c->nvml, g);
-        if (r < 0)
-                return log_error("Cannot read %s after the reset: %s", g->address, nvml_errno_message(r)), EXIT_FAILURE;
+        _cleanup_(gv_error_done) GvError err = {};
+        r = mig_reset(c->root, c->nvml, g, &err);
+        if (r > 0)
+                return 0; /* --dry-run */
+        if (r < 0) {
+                _cleanup_free_ char *why = error_text(&err, r);
+                return log_error("%s", strna(why)), EXIT_FAILURE;
+        }
         if (arg.json)
                 return print_json(gpu_json(g));
         printf("%s: reset; MIG %s.\n", g->address, mode_str(g->mode_current));
@@ -433,7 +409,10 @@ static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
         if (r)
                 return r;
         json_object *out = json_object_new_array();
+        if (!out)
+                return log_error("Out of memory."), EXIT_FAILURE;
         int rc = 0;
+        bool dry = false;
         for (int k = 0; k < a->count; k++) {
                 int start = a->placement >= 0 ? a->placement : mig_best_start(g->profiles, g->n_profiles, g->slices, mig_occupancy(g), pi);
                 if (start < 0) {
@@ -442,16 +421,16 @@ static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
                         rc = EXIT_FAILURE;
                         break;
                 }
-                if (arg.dry_run) {
-                        printf("would create %s at %d:%u on %s (GPU instance + full compute instance)\n", p->name, start,
-                               p->size, g->address);
-                        /* account for it in the following ones */
+                MigInstance m;
+                _cleanup_(gv_error_done) GvError err = {};
+                r = mig_create(c->root, c->nvml, g, pi, start, &m, &err);
+                if (r > 0) {
+                        /* --dry-run: said what it would do; account for it in the following ones */
+                        dry = true;
                         if (g->n_inst < MIG_MAX_INSTANCES)
                                 g->inst[g->n_inst++] = (MigInstance){.profile = pi, .start = (unsigned)start, .size = p->size, .ci_id = -1};
                         continue;
                 }
-                MigInstance m;
-                r = mig_create(c->nvml, g, pi, start, &m);
                 if (r == -ENOSPC) {
                         log_error("Cannot create %s at %d:%u on %s: slices %d-%u are taken or the profile's limit (%u) is "
                                   "reached (NVML_ERROR_INSUFFICIENT_RESOURCES).", p->name, start, p->size, g->address, start,
@@ -460,7 +439,8 @@ static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
                         break;
                 }
                 if (r < 0) {
-                        log_error("Cannot create %s on %s: %s", p->name, g->address, nvml_errno_message(r));
+                        _cleanup_free_ char *why = error_text(&err, r);
+                        log_error("%s", strna(why));
                         rc = EXIT_FAILURE;
                         break;
                 }
@@ -469,7 +449,7 @@ static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
                         printf("%s: created %s at %u:%u, GI %u CI %d, %s\n", g->address, p->name, m.start, m.size, m.gi_id,
                                m.ci_id, m.uuid);
         }
-        if (arg.json && !arg.dry_run)
+        if (arg.json && !dry)
                 json_print(out, stdout);
         json_object_put(out);
         return rc;
@@ -489,22 +469,26 @@ static int do_destroy(Ctx *c, MigGpu *g, const MigArgs *a) {
                        EXIT_USAGE;
         if (!a->force)
                 for (size_t i = 0; i < n; i++) {
-                        size_t nh = 0;
-                        _cleanup_free_ char *h = holders_text(c, g, false, ids[i], &nh);
-                        if (nh > 0)
+                        _cleanup_free_ char *h = NULL;
+                        if ((r = mig_holders_text(c->root, c->nvml, g, false, ids[i], &h)) < 0)
+                                return log_error_errno(r, "Cannot tell what holds %s: %m", g->address), EXIT_FAILURE;
+                        if (*h)
                                 return log_error("GPU instance %u on %s is in use by %s; stop them first, or --force to try anyway.",
                                                  ids[i], g->address, h), EXIT_FAILURE;
                 }
         json_object *out = json_object_new_array();
         int rc = 0;
+        bool dry = false;
         for (size_t i = 0; i < n; i++) {
-                if (arg.dry_run) {
-                        printf("would destroy GPU instance %u on %s\n", ids[i], g->address);
+                _cleanup_(gv_error_done) GvError err = {};
+                r = mig_destroy(c->root, c->nvml, g, ids[i], &err);
+                if (r > 0) {
+                        dry = true; /* --dry-run: said what it would do */
                         continue;
                 }
-                r = mig_destroy(c->nvml, g, ids[i]);
                 if (r < 0) {
-                        log_error("Cannot destroy GPU instance %u on %s: %s", ids[i], g->address, nvml_errno_message(r));
+                        _cleanup_free_ char *why = error_text(&err, r);
+                        log_error("%s", strna(why));
                         rc = EXIT_FAILURE;
                         break;
                 }
@@ -512,7 +496,7 @@ static int do_destroy(Ctx *c, MigGpu *g, const MigArgs *a) {
                 if (!arg.json)
                         printf("%s: destroyed GPU instance %u\n", g->address, ids[i]);
         }
-        if (arg.json && !arg.dry_run) {
+        if (arg.json && !dry) {
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "address", json_object_new_string(g->address));
                 json_object_object_add(o, "destroyed", out);
@@ -658,10 +642,11 @@ static int apply_gpu(Ctx *c, MigGpu *g, const MigPartedTarget *t, const MigArgs 
                 if (r == -EINVAL || r == -ENOSPC) {
                         /* checked before the first write (migparted_target); a GPU that changed meanwhile */
                         log_error("%s:%u:%u: this layout does not fit GPU %u (%s, %s): %s", a->file, t->entry->line,
-                                  t->entry->column, g->index, g->address, g->name, rep.error);
+                                  t->entry->column, g->index, g->address, g->name, strna(gv_error_message(&rep.error)));
                         rc = EXIT_USAGE;
                 } else {
-                        log_error("%s", rep.error ?: "MIG apply failed");
+                        _cleanup_free_ char *why = error_text(&rep.error, r);
+                        log_error("%s", why ?: "MIG apply failed");
                         rc = EXIT_FAILURE;
                 }
                 break;

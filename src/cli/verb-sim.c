@@ -7,23 +7,24 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
 #include "config.h"
-#include "core/check.h"
-#include "core/inventory.h"
-#include "core/iommu.h"
-#include "core/names.h"
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/check.h"
+#include "core/host/inventory.h"
+#include "core/host/iommu.h"
+#include "core/host/names.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
 #include "sim/sim.h"
 
 /* ---- sim ---- */
 
 static int sim_profiles(void) {
         if (arg.json) {
-                json_object *a = json_object_new_array();
+                _cleanup_json_ json_object *a = json_object_new_array();
                 for (size_t i = 0; i < sim_profile_count(); i++) {
                         const SimProfileInfo *p = sim_profile_info(i);
                         json_object *o = json_object_new_object();
@@ -32,7 +33,6 @@ static int sim_profiles(void) {
                         json_object_array_add(a, o);
                 }
                 json_print(a, stdout);
-                json_object_put(a);
                 return 0;
         }
         static const char *const headers[] = {"PROFILE", "HOST"};
@@ -136,21 +136,22 @@ static int sim_off_bus_verb(int argc, char **argv) {
         return 0;
 }
 
-int verb_sim(int argc, char **argv) {
-        if (argc < 2)
-                return usage_error("sim: expected a command: profiles, create, fault, off-bus");
-        const char *sub = argv[1];
-        if (streq(sub, "profiles")) {
-                if (argc != 2)
-                        return usage_error("sim profiles takes no arguments");
-                return sim_profiles();
-        }
-        if (streq(sub, "create"))
-                return sim_create_verb(argc - 1, argv + 1);
-        if (streq(sub, "fault"))
-                return sim_fault_verb(argc - 1, argv + 1);
-        if (streq(sub, "off-bus"))
-                return sim_off_bus_verb(argc - 1, argv + 1);
-        return usage_error("sim: unknown command '%s' (profiles, create, fault, off-bus)", sub);
+/* The sub-verbs (the verb table dispatches them; argv[0] is "sim", argv[1] the sub-verb). */
+int verb_sim_profiles(int argc, char **argv) {
+        (void)argv;
+        if (argc != 2)
+                return usage_error("sim profiles takes no arguments");
+        return sim_profiles();
 }
 
+int verb_sim_create(int argc, char **argv) {
+        return sim_create_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_fault(int argc, char **argv) {
+        return sim_fault_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_off_bus(int argc, char **argv) {
+        return sim_off_bus_verb(argc - 1, argv + 1);
+}

@@ -6,12 +6,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/sriov.h"
+#include "core/sriov/sriov.h"
 
 typedef struct SriovArgs {
         bool vfio, force, persist;
@@ -133,7 +134,7 @@ static int do_list(int argc, char **argv, int first) {
                         return EXIT_FAILURE;
                 }
         }
-        json_object *a = json_object_new_array();
+        _cleanup_json_ json_object *a = json_object_new_array();
         for (size_t i = 0; i < h->n_devices; i++) {
                 const PciDevice *d = &h->devices[i];
                 if (d->sriov_totalvfs < 0 || d->physfn || (only && d != only))
@@ -148,11 +149,10 @@ static int do_list(int argc, char **argv, int first) {
                 rc = 0;
         } else
                 rc = print_list_text(a);
-        json_object_put(a);
         return rc;
 }
 
-static json_object *set_json(const char *pf, const SriovReport *rep, bool vfio, bool persisted) {
+static json_object *set_json(const char *pf, SriovReport *rep, bool vfio, bool persisted) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "address", json_object_new_string(pf));
         json_object_object_add(o, "from_vfs", rep->from_vfs >= 0 ? json_object_new_int(rep->from_vfs) : NULL);
@@ -164,12 +164,9 @@ static json_object *set_json(const char *pf, const SriovReport *rep, bool vfio, 
                 json_object_array_add(a, json_object_new_string(*v));
         json_object_object_add(o, "vfs", a);
         json_object_object_add(o, "persistent", json_object_new_boolean(persisted));
-        json_object_object_add(o, "error", json_string_or_null(rep->error));
+        _cleanup_free_ char *err = rep->error.error ? error_text(&rep->error, -rep->error.error) : NULL;
+        json_object_object_add(o, "error", json_string_or_null(err));
         return o;
-}
-
-static int exit_for(int r) {
-        return r == -EINVAL || r == -ERANGE ? EXIT_USAGE : EXIT_FAILURE;
 }
 
 static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool restore) {
@@ -192,7 +189,7 @@ static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool
                 if (r == -ENOENT)
                         return log_error("%s has no persistent VF count (" SRIOV_PERSIST_DIR "/%s).", pf, pf), EXIT_FAILURE;
                 if (r < 0)
-                        return log_error("Refusing the persistent VF count of %s: %s", pf, bad ?: strerror(-r)), EXIT_FAILURE;
+                        return log_error("Refusing the persistent VF count of %s: %s", pf, bad ?: errno_message(r)), EXIT_FAILURE;
                 /* the boot unit may run before udev has bound the PF's driver */
                 (void)sriov_wait_driver(root, pf, 60000);
         }
@@ -216,12 +213,13 @@ static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool
                 else
                         persisted = n > 0;
         }
-        if (r < 0)
-                log_error("Cannot set %u VFs on %s: %s", n, pf, rep.error ?: strerror(-r));
+        if (r < 0) {
+                _cleanup_free_ char *why = error_text(&rep.error, r);
+                log_error("Cannot set %u VFs on %s: %s", n, pf, strna(why));
+        }
         if (arg.json) {
-                json_object *j = set_json(pf, &rep, vfio, persisted);
+                _cleanup_json_ json_object *j = set_json(pf, &rep, vfio, persisted);
                 json_print(j, stdout);
-                json_object_put(j);
         } else if (r >= 0) {
                 if (!rep.changed)
                         printf("%s: already %d VFs%s\n", pf, rep.num_vfs, vfio ? " on vfio-pci" : "");
@@ -236,45 +234,58 @@ static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool
                                persisted ? "applied" : "no VF count set", pf);
         }
         sriov_report_done(&rep);
-        return r < 0 ? exit_for(r) : 0;
+        return r < 0 ? r : 0; /* the -errno: main() (or restore_each()) maps it */
 }
 
 static int restore_one(const char *pf) {
         return do_set(pf, NULL, &(SriovArgs){}, true);
 }
 
-int verb_sriov(int argc, char **argv) {
+/* The sub-verbs (the verb table dispatches them; argv[0] is "sriov", argv[1] the sub-verb) share one option
+ * parser; each checks what belongs to it. */
+static int sriov_run(int argc, char **argv, int (*run)(char **argv, int first, int npos, const SriovArgs *a)) {
         static const struct option opts[] = {
                 {"vfio", no_argument, NULL, OPT_VFIO},
                 {"force", no_argument, NULL, OPT_FORCE},
                 {"persist", no_argument, NULL, OPT_PERSIST},
                 {},
         };
-        const char *sub = argv[1];
         SriovArgs a = {};
         int k = parse_verb_options(argc - 1, argv + 1, opts, "", sriov_opt, &a);
-        if (k < 0)
-                return -k;
-        int first = k + 1, npos = argc - first;
-        if (streq(sub, "list")) {
-                if (a.vfio || a.force || a.persist)
-                        return usage_error("sriov list: takes no options");
-                if (npos > 1)
-                        return usage_error("sriov list: expected at most one device address");
-                return do_list(argc, argv, first);
-        }
-        if (streq(sub, "set")) {
-                if (npos != 2)
-                        return usage_error("sriov set: expected a PF address and a VF count (sriov set BDF N)");
-                return do_set(argv[first], argv[first + 1], &a, false);
-        }
-        if (streq(sub, "restore")) {
-                if (npos > 1)
-                        return usage_error("sriov restore: expected at most one PF address");
-                if (a.vfio || a.persist)
-                        return usage_error("sriov restore: the VF count and --vfio come from " SRIOV_PERSIST_DIR);
-                /* without a PF: every setting (gpuvirt-sriov.service, in the boot transaction) */
-                return npos ? do_set(argv[first], NULL, &a, true) : restore_each(SRIOV_PERSIST_DIR, restore_one);
-        }
-        return usage_error("sriov: unknown command '%s' (list, set, restore)", sub);
+        return k < 0 ? -k : run(argv, k + 1, argc - (k + 1), &a);
+}
+
+static int sriov_list_verb(char **argv, int first, int npos, const SriovArgs *a) {
+        if (a->vfio || a->force || a->persist)
+                return usage_error("sriov list: takes no options");
+        if (npos > 1)
+                return usage_error("sriov list: expected at most one device address");
+        return do_list(first + npos, argv, first);
+}
+
+static int sriov_set_verb(char **argv, int first, int npos, const SriovArgs *a) {
+        if (npos != 2)
+                return usage_error("sriov set: expected a PF address and a VF count (sriov set BDF N)");
+        return do_set(argv[first], argv[first + 1], a, false);
+}
+
+static int sriov_restore_verb(char **argv, int first, int npos, const SriovArgs *a) {
+        if (npos > 1)
+                return usage_error("sriov restore: expected at most one PF address");
+        if (a->vfio || a->persist)
+                return usage_error("sriov restore: the VF count and --vfio come from " SRIOV_PERSIST_DIR);
+        /* without a PF: every setting (gpuvirt-sriov.service, in the boot transaction) */
+        return npos ? do_set(argv[first], NULL, a, true) : restore_each(SRIOV_PERSIST_DIR, restore_one);
+}
+
+int verb_sriov_list(int argc, char **argv) {
+        return sriov_run(argc, argv, sriov_list_verb);
+}
+
+int verb_sriov_set(int argc, char **argv) {
+        return sriov_run(argc, argv, sriov_set_verb);
+}
+
+int verb_sriov_restore(int argc, char **argv) {
+        return sriov_run(argc, argv, sriov_restore_verb);
 }

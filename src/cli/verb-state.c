@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The desired host state: plan, apply, assert, export, recover, status (core/hoststate.c). */
+/* The desired host state: plan, apply, assert, export, recover, status (core/state/hoststate.h). */
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -7,14 +7,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/hostspec.h"
-#include "core/hoststate.h"
-#include "core/vfio.h"
+#include "core/state/hostspec.h"
+#include "core/state/hoststate.h"
+#include "core/passthrough/vfio.h"
 
 typedef struct StateArgs {
         const char *file;
@@ -43,7 +44,7 @@ static int load_spec(Root *root, const StateArgs *a, HostSpec **ret) {
                 return log_error("%s does not exist: write one, or start from 'gpuvirt export -o %s'.", shown, shown),
                        EXIT_FAILURE;
         if (r < 0)
-                return log_error("%s", err ?: strerror(-r)), input_error_exit(r, a->file != NULL);
+                return log_error("%s", err ?: errno_message(r)), input_error_exit(r, a->file != NULL);
         return 0;
 }
 
@@ -51,7 +52,7 @@ static int plan_spec(Root *root, const HostSpec *s, Plan **ret) {
         _cleanup_free_ char *err = NULL;
         int r = host_plan(root, s, ret, &err);
         if (r < 0)
-                return log_error("%s", err ?: strerror(-r)), r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+                return log_error("%s", err ?: errno_message(r)), r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
         return 0;
 }
 
@@ -162,7 +163,7 @@ static int do_export(Root *root, const StateArgs *a) {
         _cleanup_free_ char *err = NULL;
         int r = host_export(root, &s, &err);
         if (r < 0)
-                return log_error("%s", err ?: strerror(-r)), EXIT_FAILURE;
+                return log_error("%s", err ?: errno_message(r)), EXIT_FAILURE;
         _cleanup_free_ char *text = host_spec_format(s);
         if (!text)
                 return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
@@ -205,9 +206,9 @@ static int do_status(Root *root, const StateArgs *a) {
         int rl = host_result_read(root, &last, &last_bad), rj = host_journal_read(root, &js, &journal_bad);
         bool have_last = rl >= 0, have_journal = rj >= 0;
         if (rl < 0 && rl != -ENOENT && !last_bad)
-                last_bad = strdup_printf(HOST_RESULT_FILE ": %s", strerror(-rl));
+                last_bad = strdup_printf(HOST_RESULT_FILE ": %s", errno_message(rl));
         if (rj < 0 && rj != -ENOENT && !journal_bad)
-                journal_bad = strdup_printf(HOST_JOURNAL_FILE ": %s", strerror(-rj));
+                journal_bad = strdup_printf(HOST_JOURNAL_FILE ": %s", errno_message(rj));
         bool failed = (have_last && !last.ok) || last_bad || journal_bad;
         /* devices that lost their driver: drift whatever the file says */
         _cleanup_pci_host_free_ PciHost *h = NULL;

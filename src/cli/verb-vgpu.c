@@ -6,15 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/mdev.h"
-#include "core/sriov.h"
-#include "core/vendor-vgpu.h"
-#include "core/vgpu-types.h"
+#include "core/vgpu/mdev.h"
+#include "core/sriov/sriov.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/vgpu/vgpu-types.h"
 
 typedef struct VgpuArgs {
         const char *uuid;
@@ -44,9 +45,9 @@ static void vgpu_opt(int c, const char *v, void *ud) {
         }
 }
 
+/* o stays the caller's (its _cleanup_json_ drops it) */
 static int print_json(json_object *o) {
         int r = json_print(o, stdout);
-        json_object_put(o);
         return r < 0 ? EXIT_FAILURE : 0;
 }
 
@@ -122,7 +123,7 @@ static int do_types(const char *only) {
                                        EXIT_FAILURE;
                 }
         }
-        json_object *a = json_object_new_array();
+        _cleanup_json_ json_object *a = json_object_new_array();
         _cleanup_free_ char *bus = root_path(root, "sys/class/mdev_bus");
         _cleanup_strv_free_ char **parents = NULL;
         if (bus && dir_list(bus, &parents) >= 0)
@@ -145,7 +146,6 @@ static int do_types(const char *only) {
         if (arg.json)
                 return print_json(a);
         if (json_object_array_length(a) == 0) {
-                json_object_put(a);
                 printf("No vGPU types on this host (no mdev parents, no VFs with NVIDIA vGPU).\n");
                 return 0;
         }
@@ -167,7 +167,6 @@ static int do_types(const char *only) {
                         (void)table_add_row(t, row);
                 }
         }
-        json_object_put(a);
         return t ? print_rows(t) : EXIT_FAILURE;
 }
 
@@ -232,7 +231,7 @@ static int do_list(void) {
         size_t nu = 0;
         if ((r = load_units(root, &m, &nm, &u, &nu)))
                 return r;
-        json_object *a = json_object_new_array();
+        _cleanup_json_ json_object *a = json_object_new_array();
         for (size_t i = 0; i < nm; i++) {
                 _cleanup_free_ char *tn = mdev_type_name(root, m[i].parent, m[i].type);
                 json_object_array_add(a, unit_json(m[i].uuid, "mdev", m[i].parent, m[i].type, tn, m[i].active, m[i].defined,
@@ -250,7 +249,6 @@ static int do_list(void) {
         if (arg.json)
                 return print_json(a);
         if (json_object_array_length(a) == 0) {
-                json_object_put(a);
                 printf("No vGPUs (active or defined).\n");
                 return 0;
         }
@@ -269,7 +267,6 @@ static int do_list(void) {
                                      json_text(json_object_object_get(o, "held_by"))};
                 (void)table_add_row(t, row);
         }
-        json_object_put(a);
         return t ? print_rows(t) : EXIT_FAILURE;
 }
 
@@ -353,13 +350,13 @@ static int do_create(const char *parent_in, const char *type, const VgpuArgs *a)
 
         _cleanup_free_ char *err = NULL;
         bool persisted = false;
-        json_object *out;
+        _cleanup_json_ json_object *out = NULL;
         if (!vendor) {
                 if (!a->uuid && (r = mdev_uuid_generate(uuid)) < 0)
                         return log_error_errno(r, "Cannot generate a UUID: %m"), EXIT_FAILURE;
                 r = mdev_create(root, parent, type, uuid, NULL, 0, &err);
                 if (r < 0)
-                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err ?: strerror(-r)),
+                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err ?: errno_message(r)),
                                create_exit(r);
                 if (a->persist) {
                         int k = mdev_define(root, parent, uuid, type, a->autostart, NULL, 0);
@@ -379,7 +376,7 @@ static int do_create(const char *parent_in, const char *type, const VgpuArgs *a)
                 unsigned id = 0;
                 r = vendor_vgpu_create(root, parent, type, &vf, &id, &err);
                 if (r < 0)
-                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err ?: strerror(-r)),
+                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err ?: errno_message(r)),
                                create_exit(r);
                 _cleanup_free_ char *pfn = NULL, *pl = root_path(root, "sys/bus/pci/devices/%s/physfn", vf);
                 if (pl)
@@ -403,7 +400,6 @@ static int do_create(const char *parent_in, const char *type, const VgpuArgs *a)
         }
         if (arg.json)
                 return print_json(out);
-        json_object_put(out);
         return 0;
 }
 
@@ -444,7 +440,7 @@ static int do_remove(const char *id, const VgpuArgs *a) {
                         r = mdev_remove(root, uuid, a->force, &err);
                         if (r < 0) {
                                 mdev_list_free(m, n);
-                                return log_error("Cannot remove %s: %s", uuid, err ?: strerror(-r)), EXIT_FAILURE;
+                                return log_error("Cannot remove %s: %s", uuid, err ?: errno_message(r)), EXIT_FAILURE;
                         }
                         removed = true;
                 }
@@ -462,7 +458,7 @@ static int do_remove(const char *id, const VgpuArgs *a) {
                 bool defined = root_exists(root, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
                 r = vendor_vgpu_remove(root, vf, a->force, &err);
                 if (r < 0 && !(r == -ENOENT && defined && !a->keep_definition))
-                        return log_error("Cannot remove the vGPU on %s: %s", vf, err ?: strerror(-r)), EXIT_FAILURE;
+                        return log_error("Cannot remove the vGPU on %s: %s", vf, err ?: errno_message(r)), EXIT_FAILURE;
                 removed = r >= 0;
                 if (defined && !a->keep_definition) {
                         r = vendor_vgpu_undefine(root, vf);
@@ -474,7 +470,7 @@ static int do_remove(const char *id, const VgpuArgs *a) {
         }
         const char *the_id = is_mdev ? uuid : vf;
         if (arg.json) {
-                json_object *o = json_object_new_object();
+                _cleanup_json_ json_object *o = json_object_new_object();
                 json_object_object_add(o, "id", json_object_new_string(the_id));
                 json_object_object_add(o, "kind", json_object_new_string(is_mdev ? "mdev" : "vendor"));
                 json_object_object_add(o, "removed", json_object_new_boolean(removed));
@@ -526,7 +522,7 @@ static int do_start_defined(const char *device_in) {
         size_t nu = 0;
         if ((r = load_units(root, &m, &nm, &u, &nu)))
                 return r;
-        json_object *a = json_object_new_array();
+        _cleanup_json_ json_object *a = json_object_new_array();
         int failed = 0;
         for (size_t i = 0; i < nm; i++) {
                 MdevDevice *d = &m[i];
@@ -591,11 +587,12 @@ static int do_start_defined(const char *device_in) {
                        json_object_get_string(json_object_object_get(o, "type")),
                        json_object_get_string(json_object_object_get(o, "parent")) ?: "-");
         }
-        json_object_put(a);
         return failed ? EXIT_FAILURE : 0;
 }
 
-int verb_vgpu(int argc, char **argv) {
+/* The sub-verbs (the verb table dispatches them; argv[0] is "vgpu", argv[1] the sub-verb) share one option
+ * parser; each refuses the options of the others. */
+static int vgpu_run(int argc, char **argv, int (*run)(char **argv, int first, int npos, const VgpuArgs *a)) {
         static const struct option opts[] = {
                 {"uuid", required_argument, NULL, OPT_UUID},
                 {"persist", no_argument, NULL, OPT_PERSIST},
@@ -604,39 +601,68 @@ int verb_vgpu(int argc, char **argv) {
                 {"force", no_argument, NULL, OPT_FORCE},
                 {},
         };
-        const char *sub = argv[1];
         VgpuArgs a = {};
         int k = parse_verb_options(argc - 1, argv + 1, opts, "", vgpu_opt, &a);
-        if (k < 0)
-                return -k;
-        int first = k + 1, npos = argc - first;
-        bool create_opts = a.uuid || a.persist || a.autostart, remove_opts = a.keep_definition || a.force;
-        if (streq(sub, "types")) {
-                if (npos > 1 || create_opts || remove_opts)
-                        return usage_error("vgpu types: expected at most one parent (vgpu types [BDF|NAME])");
-                return do_types(npos ? argv[first] : NULL);
-        }
-        if (streq(sub, "list")) {
-                if (npos > 0 || create_opts || remove_opts)
-                        return usage_error("vgpu list: takes no arguments");
-                return do_list();
-        }
-        if (streq(sub, "create")) {
-                if (npos != 2 || remove_opts)
-                        return usage_error("vgpu create: expected PARENT TYPE [--uuid U] [--persist [--auto]]");
-                if (a.autostart && !a.persist)
-                        return usage_error("vgpu create: --auto needs --persist");
-                return do_create(argv[first], argv[first + 1], &a);
-        }
-        if (streq(sub, "remove")) {
-                if (npos != 1 || create_opts)
-                        return usage_error("vgpu remove: expected one ID (an mdev UUID or a VF address) [--keep-definition] [--force]");
-                return do_remove(argv[first], &a);
-        }
-        if (streq(sub, "start-defined")) {
-                if (npos > 1 || create_opts || remove_opts)
-                        return usage_error("vgpu start-defined: expected at most one device (vgpu start-defined [PARENT|VF])");
-                return do_start_defined(npos ? argv[first] : NULL);
-        }
-        return usage_error("vgpu: unknown command '%s' (types, list, create, remove, start-defined)", sub);
+        return k < 0 ? -k : run(argv, k + 1, argc - (k + 1), &a);
+}
+
+static bool create_opts(const VgpuArgs *a) {
+        return a->uuid || a->persist || a->autostart;
+}
+
+static bool remove_opts(const VgpuArgs *a) {
+        return a->keep_definition || a->force;
+}
+
+static int vgpu_types(char **argv, int first, int npos, const VgpuArgs *a) {
+        if (npos > 1 || create_opts(a) || remove_opts(a))
+                return usage_error("vgpu types: expected at most one parent (vgpu types [BDF|NAME])");
+        return do_types(npos ? argv[first] : NULL);
+}
+
+static int vgpu_list(char **argv, int first, int npos, const VgpuArgs *a) {
+        (void)argv, (void)first;
+        if (npos > 0 || create_opts(a) || remove_opts(a))
+                return usage_error("vgpu list: takes no arguments");
+        return do_list();
+}
+
+static int vgpu_create(char **argv, int first, int npos, const VgpuArgs *a) {
+        if (npos != 2 || remove_opts(a))
+                return usage_error("vgpu create: expected PARENT TYPE [--uuid U] [--persist [--auto]]");
+        if (a->autostart && !a->persist)
+                return usage_error("vgpu create: --auto needs --persist");
+        return do_create(argv[first], argv[first + 1], a);
+}
+
+static int vgpu_remove(char **argv, int first, int npos, const VgpuArgs *a) {
+        if (npos != 1 || create_opts(a))
+                return usage_error("vgpu remove: expected one ID (an mdev UUID or a VF address) [--keep-definition] [--force]");
+        return do_remove(argv[first], a);
+}
+
+static int vgpu_start_defined(char **argv, int first, int npos, const VgpuArgs *a) {
+        if (npos > 1 || create_opts(a) || remove_opts(a))
+                return usage_error("vgpu start-defined: expected at most one device (vgpu start-defined [PARENT|VF])");
+        return do_start_defined(npos ? argv[first] : NULL);
+}
+
+int verb_vgpu_types(int argc, char **argv) {
+        return vgpu_run(argc, argv, vgpu_types);
+}
+
+int verb_vgpu_list(int argc, char **argv) {
+        return vgpu_run(argc, argv, vgpu_list);
+}
+
+int verb_vgpu_create(int argc, char **argv) {
+        return vgpu_run(argc, argv, vgpu_create);
+}
+
+int verb_vgpu_remove(int argc, char **argv) {
+        return vgpu_run(argc, argv, vgpu_remove);
+}
+
+int verb_vgpu_start_defined(int argc, char **argv) {
+        return vgpu_run(argc, argv, vgpu_start_defined);
 }

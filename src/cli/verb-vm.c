@@ -14,13 +14,14 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/hostdev.h"
-#include "core/mdev.h"
-#include "core/vendor-vgpu.h"
-#include "core/vgpu-types.h"
-#include "core/iommu.h"
-#include "core/libvirt.h"
-#include "core/names.h"
+#include "core/vm/hostdev.h"
+#include "core/vgpu/mdev.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/vgpu/vgpu-types.h"
+#include "core/host/iommu.h"
+#include "core/vm/holders.h"
+#include "core/vm/libvirt.h"
+#include "core/host/names.h"
 #include "core/vm/migrate.h"
 
 typedef struct VmArgs {
@@ -103,7 +104,7 @@ static void vm_opt(int c, const char *v, void *ud) {
  * live root or when --connect is given, and an unreachable libvirt is a warning: *ret stays NULL. */
 static int connect_libvirt(Root *root, bool required, Virt **ret, char **ret_error) {
         *ret = NULL;
-        if (!required && root_kind(root) != ROOT_LIVE && !arg.connect)
+        if (!required && !root_has_libvirt(root) && !arg.connect)
                 return 0;
         const char *uri = virt_resolve_uri(arg.connect);
         _cleanup_free_ char *msg = NULL;
@@ -174,84 +175,31 @@ static int do_xml(const char *input, const VmArgs *a) {
 
 /* ---- who holds what ---- */
 
-typedef struct Holder {
-        const VirtDomain *dom;
-        bool live, config;
-} Holder;
-
-static void unit_holders(const Unit *u, const VirtDomain *doms, size_t n, Holder **ret, size_t *ret_n) {
-        Holder *hs = calloc(n ?: 1, sizeof *hs);
-        size_t k = 0;
-        for (size_t i = 0; hs && i < n; i++) {
-                Holder x = {.dom = &doms[i]};
-                for (size_t j = 0; j < doms[i].live.n_hostdevs; j++)
-                        x.live |= unit_matches(u, &doms[i].live.hostdevs[j]);
-                for (size_t j = 0; j < doms[i].config.n_hostdevs; j++)
-                        x.config |= unit_matches(u, &doms[i].config.hostdevs[j]);
-                if (x.live || x.config)
-                        hs[k++] = x;
-        }
-        *ret = hs;
-        *ret_n = hs ? k : 0;
-}
-
-/* A running domain other than `except` whose live definition references the unit. */
-static const VirtDomain *running_holder(const Unit *u, const VirtDomain *doms, size_t n, const char *except) {
-        for (size_t i = 0; i < n; i++) {
-                if (!doms[i].active || (except && streq(doms[i].name, except)))
-                        continue;
-                for (size_t j = 0; j < doms[i].live.n_hostdevs; j++)
-                        if (unit_matches(u, &doms[i].live.hostdevs[j]))
-                                return &doms[i];
-        }
-        return NULL;
-}
-
+/* Before releasing a device: refuse when a running domain holds its IOMMU group (core: vm_release_holder). */
 int vm_check_release(Root *root, const char *bdf, bool force) {
-        _cleanup_pci_host_free_ PciHost *h = NULL;
         _cleanup_virt_close_ Virt *v = NULL;
         int r = connect_libvirt(root, false, &v, NULL);
         if (r || !v)
                 return r;
-        if (pci_host_scan(root, &h) < 0)
-                return 0; /* the release itself reports what is wrong with the device */
-        PciDevice *d;
-        if (pci_host_lookup(h, bdf, &d) < 0 || !d->is_vfio)
-                return 0; /* not on vfio: the release changes nothing */
-        VirtDomain *doms = NULL;
-        size_t n = 0;
-        r = virt_list_domains(v, &doms, &n);
+        _cleanup_(gv_error_done) GvError err = {};
+        _cleanup_(release_holder_done) ReleaseHolder rh = {};
+        r = vm_release_holder(root, v, bdf, &rh, &err);
+        if (r == -ENOMEM)
+                return log_error("Out of memory."), EXIT_FAILURE;
         if (r < 0) {
-                log_warning("Cannot list libvirt domains at %s (%s): not checking who holds %s.", virt_uri(v),
-                            virt_last_error(v), bdf);
+                log_warning("%s: not checking who holds %s.", gv_error_message(&err), bdf);
                 return 0;
         }
-        /* every non-bridge member of the group: a running VM holding any of them holds the group */
-        _cleanup_free_ GroupMember *m = NULL;
-        size_t nm = 0;
-        const VirtDomain *holder = NULL;
-        const char *held = NULL;
-        if (d->iommu_group >= 0 && iommu_group_members(h, d, &m, &nm) >= 0) {
-                for (size_t i = 0; i < nm && !holder; i++) {
-                        Unit one = {.kind = UNIT_VF, .funcs = &m[i].device->a, .n_funcs = 1};
-                        holder = running_holder(&one, doms, n, NULL);
-                        held = m[i].device->addr;
-                }
-        } else {
-                Unit one = {.kind = UNIT_VF, .funcs = &d->a, .n_funcs = 1};
-                holder = running_holder(&one, doms, n, NULL);
-                held = d->addr;
-        }
-        int rc = 0;
-        if (holder && !force) {
+        if (!rh.domain)
+                return 0;
+        if (!force) {
                 log_error("Cannot release %s: running domain '%s' holds %s (IOMMU group %d); detach it first "
                           "('gpuvirt vm detach %s %s') or use --force.",
-                          bdf, holder->name, held, d->iommu_group, holder->name, held);
-                rc = EXIT_FAILURE;
-        } else if (holder)
-                log_warning("Releasing %s although running domain '%s' holds %s (--force).", bdf, holder->name, held);
-        virt_domains_free(doms, n);
-        return rc;
+                          bdf, rh.domain, rh.device, rh.iommu_group, rh.domain, rh.device);
+                return EXIT_FAILURE;
+        }
+        log_warning("Releasing %s although running domain '%s' holds %s (--force).", bdf, rh.domain, rh.device);
+        return 0;
 }
 
 /* ---- vm list ---- */
@@ -284,16 +232,18 @@ static bool is_consumer_nvidia(PciNames *names, const Unit *u) {
         return nm && (strstr(nm, "GeForce") || strstr(nm, "TITAN") || strstr(nm, "Titan"));
 }
 
-/* Live migration of a domain's GPU units, with what blocks it: the one verdict of core/vm/migrate.c. */
-static json_object *migration_json(Root *root, Virt *v, const ListUnit *units, const size_t *idx, size_t n,
+/* Live migration of a domain's GPU units, with what blocks it (core: unit_migration_blockers). NULL on OOM. */
+static json_object *migration_json(const MigrationHost *m, const ListUnit *units, const size_t *idx, size_t n,
                                    bool *ret_ok) {
-        json_object *blockers = json_object_new_array();
-        MigrateEnv env;
-        migrate_env_read(root, v, &env);
-        bool ok = true;
+        _cleanup_strv_free_ char **bl = NULL;
+        size_t nb = 0;
         for (size_t i = 0; i < n; i++)
-                ok = unit_migration_verdict(&units[idx[i]].u, &env, blockers) && ok;
-        *ret_ok = ok;
+                if (unit_migration_blockers(&units[idx[i]].u, m, &bl, &nb) < 0)
+                        return NULL;
+        json_object *blockers = json_object_new_array();
+        for (size_t i = 0; blockers && i < nb; i++)
+                json_object_array_add(blockers, json_object_new_string(bl[i]));
+        *ret_ok = nb == 0;
         return blockers;
 }
 
@@ -309,11 +259,13 @@ static int do_list(void) {
         size_t nd = 0;
         if (v && virt_list_domains(v, &doms, &nd) < 0) {
                 log_warning("Cannot list libvirt domains at %s: %s", virt_uri(v), virt_last_error(v));
-                verr = strdup(virt_last_error(v));
                 nd = 0;
+                if (!(verr = strdup(virt_last_error(v))))
+                        return log_error("Out of memory."), EXIT_FAILURE;
         }
         ListUnit *units = NULL;
         size_t nu = 0;
+        bool oom = false;
         /* GPU units: whole GPUs, their VFs (plain or vendor vGPU), mdevs */
         for (size_t i = 0; i < h->n_devices; i++) {
                 const PciDevice *d = &h->devices[i];
@@ -323,8 +275,12 @@ static int do_list(void) {
                 Unit u;
                 if (unit_resolve(root, h, d->addr, &u) < 0)
                         continue;
-                if (list_has(units, nu, u.id) || list_push(&units, &nu, &u, true) < 0)
+                if (list_has(units, nu, u.id))
                         unit_done(&u);
+                else if (list_push(&units, &nu, &u, true) < 0) {
+                        unit_done(&u);
+                        oom = true;
+                }
         }
         _cleanup_strv_free_ char **mdevs = NULL;
         _cleanup_free_ char *mdir = root_path(root, "sys/bus/mdev/devices");
@@ -334,8 +290,12 @@ static int do_list(void) {
                 Unit u;
                 if (unit_resolve(root, h, mdevs[i], &u) < 0)
                         continue;
-                if (list_has(units, nu, u.id) || list_push(&units, &nu, &u, true) < 0)
+                if (list_has(units, nu, u.id))
                         unit_done(&u);
+                else if (list_push(&units, &nu, &u, true) < 0) {
+                        unit_done(&u);
+                        oom = true;
+                }
         }
         /* anything else a domain references: other PCI devices, and devices this host lacks */
         for (size_t i = 0; i < nd; i++)
@@ -361,12 +321,17 @@ static int do_list(void) {
                                         snprintf(u.id, sizeof u.id, "%s", id);
                                         if (ref->type == HOSTDEV_TYPE_PCI) {
                                                 u.funcs = malloc(sizeof *u.funcs);
-                                                if (u.funcs)
-                                                        u.funcs[u.n_funcs++] = ref->addr;
+                                                if (!u.funcs) {
+                                                        oom = true;
+                                                        continue;
+                                                }
+                                                u.funcs[u.n_funcs++] = ref->addr;
                                         }
                                 }
-                                if (list_push(&units, &nu, &u, present) < 0)
+                                if (list_push(&units, &nu, &u, present) < 0) {
                                         unit_done(&u);
+                                        oom = true;
+                                }
                         }
                 }
 
@@ -375,7 +340,7 @@ static int do_list(void) {
         json_object *out = json_object_new_object();
         json_object *lv = json_object_new_object();
         json_object_object_add(lv, "uri", v ? json_object_new_string(virt_uri(v)) :
-                                       (root_kind(root) == ROOT_LIVE || arg.connect) ?
+                                       (root_has_libvirt(root) || arg.connect) ?
                                               json_object_new_string(virt_resolve_uri(arg.connect)) : NULL);
         json_object_object_add(lv, "consulted", json_object_new_boolean(v != NULL));
         json_object_object_add(lv, "error", verr ? json_object_new_string(verr) : NULL);
@@ -400,7 +365,8 @@ static int do_list(void) {
                 json_object_object_add(o, "type", u->type ? json_object_new_string(u->type) : NULL);
                 Holder *hs = NULL;
                 size_t nh = 0;
-                unit_holders(u, doms, nd, &hs, &nh);
+                if (unit_holders(u, doms, nd, &hs, &nh) < 0)
+                        oom = true;
                 json_object *ja = json_object_new_array();
                 for (size_t k = 0; k < nh; k++) {
                         json_object *x = json_object_new_object();
@@ -412,7 +378,7 @@ static int do_list(void) {
                 }
                 free(hs);
                 json_object_object_add(o, "domains", ja);
-                const VirtDomain *run = running_holder(u, doms, nd, NULL);
+                const VirtDomain *run = unit_running_holder(u, doms, nd, NULL);
                 json_object_object_add(o, "held_by", run ? json_object_new_string(run->name) : NULL);
                 json_object_array_add(ju, o);
         }
@@ -420,6 +386,9 @@ static int do_list(void) {
 
         json_object *jd = json_object_new_array();
         size_t *idx = calloc(nu ?: 1, sizeof *idx);
+        MigrationHost mh = {};
+        if (nd > 0)
+                migration_host(root, v, &mh);
         for (size_t i = 0; idx && i < nd; i++) {
                 const VirtDomain *d = &doms[i];
                 const DomainXmlInfo *eff = d->active ? &d->live : &d->config;
@@ -448,16 +417,24 @@ static int do_list(void) {
                 }
                 json_object_object_add(o, "units", us);
                 bool ok = false;
-                json_object *bl = k ? migration_json(root, v, units, idx, k, &ok) : NULL;
+                json_object *bl = NULL;
+                if (k && !(bl = migration_json(&mh, units, idx, k, &ok))) {
+                        json_object_put(o);
+                        oom = true;
+                        break;
+                }
                 json_object_object_add(o, "live_migration", k ? json_object_new_boolean(ok) : NULL);
                 json_object_object_add(o, "migration_blockers", bl ?: json_object_new_array());
                 json_object_object_add(o, "warnings", warn);
                 json_object_array_add(jd, o);
         }
+        oom |= !idx;
         free(idx);
         json_object_object_add(out, "domains", jd);
 
-        if (arg.json)
+        if (oom)
+                log_error("Out of memory.");
+        else if (arg.json)
                 json_print(out, stdout);
         else {
                 static const char *const uh[] = {"UNIT", "KIND", "GROUP", "DRIVER", "DOMAINS"};
@@ -487,7 +464,7 @@ static int do_list(void) {
                 table_free(t);
                 if (!v)
                         printf("\nlibvirt not consulted%s%s%s.\n", verr ? " (" : "", verr ?: "",
-                               verr ? ")" : root_kind(root) == ROOT_LIVE ? "" : " on a simulated or captured root (give --connect URI)");
+                               verr ? ")" : root_has_libvirt(root) ? "" : " on a simulated or captured root (give --connect URI)");
                 else if (json_object_array_length(jd) > 0) {
                         static const char *const dh[] = {"DOMAIN", "STATE", "GPU UNITS", "LIVE MIGRATION"};
                         Table *t2 = table_new(ELEMENTSOF(dh), dh);
@@ -530,7 +507,7 @@ static int do_list(void) {
                 unit_done(&units[i].u);
         free(units);
         virt_domains_free(doms, nd);
-        return 0;
+        return oom ? EXIT_FAILURE : 0;
 }
 
 /* ---- attach / detach ---- */
@@ -543,23 +520,6 @@ static double now_s(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* How many of the unit's hostdevs the domain's XML (live or config) holds: -errno on failure. */
-static int count_in_domain(Virt *v, const char *dom, bool inactive, const Unit *u) {
-        _cleanup_free_ char *xml = NULL;
-        int r = virt_domain_xml(v, dom, inactive, &xml);
-        if (r < 0)
-                return r;
-        DomainXmlInfo info;
-        r = domain_xml_parse(xml, &info);
-        if (r < 0)
-                return r;
-        int k = 0;
-        for (size_t i = 0; i < info.n_hostdevs; i++)
-                k += unit_matches(u, &info.hostdevs[i]);
-        domain_xml_info_done(&info);
-        return k;
 }
 
 /* Decide --live/--config when neither is given: live when running, config when persistent. */
@@ -670,7 +630,7 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                 if (r < 0)
                         return log_error("Cannot create an mdev of type %s on %s: %s", a->mdev_type, parent,
                                          err ?: strerror(-r)), EXIT_FAILURE;
-                if (arg.dry_run) {
+                if (root_dry_run(root)) {
                         u.kind = UNIT_MDEV;
                         snprintf(u.id, sizeof u.id, "%s", created_uuid);
                 } else if ((r = resolve_input(root, h, created_uuid, &u))) {
@@ -710,7 +670,12 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                         created_vendor = true;
                         u.kind = UNIT_VENDOR_VGPU;
                         free(u.type);
-                        u.type = strdup_printf("%u", set);
+                        if (!(u.type = strdup_printf("%u", set))) {
+                                _cleanup_free_ char *e2 = NULL;
+                                (void)vendor_vgpu_remove(root, u.id, true, &e2);
+                                unit_done(&u);
+                                return log_error("Out of memory."), EXIT_FAILURE;
+                        }
                 }
         }
 
@@ -728,14 +693,14 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                 log_error("Cannot list libvirt domains: %s", virt_last_error(v));
                 goto undo;
         }
-        const VirtDomain *other = running_holder(&u, doms, nd, dom);
+        const VirtDomain *other = unit_running_holder(&u, doms, nd, dom);
         if (other && !a->force) {
                 log_error("%s is held by running domain '%s'; detach it there first or use --force.", u.id, other->name);
                 virt_domains_free(doms, nd);
                 goto undo;
         }
         virt_domains_free(doms, nd);
-        if ((a->live && count_in_domain(v, dom, false, &u) > 0) || (a->config && count_in_domain(v, dom, true, &u) > 0)) {
+        if ((a->live && vm_unit_count(v, dom, false, &u) > 0) || (a->config && vm_unit_count(v, dom, true, &u) > 0)) {
                 log_error("%s is already attached to '%s'%s.", u.id, dom, a->live ? " (live)" : " (config)");
                 goto undo;
         }
@@ -745,7 +710,8 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
         bool changed = false;
         r = unit_prepare(root, &u, &o, &rep, &changed);
         if (r < 0) {
-                log_error("Cannot prepare %s: %s", u.id, rep.error ?: strerror(-r));
+                _cleanup_free_ char *why = error_text(&rep.error, r);
+                log_error("Cannot prepare %s: %s", u.id, strna(why));
                 vfio_report_done(&rep);
                 goto undo;
         }
@@ -764,15 +730,29 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                 slot = MAX(s1, s2);
                 /* when the two differ, take the higher if it is free in both (else fail below on define) */
         }
-        if (unit_hostdev_elements(&u, slot, &elems, &n_elems) < 0)
+        if (unit_hostdev_elements(&u, slot, &elems, &n_elems) < 0) {
+                log_error("Out of memory.");
                 goto undo;
-        if (arg.dry_run) {
-                printf("would attach to %s (%s%s%s):\n", dom, a->live ? "live" : "", a->live && a->config ? ", " : "",
-                       a->config ? "config" : "");
-                for (size_t i = 0; i < n_elems; i++)
-                        fputs(elems[i], stdout);
-                rc = 0;
-                goto out;
+        }
+        /* the libvirt changes, decided where every other change is (root_change: --dry-run prints them) */
+        {
+                _cleanup_free_ char *shown = unit_hostdev_xml(&u, slot);
+                if (!shown) {
+                        log_error("Out of memory.");
+                        goto undo;
+                }
+                size_t len = strlen(shown);
+                r = root_change(root, "would attach to %s (%s%s%s):\n%.*s", dom, a->live ? "live" : "",
+                                a->live && a->config ? ", " : "", a->config ? "config" : "",
+                                (int)(len > 0 && shown[len - 1] == '\n' ? len - 1 : len), shown);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot attach %s to '%s': %m", u.id, dom);
+                        goto undo;
+                }
+                if (r > 0) {
+                        rc = 0;
+                        goto out;
+                }
         }
 
         /* 5. persistent definition: edit the inactive XML and redefine */
@@ -789,7 +769,7 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                 }
                 config_done = true;
                 /* the round trip: libvirt must hand back every hostdev we added */
-                int k = count_in_domain(v, dom, true, &u);
+                int k = vm_unit_count(v, dom, true, &u);
                 if (k != (int)n_elems) {
                         log_error("'%s' was redefined but its definition holds %d of %zu hostdevs for %s.", dom, k < 0 ? 0 : k,
                                   n_elems, u.id);
@@ -806,7 +786,7 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                         }
                         n_live++;
                 }
-                int k = count_in_domain(v, dom, false, &u);
+                int k = vm_unit_count(v, dom, false, &u);
                 if (k != (int)n_elems) {
                         log_error("'%s' accepted %s but its running definition holds %d of %zu hostdevs.", dom, u.id,
                                   k < 0 ? 0 : k, n_elems);
@@ -840,7 +820,7 @@ undo:
         if (prepared) {
                 VfioReport rep2;
                 if (unit_release(root, &u, &o, &rep2) < 0)
-                        log_error("Undo: cannot give %s back to its drivers: %s", u.id, rep2.error ?: "?");
+                        log_error("Undo: cannot give %s back to its drivers: %s", u.id, gv_error_message(&rep2.error) ?: "?");
                 vfio_report_done(&rep2);
         }
         if (*created_uuid || created_vendor) {
@@ -869,10 +849,13 @@ static int do_detach(const char *dom, const char *input, VmArgs *a) {
         int rc = EXIT_FAILURE;
         HostdevRef *refs = NULL;
         size_t n_refs = 0;
-        if (unit_refs(&u, &refs, &n_refs) < 0)
+        bool dry = false;
+        if (unit_refs(&u, &refs, &n_refs) < 0) {
+                log_error("Out of memory.");
                 goto out;
-        int in_live = a->live ? count_in_domain(v, dom, false, &u) : 0;
-        int in_config = a->config ? count_in_domain(v, dom, true, &u) : 0;
+        }
+        int in_live = a->live ? vm_unit_count(v, dom, false, &u) : 0;
+        int in_config = a->config ? vm_unit_count(v, dom, true, &u) : 0;
         if (in_live < 0 || in_config < 0) {
                 log_error("Cannot read the definition of '%s': %s", dom, virt_last_error(v));
                 goto out;
@@ -882,9 +865,14 @@ static int do_detach(const char *dom, const char *input, VmArgs *a) {
                           a->live && a->config ? "" : a->live ? " (live)" : " (config)");
                 goto out;
         }
-        if (arg.dry_run) {
-                printf("would detach %s from %s (%s%s%s)\n", u.id, dom, a->live ? "live" : "", a->live && a->config ? ", " : "",
-                       a->config ? "config" : "");
+        r = root_change(root, "would detach %s from %s (%s%s%s)", u.id, dom, a->live ? "live" : "",
+                        a->live && a->config ? ", " : "", a->config ? "config" : "");
+        if (r < 0) {
+                log_error_errno(r, "Cannot detach %s from '%s': %m", u.id, dom);
+                goto out;
+        }
+        dry = r > 0;
+        if (dry) {
                 rc = 0;
                 goto release;
         }
@@ -896,7 +884,7 @@ static int do_detach(const char *dom, const char *input, VmArgs *a) {
                         log_error("Cannot remove %s from the definition of '%s': %s", u.id, dom, virt_last_error(v));
                         goto out;
                 }
-                if (count_in_domain(v, dom, true, &u) != 0) {
+                if (vm_unit_count(v, dom, true, &u) != 0) {
                         log_error("'%s' was redefined but its definition still holds %s.", dom, u.id);
                         goto out;
                 }
@@ -920,7 +908,7 @@ static int do_detach(const char *dom, const char *input, VmArgs *a) {
                 /* libvirt returns once the unplug is requested; the guest OS must answer it */
                 int k;
                 for (int waited = 0;; waited += 100) {
-                        k = count_in_domain(v, dom, false, &u);
+                        k = vm_unit_count(v, dom, false, &u);
                         if (k <= 0 || waited >= a->timeout_s * 1000)
                                 break;
                         sleep_ms(100);
@@ -935,57 +923,46 @@ static int do_detach(const char *dom, const char *input, VmArgs *a) {
         rc = 0;
 release:;
         /* give it back, unless someone else still wants it */
-        const char *kept_for = NULL;
-        char kept_buf[256] = "";
-        bool released = false;
-        VirtDomain *doms = NULL;
-        size_t nd = 0;
-        if (virt_list_domains(v, &doms, &nd) < 0) {
-                log_warning("Cannot list libvirt domains (%s): %s stays prepared.", virt_last_error(v), u.id);
-                snprintf(kept_buf, sizeof kept_buf, "unknown: cannot list domains");
-                kept_for = kept_buf;
-        } else {
-                Holder *hs = NULL;
-                size_t nh = 0;
-                unit_holders(&u, doms, nd, &hs, &nh);
-                for (size_t i = 0; i < nh && !kept_for; i++) {
-                        if (!arg.dry_run && streq(hs[i].dom->name, dom) && !(hs[i].config && !a->config) && !(hs[i].live && !a->live))
-                                continue;
-                        if (hs[i].config || (hs[i].live && hs[i].dom->active)) {
-                                snprintf(kept_buf, sizeof kept_buf, "%s (%s)", hs[i].dom->name,
-                                         hs[i].live && hs[i].dom->active ? "running" : "persistent config");
-                                kept_for = kept_buf;
-                        }
-                }
-                free(hs);
-                virt_domains_free(doms, nd);
-        }
-        if (arg.dry_run)
-                kept_for = NULL; /* the definitions above are unchanged: say what a real run releases */
-        if (!a->keep && !kept_for) {
-                VfioOptions o = {.force = a->force, .settle_ms = 2000};
-                VfioReport rep;
-                r = unit_release(root, &u, &o, &rep);
-                if (r < 0) {
-                        log_error("%s was detached but cannot be given back to the host: %s", u.id, rep.error ?: strerror(-r));
-                        rc = EXIT_FAILURE;
+        {
+                const char *kept_for = NULL;
+                _cleanup_free_ char *kept = NULL;
+                bool released = false;
+                r = vm_detach_holder(v, &u, dom, a->live, a->config, &kept);
+                if (r == -ENOMEM)
+                        kept_for = "unknown: out of memory";
+                else if (r < 0) {
+                        log_warning("Cannot list libvirt domains (%s): %s stays prepared.", virt_last_error(v), u.id);
+                        kept_for = "unknown: cannot list domains";
                 } else
-                        released = true;
-                vfio_report_done(&rep);
-        }
-        if (rc == 0 && !arg.dry_run) {
-                double secs = now_s() - t0;
-                if (arg.json) {
-                        json_object *j = result_json("detach", dom, &u, a, released, kept_for, secs);
-                        json_print(j, stdout);
-                        json_object_put(j);
-                } else {
-                        printf("%s detached from %s (%s%s%s) in %.2f s\n", u.id, dom, a->live ? "live" : "",
-                               a->live && a->config ? ", " : "", a->config ? "config" : "", secs);
-                        if (released)
-                                printf("%s given back to the host\n", u.id);
-                        else if (kept_for)
-                                printf("%s kept prepared: still referenced by %s\n", u.id, kept_for);
+                        kept_for = kept;
+                if (dry)
+                        kept_for = NULL; /* the definitions above are unchanged: say what a real run releases */
+                if (!a->keep && !kept_for) {
+                        VfioOptions o = {.force = a->force, .settle_ms = 2000};
+                        VfioReport rep;
+                        r = unit_release(root, &u, &o, &rep);
+                        if (r < 0) {
+                                _cleanup_free_ char *why = error_text(&rep.error, r);
+                                log_error("%s was detached but cannot be given back to the host: %s", u.id, strna(why));
+                                rc = EXIT_FAILURE;
+                        } else
+                                released = true;
+                        vfio_report_done(&rep);
+                }
+                if (rc == 0 && !dry) {
+                        double secs = now_s() - t0;
+                        if (arg.json) {
+                                json_object *j = result_json("detach", dom, &u, a, released, kept_for, secs);
+                                json_print(j, stdout);
+                                json_object_put(j);
+                        } else {
+                                printf("%s detached from %s (%s%s%s) in %.2f s\n", u.id, dom, a->live ? "live" : "",
+                                       a->live && a->config ? ", " : "", a->config ? "config" : "", secs);
+                                if (released)
+                                        printf("%s given back to the host\n", u.id);
+                                else if (kept_for)
+                                        printf("%s kept prepared: still referenced by %s\n", u.id, kept_for);
+                        }
                 }
         }
 out:

@@ -15,7 +15,7 @@
 #include <sys/types.h>
 
 #include "basic/macro.h"
-#include "core/root.h"
+#include "core/host/root.h"
 #include "sim.h"
 
 #define SIM_OSRELEASE "6.1.0-27-amd64"

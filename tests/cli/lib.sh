@@ -47,6 +47,10 @@ compare() { # name, file with actual output
         fi
 }
 
+jqe() { # jqe JSON FILTER WHAT: the filter must print true
+        if [ "$(printf '%s' "$1" | jq -r "$2")" = true ]; then ok; else fail "$3: $2 on: $1"; fi
+}
+
 finish() {
         echo "$PASSES checks passed, $FAILS failed"
         [ "$FAILS" -eq 0 ]

@@ -7,9 +7,6 @@ GPUVIRT=$1
 mk() { "$GPUVIRT" sim create "$TMP/$1" --profile "$1" >/dev/null; }
 for p in flex-sriov mi25-sriov h100 t4-grid gvt-g workstation; do mk $p; done
 G() { local p=$1; shift; "$GPUVIRT" --root "$TMP/$p" "$@"; }
-jqe() { # jqe JSON FILTER WHAT: the filter must print true
-        if [ "$(printf '%s' "$1" | jq -r "$2")" = true ]; then ok; else fail "$3: $2 on: $1"; fi
-}
 
 # ---- sriov list / set on the SR-IOV profiles
 expect_rc 0 G flex-sriov --json sriov list

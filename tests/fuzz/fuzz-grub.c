@@ -18,7 +18,7 @@
 
 #include "basic/fileio.h"
 #include "basic/shellvar.h"
-#include "core/bootcfg.h"
+#include "core/host/bootcfg.h"
 #include "fuzz.h"
 
 #define VAR    "GRUB_CMDLINE_LINUX"

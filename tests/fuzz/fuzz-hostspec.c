@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "basic/fileio.h"
-#include "core/hostspec.h"
+#include "core/state/hostspec.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -6,11 +6,11 @@
 
 #include "basic/fileio.h"
 #include "basic/jsonfile.h"
-#include "core/hoststate.h"
-#include "core/persist.h"
-#include "core/sriov.h"
-#include "core/vendor-vgpu.h"
-#include "core/vfio.h"
+#include "core/state/hoststate.h"
+#include "core/passthrough/persist.h"
+#include "core/sriov/sriov.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/passthrough/vfio.h"
 #include "fuzz.h"
 
 #define BDF "0000:01:00.0"

@@ -3,11 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "advise.h"
+#include "core/advise/advise.h"
 #include "basic/fileio.h"
 #include "basic/json-util.h"
-#include "core/inventory.h"
-#include "core/iommu.h"
+#include "core/host/inventory.h"
+#include "core/host/iommu.h"
 
 typedef struct Ctx {
         const PciHost *host;
@@ -361,7 +361,7 @@ static void tradeoffs(const Ctx *c, const Gpu *g, const Layout *l, json_object *
                 push(arr, "GeForce: NVIDIA drivers before R465 stop with Error 43 in a VM; hide KVM in the domain "
                           "(<kvm><hidden state='on'/></kvm>) or use a current driver");
         if (c->req->memory_gb && !l->unit_mb)
-                push(arr, "the memory of each %s is not known to gpuvirt: --memory-per-tenant %u was not checked",
+                push(arr, "the memory of each %s is not known to gpuvirt: %u GB per tenant was not checked",
                      l->unit, c->req->memory_gb);
 }
 

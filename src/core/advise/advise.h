@@ -3,11 +3,11 @@
 
 #include <json-c/json.h>
 
-#include "core/check.h"
-#include "core/hostspec.h"
-#include "core/mig.h"
-#include "core/pci.h"
-#include "knowledge.h"
+#include "core/host/check.h"
+#include "core/state/hostspec.h"
+#include "core/mig/mig.h"
+#include "core/host/pci.h"
+#include "core/advise/knowledge.h"
 
 /*
  * gpuvirt advise: one mode per GPU, with the layout that serves the tenants, from what the host can do

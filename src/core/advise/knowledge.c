@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
-#include "knowledge.h"
+#include "core/advise/knowledge.h"
 
 /* The seed document's comparison of the four modes (linux-gpu-virt.md section 10) and its selection advice;
  * NVIDIA's vGPU documentation for migration; the kernel's VFIO migration drivers. */

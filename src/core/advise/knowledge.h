@@ -3,7 +3,7 @@
 
 #include <stdbool.h>
 
-#include "core/hostspec.h"
+#include "core/state/hostspec.h"
 
 /*
  * What gpuvirt knows about the virtualization modes: overheads, live migration per mode and per driver

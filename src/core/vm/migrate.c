@@ -5,56 +5,21 @@
 
 #include "basic/fileio.h"
 #include "basic/json-util.h"
-#include "migrate.h"
+#include "core/vm/migrate.h"
 
 #define push(arr, ...) json_object_array_add((arr), json_string_printf(__VA_ARGS__))
 
-void migrate_env_read(Root *root, Virt *v, MigrateEnv *ret) {
-        *ret = (MigrateEnv){.kernel = -1};
-        ret->libvirt = v ? virt_lib_version(v) : 0;
-        ret->is_qemu = v && startswith(virt_uri(v), "qemu");
-        ret->qemu = ret->is_qemu ? virt_hv_version(v) : 0;
-        _cleanup_free_ char *rel = NULL;
-        unsigned maj = 0, min = 0;
-        if (root && root_read_attr(root, &rel, "proc/sys/kernel/osrelease") >= 0 && sscanf(rel, "%u.%u", &maj, &min) == 2)
-                ret->kernel = (int)(maj * 1000 + min);
-}
-
-UnitPath unit_migration_path(const Unit *u) {
-        bool nvidia = u->driver && streq(u->driver, "nvidia");
-        switch (u->kind) {
-        case UNIT_MDEV:
-                return nvidia ? UNIT_PATH_MDEV_NVIDIA : u->driver && streq(u->driver, "i915") ? UNIT_PATH_MDEV_GVTG
-                                                                                                : UNIT_PATH_MDEV_OTHER;
-        case UNIT_VENDOR_VGPU:
-                return nvidia ? UNIT_PATH_VF_NVIDIA : UNIT_PATH_MDEV_OTHER;
-        default:
-                return UNIT_PATH_VFIO_PCI;
-        }
-}
-
-bool unit_migration_verdict(const Unit *u, const MigrateEnv *env, json_object *blockers) {
-        size_t before = json_object_array_length(blockers);
-        const MigrationFacts *f = migration_facts(unit_migration_path(u));
-        if (f->path == UNIT_PATH_VFIO_PCI) {
-                push(blockers, "%s: %s on vfio-pci cannot be migrated", u->id,
-                     u->kind == UNIT_VF ? "an SR-IOV VF" : "a passed-through device");
+/* The unit's blockers on the side m describes, each "PREFIXID: why" appended to arr. false: some, or OOM. */
+static bool verdict(const Unit *u, const MigrationHost *m, const char *prefix, json_object *arr) {
+        _cleanup_strv_free_ char **l = NULL;
+        size_t n = 0;
+        if (unit_migration_blockers(u, m, &l, &n) < 0) {
+                push(arr, "%s%s: out of memory", prefix, u->id);
                 return false;
         }
-        if (!f->migratable) {
-                push(blockers, "%s: vGPU driver %s has no VFIO migration support", u->id, u->driver ?: "(none)");
-                return false;
-        }
-        if (env->libvirt < f->libvirt_min)
-                push(blockers, "%s: vGPU migration needs libvirt >= %lu.%lu", u->id, f->libvirt_min / 1000000,
-                     f->libvirt_min / 1000 % 1000);
-        if (!env->is_qemu || env->qemu < f->qemu_min)
-                push(blockers, "%s: vGPU migration needs QEMU >= %lu.%lu%s", u->id, f->qemu_min / 1000000,
-                     f->qemu_min / 1000 % 1000, env->is_qemu ? "" : " (not a QEMU domain)");
-        if (env->kernel >= 0 && env->kernel < f->kernel_min)
-                push(blockers, "%s: vGPU migration needs kernel >= %d.%d", u->id, f->kernel_min / 1000,
-                     f->kernel_min % 1000);
-        return json_object_array_length(blockers) == before;
+        for (size_t i = 0; i < n; i++)
+                push(arr, "%s%s", prefix, l[i]);
+        return n == 0;
 }
 
 MigratePlan *migrate_plan_free(MigratePlan *p) {
@@ -75,14 +40,10 @@ MigratePlan *migrate_plan_free(MigratePlan *p) {
 }
 
 /* The destination's side of a unit that can move: its versions, and the unit made there first. */
-static void plan_destination(Virt *dst, const MigrateEnv *denv, MigrateUnit *m) {
+static void plan_destination(Virt *dst, const MigrationHost *dhost, MigrateUnit *m) {
         const Unit *u = &m->unit;
         /* the destination runs the domain after the move: its versions count as the source's do */
-        json_object *dbl = json_object_new_array();
-        (void)unit_migration_verdict(u, denv, dbl);
-        for (size_t i = 0; i < json_object_array_length(dbl); i++)
-                push(m->blockers, "destination: %s", json_object_get_string(json_object_array_get_idx(dbl, i)));
-        json_object_put(dbl);
+        (void)verdict(u, dhost, "destination: ", m->blockers);
         if (u->kind == UNIT_MDEV) {
                 char *parent = NULL;
                 int r = virt_mdev_parent_with(dst, u->type, &parent);
@@ -121,9 +82,10 @@ int migrate_plan(Root *root, const PciHost *h, Virt *src, const char *domain, Vi
                 push(p->blockers, "%s is not running: there is nothing to live-migrate", domain);
         if (!dst)
                 push(p->blockers, "the destination %s is not reachable: %s", dest_uri, dst_error ?: "unknown error");
-        MigrateEnv env, denv;
-        migrate_env_read(root, src, &env);
-        migrate_env_read(NULL, dst, &denv);
+        MigrationHost here, there;
+        migration_host(root, src, &here);
+        migration_host(NULL, dst, &there);
+        there.kernel = MIGRATION_KERNEL_NOT_CHECKED;
         for (size_t i = 0; i < info.n_hostdevs; i++) {
                 const HostdevRef *ref = &info.hostdevs[i];
                 char id[40];
@@ -147,10 +109,10 @@ int migrate_plan(Root *root, const PciHost *h, Virt *src, const char *domain, Vi
                         continue;
                 }
                 p->n_units++;
-                (void)unit_migration_verdict(&m->unit, &env, m->blockers);
+                (void)verdict(&m->unit, &here, "", m->blockers);
                 /* the destination's side of what the driver can migrate, whatever else blocks on this side */
                 if (dst && migration_facts(unit_migration_path(&m->unit))->migratable)
-                        plan_destination(dst, &denv, m);
+                        plan_destination(dst, &there, m);
                 m->migratable = json_object_array_length(m->blockers) == 0;
         }
         domain_xml_info_done(&info);

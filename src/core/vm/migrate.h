@@ -4,31 +4,15 @@
 #include <json-c/json.h>
 
 #include "core/advise/knowledge.h"
-#include "core/hostdev.h"
-#include "core/libvirt.h"
-#include "core/root.h"
+#include "core/vm/hostdev.h"
+#include "core/vm/libvirt.h"
+#include "core/host/root.h"
+#include "core/vm/holders.h"
 
 /*
- * Live migration of a domain's GPU units: the one verdict per unit (vm list, vm migrate, from the knowledge
- * table's migration rows), the plan of a move to a destination, and the move.
+ * Live migration of a domain: the plan of a move to a destination (each unit's verdict on both sides from
+ * unit_migration_blockers(), the one vm list shows), and the move.
  */
-
-/* What the verdict depends on besides the unit: the versions on the side that runs the domain. */
-typedef struct MigrateEnv {
-        unsigned long libvirt; /* major*1000000+minor*1000+micro, 0: unknown */
-        unsigned long qemu;    /* the hypervisor's version when the connection is QEMU's, else 0 */
-        bool is_qemu;
-        int kernel; /* major*1000+minor, -1: unknown (a destination's kernel is not known here) */
-} MigrateEnv;
-
-/* The versions of this connection; the kernel of the root when root is given. */
-void migrate_env_read(Root *root, Virt *v, MigrateEnv *ret);
-
-/* How the unit reaches the VM (the knowledge table's row). */
-UnitPath unit_migration_path(const Unit *u);
-
-/* Whether the unit can be live-migrated: true, or false with each reason appended to *blockers ("ID: why"). */
-bool unit_migration_verdict(const Unit *u, const MigrateEnv *env, json_object *blockers);
 
 /* One unit of a migration plan. */
 typedef struct MigrateUnit {

@@ -1,0 +1,753 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* gpuvirt fleet: the GPU pool across hosts (core/fleet/). */
+#include <errno.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/errname.h"
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "cli/common.h"
+#include "cli/output.h"
+#include "core/fleet/agent.h"
+#include "core/fleet/client.h"
+
+typedef struct FleetArgs {
+        const char *store;
+        const char *file;
+        const char *host;
+        FleetRequest req;
+        bool have_owner, undo, once;
+        int count, batch, inflight, ttl;
+        FleetStrategy strategy;
+        char *error;
+} FleetArgs;
+
+enum {
+        OPT_STORE = 0x100,
+        OPT_COUNT,
+        OPT_OWNER,
+        OPT_SAME_HOST,
+        OPT_SAME_NUMA,
+        OPT_SAME_NVLINK,
+        OPT_LIVE,
+        OPT_GROUP,
+        OPT_MODEL,
+        OPT_STRATEGY,
+        OPT_BATCH,
+        OPT_INFLIGHT,
+        OPT_HOST,
+        OPT_TTL,
+        OPT_UNDO,
+        OPT_ONCE,
+};
+
+static void set_error(FleetArgs *a, char *e) {
+        if (!a->error)
+                a->error = e;
+        else
+                free(e);
+}
+
+static void fleet_opt(int c, const char *v, void *ud) {
+        FleetArgs *a = ud;
+        int n;
+        switch (c) {
+        case OPT_STORE:
+                a->store = v;
+                break;
+        case 'f':
+                a->file = v;
+                break;
+        case OPT_COUNT:
+                if (parse_int(v, &n) < 0 || n < 1 || n > 64)
+                        set_error(a, strdup_printf("--count must be 1 to 64, not '%s'", v));
+                a->req.count = (unsigned)MAX(n, 1);
+                break;
+        case OPT_OWNER:
+        case OPT_GROUP: {
+                _cleanup_free_ char *line = strdup_printf("passthrough %s=%s", c == OPT_OWNER ? "owner" : "group", v);
+                FleetRequest tmp;
+                char *err = NULL;
+                if (c == OPT_GROUP) {
+                        free(line);
+                        line = strdup_printf("passthrough group=%s owner=x", v);
+                }
+                if (!line || fleet_request_parse_line(line, &tmp, &err) < 0)
+                        set_error(a, err ?: strdup("out of memory"));
+                else if (c == OPT_OWNER) {
+                        memcpy(a->req.owner, tmp.owner, sizeof tmp.owner);
+                        a->have_owner = true;
+                } else
+                        memcpy(a->req.group, tmp.group, sizeof tmp.group);
+                break;
+        }
+        case OPT_MODEL: {
+                unsigned x, y;
+                char tail;
+                if (sscanf(v, "%4x:%4x%c", &x, &y, &tail) != 2)
+                        set_error(a, strdup_printf("--model must be VVVV:DDDD, not '%s'", v));
+                a->req.vendor = (uint16_t)x;
+                a->req.device = (uint16_t)y;
+                break;
+        }
+        case OPT_SAME_HOST:
+                a->req.same_host = true;
+                break;
+        case OPT_SAME_NUMA:
+                a->req.same_numa = a->req.same_host = true;
+                break;
+        case OPT_SAME_NVLINK:
+                a->req.same_nvlink = true;
+                break;
+        case OPT_LIVE:
+                a->req.live_migratable = true;
+                break;
+        case OPT_STRATEGY:
+                a->strategy = fleet_strategy_from_string(v);
+                if (a->strategy < 0)
+                        set_error(a, strdup_printf("unknown strategy '%s' (frag, binpack, spread, first-fit, hami)", v));
+                break;
+        case OPT_BATCH:
+                if (parse_int(v, &n) < 0 || n < 1 || n > 64)
+                        set_error(a, strdup_printf("--batch must be 1 to 64, not '%s'", v));
+                a->batch = MAX(n, 1);
+                break;
+        case OPT_INFLIGHT:
+                if (parse_int(v, &n) < 0 || n < 1 || n > STORE_INFLIGHT_MAX)
+                        set_error(a, strdup_printf("--inflight must be 1 to %d, not '%s'", STORE_INFLIGHT_MAX, v));
+                a->inflight = MAX(n, 1);
+                break;
+        case OPT_HOST:
+                a->host = v;
+                break;
+        case OPT_TTL:
+                if (parse_int(v, &n) < 0 || n < 2 || n > 3600)
+                        set_error(a, strdup_printf("--ttl must be 2 to 3600 seconds, not '%s'", v));
+                a->ttl = n;
+                break;
+        case OPT_UNDO:
+                a->undo = true;
+                break;
+        case OPT_ONCE:
+                a->once = true;
+                break;
+        }
+}
+
+static int open_store(Root *root, const FleetArgs *a, Store **ret) {
+        _cleanup_free_ char *err = NULL;
+        const char *url = a->store ?: getenv("GPUVIRT_FLEET_STORE");
+        int r = store_open(url, root, ret, &err);
+        if (r == -EINVAL)
+                return usage_error("%s", strna(err));
+        if (r < 0)
+                return log_error("Cannot open the fleet store: %s", err ?: errno_message(r)), EXIT_FAILURE;
+        return 0;
+}
+
+static int host_name(Root *root, const FleetArgs *a, char **ret) {
+        if (a->host) {
+                if (strlen(a->host) >= FLEET_NAME_MAX || strchr(a->host, '/') || !*a->host)
+                        return usage_error("--host: '%s' is not a host name", a->host);
+                *ret = strdup(a->host);
+                return *ret ? 0 : (log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE);
+        }
+        int r = fleet_host_name_default(root, ret);
+        if (r < 0)
+                return log_error_errno(r, "Cannot tell this host's name: %m (use --host)"), EXIT_FAILURE;
+        return 0;
+}
+
+/* The local store has one host, this one, and no daemon: every fleet command keeps it registered and
+ * realizes what is reserved on it (one agent pass). */
+static int local_sync(Root *root, Store *s, const FleetArgs *a) {
+        if (!store_is_local(s) || arg.dry_run)
+                return 0;
+        _cleanup_free_ char *host = NULL;
+        int rc = host_name(root, a, &host);
+        if (rc)
+                return rc;
+        _cleanup_free_ char *hk = strdup_printf(FLEET_KEY_HOSTS "%s", host), *ak = strdup_printf(FLEET_KEY_ALIVE "%s", host);
+        _cleanup_free_ char *v = strdup_printf("{\"name\":\"%s\",\"local\":true}", host);
+        int r = hk && ak && v ? store_put(s, hk, v, 0) : -ENOMEM;
+        if (r >= 0)
+                r = store_put(s, ak, v, 0); /* one machine, no lease: it is up while it runs commands */
+        FleetConvergeReport rep = {};
+        if (r >= 0)
+                r = fleet_agent_converge(root, s, host, &rep);
+        if (r < 0)
+                log_error("Cannot bring this host in line with the local fleet store: %s",
+                          rep.error ?: store_last_error(s) ?: errno_message(r));
+        else if (rep.error)
+                log_warning("Some units could not be realized: %s", rep.error);
+        fleet_converge_report_done(&rep);
+        return r < 0 ? EXIT_FAILURE : 0;
+}
+
+static int load(Store *s, FleetStrategy st, Fleet **ret) {
+        _cleanup_free_ char *err = NULL;
+        size_t damaged = 0;
+        int r = fleet_load(s, st, ret, &damaged, &err);
+        if (r < 0)
+                return log_error("%s", strna(err)), EXIT_FAILURE;
+        if (damaged)
+                log_warning("Skipped %zu damaged record(s) in the fleet store.", damaged);
+        return 0;
+}
+
+static const char *host_state(const Fleet *f, uint32_t h) {
+        bool drain = false;
+        for (size_t g = 0; g < fleet_n_gpus(f); g++)
+                if (streq(fleet_gpu(f, (uint32_t)g)->host, fleet_host_name(f, h)))
+                        drain |= fleet_gpu(f, (uint32_t)g)->drain;
+        return !fleet_host_up(f, h) ? "down" : drain ? "draining" : "up";
+}
+
+static int do_hosts(Fleet *f) {
+        json_object *a = json_object_new_array();
+        for (uint32_t h = 0; h < fleet_n_hosts(f); h++) {
+                size_t gpus = 0, units = 0;
+                for (size_t g = 0; g < fleet_n_gpus(f); g++) {
+                        const FleetGpuInfo *gi = fleet_gpu(f, (uint32_t)g);
+                        if (streq(gi->host, fleet_host_name(f, h))) {
+                                gpus++;
+                                units += gi->n_units;
+                        }
+                }
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "name", json_object_new_string(fleet_host_name(f, h)));
+                json_object_object_add(o, "state", json_object_new_string(host_state(f, h)));
+                json_object_object_add(o, "gpus", json_object_new_int64((int64_t)gpus));
+                json_object_object_add(o, "units", json_object_new_int64((int64_t)units));
+                json_object_array_add(a, o);
+        }
+        if (arg.json)
+                json_print(a, stdout);
+        else {
+                static const char *const hdr[] = {"HOST", "STATE", "GPUS", "UNITS"};
+                Table *t = table_new(4, hdr);
+                for (size_t i = 0; t && i < json_object_array_length(a); i++) {
+                        json_object *o = json_object_array_get_idx(a, i);
+                        char g[16], u[16];
+                        snprintf(g, sizeof g, "%d", json_object_get_int(json_object_object_get(o, "gpus")));
+                        snprintf(u, sizeof u, "%d", json_object_get_int(json_object_object_get(o, "units")));
+                        const char *row[] = {json_object_get_string(json_object_object_get(o, "name")),
+                                             json_object_get_string(json_object_object_get(o, "state")), g, u};
+                        table_add_row(t, row);
+                }
+                if (t)
+                        table_print(t, stdout);
+                table_free(t);
+        }
+        json_object_put(a);
+        return 0;
+}
+
+static int do_gpus(Fleet *f, const char *only) {
+        json_object *a = json_object_new_array();
+        for (uint32_t g = 0; g < fleet_n_gpus(f); g++) {
+                const FleetGpuInfo *gi = fleet_gpu(f, g);
+                if (only && !streq(only, gi->host))
+                        continue;
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "host", json_object_new_string(gi->host));
+                json_object_object_add(o, "address", json_object_new_string(gi->address));
+                json_object_object_add(o, "model", json_object_new_string(gi->model.name));
+                json_object_object_add(o, "memory_mb", json_object_new_int64(gi->model.memory_mb));
+                json_object_object_add(o, "numa", json_object_new_int(gi->numa));
+                json_object_object_add(o, "nvlink", gi->nvlink[0] ? json_object_new_string(gi->nvlink) : NULL);
+                json_object_object_add(o, "mode", json_object_new_string(gpu_mode_to_string(gi->n_units ? fleet_kind_mode(gi->units[0].kind) : gi->base_mode)));
+                json_object_object_add(o, "isolated", json_object_new_boolean(gi->isolated));
+                json_object_object_add(o, "drain", json_object_new_boolean(gi->drain));
+                json_object_object_add(o, "units", json_object_new_int64((int64_t)gi->n_units));
+                json_object_object_add(o, "used", json_object_new_double((double)(int)(fleet_gpu_used_share(f, g) * 1000) / 1000));
+                json_object *offers = json_object_new_object();
+                unsigned whole = gi->isolated ? fleet_gpu_free_units(f, g, FLEET_PASSTHROUGH, -1) : 0;
+                unsigned vfs = gi->model.total_vfs ? fleet_gpu_free_units(f, g, FLEET_VF, -1) : 0;
+                if (whole)
+                        json_object_object_add(offers, "passthrough", json_object_new_int64(whole));
+                if (vfs)
+                        json_object_object_add(offers, "vf", json_object_new_int64(vfs));
+                for (size_t k = 0; k < gi->model.n_types; k++) {
+                        unsigned n = fleet_gpu_free_units(f, g, FLEET_VGPU, (int)k);
+                        if (n) {
+                                _cleanup_free_ char *key = strdup_printf("vgpu:%s", gi->model.types[k].id);
+                                json_object_object_add(offers, strna(key), json_object_new_int64(n));
+                        }
+                }
+                for (size_t k = 0; k < gi->model.n_mig; k++) {
+                        unsigned n = fleet_gpu_free_units(f, g, FLEET_MIG, (int)k);
+                        if (n) {
+                                _cleanup_free_ char *key = strdup_printf("mig:%s", gi->model.mig[k].name);
+                                json_object_object_add(offers, strna(key), json_object_new_int64(n));
+                        }
+                }
+                json_object_object_add(o, "free", offers);
+                json_object_array_add(a, o);
+        }
+        if (arg.json)
+                json_print(a, stdout);
+        else {
+                static const char *const hdr[] = {"HOST", "GPU", "MODEL", "MEM", "NUMA", "MODE", "UNITS", "USED", "FREE NOW"};
+                Table *t = table_new(9, hdr);
+                for (size_t i = 0; t && i < json_object_array_length(a); i++) {
+                        json_object *o = json_object_array_get_idx(a, i);
+                        char mem[16], numa[8], units[8], used[8];
+                        snprintf(mem, sizeof mem, "%dG", json_object_get_int(json_object_object_get(o, "memory_mb")) / 1024);
+                        snprintf(numa, sizeof numa, "%d", json_object_get_int(json_object_object_get(o, "numa")));
+                        snprintf(units, sizeof units, "%d", json_object_get_int(json_object_object_get(o, "units")));
+                        snprintf(used, sizeof used, "%.0f%%", 100 * json_object_get_double(json_object_object_get(o, "used")));
+                        _cleanup_free_ char *free_s = strdup("");
+                        json_object_object_foreach(json_object_object_get(o, "free"), k, v) {
+                                char *x = strdup_printf("%s%s%s=%d", strna(free_s), *strna(free_s) ? " " : "", k, json_object_get_int(v));
+                                free(free_s);
+                                free_s = x;
+                        }
+                        const char *row[] = {json_object_get_string(json_object_object_get(o, "host")),
+                                             json_object_get_string(json_object_object_get(o, "address")),
+                                             json_object_get_string(json_object_object_get(o, "model")), mem, numa,
+                                             json_object_get_string(json_object_object_get(o, "mode")), units, used,
+                                             free_s && *free_s ? free_s : "-"};
+                        table_add_row(t, row);
+                }
+                if (t)
+                        table_print(t, stdout);
+                table_free(t);
+        }
+        json_object_put(a);
+        return 0;
+}
+
+static int read_requests(const FleetArgs *a, FleetRequest **ret, size_t *ret_n) {
+        _cleanup_free_ char *text = NULL;
+        int r = read_full(a->file, 16u << 20, (void **)&text, NULL);
+        if (r == -EFBIG)
+                return usage_error("%s: larger than 16 MiB", a->file);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read %s: %m", a->file), EXIT_USAGE;
+        FleetRequest *reqs = NULL;
+        size_t n = 0;
+        unsigned line = 0;
+        char *save = NULL;
+        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                line++;
+                char *s = l + strspn(l, " \t");
+                if (!*s || *s == '#')
+                        continue;
+                FleetRequest *x = realloc(reqs, (n + 1) * sizeof *x);
+                if (!x)
+                        return free(reqs), log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                reqs = x;
+                _cleanup_free_ char *err = NULL;
+                if (fleet_request_parse_line(s, &reqs[n], &err) < 0) {
+                        free(reqs);
+                        return log_error("%s:%u:1: %s", a->file, line, strna(err)), EXIT_USAGE;
+                }
+                n++;
+        }
+        *ret = reqs;
+        *ret_n = n;
+        return 0;
+}
+
+static json_object *reserved_json(const Fleet *f, const FleetRequest *r, const FleetReserved *x) {
+        json_object *o = json_object_new_object();
+        _cleanup_free_ char *u = fleet_request_unit(r);
+        json_object_object_add(o, "id", x->error ? NULL : json_object_new_string(x->id));
+        json_object_object_add(o, "unit", json_object_new_string(strna(u)));
+        json_object_object_add(o, "owner", json_object_new_string(r->owner));
+        json_object *us = json_object_new_array();
+        for (size_t i = 0; !x->error && i < x->n_units; i++) {
+                const FleetGpuInfo *g = fleet_gpu(f, x->units[i].gpu);
+                json_object *e = json_object_new_object();
+                json_object_object_add(e, "host", json_object_new_string(g->host));
+                json_object_object_add(e, "gpu", json_object_new_string(g->address));
+                if (r->kind == FLEET_MIG) {
+                        json_object_object_add(e, "profile", json_object_new_string(g->model.mig[x->units[i].idx].name));
+                        json_object_object_add(e, "start", json_object_new_int(x->units[i].start));
+                } else if (r->kind == FLEET_VGPU)
+                        json_object_object_add(e, "type", json_object_new_string(g->model.types[x->units[i].idx].id));
+                json_object_array_add(us, e);
+        }
+        json_object_object_add(o, "units", us);
+        json_object_object_add(o, "error", x->error ? json_object_new_string(x->message ?: errno_message(x->error)) : NULL);
+        return o;
+}
+
+/* The requests of `fleet request`, checked before anything is opened or written. */
+static int parse_requests(FleetArgs *a, int argc, char **argv, int k, FleetRequest **ret, size_t *ret_n) {
+        if (a->file) {
+                if (k != argc)
+                        return usage_error("fleet request: -f FILE takes no unit argument");
+                return read_requests(a, ret, ret_n);
+        }
+        if (argc - k != 1)
+                return usage_error("fleet request: one UNIT (passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>)");
+        if (!a->have_owner)
+                return usage_error("fleet request: --owner ID is required (who the units are for)");
+        _cleanup_free_ char *err = NULL;
+        if (fleet_request_parse_unit(argv[k], &a->req, &err) < 0)
+                return usage_error("fleet request: %s", strna(err));
+        if (a->req.live_migratable && !fleet_kind_live_migratable(a->req.kind))
+                return usage_error("fleet request: a passthrough GPU cannot migrate live");
+        if (!(*ret = malloc(sizeof **ret)))
+                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+        (*ret)[0] = a->req;
+        *ret_n = 1;
+        return 0;
+}
+
+static int do_request(Store *s, FleetArgs *a, FleetRequest *reqs, size_t n) {
+        _cleanup_fleet_free_ Fleet *f = NULL;
+        int rc = load(s, a->strategy, &f);
+        if (rc)
+                return rc;
+        _cleanup_free_ FleetReserved *res = calloc(MAX(n, (size_t)1), sizeof *res);
+        if (!res)
+                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+        _cleanup_free_ char *err = NULL;
+        FleetReserveStats st = {};
+        int r = fleet_reserve(s, f, reqs, n, (size_t)(a->batch ?: 32), (size_t)(a->inflight ?: 4), NULL, res, &st, &err);
+        size_t rejected = 0;
+        json_object *out = json_object_new_array();
+        for (size_t i = 0; i < n; i++) {
+                rejected += res[i].error != 0;
+                json_object_array_add(out, reserved_json(f, &reqs[i], &res[i]));
+        }
+        if (arg.json)
+                json_print(out, stdout);
+        else
+                for (size_t i = 0; i < json_object_array_length(out); i++) {
+                        json_object *o = json_object_array_get_idx(out, i), *us = json_object_object_get(o, "units");
+                        if (json_object_object_get(o, "error")) {
+                                printf("rejected %s for %s: %s\n", json_object_get_string(json_object_object_get(o, "unit")),
+                                       json_object_get_string(json_object_object_get(o, "owner")),
+                                       json_object_get_string(json_object_object_get(o, "error")));
+                                continue;
+                        }
+                        printf("%s %s for %s:", json_object_get_string(json_object_object_get(o, "id")),
+                               json_object_get_string(json_object_object_get(o, "unit")),
+                               json_object_get_string(json_object_object_get(o, "owner")));
+                        for (size_t u = 0; u < json_object_array_length(us); u++) {
+                                json_object *e = json_object_array_get_idx(us, u);
+                                json_object *st_ = json_object_object_get(e, "start");
+                                printf(" %s/%s%s%s", json_object_get_string(json_object_object_get(e, "host")),
+                                       json_object_get_string(json_object_object_get(e, "gpu")), st_ ? "@" : "",
+                                       st_ ? json_object_get_string(st_) : "");
+                        }
+                        printf("\n");
+                }
+        json_object_put(out);
+        fleet_reserved_done(res, n);
+        if (r < 0)
+                return log_error("%s", strna(err)), EXIT_FAILURE;
+        if (!arg.json && a->file)
+                printf("%zu reserved, %zu rejected (%zu transaction(s), %zu conflict(s))\n", n - rejected, rejected, st.txns,
+                       st.conflicts);
+        return rejected ? EXIT_FAILURE : 0;
+}
+
+static int do_release(Store *s, int argc, char **argv, int k) {
+        if (k == argc)
+                return usage_error("fleet release: which reservation (ID...)?");
+        _cleanup_fleet_free_ Fleet *f = NULL;
+        int rc = load(s, FLEET_FRAG, &f);
+        if (rc)
+                return rc;
+        for (int i = k; i < argc; i++) {
+                _cleanup_free_ char *err = NULL;
+                int r = fleet_release(s, f, argv[i], &err);
+                if (r < 0) {
+                        log_error("%s", strna(err));
+                        rc = EXIT_FAILURE;
+                } else if (!arg.json)
+                        printf("released %s\n", argv[i]);
+        }
+        return rc;
+}
+
+static json_object *unit_records(Store *s, json_object *res) {
+        json_object *a = json_object_new_array(), *us = json_object_object_get(res, "units");
+        for (size_t i = 0; us && i < json_object_array_length(us); i++) {
+                json_object *u = json_object_array_get_idx(us, i);
+                _cleanup_free_ char *key = fleet_unit_key(strna(json_object_get_string(json_object_object_get(u, "host"))),
+                                                          strna(json_object_get_string(json_object_object_get(res, "id"))),
+                                                          (unsigned)json_object_get_int(json_object_object_get(u, "n")));
+                StoreKv *kv = NULL;
+                size_t n = 0;
+                json_object *rec = NULL;
+                if (key && store_range(s, key, false, &kv, &n, NULL) >= 0 && n == 1)
+                        rec = store_record_parse(kv[0].key, kv[0].value, NULL);
+                store_kvs_free(kv, n);
+                json_object_array_add(a, rec);
+        }
+        return a;
+}
+
+static int do_show(Store *s, const char *id) {
+        json_object *o = NULL;
+        int r = fleet_reservation(s, id, &o);
+        if (r == -ENOENT)
+                return log_error("No reservation %s (see 'gpuvirt fleet status').", id), EXIT_FAILURE;
+        if (r < 0)
+                return log_error("Cannot read reservation %s: %s", id, store_last_error(s) ?: errno_message(r)), EXIT_FAILURE;
+        json_object_object_add(o, "realized", unit_records(s, o));
+        if (arg.json)
+                json_print(o, stdout);
+        else {
+                json_object *req = json_object_object_get(o, "request");
+                printf("Reservation %s: %s x %d for %s (%s)\n", id, json_object_get_string(json_object_object_get(req, "unit")),
+                       json_object_get_int(json_object_object_get(req, "count")),
+                       json_object_get_string(json_object_object_get(o, "owner")),
+                       json_object_get_string(json_object_object_get(o, "state")));
+                json_object *us = json_object_object_get(o, "units"), *rs = json_object_object_get(o, "realized");
+                for (size_t i = 0; i < json_object_array_length(us); i++) {
+                        json_object *u = json_object_array_get_idx(us, i), *rec = json_object_array_get_idx(rs, i);
+                        printf("  unit %zu: %s %s", i, json_object_get_string(json_object_object_get(u, "host")),
+                               json_object_get_string(json_object_object_get(u, "gpu")));
+                        if (json_object_object_get(u, "profile"))
+                                printf(" %s at %d", json_object_get_string(json_object_object_get(u, "profile")),
+                                       json_object_get_int(json_object_object_get(u, "start")));
+                        if (json_object_object_get(u, "type"))
+                                printf(" type %s", json_object_get_string(json_object_object_get(u, "type")));
+                        if (!rec)
+                                printf(": not realized yet\n");
+                        else
+                                printf(": %s %s%s%s%s%s\n", json_object_get_string(json_object_object_get(rec, "state")),
+                                       json_text(json_object_object_get(rec, "id")),
+                                       json_object_object_get(rec, "mig_uuid") ? " " : "",
+                                       json_object_object_get(rec, "mig_uuid") ? json_object_get_string(json_object_object_get(rec, "mig_uuid")) : "",
+                                       json_object_object_get(rec, "vfio") ? " " : "",
+                                       json_object_object_get(rec, "vfio") ? json_object_get_string(json_object_object_get(rec, "vfio")) : "");
+                }
+                if (json_object_object_get(o, "replaced_by"))
+                        printf("  moving to %s: release %s once the owner has switched over\n",
+                               json_object_get_string(json_object_object_get(o, "replaced_by")), id);
+        }
+        json_object_put(o);
+        return 0;
+}
+
+static int do_status(Store *s, Fleet *f) {
+        json_object *all = NULL;
+        _cleanup_free_ char *err = NULL;
+        if (fleet_reservations(s, &all, &err) < 0)
+                return log_error("%s", strna(err)), EXIT_FAILURE;
+        size_t up = 0, down = 0, gpus = fleet_n_gpus(f), units = 0;
+        size_t active = 0, moving = 0, lost = 0;
+        json_object *on_down = json_object_new_array();
+        for (uint32_t h = 0; h < fleet_n_hosts(f); h++)
+                fleet_host_up(f, h) ? up++ : down++;
+        for (size_t g = 0; g < gpus; g++)
+                units += fleet_gpu(f, (uint32_t)g)->n_units;
+        for (size_t i = 0; i < json_object_array_length(all); i++) {
+                json_object *o = json_object_array_get_idx(all, i), *us = json_object_object_get(o, "units");
+                const char *stt = strna(json_object_get_string(json_object_object_get(o, "state")));
+                streq(stt, "moving") ? moving++ : streq(stt, "lost") ? lost++ : active++;
+                bool bad = false;
+                for (size_t k = 0; us && k < json_object_array_length(us); k++) {
+                        int h = fleet_host_find(f, strna(json_object_get_string(json_object_object_get(json_object_array_get_idx(us, k), "host"))));
+                        bad |= h < 0 || !fleet_host_up(f, (uint32_t)h);
+                }
+                if (bad)
+                        json_object_array_add(on_down, json_object_get(json_object_object_get(o, "id")));
+        }
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "hosts_up", json_object_new_int64((int64_t)up));
+        json_object_object_add(o, "hosts_down", json_object_new_int64((int64_t)down));
+        json_object_object_add(o, "gpus", json_object_new_int64((int64_t)gpus));
+        json_object_object_add(o, "units", json_object_new_int64((int64_t)units));
+        json_object_object_add(o, "reservations", json_object_new_int64((int64_t)(active + moving + lost)));
+        json_object_object_add(o, "moving", json_object_new_int64((int64_t)moving));
+        json_object_object_add(o, "lost", json_object_new_int64((int64_t)lost));
+        json_object_object_add(o, "on_down_hosts", on_down);
+        if (arg.json)
+                json_print(o, stdout);
+        else {
+                printf("Hosts: %zu up, %zu down\nGPUs: %zu, units reserved: %zu\nReservations: %zu (%zu moving, %zu lost)\n", up,
+                       down, gpus, units, active + moving + lost, moving, lost);
+                for (size_t i = 0; i < json_object_array_length(on_down); i++)
+                        printf("On a down host (kept, not moved): %s\n", json_object_get_string(json_object_array_get_idx(on_down, i)));
+        }
+        json_object_put(o);
+        json_object_put(all);
+        return 0;
+}
+
+static int do_drain(Store *s, const FleetArgs *a, const char *host) {
+        _cleanup_fleet_free_ Fleet *f = NULL;
+        int rc = load(s, a->strategy, &f);
+        if (rc)
+                return rc;
+        FleetDrainResult dr;
+        _cleanup_free_ char *err = NULL;
+        int r = fleet_drain(s, f, host, a->undo, &dr, &err);
+        if (r < 0) {
+                json_object_put(dr.report);
+                return log_error("%s", strna(err)), r == -ENOENT ? EXIT_USAGE : EXIT_FAILURE;
+        }
+        if (arg.json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "host", json_object_new_string(host));
+                json_object_object_add(o, "schedulable", json_object_new_boolean(a->undo));
+                json_object_object_add(o, "moved", json_object_new_int64((int64_t)dr.moved));
+                json_object_object_add(o, "stuck", json_object_new_int64((int64_t)dr.stuck));
+                json_object_object_add(o, "reservations", json_object_get(dr.report));
+                json_print(o, stdout);
+                json_object_put(o);
+        } else if (a->undo)
+                printf("%s is schedulable again.\n", host);
+        else {
+                printf("%s is draining: no new placements there.\n", host);
+                for (size_t i = 0; i < json_object_array_length(dr.report); i++) {
+                        json_object *x = json_object_array_get_idx(dr.report, i);
+                        if (json_object_object_get(x, "replacement"))
+                                printf("  %s -> %s (release %s when its owner has moved)\n",
+                                       json_object_get_string(json_object_object_get(x, "reservation")),
+                                       json_object_get_string(json_object_object_get(x, "replacement")),
+                                       json_object_get_string(json_object_object_get(x, "reservation")));
+                        else
+                                printf("  %s stays: %s\n", json_object_get_string(json_object_object_get(x, "reservation")),
+                                       json_object_get_string(json_object_object_get(x, "error")));
+                }
+        }
+        json_object_put(dr.report);
+        return dr.stuck ? EXIT_FAILURE : 0;
+}
+
+static volatile sig_atomic_t stop_agent = 0;
+
+static void on_signal(int sig) {
+        stop_agent = 1;
+}
+
+static void agent_progress(const FleetConvergeReport *r, void *ud) {
+        log_info("fleet agent: %zu GPU(s), %zu unit(s) ready, %zu failed, %zu removed, %zu lost, %zu step(s)%s%s", r->gpus,
+                 r->units_ready, r->units_failed, r->units_removed, r->units_lost, r->steps, r->error ? ": " : "",
+                 r->error ?: "");
+}
+
+static int do_agent(Root *root, Store *s, const FleetArgs *a) {
+        _cleanup_free_ char *host = NULL;
+        int rc = host_name(root, a, &host);
+        if (rc)
+                return rc;
+        if (a->once) {
+                _cleanup_free_ char *hk = strdup_printf(FLEET_KEY_HOSTS "%s", host);
+                int r = hk ? store_put(s, hk, "{\"once\":true}", 0) : -ENOMEM;
+                FleetConvergeReport rep = {};
+                if (r >= 0)
+                        r = fleet_agent_converge(root, s, host, &rep);
+                if (r >= 0)
+                        agent_progress(&rep, NULL);
+                if (r < 0)
+                        log_error("fleet agent: %s", rep.error ?: errno_message(r));
+                fleet_converge_report_done(&rep);
+                return r < 0 ? EXIT_FAILURE : 0;
+        }
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        FleetAgentOptions o = {.host = host, .ttl_s = a->ttl ?: 10, .stop = &stop_agent, .progress = agent_progress};
+        _cleanup_free_ char *err = NULL;
+        log_info("fleet agent for %s on %s (lease %d s)", host, a->store ?: "the local store", o.ttl_s);
+        int r = fleet_agent_run(root, s, &o, &err);
+        if (r < 0)
+                return log_error("fleet agent: %s", strna(err)), EXIT_FAILURE;
+        log_info("fleet agent for %s stopped.", host);
+        return 0;
+}
+
+int verb_fleet(int argc, char **argv) {
+        static const struct option opts[] = {
+                {"store", required_argument, NULL, OPT_STORE},
+                {"file", required_argument, NULL, 'f'},
+                {"count", required_argument, NULL, OPT_COUNT},
+                {"owner", required_argument, NULL, OPT_OWNER},
+                {"same-host", no_argument, NULL, OPT_SAME_HOST},
+                {"same-numa", no_argument, NULL, OPT_SAME_NUMA},
+                {"same-nvlink", no_argument, NULL, OPT_SAME_NVLINK},
+                {"live", no_argument, NULL, OPT_LIVE},
+                {"group", required_argument, NULL, OPT_GROUP},
+                {"model", required_argument, NULL, OPT_MODEL},
+                {"strategy", required_argument, NULL, OPT_STRATEGY},
+                {"batch", required_argument, NULL, OPT_BATCH},
+                {"inflight", required_argument, NULL, OPT_INFLIGHT},
+                {"host", required_argument, NULL, OPT_HOST},
+                {"ttl", required_argument, NULL, OPT_TTL},
+                {"undo", no_argument, NULL, OPT_UNDO},
+                {"once", no_argument, NULL, OPT_ONCE},
+                {},
+        };
+        if (argc < 2)
+                return usage_error("fleet: which command (hosts, gpus, request, release, show, status, drain, agent)?");
+        const char *cmd = argv[1];
+        static const char *const cmds[] = {"hosts", "gpus", "request", "release", "show", "status", "drain", "agent"};
+        bool known = false;
+        for (size_t i = 0; i < ELEMENTSOF(cmds); i++)
+                known |= streq(cmd, cmds[i]);
+        if (!known)
+                return usage_error("fleet: unknown command '%s' (hosts, gpus, request, release, show, status, drain, agent)", cmd);
+        FleetArgs a = {.req.count = 1, .strategy = FLEET_FRAG};
+        int k = parse_verb_options(argc - 1, argv + 1, opts, "f:", fleet_opt, &a);
+        if (k < 0)
+                return free(a.error), -k;
+        k += 1;
+        if (a.error) {
+                int rc = usage_error("fleet %s: %s", cmd, a.error);
+                free(a.error);
+                return rc;
+        }
+        if (a.strategy == FLEET_FIRST_FIT || a.strategy == FLEET_HAMI) {
+                /* baselines for the benchmark: allowed, but say so */
+                log_notice("Strategy %s is a baseline (see bench-fleet); the default is frag.", fleet_strategy_to_string(a.strategy));
+        }
+        bool takes_one = streq(cmd, "show") || streq(cmd, "drain");
+        bool takes_any = streq(cmd, "release") || streq(cmd, "request") || streq(cmd, "gpus");
+        if (takes_one && argc - k != 1)
+                return usage_error("fleet %s: exactly one %s", cmd, streq(cmd, "show") ? "reservation ID" : "HOST");
+        if (!takes_one && !takes_any && argc != k)
+                return usage_error("fleet %s: unexpected argument '%s'", cmd, argv[k]);
+        if (streq(cmd, "gpus") && argc - k > 1)
+                return usage_error("fleet gpus: at most one HOST");
+        _cleanup_free_ FleetRequest *reqs = NULL;
+        size_t n_reqs = 0;
+        int rc;
+        if (streq(cmd, "request") && (rc = parse_requests(&a, argc, argv, k, &reqs, &n_reqs)))
+                return rc;
+        _cleanup_root_free_ Root *root = NULL;
+        if ((rc = open_root(0, &root)))
+                return rc;
+        _cleanup_store_free_ Store *s = NULL;
+        if ((rc = open_store(root, &a, &s)))
+                return rc;
+        if (streq(cmd, "agent"))
+                return do_agent(root, s, &a);
+        if ((rc = local_sync(root, s, &a)))
+                return rc;
+        if (streq(cmd, "request"))
+                rc = do_request(s, &a, reqs, n_reqs);
+        else if (streq(cmd, "release"))
+                rc = do_release(s, argc, argv, k);
+        else if (streq(cmd, "drain"))
+                rc = do_drain(s, &a, argv[k]);
+        else if (streq(cmd, "show"))
+                return do_show(s, argv[k]);
+        else {
+                _cleanup_fleet_free_ Fleet *f = NULL;
+                if ((rc = load(s, FLEET_FRAG, &f)))
+                        return rc;
+                if (streq(cmd, "hosts"))
+                        return do_hosts(f);
+                if (streq(cmd, "gpus"))
+                        return do_gpus(f, k < argc ? argv[k] : NULL);
+                return do_status(s, f);
+        }
+        /* the local store realizes at once what was reserved or released */
+        int k2 = local_sync(root, s, &a);
+        return rc ?: k2;
+}
