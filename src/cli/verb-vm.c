@@ -997,6 +997,11 @@ static void print_migrate_text(json_object *o) {
                                json_text(json_object_object_get(d, "parent")));
                 if (need)
                         printf("    %s\n", json_object_get_string(need));
+                json_object *ra = json_object_object_get(u, "reattach");
+                if (ra && json_object_object_get(ra, "destination_device"))
+                        printf("    --detach-reattach: hot-unplug it here, migrate, then bind %s to vfio-pci on the "
+                               "destination and hot-plug it (the guest sees a GPU removal and a new GPU)\n",
+                               json_text(json_object_object_get(ra, "destination_device")));
         }
         json_object *dr = json_object_object_get(o, "detach_reattach");
         if (json_object_array_length(dr) > 0)
@@ -1005,13 +1010,47 @@ static void print_migrate_text(json_object *o) {
                        json_object_array_length(dr));
 }
 
+/* --detach-reattach without --plan: the run, and what happened to each unit. */
+static int migrate_detach_reattach(Virt *v, Virt *dst, const MigratePlan *p) {
+        _cleanup_free_ char *err = NULL;
+        json_object *res = NULL;
+        size_t missing = 0;
+        int r = migrate_run_detach_reattach(&migrate_libvirt_ops, v, dst, p, &res, &missing, &err);
+        if (r == -ENOMEM)
+                return log_error_errno(r, "Cannot migrate %s: %m", p->domain), EXIT_FAILURE;
+        if (arg.json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "domain", json_object_new_string(p->domain));
+                json_object_object_add(o, "destination", json_object_new_string(p->dest_uri));
+                json_object_object_add(o, "migrated", json_object_new_boolean(r >= 0));
+                json_object_object_add(o, "error", err ? json_object_new_string(err) : NULL);
+                json_object_object_add(o, "units", json_object_get(res));
+                json_print(o, stdout);
+                json_object_put(o);
+        } else
+                for (size_t i = 0; i < json_object_array_length(res); i++) {
+                        json_object *u = json_object_array_get_idx(res, i);
+                        json_object *d = json_object_object_get(u, "destination_device");
+                        printf("  %s: %s%s%s\n", json_text(json_object_object_get(u, "unit")),
+                               json_text(json_object_object_get(u, "state")), d ? " as " : "", d ? json_text(d) : "");
+                        for (const char *k = "error"; k; k = streq(k, "error") ? "retry" : NULL)
+                                if (json_object_object_get(u, k))
+                                        printf("    %s: %s\n", k, json_text(json_object_object_get(u, k)));
+                }
+        json_object_put(res);
+        if (r < 0)
+                return log_error("%s (the domain stays on the source)", strna(err)), EXIT_FAILURE;
+        if (missing > 0)
+                return log_error("Migrated %s to %s, but %zu unit(s) are missing from it there (see above).", p->domain,
+                                 p->dest_uri, missing),
+                       EXIT_FAILURE;
+        printf("Migrated %s to %s; the guest saw its GPU(s) removed and new ones added.\n", p->domain, p->dest_uri);
+        return 0;
+}
+
 static int do_migrate(const char *domain, const char *dest_uri, const VmArgs *a) {
         if (isempty(dest_uri))
                 return usage_error("vm migrate: DEST_URI is empty");
-        if (a->detach_reattach)
-                return log_error("vm migrate --detach-reattach is not implemented yet: detach the unit "
-                                 "('gpuvirt vm detach'), migrate, and attach one on the destination by hand."),
-                       EXIT_FAILURE;
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
         _cleanup_virt_close_ Virt *v = NULL, *dst = NULL;
@@ -1024,13 +1063,15 @@ static int do_migrate(const char *domain, const char *dest_uri, const VmArgs *a)
         r = migrate_plan(root, h, v, domain, dst, dest_uri, derr, &p);
         if (r == -ENOENT)
                 return log_error("No domain '%s' at %s.", domain, virt_uri(v)), EXIT_FAILURE;
+        if (r >= 0 && a->detach_reattach)
+                r = migrate_plan_detach_reattach(p, h, v, dst);
         if (r < 0)
                 return log_error("Cannot plan the migration of %s: %s", domain, *virt_last_error(v) ? virt_last_error(v) : strerror(-r)),
                        EXIT_FAILURE;
         json_object *o = migrate_plan_json(p);
-        if (arg.json && a->plan)
+        if (arg.json && (a->plan || (a->detach_reattach && !p->migratable)))
                 json_print(o, stdout);
-        else
+        else if (!arg.json || !a->detach_reattach) /* a --json detach-reattach run prints its outcome only */
                 print_migrate_text(o);
         json_object_put(o);
         if (a->plan)
@@ -1038,6 +1079,8 @@ static int do_migrate(const char *domain, const char *dest_uri, const VmArgs *a)
         if (!p->migratable)
                 return log_error("Not migrating %s: the plan has blockers (see above).", domain), EXIT_FAILURE;
         _cleanup_free_ char *err = NULL;
+        if (a->detach_reattach)
+                return migrate_detach_reattach(v, dst, p);
         r = migrate_run(v, dst, p, &err);
         if (r < 0)
                 return log_error("%s (the destination's new units were released)", strna(err)), EXIT_FAILURE;

@@ -69,7 +69,55 @@ echo "$OUT" | jq -e --arg vf "$VF" '.units[0].unit == $vf and .units[0].kind == 
 # without --plan a blocked migration is refused before anything happens on either side
 expect_rc 1 "$GPUVIRT" "${S[@]}" vm migrate vdi "test:///$DST" && expect_in "$ERR" "Not migrating vdi" "blocked move refused"
 expect_rc 1 "$GPUVIRT" "${S[@]}" vm migrate nosuch "test:///$DST" --plan && expect_in "$ERR" "No domain 'nosuch'" "no domain"
-expect_rc 1 "$GPUVIRT" "${S[@]}" vm migrate train "test:///$DST" --detach-reattach && expect_in "$ERR" "not implemented yet" "detach-reattach"
+
+# --detach-reattach: the plan finds an equivalent among the destination's node devices, not used by its domains
+pcind() { # name, bus, vendor, device[, PF bus (a VF at function 1)]
+        echo "<device><name>$1</name><parent>computer</parent><capability type='pci'><domain>0</domain><bus>$2</bus>"
+        echo "<slot>0</slot><function>$([ -n "${5:-}" ] && echo 1 || echo 0)</function><product id='$4'/><vendor id='$3'/>"
+        [ -z "${5:-}" ] || echo "<capability type='phys_function'><address domain='0' bus='$5' slot='0' function='0'/></capability>"
+        echo "</capability></device>"
+}
+# 3b: a T4 that domain 'other' holds there; af: a free T4; 86: another model
+RA="$TMP/ra.xml" RU="$TMP/ru.xml" RN="$TMP/rn.xml"
+{ echo "<node>"; pcind pci_0000_3b_00_0 59 0x10de 0x1eb8; pcind pci_0000_af_00_0 175 0x10de 0x1eb8
+  pcind pci_0000_86_00_0 134 0x10de 0x1db6; dom other "$(pci 3b 00 0)"; echo "</node>"; } >"$RA"
+{ echo "<node>"; pcind pci_0000_3b_00_0 59 0x10de 0x1eb8; dom other "$(pci 3b 00 0)"; echo "</node>"; } >"$RU"
+{ echo "<node>"; pcind pci_0000_86_00_0 134 0x10de 0x1db6; echo "</node>"; } >"$RN"
+expect_rc 0 "$GPUVIRT" "${S[@]}" --json vm migrate train "test:///$RA" --plan --detach-reattach
+echo "$OUT" | jq -e '.live_migration and .units[0].migratable and .units[0].blockers == [] and
+        .units[0].reattach == {"unplug_from_source": 1, "destination_device": "0000:af:00.0",
+                "destination_nodedevs": ["pci_0000_af_00_0"], "guest_sees": "a GPU removal before the move and a new GPU after it"}' \
+        >/dev/null && ok || fail "detach-reattach plan: $OUT"
+expect_rc 0 "$GPUVIRT" "${S[@]}" vm migrate train "test:///$RA" --plan --detach-reattach &&
+        expect_in "$OUT" "bind 0000:af:00.0 to vfio-pci on the destination and hot-plug it (the guest sees a GPU removal and a new GPU)" \
+                "detach-reattach plan text"
+expect_rc 1 "$GPUVIRT" "${S[@]}" --json vm migrate train "test:///$RU" --plan --detach-reattach
+echo "$OUT" | jq -e '(.live_migration | not) and .units[0].reattach.destination_device == null and .units[0].blockers ==
+        ["0000:5e:00.0: the destination'"'"'s device 10de:1eb8 (1 found) are all in use (0000:3b:00.0 by domain '"'"'other'"'"')"]' \
+        >/dev/null && ok || fail "detach-reattach, equivalent used there: $OUT"
+expect_rc 1 "$GPUVIRT" "${S[@]}" --json vm migrate train "test:///$RN" --plan --detach-reattach
+echo "$OUT" | jq -e '.units[0].blockers == ["0000:5e:00.0: the destination has no device 10de:1eb8"]' >/dev/null && ok ||
+        fail "detach-reattach, no such model there: $OUT"
+# the mdev unit is left to the driver (its blockers stay); only vfio-pci units are taken out
+expect_rc 1 "$GPUVIRT" "${S[@]}" --json vm migrate vdi "test:///$DST" --plan --detach-reattach
+echo "$OUT" | jq -e '(.units[0].blockers | length == 2) and .units[0].reattach == null' >/dev/null && ok || fail "mdev untouched: $OUT"
+# a plain VF: a VF of the same model under a PF of the same model (the 16:00.0 Flex PF is 8086:56c0)
+"$GPUVIRT" sim create "$TMP/flex" --profile flex-sriov >/dev/null
+"$GPUVIRT" --root "$TMP/flex" sriov set 16:00.0 2 --vfio >/dev/null || fail "VFs"
+FSRC="$TMP/fsrc.xml" FDST="$TMP/fdst.xml"
+{ echo "<node>"; dom render "$(pci 16 00 2)"; echo "</node>"; } >"$FSRC"
+{ echo "<node>"; pcind pci_0000_20_00_0 32 0x8086 0x56c1; pcind pci_0000_20_00_1 32 0x8086 0x56c0 32
+  pcind pci_0000_30_00_0 48 0x8086 0x56c0; pcind pci_0000_30_00_1 48 0x8086 0x56c0 48; echo "</node>"; } >"$FDST"
+expect_rc 0 "$GPUVIRT" --root "$TMP/flex" --connect "test:///$FSRC" --json vm migrate render "test:///$FDST" --plan --detach-reattach
+echo "$OUT" | jq -e '.units[0].kind == "vf" and .units[0].reattach.destination_nodedevs == ["pci_0000_30_00_1"]' >/dev/null && ok ||
+        fail "VF equivalent: $OUT"
+# the run: libvirt's test driver has no hot-unplug (virDomainDetachDeviceFlags), so the first step fails and
+# nothing was taken out (the rollbacks of later steps are in tests/test-migrate.c)
+expect_rc 1 "$GPUVIRT" "${S[@]}" --json vm migrate train "test:///$RA" --detach-reattach
+echo "$OUT" | jq -e '(.migrated | not) and .units == [{"unit": "0000:5e:00.0", "state": "not touched"}] and
+        (.error | test("^cannot hot-unplug 0000:5e:00.0 from train on the source: virDomainDetachDeviceFlags: .*not supported"))' \
+        >/dev/null && ok || fail "detach-reattach run: $OUT"
+expect_in "$ERR" "(the domain stays on the source)" "run error"
 expect_rc 2 "$GPUVIRT" "${S[@]}" vm migrate vdi
 expect_rc 2 "$GPUVIRT" "${S[@]}" vm list --plan
 finish

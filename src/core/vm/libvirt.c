@@ -50,6 +50,7 @@ struct Virt {
         X(virNodeDeviceCreateXML) \
         X(virNodeDeviceLookupByName) \
         X(virNodeDeviceDestroy) \
+        X(virNodeDeviceDetachFlags) \
         X(virNodeDeviceFree) \
         X(virGetLastError) \
         X(virInitialize) \
@@ -726,5 +727,90 @@ int virt_migrate(Virt *v, const char *name, const char *dest_uri) {
                                        VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST) < 0)
                 r = virt_error(v, "virDomainMigrateToURI3");
         sym.virDomainFree(d);
+        return r;
+}
+
+/* ---- detach-reattach: the destination's PCI node devices ---- */
+
+void virt_pci_nodedevs_free(VirtPciNodedev *d, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(d[i].name);
+        free(d);
+}
+
+static int child_uint(xmlNodePtr n, const char *name, unsigned max, unsigned *ret) {
+        xmlNodePtr c = child(n, name);
+        _cleanup_xml_char_ xmlChar *v = c ? xmlNodeGetContent(c) : NULL;
+        uint32_t x;
+        if (!v || parse_u32((const char *)v, 0, &x) < 0 || x > max)
+                return -EBADMSG;
+        *ret = x;
+        return 0;
+}
+
+/* A node device's <capability type='pci'>: its address, IDs and (a VF) its PF. -ENOENT: not a PCI device. */
+static int nodedev_pci_parse(const char *xml, VirtPciNodedev *ret) {
+        _cleanup_xml_doc_ xmlDocPtr doc = xml_read(xml);
+        xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+        for (xmlNodePtr cap = root ? root->children : NULL; cap; cap = cap->next) {
+                if (!is_elem(cap, "capability") || !attr_is(cap, "type", "pci"))
+                        continue;
+                unsigned dom, bus, slot, fn, ven, dev;
+                if (child_uint(cap, "domain", 0xffff, &dom) < 0 || child_uint(cap, "bus", 0xff, &bus) < 0 ||
+                    child_uint(cap, "slot", 0x1f, &slot) < 0 || child_uint(cap, "function", 7, &fn) < 0 ||
+                    attr_uint(child(cap, "vendor"), "id", 0xffff, &ven) < 0 ||
+                    attr_uint(child(cap, "product"), "id", 0xffff, &dev) < 0)
+                        return -EBADMSG;
+                VirtPciNodedev d = {
+                        .addr = {.domain = (uint16_t)dom, .bus = (uint8_t)bus, .slot = (uint8_t)slot, .func = (uint8_t)fn},
+                        .vendor = (uint16_t)ven,
+                        .device = (uint16_t)dev,
+                };
+                for (xmlNodePtr c = cap->children; c; c = c->next)
+                        if (is_elem(c, "capability") && attr_is(c, "type", "phys_function") && child(c, "address"))
+                                d.is_vf = pci_from_address(child(c, "address"), &d.pf) >= 0;
+                *ret = d;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+int virt_list_pci_nodedevs(Virt *v, VirtPciNodedev **ret, size_t *ret_n) {
+        virNodeDevicePtr *devs = NULL;
+        int n = sym.virConnectListAllNodeDevices(v->conn, &devs, 0);
+        if (n < 0)
+                return virt_error(v, "virConnectListAllNodeDevices");
+        VirtPciNodedev *out = calloc((size_t)n + 1, sizeof *out);
+        size_t k = 0;
+        int r = out ? 0 : -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                char *xml = r >= 0 ? sym.virNodeDeviceGetXMLDesc(devs[i], 0) : NULL;
+                if (r >= 0 && !xml)
+                        r = virt_error(v, "virNodeDeviceGetXMLDesc");
+                if (xml && nodedev_pci_parse(xml, &out[k]) >= 0) {
+                        out[k].name = strdup(sym.virNodeDeviceGetName(devs[i]) ?: "");
+                        if (!out[k++].name)
+                                r = -ENOMEM;
+                }
+                free(xml);
+                sym.virNodeDeviceFree(devs[i]);
+        }
+        free(devs);
+        if (r < 0) {
+                virt_pci_nodedevs_free(out, out ? k : 0);
+                return r;
+        }
+        *ret = out;
+        *ret_n = k;
+        return 0;
+}
+
+int virt_nodedev_detach(Virt *v, const char *name) {
+        virNodeDevicePtr d = sym.virNodeDeviceLookupByName(v->conn, name);
+        if (!d)
+                return virt_error(v, "virNodeDeviceLookupByName");
+        /* libvirt's managed detach: unbinds the host driver and binds vfio-pci on that host */
+        int r = sym.virNodeDeviceDetachFlags(d, "vfio", 0) < 0 ? virt_error(v, "virNodeDeviceDetachFlags") : 0;
+        sym.virNodeDeviceFree(d);
         return r;
 }

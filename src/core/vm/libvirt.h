@@ -106,3 +106,19 @@ int virt_mdev_create(Virt *v, const char *parent, const char *type, const char *
 int virt_nodedev_destroy(Virt *v, const char *name);
 /* Live-migrate the running domain to dest_uri, peer to peer, persistent there. */
 int virt_migrate(Virt *v, const char *name, const char *dest_uri);
+
+/* ---- detach-reattach: PCI node devices ---- */
+
+typedef struct VirtPciNodedev {
+        char *name; /* "pci_0000_3b_00_0" */
+        PciAddr addr;
+        uint16_t vendor, device;
+        bool is_vf;
+        PciAddr pf; /* is_vf: its PF (<capability type='phys_function'>) */
+} VirtPciNodedev;
+
+void virt_pci_nodedevs_free(VirtPciNodedev *d, size_t n);
+/* Every PCI node device of the connection's host. */
+int virt_list_pci_nodedevs(Virt *v, VirtPciNodedev **ret, size_t *ret_n);
+/* Bind the node device to vfio-pci on its host (virNodeDeviceDetachFlags, libvirt's managed detach). */
+int virt_nodedev_detach(Virt *v, const char *name);
