@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "cli/common.h"
@@ -14,9 +15,11 @@
 #include "core/host/inventory.h"
 #include "core/host/names.h"
 #include "core/mig/nvml.h"
+#include "core/fleet/client.h"
+#include "core/fleet/store.h"
 
 typedef struct AdviseArgs {
-        const char *workload, *tenants, *isolation, *memory, *output;
+        const char *workload, *tenants, *isolation, *memory, *output, *store;
         bool live_migration, fleet;
         char **devices;
         size_t n_devices;
@@ -46,6 +49,9 @@ static void advise_opt(int c, const char *v, void *ud) {
                 break;
         case 'F':
                 a->fleet = true;
+                break;
+        case 'S':
+                a->store = v;
                 break;
         case 'd': {
                 char *s = strdup(v);
@@ -94,8 +100,9 @@ static void print_text(json_object *a) {
         for (size_t i = 0; i < alen(gpus); i++) {
                 json_object *g = json_object_array_get_idx(gpus, i);
                 json_object *l = json_object_object_get(g, "layout");
-                printf("\nGPU %s  %s\n", json_text(json_object_object_get(g, "address")),
-                       json_text(json_object_object_get(g, "name")));
+                json_object *host = json_object_object_get(g, "host");
+                printf("\nGPU %s%s%s  %s\n", host ? json_text(host) : "", host ? " " : "",
+                       json_text(json_object_object_get(g, "address")), json_text(json_object_object_get(g, "name")));
                 _cleanup_free_ char *lay = NULL;
                 if (l) {
                         json_object *un = json_object_object_get(l, "unit_name");
@@ -105,11 +112,20 @@ static void print_text(json_object *a) {
                 }
                 printf("  %-12s %s%s%s\n", "mode", json_text(json_object_object_get(g, "mode")), lay ? ": " : "",
                        lay ?: "");
+                if (json_object_get_boolean(json_object_object_get(g, "in_use")))
+                        printf("  %-12s in use in %s mode: only the units free in it now are counted\n", "pool",
+                               json_text(json_object_object_get(g, "mode_now")));
                 print_list("why", json_object_object_get(g, "reasons"));
                 print_list("trade-offs", json_object_object_get(g, "tradeoffs"));
                 print_modes("ruled out", json_object_object_get(g, "ruled_out"));
                 print_modes("not chosen", json_object_object_get(g, "excluded"));
         }
+        json_object *lo = json_object_object_get(a, "left_out");
+        if (alen(lo))
+                putchar('\n');
+        print_list("left out", lo);
+        if (json_object_object_get(a, "host_decides"))
+                printf("\nNote: %s.\n", json_text(json_object_object_get(a, "host_decides")));
         json_object *w = json_object_object_get(a, "warnings");
         if (alen(w))
                 putchar('\n');
@@ -127,6 +143,42 @@ static void read_mig(Root *root, json_object *inv, MigGpu **ret, size_t *ret_n) 
         inventory_add_mig(inv, *ret, *ret_n);
 }
 
+/* advise --fleet: the pool as the store holds it (read only: this host is not registered by it). */
+static int advise_over_fleet(const AdviseArgs *a, const AdviseRequest *req) {
+        if (a->n_devices > 0 || a->output)
+                return usage_error("advise --fleet: --device and -o are for one host (run gpuvirt advise on it)");
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_root(0, &root);
+        if (r)
+                return r;
+        _cleanup_free_ char *err = NULL;
+        _cleanup_store_free_ Store *s = NULL;
+        r = store_open(a->store ?: getenv("GPUVIRT_FLEET_STORE"), root, &s, &err);
+        if (r == -EINVAL)
+                return usage_error("%s", strna(err));
+        if (r < 0)
+                return log_error("Cannot open the fleet store: %s", err ?: errno_message(r)), EXIT_FAILURE;
+        _cleanup_fleet_free_ Fleet *f = NULL;
+        size_t damaged = 0;
+        _cleanup_free_ char *lerr = NULL;
+        if ((r = fleet_load(s, FLEET_FRAG, &f, &damaged, &lerr)) < 0)
+                return log_error("%s", strna(lerr)), EXIT_FAILURE;
+        if (damaged)
+                log_warning("Skipped %zu damaged record(s) in the fleet store.", damaged);
+        if (fleet_n_gpus(f) == 0)
+                return log_error("advise --fleet: the pool has no GPUs (no host has published any: gpuvirt fleet hosts)."),
+                       EXIT_FAILURE;
+        json_object *adv = NULL;
+        if ((r = advise_fleet(f, req, &adv)) < 0)
+                return log_error_errno(r, "Cannot advise: %m"), EXIT_FAILURE;
+        if (arg.json)
+                json_print(adv, stdout);
+        else
+                print_text(adv);
+        json_object_put(adv);
+        return 0;
+}
+
 int verb_advise(int argc, char **argv) {
         static const struct option opts[] = {
                 {"workload", required_argument, NULL, 'w'},
@@ -136,6 +188,7 @@ int verb_advise(int argc, char **argv) {
                 {"memory-per-tenant", required_argument, NULL, 'm'},
                 {"device", required_argument, NULL, 'd'},
                 {"fleet", no_argument, NULL, 'F'},
+                {"store", required_argument, NULL, 'S'},
                 {"output", required_argument, NULL, 'o'},
                 {},
         };
@@ -162,10 +215,10 @@ int verb_advise(int argc, char **argv) {
                 return r;
         if (a.memory && (r = parse_count("--memory-per-tenant", a.memory, &req.memory_gb)))
                 return r;
+        if (a.store && !a.fleet)
+                return usage_error("advise: --store is for --fleet");
         if (a.fleet)
-                return log_error("advise --fleet: this build has no fleet pool yet (the GPU pool across hosts); "
-                                 "advise one host at a time."),
-                       EXIT_FAILURE;
+                return advise_over_fleet(&a, &req);
 
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;

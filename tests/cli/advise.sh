@@ -67,8 +67,60 @@ adv h100 '[.gpus[1:][] | .layout.memory_mb] | all(. >= 12288)' --workload infere
 adv t4-grid '.tenants.served == 12 and (.warnings[0] | test("12 served"))' --workload inference --tenants 100 \
         --isolation driver
 adv t4-grid '[.gpus[] | .address] == ["0000:5e:00.0"]' --workload vdi --device 5e:00.0
-# advice over a fleet does not exist yet
-expect_rc 1 "$GPUVIRT" --root "$TMP/t4-grid" advise --workload vdi --fleet && expect_in "$ERR" "no fleet pool yet" "--fleet"
+
+# --fleet: the pool of three hosts (each publishes its GPUs into its own local store; the stores merged into
+# one, as etcd would hold them), two MIG instances already reserved on the DGX
+for h in dgx:dgx-a100 t4:t4-grid hopper:h100; do
+        n=${h%%:*}
+        "$GPUVIRT" sim create "$TMP/f-$n" --profile "${h#*:}" >/dev/null
+        echo "$n" >"$TMP/f-$n/etc/hostname"
+        "$GPUVIRT" --root "$TMP/f-$n" fleet hosts >/dev/null || fail "$n: fleet hosts"
+done
+"$GPUVIRT" --root "$TMP/f-dgx" fleet request mig:3g.20gb --owner vm1 --count 2 --same-host >/dev/null || fail "reserve"
+POOL="$TMP/f-dgx/var/lib/gpuvirt/fleet/store.json"
+jq -s '{revision: (map(.revision) | add), leases: {}, kv: (map(.kv) | add)}' "$POOL" \
+        "$TMP/f-t4/var/lib/gpuvirt/fleet/store.json" "$TMP/f-hopper/var/lib/gpuvirt/fleet/store.json" >"$TMP/pool.json"
+cp "$TMP/pool.json" "$POOL"
+F=(--root "$TMP/f-dgx")
+"$GPUVIRT" "${F[@]}" fleet hosts >"$TMP/hosts" 2>&1 || fail "merged pool: $(cat "$TMP/hosts")"
+for w in inference vdi; do
+        "$GPUVIRT" "${F[@]}" advise --fleet --workload "$w" --tenants 40 >"$TMP/actual" 2>&1 ||
+                fail "advise --fleet --workload $w exited $?"
+        compare "fleet.$w.txt" "$TMP/actual"
+done
+"$GPUVIRT" "${F[@]}" --json advise --fleet --workload training --store local >"$TMP/actual" || fail "advise --fleet --json"
+compare "fleet.training.json" "$TMP/actual"
+cp "$POOL" "$TMP/pool-before.json"
+"$GPUVIRT" "${F[@]}" --json advise --fleet --workload training >"$TMP/fleet-training.json"
+# the same per-GPU decision as on the host: the T4s and H100s get what the host's own advice gives them
+for h in t4:t4-grid hopper:h100; do
+        "$GPUVIRT" --root "$TMP/f-${h%%:*}" --json advise --workload vdi >"$TMP/host.json"
+        "$GPUVIRT" "${F[@]}" --json advise --fleet --workload vdi >"$TMP/fleet.json"
+        hm=$(jq -c '[.gpus[] | select(.mode != "host") | [.address, .mode, .layout.unit, .layout.count]]' "$TMP/host.json")
+        fm=$(jq -c --arg h "${h%%:*}" '[.gpus[] | select(.host == $h and .mode != "host") | [.address, .mode, .layout.unit, .layout.count]]' "$TMP/fleet.json")
+        [ "$hm" = "$fm" ] && [ "$hm" != "[]" ] && ok || fail "${h%%:*}: host advice $hm, fleet advice $fm"
+done
+# reading the pool changes nothing in it
+cmp -s "$POOL" "$TMP/pool-before.json" && ok || fail "advise --fleet wrote the store"
+# the reserved MIG instances count: the GPU that holds them offers less than the free ones
+"$GPUVIRT" "${F[@]}" --json fleet gpus dgx >"$TMP/gpus.json"
+BUSY=$(jq -r '.[] | select(.units > 0) | .address' "$TMP/gpus.json")
+mv "$TMP/fleet-training.json" "$TMP/fleet.json"
+jq -e --arg b "$BUSY" '([.gpus[] | select(.host == "dgx" and .address == $b) | .tenants] | length == 1) and
+        ([.gpus[] | select(.host == "dgx" and .address == $b) | .tenants][0] <
+         [.gpus[] | select(.host == "dgx" and .address != $b and .mode != "host") | .tenants][0])' "$TMP/fleet.json" >/dev/null &&
+        ok || fail "the reserved GPU $BUSY: $(jq -c '[.gpus[] | select(.host == "dgx") | [.address, .mode, .tenants]]' "$TMP/fleet.json")"
+# a host whose lease is gone is left out
+jq 'del(.kv["/gpuvirt/v1/alive/t4"])' "$TMP/pool-before.json" >"$POOL"
+expect_rc 0 "$GPUVIRT" "${F[@]}" --json advise --fleet --workload vdi
+echo "$OUT" | jq -e '(.left_out | length == 4 and all(startswith("t4 ") and endswith("its host is down"))) and
+        ([.gpus[].host] | index("t4") == null)' >/dev/null && ok || fail "host down: $OUT"
+expect_rc 2 "$GPUVIRT" "${F[@]}" advise --fleet --workload vdi -o "$TMP/x.yaml" && expect_in "$ERR" "for one host" "--fleet -o"
+expect_rc 2 "$GPUVIRT" "${F[@]}" advise --fleet --workload vdi --device 23:00.0
+expect_rc 2 "$GPUVIRT" "${F[@]}" advise --workload vdi --store local && expect_in "$ERR" "--store is for --fleet" "--store alone"
+expect_rc 2 "$GPUVIRT" "${F[@]}" advise --fleet --workload vdi --store zk://x
+"$GPUVIRT" sim create "$TMP/f-empty" --profile t4-grid >/dev/null
+expect_rc 1 "$GPUVIRT" --root "$TMP/f-empty" advise --fleet --workload vdi && expect_in "$ERR" "the pool has no GPUs" "empty pool"
 # bad input changes nothing and says why
 expect_rc 2 "$GPUVIRT" --root "$TMP/t4-grid" advise
 expect_rc 2 "$GPUVIRT" --root "$TMP/t4-grid" advise --workload gaming

@@ -8,6 +8,7 @@
 #include "basic/json-util.h"
 #include "core/host/inventory.h"
 #include "core/host/iommu.h"
+#include "core/fleet/fleet.h"
 
 typedef struct Ctx {
         const PciHost *host;
@@ -24,7 +25,22 @@ typedef struct Gpu {
         json_object *inv;   /* the inventory's device object */
         const MigGpu *mig;  /* NULL when NVML does not know it */
         bool consumer;      /* check's consumer-gpu verdict */
+        const Fleet *fleet; /* advise --fleet: the pool's GPU (NULL: a GPU of this host) */
+        uint32_t fleet_gpu;
 } Gpu;
+
+/* A pool GPU that serves units now (the fleet's or its host's own): it keeps its mode. */
+static bool pool_in_use(const FleetGpuInfo *gi) {
+        return gi->n_units > 0 || gi->base_occ > 0 || gi->base_vgpu_count > 0 || gi->base_vfs_used > 0;
+}
+
+/* At most cap units of a kind (idx: MIG profile / vGPU type): on a pool GPU in use, what is free on it now
+ * (the scheduler's count); an idle one, like a host's GPU, may change mode. */
+static unsigned pool_cap(const Gpu *g, FleetKind k, int idx, unsigned cap) {
+        if (!g->fleet || !pool_in_use(fleet_gpu(g->fleet, g->fleet_gpu)))
+                return cap;
+        return MIN(cap, fleet_gpu_free_units(g->fleet, g->fleet_gpu, k, idx));
+}
 
 /* One way to lay a mode out on a GPU. */
 typedef struct Layout {
@@ -82,6 +98,10 @@ static char *no_iommu(const Ctx *c) {
 
 /* Passthrough: the inventory's verdict (passthrough_blocker), a shared group named by what shares it. */
 static char *passthrough_ruled_out(const Ctx *c, const Gpu *g) {
+        if (g->fleet) {
+                const FleetGpuInfo *gi = fleet_gpu(g->fleet, g->fleet_gpu);
+                return gi->isolated ? NULL : strdup(gi->isolation_reason ?: "not isolated (as its host publishes it)");
+        }
         char *r = no_iommu(c);
         if (r)
                 return r;
@@ -228,7 +248,7 @@ static bool memory_ok(const Ctx *c, unsigned long long unit_mb) {
 }
 
 static unsigned long long gpu_memory_mb(const Gpu *g) {
-        unsigned long long mb = 0;
+        unsigned long long mb = g->fleet ? fleet_gpu(g->fleet, g->fleet_gpu)->model.memory_mb : 0;
         for (size_t i = 0; g->mig && i < g->mig->n_profiles; i++)
                 mb = MAX(mb, g->mig->profiles[i].memory_mb);
         json_object *types = json_object_object_get(modes_of(g, "mdev"), "types");
@@ -262,7 +282,7 @@ static void layout_vgpu(const Ctx *c, const Gpu *g, unsigned want, Layout *best)
                         continue;
                 long long fb = json_object_get_int64(json_object_object_get(t, "framebuffer_mb"));
                 int avail = json_object_get_int(json_object_object_get(t, "available_instances"));
-                Layout l = {.mode = GPU_MODE_VGPU, .capacity = (unsigned)MAX(avail, 0),
+                Layout l = {.mode = GPU_MODE_VGPU, .capacity = pool_cap(g, FLEET_VGPU, (int)i, (unsigned)MAX(avail, 0)),
                             .unit_mb = fb > 0 ? (unsigned long long)fb : 0, .path = unit_path(g, GPU_MODE_VGPU)};
                 snprintf(l.unit, sizeof l.unit, "%s", json_object_get_string(json_object_object_get(t, "id")));
                 snprintf(l.unit_name, sizeof l.unit_name, "%s", name ?: "");
@@ -282,7 +302,8 @@ static void layout_vgpu(const Ctx *c, const Gpu *g, unsigned want, Layout *best)
                         continue;
                 /* time-sliced types of one size: the GPU's memory divided, one VF each */
                 unsigned long long n = total / ((unsigned long long)gb * 1024);
-                Layout l = {.mode = GPU_MODE_VGPU, .capacity = (unsigned)MIN(n, (unsigned long long)MAX(vfs, 0)),
+                Layout l = {.mode = GPU_MODE_VGPU,
+                            .capacity = pool_cap(g, FLEET_VGPU, (int)i, (unsigned)MIN(n, (unsigned long long)MAX(vfs, 0))),
                             .unit_mb = (unsigned long long)gb * 1024, .path = UNIT_PATH_VF_NVIDIA};
                 snprintf(l.unit, sizeof l.unit, "%d", json_object_get_int(json_object_object_get(t, "id")));
                 snprintf(l.unit_name, sizeof l.unit_name, "%s", name);
@@ -303,7 +324,8 @@ static void layout_mig(const Ctx *c, const Gpu *g, unsigned want, Layout *best) 
                         if (mig_layout_fits(g->mig, counts, &why) == 0)
                                 fit = k;
                 }
-                Layout l = {.mode = GPU_MODE_MIG, .capacity = fit, .unit_mb = p->memory_mb, .path = UNIT_PATH_MIG};
+                Layout l = {.mode = GPU_MODE_MIG, .capacity = pool_cap(g, FLEET_MIG, (int)i, fit), .unit_mb = p->memory_mb,
+                            .path = UNIT_PATH_MIG};
                 snprintf(l.unit, sizeof l.unit, "%s", p->name);
                 consider(c, want, &l, best);
         }
@@ -316,13 +338,13 @@ static void layout(const Ctx *c, const Gpu *g, GpuMode m, unsigned want, Layout 
         Layout l = {.mode = m, .path = unit_path(g, m)};
         switch (m) {
         case GPU_MODE_PASSTHROUGH:
-                l.capacity = 1;
+                l.capacity = pool_cap(g, FLEET_PASSTHROUGH, -1, 1);
                 l.unit_mb = gpu_memory_mb(g);
                 snprintf(l.unit, sizeof l.unit, "GPU");
                 consider(c, want, &l, ret);
                 break;
         case GPU_MODE_SRIOV:
-                l.capacity = (unsigned)MAX(g->d->sriov_totalvfs, 0);
+                l.capacity = pool_cap(g, FLEET_VF, -1, (unsigned)MAX(g->d->sriov_totalvfs, 0));
                 snprintf(l.unit, sizeof l.unit, "VF");
                 consider(c, want, &l, ret);
                 break;
@@ -489,6 +511,8 @@ static json_object *request_json(const AdviseRequest *req) {
         return o;
 }
 
+static int advise_gpus(const Ctx *c, const Gpu *list, size_t n, const char *where, json_object **ret);
+
 int advise_host(const PciHost *h, json_object *inventory, const CheckReport *check, const MigGpu *gpus,
                 size_t n_gpus, const AdviseRequest *req, json_object **ret) {
         Ctx c = {.host = h, .check = check, .gpus = gpus, .n_gpus = n_gpus, .req = req,
@@ -520,6 +544,13 @@ int advise_host(const PciHost *h, json_object *inventory, const CheckReport *che
                 const CheckResult *cons = verdict(&c, "consumer-gpu", d);
                 list[n++] = (Gpu){.d = d, .inv = inv, .mig = mg, .consumer = cons && cons->status != CHECK_PASS};
         }
+        return advise_gpus(&c, list, n, "this host", ret);
+}
+
+/* The advice over the GPUs of list in order (the tenants spread evenly over those left), as the one JSON
+ * model; where names them in the warnings ("this host", "the fleet"). */
+static int advise_gpus(const Ctx *c, const Gpu *list, size_t n, const char *where, json_object **ret) {
+        const AdviseRequest *req = c->req;
         json_object *o = json_object_new_object();
         json_object_object_add(o, "request", request_json(req));
         json_object *ja = json_object_new_array();
@@ -531,7 +562,7 @@ int advise_host(const PciHost *h, json_object *inventory, const CheckReport *che
                 }
                 unsigned want = req->tenants ? (rem + (unsigned)(n - i) - 1) / (unsigned)(n - i) : 0, got = 0;
                 json_object *g = NULL;
-                int r = advise_gpu(&c, &list[i], want, &got, &g);
+                int r = advise_gpu(c, &list[i], want, &got, &g);
                 if (r < 0) {
                         json_object_put(ja);
                         json_object_put(o);
@@ -548,10 +579,10 @@ int advise_host(const PciHost *h, json_object *inventory, const CheckReport *che
         json_object_object_add(o, "tenants", t);
         json_object *w = json_object_new_array();
         if (req->tenants && served < req->tenants)
-                push(w, "%u tenant(s) asked, %u served: this host lacks the units (see what each GPU rules out)",
-                     req->tenants, served);
+                push(w, "%u tenant(s) asked, %u served: %s lacks the units (see what each GPU rules out)",
+                     req->tenants, served, where);
         if (served == 0)
-                push(w, "no GPU of this host serves a tenant for this request");
+                push(w, "no GPU of %s serves a tenant for this request", where);
         json_object_object_add(o, "warnings", w);
         *ret = o;
         return 0;
@@ -593,5 +624,114 @@ int advise_host_spec(json_object *advice, HostSpec **ret) {
                 }
         }
         *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* ---- advise --fleet: the same decision over the pool's GPUs ---- */
+
+/* What the pool does not carry of what the host-local advice reads. */
+#define FLEET_HOST_DECIDES                                                                                         \
+        "the pool carries the model, its units and the host's isolation verdict, not check's verdicts (the vendor " \
+        "host driver, the vGPU license server, a consumer card): the host's own gpuvirt advise decides those"
+
+/* The inventory object advise_gpu() reads, from what the host published of the GPU. */
+static json_object *pool_inventory(const FleetGpuInfo *gi) {
+        const FleetModelInfo *m = &gi->model;
+        json_object *o = json_object_new_object(), *modes = json_object_new_object();
+        json_object_object_add(o, "address", json_object_new_string(gi->address));
+        json_object_object_add(o, "name", json_object_new_string(m->name));
+        if (m->n_types > 0) {
+                json_object *mode = json_object_new_object(), *types = json_object_new_array();
+                for (size_t i = 0; i < m->n_types; i++) {
+                        json_object *t = json_object_new_object();
+                        unsigned gb;
+                        char series;
+                        if (m->vgpu_vendor) {
+                                uint32_t id = 0;
+                                (void)parse_u32(m->types[i].id, 10, &id);
+                                json_object_object_add(t, "id", json_object_new_int((int)id));
+                        } else {
+                                json_object_object_add(t, "id", json_object_new_string(m->types[i].id));
+                                json_object_object_add(t, "available_instances", json_object_new_int((int)m->types[i].max));
+                                json_object_object_add(t, "framebuffer_mb", json_object_new_int64(
+                                        type_series(m->types[i].name, &gb, &series) ? (int64_t)gb * 1024 : 0));
+                        }
+                        json_object_object_add(t, "name", json_object_new_string(m->types[i].name));
+                        json_object_array_add(types, t);
+                }
+                json_object_object_add(mode, "types", types);
+                if (m->vgpu_vendor) {
+                        json_object_object_add(mode, "vfs", json_object_new_int((int)m->total_vfs));
+                        json_object_object_add(mode, "vfs_in_use", json_object_new_int(0));
+                }
+                json_object_object_add(modes, m->vgpu_vendor ? "vendor_vgpu" : "mdev", mode);
+        }
+        json_object *mig = json_object_new_object();
+        json_object_object_add(mig, "capable", json_object_new_boolean(m->n_mig > 0));
+        json_object_object_add(modes, "mig", mig);
+        json_object_object_add(o, "modes", modes);
+        return o;
+}
+
+int advise_fleet(const Fleet *f, const AdviseRequest *req, json_object **ret) {
+        Ctx c = {.req = req, .wf = workload_facts(req->workload), .iommu = IOMMU_ON};
+        if (!c.wf)
+                return -EINVAL;
+        size_t n_all = fleet_n_gpus(f), n = 0;
+        _cleanup_free_ Gpu *list = calloc(n_all + 1, sizeof *list);
+        _cleanup_free_ PciDevice *devs = calloc(n_all + 1, sizeof *devs);
+        _cleanup_free_ MigGpu *migs = calloc(n_all + 1, sizeof *migs);
+        json_object *invs = json_object_new_array(), *left_out = json_object_new_array();
+        int r = list && devs && migs && invs && left_out ? 0 : -ENOMEM;
+        for (uint32_t i = 0; i < n_all && r >= 0; i++) {
+                const FleetGpuInfo *gi = fleet_gpu(f, i);
+                int h = fleet_host_find(f, gi->host);
+                if (h < 0 || !fleet_host_up(f, (uint32_t)h) || gi->drain) {
+                        push(left_out, "%s %s: %s", gi->host, gi->address, gi->drain ? "draining" : "its host is down");
+                        continue;
+                }
+                PciDevice *d = &devs[n];
+                (void)pci_addr_parse(gi->address, &d->a);
+                *d = (PciDevice){.a = d->a, .vendor = gi->model.vendor, .device = gi->model.device, .iommu_group = -1,
+                                 .numa_node = gi->numa, .boot_vga = -1, .sriov_totalvfs = (int)gi->model.total_vfs,
+                                 .sriov_numvfs = -1};
+                snprintf(d->addr, sizeof d->addr, "%s", gi->address);
+                MigGpu *mg = NULL;
+                if (gi->model.n_mig > 0) {
+                        mg = &migs[n];
+                        snprintf(mg->address, sizeof mg->address, "%s", gi->address);
+                        mg->capable = true;
+                        mg->slices = gi->model.mig_slices;
+                        mg->n_profiles = gi->model.n_mig;
+                        memcpy(mg->profiles, gi->model.mig, sizeof mg->profiles);
+                }
+                json_object *inv = pool_inventory(gi);
+                json_object_array_add(invs, inv);
+                list[n++] = (Gpu){.d = d, .inv = inv, .mig = mg, .fleet = f, .fleet_gpu = i};
+        }
+        json_object *o = NULL;
+        if (r >= 0)
+                r = advise_gpus(&c, list, n, "the fleet", &o);
+        if (r >= 0) {
+                json_object *ga = json_object_object_get(o, "gpus");
+                for (size_t i = 0; i < alen(ga); i++) {
+                        json_object *g = json_object_array_get_idx(ga, i);
+                        const FleetGpuInfo *gi = fleet_gpu(f, list[i].fleet_gpu);
+                        json_object_object_add(g, "host", json_object_new_string(gi->host));
+                        /* in use: the advice is what is left in the mode it has now */
+                        json_object_object_add(g, "in_use", json_object_new_boolean(pool_in_use(gi)));
+                        json_object_object_add(g, "mode_now", json_object_new_string(gpu_mode_to_string(
+                                gi->n_units ? fleet_kind_mode(gi->units[0].kind) : gi->base_mode)));
+                }
+                json_object_object_add(o, "scope", json_object_new_string("fleet"));
+                json_object_object_add(o, "host_decides", json_object_new_string(FLEET_HOST_DECIDES));
+                json_object_object_add(o, "hosts", json_object_new_int((int)fleet_n_hosts(f)));
+                json_object_object_add(o, "left_out", json_object_get(left_out));
+        }
+        json_object_put(invs);
+        json_object_put(left_out);
+        if (r < 0)
+                return r;
+        *ret = o;
         return 0;
 }

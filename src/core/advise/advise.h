@@ -35,5 +35,12 @@ typedef struct AdviseRequest {
 int advise_host(const PciHost *h, json_object *inventory, const CheckReport *check, const MigGpu *gpus,
                 size_t n_gpus, const AdviseRequest *req, json_object **ret);
 
+typedef struct Fleet Fleet;
+
+/* The same advice over the fleet pool (core/fleet: what each host publishes of its GPUs, the units free on
+ * each now), each GPU object with its "host"; hosts that are down and GPUs being drained are left out
+ * ("left_out"). What the pool does not carry (check's verdicts) is named in "host_decides". */
+int advise_fleet(const Fleet *f, const AdviseRequest *req, json_object **ret);
+
 /* The desired state that carries the advice out: one entry per advised GPU, by address. */
 int advise_host_spec(json_object *advice, HostSpec **ret);
