@@ -141,8 +141,9 @@ static const Verb verbs[] = {
         {"advise", 0, verb_advise,
          "advise --workload training|inference|vdi|graphics|batch [--tenants N] [--live-migration]\n"
          "         [--isolation physical|hardware|driver] [--memory-per-tenant GB] [--device BDF]... [-o FILE]\n"
+         "         [--fleet [--store URL]]\n"
          "                            one mode per GPU for the workload, with reasons and trade-offs",
-         .options = "--workload --tenants --live-migration --isolation --memory-per-tenant --device --fleet --output"},
+         .options = "--workload --tenants --live-migration --isolation --memory-per-tenant --device --fleet --store --output"},
         {"plan", 0, verb_state, "plan [-f FILE]            the steps from now to the desired state (/etc/gpuvirt/host.yaml)",
          .options = "--file"},
         {"apply", 0, verb_state, "apply [-f FILE]           carry them out, journaled, in a fixed order",
