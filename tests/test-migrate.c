@@ -40,21 +40,21 @@ static void test_equivalent_pci(void **state) {
         size_t idx[8];
         char *why = NULL;
         /* free: the first T4 not used by a domain there */
-        assert_int_equal(migrate_find_equivalent(&u, ids, 0, 0, devs, 3, doms, 1, NULL, 0, idx, &why), 0);
+        assert_int_equal(migrate_find_equivalent(&u, ids, 0, 0, devs, 3, doms, 1, NULL, idx, &why), 0);
         assert_int_equal(idx[0], 2);
         /* ... and not one an earlier unit of the same move took */
-        char *taken[] = {(char *)"pci_0000_af_00_0"};
-        assert_int_equal(migrate_find_equivalent(&u, ids, 0, 0, devs, 3, doms, 1, taken, 1, idx, &why), -ENOENT);
-        assert_string_equal(why, "0000:5e:00.0: the destination's device 10de:1eb8 (2 found) are all in use (0000:3b:00.0 by "
+        char *taken[] = {(char *)"pci_0000_af_00_0", NULL};
+        assert_int_equal(migrate_find_equivalent(&u, ids, 0, 0, devs, 3, doms, 1, taken, idx, &why), -ENOENT);
+        assert_string_equal(why, "0000:5e:00.0: every device 10de:1eb8 on the destination (2) is in use (0000:3b:00.0 by "
                                  "domain 'web')");
         free(why);
         /* used by the persistent definition of a stopped domain counts too */
         VirtDomain cfg[] = {{.name = (char *)"stopped", .config = {.hostdevs = &used, .n_hostdevs = 1}}};
-        assert_int_equal(migrate_find_equivalent(&u, ids, 0, 0, devs, 2, cfg, 1, NULL, 0, idx, &why), -ENOENT);
+        assert_int_equal(migrate_find_equivalent(&u, ids, 0, 0, devs, 2, cfg, 1, NULL, idx, &why), -ENOENT);
         assert_non_null(strstr(why, "by domain 'stopped'"));
         free(why);
         /* no such model at all */
-        assert_int_equal(migrate_find_equivalent(&u, ids, 0, 0, devs, 1, NULL, 0, NULL, 0, idx, &why), -ENOENT);
+        assert_int_equal(migrate_find_equivalent(&u, ids, 0, 0, devs, 1, NULL, 0, NULL, idx, &why), -ENOENT);
         assert_string_equal(why, "0000:5e:00.0: the destination has no device 10de:1eb8");
         free(why);
 }
@@ -68,7 +68,7 @@ static void test_equivalent_card_and_vf(void **state) {
                                  nd("pci_0000_af_00_1", 0xaf, 1, T4_AUDIO)};
         size_t idx[8];
         char *why = NULL;
-        assert_int_equal(migrate_find_equivalent(&u, ids, 0, 0, lone, 3, NULL, 0, NULL, 0, idx, &why), 0);
+        assert_int_equal(migrate_find_equivalent(&u, ids, 0, 0, lone, 3, NULL, 0, NULL, idx, &why), 0);
         assert_int_equal(idx[0], 1); /* 3b has no audio function: not the same card */
         assert_int_equal(idx[1], 2);
 
@@ -82,9 +82,9 @@ static void test_equivalent_card_and_vf(void **state) {
         devs[1].is_vf = devs[3].is_vf = true;
         devs[1].pf = devs[0].addr;
         devs[3].pf = devs[2].addr;
-        assert_int_equal(migrate_find_equivalent(&v, vid, 0x1002, 0x6864, devs, 5, NULL, 0, NULL, 0, idx, &why), 0);
+        assert_int_equal(migrate_find_equivalent(&v, vid, 0x1002, 0x6864, devs, 5, NULL, 0, NULL, idx, &why), 0);
         assert_int_equal(idx[0], 3);
-        assert_int_equal(migrate_find_equivalent(&v, vid, 0x1002, 0x6864, devs, 2, NULL, 0, NULL, 0, idx, &why), -ENOENT);
+        assert_int_equal(migrate_find_equivalent(&v, vid, 0x1002, 0x6864, devs, 2, NULL, 0, NULL, idx, &why), -ENOENT);
         assert_string_equal(why, "0000:16:00.2: the destination has no VF 1002:686c of a 1002:6864 PF");
         free(why);
 }

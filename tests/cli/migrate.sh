@@ -93,7 +93,7 @@ expect_rc 0 "$GPUVIRT" "${S[@]}" vm migrate train "test:///$RA" --plan --detach-
                 "detach-reattach plan text"
 expect_rc 1 "$GPUVIRT" "${S[@]}" --json vm migrate train "test:///$RU" --plan --detach-reattach
 echo "$OUT" | jq -e '(.live_migration | not) and .units[0].reattach.destination_device == null and .units[0].blockers ==
-        ["0000:5e:00.0: the destination'"'"'s device 10de:1eb8 (1 found) are all in use (0000:3b:00.0 by domain '"'"'other'"'"')"]' \
+        ["0000:5e:00.0: every device 10de:1eb8 on the destination (1) is in use (0000:3b:00.0 by domain '"'"'other'"'"')"]' \
         >/dev/null && ok || fail "detach-reattach, equivalent used there: $OUT"
 expect_rc 1 "$GPUVIRT" "${S[@]}" --json vm migrate train "test:///$RN" --plan --detach-reattach
 echo "$OUT" | jq -e '.units[0].blockers == ["0000:5e:00.0: the destination has no device 10de:1eb8"]' >/dev/null && ok ||

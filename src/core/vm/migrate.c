@@ -193,10 +193,8 @@ int migrate_run(Virt *src, Virt *dst, const MigratePlan *p, char **ret_error) {
                 if (r < 0)
                         *ret_error = strdup_printf("cannot create mdev %s (%s) under %s on the destination: %s", m->unit.id,
                                                    m->unit.type, m->dest_parent, virt_last_error(dst));
-                else if (strv_push(&created, &nc, name) < 0) {
-                        free(name);
-                        r = -ENOMEM;
-                }
+                else
+                        r = strv_push(&created, &nc, name); /* frees name when it fails */
         }
         if (r >= 0 && (r = virt_migrate(src, p->domain, p->dest_uri)) < 0)
                 *ret_error = strdup_printf("migration of %s to %s failed: %s", p->domain, p->dest_uri, virt_last_error(src));
@@ -209,16 +207,10 @@ int migrate_run(Virt *src, Virt *dst, const MigratePlan *p, char **ret_error) {
 
 /* ---- --detach-reattach ---- */
 
-static void strv_freen(char **l, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                free(l[i]);
-        free(l);
-}
-
 static void reattach_done(MigrateUnit *m) {
-        strv_freen(m->src_elems, m->n_src_elems);
-        strv_freen(m->dest_nodedevs, m->n_dest_nodedevs);
-        strv_freen(m->dest_elems, m->n_dest_elems);
+        strv_free(m->src_elems);
+        strv_free(m->dest_nodedevs);
+        strv_free(m->dest_elems);
         m->src_elems = m->dest_nodedevs = m->dest_elems = NULL;
         m->n_src_elems = m->n_dest_nodedevs = m->n_dest_elems = 0;
 }
@@ -247,16 +239,9 @@ static const VirtPciNodedev *nodedev_at(const VirtPciNodedev *devs, size_t n, co
         return NULL;
 }
 
-static bool strv_has(char *const *l, size_t n, const char *s) {
-        for (size_t i = 0; i < n; i++)
-                if (streq(l[i], s))
-                        return true;
-        return false;
-}
-
 int migrate_find_equivalent(const Unit *u, const uint32_t *func_ids, uint16_t pf_vendor, uint16_t pf_device,
                             const VirtPciNodedev *devs, size_t n_devs, const VirtDomain *doms, size_t n_doms,
-                            char *const *taken, size_t n_taken, size_t *ret_funcs, char **ret_why) {
+                            char *const *taken, size_t *ret_funcs, char **ret_why) {
         bool vf = u->kind == UNIT_VF;
         size_t models = 0;
         const char *used_by = NULL;
@@ -289,7 +274,7 @@ int migrate_find_equivalent(const Unit *u, const uint32_t *func_ids, uint16_t pf
                 bool chosen = false;
                 for (size_t f = 0; f < u->n_funcs && !user && !chosen; f++) {
                         user = nodedev_user(&devs[idx[f]], doms, n_doms);
-                        chosen = strv_has(taken, n_taken, devs[idx[f]].name);
+                        chosen = strv_contains(taken, devs[idx[f]].name);
                 }
                 if (user) {
                         used_by = user;
@@ -311,16 +296,16 @@ int migrate_find_equivalent(const Unit *u, const uint32_t *func_ids, uint16_t pf
         if (models == 0)
                 *ret_why = strdup_printf("%s: the destination has no %s", u->id, what);
         else if (used_by)
-                *ret_why = strdup_printf("%s: the destination's %s (%zu found) are all in use (%s by domain '%s')", u->id,
+                *ret_why = strdup_printf("%s: every %s on the destination (%zu) is in use (%s by domain '%s')", u->id,
                                          what, models, used_dev, used_by);
         else
-                *ret_why = strdup_printf("%s: the destination's %s (%zu found) are all taken by the other units", u->id,
-                                         what, models);
+                *ret_why = strdup_printf("%s: every %s on the destination (%zu) is taken by the other units of this move",
+                                         u->id, what, models);
         return *ret_why ? -ENOENT : -ENOMEM;
 }
 
 /* The unit's elements in the source domain's live definition, and the destination's equivalent. */
-static int plan_reattach_unit(MigratePlan *p, MigrateUnit *m, const PciHost *h, const char *live_xml,
+static int plan_reattach_unit(MigrateUnit *m, const PciHost *h, const char *live_xml,
                               const VirtPciNodedev *devs, size_t n_devs, const VirtDomain *doms, size_t n_doms,
                               char ***taken, size_t *n_taken) {
         const Unit *u = &m->unit;
@@ -334,10 +319,8 @@ static int plan_reattach_unit(MigratePlan *p, MigrateUnit *m, const PciHost *h, 
                 r = domain_xml_hostdev_element(live_xml, &refs[i], &el);
                 if (r == -ENOENT)
                         continue; /* a function the domain does not have */
-                if (r < 0 || (r = strv_push(&m->src_elems, &m->n_src_elems, el)) < 0) {
-                        free(el);
-                        return r;
-                }
+                if (r < 0 || (r = strv_push(&m->src_elems, &m->n_src_elems, el)) < 0)
+                        return r; /* strv_push frees el when it fails */
         }
         uint32_t ids[8] = {};
         uint16_t pfv = 0, pfd = 0;
@@ -357,7 +340,7 @@ static int plan_reattach_unit(MigratePlan *p, MigrateUnit *m, const PciHost *h, 
         }
         size_t idx[8];
         _cleanup_free_ char *why = NULL;
-        r = migrate_find_equivalent(u, ids, pfv, pfd, devs, n_devs, doms, n_doms, *taken, *n_taken, idx, &why);
+        r = migrate_find_equivalent(u, ids, pfv, pfd, devs, n_devs, doms, n_doms, *taken, idx, &why);
         if (r == -ENOENT) {
                 push(m->blockers, "%s", why);
                 return 0;
@@ -370,17 +353,23 @@ static int plan_reattach_unit(MigratePlan *p, MigrateUnit *m, const PciHost *h, 
                 return -ENOMEM;
         for (size_t f = 0; f < u->n_funcs; f++) {
                 funcs[f] = devs[idx[f]].addr;
-                char *n = strdup(devs[idx[f]].name), *t = strdup(devs[idx[f]].name);
-                if (!n || !t || strv_push(&m->dest_nodedevs, &m->n_dest_nodedevs, n) < 0 || strv_push(taken, n_taken, t) < 0) {
-                        free(n);
-                        free(t);
+                char *a = strdup(devs[idx[f]].name), *b = strdup(devs[idx[f]].name);
+                if (!a || !b) {
+                        free(a);
+                        free(b);
                         return -ENOMEM;
                 }
+                /* strv_push frees what it cannot take */
+                if ((r = strv_push(&m->dest_nodedevs, &m->n_dest_nodedevs, a)) < 0) {
+                        free(b);
+                        return r;
+                }
+                if ((r = strv_push(taken, n_taken, b)) < 0)
+                        return r;
         }
         dest.funcs = funcs;
         dest.n_funcs = u->n_funcs;
         pci_addr_format(&funcs[0], m->dest_device);
-        (void)p;
         return unit_hostdev_elements(&dest, -1, &m->dest_elems, &m->n_dest_elems);
 }
 
@@ -399,10 +388,13 @@ int migrate_plan_detach_reattach(MigratePlan *p, const PciHost *h, Virt *src, Vi
                 goto recount;
         if ((r = virt_domain_xml(src, p->domain, false, &xml)) < 0)
                 return r;
+        bool listed = false;
         if (dst && virt_list_pci_nodedevs(dst, &devs, &n_devs) < 0)
                 push(p->blockers, "cannot list the destination's node devices: %s", virt_last_error(dst));
         else if (dst && virt_list_domains(dst, &doms, &n_doms) < 0)
                 push(p->blockers, "cannot list the destination's domains: %s", virt_last_error(dst));
+        else
+                listed = dst != NULL;
         for (size_t i = 0; i < p->n_units && r >= 0; i++) {
                 MigrateUnit *m = &p->units[i];
                 if (m->unit.n_funcs == 0 || unit_migration_path(&m->unit) != UNIT_PATH_VFIO_PCI)
@@ -414,13 +406,13 @@ int migrate_plan_detach_reattach(MigratePlan *p, const PciHost *h, Virt *src, Vi
                         break;
                 }
                 m->reattach = true;
-                if (dst)
-                        r = plan_reattach_unit(p, m, h, xml, devs, n_devs, doms, n_doms, &taken, &n_taken);
+                if (listed)
+                        r = plan_reattach_unit(m, h, xml, devs, n_devs, doms, n_doms, &taken, &n_taken);
                 m->migratable = r >= 0 && json_object_array_length(m->blockers) == 0;
         }
         virt_pci_nodedevs_free(devs, n_devs);
         virt_domains_free(doms, n_doms);
-        strv_freen(taken, n_taken);
+        strv_free(taken);
         if (r < 0)
                 return r;
 recount:

@@ -64,12 +64,12 @@ int migrate_run(Virt *src, Virt *dst, const MigratePlan *p, char **ret_error);
 
 /* The destination's equivalent of u (a card: the same vendor:device per function, at the same function
  * numbers of one slot; a VF: a VF of the same vendor:device whose PF is the same model as u's, pf_vendor and
- * pf_device), not referenced by any of the destination's domains and not in taken (n_taken node devices
- * already chosen). *ret_index (function 0's node device, then the others in *ret_funcs) or -ENOENT with
+ * pf_device), not referenced by any of the destination's domains and not in taken (the node devices
+ * already chosen, NULL-terminated, may be NULL). *ret_index (function 0's node device, then the others in *ret_funcs) or -ENOENT with
  * *ret_why saying why none fits; func_ids: vendor << 16 | device of each of u->funcs. Pure: tests call it with made-up node devices. */
 int migrate_find_equivalent(const Unit *u, const uint32_t *func_ids, uint16_t pf_vendor, uint16_t pf_device,
                             const VirtPciNodedev *devs, size_t n_devs, const VirtDomain *doms, size_t n_doms,
-                            char *const *taken, size_t n_taken, size_t *ret_funcs, char **ret_why);
+                            char *const *taken, size_t *ret_funcs, char **ret_why);
 
 /* Turn the plan into a detach-reattach plan: each vfio-pci unit's blockers become "no equivalent on the
  * destination" or nothing, with the elements to unplug and the destination's device to plug. */
