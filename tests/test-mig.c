@@ -204,9 +204,10 @@ static void test_nvml_load(void **state) {
         TestHost t;
         test_host_open(&t, "dgx-a100");
         Nvml *n = NULL;
-        char *why = NULL;
+        GvError why = {};
         assert_int_equal(nvml_open(t.root, &n, &why), 0);
-        assert_null(why);
+        assert_int_equal(why.error, 0);
+        assert_null(why.message);
         MigGpu *g = NULL;
         size_t ng = 0;
         assert_int_equal(mig_gpus_read(n, &g, &ng), 0);

@@ -65,11 +65,11 @@ static int ctx_open(Ctx *c) {
         int r = open_root(0, &c->root);
         if (r)
                 return r;
-        _cleanup_free_ char *why = NULL;
+        _cleanup_(gv_error_done) GvError why = {};
         r = nvml_open(c->root, &c->nvml, &why);
         if (r < 0) {
                 log_error("%s. MIG needs the NVIDIA driver's NVML (libnvidia-ml.so.1); the other modes work without it.",
-                          why ?: "NVML not available");
+                          why.message ?: "NVML not available");
                 return EXIT_FAILURE;
         }
         r = mig_gpus_read(c->nvml, &c->gpus, &c->n);
@@ -511,11 +511,11 @@ static int do_destroy(Ctx *c, MigGpu *g, const MigArgs *a) {
 static int load_config(const MigArgs *a, MigParted **ret_m, const MigPartedConfig **ret_c) {
         if (!a->file)
                 return usage_error("expected -f FILE [-c LABEL] (a mig-parted v1 configuration and one of its labels)");
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         MigParted *m = NULL;
         int r = migparted_parse(a->file, &m, &err);
         if (r < 0) {
-                log_error("%s", err ?: "Cannot read the configuration");
+                log_error("%s", err.message ?: "Cannot read the configuration");
                 return input_error_exit(r, true);
         }
         /* as mig-parted: -c may be left out when the file holds exactly one configuration */
@@ -677,9 +677,9 @@ static int do_apply_assert(Ctx *c, const MigParted *m, const MigPartedConfig *cf
                 return log_error("Out of memory."), EXIT_FAILURE;
         size_t selected = 0, lost = 0;
         for (size_t i = 0; i < c->n; i++) {
-                _cleanup_free_ char *err = NULL;
+                _cleanup_(gv_error_done) GvError err = {};
                 if (migparted_target(m, cfg, &c->gpus[i], &targets[i], &err) < 0) {
-                        log_error("%s", strna(err));
+                        log_error("%s", strna(err.message));
                         rc = EXIT_USAGE;
                         continue;
                 }
