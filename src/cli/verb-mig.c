@@ -10,10 +10,12 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
+#include "core/mig/apply.h"
 #include "core/mig/mig.h"
 #include "core/mig/migparted.h"
 #include "core/mig/migview.h"
 #include "core/mig/nvml.h"
+#include "core/mig/ops.h"
 
 typedef struct MigArgs {
         int placement, count, gi;
@@ -232,15 +234,6 @@ static int do_status(Ctx *c, int argc, char **argv, int first) {
         return 0;
 }
 
-static void starts_text(const MigProfile *p, char *buf, size_t len) {
-        size_t k = 0;
-        buf[0] = '\0';
-        for (unsigned s = 0; s < MIG_MAX_SLICES; s++)
-                if (p->starts >> s & 1u)
-                        k += (size_t)snprintf(buf + k, len - MIN(k, len), "%s%u", k ? "," : "", s);
-        snprintf(buf + MIN(k, len), len - MIN(k, len), ":%u", p->size);
-}
-
 static int do_profiles(Ctx *c, MigGpu *g) {
         json_object *a = json_object_new_array();
         static const char *const headers[] = {"PROFILE", "ID", "INSTANCES", "FREE", "MEMORY", "SMS", "PLACEMENTS", "FREE_NOW"};
@@ -283,7 +276,7 @@ static int do_profiles(Ctx *c, MigGpu *g) {
                         snprintf(fr, sizeof fr, "%u", left);
                         snprintf(mem, sizeof mem, "%.2f GiB", (double)p->memory_mb / 1024.0);
                         snprintf(sms, sizeof sms, "%u", p->sms);
-                        starts_text(p, pl, sizeof pl);
+                        mig_profile_starts_text(p, pl, sizeof pl);
                         const char *cells[] = {p->name, id, inst, fr, mem, sms, pl, fk ? freenow : NULL};
                         table_add_row(t, cells);
                 }
@@ -300,9 +293,22 @@ static int do_profiles(Ctx *c, MigGpu *g) {
         return 0;
 }
 
+/* An operation's failure, as the person reads it (error_text() adds what to type). */
+static void mig_error(GvError *err, int r) {
+        _cleanup_free_ char *why = error_text(err, r);
+        log_error("%s", strna(why));
+}
+
 static int do_mode(Ctx *c, MigGpu *g, bool enable) {
         unsigned want = enable ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
-        if (g->mode_current == want && g->mode_pending == want) {
+        _cleanup_(gv_error_done) GvError err = {};
+        _cleanup_(mig_mode_result_done) MigModeResult res = {};
+        int r = mig_mode_change(c->root, c->nvml, g, enable, &res, &err);
+        if (r > 0)
+                return 0; /* --dry-run: said what it would do */
+        if (r < 0)
+                return mig_error(&err, r), EXIT_FAILURE;
+        if (res.unchanged) {
                 if (!arg.json)
                         printf("%s: MIG already %s.\n", g->address, mode_str(want));
                 else {
@@ -312,32 +318,11 @@ static int do_mode(Ctx *c, MigGpu *g, bool enable) {
                 }
                 return 0;
         }
-        int act = 0;
-        _cleanup_(gv_error_done) GvError err = {};
-        int r = mig_set_mode(c->root, c->nvml, g, enable, &act, &err);
-        if (r > 0)
-                return 0; /* --dry-run: said what it would do */
-        if (r == -EBUSY && !enable) {
-                _cleanup_free_ char *d = nvml_errno_describe(r);
-                log_error("Cannot disable MIG on %s: %zu instance(s) exist (%s). Destroy them first: gpuvirt mig destroy %s --all",
-                          g->address, g->n_inst, strna(d), g->address);
-                return EXIT_FAILURE;
-        }
-        if (r < 0) {
-                _cleanup_free_ char *why = error_text(&err, r);
-                return log_error("%s", strna(why)), EXIT_FAILURE;
-        }
-        _cleanup_free_ char *holders = NULL;
-        if (act == -EBUSY && (r = mig_holders_text(c->root, c->nvml, g, true, 0, &holders)) < 0)
-                return log_error_errno(r, "Cannot tell what holds %s: %m", g->address), EXIT_FAILURE;
-        if (holders && !*holders) {
-                free(holders);
-                holders = NULL;
-        }
+        int act = res.activation;
         if (arg.json) {
                 json_object *o = gpu_json(g);
                 json_object_object_add(o, "activation", json_object_new_string(act == 0 ? "done" : act == -EBUSY ? "in_use" : "reset_required"));
-                json_object_object_add(o, "holders", holders ? json_object_new_string(holders) : NULL);
+                json_object_object_add(o, "holders", res.holders ? json_object_new_string(res.holders) : NULL);
                 return print_json(o);
         }
         if (act == 0)
@@ -345,7 +330,7 @@ static int do_mode(Ctx *c, MigGpu *g, bool enable) {
         else if (act == -EBUSY)
                 printf("%s: MIG %s is pending: the GPU is in use (NVML_ERROR_IN_USE) by %s.\n"
                        "Stop them (systemctl stop nvidia-persistenced nvidia-dcgm, ...), then: gpuvirt mig reset %s\n",
-                       g->address, mode_str(want), holders ?: "processes NVML does not name", g->address);
+                       g->address, mode_str(want), res.holders ?: "processes NVML does not name", g->address);
         else
                 printf("%s: MIG %s is pending until the GPU is reset (NVML_ERROR_RESET_REQUIRED).\n"
                        "Reset it now: gpuvirt mig reset %s (or reboot)\n",
@@ -354,156 +339,64 @@ static int do_mode(Ctx *c, MigGpu *g, bool enable) {
 }
 
 static int do_reset(Ctx *c, MigGpu *g) {
-        _cleanup_free_ char *holders = NULL;
-        int r = mig_holders_text(c->root, c->nvml, g, true, 0, &holders);
-        if (r < 0)
-                return log_error_errno(r, "Cannot tell what holds %s: %m", g->address), EXIT_FAILURE;
-        if (*holders) {
-                log_error("Cannot reset %s: it is in use by %s. Stop them first (nvidia-persistenced, DCGM: systemctl stop "
-                          "...; nvidia_drm: unload it or boot without modeset).", g->address, holders);
-                return EXIT_FAILURE;
-        }
         _cleanup_(gv_error_done) GvError err = {};
-        r = mig_reset(c->root, c->nvml, g, &err);
+        int r = mig_reset_idle(c->root, c->nvml, g, &err);
         if (r > 0)
                 return 0; /* --dry-run */
-        if (r < 0) {
-                _cleanup_free_ char *why = error_text(&err, r);
-                return log_error("%s", strna(why)), EXIT_FAILURE;
-        }
+        if (r < 0)
+                return mig_error(&err, r), EXIT_FAILURE;
         if (arg.json)
                 return print_json(gpu_json(g));
         printf("%s: reset; MIG %s.\n", g->address, mode_str(g->mode_current));
         return 0;
 }
 
-static int require_mig(const MigGpu *g) {
-        if (g->mode_current == NVML_DEVICE_MIG_ENABLE)
-                return 0;
-        log_error("MIG is not enabled on %s%s. Enable it: gpuvirt mig enable %s", g->address,
-                  g->mode_pending == NVML_DEVICE_MIG_ENABLE ? " (enabled, pending a GPU reset)" : "", g->address);
-        return EXIT_FAILURE;
-}
-
-static int unknown_profile(const MigGpu *g, const char *name) {
-        _cleanup_free_ char *list = mig_profile_names(g);
-        log_error("Unknown MIG profile '%s' on %s (%s). Known: %s", name, g->address, g->name, strna(list));
-        return EXIT_USAGE;
-}
-
 static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
-        int pi = mig_profile_find(g, pname);
-        if (pi < 0)
-                return unknown_profile(g, pname);
-        const MigProfile *p = &g->profiles[pi];
-        if (a->placement >= 0) {
-                char pl[40];
-                starts_text(p, pl, sizeof pl);
-                if (a->placement >= MIG_MAX_SLICES || !(p->starts >> a->placement & 1u))
-                        return log_error("Placement %d is not valid for %s on %s: its placements are %s (start:size).",
-                                         a->placement, p->name, g->address, pl), EXIT_USAGE;
-                if (a->count != 1)
-                        return usage_error("mig create: --placement creates one instance; drop --count");
-        }
-        int r = require_mig(g);
-        if (r)
-                return r;
+        _cleanup_(gv_error_done) GvError err = {};
+        MigCreateResult res;
+        int r = mig_create_instances(c->root, c->nvml, g, pname, a->placement, (unsigned)a->count, &res, &err);
+        if (r == -E2BIG)
+                return usage_error("mig create: --placement creates one instance; drop --count");
+        if (r < 0 && !res.checked) /* the profile, the placement or the MIG mode */
+                return mig_error(&err, r), r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
         json_object *out = json_object_new_array();
         if (!out)
                 return log_error("Out of memory."), EXIT_FAILURE;
-        int rc = 0;
-        bool dry = false;
-        for (int k = 0; k < a->count; k++) {
-                int start = a->placement >= 0 ? a->placement : mig_best_start(g->profiles, g->n_profiles, g->slices, mig_occupancy(g), pi);
-                if (start < 0) {
-                        log_error("No room for %s %s on %s: no legal placement is free (see 'gpuvirt mig status %s').",
-                                  k ? "another" : "a", p->name, g->address, g->address);
-                        rc = EXIT_FAILURE;
-                        break;
-                }
-                MigInstance m;
-                _cleanup_(gv_error_done) GvError err = {};
-                r = mig_create(c->root, c->nvml, g, pi, start, &m, &err);
-                if (r > 0) {
-                        /* --dry-run: said what it would do; account for it in the following ones */
-                        dry = true;
-                        if (g->n_inst < MIG_MAX_INSTANCES)
-                                g->inst[g->n_inst++] = (MigInstance){.profile = pi, .start = (unsigned)start, .size = p->size, .ci_id = -1};
-                        continue;
-                }
-                if (r == -ENOSPC) {
-                        log_error("Cannot create %s at %d:%u on %s: slices %d-%u are taken or the profile's limit (%u) is "
-                                  "reached (NVML_ERROR_INSUFFICIENT_RESOURCES).", p->name, start, p->size, g->address, start,
-                                  (unsigned)start + p->size - 1, p->max);
-                        rc = EXIT_FAILURE;
-                        break;
-                }
-                if (r < 0) {
-                        _cleanup_free_ char *why = error_text(&err, r);
-                        log_error("%s", strna(why));
-                        rc = EXIT_FAILURE;
-                        break;
-                }
-                json_object_array_add(out, instance_json(g, &m));
+        for (size_t i = 0; i < res.n_created; i++) {
+                const MigInstance *m = &res.created[i];
+                json_object_array_add(out, instance_json(g, m));
                 if (!arg.json)
-                        printf("%s: created %s at %u:%u, GI %u CI %d, %s\n", g->address, p->name, m.start, m.size, m.gi_id,
-                               m.ci_id, m.uuid);
+                        printf("%s: created %s at %u:%u, GI %u CI %d, %s\n", g->address, g->profiles[m->profile].name,
+                               m->start, m->size, m->gi_id, m->ci_id, m->uuid);
         }
-        if (arg.json && !dry)
+        if (r < 0)
+                mig_error(&err, r);
+        if (arg.json && !res.dry_run)
                 json_print(out, stdout);
         json_object_put(out);
-        return rc;
+        return r < 0 ? EXIT_FAILURE : 0;
 }
 
 static int do_destroy(Ctx *c, MigGpu *g, const MigArgs *a) {
-        int r = require_mig(g);
-        if (r)
-                return r;
-        unsigned ids[MIG_MAX_INSTANCES];
-        size_t n = 0;
-        for (size_t i = 0; i < g->n_inst; i++)
-                if (a->all || (int)g->inst[i].gi_id == a->gi)
-                        ids[n++] = g->inst[i].gi_id;
-        if (!a->all && n == 0)
-                return log_error("%s has no GPU instance %d (see 'gpuvirt mig status %s').", g->address, a->gi, g->address),
-                       EXIT_USAGE;
-        if (!a->force)
-                for (size_t i = 0; i < n; i++) {
-                        _cleanup_free_ char *h = NULL;
-                        if ((r = mig_holders_text(c->root, c->nvml, g, false, ids[i], &h)) < 0)
-                                return log_error_errno(r, "Cannot tell what holds %s: %m", g->address), EXIT_FAILURE;
-                        if (*h)
-                                return log_error("GPU instance %u on %s is in use by %s; stop them first, or --force to try anyway.",
-                                                 ids[i], g->address, h), EXIT_FAILURE;
-                }
+        _cleanup_(gv_error_done) GvError err = {};
+        MigDestroyResult res;
+        int r = mig_destroy_instances(c->root, c->nvml, g, a->all ? -1 : a->gi, a->force, &res, &err);
+        if (r < 0 && !res.checked) /* the MIG mode, no such instance, or in use */
+                return mig_error(&err, r), r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+        for (size_t i = 0; i < res.n_destroyed && !arg.json; i++)
+                printf("%s: destroyed GPU instance %u\n", g->address, res.destroyed[i]);
+        if (r < 0)
+                mig_error(&err, r);
+        int rc = r < 0 ? EXIT_FAILURE : 0;
+        if (!arg.json || res.dry_run)
+                return rc;
         json_object *out = json_object_new_array();
-        int rc = 0;
-        bool dry = false;
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_(gv_error_done) GvError err = {};
-                r = mig_destroy(c->root, c->nvml, g, ids[i], &err);
-                if (r > 0) {
-                        dry = true; /* --dry-run: said what it would do */
-                        continue;
-                }
-                if (r < 0) {
-                        _cleanup_free_ char *why = error_text(&err, r);
-                        log_error("%s", strna(why));
-                        rc = EXIT_FAILURE;
-                        break;
-                }
-                json_object_array_add(out, json_object_new_int((int)ids[i]));
-                if (!arg.json)
-                        printf("%s: destroyed GPU instance %u\n", g->address, ids[i]);
-        }
-        if (arg.json && !dry) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "address", json_object_new_string(g->address));
-                json_object_object_add(o, "destroyed", out);
-                return print_json(o) ?: rc;
-        }
-        json_object_put(out);
-        return rc;
+        for (size_t i = 0; i < res.n_destroyed; i++)
+                json_object_array_add(out, json_object_new_int((int)res.destroyed[i]));
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "address", json_object_new_string(g->address));
+        json_object_object_add(o, "destroyed", out);
+        return print_json(o) ?: rc;
 }
 
 /* ---- mig-parted configs ---- */
@@ -512,25 +405,23 @@ static int load_config(const MigArgs *a, MigParted **ret_m, const MigPartedConfi
         if (!a->file)
                 return usage_error("expected -f FILE [-c LABEL] (a mig-parted v1 configuration and one of its labels)");
         _cleanup_(gv_error_done) GvError err = {};
-        MigParted *m = NULL;
+        _cleanup_migparted_free_ MigParted *m = NULL;
         int r = migparted_parse(a->file, &m, &err);
         if (r < 0) {
                 log_error("%s", err.message ?: "Cannot read the configuration");
                 return input_error_exit(r, true);
         }
-        /* as mig-parted: -c may be left out when the file holds exactly one configuration */
-        const MigPartedConfig *cfg = migparted_find(m, a->config);
-        if (!cfg) {
-                if (a->config)
-                        log_error("%s: no configuration '%s' (it has %zu: %s%s)", a->file, a->config, m->n_configs,
-                                  m->n_configs ? m->configs[0].label : "", m->n_configs > 1 ? ", ..." : "");
-                else
+        const MigPartedConfig *cfg = NULL;
+        r = mig_config_find(m, a->config, &cfg, &err);
+        if (r < 0) {
+                if (err.hint == GV_HINT_MIG_LABEL)
                         log_error("%s holds %zu configurations: choose one with -c LABEL (%s%s)", a->file, m->n_configs,
                                   m->configs[0].label, m->n_configs > 1 ? ", ..." : "");
-                migparted_free(m);
+                else
+                        log_error("%s", strna(gv_error_message(&err)));
                 return EXIT_USAGE;
         }
-        *ret_m = m;
+        *ret_m = TAKE_PTR(m);
         *ret_c = cfg;
         return 0;
 }
@@ -658,61 +549,45 @@ static int apply_gpu(Ctx *c, MigGpu *g, const MigPartedTarget *t, const MigArgs 
         return rc;
 }
 
-static char *lost_hint(const MigGpu *g) {
-        return strdup_printf("GPU %u has fallen off the bus (NVML_ERROR_GPU_IS_LOST): NVML cannot tell what it is. "
-                             "Look for Xid 79 and AER errors in dmesg, then reset it (nvidia-smi -r) or reseat/power-cycle "
-                             "it; 'gpuvirt check' names the device.",
-                             g->index);
-}
-
 /*
  * mig apply / mig assert: what the configuration asks of every GPU is resolved and checked first (profiles,
  * counts, placements, MIG capability: migparted_target), so a file that cannot be applied changes nothing.
  */
 static int do_apply_assert(Ctx *c, const MigParted *m, const MigPartedConfig *cfg, const MigArgs *a,
                            bool assert_only) {
-        int rc = 0;
-        _cleanup_free_ MigPartedTarget *targets = calloc(MAX(c->n, 1u), sizeof *targets);
-        if (!targets)
-                return log_error("Out of memory."), EXIT_FAILURE;
-        size_t selected = 0, lost = 0;
-        for (size_t i = 0; i < c->n; i++) {
-                _cleanup_(gv_error_done) GvError err = {};
-                if (migparted_target(m, cfg, &c->gpus[i], &targets[i], &err) < 0) {
-                        log_error("%s", strna(err.message));
-                        rc = EXIT_USAGE;
-                        continue;
+        _cleanup_(mig_config_plan_done) MigConfigPlan plan = {};
+        _cleanup_(gv_error_done) GvError err = {};
+        int r = mig_config_plan(m, cfg, c->gpus, c->n, assert_only, &plan, &err);
+        for (size_t i = 0; i < plan.n; i++)
+                if (plan.gpus[i].error.error) {
+                        _cleanup_free_ char *why = error_text(&plan.gpus[i].error, -plan.gpus[i].error.error);
+                        log_error("%s", strna(why));
                 }
-                selected += targets[i].action != MIGPARTED_UNMATCHED;
-                if (c->gpus[i].lost) {
-                        _cleanup_free_ char *h = lost_hint(&c->gpus[i]);
-                        log_error("%s", strna(h));
-                        lost++;
-                }
-        }
-        if (rc)
-                return rc; /* nothing was changed */
-        if (lost > 0 && !assert_only) {
-                log_error("Nothing changed: gpuvirt does not apply '%s' while a GPU is lost.", cfg->label);
-                return EXIT_FAILURE;
+        if (r == -EINVAL)
+                return EXIT_USAGE; /* a target refused, said above: nothing was changed */
+        if (r < 0) {
+                _cleanup_free_ char *why = error_text(&err, r);
+                return log_error("%s", strna(why)), EXIT_FAILURE;
         }
 
+        int rc = 0;
         json_object *out = json_object_new_array();
         size_t differ = 0;
         for (size_t i = 0; i < c->n && rc == 0; i++) {
                 MigGpu *g = &c->gpus[i];
-                const MigPartedTarget *t = &targets[i];
-                if (g->lost) {
+                const MigPartedTarget *t = &plan.gpus[i].target;
+                MigConfigVerdict v = mig_config_verdict(g, t, assert_only);
+                if (v == MIG_CONFIG_LOST) {
                         differ++;
                         continue;
                 }
-                if (t->action == MIGPARTED_UNMATCHED && (!assert_only || !g->capable))
-                        continue; /* left alone, as mig-parted does */
+                if (v == MIG_CONFIG_LEFT_ALONE)
+                        continue;
                 json_object *o = json_object_new_object();
                 json_object_object_add(o, "index", json_object_new_int((int)g->index));
                 json_object_object_add(o, "address", json_object_new_string(g->address));
                 json_object_array_add(out, o);
-                if (t->action == MIGPARTED_SKIP) {
+                if (v == MIG_CONFIG_SKIPPED) {
                         json_object_object_add(o, assert_only ? "matches" : "state",
                                                assert_only ? json_object_new_boolean(true) : json_object_new_string("skipped"));
                         json_object_object_add(o, "reason", json_object_new_string("not MIG-capable"));
@@ -721,16 +596,16 @@ static int do_apply_assert(Ctx *c, const MigParted *m, const MigPartedConfig *cf
                         continue;
                 }
                 if (assert_only) {
-                        bool ok = t->action == MIGPARTED_SET && mig_layout_matches(g, t->enabled, t->want);
+                        bool ok = v == MIG_CONFIG_MATCHES;
                         json_object_object_add(o, "matches", json_object_new_boolean(ok));
                         json_object_object_add(o, "reason", ok ? NULL : json_object_new_string(
-                                                                                t->action == MIGPARTED_UNMATCHED ? "unmatched" : "differs"));
+                                                                                v == MIG_CONFIG_UNMATCHED ? "unmatched" : "differs"));
                         if (ok)
                                 continue;
                         differ++;
                         if (arg.json)
                                 continue;
-                        if (t->action == MIGPARTED_UNMATCHED)
+                        if (v == MIG_CONFIG_UNMATCHED)
                                 printf("GPU %u (%s): MIG-capable, but no entry of '%s' selects it\n", g->index, g->address,
                                        cfg->label);
                         else
@@ -752,7 +627,7 @@ static int do_apply_assert(Ctx *c, const MigParted *m, const MigPartedConfig *cf
                                       : "Configuration '%s' is applied.\n", cfg->label, differ);
                 return differ ? EXIT_FAILURE : 0;
         }
-        if (selected == 0 && !arg.json)
+        if (plan.selected == 0 && !arg.json)
                 printf("Configuration '%s' selects none of the %zu GPU(s) NVML sees (device-filter, devices): nothing to "
                        "do.\n", cfg->label, c->n);
         return 0;
