@@ -699,7 +699,8 @@ static void test_config_steps(void **state) {
 /* The single-GPU operations with their checks: a profile or placement that does not exist is bad input
  * (EINVAL, nothing done), a placement with a count is E2BIG; instances are placed until there is no room
  * (ENOSPC with the status hint, what was made listed); MIG off is EOPNOTSUPP with the enable hint; an
- * unknown GPU instance has the status hint; destroying all lists every one. */
+ * unknown GPU instance has the status hint; destroying all lists every one; what export writes asserts as
+ * the layout it came from. */
 static void test_instance_ops(void **state) {
         TestHost t;
         Nvml *n;
@@ -745,6 +746,27 @@ static void test_instance_ops(void **state) {
         _cleanup_free_ char *off = strdup_printf("MIG is not enabled on %s", g[1].address);
         assert_string_equal(err.message, off);
         assert_int_equal(mig_destroy_instances(t.root, n, &g[1], -1, false, &dr, &err), -EOPNOTSUPP);
+        /* what export writes reads back as the layout it came from */
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "3g.20gb", -1, 2, &cr, &err), 0);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        assert_non_null(f);
+        assert_int_equal(mig_config_export(f, "snap", g, 8), 0);
+        assert_int_equal(fclose(f), 0);
+        assert_non_null(strstr(text, "  snap:\n    - devices: [0]\n      mig-enabled: true\n"));
+        assert_non_null(strstr(text, "    - devices: [1]\n      mig-enabled: false\n"));
+        _cleanup_(migparted_freep) MigParted *m = NULL;
+        assert_int_equal(migparted_parse_text("e.yaml", text, len, &m, NULL), 0);
+        free(text);
+        const MigPartedConfig *cfg = NULL;
+        assert_int_equal(mig_config_find(m, NULL, &cfg, NULL), 0);
+        MigConfigPlan plan;
+        assert_int_equal(mig_config_plan(m, cfg, g, 8, true, &plan, NULL), 0);
+        for (size_t i = 0; i < 8; i++)
+                assert_int_equal(mig_config_verdict(&g[i], &plan.gpus[i].target, true), MIG_CONFIG_MATCHES);
+        mig_config_plan_done(&plan);
+
         MigModeResult mr;
         assert_int_equal(mig_mode_change(t.root, n, &g[0], true, &mr, &err), 0);
         assert_true(mr.unchanged);

@@ -683,30 +683,8 @@ static int do_apply_assert(Ctx *c, const MigParted *m, const MigPartedConfig *cf
 }
 
 static int do_export(Ctx *c, const MigArgs *a) {
-        MigPartedExport *e = calloc(MAX(c->n, 1u), sizeof *e);
-        const char *(*names)[MIG_MAX_PROFILES] = calloc(MAX(c->n, 1u), sizeof *names);
-        unsigned (*counts)[MIG_MAX_PROFILES] = calloc(MAX(c->n, 1u), sizeof *counts);
-        size_t k = 0;
-        int r = -ENOMEM;
-        if (e && names && counts) {
-                for (size_t i = 0; i < c->n; i++) {
-                        const MigGpu *g = &c->gpus[i];
-                        if (!g->capable)
-                                continue;
-                        for (size_t p = 0; p < g->n_profiles; p++)
-                                names[k][p] = g->profiles[p].name;
-                        for (size_t x = 0; x < g->n_inst; x++)
-                                counts[k][g->inst[x].profile]++;
-                        e[k] = (MigPartedExport){.index = g->index, .mig_enabled = g->mode_current == NVML_DEVICE_MIG_ENABLE,
-                                                 .profiles = names[k], .counts = counts[k], .n = g->n_profiles};
-                        k++;
-                }
-                r = migparted_write(stdout, a->config ?: "current", e, k);
-        }
-        free(e);
-        free(names);
-        free(counts);
-        return r < 0 ? failed(r) : 0;
+        int r = mig_config_export(stdout, a->config ?: "current", c->gpus, c->n);
+        return r < 0 ? failed(r) : 0; /* as before: a failed write of stdout exits 1 without a message */
 }
 
 int verb_mig(int argc, char **argv) {

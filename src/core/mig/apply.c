@@ -76,3 +76,25 @@ MigConfigVerdict mig_config_verdict(const MigGpu *g, const MigPartedTarget *t, b
                 return MIG_CONFIG_MATCHES;
         return t->action == MIGPARTED_UNMATCHED ? MIG_CONFIG_UNMATCHED : MIG_CONFIG_DIFFERS;
 }
+
+int mig_config_export(FILE *f, const char *label, const MigGpu *gpus, size_t n) {
+        _cleanup_free_ MigPartedExport *e = calloc(MAX(n, 1u), sizeof *e);
+        _cleanup_free_ const char *(*names)[MIG_MAX_PROFILES] = calloc(MAX(n, 1u), sizeof *names);
+        _cleanup_free_ unsigned (*counts)[MIG_MAX_PROFILES] = calloc(MAX(n, 1u), sizeof *counts);
+        if (!e || !names || !counts)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                const MigGpu *g = &gpus[i];
+                if (!g->capable)
+                        continue;
+                for (size_t p = 0; p < g->n_profiles; p++)
+                        names[k][p] = g->profiles[p].name;
+                for (size_t x = 0; x < g->n_inst; x++)
+                        counts[k][g->inst[x].profile]++;
+                e[k] = (MigPartedExport){.index = g->index, .mig_enabled = g->mode_current == NVML_DEVICE_MIG_ENABLE,
+                                         .profiles = names[k], .counts = counts[k], .n = g->n_profiles};
+                k++;
+        }
+        return migparted_write(f, label, e, k);
+}

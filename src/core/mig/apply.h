@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "basic/gverror.h"
 #include "core/mig/mig.h"
@@ -63,3 +64,7 @@ typedef enum MigConfigVerdict {
 
 /* What is done with GPU g, whose target t a successful mig_config_plan() gave. */
 MigConfigVerdict mig_config_verdict(const MigGpu *g, const MigPartedTarget *t, bool assert_only) _pure_;
+
+/* Write the MIG layout of every MIG-capable GPU as a mig-parted v1 file of one configuration, label (what
+ * `mig export` prints; applying it reproduces the layout). 0, -ENOMEM, or -EIO when f fails. */
+int mig_config_export(FILE *f, const char *label, const MigGpu *gpus, size_t n);
