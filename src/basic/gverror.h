@@ -16,6 +16,10 @@ typedef enum GvHint {
         GV_HINT_FORCE,   /* refused as dangerous: forcing takes it anyway */
         GV_HINT_INCLUDE, /* GvError.device would be moved along: naming it and forcing takes it */
         GV_HINT_DISRUPT, /* existing instances would have to move: allowing that takes it */
+        GV_HINT_FORCE_CLEAR, /* refused: gpuvirt did not set what is there; forcing clears it anyway */
+        GV_HINT_FORCE_BUSY,  /* in use (the message says by whom, and to stop it first): or forcing takes it */
+        GV_HINT_TAKE_GROUP,  /* the device's IOMMU group holds others: passing it through forced, with them
+                              * along, takes it (a check's fix, CheckResult.fix_devices) */
 } GvHint;
 
 typedef struct GvError {
@@ -35,3 +39,7 @@ void gv_error_done(GvError *err);
 const char *gv_error_message(GvError *err);
 /* Move src's contents to dst (replacing them). */
 void gv_error_move(GvError *dst, GvError *src);
+
+/* The error's text, taken out of it (the errno described when it has no message); NULL when there is no
+ * error or out of memory. For callers that still pass a plain string on. */
+char *gv_error_steal_message(GvError *err);

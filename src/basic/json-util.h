@@ -16,3 +16,30 @@ static inline void json_object_putp(json_object **o) {
                 json_object_put(*o);
 }
 #define _cleanup_json_ _cleanup_(json_object_putp)
+
+/* o[key] = val (taken: dropped when it cannot be added); val NULL is JSON null. -ENOMEM on failure. */
+static inline int json_add(json_object *o, const char *key, json_object *val) {
+        if (!o || json_object_object_add(o, key, val) < 0) {
+                json_object_put(val);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* o[key] = s as a JSON string, or null for NULL; -ENOMEM when the string cannot be made or added. */
+static inline int json_add_string(json_object *o, const char *key, const char *s) {
+        json_object *v = s ? json_object_new_string(s) : NULL;
+        if (s && !v)
+                return -ENOMEM;
+        return json_add(o, key, v);
+}
+
+/* Append val (taken: dropped when it cannot be added) to the array a; -ENOMEM when val is NULL (a failed
+ * json_object_new_*()) or on failure. */
+static inline int json_append(json_object *a, json_object *val) {
+        if (!a || !val || json_object_array_add(a, val) < 0) {
+                json_object_put(val);
+                return -ENOMEM;
+        }
+        return 0;
+}

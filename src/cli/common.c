@@ -43,6 +43,10 @@ char *error_text(GvError *e, int r) {
                                      strna(e->device));
         case GV_HINT_DISRUPT:
                 return strdup_printf("%s; run again with --allow-disrupt to move them", m);
+        case GV_HINT_FORCE_CLEAR:
+                return strdup_printf("%s (use --force to clear it anyway)", m);
+        case GV_HINT_FORCE_BUSY:
+                return strdup_printf("%s or use --force", m);
         default:
                 return strdup(m);
         }

@@ -315,6 +315,25 @@ static const char *status_label(CheckStatus s) {
         return s >= 0 && s < _CHECK_STATUS_MAX ? l[s] : "?";
 }
 
+/* The command of a check's fix (check.h), with the CLI's options: core says what it does. */
+static char *check_fix_text(const CheckResult *x) {
+        switch (x->fix) {
+        case GV_HINT_FORCE:
+                return strdup(" unless --force");
+        case GV_HINT_TAKE_GROUP: {
+                _cleanup_free_ char *t = strdup_printf(" (gpuvirt passthrough enable %s --force", strna(x->device));
+                for (char **d = x->fix_devices; t && d && *d; d++) {
+                        char *n = strdup_printf("%s --include %s", t, *d);
+                        free(t);
+                        t = n;
+                }
+                return t ? strdup_printf("%s)", t) : NULL;
+        }
+        default:
+                return strdup("");
+        }
+}
+
 static int print_check_text(const CheckReport *rep, const PciHost *h) {
         _cleanup_pci_names_free_ PciNames *names = NULL;
         (void)pci_names_new(&names);
@@ -334,11 +353,13 @@ static int print_check_text(const CheckReport *rep, const PciHost *h) {
                         last_dev = dev;
                 }
                 count[x->status]++;
-                _cleanup_free_ char *label = strdup_printf("Checking %s", x->title);
-                printf("  %-44s : %s  %s\n", strna(label), status_label(x->status), x->message);
-                if (x->hint && x->status != CHECK_PASS) {
+                _cleanup_free_ char *label = strdup_printf("Checking %s", x->title), *hint = NULL;
+                if (!label || check_hint_text(x, check_fix_text, &hint) < 0)
+                        return -ENOMEM;
+                printf("  %-44s : %s  %s\n", label, status_label(x->status), x->message);
+                if (hint && x->status != CHECK_PASS) {
                         /* indent every line of the hint */
-                        const char *p = x->hint;
+                        const char *p = hint;
                         bool first = true;
                         while (*p) {
                                 const char *e = strchrnul(p, '\n');
@@ -373,10 +394,12 @@ int verb_check(int argc, char **argv) {
         if (r < 0)
                 return log_error_errno(r, "Readiness check failed: %m"), EXIT_FAILURE;
         if (arg.json) {
-                _cleanup_json_ json_object *o = check_report_json(rep);
+                _cleanup_json_ json_object *o = check_report_json(rep, check_fix_text);
+                if (!o)
+                        return log_error("Out of memory."), EXIT_FAILURE;
                 json_print(o, stdout);
-        } else
-                print_check_text(rep, h);
+        } else if (print_check_text(rep, h) < 0)
+                return log_error("Out of memory."), EXIT_FAILURE;
         return check_report_failed(rep) ? EXIT_FAILURE : 0;
 }
 

@@ -227,6 +227,9 @@ static int do_restore(const char *bdf) {
         return r < 0 ? EXIT_FAILURE : 0;
 }
 
+/* The first line of a modprobe.d file this command creates: which command wrote it. */
+#define IDS_HEADER "# Written by gpuvirt (passthrough persist --ids): bind these devices to vfio-pci at boot."
+
 static int do_persist_ids(int argc, char **argv, int first, bool remove) {
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
@@ -247,23 +250,30 @@ static int do_persist_ids(int argc, char **argv, int first, bool remove) {
                         if (!pci_addr_same_card(&x->a, &d->a))
                                 continue;
                         char *id = strdup_printf("%04x:%04x", x->vendor, x->device);
-                        if (id && !strv_contains(ids, id))
-                                (void)strv_push(&ids, &n, id);
-                        else
+                        if (id && strv_contains(ids, id))
                                 free(id);
+                        else if (strv_push(&ids, &n, id) < 0) {
+                                strv_free(ids);
+                                strv_free(modules);
+                                return log_error("Out of memory."), EXIT_FAILURE;
+                        }
                         /* the module of the driver it has now: vfio-pci must load before that one too (the
                          * rig's boot showed bochs, which the usual list lacks, racing it) */
                         _cleanup_free_ char *ml = root_path(root, "sys/bus/pci/devices/%s/driver/module", x->addr);
                         char *mod = NULL;
-                        if (ml && readlink_base(ml, &mod) >= 0 && !streq(mod, "vfio_pci") && !strv_contains(modules, mod))
-                                (void)strv_push(&modules, &n_modules, mod);
-                        else
+                        if (ml && readlink_base(ml, &mod) >= 0 && !streq(mod, "vfio_pci") && !strv_contains(modules, mod)) {
+                                if (strv_push(&modules, &n_modules, mod) < 0) {
+                                        strv_free(ids);
+                                        strv_free(modules);
+                                        return log_error("Out of memory."), EXIT_FAILURE;
+                                }
+                        } else
                                 free(mod);
                 }
         }
         _cleanup_strv_free_ char **mods = modules;
         IdsPersistResult res;
-        r = vfio_persist_ids(root, ids, mods, remove, &res);
+        r = vfio_persist_ids(root, ids, mods, remove, IDS_HEADER, &res);
         if (r < 0) {
                 strv_free(ids);
                 return log_error_errno(r, "Cannot write the modprobe configuration: %m"), EXIT_FAILURE;

@@ -417,7 +417,7 @@ static int do_remove(const char *id, const VgpuArgs *a) {
                 return log_error("'%s' is neither an mdev UUID nor a VF address.", id), EXIT_USAGE;
 
 
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError gerr = {};
         bool removed = false, undefined = false;
         if (is_mdev) {
                 MdevDevice *m = NULL;
@@ -437,10 +437,11 @@ static int do_remove(const char *id, const VgpuArgs *a) {
                                EXIT_FAILURE;
                 }
                 if (active) {
-                        r = mdev_remove(root, uuid, a->force, &err);
+                        r = mdev_remove(root, uuid, a->force, &gerr);
                         if (r < 0) {
                                 mdev_list_free(m, n);
-                                return log_error("Cannot remove %s: %s", uuid, err ?: errno_message(r)), EXIT_FAILURE;
+                                _cleanup_free_ char *t = error_text(&gerr, r);
+                                return log_error("Cannot remove %s: %s", uuid, strna(t)), EXIT_FAILURE;
                         }
                         removed = true;
                 }
@@ -456,9 +457,11 @@ static int do_remove(const char *id, const VgpuArgs *a) {
                 mdev_list_free(m, n);
         } else {
                 bool defined = root_exists(root, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
-                r = vendor_vgpu_remove(root, vf, a->force, &err);
-                if (r < 0 && !(r == -ENOENT && defined && !a->keep_definition))
-                        return log_error("Cannot remove the vGPU on %s: %s", vf, err ?: errno_message(r)), EXIT_FAILURE;
+                r = vendor_vgpu_remove(root, vf, a->force, &gerr);
+                if (r < 0 && !(r == -ENOENT && defined && !a->keep_definition)) {
+                        _cleanup_free_ char *t = error_text(&gerr, r);
+                        return log_error("Cannot remove the vGPU on %s: %s", vf, strna(t)), EXIT_FAILURE;
+                }
                 removed = r >= 0;
                 if (defined && !a->keep_definition) {
                         r = vendor_vgpu_undefine(root, vf);

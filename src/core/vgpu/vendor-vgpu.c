@@ -249,42 +249,34 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
         return -ENOENT;
 }
 
-int vendor_vgpu_remove(Root *root, const char *vf, bool force, char **ret_error) {
-        *ret_error = NULL;
+int vendor_vgpu_remove(Root *root, const char *vf, bool force, GvError *err) {
         unsigned cur, mine;
-        if (!vf_has_vgpu(root, vf) || vf_current(root, vf, &cur) < 0) {
-                *ret_error = strdup_printf("%s is not a VF with NVIDIA vGPU support", vf);
-                return -ENODEV;
-        }
+        if (!vf_has_vgpu(root, vf) || vf_current(root, vf, &cur) < 0)
+                return gv_error_set(err, -ENODEV, vf, "remove", "%s is not a VF with NVIDIA vGPU support", vf);
         int r = state_read(root, vf, &mine, NULL);
         if (cur == 0) {
                 if (r >= 0)
                         (void)root_write_file(root, NULL, VENDOR_VGPU_STATE_DIR "/%s", vf);
-                *ret_error = strdup_printf("%s carries no vGPU type", vf);
-                return -ENOENT;
+                return gv_error_set(err, -ENOENT, vf, "remove", "%s carries no vGPU type", vf);
         }
-        if (r < 0 && !force) {
-                *ret_error = strdup_printf("%s carries vGPU type %u, which gpuvirt did not set: not clearing it (use "
-                                           "--force to clear it anyway)",
-                                           vf, cur);
-                return -EPERM;
-        }
-        if (r >= 0 && mine != cur && !force) {
-                *ret_error = strdup_printf("%s carries vGPU type %u, not type %u that gpuvirt set: someone changed it; "
-                                           "not clearing it (use --force to clear it anyway)",
-                                           vf, cur, mine);
-                return -EPERM;
-        }
+        if (r < 0 && !force)
+                return gv_error_take(err, -EPERM, vf, "refuse", GV_HINT_FORCE_CLEAR,
+                                     strdup_printf("%s carries vGPU type %u, which gpuvirt did not set: not clearing it",
+                                                   vf, cur));
+        if (r >= 0 && mine != cur && !force)
+                return gv_error_take(err, -EPERM, vf, "refuse", GV_HINT_FORCE_CLEAR,
+                                     strdup_printf("%s carries vGPU type %u, not type %u that gpuvirt set: someone "
+                                                   "changed it; not clearing it",
+                                                   vf, cur, mine));
         _cleanup_free_ char *busy = sriov_vf_busy(root, vf);
-        if (busy && strstr(busy, "held open") && !force) {
-                *ret_error = strdup_printf("%s is in use: %s; stop the VM first or use --force", vf, busy);
-                return -EBUSY;
-        }
+        if (busy && strstr(busy, "held open") && !force)
+                return gv_error_take(err, -EBUSY, vf, "refuse", GV_HINT_FORCE_BUSY,
+                                     strdup_printf("%s is in use: %s; stop the VM first", vf, busy));
         r = root_write(root, "0", "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf);
         if (r < 0) {
                 _cleanup_free_ char *et = errno_describe(r);
-                *ret_error = strdup_printf("clearing the vGPU type of %s failed: %s", vf, et);
-                return r;
+                return gv_error_set(err, r, vf, "current_vgpu_type", "clearing the vGPU type of %s failed: %s", vf,
+                                    strna(et));
         }
         (void)root_write_file(root, NULL, VENDOR_VGPU_STATE_DIR "/%s", vf);
         return 0;
