@@ -387,7 +387,7 @@ static void test_host_iommu(void **state) {
         char *before = NULL;
         assert_int_equal(root_read_attr(t.root, &before, "etc/default/grub"), 0);
         IommuEdit e;
-        char *err = NULL;
+        GvError err = {};
         CpuVendor v = cpu_vendor_read(t.root);
         assert_int_equal(v, CPU_VENDOR_INTEL);
         assert_int_equal(boot_config_set_args(t.root, iommu_kernel_args(v), iommu_kernel_off_args(v), &e, &err), 0);

@@ -434,12 +434,15 @@ static void test_vendor_vgpu(void **state) {
 
         /* definitions: start sets the type, a second start finds it active */
         assert_int_equal(vendor_vgpu_define(t.root, "0000:16:00.7", H100, 1047, true), 0);
-        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:00.7", &err), 0);
+        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:00.7", &ge), 0);
         assert_int_equal(current(&t, "0000:16:00.7"), 1047);
-        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:00.7", &err), 1);
+        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:00.7", &ge), 1);
+        assert_int_equal(ge.error, 0);
         assert_int_equal(vendor_vgpu_define(t.root, "0000:16:01.0", H100, 1044, true), 0);
-        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:01.0", &err), -EINVAL); /* the GPU runs 1047 */
-        free(err);
+        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:01.0", &ge), -EINVAL); /* the GPU runs 1047 */
+        assert_int_equal(ge.error, EINVAL);
+        assert_string_equal(ge.device, "0000:16:01.0");
+        gv_error_done(&ge);
         assert_int_equal(current(&t, "0000:16:01.0"), 0);
         free(vf);
         free(vf2);

@@ -176,7 +176,7 @@ int verb_list(int argc, char **argv) {
         bool vfs = false;
         int k = parse_verb_options(argc, argv, opts, "", list_opt, &vfs);
         if (k < 0)
-                return -k;
+                return -EINVAL; /* parse_verb_options() said why */
         if (k != argc)
                 return usage_error("list: unexpected argument '%s'", argv[k]);
 
@@ -189,10 +189,10 @@ int verb_list(int argc, char **argv) {
         (void)pci_names_new(&names);
         _cleanup_json_ json_object *list = NULL;
         if (inventory_list(h, names, vfs, &list) < 0)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                return log_oom();
         add_mig_from_nvml(root, list);
         r = arg.json ? json_print(list, stdout) : print_list_text(list);
-        return r < 0 ? EXIT_FAILURE : 0;
+        return r < 0 ? log_oom() : 0;
 }
 
 static void kv(const char *k, const char *v) {
@@ -285,7 +285,7 @@ int verb_show(int argc, char **argv) {
         static const struct option none[] = {{}};
         int k = parse_verb_options(argc, argv, none, "", NULL, NULL); /* only for "--" */
         if (k < 0)
-                return -k;
+                return -EINVAL; /* parse_verb_options() said why */
         if (argc - k != 1)
                 return usage_error("show: expected one device address: gpuvirt show BDF");
         _cleanup_root_free_ Root *root = NULL;
@@ -298,10 +298,10 @@ int verb_show(int argc, char **argv) {
         (void)pci_names_new(&names);
         _cleanup_json_ json_object *o = NULL;
         if (inventory_device(h, names, d, &o) < 0)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                return log_oom();
         add_mig_from_nvml(root, o);
         r = arg.json ? json_print(o, stdout) : print_show_text(o);
-        return r < 0 ? EXIT_FAILURE : 0;
+        return r < 0 ? log_oom() : 0;
 }
 
 /* ---- check ---- */
@@ -379,7 +379,7 @@ int verb_check(int argc, char **argv) {
         const char *device = NULL;
         int k = parse_verb_options(argc, argv, opts, "d:", check_opt, &device);
         if (k < 0)
-                return -k;
+                return -EINVAL; /* parse_verb_options() said why */
         if (k != argc)
                 return usage_error("check: unexpected argument '%s'", argv[k]);
 
@@ -392,14 +392,13 @@ int verb_check(int argc, char **argv) {
                 return r;
         r = check_run(h, d, &rep);
         if (r < 0)
-                return log_error_errno(r, "Readiness check failed: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Readiness check failed: %m"), failure_errno(r);
         if (arg.json) {
                 _cleanup_json_ json_object *o = check_report_json(rep, check_fix_text);
-                if (!o)
-                        return log_error("Out of memory."), EXIT_FAILURE;
-                json_print(o, stdout);
+                if (!o || json_print(o, stdout) < 0)
+                        return log_oom();
         } else if (print_check_text(rep, h) < 0)
-                return log_error("Out of memory."), EXIT_FAILURE;
-        return check_report_failed(rep) ? EXIT_FAILURE : 0;
+                return log_oom();
+        return check_report_failed(rep) ? VERB_CHECK_FAILED : 0;
 }
 

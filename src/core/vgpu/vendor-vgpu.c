@@ -317,44 +317,39 @@ static int def_read(Root *root, const char *vf, char **ret_pf, unsigned *ret_typ
         return 0;
 }
 
-int vendor_vgpu_start(Root *root, const char *vf, char **ret_error) {
-        *ret_error = NULL;
+int vendor_vgpu_start(Root *root, const char *vf, GvError *err) {
         unsigned type, cur;
         _cleanup_free_ char *pf = NULL;
         _cleanup_free_ char *bad = NULL;
         int r = def_read(root, vf, &pf, &type, NULL, &bad);
-        if (r < 0) {
-                *ret_error = bad ? TAKE_PTR(bad) : strdup_printf("cannot read " VENDOR_VGPU_PERSIST_DIR "/%s: %s", vf,
-                                                               errno_message(r));
-                return r;
-        }
-        if (!vf_has_vgpu(root, vf) || vf_current(root, vf, &cur) < 0) {
-                *ret_error = strdup_printf("%s is not a VF with NVIDIA vGPU support (are the VFs enabled?)", vf);
-                return -ENODEV;
-        }
+        if (r < 0)
+                return bad ? gv_error_take(err, r, vf, "definition", GV_HINT_NONE, TAKE_PTR(bad))
+                           : gv_error_set(err, r, vf, "definition", "cannot read " VENDOR_VGPU_PERSIST_DIR "/%s: %s", vf,
+                                          errno_message(r));
+        if (!vf_has_vgpu(root, vf) || vf_current(root, vf, &cur) < 0)
+                return gv_error_set(err, -ENODEV, vf, "start",
+                                    "%s is not a VF with NVIDIA vGPU support (are the VFs enabled?)", vf);
         if (cur == type) {
                 unsigned mine;
                 if (state_read(root, vf, &mine, NULL) < 0)
                         (void)state_write(root, vf, pf, type, NULL);
                 return 1;
         }
-        if (cur != 0) {
-                *ret_error = strdup_printf("%s carries vGPU type %u, not the defined type %u", vf, cur, type);
-                return -EBUSY;
-        }
+        if (cur != 0)
+                return gv_error_set(err, -EBUSY, vf, "start", "%s carries vGPU type %u, not the defined type %u", vf, cur,
+                                    type);
         char v[16];
         snprintf(v, sizeof v, "%u", type);
         r = root_write(root, v, "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf);
         if (r < 0) {
                 _cleanup_free_ char *et = errno_describe(r);
-                *ret_error = strdup_printf("writing type %u to %s failed: %s", type, vf, et);
-                return r;
+                return gv_error_set(err, r, vf, "current_vgpu_type", "writing type %u to %s failed: %s", type, vf,
+                                    strna(et));
         }
         r = state_write(root, vf, pf, type, NULL);
         if (r < 0) {
                 (void)root_write(root, "0", "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf);
-                *ret_error = strdup_printf("cannot record the vGPU of %s; type cleared again", vf);
-                return r;
+                return gv_error_set(err, r, vf, "record", "cannot record the vGPU of %s; type cleared again", vf);
         }
         return 0;
 }

@@ -65,5 +65,6 @@ void vendor_vgpu_units_free(VendorVgpuUnit *u, size_t n);
 
 int vendor_vgpu_define(Root *root, const char *vf, const char *pf, unsigned type, bool autostart);
 int vendor_vgpu_undefine(Root *root, const char *vf);
-/* Start one definition: 0 started, 1 already active with that type, -errno (error text set). */
-int vendor_vgpu_start(Root *root, const char *vf, char **ret_error);
+/* Start one definition: 0 started, 1 already active with that type, -errno (err, may be NULL, says what
+ * failed). */
+int vendor_vgpu_start(Root *root, const char *vf, GvError *err);
