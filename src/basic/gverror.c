@@ -58,3 +58,9 @@ void gv_error_move(GvError *dst, GvError *src) {
         *dst = *src;
         *src = (GvError){};
 }
+
+char *gv_error_steal_message(GvError *err) {
+        if (!gv_error_message(err))
+                return NULL;
+        return err->message ? TAKE_PTR(err->message) : strdup(errno_message(err->error));
+}

@@ -22,6 +22,10 @@ typedef enum GvHint {
         GV_HINT_MIG_STATUS,      /* the GPU's MIG layout (GvError.device) shows why: look at it */
         GV_HINT_MIG_DESTROY_ALL, /* GPU instances are left on GvError.device: destroying them lets it go on */
         GV_HINT_FORCE_TRY,       /* something holds it: forcing tries anyway (which may fail) */
+        GV_HINT_FORCE_CLEAR, /* refused: gpuvirt did not set what is there; forcing clears it anyway */
+        GV_HINT_FORCE_BUSY,  /* in use (the message says by whom, and to stop it first): or forcing takes it */
+        GV_HINT_TAKE_GROUP,  /* the device's IOMMU group holds others: passing it through forced, with them
+                              * along, takes it (a check's fix, CheckResult.fix_devices) */
 } GvHint;
 
 typedef struct GvError {
@@ -41,3 +45,7 @@ void gv_error_done(GvError *err);
 const char *gv_error_message(GvError *err);
 /* Move src's contents to dst (replacing them). */
 void gv_error_move(GvError *dst, GvError *src);
+
+/* The error's text, taken out of it (the errno described when it has no message); NULL when there is no
+ * error or out of memory. For callers that still pass a plain string on. */
+char *gv_error_steal_message(GvError *err);

@@ -267,14 +267,14 @@ static int dispatch(int argc, char **argv) {
                 return usage_error("no command given");
         const Verb *v = verb_find(verbs, ELEMENTSOF(verbs), argv[0], "");
         if (!v)
-                return EXIT_USAGE;
+                return -EINVAL;
         const Verb *sub = NULL;
         if (v->subs && argc > 1 && !is_help(argv[1])) {
                 _cleanup_free_ char *what = strdup_printf("%s: ", v->name);
                 if (!what)
-                        return log_error("Out of memory."), EXIT_FAILURE;
+                        return log_oom();
                 if (!(sub = verb_find(v->subs, table_size(v->subs), argv[1], what)))
-                        return EXIT_USAGE;
+                        return -EINVAL;
         }
         /* VERB [SUBVERB] ... --help: that usage, on stdout (options end at --) */
         for (int i = 1; i < argc && !streq(argv[i], "--"); i++)

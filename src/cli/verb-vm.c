@@ -637,8 +637,7 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                         u.kind = UNIT_MDEV;
                         snprintf(u.id, sizeof u.id, "%s", created_uuid);
                 } else if ((r = resolve_input(root, h, created_uuid, &u))) {
-                        _cleanup_free_ char *e2 = NULL;
-                        (void)mdev_remove(root, created_uuid, true, &e2);
+                        (void)mdev_remove(root, created_uuid, true, NULL);
                         return r;
                 }
         } else {
@@ -674,8 +673,7 @@ static int do_attach(const char *dom, const char *input, VmArgs *a) {
                         u.kind = UNIT_VENDOR_VGPU;
                         free(u.type);
                         if (!(u.type = strdup_printf("%u", set))) {
-                                _cleanup_free_ char *e2 = NULL;
-                                (void)vendor_vgpu_remove(root, u.id, true, &e2);
+                                (void)vendor_vgpu_remove(root, u.id, true, NULL);
                                 unit_done(&u);
                                 return log_error("Out of memory."), EXIT_FAILURE;
                         }
@@ -827,11 +825,11 @@ undo:
                 vfio_report_done(&rep2);
         }
         if (*created_uuid || created_vendor) {
-                _cleanup_free_ char *e1 = NULL, *e2 = NULL;
+                _cleanup_(gv_error_done) GvError e1 = {}, e2 = {};
                 if (*created_uuid && mdev_remove(root, created_uuid, true, &e1) < 0)
-                        log_error("Undo: cannot remove mdev %s: %s", created_uuid, strna(e1));
+                        log_error("Undo: cannot remove mdev %s: %s", created_uuid, gv_error_message(&e1));
                 if (created_vendor && vendor_vgpu_remove(root, u.id, true, &e2) < 0)
-                        log_error("Undo: cannot clear the vGPU type of %s: %s", u.id, strna(e2));
+                        log_error("Undo: cannot clear the vGPU type of %s: %s", u.id, gv_error_message(&e2));
         }
 out:
         unit_done(&u);

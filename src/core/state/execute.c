@@ -245,9 +245,12 @@ static int run_vgpu_remove(Root *root, const Step *s, char **err) {
                 return r;
         for (; n > s->total; n--) {
                 const Unit *u = &have[n - 1];
-                r = u->vendor ? vendor_vgpu_remove(root, u->id, true, err) : mdev_remove(root, u->id, false, err);
-                if (r < 0 && r != -ENOENT)
+                _cleanup_(gv_error_done) GvError e = {};
+                r = u->vendor ? vendor_vgpu_remove(root, u->id, true, &e) : mdev_remove(root, u->id, false, &e);
+                if (r < 0 && r != -ENOENT) {
+                        *err = gv_error_steal_message(&e);
                         return r;
+                }
         }
         return 0;
 }

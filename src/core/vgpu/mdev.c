@@ -540,27 +540,23 @@ int mdev_create(Root *root, const char *parent, const char *type, const char *uu
         return 0;
 }
 
-int mdev_remove(Root *root, const char *uuid, bool force, char **ret_error) {
-        *ret_error = NULL;
-        if (!root_exists(root, "sys/bus/mdev/devices/%s", uuid)) {
-                *ret_error = strdup_printf("no active mediated device %s", uuid);
-                return -ENOENT;
-        }
+int mdev_remove(Root *root, const char *uuid, bool force, GvError *err) {
+        if (!root_exists(root, "sys/bus/mdev/devices/%s", uuid))
+                return gv_error_set(err, -ENOENT, uuid, "remove", "no active mediated device %s", uuid);
         _cleanup_free_ char *g = NULL, *gl = root_path(root, "sys/bus/mdev/devices/%s/iommu_group", uuid);
         int group;
         if (gl && readlink_base(gl, &g) >= 0 && parse_int(g, &group) >= 0) {
                 _cleanup_free_ char *holders = vfio_group_holders(root, group);
-                if (holders && !force) {
-                        *ret_error = strdup_printf("%s is in use: /dev/vfio/%d is held open by %s; stop the VM first, "
-                                                   "or use --force (removal then waits until the VM lets go)",
-                                                   uuid, group, holders);
-                        return -EBUSY;
-                }
+                if (holders && !force)
+                        return gv_error_take(err, -EBUSY, uuid, "remove", GV_HINT_FORCE_BUSY,
+                                             strdup_printf("%s is in use: /dev/vfio/%d is held open by %s, and removal "
+                                                           "waits until the VM lets go; stop the VM first",
+                                                           uuid, group, holders));
         }
         int r = root_write(root, "1", "sys/bus/mdev/devices/%s/remove", uuid);
         if (r < 0) {
                 _cleanup_free_ char *et = errno_describe(r);
-                *ret_error = strdup_printf("removing %s failed: %s", uuid, et);
+                return gv_error_set(err, r, uuid, "remove", "removing %s failed: %s", uuid, strna(et));
         }
-        return r;
+        return 0;
 }
