@@ -98,9 +98,12 @@ int vm_release_holder(Root *root, Virt *v, const char *bdf, ReleaseHolder *ret, 
         VirtDomain *doms = NULL;
         size_t n = 0;
         int r = virt_list_domains(v, &doms, &n);
-        if (r < 0)
+        if (r < 0) {
+                _cleanup_(gv_error_done) GvError le = {};
+                (void)virt_error_take(v, &le, r, bdf, NULL);
                 return gv_error_set(err, r, bdf, "virConnectListAllDomains", "Cannot list libvirt domains at %s (%s)",
-                                    virt_uri(v), virt_last_error(v));
+                                    virt_uri(v), gv_error_message(&le));
+        }
         _cleanup_free_ GroupMember *m = NULL;
         size_t nm = 0;
         const VirtDomain *holder = NULL;
