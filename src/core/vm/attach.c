@@ -258,21 +258,20 @@ int vm_attach(Root *root, const PciHost *h, Virt *v, const VmRequest *req, VmRes
         char tt[16];
 
         /* 2. held elsewhere? */
-        VirtDomain *doms = NULL;
-        size_t nd = 0;
-        if ((r = virt_list_domains(v, &doms, &nd)) < 0) {
-                r = virt_error_take(v, err, op_errno(r), u.id, "Cannot list libvirt domains: ");
-                goto undo;
+        {
+                _cleanup_virt_domains_ VirtDomains doms = {};
+                if ((r = virt_list_domains(v, &doms.d, &doms.n)) < 0) {
+                        r = virt_error_take(v, err, op_errno(r), u.id, "Cannot list libvirt domains: ");
+                        goto undo;
+                }
+                const VirtDomain *other = unit_running_holder(&u, doms.d, doms.n, dom);
+                if (other && !req->force) {
+                        r = gv_error_take(err, -EBUSY, u.id, NULL, GV_HINT_VM_HELD,
+                                          strdup_printf("%s is held by running domain '%s'; detach it there first",
+                                                        u.id, other->name));
+                        goto undo;
+                }
         }
-        const VirtDomain *other = unit_running_holder(&u, doms, nd, dom);
-        if (other && !req->force) {
-                r = gv_error_take(err, -EBUSY, u.id, NULL, GV_HINT_VM_HELD,
-                                  strdup_printf("%s is held by running domain '%s'; detach it there first",
-                                                u.id, other->name));
-                virt_domains_free(doms, nd);
-                goto undo;
-        }
-        virt_domains_free(doms, nd);
         if ((live && vm_unit_count(v, dom, false, &u) > 0) ||
             (config && vm_unit_count(v, dom, true, &u) > 0)) {
                 r = gv_error_take(err, -EEXIST, u.id, NULL, GV_HINT_NONE,

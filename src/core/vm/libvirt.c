@@ -528,11 +528,25 @@ static int cmp_domain(const void *a, const void *b) {
         return strcmp(((const VirtDomain *)a)->name, ((const VirtDomain *)b)->name);
 }
 
+/* virConnectListAllDomains()'s array: each handle, then the array. */
+typedef struct DomainHandles {
+        virDomainPtr *d;
+        int n;
+} DomainHandles;
+
+static void domain_handles_done(DomainHandles *h) {
+        for (int i = 0; h->d && i < h->n; i++)
+                sym.virDomainFree(h->d[i]);
+        free(h->d);
+}
+
 int virt_list_domains(Virt *v, VirtDomain **ret, size_t *ret_n) {
-        virDomainPtr *doms = NULL;
-        int n = sym.virConnectListAllDomains(v->conn, &doms, 0);
-        if (n < 0)
+        _cleanup_(domain_handles_done) DomainHandles hd = {};
+        hd.n = sym.virConnectListAllDomains(v->conn, &hd.d, 0);
+        if (hd.n < 0)
                 return virt_error(v, "virConnectListAllDomains");
+        virDomainPtr *doms = hd.d;
+        int n = hd.n;
         VirtDomain *out = calloc((size_t)n ?: 1, sizeof *out);
         int r = out ? 0 : -ENOMEM;
         for (int i = 0; i < n && r >= 0; i++) {
@@ -559,9 +573,6 @@ int virt_list_domains(Virt *v, VirtDomain **ret, size_t *ret_n) {
                                 r = domain_xml_parse(x, inactive ? &d->config : &d->live);
                 }
         }
-        for (int i = 0; i < n; i++)
-                sym.virDomainFree(doms[i]);
-        free(doms);
         if (r < 0) {
                 virt_domains_free(out, out ? (size_t)n : 0);
                 return r;

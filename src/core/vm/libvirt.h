@@ -86,6 +86,18 @@ typedef struct VirtDomain {
 } VirtDomain;
 
 void virt_domains_free(VirtDomain *d, size_t n);
+
+/* The list virt_list_domains() fills, as one value for _cleanup_virt_domains_. */
+typedef struct VirtDomains {
+        VirtDomain *d;
+        size_t n;
+} VirtDomains;
+
+static inline void virt_domains_done(VirtDomains *l) {
+        virt_domains_free(l->d, l->n);
+        *l = (VirtDomains){};
+}
+#define _cleanup_virt_domains_ _cleanup_(virt_domains_done)
 /* Every domain (running or defined) with its parsed XML. */
 int virt_list_domains(Virt *v, VirtDomain **ret, size_t *ret_n);
 
