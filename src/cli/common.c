@@ -58,6 +58,20 @@ char *error_text(GvError *e, int r) {
                 return strdup_printf("%s (use --force to clear it anyway)", m);
         case GV_HINT_FORCE_BUSY:
                 return strdup_printf("%s or use --force", m);
+        case GV_HINT_VM_CONFIG:
+                return strdup_printf("%s: use --config to change its persistent definition.", m);
+        case GV_HINT_VM_LIVE:
+                return strdup_printf("%s: use --live.", m);
+        case GV_HINT_VM_HELD:
+                return strdup_printf("%s or use --force.", m);
+        case GV_HINT_GUEST_SLOT:
+                return strdup_printf("%s (give --guest-slot).", m);
+        case GV_HINT_MDEV_TYPE:
+                return strdup_printf("%s; use --mdev-type.", m);
+        case GV_HINT_VGPU_TYPE:
+                return strdup_printf("%s; use --vgpu-type.", m);
+        case GV_HINT_VGPU_TYPE_FOR:
+                return strdup_printf("--vgpu-type %s", m);
         default:
                 return strdup(m);
         }
