@@ -174,3 +174,7 @@ int restore_each(const char *dir, int (*restore)(const char *name)) {
         }
         return rc;
 }
+
+int op_failed(int r) {
+        return r >= 0 || exit_status(r) != EXIT_FAILURE ? -EIO : r;
+}
