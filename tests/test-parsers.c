@@ -313,10 +313,14 @@ static void test_keys(void **state) {
 
 static void json_rejects(const char *text, const char *pos, const char *what) {
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL, *where = strdup_printf("f.json:%s", pos);
+        _cleanup_(gv_error_done) GvError err = {};
+        _cleanup_free_ char *where = strdup_printf("f.json:%s", pos);
         assert_int_equal(json_parse_strict("f.json", text, strlen(text), &o, &err), -EINVAL);
         assert_null(o);
-        expect_error(err, where, what);
+        /* the reader's message is the GvError's, its errno EINVAL, at the step "parse" */
+        expect_error(err.message, where, what);
+        assert_int_equal(err.error, EINVAL);
+        assert_string_equal(err.step, "parse");
 }
 
 static void test_json_strict(void **state) {
@@ -336,17 +340,18 @@ static void test_json_strict(void **state) {
         json_rejects("{\"a\": \"\xff\"}", "1:8:", "invalid utf-8 string");
         static const char nul[] = "{\"a\": 1}\0";
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(json_parse_strict("f.json", nul, sizeof nul - 1, &o, &err), -EINVAL);
-        expect_error(err, "f.json:1:9:", "a NUL byte");
+        expect_error(err.message, "f.json:1:9:", "a NUL byte");
         char deep[64] = {};
         for (int i = 0; i <= JSON_DEPTH_MAX; i++)
                 deep[i] = '[';
         json_rejects(deep, "1:17:", "nesting too deep");
         /* good input, and its values */
         const char *good = "{\"a\": [1, {\"b\": true}], \"b\": null, \"c\": -12, \"d\": \"\\u00e9\"}\n";
-        _cleanup_free_ char *err2 = NULL;
+        _cleanup_(gv_error_done) GvError err2 = {};
         assert_int_equal(json_parse_strict("f.json", good, strlen(good), &o, &err2), 0);
+        assert_int_equal(err2.error, 0);
         assert_string_equal(json_object_get_string(json_object_object_get(o, "d")), "\xc3\xa9");
         json_object_put(o);
 }
@@ -375,18 +380,19 @@ static const JsonField rec_fields[] = {
 
 static void dispatch_rejects(const char *text, const char *what) {
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL, *perr = NULL;
+        _cleanup_(gv_error_done) GvError err = {}, perr = {};
         assert_int_equal(json_parse_strict("r", text, strlen(text), &o, &perr), 0);
         Rec r = {};
         assert_int_equal(json_dispatch("r", o, rec_fields, 0, &r, &err), -EBADMSG);
         assert_null(r.list);
-        expect_error(err, "r: ", what);
+        expect_error(err.message, "r: ", what);
+        assert_int_equal(err.error, EBADMSG);
         json_object_put(o);
 }
 
 static void test_json_dispatch(void **state) {
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         const char *t = "{\"name\": \"abc\", \"count\": 65535, \"flag\": true, \"list\": [\"x\", \"y\"]}";
         assert_int_equal(json_parse_strict("r", t, strlen(t), &o, &err), 0);
         Rec r = {};

@@ -232,7 +232,9 @@ static int parse_ydoc(const char *path, const YDoc *doc, MigParted **ret, char *
 int migparted_parse_text(const char *file, const char *text, size_t len, MigParted **ret, char **ret_error) {
         *ret_error = NULL;
         _cleanup_ydoc_free_ YDoc *doc = NULL;
-        int r = ydoc_parse(file, text, len, &doc, ret_error);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = ydoc_parse(file, text, len, &doc, &e);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         return parse_ydoc(file, doc, ret, ret_error);
@@ -241,7 +243,9 @@ int migparted_parse_text(const char *file, const char *text, size_t len, MigPart
 int migparted_parse(const char *path, MigParted **ret, char **ret_error) {
         *ret_error = NULL;
         _cleanup_ydoc_free_ YDoc *doc = NULL;
-        int r = ydoc_load(path, path, MIGPARTED_SIZE_MAX, &doc, ret_error);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = ydoc_load(path, path, MIGPARTED_SIZE_MAX, &doc, &e);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         return parse_ydoc(path, doc, ret, ret_error);

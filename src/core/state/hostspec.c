@@ -399,7 +399,9 @@ out:
 
 int host_spec_parse(const char *file, const char *text, size_t len, HostSpec **ret, char **ret_error) {
         _cleanup_ydoc_free_ YDoc *doc = NULL;
-        int r = ydoc_parse(file, text, len, &doc, ret_error);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = ydoc_parse(file, text, len, &doc, &e);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         return spec_from_doc(file, doc, ret, ret_error);
@@ -444,7 +446,9 @@ static int load_mig_files(HostSpec *s, char **ret_error) {
 int host_spec_load(const char *path, const char *display_name, HostSpec **ret, char **ret_error) {
         _cleanup_ydoc_free_ YDoc *doc = NULL;
         _cleanup_host_spec_free_ HostSpec *s = NULL;
-        int r = ydoc_load(path, display_name, HOST_SPEC_SIZE_MAX, &doc, ret_error);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = ydoc_load(path, display_name, HOST_SPEC_SIZE_MAX, &doc, &e);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         r = spec_from_doc(display_name, doc, &s, ret_error);
