@@ -70,11 +70,13 @@ static void migparted_rejects(const char *text, const char *pos, const char *wha
 
 static void host_rejects_n(const char *text, size_t len, const char *pos, const char *what) {
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         _cleanup_free_ char *where = strdup_printf("host.yaml:%s", pos);
         assert_int_equal(host_spec_parse("host.yaml", text, len, &s, &err), -EINVAL);
         assert_null(s);
-        expect_error(err, where, what);
+        expect_error(err.message, where, what);
+        assert_int_equal(err.error, EINVAL);
+        assert_string_equal(err.step, "parse");
 }
 static void host_rejects(const char *text, const char *pos, const char *what) {
         host_rejects_n(text, strlen(text), pos, what);
@@ -128,7 +130,7 @@ static void test_second_document(void **state) {
                           "5:1:", "a second YAML document");
         /* one explicit document is fine */
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         const char *one = "---\nversion: 1\ngpus: []\n...\n";
         assert_int_equal(host_spec_parse("host.yaml", one, strlen(one), &s, &err), 0);
         host_spec_free(s);
@@ -167,11 +169,11 @@ static void test_alias_labels(void **state) {
                                                   "    mig: {file: \"%s\", label: l19999}\n", mp);
         _cleanup_free_ char *hp = write_tmp("host.yaml", host, strlen(host));
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(host_spec_load(hp, "host.yaml", &s, &err), -EINVAL);
         assert_null(s);
         _cleanup_free_ char *where = strdup_printf("host.yaml:3:5: mig file: %s:3:7: anchors", mp);
-        expect_error(err, where, "not supported");
+        expect_error(err.message, where, "not supported");
         free(buf);
 }
 
@@ -221,7 +223,7 @@ static void test_migparted_parsed_once(void **state) {
                                                   "    mig: {file: \"%s\", label: bal}\n", mp, mp);
         _cleanup_free_ char *hp = write_tmp("host-once.yaml", host, strlen(host));
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(host_spec_load(hp, "host.yaml", &s, &err), 0);
         assert_int_equal(s->n_mig_files, 1);
         assert_non_null(s->entries[0].mig_config);
@@ -253,13 +255,16 @@ static void test_size_bounds(void **state) {
         text[big - 1] = '\n';
         _cleanup_free_ char *p = write_tmp("big.yaml", text, big);
         MigParted *m = NULL;
-        _cleanup_free_ char *err = NULL, *err2 = NULL;
+        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err2 = {};
         assert_int_equal(migparted_parse(p, &m, &err), -EFBIG);
         expect_error(err, p, "larger than 1048576 bytes");
-        /* host.yaml has the same bound */
+        /* host.yaml has the same bound: a file that is not read, said at the step "read" */
         HostSpec *s = NULL;
         assert_int_equal(host_spec_load(p, "host.yaml", &s, &err2), -EFBIG);
-        expect_error(err2, "host.yaml: ", "larger than 1048576 bytes");
+        expect_error(err2.message, "host.yaml: ", "larger than 1048576 bytes");
+        assert_int_equal(err2.error, EFBIG);
+        assert_string_equal(err2.step, "read");
         /* exactly at the bound is read (all of it a comment: an empty document) */
         _cleanup_free_ char *p2 = write_tmp("max.yaml", text, MIGPARTED_SIZE_MAX);
         _cleanup_free_ char *err3 = NULL;

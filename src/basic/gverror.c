@@ -58,11 +58,3 @@ void gv_error_move(GvError *dst, GvError *src) {
         *dst = *src;
         *src = (GvError){};
 }
-
-int gv_error_parse(GvError *err, int r, const char *step, char *message) {
-        if (r == -ENOMEM || (!message && r != -ENOENT)) {
-                free(message);
-                return gv_error_set(err, -ENOMEM, NULL, step, NULL);
-        }
-        return gv_error_take(err, r, NULL, step, GV_HINT_NONE, message);
-}

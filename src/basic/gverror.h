@@ -35,7 +35,3 @@ void gv_error_done(GvError *err);
 const char *gv_error_message(GvError *err);
 /* Move src's contents to dst (replacing them). */
 void gv_error_move(GvError *dst, GvError *src);
-/* A reader's failure (jsonfile, yamldoc): r (-EINVAL for bad input) with message taken as GvError.message
- * ("FILE:LINE:COL: why"), at step; -ENOMEM when r is, or when there is no message (making it failed) and r is
- * not -ENOENT (a missing file: no message). */
-int gv_error_parse(GvError *err, int r, const char *step, char *message);

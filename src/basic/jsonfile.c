@@ -183,13 +183,13 @@ static int load_strict(const char *path, const char *display_name, size_t max, j
 int json_parse_strict(const char *file, const char *text, size_t len, json_object **ret, GvError *err) {
         char *e = NULL;
         int r = parse_strict(file, text, len, ret, &e);
-        return r < 0 ? gv_error_parse(err, r, "parse", e) : 0;
+        return r < 0 ? gv_error_take(err, r, NULL, "parse", GV_HINT_NONE, e) : 0;
 }
 
 int json_load_strict(const char *path, const char *display_name, size_t max, json_object **ret, GvError *err) {
         char *e = NULL;
         int r = load_strict(path, display_name, max, ret, &e);
-        return r < 0 ? gv_error_parse(err, r, r == -EINVAL ? "parse" : "read", e) : 0;
+        return r < 0 ? gv_error_take(err, r, NULL, r == -EINVAL ? "parse" : "read", GV_HINT_NONE, e) : 0;
 }
 
 /* ---- typed fields ---- */
@@ -355,5 +355,5 @@ static int dispatch(const char *file, json_object *o, const JsonField *fields, u
 int json_dispatch(const char *file, json_object *o, const JsonField *fields, unsigned flags, void *out, GvError *err) {
         char *e = NULL;
         int r = dispatch(file, o, fields, flags, out, &e);
-        return r < 0 ? gv_error_parse(err, r, "parse", e) : 0;
+        return r < 0 ? gv_error_take(err, r, NULL, "parse", GV_HINT_NONE, e) : 0;
 }

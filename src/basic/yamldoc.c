@@ -266,11 +266,11 @@ static int load(const char *path, const char *display_name, size_t max, YDoc **r
 int ydoc_parse(const char *file, const char *text, size_t len, YDoc **ret, GvError *err) {
         char *e = NULL;
         int r = parse(file, text, len, ret, &e);
-        return r < 0 ? gv_error_parse(err, r, "parse", e) : 0;
+        return r < 0 ? gv_error_take(err, r, NULL, "parse", GV_HINT_NONE, e) : 0;
 }
 
 int ydoc_load(const char *path, const char *display_name, size_t max, YDoc **ret, GvError *err) {
         char *e = NULL;
         int r = load(path, display_name, max, ret, &e);
-        return r < 0 ? gv_error_parse(err, r, r == -EINVAL ? "parse" : "read", e) : 0;
+        return r < 0 ? gv_error_take(err, r, NULL, r == -EINVAL ? "parse" : "read", GV_HINT_NONE, e) : 0;
 }

@@ -36,7 +36,7 @@ static void state_opt(int c, const char *v, void *ud) {
 static int load_spec(Root *root, const StateArgs *a, HostSpec **ret) {
         _cleanup_free_ char *path = a->file ? strdup(a->file) : root_path(root, HOST_STATE_FILE);
         _cleanup_free_ char *shown = a->file ? strdup(a->file) : strdup("/" HOST_STATE_FILE);
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         if (!path || !shown)
                 return log_error_errno(ENOMEM, "Out of memory."), -ENOMEM;
         int r = host_spec_load(path, shown, ret, &err);
@@ -44,7 +44,7 @@ static int load_spec(Root *root, const StateArgs *a, HostSpec **ret) {
                 return log_error("%s does not exist: write one, or start from 'gpuvirt export -o %s'.", shown, shown),
                        -ENOENT;
         if (r < 0)
-                return log_error("%s", err ?: errno_message(r)),
+                return log_error("%s", gv_error_message(&err) ?: errno_message(r)),
                        input_error_exit(r, a->file != NULL) == EXIT_USAGE ? -EINVAL : op_failed(r);
         return 0;
 }
@@ -220,7 +220,10 @@ static int do_status(Root *root, const StateArgs *a) {
         _cleanup_plan_free_ Plan *p = NULL;
         _cleanup_host_spec_free_ HostSpec *s = NULL;
         _cleanup_free_ char *path = a->file ? strdup(a->file) : root_path(root, HOST_STATE_FILE), *err = NULL;
-        bool have_file = path && host_spec_load(path, a->file ?: "/" HOST_STATE_FILE, &s, &err) == 0;
+        _cleanup_(gv_error_done) GvError lerr = {};
+        bool have_file = path && host_spec_load(path, a->file ?: "/" HOST_STATE_FILE, &s, &lerr) == 0;
+        if (!have_file) /* the reason, said as the file's state below */
+                err = TAKE_PTR(lerr.message);
         if (have_file && host_plan(root, s, &p, &err) < 0)
                 p = NULL;
         /* a desired state that is there but cannot be read or planned is not green (the rig's boot: the

@@ -22,7 +22,7 @@ _printf_(5, 0) static int read_v(Root *root, json_object **ret, char **ret_path,
                 return r == -EINVAL ? -EBADMSG : r;
         if (!json_object_is_type(o, json_type_object)) {
                 json_object_put(o);
-                return gv_error_parse(err, -EBADMSG, "parse", strdup_printf("%s: expected a JSON object", p));
+                return gv_error_take(err, -EBADMSG, NULL, "parse", GV_HINT_NONE, strdup_printf("%s: expected a JSON object", p));
         }
         *ret = o;
         *ret_path = TAKE_PTR(p);
