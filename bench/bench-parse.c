@@ -47,8 +47,9 @@ static double best_of(int reps, int kind, const char *text, size_t len) {
                 double t0 = now_us();
                 if (kind == 0) {
                         MigParted *m = NULL;
-                        if (migparted_parse_text("f", text, len, &m, &err) < 0)
-                                fprintf(stderr, "%s\n", err), exit(1);
+                        GvError e = {};
+                        if (migparted_parse_text("f", text, len, &m, &e) < 0)
+                                fprintf(stderr, "%s\n", gv_error_message(&e)), exit(1);
                         migparted_free(m);
                 } else {
                         HostSpec *s = NULL;

@@ -59,10 +59,12 @@ static void migparted_rejects_n(const char *text, size_t len, const char *pos, c
         _cleanup_free_ char *p = write_tmp("m.yaml", text, len);
         _cleanup_free_ char *where = strdup_printf("%s:%s", p, pos);
         MigParted *m = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(migparted_parse(p, &m, &err), -EINVAL);
         assert_null(m);
-        expect_error(err, where, what);
+        assert_int_equal(err.error, EINVAL);
+        assert_string_equal(err.step, "parse");
+        expect_error(err.message, where, what);
 }
 static void migparted_rejects(const char *text, const char *pos, const char *what) {
         migparted_rejects_n(text, strlen(text), pos, what);
@@ -191,8 +193,9 @@ static void test_many_labels(void **state) {
         assert_true(n > 10000);
         _cleanup_free_ char *p = write_tmp("many.yaml", buf, len);
         MigParted *m = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(migparted_parse(p, &m, &err), 0);
+        assert_int_equal(err.error, 0);
         assert_int_equal(m->n_configs, (size_t)n);
         _cleanup_free_ char *last = strdup_printf("l%d", n - 1);
         const MigPartedConfig *c = migparted_find(m, last);
@@ -255,10 +258,10 @@ static void test_size_bounds(void **state) {
         text[big - 1] = '\n';
         _cleanup_free_ char *p = write_tmp("big.yaml", text, big);
         MigParted *m = NULL;
-        _cleanup_free_ char *err = NULL;
-        _cleanup_(gv_error_done) GvError err2 = {};
+        _cleanup_(gv_error_done) GvError err = {}, err2 = {}, err3 = {};
         assert_int_equal(migparted_parse(p, &m, &err), -EFBIG);
-        expect_error(err, p, "larger than 1048576 bytes");
+        assert_string_equal(err.step, "read");
+        expect_error(err.message, p, "larger than 1048576 bytes");
         /* host.yaml has the same bound: a file that is not read, said at the step "read" */
         HostSpec *s = NULL;
         assert_int_equal(host_spec_load(p, "host.yaml", &s, &err2), -EFBIG);
@@ -267,9 +270,8 @@ static void test_size_bounds(void **state) {
         assert_string_equal(err2.step, "read");
         /* exactly at the bound is read (all of it a comment: an empty document) */
         _cleanup_free_ char *p2 = write_tmp("max.yaml", text, MIGPARTED_SIZE_MAX);
-        _cleanup_free_ char *err3 = NULL;
         assert_int_equal(migparted_parse(p2, &m, &err3), -EINVAL);
-        expect_error(err3, p2, "empty file");
+        expect_error(err3.message, p2, "empty file");
 }
 
 static void test_depth(void **state) {

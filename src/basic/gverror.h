@@ -16,6 +16,12 @@ typedef enum GvHint {
         GV_HINT_FORCE,   /* refused as dangerous: forcing takes it anyway */
         GV_HINT_INCLUDE, /* GvError.device would be moved along: naming it and forcing takes it */
         GV_HINT_DISRUPT, /* existing instances would have to move: allowing that takes it */
+        GV_HINT_MIG_LABEL, /* a mig-parted file of several configurations, none named: naming one takes it */
+        GV_HINT_LOST_GPU,  /* a GPU fell off the bus (NVML_ERROR_GPU_IS_LOST): where to look, how to recover */
+        GV_HINT_MIG_ENABLE,      /* MIG is not enabled on GvError.device: enabling it lets it go on */
+        GV_HINT_MIG_STATUS,      /* the GPU's MIG layout (GvError.device) shows why: look at it */
+        GV_HINT_MIG_DESTROY_ALL, /* GPU instances are left on GvError.device: destroying them lets it go on */
+        GV_HINT_FORCE_TRY,       /* something holds it: forcing tries anyway (which may fail) */
 } GvHint;
 
 typedef struct GvError {

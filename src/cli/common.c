@@ -43,6 +43,17 @@ char *error_text(GvError *e, int r) {
                                      strna(e->device));
         case GV_HINT_DISRUPT:
                 return strdup_printf("%s; run again with --allow-disrupt to move them", m);
+        case GV_HINT_LOST_GPU:
+                return strdup_printf("%s. Look for Xid 79 and AER errors in dmesg, then reset it (nvidia-smi -r) or "
+                                     "reseat/power-cycle it; 'gpuvirt check' names the device.", m);
+        case GV_HINT_MIG_ENABLE:
+                return strdup_printf("%s. Enable it: gpuvirt mig enable %s", m, strna(e->device));
+        case GV_HINT_MIG_STATUS:
+                return strdup_printf("%s (see 'gpuvirt mig status %s').", m, strna(e->device));
+        case GV_HINT_MIG_DESTROY_ALL:
+                return strdup_printf("%s. Destroy them first: gpuvirt mig destroy %s --all", m, strna(e->device));
+        case GV_HINT_FORCE_TRY:
+                return strdup_printf("%s, or --force to try anyway.", m);
         default:
                 return strdup(m);
         }

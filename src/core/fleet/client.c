@@ -346,6 +346,7 @@ static int batch_start(Reserve *x, Batch *b) {
                         y->message = NULL;
                         x->later[x->n_later++] = i;
                         taken++;
+                        r = 0; /* not a failure: left as it was, it ended the whole reservation when last */
                         continue;
                 }
                 if (r < 0) {

@@ -260,9 +260,10 @@ static int run_mig(Root *root, const Step *s, char **err) {
         _cleanup_nvml_close_ Nvml *n = NULL;
         _cleanup_free_ MigGpu *gpus = NULL;
         size_t ng = 0;
-        int r = nvml_open(root, &n, err);
+        _cleanup_(gv_error_done) GvError nerr = {};
+        int r = nvml_open(root, &n, &nerr);
         if (r < 0)
-                return r;
+                return *err = TAKE_PTR(nerr.message), r;
         r = mig_gpus_read(n, &gpus, &ng);
         if (r < 0)
                 return r;

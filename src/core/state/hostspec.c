@@ -423,11 +423,11 @@ static int load_mig_files(HostSpec *s, char **ret_error) {
                         if (!l)
                                 return -ENOMEM;
                         s->mig_files = l;
-                        _cleanup_free_ char *err = NULL;
+                        _cleanup_(gv_error_done) GvError err = {};
                         int r = migparted_parse(e->mig_file, &l[s->n_mig_files], &err);
                         if (r < 0) {
                                 *ret_error = strdup_printf("%s:%u:%u: mig file: %s", s->file, e->line, e->column,
-                                                           err ?: strerror(-r));
+                                                           err.message ?: strerror(-r));
                                 return r == -ENOMEM ? r : -EINVAL;
                         }
                         m = l[s->n_mig_files++];
