@@ -43,7 +43,6 @@ static char *host_text(int n, size_t *len) {
 static double best_of(int reps, int kind, const char *text, size_t len) {
         double best = 1e18;
         for (int r = 0; r < reps; r++) {
-                char *err = NULL;
                 double t0 = now_us();
                 if (kind == 0) {
                         MigParted *m = NULL;
