@@ -90,10 +90,22 @@ int verb_vgpu_start_defined(int argc, char **argv);
 /* mig and vm: every sub-verb's entry is the verb's function, which reads argv[1] (verb-mig.c, verb-vm.c) */
 int verb_mig(int argc, char **argv);
 int verb_vm(int argc, char **argv);
-/* plan, apply, assert, export, recover, status: the desired host state */
-int verb_state(int argc, char **argv);
-/* hosts, gpus, request, release, show, status, drain, agent: the GPU pool across hosts */
-int verb_fleet(int argc, char **argv);
+/* plan, apply, assert, export, recover, status: the desired host state (verb-state.c) */
+int verb_state_plan(int argc, char **argv);
+int verb_state_assert(int argc, char **argv);
+int verb_state_apply(int argc, char **argv);
+int verb_state_export(int argc, char **argv);
+int verb_state_recover(int argc, char **argv);
+int verb_state_status(int argc, char **argv);
+/* hosts, gpus, request, release, show, status, drain, agent: the GPU pool across hosts (verb-fleet.c) */
+int verb_fleet_hosts(int argc, char **argv);
+int verb_fleet_gpus(int argc, char **argv);
+int verb_fleet_request(int argc, char **argv);
+int verb_fleet_release(int argc, char **argv);
+int verb_fleet_show(int argc, char **argv);
+int verb_fleet_status(int argc, char **argv);
+int verb_fleet_drain(int argc, char **argv);
+int verb_fleet_agent(int argc, char **argv);
 
 /* Before releasing a device (passthrough disable): refuse when a running libvirt domain references a
  * function of its IOMMU group, unless force. Consults libvirt only on a live root or with --connect; an

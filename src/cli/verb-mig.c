@@ -57,12 +57,6 @@ typedef struct Ctx {
         size_t n;
 } Ctx;
 
-/* What a failed operation returns: its -errno, which exit_status() makes 1. An EINVAL of NVML (or of the
- * kernel) is the operation failing, not this command line being bad, so it is not passed on as EINVAL (2). */
-static int failed(int r) {
-        return r >= 0 || r == -EINVAL || r == -ERANGE ? -EIO : r;
-}
-
 static void ctx_done(Ctx *c) {
         free(c->gpus);
         nvml_close(c->nvml);
@@ -79,12 +73,12 @@ static int ctx_open(Ctx *c) {
         if (r < 0) {
                 log_error("%s. MIG needs the NVIDIA driver's NVML (libnvidia-ml.so.1); the other modes work without it.",
                           why.message ?: "NVML not available");
-                return failed(r);
+                return failure_errno(r);
         }
         r = mig_gpus_read(c->nvml, &c->gpus, &c->n);
         if (r < 0) {
                 _cleanup_free_ char *d = nvml_errno_describe(r);
-                return log_error_errno(r, "Cannot read the GPUs through NVML: %s", strna(d)), failed(r);
+                return log_error_errno(r, "Cannot read the GPUs through NVML: %s", strna(d)), failure_errno(r);
         }
         return 0;
 }
@@ -100,7 +94,7 @@ static int ctx_gpu(Ctx *c, const char *input, MigGpu **ret) {
         int r;
         if (!g && (r = pci_device_require_alive(c->root, canon, &dead)) < 0) {
                 log_error("%s", strna(dead)); /* NVML reports it lost, without its address */
-                return failed(r);
+                return failure_errno(r);
         }
         if (!g) {
                 log_error("NVML knows no GPU %s (GPUs on vfio-pci or without the nvidia driver are not visible; see "
@@ -342,7 +336,7 @@ static int do_mode(Ctx *c, MigGpu *g, bool enable) {
         if (r > 0)
                 return 0; /* --dry-run: said what it would do */
         if (r < 0)
-                return mig_error(&err, r), failed(r);
+                return mig_error(&err, r), failure_errno(r);
         if (res.unchanged) {
                 if (!arg.json)
                         printf("%s: MIG already %s.\n", g->address, mode_str(want));
@@ -382,7 +376,7 @@ static int do_reset(Ctx *c, MigGpu *g) {
         if (r > 0)
                 return 0; /* --dry-run */
         if (r < 0)
-                return mig_error(&err, r), failed(r);
+                return mig_error(&err, r), failure_errno(r);
         if (arg.json)
                 return print_json(gpu_json(g));
         printf("%s: reset; MIG %s.\n", g->address, mode_str(g->mode_current));
@@ -396,7 +390,7 @@ static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
         if (r == -E2BIG)
                 return usage_error("mig create: --placement creates one instance; drop --count"), -EINVAL;
         if (r < 0 && !res.checked) /* the profile, the placement or the MIG mode */
-                return mig_error(&err, r), r == -EINVAL ? r : failed(r);
+                return mig_error(&err, r), r == -EINVAL ? r : failure_errno(r);
         _cleanup_json_ json_object *out = arg.json ? json_object_new_array() : NULL;
         for (size_t i = 0; i < res.n_created; i++) {
                 const MigInstance *m = &res.created[i];
@@ -409,7 +403,7 @@ static int do_create(Ctx *c, MigGpu *g, const char *pname, const MigArgs *a) {
         if (r < 0)
                 mig_error(&err, r);
         int q = arg.json && !res.dry_run ? print_json(TAKE_PTR(out)) : 0;
-        return r < 0 ? failed(r) : q;
+        return r < 0 ? failure_errno(r) : q;
 }
 
 static int do_destroy(Ctx *c, MigGpu *g, const MigArgs *a) {
@@ -417,12 +411,12 @@ static int do_destroy(Ctx *c, MigGpu *g, const MigArgs *a) {
         MigDestroyResult res;
         int r = mig_destroy_instances(c->root, c->nvml, g, a->all ? -1 : a->gi, a->force, &res, &err);
         if (r < 0 && !res.checked) /* the MIG mode, no such instance, or in use */
-                return mig_error(&err, r), r == -EINVAL ? r : failed(r);
+                return mig_error(&err, r), r == -EINVAL ? r : failure_errno(r);
         for (size_t i = 0; i < res.n_destroyed && !arg.json; i++)
                 printf("%s: destroyed GPU instance %u\n", g->address, res.destroyed[i]);
         if (r < 0)
                 mig_error(&err, r);
-        int rc = r < 0 ? failed(r) : 0;
+        int rc = r < 0 ? failure_errno(r) : 0;
         if (!arg.json || res.dry_run)
                 return rc;
         _cleanup_json_ json_object *o = json_object_new_object();
@@ -448,7 +442,7 @@ static int load_config(const MigArgs *a, MigParted **ret_m, const MigPartedConfi
         int r = migparted_parse(a->file, &m, &err);
         if (r < 0) {
                 log_error("%s", err.message ?: "Cannot read the configuration");
-                return input_error_exit(r, true) == EXIT_USAGE ? -EINVAL : failed(r);
+                return input_error_exit(r, true) == EXIT_USAGE ? -EINVAL : failure_errno(r);
         }
         const MigPartedConfig *cfg = NULL;
         r = mig_config_find(m, a->config, &cfg, &err);
@@ -578,7 +572,7 @@ static int apply_gpu(Ctx *c, MigGpu *g, const MigPartedTarget *t, const MigArgs 
                 } else {
                         _cleanup_free_ char *why = error_text(&rep.error, r);
                         log_error("%s", why ?: "MIG apply failed");
-                        rc = failed(r);
+                        rc = failure_errno(r);
                 }
                 break;
         default:
@@ -608,7 +602,7 @@ static int do_apply_assert(Ctx *c, const MigParted *m, const MigPartedConfig *cf
                 return -EINVAL; /* a target refused, said above: nothing was changed */
         if (r < 0) {
                 _cleanup_free_ char *why = error_text(&err, r);
-                return log_error("%s", strna(why)), failed(r);
+                return log_error("%s", strna(why)), failure_errno(r);
         }
 
         int rc = 0;
@@ -684,7 +678,7 @@ static int do_apply_assert(Ctx *c, const MigParted *m, const MigPartedConfig *cf
 
 static int do_export(Ctx *c, const MigArgs *a) {
         int r = mig_config_export(stdout, a->config ?: "current", c->gpus, c->n);
-        return r < 0 ? failed(r) : 0; /* as before: a failed write of stdout exits 1 without a message */
+        return r < 0 ? failure_errno(r) : 0; /* as before: a failed write of stdout exits 1 without a message */
 }
 
 int verb_mig(int argc, char **argv) {

@@ -63,12 +63,12 @@ static json_object *obj(json_object *o, const char *key) {
 }
 
 static int state_load(Root *root, State *st) {
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         int r = state_read_json(root, &st->doc, &err, FLEET_AGENT_STATE);
         if (r == -ENOENT || r == -EBADMSG) {
                 /* a damaged memory is not trusted: start over (units are found again by their names) */
-                if (err)
-                        log_debug("fleet agent: starting over, %s", err);
+                if (err.message)
+                        log_debug("fleet agent: starting over, %s", err.message);
                 st->doc = json_object_new_object();
                 return st->doc ? 0 : -ENOMEM;
         }

@@ -231,19 +231,17 @@ static int parse_ydoc(const char *path, const YDoc *doc, MigParted **ret, GvErro
 
 int migparted_parse_text(const char *file, const char *text, size_t len, MigParted **ret, GvError *ret_error) {
         _cleanup_ydoc_free_ YDoc *doc = NULL;
-        _cleanup_free_ char *why = NULL;
-        int r = ydoc_parse(file, text, len, &doc, &why);
+        int r = ydoc_parse(file, text, len, &doc, ret_error);
         if (r < 0)
-                return gv_error_take(ret_error, r, NULL, "parse", GV_HINT_NONE, TAKE_PTR(why));
+                return r;
         return parse_ydoc(file, doc, ret, ret_error);
 }
 
 int migparted_parse(const char *path, MigParted **ret, GvError *ret_error) {
         _cleanup_ydoc_free_ YDoc *doc = NULL;
-        _cleanup_free_ char *why = NULL;
-        int r = ydoc_load(path, path, MIGPARTED_SIZE_MAX, &doc, &why);
+        int r = ydoc_load(path, path, MIGPARTED_SIZE_MAX, &doc, ret_error);
         if (r < 0)
-                return gv_error_take(ret_error, r, NULL, r == -EINVAL ? "parse" : "read", GV_HINT_NONE, TAKE_PTR(why));
+                return r;
         return parse_ydoc(path, doc, ret, ret_error);
 }
 

@@ -50,7 +50,9 @@ static const JsonField persist_fields[] = {
 int vfio_persist_read(Root *root, const char *bdf, bool *ret_force, char ***ret_include, char **ret_error) {
         json_object *o = NULL;
         PersistRecord rec = {};
-        int r = state_read_record(root, persist_fields, &rec, &o, ret_error, VFIO_PERSIST_DIR "/%s", bdf);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = state_read_record(root, persist_fields, &rec, &o, &e, VFIO_PERSIST_DIR "/%s", bdf);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         json_object_put(o);

@@ -169,11 +169,14 @@ int mdev_definition_parse(const char *file, const char *text, size_t len, char *
         DefinitionRecord rec = {.start = "manual"};
         MdevAttr *attrs = NULL;
         size_t n = 0;
-        int r = json_parse_strict(file, text, len, &o, ret_error);
+        _cleanup_(gv_error_done) GvError perr = {};
+        int r = json_parse_strict(file, text, len, &o, &perr);
+        *ret_error = TAKE_PTR(perr.message);
         if (r < 0)
                 return r == -EINVAL ? -EBADMSG : r;
         /* mdevctl's format: keys gpuvirt does not use are left alone */
-        r = json_dispatch(file, o, definition_fields, JSON_DISPATCH_ALLOW_UNKNOWN, &rec, ret_error);
+        r = json_dispatch(file, o, definition_fields, JSON_DISPATCH_ALLOW_UNKNOWN, &rec, &perr);
+        *ret_error = TAKE_PTR(perr.message);
         if (r < 0)
                 goto out;
         size_t k = rec.attrs ? json_object_array_length(rec.attrs) : 0;

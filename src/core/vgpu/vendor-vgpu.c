@@ -120,7 +120,7 @@ static const JsonField def_fields[] = {
 static int state_read(Root *root, const char *vf, unsigned *ret_type, char **ret_name) {
         json_object *o = NULL;
         VgpuRecord rec = {};
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         int r = state_read_record(root, state_fields, &rec, &o, &err, VENDOR_VGPU_STATE_DIR "/%s", vf);
         if (r < 0)
                 return r;
@@ -302,7 +302,9 @@ static int def_read(Root *root, const char *vf, char **ret_pf, unsigned *ret_typ
                     char **ret_error) {
         json_object *o = NULL;
         VgpuRecord rec = {};
-        int r = state_read_record(root, def_fields, &rec, &o, ret_error, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = state_read_record(root, def_fields, &rec, &o, &e, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         _cleanup_free_ char *pf = strdup(rec.pf), *start = strdup(rec.start ?: "manual");
