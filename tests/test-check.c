@@ -145,6 +145,22 @@ static void test_workstation(void **state) {
         const CheckResult *g = find(r, "group-isolation", second->addr);
         assert_int_equal(g->status, CHECK_FAIL);
         assert_non_null(strstr(g->message, usb->addr));
+        /* the fix is a command: core says what it does (the rest of the group along, forced) and names no
+         * option; the CLI writes the command line (goldens) */
+        assert_int_equal(g->fix, GV_HINT_TAKE_GROUP);
+        assert_non_null(g->fix_devices);
+        assert_string_equal(g->fix_devices[0], usb->addr);
+        assert_null(g->fix_devices[1]);
+        assert_null(strstr(g->hint, "--"));
+        assert_null(strstr(g->hint_tail, "--"));
+        const CheckResult *bv = find(r, "boot-vga", boot->addr);
+        assert_int_equal(bv->fix, GV_HINT_FORCE);
+        assert_null(strstr(bv->hint, "--"));
+        char *text;
+        assert_int_equal(check_hint_text(bv, NULL, &text), 0); /* no command writer: the text without one */
+        assert_string_equal(text, "Select another GPU (or the integrated one) as primary display in firmware; "
+                                  "gpuvirt refuses it.");
+        free(text);
         assert_int_equal(status_of(r, "acs", second->addr), CHECK_WARN);
         char *why = passthrough_blocker(t.host, second);
         assert_non_null(why);
@@ -190,7 +206,7 @@ static void test_all_profiles(void **state) {
                                 assert_non_null(find(r, dev_ids[k], d->addr));
                 }
                 assert_true(gpus > 0);
-                json_object *j = check_report_json(r);
+                json_object *j = check_report_json(r, NULL);
                 assert_int_equal(json_object_array_length(j), r->n_results);
                 json_object_put(j);
                 /* the inventory model agrees with the scan */

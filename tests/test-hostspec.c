@@ -27,12 +27,12 @@ static const char example[] = "version: 1\n"
 
 static HostSpec *parse_ok(const char *text) {
         HostSpec *s = NULL;
-        char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         int r = host_spec_parse("host.yaml", text, strlen(text), &s, &err);
         if (r < 0)
-                fprintf(stderr, "unexpected: %s\n", err);
+                fprintf(stderr, "unexpected: %s\n", strna(err.message));
         assert_int_equal(r, 0);
-        assert_null(err);
+        assert_int_equal(err.error, 0);
         return s;
 }
 
@@ -82,15 +82,16 @@ static void test_format_escapes(void **state) {
 
 static void rejects(const char *text, const char *where, const char *what) {
         HostSpec *s = NULL;
-        char *err = NULL;
-        assert_int_equal(host_spec_parse("host.yaml", text, strlen(text), &s, &err), -EINVAL);
+        _cleanup_(gv_error_done) GvError e = {};
+        assert_int_equal(host_spec_parse("host.yaml", text, strlen(text), &s, &e), -EINVAL);
         assert_null(s);
+        const char *err = e.message;
         assert_non_null(err);
+        assert_int_equal(e.error, EINVAL);
         if (!startswith(err, where) || !strstr(err, what))
                 fprintf(stderr, "got: %s\nwant: %s ... %s\n", err, where, what);
         assert_non_null(startswith(err, where));
         assert_non_null(strstr(err, what));
-        free(err);
 }
 
 static void test_rejections(void **state) {

@@ -12,8 +12,10 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
+#include "core/mig/apply.h"
 #include "core/mig/mig.h"
 #include "core/mig/nvml.h"
+#include "core/mig/ops.h"
 #include "helpers.h"
 #include "sim/sim.h"
 
@@ -204,9 +206,10 @@ static void test_nvml_load(void **state) {
         TestHost t;
         test_host_open(&t, "dgx-a100");
         Nvml *n = NULL;
-        char *why = NULL;
+        GvError why = {};
         assert_int_equal(nvml_open(t.root, &n, &why), 0);
-        assert_null(why);
+        assert_int_equal(why.error, 0);
+        assert_null(why.message);
         MigGpu *g = NULL;
         size_t ng = 0;
         assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
@@ -624,6 +627,156 @@ static void test_pinned_apply(void **state) {
         test_host_close(&t);
 }
 
+/* A mig-parted configuration over the eight GPUs of a DGX A100 (MIG on GPU 0 only), in core's steps: the
+ * configuration picked by label (several and none named: the hint, no option in the message), every GPU's
+ * target checked first (a layout that cannot fit and a lost GPU are refused per GPU, with their error), and
+ * per GPU what is done with it. */
+static void test_config_steps(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        static const char text[] = "version: v1\nmig-configs:\n"
+                                   "  two:\n    - devices: [0]\n      mig-enabled: true\n      mig-devices:\n        \"1g.5gb\": 2\n"
+                                   "  toomany:\n    - devices: [0]\n      mig-enabled: true\n      mig-devices:\n        \"1g.5gb\": 8\n";
+        _cleanup_(migparted_freep) MigParted *m = NULL;
+        assert_int_equal(migparted_parse_text("m.yaml", text, sizeof text - 1, &m, NULL), 0);
+        const MigPartedConfig *cfg = NULL;
+        GvError err = {};
+        assert_int_equal(mig_config_find(m, NULL, &cfg, &err), -EINVAL);
+        assert_null(cfg);
+        assert_int_equal(err.hint, GV_HINT_MIG_LABEL);
+        assert_string_equal(err.message, "m.yaml holds 2 configurations and none is named (two, ...)");
+        assert_int_equal(mig_config_find(m, "nosuch", &cfg, &err), -EINVAL);
+        assert_int_equal(err.hint, GV_HINT_NONE);
+        assert_string_equal(err.message, "m.yaml: no configuration 'nosuch' (it has 2: two, ...)");
+        gv_error_done(&err);
+        assert_int_equal(mig_config_find(m, "two", &cfg, &err), 0);
+        assert_string_equal(cfg->label, "two");
+
+        MigConfigPlan plan;
+        assert_int_equal(mig_config_plan(m, cfg, g, 8, false, &plan, &err), 0);
+        assert_int_equal(plan.selected, 1);
+        assert_int_equal(plan.refused + plan.lost, 0);
+        assert_int_equal(mig_config_verdict(&g[0], &plan.gpus[0].target, false), MIG_CONFIG_APPLY);
+        assert_int_equal(mig_config_verdict(&g[0], &plan.gpus[0].target, true), MIG_CONFIG_DIFFERS);
+        assert_int_equal(mig_config_verdict(&g[1], &plan.gpus[1].target, false), MIG_CONFIG_LEFT_ALONE);
+        assert_int_equal(mig_config_verdict(&g[1], &plan.gpus[1].target, true), MIG_CONFIG_UNMATCHED);
+        mig_config_plan_done(&plan);
+
+        /* a lost GPU: nothing is applied anywhere; an assert goes on and counts it */
+        g[3].lost = true;
+        assert_int_equal(mig_config_plan(m, cfg, g, 8, false, &plan, &err), -ENODEV);
+        assert_int_equal(plan.lost, 1);
+        assert_int_equal(plan.gpus[3].error.error, ENODEV);
+        assert_int_equal(plan.gpus[3].error.hint, GV_HINT_LOST_GPU);
+        assert_non_null(strstr(plan.gpus[3].error.message, "GPU 3 has fallen off the bus"));
+        assert_int_equal(plan.gpus[0].error.error, 0);
+        assert_non_null(strstr(err.message, "while a GPU is lost"));
+        mig_config_plan_done(&plan);
+        gv_error_done(&err);
+        assert_int_equal(mig_config_plan(m, cfg, g, 8, true, &plan, &err), 0);
+        assert_int_equal(mig_config_verdict(&g[3], &plan.gpus[3].target, true), MIG_CONFIG_LOST);
+        mig_config_plan_done(&plan);
+        g[3].lost = false;
+
+        /* 8 x 1g.5gb does not fit: refused at its entry, before anything changed */
+        assert_int_equal(mig_config_find(m, "toomany", &cfg, NULL), 0);
+        assert_int_equal(mig_config_plan(m, cfg, g, 8, false, &plan, &err), -EINVAL);
+        assert_int_equal(plan.refused, 1);
+        assert_int_equal(plan.gpus[0].error.error, EINVAL);
+        assert_string_equal(plan.gpus[0].error.step, "target");
+        assert_true(startswith(plan.gpus[0].error.message, "m.yaml:9:7: this layout does not fit GPU 0"));
+        mig_config_plan_done(&plan);
+        gv_error_done(&err);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 0);
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
+/* The single-GPU operations with their checks: a profile or placement that does not exist is bad input
+ * (EINVAL, nothing done), a placement with a count is E2BIG; instances are placed until there is no room
+ * (ENOSPC with the status hint, what was made listed); MIG off is EOPNOTSUPP with the enable hint; an
+ * unknown GPU instance has the status hint; destroying all lists every one; what export writes asserts as
+ * the layout it came from. */
+static void test_instance_ops(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        GvError err = {};
+        MigCreateResult cr;
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "9g.99gb", -1, 1, &cr, &err), -EINVAL);
+        assert_false(cr.checked);
+        assert_true(startswith(err.message, "Unknown MIG profile '9g.99gb' on "));
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "3g.20gb", 3, 1, &cr, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "its placements are 0,4:4 (start:size)"));
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "3g.20gb", 4, 2, &cr, &err), -E2BIG);
+        assert_int_equal(g[0].n_inst, 0);
+
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "1g.5gb", -1, 3, &cr, &err), 0);
+        assert_true(cr.checked);
+        assert_false(cr.dry_run);
+        assert_int_equal(cr.n_created, 3);
+        assert_int_equal(g[0].n_inst, 3);
+        assert_true(cr.created[0].gi_id != cr.created[1].gi_id && cr.created[1].gi_id != cr.created[2].gi_id);
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "1g.5gb", -1, 5, &cr, &err), -ENOSPC);
+        assert_true(cr.checked);
+        assert_int_equal(cr.n_created, 4); /* 7 at most */
+        assert_int_equal(err.hint, GV_HINT_MIG_STATUS);
+        assert_string_equal(err.device, g[0].address);
+        assert_true(startswith(err.message, "No room for another 1g.5gb on "));
+        assert_null(strstr(err.message, "gpuvirt"));
+
+        MigDestroyResult dr;
+        assert_int_equal(mig_destroy_instances(t.root, n, &g[0], 99, false, &dr, &err), -EINVAL);
+        assert_false(dr.checked);
+        assert_int_equal(err.hint, GV_HINT_MIG_STATUS);
+        assert_true(endswith(err.message, "has no GPU instance 99"));
+        assert_int_equal(mig_destroy_instances(t.root, n, &g[0], -1, false, &dr, &err), 0);
+        assert_int_equal(dr.n_destroyed, 7);
+        assert_int_equal(g[0].n_inst, 0);
+
+        /* GPU 1 has MIG off */
+        assert_int_equal(mig_create_instances(t.root, n, &g[1], "1g.5gb", -1, 1, &cr, &err), -EOPNOTSUPP);
+        assert_false(cr.checked);
+        assert_int_equal(err.hint, GV_HINT_MIG_ENABLE);
+        _cleanup_free_ char *off = strdup_printf("MIG is not enabled on %s", g[1].address);
+        assert_string_equal(err.message, off);
+        assert_int_equal(mig_destroy_instances(t.root, n, &g[1], -1, false, &dr, &err), -EOPNOTSUPP);
+        /* what export writes reads back as the layout it came from */
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "3g.20gb", -1, 2, &cr, &err), 0);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        assert_non_null(f);
+        assert_int_equal(mig_config_export(f, "snap", g, 8), 0);
+        assert_int_equal(fclose(f), 0);
+        assert_non_null(strstr(text, "  snap:\n    - devices: [0]\n      mig-enabled: true\n"));
+        assert_non_null(strstr(text, "    - devices: [1]\n      mig-enabled: false\n"));
+        _cleanup_(migparted_freep) MigParted *m = NULL;
+        assert_int_equal(migparted_parse_text("e.yaml", text, len, &m, NULL), 0);
+        free(text);
+        const MigPartedConfig *cfg = NULL;
+        assert_int_equal(mig_config_find(m, NULL, &cfg, NULL), 0);
+        MigConfigPlan plan;
+        assert_int_equal(mig_config_plan(m, cfg, g, 8, true, &plan, NULL), 0);
+        for (size_t i = 0; i < 8; i++)
+                assert_int_equal(mig_config_verdict(&g[i], &plan.gpus[i].target, true), MIG_CONFIG_MATCHES);
+        mig_config_plan_done(&plan);
+
+        MigModeResult mr;
+        assert_int_equal(mig_mode_change(t.root, n, &g[0], true, &mr, &err), 0);
+        assert_true(mr.unchanged);
+        mig_mode_result_done(&mr);
+        gv_error_done(&err);
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
 /* NVIDIA names profiles by their share of the GPU's memory (go-nvlib), not by their GiB rounded up. */
 static void test_profile_names(void **state) {
         char b[32];
@@ -660,6 +813,8 @@ int main(void) {
                 cmocka_unit_test(test_dry_run_and_errors),
                 cmocka_unit_test(test_published_tables),
                 cmocka_unit_test(test_profile_names),
+                cmocka_unit_test(test_config_steps),
+                cmocka_unit_test(test_instance_ops),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,10 +59,12 @@ static void migparted_rejects_n(const char *text, size_t len, const char *pos, c
         _cleanup_free_ char *p = write_tmp("m.yaml", text, len);
         _cleanup_free_ char *where = strdup_printf("%s:%s", p, pos);
         MigParted *m = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(migparted_parse(p, &m, &err), -EINVAL);
         assert_null(m);
-        expect_error(err, where, what);
+        assert_int_equal(err.error, EINVAL);
+        assert_string_equal(err.step, "parse");
+        expect_error(err.message, where, what);
 }
 static void migparted_rejects(const char *text, const char *pos, const char *what) {
         migparted_rejects_n(text, strlen(text), pos, what);
@@ -70,11 +72,13 @@ static void migparted_rejects(const char *text, const char *pos, const char *wha
 
 static void host_rejects_n(const char *text, size_t len, const char *pos, const char *what) {
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         _cleanup_free_ char *where = strdup_printf("host.yaml:%s", pos);
         assert_int_equal(host_spec_parse("host.yaml", text, len, &s, &err), -EINVAL);
         assert_null(s);
-        expect_error(err, where, what);
+        expect_error(err.message, where, what);
+        assert_int_equal(err.error, EINVAL);
+        assert_string_equal(err.step, "parse");
 }
 static void host_rejects(const char *text, const char *pos, const char *what) {
         host_rejects_n(text, strlen(text), pos, what);
@@ -128,7 +132,7 @@ static void test_second_document(void **state) {
                           "5:1:", "a second YAML document");
         /* one explicit document is fine */
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         const char *one = "---\nversion: 1\ngpus: []\n...\n";
         assert_int_equal(host_spec_parse("host.yaml", one, strlen(one), &s, &err), 0);
         host_spec_free(s);
@@ -167,11 +171,11 @@ static void test_alias_labels(void **state) {
                                                   "    mig: {file: \"%s\", label: l19999}\n", mp);
         _cleanup_free_ char *hp = write_tmp("host.yaml", host, strlen(host));
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(host_spec_load(hp, "host.yaml", &s, &err), -EINVAL);
         assert_null(s);
         _cleanup_free_ char *where = strdup_printf("host.yaml:3:5: mig file: %s:3:7: anchors", mp);
-        expect_error(err, where, "not supported");
+        expect_error(err.message, where, "not supported");
         free(buf);
 }
 
@@ -189,8 +193,9 @@ static void test_many_labels(void **state) {
         assert_true(n > 10000);
         _cleanup_free_ char *p = write_tmp("many.yaml", buf, len);
         MigParted *m = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(migparted_parse(p, &m, &err), 0);
+        assert_int_equal(err.error, 0);
         assert_int_equal(m->n_configs, (size_t)n);
         _cleanup_free_ char *last = strdup_printf("l%d", n - 1);
         const MigPartedConfig *c = migparted_find(m, last);
@@ -221,7 +226,7 @@ static void test_migparted_parsed_once(void **state) {
                                                   "    mig: {file: \"%s\", label: bal}\n", mp, mp);
         _cleanup_free_ char *hp = write_tmp("host-once.yaml", host, strlen(host));
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(host_spec_load(hp, "host.yaml", &s, &err), 0);
         assert_int_equal(s->n_mig_files, 1);
         assert_non_null(s->entries[0].mig_config);
@@ -253,18 +258,20 @@ static void test_size_bounds(void **state) {
         text[big - 1] = '\n';
         _cleanup_free_ char *p = write_tmp("big.yaml", text, big);
         MigParted *m = NULL;
-        _cleanup_free_ char *err = NULL, *err2 = NULL;
+        _cleanup_(gv_error_done) GvError err = {}, err2 = {}, err3 = {};
         assert_int_equal(migparted_parse(p, &m, &err), -EFBIG);
-        expect_error(err, p, "larger than 1048576 bytes");
-        /* host.yaml has the same bound */
+        assert_string_equal(err.step, "read");
+        expect_error(err.message, p, "larger than 1048576 bytes");
+        /* host.yaml has the same bound: a file that is not read, said at the step "read" */
         HostSpec *s = NULL;
         assert_int_equal(host_spec_load(p, "host.yaml", &s, &err2), -EFBIG);
-        expect_error(err2, "host.yaml: ", "larger than 1048576 bytes");
+        expect_error(err2.message, "host.yaml: ", "larger than 1048576 bytes");
+        assert_int_equal(err2.error, EFBIG);
+        assert_string_equal(err2.step, "read");
         /* exactly at the bound is read (all of it a comment: an empty document) */
         _cleanup_free_ char *p2 = write_tmp("max.yaml", text, MIGPARTED_SIZE_MAX);
-        _cleanup_free_ char *err3 = NULL;
         assert_int_equal(migparted_parse(p2, &m, &err3), -EINVAL);
-        expect_error(err3, p2, "empty file");
+        expect_error(err3.message, p2, "empty file");
 }
 
 static void test_depth(void **state) {
@@ -313,10 +320,14 @@ static void test_keys(void **state) {
 
 static void json_rejects(const char *text, const char *pos, const char *what) {
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL, *where = strdup_printf("f.json:%s", pos);
+        _cleanup_(gv_error_done) GvError err = {};
+        _cleanup_free_ char *where = strdup_printf("f.json:%s", pos);
         assert_int_equal(json_parse_strict("f.json", text, strlen(text), &o, &err), -EINVAL);
         assert_null(o);
-        expect_error(err, where, what);
+        /* the reader's message is the GvError's, its errno EINVAL, at the step "parse" */
+        expect_error(err.message, where, what);
+        assert_int_equal(err.error, EINVAL);
+        assert_string_equal(err.step, "parse");
 }
 
 static void test_json_strict(void **state) {
@@ -336,17 +347,18 @@ static void test_json_strict(void **state) {
         json_rejects("{\"a\": \"\xff\"}", "1:8:", "invalid utf-8 string");
         static const char nul[] = "{\"a\": 1}\0";
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(json_parse_strict("f.json", nul, sizeof nul - 1, &o, &err), -EINVAL);
-        expect_error(err, "f.json:1:9:", "a NUL byte");
+        expect_error(err.message, "f.json:1:9:", "a NUL byte");
         char deep[64] = {};
         for (int i = 0; i <= JSON_DEPTH_MAX; i++)
                 deep[i] = '[';
         json_rejects(deep, "1:17:", "nesting too deep");
         /* good input, and its values */
         const char *good = "{\"a\": [1, {\"b\": true}], \"b\": null, \"c\": -12, \"d\": \"\\u00e9\"}\n";
-        _cleanup_free_ char *err2 = NULL;
+        _cleanup_(gv_error_done) GvError err2 = {};
         assert_int_equal(json_parse_strict("f.json", good, strlen(good), &o, &err2), 0);
+        assert_int_equal(err2.error, 0);
         assert_string_equal(json_object_get_string(json_object_object_get(o, "d")), "\xc3\xa9");
         json_object_put(o);
 }
@@ -375,18 +387,19 @@ static const JsonField rec_fields[] = {
 
 static void dispatch_rejects(const char *text, const char *what) {
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL, *perr = NULL;
+        _cleanup_(gv_error_done) GvError err = {}, perr = {};
         assert_int_equal(json_parse_strict("r", text, strlen(text), &o, &perr), 0);
         Rec r = {};
         assert_int_equal(json_dispatch("r", o, rec_fields, 0, &r, &err), -EBADMSG);
         assert_null(r.list);
-        expect_error(err, "r: ", what);
+        expect_error(err.message, "r: ", what);
+        assert_int_equal(err.error, EBADMSG);
         json_object_put(o);
 }
 
 static void test_json_dispatch(void **state) {
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         const char *t = "{\"name\": \"abc\", \"count\": 65535, \"flag\": true, \"list\": [\"x\", \"y\"]}";
         assert_int_equal(json_parse_strict("r", t, strlen(t), &o, &err), 0);
         Rec r = {};

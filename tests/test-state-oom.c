@@ -77,9 +77,9 @@ int __wrap_vasprintf(char **ret, const char *fmt, va_list ap) {
 
 static HostSpec *spec(const char *text) {
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         if (host_spec_parse("host.yaml", text, strlen(text), &s, &err) < 0)
-                fprintf(stderr, "%s\n", strna(err));
+                fprintf(stderr, "%s\n", strna(err.message));
         assert_non_null(s);
         return s;
 }

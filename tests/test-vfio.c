@@ -301,7 +301,7 @@ static void test_persist(void **state) {
         assert_int_equal(write_text(p, "# mine\noptions vfio-pci ids=10de:1aef disable_vga=1\nsoftdep nvidia pre: vfio-pci\n"), 0);
         char *ids[] = {(char *)"10de:2206", (char *)"10de:1aef", NULL};
         IdsPersistResult res;
-        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, false, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, false, NULL, &res), 0);
         assert_string_equal(res.ids, "10de:1aef,10de:2206");
         assert_string_equal(res.initramfs_command, "update-initramfs -u");
         ids_persist_result_done(&res);
@@ -316,7 +316,7 @@ static void test_persist(void **state) {
         assert_null(strstr(first + 1, "softdep nvidia pre:"));
         free(text);
         /* idempotent */
-        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, false, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, false, NULL, &res), 0);
         ids_persist_result_done(&res);
         char *text2 = NULL;
         assert_int_equal(read_full(p, 65536, (void **)&text2, NULL), 0);
@@ -335,10 +335,10 @@ static void test_persist(void **state) {
         /* --remove: one ID goes; with the last one, ids= and modules-load.d's vfio-pci go, and in this file
          * of the user's everything else stays (its softdep nvidia included) */
         char *one[] = {(char *)"10DE:2206", NULL};
-        assert_int_equal(vfio_persist_ids(t.root, one, NULL, true, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, one, NULL, true, NULL, &res), 0);
         assert_string_equal(res.ids, "10de:1aef");
         ids_persist_result_done(&res);
-        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, true, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, true, NULL, &res), 0);
         assert_null(res.ids);
         ids_persist_result_done(&res);
         p = root_path(t.root, "etc/modprobe.d/vfio.conf");
@@ -357,7 +357,7 @@ static void test_persist(void **state) {
         p = root_path(t.root, "etc/modprobe.d/vfio.conf");
         assert_int_equal(unlink(p), 0);
         char *mods[] = {(char *)"bochs", (char *)"nvidia", NULL};
-        assert_int_equal(vfio_persist_ids(t.root, ids, mods, false, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, ids, mods, false, NULL, &res), 0);
         ids_persist_result_done(&res);
         assert_int_equal(read_full(p, 65536, (void **)&text, NULL), 0);
         assert_non_null(strstr(text, "\nsoftdep bochs pre: vfio-pci\n"));
@@ -365,13 +365,13 @@ static void test_persist(void **state) {
         assert_non_null(first);
         assert_null(strstr(first + 1, "softdep nvidia pre:"));
         free(text);
-        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, true, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, true, NULL, &res), 0);
         assert_null(res.ids);
         ids_persist_result_done(&res);
         assert_false(path_exists(p));
         free(p);
         /* removing what is not there changes nothing and creates nothing */
-        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, true, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, true, NULL, &res), 0);
         assert_null(res.ids);
         ids_persist_result_done(&res);
         p = root_path(t.root, "etc/modprobe.d/vfio.conf");
@@ -387,7 +387,7 @@ static void test_host_iommu(void **state) {
         char *before = NULL;
         assert_int_equal(root_read_attr(t.root, &before, "etc/default/grub"), 0);
         IommuEdit e;
-        char *err = NULL;
+        GvError err = {};
         CpuVendor v = cpu_vendor_read(t.root);
         assert_int_equal(v, CPU_VENDOR_INTEL);
         assert_int_equal(boot_config_set_args(t.root, iommu_kernel_args(v), iommu_kernel_off_args(v), &e, &err), 0);

@@ -188,10 +188,14 @@ static void test_t4_create_remove(void **state) {
         assert_null(l[0].held_by);
         mdev_list_free(l, n);
 
-        assert_int_equal(mdev_remove(t.root, U1, false, &err), 0);
+        GvError ge = {};
+        assert_int_equal(mdev_remove(t.root, U1, false, &ge), 0);
+        assert_int_equal(ge.error, 0);
         assert_false(root_exists(t.root, "sys/bus/mdev/devices/%s", U1));
-        assert_int_equal(mdev_remove(t.root, U1, false, &err), -ENOENT);
-        free(err);
+        assert_int_equal(mdev_remove(t.root, U1, false, &ge), -ENOENT);
+        assert_int_equal(ge.error, ENOENT);
+        assert_string_equal(ge.device, U1);
+        gv_error_done(&ge);
         /* the other type is creatable now */
         assert_int_equal(mdev_create(t.root, T4, "nvidia-232", U2, NULL, 0, &err), 0);
         test_host_close(&t);
@@ -206,7 +210,7 @@ static void test_t4_exhaust_and_kernel_errnos(void **state) {
         assert_int_equal(mdev_create(t.root, T4, "nvidia-234", U2, NULL, 0, &err), -EUSERS);
         assert_non_null(strstr(err, "no instance of nvidia-234 left"));
         free(err);
-        assert_int_equal(mdev_remove(t.root, U1, false, &err), 0);
+        assert_int_equal(mdev_remove(t.root, U1, false, NULL), 0);
         /* errnos the kernel returns after our checks pass become messages with the cause */
         assert_int_equal(sim_inject_fault(t.dir, "create", ENOSPC), 0);
         assert_int_equal(mdev_create(t.root, T4, "nvidia-234", U2, NULL, 0, &err), -ENOSPC);
@@ -269,11 +273,15 @@ static void test_gvtg_budget_and_holders(void **state) {
         assert_non_null(strstr(find(l, n, U1)->held_by, "77 (qemu-kvm)"));
         assert_null(find(l, n, U2)->held_by);
         mdev_list_free(l, n);
-        assert_int_equal(mdev_remove(t.root, U1, false, &err), -EBUSY);
-        assert_non_null(strstr(err, "held open by 77"));
-        free(err);
+        GvError ge = {};
+        assert_int_equal(mdev_remove(t.root, U1, false, &ge), -EBUSY);
+        assert_non_null(strstr(gv_error_message(&ge), "held open by 77"));
+        /* what to type is the CLI's: core names no option, it says forcing would take it */
+        assert_int_equal(ge.hint, GV_HINT_FORCE_BUSY);
+        assert_null(strstr(gv_error_message(&ge), "--"));
+        gv_error_done(&ge);
         assert_true(root_exists(t.root, "sys/bus/mdev/devices/%s", U1));
-        assert_int_equal(mdev_remove(t.root, U1, true, &err), 0);
+        assert_int_equal(mdev_remove(t.root, U1, true, &ge), 0);
         free(fd);
         free(link);
         free(target);
@@ -392,41 +400,49 @@ static void test_vendor_vgpu(void **state) {
 
         /* a type set by someone else on another VF: listed as not managed, not released */
         assert_int_equal(root_write(t.root, "1047", "sys/bus/pci/devices/0000:16:01.1/nvidia/current_vgpu_type"), 0);
-        assert_int_equal(vendor_vgpu_remove(t.root, "0000:16:01.1", false, &err), -EPERM);
-        assert_non_null(strstr(err, "did not set"));
-        free(err);
+        GvError ge = {};
+        assert_int_equal(vendor_vgpu_remove(t.root, "0000:16:01.1", false, &ge), -EPERM);
+        assert_non_null(strstr(gv_error_message(&ge), "did not set"));
+        assert_int_equal(ge.hint, GV_HINT_FORCE_CLEAR);
+        assert_null(strstr(gv_error_message(&ge), "--"));
+        gv_error_done(&ge);
         assert_int_equal(current(&t, "0000:16:01.1"), 1047);
         assert_int_equal(vendor_vgpu_units(t.root, &u, &nu), 0);
         assert_int_equal(nu, 3);
         for (size_t i = 0; i < nu; i++)
                 assert_int_equal(u[i].managed, !streq(u[i].vf, "0000:16:01.1"));
         vendor_vgpu_units_free(u, nu);
-        assert_int_equal(vendor_vgpu_remove(t.root, "0000:16:01.1", true, &err), 0);
+        assert_int_equal(vendor_vgpu_remove(t.root, "0000:16:01.1", true, &ge), 0);
 
-        assert_int_equal(vendor_vgpu_remove(t.root, vf, false, &err), 0);
+        assert_int_equal(vendor_vgpu_remove(t.root, vf, false, &ge), 0);
         assert_int_equal(current(&t, vf), 0);
         assert_false(root_exists(t.root, VENDOR_VGPU_STATE_DIR "/%s", vf));
-        assert_int_equal(vendor_vgpu_remove(t.root, vf, false, &err), -ENOENT);
-        free(err);
+        assert_int_equal(vendor_vgpu_remove(t.root, vf, false, &ge), -ENOENT);
+        assert_int_equal(ge.hint, GV_HINT_NONE);
+        gv_error_done(&ge);
 
         /* the VF was changed behind gpuvirt's back: release refuses, the other type stays */
         assert_int_equal(root_write(t.root, "0", "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf2), 0);
         assert_int_equal(root_write(t.root, "1044", "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf2), 0);
-        assert_int_equal(vendor_vgpu_remove(t.root, vf2, false, &err), -EPERM);
-        assert_non_null(strstr(err, "not type 1047"));
-        free(err);
+        assert_int_equal(vendor_vgpu_remove(t.root, vf2, false, &ge), -EPERM);
+        assert_non_null(strstr(gv_error_message(&ge), "not type 1047"));
+        assert_int_equal(ge.hint, GV_HINT_FORCE_CLEAR);
+        gv_error_done(&ge);
         assert_int_equal(current(&t, vf2), 1044);
-        assert_int_equal(vendor_vgpu_remove(t.root, vf2, true, &err), 0);
+        assert_int_equal(vendor_vgpu_remove(t.root, vf2, true, &ge), 0);
         assert_int_equal(current(&t, vf2), 0);
 
         /* definitions: start sets the type, a second start finds it active */
         assert_int_equal(vendor_vgpu_define(t.root, "0000:16:00.7", H100, 1047, true), 0);
-        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:00.7", &err), 0);
+        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:00.7", &ge), 0);
         assert_int_equal(current(&t, "0000:16:00.7"), 1047);
-        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:00.7", &err), 1);
+        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:00.7", &ge), 1);
+        assert_int_equal(ge.error, 0);
         assert_int_equal(vendor_vgpu_define(t.root, "0000:16:01.0", H100, 1044, true), 0);
-        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:01.0", &err), -EINVAL); /* the GPU runs 1047 */
-        free(err);
+        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:01.0", &ge), -EINVAL); /* the GPU runs 1047 */
+        assert_int_equal(ge.error, EINVAL);
+        assert_string_equal(ge.device, "0000:16:01.0");
+        gv_error_done(&ge);
         assert_int_equal(current(&t, "0000:16:01.0"), 0);
         free(vf);
         free(vf2);

@@ -7,14 +7,18 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "basic/fileio.h"
+#include "core/vm/attach.h"
 #include "core/vm/holders.h"
 #include "core/vm/hostdev.h"
 #include "core/vgpu/mdev.h"
 #include "core/vgpu/vendor-vgpu.h"
 #include "core/vm/libvirt.h"
+#include "core/vm/vmlist.h"
 #include "helpers.h"
 
 static const char *const DOMAIN_XML =
@@ -232,15 +236,24 @@ static void test_libvirt_roundtrip(void **state) {
         assert_int_equal(unit_resolve(t.root, t.host, "04:00.0", &u), 0);
 
         Virt *v = NULL;
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(virt_open("test:///default", &v, &err), 0);
-        assert_null(err);
+        assert_int_equal(err.error, 0);
         assert_true(virt_lib_version(v) >= 1000000);
         bool active, persistent;
         assert_int_equal(virt_domain_state(v, "test", &active, &persistent), 0);
         assert_true(active && persistent);
         assert_int_equal(virt_domain_state(v, "nosuch", &active, &persistent), -ENOENT);
-        assert_non_null(strstr(virt_last_error(v), "nosuch"));
+        /* libvirt's message reaches the caller only as a GvError: the caller's words, then libvirt's */
+        assert_int_equal(virt_error_take(v, &err, -ENOENT, "nosuch", "Cannot look up '%s': ", "nosuch"), -ENOENT);
+        assert_int_equal(err.error, ENOENT);
+        assert_string_equal(err.device, "nosuch");
+        assert_true(startswith(err.message, "Cannot look up 'nosuch': "));
+        assert_non_null(strstr(err.message + strlen("Cannot look up 'nosuch': "), "nosuch"));
+        assert_int_equal(virt_error_take(v, &err, ENOENT, NULL, NULL), -ENOENT); /* fmt NULL: libvirt's alone */
+        assert_false(startswith(err.message, "Cannot"));
+        assert_non_null(strstr(err.message, "nosuch"));
+        gv_error_done(&err);
 
         char *orig = NULL, *edited = NULL, *back = NULL, *removed_xml = NULL;
         assert_int_equal(virt_domain_xml(v, "test", true, &orig), 0);
@@ -320,12 +333,156 @@ static void test_connect(void **state) {
         assert_string_equal(virt_resolve_uri("qemu:///session"), "qemu:///session");
         unsetenv("LIBVIRT_DEFAULT_URI");
         Virt *v = NULL;
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(virt_open("test:///nonexistent/node.xml", &v, &err), -ECONNREFUSED);
         assert_null(v);
-        assert_non_null(err);
-        assert_non_null(strstr(err, "test:///nonexistent/node.xml"));
-        free(err);
+        assert_int_equal(err.error, ECONNREFUSED);
+        assert_string_equal(err.step, "virConnectOpen");
+        assert_non_null(strstr(gv_error_message(&err), "test:///nonexistent/node.xml"));
+        gv_error_done(&err);
+}
+
+static const char *drv(TestHost *t, const char *bdf) {
+        static char buf[64];
+        char *l = strdup_printf("%s/sys/bus/pci/devices/%s/driver", t->dir, bdf);
+        ssize_t n = l ? readlink(l, buf, sizeof buf - 1) : -1;
+        free(l);
+        if (n < 0)
+                return "none";
+        buf[n] = 0;
+        char *b = strrchr(buf, '/');
+        return b ? b + 1 : buf;
+}
+
+/* The attach/detach transaction through core's API (core/vm/attach.c), as a daemon would call it, on the
+ * test driver: a config attach prepares the card and adds both functions; a live attach fails at hot-plug
+ * (the test driver has none) and gives the card back; detach releases it. Failures come back in the
+ * GvError with a hint, never with CLI option text. */
+static void test_attach_transaction(void **state) {
+        TestHost t;
+        test_host_open(&t, "qemu-q35");
+        Virt *v = NULL;
+        GvError err = {};
+        assert_int_equal(virt_open("test:///default", &v, &err), 0);
+        assert_int_equal(virt_define(v, "<domain type='test'><name>off</name><memory>1048576</memory>"
+                                        "<os><type>hvm</type></os></domain>"), 0);
+        const char *before = drv(&t, "0000:04:00.0");
+        assert_string_not_equal(before, "vfio-pci");
+        char *orig = strdup(before);
+
+        /* a stopped domain: the running definition cannot change; the hint says which can */
+        bool live = true, config = false;
+        assert_int_equal(vm_pick_targets(v, "off", &live, &config, &err), -EBUSY);
+        assert_int_equal(err.hint, GV_HINT_VM_CONFIG);
+        assert_string_equal(err.message, "Domain 'off' is not running");
+        live = config = false;
+        assert_int_equal(vm_pick_targets(v, "off", &live, &config, &err), 0);
+        assert_true(config && !live);
+        assert_int_equal(vm_pick_targets(v, "nosuch", &live, &config, &err), -ENOENT);
+        gv_error_done(&err);
+
+        /* bad requests are -EINVAL (exit 2), the device that is missing -ENODEV */
+        Unit u;
+        assert_int_equal(vm_resolve_unit(t.root, t.host, "nonsense", &u, &err), -EINVAL);
+        assert_int_equal(vm_resolve_unit(t.root, t.host, "0000:09:00.0", &u, &err), -ENODEV);
+        gv_error_done(&err);
+
+        /* live: hot-plug is refused after the preparation, which is undone */
+        VmRequest req = {.domain = "test", .device = "04:00.0", .live = true, .timeout_s = 1};
+        VmResult res = {};
+        char **undo = NULL;
+        assert_int_equal(vm_attach(t.root, t.host, v, &req, &res, &undo, &err), -EOPNOTSUPP);
+        assert_true(startswith(err.message, "Cannot hot-plug 0000:04:00.0 into 'test': "));
+        assert_null(undo);
+        assert_string_equal(drv(&t, "0000:04:00.0"), orig);
+        gv_error_done(&err);
+
+        /* config: prepared, both functions in the definition */
+        req = (VmRequest){.domain = "test", .device = "04:00.1", .config = true, .timeout_s = 1};
+        assert_int_equal(vm_attach(t.root, t.host, v, &req, &res, &undo, &err), 0);
+        assert_string_equal(res.unit.id, "0000:04:00.0");
+        assert_true(res.config && !res.live && !res.dry_run);
+        assert_int_equal(res.n_hostdevs, 2);
+        assert_int_equal(vm_unit_count(v, "test", true, &res.unit), 2);
+        assert_string_equal(drv(&t, "0000:04:00.0"), "vfio-pci");
+        assert_string_equal(drv(&t, "0000:04:00.1"), "vfio-pci");
+        vm_result_done(&res);
+
+        /* again: refused, and the card stays as it is */
+        assert_int_equal(vm_attach(t.root, t.host, v, &req, &res, &undo, &err), -EEXIST);
+        assert_string_equal(err.message, "0000:04:00.0 is already attached to 'test' (config).");
+        assert_string_equal(drv(&t, "0000:04:00.0"), "vfio-pci");
+        gv_error_done(&err);
+
+        /* the boot VGA: refused by the preparation, its hint kept under the transaction's words */
+        req.device = "01:00.0";
+        int r = vm_attach(t.root, t.host, v, &req, &res, &undo, &err);
+        assert_true(r < 0 && r != -EINVAL && r != -ERANGE); /* the operation was refused: exit 1, not 2 */
+        assert_int_equal(err.error, -r);
+        assert_true(startswith(err.message, "Cannot prepare 0000:01:00.0: "));
+        assert_int_equal(err.hint, GV_HINT_FORCE);
+        assert_null(strstr(err.message, "--"));
+        gv_error_done(&err);
+
+        /* detach: out of the definition, given back to the host */
+        req = (VmRequest){.domain = "test", .device = "04:00.0", .config = true, .timeout_s = 1};
+        assert_int_equal(vm_detach(t.root, t.host, v, &req, &res, &err), 0);
+        assert_true(res.released && !res.kept_for && !res.warning);
+        assert_int_equal(vm_unit_count(v, "test", true, &res.unit), 0);
+        assert_string_equal(drv(&t, "0000:04:00.0"), orig);
+        vm_result_done(&res);
+        assert_int_equal(vm_detach(t.root, t.host, v, &req, &res, &err), -ENOENT);
+        assert_string_equal(err.message, "0000:04:00.0 is not attached to 'test' (config).");
+        gv_error_done(&err);
+
+        free(orig);
+        virt_close(v);
+        test_host_close(&t);
+}
+
+/* vm list's data (core/vm/vmlist.c): the host's GPU units and a referenced device this host lacks, their
+ * holders, and per domain its units and migration verdict. */
+static void test_vm_list(void **state) {
+        TestHost t;
+        test_host_open(&t, "qemu-q35");
+        Virt *v = NULL;
+        GvError err = {};
+        assert_int_equal(virt_open("test:///default", &v, &err), 0);
+        assert_int_equal(virt_define(v, "<domain type='test'><name>cold</name><memory>1048576</memory>"
+                                        "<os><type>hvm</type></os><devices><hostdev mode='subsystem' type='pci' "
+                                        "managed='no'><source><address domain='0x0000' bus='0x02' slot='0x00' "
+                                        "function='0x0'/></source></hostdev><hostdev mode='subsystem' type='pci' "
+                                        "managed='no'><source><address domain='0x0000' bus='0x77' slot='0x00' "
+                                        "function='0x0'/></source></hostdev></devices></domain>"), 0);
+        VmList l = {};
+        assert_int_equal(vm_list_gather(t.root, t.host, v, &l, &err), 0);
+        assert_null(l.libvirt_error);
+        assert_int_equal(l.n_doms, 2);
+        /* the three GPU units of the profile, then the absent one */
+        assert_int_equal(l.n_units, 4);
+        assert_string_equal(l.units[1].unit.id, "0000:02:00.0");
+        assert_true(l.units[1].present);
+        assert_int_equal(l.units[1].n_holders, 1);
+        assert_true(l.units[1].holders[0].config && !l.units[1].holders[0].live);
+        assert_null(l.units[1].held_by); /* cold is not running */
+        assert_string_equal(l.units[3].unit.id, "0000:77:00.0");
+        assert_false(l.units[3].present);
+        size_t c = streq(l.doms[0].name, "cold") ? 0 : 1;
+        assert_string_equal(l.domains[c].dom->name, "cold");
+        assert_int_equal(l.domains[c].n_units, 2);
+        assert_false(l.domains[c].migratable);
+        assert_int_equal(l.domains[c].n_blockers, 2);
+        assert_non_null(strstr(l.domains[c].blockers[0], "cannot be migrated"));
+        assert_int_equal(l.domains[1 - c].n_units, 0);
+        vm_list_done(&l);
+
+        /* libvirt not consulted: units only */
+        assert_int_equal(vm_list_gather(t.root, t.host, NULL, &l, &err), 0);
+        assert_int_equal(l.n_doms, 0);
+        assert_int_equal(l.n_units, 3);
+        vm_list_done(&l);
+        virt_close(v);
+        test_host_close(&t);
 }
 
 /* Holders and migration verdicts (core/vm/holders.c), over hand-made domain lists: a holder is found by any
@@ -393,6 +550,8 @@ int main(void) {
                 cmocka_unit_test(test_units),
                 cmocka_unit_test(test_libvirt_roundtrip),
                 cmocka_unit_test(test_connect),
+                cmocka_unit_test(test_attach_transaction),
+                cmocka_unit_test(test_vm_list),
                 cmocka_unit_test(test_release_driverless_vf),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -420,6 +420,8 @@ char **strv_copy(char *const *l) {
 }
 
 int strv_push(char ***l, size_t *n, char *s) {
+        if (!s) /* a failed strdup() passed straight in: never a NULL that would end the list early */
+                return -ENOMEM;
         char **nl = realloc(*l, sizeof(char *) * (*n + 2));
         if (!nl) {
                 free(s);

@@ -72,6 +72,7 @@ void strv_free(char **l);
 size_t strv_length(char *const *l);
 /* A copy of l (NULL when out of memory; an empty list for NULL). */
 char **strv_copy(char *const *l);
+/* Append s (taken, freed on failure) to the list of n entries; -ENOMEM when s is NULL or on no memory. */
 int strv_push(char ***l, size_t *n, char *s);
 bool strv_contains(char *const *l, const char *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free)

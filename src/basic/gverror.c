@@ -58,3 +58,27 @@ void gv_error_move(GvError *dst, GvError *src) {
         *dst = *src;
         *src = (GvError){};
 }
+
+char *gv_error_steal_message(GvError *err) {
+        if (!gv_error_message(err))
+                return NULL;
+        return err->message ? TAKE_PTR(err->message) : strdup(errno_message(err->error));
+}
+
+int gv_error_prefix(GvError *err, const char *fmt, ...) {
+        const char *m = gv_error_message(err);
+        if (!m)
+                return 0;
+        char *head = NULL, *joined = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vasprintf(&head, fmt, ap);
+        va_end(ap);
+        if (k >= 0 && asprintf(&joined, "%s%s", head, m) >= 0) {
+                free(err->message);
+                err->message = joined;
+        }
+        if (k >= 0)
+                free(head);
+        return -err->error;
+}

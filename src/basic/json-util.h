@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 
 #include "basic/macro.h"
 
@@ -33,3 +35,35 @@ static inline void json_object_putp(json_object **o) {
                 json_object_put(*o);
 }
 #define _cleanup_json_ _cleanup_(json_object_putp)
+
+/* o[key] = val (taken: dropped when it cannot be added); -ENOMEM when val is NULL (a failed
+ * json_object_new_*(); JSON null is json_add_string(o, key, NULL)) or it cannot be added. */
+static inline int json_add(json_object *o, const char *key, json_object *val) {
+        if (!o || !val || json_object_object_add(o, key, val) < 0) {
+                json_object_put(val);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* o[key] = s as a JSON string, or null for NULL; -ENOMEM when the string cannot be made or added. */
+static inline int json_add_string(json_object *o, const char *key, const char *s) {
+        if (s)
+                return json_add(o, key, json_object_new_string(s));
+        return o && json_object_object_add(o, key, NULL) == 0 ? 0 : -ENOMEM;
+}
+
+/* Append val (taken: dropped when it cannot be added) to the array a; -ENOMEM when val is NULL (a failed
+ * json_object_new_*()) or on failure. */
+static inline int json_append(json_object *a, json_object *val) {
+        if (!a || !val || json_object_array_add(a, val) < 0) {
+                json_object_put(val);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* o[key] = v when known, else null; -ENOMEM on failure. */
+static inline int json_add_int_or_null(json_object *o, const char *key, bool known, int v) {
+        return known ? json_add(o, key, json_object_new_int(v)) : json_add_string(o, key, NULL);
+}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 
@@ -29,6 +30,7 @@ typedef struct GlobalArgs {
 
 extern GlobalArgs arg;
 
+/* Print a usage error (and the pointer to --help); returns -EINVAL (exit 2). */
 int usage_error(const char *fmt, ...) _printf_(1, 2);
 /* An operation's error as the person reads it: core's message, and what to type when it has a hint (the
  * options are the CLI's, so core never names them). r: the -errno, for an error without a message. */
@@ -36,23 +38,25 @@ char *error_text(GvError *e, int r);
 /* The exit code for an input file that could not be used (r: -errno): 2 when the file is bad or too large,
  * or when given on the command line (-f) is missing or not a file; 1 otherwise. */
 int input_error_exit(int r, bool named_by_user);
-/* Open the root from --root/$GPUVIRT_ROOT; 0 or an exit code. Every verb gets its root here, before it
+/* Open the root from --root/$GPUVIRT_ROOT; 0 or -errno (printed). Every verb gets its root here, before it
  * observes anything: for a mutating verb (arg.mutating, set from the verb table) this takes the host lock,
  * once, and holds it until unlock_host() at exit. */
 int open_root(unsigned extra_flags, Root **ret);
 /* For a verb whose input files live under the root (host.yaml): the root without the lock, so the files
  * are read and accepted first, then hold_host_lock() before anything of the host is observed. */
 int open_root_unlocked(unsigned extra_flags, Root **ret);
-/* Take the host lock if this run is armed for it (arg.mutating, not --dry-run), once; 0 or an exit code. */
+/* Take the host lock if this run is armed for it (arg.mutating, not --dry-run), once; 0 or -errno (printed;
+ * -EINVAL on a capture, which is no host). */
 int hold_host_lock(Root *root);
 void unlock_host(void);
 int scan(Root *root, PciHost **ret);
-/* Resolve a device argument; prints the error; 0 or an exit code. */
+/* Resolve a device argument; prints the error; 0, -EINVAL (not an address) or -errno (no such device). scan():
+ * 0 or -errno (printed). */
 int lookup_device(const PciHost *h, const char *input, PciDevice **ret);
 
 /* The boot units' "restore everything" form (passthrough restore, sriov restore without a device): run
- * restore(name) for each setting in dir (relative to the root, e.g. etc/gpuvirt/sriov.d), in order; the
- * worst exit code, 0 when there is none. */
+ * restore(name) (0 or -errno) for each setting in dir (relative to the root, e.g. etc/gpuvirt/sriov.d), in
+ * order; the -errno of the worst exit status, 0 when there is none. */
 int restore_each(const char *dir, int (*restore)(const char *name));
 
 /* getopt_long over a verb's argv (argv[0] is the verb). Returns the index of the first positional
@@ -87,12 +91,32 @@ int verb_vgpu_start_defined(int argc, char **argv);
 int verb_mig(int argc, char **argv);
 int verb_vm(int argc, char **argv);
 int verb_advise(int argc, char **argv);
-/* plan, apply, assert, export, recover, status: the desired host state */
-int verb_state(int argc, char **argv);
-/* hosts, gpus, request, release, show, status, drain, agent: the GPU pool across hosts */
-int verb_fleet(int argc, char **argv);
+/* plan, apply, assert, export, recover, status: the desired host state (verb-state.c) */
+int verb_state_plan(int argc, char **argv);
+int verb_state_assert(int argc, char **argv);
+int verb_state_apply(int argc, char **argv);
+int verb_state_export(int argc, char **argv);
+int verb_state_recover(int argc, char **argv);
+int verb_state_status(int argc, char **argv);
+/* hosts, gpus, request, release, show, status, drain, agent: the GPU pool across hosts (verb-fleet.c) */
+int verb_fleet_hosts(int argc, char **argv);
+int verb_fleet_gpus(int argc, char **argv);
+int verb_fleet_request(int argc, char **argv);
+int verb_fleet_release(int argc, char **argv);
+int verb_fleet_show(int argc, char **argv);
+int verb_fleet_status(int argc, char **argv);
+int verb_fleet_drain(int argc, char **argv);
+int verb_fleet_agent(int argc, char **argv);
 
 /* Before releasing a device (passthrough disable): refuse when a running libvirt domain references a
  * function of its IOMMU group, unless force. Consults libvirt only on a live root or with --connect; an
  * unreachable libvirt is a warning. 0 to go on, or an exit code (verb-vm.c). */
 int vm_check_release(Root *root, const char *bdf, bool force);
+
+/* r (a -errno) when it maps to exit status 1, else -EIO: for a failure that is no usage error even when the
+ * errno it came with says "invalid argument". */
+int failure_errno(int r);
+/* Print "Out of memory." and return -ENOMEM. */
+int log_oom(void);
+/* A check that ran and found the host not as asked (check: exit 1); nothing failed to run. */
+#define VERB_CHECK_FAILED (-EHOSTDOWN)

@@ -144,18 +144,18 @@ static const Verb verbs[] = {
          "         [--fleet [--store URL]]\n"
          "                            one mode per GPU for the workload, with reasons and trade-offs",
          .options = "--workload --tenants --live-migration --isolation --memory-per-tenant --device --fleet --store --output"},
-        {"plan", 0, verb_state, "plan [-f FILE]            the steps from now to the desired state (/etc/gpuvirt/host.yaml)",
+        {"plan", 0, verb_state_plan, "plan [-f FILE]            the steps from now to the desired state (/etc/gpuvirt/host.yaml)",
          .options = "--file"},
-        {"apply", 0, verb_state, "apply [-f FILE]           carry them out, journaled, in a fixed order",
+        {"apply", 0, verb_state_apply, "apply [-f FILE]           carry them out, journaled, in a fixed order",
          VERB_MUTATING, .options = "--file"},
-        {"assert", 0, verb_state, "assert [-f FILE]          exit 0 when the host matches, 1 and the drift otherwise",
+        {"assert", 0, verb_state_assert, "assert [-f FILE]          exit 0 when the host matches, 1 and the drift otherwise",
          .options = "--file"},
-        {"export", 0, verb_state, "export [-o FILE]          the current state as a file apply accepts",
+        {"export", 0, verb_state_export, "export [-o FILE]          the current state as a file apply accepts",
          .options = "--output"},
-        {"recover", 0, verb_state, "recover                   finish the step an interrupted apply left",
+        {"recover", 0, verb_state_recover, "recover                   finish the step an interrupted apply left",
          VERB_MUTATING},
-        {"status", 0, verb_state, "status [-f FILE]          last apply, interrupted step, drift", .options = "--file"},
-        {"fleet", 1, verb_fleet,
+        {"status", 0, verb_state_status, "status [-f FILE]          last apply, interrupted step, drift", .options = "--file"},
+        {"fleet", 1, NULL,
          "fleet hosts | gpus [HOST] | status | show ID     the GPU pool (--store etcd://H:P,... or local)\n"
          "  fleet request UNIT --owner ID [--count N] [--same-host|--same-numa|--same-nvlink] [--live]\n"
          "                [--group G] [--model VVVV:DDDD] [--strategy S] | -f FILE\n"
@@ -167,7 +167,20 @@ static const Verb verbs[] = {
          /* Not mutating here: the store has its own writer lock, and what changes the host is an agent pass
           * (fleet agent, or the pass every command makes on the local store), which takes the host lock
           * itself for the pass only (fleet_agent_converge()), never for an agent's whole foreground run. */
-         0, NULL},
+         0, SUBS({"hosts", 0, verb_fleet_hosts, "fleet hosts [--store URL]", .options = "--store"},
+                 {"gpus", 0, verb_fleet_gpus, "fleet gpus [HOST] [--store URL]", .options = "--store"},
+                 {"request", 0, verb_fleet_request,
+                  "fleet request UNIT --owner ID [--count N] [--same-host|--same-numa|--same-nvlink] [--live]\n"
+                  "                [--group G] [--model VVVV:DDDD] [--strategy S] [--batch N] [--inflight N] | -f FILE",
+                  .options = "--store --file --count --owner --same-host --same-numa --same-nvlink --live --group --model "
+                             "--strategy --batch --inflight"},
+                 {"release", 0, verb_fleet_release, "fleet release ID... [--store URL]", .options = "--store"},
+                 {"show", 0, verb_fleet_show, "fleet show ID [--store URL]", .options = "--store"},
+                 {"status", 0, verb_fleet_status, "fleet status [--store URL]", .options = "--store"},
+                 {"drain", 0, verb_fleet_drain, "fleet drain HOST [--undo] [--strategy S] [--store URL]",
+                  .options = "--store --undo --strategy"},
+                 {"agent", 0, verb_fleet_agent, "fleet agent [--host NAME] [--ttl S] [--once] [--store URL]",
+                  .options = "--store --host --ttl --once"})},
         {"sim", 1, NULL, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL|off-bus BDF\n"
                              "                            simulated hosts",
          0, SUBS({"profiles", 0, verb_sim_profiles, "sim profiles"},
@@ -277,14 +290,14 @@ static int dispatch(int argc, char **argv) {
                 return usage_error("no command given");
         const Verb *v = verb_find(verbs, ELEMENTSOF(verbs), argv[0], "");
         if (!v)
-                return EXIT_USAGE;
+                return -EINVAL;
         const Verb *sub = NULL;
         if (v->subs && argc > 1 && !is_help(argv[1])) {
                 _cleanup_free_ char *what = strdup_printf("%s: ", v->name);
                 if (!what)
-                        return log_error("Out of memory."), EXIT_FAILURE;
+                        return log_oom();
                 if (!(sub = verb_find(v->subs, table_size(v->subs), argv[1], what)))
-                        return EXIT_USAGE;
+                        return -EINVAL;
         }
         /* VERB [SUBVERB] ... --help: that usage, on stdout (options end at --) */
         for (int i = 1; i < argc && !streq(argv[i], "--"); i++)

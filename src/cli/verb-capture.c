@@ -15,7 +15,7 @@ int verb_capture(int argc, char **argv) {
         static const struct option none[] = {{}};
         int k = parse_verb_options(argc, argv, none, "", NULL, NULL);
         if (k < 0)
-                return -k;
+                return -EINVAL; /* parse_verb_options() said why */
         if (argc - k != 1)
                 return usage_error("capture: expected one directory: gpuvirt capture DIR");
         _cleanup_root_free_ Root *root = NULL;
@@ -28,15 +28,14 @@ int verb_capture(int argc, char **argv) {
         if (r < 0) {
                 log_error("%s.", gv_error_message(&err));
                 gv_error_done(&err);
-                return r == -ENOTEMPTY ? EXIT_USAGE : EXIT_FAILURE;
+                return r == -ENOTEMPTY ? -EINVAL : failure_errno(r); /* a non-empty DIR: bad input (exit 2) */
         }
         if (arg.json) {
                 _cleanup_json_ json_object *o = json_object_new_object();
-                json_object_object_add(o, "root", json_object_new_string(root_dir(root)));
-                json_object_object_add(o, "dir", json_object_new_string(argv[k]));
-                json_object_object_add(o, "files", json_object_new_int64(files));
-                r = json_print(o, stdout);
-                return r < 0 ? EXIT_FAILURE : 0;
+                if (json_add_string(o, "root", root_dir(root)) < 0 || json_add_string(o, "dir", argv[k]) < 0 ||
+                    json_add(o, "files", json_object_new_int64(files)) < 0 || json_print(o, stdout) < 0)
+                        return log_oom();
+                return 0;
         }
         printf("Captured %s into %s: %u files and links (gpuvirt --root %s list | check reads it).\n", root_dir(root),
                argv[k], files, argv[k]);

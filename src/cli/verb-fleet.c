@@ -143,22 +143,22 @@ static int open_store(Root *root, const FleetArgs *a, Store **ret) {
         const char *url = a->store ?: getenv("GPUVIRT_FLEET_STORE");
         int r = store_open(url, root, ret, &err);
         if (r == -EINVAL)
-                return usage_error("%s", strna(err));
+                return usage_error("%s", strna(err)), -EINVAL;
         if (r < 0)
-                return log_error("Cannot open the fleet store: %s", err ?: errno_message(r)), EXIT_FAILURE;
+                return log_error("Cannot open the fleet store: %s", err ?: errno_message(r)), failure_errno(r);
         return 0;
 }
 
 static int host_name(Root *root, const FleetArgs *a, char **ret) {
         if (a->host) {
                 if (strlen(a->host) >= FLEET_NAME_MAX || strchr(a->host, '/') || !*a->host)
-                        return usage_error("--host: '%s' is not a host name", a->host);
+                        return usage_error("--host: '%s' is not a host name", a->host), -EINVAL;
                 *ret = strdup(a->host);
-                return *ret ? 0 : (log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE);
+                return *ret ? 0 : (log_error_errno(ENOMEM, "Out of memory."), -ENOMEM);
         }
         int r = fleet_host_name_default(root, ret);
         if (r < 0)
-                return log_error_errno(r, "Cannot tell this host's name: %m (use --host)"), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot tell this host's name: %m (use --host)"), failure_errno(r);
         return 0;
 }
 
@@ -185,7 +185,7 @@ static int local_sync(Root *root, Store *s, const FleetArgs *a) {
         else if (rep.error)
                 log_warning("Some units could not be realized: %s", rep.error);
         fleet_converge_report_done(&rep);
-        return r < 0 ? EXIT_FAILURE : 0;
+        return r < 0 ? failure_errno(r) : 0;
 }
 
 static int load(Store *s, FleetStrategy st, Fleet **ret) {
@@ -193,7 +193,7 @@ static int load(Store *s, FleetStrategy st, Fleet **ret) {
         size_t damaged = 0;
         int r = fleet_load(s, st, ret, &damaged, &err);
         if (r < 0)
-                return log_error("%s", strna(err)), EXIT_FAILURE;
+                return log_error("%s", strna(err)), failure_errno(r);
         if (damaged)
                 log_warning("Skipped %zu damaged record(s) in the fleet store.", damaged);
         return 0;
@@ -326,9 +326,9 @@ static int read_requests(const FleetArgs *a, FleetRequest **ret, size_t *ret_n) 
         _cleanup_free_ char *text = NULL;
         int r = read_full(a->file, 16u << 20, (void **)&text, NULL);
         if (r == -EFBIG)
-                return usage_error("%s: larger than 16 MiB", a->file);
-        if (r < 0)
-                return log_error_errno(r, "Cannot read %s: %m", a->file), EXIT_USAGE;
+                return usage_error("%s: larger than 16 MiB", a->file), -EINVAL;
+        if (r < 0) /* a file named on the command line that cannot be read: bad input */
+                return log_error_errno(r, "Cannot read %s: %m", a->file), -EINVAL;
         FleetRequest *reqs = NULL;
         size_t n = 0;
         unsigned line = 0;
@@ -340,12 +340,12 @@ static int read_requests(const FleetArgs *a, FleetRequest **ret, size_t *ret_n) 
                         continue;
                 FleetRequest *x = realloc(reqs, (n + 1) * sizeof *x);
                 if (!x)
-                        return free(reqs), log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                        return free(reqs), log_error_errno(ENOMEM, "Out of memory."), -ENOMEM;
                 reqs = x;
                 _cleanup_free_ char *err = NULL;
                 if (fleet_request_parse_line(s, &reqs[n], &err) < 0) {
                         free(reqs);
-                        return log_error("%s:%u:1: %s", a->file, line, strna(err)), EXIT_USAGE;
+                        return log_error("%s:%u:1: %s", a->file, line, strna(err)), -EINVAL;
                 }
                 n++;
         }
@@ -382,20 +382,20 @@ static json_object *reserved_json(const Fleet *f, const FleetRequest *r, const F
 static int parse_requests(FleetArgs *a, int argc, char **argv, int k, FleetRequest **ret, size_t *ret_n) {
         if (a->file) {
                 if (k != argc)
-                        return usage_error("fleet request: -f FILE takes no unit argument");
+                        return usage_error("fleet request: -f FILE takes no unit argument"), -EINVAL;
                 return read_requests(a, ret, ret_n);
         }
         if (argc - k != 1)
-                return usage_error("fleet request: one UNIT (passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>)");
+                return usage_error("fleet request: one UNIT (passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>)"), -EINVAL;
         if (!a->have_owner)
-                return usage_error("fleet request: --owner ID is required (who the units are for)");
+                return usage_error("fleet request: --owner ID is required (who the units are for)"), -EINVAL;
         _cleanup_free_ char *err = NULL;
         if (fleet_request_parse_unit(argv[k], &a->req, &err) < 0)
-                return usage_error("fleet request: %s", strna(err));
+                return usage_error("fleet request: %s", strna(err)), -EINVAL;
         if (a->req.live_migratable && !fleet_kind_live_migratable(a->req.kind))
-                return usage_error("fleet request: a passthrough GPU cannot migrate live");
+                return usage_error("fleet request: a passthrough GPU cannot migrate live"), -EINVAL;
         if (!(*ret = malloc(sizeof **ret)))
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                return log_error_errno(ENOMEM, "Out of memory."), -ENOMEM;
         (*ret)[0] = a->req;
         *ret_n = 1;
         return 0;
@@ -408,14 +408,17 @@ static int do_request(Store *s, FleetArgs *a, FleetRequest *reqs, size_t n) {
                 return rc;
         _cleanup_free_ FleetReserved *res = calloc(MAX(n, (size_t)1), sizeof *res);
         if (!res)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                return log_error_errno(ENOMEM, "Out of memory."), -ENOMEM;
         _cleanup_free_ char *err = NULL;
         FleetReserveStats st = {};
         int r = fleet_reserve(s, f, reqs, n, (size_t)(a->batch ?: 32), (size_t)(a->inflight ?: 4), NULL, res, &st, &err);
         size_t rejected = 0;
+        int first_rejection = 0;
         json_object *out = json_object_new_array();
         for (size_t i = 0; i < n; i++) {
                 rejected += res[i].error != 0;
+                if (res[i].error && !first_rejection)
+                        first_rejection = -abs(res[i].error);
                 json_object_array_add(out, reserved_json(f, &reqs[i], &res[i]));
         }
         if (arg.json)
@@ -444,16 +447,16 @@ static int do_request(Store *s, FleetArgs *a, FleetRequest *reqs, size_t n) {
         json_object_put(out);
         fleet_reserved_done(res, n);
         if (r < 0)
-                return log_error("%s", strna(err)), EXIT_FAILURE;
+                return log_error("%s", strna(err)), failure_errno(r);
         if (!arg.json && a->file)
                 printf("%zu reserved, %zu rejected (%zu transaction(s), %zu conflict(s))\n", n - rejected, rejected, st.txns,
                        st.conflicts);
-        return rejected ? EXIT_FAILURE : 0;
+        return rejected ? failure_errno(first_rejection) : 0;
 }
 
 static int do_release(Store *s, int argc, char **argv, int k) {
         if (k == argc)
-                return usage_error("fleet release: which reservation (ID...)?");
+                return usage_error("fleet release: which reservation (ID...)?"), -EINVAL;
         _cleanup_fleet_free_ Fleet *f = NULL;
         int rc = load(s, FLEET_FRAG, &f);
         if (rc)
@@ -463,7 +466,7 @@ static int do_release(Store *s, int argc, char **argv, int k) {
                 int r = fleet_release(s, f, argv[i], &err);
                 if (r < 0) {
                         log_error("%s", strna(err));
-                        rc = EXIT_FAILURE;
+                        rc = failure_errno(r);
                 } else if (!arg.json)
                         printf("released %s\n", argv[i]);
         }
@@ -492,9 +495,9 @@ static int do_show(Store *s, const char *id) {
         json_object *o = NULL;
         int r = fleet_reservation(s, id, &o);
         if (r == -ENOENT)
-                return log_error("No reservation %s (see 'gpuvirt fleet status').", id), EXIT_FAILURE;
+                return log_error("No reservation %s (see 'gpuvirt fleet status').", id), -ENOENT;
         if (r < 0)
-                return log_error("Cannot read reservation %s: %s", id, store_last_error(s) ?: errno_message(r)), EXIT_FAILURE;
+                return log_error("Cannot read reservation %s: %s", id, store_last_error(s) ?: errno_message(r)), failure_errno(r);
         json_object_object_add(o, "realized", unit_records(s, o));
         if (arg.json)
                 json_print(o, stdout);
@@ -535,8 +538,9 @@ static int do_show(Store *s, const char *id) {
 static int do_status(Store *s, Fleet *f) {
         json_object *all = NULL;
         _cleanup_free_ char *err = NULL;
-        if (fleet_reservations(s, &all, &err) < 0)
-                return log_error("%s", strna(err)), EXIT_FAILURE;
+        int r = fleet_reservations(s, &all, &err);
+        if (r < 0)
+                return log_error("%s", strna(err)), failure_errno(r);
         size_t up = 0, down = 0, gpus = fleet_n_gpus(f), units = 0;
         size_t active = 0, moving = 0, lost = 0;
         json_object *on_down = json_object_new_array();
@@ -588,7 +592,7 @@ static int do_drain(Store *s, const FleetArgs *a, const char *host) {
         int r = fleet_drain(s, f, host, a->undo, &dr, &err);
         if (r < 0) {
                 json_object_put(dr.report);
-                return log_error("%s", strna(err)), r == -ENOENT ? EXIT_USAGE : EXIT_FAILURE;
+                return log_error("%s", strna(err)), r == -ENOENT ? -EINVAL /* no such host: bad input */ : failure_errno(r);
         }
         if (arg.json) {
                 json_object *o = json_object_new_object();
@@ -616,7 +620,7 @@ static int do_drain(Store *s, const FleetArgs *a, const char *host) {
                 }
         }
         json_object_put(dr.report);
-        return dr.stuck ? EXIT_FAILURE : 0;
+        return dr.stuck ? -EBUSY : 0;
 }
 
 static volatile sig_atomic_t stop_agent = 0;
@@ -647,7 +651,7 @@ static int do_agent(Root *root, Store *s, const FleetArgs *a) {
                 if (r < 0)
                         log_error("fleet agent: %s", rep.error ?: errno_message(r));
                 fleet_converge_report_done(&rep);
-                return r < 0 ? EXIT_FAILURE : 0;
+                return r < 0 ? failure_errno(r) : 0;
         }
         struct sigaction sa = {.sa_handler = on_signal};
         sigaction(SIGTERM, &sa, NULL);
@@ -657,12 +661,34 @@ static int do_agent(Root *root, Store *s, const FleetArgs *a) {
         log_info("fleet agent for %s on %s (lease %d s)", host, a->store ?: "the local store", o.ttl_s);
         int r = fleet_agent_run(root, s, &o, &err);
         if (r < 0)
-                return log_error("fleet agent: %s", strna(err)), EXIT_FAILURE;
+                return log_error("fleet agent: %s", strna(err)), failure_errno(r);
         log_info("fleet agent for %s stopped.", host);
         return 0;
 }
 
-int verb_fleet(int argc, char **argv) {
+/* One run of a sub-verb: its options and arguments, then the root and the store. */
+typedef struct FleetRun {
+        FleetArgs a;
+        int argc;
+        char **argv;
+        int k; /* the first positional argument */
+        FleetRequest *reqs;
+        size_t n_reqs;
+        Root *root;
+        Store *store;
+} FleetRun;
+
+static void fleet_run_done(FleetRun *x) {
+        free(x->a.error);
+        free(x->reqs);
+        store_free(x->store);
+        root_free(x->root);
+}
+
+/* The sub-verbs (the verb table dispatches them; argv[0] is "fleet", argv[1] the sub-verb) share one option
+ * parser. one: the sub-verb takes exactly one argument, named so in the error; any: it takes any number
+ * (checked by the sub-verb); neither: none. 0 or -errno (-EINVAL: bad usage, said). */
+static int fleet_start(int argc, char **argv, const char *one, bool any, FleetRun *x) {
         static const struct option opts[] = {
                 {"store", required_argument, NULL, OPT_STORE},
                 {"file", required_argument, NULL, 'f'},
@@ -683,71 +709,93 @@ int verb_fleet(int argc, char **argv) {
                 {"once", no_argument, NULL, OPT_ONCE},
                 {},
         };
-        if (argc < 2)
-                return usage_error("fleet: which command (hosts, gpus, request, release, show, status, drain, agent)?");
         const char *cmd = argv[1];
-        static const char *const cmds[] = {"hosts", "gpus", "request", "release", "show", "status", "drain", "agent"};
-        bool known = false;
-        for (size_t i = 0; i < ELEMENTSOF(cmds); i++)
-                known |= streq(cmd, cmds[i]);
-        if (!known)
-                return usage_error("fleet: unknown command '%s' (hosts, gpus, request, release, show, status, drain, agent)", cmd);
-        FleetArgs a = {.req.count = 1, .strategy = FLEET_FRAG};
-        int k = parse_verb_options(argc - 1, argv + 1, opts, "f:", fleet_opt, &a);
+        x->a = (FleetArgs){.req.count = 1, .strategy = FLEET_FRAG};
+        x->argc = argc;
+        x->argv = argv;
+        int k = parse_verb_options(argc - 1, argv + 1, opts, "f:", fleet_opt, &x->a);
         if (k < 0)
-                return free(a.error), -k;
-        k += 1;
-        if (a.error) {
-                int rc = usage_error("fleet %s: %s", cmd, a.error);
-                free(a.error);
-                return rc;
-        }
-        if (a.strategy == FLEET_FIRST_FIT || a.strategy == FLEET_HAMI) {
+                return -EINVAL;
+        x->k = k += 1;
+        if (x->a.error)
+                return usage_error("fleet %s: %s", cmd, x->a.error), -EINVAL;
+        if (x->a.strategy == FLEET_FIRST_FIT || x->a.strategy == FLEET_HAMI) {
                 /* baselines for the benchmark: allowed, but say so */
-                log_notice("Strategy %s is a baseline (see bench-fleet); the default is frag.", fleet_strategy_to_string(a.strategy));
+                log_notice("Strategy %s is a baseline (see bench-fleet); the default is frag.", fleet_strategy_to_string(x->a.strategy));
         }
-        bool takes_one = streq(cmd, "show") || streq(cmd, "drain");
-        bool takes_any = streq(cmd, "release") || streq(cmd, "request") || streq(cmd, "gpus");
-        if (takes_one && argc - k != 1)
-                return usage_error("fleet %s: exactly one %s", cmd, streq(cmd, "show") ? "reservation ID" : "HOST");
-        if (!takes_one && !takes_any && argc != k)
-                return usage_error("fleet %s: unexpected argument '%s'", cmd, argv[k]);
-        if (streq(cmd, "gpus") && argc - k > 1)
-                return usage_error("fleet gpus: at most one HOST");
-        _cleanup_free_ FleetRequest *reqs = NULL;
-        size_t n_reqs = 0;
-        int rc;
-        if (streq(cmd, "request") && (rc = parse_requests(&a, argc, argv, k, &reqs, &n_reqs)))
+        if (one && argc - k != 1)
+                return usage_error("fleet %s: exactly one %s", cmd, one), -EINVAL;
+        if (!one && !any && argc != k)
+                return usage_error("fleet %s: unexpected argument '%s'", cmd, argv[k]), -EINVAL;
+        return 0;
+}
+
+/* The root and the store; sync: on the local store, realize what is reserved first (every sub-verb but
+ * agent). */
+static int fleet_open(FleetRun *x, bool sync) {
+        int rc = open_root(0, &x->root);
+        if (rc)
                 return rc;
-        _cleanup_root_free_ Root *root = NULL;
-        if ((rc = open_root(0, &root)))
+        if ((rc = open_store(x->root, &x->a, &x->store)))
                 return rc;
-        _cleanup_store_free_ Store *s = NULL;
-        if ((rc = open_store(root, &a, &s)))
+        return sync ? local_sync(x->root, x->store, &x->a) : 0;
+}
+
+/* After a change (request, release, drain): the local store realizes it at once. */
+static int fleet_changed(FleetRun *x, int rc) {
+        int k = local_sync(x->root, x->store, &x->a);
+        return rc ?: k;
+}
+
+int verb_fleet_hosts(int argc, char **argv) {
+        _cleanup_(fleet_run_done) FleetRun x = {};
+        _cleanup_fleet_free_ Fleet *f = NULL;
+        return fleet_start(argc, argv, NULL, false, &x) ?: fleet_open(&x, true) ?: load(x.store, FLEET_FRAG, &f)
+                                                                                 ?: do_hosts(f);
+}
+
+int verb_fleet_gpus(int argc, char **argv) {
+        _cleanup_(fleet_run_done) FleetRun x = {};
+        _cleanup_fleet_free_ Fleet *f = NULL;
+        int rc = fleet_start(argc, argv, NULL, true, &x);
+        if (rc)
                 return rc;
-        if (streq(cmd, "agent"))
-                return do_agent(root, s, &a);
-        if ((rc = local_sync(root, s, &a)))
-                return rc;
-        if (streq(cmd, "request"))
-                rc = do_request(s, &a, reqs, n_reqs);
-        else if (streq(cmd, "release"))
-                rc = do_release(s, argc, argv, k);
-        else if (streq(cmd, "drain"))
-                rc = do_drain(s, &a, argv[k]);
-        else if (streq(cmd, "show"))
-                return do_show(s, argv[k]);
-        else {
-                _cleanup_fleet_free_ Fleet *f = NULL;
-                if ((rc = load(s, FLEET_FRAG, &f)))
-                        return rc;
-                if (streq(cmd, "hosts"))
-                        return do_hosts(f);
-                if (streq(cmd, "gpus"))
-                        return do_gpus(f, k < argc ? argv[k] : NULL);
-                return do_status(s, f);
-        }
-        /* the local store realizes at once what was reserved or released */
-        int k2 = local_sync(root, s, &a);
-        return rc ?: k2;
+        if (argc - x.k > 1)
+                return usage_error("fleet gpus: at most one HOST"), -EINVAL;
+        return fleet_open(&x, true) ?: load(x.store, FLEET_FRAG, &f) ?: do_gpus(f, x.k < argc ? argv[x.k] : NULL);
+}
+
+int verb_fleet_status(int argc, char **argv) {
+        _cleanup_(fleet_run_done) FleetRun x = {};
+        _cleanup_fleet_free_ Fleet *f = NULL;
+        return fleet_start(argc, argv, NULL, false, &x) ?: fleet_open(&x, true) ?: load(x.store, FLEET_FRAG, &f)
+                                                                                 ?: do_status(x.store, f);
+}
+
+int verb_fleet_show(int argc, char **argv) {
+        _cleanup_(fleet_run_done) FleetRun x = {};
+        return fleet_start(argc, argv, "reservation ID", false, &x) ?: fleet_open(&x, true) ?: do_show(x.store, argv[x.k]);
+}
+
+int verb_fleet_request(int argc, char **argv) {
+        _cleanup_(fleet_run_done) FleetRun x = {};
+        return fleet_start(argc, argv, NULL, true, &x) ?: parse_requests(&x.a, argc, argv, x.k, &x.reqs, &x.n_reqs)
+                ?: fleet_open(&x, true) ?: fleet_changed(&x, do_request(x.store, &x.a, x.reqs, x.n_reqs));
+}
+
+int verb_fleet_release(int argc, char **argv) {
+        _cleanup_(fleet_run_done) FleetRun x = {};
+        return fleet_start(argc, argv, NULL, true, &x) ?: fleet_open(&x, true)
+                ?: fleet_changed(&x, do_release(x.store, argc, argv, x.k));
+}
+
+int verb_fleet_drain(int argc, char **argv) {
+        _cleanup_(fleet_run_done) FleetRun x = {};
+        return fleet_start(argc, argv, "HOST", false, &x) ?: fleet_open(&x, true)
+                ?: fleet_changed(&x, do_drain(x.store, &x.a, argv[x.k]));
+}
+
+int verb_fleet_agent(int argc, char **argv) {
+        _cleanup_(fleet_run_done) FleetRun x = {};
+        return fleet_start(argc, argv, NULL, false, &x) ?: fleet_open(&x, false) ?: do_agent(x.root, x.store, &x.a);
 }

@@ -176,7 +176,7 @@ int verb_list(int argc, char **argv) {
         bool vfs = false;
         int k = parse_verb_options(argc, argv, opts, "", list_opt, &vfs);
         if (k < 0)
-                return -k;
+                return -EINVAL; /* parse_verb_options() said why */
         if (k != argc)
                 return usage_error("list: unexpected argument '%s'", argv[k]);
 
@@ -189,10 +189,10 @@ int verb_list(int argc, char **argv) {
         (void)pci_names_new(&names);
         _cleanup_json_ json_object *list = NULL;
         if (inventory_list(h, names, vfs, &list) < 0)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                return log_oom();
         add_mig_from_nvml(root, list);
         r = arg.json ? json_print(list, stdout) : print_list_text(list);
-        return r < 0 ? EXIT_FAILURE : 0;
+        return r < 0 ? log_oom() : 0;
 }
 
 static void kv(const char *k, const char *v) {
@@ -285,7 +285,7 @@ int verb_show(int argc, char **argv) {
         static const struct option none[] = {{}};
         int k = parse_verb_options(argc, argv, none, "", NULL, NULL); /* only for "--" */
         if (k < 0)
-                return -k;
+                return -EINVAL; /* parse_verb_options() said why */
         if (argc - k != 1)
                 return usage_error("show: expected one device address: gpuvirt show BDF");
         _cleanup_root_free_ Root *root = NULL;
@@ -298,10 +298,10 @@ int verb_show(int argc, char **argv) {
         (void)pci_names_new(&names);
         _cleanup_json_ json_object *o = NULL;
         if (inventory_device(h, names, d, &o) < 0)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                return log_oom();
         add_mig_from_nvml(root, o);
         r = arg.json ? json_print(o, stdout) : print_show_text(o);
-        return r < 0 ? EXIT_FAILURE : 0;
+        return r < 0 ? log_oom() : 0;
 }
 
 /* ---- check ---- */
@@ -313,6 +313,25 @@ static void check_opt(int c, const char *v, void *ud) {
 static const char *status_label(CheckStatus s) {
         static const char *const l[] = {"PASS", "WARN", "FAIL", "SKIP"};
         return s >= 0 && s < _CHECK_STATUS_MAX ? l[s] : "?";
+}
+
+/* The command of a check's fix (check.h), with the CLI's options: core says what it does. */
+static char *check_fix_text(const CheckResult *x) {
+        switch (x->fix) {
+        case GV_HINT_FORCE:
+                return strdup(" unless --force");
+        case GV_HINT_TAKE_GROUP: {
+                _cleanup_free_ char *t = strdup_printf(" (gpuvirt passthrough enable %s --force", strna(x->device));
+                for (char **d = x->fix_devices; t && d && *d; d++) {
+                        char *n = strdup_printf("%s --include %s", t, *d);
+                        free(t);
+                        t = n;
+                }
+                return t ? strdup_printf("%s)", t) : NULL;
+        }
+        default:
+                return strdup("");
+        }
 }
 
 static int print_check_text(const CheckReport *rep, const PciHost *h) {
@@ -334,11 +353,13 @@ static int print_check_text(const CheckReport *rep, const PciHost *h) {
                         last_dev = dev;
                 }
                 count[x->status]++;
-                _cleanup_free_ char *label = strdup_printf("Checking %s", x->title);
-                printf("  %-44s : %s  %s\n", strna(label), status_label(x->status), x->message);
-                if (x->hint && x->status != CHECK_PASS) {
+                _cleanup_free_ char *label = strdup_printf("Checking %s", x->title), *hint = NULL;
+                if (!label || check_hint_text(x, check_fix_text, &hint) < 0)
+                        return -ENOMEM;
+                printf("  %-44s : %s  %s\n", label, status_label(x->status), x->message);
+                if (hint && x->status != CHECK_PASS) {
                         /* indent every line of the hint */
-                        const char *p = x->hint;
+                        const char *p = hint;
                         bool first = true;
                         while (*p) {
                                 const char *e = strchrnul(p, '\n');
@@ -358,7 +379,7 @@ int verb_check(int argc, char **argv) {
         const char *device = NULL;
         int k = parse_verb_options(argc, argv, opts, "d:", check_opt, &device);
         if (k < 0)
-                return -k;
+                return -EINVAL; /* parse_verb_options() said why */
         if (k != argc)
                 return usage_error("check: unexpected argument '%s'", argv[k]);
 
@@ -371,12 +392,13 @@ int verb_check(int argc, char **argv) {
                 return r;
         r = check_run(h, d, &rep);
         if (r < 0)
-                return log_error_errno(r, "Readiness check failed: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Readiness check failed: %m"), failure_errno(r);
         if (arg.json) {
-                _cleanup_json_ json_object *o = check_report_json(rep);
-                json_print(o, stdout);
-        } else
-                print_check_text(rep, h);
-        return check_report_failed(rep) ? EXIT_FAILURE : 0;
+                _cleanup_json_ json_object *o = check_report_json(rep, check_fix_text);
+                if (!o || json_print(o, stdout) < 0)
+                        return log_oom();
+        } else if (print_check_text(rep, h) < 0)
+                return log_oom();
+        return check_report_failed(rep) ? VERB_CHECK_FAILED : 0;
 }
 

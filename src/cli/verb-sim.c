@@ -28,25 +28,23 @@ static int sim_profiles(void) {
                 for (size_t i = 0; i < sim_profile_count(); i++) {
                         const SimProfileInfo *p = sim_profile_info(i);
                         json_object *o = json_object_new_object();
-                        json_object_object_add(o, "name", json_object_new_string(p->name));
-                        json_object_object_add(o, "summary", json_object_new_string(p->summary));
-                        json_object_array_add(a, o);
+                        if (json_append(a, o) < 0 || json_add_string(o, "name", p->name) < 0 ||
+                            json_add_string(o, "summary", p->summary) < 0)
+                                return log_oom();
                 }
-                json_print(a, stdout);
-                return 0;
+                return json_print(a, stdout) < 0 ? log_oom() : 0;
         }
         static const char *const headers[] = {"PROFILE", "HOST"};
-        Table *t = table_new(2, headers);
+        _cleanup_table_free_ Table *t = table_new(2, headers);
         if (!t)
-                return EXIT_FAILURE;
+                return log_oom();
         for (size_t i = 0; i < sim_profile_count(); i++) {
                 const SimProfileInfo *p = sim_profile_info(i);
                 const char *cells[] = {p->name, p->summary};
-                table_add_row(t, cells);
+                if (table_add_row(t, cells) < 0)
+                        return log_oom();
         }
-        table_print(t, stdout);
-        table_free(t);
-        return 0;
+        return table_print(t, stdout) < 0 ? log_oom() : 0;
 }
 
 static bool sim_profile_exists(const char *name) {
@@ -65,7 +63,7 @@ static int sim_create_verb(int argc, char **argv) {
         const char *profile = NULL;
         int k = parse_verb_options(argc, argv, opts, "p:", sim_opt, &profile);
         if (k < 0)
-                return -k;
+                return -EINVAL; /* parse_verb_options() said why */
         if (argc - k != 1)
                 return usage_error("sim create: expected one directory: gpuvirt sim create DIR --profile NAME");
         if (!profile)
@@ -74,14 +72,13 @@ static int sim_create_verb(int argc, char **argv) {
                 log_error("Unknown profile '%s'. Known profiles:", profile);
                 for (size_t i = 0; i < sim_profile_count(); i++)
                         fprintf(stderr, "  %s\n", sim_profile_info(i)->name);
-                return EXIT_USAGE;
+                return -EINVAL;
         }
         int r = sim_create(argv[k], profile);
         if (r == -EEXIST)
-                return log_error("'%s' exists and is not empty; give a new or empty directory.", argv[k]),
-                       EXIT_FAILURE;
+                return log_error("'%s' exists and is not empty; give a new or empty directory.", argv[k]), r;
         if (r < 0)
-                return log_error_errno(r, "Cannot create simulated host in '%s': %m", argv[k]), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot create simulated host in '%s': %m", argv[k]), failure_errno(r);
         if (!arg.json)
                 printf("Simulated host '%s' created in %s\nUse it with: gpuvirt --root %s list\n", profile, argv[k],
                        argv[k]);
@@ -95,7 +92,7 @@ static int open_sim_root(Root **ret) {
         if (r)
                 return r;
         if (root_kind(root) != ROOT_SIMULATED)
-                return log_error("%s is not a simulated host (no %s/).", root_dir(root), SIM_MARKER_DIR), EXIT_USAGE;
+                return log_error("%s is not a simulated host (no %s/).", root_dir(root), SIM_MARKER_DIR), -EINVAL;
         *ret = TAKE_PTR(root);
         return 0;
 }
@@ -109,10 +106,10 @@ static int sim_fault_verb(int argc, char **argv) {
                 return r;
         int e = streq(argv[2], "KILL") ? SIM_FAULT_KILL : errno_from_name(argv[2]);
         if (e < 0)
-                return log_error("'%s' is not an errno name or number (e.g. EBUSY, 16).", argv[2]), EXIT_USAGE;
+                return log_error("'%s' is not an errno name or number (e.g. EBUSY, 16).", argv[2]), -EINVAL;
         r = sim_inject_fault(root_dir(root), argv[1], e);
         if (r < 0)
-                return log_error_errno(r, "Cannot queue fault: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot queue fault: %m"), failure_errno(r);
         return 0;
 }
 
@@ -125,12 +122,12 @@ static int sim_off_bus_verb(int argc, char **argv) {
                 return r;
         _cleanup_free_ char *bdf = NULL;
         if (pci_addr_canonical(argv[1], &bdf) < 0)
-                return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", argv[1]), EXIT_USAGE;
+                return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", argv[1]), -EINVAL;
         r = sim_device_off_bus(root_dir(root), bdf);
         if (r == -ENODEV)
-                return log_error("No PCI device %s on this simulated host.", bdf), EXIT_FAILURE;
+                return log_error("No PCI device %s on this simulated host.", bdf), r;
         if (r < 0)
-                return log_error_errno(r, "Cannot take %s off the bus: %m", bdf), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot take %s off the bus: %m", bdf), failure_errno(r);
         if (!arg.json)
                 printf("%s fell off the bus: its config space reads all ones.\n", bdf);
         return 0;

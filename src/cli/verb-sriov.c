@@ -35,51 +35,51 @@ static void sriov_opt(int c, const char *v, void *ud) {
         }
 }
 
-/* The model behind `sriov list`: one object per PF. */
+/* The model behind `sriov list`: one object per PF; NULL: out of memory. */
 static json_object *pf_json(Root *root, const PciHost *h, const PciDevice *d) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "address", json_object_new_string(d->addr));
-        json_object_object_add(o, "driver", json_string_or_null(d->driver));
-        json_object_object_add(o, "iommu_group", d->iommu_group >= 0 ? json_object_new_int(d->iommu_group) : NULL);
-        json_object_object_add(o, "total_vfs", json_object_new_int(d->sriov_totalvfs));
-        json_object_object_add(o, "num_vfs", json_object_new_int(d->sriov_numvfs));
+        _cleanup_json_ json_object *o = json_object_new_object();
         int ap = sriov_autoprobe(root, d->addr);
-        json_object_object_add(o, "drivers_autoprobe", ap >= 0 ? json_object_new_boolean(ap) : NULL);
+        if (json_add_string(o, "address", d->addr) < 0 || json_add_string(o, "driver", d->driver) < 0 ||
+            json_add_int_or_null(o, "iommu_group", d->iommu_group >= 0, d->iommu_group) < 0 ||
+            json_add(o, "total_vfs", json_object_new_int(d->sriov_totalvfs)) < 0 ||
+            json_add(o, "num_vfs", json_object_new_int(d->sriov_numvfs)) < 0 ||
+            (ap >= 0 ? json_add(o, "drivers_autoprobe", json_object_new_boolean(ap))
+                     : json_add_string(o, "drivers_autoprobe", NULL)) < 0)
+                return NULL;
         unsigned pn;
         bool pv;
         _cleanup_free_ char *bad = NULL;
         if (sriov_persist_read(root, d->addr, &pn, &pv, &bad) == 0) {
                 json_object *p = json_object_new_object();
-                json_object_object_add(p, "num_vfs", json_object_new_int((int)pn));
-                json_object_object_add(p, "vfio", json_object_new_boolean(pv));
-                json_object_object_add(o, "persistent", p);
-        } else
-                json_object_object_add(o, "persistent", NULL);
+                if (json_add(o, "persistent", p) < 0 || json_add(p, "num_vfs", json_object_new_int((int)pn)) < 0 ||
+                    json_add(p, "vfio", json_object_new_boolean(pv)) < 0)
+                        return NULL;
+        } else if (json_add_string(o, "persistent", NULL) < 0)
+                return NULL;
         json_object *vfs = json_object_new_array();
+        if (json_add(o, "vfs", vfs) < 0)
+                return NULL;
         _cleanup_strv_free_ char **l = NULL;
         if (sriov_vfs(root, d->addr, &l) >= 0)
                 for (size_t i = 0; l[i]; i++) {
                         const PciDevice *vf = pci_host_find(h, l[i]);
                         json_object *v = json_object_new_object();
-                        json_object_object_add(v, "index", json_object_new_int((int)i));
-                        json_object_object_add(v, "address", json_object_new_string(l[i]));
-                        json_object_object_add(v, "driver", vf ? json_string_or_null(vf->driver) : NULL);
-                        json_object_object_add(v, "iommu_group",
-                                               vf && vf->iommu_group >= 0 ? json_object_new_int(vf->iommu_group) : NULL);
-                        char *busy = sriov_vf_busy(root, l[i]);
-                        json_object_object_add(v, "in_use", json_string_or_null(busy));
-                        free(busy);
-                        json_object_array_add(vfs, v);
+                        _cleanup_free_ char *busy = sriov_vf_busy(root, l[i]);
+                        if (json_append(vfs, v) < 0 || json_add(v, "index", json_object_new_int((int)i)) < 0 ||
+                            json_add_string(v, "address", l[i]) < 0 ||
+                            json_add_string(v, "driver", vf ? vf->driver : NULL) < 0 ||
+                            json_add_int_or_null(v, "iommu_group", vf && vf->iommu_group >= 0, vf ? vf->iommu_group : -1) < 0 ||
+                            json_add_string(v, "in_use", busy) < 0)
+                                return NULL;
                 }
-        json_object_object_add(o, "vfs", vfs);
-        return o;
+        return TAKE_PTR(o);
 }
 
 static int print_list_text(json_object *a) {
         static const char *const hdr[] = {"DEVICE", "ROLE", "DRIVER", "VFS", "GROUP", "NOTES"};
-        Table *t = table_new(ELEMENTSOF(hdr), hdr);
+        _cleanup_table_free_ Table *t = table_new(ELEMENTSOF(hdr), hdr);
         if (!t)
-                return log_error("Out of memory."), EXIT_FAILURE;
+                return log_oom();
         for (size_t i = 0; i < json_object_array_length(a); i++) {
                 json_object *pf = json_object_array_get_idx(a, i);
                 char vfs[32], notes[128] = "";
@@ -96,11 +96,14 @@ static int print_list_text(json_object *a) {
                 const char *row[] = {json_text(json_object_object_get(pf, "address")), "PF",
                                      json_text(json_object_object_get(pf, "driver")), vfs, pgrp, notes};
                 char *cells[ELEMENTSOF(row)];
+                bool oom = !pgrp;
                 for (size_t k = 0; k < ELEMENTSOF(row); k++)
-                        cells[k] = strdup(row[k]); /* json_text uses a static buffer for numbers */
-                (void)table_add_row(t, (const char *const *)cells);
+                        oom |= !(cells[k] = strdup(row[k])); /* json_text uses a static buffer for numbers */
+                oom = oom || table_add_row(t, (const char *const *)cells) < 0;
                 for (size_t k = 0; k < ELEMENTSOF(row); k++)
                         free(cells[k]);
+                if (oom)
+                        return log_oom();
                 json_object *vl = json_object_object_get(pf, "vfs");
                 for (size_t k = 0; k < json_object_array_length(vl); k++) {
                         json_object *v = json_object_array_get_idx(vl, k);
@@ -110,12 +113,11 @@ static int print_list_text(json_object *a) {
                         json_object *iu = json_object_object_get(v, "in_use");
                         _cleanup_free_ char *note = iu ? strdup_printf("in use: %s", json_object_get_string(iu)) : NULL;
                         const char *vrow[] = {addr, role, json_text(json_object_object_get(v, "driver")), "-", grp, note};
-                        (void)table_add_row(t, vrow);
+                        if (!addr || !role || !grp || (iu && !note) || table_add_row(t, vrow) < 0)
+                                return log_oom();
                 }
         }
-        int r = table_print(t, stdout);
-        table_free(t);
-        return r < 0 ? EXIT_FAILURE : 0;
+        return table_print(t, stdout) < 0 ? log_oom() : 0;
 }
 
 static int do_list(int argc, char **argv, int first) {
@@ -131,7 +133,7 @@ static int do_list(int argc, char **argv, int first) {
                 if (only->sriov_totalvfs < 0) {
                         log_error("%s has no SR-IOV capability%s.", only->addr,
                                   only->physfn ? " (it is a virtual function; name its PF)" : "");
-                        return EXIT_FAILURE;
+                        return -EOPNOTSUPP;
                 }
         }
         _cleanup_json_ json_object *a = json_object_new_array();
@@ -139,34 +141,38 @@ static int do_list(int argc, char **argv, int first) {
                 const PciDevice *d = &h->devices[i];
                 if (d->sriov_totalvfs < 0 || d->physfn || (only && d != only))
                         continue;
-                json_object_array_add(a, pf_json(root, h, d));
+                if (json_append(a, pf_json(root, h, d)) < 0)
+                        return log_oom();
         }
-        int rc;
+        if (!a || (arg.json && json_print(a, stdout) < 0))
+                return log_oom();
         if (arg.json)
-                rc = json_print(a, stdout) < 0 ? EXIT_FAILURE : 0;
-        else if (json_object_array_length(a) == 0) {
+                return 0;
+        if (json_object_array_length(a) == 0) {
                 printf("No SR-IOV capable devices.\n");
-                rc = 0;
-        } else
-                rc = print_list_text(a);
-        return rc;
+                return 0;
+        }
+        return print_list_text(a);
 }
 
+/* NULL: out of memory */
 static json_object *set_json(const char *pf, SriovReport *rep, bool vfio, bool persisted) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "address", json_object_new_string(pf));
-        json_object_object_add(o, "from_vfs", rep->from_vfs >= 0 ? json_object_new_int(rep->from_vfs) : NULL);
-        json_object_object_add(o, "num_vfs", rep->num_vfs >= 0 ? json_object_new_int(rep->num_vfs) : NULL);
-        json_object_object_add(o, "changed", json_object_new_boolean(rep->changed));
-        json_object_object_add(o, "vfio", json_object_new_boolean(vfio));
+        _cleanup_json_ json_object *o = json_object_new_object();
         json_object *a = json_object_new_array();
+        if (json_add_string(o, "address", pf) < 0 ||
+            json_add_int_or_null(o, "from_vfs", rep->from_vfs >= 0, rep->from_vfs) < 0 ||
+            json_add_int_or_null(o, "num_vfs", rep->num_vfs >= 0, rep->num_vfs) < 0 ||
+            json_add(o, "changed", json_object_new_boolean(rep->changed)) < 0 ||
+            json_add(o, "vfio", json_object_new_boolean(vfio)) < 0 || json_add(o, "vfs", a) < 0)
+                return NULL;
         for (char **v = rep->vfs; v && *v; v++)
-                json_object_array_add(a, json_object_new_string(*v));
-        json_object_object_add(o, "vfs", a);
-        json_object_object_add(o, "persistent", json_object_new_boolean(persisted));
+                if (json_append(a, json_object_new_string(*v)) < 0)
+                        return NULL;
         _cleanup_free_ char *err = rep->error.error ? error_text(&rep->error, -rep->error.error) : NULL;
-        json_object_object_add(o, "error", json_string_or_null(err));
-        return o;
+        if (json_add(o, "persistent", json_object_new_boolean(persisted)) < 0 || (rep->error.error && !err) ||
+            json_add_string(o, "error", err) < 0)
+                return NULL;
+        return TAKE_PTR(o);
 }
 
 static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool restore) {
@@ -174,11 +180,11 @@ static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool
          * refused changes nothing */
         _cleanup_free_ char *pf = NULL;
         if (pci_addr_canonical(pf_in, &pf) < 0)
-                return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", pf_in), EXIT_USAGE;
+                return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", pf_in), -EINVAL;
         uint32_t n = 0;
         bool vfio = a->vfio;
         if (!restore && (parse_u32(count, 10, &n) < 0 || n > 0xffff))
-                return log_error("'%s' is not a VF count (expected a number from 0 to sriov_totalvfs).", count), EXIT_USAGE;
+                return log_error("'%s' is not a VF count (expected a number from 0 to sriov_totalvfs).", count), -EINVAL;
         _cleanup_root_free_ Root *root = NULL;
         int r = open_root_unlocked(0, &root);
         if (r)
@@ -187,9 +193,10 @@ static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool
                 _cleanup_free_ char *bad = NULL;
                 r = sriov_persist_read(root, pf, &n, &vfio, &bad);
                 if (r == -ENOENT)
-                        return log_error("%s has no persistent VF count (" SRIOV_PERSIST_DIR "/%s).", pf, pf), EXIT_FAILURE;
+                        return log_error("%s has no persistent VF count (" SRIOV_PERSIST_DIR "/%s).", pf, pf), r;
                 if (r < 0)
-                        return log_error("Refusing the persistent VF count of %s: %s", pf, bad ?: errno_message(r)), EXIT_FAILURE;
+                        return log_error("Refusing the persistent VF count of %s: %s", pf, bad ?: errno_message(r)),
+                               failure_errno(r);
                 /* the boot unit may run before udev has bound the PF's driver */
                 (void)sriov_wait_driver(root, pf, 60000);
         }
@@ -219,7 +226,8 @@ static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool
         }
         if (arg.json) {
                 _cleanup_json_ json_object *j = set_json(pf, &rep, vfio, persisted);
-                json_print(j, stdout);
+                if ((!j || json_print(j, stdout) < 0) && r >= 0)
+                        r = log_oom();
         } else if (r >= 0) {
                 if (!rep.changed)
                         printf("%s: already %d VFs%s\n", pf, rep.num_vfs, vfio ? " on vfio-pci" : "");
@@ -252,7 +260,7 @@ static int sriov_run(int argc, char **argv, int (*run)(char **argv, int first, i
         };
         SriovArgs a = {};
         int k = parse_verb_options(argc - 1, argv + 1, opts, "", sriov_opt, &a);
-        return k < 0 ? -k : run(argv, k + 1, argc - (k + 1), &a);
+        return k < 0 ? -EINVAL : run(argv, k + 1, argc - (k + 1), &a); /* parse_verb_options() said why */
 }
 
 static int sriov_list_verb(char **argv, int first, int npos, const SriovArgs *a) {

@@ -36,15 +36,16 @@ static void state_opt(int c, const char *v, void *ud) {
 static int load_spec(Root *root, const StateArgs *a, HostSpec **ret) {
         _cleanup_free_ char *path = a->file ? strdup(a->file) : root_path(root, HOST_STATE_FILE);
         _cleanup_free_ char *shown = a->file ? strdup(a->file) : strdup("/" HOST_STATE_FILE);
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         if (!path || !shown)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                return log_error_errno(ENOMEM, "Out of memory."), -ENOMEM;
         int r = host_spec_load(path, shown, ret, &err);
         if (r == -ENOENT && !a->file)
                 return log_error("%s does not exist: write one, or start from 'gpuvirt export -o %s'.", shown, shown),
-                       EXIT_FAILURE;
+                       -ENOENT;
         if (r < 0)
-                return log_error("%s", err ?: errno_message(r)), input_error_exit(r, a->file != NULL);
+                return log_error("%s", gv_error_message(&err) ?: errno_message(r)),
+                       input_error_exit(r, a->file != NULL) == EXIT_USAGE ? -EINVAL : failure_errno(r);
         return 0;
 }
 
@@ -52,7 +53,7 @@ static int plan_spec(Root *root, const HostSpec *s, Plan **ret) {
         _cleanup_free_ char *err = NULL;
         int r = host_plan(root, s, ret, &err);
         if (r < 0)
-                return log_error("%s", err ?: errno_message(r)), r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+                return log_error("%s", err ?: errno_message(r)), r == -EINVAL ? r : failure_errno(r);
         return 0;
 }
 
@@ -108,7 +109,7 @@ static int recover(Root *root, bool as_notices, bool *ret_recovered) {
         *ret_recovered = step || restored;
         if (r < 0)
                 return log_error("Cannot recover%s%s: %s", step ? " the interrupted step " : "", step ?: "", strna(err)),
-                       EXIT_FAILURE;
+                       failure_errno(r);
         return 0;
 }
 
@@ -125,7 +126,7 @@ static int do_apply(Root *root, const StateArgs *a, const HostSpec *s) {
         const char *file = a->file ?: "/" HOST_STATE_FILE;
         if (rc) {
                 /* a request this host cannot do is refused input too: the last apply's record stays as it is */
-                if (!arg.dry_run && rc != EXIT_USAGE)
+                if (!arg.dry_run && exit_status(rc) != EXIT_USAGE)
                         (void)host_result_write(root, file, false, 0, "the host could not be read");
                 return rc;
         }
@@ -154,7 +155,7 @@ static int do_apply(Root *root, const StateArgs *a, const HostSpec *s) {
                                          : "No changes: the host matches %s.\n", file);
         }
         if (r < 0)
-                return log_error("%s", strna(err)), EXIT_FAILURE;
+                return log_error("%s", strna(err)), failure_errno(r);
         return 0;
 }
 
@@ -163,17 +164,17 @@ static int do_export(Root *root, const StateArgs *a) {
         _cleanup_free_ char *err = NULL;
         int r = host_export(root, &s, &err);
         if (r < 0)
-                return log_error("%s", err ?: errno_message(r)), EXIT_FAILURE;
+                return log_error("%s", err ?: errno_message(r)), failure_errno(r);
         _cleanup_free_ char *text = host_spec_format(s);
         if (!text)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                return log_error_errno(ENOMEM, "Out of memory."), -ENOMEM;
         if (!a->output) {
                 fputs(text, stdout);
                 return 0;
         }
         r = write_text(a->output, text);
         if (r < 0)
-                return log_error_errno(r, "Cannot write %s: %m", a->output), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot write %s: %m", a->output), failure_errno(r);
         return 0;
 }
 
@@ -219,7 +220,10 @@ static int do_status(Root *root, const StateArgs *a) {
         _cleanup_plan_free_ Plan *p = NULL;
         _cleanup_host_spec_free_ HostSpec *s = NULL;
         _cleanup_free_ char *path = a->file ? strdup(a->file) : root_path(root, HOST_STATE_FILE), *err = NULL;
-        bool have_file = path && host_spec_load(path, a->file ?: "/" HOST_STATE_FILE, &s, &err) == 0;
+        _cleanup_(gv_error_done) GvError lerr = {};
+        bool have_file = path && host_spec_load(path, a->file ?: "/" HOST_STATE_FILE, &s, &lerr) == 0;
+        if (!have_file) /* the reason, said as the file's state below */
+                err = TAKE_PTR(lerr.message);
         if (have_file && host_plan(root, s, &p, &err) < 0)
                 p = NULL;
         /* a desired state that is there but cannot be read or planned is not green (the rig's boot: the
@@ -277,42 +281,72 @@ static int do_status(Root *root, const StateArgs *a) {
         return failed || have_journal || strv_length(lost) || unusable || (p && p->n_steps) ? EXIT_FAILURE : 0;
 }
 
-int verb_state(int argc, char **argv) {
+/* The verbs' common start (the verb table dispatches each to its function below; argv[0] is the verb): the
+ * options, then the root. host.yaml lives under the root: the root first, without the lock; then the file
+ * and the mig-parted files it names (spec not NULL: plan, assert, apply), so a refused file takes no lock and
+ * changes nothing; then the lock (apply, recover: the table marks them) before anything of the host is
+ * observed. 0, or what the verb returns. */
+static int state_begin(int argc, char **argv, StateArgs *a, Root **ret_root, HostSpec **spec) {
         static const struct option opts[] = {
                 {"file", required_argument, NULL, 'f'},
                 {"output", required_argument, NULL, 'o'},
                 {},
         };
-        StateArgs a = {};
-        int k = parse_verb_options(argc, argv, opts, "f:o:", state_opt, &a);
+        int k = parse_verb_options(argc, argv, opts, "f:o:", state_opt, a);
         if (k < 0)
-                return -k;
+                return -EINVAL;
         if (k != argc)
-                return usage_error("%s: unexpected argument '%s'", argv[0], argv[k]);
-        if (a.output && !streq(argv[0], "export"))
-                return usage_error("%s: -o is for export", argv[0]);
-        /* host.yaml lives under the root: the root first, without the lock; then the file and the mig-parted
-         * files it names, so a refused file takes no lock and changes nothing; then the lock (apply, recover)
-         * before anything of the host is observed. */
+                return usage_error("%s: unexpected argument '%s'", argv[0], argv[k]), -EINVAL;
+        if (a->output && !streq(argv[0], "export"))
+                return usage_error("%s: -o is for export", argv[0]), -EINVAL;
         _cleanup_root_free_ Root *root = NULL;
         int r = open_root_unlocked(0, &root);
         if (r)
                 return r;
-        _cleanup_host_spec_free_ HostSpec *s = NULL;
-        bool wants_spec = streq(argv[0], "plan") || streq(argv[0], "assert") || streq(argv[0], "apply");
-        if (wants_spec && (r = load_spec(root, &a, &s)))
+        if (spec && (r = load_spec(root, a, spec)))
                 return r;
         if ((r = hold_host_lock(root)))
                 return r;
-        if (streq(argv[0], "plan"))
-                return do_plan(root, s, false);
-        if (streq(argv[0], "assert"))
-                return do_plan(root, s, true);
-        if (streq(argv[0], "apply"))
-                return do_apply(root, &a, s);
-        if (streq(argv[0], "export"))
-                return do_export(root, &a);
-        if (streq(argv[0], "recover"))
-                return do_recover(root);
-        return do_status(root, &a);
+        *ret_root = TAKE_PTR(root);
+        return 0;
+}
+
+static int plan_or_assert(int argc, char **argv, bool assert_only) {
+        StateArgs a = {};
+        _cleanup_root_free_ Root *root = NULL;
+        _cleanup_host_spec_free_ HostSpec *s = NULL;
+        return state_begin(argc, argv, &a, &root, &s) ?: do_plan(root, s, assert_only);
+}
+
+int verb_state_plan(int argc, char **argv) {
+        return plan_or_assert(argc, argv, false);
+}
+
+int verb_state_assert(int argc, char **argv) {
+        return plan_or_assert(argc, argv, true);
+}
+
+int verb_state_apply(int argc, char **argv) {
+        StateArgs a = {};
+        _cleanup_root_free_ Root *root = NULL;
+        _cleanup_host_spec_free_ HostSpec *s = NULL;
+        return state_begin(argc, argv, &a, &root, &s) ?: do_apply(root, &a, s);
+}
+
+int verb_state_export(int argc, char **argv) {
+        StateArgs a = {};
+        _cleanup_root_free_ Root *root = NULL;
+        return state_begin(argc, argv, &a, &root, NULL) ?: do_export(root, &a);
+}
+
+int verb_state_recover(int argc, char **argv) {
+        StateArgs a = {};
+        _cleanup_root_free_ Root *root = NULL;
+        return state_begin(argc, argv, &a, &root, NULL) ?: do_recover(root);
+}
+
+int verb_state_status(int argc, char **argv) {
+        StateArgs a = {};
+        _cleanup_root_free_ Root *root = NULL;
+        return state_begin(argc, argv, &a, &root, NULL) ?: do_status(root, &a);
 }

@@ -13,6 +13,13 @@ echo dgx >"$TMP/dgx/etc/hostname"
 # usage errors: exit 2, nothing written
 expect_rc 2 "$GPUVIRT" "${H[@]}" fleet && expect_in "$ERR" "missing argument" "fleet alone"
 expect_rc 2 "$GPUVIRT" "${H[@]}" fleet frob && expect_in "$ERR" "unknown command 'frob'" "unknown sub-command"
+# the sub-verbs come from the verb table: did you mean, and each one's --help (on stdout, exit 0, no store)
+expect_rc 2 "$GPUVIRT" "${H[@]}" fleet frob && expect_in "$ERR" "(hosts, gpus, request, release, show, status, drain, agent)" "sub-verbs listed"
+expect_rc 2 "$GPUVIRT" "${H[@]}" fleet stauts && expect_in "$ERR" "did you mean 'status'?" "fleet stauts"
+expect_rc 2 "$GPUVIRT" "${H[@]}" fleet relase x && expect_in "$ERR" "did you mean 'release'?" "fleet relase"
+expect_rc 0 "$GPUVIRT" "${H[@]}" fleet request --help && expect_in "$OUT" "Usage: gpuvirt fleet request UNIT --owner ID" "fleet request --help"
+case $OUT in *"fleet drain"*) fail "fleet request --help shows the other sub-verbs" ;; *) ok ;; esac
+expect_rc 0 "$GPUVIRT" "${H[@]}" fleet agent -h && expect_in "$OUT" "Usage: gpuvirt fleet agent [--host NAME]" "fleet agent -h"
 expect_rc 2 "$GPUVIRT" "${H[@]}" fleet request mig:3g.20gb && expect_in "$ERR" "--owner ID is required" "owner"
 expect_rc 2 "$GPUVIRT" "${H[@]}" fleet request mig --owner a && expect_in "$ERR" "is not a unit" "bad unit"
 expect_rc 2 "$GPUVIRT" "${H[@]}" fleet request passthrough --owner a --live && expect_in "$ERR" "cannot migrate live" "live passthrough"

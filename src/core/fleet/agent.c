@@ -63,12 +63,12 @@ static json_object *obj(json_object *o, const char *key) {
 }
 
 static int state_load(Root *root, State *st) {
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         int r = state_read_json(root, &st->doc, &err, FLEET_AGENT_STATE);
         if (r == -ENOENT || r == -EBADMSG) {
                 /* a damaged memory is not trusted: start over (units are found again by their names) */
-                if (err)
-                        log_debug("fleet agent: starting over, %s", err);
+                if (err.message)
+                        log_debug("fleet agent: starting over, %s", err.message);
                 st->doc = json_object_new_object();
                 return st->doc ? 0 : -ENOMEM;
         }
@@ -839,10 +839,10 @@ int fleet_agent_converge(Root *root, Store *s, const char *host, FleetConvergeRe
         Pass p = {.root = root, .store = s, .host = host, .rep = ret};
         _cleanup_free_ char *up = strdup_printf(FLEET_KEY_UNITS "%s/", host);
         _cleanup_strv_free_ char **lost = NULL;
-        _cleanup_free_ char *lerr = NULL;
+        _cleanup_(gv_error_done) GvError lerr = {};
         _cleanup_close_ int lock = root_lock(root, 30000, &lerr);
         if (lock < 0) {
-                report_error(ret, "cannot take the host lock: %s", lerr ?: strerror(-lock));
+                report_error(ret, "cannot take the host lock: %s", lerr.message ?: strerror(-lock));
                 return lock;
         }
         /* an apply the agent (or anyone) was killed in: finish its step first */

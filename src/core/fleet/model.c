@@ -330,7 +330,9 @@ int fleet_gpu_info_parse(const char *text, FleetGpuInfo *ret, char **ret_error) 
         FleetGpuInfo g = {.numa = -1, .base_vgpu_type = -1};
         /* a record another host wrote: the strict reader first (one value, no key twice, bounded depth) */
         json_object *o = NULL;
-        (void)json_parse_strict("GPU record", text, strlen(text), &o, &rd.error);
+        _cleanup_(gv_error_done) GvError e = {};
+        (void)json_parse_strict("GPU record", text, strlen(text), &o, &e);
+        rd.error = TAKE_PTR(e.message);
         int r = 0;
         if (!o || !json_object_is_type(o, json_type_object))
                 r = bad(&rd, "not a JSON object");

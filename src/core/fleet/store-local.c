@@ -115,12 +115,12 @@ static int lock_and_load(Store *s) {
                 return r;
         } else {
                 /* the strict reader every JSON file goes through: a key twice, trailing text, ... are damage */
-                _cleanup_free_ char *err = NULL;
-                if (json_parse_strict(STORE_FILE, text, size, &l->doc, &err) < 0 ||
+                _cleanup_(gv_error_done) GvError e = {};
+                if (json_parse_strict(STORE_FILE, text, size, &l->doc, &e) < 0 ||
                     !json_object_is_type(l->doc, json_type_object) ||
                     !json_object_is_type(json_object_object_get(l->doc, "revision"), json_type_int)) {
-                        store_set_error(s, "%s is damaged (not a store document)%s%s", STORE_FILE, err ? ": " : "",
-                                        err ?: "");
+                        store_set_error(s, "%s is damaged (not a store document)%s%s", STORE_FILE,
+                                        e.message ? ": " : "", e.message ?: "");
                         json_object_put(TAKE_PTR(l->doc));
                         unlock(l);
                         return -EBADMSG;

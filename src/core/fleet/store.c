@@ -232,8 +232,9 @@ void store_txn_done(StoreTxn *t) {
 
 json_object *store_record_parse(const char *key, const char *value, char **ret_error) {
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL;
-        int r = value ? json_parse_strict(key, value, strlen(value), &o, &err) : -EINVAL;
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = value ? json_parse_strict(key, value, strlen(value), &o, &e) : -EINVAL;
+        _cleanup_free_ char *err = TAKE_PTR(e.message);
         if (r >= 0 && !json_object_is_type(o, json_type_object)) {
                 json_object_put(TAKE_PTR(o));
                 err = strdup_printf("%s: not a JSON object", key);

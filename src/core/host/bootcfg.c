@@ -423,8 +423,7 @@ int grub_cmdline_edit(const char *text, const char *add, const char *remove, cha
         return r;
 }
 
-int boot_config_set_args(Root *root, const char *add, const char *remove, IommuEdit *ret, char **ret_error) {
-        *ret_error = NULL;
+int boot_config_set_args(Root *root, const char *add, const char *remove, IommuEdit *ret, GvError *err) {
         BootConfig c;
         int r = boot_config_read(root, &c);
         if (r < 0)
@@ -452,8 +451,8 @@ int boot_config_set_args(Root *root, const char *add, const char *remove, IommuE
                 boot_config_done(&c);
                 iommu_edit_done(&e);
                 if (r == -EXDEV)
-                        *ret_error = strdup_printf("/%s is a symlink that leads out of %s: not editing it", rel,
-                                                   root_dir(root));
+                        return gv_error_set(err, r, NULL, "read", "/%s is a symlink that leads out of %s: not editing it",
+                                            rel, root_dir(root));
                 return r;
         }
         if (!text)
@@ -472,13 +471,13 @@ int boot_config_set_args(Root *root, const char *add, const char *remove, IommuE
                                             GRUB_CMDLINE_VAR "=\"%s\"\n", v)
                             : NULL;
         } else {
-                _cleanup_free_ char *err = NULL;
-                r = grub_cmdline_edit(text, add, remove, &newtext, &e.old_cmdline, &e.new_cmdline, &err);
+                _cleanup_free_ char *why = NULL;
+                r = grub_cmdline_edit(text, add, remove, &newtext, &e.old_cmdline, &e.new_cmdline, &why);
                 if (r < 0) {
                         boot_config_done(&c);
                         iommu_edit_done(&e);
-                        *ret_error = strdup_printf("/%s:%s%s", rel, r == -EINVAL ? "" : " ", err ?: errno_message(r));
-                        return r;
+                        return gv_error_set(err, r, NULL, r == -EINVAL ? "parse" : "edit", "/%s:%s%s", rel,
+                                            r == -EINVAL ? "" : " ", why ?: errno_message(r));
                 }
         }
         boot_config_done(&c);

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 
+#include "basic/gverror.h"
 #include "core/host/root.h"
 
 /* The host's boot configuration: which distribution, which boot loader, and how kernel arguments are
@@ -58,8 +59,9 @@ void iommu_edit_done(IommuEdit *e);
  * etc/default/grub.d/ when that is how the host configures grub, or etc/kernel/cmdline for systemd-boot.
  * The file keeps its mode, owner and every other line and argument; a symlinked file is written through
  * (root_edit_file()); the previous contents go to "<file>.gpuvirt.bak". Idempotent. A grub file that does not
- * parse is -EINVAL with *ret_error "/FILE:LINE:COL: why", and nothing is written. */
-int boot_config_set_args(Root *root, const char *add, const char *remove, IommuEdit *ret, char **ret_error);
+ * parse is -EINVAL with err's message "/FILE:LINE:COL: why" (step "parse"), and nothing is written; err (may be
+ * NULL) has a message where there is more to say than the errno. */
+int boot_config_set_args(Root *root, const char *add, const char *remove, IommuEdit *ret, GvError *err);
 
 /*
  * The edit of a grub defaults file (text, a shell script; sh_parse() reads it as bash does), in memory:

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/shellvar.h"
 #include "core/host/bootcfg.h"
 #include "core/host/check.h"
@@ -72,6 +73,20 @@ static int add(Ctx *c, const char *id, const char *title, const PciDevice *d, Ch
 }
 
 #define S(...) strdup_printf(__VA_ARGS__)
+
+/* The result add() just added (r == 0) gets a fix that is a command (check.h); devices and tail are taken. */
+static int add_fix(Ctx *c, int r, GvHint fix, char **devices, char *tail) {
+        if (r < 0 || !tail) {
+                strv_free(devices);
+                free(tail);
+                return r < 0 ? r : -ENOMEM;
+        }
+        CheckResult *x = &c->report->results[c->report->n_results - 1];
+        x->fix = fix;
+        x->fix_devices = devices;
+        x->hint_tail = tail;
+        return 0;
+}
 
 static void read_cpuinfo(Ctx *c) {
         _cleanup_free_ char *p = root_path(c->root, "proc/cpuinfo");
@@ -387,15 +402,17 @@ static int check_group(Ctx *c, const PciDevice *d) {
         int r = iommu_group_members(c->host, d, &m, &n);
         if (r < 0)
                 return r;
-        char own[512] = "", foreign[512] = "", include[256] = "";
+        char own[512] = "", foreign[512] = "";
+        _cleanup_strv_free_ char **along = NULL;
+        size_t n_along = 0;
         for (size_t i = 0; i < n; i++) {
                 char *buf = m[i].kind == GROUP_MEMBER_FOREIGN ? foreign : m[i].kind == GROUP_MEMBER_BRIDGE ? NULL : own;
                 if (!buf)
                         continue;
                 size_t l = strlen(buf);
                 if (m[i].kind == GROUP_MEMBER_FOREIGN) {
-                        size_t il = strlen(include);
-                        snprintf(include + il, sizeof include - il, " --include %s", m[i].device->addr);
+                        if (strv_push(&along, &n_along, strdup(m[i].device->addr)) < 0)
+                                return -ENOMEM;
                         snprintf(buf + l, 512 - l, "%s%s (class %04x%s%s)", l ? ", " : "", m[i].device->addr,
                                  pci_device_class(m[i].device), m[i].device->driver ? ", driver " : "",
                                  m[i].device->driver ?: "");
@@ -408,12 +425,12 @@ static int check_group(Ctx *c, const PciDevice *d) {
                            S("group %d holds only this card's functions (%s)%s", d->iommu_group, own,
                              bridges ? " and bridges" : ""),
                            NULL);
-        return add(c, id, title, d, CHECK_FAIL,
-                   S("group %d also holds %s: they go to the VM together or not at all", d->iommu_group, foreign),
-                   S("Move the card to a slot whose root port has ACS (CPU-attached), or pass those devices "
-                     "through with it (gpuvirt passthrough enable %s --force%s). pcie_acs_override= splits "
-                     "the group without real isolation (unsafe).",
-                     d->addr, include));
+        r = add(c, id, title, d, CHECK_FAIL,
+                S("group %d also holds %s: they go to the VM together or not at all", d->iommu_group, foreign),
+                S("Move the card to a slot whose root port has ACS (CPU-attached), or pass those devices "
+                  "through with it"));
+        return add_fix(c, r, GV_HINT_TAKE_GROUP, TAKE_PTR(along),
+                       S(". pcie_acs_override= splits the group without real isolation (unsafe)."));
 }
 
 static int check_acs(Ctx *c, const PciDevice *d) {
@@ -462,10 +479,12 @@ static int check_boot_vga(Ctx *c, const PciDevice *d) {
         if (d->boot_vga < 0 && pci_device_class(d) == PCI_CLASS_DISPLAY_VGA && c->capture)
                 return add(c, id, title, d, CHECK_SKIP, S("the capture has no boot_vga attribute: cannot tell"), NULL);
         if (d->boot_vga == 1)
-                return add(c, id, title, d, CHECK_WARN,
-                           S("this GPU is the boot VGA (host console); passthrough takes the console away"),
-                           S("Select another GPU (or the integrated one) as primary display in firmware; "
-                             "gpuvirt refuses it unless --force."));
+                return add_fix(c,
+                               add(c, id, title, d, CHECK_WARN,
+                                   S("this GPU is the boot VGA (host console); passthrough takes the console away"),
+                                   S("Select another GPU (or the integrated one) as primary display in firmware; "
+                                     "gpuvirt refuses it")),
+                               GV_HINT_FORCE, NULL, S("."));
         return add(c, id, title, d, CHECK_PASS,
                    S(d->boot_vga == 0 ? "not the boot VGA" : "not a VGA-class device (no console)"), NULL);
 }
@@ -514,19 +533,23 @@ static int check_alive(Ctx *c, const PciDevice *d) {
 /* ---- the vendor host side of each mode (linux-gpu-virt.md sections 5-7) ---- */
 
 /* Whether a process of that name runs (proc/PID/comm), as the daemons' own units start them. */
-static bool process_running(Ctx *c, const char *name) {
+/* Whether a process of that name runs: 1 or 0; -ENODATA when the root holds no process at all (a capture
+ * keeps none), so it cannot tell. */
+static int process_running(Ctx *c, const char *name) {
         _cleanup_free_ char *dir = root_path(c->root, "proc");
         _cleanup_strv_free_ char **pids = NULL;
         if (!dir || dir_list(dir, &pids) < 0)
-                return false;
+                return c->capture ? -ENODATA : 0;
+        bool any = false;
         for (char **p = pids; *p; p++) {
                 if (strspn(*p, "0123456789") != strlen(*p))
                         continue;
+                any = true;
                 _cleanup_free_ char *comm = NULL;
                 if (root_read_attr(c->root, &comm, "proc/%s/comm", *p) >= 0 && streq(comm, name))
-                        return true;
+                        return 1;
         }
-        return false;
+        return any || !c->capture ? 0 : -ENODATA;
 }
 
 /* A kernel parameter's value: from the module's parameters in sysfs (the value in force), else from the
@@ -557,7 +580,7 @@ static bool nvidia_vgpu_host(Ctx *c, const PciDevice *d) {
         if (d->has_mdev_types || d->has_vendor_vgpu)
                 return true;
         if (d->sriov_totalvfs > 0 && d->sriov_numvfs <= 0)
-                return process_running(c, "nvidia-vgpu-mgr");
+                return process_running(c, "nvidia-vgpu-mgr") != 0; /* unknown: reported as such */
         for (size_t i = 0; i < h->n_devices; i++)
                 if (h->devices[i].physfn && streq(h->devices[i].physfn, d->addr) && h->devices[i].has_vendor_vgpu)
                         return true;
@@ -568,7 +591,11 @@ static int check_nvidia_vgpu(Ctx *c, const PciDevice *d) {
         const char *id = "nvidia-vgpu-host", *title = "NVIDIA vGPU host driver";
         if (!nvidia_vgpu_host(c, d))
                 return 0; /* only reported where the vGPU host driver is installed */
-        if (!process_running(c, "nvidia-vgpu-mgr"))
+        int running = process_running(c, "nvidia-vgpu-mgr");
+        if (running < 0)
+                return add(c, id, title, d, CHECK_SKIP,
+                           S("the capture holds no process list: cannot tell whether nvidia-vgpu-mgr runs"), NULL);
+        if (!running)
                 return add(c, id, title, d, CHECK_FAIL,
                            S("the vGPU host driver is loaded but nvidia-vgpu-mgr does not run: no vGPU can start"),
                            S("Start the vGPU manager shipped with the host driver: systemctl enable --now "
@@ -637,6 +664,10 @@ static int check_intel_sriov(Ctx *c, const PciDevice *d) {
 /* The GRID license: a license server (gridd.conf ServerAddress) or an NLS client configuration token. */
 static int check_vgpu_license(Ctx *c) {
         const char *id = "vgpu-license", *title = "NVIDIA vGPU license server";
+        if (c->capture && !root_exists(c->root, "etc/nvidia"))
+                return add(c, id, title, NULL, CHECK_SKIP,
+                           S("the capture holds no etc/nvidia: cannot tell whether a license server is configured"),
+                           NULL);
         _cleanup_free_ char *tokdir = root_path(c->root, "etc/nvidia/ClientConfigToken");
         _cleanup_strv_free_ char **toks = NULL;
         if (tokdir && dir_list(tokdir, &toks) >= 0)
@@ -713,6 +744,8 @@ CheckReport *check_report_free(CheckReport *r) {
                 free(r->results[i].device);
                 free(r->results[i].message);
                 free(r->results[i].hint);
+                strv_free(r->results[i].fix_devices);
+                free(r->results[i].hint_tail);
         }
         free(r->results);
         free(r);
@@ -780,17 +813,34 @@ bool check_report_failed(const CheckReport *r) {
         return false;
 }
 
-json_object *check_report_json(const CheckReport *r) {
-        json_object *a = json_object_new_array();
+int check_hint_text(const CheckResult *x, CheckFixText fix_text, char **ret) {
+        if (!x->hint) {
+                *ret = NULL;
+                return 0;
+        }
+        _cleanup_free_ char *cmd = x->fix != GV_HINT_NONE && fix_text ? fix_text(x) : strdup("");
+        char *t = cmd ? strdup_printf("%s%s%s", x->hint, cmd, x->hint_tail ?: "") : NULL;
+        if (!t)
+                return -ENOMEM;
+        *ret = t;
+        return 0;
+}
+
+json_object *check_report_json(const CheckReport *r, CheckFixText fix_text) {
+        _cleanup_json_ json_object *a = json_object_new_array();
+        if (!a)
+                return NULL;
         for (size_t i = 0; i < r->n_results; i++) {
                 const CheckResult *x = &r->results[i];
+                _cleanup_free_ char *hint = NULL;
+                if (check_hint_text(x, fix_text, &hint) < 0)
+                        return NULL;
                 json_object *o = json_object_new_object();
-                json_object_object_add(o, "id", json_object_new_string(x->id));
-                json_object_object_add(o, "device", x->device ? json_object_new_string(x->device) : NULL);
-                json_object_object_add(o, "status", json_object_new_string(check_status_to_string(x->status)));
-                json_object_object_add(o, "message", json_object_new_string(x->message));
-                json_object_object_add(o, "hint", x->hint ? json_object_new_string(x->hint) : NULL);
-                json_object_array_add(a, o);
+                if (json_append(a, o) < 0 || json_add_string(o, "id", x->id) < 0 ||
+                    json_add_string(o, "device", x->device) < 0 ||
+                    json_add_string(o, "status", check_status_to_string(x->status)) < 0 ||
+                    json_add_string(o, "message", x->message) < 0 || json_add_string(o, "hint", hint) < 0)
+                        return NULL;
         }
-        return a;
+        return TAKE_PTR(a);
 }

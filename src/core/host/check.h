@@ -3,6 +3,7 @@
 
 #include <json-c/json.h>
 
+#include "basic/gverror.h"
 #include "core/host/pci.h"
 
 /* Host readiness for GPU virtualization (linux-gpu-virt.md section 3). */
@@ -25,6 +26,13 @@ typedef struct CheckResult {
         CheckStatus status;
         char *message; /* one line: why */
         char *hint;    /* how to fix (may be several lines), NULL when nothing to do */
+        /* A fix that is a gpuvirt command: core says what it does, the program that shows the hint writes its
+         * own command line for it (core never names an option), between hint and hint_tail. GV_HINT_FORCE:
+         * forcing takes the device anyway; GV_HINT_TAKE_GROUP: enabling passthrough of the device forced,
+         * with fix_devices (the rest of its IOMMU group) along. GV_HINT_NONE: no command. */
+        GvHint fix;
+        char **fix_devices; /* GV_HINT_TAKE_GROUP: the devices to take along; else NULL */
+        char *hint_tail;    /* the hint's text after the command, or NULL */
 } CheckResult;
 
 typedef struct CheckReport {
@@ -39,8 +47,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CheckReport *, check_report_free)
 #define _cleanup_check_report_free_ _cleanup_(check_report_freep)
 
 bool check_report_failed(const CheckReport *r);
-/* [{"id","device","status","message","hint"}] */
-json_object *check_report_json(const CheckReport *r);
+/* The command of x->fix as the program that shows the hint writes it (a newly allocated string, "" for
+ * none), or NULL for out of memory. */
+typedef char *(*CheckFixText)(const CheckResult *x);
+/* The hint as a person reads it: hint, the command fix_text() writes for x->fix, hint_tail. NULL when x has
+ * no hint (*ret NULL, 0) ; -ENOMEM. */
+int check_hint_text(const CheckResult *x, CheckFixText fix_text, char **ret);
+/* [{"id","device","status","message","hint"}]; the hints through check_hint_text(). NULL: out of memory. */
+json_object *check_report_json(const CheckReport *r, CheckFixText fix_text);
 
 /* The CPU vendor of the root's /proc/cpuinfo. */
 typedef enum CpuVendor {

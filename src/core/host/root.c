@@ -425,53 +425,40 @@ static int open_dir_nofollow(int dirfd, const char *name, mode_t mode) {
         return fd < 0 ? negative_errno() : fd;
 }
 
-_printf_(3, 4) static int lock_fail(char **ret_error, int err, const char *fmt, ...) {
-        if (ret_error) {
-                va_list ap;
-                va_start(ap, fmt);
-                free(*ret_error);
-                errno = abs(err); /* for %m */
-                if (vasprintf(ret_error, fmt, ap) < 0)
-                        *ret_error = NULL;
-                va_end(ap);
-        }
-        return -abs(err);
-}
-
-int root_lock(Root *r, int timeout_ms, char **ret_error) {
-        if (ret_error)
-                *ret_error = NULL;
+int root_lock(Root *r, int timeout_ms, GvError *err) {
         if (!root_writable(r))
-                return lock_fail(ret_error, EROFS, "'%s' is a captured tree, not a host: it cannot be changed (no host lock)",
-                                 root_dir(r));
+                return gv_error_set(err, EROFS, NULL, "lock",
+                                    "'%s' is a captured tree, not a host: it cannot be changed (no host lock)", root_dir(r));
         /* Every component is opened relative to the one before, never through a symlink: nothing planted in
          * the tree redirects the lock (or the file it creates) elsewhere. */
         _cleanup_close_ int rootfd = open(root_dir(r), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0)
-                return lock_fail(ret_error, errno, "cannot open %s: %m", root_dir(r));
+                return gv_error_set(err, errno, NULL, "lock", "cannot open %s: %m", root_dir(r));
         _cleanup_close_ int run = open_dir_nofollow(rootfd, "run", 0755);
         if (run < 0)
-                return lock_fail(ret_error, run, "%s/run is not a directory (a symlink is refused): %s", r->dir,
-                                 errno_message(run));
+                return gv_error_set(err, run, NULL, "lock", "%s/run is not a directory (a symlink is refused): %s",
+                                    r->dir, errno_message(run));
         _cleanup_close_ int dir = open_dir_nofollow(run, "gpuvirt", 0700);
         if (dir < 0)
-                return lock_fail(ret_error, dir, "%s/" ROOT_LOCK_DIR " is not a directory (a symlink is refused): %s",
-                                 r->dir, errno_message(dir));
+                return gv_error_set(err, dir, NULL, "lock",
+                                    "%s/" ROOT_LOCK_DIR " is not a directory (a symlink is refused): %s", r->dir,
+                                    errno_message(dir));
         struct stat st;
         if (fstat(dir, &st) < 0)
-                return lock_fail(ret_error, errno, "cannot stat %s/" ROOT_LOCK_DIR ": %m", r->dir);
+                return gv_error_set(err, errno, NULL, "lock", "cannot stat %s/" ROOT_LOCK_DIR ": %m", r->dir);
         if (st.st_uid != geteuid() || (st.st_mode & 0077))
-                return lock_fail(ret_error, EPERM,
-                                 "%s/" ROOT_LOCK_DIR " is owned by uid %u with mode %04o: it must be ours (uid %u) and "
+                return gv_error_set(err, EPERM, NULL, "lock",
+                                    "%s/" ROOT_LOCK_DIR " is owned by uid %u with mode %04o: it must be ours (uid %u) and "
                                  "private (0700); remove it and run again",
                                  r->dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
         _cleanup_close_ int fd = openat(dir, ROOT_LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd < 0)
-                return lock_fail(ret_error, errno, "cannot open %s/" ROOT_LOCK_FILE " (a symlink is refused): %m", r->dir);
+                return gv_error_set(err, errno, NULL, "lock", "cannot open %s/" ROOT_LOCK_FILE " (a symlink is refused): %m",
+                                    r->dir);
         if (fstat(fd, &st) < 0)
-                return lock_fail(ret_error, errno, "cannot stat %s/" ROOT_LOCK_FILE ": %m", r->dir);
+                return gv_error_set(err, errno, NULL, "lock", "cannot stat %s/" ROOT_LOCK_FILE ": %m", r->dir);
         if (!S_ISREG(st.st_mode) || st.st_uid != geteuid())
-                return lock_fail(ret_error, EPERM,
+                return gv_error_set(err, EPERM, NULL, "lock",
                                  "%s/" ROOT_LOCK_FILE " is not a regular file of ours (uid %u, not %u): refusing it; "
                                  "remove it and run again",
                                  r->dir, (unsigned)st.st_uid, (unsigned)geteuid());
@@ -479,9 +466,9 @@ int root_lock(Root *r, int timeout_ms, char **ret_error) {
                 if (flock(fd, LOCK_EX | LOCK_NB) == 0)
                         break;
                 if (errno != EWOULDBLOCK)
-                        return lock_fail(ret_error, errno, "cannot lock %s/" ROOT_LOCK_FILE ": %m", r->dir);
+                        return gv_error_set(err, errno, NULL, "lock", "cannot lock %s/" ROOT_LOCK_FILE ": %m", r->dir);
                 if (waited >= timeout_ms)
-                        return lock_fail(ret_error, EBUSY,
+                        return gv_error_set(err, EBUSY, NULL, "lock",
                                          "another gpuvirt holds the host lock (%s/" ROOT_LOCK_FILE ") for more than %d s",
                                          r->dir, timeout_ms / 1000);
                 nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 
+#include "basic/gverror.h"
 #include "basic/macro.h"
 
 typedef struct Root Root;
@@ -151,12 +152,12 @@ void root_set_dry_run_stream(Root *r, FILE *f);
  * run nor the lock file is followed through a symlink, and a lock file that is not ours is refused (so
  * no other user can plant, hold or redirect it). Returns an fd to close (or -errno: -EBUSY when another
  * gpuvirt holds it for longer than timeout_ms, -EPERM for a directory or file that is not ours, -EROFS on
- * a capture); *ret_error (may be NULL) says what is wrong.
+ * a capture); err (may be NULL) says what is wrong.
  */
 #define ROOT_LOCK_DIR  "run/gpuvirt"
 #define ROOT_LOCK_NAME "lock"
 #define ROOT_LOCK_FILE ROOT_LOCK_DIR "/" ROOT_LOCK_NAME
-int root_lock(Root *r, int timeout_ms, char **ret_error);
+int root_lock(Root *r, int timeout_ms, GvError *err);
 
 /* Whether a symlink target read under proc/ (an open file of a process) is the device node dev/<node> of
  * the host, e.g. node "nvidia0". */

@@ -13,23 +13,23 @@
 
 typedef struct Ctx {
         const char *path;
-        char **error;
+        GvError *error;
 } Ctx;
 
-/* *error = "PATH:LINE:COL: message" (replacing what it held); -EINVAL. */
-static int vfail(char **error, const char *path, unsigned line, unsigned column, const char *fmt, va_list ap)
-        _printf_(5, 0);
-static int vfail(char **error, const char *path, unsigned line, unsigned column, const char *fmt, va_list ap) {
-        free(*error);
-        *error = error_atv(path, line, column, fmt, ap);
-        return -EINVAL;
+/* error (may be NULL) = EINVAL at step, "PATH:LINE:COL: message" (replacing what it held); -EINVAL. */
+static int vfail(GvError *error, const char *step, const char *path, unsigned line, unsigned column, const char *fmt,
+                 va_list ap) _printf_(6, 0);
+static int vfail(GvError *error, const char *step, const char *path, unsigned line, unsigned column, const char *fmt,
+                 va_list ap) {
+        return gv_error_take(error, -EINVAL, NULL, step, GV_HINT_NONE,
+                             error ? error_atv(path, line, column, fmt, ap) : NULL);
 }
 
 static int fail_at(Ctx *c, const YNode *n, const char *fmt, ...) _printf_(3, 4);
 static int fail_at(Ctx *c, const YNode *n, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        int r = vfail(c->error, c->path, n ? n->line : 1, n ? n->column : 1, fmt, ap);
+        int r = vfail(c->error, "parse", c->path, n ? n->line : 1, n ? n->column : 1, fmt, ap);
         va_end(ap);
         return r;
 }
@@ -217,10 +217,10 @@ static int parse_doc(Ctx *c, const YDoc *doc, MigParted *m) {
         return 0;
 }
 
-static int parse_ydoc(const char *path, const YDoc *doc, MigParted **ret, char **ret_error) {
+static int parse_ydoc(const char *path, const YDoc *doc, MigParted **ret, GvError *ret_error) {
         _cleanup_(migparted_freep) MigParted *m = calloc(1, sizeof *m);
         if (!m || !(m->path = strdup(path)))
-                return -ENOMEM;
+                return gv_error_set(ret_error, -ENOMEM, NULL, "parse", NULL);
         Ctx c = {.path = path, .error = ret_error};
         int r = parse_doc(&c, doc, m);
         if (r < 0)
@@ -229,8 +229,7 @@ static int parse_ydoc(const char *path, const YDoc *doc, MigParted **ret, char *
         return 0;
 }
 
-int migparted_parse_text(const char *file, const char *text, size_t len, MigParted **ret, char **ret_error) {
-        *ret_error = NULL;
+int migparted_parse_text(const char *file, const char *text, size_t len, MigParted **ret, GvError *ret_error) {
         _cleanup_ydoc_free_ YDoc *doc = NULL;
         int r = ydoc_parse(file, text, len, &doc, ret_error);
         if (r < 0)
@@ -238,8 +237,7 @@ int migparted_parse_text(const char *file, const char *text, size_t len, MigPart
         return parse_ydoc(file, doc, ret, ret_error);
 }
 
-int migparted_parse(const char *path, MigParted **ret, char **ret_error) {
-        *ret_error = NULL;
+int migparted_parse(const char *path, MigParted **ret, GvError *ret_error) {
         _cleanup_ydoc_free_ YDoc *doc = NULL;
         int r = ydoc_load(path, path, MIGPARTED_SIZE_MAX, &doc, ret_error);
         if (r < 0)
@@ -306,20 +304,19 @@ const char *migparted_action_to_string(MigPartedAction a) {
         return a >= 0 && a < _MIGPARTED_ACTION_MAX ? migparted_action_table[a] : NULL;
 }
 
-static int target_fail(char **ret_error, const MigParted *m, unsigned line, unsigned column, const char *fmt, ...)
+static int target_fail(GvError *ret_error, const MigParted *m, unsigned line, unsigned column, const char *fmt, ...)
         _printf_(5, 6);
-static int target_fail(char **ret_error, const MigParted *m, unsigned line, unsigned column, const char *fmt, ...) {
+static int target_fail(GvError *ret_error, const MigParted *m, unsigned line, unsigned column, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        int r = vfail(ret_error, m->path, line, column, fmt, ap);
+        int r = vfail(ret_error, "target", m->path, line, column, fmt, ap);
         va_end(ap);
         return r;
 }
 
 int migparted_target(const MigParted *m, const MigPartedConfig *c, const MigGpu *g, MigPartedTarget *ret,
-                     char **ret_error) {
+                     GvError *ret_error) {
         MigPartedTarget t = {.action = MIGPARTED_UNMATCHED};
-        *ret_error = NULL;
         /* mig-parted walks the entries in order and applies each one to every GPU it selects: the last one
          * decides, and entries that disagree on the mode make it fail */
         for (size_t i = 0; i < c->n_entries; i++) {

@@ -70,11 +70,11 @@ typedef struct MigParted {
 #define MIGPARTED_PROFILES_MAX 32
 
 /* Parse a file ("-": stdin) through basic/yamldoc.h (strict YAML, at most MIGPARTED_SIZE_MAX bytes).
- * -EINVAL for a malformed file, with ret_error "FILE:LINE:COL: what"; the file's -errno (-ENOENT, -EFBIG
- * ...) when it cannot be read, with ret_error "FILE: why". */
-int migparted_parse(const char *path, MigParted **ret, char **ret_error);
+ * -EINVAL for a malformed file, ret_error's message (may be NULL) "FILE:LINE:COL: what", step "parse"; the
+ * file's -errno (-ENOENT, -EFBIG ...) when it cannot be read, message "FILE: why", step "read". */
+int migparted_parse(const char *path, MigParted **ret, GvError *ret_error);
 /* The same for len bytes of text (errors named file). */
-int migparted_parse_text(const char *file, const char *text, size_t len, MigParted **ret, char **ret_error);
+int migparted_parse_text(const char *file, const char *text, size_t len, MigParted **ret, GvError *ret_error);
 MigParted *migparted_free(MigParted *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(MigParted *, migparted_free)
 #define _cleanup_migparted_free_ _cleanup_(migparted_freep)
@@ -108,12 +108,12 @@ typedef struct MigPartedTarget {
 
 /*
  * What configuration c of file m asks of GPU g, checked against the GPU before anything changes. -EINVAL
- * with ret_error "FILE:LINE:COL: why" when the entries selecting the GPU disagree on mig-enabled, an entry
+ * with ret_error (may be NULL) "FILE:LINE:COL: why", step "target", when the entries selecting the GPU disagree on mig-enabled, an entry
  * naming it by index asks MIG of a GPU that cannot do it, a profile does not exist on it, or the layout
  * cannot be placed on it (mig_layout_fits()).
  */
 int migparted_target(const MigParted *m, const MigPartedConfig *c, const MigGpu *g, MigPartedTarget *ret,
-                     char **ret_error);
+                     GvError *ret_error);
 
 /* Writer: one entry per GPU (what `mig export` prints). */
 typedef struct MigPartedExport {

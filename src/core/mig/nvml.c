@@ -75,8 +75,8 @@ char *nvml_errno_describe(int err) {
         return TAKE_PTR(d);
 }
 
-static int fail(char **ret_error, int err, const char *fmt, ...) _printf_(3, 4);
-static int fail(char **ret_error, int err, const char *fmt, ...) {
+static int fail(GvError *ret_error, int err, const char *fmt, ...) _printf_(3, 4);
+static int fail(GvError *ret_error, int err, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         char *msg = NULL;
@@ -84,18 +84,11 @@ static int fail(char **ret_error, int err, const char *fmt, ...) {
                 msg = NULL;
         va_end(ap);
         log_debug_errno(err, "%s", msg ?: "NVML not available");
-        if (ret_error) {
-                free(*ret_error);
-                *ret_error = msg;
-        } else
-                free(msg);
-        return -abs(err);
+        return gv_error_take(ret_error, err, NULL, "nvml", GV_HINT_NONE, msg);
 }
 
-int nvml_open(Root *root, Nvml **ret, char **ret_error) {
+int nvml_open(Root *root, Nvml **ret, GvError *ret_error) {
         _cleanup_free_ char *lib = NULL;
-        if (ret_error)
-                *ret_error = NULL;
         const RootBackend *b = root_backend(root);
         if (!b->nvml_library)
                 return fail(ret_error, EOPNOTSUPP, "NVML not available: %s is %s", root_dir(root), b->why_no_nvml);
@@ -111,7 +104,7 @@ int nvml_open(Root *root, Nvml **ret, char **ret_error) {
         Nvml *n = calloc(1, sizeof *n);
         if (!n) {
                 dlclose(dl);
-                return -ENOMEM;
+                return gv_error_set(ret_error, -ENOMEM, NULL, "nvml", NULL);
         }
         n->dl = dl;
         n->library = TAKE_PTR(lib);

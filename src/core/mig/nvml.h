@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 
+#include "basic/gverror.h"
 #include "core/host/root.h"
 
 typedef enum nvmlReturn_enum {
@@ -218,10 +219,10 @@ typedef struct Nvml {
 /*
  * Load and initialize NVML for the root: on a live host dlopen("libnvidia-ml.so.1"); on a simulated root
  * the simulator's fake library from its fixed path (sim_nvml_library(), never a path read from the tree); on a captured tree NVML is never used (-EOPNOTSUPP).
- * -ENOPKG: the library is not installed (or lacks a required symbol); ret_error (may be NULL) gets a
- * message saying why.
+ * -ENOPKG: the library is not installed (or lacks a required symbol); ret_error (may be NULL) says why
+ * (step "nvml").
  */
-int nvml_open(Root *root, Nvml **ret, char **ret_error);
+int nvml_open(Root *root, Nvml **ret, GvError *ret_error);
 Nvml *nvml_close(Nvml *n);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Nvml *, nvml_close)
 #define _cleanup_nvml_close_ _cleanup_(nvml_closep)

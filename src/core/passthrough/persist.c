@@ -50,7 +50,9 @@ static const JsonField persist_fields[] = {
 int vfio_persist_read(Root *root, const char *bdf, bool *ret_force, char ***ret_include, char **ret_error) {
         json_object *o = NULL;
         PersistRecord rec = {};
-        int r = state_read_record(root, persist_fields, &rec, &o, ret_error, VFIO_PERSIST_DIR "/%s", bdf);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = state_read_record(root, persist_fields, &rec, &o, &e, VFIO_PERSIST_DIR "/%s", bdf);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         json_object_put(o);
@@ -107,7 +109,10 @@ static int ids_drop(char **list, const char *id) {
         return 0;
 }
 
-#define IDS_HEADER "# Written by gpuvirt (passthrough persist --ids): bind these devices to vfio-pci at boot."
+/* A file gpuvirt created starts with a comment line that starts so (the program that writes it says which of
+ * its commands did, vfio_persist_ids()'s header). */
+#define IDS_MARK "# Written by gpuvirt"
+#define IDS_HEADER_PLAIN IDS_MARK ": bind these devices to vfio-pci at boot."
 
 /* Where "ids=" starts in an "options vfio-pci" line (and where its value ends, in *ret_e), or NULL. */
 static const char *ids_option(const char *line, size_t len, const char **ret_e) {
@@ -139,7 +144,8 @@ static int vfio_softdep(const char *line, size_t len, char **ret_module, bool *r
         return 1;
 }
 
-int vfio_persist_ids(Root *root, char *const *ids, char *const *modules, bool remove, IdsPersistResult *ret) {
+int vfio_persist_ids(Root *root, char *const *ids, char *const *modules, bool remove, const char *header,
+                     IdsPersistResult *ret) {
         _cleanup_free_ char *p = root_path(root, "etc/modprobe.d/vfio.conf");
         _cleanup_free_ char *old = NULL;
         if (!p)
@@ -171,7 +177,7 @@ int vfio_persist_ids(Root *root, char *const *ids, char *const *modules, bool re
         bool ours = !old;
         for (const char *line = old ?: ""; *line && !ours;) {
                 const char *e = strchrnul(line, '\n');
-                ours = line_is(line, (size_t)(e - line), IDS_HEADER);
+                ours = line_is(line, (size_t)(e - line), IDS_MARK);
                 line = *e ? e + 1 : e;
         }
         bool drop_ours = !any && ours;
@@ -180,7 +186,7 @@ int vfio_persist_ids(Root *root, char *const *ids, char *const *modules, bool re
          * a line of their own). With no ID left in a file gpuvirt created, its header and softdeps go too. */
         _cleanup_strv_free_ char **has_softdep = NULL; /* modules some line already loads vfio-pci before */
         size_t n_has = 0;
-        size_t cap = (old ? strlen(old) : 0) + 1024 + (merged ? strlen(merged) : 0);
+        size_t cap = (old ? strlen(old) : 0) + 1024 + (merged ? strlen(merged) : 0) + (header ? strlen(header) : 0);
         for (char *const *m = modules; m && *m; m++)
                 cap += strlen(*m) + 32;
         _cleanup_free_ char *out = calloc(1, cap);
@@ -210,13 +216,13 @@ int vfio_persist_ids(Root *root, char *const *ids, char *const *modules, bool re
                 } else if (k > 0) {
                         if (!drop_ours || !exact)
                                 o += (size_t)snprintf(out + o, cap - o, "%.*s\n", (int)len, line);
-                } else if (!drop_ours || !line_is(line, len, IDS_HEADER))
+                } else if (!drop_ours || !line_is(line, len, IDS_MARK))
                         o += (size_t)snprintf(out + o, cap - o, "%.*s\n", (int)len, line);
                 line = *e ? e + 1 : e;
         }
         if (any) {
                 if (!old)
-                        o += (size_t)snprintf(out + o, cap - o, IDS_HEADER "\n");
+                        o += (size_t)snprintf(out + o, cap - o, "%s\n", header ?: IDS_HEADER_PLAIN);
                 o += (size_t)snprintf(out + o, cap - o, "options vfio-pci ids=%s\n", merged);
                 /* the usual GPU and audio drivers, and the drivers the devices have now */
                 for (size_t i = 0; i < ELEMENTSOF(softdep_drivers) + strv_length(modules); i++) {

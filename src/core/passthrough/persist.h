@@ -39,6 +39,8 @@ typedef struct IdsPersistResult {
  * now: a driver vfio-pci does not precede may bind them first at boot). When no ID is
  * left, the options line goes, and with it the header and softdeps of a file gpuvirt created (a file left
  * empty is removed); modules-load.d no longer loads vfio-pci. ret->ids: the IDs bound afterwards (NULL
- * when none). */
-int vfio_persist_ids(Root *root, char *const *ids, char *const *modules, bool remove, IdsPersistResult *ret);
+ * when none). header: the first line of a file created here, a comment starting "# Written by gpuvirt" (the
+ * program says which of its commands wrote it; NULL: a plain one); a file whose line starts so is gpuvirt's. */
+int vfio_persist_ids(Root *root, char *const *ids, char *const *modules, bool remove, const char *header,
+                     IdsPersistResult *ret);
 void ids_persist_result_done(IdsPersistResult *r);

@@ -64,11 +64,11 @@ static const JsonField saved_fields[] = {
 static int state_read(Root *root, const char *bdf, Saved *ret, char **ret_error) {
         json_object *o = NULL;
         SavedRecord rec = {};
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         int r = state_read_record(root, saved_fields, &rec, &o, &err, STATE_DIR "/%s", bdf);
         if (r < 0) {
                 if (ret_error)
-                        *ret_error = TAKE_PTR(err);
+                        *ret_error = TAKE_PTR(err.message);
                 return r;
         }
         Saved s = {rec.driver ? strdup(rec.driver) : NULL, rec.driver_override ? strdup(rec.driver_override) : NULL};

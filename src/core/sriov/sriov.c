@@ -411,7 +411,9 @@ static const JsonField sriov_fields[] = {
 int sriov_persist_read(Root *root, const char *pf, unsigned *ret_n, bool *ret_vfio, char **ret_error) {
         json_object *o = NULL;
         SriovRecord rec = {};
-        int r = state_read_record(root, sriov_fields, &rec, &o, ret_error, SRIOV_PERSIST_DIR "/%s", pf);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = state_read_record(root, sriov_fields, &rec, &o, &e, SRIOV_PERSIST_DIR "/%s", pf);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         json_object_put(o);

@@ -93,7 +93,9 @@ static const JsonField journal_fields[] = {
 /* Rebuild a step from its JSON (the journal). */
 static int step_from_json(const char *file, json_object *o, Step *ret, char **ret_error) {
         StepRecord rec = {};
-        int r = json_dispatch(file, o, step_fields, 0, &rec, ret_error);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = json_dispatch(file, o, step_fields, 0, &rec, &e);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         Step s = {.kind = step_kind_from_string(rec.action), .vfs = rec.vfs, .vfio = rec.vfio, .force = rec.force,
@@ -153,8 +155,8 @@ static int step_from_json(const char *file, json_object *o, Step *ret, char **re
                         return step_done(&s), -ENOMEM;
                 for (size_t i = 0; i < n; i++) {
                         MigAtRecord at = {};
-                        r = json_dispatch(file, json_object_array_get_idx(rec.mig_at, i), mig_at_fields, 0, &at,
-                                          ret_error);
+                        r = json_dispatch(file, json_object_array_get_idx(rec.mig_at, i), mig_at_fields, 0, &at, &e);
+                        *ret_error = TAKE_PTR(e.message);
                         if (r < 0)
                                 return step_done(&s), r;
                         size_t k = 0, pinned = 0;
@@ -180,7 +182,9 @@ int host_journal_read(Root *root, Step *ret, char **ret_error) {
         *ret_error = NULL;
         json_object *o = NULL;
         JournalRecord rec = {};
-        int r = state_read_record(root, journal_fields, &rec, &o, ret_error, HOST_JOURNAL_FILE);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = state_read_record(root, journal_fields, &rec, &o, &e, HOST_JOURNAL_FILE);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         _cleanup_free_ char *file = root_path(root, HOST_JOURNAL_FILE);
@@ -245,9 +249,12 @@ static int run_vgpu_remove(Root *root, const Step *s, char **err) {
                 return r;
         for (; n > s->total; n--) {
                 const Unit *u = &have[n - 1];
-                r = u->vendor ? vendor_vgpu_remove(root, u->id, true, err) : mdev_remove(root, u->id, false, err);
-                if (r < 0 && r != -ENOENT)
+                _cleanup_(gv_error_done) GvError e = {};
+                r = u->vendor ? vendor_vgpu_remove(root, u->id, true, &e) : mdev_remove(root, u->id, false, &e);
+                if (r < 0 && r != -ENOENT) {
+                        *err = gv_error_steal_message(&e);
                         return r;
+                }
         }
         return 0;
 }
@@ -256,9 +263,10 @@ static int run_mig(Root *root, const Step *s, char **err) {
         _cleanup_nvml_close_ Nvml *n = NULL;
         _cleanup_free_ MigGpu *gpus = NULL;
         size_t ng = 0;
-        int r = nvml_open(root, &n, err);
+        _cleanup_(gv_error_done) GvError nerr = {};
+        int r = nvml_open(root, &n, &nerr);
         if (r < 0)
-                return r;
+                return *err = TAKE_PTR(nerr.message), r;
         r = mig_gpus_read(n, &gpus, &ng);
         if (r < 0)
                 return r;

@@ -397,9 +397,11 @@ out:
         return 0;
 }
 
-int host_spec_parse(const char *file, const char *text, size_t len, HostSpec **ret, char **ret_error) {
+static int spec_parse(const char *file, const char *text, size_t len, HostSpec **ret, char **ret_error) {
         _cleanup_ydoc_free_ YDoc *doc = NULL;
-        int r = ydoc_parse(file, text, len, &doc, ret_error);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = ydoc_parse(file, text, len, &doc, &e);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         return spec_from_doc(file, doc, ret, ret_error);
@@ -421,11 +423,11 @@ static int load_mig_files(HostSpec *s, char **ret_error) {
                         if (!l)
                                 return -ENOMEM;
                         s->mig_files = l;
-                        _cleanup_free_ char *err = NULL;
+                        _cleanup_(gv_error_done) GvError err = {};
                         int r = migparted_parse(e->mig_file, &l[s->n_mig_files], &err);
                         if (r < 0) {
                                 *ret_error = strdup_printf("%s:%u:%u: mig file: %s", s->file, e->line, e->column,
-                                                           err ?: strerror(-r));
+                                                           err.message ?: strerror(-r));
                                 return r == -ENOMEM ? r : -EINVAL;
                         }
                         m = l[s->n_mig_files++];
@@ -441,10 +443,12 @@ static int load_mig_files(HostSpec *s, char **ret_error) {
         return 0;
 }
 
-int host_spec_load(const char *path, const char *display_name, HostSpec **ret, char **ret_error) {
+static int spec_load(const char *path, const char *display_name, HostSpec **ret, char **ret_error) {
         _cleanup_ydoc_free_ YDoc *doc = NULL;
         _cleanup_host_spec_free_ HostSpec *s = NULL;
-        int r = ydoc_load(path, display_name, HOST_SPEC_SIZE_MAX, &doc, ret_error);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = ydoc_load(path, display_name, HOST_SPEC_SIZE_MAX, &doc, &e);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         r = spec_from_doc(display_name, doc, &s, ret_error);
@@ -455,6 +459,20 @@ int host_spec_load(const char *path, const char *display_name, HostSpec **ret, c
                 return r;
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+/* The messages of the readers above become the GvError: "FILE:LINE:COL: why", errno as returned (EINVAL for
+ * bad content), step "parse" ("read" for a file that could not be read). */
+int host_spec_parse(const char *file, const char *text, size_t len, HostSpec **ret, GvError *err) {
+        char *e = NULL;
+        int r = spec_parse(file, text, len, ret, &e);
+        return r < 0 ? gv_error_take(err, r, NULL, "parse", GV_HINT_NONE, e) : 0;
+}
+
+int host_spec_load(const char *path, const char *display_name, HostSpec **ret, GvError *err) {
+        char *e = NULL;
+        int r = spec_load(path, display_name, ret, &e);
+        return r < 0 ? gv_error_take(err, r, NULL, r == -EINVAL ? "parse" : "read", GV_HINT_NONE, e) : 0;
 }
 
 static bool entry_matches(const GpuEntry *e, const PciDevice *d) {

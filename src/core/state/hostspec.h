@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "basic/gverror.h"
 #include "core/mig/migparted.h"
 #include "core/host/pci.h"
 
@@ -87,13 +88,15 @@ typedef struct HostSpec {
         size_t n_mig_files;
 } HostSpec;
 
-/* Parse the text of a host file (basic/yamldoc.h: strict YAML). On failure *ret_error is "FILE:LINE:COL:
- * reason". mig-parted files are not read: mig_config stays NULL. */
-int host_spec_parse(const char *file, const char *text, size_t len, HostSpec **ret, char **ret_error);
+/* Parse the text of a host file (basic/yamldoc.h: strict YAML). On failure err's message is
+ * "FILE:LINE:COL: reason" (errno EINVAL, step "parse"). mig-parted files are not read: mig_config stays
+ * NULL. */
+int host_spec_parse(const char *file, const char *text, size_t len, HostSpec **ret, GvError *err);
 /* Read a host file (at most HOST_SPEC_SIZE_MAX bytes, "-": standard input), parse it, and parse each
  * mig-parted file it names once, resolving every entry's label. Errors: -ENOENT, -EFBIG ... when the file
- * cannot be read, -EINVAL for bad content; *ret_error says which. Nothing is written. */
-int host_spec_load(const char *path, const char *display_name, HostSpec **ret, char **ret_error);
+ * cannot be read (step "read"), -EINVAL for bad content (step "parse"); err's message says which. Nothing
+ * is written. */
+int host_spec_load(const char *path, const char *display_name, HostSpec **ret, GvError *err);
 HostSpec *host_spec_free(HostSpec *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(HostSpec *, host_spec_free)
 #define _cleanup_host_spec_free_ _cleanup_(host_spec_freep)

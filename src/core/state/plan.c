@@ -226,10 +226,10 @@ static int mig_wanted(Planner *p, const GpuEntry *e, const MigGpu *g, bool *ret_
                 /* the file was parsed once, with host.yaml (host_spec_load) */
                 if (!e->mig_config)
                         return reject(p, e, "mig file %s was not loaded with the host file", e->mig_file);
-                _cleanup_free_ char *err = NULL;
+                _cleanup_(gv_error_done) GvError err = {};
                 MigPartedTarget t;
                 if (migparted_target(e->mig_parted, e->mig_config, g, &t, &err) < 0)
-                        return reject(p, e, "mig file: %s", strna(err));
+                        return reject(p, e, "mig file: %s", strna(gv_error_message(&err)));
                 if (t.action == MIGPARTED_UNMATCHED && g->capable)
                         return reject(p, e, "configuration '%s' of %s does not cover GPU %u (%s): no entry selects this "
                                             "MIG-capable GPU (mig-parted's assert fails on it)",

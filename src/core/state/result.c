@@ -34,7 +34,9 @@ void host_result_done(HostResult *r) {
 int host_result_read(Root *root, HostResult *ret, char **ret_error) {
         json_object *o = NULL;
         ResultRecord rec = {};
-        int r = state_read_record(root, result_fields, &rec, &o, ret_error, HOST_RESULT_FILE);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = state_read_record(root, result_fields, &rec, &o, &e, HOST_RESULT_FILE);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         HostResult h = {.time = rec.time, .ok = rec.ok, .steps = rec.steps, .file = strdup(rec.file),

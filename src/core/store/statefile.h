@@ -13,13 +13,13 @@
  * input like any other, and one that fails is named with its reason and never acted on.
  */
 
-/* -ENOENT when absent (ret_error NULL). -EBADMSG when it is not one JSON object (a duplicate key, bad
- * syntax ...), -EFBIG above JSON_FILE_SIZE_MAX, another -errno when unreadable: each with *ret_error
- * "PATH[:LINE:COL]: reason". */
-int state_read_json(Root *root, json_object **ret, char **ret_error, const char *fmt, ...) _printf_(4, 5);
+/* -ENOENT when absent (err without a message). -EBADMSG when it is not one JSON object (a duplicate key, bad
+ * syntax ...), -EFBIG above JSON_FILE_SIZE_MAX, another -errno when unreadable: each with err's message
+ * "PATH[:LINE:COL]: reason" (step "parse", or "read"). */
+int state_read_json(Root *root, json_object **ret, GvError *err, const char *fmt, ...) _printf_(4, 5);
 /* state_read_json(), then json_dispatch() of its fields into out (which may borrow strings from *ret: put
  * it when done with them). */
-int state_read_record(Root *root, const JsonField *fields, void *out, json_object **ret, char **ret_error,
+int state_read_record(Root *root, const JsonField *fields, void *out, json_object **ret, GvError *err,
                       const char *fmt, ...) _printf_(6, 7);
 /* Takes no reference: the caller keeps and puts o. */
 int state_write_json(Root *root, json_object *o, const char *fmt, ...) _printf_(3, 4);

@@ -169,11 +169,14 @@ int mdev_definition_parse(const char *file, const char *text, size_t len, char *
         DefinitionRecord rec = {.start = "manual"};
         MdevAttr *attrs = NULL;
         size_t n = 0;
-        int r = json_parse_strict(file, text, len, &o, ret_error);
+        _cleanup_(gv_error_done) GvError perr = {};
+        int r = json_parse_strict(file, text, len, &o, &perr);
+        *ret_error = TAKE_PTR(perr.message);
         if (r < 0)
                 return r == -EINVAL ? -EBADMSG : r;
         /* mdevctl's format: keys gpuvirt does not use are left alone */
-        r = json_dispatch(file, o, definition_fields, JSON_DISPATCH_ALLOW_UNKNOWN, &rec, ret_error);
+        r = json_dispatch(file, o, definition_fields, JSON_DISPATCH_ALLOW_UNKNOWN, &rec, &perr);
+        *ret_error = TAKE_PTR(perr.message);
         if (r < 0)
                 goto out;
         size_t k = rec.attrs ? json_object_array_length(rec.attrs) : 0;
@@ -540,27 +543,23 @@ int mdev_create(Root *root, const char *parent, const char *type, const char *uu
         return 0;
 }
 
-int mdev_remove(Root *root, const char *uuid, bool force, char **ret_error) {
-        *ret_error = NULL;
-        if (!root_exists(root, "sys/bus/mdev/devices/%s", uuid)) {
-                *ret_error = strdup_printf("no active mediated device %s", uuid);
-                return -ENOENT;
-        }
+int mdev_remove(Root *root, const char *uuid, bool force, GvError *err) {
+        if (!root_exists(root, "sys/bus/mdev/devices/%s", uuid))
+                return gv_error_set(err, -ENOENT, uuid, "remove", "no active mediated device %s", uuid);
         _cleanup_free_ char *g = NULL, *gl = root_path(root, "sys/bus/mdev/devices/%s/iommu_group", uuid);
         int group;
         if (gl && readlink_base(gl, &g) >= 0 && parse_int(g, &group) >= 0) {
                 _cleanup_free_ char *holders = vfio_group_holders(root, group);
-                if (holders && !force) {
-                        *ret_error = strdup_printf("%s is in use: /dev/vfio/%d is held open by %s; stop the VM first, "
-                                                   "or use --force (removal then waits until the VM lets go)",
-                                                   uuid, group, holders);
-                        return -EBUSY;
-                }
+                if (holders && !force)
+                        return gv_error_take(err, -EBUSY, uuid, "remove", GV_HINT_FORCE_BUSY,
+                                             strdup_printf("%s is in use: /dev/vfio/%d is held open by %s, and removal "
+                                                           "waits until the VM lets go; stop the VM first",
+                                                           uuid, group, holders));
         }
         int r = root_write(root, "1", "sys/bus/mdev/devices/%s/remove", uuid);
         if (r < 0) {
                 _cleanup_free_ char *et = errno_describe(r);
-                *ret_error = strdup_printf("removing %s failed: %s", uuid, et);
+                return gv_error_set(err, r, uuid, "remove", "removing %s failed: %s", uuid, strna(et));
         }
-        return r;
+        return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "basic/gverror.h"
 #include "core/host/root.h"
 
 /*
@@ -76,9 +77,9 @@ int mdev_create(Root *root, const char *parent, const char *type, const char *uu
                 size_t n_attrs, char **ret_error);
 
 /* Remove an active mdev (write 1 to remove). A device whose /dev/vfio group is held open is refused
- * with -EBUSY unless force (the kernel's remove then blocks until the holder closes it). -ENOENT when
- * not active. */
-int mdev_remove(Root *root, const char *uuid, bool force, char **ret_error);
+ * with -EBUSY unless force (the kernel's remove then blocks until the holder closes it; the hint
+ * GV_HINT_FORCE_BUSY). -ENOENT when not active. err (may be NULL) says what failed. */
+int mdev_remove(Root *root, const char *uuid, bool force, GvError *err);
 
 /* Definitions (mdevctl format). */
 int mdev_define(Root *root, const char *parent, const char *uuid, const char *type, bool autostart,

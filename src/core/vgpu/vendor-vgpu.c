@@ -120,7 +120,7 @@ static const JsonField def_fields[] = {
 static int state_read(Root *root, const char *vf, unsigned *ret_type, char **ret_name) {
         json_object *o = NULL;
         VgpuRecord rec = {};
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         int r = state_read_record(root, state_fields, &rec, &o, &err, VENDOR_VGPU_STATE_DIR "/%s", vf);
         if (r < 0)
                 return r;
@@ -249,42 +249,34 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
         return -ENOENT;
 }
 
-int vendor_vgpu_remove(Root *root, const char *vf, bool force, char **ret_error) {
-        *ret_error = NULL;
+int vendor_vgpu_remove(Root *root, const char *vf, bool force, GvError *err) {
         unsigned cur, mine;
-        if (!vf_has_vgpu(root, vf) || vf_current(root, vf, &cur) < 0) {
-                *ret_error = strdup_printf("%s is not a VF with NVIDIA vGPU support", vf);
-                return -ENODEV;
-        }
+        if (!vf_has_vgpu(root, vf) || vf_current(root, vf, &cur) < 0)
+                return gv_error_set(err, -ENODEV, vf, "remove", "%s is not a VF with NVIDIA vGPU support", vf);
         int r = state_read(root, vf, &mine, NULL);
         if (cur == 0) {
                 if (r >= 0)
                         (void)root_write_file(root, NULL, VENDOR_VGPU_STATE_DIR "/%s", vf);
-                *ret_error = strdup_printf("%s carries no vGPU type", vf);
-                return -ENOENT;
+                return gv_error_set(err, -ENOENT, vf, "remove", "%s carries no vGPU type", vf);
         }
-        if (r < 0 && !force) {
-                *ret_error = strdup_printf("%s carries vGPU type %u, which gpuvirt did not set: not clearing it (use "
-                                           "--force to clear it anyway)",
-                                           vf, cur);
-                return -EPERM;
-        }
-        if (r >= 0 && mine != cur && !force) {
-                *ret_error = strdup_printf("%s carries vGPU type %u, not type %u that gpuvirt set: someone changed it; "
-                                           "not clearing it (use --force to clear it anyway)",
-                                           vf, cur, mine);
-                return -EPERM;
-        }
+        if (r < 0 && !force)
+                return gv_error_take(err, -EPERM, vf, "refuse", GV_HINT_FORCE_CLEAR,
+                                     strdup_printf("%s carries vGPU type %u, which gpuvirt did not set: not clearing it",
+                                                   vf, cur));
+        if (r >= 0 && mine != cur && !force)
+                return gv_error_take(err, -EPERM, vf, "refuse", GV_HINT_FORCE_CLEAR,
+                                     strdup_printf("%s carries vGPU type %u, not type %u that gpuvirt set: someone "
+                                                   "changed it; not clearing it",
+                                                   vf, cur, mine));
         _cleanup_free_ char *busy = sriov_vf_busy(root, vf);
-        if (busy && strstr(busy, "held open") && !force) {
-                *ret_error = strdup_printf("%s is in use: %s; stop the VM first or use --force", vf, busy);
-                return -EBUSY;
-        }
+        if (busy && strstr(busy, "held open") && !force)
+                return gv_error_take(err, -EBUSY, vf, "refuse", GV_HINT_FORCE_BUSY,
+                                     strdup_printf("%s is in use: %s; stop the VM first", vf, busy));
         r = root_write(root, "0", "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf);
         if (r < 0) {
                 _cleanup_free_ char *et = errno_describe(r);
-                *ret_error = strdup_printf("clearing the vGPU type of %s failed: %s", vf, et);
-                return r;
+                return gv_error_set(err, r, vf, "current_vgpu_type", "clearing the vGPU type of %s failed: %s", vf,
+                                    strna(et));
         }
         (void)root_write_file(root, NULL, VENDOR_VGPU_STATE_DIR "/%s", vf);
         return 0;
@@ -310,7 +302,9 @@ static int def_read(Root *root, const char *vf, char **ret_pf, unsigned *ret_typ
                     char **ret_error) {
         json_object *o = NULL;
         VgpuRecord rec = {};
-        int r = state_read_record(root, def_fields, &rec, &o, ret_error, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = state_read_record(root, def_fields, &rec, &o, &e, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
+        *ret_error = TAKE_PTR(e.message);
         if (r < 0)
                 return r;
         _cleanup_free_ char *pf = strdup(rec.pf), *start = strdup(rec.start ?: "manual");
@@ -325,44 +319,39 @@ static int def_read(Root *root, const char *vf, char **ret_pf, unsigned *ret_typ
         return 0;
 }
 
-int vendor_vgpu_start(Root *root, const char *vf, char **ret_error) {
-        *ret_error = NULL;
+int vendor_vgpu_start(Root *root, const char *vf, GvError *err) {
         unsigned type, cur;
         _cleanup_free_ char *pf = NULL;
         _cleanup_free_ char *bad = NULL;
         int r = def_read(root, vf, &pf, &type, NULL, &bad);
-        if (r < 0) {
-                *ret_error = bad ? TAKE_PTR(bad) : strdup_printf("cannot read " VENDOR_VGPU_PERSIST_DIR "/%s: %s", vf,
-                                                               errno_message(r));
-                return r;
-        }
-        if (!vf_has_vgpu(root, vf) || vf_current(root, vf, &cur) < 0) {
-                *ret_error = strdup_printf("%s is not a VF with NVIDIA vGPU support (are the VFs enabled?)", vf);
-                return -ENODEV;
-        }
+        if (r < 0)
+                return bad ? gv_error_take(err, r, vf, "definition", GV_HINT_NONE, TAKE_PTR(bad))
+                           : gv_error_set(err, r, vf, "definition", "cannot read " VENDOR_VGPU_PERSIST_DIR "/%s: %s", vf,
+                                          errno_message(r));
+        if (!vf_has_vgpu(root, vf) || vf_current(root, vf, &cur) < 0)
+                return gv_error_set(err, -ENODEV, vf, "start",
+                                    "%s is not a VF with NVIDIA vGPU support (are the VFs enabled?)", vf);
         if (cur == type) {
                 unsigned mine;
                 if (state_read(root, vf, &mine, NULL) < 0)
                         (void)state_write(root, vf, pf, type, NULL);
                 return 1;
         }
-        if (cur != 0) {
-                *ret_error = strdup_printf("%s carries vGPU type %u, not the defined type %u", vf, cur, type);
-                return -EBUSY;
-        }
+        if (cur != 0)
+                return gv_error_set(err, -EBUSY, vf, "start", "%s carries vGPU type %u, not the defined type %u", vf, cur,
+                                    type);
         char v[16];
         snprintf(v, sizeof v, "%u", type);
         r = root_write(root, v, "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf);
         if (r < 0) {
                 _cleanup_free_ char *et = errno_describe(r);
-                *ret_error = strdup_printf("writing type %u to %s failed: %s", type, vf, et);
-                return r;
+                return gv_error_set(err, r, vf, "current_vgpu_type", "writing type %u to %s failed: %s", type, vf,
+                                    strna(et));
         }
         r = state_write(root, vf, pf, type, NULL);
         if (r < 0) {
                 (void)root_write(root, "0", "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf);
-                *ret_error = strdup_printf("cannot record the vGPU of %s; type cleared again", vf);
-                return r;
+                return gv_error_set(err, r, vf, "record", "cannot record the vGPU of %s; type cleared again", vf);
         }
         return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "basic/gverror.h"
 #include "core/host/pci.h"
 
 /*
@@ -42,8 +43,9 @@ void vendor_vgpu_avail_free(VendorVgpuAvail *a, size_t n);
 int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **ret_vf, unsigned *ret_type,
                        char **ret_error);
 /* Release what gpuvirt set on a VF. -ENOENT the VF has no type, -EPERM it carries a type gpuvirt did not
- * set (or not the one it set) and force is off, -EBUSY its group is held open and force is off. */
-int vendor_vgpu_remove(Root *root, const char *vf, bool force, char **ret_error);
+ * set (or not the one it set) and force is off (hint GV_HINT_FORCE_CLEAR), -EBUSY its group is held open
+ * and force is off (GV_HINT_FORCE_BUSY). err (may be NULL) says what failed. */
+int vendor_vgpu_remove(Root *root, const char *vf, bool force, GvError *err);
 
 typedef struct VendorVgpuUnit {
         char vf[PCI_ADDR_STRLEN];
@@ -63,5 +65,6 @@ void vendor_vgpu_units_free(VendorVgpuUnit *u, size_t n);
 
 int vendor_vgpu_define(Root *root, const char *vf, const char *pf, unsigned type, bool autostart);
 int vendor_vgpu_undefine(Root *root, const char *vf);
-/* Start one definition: 0 started, 1 already active with that type, -errno (error text set). */
-int vendor_vgpu_start(Root *root, const char *vf, char **ret_error);
+/* Start one definition: 0 started, 1 already active with that type, -errno (err, may be NULL, says what
+ * failed). */
+int vendor_vgpu_start(Root *root, const char *vf, GvError *err);

@@ -54,15 +54,14 @@ int vm_unit_count(Virt *v, const char *dom, bool inactive, const Unit *u) {
 }
 
 int vm_detach_holder(Virt *v, const Unit *u, const char *dom, bool live, bool config, char **ret_kept_for) {
-        VirtDomain *doms = NULL;
-        size_t nd = 0;
-        int r = virt_list_domains(v, &doms, &nd);
+        _cleanup_virt_domains_ VirtDomains l = {};
+        int r = virt_list_domains(v, &l.d, &l.n);
         if (r < 0)
                 return r;
         _cleanup_free_ Holder *hs = NULL;
         size_t nh = 0;
         char *kept = NULL;
-        r = unit_holders(u, doms, nd, &hs, &nh);
+        r = unit_holders(u, l.d, l.n, &hs, &nh);
         for (size_t i = 0; r >= 0 && i < nh && !kept; i++) {
                 /* what this detach removed no longer counts */
                 if (streq(hs[i].dom->name, dom) && !(hs[i].config && !config) && !(hs[i].live && !live))
@@ -74,7 +73,6 @@ int vm_detach_holder(Virt *v, const Unit *u, const char *dom, bool live, bool co
                                 r = -ENOMEM;
                 }
         }
-        virt_domains_free(doms, nd);
         if (r < 0)
                 return r;
         *ret_kept_for = kept;
@@ -95,12 +93,16 @@ int vm_release_holder(Root *root, Virt *v, const char *bdf, ReleaseHolder *ret, 
         PciDevice *d;
         if (pci_host_lookup(h, bdf, &d) < 0 || !d->is_vfio)
                 return 0; /* not on vfio: the release changes nothing */
-        VirtDomain *doms = NULL;
-        size_t n = 0;
-        int r = virt_list_domains(v, &doms, &n);
-        if (r < 0)
+        _cleanup_virt_domains_ VirtDomains l = {};
+        int r = virt_list_domains(v, &l.d, &l.n);
+        VirtDomain *doms = l.d;
+        size_t n = l.n;
+        if (r < 0) {
+                _cleanup_(gv_error_done) GvError le = {};
+                (void)virt_error_take(v, &le, r, bdf, NULL);
                 return gv_error_set(err, r, bdf, "virConnectListAllDomains", "Cannot list libvirt domains at %s (%s)",
-                                    virt_uri(v), virt_last_error(v));
+                                    virt_uri(v), gv_error_message(&le));
+        }
         _cleanup_free_ GroupMember *m = NULL;
         size_t nm = 0;
         const VirtDomain *holder = NULL;
@@ -119,10 +121,8 @@ int vm_release_holder(Root *root, Virt *v, const char *bdf, ReleaseHolder *ret, 
         ReleaseHolder x = {.iommu_group = d->iommu_group};
         if (holder && (!(x.domain = strdup(holder->name)) || !(x.device = strdup(held)))) {
                 release_holder_done(&x);
-                virt_domains_free(doms, n);
                 return gv_error_set(err, -ENOMEM, bdf, NULL, NULL);
         }
-        virt_domains_free(doms, n);
         *ret = x;
         return 0;
 }

@@ -268,14 +268,9 @@ int unit_release(Root *root, const Unit *u, const VfioOptions *o, VfioReport *re
         case UNIT_VF:
                 return vfio_disable(root, u->id, o, rep);
         case UNIT_MDEV:
-        case UNIT_VENDOR_VGPU: {
-                _cleanup_free_ char *err = NULL;
-                int r = u->kind == UNIT_MDEV ? mdev_remove(root, u->id, false, &err)
-                                             : vendor_vgpu_remove(root, u->id, false, &err);
-                if (r < 0 && err)
-                        gv_error_take(&rep->error, r, u->id, "remove", GV_HINT_NONE, TAKE_PTR(err));
-                return r;
-        }
+        case UNIT_VENDOR_VGPU:
+                return u->kind == UNIT_MDEV ? mdev_remove(root, u->id, false, &rep->error)
+                                            : vendor_vgpu_remove(root, u->id, false, &rep->error);
         default:
                 return -EINVAL;
         }

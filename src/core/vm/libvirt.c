@@ -7,6 +7,7 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,15 +66,12 @@ static struct {
 } sym;
 
 /* 0, or -ENOPKG when libvirt (libvirt0) is not installed or lacks a symbol. */
-static int virt_dlopen(char **ret_error) {
+static int virt_dlopen(GvError *err) {
         if (sym.dl)
                 return 0;
         void *dl = dlopen("libvirt.so.0", RTLD_NOW | RTLD_LOCAL);
-        if (!dl) {
-                if (ret_error)
-                        *ret_error = strdup_printf("libvirt is not available: %s", dlerror());
-                return -ENOPKG;
-        }
+        if (!dl)
+                return gv_error_set(err, -ENOPKG, NULL, "dlopen", "libvirt is not available: %s", dlerror());
         const DlsymEntry table[] = {
 #define VIRT_SYM_ENTRY(name) {#name, (void **)&sym.name, true},
                 VIRT_SYMBOLS(VIRT_SYM_ENTRY)
@@ -81,10 +79,8 @@ static int virt_dlopen(char **ret_error) {
         };
         const char *missing = NULL;
         if (dlsym_table(dl, table, ELEMENTSOF(table), &missing) < 0) {
-                if (ret_error)
-                        *ret_error = strdup_printf("libvirt is not available: libvirt.so.0 lacks %s", missing);
                 dlclose(dl);
-                return -ENOPKG;
+                return gv_error_set(err, -ENOPKG, NULL, "dlsym", "libvirt is not available: libvirt.so.0 lacks %s", missing);
         }
         sym.dl = dl;
         return 0;
@@ -207,8 +203,8 @@ const char *virt_resolve_uri(const char *connect) {
         return !isempty(e) ? e : VIRT_DEFAULT_URI;
 }
 
-int virt_open(const char *uri, Virt **ret, char **ret_error) {
-        int k = virt_dlopen(ret_error);
+int virt_open(const char *uri, Virt **ret, GvError *err) {
+        int k = virt_dlopen(err);
         if (k < 0)
                 return k;
         virt_global_init();
@@ -222,12 +218,8 @@ int virt_open(const char *uri, Virt **ret, char **ret_error) {
         if (!v->conn) {
                 char *msg = NULL;
                 int r = convert_error(uri, &msg);
-                if (ret_error)
-                        *ret_error = msg;
-                else
-                        free(msg);
                 /* whatever the code: the caller cannot talk to libvirt */
-                return r == -EACCES ? r : -ECONNREFUSED;
+                return gv_error_take(err, r == -EACCES ? r : -ECONNREFUSED, NULL, "virConnectOpen", GV_HINT_NONE, msg);
         }
         sym.virConnSetErrorFunc(v->conn, NULL, quiet_handler);
         *ret = TAKE_PTR(v);
@@ -249,8 +241,19 @@ const char *virt_uri(const Virt *v) {
         return v->uri;
 }
 
-const char *virt_last_error(const Virt *v) {
-        return v->error ?: "";
+int virt_error_take(Virt *v, GvError *err, int r, const char *device, const char *fmt, ...) {
+        char *head = NULL, *msg = NULL;
+        if (fmt) {
+                va_list ap;
+                va_start(ap, fmt);
+                if (vasprintf(&head, fmt, ap) < 0)
+                        head = NULL;
+                va_end(ap);
+        }
+        if (!fmt || head)
+                msg = strdup_printf("%s%s", head ?: "", v->error ?: "");
+        free(head);
+        return gv_error_take(err, r, device, NULL, GV_HINT_NONE, msg);
 }
 
 unsigned long virt_lib_version(Virt *v) {
@@ -534,11 +537,25 @@ static int cmp_domain(const void *a, const void *b) {
         return strcmp(((const VirtDomain *)a)->name, ((const VirtDomain *)b)->name);
 }
 
+/* virConnectListAllDomains()'s array: each handle, then the array. */
+typedef struct DomainHandles {
+        virDomainPtr *d;
+        int n;
+} DomainHandles;
+
+static void domain_handles_done(DomainHandles *h) {
+        for (int i = 0; h->d && i < h->n; i++)
+                sym.virDomainFree(h->d[i]);
+        free(h->d);
+}
+
 int virt_list_domains(Virt *v, VirtDomain **ret, size_t *ret_n) {
-        virDomainPtr *doms = NULL;
-        int n = sym.virConnectListAllDomains(v->conn, &doms, 0);
-        if (n < 0)
+        _cleanup_(domain_handles_done) DomainHandles hd = {};
+        hd.n = sym.virConnectListAllDomains(v->conn, &hd.d, 0);
+        if (hd.n < 0)
                 return virt_error(v, "virConnectListAllDomains");
+        virDomainPtr *doms = hd.d;
+        int n = hd.n;
         VirtDomain *out = calloc((size_t)n ?: 1, sizeof *out);
         int r = out ? 0 : -ENOMEM;
         for (int i = 0; i < n && r >= 0; i++) {
@@ -565,9 +582,6 @@ int virt_list_domains(Virt *v, VirtDomain **ret, size_t *ret_n) {
                                 r = domain_xml_parse(x, inactive ? &d->config : &d->live);
                 }
         }
-        for (int i = 0; i < n; i++)
-                sym.virDomainFree(doms[i]);
-        free(doms);
         if (r < 0) {
                 virt_domains_free(out, out ? (size_t)n : 0);
                 return r;

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "basic/gverror.h"
 #include "basic/macro.h"
 #include "core/host/pci.h"
 
@@ -11,8 +12,8 @@
  * libvirt: the connection, domain enumeration and domain XML edits (libxml2).
  *
  * Every libvirt error is converted in exactly one place (libvirt.c: virt_error()): libvirt's own
- * printing is switched off, the error becomes -errno and its message is kept on the connection
- * (virt_last_error()). Library code here logs at debug only.
+ * printing is switched off, the error becomes -errno and its message is kept on the connection until
+ * the caller turns it into its GvError (virt_error_take()). Library code here logs at debug only.
  */
 
 #define VIRT_DEFAULT_URI "qemu:///system"
@@ -22,15 +23,17 @@ const char *virt_resolve_uri(const char *connect);
 
 typedef struct Virt Virt;
 
-/* -ECONNREFUSED (and a message in *ret_error) when libvirt cannot be reached. */
-int virt_open(const char *uri, Virt **ret, char **ret_error);
+/* -ECONNREFUSED (-EACCES, -ENOPKG without libvirt; err says why) when libvirt cannot be reached. */
+int virt_open(const char *uri, Virt **ret, GvError *err);
 Virt *virt_close(Virt *v);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Virt *, virt_close)
 #define _cleanup_virt_close_ _cleanup_(virt_closep)
 
 const char *virt_uri(const Virt *v) _pure_;
-/* The message of the last failed libvirt call on this connection ("" when none). */
-const char *virt_last_error(const Virt *v) _pure_;
+/* The last failed libvirt call on this connection as a GvError: errno r, the formatted text (fmt NULL:
+ * none) followed by libvirt's message for the call ("virDomainDefineXML: ..."; nothing when none failed).
+ * Returns -abs(r). */
+int virt_error_take(Virt *v, GvError *err, int r, const char *device, const char *fmt, ...) _printf_(5, 6);
 /* libvirt's and the hypervisor's versions as major*1000000+minor*1000+micro (0 when unknown). */
 unsigned long virt_lib_version(Virt *v);
 unsigned long virt_hv_version(Virt *v);
@@ -83,6 +86,18 @@ typedef struct VirtDomain {
 } VirtDomain;
 
 void virt_domains_free(VirtDomain *d, size_t n);
+
+/* The list virt_list_domains() fills, as one value for _cleanup_virt_domains_. */
+typedef struct VirtDomains {
+        VirtDomain *d;
+        size_t n;
+} VirtDomains;
+
+static inline void virt_domains_done(VirtDomains *l) {
+        virt_domains_free(l->d, l->n);
+        *l = (VirtDomains){};
+}
+#define _cleanup_virt_domains_ _cleanup_(virt_domains_done)
 /* Every domain (running or defined) with its parsed XML. */
 int virt_list_domains(Virt *v, VirtDomain **ret, size_t *ret_n);
 

@@ -11,6 +11,17 @@ static void reattach_done(MigrateUnit *m);
 
 #define push(arr, ...) json_object_array_add((arr), json_string_printf(__VA_ARGS__))
 
+/* The message of the last failed libvirt call on v, for the texts of this file (valid until the next call
+ * of this function in the thread). */
+static const char *libvirt_last_error(const Virt *v) {
+        static _Thread_local char *last = NULL;
+        _cleanup_(gv_error_done) GvError e = {};
+        (void)virt_error_take((Virt *)v, &e, -EIO, NULL, NULL);
+        free(last);
+        last = gv_error_steal_message(&e);
+        return !isempty(last) ? last : "unknown libvirt error";
+}
+
 /* The unit's blockers on the side m describes, each "PREFIXID: why" appended to arr. false: some, or OOM. */
 static bool verdict(const Unit *u, const MigrationHost *m, const char *prefix, json_object *arr) {
         _cleanup_strv_free_ char **l = NULL;
@@ -53,7 +64,7 @@ static void plan_destination(Virt *dst, const MigrationHost *dhost, MigrateUnit 
                 if (r == -ENOENT)
                         push(m->blockers, "%s: the destination has no free instance of mdev type %s", u->id, u->type);
                 else if (r < 0)
-                        push(m->blockers, "%s: cannot list the destination's node devices: %s", u->id, virt_last_error(dst));
+                        push(m->blockers, "%s: cannot list the destination's node devices: %s", u->id, libvirt_last_error(dst));
                 else
                         m->dest_parent = parent;
         } else if (u->kind == UNIT_VENDOR_VGPU)
@@ -192,12 +203,12 @@ int migrate_run(Virt *src, Virt *dst, const MigratePlan *p, char **ret_error) {
                 r = virt_mdev_create(dst, m->dest_parent, m->unit.type, m->unit.id, &name);
                 if (r < 0)
                         *ret_error = strdup_printf("cannot create mdev %s (%s) under %s on the destination: %s", m->unit.id,
-                                                   m->unit.type, m->dest_parent, virt_last_error(dst));
+                                                   m->unit.type, m->dest_parent, libvirt_last_error(dst));
                 else
                         r = strv_push(&created, &nc, name); /* frees name when it fails */
         }
         if (r >= 0 && (r = virt_migrate(src, p->domain, p->dest_uri)) < 0)
-                *ret_error = strdup_printf("migration of %s to %s failed: %s", p->domain, p->dest_uri, virt_last_error(src));
+                *ret_error = strdup_printf("migration of %s to %s failed: %s", p->domain, p->dest_uri, libvirt_last_error(src));
         if (r < 0)
                 /* the domain stays where it was: the destination's new units go again */
                 for (size_t i = nc; i-- > 0;)
@@ -390,9 +401,9 @@ int migrate_plan_detach_reattach(MigratePlan *p, const PciHost *h, Virt *src, Vi
                 return r;
         bool listed = false;
         if (dst && virt_list_pci_nodedevs(dst, &devs, &n_devs) < 0)
-                push(p->blockers, "cannot list the destination's node devices: %s", virt_last_error(dst));
+                push(p->blockers, "cannot list the destination's node devices: %s", libvirt_last_error(dst));
         else if (dst && virt_list_domains(dst, &doms, &n_doms) < 0)
-                push(p->blockers, "cannot list the destination's domains: %s", virt_last_error(dst));
+                push(p->blockers, "cannot list the destination's domains: %s", libvirt_last_error(dst));
         else
                 listed = dst != NULL;
         for (size_t i = 0; i < p->n_units && r >= 0; i++) {
@@ -422,9 +433,6 @@ recount:
         return 0;
 }
 
-static const char *libvirt_last_error(const Virt *v) {
-        return virt_last_error(v);
-}
 
 const MigrateOps migrate_libvirt_ops = {
         .unplug = virt_detach_live,
@@ -521,9 +529,6 @@ int migrate_run_detach_reattach(const MigrateOps *ops, Virt *src, Virt *dst, con
                 json_object_object_add(res[i], "state", json_object_new_string("missing from the migrated domain"));
                 json_object_object_add(res[i], "error", json_string_printf(
                         "cannot %s: %s", step, ops->last_error(dst)));
-                json_object_object_add(res[i], "retry", json_string_printf(
-                        "on the destination host: gpuvirt --connect %s vm attach --live %s %s", p->dest_uri, p->domain,
-                        m->dest_device));
         }
         *ret_result = result;
         *ret_missing = missing;
