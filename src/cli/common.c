@@ -78,8 +78,10 @@ char *error_text(GvError *e, int r) {
 }
 
 int exit_status(int r) {
-        if (r >= 0)
-                return r;
+        if (r == 0)
+                return EXIT_SUCCESS;
+        if (r > 0)
+                return EXIT_FAILURE; /* no verb returns one: were one to, it is no success */
         return r == -EINVAL || r == -ERANGE ? EXIT_USAGE : EXIT_FAILURE;
 }
 
@@ -164,7 +166,7 @@ int lookup_device(const PciHost *h, const char *input, PciDevice **ret) {
         return 0;
 }
 
-/* Parse verb options; returns index of first positional or negative exit code. */
+/* Parse verb options; returns index of first positional, or -EINVAL after saying what is wrong. */
 int parse_verb_options(int argc, char **argv, const struct option *opts, const char *shortopts,
                               void (*handle)(int c, const char *optarg_, void *ud), void *ud) {
         optind = 0;
@@ -172,8 +174,7 @@ int parse_verb_options(int argc, char **argv, const struct option *opts, const c
         int c;
         while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) >= 0) {
                 if (c == '?' || c == ':') {
-                        usage_error("%s: unknown option or missing value: '%s'", argv[0], argv[optind - 1]);
-                        return -EXIT_USAGE;
+                        return usage_error("%s: unknown option or missing value: '%s'", argv[0], argv[optind - 1]);
                 }
                 handle(c, optarg, ud);
         }

@@ -14,9 +14,9 @@
 #define EXIT_USAGE 2
 
 /* The one mapping from what a verb returns to the exit status (main(), and restore_each() for the worst of
- * several): a -errno is 2 when it says the input was bad (-EINVAL, -ERANGE), 1 otherwise; 0 is success; a
- * positive value is a result that is not success (1: a failed check, drift) or, from the verbs that still
- * return them, an exit code (usage_error() gives 2), kept as it is. */
+ * several). Verbs return 0 or -errno: a -errno is 2 when it says the input was bad (-EINVAL, -ERANGE), 1
+ * otherwise (a check that ran and failed, drift: VERB_CHECK_FAILED). A positive value is no verb's result:
+ * it is taken as a failure (1). */
 int exit_status(int r);
 
 typedef struct GlobalArgs {
@@ -60,7 +60,7 @@ int lookup_device(const PciHost *h, const char *input, PciDevice **ret);
 int restore_each(const char *dir, int (*restore)(const char *name));
 
 /* getopt_long over a verb's argv (argv[0] is the verb). Returns the index of the first positional
- * argument, or -EXIT_USAGE after printing the error. */
+ * argument, or -EINVAL after printing the error. */
 int parse_verb_options(int argc, char **argv, const struct option *opts, const char *shortopts,
                        void (*handle)(int c, const char *optarg_, void *ud), void *ud);
 
@@ -110,7 +110,7 @@ int verb_fleet_agent(int argc, char **argv);
 
 /* Before releasing a device (passthrough disable): refuse when a running libvirt domain references a
  * function of its IOMMU group, unless force. Consults libvirt only on a live root or with --connect; an
- * unreachable libvirt is a warning. 0 to go on, or an exit code (verb-vm.c). */
+ * unreachable libvirt is a warning. 0 to go on, or -errno (-EBUSY: held; verb-vm.c). */
 int vm_check_release(Root *root, const char *bdf, bool force);
 
 /* r (a -errno) when it maps to exit status 1, else -EIO: for a failure that is no usage error even when the

@@ -391,7 +391,7 @@ static int verb_complete(int argc, char **argv) {
 }
 
 /* Take the global options out of argv wherever they stand (up to "--", which ends all options and stays
- * for the verb's own parser). Returns the new argc (argv compacted in place) or -EXIT_USAGE, or
+ * for the verb's own parser). Returns the new argc (argv compacted in place) or -EINVAL, or
  * -(EXIT_MAX + 1) for an early exit done (--help, --version before the verb). */
 #define EARLY_EXIT (-1000)
 static int take_global_options(int argc, char **argv) {
@@ -421,16 +421,16 @@ static int take_global_options(int argc, char **argv) {
                         else if (i + 1 < argc)
                                 val = argv[++i];
                         else
-                                return usage_error("unknown option or missing value: '%s'", a), -EXIT_USAGE;
+                                return usage_error("unknown option or missing value: '%s'", a), -EINVAL;
                 }
                 if (OPT_IS("--root")) {
                         if (isempty(val))
                                 return usage_error("--root: empty directory (an unset variable?); give --root / for "
-                                                   "the live host"), -EXIT_USAGE;
+                                                   "the live host"), -EINVAL;
                         arg.root = val;
                 } else if (OPT_IS("--connect")) {
                         if (isempty(val))
-                                return usage_error("--connect: empty libvirt URI"), -EXIT_USAGE;
+                                return usage_error("--connect: empty libvirt URI"), -EINVAL;
                         arg.connect = val;
                 } else if (!eq && streq(a, "--json"))
                         arg.json = true;
@@ -439,11 +439,11 @@ static int take_global_options(int argc, char **argv) {
                 else if (!eq && (streq(a, "--verbose") || (a[1] == 'v' && strspn(a + 1, "v") == strlen(a + 1))))
                         arg.verbose += streq(a, "--verbose") ? 1 : (int)strlen(a + 1);
                 else if (!have_verb && !eq && (streq(a, "--help") || streq(a, "-h")))
-                        return verb_help(0, NULL) ?: (fflush(stdout) || ferror(stdout) ? -EXIT_FAILURE : EARLY_EXIT);
+                        return verb_help(0, NULL) ?: (fflush(stdout) || ferror(stdout) ? -EIO : EARLY_EXIT);
                 else if (!have_verb && !eq && streq(a, "--version"))
                         return verb_version(0, NULL), EARLY_EXIT;
                 else if (!have_verb)
-                        return usage_error("unknown option or missing value: '%s'", a), -EXIT_USAGE;
+                        return usage_error("unknown option or missing value: '%s'", a), -EINVAL;
                 else /* the verb's own (its parser says when it is wrong) */
                         argv[out++] = a;
 #undef OPT_IS
@@ -458,7 +458,7 @@ int main(int argc, char **argv) {
         if (n == EARLY_EXIT)
                 return 0;
         if (n < 0)
-                return -n;
+                return exit_status(n);
         if (arg.verbose)
                 log_set_max_level(LOG_LEVEL_DEBUG);
 

@@ -157,20 +157,20 @@ static int advise_over_fleet(const AdviseArgs *a, const AdviseRequest *req) {
         if (r == -EINVAL)
                 return usage_error("%s", strna(err));
         if (r < 0)
-                return log_error("Cannot open the fleet store: %s", err ?: errno_message(r)), EXIT_FAILURE;
+                return log_error("Cannot open the fleet store: %s", err ?: errno_message(r)), failure_errno(r);
         _cleanup_fleet_free_ Fleet *f = NULL;
         size_t damaged = 0;
         _cleanup_free_ char *lerr = NULL;
         if ((r = fleet_load(s, FLEET_FRAG, &f, &damaged, &lerr)) < 0)
-                return log_error("%s", strna(lerr)), EXIT_FAILURE;
+                return log_error("%s", strna(lerr)), failure_errno(r);
         if (damaged)
                 log_warning("Skipped %zu damaged record(s) in the fleet store.", damaged);
         if (fleet_n_gpus(f) == 0)
                 return log_error("advise --fleet: the pool has no GPUs (no host has published any: gpuvirt fleet hosts)."),
-                       EXIT_FAILURE;
+                       -ENODATA;
         json_object *adv = NULL;
         if ((r = advise_fleet(f, req, &adv)) < 0)
-                return log_error_errno(r, "Cannot advise: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot advise: %m"), failure_errno(r);
         if (arg.json)
                 json_print(adv, stdout);
         else
@@ -197,9 +197,9 @@ int verb_advise(int argc, char **argv) {
         int k = parse_verb_options(argc, argv, opts, "o:", advise_opt, &a);
         devices_owned = a.devices;
         if (a.oom)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                return log_oom();
         if (k < 0)
-                return -k;
+                return -EINVAL; /* parse_verb_options() said why */
         if (k != argc)
                 return usage_error("advise: unexpected argument '%s' (devices go with --device BDF)", argv[k]);
         AdviseRequest req = {.isolation = _ISOLATION_INVALID, .live_migration = a.live_migration};
@@ -232,10 +232,10 @@ int verb_advise(int argc, char **argv) {
                         return r;
                 if (!inventory_is_gpu(d, false))
                         return log_error("advise: %s is not a GPU (a display-class physical function).", d->addr),
-                               EXIT_USAGE;
+                               -EINVAL;
                 char *s = strdup(d->addr);
                 if (!s || strv_push(&devices, &nd, s) < 0)
-                        return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                        return log_oom();
         }
         req.devices = devices;
 
@@ -243,7 +243,7 @@ int verb_advise(int argc, char **argv) {
         (void)pci_names_new(&names);
         json_object *inv = NULL;
         if (inventory_list(h, names, false, &inv) < 0)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                return log_oom();
         _cleanup_free_ MigGpu *gpus = NULL;
         size_t ng = 0;
         read_mig(root, inv, &gpus, &ng);
@@ -254,7 +254,7 @@ int verb_advise(int argc, char **argv) {
                 r = advise_host(h, inv, rep, gpus, ng, &req, &adv);
         json_object_put(inv);
         if (r < 0)
-                return log_error_errno(r, "Cannot advise: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot advise: %m"), failure_errno(r);
 
         int rc = 0;
         if (a.output) {
@@ -266,9 +266,9 @@ int verb_advise(int argc, char **argv) {
                                            a.workload, a.tenants ? " --tenants " : "", a.tenants ?: "",
                                            /* host_spec_format's own first line names export */
                                            startswith(yaml, "#") ? strchrnul(yaml, '\n') + 1 : yaml)))
-                        rc = (log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE);
+                        rc = log_oom();
                 else if ((r = write_text(a.output, text)) < 0)
-                        rc = (log_error_errno(r, "Cannot write %s: %m", a.output), EXIT_FAILURE);
+                        rc = (log_error_errno(r, "Cannot write %s: %m", a.output), failure_errno(r));
         }
         if (arg.json)
                 json_print(adv, stdout);

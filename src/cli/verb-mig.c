@@ -668,7 +668,7 @@ static int do_apply_assert(Ctx *c, const MigParted *m, const MigPartedConfig *cf
                 if (!arg.json)
                         printf(differ ? "Configuration '%s' is not applied (%zu GPU(s) differ).\n"
                                       : "Configuration '%s' is applied.\n", cfg->label, differ);
-                return differ ? EXIT_FAILURE : 0; /* a failed check, not a failed operation (exit_status()) */
+                return differ ? VERB_CHECK_FAILED : 0; /* a failed check, not a failed operation */
         }
         if (plan.selected == 0 && !arg.json)
                 printf("Configuration '%s' selects none of the %zu GPU(s) NVML sees (device-filter, devices): nothing to "

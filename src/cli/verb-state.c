@@ -83,7 +83,7 @@ static int do_plan(Root *root, const HostSpec *s, bool assert_only) {
                 print_plan(p, "The host matches the desired state.");
         } else
                 print_plan(p, "No changes.");
-        return assert_only && p->n_steps ? EXIT_FAILURE : 0;
+        return assert_only && p->n_steps ? VERB_CHECK_FAILED : 0; /* drift: the check ran and failed */
 }
 
 /* host_recover(), saying what it did: on stdout for recover, as notices on stderr for apply (which recovers
@@ -278,7 +278,7 @@ static int do_status(Root *root, const StateArgs *a) {
         }
         host_result_done(&last);
         step_done(&js);
-        return failed || have_journal || strv_length(lost) || unusable || (p && p->n_steps) ? EXIT_FAILURE : 0;
+        return failed || have_journal || strv_length(lost) || unusable || (p && p->n_steps) ? VERB_CHECK_FAILED : 0;
 }
 
 /* The verbs' common start (the verb table dispatches each to its function below; argv[0] is the verb): the

@@ -207,7 +207,7 @@ int vm_check_release(Root *root, const char *bdf, bool force) {
         _cleanup_(release_holder_done) ReleaseHolder rh = {};
         r = vm_release_holder(root, v, bdf, &rh, &err);
         if (r == -ENOMEM)
-                return log_error("Out of memory."), EXIT_FAILURE;
+                return log_oom();
         if (r < 0) {
                 log_warning("%s: not checking who holds %s.", gv_error_message(&err), bdf);
                 return 0;
@@ -218,7 +218,7 @@ int vm_check_release(Root *root, const char *bdf, bool force) {
                 log_error("Cannot release %s: running domain '%s' holds %s (IOMMU group %d); detach it first "
                           "('gpuvirt vm detach %s %s') or use --force.",
                           bdf, rh.domain, rh.device, rh.iommu_group, rh.domain, rh.device);
-                return EXIT_FAILURE;
+                return -EBUSY;
         }
         log_warning("Releasing %s although running domain '%s' holds %s (--force).", bdf, rh.domain, rh.device);
         return 0;
