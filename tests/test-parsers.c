@@ -593,7 +593,8 @@ static void test_state_journal(void **state) {
 }
 
 static void test_mdevctl_definition(void **state) {
-        char *type = NULL, *start = NULL, *err = NULL;
+        char *type = NULL, *start = NULL;
+        GvError err = {};
         MdevAttr *a = NULL;
         size_t n = 0;
         static const char *const bad[][2] = {
@@ -606,8 +607,9 @@ static void test_mdevctl_definition(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 assert_int_equal(mdev_definition_parse("d", bad[i][0], strlen(bad[i][0]), &type, &start, &a, &n, &err),
                                  -EBADMSG);
-                expect_error(err, bad[i][1], "");
-                free(err);
+                assert_int_equal(err.error, EBADMSG);
+                expect_error(err.message, bad[i][1], "");
+                gv_error_done(&err);
         }
         /* keys of mdevctl's format gpuvirt does not use are left alone */
         const char *good = "{\"mdev_type\":\"i915-GVTg_V5_4\",\"start\":\"auto\",\"attrs\":[],\"future\":{\"x\":1}}";
