@@ -280,12 +280,15 @@ static void test_dead_device(void **state) {
                 }
         assert_int_equal(fails, 1);
         check_report_free(r);
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(pci_device_require_alive(t.root, "24:00.0", &err), -ENODEV);
-        assert_non_null(strstr(err, "0000:24:00.0 does not answer on the bus"));
-        free(err);
+        assert_int_equal(err.error, ENODEV);
+        assert_string_equal(err.device, "24:00.0");
+        assert_non_null(strstr(err.message, "0000:24:00.0 does not answer on the bus"));
+        gv_error_done(&err);
         assert_int_equal(pci_device_require_alive(t.root, "23:00.0", &err), 0);
-        assert_null(err);
+        assert_int_equal(err.error, 0);
+        assert_null(err.message);
         VfioOptions o = {.force = true};
         VfioReport rep;
         assert_int_equal(vfio_enable(t.root, "24:00.0", &o, &rep), -ENODEV);

@@ -488,22 +488,23 @@ static void test_state_persist_records(void **state) {
         TestHost t;
         test_host_open(&t, "workstation");
         bool force;
-        char **inc = NULL, *err = NULL;
+        char **inc = NULL;
+        GvError err = {};
         /* `passthrough restore` aborted on a json-c assertion when include was not a list */
         _cleanup_free_ char *p = write_root(t.root, "{\"driver\":\"vfio-pci\",\"force\":true,\"include\":5}\n",
                                             VFIO_PERSIST_DIR "/0000:02:00.0");
         assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &inc, &err), -EBADMSG);
-        expect_error(err, p, "'include' is 5, expected a list of PCI addresses");
-        free(err);
+        expect_error(err.message, p, "'include' is 5, expected a list of PCI addresses");
+        gv_error_done(&err);
         free(write_root(t.root, "{\"driver\":\"vfio-pci\",\"include\":[\"0000:03:00.0\",\"3:0.0\"]}\n",
                         VFIO_PERSIST_DIR "/0000:02:00.0"));
         assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &inc, &err), -EBADMSG);
-        expect_error(err, p, "item 1 of 'include' is \"3:0.0\"");
-        free(err);
+        expect_error(err.message, p, "item 1 of 'include' is \"3:0.0\"");
+        gv_error_done(&err);
         free(write_root(t.root, "{\"driver\":\"nvidia\"}\n", VFIO_PERSIST_DIR "/0000:02:00.0"));
         assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &inc, &err), -EBADMSG);
-        expect_error(err, p, "expected \"vfio-pci\"");
-        free(err);
+        expect_error(err.message, p, "expected \"vfio-pci\"");
+        gv_error_done(&err);
         assert_null(inc);
         test_host_close(&t);
 
@@ -514,12 +515,12 @@ static void test_state_persist_records(void **state) {
         _cleanup_free_ char *sp = write_root(t.root, "{\"num_vfs\":4294967297,\"vfio\":true}\n",
                                              SRIOV_PERSIST_DIR "/0000:4d:00.0");
         assert_int_equal(sriov_persist_read(t.root, "0000:4d:00.0", &n, &vfio, &err), -EBADMSG);
-        expect_error(err, sp, "'num_vfs' is 4294967297, out of the range 0..65535");
-        free(err);
+        expect_error(err.message, sp, "'num_vfs' is 4294967297, out of the range 0..65535");
+        gv_error_done(&err);
         free(write_root(t.root, "{\"num_vfs\":4,\"num_vfs\":31}\n", SRIOV_PERSIST_DIR "/0000:4d:00.0"));
         assert_int_equal(sriov_persist_read(t.root, "0000:4d:00.0", &n, &vfio, &err), -EBADMSG);
-        expect_error(err, sp, ":1:14: duplicate key 'num_vfs' (first at line 1, column 2)");
-        free(err);
+        expect_error(err.message, sp, ":1:14: duplicate key 'num_vfs' (first at line 1, column 2)");
+        gv_error_done(&err);
         free(write_root(t.root, "{\"num_vfs\":4}\n", SRIOV_PERSIST_DIR "/0000:4d:00.0"));
         assert_int_equal(sriov_persist_read(t.root, "0000:4d:00.0", &n, &vfio, &err), 0);
         assert_int_equal(n, 4);
@@ -593,7 +594,8 @@ static void test_state_journal(void **state) {
 }
 
 static void test_mdevctl_definition(void **state) {
-        char *type = NULL, *start = NULL, *err = NULL;
+        char *type = NULL, *start = NULL;
+        GvError err = {};
         MdevAttr *a = NULL;
         size_t n = 0;
         static const char *const bad[][2] = {
@@ -606,8 +608,9 @@ static void test_mdevctl_definition(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 assert_int_equal(mdev_definition_parse("d", bad[i][0], strlen(bad[i][0]), &type, &start, &a, &n, &err),
                                  -EBADMSG);
-                expect_error(err, bad[i][1], "");
-                free(err);
+                assert_int_equal(err.error, EBADMSG);
+                expect_error(err.message, bad[i][1], "");
+                gv_error_done(&err);
         }
         /* keys of mdevctl's format gpuvirt does not use are left alone */
         const char *good = "{\"mdev_type\":\"i915-GVTg_V5_4\",\"start\":\"auto\",\"attrs\":[],\"future\":{\"x\":1}}";

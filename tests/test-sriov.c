@@ -290,8 +290,10 @@ static void test_persist(void **state) {
         test_host_open(&t, "flex-sriov");
         unsigned n;
         bool vfio;
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(sriov_persist_read(t.root, FLEX_PF, &n, &vfio, &err), -ENOENT);
+        assert_int_equal(err.error, ENOENT);
+        gv_error_done(&err);
         assert_int_equal(sriov_persist_write(t.root, FLEX_PF, 7, true), 0);
         assert_int_equal(sriov_persist_read(t.root, FLEX_PF, &n, &vfio, &err), 0);
         assert_int_equal(n, 7);
@@ -299,15 +301,18 @@ static void test_persist(void **state) {
         char *p = root_path(t.root, SRIOV_PERSIST_DIR "/%s", FLEX_PF);
         assert_int_equal(write_text(p, "{\"num_vfs\":\"7\"}\n"), 0);
         assert_int_equal(sriov_persist_read(t.root, FLEX_PF, &n, &vfio, &err), -EBADMSG);
-        assert_non_null(strstr(err, "'num_vfs' is \"7\", expected a whole number"));
-        free(err);
+        assert_int_equal(err.error, EBADMSG);
+        assert_non_null(strstr(err.message, "'num_vfs' is \"7\", expected a whole number"));
+        gv_error_done(&err);
         assert_int_equal(write_text(p, "not json"), 0);
         assert_int_equal(sriov_persist_read(t.root, FLEX_PF, &n, &vfio, &err), -EBADMSG);
-        assert_non_null(strstr(err, ":1:2: "));
-        free(err);
+        assert_non_null(strstr(err.message, ":1:2: "));
+        gv_error_done(&err);
         free(p);
         assert_int_equal(sriov_persist_remove(t.root, FLEX_PF), 0);
         assert_int_equal(sriov_persist_read(t.root, FLEX_PF, &n, &vfio, &err), -ENOENT);
+        assert_int_equal(err.error, ENOENT);
+        gv_error_done(&err);
         test_host_close(&t);
 }
 

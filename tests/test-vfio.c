@@ -285,13 +285,16 @@ static void test_persist(void **state) {
         char *inc[] = {(char *)"0000:03:00.0", NULL};
         assert_int_equal(vfio_persist_add(t.root, "0000:02:00.0", true, inc), 0);
         bool force = false;
-        char **l = NULL, *err = NULL;
+        char **l = NULL;
+        GvError err = {};
         assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &l, &err), 0);
+        assert_int_equal(err.error, 0);
         assert_true(force);
         assert_string_equal(l[0], "0000:03:00.0");
         strv_free(l);
         assert_int_equal(vfio_persist_remove(t.root, "0000:02:00.0"), 0);
         assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &l, &err), -ENOENT);
+        gv_error_done(&err);
 
         /* --ids merges with an existing configuration and keeps its other lines */
         char *p = root_path(t.root, "etc/modprobe.d");

@@ -119,15 +119,18 @@ static void test_units(void **state) {
         assert_int_equal(u.kind, UNIT_VF);
         assert_string_equal(u.parent, "0000:16:00.0");
         unit_done(&u);
-        char *vf = NULL, *err = NULL;
+        char *vf = NULL;
+        GvError err = {};
         unsigned set = 0;
         assert_int_equal(vendor_vgpu_create(t.root, "0000:16:00.4", "9999", &vf, &set, &err), -ENOENT); /* not creatable */
-        free(err);
+        assert_int_equal(err.error, ENOENT);
+        assert_non_null(strstr(err.message, "type '9999' is not among the creatable vGPU types"));
+        gv_error_done(&err);
         assert_int_equal(vendor_vgpu_create(t.root, "0000:16:00.4", "1046", &vf, &set, &err), 0);
         assert_string_equal(vf, "0000:16:00.4");
         assert_int_equal(set, 1046);
         free(vf);
-        free(err);
+        assert_int_equal(err.error, 0);
         assert_int_equal(unit_resolve(t.root, t.host, "16:00.4", &u), 0);
         assert_int_equal(u.kind, UNIT_VENDOR_VGPU);
         assert_string_equal(u.type, "1046");
@@ -153,14 +156,14 @@ static void test_units(void **state) {
         assert_int_equal(mdev_uuid_generate(uuid), 0);
         assert_true(uuid_is_valid(uuid));
         assert_int_equal(uuid[14], '4');
-        char *merr = NULL;
+        GvError merr = {};
         assert_int_equal(mdev_create(t.root, "0000:3b:00.0", "nvidia-999", uuid, NULL, 0, &merr), -ENOENT);
-        free(merr);
+        gv_error_done(&merr);
         assert_false(uuid_is_valid("not-a-uuid"));
         assert_int_equal(mdev_create(t.root, "0000:3b:00.0", "nvidia-222", uuid, NULL, 0, &merr), 0);
-        free(merr);
+        gv_error_done(&merr);
         assert_int_equal(mdev_create(t.root, "0000:5e:00.0", "nvidia-222", uuid, NULL, 0, &merr), -EEXIST);
-        free(merr);
+        gv_error_done(&merr);
         char upper[37];
         for (size_t i = 0; i < 37; i++)
                 upper[i] = (char)toupper((unsigned char)uuid[i]);

@@ -90,10 +90,10 @@ static int ctx_gpu(Ctx *c, const char *input, MigGpu **ret) {
                 return -EINVAL;
         }
         MigGpu *g = mig_gpu_find(c->gpus, c->n, canon);
-        _cleanup_free_ char *dead = NULL;
+        _cleanup_(gv_error_done) GvError dead = {};
         int r;
         if (!g && (r = pci_device_require_alive(c->root, canon, &dead)) < 0) {
-                log_error("%s", strna(dead)); /* NVML reports it lost, without its address */
+                log_error("%s", strna(dead.message)); /* NVML reports it lost, without its address */
                 return failure_errno(r);
         }
         if (!g) {

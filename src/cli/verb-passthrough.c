@@ -209,12 +209,12 @@ static int do_restore(const char *bdf) {
                 return r;
         bool force = false;
         _cleanup_strv_free_ char **include = NULL;
-        _cleanup_free_ char *bad = NULL;
+        _cleanup_(gv_error_done) GvError bad = {};
         r = vfio_persist_read(root, canon, &force, &include, &bad);
         if (r == -ENOENT)
                 return log_error("%s has no persistent binding (" VFIO_PERSIST_DIR "/%s).", canon, canon), r;
         if (r < 0)
-                return log_error("Refusing the persistent binding of %s: %s", canon, bad ?: errno_message(r)),
+                return log_error("Refusing the persistent binding of %s: %s", canon, bad.message ?: errno_message(r)),
                        failure_errno(r);
         if ((r = hold_host_lock(root)))
                 return r;

@@ -48,8 +48,7 @@ static json_object *pf_json(Root *root, const PciHost *h, const PciDevice *d) {
                 return NULL;
         unsigned pn;
         bool pv;
-        _cleanup_free_ char *bad = NULL;
-        if (sriov_persist_read(root, d->addr, &pn, &pv, &bad) == 0) {
+        if (sriov_persist_read(root, d->addr, &pn, &pv, NULL) == 0) {
                 json_object *p = json_object_new_object();
                 if (json_add(o, "persistent", p) < 0 || json_add(p, "num_vfs", json_object_new_int((int)pn)) < 0 ||
                     json_add(p, "vfio", json_object_new_boolean(pv)) < 0)
@@ -190,12 +189,12 @@ static int do_set(const char *pf_in, const char *count, const SriovArgs *a, bool
         if (r)
                 return r;
         if (restore) {
-                _cleanup_free_ char *bad = NULL;
+                _cleanup_(gv_error_done) GvError bad = {};
                 r = sriov_persist_read(root, pf, &n, &vfio, &bad);
                 if (r == -ENOENT)
                         return log_error("%s has no persistent VF count (" SRIOV_PERSIST_DIR "/%s).", pf, pf), r;
                 if (r < 0)
-                        return log_error("Refusing the persistent VF count of %s: %s", pf, bad ?: errno_message(r)),
+                        return log_error("Refusing the persistent VF count of %s: %s", pf, bad.message ?: errno_message(r)),
                                failure_errno(r);
                 /* the boot unit may run before udev has bound the PF's driver */
                 (void)sriov_wait_driver(root, pf, 60000);

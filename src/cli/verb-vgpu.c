@@ -342,18 +342,18 @@ static int do_create(const char *parent_in, const char *type, const VgpuArgs *a)
                        -EINVAL;
         /* the type by id or name, through the one resolver */
         VgpuTypeRef ref = {};
-        _cleanup_free_ char *rerr = NULL;
+        _cleanup_(gv_error_done) GvError rerr = {};
         r = vgpu_type_resolve(root, parent, type, &ref, &rerr);
         if (r == -ENOMEM)
                 return log_oom();
         if (r < 0)
-                return log_error("%s", strna(rerr)), create_errno(r);
+                return log_error("%s", strna(rerr.message)), create_errno(r);
         _cleanup_free_ char *type_id = TAKE_PTR(ref.id);
         vgpu_type_ref_done(&ref);
         type = type_id;
 
 
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         bool persisted = false;
         _cleanup_json_ json_object *out = NULL;
         if (!vendor) {
@@ -361,7 +361,7 @@ static int do_create(const char *parent_in, const char *type, const VgpuArgs *a)
                         return log_error_errno(r, "Cannot generate a UUID: %m"), failure_errno(r);
                 r = mdev_create(root, parent, type, uuid, NULL, 0, &err);
                 if (r < 0)
-                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err ?: errno_message(r)),
+                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err.message ?: errno_message(r)),
                                create_errno(r);
                 if (a->persist) {
                         int k = mdev_define(root, parent, uuid, type, a->autostart, NULL, 0);
@@ -381,7 +381,7 @@ static int do_create(const char *parent_in, const char *type, const VgpuArgs *a)
                 unsigned id = 0;
                 r = vendor_vgpu_create(root, parent, type, &vf, &id, &err);
                 if (r < 0)
-                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err ?: errno_message(r)),
+                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err.message ?: errno_message(r)),
                                create_errno(r);
                 _cleanup_free_ char *pfn = NULL, *pl = root_path(root, "sys/bus/pci/devices/%s/physfn", vf);
                 if (pl)
@@ -541,7 +541,9 @@ static int do_start_defined(const char *device_in) {
                 if (d->active && !d->def_type)
                         result = "active";
                 else {
-                        r = d->active ? -EEXIST : mdev_create(root, d->parent, type, d->uuid, d->attrs, d->n_attrs, &err);
+                        _cleanup_(gv_error_done) GvError cerr = {};
+                        r = d->active ? -EEXIST : mdev_create(root, d->parent, type, d->uuid, d->attrs, d->n_attrs, &cerr);
+                        err = TAKE_PTR(cerr.message);
                         /* mdevctl's own udev autostart may have won the race: the device we want exists */
                         if (r == -EEXIST && mdev_is(root, d->uuid, type))
                                 r = 1;

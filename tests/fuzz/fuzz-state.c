@@ -40,7 +40,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 1: {
                 bool force;
                 char **inc = NULL;
-                r = vfio_persist_read(root, BDF, &force, &inc, &err);
+                _cleanup_(gv_error_done) GvError e = {};
+                r = vfio_persist_read(root, BDF, &force, &inc, &e);
+                FUZZ_CHECK(r >= 0 || e.error == -r);
                 for (char **i = inc; r >= 0 && i && *i; i++)
                         FUZZ_CHECK(pci_addr_is_canonical(*i));
                 strv_free(inc);
@@ -49,7 +51,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 2: {
                 unsigned n = 0;
                 bool vfio;
-                r = sriov_persist_read(root, BDF, &n, &vfio, &err);
+                _cleanup_(gv_error_done) GvError e = {};
+                r = sriov_persist_read(root, BDF, &n, &vfio, &e);
+                FUZZ_CHECK(r >= 0 || e.error == -r);
                 FUZZ_CHECK(r < 0 || n <= 0xffff);
                 break;
         }

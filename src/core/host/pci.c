@@ -417,16 +417,13 @@ int pci_device_read(Root *root, const char *bdf, PciDevice *ret) {
         return 0;
 }
 
-int pci_device_require_alive(Root *root, const char *bdf, char **ret_error) {
+int pci_device_require_alive(Root *root, const char *bdf, GvError *err) {
         PciDevice d;
-        *ret_error = NULL;
         if (pci_device_read(root, bdf, &d) < 0)
                 return 0;
         int r = 0;
-        if (pci_device_is_dead(&d)) {
-                *ret_error = pci_device_dead_message(&d);
-                r = -ENODEV;
-        }
+        if (pci_device_is_dead(&d))
+                r = gv_error_take(err, -ENODEV, bdf, NULL, GV_HINT_NONE, pci_device_dead_message(&d));
         pci_device_done(&d);
         return r;
 }

@@ -123,8 +123,8 @@ int pci_host_lookup(const PciHost *h, const char *input, PciDevice **ret);
 int pci_device_read(Root *root, const char *bdf, PciDevice *ret);
 void pci_device_done(PciDevice *d);
 /* 0 when the device at bdf answers on the bus (or a capture cannot tell, or there is no such PCI device:
- * the caller's own lookup reports that); -ENODEV when it is dead, with ret_error the message. */
-int pci_device_require_alive(Root *root, const char *bdf, char **ret_error);
+ * the caller's own lookup reports that); -ENODEV when it is dead, with err (may be NULL) saying so (device bdf). */
+int pci_device_require_alive(Root *root, const char *bdf, GvError *err);
 
 /* Read the device's config space (up to 4096 bytes). */
 int pci_device_read_config(const PciHost *h, const PciDevice *d, uint8_t **ret, size_t *ret_size);

@@ -47,12 +47,10 @@ static const JsonField persist_fields[] = {
         {},
 };
 
-int vfio_persist_read(Root *root, const char *bdf, bool *ret_force, char ***ret_include, char **ret_error) {
+int vfio_persist_read(Root *root, const char *bdf, bool *ret_force, char ***ret_include, GvError *err) {
         json_object *o = NULL;
         PersistRecord rec = {};
-        _cleanup_(gv_error_done) GvError e = {};
-        int r = state_read_record(root, persist_fields, &rec, &o, &e, VFIO_PERSIST_DIR "/%s", bdf);
-        *ret_error = TAKE_PTR(e.message);
+        int r = state_read_record(root, persist_fields, &rec, &o, err, VFIO_PERSIST_DIR "/%s", bdf);
         if (r < 0)
                 return r;
         json_object_put(o);

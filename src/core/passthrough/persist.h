@@ -23,9 +23,9 @@
 
 int vfio_persist_add(Root *root, const char *bdf, bool force, char *const *include);
 int vfio_persist_remove(Root *root, const char *bdf);
-/* -ENOENT when the device has no persistent binding; -EBADMSG ... for a damaged record, with *ret_error
- * naming the file and the reason (every field is checked: driver, force, include as PCI addresses). */
-int vfio_persist_read(Root *root, const char *bdf, bool *ret_force, char ***ret_include, char **ret_error);
+/* -ENOENT when the device has no persistent binding; -EBADMSG ... for a damaged record, with err (may be
+ * NULL) naming the file and the reason (every field is checked: driver, force, include as PCI addresses). */
+int vfio_persist_read(Root *root, const char *bdf, bool *ret_force, char ***ret_include, GvError *err);
 
 typedef struct IdsPersistResult {
         char *ids;               /* the merged ids= value written */

@@ -408,12 +408,10 @@ static const JsonField sriov_fields[] = {
         {},
 };
 
-int sriov_persist_read(Root *root, const char *pf, unsigned *ret_n, bool *ret_vfio, char **ret_error) {
+int sriov_persist_read(Root *root, const char *pf, unsigned *ret_n, bool *ret_vfio, GvError *err) {
         json_object *o = NULL;
         SriovRecord rec = {};
-        _cleanup_(gv_error_done) GvError e = {};
-        int r = state_read_record(root, sriov_fields, &rec, &o, &e, SRIOV_PERSIST_DIR "/%s", pf);
-        *ret_error = TAKE_PTR(e.message);
+        int r = state_read_record(root, sriov_fields, &rec, &o, err, SRIOV_PERSIST_DIR "/%s", pf);
         if (r < 0)
                 return r;
         json_object_put(o);

@@ -69,6 +69,6 @@ int sriov_wait_driver(Root *root, const char *pf, int timeout_ms);
 
 int sriov_persist_write(Root *root, const char *pf, unsigned n, bool vfio);
 int sriov_persist_remove(Root *root, const char *pf);
-/* -ENOENT when none; -EBADMSG ... for a damaged file, *ret_error naming it and the reason (num_vfs is
+/* -ENOENT when none; -EBADMSG ... for a damaged file, err (may be NULL) naming it and the reason (num_vfs is
  * 0..65535, vfio a boolean). */
-int sriov_persist_read(Root *root, const char *pf, unsigned *ret_n, bool *ret_vfio, char **ret_error);
+int sriov_persist_read(Root *root, const char *pf, unsigned *ret_n, bool *ret_vfio, GvError *err);

@@ -209,7 +209,9 @@ static int run_vgpu_create(Root *root, const Step *s, char **err) {
                 for (; n < s->total; n++) {
                         _cleanup_free_ char *vf = NULL;
                         unsigned type = 0;
-                        r = vendor_vgpu_create(root, s->device, s->vgpu_type, &vf, &type, err);
+                        _cleanup_(gv_error_done) GvError e = {};
+                        r = vendor_vgpu_create(root, s->device, s->vgpu_type, &vf, &type, &e);
+                        *err = TAKE_PTR(e.message);
                         if (r < 0)
                                 return r;
                 }
@@ -226,12 +228,14 @@ static int run_vgpu_create(Root *root, const Step *s, char **err) {
                 if (!s->units)
                         vgpu_uuid(s->device, idx, uuid);
                 const char *id = s->units ? s->units[idx] : uuid;
+                _cleanup_(gv_error_done) GvError e = {};
                 if (vendor) {
                         _cleanup_free_ char *vf = NULL;
                         unsigned type = 0;
-                        r = vendor_vgpu_create(root, id, s->vgpu_type, &vf, &type, err);
+                        r = vendor_vgpu_create(root, id, s->vgpu_type, &vf, &type, &e);
                 } else
-                        r = mdev_create(root, s->device, s->vgpu_type, id, NULL, 0, err);
+                        r = mdev_create(root, s->device, s->vgpu_type, id, NULL, 0, &e);
+                *err = TAKE_PTR(e.message);
                 if (r < 0)
                         return r;
                 n++;

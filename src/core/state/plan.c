@@ -285,7 +285,7 @@ static int mig_pins(Planner *p, const GpuEntry *e, const MigGpu *g, const unsign
 static int vgpu_resolve(Planner *p, const GpuEntry *e, const PciDevice *d, bool *ret_vendor, char **ret_id,
                         unsigned *ret_max) {
         VgpuTypeRef t;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         int r = vgpu_type_resolve(p->host.root, d->addr, e->vgpu_type, &t, &err);
         if (r == -ENODEV)
                 return reject(p, e, "%s (%04x:%04x) cannot do mode vgpu: no mediated device types and no NVIDIA vGPU VFs",
@@ -293,7 +293,7 @@ static int vgpu_resolve(Planner *p, const GpuEntry *e, const PciDevice *d, bool 
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return reject(p, e, "%s", strna(err));
+                return reject(p, e, "%s", strna(err.message));
         *ret_vendor = t.kind == VGPU_TYPE_VENDOR;
         *ret_max = t.kind == VGPU_TYPE_VENDOR ? (unsigned)MAX(d->sriov_totalvfs, 0)
                    : t.max_instances > 0     ? (unsigned)t.max_instances

@@ -163,20 +163,18 @@ static const JsonField definition_fields[] = {
 };
 
 int mdev_definition_parse(const char *file, const char *text, size_t len, char **ret_type, char **ret_start,
-                          MdevAttr **ret_attrs, size_t *ret_n, char **ret_error) {
-        *ret_error = NULL;
+                          MdevAttr **ret_attrs, size_t *ret_n, GvError *err) {
         json_object *o = NULL;
         DefinitionRecord rec = {.start = "manual"};
         MdevAttr *attrs = NULL;
         size_t n = 0;
-        _cleanup_(gv_error_done) GvError perr = {};
-        int r = json_parse_strict(file, text, len, &o, &perr);
-        *ret_error = TAKE_PTR(perr.message);
+        int r = json_parse_strict(file, text, len, &o, err);
+        if (r == -EINVAL && err) /* not JSON: a malformed definition */
+                err->error = EBADMSG;
         if (r < 0)
                 return r == -EINVAL ? -EBADMSG : r;
         /* mdevctl's format: keys gpuvirt does not use are left alone */
-        r = json_dispatch(file, o, definition_fields, JSON_DISPATCH_ALLOW_UNKNOWN, &rec, &perr);
-        *ret_error = TAKE_PTR(perr.message);
+        r = json_dispatch(file, o, definition_fields, JSON_DISPATCH_ALLOW_UNKNOWN, &rec, err);
         if (r < 0)
                 goto out;
         size_t k = rec.attrs ? json_object_array_length(rec.attrs) : 0;
@@ -189,14 +187,17 @@ int mdev_definition_parse(const char *file, const char *text, size_t len, char *
                 json_object *e = json_object_array_get_idx(rec.attrs, i);
                 r = -EBADMSG;
                 if (!json_object_is_type(e, json_type_object) || json_object_object_length(e) != 1) {
-                        *ret_error = strdup_printf("%s: attribute %zu must be one {\"name\": \"value\"}", file, i);
+                        gv_error_set(err, r, NULL, "parse", "%s: attribute %zu must be one {\"name\": \"value\"}",
+                                     file, i);
                         goto out;
                 }
                 json_object_object_foreach(e, key, val) {
                         if (!attr_name_valid(key) || !json_object_is_type(val, json_type_string) ||
                             strlen(json_object_get_string(val)) != (size_t)json_object_get_string_len(val)) {
-                                *ret_error = strdup_printf("%s: attribute %zu: '%s' is not an attribute of the device "
-                                                           "with a string value", file, i, key);
+                                gv_error_set(err, r, NULL, "parse",
+                                             "%s: attribute %zu: '%s' is not an attribute of the device with a string "
+                                             "value",
+                                             file, i, key);
                                 goto out;
                         }
                         attrs[n].name = strdup(key);
@@ -360,14 +361,15 @@ static int read_defined(Root *root, MdevDevice **l, size_t *n) {
                         if (mdev_definition_name_parse(*f, uuid) < 0)
                                 continue; /* temp files, editor backups: mdevctl skips them too */
                         _cleanup_free_ char *fp = strdup_printf("%s/%s", pd, *f);
-                        _cleanup_free_ char *text = NULL, *type = NULL, *start = NULL, *bad = NULL;
+                        _cleanup_free_ char *text = NULL, *type = NULL, *start = NULL;
+                        _cleanup_(gv_error_done) GvError bad = {};
                         MdevAttr *attrs = NULL;
                         size_t na = 0, len = 0;
                         if (!fp)
                                 return -ENOMEM;
                         if (read_full(fp, JSON_FILE_SIZE_MAX, (void **)&text, &len) < 0 ||
                             mdev_definition_parse(fp, text, len, &type, &start, &attrs, &na, &bad) < 0) {
-                                log_debug("Ignoring malformed mdevctl definition %s: %s", fp, strna(bad));
+                                log_debug("Ignoring malformed mdevctl definition %s: %s", fp, strna(bad.message));
                                 continue;
                         }
                         MdevDevice *d = list_find(*l, *n, uuid);
@@ -461,7 +463,7 @@ static char *nvidia_type_in_use(Root *root, const char *parent, const char *type
         return NULL;
 }
 
-static char *create_error(Root *root, int r, const char *parent, const char *type, const char *uuid) {
+static char *create_message(Root *root, int r, const char *parent, const char *type, const char *uuid) {
         _cleanup_free_ char *et = errno_describe(r);
         switch (r) {
         case -EEXIST:
@@ -486,58 +488,52 @@ static char *create_error(Root *root, int r, const char *parent, const char *typ
         }
 }
 
+/* Why the create of a type-TYPE device UUID on PARENT failed with r: err filled (step "create"), r returned. */
+static int create_error(Root *root, GvError *err, int r, const char *parent, const char *type, const char *uuid) {
+        return gv_error_take(err, r, parent, "create", GV_HINT_NONE, create_message(root, r, parent, type, uuid));
+}
+
 int mdev_create(Root *root, const char *parent, const char *type, const char *uuid, const MdevAttr *attrs,
-                size_t n_attrs, char **ret_error) {
-        *ret_error = NULL;
+                size_t n_attrs, GvError *err) {
         /* a PCI parent (a GPU) must answer on the bus; virtual parents (mbochs) have no address */
         PciAddr pa;
-        if (pci_addr_parse(parent, &pa) == 0 && pci_device_require_alive(root, parent, ret_error) < 0)
+        if (pci_addr_parse(parent, &pa) == 0 && pci_device_require_alive(root, parent, err) < 0)
                 return -ENODEV;
-        if (!root_exists(root, "sys/class/mdev_bus/%s/mdev_supported_types", parent)) {
-                *ret_error = strdup_printf("%s is not a mediated device parent (no sys/class/mdev_bus/%s: the vGPU "
-                                           "host driver is not loaded, or the device has no vGPU support)",
-                                           parent, parent);
-                return -ENODEV;
-        }
-        if (!mdev_type_valid(type) || !root_exists(root, "sys/class/mdev_bus/%s/mdev_supported_types/%s", parent, type)) {
-                *ret_error = create_error(root, -ENOENT, parent, type, uuid);
-                return -ENOENT;
-        }
-        if (root_exists(root, "sys/bus/mdev/devices/%s", uuid)) {
-                *ret_error = create_error(root, -EEXIST, parent, type, uuid);
-                return -EEXIST;
-        }
+        if (!root_exists(root, "sys/class/mdev_bus/%s/mdev_supported_types", parent))
+                return gv_error_set(err, -ENODEV, parent, "create",
+                                    "%s is not a mediated device parent (no sys/class/mdev_bus/%s: the vGPU "
+                                    "host driver is not loaded, or the device has no vGPU support)",
+                                    parent, parent);
+        if (!mdev_type_valid(type) || !root_exists(root, "sys/class/mdev_bus/%s/mdev_supported_types/%s", parent, type))
+                return create_error(root, err, -ENOENT, parent, type, uuid);
+        if (root_exists(root, "sys/bus/mdev/devices/%s", uuid))
+                return create_error(root, err, -EEXIST, parent, type, uuid);
         if (parent_is_nvidia(root, parent)) {
                 _cleanup_free_ char *other = nvidia_type_in_use(root, parent, type);
-                if (other) {
-                        *ret_error = strdup_printf("%s already runs vGPUs of type %s; NVIDIA time-sliced vGPU allows "
-                                                   "one type per GPU at a time: remove those first or use type %s",
-                                                   parent, other, other);
-                        return -EINVAL;
-                }
+                if (other)
+                        return gv_error_set(err, -EINVAL, parent, "create",
+                                            "%s already runs vGPUs of type %s; NVIDIA time-sliced vGPU allows "
+                                            "one type per GPU at a time: remove those first or use type %s",
+                                            parent, other, other);
         }
         _cleanup_free_ char *avail = NULL;
         int n;
         if (root_read_attr(root, &avail, "sys/class/mdev_bus/%s/mdev_supported_types/%s/available_instances", parent,
                            type) >= 0 &&
-            parse_int(avail, &n) >= 0 && n <= 0) {
-                *ret_error = create_error(root, -EUSERS, parent, type, uuid);
-                return -EUSERS;
-        }
+            parse_int(avail, &n) >= 0 && n <= 0)
+                return create_error(root, err, -EUSERS, parent, type, uuid);
         int r = root_write(root, uuid, "sys/class/mdev_bus/%s/mdev_supported_types/%s/create", parent, type);
-        if (r < 0) {
-                *ret_error = create_error(root, r, parent, type, uuid);
-                return r;
-        }
+        if (r < 0)
+                return create_error(root, err, r, parent, type, uuid);
         for (size_t i = 0; i < n_attrs; i++) {
                 r = root_write(root, attrs[i].value, "sys/bus/mdev/devices/%s/%s", uuid, attrs[i].name);
                 if (r < 0) {
                         _cleanup_free_ char *et = errno_describe(r);
                         int k = root_write(root, "1", "sys/bus/mdev/devices/%s/remove", uuid);
-                        *ret_error = strdup_printf("writing attribute %s=%s on %s failed: %s; %s", attrs[i].name,
-                                                   attrs[i].value, uuid, et,
-                                                   k < 0 ? "removing the device again failed too" : "the device was removed again");
-                        return r;
+                        return gv_error_set(err, r, uuid, attrs[i].name, "writing attribute %s=%s on %s failed: %s; %s",
+                                            attrs[i].name, attrs[i].value, uuid, et,
+                                            k < 0 ? "removing the device again failed too"
+                                                  : "the device was removed again");
                 }
         }
         return 0;

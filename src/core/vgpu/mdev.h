@@ -68,13 +68,13 @@ void mdev_list_free(MdevDevice *l, size_t n);
 /*
  * Create an mdev. Checks first (parent, type, UUID free, available_instances, NVIDIA's one type per
  * GPU), then writes the UUID to the type's create file and the attrs in order (removing the device
- * again when an attr is refused). On failure *ret_error says what failed and the likely cause.
+ * again when an attr is refused). On failure err (may be NULL) says what failed and the likely cause.
  * Errors: -ENODEV no such parent, or a PCI parent that does not answer on the bus, -ENOENT no such type,
  * -EEXIST UUID in use, -EUSERS no instance left, -EINVAL type cannot be mixed with those on the GPU, other
  * -errno from the kernel.
  */
 int mdev_create(Root *root, const char *parent, const char *type, const char *uuid, const MdevAttr *attrs,
-                size_t n_attrs, char **ret_error);
+                size_t n_attrs, GvError *err);
 
 /* Remove an active mdev (write 1 to remove). A device whose /dev/vfio group is held open is refused
  * with -EBUSY unless force (the kernel's remove then blocks until the holder closes it; the hint
@@ -88,7 +88,7 @@ int mdev_define(Root *root, const char *parent, const char *uuid, const char *ty
 int mdev_undefine(Root *root, const char *parent, const char *uuid);
 
 /* Parse one definition's JSON text (len bytes of the file named file) through the strict reader
- * (basic/jsonfile.h). -EBADMSG when malformed, with *ret_error "FILE[:LINE:COL]: reason". */
+ * (basic/jsonfile.h). -EBADMSG when malformed, with err (may be NULL) "FILE[:LINE:COL]: reason". */
 int mdev_definition_parse(const char *file, const char *text, size_t len, char **ret_type, char **ret_start,
-                          MdevAttr **ret_attrs, size_t *ret_n, char **ret_error);
+                          MdevAttr **ret_attrs, size_t *ret_n, GvError *err);
 void mdev_attrs_free(MdevAttr *a, size_t n);

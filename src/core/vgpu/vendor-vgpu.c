@@ -159,12 +159,11 @@ static char *pf_of(Root *root, const char *vf) {
 
 
 int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **ret_vf, unsigned *ret_type,
-                       char **ret_error) {
-        *ret_error = NULL;
+                       GvError *err) {
         _cleanup_strv_free_ char **cands = NULL;
         _cleanup_free_ char *pf = NULL;
         size_t nc = 0;
-        if (pci_device_require_alive(root, parent, ret_error) < 0)
+        if (pci_device_require_alive(root, parent, err) < 0)
                 return -ENODEV;
         if (vf_has_vgpu(root, parent)) {
                 pf = pf_of(root, parent);
@@ -177,7 +176,7 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
         }
         if (!pf || !cands)
                 return -ENOMEM;
-        if (!streq(pf, parent) && pci_device_require_alive(root, pf, ret_error) < 0)
+        if (!streq(pf, parent) && pci_device_require_alive(root, pf, err) < 0)
                 return -ENODEV; /* a VF of a GPU that fell off the bus */
         unsigned in_use = 0;
         size_t free_vfs = 0, vgpu_vfs = 0;
@@ -208,8 +207,9 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
                 int r = root_write(root, idv, "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", *v);
                 if (r < 0) {
                         _cleanup_free_ char *et = errno_describe(r);
-                        *ret_error = strdup_printf("writing type %u (%s) to %s's nvidia/current_vgpu_type failed: %s", id,
-                                                   m->name, *v, et);
+                        r = gv_error_set(err, r, *v, "current_vgpu_type",
+                                         "writing type %u (%s) to %s's nvidia/current_vgpu_type failed: %s", id, m->name,
+                                         *v, et);
                         vendor_vgpu_types_free(t, nt);
                         return r;
                 }
@@ -218,8 +218,8 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
                         /* without a record we could never release it safely: undo */
                         (void)root_write(root, "0", "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", *v);
                         _cleanup_free_ char *et = errno_describe(r);
-                        *ret_error = strdup_printf("cannot record the vGPU in " VENDOR_VGPU_STATE_DIR ": %s; type cleared "
-                                                   "again", et);
+                        r = gv_error_set(err, r, *v, "record",
+                                         "cannot record the vGPU in " VENDOR_VGPU_STATE_DIR ": %s; type cleared again", et);
                         vendor_vgpu_types_free(t, nt);
                         return r;
                 }
@@ -228,25 +228,22 @@ int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **
                 *ret_type = id;
                 return *ret_vf ? 0 : -ENOMEM;
         }
-        if (vgpu_vfs == 0) {
-                *ret_error = strdup_printf("%s has no VFs with NVIDIA vGPU support (no nvidia/current_vgpu_type): enable "
-                                           "them with NVIDIA's sriov-manage -e, or 'gpuvirt sriov set'",
-                                           parent);
-                return -ENODEV;
-        }
-        if (free_vfs == 0) {
-                *ret_error = strdup_printf("every VF of %s already carries a vGPU (%zu VFs): remove one first", pf, vgpu_vfs);
-                return -EUSERS;
-        }
-        if (!known && in_use != 0) {
-                *ret_error = strdup_printf("%s runs vGPU type %u, and NVIDIA vGPU allows one type per GPU at a time: "
-                                           "type '%s' is not creatable now (see 'gpuvirt vgpu types %s')",
-                                           pf, in_use, type, pf);
-                return -EINVAL;
-        }
-        *ret_error = strdup_printf("type '%s' is not among the creatable vGPU types of %s (see 'gpuvirt vgpu types %s')",
-                                   type, pf, pf);
-        return -ENOENT;
+        if (vgpu_vfs == 0)
+                return gv_error_set(err, -ENODEV, parent, NULL,
+                                    "%s has no VFs with NVIDIA vGPU support (no nvidia/current_vgpu_type): enable "
+                                    "them with NVIDIA's sriov-manage -e, or 'gpuvirt sriov set'",
+                                    parent);
+        if (free_vfs == 0)
+                return gv_error_set(err, -EUSERS, pf, NULL,
+                                    "every VF of %s already carries a vGPU (%zu VFs): remove one first", pf, vgpu_vfs);
+        if (!known && in_use != 0)
+                return gv_error_set(err, -EINVAL, pf, NULL,
+                                    "%s runs vGPU type %u, and NVIDIA vGPU allows one type per GPU at a time: "
+                                    "type '%s' is not creatable now (see 'gpuvirt vgpu types %s')",
+                                    pf, in_use, type, pf);
+        return gv_error_set(err, -ENOENT, pf, NULL,
+                            "type '%s' is not among the creatable vGPU types of %s (see 'gpuvirt vgpu types %s')", type,
+                            pf, pf);
 }
 
 int vendor_vgpu_remove(Root *root, const char *vf, bool force, GvError *err) {

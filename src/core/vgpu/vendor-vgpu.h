@@ -37,11 +37,11 @@ void vendor_vgpu_avail_free(VendorVgpuAvail *a, size_t n);
 /*
  * Create: TYPE is a numeric id or a name as creatable_vgpu_types lists it; parent is the PF (gpuvirt picks
  * the first free VF that offers the type) or one VF. Errors: -ENOENT unknown type, -EINVAL the GPU runs
- * another type (one type per GPU), -EUSERS no free VF, -ENODEV the GPU does not answer on the bus (error
- * says so), other -errno from the kernel.
+ * another type (one type per GPU), -EUSERS no free VF, -ENODEV the GPU does not answer on the bus, other
+ * -errno from the kernel; err (may be NULL) says what failed.
  */
 int vendor_vgpu_create(Root *root, const char *parent, const char *type, char **ret_vf, unsigned *ret_type,
-                       char **ret_error);
+                       GvError *err);
 /* Release what gpuvirt set on a VF. -ENOENT the VF has no type, -EPERM it carries a type gpuvirt did not
  * set (or not the one it set) and force is off (hint GV_HINT_FORCE_CLEAR), -EBUSY its group is held open
  * and force is off (GV_HINT_FORCE_BUSY). err (may be NULL) says what failed. */

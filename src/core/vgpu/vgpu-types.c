@@ -202,8 +202,7 @@ static int vendor_types_offered(Root *root, const char *parent, VendorVgpuType *
         return 0;
 }
 
-int vgpu_type_resolve(Root *root, const char *parent, const char *type, VgpuTypeRef *ret, char **ret_error) {
-        *ret_error = NULL;
+int vgpu_type_resolve(Root *root, const char *parent, const char *type, VgpuTypeRef *ret, GvError *err) {
         int r = -ENOENT;
         bool vendor = true; /* a vendor vGPU parent (PF or VF), not an mdev parent */
         if (root_exists(root, "sys/class/mdev_bus/%s/mdev_supported_types", parent)) {
@@ -237,12 +236,11 @@ int vgpu_type_resolve(Root *root, const char *parent, const char *type, VgpuType
                 }
                 vendor_vgpu_types_free(t, n);
                 r = r < 0 ? r : -ENOENT;
-        } else {
-                *ret_error = strdup_printf("%s has no vGPU types: no mdev types (is the vGPU host driver loaded?) and no "
-                                           "VFs with NVIDIA vGPU (see 'gpuvirt vgpu types')",
-                                           parent);
-                return -ENODEV;
-        }
+        } else
+                return gv_error_set(err, -ENODEV, parent, NULL,
+                                    "%s has no vGPU types: no mdev types (is the vGPU host driver loaded?) and no "
+                                    "VFs with NVIDIA vGPU (see 'gpuvirt vgpu types')",
+                                    parent);
         /* A GPU running one vendor type offers only that one on its free VFs: a numeric id is still a type
          * id (vendor_vgpu_create() says which type runs); a name cannot be told from what is offered now. */
         uint32_t num;
@@ -252,10 +250,11 @@ int vgpu_type_resolve(Root *root, const char *parent, const char *type, VgpuType
                 return ref_set(ret, VGPU_TYPE_VENDOR, id, NULL, -1);
         }
         if (r == -ENOENT)
-                *ret_error = strdup_printf("%s has no vGPU type '%s' (an id or a name; see 'gpuvirt vgpu types %s')%s",
-                                           parent, type, parent,
-                                           vendor ? "; a GPU running a vendor vGPU type offers only that one" : "");
-        else if (r < 0 && r != -ENOMEM)
-                *ret_error = strdup_printf("cannot read the vGPU types of %s: %s", parent, errno_message(r));
+                return gv_error_set(err, r, parent, NULL,
+                                    "%s has no vGPU type '%s' (an id or a name; see 'gpuvirt vgpu types %s')%s", parent,
+                                    type, parent, vendor ? "; a GPU running a vendor vGPU type offers only that one" : "");
+        if (r < 0 && r != -ENOMEM)
+                return gv_error_set(err, r, parent, NULL, "cannot read the vGPU types of %s: %s", parent,
+                                    errno_message(r));
         return r;
 }

@@ -64,6 +64,6 @@ void vgpu_type_ref_done(VgpuTypeRef *t);
  * host.yaml vgpu.type): TYPE is an id or a name (vgpu_type_is()) among the types of PARENT, an mdev parent
  * (its name under sys/class/mdev_bus: a PCI address, or a virtual parent such as mbochs), a PF whose VFs
  * carry NVIDIA's vendor vGPU types (those its free VFs offer) or one such VF. -ENOENT no such type,
- * -ENODEV the parent has no vGPU types; ret_error says which.
+ * -ENODEV the parent has no vGPU types; err (may be NULL, device PARENT) says which.
  */
-int vgpu_type_resolve(Root *root, const char *parent, const char *type, VgpuTypeRef *ret, char **ret_error);
+int vgpu_type_resolve(Root *root, const char *parent, const char *type, VgpuTypeRef *ret, GvError *err);

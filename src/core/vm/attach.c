@@ -122,11 +122,11 @@ int vm_pick_targets(Virt *v, const char *dom, bool *live, bool *config, GvError 
 static int resolve_type(Root *root, const char *parent, const char *type, VgpuTypeKind kind, char **ret_id,
                         GvError *err) {
         VgpuTypeRef t;
-        _cleanup_free_ char *msg = NULL;
+        _cleanup_(gv_error_done) GvError msg = {};
         int r = vgpu_type_resolve(root, parent, type, &t, &msg);
         if (r < 0)
                 return gv_error_take(err, r == -ENOENT ? -EINVAL : op_errno(r), parent, NULL, GV_HINT_NONE,
-                                     TAKE_PTR(msg));
+                                     TAKE_PTR(msg.message));
         if (t.kind != kind) {
                 r = gv_error_take(
                         err, -EINVAL, parent, NULL,
@@ -158,17 +158,18 @@ static int attach_unit(Root *root, const PciHost *h, const VmRequest *req, Unit 
                                              strdup_printf("Cannot generate a UUID."));
                 for (char *p = created_uuid; *p; p++)
                         *p = (char)tolower((unsigned char)*p);
-                _cleanup_free_ char *msg = NULL, *type = NULL;
+                _cleanup_free_ char *type = NULL;
+                _cleanup_(gv_error_done) GvError msg = {};
                 if ((r = resolve_type(root, parent, req->mdev_type, VGPU_TYPE_MDEV, &type, err)) < 0)
                         return r;
                 r = mdev_create(root, parent, type, created_uuid, NULL, 0, &msg);
                 if (r == -ENOENT || r == -ENODEV)
                         return gv_error_take(err, -EINVAL, parent, "create", GV_HINT_NONE,
-                                             msg ? TAKE_PTR(msg) : strdup("no such mdev parent or type"));
+                                             msg.message ? TAKE_PTR(msg.message) : strdup("no such mdev parent or type"));
                 if (r < 0)
                         return gv_error_take(err, op_errno(r), parent, NULL, GV_HINT_NONE,
                                              strdup_printf("Cannot create an mdev of type %s on %s: %s",
-                                                           req->mdev_type, parent, msg ?: errno_message(r)));
+                                                           req->mdev_type, parent, msg.message ?: errno_message(r)));
                 if (root_dry_run(root)) {
                         u.kind = UNIT_MDEV;
                         snprintf(u.id, sizeof u.id, "%s", created_uuid);
@@ -182,10 +183,10 @@ static int attach_unit(Root *root, const PciHost *h, const VmRequest *req, Unit 
         }
         if ((r = vm_resolve_unit(root, h, req->device, &u, err)) < 0)
                 return r;
-        _cleanup_free_ char *dead = NULL;
+        _cleanup_(gv_error_done) GvError dead = {};
         if ((r = unit_require_alive(root, &u, &dead)) < 0) {
                 r = gv_error_take(err, op_errno(r), u.id, NULL, GV_HINT_NONE,
-                                  strdup_printf("Cannot attach %s: %s", u.id, strna(dead)));
+                                  strdup_printf("Cannot attach %s: %s", u.id, strna(dead.message)));
                 unit_done(&u);
                 return r;
         }
@@ -204,13 +205,14 @@ static int attach_unit(Root *root, const PciHost *h, const VmRequest *req, Unit 
                         unit_done(&u);
                         return r;
                 }
-                _cleanup_free_ char *vf = NULL, *msg = NULL;
+                _cleanup_free_ char *vf = NULL;
+                _cleanup_(gv_error_done) GvError msg = {};
                 unsigned set = 0;
                 r = vendor_vgpu_create(root, u.id, type, &vf, &set, &msg);
                 if (r < 0) {
                         r = gv_error_take(err, op_errno(r), u.id, NULL, GV_HINT_NONE,
                                           strdup_printf("Cannot set vGPU type %s on %s: %s", req->vgpu_type,
-                                                        u.id, msg ?: errno_message(r)));
+                                                        u.id, msg.message ?: errno_message(r)));
                         unit_done(&u);
                         return r;
                 }

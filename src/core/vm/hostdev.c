@@ -146,18 +146,17 @@ int unit_resolve(Root *root, const PciHost *h, const char *input, Unit *ret) {
         return 0;
 }
 
-int unit_require_alive(Root *root, const Unit *u, char **ret_error) {
-        *ret_error = NULL;
+int unit_require_alive(Root *root, const Unit *u, GvError *err) {
         for (size_t i = 0; i < u->n_funcs; i++) {
                 char a[PCI_ADDR_STRLEN];
-                int r = pci_device_require_alive(root, pci_addr_format(&u->funcs[i], a), ret_error);
+                int r = pci_device_require_alive(root, pci_addr_format(&u->funcs[i], a), err);
                 if (r < 0)
                         return r;
         }
         /* the PF of a VF, the parent of an mdev (when it is a PCI device; virtual parents have no address) */
         PciAddr pa;
         if (u->parent && pci_addr_parse(u->parent, &pa) == 0)
-                return pci_device_require_alive(root, u->parent, ret_error);
+                return pci_device_require_alive(root, u->parent, err);
         return 0;
 }
 

@@ -54,7 +54,7 @@ int unit_resolve(Root *root, const PciHost *h, const char *input, Unit *ret);
 
 /* 0 when every PCI function of the unit, its PF and an mdev's PCI parent answer on the bus; -ENODEV with
  * ret_error (pci_device_dead_message) for the first that does not. */
-int unit_require_alive(Root *root, const Unit *u, char **ret_error);
+int unit_require_alive(Root *root, const Unit *u, GvError *err);
 
 /* Does a domain's hostdev reference this unit (any of its functions, or its UUID)? */
 bool unit_matches(const Unit *u, const HostdevRef *ref);
