@@ -52,9 +52,9 @@ static int load_templates(char **roots, int n) {
         for (int i = 0; i < n; i++) {
                 Root *root;
                 Store *s;
-                char *err = NULL;
+                GvError err = {};
                 if (root_open(roots[i], 0, &root) < 0 || store_open("local", root, &s, &err) < 0)
-                        return fprintf(stderr, "cannot open %s: %s\n", roots[i], err ?: "?"), -1;
+                        return fprintf(stderr, "cannot open %s: %s\n", roots[i], err.message ?: "?"), -1;
                 StoreKv *kv;
                 size_t nk;
                 if (store_range(s, FLEET_KEY_GPUS, true, &kv, &nk, NULL) < 0)
@@ -479,8 +479,9 @@ static int bench_etcd(const char *endpoints, size_t hosts) {
         _cleanup_free_ char *url = strdup_printf("etcd://%s", endpoints);
         Store *s;
         char *err = NULL;
-        if (store_open(url, NULL, &s, &err) < 0)
-                return fprintf(stderr, "%s\n", err), 1;
+        GvError oerr = {};
+        if (store_open(url, NULL, &s, &oerr) < 0)
+                return fprintf(stderr, "%s\n", strna(oerr.message)), 1;
         Fleet *f = make_fleet(hosts, FLEET_FRAG);
         /* the fleet into etcd: hosts, alive keys, GPU records, 100 per transaction */
         double t0 = now_s();

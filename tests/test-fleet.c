@@ -345,7 +345,7 @@ static void test_local_store(void **state) {
         TestHost t;
         test_host_open(&t, "workstation");
         Store *s;
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(store_open("local", t.root, &s, &err), 0);
         assert_int_equal(store_put(s, "/k/a", "1", 0), 0);
         assert_int_equal(store_put(s, "/k/b", "2", 0), 0);
@@ -410,9 +410,12 @@ static void test_local_store(void **state) {
         /* bad URLs */
         Store *x;
         assert_int_equal(store_open("etcd://nohostport", t.root, &x, &err), -EINVAL);
-        free(err);
+        assert_int_equal(err.error, EINVAL);
+        assert_string_equal(err.message, "'nohostport' is not HOST:PORT (etcd://HOST:PORT[,HOST:PORT...], at most 16)");
+        gv_error_done(&err);
         assert_int_equal(store_open("zookeeper://h:1", t.root, &x, &err), -EINVAL);
-        free(err);
+        assert_string_equal(err.message, "'zookeeper://h:1' is not a store: etcd://HOST:PORT[,HOST:PORT...] or local");
+        gv_error_done(&err);
         store_free(s);
         test_host_close(&t);
 }

@@ -135,7 +135,7 @@ static void test_match(void **state) {
         PciDevice chosen = {.addr = "0000:17:00.0", .vendor = 0x10de, .device = 0x20b0};
         PciDevice other = {.addr = "0000:99:00.0", .vendor = 0x1002, .device = 0x6860};
         const GpuEntry *e;
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(host_spec_match(s, &a100, &e, &err), 0);
         assert_int_equal(e->mode, GPU_MODE_MIG); /* vendor:device beats all */
         assert_int_equal(host_spec_match(s, &chosen, &e, &err), 0);

@@ -236,10 +236,10 @@ static void test_migparted_parsed_once(void **state) {
         TestHost t;
         test_host_open(&t, "dgx-a100");
         Plan *p = NULL;
-        _cleanup_free_ char *perr = NULL;
+        _cleanup_(gv_error_done) GvError perr = {};
         int r = host_plan(t.root, s, &p, &perr);
         if (r < 0)
-                fprintf(stderr, "%s\n", perr);
+                fprintf(stderr, "%s\n", strna(perr.message));
         assert_int_equal(r, 0);
         size_t mig_steps = 0;
         for (size_t i = 0; i < p->n_steps; i++)
@@ -570,9 +570,13 @@ static void test_state_journal(void **state) {
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_free_ char *p = write_root(t.root, bad[i][0], HOST_JOURNAL_FILE);
-                _cleanup_free_ char *step = NULL, *err = NULL;
+                _cleanup_free_ char *step = NULL;
+                _cleanup_(gv_error_done) GvError ge = {};
                 _cleanup_strv_free_ char **restored = NULL;
-                assert_int_equal(host_recover(t.root, &step, &restored, &err), -EBADMSG);
+                assert_int_equal(host_recover(t.root, &step, &restored, &ge), -EBADMSG);
+                assert_int_equal(ge.error, EBADMSG);
+                assert_string_equal(ge.step, "journal");
+                const char *err = ge.message;
                 assert_null(step);
                 assert_null(restored);
                 expect_error(err, "the journal is damaged (", p);
@@ -585,11 +589,12 @@ static void test_state_journal(void **state) {
         assert_string_equal(pci_host_find(t.host, "0000:02:00.0")->driver, "nvidia");
         /* the last apply's record */
         HostResult res;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         free(write_root(t.root, "{\"time\":1,\"file\":\"/etc/gpuvirt/host.yaml\",\"ok\":\"yes\",\"steps\":0,\"error\":null}",
                         HOST_RESULT_FILE));
         assert_int_equal(host_result_read(t.root, &res, &err), -EBADMSG);
-        assert_non_null(strstr(err, "'ok' is \"yes\", expected true or false"));
+        assert_int_equal(err.error, EBADMSG);
+        assert_non_null(strstr(strna(err.message), "'ok' is \"yes\", expected true or false"));
         test_host_close(&t);
 }
 

@@ -91,7 +91,7 @@ static void test_export(void **state) {
         HostSpec *s = spec("version: 1\ngpus:\n  - select: \"10de:20b2\"\n    mode: mig\n"
                            "    mig: {\"1g.10gb\": 2, \"3g.40gb\": 1}\n");
         Plan *p = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(host_plan(t.root, s, &p, &err), 0);
         size_t done = 0;
         assert_int_equal(host_apply(t.root, p, &done, &err), 0);
@@ -115,12 +115,13 @@ static void test_export(void **state) {
         size_t failed = 0;
         for (long n = 0; n < MAX_RUNS; n++) {
                 HostSpec *e = NULL;
-                char *eerr = NULL;
+                GvError eerr = {};
                 arm(n);
                 int r = host_export(t.root, &e, &eerr);
                 bool more = n_allocs > n; /* the nth allocation was reached (and failed) */
                 disarm();
-                free(eerr);
+                assert_int_equal(eerr.error, r < 0 ? -r : 0);
+                gv_error_done(&eerr);
                 if (r < 0) {
                         assert_int_equal(r, -ENOMEM);
                         assert_true(more);

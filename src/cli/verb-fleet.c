@@ -139,13 +139,13 @@ static void fleet_opt(int c, const char *v, void *ud) {
 }
 
 static int open_store(Root *root, const FleetArgs *a, Store **ret) {
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         const char *url = a->store ?: getenv("GPUVIRT_FLEET_STORE");
         int r = store_open(url, root, ret, &err);
         if (r == -EINVAL)
-                return usage_error("%s", strna(err)), -EINVAL;
+                return usage_error("%s", strna(err.message)), -EINVAL;
         if (r < 0)
-                return log_error("Cannot open the fleet store: %s", err ?: errno_message(r)), failure_errno(r);
+                return log_error("Cannot open the fleet store: %s", err.message ?: errno_message(r)), failure_errno(r);
         return 0;
 }
 

@@ -50,10 +50,10 @@ static int load_spec(Root *root, const StateArgs *a, HostSpec **ret) {
 }
 
 static int plan_spec(Root *root, const HostSpec *s, Plan **ret) {
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         int r = host_plan(root, s, ret, &err);
         if (r < 0)
-                return log_error("%s", err ?: errno_message(r)), r == -EINVAL ? r : failure_errno(r);
+                return log_error("%s", err.message ?: errno_message(r)), r == -EINVAL ? r : failure_errno(r);
         return 0;
 }
 
@@ -89,7 +89,8 @@ static int do_plan(Root *root, const HostSpec *s, bool assert_only) {
 /* host_recover(), saying what it did: on stdout for recover, as notices on stderr for apply (which recovers
  * before it plans). *ret_recovered: whether it did anything. 0 or an exit code. */
 static int recover(Root *root, bool as_notices, bool *ret_recovered) {
-        _cleanup_free_ char *step = NULL, *err = NULL;
+        _cleanup_free_ char *step = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         _cleanup_strv_free_ char **restored = NULL;
         int r = host_recover(root, &step, &restored, &err);
         char *said = NULL;
@@ -108,7 +109,7 @@ static int recover(Root *root, bool as_notices, bool *ret_recovered) {
         free(said);
         *ret_recovered = step || restored;
         if (r < 0)
-                return log_error("Cannot recover%s%s: %s", step ? " the interrupted step " : "", step ?: "", strna(err)),
+                return log_error("Cannot recover%s%s: %s", step ? " the interrupted step " : "", step ?: "", strna(err.message)),
                        failure_errno(r);
         return 0;
 }
@@ -134,8 +135,9 @@ static int do_apply(Root *root, const StateArgs *a, const HostSpec *s) {
         if (arg.dry_run)
                 print_plan(p, "No changes.");
         size_t done = 0;
-        _cleanup_free_ char *err = NULL;
-        int r = host_apply(root, p, &done, &err);
+        _cleanup_(gv_error_done) GvError aerr = {};
+        int r = host_apply(root, p, &done, &aerr);
+        const char *err = aerr.message;
         if (!arg.dry_run)
                 (void)host_result_write(root, file, r >= 0, done, err);
         if (arg.json) {
@@ -161,10 +163,10 @@ static int do_apply(Root *root, const StateArgs *a, const HostSpec *s) {
 
 static int do_export(Root *root, const StateArgs *a) {
         _cleanup_host_spec_free_ HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         int r = host_export(root, &s, &err);
         if (r < 0)
-                return log_error("%s", err ?: errno_message(r)), failure_errno(r);
+                return log_error("%s", err.message ?: errno_message(r)), failure_errno(r);
         _cleanup_free_ char *text = host_spec_format(s);
         if (!text)
                 return log_error_errno(ENOMEM, "Out of memory."), -ENOMEM;
@@ -203,8 +205,9 @@ static int do_status(Root *root, const StateArgs *a) {
         /* both files are read strictly: a damaged one is said to be damaged, never taken for "none" */
         HostResult last = {};
         Step js = {};
-        _cleanup_free_ char *last_bad = NULL, *journal_bad = NULL;
-        int rl = host_result_read(root, &last, &last_bad), rj = host_journal_read(root, &js, &journal_bad);
+        _cleanup_(gv_error_done) GvError lbad = {}, jbad = {};
+        int rl = host_result_read(root, &last, &lbad), rj = host_journal_read(root, &js, &jbad);
+        _cleanup_free_ char *last_bad = TAKE_PTR(lbad.message), *journal_bad = TAKE_PTR(jbad.message);
         bool have_last = rl >= 0, have_journal = rj >= 0;
         if (rl < 0 && rl != -ENOENT && !last_bad)
                 last_bad = strdup_printf(HOST_RESULT_FILE ": %s", errno_message(rl));
@@ -224,8 +227,11 @@ static int do_status(Root *root, const StateArgs *a) {
         bool have_file = path && host_spec_load(path, a->file ?: "/" HOST_STATE_FILE, &s, &lerr) == 0;
         if (!have_file) /* the reason, said as the file's state below */
                 err = TAKE_PTR(lerr.message);
-        if (have_file && host_plan(root, s, &p, &err) < 0)
+        _cleanup_(gv_error_done) GvError perr = {};
+        if (have_file && host_plan(root, s, &p, &perr) < 0) {
                 p = NULL;
+                err = TAKE_PTR(perr.message);
+        }
         /* a desired state that is there but cannot be read or planned is not green (the rig's boot: the
          * unit failed on an impossible entry while status said nothing was wrong) */
         bool unusable = path && !p && access(path, F_OK) == 0;

@@ -59,7 +59,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         case 3: {
                 Step s = {};
-                r = host_journal_read(root, &s, &err);
+                GvError je = {};
+                r = host_journal_read(root, &s, &je);
+                err = TAKE_PTR(je.message);
+                gv_error_done(&je);
                 if (r >= 0) {
                         FUZZ_CHECK(pci_addr_is_canonical(s.device));
                         /* what the journal gives back is journaled again unchanged */
@@ -70,8 +73,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         fuzz_write(HOST_JOURNAL_FILE, t, strlen(t));
                         json_object_put(o);
                         Step s2 = {};
-                        char *err2 = NULL;
+                        GvError err2 = {};
                         FUZZ_CHECK(host_journal_read(root, &s2, &err2) == 0);
+                        gv_error_done(&err2);
                         char *d2 = step_describe(&s2);
                         FUZZ_CHECK(d && d2 && streq(d, d2));
                         free(d);
@@ -83,7 +87,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         case 4: {
                 HostResult h = {};
-                r = host_result_read(root, &h, &err);
+                GvError he = {};
+                r = host_result_read(root, &h, &he);
+                err = TAKE_PTR(he.message);
+                gv_error_done(&he);
                 host_result_done(&h);
                 break;
         }

@@ -803,9 +803,10 @@ static int realize(Pass *p) {
         /* plan; an entry the engine rejects is reported and left out, the rest goes on */
         for (size_t round = 0; round <= spec->n_entries + 1; round++) {
                 _cleanup_plan_free_ Plan *plan = NULL;
-                _cleanup_free_ char *err = NULL;
-                int r = host_plan(p->root, spec, &plan, &err);
+                _cleanup_(gv_error_done) GvError perr = {};
+                int r = host_plan(p->root, spec, &plan, &perr);
                 if (r < 0) {
+                        const char *err = perr.message;
                         int bad = rejected_entry(spec, err);
                         report_error(p->rep, "%s", strna(err));
                         if (bad < 0)
@@ -814,12 +815,12 @@ static int realize(Pass *p) {
                         continue;
                 }
                 size_t done = 0;
-                _cleanup_free_ char *aerr = NULL;
+                _cleanup_(gv_error_done) GvError aerr = {};
                 r = host_apply(p->root, plan, &done, &aerr);
                 p->rep->steps += done;
                 if (r >= 0)
                         return 0;
-                report_error(p->rep, "%s", strna(aerr));
+                report_error(p->rep, "%s", strna(aerr.message));
                 /* the failed step's device: leave its entry out, apply the others */
                 const Step *failed = &plan->steps[done];
                 size_t k;
@@ -846,11 +847,12 @@ int fleet_agent_converge(Root *root, Store *s, const char *host, FleetConvergeRe
                 return lock;
         }
         /* an apply the agent (or anyone) was killed in: finish its step first */
-        _cleanup_free_ char *step = NULL, *rerr = NULL;
+        _cleanup_free_ char *step = NULL;
+        _cleanup_(gv_error_done) GvError rerr = {};
         _cleanup_strv_free_ char **restored = NULL;
         int r = host_recover(root, &step, &restored, &rerr);
         if (r < 0)
-                report_error(ret, "cannot finish the interrupted step %s: %s", strna(step), strna(rerr));
+                report_error(ret, "cannot finish the interrupted step %s: %s", strna(step), strna(rerr.message));
         (void)pci_names_new(&p.names);
         if ((r = state_load(root, &p.st)) < 0 || (r = host_observe(root, &p.h)) < 0 || (r = read_store(&p)) < 0)
                 goto out;

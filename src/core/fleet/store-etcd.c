@@ -528,7 +528,7 @@ static const StoreOps etcd_ops = {
         .done = etcd_done,
 };
 
-int store_etcd_open(const char *endpoints, Store *s, char **ret_error) {
+int store_etcd_open(const char *endpoints, Store *s, GvError *err) {
         static bool global_init = false;
         if (!global_init) {
                 if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -549,15 +549,15 @@ int store_etcd_open(const char *endpoints, Store *s, char **ret_error) {
                 int port;
                 if (!colon || colon == ep || parse_int(colon + 1, &port) < 0 || port < 1 || port > 65535 ||
                     strpbrk(ep, "/@?# ") || e->n_endpoints == ENDPOINTS_MAX) {
-                        *ret_error = strdup_printf("'%s' is not HOST:PORT (etcd://HOST:PORT[,HOST:PORT...], at most %d)",
-                                                   ep, ENDPOINTS_MAX);
+                        gv_error_set(err, -EINVAL, NULL, NULL,
+                                     "'%s' is not HOST:PORT (etcd://HOST:PORT[,HOST:PORT...], at most %d)", ep, ENDPOINTS_MAX);
                         return etcd_done(s), -EINVAL;
                 }
                 if (!(e->endpoints[e->n_endpoints++] = strdup(ep)))
                         return etcd_done(s), -ENOMEM;
         }
         if (e->n_endpoints == 0) {
-                *ret_error = strdup("etcd:// needs at least one HOST:PORT");
+                gv_error_set(err, -EINVAL, NULL, NULL, "etcd:// needs at least one HOST:PORT");
                 return etcd_done(s), -EINVAL;
         }
         e->headers = curl_slist_append(NULL, "Content-Type: application/json");

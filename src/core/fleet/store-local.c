@@ -371,11 +371,10 @@ static const StoreOps local_ops = {
         .done = local_done,
 };
 
-int store_local_open(Root *root, Store *s, char **ret_error) {
-        if (root_kind(root) == ROOT_CAPTURE) {
-                *ret_error = strdup_printf("'%s' is a captured tree: it has no local fleet store", root_dir(root));
-                return -EROFS;
-        }
+int store_local_open(Root *root, Store *s, GvError *err) {
+        if (root_kind(root) == ROOT_CAPTURE)
+                return gv_error_set(err, -EROFS, NULL, NULL, "'%s' is a captured tree: it has no local fleet store",
+                                    root_dir(root));
         Local *l = calloc(1, sizeof *l);
         if (!l)
                 return -ENOMEM;

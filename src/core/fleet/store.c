@@ -44,24 +44,24 @@ char *store_prefix_end(const char *prefix) {
         return e;
 }
 
-int store_open(const char *url, Root *root, Store **ret, char **ret_error) {
+int store_open(const char *url, Root *root, Store **ret, GvError *err) {
         Store *s = calloc(1, sizeof *s);
         if (!s)
-                return -ENOMEM;
+                return gv_error_set(err, -ENOMEM, NULL, "open", NULL);
+        _cleanup_(gv_error_done) GvError e = {};
         const char *ep;
         int r;
         if (isempty(url) || streq(url, "local"))
-                r = store_local_open(root, s, ret_error);
+                r = store_local_open(root, s, &e);
         else if ((ep = startswith(url, "etcd://")) || (ep = startswith(url, "http://")))
-                r = store_etcd_open(ep, s, ret_error);
-        else {
-                *ret_error = strdup_printf("'%s' is not a store: etcd://HOST:PORT[,HOST:PORT...] or local", url);
-                r = -EINVAL;
-        }
+                r = store_etcd_open(ep, s, &e);
+        else
+                r = gv_error_set(&e, -EINVAL, NULL, NULL, "'%s' is not a store: etcd://HOST:PORT[,HOST:PORT...] or local",
+                                 url);
         if (r < 0) {
                 free(s->error);
                 free(s);
-                return r;
+                return gv_error_take(err, r, NULL, "open", GV_HINT_NONE, TAKE_PTR(e.message));
         }
         *ret = s;
         return 0;

@@ -62,8 +62,8 @@ typedef struct StoreTxnResult {
 
 void store_txn_result_done(StoreTxnResult *r);
 
-/* Open a store by URL ("local" or NULL: the root's local store). -EINVAL with *ret_error for a bad URL. */
-int store_open(const char *url, Root *root, Store **ret, char **ret_error);
+/* Open a store by URL ("local" or NULL: the root's local store). -EINVAL with err's message for a bad URL. */
+int store_open(const char *url, Root *root, Store **ret, GvError *err);
 Store *store_free(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free)
 #define _cleanup_store_free_ _cleanup_(store_freep)
@@ -154,8 +154,8 @@ struct Store {
 };
 
 void store_set_error(Store *s, const char *fmt, ...) _printf_(2, 3);
-int store_etcd_open(const char *endpoints, Store *s, char **ret_error);
-int store_local_open(Root *root, Store *s, char **ret_error);
+int store_etcd_open(const char *endpoints, Store *s, GvError *err);
+int store_local_open(Root *root, Store *s, GvError *err);
 
 /* The end of a prefix range: prefix with its last byte incremented (etcd's range_end). */
 char *store_prefix_end(const char *prefix);

@@ -178,19 +178,17 @@ static int step_from_json(const char *file, json_object *o, Step *ret, char **re
         return 0;
 }
 
-int host_journal_read(Root *root, Step *ret, char **ret_error) {
-        *ret_error = NULL;
+int host_journal_read(Root *root, Step *ret, GvError *err) {
         json_object *o = NULL;
         JournalRecord rec = {};
-        _cleanup_(gv_error_done) GvError e = {};
-        int r = state_read_record(root, journal_fields, &rec, &o, &e, HOST_JOURNAL_FILE);
-        *ret_error = TAKE_PTR(e.message);
+        int r = state_read_record(root, journal_fields, &rec, &o, err, HOST_JOURNAL_FILE);
         if (r < 0)
                 return r;
         _cleanup_free_ char *file = root_path(root, HOST_JOURNAL_FILE);
-        r = file ? step_from_json(file, rec.step, ret, ret_error) : -ENOMEM;
+        char *why = NULL;
+        r = file ? step_from_json(file, rec.step, ret, &why) : -ENOMEM;
         json_object_put(o);
-        return r;
+        return r < 0 ? gv_error_take(err, r, NULL, "parse", GV_HINT_NONE, why) : r;
 }
 
 /* ---- carrying steps out ---- */
@@ -352,51 +350,48 @@ static int journal_write(Root *root, const Step *s) {
         return r;
 }
 
-int host_apply(Root *root, const Plan *p, size_t *ret_done, char **ret_error) {
+int host_apply(Root *root, const Plan *p, size_t *ret_done, GvError *err) {
         *ret_done = 0;
         for (size_t i = 0; i < p->n_steps; i++) {
                 const Step *s = &p->steps[i];
                 int r = journal_write(root, s);
-                if (r < 0) {
-                        *ret_error = strdup_printf("cannot write the journal " HOST_JOURNAL_FILE ": %s", strerror(-r));
-                        return r;
-                }
-                char *err = NULL;
-                r = run_step(root, s, &err);
+                if (r < 0)
+                        return gv_error_set(err, r, s->device, "journal",
+                                            "cannot write the journal " HOST_JOURNAL_FILE ": %s", strerror(-r));
+                char *why = NULL;
+                r = run_step(root, s, &why);
                 if (r < 0) {
                         _cleanup_free_ char *d = step_describe(s);
-                        *ret_error = strdup_printf("step %zu/%zu (%s) failed: %s", i + 1, p->n_steps, strna(d),
-                                                   err ?: strerror(-r));
-                        free(err);
+                        gv_error_set(err, r, s->device, step_kind_to_string(s->kind), "step %zu/%zu (%s) failed: %s",
+                                     i + 1, p->n_steps, strna(d), why ?: strerror(-r));
+                        free(why);
                         /* the step left its devices as they were: nothing to finish */
                         (void)root_write_file(root, NULL, HOST_JOURNAL_FILE);
                         return r;
                 }
-                free(err);
+                free(why);
                 (*ret_done)++;
         }
         (void)root_write_file(root, NULL, HOST_JOURNAL_FILE);
         return 0;
 }
 
-int host_recover(Root *root, char **ret_step, char ***ret_restored, char **ret_error) {
+int host_recover(Root *root, char **ret_step, char ***ret_restored, GvError *err) {
         *ret_step = NULL;
         *ret_restored = NULL;
         Step s = {};
-        _cleanup_free_ char *bad = NULL;
+        _cleanup_(gv_error_done) GvError bad = {};
         int r = host_journal_read(root, &s, &bad);
-        if (r < 0 && r != -ENOENT) {
-                *ret_error = strdup_printf("the journal is damaged (%s); remove it and run 'gpuvirt apply'",
-                                           bad ?: strerror(-r));
-                return r;
-        }
+        if (r < 0 && r != -ENOENT)
+                return gv_error_set(err, r, NULL, "journal", "the journal is damaged (%s); remove it and run 'gpuvirt apply'",
+                                    bad.message ?: strerror(-r));
         if (r >= 0) {
                 /* NULL says "no interrupted step": a description lost to a failed allocation must not */
                 if (!(*ret_step = step_describe(&s)))
-                        return step_done(&s), -ENOMEM;
-                char *err = NULL;
+                        return step_done(&s), gv_error_set(err, -ENOMEM, NULL, NULL, NULL);
+                char *why = NULL;
                 /* Every step converges when run again: this finishes the interrupted one. */
-                r = run_step(root, &s, &err);
+                r = run_step(root, &s, &why);
                 if (r < 0 && s.kind == STEP_BIND_VFIO) {
                         /* cannot finish: roll back, so no function stays half moved */
                         VfioOptions vo = {.settle_ms = 2000};
@@ -405,15 +400,18 @@ int host_recover(Root *root, char **ret_step, char ***ret_restored, char **ret_e
                         vfio_report_done(&vr);
                 }
                 if (r < 0)
-                        *ret_error = strdup_printf("the interrupted step could not be finished: %s", err ?: strerror(-r));
+                        gv_error_set(err, r, s.device, step_kind_to_string(s.kind),
+                                     "the interrupted step could not be finished: %s", why ?: strerror(-r));
                 else
                         (void)root_write_file(root, NULL, HOST_JOURNAL_FILE);
-                free(err);
+                free(why);
                 step_done(&s);
                 if (r < 0)
                         return r;
         }
         /* A device left with no driver (a crash between unbind and bind, a rollback that failed) goes back to
          * the driver its record names, whatever step (if any) the journal held. */
-        return vfio_restore_lost(root, ret_restored, ret_error);
+        char *why = NULL;
+        r = vfio_restore_lost(root, ret_restored, &why);
+        return r < 0 ? gv_error_take(err, r, NULL, "restore", GV_HINT_NONE, why) : r;
 }

@@ -9,17 +9,15 @@
 #include "core/state/hoststate.h"
 #include "core/state/state-internal.h"
 
-int host_export(Root *root, HostSpec **ret, char **ret_error) {
+int host_export(Root *root, HostSpec **ret, GvError *err) {
         Host h;
         int r = host_load(root, &h);
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot read the host's PCI devices: %s", strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return gv_error_set(err, r, NULL, "read", "cannot read the host's PCI devices: %s", strerror(-r));
         _cleanup_host_spec_free_ HostSpec *s = calloc(1, sizeof *s);
         if (!s || !(s->file = strdup("export"))) {
                 host_done(&h);
-                return -ENOMEM;
+                return gv_error_set(err, -ENOMEM, NULL, NULL, NULL);
         }
         s->entries = calloc(h.pci->n_devices ?: 1, sizeof(GpuEntry));
         for (size_t i = 0; s->entries && i < h.pci->n_devices; i++) {
@@ -84,9 +82,9 @@ int host_export(Root *root, HostSpec **ret, char **ret_error) {
         }
         host_done(&h);
         if (!s->entries)
-                return -ENOMEM;
+                return gv_error_set(err, -ENOMEM, NULL, NULL, NULL);
         if (r < 0)
-                return r;
+                return gv_error_set(err, r, NULL, "observe", NULL);
         *ret = TAKE_PTR(s);
         return 0;
 }

@@ -487,16 +487,15 @@ static bool entry_matches(const GpuEntry *e, const PciDevice *d) {
         return false;
 }
 
-int host_spec_match(const HostSpec *s, const PciDevice *gpu, const GpuEntry **ret, char **ret_error) {
+int host_spec_match(const HostSpec *s, const PciDevice *gpu, const GpuEntry **ret, GvError *err) {
         const GpuEntry *best = NULL;
         for (size_t i = 0; i < s->n_entries; i++) {
                 const GpuEntry *e = &s->entries[i];
                 if (!entry_matches(e, gpu))
                         continue;
                 if (best && best->select == e->select) {
-                        *ret_error = strdup_printf("%s:%u:%u: matches %s like the entry at line %u", s->file, e->line,
-                                                   e->column, gpu->addr, best->line);
-                        return -EINVAL;
+                        return gv_error_set(err, -EINVAL, gpu->addr, "match", "%s:%u:%u: matches %s like the entry at line %u",
+                                            s->file, e->line, e->column, gpu->addr, best->line);
                 }
                 if (!best || e->select > best->select)
                         best = e;

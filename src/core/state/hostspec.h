@@ -103,7 +103,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(HostSpec *, host_spec_free)
 
 /* The entry that governs a GPU (NULL when none does: the GPU is left alone). Two entries of the same
  * rank: -EINVAL with the error. */
-int host_spec_match(const HostSpec *s, const PciDevice *gpu, const GpuEntry **ret, char **ret_error);
+int host_spec_match(const HostSpec *s, const PciDevice *gpu, const GpuEntry **ret, GvError *err);
 
 /* Render a spec as YAML that host_spec_parse() reads back. */
 char *host_spec_format(const HostSpec *s);

@@ -125,27 +125,27 @@ void gpu_observation_done(GpuObservation *o);
 
 /* Validate the spec against this host and compute the steps. Errors: -EINVAL with "FILE:LINE:COL: why"
  * for requests the host cannot do; other -errno when the host cannot be read. */
-int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error);
+int host_plan(Root *root, const HostSpec *spec, Plan **ret, GvError *err);
 
 /* Carry the plan out in order, journaling each step first. Stops at the first failure (the failed step
  * left its devices as they were) and says which. ret_done: steps completed. */
-int host_apply(Root *root, const Plan *p, size_t *ret_done, char **ret_error);
+int host_apply(Root *root, const Plan *p, size_t *ret_done, GvError *err);
 
 /* Finish the step an interrupted apply left in the journal (0 and *ret_step NULL when there was none), then
  * give every device that lost its driver back to it (vfio_restore_lost(); *ret_restored lists them, NULL
  * when none). A damaged journal is -EBADMSG, and nothing is done. */
-int host_recover(Root *root, char **ret_step, char ***ret_restored, char **ret_error);
+int host_recover(Root *root, char **ret_step, char ***ret_restored, GvError *err);
 
 /* The host's current state as a spec (one address entry per GPU) that host_plan() turns into no steps. */
-int host_export(Root *root, HostSpec **ret, char **ret_error);
+int host_export(Root *root, HostSpec **ret, GvError *err);
 
 /* The stable UUID of vGPU number index named by name (the host state names its vGPUs by parent and index;
  * the fleet by reservation and unit): a name-based UUID, the same at every call. */
 void host_vgpu_uuid(const char *name, unsigned index, char ret[static MDEV_UUID_STRLEN]);
 
 /* The step an interrupted apply left in the journal. -ENOENT when none; -EBADMSG ... for a damaged journal,
- * with *ret_error naming the file and the reason (every field is checked before the step is run again). */
-int host_journal_read(Root *root, Step *ret, char **ret_error);
+ * with err's message naming the file and the reason (every field is checked before the step is run again). */
+int host_journal_read(Root *root, Step *ret, GvError *err);
 void step_done(Step *s);
 
 /* Record and read the outcome of the last apply (for `gpuvirt status` and the boot unit). */
@@ -157,6 +157,6 @@ typedef struct HostResult {
         char *error;
 } HostResult;
 int host_result_write(Root *root, const char *file, bool ok, size_t steps, const char *error);
-/* -ENOENT when no apply was recorded; -EBADMSG ... for a damaged file, *ret_error saying why. */
-int host_result_read(Root *root, HostResult *ret, char **ret_error);
+/* -ENOENT when no apply was recorded; -EBADMSG ... for a damaged file, err's message saying why. */
+int host_result_read(Root *root, HostResult *ret, GvError *err);
 void host_result_done(HostResult *r);

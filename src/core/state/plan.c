@@ -542,13 +542,11 @@ static bool governed(const HostSpec *spec, const PciDevice *d) {
         return false;
 }
 
-int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error) {
+int host_plan(Root *root, const HostSpec *spec, Plan **ret, GvError *err) {
         Planner p = {.spec = spec};
         int r = host_load(root, &p.host);
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot read the host's PCI devices: %s", strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return gv_error_set(err, r, NULL, "read", "cannot read the host's PCI devices: %s", strerror(-r));
         p.plan = calloc(1, sizeof(Plan));
         Step *teardown = NULL;
         size_t n_teardown = 0;
@@ -559,7 +557,12 @@ int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error) {
                 if (!governed(spec, d))
                         continue;
                 const GpuEntry *e = NULL;
-                r = host_spec_match(spec, d, &e, &p.error);
+                _cleanup_(gv_error_done) GvError me = {};
+                r = host_spec_match(spec, d, &e, &me);
+                if (r < 0) {
+                        free(p.error);
+                        p.error = TAKE_PTR(me.message);
+                }
                 if (r < 0 || !e)
                         continue;
                 r = plan_gpu(&p, d, e, &teardown, &n_teardown);
@@ -593,8 +596,7 @@ int host_plan(Root *root, const HostSpec *spec, Plan **ret, char **ret_error) {
         host_done(&p.host);
         if (r < 0) {
                 plan_free(p.plan);
-                *ret_error = p.error ?: strdup(strerror(-r));
-                return r;
+                return gv_error_take(err, r, NULL, "plan", GV_HINT_NONE, p.error ?: strdup(strerror(-r)));
         }
         if (p.plan->n_steps > 1)
                 qsort(p.plan->steps, p.plan->n_steps, sizeof(Step), cmp_steps);

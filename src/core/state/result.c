@@ -31,12 +31,10 @@ void host_result_done(HostResult *r) {
         *r = (HostResult){};
 }
 
-int host_result_read(Root *root, HostResult *ret, char **ret_error) {
+int host_result_read(Root *root, HostResult *ret, GvError *err) {
         json_object *o = NULL;
         ResultRecord rec = {};
-        _cleanup_(gv_error_done) GvError e = {};
-        int r = state_read_record(root, result_fields, &rec, &o, &e, HOST_RESULT_FILE);
-        *ret_error = TAKE_PTR(e.message);
+        int r = state_read_record(root, result_fields, &rec, &o, err, HOST_RESULT_FILE);
         if (r < 0)
                 return r;
         HostResult h = {.time = rec.time, .ok = rec.ok, .steps = rec.steps, .file = strdup(rec.file),
@@ -44,7 +42,7 @@ int host_result_read(Root *root, HostResult *ret, char **ret_error) {
         json_object_put(o);
         if (!h.file || (rec.error && !h.error)) {
                 host_result_done(&h);
-                return -ENOMEM;
+                return gv_error_set(err, -ENOMEM, NULL, NULL, NULL);
         }
         *ret = h;
         return 0;
