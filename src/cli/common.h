@@ -107,6 +107,10 @@ int verb_fleet_show(int argc, char **argv);
 int verb_fleet_status(int argc, char **argv);
 int verb_fleet_drain(int argc, char **argv);
 int verb_fleet_agent(int argc, char **argv);
+/* The fleet store named (NULL: $GPUVIRT_FLEET_STORE, else the local store under the root), its refusal said
+ * (a bad URL: -EINVAL). */
+typedef struct Store Store;
+int open_fleet_store(Root *root, const char *store, Store **ret);
 
 /* Before releasing a device (passthrough disable): refuse when a running libvirt domain references a
  * function of its IOMMU group, unless force. Consults libvirt only on a live root or with --connect; an

@@ -151,13 +151,9 @@ static int advise_over_fleet(const AdviseArgs *a, const AdviseRequest *req) {
         int r = open_root(0, &root);
         if (r)
                 return r;
-        _cleanup_free_ char *err = NULL;
         _cleanup_store_free_ Store *s = NULL;
-        r = store_open(a->store ?: getenv("GPUVIRT_FLEET_STORE"), root, &s, &err);
-        if (r == -EINVAL)
-                return usage_error("%s", strna(err));
-        if (r < 0)
-                return log_error("Cannot open the fleet store: %s", err ?: errno_message(r)), failure_errno(r);
+        if ((r = open_fleet_store(root, a->store, &s)) < 0)
+                return r;
         _cleanup_fleet_free_ Fleet *f = NULL;
         size_t damaged = 0;
         _cleanup_free_ char *lerr = NULL;

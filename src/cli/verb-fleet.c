@@ -138,9 +138,9 @@ static void fleet_opt(int c, const char *v, void *ud) {
         }
 }
 
-static int open_store(Root *root, const FleetArgs *a, Store **ret) {
+int open_fleet_store(Root *root, const char *store, Store **ret) {
         _cleanup_(gv_error_done) GvError err = {};
-        const char *url = a->store ?: getenv("GPUVIRT_FLEET_STORE");
+        const char *url = store ?: getenv("GPUVIRT_FLEET_STORE");
         int r = store_open(url, root, ret, &err);
         if (r == -EINVAL)
                 return usage_error("%s", strna(err.message)), -EINVAL;
@@ -736,7 +736,7 @@ static int fleet_open(FleetRun *x, bool sync) {
         int rc = open_root(0, &x->root);
         if (rc)
                 return rc;
-        if ((rc = open_store(x->root, &x->a, &x->store)))
+        if ((rc = open_fleet_store(x->root, x->a.store, &x->store)))
                 return rc;
         return sync ? local_sync(x->root, x->store, &x->a) : 0;
 }
