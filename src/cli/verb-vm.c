@@ -683,6 +683,8 @@ int verb_vm(int argc, char **argv) {
         if (streq(sub, "migrate")) {
                 if (npos != 2)
                         return vm_usage("vm migrate: expected DOMAIN DEST_URI");
+                if (a.plan)
+                        arg.mutating = false; /* a plan changes nothing: no host lock (no lock file) either */
                 return do_migrate(argv[first], argv[first + 1], &a);
         }
         if (streq(sub, "list")) {

@@ -32,6 +32,10 @@ DST="$TMP/dst.xml" FULL="$TMP/full.xml"
 { echo "<node>"; nodedev pci_0000_3b_00_0 59 nvidia-222 16; echo "</node>"; } >"$DST"
 { echo "<node>"; nodedev pci_0000_3b_00_0 59 nvidia-222 0; echo "</node>"; } >"$FULL"
 S=(--root "$TMP/t4-grid" --connect "test:///$SRC")
+# a plan is a read: it takes no host lock, so it leaves no lock file behind
+rm -f "$TMP/t4-grid/run/gpuvirt/lock"
+expect_rc 1 "$GPUVIRT" "${S[@]}" vm migrate train "test:///$DST" --plan
+[ ! -e "$TMP/t4-grid/run/gpuvirt/lock" ] && ok || fail "vm migrate --plan created the host lock"
 
 # passthrough: never live; --detach-reattach offered
 expect_rc 1 "$GPUVIRT" "${S[@]}" --json vm migrate train "test:///$DST" --plan
