@@ -127,6 +127,9 @@ int open_root_unlocked(unsigned extra_flags, Root **ret) {
                 log_error_errno(r, "Cannot use root '%s': %m", arg.root ?: getenv("GPUVIRT_ROOT") ?: "/");
                 return -EINVAL; /* whatever the reason, the root named is bad input (exit 2) */
         }
+        /* --json: stdout holds the JSON document only; what a dry run would change is said on stderr */
+        if (arg.json)
+                root_set_dry_run_stream(root, stderr);
         *ret = TAKE_PTR(root);
         return 0;
 }
