@@ -74,9 +74,9 @@ static int do_plan(Root *root, const HostSpec *s, bool assert_only) {
         if (rc)
                 return rc;
         if (arg.json) {
-                json_object *j = plan_json(p);
-                json_print(j, stdout);
-                json_object_put(j);
+                _cleanup_json_ json_object *j = plan_json(p);
+                if (!j || json_print(j, stdout) < 0)
+                        return log_oom();
         } else if (assert_only) {
                 if (p->n_steps)
                         printf("The host differs from the desired state (%zu step(s) to converge):\n", p->n_steps);
@@ -141,12 +141,10 @@ static int do_apply(Root *root, const StateArgs *a, const HostSpec *s) {
         if (!arg.dry_run)
                 (void)host_result_write(root, file, r >= 0, done, err);
         if (arg.json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "steps", plan_json(p));
-                json_object_object_add(o, "done", json_object_new_int((int)done));
-                json_object_object_add(o, "error", err ? json_object_new_string(err) : NULL);
-                json_print(o, stdout);
-                json_object_put(o);
+                _cleanup_json_ json_object *o = json_object_new_object();
+                if (json_add(o, "steps", plan_json(p)) < 0 || json_add(o, "done", json_object_new_int((int)done)) < 0 ||
+                    json_add_string(o, "error", err) < 0 || json_print(o, stdout) < 0)
+                        return log_oom();
         } else if (!arg.dry_run) {
                 for (size_t i = 0; i < done; i++) {
                         _cleanup_free_ char *d = step_describe(&p->steps[i]);
@@ -188,10 +186,14 @@ static int do_recover(Root *root) {
         return rc;
 }
 
+/* NULL on OOM */
 static json_object *strv_json(char *const *l) {
         json_object *a = json_object_new_array();
-        for (char *const *x = l; x && *x; x++)
-                json_object_array_add(a, json_object_new_string(*x));
+        for (char *const *x = l; a && x && *x; x++)
+                if (json_append(a, json_object_new_string(*x)) < 0) {
+                        json_object_put(a);
+                        return NULL;
+                }
         return a;
 }
 
@@ -236,28 +238,30 @@ static int do_status(Root *root, const StateArgs *a) {
          * unit failed on an impossible entry while status said nothing was wrong) */
         bool unusable = path && !p && access(path, F_OK) == 0;
         if (arg.json) {
-                json_object *o = json_object_new_object(), *lo = NULL;
-                if (have_last) {
-                        lo = json_object_new_object();
-                        json_object_object_add(lo, "time", json_object_new_int64(last.time));
-                        json_object_object_add(lo, "file", json_object_new_string(last.file));
-                        json_object_object_add(lo, "ok", json_object_new_boolean(last.ok));
-                        json_object_object_add(lo, "steps", json_object_new_int((int)last.steps));
-                        json_object_object_add(lo, "error", json_string_or_null(last.error));
+                _cleanup_json_ json_object *o = json_object_new_object();
+                json_object *lo = have_last ? json_object_new_object() : NULL, *damaged = json_object_new_array();
+                bool oom = (have_last && !lo) || !damaged || !o;
+                if (!oom && have_last)
+                        oom = json_add(lo, "time", json_object_new_int64(last.time)) < 0 ||
+                              json_add_string(lo, "file", last.file) < 0 ||
+                              json_add(lo, "ok", json_object_new_boolean(last.ok)) < 0 ||
+                              json_add(lo, "steps", json_object_new_int((int)last.steps)) < 0 ||
+                              json_add_string(lo, "error", last.error) < 0;
+                if (!oom) {
+                        oom = (lo ? json_add(o, "last_apply", TAKE_PTR(lo)) : json_add_string(o, "last_apply", NULL)) < 0 ||
+                              (have_journal ? json_add(o, "interrupted_step", step_json(&js))
+                                            : json_add_string(o, "interrupted_step", NULL)) < 0 ||
+                              json_add(o, "lost_drivers", strv_json(lost)) < 0 ||
+                              (p ? json_add(o, "drift", plan_json(p)) : json_add_string(o, "drift", NULL)) < 0 ||
+                              json_add_string(o, "error", err) < 0 ||
+                              (last_bad && json_append(damaged, json_object_new_string(last_bad)) < 0) ||
+                              (journal_bad && json_append(damaged, json_object_new_string(journal_bad)) < 0) ||
+                              json_add(o, "damaged", TAKE_PTR(damaged)) < 0 || json_print(o, stdout) < 0;
                 }
-                json_object_object_add(o, "last_apply", lo);
-                json_object_object_add(o, "interrupted_step", have_journal ? step_json(&js) : NULL);
-                json_object_object_add(o, "lost_drivers", strv_json(lost));
-                json_object_object_add(o, "drift", p ? plan_json(p) : NULL);
-                json_object_object_add(o, "error", json_string_or_null(err));
-                json_object *damaged = json_object_new_array();
-                if (last_bad)
-                        json_object_array_add(damaged, json_object_new_string(last_bad));
-                if (journal_bad)
-                        json_object_array_add(damaged, json_object_new_string(journal_bad));
-                json_object_object_add(o, "damaged", damaged);
-                json_print(o, stdout);
-                json_object_put(o);
+                json_object_put(lo);
+                json_object_put(damaged);
+                if (oom)
+                        return log_oom();
         } else {
                 if (last_bad)
                         printf("Last apply: the record is damaged: %s (the next apply writes a new one)\n", last_bad);

@@ -340,8 +340,8 @@ static int run_step(Root *root, const Step *s, char **err) {
 
 static int journal_write(Root *root, const Step *s) {
         json_object *o = json_object_new_object();
-        if (!o || json_put(o, "step", step_json(s)) < 0 ||
-            json_put(o, "started", json_object_new_int64((int64_t)time(NULL))) < 0) {
+        if (!o || json_add(o, "step", step_json(s)) < 0 ||
+            json_add(o, "started", json_object_new_int64((int64_t)time(NULL))) < 0) {
                 json_object_put(o);
                 return -ENOMEM;
         }

@@ -109,19 +109,19 @@ char *step_describe(const Step *s) {
 json_object *step_json(const Step *s) {
         _cleanup_free_ char *d = step_describe(s);
         json_object *o = json_object_new_object();
-        if (!d || !o || json_put(o, "action", json_object_new_string(step_kind_to_string(s->kind))) < 0 ||
-            json_put(o, "device", json_object_new_string(s->device)) < 0 ||
-            json_put(o, "description", json_object_new_string(d)) < 0)
+        if (!d || !o || json_add(o, "action", json_object_new_string(step_kind_to_string(s->kind))) < 0 ||
+            json_add(o, "device", json_object_new_string(s->device)) < 0 ||
+            json_add(o, "description", json_object_new_string(d)) < 0)
                 goto fail;
         switch (s->kind) {
         case STEP_SRIOV_SET:
-                if (json_put(o, "vfs", json_object_new_int((int)s->vfs)) < 0 ||
-                    json_put(o, "vfio", json_object_new_boolean(s->vfio)) < 0)
+                if (json_add(o, "vfs", json_object_new_int((int)s->vfs)) < 0 ||
+                    json_add(o, "vfio", json_object_new_boolean(s->vfio)) < 0)
                         goto fail;
                 break;
         case STEP_BIND_VFIO: {
                 json_object *inc = json_object_new_array();
-                if (json_put(o, "force", json_object_new_boolean(s->force)) < 0 || json_put(o, "include", inc) < 0)
+                if (json_add(o, "force", json_object_new_boolean(s->force)) < 0 || json_add(o, "include", inc) < 0)
                         goto fail;
                 for (char **i = s->include; i && *i; i++)
                         if (json_append(inc, json_object_new_string(*i)) < 0)
@@ -130,20 +130,20 @@ json_object *step_json(const Step *s) {
         }
         case STEP_MIG_APPLY: {
                 json_object *m = json_object_new_object();
-                if (json_put(o, "mig", m) < 0)
+                if (json_add(o, "mig", m) < 0)
                         goto fail;
                 for (size_t i = 0; i < s->n_mig; i++)
-                        if (json_put(m, s->mig_profiles[i], json_object_new_int((int)s->mig_counts[i])) < 0)
+                        if (json_add(m, s->mig_profiles[i], json_object_new_int((int)s->mig_counts[i])) < 0)
                                 goto fail;
                 if (s->n_mig_at) {
                         json_object *at = json_object_new_array();
-                        if (json_put(o, "mig_at", at) < 0)
+                        if (json_add(o, "mig_at", at) < 0)
                                 goto fail;
                         for (size_t i = 0; i < s->n_mig_at; i++) {
                                 json_object *x = json_object_new_object();
                                 if (json_append(at, x) < 0 ||
-                                    json_put(x, "profile", json_object_new_string(s->mig_at[i].profile)) < 0 ||
-                                    json_put(x, "start", json_object_new_int((int)s->mig_at[i].start)) < 0)
+                                    json_add(x, "profile", json_object_new_string(s->mig_at[i].profile)) < 0 ||
+                                    json_add(x, "start", json_object_new_int((int)s->mig_at[i].start)) < 0)
                                         goto fail;
                         }
                 }
@@ -151,13 +151,13 @@ json_object *step_json(const Step *s) {
         }
         case STEP_VGPU_CREATE:
         case STEP_VGPU_REMOVE:
-                if ((s->vgpu_type ? json_put(o, "type", json_object_new_string(s->vgpu_type)) : json_put_null(o, "type")) < 0 ||
-                    json_put(o, "count", json_object_new_int((int)s->count)) < 0 ||
-                    json_put(o, "total", json_object_new_int((int)s->total)) < 0)
+                if (json_add_string(o, "type", s->vgpu_type) < 0 ||
+                    json_add(o, "count", json_object_new_int((int)s->count)) < 0 ||
+                    json_add(o, "total", json_object_new_int((int)s->total)) < 0)
                         goto fail;
                 if (s->units) {
                         json_object *u = json_object_new_array();
-                        if (json_put(o, "units", u) < 0)
+                        if (json_add(o, "units", u) < 0)
                                 goto fail;
                         for (char **i = s->units; *i; i++)
                                 if (json_append(u, json_object_new_string(*i)) < 0)

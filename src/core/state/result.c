@@ -50,10 +50,10 @@ int host_result_read(Root *root, HostResult *ret, GvError *err) {
 
 int host_result_write(Root *root, const char *file, bool ok, size_t steps, const char *error) {
         json_object *o = json_object_new_object();
-        if (!o || json_put(o, "time", json_object_new_int64((int64_t)time(NULL))) < 0 ||
-            json_put(o, "file", json_object_new_string(file)) < 0 || json_put(o, "ok", json_object_new_boolean(ok)) < 0 ||
-            json_put(o, "steps", json_object_new_int((int)steps)) < 0 ||
-            (error ? json_put(o, "error", json_object_new_string(error)) : json_put_null(o, "error")) < 0) {
+        if (!o || json_add(o, "time", json_object_new_int64((int64_t)time(NULL))) < 0 ||
+            json_add(o, "file", json_object_new_string(file)) < 0 || json_add(o, "ok", json_object_new_boolean(ok)) < 0 ||
+            json_add(o, "steps", json_object_new_int((int)steps)) < 0 ||
+            json_add_string(o, "error", error) < 0) {
                 json_object_put(o);
                 return -ENOMEM;
         }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "basic/json-util.h"
 #include "core/state/hoststate.h"
 
 StepKind step_kind_from_string(const char *s);
@@ -18,33 +19,9 @@ static inline bool is_any(const char *s) {
         return strlen(s) <= 4096;
 }
 
-/* Building JSON with every constructor checked (the journal is run again from what it holds, so a member
- * lost to a failed allocation must fail the write, not go missing): v is taken, and put on failure; a NULL
- * v (a constructor that failed) is -ENOMEM. */
-static inline int json_put(json_object *o, const char *key, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_object_add(o, key, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-/* key: null */
-static inline int json_put_null(json_object *o, const char *key) {
-        return json_object_object_add(o, key, NULL) < 0 ? -ENOMEM : 0;
-}
-
-static inline int json_append(json_object *a, json_object *v) {
-        if (!v)
-                return -ENOMEM;
-        if (json_object_array_add(a, v) < 0) {
-                json_object_put(v);
-                return -ENOMEM;
-        }
-        return 0;
-}
+/* JSON is built with every constructor checked (basic/json-util.h: json_add(), json_append()): the journal
+ * is run again from what it holds, so a member lost to a failed allocation must fail the write, not go
+ * missing. */
 
 /* ---- observing the host (observe.c) ---- */
 
