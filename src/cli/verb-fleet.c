@@ -9,12 +9,18 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
 #include "core/fleet/agent.h"
 #include "core/fleet/client.h"
 
+
+/* JSON built with every allocation checked: a failure sets oom (the value is taken either way). */
+#define J_SET(oom, o, k, v)     ((oom) |= json_add((o), (k), (v)) < 0)
+#define J_SET_STR(oom, o, k, s) ((oom) |= json_add_string((o), (k), (s)) < 0)
+#define J_PUSH(oom, a, v)       ((oom) |= json_append((a), (v)) < 0)
 typedef struct FleetArgs {
         const char *store;
         const char *file;
@@ -209,6 +215,7 @@ static const char *host_state(const Fleet *f, uint32_t h) {
 
 static int do_hosts(Fleet *f) {
         json_object *a = json_object_new_array();
+        bool oom = !a;
         for (uint32_t h = 0; h < fleet_n_hosts(f); h++) {
                 size_t gpus = 0, units = 0;
                 for (size_t g = 0; g < fleet_n_gpus(f); g++) {
@@ -219,11 +226,15 @@ static int do_hosts(Fleet *f) {
                         }
                 }
                 json_object *o = json_object_new_object();
-                json_object_object_add(o, "name", json_object_new_string(fleet_host_name(f, h)));
-                json_object_object_add(o, "state", json_object_new_string(host_state(f, h)));
-                json_object_object_add(o, "gpus", json_object_new_int64((int64_t)gpus));
-                json_object_object_add(o, "units", json_object_new_int64((int64_t)units));
-                json_object_array_add(a, o);
+                J_SET_STR(oom, o, "name", fleet_host_name(f, h));
+                J_SET_STR(oom, o, "state", host_state(f, h));
+                J_SET(oom, o, "gpus", json_object_new_int64((int64_t)gpus));
+                J_SET(oom, o, "units", json_object_new_int64((int64_t)units));
+                J_PUSH(oom, a, o);
+        }
+        if (oom) {
+                json_object_put(a);
+                return log_oom();
         }
         if (arg.json)
                 json_print(a, stdout);
@@ -249,45 +260,52 @@ static int do_hosts(Fleet *f) {
 
 static int do_gpus(Fleet *f, const char *only) {
         json_object *a = json_object_new_array();
+        bool oom = !a;
         for (uint32_t g = 0; g < fleet_n_gpus(f); g++) {
                 const FleetGpuInfo *gi = fleet_gpu(f, g);
                 if (only && !streq(only, gi->host))
                         continue;
                 json_object *o = json_object_new_object();
-                json_object_object_add(o, "host", json_object_new_string(gi->host));
-                json_object_object_add(o, "address", json_object_new_string(gi->address));
-                json_object_object_add(o, "model", json_object_new_string(gi->model.name));
-                json_object_object_add(o, "memory_mb", json_object_new_int64(gi->model.memory_mb));
-                json_object_object_add(o, "numa", json_object_new_int(gi->numa));
-                json_object_object_add(o, "nvlink", gi->nvlink[0] ? json_object_new_string(gi->nvlink) : NULL);
-                json_object_object_add(o, "mode", json_object_new_string(gpu_mode_to_string(gi->n_units ? fleet_kind_mode(gi->units[0].kind) : gi->base_mode)));
-                json_object_object_add(o, "isolated", json_object_new_boolean(gi->isolated));
-                json_object_object_add(o, "drain", json_object_new_boolean(gi->drain));
-                json_object_object_add(o, "units", json_object_new_int64((int64_t)gi->n_units));
-                json_object_object_add(o, "used", json_object_new_double((double)(int)(fleet_gpu_used_share(f, g) * 1000) / 1000));
+                J_SET_STR(oom, o, "host", gi->host);
+                J_SET_STR(oom, o, "address", gi->address);
+                J_SET_STR(oom, o, "model", gi->model.name);
+                J_SET(oom, o, "memory_mb", json_object_new_int64(gi->model.memory_mb));
+                J_SET(oom, o, "numa", json_object_new_int(gi->numa));
+                J_SET_STR(oom, o, "nvlink", gi->nvlink[0] ? gi->nvlink : NULL);
+                J_SET_STR(oom, o, "mode", gpu_mode_to_string(gi->n_units ? fleet_kind_mode(gi->units[0].kind) : gi->base_mode));
+                J_SET(oom, o, "isolated", json_object_new_boolean(gi->isolated));
+                J_SET(oom, o, "drain", json_object_new_boolean(gi->drain));
+                J_SET(oom, o, "units", json_object_new_int64((int64_t)gi->n_units));
+                J_SET(oom, o, "used", json_object_new_double((double)(int)(fleet_gpu_used_share(f, g) * 1000) / 1000));
                 json_object *offers = json_object_new_object();
                 unsigned whole = gi->isolated ? fleet_gpu_free_units(f, g, FLEET_PASSTHROUGH, -1) : 0;
                 unsigned vfs = gi->model.total_vfs ? fleet_gpu_free_units(f, g, FLEET_VF, -1) : 0;
                 if (whole)
-                        json_object_object_add(offers, "passthrough", json_object_new_int64(whole));
+                        J_SET(oom, offers, "passthrough", json_object_new_int64(whole));
                 if (vfs)
-                        json_object_object_add(offers, "vf", json_object_new_int64(vfs));
+                        J_SET(oom, offers, "vf", json_object_new_int64(vfs));
                 for (size_t k = 0; k < gi->model.n_types; k++) {
                         unsigned n = fleet_gpu_free_units(f, g, FLEET_VGPU, (int)k);
                         if (n) {
                                 _cleanup_free_ char *key = strdup_printf("vgpu:%s", gi->model.types[k].id);
-                                json_object_object_add(offers, strna(key), json_object_new_int64(n));
+                                oom |= !key;
+                                J_SET(oom, offers, strna(key), json_object_new_int64(n));
                         }
                 }
                 for (size_t k = 0; k < gi->model.n_mig; k++) {
                         unsigned n = fleet_gpu_free_units(f, g, FLEET_MIG, (int)k);
                         if (n) {
                                 _cleanup_free_ char *key = strdup_printf("mig:%s", gi->model.mig[k].name);
-                                json_object_object_add(offers, strna(key), json_object_new_int64(n));
+                                oom |= !key;
+                                J_SET(oom, offers, strna(key), json_object_new_int64(n));
                         }
                 }
-                json_object_object_add(o, "free", offers);
-                json_object_array_add(a, o);
+                J_SET(oom, o, "free", offers);
+                J_PUSH(oom, a, o);
+        }
+        if (oom) {
+                json_object_put(a);
+                return log_oom();
         }
         if (arg.json)
                 json_print(a, stdout);
@@ -354,27 +372,31 @@ static int read_requests(const FleetArgs *a, FleetRequest **ret, size_t *ret_n) 
         return 0;
 }
 
-static json_object *reserved_json(const Fleet *f, const FleetRequest *r, const FleetReserved *x) {
+/* The answer for one request; *oom set when an allocation failed. */
+static json_object *reserved_json(const Fleet *f, const FleetRequest *r, const FleetReserved *x, bool *oom_) {
+        bool oom = false;
         json_object *o = json_object_new_object();
         _cleanup_free_ char *u = fleet_request_unit(r);
-        json_object_object_add(o, "id", x->error ? NULL : json_object_new_string(x->id));
-        json_object_object_add(o, "unit", json_object_new_string(strna(u)));
-        json_object_object_add(o, "owner", json_object_new_string(r->owner));
+        J_SET_STR(oom, o, "id", x->error ? NULL : x->id);
+        oom |= !u;
+        J_SET_STR(oom, o, "unit", strna(u));
+        J_SET_STR(oom, o, "owner", r->owner);
         json_object *us = json_object_new_array();
         for (size_t i = 0; !x->error && i < x->n_units; i++) {
                 const FleetGpuInfo *g = fleet_gpu(f, x->units[i].gpu);
                 json_object *e = json_object_new_object();
-                json_object_object_add(e, "host", json_object_new_string(g->host));
-                json_object_object_add(e, "gpu", json_object_new_string(g->address));
+                J_SET_STR(oom, e, "host", g->host);
+                J_SET_STR(oom, e, "gpu", g->address);
                 if (r->kind == FLEET_MIG) {
-                        json_object_object_add(e, "profile", json_object_new_string(g->model.mig[x->units[i].idx].name));
-                        json_object_object_add(e, "start", json_object_new_int(x->units[i].start));
+                        J_SET_STR(oom, e, "profile", g->model.mig[x->units[i].idx].name);
+                        J_SET(oom, e, "start", json_object_new_int(x->units[i].start));
                 } else if (r->kind == FLEET_VGPU)
-                        json_object_object_add(e, "type", json_object_new_string(g->model.types[x->units[i].idx].id));
-                json_object_array_add(us, e);
+                        J_SET_STR(oom, e, "type", g->model.types[x->units[i].idx].id);
+                J_PUSH(oom, us, e);
         }
-        json_object_object_add(o, "units", us);
-        json_object_object_add(o, "error", x->error ? json_object_new_string(x->message ?: errno_message(x->error)) : NULL);
+        J_SET(oom, o, "units", us);
+        J_SET_STR(oom, o, "error", x->error ? x->message ?: errno_message(x->error) : NULL);
+        *oom_ |= oom;
         return o;
 }
 
@@ -415,11 +437,18 @@ static int do_request(Store *s, FleetArgs *a, FleetRequest *reqs, size_t n) {
         size_t rejected = 0;
         int first_rejection = 0;
         json_object *out = json_object_new_array();
+        bool oom = !out;
         for (size_t i = 0; i < n; i++) {
                 rejected += res[i].error != 0;
                 if (res[i].error && !first_rejection)
                         first_rejection = -abs(res[i].error);
-                json_object_array_add(out, reserved_json(f, &reqs[i], &res[i]));
+                J_PUSH(oom, out, reserved_json(f, &reqs[i], &res[i], &oom));
+        }
+        if (oom) {
+                /* what was reserved stays reserved: the caller's retry with the same owner sees it (fleet status) */
+                json_object_put(out);
+                fleet_reserved_done(res, n);
+                return log_oom();
         }
         if (arg.json)
                 json_print(out, stdout);
@@ -473,8 +502,10 @@ static int do_release(Store *s, int argc, char **argv, int k) {
         return rc;
 }
 
+/* NULL on OOM */
 static json_object *unit_records(Store *s, json_object *res) {
         json_object *a = json_object_new_array(), *us = json_object_object_get(res, "units");
+        bool oom = !a;
         for (size_t i = 0; us && i < json_object_array_length(us); i++) {
                 json_object *u = json_object_array_get_idx(us, i);
                 _cleanup_free_ char *key = fleet_unit_key(strna(json_object_get_string(json_object_object_get(u, "host"))),
@@ -486,7 +517,11 @@ static json_object *unit_records(Store *s, json_object *res) {
                 if (key && store_range(s, key, false, &kv, &n, NULL) >= 0 && n == 1)
                         rec = store_record_parse(kv[0].key, kv[0].value, NULL);
                 store_kvs_free(kv, n);
-                json_object_array_add(a, rec);
+                oom |= !key || json_object_array_add(a, rec) < 0; /* rec NULL: not realized (null) */
+        }
+        if (oom) {
+                json_object_put(a);
+                return NULL;
         }
         return a;
 }
@@ -498,7 +533,10 @@ static int do_show(Store *s, const char *id) {
                 return log_error("No reservation %s (see 'gpuvirt fleet status').", id), -ENOENT;
         if (r < 0)
                 return log_error("Cannot read reservation %s: %s", id, store_last_error(s) ?: errno_message(r)), failure_errno(r);
-        json_object_object_add(o, "realized", unit_records(s, o));
+        if (json_add(o, "realized", unit_records(s, o)) < 0) {
+                json_object_put(o);
+                return log_oom();
+        }
         if (arg.json)
                 json_print(o, stdout);
         else {
@@ -544,6 +582,7 @@ static int do_status(Store *s, Fleet *f) {
         size_t up = 0, down = 0, gpus = fleet_n_gpus(f), units = 0;
         size_t active = 0, moving = 0, lost = 0;
         json_object *on_down = json_object_new_array();
+        bool oom = !on_down;
         for (uint32_t h = 0; h < fleet_n_hosts(f); h++)
                 fleet_host_up(f, h) ? up++ : down++;
         for (size_t g = 0; g < gpus; g++)
@@ -557,18 +596,25 @@ static int do_status(Store *s, Fleet *f) {
                         int h = fleet_host_find(f, strna(json_object_get_string(json_object_object_get(json_object_array_get_idx(us, k), "host"))));
                         bad |= h < 0 || !fleet_host_up(f, (uint32_t)h);
                 }
-                if (bad)
-                        json_object_array_add(on_down, json_object_get(json_object_object_get(o, "id")));
+                json_object *id = json_object_object_get(o, "id");
+                if (bad && id)
+                        J_PUSH(oom, on_down, json_object_get(id));
         }
         json_object *o = json_object_new_object();
-        json_object_object_add(o, "hosts_up", json_object_new_int64((int64_t)up));
-        json_object_object_add(o, "hosts_down", json_object_new_int64((int64_t)down));
-        json_object_object_add(o, "gpus", json_object_new_int64((int64_t)gpus));
-        json_object_object_add(o, "units", json_object_new_int64((int64_t)units));
-        json_object_object_add(o, "reservations", json_object_new_int64((int64_t)(active + moving + lost)));
-        json_object_object_add(o, "moving", json_object_new_int64((int64_t)moving));
-        json_object_object_add(o, "lost", json_object_new_int64((int64_t)lost));
-        json_object_object_add(o, "on_down_hosts", on_down);
+        J_SET(oom, o, "hosts_up", json_object_new_int64((int64_t)up));
+        J_SET(oom, o, "hosts_down", json_object_new_int64((int64_t)down));
+        J_SET(oom, o, "gpus", json_object_new_int64((int64_t)gpus));
+        J_SET(oom, o, "units", json_object_new_int64((int64_t)units));
+        J_SET(oom, o, "reservations", json_object_new_int64((int64_t)(active + moving + lost)));
+        J_SET(oom, o, "moving", json_object_new_int64((int64_t)moving));
+        J_SET(oom, o, "lost", json_object_new_int64((int64_t)lost));
+        J_SET(oom, o, "on_down_hosts", json_object_get(on_down));
+        json_object_put(on_down); /* o holds it (or oom) */
+        if (oom) {
+                json_object_put(o);
+                json_object_put(all);
+                return log_oom();
+        }
         if (arg.json)
                 json_print(o, stdout);
         else {
@@ -595,14 +641,21 @@ static int do_drain(Store *s, const FleetArgs *a, const char *host) {
                 return log_error("%s", strna(err)), r == -ENOENT ? -EINVAL /* no such host: bad input */ : failure_errno(r);
         }
         if (arg.json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "host", json_object_new_string(host));
-                json_object_object_add(o, "schedulable", json_object_new_boolean(a->undo));
-                json_object_object_add(o, "moved", json_object_new_int64((int64_t)dr.moved));
-                json_object_object_add(o, "stuck", json_object_new_int64((int64_t)dr.stuck));
-                json_object_object_add(o, "reservations", json_object_get(dr.report));
+                _cleanup_json_ json_object *o = json_object_new_object();
+                bool oom = false;
+                J_SET_STR(oom, o, "host", host);
+                J_SET(oom, o, "schedulable", json_object_new_boolean(a->undo));
+                J_SET(oom, o, "moved", json_object_new_int64((int64_t)dr.moved));
+                J_SET(oom, o, "stuck", json_object_new_int64((int64_t)dr.stuck));
+                if (dr.report)
+                        J_SET(oom, o, "reservations", json_object_get(dr.report));
+                else
+                        J_SET_STR(oom, o, "reservations", NULL);
+                if (oom) {
+                        json_object_put(dr.report);
+                        return log_oom();
+                }
                 json_print(o, stdout);
-                json_object_put(o);
         } else if (a->undo)
                 printf("%s is schedulable again.\n", host);
         else {
