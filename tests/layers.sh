@@ -52,4 +52,11 @@ done < <(grep -rnE '"([^"\\]|\\.)*--('"$opts"')([^a-z-]|$)' "$SRC/core" --includ
          grep -vE '^[^:]*:[0-9]+:[[:space:]]*(\*( |$)|/\*|//)' || true)
 [ $opts_fail -eq 0 ] && echo "layers: no core string names a CLI option"
 [ $opts_fail -eq 0 ] || fail=1
+
+# One errno formatter: errno_message()/errno_describe() (basic/errname.c) are the only callers of strerror()
+while IFS= read -r hit; do
+        echo "strerror() outside basic/errname.c: $hit (use errno_message())"
+        fail=1
+done < <(grep -rnE '(^|[^_a-z])strerror\(' "$SRC" --include='*.c' --include='*.h' | grep -v "^$SRC/basic/errname.c:" |
+         grep -vE '^[^:]*:[0-9]+:[[:space:]]*(\*( |$)|/\*|//)' || true)
 exit $fail

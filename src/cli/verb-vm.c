@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/json-util.h"
 #include "basic/log.h"
@@ -114,7 +115,7 @@ static int connect_libvirt(Root *root, bool required, Virt **ret, char **ret_err
         int r = virt_open(uri, ret, &err);
         if (r >= 0)
                 return 0;
-        const char *msg = err.message ?: strerror(-r);
+        const char *msg = err.message ?: errno_message(r);
         if (required) {
                 log_error("Cannot connect to libvirt at %s: %s", uri, msg);
                 return r == -EINVAL || r == -ERANGE ? -EIO : r; /* libvirt is not there: not bad input */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/fleet/agent.h"
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/json-util.h"
 #include "basic/log.h"
@@ -843,7 +844,7 @@ int fleet_agent_converge(Root *root, Store *s, const char *host, FleetConvergeRe
         _cleanup_(gv_error_done) GvError lerr = {};
         _cleanup_close_ int lock = root_lock(root, 30000, &lerr);
         if (lock < 0) {
-                report_error(ret, "cannot take the host lock: %s", lerr.message ?: strerror(-lock));
+                report_error(ret, "cannot take the host lock: %s", lerr.message ?: errno_message(lock));
                 return lock;
         }
         /* an apply the agent (or anyone) was killed in: finish its step first */
@@ -885,7 +886,7 @@ int fleet_agent_converge(Root *root, Store *s, const char *host, FleetConvergeRe
                 goto out;
 out:
         if (r < 0)
-                report_error(ret, "%s", store_last_error(s) ?: strerror(-r));
+                report_error(ret, "%s", store_last_error(s) ?: errno_message(r));
         if (p.st.doc) {
                 int k = state_save(root, &p.st);
                 if (r >= 0 && k < 0)
@@ -931,7 +932,7 @@ int fleet_agent_run(Root *root, Store *s, const FleetAgentOptions *o, char **ret
         int64_t lease = 0;
         int r = register_host(s, o->host, ttl, &lease);
         if (r < 0) {
-                *ret_error = strdup_printf("cannot register %s: %s", o->host, store_last_error(s) ?: strerror(-r));
+                *ret_error = strdup_printf("cannot register %s: %s", o->host, store_last_error(s) ?: errno_message(r));
                 return r;
         }
         _cleanup_free_ char *prefix = strdup_printf(FLEET_KEY_GPUS "%s/", o->host);

@@ -6,6 +6,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/json-util.h"
 #include "core/fleet/client.h"
@@ -191,7 +192,7 @@ int fleet_load(Store *s, FleetStrategy strategy, Fleet **ret, size_t *ret_damage
         store_kvs_free(alive, na);
         store_kvs_free(gpus, ng);
         if (r < 0) {
-                *ret_error = strdup_printf("cannot read the fleet: %s", store_last_error(s) ?: strerror(-r));
+                *ret_error = strdup_printf("cannot read the fleet: %s", store_last_error(s) ?: errno_message(r));
                 return r;
         }
         if (ret_damaged)
@@ -533,7 +534,7 @@ int fleet_reserve(Store *s, Fleet *f, const FleetRequest *reqs, size_t n, size_t
                 if (r == -EBUSY)
                         *ret_error = strdup("the fleet changed under every attempt (50 conflicts in a row)");
                 else
-                        *ret_error = strdup_printf("cannot commit reservations: %s", store_last_error(s) ?: strerror(-r));
+                        *ret_error = strdup_printf("cannot commit reservations: %s", store_last_error(s) ?: errno_message(r));
                 /* what was not committed is not reserved */
                 for (size_t i = 0; i < x.n_todo; i++)
                         if (!ret[x.todo[i]].error)
@@ -574,7 +575,7 @@ int fleet_reservations(Store *s, json_object **ret, char **ret_error) {
         size_t n = 0;
         int r = store_range(s, FLEET_KEY_RES, true, &kv, &n, NULL);
         if (r < 0) {
-                *ret_error = strdup_printf("cannot read reservations: %s", store_last_error(s) ?: strerror(-r));
+                *ret_error = strdup_printf("cannot read reservations: %s", store_last_error(s) ?: errno_message(r));
                 return r;
         }
         json_object *a = json_object_new_array();
@@ -620,7 +621,7 @@ int fleet_release(Store *s, Fleet *f, const char *id, char **ret_error) {
                         return r;
                 }
                 if (r < 0) {
-                        *ret_error = strdup_printf("cannot read reservation %s: %s", id, store_last_error(s) ?: strerror(-r));
+                        *ret_error = strdup_printf("cannot read reservation %s: %s", id, store_last_error(s) ?: errno_message(r));
                         return r;
                 }
                 uint32_t gpus[64];
@@ -643,7 +644,7 @@ int fleet_release(Store *s, Fleet *f, const char *id, char **ret_error) {
                 if (done)
                         return 0;
                 if (r != -EAGAIN && r != -EIO) {
-                        *ret_error = strdup_printf("cannot release %s: %s", id, store_last_error(s) ?: strerror(-r));
+                        *ret_error = strdup_printf("cannot release %s: %s", id, store_last_error(s) ?: errno_message(r));
                         return r;
                 }
         }
@@ -701,7 +702,7 @@ int fleet_drain(Store *s, Fleet *f, const char *host, bool undo, FleetDrainResul
         int r = set_drain(s, f, h, !undo);
         if (r < 0) {
                 *ret_error = strdup_printf("cannot mark %s %s: %s", host, undo ? "schedulable" : "draining",
-                                           store_last_error(s) ?: strerror(-r));
+                                           store_last_error(s) ?: errno_message(r));
                 return r;
         }
         if (undo)

@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/jsonfile.h"
 #include "core/fleet/store.h"
@@ -100,7 +101,7 @@ static int lock_and_load(Store *s) {
         l->lock = lock_path(lp, 10000);
         if (l->lock < 0) {
                 r = l->lock;
-                store_set_error(s, "cannot lock %s: %s", LOCK_FILE, strerror(-r));
+                store_set_error(s, "cannot lock %s: %s", LOCK_FILE, errno_message(r));
                 return r;
         }
         _cleanup_free_ char *text = NULL;
@@ -110,7 +111,7 @@ static int lock_and_load(Store *s) {
                 l->doc = json_object_new_object();
                 json_object_object_add(l->doc, "revision", json_object_new_int64(1));
         } else if (r < 0) {
-                store_set_error(s, "cannot read %s: %s", STORE_FILE, strerror(-r));
+                store_set_error(s, "cannot read %s: %s", STORE_FILE, errno_message(r));
                 unlock(l);
                 return r;
         } else {
@@ -138,7 +139,7 @@ static int save_and_unlock(Store *s) {
                 _cleanup_free_ char *t = strdup_printf("%s\n", json_object_to_json_string_ext(l->doc, JSON_C_TO_STRING_PLAIN));
                 r = t ? root_write_file(l->root, t, STORE_FILE) : -ENOMEM;
                 if (r < 0)
-                        store_set_error(s, "cannot write %s: %s", STORE_FILE, strerror(-r));
+                        store_set_error(s, "cannot write %s: %s", STORE_FILE, errno_message(r));
         }
         unlock(l);
         return r;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "core/mig/mig.h"
 #include "core/mig/migparted.h"
@@ -357,13 +358,13 @@ int host_apply(Root *root, const Plan *p, size_t *ret_done, GvError *err) {
                 int r = journal_write(root, s);
                 if (r < 0)
                         return gv_error_set(err, r, s->device, "journal",
-                                            "cannot write the journal " HOST_JOURNAL_FILE ": %s", strerror(-r));
+                                            "cannot write the journal " HOST_JOURNAL_FILE ": %s", errno_message(r));
                 char *why = NULL;
                 r = run_step(root, s, &why);
                 if (r < 0) {
                         _cleanup_free_ char *d = step_describe(s);
                         gv_error_set(err, r, s->device, step_kind_to_string(s->kind), "step %zu/%zu (%s) failed: %s",
-                                     i + 1, p->n_steps, strna(d), why ?: strerror(-r));
+                                     i + 1, p->n_steps, strna(d), why ?: errno_message(r));
                         free(why);
                         /* the step left its devices as they were: nothing to finish */
                         (void)root_write_file(root, NULL, HOST_JOURNAL_FILE);
@@ -384,7 +385,7 @@ int host_recover(Root *root, char **ret_step, char ***ret_restored, GvError *err
         int r = host_journal_read(root, &s, &bad);
         if (r < 0 && r != -ENOENT)
                 return gv_error_set(err, r, NULL, "journal", "the journal is damaged (%s); remove it and run 'gpuvirt apply'",
-                                    bad.message ?: strerror(-r));
+                                    bad.message ?: errno_message(r));
         if (r >= 0) {
                 /* NULL says "no interrupted step": a description lost to a failed allocation must not */
                 if (!(*ret_step = step_describe(&s)))
@@ -401,7 +402,7 @@ int host_recover(Root *root, char **ret_step, char ***ret_restored, GvError *err
                 }
                 if (r < 0)
                         gv_error_set(err, r, s.device, step_kind_to_string(s.kind),
-                                     "the interrupted step could not be finished: %s", why ?: strerror(-r));
+                                     "the interrupted step could not be finished: %s", why ?: errno_message(r));
                 else
                         (void)root_write_file(root, NULL, HOST_JOURNAL_FILE);
                 free(why);

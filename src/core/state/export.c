@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "core/host/inventory.h"
 #include "core/host/iommu.h"
@@ -13,7 +14,7 @@ int host_export(Root *root, HostSpec **ret, GvError *err) {
         Host h;
         int r = host_load(root, &h);
         if (r < 0)
-                return gv_error_set(err, r, NULL, "read", "cannot read the host's PCI devices: %s", strerror(-r));
+                return gv_error_set(err, r, NULL, "read", "cannot read the host's PCI devices: %s", errno_message(r));
         _cleanup_host_spec_free_ HostSpec *s = calloc(1, sizeof *s);
         if (!s || !(s->file = strdup("export"))) {
                 host_done(&h);

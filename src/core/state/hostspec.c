@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/yamldoc.h"
 #include "core/state/hostspec.h"
@@ -427,7 +428,7 @@ static int load_mig_files(HostSpec *s, char **ret_error) {
                         int r = migparted_parse(e->mig_file, &l[s->n_mig_files], &err);
                         if (r < 0) {
                                 *ret_error = strdup_printf("%s:%u:%u: mig file: %s", s->file, e->line, e->column,
-                                                           err.message ?: strerror(-r));
+                                                           err.message ?: errno_message(r));
                                 return r == -ENOMEM ? r : -EINVAL;
                         }
                         m = l[s->n_mig_files++];

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "core/host/inventory.h"
 #include "core/host/iommu.h"
@@ -546,7 +547,7 @@ int host_plan(Root *root, const HostSpec *spec, Plan **ret, GvError *err) {
         Planner p = {.spec = spec};
         int r = host_load(root, &p.host);
         if (r < 0)
-                return gv_error_set(err, r, NULL, "read", "cannot read the host's PCI devices: %s", strerror(-r));
+                return gv_error_set(err, r, NULL, "read", "cannot read the host's PCI devices: %s", errno_message(r));
         p.plan = calloc(1, sizeof(Plan));
         Step *teardown = NULL;
         size_t n_teardown = 0;
@@ -596,7 +597,7 @@ int host_plan(Root *root, const HostSpec *spec, Plan **ret, GvError *err) {
         host_done(&p.host);
         if (r < 0) {
                 plan_free(p.plan);
-                return gv_error_take(err, r, NULL, "plan", GV_HINT_NONE, p.error ?: strdup(strerror(-r)));
+                return gv_error_take(err, r, NULL, "plan", GV_HINT_NONE, p.error ?: strdup(errno_message(r)));
         }
         if (p.plan->n_steps > 1)
                 qsort(p.plan->steps, p.plan->n_steps, sizeof(Step), cmp_steps);
