@@ -43,6 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 _cleanup_(gv_error_done) GvError e = {};
                 r = vfio_persist_read(root, BDF, &force, &inc, &e);
                 FUZZ_CHECK(r >= 0 || e.error == -r);
+                err = TAKE_PTR(e.message);
                 for (char **i = inc; r >= 0 && i && *i; i++)
                         FUZZ_CHECK(pci_addr_is_canonical(*i));
                 strv_free(inc);
@@ -54,6 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 _cleanup_(gv_error_done) GvError e = {};
                 r = sriov_persist_read(root, BDF, &n, &vfio, &e);
                 FUZZ_CHECK(r >= 0 || e.error == -r);
+                err = TAKE_PTR(e.message);
                 FUZZ_CHECK(r < 0 || n <= 0xffff);
                 break;
         }
