@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gpuvirt developer entry point. Usage:
-#   ./dev.sh demo    install what is missing, build, create a simulated host, run list and check on it
+#   ./dev.sh demo    install what is missing, build, create a simulated host, run list and check on it, reserve
+#                    MIG instances from the GPU pool on it (no server) and release them
 #   ./dev.sh test    install what is missing, build with ASan+UBSan, run every test
 #   ./dev.sh deps    only install the Debian packages the build and tests need
 #   ./dev.sh bench   build optimized and run the benchmarks
@@ -13,14 +14,19 @@ cd "$(dirname "$0")"
 # round trip with the real mdevctl).
 # VMs (docs/dependencies.md): libvirt-dev + libxml2-dev (build), libvirt-clients (virt-xml-validate),
 # libvirt-daemon + libvirt-daemon-driver-qemu (the real libvirtd in the rig), qemu-system-x86.
-# python3: the rig's VFIO holder (tests/rig/vfio-hold.py opens a real VFIO device fd).
+# python3: the rig's VFIO holder (tests/rig/vfio-hold.py opens a real VFIO device fd) and the fleet's checker.
 # clang + libclang-rt-dev (libFuzzer's runtime): the fuzz targets of tests/fuzz, built in build-fuzz/.
+# The fleet (docs/fleet.md): libcurl4-openssl-dev (etcd's v3 JSON gateway), etcd-server + etcd-client (the tests'
+# and the benchmark's 3-member cluster on loopback; etcdctl for the independent checker).
 # mmdebstrap, e2fsprogs, qemu-utils: the rig's boot mode builds a Debian root (mmdebstrap), makes it an ext4
 # image (mke2fs -d) and gives each chain of boots a copy-on-write disk on it (qemu-img).
+# gpuvirtd (docs/metrics.md): libmicrohttpd-dev (HTTP, with GnuTLS for --web-config), libsystemd-dev (sd_notify),
+# libcrypt-dev (bcrypt for basic auth); tests and bench: curl, prometheus (promtool), wrk, prometheus-node-exporter
+# (the peer of the scrape benchmark), openssl (the TLS test's certificate).
 PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libyaml-dev libcmocka-dev pciutils jq mdevctl
       libvirt-dev libxml2-dev libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 python3
-      clang libclang-rt-dev mmdebstrap e2fsprogs qemu-utils libmicrohttpd-dev libsystemd-dev libcrypt-dev curl
-      prometheus wrk prometheus-node-exporter openssl)
+      clang libclang-rt-dev libcurl4-openssl-dev etcd-server etcd-client mmdebstrap e2fsprogs qemu-utils
+      libmicrohttpd-dev libsystemd-dev libcrypt-dev curl prometheus wrk prometheus-node-exporter openssl)
 
 deps() {
         local missing=()
@@ -36,9 +42,12 @@ deps() {
 }
 
 build() { # dir, extra meson options...
-        local dir=$1; shift
-        [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null
-        meson compile -C "$dir" >/dev/null
+        local dir=$1 out; shift
+        # quiet when it works; the whole output (the compiler's errors are on ninja's stdout) when it does not
+        if [ ! -f "$dir/build.ninja" ]; then
+                out=$(meson setup "$dir" "$@" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }
+        fi
+        out=$(meson compile -C "$dir" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }
 }
 
 # The libFuzzer build: clang, ASan+UBSan, every object instrumented for coverage (tests/fuzz/README.md).
@@ -60,7 +69,15 @@ demo)
         ./build/src/gpuvirt --root "$host" list
         echo
         echo "\$ gpuvirt --root $host check"
-        ./build/src/gpuvirt --root "$host" check ;;
+        ./build/src/gpuvirt --root "$host" check || true
+        # the GPU pool on this one host, no server (the local store): reserve, see it realized, release
+        echo
+        echo "\$ gpuvirt --root $host fleet request mig:3g.20gb --owner demo --count 2 --same-host"
+        id=$(./build/src/gpuvirt --root "$host" --json fleet request mig:3g.20gb --owner demo --count 2 --same-host | jq -r '.[0].id')
+        echo "\$ gpuvirt --root $host fleet show $id"
+        ./build/src/gpuvirt --root "$host" fleet show "$id"
+        echo "\$ gpuvirt --root $host fleet release $id"
+        ./build/src/gpuvirt --root "$host" fleet release "$id" ;;
 test)
         deps
         # Sanitizers in every test build: a leak, overflow or UB fails the test that caused it.

@@ -7,11 +7,12 @@
 #include <time.h>
 
 #include "basic/fileio.h"
-#include "core/check.h"
-#include "core/inventory.h"
-#include "core/names.h"
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/check.h"
+#include "core/host/inventory.h"
+#include "core/host/names.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
+#include "sim/sim.h"
 
 static double now_us(void) {
         struct timespec ts;
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
         int runs = argc > 2 ? atoi(argv[2]) : 200;
         if (runs < 10)
                 runs = 10;
+        sim_backend_register();
         Root *root;
         if (root_open(argv[1], 0, &root) < 0) {
                 fprintf(stderr, "cannot open %s\n", argv[1]);

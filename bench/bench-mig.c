@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/mig.h"
-#include "core/nvml.h"
+#include "core/mig/mig.h"
+#include "core/mig/nvml.h"
+#include "sim/sim.h"
 
 static int pidx(const MigGpu *g, const char *n) {
         int i = mig_profile_find(g, n);
@@ -29,6 +30,7 @@ int main(int argc, char **argv) {
         if (argc < 2)
                 return fprintf(stderr, "usage: bench-mig SIMULATED_ROOT [REQUESTS]\n"), 2;
         long requests = argc > 2 ? atol(argv[2]) : 100000;
+        sim_backend_register();
         Root *root;
         Nvml *n;
         if (root_open(argv[1], 0, &root) < 0 || nvml_open(root, &n, NULL) < 0)

@@ -11,8 +11,8 @@
 #include <time.h>
 
 #include "basic/fileio.h"
-#include "core/hostspec.h"
-#include "core/migparted.h"
+#include "core/state/hostspec.h"
+#include "core/mig/migparted.h"
 
 static double now_us(void) {
         struct timespec ts;
@@ -43,17 +43,18 @@ static char *host_text(int n, size_t *len) {
 static double best_of(int reps, int kind, const char *text, size_t len) {
         double best = 1e18;
         for (int r = 0; r < reps; r++) {
-                char *err = NULL;
                 double t0 = now_us();
                 if (kind == 0) {
                         MigParted *m = NULL;
-                        if (migparted_parse_text("f", text, len, &m, &err) < 0)
-                                fprintf(stderr, "%s\n", err), exit(1);
+                        GvError e = {};
+                        if (migparted_parse_text("f", text, len, &m, &e) < 0)
+                                fprintf(stderr, "%s\n", gv_error_message(&e)), exit(1);
                         migparted_free(m);
                 } else {
                         HostSpec *s = NULL;
-                        if (host_spec_parse("f", text, len, &s, &err) < 0)
-                                fprintf(stderr, "%s\n", err), exit(1);
+                        GvError e = {};
+                        if (host_spec_parse("f", text, len, &s, &e) < 0)
+                                fprintf(stderr, "%s\n", gv_error_message(&e)), exit(1);
                         host_spec_free(s);
                 }
                 double t = now_us() - t0;

@@ -45,3 +45,17 @@ echo
 echo "MIG: apply versus recreate-everything, placement under a random request stream"
 "$GPUVIRT" sim create "$TMP/mig" --profile dgx-a100 >/dev/null
 "$B/bench/bench-mig" "$TMP/mig" 100000
+
+echo
+echo "Fleet: a synthetic pool of 5,000 hosts x 8 GPUs (models as agents published them for simulated hosts)"
+for p in dgx-a100 h100 t4-grid flex-sriov; do
+        "$GPUVIRT" sim create "$TMP/fleet-$p" --profile "$p" >/dev/null
+        "$GPUVIRT" --root "$TMP/fleet-$p" fleet gpus --host "$p" >/dev/null
+done
+"$B/bench/bench-fleet" "$TMP"/fleet-*
+# committed reservations through a real 3-member etcd on loopback (data on tmpfs)
+. "$(dirname "$0")/../tests/fleet/etcd.sh"
+trap 'etcd_stop; rm -rf "$TMP"' EXIT
+etcd_start "$TMP/etcd"
+"$B/bench/bench-fleet" --etcd "$ETCD_ENDPOINTS" "$TMP"/fleet-*
+etcd_stop

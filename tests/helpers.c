@@ -9,6 +9,11 @@
 #include "helpers.h"
 #include "sim/sim.h"
 
+/* Every test program links the simulator: simulated roots are simulated hosts from the start. */
+__attribute__((constructor)) static void test_register_sim(void) {
+        sim_backend_register();
+}
+
 char *test_tmpdir(void) {
         const char *base = getenv("TMPDIR") ?: "/tmp";
         char *t = strdup_printf("%s/gpuvirt-test-XXXXXX", base);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
 
 /* A fresh temp directory (removed by test_tmpdir_remove). */
 char *test_tmpdir(void);

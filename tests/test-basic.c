@@ -5,9 +5,12 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include <dlfcn.h>
+
+#include "basic/dlsym-table.h"
 #include "basic/errname.h"
 #include "basic/fileio.h"
-#include "core/pci.h"
+#include "core/host/pci.h"
 #include "helpers.h"
 
 static void test_pci_addr_valid(void **state) {
@@ -159,12 +162,42 @@ static void test_root(void **state) {
         test_tmpdir_remove(d);
 }
 
+/* The loader of NVML and libvirt: present symbols are filled, a missing optional one stays NULL, a missing
+ * required one names itself and leaves the whole table empty. */
+static void test_dlsym_table(void **state) {
+        void *dl = dlopen("libc.so.6", RTLD_NOW | RTLD_LOCAL);
+        assert_non_null(dl);
+        void *a = NULL, *b = (void *)1, *c = NULL;
+        DlsymEntry ok[] = {
+                {"strlen", &a, true},
+                {"gpuvirt_no_such_symbol", &b, false},
+                {"memcpy", &c, true},
+        };
+        assert_int_equal(dlsym_table(dl, ok, ELEMENTSOF(ok), NULL), 0);
+        assert_ptr_equal(a, dlsym(dl, "strlen"));
+        assert_null(b);
+        assert_ptr_equal(c, dlsym(dl, "memcpy"));
+
+        DlsymEntry bad[] = {
+                {"strlen", &a, true},
+                {"gpuvirt_no_such_symbol", &b, true},
+                {"memcpy", &c, true},
+        };
+        const char *missing = NULL;
+        assert_int_equal(dlsym_table(dl, bad, ELEMENTSOF(bad), &missing), -ENOPKG);
+        assert_string_equal(missing, "gpuvirt_no_such_symbol");
+        assert_null(a);
+        assert_null(b);
+        assert_null(c);
+        dlclose(dl);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pci_addr_valid), cmocka_unit_test(test_pci_addr_invalid),
                 cmocka_unit_test(test_same_card),      cmocka_unit_test(test_errname),
                 cmocka_unit_test(test_parse),          cmocka_unit_test(test_files),
-                cmocka_unit_test(test_root),
+                cmocka_unit_test(test_root),          cmocka_unit_test(test_dlsym_table),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

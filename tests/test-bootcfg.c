@@ -7,7 +7,7 @@
 
 #include "basic/fileio.h"
 #include "basic/shellvar.h"
-#include "core/bootcfg.h"
+#include "core/host/bootcfg.h"
 #include "helpers.h"
 
 static void merge_is(const char *cmdline, const char *add, const char *remove, const char *expect) {
@@ -164,6 +164,13 @@ static void test_grub_edit(void **state) {
         edit_is("GRUB_CMDLINE_LINUX=a\\ \\$b\n", "iommu=pt", NULL, "GRUB_CMDLINE_LINUX=\"a \\$b iommu=pt\"\n", "a $b iommu=pt");
         /* none: one is added, the rest of the file as it was */
         edit_is("GRUB_TIMEOUT=5", "iommu=pt", NULL, "GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX=\"iommu=pt\"\n", "iommu=pt");
+        /* a file ending in a backslash that escapes nothing: /bin/sh reads it as a literal one, so it is doubled
+         * (a newline after it would continue the line and make the command before it an assignment); an
+         * escaped one at the end stays as it is */
+        edit_is("GRUB_CMDLINE_LINUX='a intel_iommu=off' \\", "iommu=pt", "intel_iommu=off",
+                "GRUB_CMDLINE_LINUX='a intel_iommu=off' \\\\\nGRUB_CMDLINE_LINUX=\"iommu=pt\"\n", "iommu=pt");
+        edit_is("X=1 \\\\", "iommu=pt", NULL, "X=1 \\\\\nGRUB_CMDLINE_LINUX=\"iommu=pt\"\n", "iommu=pt");
+        edit_is("# c \\", "iommu=pt", NULL, "# c \\\\\nGRUB_CMDLINE_LINUX=\"iommu=pt\"\n", "iommu=pt");
         /* already there: nothing changes */
         edit_is("X=1\nGRUB_CMDLINE_LINUX=\"iommu=pt\" # c\n", "iommu=pt", NULL, "X=1\nGRUB_CMDLINE_LINUX=\"iommu=pt\" # c\n", "iommu=pt");
         /* refused, with where */

@@ -7,10 +7,10 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/check.h"
-#include "core/inventory.h"
-#include "core/iommu.h"
-#include "core/vfio.h"
+#include "core/host/check.h"
+#include "core/host/inventory.h"
+#include "core/host/iommu.h"
+#include "core/passthrough/vfio.h"
 #include "helpers.h"
 #include "sim/sim.h"
 
@@ -145,6 +145,22 @@ static void test_workstation(void **state) {
         const CheckResult *g = find(r, "group-isolation", second->addr);
         assert_int_equal(g->status, CHECK_FAIL);
         assert_non_null(strstr(g->message, usb->addr));
+        /* the fix is a command: core says what it does (the rest of the group along, forced) and names no
+         * option; the CLI writes the command line (goldens) */
+        assert_int_equal(g->fix, GV_HINT_TAKE_GROUP);
+        assert_non_null(g->fix_devices);
+        assert_string_equal(g->fix_devices[0], usb->addr);
+        assert_null(g->fix_devices[1]);
+        assert_null(strstr(g->hint, "--"));
+        assert_null(strstr(g->hint_tail, "--"));
+        const CheckResult *bv = find(r, "boot-vga", boot->addr);
+        assert_int_equal(bv->fix, GV_HINT_FORCE);
+        assert_null(strstr(bv->hint, "--"));
+        char *text;
+        assert_int_equal(check_hint_text(bv, NULL, &text), 0); /* no command writer: the text without one */
+        assert_string_equal(text, "Select another GPU (or the integrated one) as primary display in firmware; "
+                                  "gpuvirt refuses it.");
+        free(text);
         assert_int_equal(status_of(r, "acs", second->addr), CHECK_WARN);
         char *why = passthrough_blocker(t.host, second);
         assert_non_null(why);
@@ -190,7 +206,7 @@ static void test_all_profiles(void **state) {
                                 assert_non_null(find(r, dev_ids[k], d->addr));
                 }
                 assert_true(gpus > 0);
-                json_object *j = check_report_json(r);
+                json_object *j = check_report_json(r, NULL);
                 assert_int_equal(json_object_array_length(j), r->n_results);
                 json_object_put(j);
                 /* the inventory model agrees with the scan */
@@ -264,17 +280,104 @@ static void test_dead_device(void **state) {
                 }
         assert_int_equal(fails, 1);
         check_report_free(r);
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(pci_device_require_alive(t.root, "24:00.0", &err), -ENODEV);
-        assert_non_null(strstr(err, "0000:24:00.0 does not answer on the bus"));
-        free(err);
+        assert_int_equal(err.error, ENODEV);
+        assert_string_equal(err.device, "24:00.0");
+        assert_non_null(strstr(err.message, "0000:24:00.0 does not answer on the bus"));
+        gv_error_done(&err);
         assert_int_equal(pci_device_require_alive(t.root, "23:00.0", &err), 0);
-        assert_null(err);
+        assert_int_equal(err.error, 0);
+        assert_null(err.message);
         VfioOptions o = {.force = true};
         VfioReport rep;
         assert_int_equal(vfio_enable(t.root, "24:00.0", &o, &rep), -ENODEV);
-        assert_non_null(strstr(rep.error, "does not answer on the bus"));
+        assert_non_null(strstr(rep.error.message, "does not answer on the bus"));
         vfio_report_done(&rep);
+        test_host_close(&t);
+}
+
+/* The vendor host side of each mode: each check where it applies, and what turns its verdict. */
+static CheckStatus rerun(TestHost *t, const char *id, const char *device) {
+        test_host_rescan(t);
+        CheckReport *r;
+        assert_int_equal(check_run(t->host, NULL, &r), 0);
+        const CheckResult *x = find(r, id, device);
+        CheckStatus s = x ? x->status : _CHECK_STATUS_INVALID;
+        check_report_free(r);
+        return s;
+}
+
+static void put(TestHost *t, const char *rel, const char *text) {
+        _cleanup_free_ char *p = strdup_printf("%s/%s", t->dir, rel);
+        _cleanup_free_ char *d = strdup(p);
+        *strrchr(d, '/') = '\0';
+        assert_int_equal(mkdir_p(d, 0755), 0);
+        assert_int_equal(write_text(p, text), 0);
+}
+
+static void test_vendor_host(void **state) {
+        TestHost t;
+        /* the vGPU manager: FAIL until it runs */
+        test_host_open(&t, "t4-novgpumgr");
+        assert_int_equal(rerun(&t, "nvidia-vgpu-host", "0000:3b:00.0"), CHECK_FAIL);
+        put(&t, "proc/4242/comm", "nvidia-vgpu-mgr\n");
+        assert_int_equal(rerun(&t, "nvidia-vgpu-host", "0000:3b:00.0"), CHECK_PASS);
+        assert_int_equal(rerun(&t, "vgpu-license", NULL), CHECK_PASS);
+        assert_int_equal(rerun(&t, "vgpu-unlock", NULL), _CHECK_STATUS_INVALID);
+        /* vgpu_unlock-rs leaves its configuration in /etc/vgpu_unlock */
+        put(&t, "etc/vgpu_unlock/profile_override.toml", "[profile.nvidia-222]\n");
+        assert_int_equal(rerun(&t, "vgpu-unlock", NULL), CHECK_WARN);
+        test_host_close(&t);
+
+        /* the license: a commented ServerAddress is none; a token is one */
+        test_host_open(&t, "t4-nolicense");
+        assert_int_equal(rerun(&t, "vgpu-license", NULL), CHECK_WARN);
+        put(&t, "etc/nvidia/gridd.conf", "#ServerAddress=10.0.0.5\nFeatureType=1\n");
+        assert_int_equal(rerun(&t, "vgpu-license", NULL), CHECK_WARN);
+        put(&t, "etc/nvidia/gridd.conf", "ServerAddress=10.0.0.5\nFeatureType=1\n");
+        assert_int_equal(rerun(&t, "vgpu-license", NULL), CHECK_PASS);
+        put(&t, "etc/nvidia/gridd.conf", "FeatureType=1\n");
+        put(&t, "etc/nvidia/ClientConfigToken/client_configuration_token.tok", "x\n");
+        assert_int_equal(rerun(&t, "vgpu-license", NULL), CHECK_PASS);
+        test_host_close(&t);
+
+        /* Ampere+ vGPU lives on VFs: none enabled is a WARN with sriov-manage */
+        test_host_open(&t, "h100");
+        assert_int_equal(rerun(&t, "nvidia-vgpu-host", "0000:16:00.0"), CHECK_PASS);
+        assert_int_equal(root_write(t.root, "0", "sys/bus/pci/devices/0000:16:00.0/sriov_numvfs"), 0);
+        test_host_rescan(&t);
+        /* without VFs no vendor vGPU type shows: the running manager tells the vGPU host driver */
+        assert_int_equal(rerun(&t, "nvidia-vgpu-host", "0000:16:00.0"), CHECK_WARN);
+        test_host_close(&t);
+
+        /* GIM, not amdgpu */
+        test_host_open(&t, "mi25-amdgpu");
+        assert_int_equal(rerun(&t, "mxgpu-host", "0000:03:00.0"), CHECK_FAIL);
+        /* amdgpu has no sriov_configure: the kernel refuses VFs */
+        assert_int_equal(root_write(t.root, "2", "sys/bus/pci/devices/0000:03:00.0/sriov_numvfs"), -ENOENT);
+        test_host_close(&t);
+        test_host_open(&t, "mi25-sriov");
+        assert_int_equal(rerun(&t, "mxgpu-host", "0000:03:00.0"), CHECK_PASS);
+        test_host_close(&t);
+
+        /* Intel: the driver's VF support, GVT-g's parameter and module */
+        test_host_open(&t, "flex-sriov");
+        assert_int_equal(rerun(&t, "intel-sriov-host", "0000:16:00.0"), CHECK_PASS);
+        put(&t, "proc/cmdline", "BOOT_IMAGE=/boot/vmlinuz ro quiet intel_iommu=on iommu=pt\n");
+        assert_int_equal(rerun(&t, "intel-sriov-host", "0000:16:00.0"), CHECK_FAIL);
+        test_host_close(&t);
+        test_host_open(&t, "gvt-g");
+        assert_int_equal(rerun(&t, "gvt-g-host", "0000:00:02.0"), CHECK_PASS);
+        _cleanup_free_ char *kvmgt = strdup_printf("%s/sys/module/kvmgt", t.dir);
+        assert_int_equal(rm_rf(kvmgt), 0);
+        assert_int_equal(rerun(&t, "gvt-g-host", "0000:00:02.0"), CHECK_FAIL);
+        test_host_close(&t);
+
+        /* none applies to a DGX's A100s */
+        test_host_open(&t, "dgx-a100");
+        assert_int_equal(rerun(&t, "nvidia-vgpu-host", "0000:23:00.0"), _CHECK_STATUS_INVALID);
+        assert_int_equal(rerun(&t, "vgpu-license", NULL), _CHECK_STATUS_INVALID);
         test_host_close(&t);
 }
 
@@ -283,6 +386,7 @@ int main(void) {
                 cmocka_unit_test(test_no_iommu),     cmocka_unit_test(test_dgx),
                 cmocka_unit_test(test_workstation),  cmocka_unit_test(test_all_profiles),
                 cmocka_unit_test(test_inventory_modes), cmocka_unit_test(test_dead_device),
+                cmocka_unit_test(test_vendor_host),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -173,8 +173,9 @@ static void test_state_file(void **state) {
         TestHost t;
         test_host_open(&t, "dgx-a100");
         json_object *m = NULL;
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(health_file_read(t.root, &m, &err), 0); /* no daemon: no file */
+        assert_int_equal(err.error, 0);
         assert_null(m);
         HealthUnit u = {.level = HEALTH_UNHEALTHY, .reason = strdup("Xid 48: double-bit ECC error"),
                         .since_usec = S(1796130000)};
@@ -191,16 +192,18 @@ static void test_state_file(void **state) {
         /* a damaged file: refused with the file's name */
         assert_int_equal(root_write_file(t.root, "{\"version\":2,\"units\":[]}", "%s", HEALTH_FILE), 0);
         assert_int_equal(health_file_read(t.root, &m, &err), -EINVAL);
-        assert_string_equal(err, "/run/gpuvirt/health.json: not a version 1 health file");
-        free(err);
+        assert_string_equal(err.message, "/run/gpuvirt/health.json: not a version 1 health file");
+        assert_string_equal(err.step, "parse");
+        gv_error_done(&err);
         assert_int_equal(root_write_file(t.root, "{\"version\":1,\"units\":[{\"unit\":\"x\",\"health\":\"fine\"}]}", "%s",
                                          HEALTH_FILE), 0);
         assert_int_equal(health_file_read(t.root, &m, &err), -EINVAL);
-        free(err);
+        assert_int_equal(err.error, EINVAL);
+        gv_error_done(&err);
         assert_int_equal(root_write_file(t.root, "{\"version\":1,", "%s", HEALTH_FILE), 0);
         assert_int_equal(health_file_read(t.root, &m, &err), -EINVAL);
-        assert_non_null(strstr(err, "/run/gpuvirt/health.json:1:"));
-        free(err);
+        assert_non_null(strstr(err.message, "/run/gpuvirt/health.json:1:"));
+        gv_error_done(&err);
         json_object_put(doc);
         health_unit_done(&u);
         test_host_close(&t);

@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/hostspec.h"
+#include "core/state/hostspec.h"
 
 static const char example[] = "version: 1\n"
                               "gpus:\n"
@@ -27,12 +27,12 @@ static const char example[] = "version: 1\n"
 
 static HostSpec *parse_ok(const char *text) {
         HostSpec *s = NULL;
-        char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         int r = host_spec_parse("host.yaml", text, strlen(text), &s, &err);
         if (r < 0)
-                fprintf(stderr, "unexpected: %s\n", err);
+                fprintf(stderr, "unexpected: %s\n", strna(err.message));
         assert_int_equal(r, 0);
-        assert_null(err);
+        assert_int_equal(err.error, 0);
         return s;
 }
 
@@ -82,15 +82,16 @@ static void test_format_escapes(void **state) {
 
 static void rejects(const char *text, const char *where, const char *what) {
         HostSpec *s = NULL;
-        char *err = NULL;
-        assert_int_equal(host_spec_parse("host.yaml", text, strlen(text), &s, &err), -EINVAL);
+        _cleanup_(gv_error_done) GvError e = {};
+        assert_int_equal(host_spec_parse("host.yaml", text, strlen(text), &s, &e), -EINVAL);
         assert_null(s);
+        const char *err = e.message;
         assert_non_null(err);
+        assert_int_equal(e.error, EINVAL);
         if (!startswith(err, where) || !strstr(err, what))
                 fprintf(stderr, "got: %s\nwant: %s ... %s\n", err, where, what);
         assert_non_null(startswith(err, where));
         assert_non_null(strstr(err, what));
-        free(err);
 }
 
 static void test_rejections(void **state) {
@@ -134,7 +135,7 @@ static void test_match(void **state) {
         PciDevice chosen = {.addr = "0000:17:00.0", .vendor = 0x10de, .device = 0x20b0};
         PciDevice other = {.addr = "0000:99:00.0", .vendor = 0x1002, .device = 0x6860};
         const GpuEntry *e;
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(host_spec_match(s, &a100, &e, &err), 0);
         assert_int_equal(e->mode, GPU_MODE_MIG); /* vendor:device beats all */
         assert_int_equal(host_spec_match(s, &chosen, &e, &err), 0);

@@ -12,8 +12,10 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/mig.h"
-#include "core/nvml.h"
+#include "core/mig/apply.h"
+#include "core/mig/mig.h"
+#include "core/mig/nvml.h"
+#include "core/mig/ops.h"
 #include "helpers.h"
 #include "sim/sim.h"
 
@@ -204,9 +206,10 @@ static void test_nvml_load(void **state) {
         TestHost t;
         test_host_open(&t, "dgx-a100");
         Nvml *n = NULL;
-        char *why = NULL;
+        GvError why = {};
         assert_int_equal(nvml_open(t.root, &n, &why), 0);
-        assert_null(why);
+        assert_int_equal(why.error, 0);
+        assert_null(why.message);
         MigGpu *g = NULL;
         size_t ng = 0;
         assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
@@ -217,22 +220,25 @@ static void test_nvml_load(void **state) {
         assert_int_equal(g[0].slices, 8);
         assert_true(mig_profile_find(&g[0], "3g.20gb") >= 0);
         int act = 1;
-        assert_int_equal(mig_set_mode(n, &g[0], true, &act), 0);
+        assert_int_equal(mig_set_mode(t.root, n, &g[0], true, &act, NULL), 0);
         assert_int_equal(act, -EAGAIN);
-        assert_int_equal(mig_create(n, &g[0], mig_profile_find(&g[0], "1g.5gb"), -1, NULL), -EOPNOTSUPP);
-        assert_int_equal(mig_reset(t.root, &g[0]), 0);
+        assert_int_equal(mig_create(t.root, n, &g[0], mig_profile_find(&g[0], "1g.5gb"), -1, NULL, NULL), -EOPNOTSUPP);
+        assert_int_equal(mig_reset(t.root, NULL, &g[0], NULL), 0);
         assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
         assert_int_equal(g[0].mode_current, 1);
         MigInstance m;
         int p3 = mig_profile_find(&g[0], "3g.20gb");
-        assert_int_equal(mig_create(n, &g[0], p3, 4, &m), 0);
+        assert_int_equal(mig_create(t.root, n, &g[0], p3, 4, &m, NULL), 0);
         assert_int_equal(m.start, 4);
-        assert_int_equal(mig_create(n, &g[0], p3, 4, &m), -ENOSPC);
-        assert_int_equal(mig_create(n, &g[0], p3, 2, &m), -EINVAL);
+        assert_int_equal(mig_create(t.root, n, &g[0], p3, 4, &m, NULL), -ENOSPC);
+        assert_int_equal(mig_create(t.root, n, &g[0], p3, 2, &m, NULL), -EINVAL);
         free(g);
         nvml_close(n);
         test_host_close(&t);
 }
+
+/* The root the children act on (set by open_mig_gpu0()). */
+static Root *child_root;
 
 /* Run fn in a child process (its own view of the fake library, as another gpuvirt has); its exit status. */
 static int in_child(int (*fn)(Nvml *n, MigGpu *g, int arg), Nvml *n, MigGpu *g, int arg) {
@@ -246,11 +252,11 @@ static int in_child(int (*fn)(Nvml *n, MigGpu *g, int arg), Nvml *n, MigGpu *g, 
 }
 
 static int child_create(Nvml *n, MigGpu *g, int profile) {
-        return mig_create(n, g, profile, 6, NULL);
+        return mig_create(child_root, n, g, profile, 6, NULL, NULL);
 }
 
 static int child_destroy(Nvml *n, MigGpu *g, int gi_id) {
-        return mig_destroy(n, g, (unsigned)gi_id);
+        return mig_destroy(child_root, n, g, (unsigned)gi_id, NULL);
 }
 
 /* A DGX A100 with MIG enabled on GPU 0, no instances. */
@@ -261,9 +267,10 @@ static void open_mig_gpu0(TestHost *t, Nvml **ret_n, MigGpu **ret_g) {
         MigGpu *g = NULL;
         size_t ng = 0;
         assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
+        child_root = t->root;
         int act;
-        assert_int_equal(mig_set_mode(n, &g[0], true, &act), 0);
-        assert_int_equal(mig_reset(t->root, &g[0]), 0);
+        assert_int_equal(mig_set_mode(t->root, n, &g[0], true, &act, NULL), 0);
+        assert_int_equal(mig_reset(t->root, NULL, &g[0], NULL), 0);
         assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
         *ret_n = n;
         *ret_g = g;
@@ -283,13 +290,13 @@ static void test_nvml_shared_state(void **state) {
         /* another process takes slice 6 while we hold a view without it */
         assert_int_equal(in_child(child_create, n, &g[0], p1), 0);
         assert_int_equal(g[0].n_inst, 0);
-        assert_int_equal(mig_create(n, &g[0], p1, 6, NULL), -ENOSPC);
+        assert_int_equal(mig_create(t.root, n, &g[0], p1, 6, NULL, NULL), -ENOSPC);
         assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
         assert_int_equal(g[0].n_inst, 1);
         assert_int_equal(g[0].inst[0].start, 6);
         /* ours goes elsewhere, theirs stays */
         MigInstance mine;
-        assert_int_equal(mig_create(n, &g[0], p1, 5, &mine), 0);
+        assert_int_equal(mig_create(t.root, n, &g[0], p1, 5, &mine, NULL), 0);
         assert_int_equal(g[0].n_inst, 2);
         unsigned theirs = g[0].inst[0].gi_id == mine.gi_id ? g[0].inst[1].gi_id : g[0].inst[0].gi_id;
         assert_int_not_equal(theirs, mine.gi_id);
@@ -300,7 +307,7 @@ static void test_nvml_shared_state(void **state) {
         assert_int_equal(g[0].n_inst, 1);
         assert_int_equal(g[0].inst[0].gi_id, mine.gi_id);
         assert_string_equal(g[0].inst[0].uuid, mine.uuid);
-        assert_int_equal(mig_destroy(n, &g[0], theirs), -ENOENT);
+        assert_int_equal(mig_destroy(t.root, n, &g[0], theirs, NULL), -ENOENT);
         free(g);
         nvml_close(n);
         test_host_close(&t);
@@ -314,7 +321,7 @@ static void test_nvml_shared_state(void **state) {
  * slices), copy engines, NVDEC, JPEG, OFA: NVIDIA Multi-Instance GPU User Guide (r580), "Supported MIG
  * Profiles" (tables for A30, A100, H100, H200) and "Getting Started with MIG" (nvidia-smi mig -lgipp).
  * GiB (as nvidia-smi mig -lgip prints memorySizeMB / 1024) and SMs: nvidia-smi mig -lgip on the product,
- * as cited in src/sim/nvml/fake-nvml.c (the guide's tables give fractions, not counts).
+ * as cited in src/sim/nvml/models.c (the guide's tables give fractions, not counts).
  */
 typedef struct PubRow {
         const char *name;
@@ -457,7 +464,7 @@ static void test_published_tables(void **state) {
 }
 
 static int child_create_killed(Nvml *n, MigGpu *g, int profile) {
-        return mig_create(n, g, profile, -1, NULL);
+        return mig_create(child_root, n, g, profile, -1, NULL, NULL);
 }
 
 /* A crash between a GPU instance and its compute instance (the fake NVML's changes are fault points, as
@@ -484,6 +491,287 @@ static void test_half_made_instance(void **state) {
         assert_int_equal(g[0].n_inst, 1);
         assert_true(g[0].inst[0].ci_id >= 0);
         assert_true(mig_layout_matches(&g[0], true, want));
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
+/* Every change of MIG state asks root_change(): under --dry-run create, destroy, set-mode and reset say what
+ * they would do and return 1 with NVML's state untouched, and an apply plans without changing anything. A
+ * failing change reports through the GvError: the device, the step, NVML's code and the errno described. */
+static void test_dry_run_and_errors(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        int p1 = mig_profile_find(&g[0], "1g.5gb");
+        MigInstance m;
+        assert_int_equal(mig_create(t.root, n, &g[0], p1, 6, &m, NULL), 0);
+        _cleanup_free_ char *before = NULL;
+        _cleanup_free_ char *statefile = strdup_printf("%s/.gpuvirt-sim/nvml/%s", t.dir, g[0].address);
+        assert_int_equal(read_full(statefile, 1 << 20, (void **)&before, NULL), 0);
+
+        Root *dry = NULL;
+        assert_int_equal(root_open(t.dir, ROOT_DRY_RUN, &dry), 0);
+        char *printed = NULL;
+        size_t printed_len = 0;
+        FILE *f = open_memstream(&printed, &printed_len);
+        assert_non_null(f);
+        root_set_dry_run_stream(dry, f);
+        int act = 7;
+        assert_int_equal(mig_create(dry, n, &g[0], p1, 5, NULL, NULL), 1);
+        assert_int_equal(mig_destroy(dry, n, &g[0], m.gi_id, NULL), 1);
+        assert_int_equal(mig_set_mode(dry, n, &g[0], false, &act, NULL), 1);
+        assert_int_equal(act, 7);
+        assert_int_equal(mig_reset(dry, n, &g[0], NULL), 1);
+        unsigned want[MIG_MAX_PROFILES] = {};
+        want[mig_profile_find(&g[0], "3g.20gb")] = 2;
+        MigApplyReport rep;
+        assert_int_equal(mig_apply_gpu(dry, n, &g[0], true, want, true, false, &rep), 0);
+        assert_int_equal(rep.state, MIG_APPLY_CHANGED);
+        assert_int_equal(rep.error.error, 0);
+        size_t creates = 0;
+        for (size_t i = 0; i < rep.n_actions; i++)
+                if (rep.actions[i].kind == MIG_ACTION_CREATE) {
+                        assert_int_equal(rep.actions[i].gi_id, -1);
+                        creates++;
+                }
+        assert_int_equal(creates, 2);
+        mig_apply_report_done(&rep);
+        assert_int_equal(fclose(f), 0);
+        assert_non_null(strstr(printed, "would create 1g.5gb at 5:1 on "));
+        assert_non_null(strstr(printed, "would destroy GPU instance "));
+        assert_non_null(strstr(printed, "would set MIG mode of "));
+        assert_non_null(strstr(printed, "/reset <- \"1\""));
+        assert_non_null(strstr(printed, "would create 3g.20gb at "));
+        free(printed);
+        root_free(dry);
+        _cleanup_free_ char *after = NULL;
+        assert_int_equal(read_full(statefile, 1 << 20, (void **)&after, NULL), 0);
+        assert_string_equal(before, after);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+
+        /* slice 6 is taken: NVML_ERROR_INSUFFICIENT_RESOURCES, as -ENOSPC, named in the error */
+        GvError err = {};
+        assert_int_equal(mig_create(t.root, n, &g[0], p1, 6, NULL, &err), -ENOSPC);
+        assert_int_equal(err.error, ENOSPC);
+        assert_string_equal(err.device, g[0].address);
+        assert_string_equal(err.step, "create");
+        assert_non_null(strstr(err.message, "cannot create 1g.5gb at 6:1 on "));
+        assert_non_null(strstr(err.message, "NVML_ERROR_INSUFFICIENT_RESOURCES: "));
+        assert_non_null(strstr(err.message, "(ENOSPC)"));
+        gv_error_done(&err);
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
+/* Pinned instances (the fleet's MigCount.at) go through the same apply: a half-made GPU instance is no pinned
+ * instance and is replaced by a whole one, a pin at no placement of its profile is refused with the reason
+ * before anything changes, and a GPU that fell off the bus is refused as without pins. */
+static void test_pinned_apply(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        int p1 = mig_profile_find(&g[0], "1g.5gb"), p3 = mig_profile_find(&g[0], "3g.20gb");
+        assert_int_equal(sim_inject_fault(t.dir, "nvmlGpuInstanceCreateComputeInstance", SIM_FAULT_KILL), 0);
+        assert_int_equal(in_child(child_create_killed, n, &g[0], p1), -1); /* killed */
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_int_equal(g[0].inst[0].ci_id, -1);
+        MigPlanCreate pin = {p1, g[0].inst[0].start};
+        assert_false(mig_has_instances_at(&g[0], &pin, 1));
+        unsigned want[MIG_MAX_PROFILES] = {};
+        want[p1] = 1;
+        MigApplyReport rep;
+        assert_int_equal(mig_apply_gpu_pinned(t.root, n, &g[0], true, want, &pin, 1, true, false, &rep), 0);
+        mig_apply_report_done(&rep);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_true(g[0].inst[0].ci_id >= 0);
+        assert_true(mig_has_instances_at(&g[0], &pin, 1));
+        /* 3g.20gb starts at 0 or 4 on an A100-40GB: at 2 it is refused, and the GPU keeps its instance */
+        want[p3] = 1;
+        MigPlanCreate pins[] = {pin, {p3, 2}};
+        assert_int_equal(mig_apply_gpu_pinned(t.root, n, &g[0], true, want, pins, 2, true, false, &rep), -ENOSPC);
+        assert_non_null(rep.error.message);
+        assert_non_null(strstr(rep.error.message, "3g.20gb at 2 is not one of its placements"));
+        assert_int_equal(rep.error.error, ENOSPC);
+        assert_string_equal(rep.error.device, g[0].address);
+        mig_apply_report_done(&rep);
+        char *why = NULL;
+        assert_int_equal(mig_layout_fits_pinned(&g[0], want, pins, 2, &why), -ENOSPC);
+        free(why);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 1);
+        assert_true(mig_has_instances_at(&g[0], &pin, 1));
+        /* at a legal start beside the 1g.5gb (slices 0-3 or 4-7) it fits */
+        pins[1].start = pin.start >= 4 ? 0 : 4;
+        assert_int_equal(mig_layout_fits_pinned(&g[0], want, pins, 2, NULL), 0);
+        /* a GPU that fell off the bus */
+        assert_int_equal(sim_device_off_bus(t.dir, g[0].address), 0);
+        free(g);
+        nvml_close(n);
+        assert_int_equal(nvml_open(t.root, &n, NULL), 0);
+        size_t ng = 0;
+        assert_int_equal(mig_gpus_read(n, &g, &ng), 0);
+        assert_true(g[0].lost);
+        assert_int_equal(mig_apply_gpu_pinned(t.root, n, &g[0], true, want, pins, 2, true, false, &rep), -ENODEV);
+        assert_non_null(strstr(rep.error.message, "fallen off the bus"));
+        assert_int_equal(rep.error.error, ENODEV);
+        mig_apply_report_done(&rep);
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
+/* A mig-parted configuration over the eight GPUs of a DGX A100 (MIG on GPU 0 only), in core's steps: the
+ * configuration picked by label (several and none named: the hint, no option in the message), every GPU's
+ * target checked first (a layout that cannot fit and a lost GPU are refused per GPU, with their error), and
+ * per GPU what is done with it. */
+static void test_config_steps(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        static const char text[] = "version: v1\nmig-configs:\n"
+                                   "  two:\n    - devices: [0]\n      mig-enabled: true\n      mig-devices:\n        \"1g.5gb\": 2\n"
+                                   "  toomany:\n    - devices: [0]\n      mig-enabled: true\n      mig-devices:\n        \"1g.5gb\": 8\n";
+        _cleanup_(migparted_freep) MigParted *m = NULL;
+        assert_int_equal(migparted_parse_text("m.yaml", text, sizeof text - 1, &m, NULL), 0);
+        const MigPartedConfig *cfg = NULL;
+        GvError err = {};
+        assert_int_equal(mig_config_find(m, NULL, &cfg, &err), -EINVAL);
+        assert_null(cfg);
+        assert_int_equal(err.hint, GV_HINT_MIG_LABEL);
+        assert_string_equal(err.message, "m.yaml holds 2 configurations and none is named (two, ...)");
+        assert_int_equal(mig_config_find(m, "nosuch", &cfg, &err), -EINVAL);
+        assert_int_equal(err.hint, GV_HINT_NONE);
+        assert_string_equal(err.message, "m.yaml: no configuration 'nosuch' (it has 2: two, ...)");
+        gv_error_done(&err);
+        assert_int_equal(mig_config_find(m, "two", &cfg, &err), 0);
+        assert_string_equal(cfg->label, "two");
+
+        MigConfigPlan plan;
+        assert_int_equal(mig_config_plan(m, cfg, g, 8, false, &plan, &err), 0);
+        assert_int_equal(plan.selected, 1);
+        assert_int_equal(plan.refused + plan.lost, 0);
+        assert_int_equal(mig_config_verdict(&g[0], &plan.gpus[0].target, false), MIG_CONFIG_APPLY);
+        assert_int_equal(mig_config_verdict(&g[0], &plan.gpus[0].target, true), MIG_CONFIG_DIFFERS);
+        assert_int_equal(mig_config_verdict(&g[1], &plan.gpus[1].target, false), MIG_CONFIG_LEFT_ALONE);
+        assert_int_equal(mig_config_verdict(&g[1], &plan.gpus[1].target, true), MIG_CONFIG_UNMATCHED);
+        mig_config_plan_done(&plan);
+
+        /* a lost GPU: nothing is applied anywhere; an assert goes on and counts it */
+        g[3].lost = true;
+        assert_int_equal(mig_config_plan(m, cfg, g, 8, false, &plan, &err), -ENODEV);
+        assert_int_equal(plan.lost, 1);
+        assert_int_equal(plan.gpus[3].error.error, ENODEV);
+        assert_int_equal(plan.gpus[3].error.hint, GV_HINT_LOST_GPU);
+        assert_non_null(strstr(plan.gpus[3].error.message, "GPU 3 has fallen off the bus"));
+        assert_int_equal(plan.gpus[0].error.error, 0);
+        assert_non_null(strstr(err.message, "while a GPU is lost"));
+        mig_config_plan_done(&plan);
+        gv_error_done(&err);
+        assert_int_equal(mig_config_plan(m, cfg, g, 8, true, &plan, &err), 0);
+        assert_int_equal(mig_config_verdict(&g[3], &plan.gpus[3].target, true), MIG_CONFIG_LOST);
+        mig_config_plan_done(&plan);
+        g[3].lost = false;
+
+        /* 8 x 1g.5gb does not fit: refused at its entry, before anything changed */
+        assert_int_equal(mig_config_find(m, "toomany", &cfg, NULL), 0);
+        assert_int_equal(mig_config_plan(m, cfg, g, 8, false, &plan, &err), -EINVAL);
+        assert_int_equal(plan.refused, 1);
+        assert_int_equal(plan.gpus[0].error.error, EINVAL);
+        assert_string_equal(plan.gpus[0].error.step, "target");
+        assert_true(startswith(plan.gpus[0].error.message, "m.yaml:9:7: this layout does not fit GPU 0"));
+        mig_config_plan_done(&plan);
+        gv_error_done(&err);
+        assert_int_equal(mig_gpu_refresh(n, &g[0]), 0);
+        assert_int_equal(g[0].n_inst, 0);
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
+/* The single-GPU operations with their checks: a profile or placement that does not exist is bad input
+ * (EINVAL, nothing done), a placement with a count is E2BIG; instances are placed until there is no room
+ * (ENOSPC with the status hint, what was made listed); MIG off is EOPNOTSUPP with the enable hint; an
+ * unknown GPU instance has the status hint; destroying all lists every one; what export writes asserts as
+ * the layout it came from. */
+static void test_instance_ops(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        GvError err = {};
+        MigCreateResult cr;
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "9g.99gb", -1, 1, &cr, &err), -EINVAL);
+        assert_false(cr.checked);
+        assert_true(startswith(err.message, "Unknown MIG profile '9g.99gb' on "));
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "3g.20gb", 3, 1, &cr, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "its placements are 0,4:4 (start:size)"));
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "3g.20gb", 4, 2, &cr, &err), -E2BIG);
+        assert_int_equal(g[0].n_inst, 0);
+
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "1g.5gb", -1, 3, &cr, &err), 0);
+        assert_true(cr.checked);
+        assert_false(cr.dry_run);
+        assert_int_equal(cr.n_created, 3);
+        assert_int_equal(g[0].n_inst, 3);
+        assert_true(cr.created[0].gi_id != cr.created[1].gi_id && cr.created[1].gi_id != cr.created[2].gi_id);
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "1g.5gb", -1, 5, &cr, &err), -ENOSPC);
+        assert_true(cr.checked);
+        assert_int_equal(cr.n_created, 4); /* 7 at most */
+        assert_int_equal(err.hint, GV_HINT_MIG_STATUS);
+        assert_string_equal(err.device, g[0].address);
+        assert_true(startswith(err.message, "No room for another 1g.5gb on "));
+        assert_null(strstr(err.message, "gpuvirt"));
+
+        MigDestroyResult dr;
+        assert_int_equal(mig_destroy_instances(t.root, n, &g[0], 99, false, &dr, &err), -EINVAL);
+        assert_false(dr.checked);
+        assert_int_equal(err.hint, GV_HINT_MIG_STATUS);
+        assert_true(endswith(err.message, "has no GPU instance 99"));
+        assert_int_equal(mig_destroy_instances(t.root, n, &g[0], -1, false, &dr, &err), 0);
+        assert_int_equal(dr.n_destroyed, 7);
+        assert_int_equal(g[0].n_inst, 0);
+
+        /* GPU 1 has MIG off */
+        assert_int_equal(mig_create_instances(t.root, n, &g[1], "1g.5gb", -1, 1, &cr, &err), -EOPNOTSUPP);
+        assert_false(cr.checked);
+        assert_int_equal(err.hint, GV_HINT_MIG_ENABLE);
+        _cleanup_free_ char *off = strdup_printf("MIG is not enabled on %s", g[1].address);
+        assert_string_equal(err.message, off);
+        assert_int_equal(mig_destroy_instances(t.root, n, &g[1], -1, false, &dr, &err), -EOPNOTSUPP);
+        /* what export writes reads back as the layout it came from */
+        assert_int_equal(mig_create_instances(t.root, n, &g[0], "3g.20gb", -1, 2, &cr, &err), 0);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        assert_non_null(f);
+        assert_int_equal(mig_config_export(f, "snap", g, 8), 0);
+        assert_int_equal(fclose(f), 0);
+        assert_non_null(strstr(text, "  snap:\n    - devices: [0]\n      mig-enabled: true\n"));
+        assert_non_null(strstr(text, "    - devices: [1]\n      mig-enabled: false\n"));
+        _cleanup_(migparted_freep) MigParted *m = NULL;
+        assert_int_equal(migparted_parse_text("e.yaml", text, len, &m, NULL), 0);
+        free(text);
+        const MigPartedConfig *cfg = NULL;
+        assert_int_equal(mig_config_find(m, NULL, &cfg, NULL), 0);
+        MigConfigPlan plan;
+        assert_int_equal(mig_config_plan(m, cfg, g, 8, true, &plan, NULL), 0);
+        for (size_t i = 0; i < 8; i++)
+                assert_int_equal(mig_config_verdict(&g[i], &plan.gpus[i].target, true), MIG_CONFIG_MATCHES);
+        mig_config_plan_done(&plan);
+
+        MigModeResult mr;
+        assert_int_equal(mig_mode_change(t.root, n, &g[0], true, &mr, &err), 0);
+        assert_true(mr.unchanged);
+        mig_mode_result_done(&mr);
+        gv_error_done(&err);
         free(g);
         nvml_close(n);
         test_host_close(&t);
@@ -521,8 +809,12 @@ int main(void) {
                 cmocka_unit_test(test_nvml_load),
                 cmocka_unit_test(test_nvml_shared_state),
                 cmocka_unit_test(test_half_made_instance),
+                cmocka_unit_test(test_pinned_apply),
+                cmocka_unit_test(test_dry_run_and_errors),
                 cmocka_unit_test(test_published_tables),
                 cmocka_unit_test(test_profile_names),
+                cmocka_unit_test(test_config_steps),
+                cmocka_unit_test(test_instance_ops),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,14 +17,14 @@
 #include "basic/fileio.h"
 #include "basic/jsonfile.h"
 #include "basic/yamldoc.h"
-#include "core/hostspec.h"
-#include "core/hoststate.h"
-#include "core/mdev.h"
-#include "core/migparted.h"
-#include "core/persist.h"
-#include "core/root.h"
-#include "core/sriov.h"
-#include "core/vfio.h"
+#include "core/state/hostspec.h"
+#include "core/state/hoststate.h"
+#include "core/vgpu/mdev.h"
+#include "core/mig/migparted.h"
+#include "core/passthrough/persist.h"
+#include "core/host/root.h"
+#include "core/sriov/sriov.h"
+#include "core/passthrough/vfio.h"
 #include "helpers.h"
 
 static char *tmp;
@@ -59,10 +59,12 @@ static void migparted_rejects_n(const char *text, size_t len, const char *pos, c
         _cleanup_free_ char *p = write_tmp("m.yaml", text, len);
         _cleanup_free_ char *where = strdup_printf("%s:%s", p, pos);
         MigParted *m = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(migparted_parse(p, &m, &err), -EINVAL);
         assert_null(m);
-        expect_error(err, where, what);
+        assert_int_equal(err.error, EINVAL);
+        assert_string_equal(err.step, "parse");
+        expect_error(err.message, where, what);
 }
 static void migparted_rejects(const char *text, const char *pos, const char *what) {
         migparted_rejects_n(text, strlen(text), pos, what);
@@ -70,11 +72,13 @@ static void migparted_rejects(const char *text, const char *pos, const char *wha
 
 static void host_rejects_n(const char *text, size_t len, const char *pos, const char *what) {
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         _cleanup_free_ char *where = strdup_printf("host.yaml:%s", pos);
         assert_int_equal(host_spec_parse("host.yaml", text, len, &s, &err), -EINVAL);
         assert_null(s);
-        expect_error(err, where, what);
+        expect_error(err.message, where, what);
+        assert_int_equal(err.error, EINVAL);
+        assert_string_equal(err.step, "parse");
 }
 static void host_rejects(const char *text, const char *pos, const char *what) {
         host_rejects_n(text, strlen(text), pos, what);
@@ -128,7 +132,7 @@ static void test_second_document(void **state) {
                           "5:1:", "a second YAML document");
         /* one explicit document is fine */
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         const char *one = "---\nversion: 1\ngpus: []\n...\n";
         assert_int_equal(host_spec_parse("host.yaml", one, strlen(one), &s, &err), 0);
         host_spec_free(s);
@@ -167,11 +171,11 @@ static void test_alias_labels(void **state) {
                                                   "    mig: {file: \"%s\", label: l19999}\n", mp);
         _cleanup_free_ char *hp = write_tmp("host.yaml", host, strlen(host));
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(host_spec_load(hp, "host.yaml", &s, &err), -EINVAL);
         assert_null(s);
         _cleanup_free_ char *where = strdup_printf("host.yaml:3:5: mig file: %s:3:7: anchors", mp);
-        expect_error(err, where, "not supported");
+        expect_error(err.message, where, "not supported");
         free(buf);
 }
 
@@ -189,8 +193,9 @@ static void test_many_labels(void **state) {
         assert_true(n > 10000);
         _cleanup_free_ char *p = write_tmp("many.yaml", buf, len);
         MigParted *m = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(migparted_parse(p, &m, &err), 0);
+        assert_int_equal(err.error, 0);
         assert_int_equal(m->n_configs, (size_t)n);
         _cleanup_free_ char *last = strdup_printf("l%d", n - 1);
         const MigPartedConfig *c = migparted_find(m, last);
@@ -221,7 +226,7 @@ static void test_migparted_parsed_once(void **state) {
                                                   "    mig: {file: \"%s\", label: bal}\n", mp, mp);
         _cleanup_free_ char *hp = write_tmp("host-once.yaml", host, strlen(host));
         HostSpec *s = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(host_spec_load(hp, "host.yaml", &s, &err), 0);
         assert_int_equal(s->n_mig_files, 1);
         assert_non_null(s->entries[0].mig_config);
@@ -231,10 +236,10 @@ static void test_migparted_parsed_once(void **state) {
         TestHost t;
         test_host_open(&t, "dgx-a100");
         Plan *p = NULL;
-        _cleanup_free_ char *perr = NULL;
+        _cleanup_(gv_error_done) GvError perr = {};
         int r = host_plan(t.root, s, &p, &perr);
         if (r < 0)
-                fprintf(stderr, "%s\n", perr);
+                fprintf(stderr, "%s\n", strna(perr.message));
         assert_int_equal(r, 0);
         size_t mig_steps = 0;
         for (size_t i = 0; i < p->n_steps; i++)
@@ -253,18 +258,20 @@ static void test_size_bounds(void **state) {
         text[big - 1] = '\n';
         _cleanup_free_ char *p = write_tmp("big.yaml", text, big);
         MigParted *m = NULL;
-        _cleanup_free_ char *err = NULL, *err2 = NULL;
+        _cleanup_(gv_error_done) GvError err = {}, err2 = {}, err3 = {};
         assert_int_equal(migparted_parse(p, &m, &err), -EFBIG);
-        expect_error(err, p, "larger than 1048576 bytes");
-        /* host.yaml has the same bound */
+        assert_string_equal(err.step, "read");
+        expect_error(err.message, p, "larger than 1048576 bytes");
+        /* host.yaml has the same bound: a file that is not read, said at the step "read" */
         HostSpec *s = NULL;
         assert_int_equal(host_spec_load(p, "host.yaml", &s, &err2), -EFBIG);
-        expect_error(err2, "host.yaml: ", "larger than 1048576 bytes");
+        expect_error(err2.message, "host.yaml: ", "larger than 1048576 bytes");
+        assert_int_equal(err2.error, EFBIG);
+        assert_string_equal(err2.step, "read");
         /* exactly at the bound is read (all of it a comment: an empty document) */
         _cleanup_free_ char *p2 = write_tmp("max.yaml", text, MIGPARTED_SIZE_MAX);
-        _cleanup_free_ char *err3 = NULL;
         assert_int_equal(migparted_parse(p2, &m, &err3), -EINVAL);
-        expect_error(err3, p2, "empty file");
+        expect_error(err3.message, p2, "empty file");
 }
 
 static void test_depth(void **state) {
@@ -313,10 +320,14 @@ static void test_keys(void **state) {
 
 static void json_rejects(const char *text, const char *pos, const char *what) {
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL, *where = strdup_printf("f.json:%s", pos);
+        _cleanup_(gv_error_done) GvError err = {};
+        _cleanup_free_ char *where = strdup_printf("f.json:%s", pos);
         assert_int_equal(json_parse_strict("f.json", text, strlen(text), &o, &err), -EINVAL);
         assert_null(o);
-        expect_error(err, where, what);
+        /* the reader's message is the GvError's, its errno EINVAL, at the step "parse" */
+        expect_error(err.message, where, what);
+        assert_int_equal(err.error, EINVAL);
+        assert_string_equal(err.step, "parse");
 }
 
 static void test_json_strict(void **state) {
@@ -336,17 +347,18 @@ static void test_json_strict(void **state) {
         json_rejects("{\"a\": \"\xff\"}", "1:8:", "invalid utf-8 string");
         static const char nul[] = "{\"a\": 1}\0";
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(json_parse_strict("f.json", nul, sizeof nul - 1, &o, &err), -EINVAL);
-        expect_error(err, "f.json:1:9:", "a NUL byte");
+        expect_error(err.message, "f.json:1:9:", "a NUL byte");
         char deep[64] = {};
         for (int i = 0; i <= JSON_DEPTH_MAX; i++)
                 deep[i] = '[';
         json_rejects(deep, "1:17:", "nesting too deep");
         /* good input, and its values */
         const char *good = "{\"a\": [1, {\"b\": true}], \"b\": null, \"c\": -12, \"d\": \"\\u00e9\"}\n";
-        _cleanup_free_ char *err2 = NULL;
+        _cleanup_(gv_error_done) GvError err2 = {};
         assert_int_equal(json_parse_strict("f.json", good, strlen(good), &o, &err2), 0);
+        assert_int_equal(err2.error, 0);
         assert_string_equal(json_object_get_string(json_object_object_get(o, "d")), "\xc3\xa9");
         json_object_put(o);
 }
@@ -375,18 +387,19 @@ static const JsonField rec_fields[] = {
 
 static void dispatch_rejects(const char *text, const char *what) {
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL, *perr = NULL;
+        _cleanup_(gv_error_done) GvError err = {}, perr = {};
         assert_int_equal(json_parse_strict("r", text, strlen(text), &o, &perr), 0);
         Rec r = {};
         assert_int_equal(json_dispatch("r", o, rec_fields, 0, &r, &err), -EBADMSG);
         assert_null(r.list);
-        expect_error(err, "r: ", what);
+        expect_error(err.message, "r: ", what);
+        assert_int_equal(err.error, EBADMSG);
         json_object_put(o);
 }
 
 static void test_json_dispatch(void **state) {
         json_object *o = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         const char *t = "{\"name\": \"abc\", \"count\": 65535, \"flag\": true, \"list\": [\"x\", \"y\"]}";
         assert_int_equal(json_parse_strict("r", t, strlen(t), &o, &err), 0);
         Rec r = {};
@@ -444,8 +457,8 @@ static void test_state_passthrough_record(void **state) {
         _cleanup_free_ char *x = root_path(t.root, "etc/x");
         assert_int_equal(mkdir_p(x, 0755), 0);
         assert_int_equal(vfio_disable(t.root, gpu, &o, &rep), -EBADMSG);
-        expect_error(rep.error, p, "'driver' is \"../../../../etc/x\", expected a kernel driver name");
-        assert_non_null(strstr(rep.error, "nothing was changed"));
+        expect_error(rep.error.message, p, "'driver' is \"../../../../etc/x\", expected a kernel driver name");
+        assert_non_null(strstr(rep.error.message, "nothing was changed"));
         vfio_report_done(&rep);
         assert_false(root_exists(t.root, "etc/x/bind"));
         test_host_rescan(&t);
@@ -456,7 +469,7 @@ static void test_state_passthrough_record(void **state) {
         free(write_root(t.root, "{\"driver\":\"nvidia\",\"driver\":\"../../../../etc/x\"}\n",
                         "var/lib/gpuvirt/passthrough/0000:23:00.0"));
         assert_int_equal(vfio_disable(t.root, gpu, &o, &rep), -EBADMSG);
-        expect_error(rep.error, p, ":1:20: duplicate key 'driver'");
+        expect_error(rep.error.message, p, ":1:20: duplicate key 'driver'");
         vfio_report_done(&rep);
         /* enable does not overwrite a damaged record of a function it would move either */
         free(write_root(t.root, "{\"driver\":\"nvidia\"}\n", "var/lib/gpuvirt/passthrough/0000:23:00.0"));
@@ -464,7 +477,7 @@ static void test_state_passthrough_record(void **state) {
         vfio_report_done(&rep);
         free(write_root(t.root, "[]\n", "var/lib/gpuvirt/passthrough/0000:23:00.0"));
         assert_int_equal(vfio_enable(t.root, gpu, &o, &rep), -EBADMSG);
-        expect_error(rep.error, p, "expected a JSON object");
+        expect_error(rep.error.message, p, "expected a JSON object");
         vfio_report_done(&rep);
         test_host_rescan(&t);
         assert_string_equal(pci_host_find(t.host, gpu)->driver, "nvidia");
@@ -475,22 +488,23 @@ static void test_state_persist_records(void **state) {
         TestHost t;
         test_host_open(&t, "workstation");
         bool force;
-        char **inc = NULL, *err = NULL;
+        char **inc = NULL;
+        GvError err = {};
         /* `passthrough restore` aborted on a json-c assertion when include was not a list */
         _cleanup_free_ char *p = write_root(t.root, "{\"driver\":\"vfio-pci\",\"force\":true,\"include\":5}\n",
                                             VFIO_PERSIST_DIR "/0000:02:00.0");
         assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &inc, &err), -EBADMSG);
-        expect_error(err, p, "'include' is 5, expected a list of PCI addresses");
-        free(err);
+        expect_error(err.message, p, "'include' is 5, expected a list of PCI addresses");
+        gv_error_done(&err);
         free(write_root(t.root, "{\"driver\":\"vfio-pci\",\"include\":[\"0000:03:00.0\",\"3:0.0\"]}\n",
                         VFIO_PERSIST_DIR "/0000:02:00.0"));
         assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &inc, &err), -EBADMSG);
-        expect_error(err, p, "item 1 of 'include' is \"3:0.0\"");
-        free(err);
+        expect_error(err.message, p, "item 1 of 'include' is \"3:0.0\"");
+        gv_error_done(&err);
         free(write_root(t.root, "{\"driver\":\"nvidia\"}\n", VFIO_PERSIST_DIR "/0000:02:00.0"));
         assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &inc, &err), -EBADMSG);
-        expect_error(err, p, "expected \"vfio-pci\"");
-        free(err);
+        expect_error(err.message, p, "expected \"vfio-pci\"");
+        gv_error_done(&err);
         assert_null(inc);
         test_host_close(&t);
 
@@ -501,12 +515,12 @@ static void test_state_persist_records(void **state) {
         _cleanup_free_ char *sp = write_root(t.root, "{\"num_vfs\":4294967297,\"vfio\":true}\n",
                                              SRIOV_PERSIST_DIR "/0000:4d:00.0");
         assert_int_equal(sriov_persist_read(t.root, "0000:4d:00.0", &n, &vfio, &err), -EBADMSG);
-        expect_error(err, sp, "'num_vfs' is 4294967297, out of the range 0..65535");
-        free(err);
+        expect_error(err.message, sp, "'num_vfs' is 4294967297, out of the range 0..65535");
+        gv_error_done(&err);
         free(write_root(t.root, "{\"num_vfs\":4,\"num_vfs\":31}\n", SRIOV_PERSIST_DIR "/0000:4d:00.0"));
         assert_int_equal(sriov_persist_read(t.root, "0000:4d:00.0", &n, &vfio, &err), -EBADMSG);
-        expect_error(err, sp, ":1:14: duplicate key 'num_vfs' (first at line 1, column 2)");
-        free(err);
+        expect_error(err.message, sp, ":1:14: duplicate key 'num_vfs' (first at line 1, column 2)");
+        gv_error_done(&err);
         free(write_root(t.root, "{\"num_vfs\":4}\n", SRIOV_PERSIST_DIR "/0000:4d:00.0"));
         assert_int_equal(sriov_persist_read(t.root, "0000:4d:00.0", &n, &vfio, &err), 0);
         assert_int_equal(n, 4);
@@ -529,12 +543,40 @@ static void test_state_journal(void **state) {
                 {"{\"step\":5}", "'step' is 5, expected an object"},
                 {"{\"started\":1}", "'step' is missing"},
                 {"{\"step\":{\"action\":\"bind-vfio\",\"device\":\"0000:02:00.0\"},\"step\":{}}", "duplicate key 'step'"},
+                /* the fleet's fields: named vGPUs and pinned MIG instances */
+                {"{\"step\":{\"action\":\"vgpu-create\",\"device\":\"0000:02:00.0\",\"type\":\"nvidia-222\",\"count\":1,"
+                 "\"total\":1,\"units\":[\"4E2B1C77-8A3D-4C5E-9F10-2A3B4C5D6E7F\"]}}",
+                 "item 0 of 'units' is"},
+                {"{\"step\":{\"action\":\"vgpu-create\",\"device\":\"0000:02:00.0\",\"type\":\"nvidia-222\",\"count\":2,"
+                 "\"total\":2,\"units\":[\"4e2b1c77-8a3d-4c5e-9f10-2a3b4c5d6e7f\",\"4e2b1c77-8a3d-4c5e-9f10-2a3b4c5d6e7f\"]}}",
+                 "'units' must list at most 256 distinct vGPUs"},
+                {"{\"step\":{\"action\":\"vgpu-create\",\"device\":\"0000:02:00.0\",\"type\":\"nvidia-222\",\"count\":2,"
+                 "\"total\":2,\"units\":[\"4e2b1c77-8a3d-4c5e-9f10-2a3b4c5d6e7f\"]}}",
+                 "at least 'total' (2) of them"},
+                {"{\"step\":{\"action\":\"bind-vfio\",\"device\":\"0000:02:00.0\","
+                 "\"units\":[\"4e2b1c77-8a3d-4c5e-9f10-2a3b4c5d6e7f\"]}}",
+                 "'units' must list"},
+                {"{\"step\":{\"action\":\"bind-vfio\",\"device\":\"0000:02:00.0\",\"mig_at\":[]}}",
+                 "'mig_at' must list at most"},
+                {"{\"step\":{\"action\":\"mig-apply\",\"device\":\"0000:02:00.0\",\"mig\":{\"1g.5gb\":1},"
+                 "\"mig_at\":[{\"profile\":\"1g.5gb\",\"start\":0},{\"profile\":\"1g.5gb\",\"start\":1}]}}",
+                 "'mig_at' pins more 1g.5gb instances than 'mig' counts"},
+                {"{\"step\":{\"action\":\"mig-apply\",\"device\":\"0000:02:00.0\",\"mig\":{\"1g.5gb\":1},"
+                 "\"mig_at\":[{\"profile\":\"1g.5gb\",\"start\":99}]}}",
+                 "'start' is 99, out of the range"},
+                {"{\"step\":{\"action\":\"mig-apply\",\"device\":\"0000:02:00.0\",\"mig\":{\"1g.5gb\":1},"
+                 "\"mig_at\":[{\"start\":0}]}}",
+                 "'profile' is missing"},
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_free_ char *p = write_root(t.root, bad[i][0], HOST_JOURNAL_FILE);
-                _cleanup_free_ char *step = NULL, *err = NULL;
+                _cleanup_free_ char *step = NULL;
+                _cleanup_(gv_error_done) GvError ge = {};
                 _cleanup_strv_free_ char **restored = NULL;
-                assert_int_equal(host_recover(t.root, &step, &restored, &err), -EBADMSG);
+                assert_int_equal(host_recover(t.root, &step, &restored, &ge), -EBADMSG);
+                assert_int_equal(ge.error, EBADMSG);
+                assert_string_equal(ge.step, "journal");
+                const char *err = ge.message;
                 assert_null(step);
                 assert_null(restored);
                 expect_error(err, "the journal is damaged (", p);
@@ -547,16 +589,18 @@ static void test_state_journal(void **state) {
         assert_string_equal(pci_host_find(t.host, "0000:02:00.0")->driver, "nvidia");
         /* the last apply's record */
         HostResult res;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         free(write_root(t.root, "{\"time\":1,\"file\":\"/etc/gpuvirt/host.yaml\",\"ok\":\"yes\",\"steps\":0,\"error\":null}",
                         HOST_RESULT_FILE));
         assert_int_equal(host_result_read(t.root, &res, &err), -EBADMSG);
-        assert_non_null(strstr(err, "'ok' is \"yes\", expected true or false"));
+        assert_int_equal(err.error, EBADMSG);
+        assert_non_null(strstr(strna(err.message), "'ok' is \"yes\", expected true or false"));
         test_host_close(&t);
 }
 
 static void test_mdevctl_definition(void **state) {
-        char *type = NULL, *start = NULL, *err = NULL;
+        char *type = NULL, *start = NULL;
+        GvError err = {};
         MdevAttr *a = NULL;
         size_t n = 0;
         static const char *const bad[][2] = {
@@ -569,8 +613,9 @@ static void test_mdevctl_definition(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 assert_int_equal(mdev_definition_parse("d", bad[i][0], strlen(bad[i][0]), &type, &start, &a, &n, &err),
                                  -EBADMSG);
-                expect_error(err, bad[i][1], "");
-                free(err);
+                assert_int_equal(err.error, EBADMSG);
+                expect_error(err.message, bad[i][1], "");
+                gv_error_done(&err);
         }
         /* keys of mdevctl's format gpuvirt does not use are left alone */
         const char *good = "{\"mdev_type\":\"i915-GVTg_V5_4\",\"start\":\"auto\",\"attrs\":[],\"future\":{\"x\":1}}";

@@ -7,8 +7,8 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/sriov.h"
-#include "core/vfio.h"
+#include "core/sriov/sriov.h"
+#include "core/passthrough/vfio.h"
 #include "helpers.h"
 #include "sim/sim.h"
 
@@ -80,7 +80,7 @@ static void test_set_vfio_and_back(void **state) {
         SriovOptions o = opts(true, false);
         SriovReport rep;
         assert_int_equal(sriov_set(t.root, FLEX_PF, 4, &o, &rep), 0);
-        assert_null(rep.error);
+        assert_int_equal(rep.error.error, 0);
         assert_int_equal(rep.from_vfs, 0);
         assert_int_equal(rep.num_vfs, 4);
         assert_true(rep.changed);
@@ -130,7 +130,7 @@ static void test_refusals(void **state) {
         SriovOptions o = opts(false, false);
         SriovReport rep;
         assert_int_equal(sriov_set(t.root, FLEX_PF, 32, &o, &rep), -ERANGE);
-        assert_non_null(strstr(rep.error, "at most 31"));
+        assert_non_null(strstr(rep.error.message, "at most 31"));
         sriov_report_done(&rep);
         assert_int_equal(numvfs(&t, FLEX_PF), 0);
 
@@ -140,14 +140,14 @@ static void test_refusals(void **state) {
         sriov_report_done(&rep);
         /* a bridge has no SR-IOV */
         assert_int_equal(sriov_set(t.root, "0000:15:01.0", 1, &o, &rep), -EINVAL);
-        assert_non_null(strstr(rep.error, "no SR-IOV"));
+        assert_non_null(strstr(rep.error.message, "no SR-IOV"));
         sriov_report_done(&rep);
 
         assert_int_equal(sriov_set(t.root, FLEX_PF, 2, &o, &rep), 0);
         sriov_report_done(&rep);
         /* a VF is not a PF */
         assert_int_equal(sriov_set(t.root, "0000:16:00.1", 1, &o, &rep), -EINVAL);
-        assert_non_null(strstr(rep.error, "virtual function"));
+        assert_non_null(strstr(rep.error.message, "virtual function"));
         sriov_report_done(&rep);
 
         /* a VM holds a VF's group: refused, VFs untouched; --force proceeds */
@@ -156,8 +156,8 @@ static void test_refusals(void **state) {
         sriov_report_done(&rep);
         hold_group(&t, group_of(&t, "0000:16:00.2"));
         assert_int_equal(sriov_set(t.root, FLEX_PF, 0, &o, &rep), -EBUSY);
-        assert_non_null(strstr(rep.error, "4242 (qemu-system-x86)"));
-        assert_non_null(strstr(rep.error, "0000:16:00.2"));
+        assert_non_null(strstr(rep.error.message, "4242 (qemu-system-x86)"));
+        assert_non_null(strstr(rep.error.message, "0000:16:00.2"));
         sriov_report_done(&rep);
         assert_vfs_on(&t, FLEX_PF, 2, "vfio-pci");
         char *busy = sriov_vf_busy(t.root, "0000:16:00.2");
@@ -191,7 +191,7 @@ static void test_rollback_every_write(void **state) {
                         assert_vfs_on(&t, FLEX_PF, 3, "vfio-pci");
                 } else {
                         assert_int_equal(r, -EIO);
-                        assert_non_null(rep.error);
+                        assert_non_null(rep.error.message);
                         assert_int_equal(numvfs(&t, FLEX_PF), 2);
                         assert_vfs_on(&t, FLEX_PF, 2, "vfio-pci");
                         assert_int_equal(sriov_autoprobe(t.root, FLEX_PF), 1);
@@ -212,8 +212,8 @@ static void test_probe_failure_rolls_back(void **state) {
         SriovReport rep;
         assert_int_equal(sim_inject_fault(t.dir, "probe:vfio-pci", ENOMEM), 0);
         assert_int_equal(sriov_set(t.root, pf, 4, &o, &rep), -ENOMEM);
-        assert_non_null(strstr(rep.error, "vfio-pci"));
-        assert_non_null(strstr(rep.error, "put back"));
+        assert_non_null(strstr(rep.error.message, "vfio-pci"));
+        assert_non_null(strstr(rep.error.message, "put back"));
         sriov_report_done(&rep);
         assert_int_equal(numvfs(&t, pf), 0);
         /* without a fault: VFs on vfio-pci, in their own groups */
@@ -234,7 +234,7 @@ static void test_vendor_vgpu_vf_busy(void **state) {
         SriovOptions o = opts(false, false);
         SriovReport rep;
         assert_int_equal(sriov_set(t.root, pf, 0, &o, &rep), -EBUSY);
-        assert_non_null(strstr(rep.error, "vGPU type 1044"));
+        assert_non_null(strstr(rep.error.message, "vGPU type 1044"));
         sriov_report_done(&rep);
         assert_int_equal(numvfs(&t, pf), before);
         test_host_close(&t);
@@ -290,8 +290,10 @@ static void test_persist(void **state) {
         test_host_open(&t, "flex-sriov");
         unsigned n;
         bool vfio;
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(sriov_persist_read(t.root, FLEX_PF, &n, &vfio, &err), -ENOENT);
+        assert_int_equal(err.error, ENOENT);
+        gv_error_done(&err);
         assert_int_equal(sriov_persist_write(t.root, FLEX_PF, 7, true), 0);
         assert_int_equal(sriov_persist_read(t.root, FLEX_PF, &n, &vfio, &err), 0);
         assert_int_equal(n, 7);
@@ -299,15 +301,18 @@ static void test_persist(void **state) {
         char *p = root_path(t.root, SRIOV_PERSIST_DIR "/%s", FLEX_PF);
         assert_int_equal(write_text(p, "{\"num_vfs\":\"7\"}\n"), 0);
         assert_int_equal(sriov_persist_read(t.root, FLEX_PF, &n, &vfio, &err), -EBADMSG);
-        assert_non_null(strstr(err, "'num_vfs' is \"7\", expected a whole number"));
-        free(err);
+        assert_int_equal(err.error, EBADMSG);
+        assert_non_null(strstr(err.message, "'num_vfs' is \"7\", expected a whole number"));
+        gv_error_done(&err);
         assert_int_equal(write_text(p, "not json"), 0);
         assert_int_equal(sriov_persist_read(t.root, FLEX_PF, &n, &vfio, &err), -EBADMSG);
-        assert_non_null(strstr(err, ":1:2: "));
-        free(err);
+        assert_non_null(strstr(err.message, ":1:2: "));
+        gv_error_done(&err);
         free(p);
         assert_int_equal(sriov_persist_remove(t.root, FLEX_PF), 0);
         assert_int_equal(sriov_persist_read(t.root, FLEX_PF, &n, &vfio, &err), -ENOENT);
+        assert_int_equal(err.error, ENOENT);
+        gv_error_done(&err);
         test_host_close(&t);
 }
 

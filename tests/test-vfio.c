@@ -8,10 +8,10 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
-#include "core/bootcfg.h"
-#include "core/check.h"
-#include "core/persist.h"
-#include "core/vfio.h"
+#include "core/host/bootcfg.h"
+#include "core/host/check.h"
+#include "core/passthrough/persist.h"
+#include "core/passthrough/vfio.h"
 #include "helpers.h"
 #include "sim/sim.h"
 
@@ -49,7 +49,7 @@ static void test_enable_disable(void **state) {
         VfioReport rep;
 
         assert_int_equal(vfio_enable(t.root, gpu, &o, &rep), 0);
-        assert_null(rep.error);
+        assert_int_equal(rep.error.error, 0);
         assert_int_equal(rep.n_changes, 1);
         assert_true(rep.changes[0].changed);
         assert_string_equal(rep.changes[0].from, "nvidia");
@@ -85,13 +85,22 @@ static void test_refusals(void **state) {
         VfioOptions o = opts(false, NULL);
         /* boot VGA */
         assert_int_equal(vfio_enable(t.root, "0000:01:00.0", &o, &rep), -EPERM);
-        assert_non_null(strstr(rep.error, "boot VGA"));
+        assert_non_null(strstr(rep.error.message, "boot VGA"));
+        /* what failed, on which device, at which step; the way out is a hint, the option is the CLI's */
+        assert_int_equal(rep.error.error, EPERM);
+        assert_string_equal(rep.error.device, "0000:01:00.0");
+        assert_string_equal(rep.error.step, "refuse");
+        assert_int_equal(rep.error.hint, GV_HINT_FORCE);
+        assert_null(strstr(rep.error.message, "--"));
         vfio_report_done(&rep);
         assert_driver(&t, "0000:01:00.0", "nvidia");
         /* foreign member: refused even with --force unless included */
         o = opts(true, NULL);
         assert_int_equal(vfio_enable(t.root, "0000:02:00.0", &o, &rep), -EPERM);
-        assert_non_null(strstr(rep.error, "0000:03:00.0"));
+        assert_non_null(strstr(rep.error.message, "0000:03:00.0"));
+        assert_string_equal(rep.error.device, "0000:03:00.0");
+        assert_int_equal(rep.error.hint, GV_HINT_INCLUDE);
+        assert_null(strstr(rep.error.message, "--"));
         vfio_report_done(&rep);
         char *inc[] = {(char *)"0000:03:00.0", NULL};
         o = opts(false, inc);
@@ -118,7 +127,7 @@ static void test_refusals(void **state) {
         assert_int_equal(write_text(comm, "qemu-system-x86\n"), 0);
         o = opts(false, NULL);
         assert_int_equal(vfio_disable(t.root, "0000:02:00.0", &o, &rep), -EBUSY);
-        assert_non_null(strstr(rep.error, "4242 (qemu-system-x86)"));
+        assert_non_null(strstr(rep.error.message, "4242 (qemu-system-x86)"));
         vfio_report_done(&rep);
         assert_driver(&t, "0000:02:00.0", "vfio-pci");
         assert_int_equal(unlink(link), 0);
@@ -146,7 +155,7 @@ static void test_no_iommu(void **state) {
         VfioReport rep;
         VfioOptions o = opts(true, NULL);
         assert_int_equal(vfio_enable(t.root, "0000:3b:00.0", &o, &rep), -ENXIO);
-        assert_non_null(strstr(rep.error, "IOMMU"));
+        assert_non_null(strstr(rep.error.message, "IOMMU"));
         vfio_report_done(&rep);
         assert_driver(&t, "0000:3b:00.0", "nvidia");
         test_host_close(&t);
@@ -193,10 +202,10 @@ static void test_rollback_every_write(void **state) {
                 VfioOptions o = opts(true, NULL);
                 int r = vfio_enable(t.root, gpu, &o, &rep);
                 assert_int_equal(r, -e);
-                assert_non_null(rep.error);
-                assert_non_null(strstr(rep.error, "failed"));
-                assert_non_null(strstr(rep.error, errno_to_name(e)));
-                assert_non_null(strstr(rep.error, "returned to its previous driver"));
+                assert_non_null(rep.error.message);
+                assert_non_null(strstr(rep.error.message, "failed"));
+                assert_non_null(strstr(rep.error.message, errno_to_name(e)));
+                assert_non_null(strstr(rep.error.message, "returned to its previous driver"));
                 vfio_report_done(&rep);
                 assert_driver(&t, gpu, "nvidia");
                 assert_driver(&t, audio, "snd_hda_intel");
@@ -209,7 +218,7 @@ static void test_rollback_every_write(void **state) {
         VfioReport rep;
         VfioOptions o = opts(true, NULL);
         assert_true(vfio_enable(t.root, gpu, &o, &rep) < 0);
-        assert_non_null(strstr(rep.error, "drivers_probe"));
+        assert_non_null(strstr(rep.error.message, "drivers_probe"));
         vfio_report_done(&rep);
         assert_driver(&t, gpu, "nvidia");
         assert_driver(&t, audio, "snd_hda_intel");
@@ -276,13 +285,16 @@ static void test_persist(void **state) {
         char *inc[] = {(char *)"0000:03:00.0", NULL};
         assert_int_equal(vfio_persist_add(t.root, "0000:02:00.0", true, inc), 0);
         bool force = false;
-        char **l = NULL, *err = NULL;
+        char **l = NULL;
+        GvError err = {};
         assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &l, &err), 0);
+        assert_int_equal(err.error, 0);
         assert_true(force);
         assert_string_equal(l[0], "0000:03:00.0");
         strv_free(l);
         assert_int_equal(vfio_persist_remove(t.root, "0000:02:00.0"), 0);
         assert_int_equal(vfio_persist_read(t.root, "0000:02:00.0", &force, &l, &err), -ENOENT);
+        gv_error_done(&err);
 
         /* --ids merges with an existing configuration and keeps its other lines */
         char *p = root_path(t.root, "etc/modprobe.d");
@@ -292,7 +304,7 @@ static void test_persist(void **state) {
         assert_int_equal(write_text(p, "# mine\noptions vfio-pci ids=10de:1aef disable_vga=1\nsoftdep nvidia pre: vfio-pci\n"), 0);
         char *ids[] = {(char *)"10de:2206", (char *)"10de:1aef", NULL};
         IdsPersistResult res;
-        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, false, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, false, NULL, &res), 0);
         assert_string_equal(res.ids, "10de:1aef,10de:2206");
         assert_string_equal(res.initramfs_command, "update-initramfs -u");
         ids_persist_result_done(&res);
@@ -307,7 +319,7 @@ static void test_persist(void **state) {
         assert_null(strstr(first + 1, "softdep nvidia pre:"));
         free(text);
         /* idempotent */
-        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, false, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, false, NULL, &res), 0);
         ids_persist_result_done(&res);
         char *text2 = NULL;
         assert_int_equal(read_full(p, 65536, (void **)&text2, NULL), 0);
@@ -326,10 +338,10 @@ static void test_persist(void **state) {
         /* --remove: one ID goes; with the last one, ids= and modules-load.d's vfio-pci go, and in this file
          * of the user's everything else stays (its softdep nvidia included) */
         char *one[] = {(char *)"10DE:2206", NULL};
-        assert_int_equal(vfio_persist_ids(t.root, one, NULL, true, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, one, NULL, true, NULL, &res), 0);
         assert_string_equal(res.ids, "10de:1aef");
         ids_persist_result_done(&res);
-        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, true, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, true, NULL, &res), 0);
         assert_null(res.ids);
         ids_persist_result_done(&res);
         p = root_path(t.root, "etc/modprobe.d/vfio.conf");
@@ -348,7 +360,7 @@ static void test_persist(void **state) {
         p = root_path(t.root, "etc/modprobe.d/vfio.conf");
         assert_int_equal(unlink(p), 0);
         char *mods[] = {(char *)"bochs", (char *)"nvidia", NULL};
-        assert_int_equal(vfio_persist_ids(t.root, ids, mods, false, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, ids, mods, false, NULL, &res), 0);
         ids_persist_result_done(&res);
         assert_int_equal(read_full(p, 65536, (void **)&text, NULL), 0);
         assert_non_null(strstr(text, "\nsoftdep bochs pre: vfio-pci\n"));
@@ -356,13 +368,13 @@ static void test_persist(void **state) {
         assert_non_null(first);
         assert_null(strstr(first + 1, "softdep nvidia pre:"));
         free(text);
-        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, true, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, true, NULL, &res), 0);
         assert_null(res.ids);
         ids_persist_result_done(&res);
         assert_false(path_exists(p));
         free(p);
         /* removing what is not there changes nothing and creates nothing */
-        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, true, &res), 0);
+        assert_int_equal(vfio_persist_ids(t.root, ids, NULL, true, NULL, &res), 0);
         assert_null(res.ids);
         ids_persist_result_done(&res);
         p = root_path(t.root, "etc/modprobe.d/vfio.conf");
@@ -378,7 +390,7 @@ static void test_host_iommu(void **state) {
         char *before = NULL;
         assert_int_equal(root_read_attr(t.root, &before, "etc/default/grub"), 0);
         IommuEdit e;
-        char *err = NULL;
+        GvError err = {};
         CpuVendor v = cpu_vendor_read(t.root);
         assert_int_equal(v, CPU_VENDOR_INTEL);
         assert_int_equal(boot_config_set_args(t.root, iommu_kernel_args(v), iommu_kernel_off_args(v), &e, &err), 0);

@@ -7,9 +7,9 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
-#include "core/mdev.h"
-#include "core/vgpu-types.h"
-#include "core/vendor-vgpu.h"
+#include "core/vgpu/mdev.h"
+#include "core/vgpu/vgpu-types.h"
+#include "core/vgpu/vendor-vgpu.h"
 #include "helpers.h"
 #include "sim/sim.h"
 
@@ -68,7 +68,7 @@ static void test_type_resolve(void **state) {
         TestHost t;
         test_host_open(&t, "t4-grid");
         VgpuTypeRef r;
-        char *err = NULL;
+        GvError err = {};
         static const char *const t4[] = {"nvidia-230", "GRID T4-1Q", "grid t4-1q"};
         for (size_t i = 0; i < ELEMENTSOF(t4); i++) {
                 assert_int_equal(vgpu_type_resolve(t.root, "0000:3b:00.0", t4[i], &r, &err), 0);
@@ -79,10 +79,12 @@ static void test_type_resolve(void **state) {
                 vgpu_type_ref_done(&r);
         }
         assert_int_equal(vgpu_type_resolve(t.root, "0000:3b:00.0", "GRID T4-99Q", &r, &err), -ENOENT);
-        assert_non_null(strstr(err, "has no vGPU type 'GRID T4-99Q'"));
-        free(err);
+        assert_non_null(strstr(err.message, "has no vGPU type 'GRID T4-99Q'"));
+        assert_int_equal(err.error, ENOENT);
+        assert_string_equal(err.device, "0000:3b:00.0");
+        gv_error_done(&err);
         assert_int_equal(vgpu_type_resolve(t.root, "0000:00:00.0", "nvidia-230", &r, &err), -ENODEV);
-        free(err);
+        gv_error_done(&err);
         test_host_close(&t);
 
         test_host_open(&t, "h100");
@@ -98,7 +100,7 @@ static void test_type_resolve(void **state) {
                 vgpu_type_ref_done(&r);
         }
         assert_int_equal(vgpu_type_resolve(t.root, "0000:16:00.0", "NVIDIA H100-99C", &r, &err), -ENOENT);
-        free(err);
+        gv_error_done(&err);
         test_host_close(&t);
 }
 
@@ -106,7 +108,7 @@ static void test_definition_parse(void **state) {
         char *type = NULL, *start = NULL;
         MdevAttr *a = NULL;
         size_t n = 0;
-        char *err = NULL;
+        GvError err = {};
         static const char good[] = "{\"mdev_type\":\"nvidia-63\",\"start\":\"auto\",\"attrs\":[{\"b\":\"2\"},"
                                    "{\"nvidia/vgpu_params\":\"1\"}]}";
         assert_int_equal(mdev_definition_parse("d", good, strlen(good), &type, &start, &a, &n, &err), 0);
@@ -135,8 +137,8 @@ static void test_definition_parse(void **state) {
                 "{\"mdev_type\":\"x\",\"attrs\":[{\"nvidia/../../remove\":\"1\"}]}", "{\"mdev_type\":\"../x\"}"};
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 assert_int_equal(mdev_definition_parse("d", bad[i], strlen(bad[i]), &type, &start, &a, &n, &err), -EBADMSG);
-                assert_non_null(startswith(err, "d:"));
-                free(err);
+                assert_non_null(startswith(err.message, "d:"));
+                gv_error_done(&err);
         }
 }
 
@@ -150,7 +152,8 @@ static MdevDevice *find(MdevDevice *l, size_t n, const char *uuid) {
 static void test_t4_create_remove(void **state) {
         TestHost t;
         test_host_open(&t, "t4-grid");
-        char *err = NULL, *parent = NULL;
+        char *parent = NULL;
+        GvError err = {};
         assert_int_equal(mdev_parent_resolve(t.root, "3B:00.0", &parent), 0);
         assert_string_equal(parent, T4);
         free(parent);
@@ -158,23 +161,26 @@ static void test_t4_create_remove(void **state) {
         assert_int_equal(mdev_parent_resolve(t.root, "../x", &parent), -EINVAL);
 
         assert_int_equal(mdev_create(t.root, T4, "nvidia-231", U1, NULL, 0, &err), 0);
-        assert_null(err);
+        assert_int_equal(err.error, 0);
         assert_true(root_exists(t.root, "sys/bus/mdev/devices/%s", U1));
         /* the same UUID again, on another type: EEXIST from our check */
         assert_int_equal(mdev_create(t.root, T4, "nvidia-231", U1, NULL, 0, &err), -EEXIST);
-        assert_non_null(strstr(err, "already in use"));
-        free(err);
+        assert_non_null(strstr(err.message, "already in use"));
+        assert_int_equal(err.error, EEXIST);
+        assert_string_equal(err.device, T4);
+        assert_string_equal(err.step, "create");
+        gv_error_done(&err);
         /* NVIDIA: one type per GPU */
         assert_int_equal(mdev_create(t.root, T4, "nvidia-232", U2, NULL, 0, &err), -EINVAL);
-        assert_non_null(strstr(err, "one type per GPU"));
-        free(err);
+        assert_non_null(strstr(err.message, "one type per GPU"));
+        gv_error_done(&err);
         assert_false(root_exists(t.root, "sys/bus/mdev/devices/%s", U2));
         /* unknown type */
         assert_int_equal(mdev_create(t.root, T4, "nvidia-999", U2, NULL, 0, &err), -ENOENT);
-        free(err);
+        gv_error_done(&err);
         /* a parent that is not one */
         assert_int_equal(mdev_create(t.root, "0000:00:00.0", "nvidia-231", U2, NULL, 0, &err), -ENODEV);
-        free(err);
+        gv_error_done(&err);
 
         MdevDevice *l = NULL;
         size_t n = 0;
@@ -188,10 +194,14 @@ static void test_t4_create_remove(void **state) {
         assert_null(l[0].held_by);
         mdev_list_free(l, n);
 
-        assert_int_equal(mdev_remove(t.root, U1, false, &err), 0);
+        GvError ge = {};
+        assert_int_equal(mdev_remove(t.root, U1, false, &ge), 0);
+        assert_int_equal(ge.error, 0);
         assert_false(root_exists(t.root, "sys/bus/mdev/devices/%s", U1));
-        assert_int_equal(mdev_remove(t.root, U1, false, &err), -ENOENT);
-        free(err);
+        assert_int_equal(mdev_remove(t.root, U1, false, &ge), -ENOENT);
+        assert_int_equal(ge.error, ENOENT);
+        assert_string_equal(ge.device, U1);
+        gv_error_done(&ge);
         /* the other type is creatable now */
         assert_int_equal(mdev_create(t.root, T4, "nvidia-232", U2, NULL, 0, &err), 0);
         test_host_close(&t);
@@ -200,25 +210,25 @@ static void test_t4_create_remove(void **state) {
 static void test_t4_exhaust_and_kernel_errnos(void **state) {
         TestHost t;
         test_host_open(&t, "t4-grid");
-        char *err = NULL;
+        GvError err = {};
         /* T4-16Q: one instance per GPU */
         assert_int_equal(mdev_create(t.root, T4, "nvidia-234", U1, NULL, 0, &err), 0);
         assert_int_equal(mdev_create(t.root, T4, "nvidia-234", U2, NULL, 0, &err), -EUSERS);
-        assert_non_null(strstr(err, "no instance of nvidia-234 left"));
-        free(err);
-        assert_int_equal(mdev_remove(t.root, U1, false, &err), 0);
+        assert_non_null(strstr(err.message, "no instance of nvidia-234 left"));
+        gv_error_done(&err);
+        assert_int_equal(mdev_remove(t.root, U1, false, NULL), 0);
         /* errnos the kernel returns after our checks pass become messages with the cause */
         assert_int_equal(sim_inject_fault(t.dir, "create", ENOSPC), 0);
         assert_int_equal(mdev_create(t.root, T4, "nvidia-234", U2, NULL, 0, &err), -ENOSPC);
-        assert_non_null(strstr(err, "no instance"));
-        free(err);
+        assert_non_null(strstr(err.message, "no instance"));
+        gv_error_done(&err);
         assert_int_equal(sim_inject_fault(t.dir, "create", EINVAL), 0);
         assert_int_equal(mdev_create(t.root, T4, "nvidia-234", U2, NULL, 0, &err), -EINVAL);
-        assert_non_null(strstr(err, "NVIDIA driver refused"));
-        free(err);
+        assert_non_null(strstr(err.message, "NVIDIA driver refused"));
+        gv_error_done(&err);
         assert_int_equal(sim_inject_fault(t.dir, "create", EEXIST), 0);
         assert_int_equal(mdev_create(t.root, T4, "nvidia-234", U2, NULL, 0, &err), -EEXIST);
-        free(err);
+        gv_error_done(&err);
         assert_false(root_exists(t.root, "sys/bus/mdev/devices/%s", U2));
         test_host_close(&t);
 }
@@ -226,7 +236,7 @@ static void test_t4_exhaust_and_kernel_errnos(void **state) {
 static void test_attrs_rollback(void **state) {
         TestHost t;
         test_host_open(&t, "t4-grid");
-        char *err = NULL;
+        GvError err = {};
         /* vgpu_params exists on NVIDIA mdevs: written after create */
         MdevAttr ok[] = {{(char *)"nvidia/vgpu_params", (char *)"frame_rate_limiter=0"}};
         assert_int_equal(mdev_create(t.root, T4, "nvidia-230", U1, ok, 1, &err), 0);
@@ -237,8 +247,8 @@ static void test_attrs_rollback(void **state) {
         /* an attribute the device does not have: the device is removed again */
         MdevAttr bad[] = {{(char *)"no_such_attr", (char *)"1"}};
         assert_int_equal(mdev_create(t.root, T4, "nvidia-230", U2, bad, 1, &err), -ENOENT);
-        assert_non_null(strstr(err, "removed again"));
-        free(err);
+        assert_non_null(strstr(err.message, "removed again"));
+        gv_error_done(&err);
         assert_false(root_exists(t.root, "sys/bus/mdev/devices/%s", U2));
         test_host_close(&t);
 }
@@ -246,13 +256,13 @@ static void test_attrs_rollback(void **state) {
 static void test_gvtg_budget_and_holders(void **state) {
         TestHost t;
         test_host_open(&t, "gvt-g");
-        char *err = NULL;
+        GvError err = {};
         /* GVT-g mixes types within one aperture budget */
         assert_int_equal(mdev_create(t.root, IGPU, "i915-GVTg_V5_4", U1, NULL, 0, &err), 0);
         assert_int_equal(mdev_create(t.root, IGPU, "i915-GVTg_V5_8", U2, NULL, 0, &err), 0);
         assert_int_equal(mdev_create(t.root, IGPU, "i915-GVTg_V5_1", "11111111-2222-4333-8444-555555555555", NULL, 0, &err),
                          -EUSERS);
-        free(err);
+        gv_error_done(&err);
         /* a VM holding the mdev's group: refused unless forced */
         MdevDevice *l = NULL;
         size_t n = 0;
@@ -269,11 +279,15 @@ static void test_gvtg_budget_and_holders(void **state) {
         assert_non_null(strstr(find(l, n, U1)->held_by, "77 (qemu-kvm)"));
         assert_null(find(l, n, U2)->held_by);
         mdev_list_free(l, n);
-        assert_int_equal(mdev_remove(t.root, U1, false, &err), -EBUSY);
-        assert_non_null(strstr(err, "held open by 77"));
-        free(err);
+        GvError ge = {};
+        assert_int_equal(mdev_remove(t.root, U1, false, &ge), -EBUSY);
+        assert_non_null(strstr(gv_error_message(&ge), "held open by 77"));
+        /* what to type is the CLI's: core names no option, it says forcing would take it */
+        assert_int_equal(ge.hint, GV_HINT_FORCE_BUSY);
+        assert_null(strstr(gv_error_message(&ge), "--"));
+        gv_error_done(&ge);
         assert_true(root_exists(t.root, "sys/bus/mdev/devices/%s", U1));
-        assert_int_equal(mdev_remove(t.root, U1, true, &err), 0);
+        assert_int_equal(mdev_remove(t.root, U1, true, &ge), 0);
         free(fd);
         free(link);
         free(target);
@@ -312,7 +326,7 @@ static void test_definitions(void **state) {
         char *type = NULL, *start = NULL;
         MdevAttr *a = NULL;
         size_t na = 0;
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(mdev_definition_parse(p, text, strlen(text), &type, &start, &a, &na, &err), 0);
         assert_string_equal(type, "i915-GVTg_V5_4");
         free(type);
@@ -321,7 +335,6 @@ static void test_definitions(void **state) {
         free(text);
         free(p);
         /* started and defined: one entry */
-        err = NULL;
         assert_int_equal(mdev_create(t.root, IGPU, "i915-GVTg_V5_4", U1, NULL, 0, &err), 0);
         assert_int_equal(mdev_list(t.root, &l, &n), 0);
         assert_int_equal(n, 2);
@@ -362,7 +375,8 @@ static void test_vendor_vgpu(void **state) {
         assert_true(free_vfs > 2);
         vendor_vgpu_avail_free(av, na);
 
-        char *vf = NULL, *err = NULL;
+        char *vf = NULL;
+        GvError err = {};
         unsigned type = 0;
         /* by name (case-insensitive), on the first free VF */
         assert_int_equal(vendor_vgpu_create(t.root, H100, "nvidia h100-10c", &vf, &type, &err), 0);
@@ -375,11 +389,13 @@ static void test_vendor_vgpu(void **state) {
         /* one type per GPU */
         char *vf3 = NULL;
         assert_int_equal(vendor_vgpu_create(t.root, H100, "1044", &vf3, &type, &err), -EINVAL);
-        assert_non_null(strstr(err, "one type per GPU"));
-        free(err);
+        assert_non_null(strstr(err.message, "one type per GPU"));
+        assert_int_equal(err.error, EINVAL);
+        assert_string_equal(err.device, H100);
+        gv_error_done(&err);
         /* no such type (on the idle second GPU, where every type is listed) */
         assert_int_equal(vendor_vgpu_create(t.root, "0000:98:00.0", "NVIDIA H100-3C", &vf3, &type, &err), -ENOENT);
-        free(err);
+        gv_error_done(&err);
 
         VendorVgpuUnit *u = NULL;
         size_t nu = 0;
@@ -392,41 +408,49 @@ static void test_vendor_vgpu(void **state) {
 
         /* a type set by someone else on another VF: listed as not managed, not released */
         assert_int_equal(root_write(t.root, "1047", "sys/bus/pci/devices/0000:16:01.1/nvidia/current_vgpu_type"), 0);
-        assert_int_equal(vendor_vgpu_remove(t.root, "0000:16:01.1", false, &err), -EPERM);
-        assert_non_null(strstr(err, "did not set"));
-        free(err);
+        GvError ge = {};
+        assert_int_equal(vendor_vgpu_remove(t.root, "0000:16:01.1", false, &ge), -EPERM);
+        assert_non_null(strstr(gv_error_message(&ge), "did not set"));
+        assert_int_equal(ge.hint, GV_HINT_FORCE_CLEAR);
+        assert_null(strstr(gv_error_message(&ge), "--"));
+        gv_error_done(&ge);
         assert_int_equal(current(&t, "0000:16:01.1"), 1047);
         assert_int_equal(vendor_vgpu_units(t.root, &u, &nu), 0);
         assert_int_equal(nu, 3);
         for (size_t i = 0; i < nu; i++)
                 assert_int_equal(u[i].managed, !streq(u[i].vf, "0000:16:01.1"));
         vendor_vgpu_units_free(u, nu);
-        assert_int_equal(vendor_vgpu_remove(t.root, "0000:16:01.1", true, &err), 0);
+        assert_int_equal(vendor_vgpu_remove(t.root, "0000:16:01.1", true, &ge), 0);
 
-        assert_int_equal(vendor_vgpu_remove(t.root, vf, false, &err), 0);
+        assert_int_equal(vendor_vgpu_remove(t.root, vf, false, &ge), 0);
         assert_int_equal(current(&t, vf), 0);
         assert_false(root_exists(t.root, VENDOR_VGPU_STATE_DIR "/%s", vf));
-        assert_int_equal(vendor_vgpu_remove(t.root, vf, false, &err), -ENOENT);
-        free(err);
+        assert_int_equal(vendor_vgpu_remove(t.root, vf, false, &ge), -ENOENT);
+        assert_int_equal(ge.hint, GV_HINT_NONE);
+        gv_error_done(&ge);
 
         /* the VF was changed behind gpuvirt's back: release refuses, the other type stays */
         assert_int_equal(root_write(t.root, "0", "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf2), 0);
         assert_int_equal(root_write(t.root, "1044", "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", vf2), 0);
-        assert_int_equal(vendor_vgpu_remove(t.root, vf2, false, &err), -EPERM);
-        assert_non_null(strstr(err, "not type 1047"));
-        free(err);
+        assert_int_equal(vendor_vgpu_remove(t.root, vf2, false, &ge), -EPERM);
+        assert_non_null(strstr(gv_error_message(&ge), "not type 1047"));
+        assert_int_equal(ge.hint, GV_HINT_FORCE_CLEAR);
+        gv_error_done(&ge);
         assert_int_equal(current(&t, vf2), 1044);
-        assert_int_equal(vendor_vgpu_remove(t.root, vf2, true, &err), 0);
+        assert_int_equal(vendor_vgpu_remove(t.root, vf2, true, &ge), 0);
         assert_int_equal(current(&t, vf2), 0);
 
         /* definitions: start sets the type, a second start finds it active */
         assert_int_equal(vendor_vgpu_define(t.root, "0000:16:00.7", H100, 1047, true), 0);
-        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:00.7", &err), 0);
+        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:00.7", &ge), 0);
         assert_int_equal(current(&t, "0000:16:00.7"), 1047);
-        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:00.7", &err), 1);
+        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:00.7", &ge), 1);
+        assert_int_equal(ge.error, 0);
         assert_int_equal(vendor_vgpu_define(t.root, "0000:16:01.0", H100, 1044, true), 0);
-        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:01.0", &err), -EINVAL); /* the GPU runs 1047 */
-        free(err);
+        assert_int_equal(vendor_vgpu_start(t.root, "0000:16:01.0", &ge), -EINVAL); /* the GPU runs 1047 */
+        assert_int_equal(ge.error, EINVAL);
+        assert_string_equal(ge.device, "0000:16:01.0");
+        gv_error_done(&ge);
         assert_int_equal(current(&t, "0000:16:01.0"), 0);
         free(vf);
         free(vf2);

@@ -26,8 +26,9 @@
 #include "config.h"
 #include "core/health/health.h"
 #include "core/health/telemetry.h"
-#include "core/nvml.h"
-#include "core/root.h"
+#include "core/mig/nvml.h"
+#include "core/host/root.h"
+#include "sim/sim.h"
 
 #define AGENT_PORT "dev/virtio-ports/org.gpuvirt.agent.0"
 
@@ -93,6 +94,8 @@ static char *report(Nvml *n, const char *nvml_error) {
 }
 
 int main(int argc, char **argv) {
+        /* a simulated root (tests, the rig's nested guest) is the simulator's backend: its fake NVML */
+        sim_backend_register();
         static const struct option opts[] = {
                 {"root", required_argument, NULL, 'r'}, {"interval", required_argument, NULL, 'i'},
                 {"once", no_argument, NULL, '1'},       {"stdout", no_argument, NULL, 's'},
@@ -162,8 +165,11 @@ int main(int argc, char **argv) {
                 if (!n) {
                         free(nerr);
                         nerr = NULL;
-                        if (nvml_open(root, &n, &nerr) < 0)
+                        _cleanup_(gv_error_done) GvError e = {};
+                        if (nvml_open(root, &n, &e) < 0) {
                                 n = NULL;
+                                nerr = gv_error_steal_message(&e);
+                        }
                 }
                 _cleanup_free_ char *line = report(n, nerr);
                 if (fd < 0)

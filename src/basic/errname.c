@@ -48,7 +48,11 @@ int errno_from_name(const char *name) {
         return -EINVAL;
 }
 
+const char *errno_message(int error) {
+        return strerror(error < 0 ? -error : error);
+}
+
 char *errno_describe(int error) {
         const char *n = errno_to_name(error);
-        return strdup_printf("%s (%s)", strerror(error < 0 ? -error : error), n ?: "?");
+        return strdup_printf("%s (%s)", errno_message(error), n ?: "?");
 }

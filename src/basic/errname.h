@@ -5,5 +5,8 @@
 const char *errno_to_name(int error);
 int errno_from_name(const char *name);
 
-/* "Device or resource busy (EBUSY)": the message and the name, for errors that name the errno. */
+/* The one errno formatter. errno_message(): the message alone ("Device or resource busy"; either sign; a
+ * static string, never NULL). errno_describe(): the message and the name, "Device or resource busy (EBUSY)",
+ * allocated (NULL on ENOMEM), for errors that name the errno. */
+const char *errno_message(int error);
 char *errno_describe(int error);

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -406,7 +408,20 @@ size_t strv_length(char *const *l) {
         return n;
 }
 
+char **strv_copy(char *const *l) {
+        size_t n = strv_length(l);
+        char **c = calloc(n + 1, sizeof *c);
+        for (size_t i = 0; c && i < n; i++)
+                if (!(c[i] = strdup(l[i]))) {
+                        strv_free(c);
+                        return NULL;
+                }
+        return c;
+}
+
 int strv_push(char ***l, size_t *n, char *s) {
+        if (!s) /* a failed strdup() passed straight in: never a NULL that would end the list early */
+                return -ENOMEM;
         char **nl = realloc(*l, sizeof(char *) * (*n + 2));
         if (!nl) {
                 free(s);
@@ -454,4 +469,19 @@ int dir_list(const char *path, char ***ret) {
         qsort(l, n, sizeof(char *), cmp_str);
         *ret = l;
         return (int)n;
+}
+
+int lock_path(const char *path, int timeout_ms) {
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0)
+                return negative_errno();
+        for (int waited = 0;; waited += 5) {
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                        return TAKE_FD(fd);
+                if (errno != EWOULDBLOCK)
+                        return negative_errno();
+                if (waited >= timeout_ms)
+                        return -EBUSY;
+                nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
+        }
 }

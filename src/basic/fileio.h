@@ -40,6 +40,9 @@ int write_file(const char *path, const char *data, size_t len, int flags, mode_t
 int write_text(const char *path, const char *text); /* create/truncate, 0644 */
 
 int mkdir_p(const char *path, mode_t mode);
+/* Open (creating) path and take an exclusive flock on it, waiting at most timeout_ms: the fd to close, -EBUSY
+ * when it stays taken, or -errno. */
+int lock_path(const char *path, int timeout_ms);
 int rm_rf(const char *path);
 
 /* Last component of the target of a symlink (e.g. a driver or group name). */
@@ -67,6 +70,9 @@ char *strip(char *s);
 int dir_list(const char *path, char ***ret);
 void strv_free(char **l);
 size_t strv_length(char *const *l);
+/* A copy of l (NULL when out of memory; an empty list for NULL). */
+char **strv_copy(char *const *l);
+/* Append s (taken, freed on failure) to the list of n entries; -ENOMEM when s is NULL or on no memory. */
 int strv_push(char ***l, size_t *n, char *s);
 bool strv_contains(char *const *l, const char *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errname.h"
 #include "fileio.h"
 #include "jsonfile.h"
 
@@ -121,7 +122,7 @@ static int tokenize(const char *text, size_t len, int extra_flags, json_object *
         return 0;
 }
 
-int json_parse_strict(const char *file, const char *text, size_t len, json_object **ret, char **ret_error) {
+static int parse_strict(const char *file, const char *text, size_t len, json_object **ret, char **ret_error) {
         *ret_error = NULL;
         unsigned line, column;
         const char *nul = memchr(text, '\0', len);
@@ -163,7 +164,7 @@ int json_parse_strict(const char *file, const char *text, size_t len, json_objec
         return 0;
 }
 
-int json_load_strict(const char *path, const char *display_name, size_t max, json_object **ret, char **ret_error) {
+static int load_strict(const char *path, const char *display_name, size_t max, json_object **ret, char **ret_error) {
         *ret_error = NULL;
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
@@ -173,10 +174,22 @@ int json_load_strict(const char *path, const char *display_name, size_t max, jso
         if (r == -EFBIG)
                 *ret_error = strdup_printf("%s: larger than %zu bytes: not a file gpuvirt wrote", display_name, max);
         else if (r < 0)
-                *ret_error = strdup_printf("%s: cannot read: %s", display_name, strerror(-r));
+                *ret_error = strdup_printf("%s: cannot read: %s", display_name, errno_message(r));
         if (r < 0)
                 return r;
-        return json_parse_strict(display_name, text, len, ret, ret_error);
+        return parse_strict(display_name, text, len, ret, ret_error);
+}
+
+int json_parse_strict(const char *file, const char *text, size_t len, json_object **ret, GvError *err) {
+        char *e = NULL;
+        int r = parse_strict(file, text, len, ret, &e);
+        return r < 0 ? gv_error_take(err, r, NULL, "parse", GV_HINT_NONE, e) : 0;
+}
+
+int json_load_strict(const char *path, const char *display_name, size_t max, json_object **ret, GvError *err) {
+        char *e = NULL;
+        int r = load_strict(path, display_name, max, ret, &e);
+        return r < 0 ? gv_error_take(err, r, NULL, r == -EINVAL ? "parse" : "read", GV_HINT_NONE, e) : 0;
 }
 
 /* ---- typed fields ---- */
@@ -301,8 +314,8 @@ static int dispatch_one(const char *file, const JsonField *f, json_object *v, vo
         return -EBADMSG;
 }
 
-int json_dispatch(const char *file, json_object *o, const JsonField *fields, unsigned flags, void *out,
-                  char **ret_error) {
+static int dispatch(const char *file, json_object *o, const JsonField *fields, unsigned flags, void *out,
+                    char **ret_error) {
         *ret_error = NULL;
         int r = 0;
         if (!json_object_is_type(o, json_type_object)) {
@@ -337,4 +350,10 @@ int json_dispatch(const char *file, json_object *o, const JsonField *fields, uns
                                 *p = NULL;
                         }
         return r;
+}
+
+int json_dispatch(const char *file, json_object *o, const JsonField *fields, unsigned flags, void *out, GvError *err) {
+        char *e = NULL;
+        int r = dispatch(file, o, fields, flags, out, &e);
+        return r < 0 ? gv_error_take(err, r, NULL, "parse", GV_HINT_NONE, e) : 0;
 }

@@ -19,16 +19,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gverror.h"
 #include "macro.h"
 
 #define JSON_DEPTH_MAX 16
 /* The largest state or definition file read: each is one small object. */
 #define JSON_FILE_SIZE_MAX (64 * 1024)
 
-int json_parse_strict(const char *file, const char *text, size_t len, json_object **ret, char **ret_error);
-/* Read path with at most max bytes, then json_parse_strict(). A missing file: -ENOENT (ret_error NULL);
- * another read error or a larger file (-EFBIG): ret_error "FILE: reason". */
-int json_load_strict(const char *path, const char *display_name, size_t max, json_object **ret, char **ret_error);
+/* Failures: err's message "FILE:LINE:COL: reason", errno EINVAL, step "parse". */
+int json_parse_strict(const char *file, const char *text, size_t len, json_object **ret, GvError *err);
+/* Read path with at most max bytes, then json_parse_strict(). A missing file: -ENOENT (err without a
+ * message); another read error or a larger file (-EFBIG): err "FILE: reason", step "read". */
+int json_load_strict(const char *path, const char *display_name, size_t max, json_object **ret, GvError *err);
 
 typedef enum JsonKind {
         JSON_KIND_STRING, /* const char *: borrowed from the object (never holds a NUL) */
@@ -61,10 +63,9 @@ enum {
 };
 
 /* Store each field of the object o present in the table at its offset in out (absent optional fields are
- * left as they are). On failure -EBADMSG and *ret_error "FILE: reason" (key and value named); STRV outputs
- * already stored are freed and reset, the other outputs must be ignored. */
-int json_dispatch(const char *file, json_object *o, const JsonField *fields, unsigned flags, void *out,
-                  char **ret_error);
+ * left as they are). On failure -EBADMSG and err "FILE: reason" (key and value named), step "parse"; STRV
+ * outputs already stored are freed and reset, the other outputs must be ignored. */
+int json_dispatch(const char *file, json_object *o, const JsonField *fields, unsigned flags, void *out, GvError *err);
 
 /* Validators for JsonField.valid */
 bool string_is_kernel_name(const char *s); /* a driver or module name: [A-Za-z0-9_-], 1..55 chars */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "errname.h"
 #include "fileio.h"
 #include "yamldoc.h"
 
@@ -191,7 +192,7 @@ static int handle_event(Builder *b, yaml_event_t *e, bool *have_document, bool *
         }
 }
 
-int ydoc_parse(const char *file, const char *text, size_t len, YDoc **ret, char **ret_error) {
+static int parse(const char *file, const char *text, size_t len, YDoc **ret, char **ret_error) {
         *ret_error = NULL;
         const char *nul = memchr(text, '\0', len);
         if (nul) {
@@ -245,7 +246,7 @@ int ydoc_parse(const char *file, const char *text, size_t len, YDoc **ret, char 
         return 0;
 }
 
-int ydoc_load(const char *path, const char *display_name, size_t max, YDoc **ret, char **ret_error) {
+static int load(const char *path, const char *display_name, size_t max, YDoc **ret, char **ret_error) {
         *ret_error = NULL;
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
@@ -256,8 +257,20 @@ int ydoc_load(const char *path, const char *display_name, size_t max, YDoc **ret
                 return r;
         }
         if (r < 0) {
-                *ret_error = strdup_printf("%s: cannot read: %s", display_name, strerror(-r));
+                *ret_error = strdup_printf("%s: cannot read: %s", display_name, errno_message(r));
                 return r;
         }
-        return ydoc_parse(display_name, text, len, ret, ret_error);
+        return parse(display_name, text, len, ret, ret_error);
+}
+
+int ydoc_parse(const char *file, const char *text, size_t len, YDoc **ret, GvError *err) {
+        char *e = NULL;
+        int r = parse(file, text, len, ret, &e);
+        return r < 0 ? gv_error_take(err, r, NULL, "parse", GV_HINT_NONE, e) : 0;
+}
+
+int ydoc_load(const char *path, const char *display_name, size_t max, YDoc **ret, GvError *err) {
+        char *e = NULL;
+        int r = load(path, display_name, max, ret, &e);
+        return r < 0 ? gv_error_take(err, r, NULL, r == -EINVAL ? "parse" : "read", GV_HINT_NONE, e) : 0;
 }

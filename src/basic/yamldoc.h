@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "gverror.h"
 #include "macro.h"
 
 #define YAML_DEPTH_MAX 64
@@ -41,11 +42,11 @@ struct YNode {
 typedef struct YDoc YDoc;
 
 /* Parse len bytes of text as at most one YAML document. A stream with no document gives a YDoc whose
- * root is NULL. On failure -EINVAL (-ENOMEM) and *ret_error "FILE:LINE:COL: reason". */
-int ydoc_parse(const char *file, const char *text, size_t len, YDoc **ret, char **ret_error);
+ * root is NULL. On failure -EINVAL (-ENOMEM) and err: message "FILE:LINE:COL: reason", step "parse". */
+int ydoc_parse(const char *file, const char *text, size_t len, YDoc **ret, GvError *err);
 /* Read path ("-": standard input) with at most max bytes, then ydoc_parse(). A missing or unreadable file:
- * its -errno; a larger one -EFBIG; both with *ret_error "FILE: reason". */
-int ydoc_load(const char *path, const char *display_name, size_t max, YDoc **ret, char **ret_error);
+ * its -errno; a larger one -EFBIG; both with err "FILE: reason", step "read". */
+int ydoc_load(const char *path, const char *display_name, size_t max, YDoc **ret, GvError *err);
 YDoc *ydoc_free(YDoc *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(YDoc *, ydoc_free)
 #define _cleanup_ydoc_free_ _cleanup_(ydoc_freep)

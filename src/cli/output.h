@@ -4,6 +4,8 @@
 #include <json-c/json.h>
 #include <stdio.h>
 
+#include "basic/macro.h"
+
 /* A text table: headers, then rows of strings; columns padded to their widest cell. */
 typedef struct Table Table;
 
@@ -19,3 +21,6 @@ int json_print(json_object *o, FILE *f);
 /* Render a JSON scalar as display text ("-" for null). Returned pointer valid while o lives or until
  * the next call (static buffer for numbers). */
 const char *json_text(json_object *o);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(Table *, table_free)
+#define _cleanup_table_free_ _cleanup_(table_freep)

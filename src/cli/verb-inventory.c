@@ -7,19 +7,20 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
 #include "config.h"
-#include "core/check.h"
 #include "core/health/health.h"
-#include "core/inventory.h"
-#include "core/mig.h"
-#include "core/nvml.h"
-#include "core/iommu.h"
-#include "core/names.h"
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/check.h"
+#include "core/host/inventory.h"
+#include "core/mig/mig.h"
+#include "core/mig/nvml.h"
+#include "core/host/iommu.h"
+#include "core/host/names.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
 #include "sim/sim.h"
 
 /* ---- list / show ---- */
@@ -119,9 +120,9 @@ static char *sriov_summary(json_object *modes) {
 /* Health from the state file of a running (or last run) gpuvirtd, where there is one. */
 static void add_health(const Root *root, json_object *o) {
         json_object *map = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         if (health_file_read(root, &map, &err) < 0) {
-                log_warning("%s", err ?: "Cannot read gpuvirtd's health file.");
+                log_warning("Cannot read gpuvirtd's health file: %s", strna(gv_error_message(&err)));
                 return;
         }
         bool one = json_object_is_type(o, json_type_object);
@@ -209,7 +210,7 @@ int verb_list(int argc, char **argv) {
         bool vfs = false;
         int k = parse_verb_options(argc, argv, opts, "", list_opt, &vfs);
         if (k < 0)
-                return -k;
+                return -EINVAL; /* parse_verb_options() said why */
         if (k != argc)
                 return usage_error("list: unexpected argument '%s'", argv[k]);
 
@@ -220,14 +221,13 @@ int verb_list(int argc, char **argv) {
         if ((r = open_root(0, &root)) || (r = scan(root, &h)))
                 return r;
         (void)pci_names_new(&names);
-        json_object *list;
+        _cleanup_json_ json_object *list = NULL;
         if (inventory_list(h, names, vfs, &list) < 0)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                return log_oom();
         add_mig_from_nvml(root, list);
         add_health(root, list);
         r = arg.json ? json_print(list, stdout) : print_list_text(list);
-        json_object_put(list);
-        return r < 0 ? EXIT_FAILURE : 0;
+        return r < 0 ? log_oom() : 0;
 }
 
 static void kv(const char *k, const char *v) {
@@ -321,24 +321,27 @@ static int print_show_text(json_object *d) {
 }
 
 int verb_show(int argc, char **argv) {
-        if (argc != 2)
+        static const struct option none[] = {{}};
+        int k = parse_verb_options(argc, argv, none, "", NULL, NULL); /* only for "--" */
+        if (k < 0)
+                return -EINVAL; /* parse_verb_options() said why */
+        if (argc - k != 1)
                 return usage_error("show: expected one device address: gpuvirt show BDF");
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
         _cleanup_pci_names_free_ PciNames *names = NULL;
         PciDevice *d;
         int r;
-        if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (r = lookup_device(h, argv[1], &d)))
+        if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (r = lookup_device(h, argv[k], &d)))
                 return r;
         (void)pci_names_new(&names);
-        json_object *o;
+        _cleanup_json_ json_object *o = NULL;
         if (inventory_device(h, names, d, &o) < 0)
-                return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                return log_oom();
         add_mig_from_nvml(root, o);
         add_health(root, o);
         r = arg.json ? json_print(o, stdout) : print_show_text(o);
-        json_object_put(o);
-        return r < 0 ? EXIT_FAILURE : 0;
+        return r < 0 ? log_oom() : 0;
 }
 
 /* ---- check ---- */
@@ -350,6 +353,25 @@ static void check_opt(int c, const char *v, void *ud) {
 static const char *status_label(CheckStatus s) {
         static const char *const l[] = {"PASS", "WARN", "FAIL", "SKIP"};
         return s >= 0 && s < _CHECK_STATUS_MAX ? l[s] : "?";
+}
+
+/* The command of a check's fix (check.h), with the CLI's options: core says what it does. */
+static char *check_fix_text(const CheckResult *x) {
+        switch (x->fix) {
+        case GV_HINT_FORCE:
+                return strdup(" unless --force");
+        case GV_HINT_TAKE_GROUP: {
+                _cleanup_free_ char *t = strdup_printf(" (gpuvirt passthrough enable %s --force", strna(x->device));
+                for (char **d = x->fix_devices; t && d && *d; d++) {
+                        char *n = strdup_printf("%s --include %s", t, *d);
+                        free(t);
+                        t = n;
+                }
+                return t ? strdup_printf("%s)", t) : NULL;
+        }
+        default:
+                return strdup("");
+        }
 }
 
 static int print_check_text(const CheckReport *rep, const PciHost *h) {
@@ -371,11 +393,13 @@ static int print_check_text(const CheckReport *rep, const PciHost *h) {
                         last_dev = dev;
                 }
                 count[x->status]++;
-                _cleanup_free_ char *label = strdup_printf("Checking %s", x->title);
-                printf("  %-44s : %s  %s\n", strna(label), status_label(x->status), x->message);
-                if (x->hint && x->status != CHECK_PASS) {
+                _cleanup_free_ char *label = strdup_printf("Checking %s", x->title), *hint = NULL;
+                if (!label || check_hint_text(x, check_fix_text, &hint) < 0)
+                        return -ENOMEM;
+                printf("  %-44s : %s  %s\n", label, status_label(x->status), x->message);
+                if (hint && x->status != CHECK_PASS) {
                         /* indent every line of the hint */
-                        const char *p = x->hint;
+                        const char *p = hint;
                         bool first = true;
                         while (*p) {
                                 const char *e = strchrnul(p, '\n');
@@ -395,7 +419,7 @@ int verb_check(int argc, char **argv) {
         const char *device = NULL;
         int k = parse_verb_options(argc, argv, opts, "d:", check_opt, &device);
         if (k < 0)
-                return -k;
+                return -EINVAL; /* parse_verb_options() said why */
         if (k != argc)
                 return usage_error("check: unexpected argument '%s'", argv[k]);
 
@@ -408,13 +432,13 @@ int verb_check(int argc, char **argv) {
                 return r;
         r = check_run(h, d, &rep);
         if (r < 0)
-                return log_error_errno(r, "Readiness check failed: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Readiness check failed: %m"), failure_errno(r);
         if (arg.json) {
-                json_object *o = check_report_json(rep);
-                json_print(o, stdout);
-                json_object_put(o);
-        } else
-                print_check_text(rep, h);
-        return check_report_failed(rep) ? EXIT_FAILURE : 0;
+                _cleanup_json_ json_object *o = check_report_json(rep, check_fix_text);
+                if (!o || json_print(o, stdout) < 0)
+                        return log_oom();
+        } else if (print_check_text(rep, h) < 0)
+                return log_oom();
+        return check_report_failed(rep) ? VERB_CHECK_FAILED : 0;
 }
 

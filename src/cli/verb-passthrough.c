@@ -6,13 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/persist.h"
-#include "core/vfio.h"
+#include "core/passthrough/persist.h"
+#include "core/passthrough/vfio.h"
 
 typedef struct PtArgs {
         bool force, persist, ids, remove;
@@ -45,28 +46,35 @@ static void pt_opt(int c, const char *v, void *ud) {
                         a->bad_include = true;
                         return;
                 }
-                (void)strv_push(&a->include, &a->n_include, canon);
+                if (strv_push(&a->include, &a->n_include, canon) < 0) {
+                        free(canon);
+                        log_error("Out of memory.");
+                        a->bad_include = true; /* refused: nothing is done */
+                }
                 break;
         }
         }
 }
 
-static json_object *report_json(const char *device, const VfioReport *r) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "device", json_object_new_string(device));
-        json_object_object_add(o, "iommu_group", r->group >= 0 ? json_object_new_int(r->group) : NULL);
+/* NULL: out of memory */
+static json_object *report_json(const char *device, VfioReport *r) {
+        _cleanup_json_ json_object *o = json_object_new_object();
         json_object *a = json_object_new_array();
+        if (json_add_string(o, "device", device) < 0 ||
+            json_add_int_or_null(o, "iommu_group", r->group >= 0, r->group) < 0 ||
+            json_add(o, "functions", a) < 0)
+                return NULL;
         for (size_t i = 0; i < r->n_changes; i++) {
                 json_object *c = json_object_new_object();
-                json_object_object_add(c, "address", json_object_new_string(r->changes[i].addr));
-                json_object_object_add(c, "from", r->changes[i].from ? json_object_new_string(r->changes[i].from) : NULL);
-                json_object_object_add(c, "to", r->changes[i].to ? json_object_new_string(r->changes[i].to) : NULL);
-                json_object_object_add(c, "changed", json_object_new_boolean(r->changes[i].changed));
-                json_object_array_add(a, c);
+                if (json_append(a, c) < 0 || json_add_string(c, "address", r->changes[i].addr) < 0 ||
+                    json_add_string(c, "from", r->changes[i].from) < 0 || json_add_string(c, "to", r->changes[i].to) < 0 ||
+                    json_add(c, "changed", json_object_new_boolean(r->changes[i].changed)) < 0)
+                        return NULL;
         }
-        json_object_object_add(o, "functions", a);
-        json_object_object_add(o, "error", r->error ? json_object_new_string(r->error) : NULL);
-        return o;
+        _cleanup_free_ char *err = r->error.error ? error_text(&r->error, -r->error.error) : NULL;
+        if ((r->error.error && !err) || json_add_string(o, "error", err) < 0)
+                return NULL;
+        return TAKE_PTR(o);
 }
 
 static void report_text(const VfioReport *r, bool enable, bool dry_run) {
@@ -107,28 +115,34 @@ static int persist_functions(Root *root, const char *canon, const VfioReport *re
         return 0;
 }
 
-static int exit_for(int r) {
-        return r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE;
-}
-
-static int do_enable_disable(bool enable, int argc, char **argv, int first, PtArgs *a) {
+static int do_enable_disable(bool enable, int argc, char **argv, int first, const PtArgs *a) {
+        /* every address is read before the root is opened: bad usage takes no host lock and touches nothing */
+        _cleanup_strv_free_ char **addrs = NULL;
+        size_t n_addrs = 0;
+        for (int i = first; i < argc; i++) {
+                char *canon = NULL;
+                if (pci_addr_canonical(argv[i], &canon) < 0) {
+                        log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", argv[i]);
+                        return -EINVAL;
+                }
+                if (strv_push(&addrs, &n_addrs, canon) < 0)
+                        return free(canon), log_oom();
+        }
         _cleanup_root_free_ Root *root = NULL;
         int r = open_root(0, &root);
         if (r)
                 return r;
         VfioOptions o = {.force = a->force, .include = a->include, .settle_ms = 2000};
-        json_object *out = json_object_new_array();
-        char **done = NULL; /* devices enabled by this command, to undo if a later one fails */
-        size_t n_done = 0;
+        _cleanup_json_ json_object *out = json_object_new_array();
+        size_t n_done = 0; /* addrs[0..n_done): devices enabled by this command, to undo if a later one fails */
         _cleanup_strv_free_ char **persisted = NULL; /* boot bindings written by this command, likewise */
         size_t n_persisted = 0;
         int rc = 0;
-        for (int i = first; i < argc; i++) {
+        for (size_t i = 0; i < n_addrs; i++) {
                 VfioReport rep;
-                char *canon = NULL;
-                if (pci_addr_canonical(argv[i], &canon) < 0) {
-                        log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", argv[i]);
-                        rc = EXIT_USAGE;
+                char *canon = strdup(addrs[i]);
+                if (!canon) {
+                        rc = log_oom();
                         break;
                 }
                 if (!enable && (r = vm_check_release(root, canon, a->force))) {
@@ -138,12 +152,14 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
                 }
                 r = enable ? vfio_enable(root, canon, &o, &rep) : vfio_disable(root, canon, &o, &rep);
                 if (r < 0) {
+                        _cleanup_free_ char *why = error_text(&rep.error, r);
                         log_error("%s %s: %s", enable ? "Cannot enable passthrough for" : "Cannot release", canon,
-                                  rep.error ?: strerror(-r));
-                        json_object_array_add(out, report_json(canon, &rep));
+                                  strna(why));
+                        if (json_append(out, report_json(canon, &rep)) < 0)
+                                (void)log_oom();
                         vfio_report_done(&rep);
                         free(canon);
-                        rc = exit_for(r);
+                        rc = r; /* the -errno: main() maps it */
                         break;
                 }
                 if (a->persist) {
@@ -154,27 +170,30 @@ static int do_enable_disable(bool enable, int argc, char **argv, int first, PtAr
                 }
                 if (!arg.json)
                         report_text(&rep, enable, arg.dry_run);
-                json_object_array_add(out, report_json(canon, &rep));
+                int k = json_append(out, report_json(canon, &rep));
                 vfio_report_done(&rep);
-                (void)strv_push(&done, &n_done, canon);
+                free(canon);
+                n_done++;
+                if (k < 0) {
+                        rc = log_oom();
+                        break;
+                }
         }
         if (rc != 0 && enable && n_done > 0 && !arg.dry_run) {
                 /* All or nothing across the devices of one command. */
                 for (size_t i = n_done; i-- > 0;) {
                         VfioReport rep;
-                        if (vfio_disable(root, done[i], &o, &rep) < 0)
-                                log_error("Undoing %s failed: %s", done[i], rep.error ?: "?");
+                        if (vfio_disable(root, addrs[i], &o, &rep) < 0)
+                                log_error("Undoing %s failed: %s", addrs[i], gv_error_message(&rep.error) ?: "?");
                         else
-                                log_notice("Undid %s.", done[i]);
+                                log_notice("Undid %s.", addrs[i]);
                         vfio_report_done(&rep);
                 }
                 for (size_t i = 0; i < n_persisted; i++)
                         (void)vfio_persist_remove(root, persisted[i]);
         }
-        if (arg.json)
-                json_print(out, stdout);
-        json_object_put(out);
-        strv_free(done);
+        if (arg.json && json_print(out, stdout) < 0 && rc == 0)
+                rc = log_oom();
         return rc;
 }
 
@@ -183,36 +202,41 @@ static int do_restore(const char *bdf) {
          * changes nothing */
         _cleanup_free_ char *canon = NULL;
         if (pci_addr_canonical(bdf, &canon) < 0)
-                return log_error("'%s' is not a PCI address.", bdf), EXIT_USAGE;
+                return log_error("'%s' is not a PCI address.", bdf), -EINVAL;
         _cleanup_root_free_ Root *root = NULL;
         int r = open_root_unlocked(0, &root);
         if (r)
                 return r;
         bool force = false;
         _cleanup_strv_free_ char **include = NULL;
-        _cleanup_free_ char *bad = NULL;
+        _cleanup_(gv_error_done) GvError bad = {};
         r = vfio_persist_read(root, canon, &force, &include, &bad);
         if (r == -ENOENT)
-                return log_error("%s has no persistent binding (" VFIO_PERSIST_DIR "/%s).", canon, canon), EXIT_FAILURE;
+                return log_error("%s has no persistent binding (" VFIO_PERSIST_DIR "/%s).", canon, canon), r;
         if (r < 0)
-                return log_error("Refusing the persistent binding of %s: %s", canon, bad ?: strerror(-r)), EXIT_FAILURE;
+                return log_error("Refusing the persistent binding of %s: %s", canon, bad.message ?: errno_message(r)),
+                       failure_errno(r);
         if ((r = hold_host_lock(root)))
                 return r;
         VfioOptions o = {.force = force, .include = include, .settle_ms = 5000};
         VfioReport rep;
         r = vfio_enable(root, canon, &o, &rep);
-        if (r < 0)
-                log_error("Cannot restore the vfio-pci binding of %s: %s", canon, rep.error ?: strerror(-r));
-        else if (!arg.json)
+        if (r < 0) {
+                _cleanup_free_ char *why = error_text(&rep.error, r);
+                log_error("Cannot restore the vfio-pci binding of %s: %s", canon, strna(why));
+        } else if (!arg.json)
                 report_text(&rep, true, arg.dry_run);
         else {
-                json_object *j = report_json(canon, &rep);
-                json_print(j, stdout);
-                json_object_put(j);
+                _cleanup_json_ json_object *j = report_json(canon, &rep);
+                if (!j || json_print(j, stdout) < 0)
+                        r = log_oom();
         }
         vfio_report_done(&rep);
-        return r < 0 ? EXIT_FAILURE : 0;
+        return r < 0 ? failure_errno(r) : 0;
 }
+
+/* The first line of a modprobe.d file this command creates: which command wrote it. */
+#define IDS_HEADER "# Written by gpuvirt (passthrough persist --ids): bind these devices to vfio-pci at boot."
 
 static int do_persist_ids(int argc, char **argv, int first, bool remove) {
         _cleanup_root_free_ Root *root = NULL;
@@ -234,26 +258,33 @@ static int do_persist_ids(int argc, char **argv, int first, bool remove) {
                         if (!pci_addr_same_card(&x->a, &d->a))
                                 continue;
                         char *id = strdup_printf("%04x:%04x", x->vendor, x->device);
-                        if (id && !strv_contains(ids, id))
-                                (void)strv_push(&ids, &n, id);
-                        else
+                        if (id && strv_contains(ids, id))
                                 free(id);
+                        else if (strv_push(&ids, &n, id) < 0) {
+                                strv_free(ids);
+                                strv_free(modules);
+                                return log_oom();
+                        }
                         /* the module of the driver it has now: vfio-pci must load before that one too (the
                          * rig's boot showed bochs, which the usual list lacks, racing it) */
                         _cleanup_free_ char *ml = root_path(root, "sys/bus/pci/devices/%s/driver/module", x->addr);
                         char *mod = NULL;
-                        if (ml && readlink_base(ml, &mod) >= 0 && !streq(mod, "vfio_pci") && !strv_contains(modules, mod))
-                                (void)strv_push(&modules, &n_modules, mod);
-                        else
+                        if (ml && readlink_base(ml, &mod) >= 0 && !streq(mod, "vfio_pci") && !strv_contains(modules, mod)) {
+                                if (strv_push(&modules, &n_modules, mod) < 0) {
+                                        strv_free(ids);
+                                        strv_free(modules);
+                                        return log_oom();
+                                }
+                        } else
                                 free(mod);
                 }
         }
         _cleanup_strv_free_ char **mods = modules;
         IdsPersistResult res;
-        r = vfio_persist_ids(root, ids, mods, remove, &res);
+        r = vfio_persist_ids(root, ids, mods, remove, IDS_HEADER, &res);
         if (r < 0) {
                 strv_free(ids);
-                return log_error_errno(r, "Cannot write the modprobe configuration: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot write the modprobe configuration: %m"), failure_errno(r);
         }
         /* ids= takes every device with those IDs: say which others that catches */
         size_t others = 0;
@@ -264,18 +295,19 @@ static int do_persist_ids(int argc, char **argv, int first, bool remove) {
                         others++;
         }
         if (arg.json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "ids", json_string_or_null(res.ids));
-                json_object_object_add(o, "devices_matched", json_object_new_int((int)others));
+                _cleanup_json_ json_object *o = json_object_new_object();
                 json_object *sd = json_object_new_array();
-                for (char **m = res.softdeps; m && *m; m++)
-                        json_object_array_add(sd, json_object_new_string(*m));
-                json_object_object_add(o, "softdeps", sd);
-                json_object_object_add(o, "initramfs_regeneration_required",
-                                       json_object_new_boolean(res.initramfs_has_gpu_driver));
-                json_object_object_add(o, "initramfs_command", json_object_new_string(res.initramfs_command));
-                json_print(o, stdout);
-                json_object_put(o);
+                r = json_add_string(o, "ids", res.ids) < 0 ||
+                    json_add(o, "devices_matched", json_object_new_int((int)others)) < 0 || json_add(o, "softdeps", sd) < 0;
+                for (char **m = res.softdeps; !r && m && *m; m++)
+                        r = json_append(sd, json_object_new_string(*m)) < 0;
+                if (r || json_add(o, "initramfs_regeneration_required",
+                                  json_object_new_boolean(res.initramfs_has_gpu_driver)) < 0 ||
+                    json_add_string(o, "initramfs_command", res.initramfs_command) < 0 || json_print(o, stdout) < 0) {
+                        ids_persist_result_done(&res);
+                        strv_free(ids);
+                        return log_oom();
+                }
         } else if (!res.ids)
                 printf("etc/modprobe.d/vfio.conf: no vfio-pci ids= left (its softdeps went too)\n"
                        "etc/modules-load.d/vfio-pci.conf: vfio-pci no longer loaded at boot\n"
@@ -301,50 +333,67 @@ static int do_persist_ids(int argc, char **argv, int first, bool remove) {
         return 0;
 }
 
-int verb_passthrough(int argc, char **argv) {
+/* The sub-verbs (the verb table dispatches them; argv[0] is "passthrough", argv[1] the sub-verb): one option
+ * parser for all four, then each checks what belongs to it. */
+static int pt_run(int argc, char **argv, int (*run)(int argc, char **argv, int first, const PtArgs *a)) {
         static const struct option opts[] = {
                 {"force", no_argument, NULL, OPT_FORCE},   {"include", required_argument, NULL, OPT_INCLUDE},
                 {"persist", no_argument, NULL, OPT_PERSIST}, {"ids", no_argument, NULL, OPT_IDS},
                 {"remove", no_argument, NULL, OPT_REMOVE},
                 {},
         };
-        const char *sub = argv[1];
         PtArgs a = {};
         int k = parse_verb_options(argc - 1, argv + 1, opts, "", pt_opt, &a);
-        int rc;
-        if (k < 0)
-                rc = -k;
-        else if (a.bad_include)
-                rc = EXIT_USAGE;
-        else {
-                int first = k + 1, npos = argc - first;
-                if (streq(sub, "enable") || streq(sub, "disable")) {
-                        if (npos < 1)
-                                rc = usage_error("passthrough %s: expected at least one device address", sub);
-                        else if (a.ids)
-                                rc = usage_error("passthrough %s: --ids belongs to 'passthrough persist'", sub);
-                        else if (streq(sub, "disable") && a.n_include)
-                                rc = usage_error("passthrough disable: --include is for enable");
-                        else if (a.remove)
-                                rc = usage_error("passthrough %s: --remove belongs to 'passthrough persist --ids'", sub);
-                        else
-                                rc = do_enable_disable(streq(sub, "enable"), argc, argv, first, &a);
-                } else if (streq(sub, "restore")) {
-                        /* without a device: every binding (gpuvirt-vfio.service, in the boot transaction) */
-                        rc = npos > 1 ? usage_error("passthrough restore: expected at most one device address")
-                           : npos ? do_restore(argv[first])
-                                  : restore_each(VFIO_PERSIST_DIR, do_restore);
-                } else if (streq(sub, "persist")) {
-                        if (!a.ids)
-                                rc = usage_error("passthrough persist: give --ids (per-device persistence is "
-                                                 "'passthrough enable --persist')");
-                        else if (npos < 1)
-                                rc = usage_error("passthrough persist --ids: expected at least one device address");
-                        else
-                                rc = do_persist_ids(argc, argv, first, a.remove);
-                } else
-                        rc = usage_error("passthrough: unknown command '%s' (enable, disable, persist, restore)", sub);
-        }
+        /* parse_verb_options() and pt_opt() said what was wrong */
+        int rc = k < 0 || a.bad_include ? -EINVAL : run(argc, argv, k + 1, &a);
         strv_free(a.include);
         return rc;
+}
+
+static int pt_enable_disable(int argc, char **argv, int first, const PtArgs *a) {
+        const char *sub = argv[1];
+        bool enable = streq(sub, "enable");
+        if (argc - first < 1)
+                return usage_error("passthrough %s: expected at least one device address", sub);
+        if (a->ids)
+                return usage_error("passthrough %s: --ids belongs to 'passthrough persist'", sub);
+        if (!enable && a->n_include)
+                return usage_error("passthrough disable: --include is for enable");
+        if (a->remove)
+                return usage_error("passthrough %s: --remove belongs to 'passthrough persist --ids'", sub);
+        return do_enable_disable(enable, argc, argv, first, a);
+}
+
+static int pt_restore(int argc, char **argv, int first, const PtArgs *a) {
+        (void)a;
+        int npos = argc - first;
+        /* without a device: every binding (gpuvirt-vfio.service, in the boot transaction) */
+        return npos > 1 ? usage_error("passthrough restore: expected at most one device address")
+             : npos     ? do_restore(argv[first])
+                        : restore_each(VFIO_PERSIST_DIR, do_restore);
+}
+
+static int pt_persist(int argc, char **argv, int first, const PtArgs *a) {
+        if (!a->ids)
+                return usage_error("passthrough persist: give --ids (per-device persistence is "
+                                   "'passthrough enable --persist')");
+        if (argc - first < 1)
+                return usage_error("passthrough persist --ids: expected at least one device address");
+        return do_persist_ids(argc, argv, first, a->remove);
+}
+
+int verb_passthrough_enable(int argc, char **argv) {
+        return pt_run(argc, argv, pt_enable_disable);
+}
+
+int verb_passthrough_disable(int argc, char **argv) {
+        return pt_run(argc, argv, pt_enable_disable);
+}
+
+int verb_passthrough_persist(int argc, char **argv) {
+        return pt_run(argc, argv, pt_persist);
+}
+
+int verb_passthrough_restore(int argc, char **argv) {
+        return pt_run(argc, argv, pt_restore);
 }

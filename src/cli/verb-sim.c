@@ -7,47 +7,45 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
 #include "config.h"
-#include "core/check.h"
-#include "core/inventory.h"
-#include "core/iommu.h"
-#include "core/names.h"
-#include "core/nvml.h"
-#include "core/pci.h"
-#include "core/root.h"
+#include "core/host/check.h"
+#include "core/host/inventory.h"
+#include "core/host/iommu.h"
+#include "core/host/names.h"
+#include "core/host/pci.h"
+#include "core/host/root.h"
+#include "core/mig/nvml.h"
 #include "sim/sim.h"
 
 /* ---- sim ---- */
 
 static int sim_profiles(void) {
         if (arg.json) {
-                json_object *a = json_object_new_array();
+                _cleanup_json_ json_object *a = json_object_new_array();
                 for (size_t i = 0; i < sim_profile_count(); i++) {
                         const SimProfileInfo *p = sim_profile_info(i);
                         json_object *o = json_object_new_object();
-                        json_object_object_add(o, "name", json_object_new_string(p->name));
-                        json_object_object_add(o, "summary", json_object_new_string(p->summary));
-                        json_object_array_add(a, o);
+                        if (json_append(a, o) < 0 || json_add_string(o, "name", p->name) < 0 ||
+                            json_add_string(o, "summary", p->summary) < 0)
+                                return log_oom();
                 }
-                json_print(a, stdout);
-                json_object_put(a);
-                return 0;
+                return json_print(a, stdout) < 0 ? log_oom() : 0;
         }
         static const char *const headers[] = {"PROFILE", "HOST"};
-        Table *t = table_new(2, headers);
+        _cleanup_table_free_ Table *t = table_new(2, headers);
         if (!t)
-                return EXIT_FAILURE;
+                return log_oom();
         for (size_t i = 0; i < sim_profile_count(); i++) {
                 const SimProfileInfo *p = sim_profile_info(i);
                 const char *cells[] = {p->name, p->summary};
-                table_add_row(t, cells);
+                if (table_add_row(t, cells) < 0)
+                        return log_oom();
         }
-        table_print(t, stdout);
-        table_free(t);
-        return 0;
+        return table_print(t, stdout) < 0 ? log_oom() : 0;
 }
 
 static bool sim_profile_exists(const char *name) {
@@ -66,7 +64,7 @@ static int sim_create_verb(int argc, char **argv) {
         const char *profile = NULL;
         int k = parse_verb_options(argc, argv, opts, "p:", sim_opt, &profile);
         if (k < 0)
-                return -k;
+                return -EINVAL; /* parse_verb_options() said why */
         if (argc - k != 1)
                 return usage_error("sim create: expected one directory: gpuvirt sim create DIR --profile NAME");
         if (!profile)
@@ -75,14 +73,13 @@ static int sim_create_verb(int argc, char **argv) {
                 log_error("Unknown profile '%s'. Known profiles:", profile);
                 for (size_t i = 0; i < sim_profile_count(); i++)
                         fprintf(stderr, "  %s\n", sim_profile_info(i)->name);
-                return EXIT_USAGE;
+                return -EINVAL;
         }
         int r = sim_create(argv[k], profile);
         if (r == -EEXIST)
-                return log_error("'%s' exists and is not empty; give a new or empty directory.", argv[k]),
-                       EXIT_FAILURE;
+                return log_error("'%s' exists and is not empty; give a new or empty directory.", argv[k]), r;
         if (r < 0)
-                return log_error_errno(r, "Cannot create simulated host in '%s': %m", argv[k]), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot create simulated host in '%s': %m", argv[k]), failure_errno(r);
         if (!arg.json)
                 printf("Simulated host '%s' created in %s\nUse it with: gpuvirt --root %s list\n", profile, argv[k],
                        argv[k]);
@@ -96,7 +93,7 @@ static int open_sim_root(Root **ret) {
         if (r)
                 return r;
         if (root_kind(root) != ROOT_SIMULATED)
-                return log_error("%s is not a simulated host (no %s/).", root_dir(root), SIM_MARKER_DIR), EXIT_USAGE;
+                return log_error("%s is not a simulated host (no %s/).", root_dir(root), SIM_MARKER_DIR), -EINVAL;
         *ret = TAKE_PTR(root);
         return 0;
 }
@@ -110,10 +107,10 @@ static int sim_fault_verb(int argc, char **argv) {
                 return r;
         int e = streq(argv[2], "KILL") ? SIM_FAULT_KILL : errno_from_name(argv[2]);
         if (e < 0)
-                return log_error("'%s' is not an errno name or number (e.g. EBUSY, 16).", argv[2]), EXIT_USAGE;
+                return log_error("'%s' is not an errno name or number (e.g. EBUSY, 16).", argv[2]), -EINVAL;
         r = sim_inject_fault(root_dir(root), argv[1], e);
         if (r < 0)
-                return log_error_errno(r, "Cannot queue fault: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot queue fault: %m"), failure_errno(r);
         return 0;
 }
 
@@ -126,99 +123,122 @@ static int sim_off_bus_verb(int argc, char **argv) {
                 return r;
         _cleanup_free_ char *bdf = NULL;
         if (pci_addr_canonical(argv[1], &bdf) < 0)
-                return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", argv[1]), EXIT_USAGE;
+                return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", argv[1]), -EINVAL;
         r = sim_device_off_bus(root_dir(root), bdf);
         if (r == -ENODEV)
-                return log_error("No PCI device %s on this simulated host.", bdf), EXIT_FAILURE;
+                return log_error("No PCI device %s on this simulated host.", bdf), r;
         if (r < 0)
-                return log_error_errno(r, "Cannot take %s off the bus: %m", bdf), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot take %s off the bus: %m", bdf), failure_errno(r);
         if (!arg.json)
                 printf("%s fell off the bus: its config space reads all ones.\n", bdf);
         return 0;
 }
 
-/* The device argument of the health sub-verbs: 0 with *ret set, or an exit code. */
+/* The device argument of the health sub-verbs: 0 with *ret set, or -EINVAL (said why). */
 static int sim_bdf_arg(const char *s, char **ret) {
         if (pci_addr_canonical(s, ret) < 0)
-                return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", s), EXIT_USAGE;
+                return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", s), -EINVAL;
         return 0;
 }
 
 static int sim_result(int r, const char *bdf, const char *what) {
         if (r == -ENODEV)
-                return log_error("No PCI device %s on this simulated host.", bdf), EXIT_FAILURE;
+                return log_error("No PCI device %s on this simulated host.", bdf), r;
         if (r < 0)
-                return log_error_errno(r, "Cannot %s on %s: %m", what, bdf), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot %s on %s: %m", what, bdf), failure_errno(r);
         return 0;
 }
 
-/* sim xid|telemetry|aer|link|remove BDF ...: what goes wrong while the host runs (gpuvirtd's health). */
-static int sim_health_verb(int argc, char **argv) {
-        const char *sub = argv[0];
-        static const struct {
-                const char *name, *usage;
-                int min, max;
-        } forms[] = {
-                {"xid", "sim xid BDF CODE", 3, 3},
-                {"telemetry", "sim telemetry BDF KEY=VALUE...", 3, 32},
-                {"aer", "sim aer BDF correctable|nonfatal|fatal [COUNT]", 3, 4},
-                {"link", "sim link BDF SPEED WIDTH (e.g. \"8.0 GT/s PCIe\" 8)", 4, 4},
-                {"remove", "sim remove BDF", 2, 2},
-        };
-        size_t f;
-        for (f = 0; !streq(forms[f].name, sub); f++)
-                ;
-        if (argc < forms[f].min || argc > forms[f].max)
-                return usage_error("%s: expected %s", sub, forms[f].usage);
+/* The health sub-verbs' common start: the argument count, the device and the simulated root. */
+static int sim_health_open(int argc, char **argv, int min, int max, const char *usage, char **ret_bdf, Root **ret_root) {
+        if (argc < min || argc > max)
+                return usage_error("sim %s: expected %s", argv[0], usage);
         _cleanup_free_ char *bdf = NULL;
         int r = sim_bdf_arg(argv[1], &bdf);
-        if (r)
+        if (r < 0)
                 return r;
         _cleanup_root_free_ Root *root = NULL;
         r = open_sim_root(&root);
         if (r)
                 return r;
-        const char *dir = root_dir(root);
+        *ret_bdf = TAKE_PTR(bdf);
+        *ret_root = TAKE_PTR(root);
+        return 0;
+}
+
+/* sim xid|telemetry|aer|link|remove BDF ...: what goes wrong while the host runs (gpuvirtd's health). */
+static int sim_xid_verb(int argc, char **argv) {
+        _cleanup_free_ char *bdf = NULL;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = sim_health_open(argc, argv, 3, 3, "sim xid BDF CODE", &bdf, &root);
+        if (r)
+                return r;
+        uint32_t n;
+        if (parse_u32(argv[2], 10, &n) < 0 || n == 0)
+                return usage_error("sim xid: '%s' is not an Xid code (a positive number)", argv[2]);
+        return sim_result(sim_nvml_xid(root_dir(root), bdf, n), bdf, "queue the Xid event");
+}
+
+static int sim_telemetry_verb(int argc, char **argv) {
+        _cleanup_free_ char *bdf = NULL;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = sim_health_open(argc, argv, 3, 32, "sim telemetry BDF KEY=VALUE...", &bdf, &root);
+        if (r)
+                return r;
+        for (int i = 2; i < argc; i++) {
+                const char *eq = strchr(argv[i], '=');
+                _cleanup_free_ char *key = eq ? strndup(argv[i], (size_t)(eq - argv[i])) : NULL;
+                uint32_t v;
+                if (!key || parse_u32(eq + 1, 10, &v) < 0)
+                        return usage_error("sim telemetry: '%s' is not KEY=NUMBER", argv[i]);
+                r = sim_nvml_telemetry(root_dir(root), bdf, key, v);
+                if (r == -EINVAL)
+                        return usage_error("sim telemetry: unknown key '%s' (util_gpu, util_mem, mem_used_mib, "
+                                           "temp, power_mw, clock_sm, clock_mem, ecc_sbe, ecc_dbe)", key);
+                r = sim_result(r, bdf, "set telemetry");
+                if (r)
+                        return r;
+        }
+        return 0;
+}
+
+static int sim_aer_verb(int argc, char **argv) {
+        _cleanup_free_ char *bdf = NULL;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = sim_health_open(argc, argv, 3, 4, "sim aer BDF correctable|nonfatal|fatal [COUNT]", &bdf, &root);
+        if (r)
+                return r;
+        int kind = sim_aer_kind_from_string(argv[2]);
+        if (kind < 0)
+                return usage_error("sim aer: '%s' is not correctable, nonfatal or fatal", argv[2]);
         uint32_t n = 1;
-        if (streq(sub, "xid")) {
-                if (parse_u32(argv[2], 10, &n) < 0 || n == 0)
-                        return usage_error("sim xid: '%s' is not an Xid code (a positive number)", argv[2]);
-                return sim_result(sim_nvml_xid(dir, bdf, n), bdf, "queue the Xid event");
-        }
-        if (streq(sub, "telemetry")) {
-                for (int i = 2; i < argc; i++) {
-                        const char *eq = strchr(argv[i], '=');
-                        _cleanup_free_ char *key = eq ? strndup(argv[i], (size_t)(eq - argv[i])) : NULL;
-                        uint32_t v;
-                        if (!key || parse_u32(eq + 1, 10, &v) < 0)
-                                return usage_error("sim telemetry: '%s' is not KEY=NUMBER", argv[i]);
-                        r = sim_nvml_telemetry(dir, bdf, key, v);
-                        if (r == -EINVAL)
-                                return usage_error("sim telemetry: unknown key '%s' (util_gpu, util_mem, mem_used_mib, "
-                                                   "temp, power_mw, clock_sm, clock_mem, ecc_sbe, ecc_dbe)", key);
-                        r = sim_result(r, bdf, "set telemetry");
-                        if (r)
-                                return r;
-                }
-                return 0;
-        }
-        if (streq(sub, "aer")) {
-                int kind = sim_aer_kind_from_string(argv[2]);
-                if (kind < 0)
-                        return usage_error("sim aer: '%s' is not correctable, nonfatal or fatal", argv[2]);
-                if (argc == 4 && (parse_u32(argv[3], 10, &n) < 0 || n == 0))
-                        return usage_error("sim aer: '%s' is not a positive count", argv[3]);
-                return sim_result(sim_device_aer(dir, bdf, (SimAerKind)kind, n), bdf, "count AER errors");
-        }
-        if (streq(sub, "link")) {
-                if (parse_u32(argv[3], 10, &n) < 0 || n == 0 || n > 32)
-                        return usage_error("sim link: '%s' is not a link width (1-32)", argv[3]);
-                r = sim_device_link(dir, bdf, argv[2], n);
-                if (r == -EOPNOTSUPP)
-                        return log_error("%s has no PCIe link.", bdf), EXIT_FAILURE;
-                return sim_result(r, bdf, "change the link");
-        }
-        r = sim_result(sim_device_remove(dir, bdf), bdf, "remove the device");
+        if (argc == 4 && (parse_u32(argv[3], 10, &n) < 0 || n == 0))
+                return usage_error("sim aer: '%s' is not a positive count", argv[3]);
+        return sim_result(sim_device_aer(root_dir(root), bdf, (SimAerKind)kind, n), bdf, "count AER errors");
+}
+
+static int sim_link_verb(int argc, char **argv) {
+        _cleanup_free_ char *bdf = NULL;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = sim_health_open(argc, argv, 4, 4, "sim link BDF SPEED WIDTH (e.g. \"8.0 GT/s PCIe\" 8)", &bdf, &root);
+        if (r)
+                return r;
+        uint32_t n;
+        if (parse_u32(argv[3], 10, &n) < 0 || n == 0 || n > 32)
+                return usage_error("sim link: '%s' is not a link width (1-32)", argv[3]);
+        r = sim_device_link(root_dir(root), bdf, argv[2], n);
+        if (r == -EOPNOTSUPP)
+                return log_error("%s has no PCIe link.", bdf), r;
+        return sim_result(r, bdf, "change the link");
+}
+
+static int sim_remove_verb(int argc, char **argv) {
+        _cleanup_free_ char *bdf = NULL;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = sim_health_open(argc, argv, 2, 2, "sim remove BDF", &bdf, &root);
+        if (r)
+                return r;
+        r = sim_result(sim_device_remove(root_dir(root), bdf), bdf, "remove the device");
         if (r == 0 && !arg.json)
                 printf("%s was removed from the bus (surprise removal).\n", bdf);
         return r;
@@ -247,30 +267,50 @@ static int sim_nvml_fail_verb(int argc, char **argv) {
                 return r;
         r = sim_nvml_fail(root_dir(root), code);
         if (r < 0)
-                return log_error_errno(r, "Cannot change the fake NVML: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot change the fake NVML: %m"), failure_errno(r);
         return 0;
 }
 
-int verb_sim(int argc, char **argv) {
-        if (argc < 2)
-                return usage_error("sim: expected a command: profiles, create, fault, off-bus");
-        const char *sub = argv[1];
-        if (streq(sub, "profiles")) {
-                if (argc != 2)
-                        return usage_error("sim profiles takes no arguments");
-                return sim_profiles();
-        }
-        if (streq(sub, "create"))
-                return sim_create_verb(argc - 1, argv + 1);
-        if (streq(sub, "fault"))
-                return sim_fault_verb(argc - 1, argv + 1);
-        if (streq(sub, "off-bus"))
-                return sim_off_bus_verb(argc - 1, argv + 1);
-        if (streq(sub, "xid") || streq(sub, "telemetry") || streq(sub, "aer") || streq(sub, "link") || streq(sub, "remove"))
-                return sim_health_verb(argc - 1, argv + 1);
-        if (streq(sub, "nvml-fail"))
-                return sim_nvml_fail_verb(argc - 1, argv + 1);
-        return usage_error("sim: unknown command '%s' (profiles, create, fault, off-bus, xid, telemetry, aer, link, "
-                           "remove, nvml-fail)", sub);
+/* The sub-verbs (the verb table dispatches them; argv[0] is "sim", argv[1] the sub-verb). */
+int verb_sim_profiles(int argc, char **argv) {
+        (void)argv;
+        if (argc != 2)
+                return usage_error("sim profiles takes no arguments");
+        return sim_profiles();
 }
 
+int verb_sim_create(int argc, char **argv) {
+        return sim_create_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_fault(int argc, char **argv) {
+        return sim_fault_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_off_bus(int argc, char **argv) {
+        return sim_off_bus_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_xid(int argc, char **argv) {
+        return sim_xid_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_telemetry(int argc, char **argv) {
+        return sim_telemetry_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_aer(int argc, char **argv) {
+        return sim_aer_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_link(int argc, char **argv) {
+        return sim_link_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_remove(int argc, char **argv) {
+        return sim_remove_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_nvml_fail(int argc, char **argv) {
+        return sim_nvml_fail_verb(argc - 1, argv + 1);
+}

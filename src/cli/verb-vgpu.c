@@ -6,15 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/mdev.h"
-#include "core/sriov.h"
-#include "core/vendor-vgpu.h"
-#include "core/vgpu-types.h"
+#include "core/vgpu/mdev.h"
+#include "core/sriov/sriov.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/vgpu/vgpu-types.h"
 
 typedef struct VgpuArgs {
         const char *uuid;
@@ -44,62 +45,58 @@ static void vgpu_opt(int c, const char *v, void *ud) {
         }
 }
 
+/* o stays the caller's (its _cleanup_json_ drops it) */
 static int print_json(json_object *o) {
-        int r = json_print(o, stdout);
-        json_object_put(o);
-        return r < 0 ? EXIT_FAILURE : 0;
+        return !o || json_print(o, stdout) < 0 ? log_oom() : 0;
 }
 
 static int print_rows(Table *t) {
         int r = table_print(t, stdout);
         table_free(t);
-        return r < 0 ? EXIT_FAILURE : 0;
+        return r < 0 ? log_oom() : 0;
 }
 
 /* ---- types ---- */
 
+/* NULL: no types to read, or out of memory */
 static json_object *mdev_parent_json(Root *root, const char *parent) {
         _cleanup_free_ char *sys = strdup_printf("sys/class/mdev_bus/%s", parent);
         MdevType *t = NULL;
         size_t n = 0;
         if (!sys || mdev_types_read(root, sys, &t, &n) < 0)
                 return NULL;
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "parent", json_object_new_string(parent));
-        json_object_object_add(o, "kind", json_object_new_string("mdev"));
+        _cleanup_json_ json_object *o = json_object_new_object();
         json_object *a = json_object_new_array();
-        for (size_t i = 0; i < n; i++)
-                json_object_array_add(a, mdev_type_json(&t[i]));
-        json_object_object_add(o, "types", a);
+        int r = json_add_string(o, "parent", parent) < 0 || json_add_string(o, "kind", "mdev") < 0 ||
+                json_add(o, "types", a) < 0;
+        for (size_t i = 0; !r && i < n; i++)
+                r = json_append(a, mdev_type_json(&t[i])) < 0;
         mdev_types_free(t, n);
-        return o;
+        return r ? NULL : TAKE_PTR(o);
 }
 
+/* NULL: no types to read, or out of memory */
 static json_object *vendor_parent_json(Root *root, const char *pf) {
         VendorVgpuAvail *t = NULL;
         size_t n = 0;
         if (vendor_vgpu_types(root, pf, &t, &n) < 0)
                 return NULL;
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "parent", json_object_new_string(pf));
-        json_object_object_add(o, "kind", json_object_new_string("vendor"));
+        _cleanup_json_ json_object *o = json_object_new_object();
         json_object *a = json_object_new_array();
-        for (size_t i = 0; i < n; i++) {
+        int r = json_add_string(o, "parent", pf) < 0 || json_add_string(o, "kind", "vendor") < 0 ||
+                json_add(o, "types", a) < 0;
+        for (size_t i = 0; !r && i < n; i++) {
                 json_object *x = json_object_new_object();
                 char id[16];
                 snprintf(id, sizeof id, "%u", t[i].id);
-                json_object_object_add(x, "id", json_object_new_string(id));
-                json_object_object_add(x, "name", json_string_or_null(t[i].name));
-                json_object_object_add(x, "description", NULL);
-                json_object_object_add(x, "device_api", json_object_new_string("vfio-pci"));
-                json_object_object_add(x, "available_instances", json_object_new_int(t[i].available));
-                json_object_object_add(x, "framebuffer_mb", NULL);
-                json_object_object_add(x, "max_instances", NULL);
-                json_object_array_add(a, x);
+                r = json_append(a, x) < 0 || json_add_string(x, "id", id) < 0 ||
+                    json_add_string(x, "name", t[i].name) < 0 || json_add_string(x, "description", NULL) < 0 ||
+                    json_add_string(x, "device_api", "vfio-pci") < 0 ||
+                    json_add(x, "available_instances", json_object_new_int(t[i].available)) < 0 ||
+                    json_add_string(x, "framebuffer_mb", NULL) < 0 || json_add_string(x, "max_instances", NULL) < 0;
         }
-        json_object_object_add(o, "types", a);
         vendor_vgpu_avail_free(t, n);
-        return o;
+        return r ? NULL : TAKE_PTR(o);
 }
 
 static int do_types(const char *only) {
@@ -112,17 +109,17 @@ static int do_types(const char *only) {
         if (only) {
                 r = mdev_parent_resolve(root, only, &want);
                 if (r == -EINVAL)
-                        return log_error("'%s' is not a PCI address or mdev parent name.", only), EXIT_USAGE;
+                        return log_error("'%s' is not a PCI address or mdev parent name.", only), -EINVAL;
                 if (r < 0) {
                         if (pci_addr_canonical(only, &want) < 0)
                                 return log_error("'%s' is not an mdev parent (see 'gpuvirt vgpu types').", only),
-                                       EXIT_FAILURE;
+                                       -ENODEV;
                         if (!vendor_vgpu_is_parent(root, want))
                                 return log_error("%s has no vGPU types (no mdev types, no VFs with NVIDIA vGPU).", want),
-                                       EXIT_FAILURE;
+                                       -ENODEV;
                 }
         }
-        json_object *a = json_object_new_array();
+        _cleanup_json_ json_object *a = json_object_new_array();
         _cleanup_free_ char *bus = root_path(root, "sys/class/mdev_bus");
         _cleanup_strv_free_ char **parents = NULL;
         if (bus && dir_list(bus, &parents) >= 0)
@@ -130,8 +127,8 @@ static int do_types(const char *only) {
                         if (want && !streq(want, *p))
                                 continue;
                         json_object *o = mdev_parent_json(root, *p);
-                        if (o)
-                                json_object_array_add(a, o);
+                        if (o && json_append(a, o) < 0)
+                                return log_oom();
                 }
         for (size_t i = 0; i < h->n_devices; i++) {
                 const PciDevice *d = &h->devices[i];
@@ -139,13 +136,12 @@ static int do_types(const char *only) {
                     !vendor_vgpu_is_parent(root, d->addr))
                         continue;
                 json_object *o = vendor_parent_json(root, d->addr);
-                if (o)
-                        json_object_array_add(a, o);
+                if (o && json_append(a, o) < 0)
+                        return log_oom();
         }
         if (arg.json)
                 return print_json(a);
         if (json_object_array_length(a) == 0) {
-                json_object_put(a);
                 printf("No vGPU types on this host (no mdev parents, no VFs with NVIDIA vGPU).\n");
                 return 0;
         }
@@ -164,31 +160,30 @@ static int do_types(const char *only) {
                                              json_text(json_object_object_get(p, "kind")),
                                              json_text(json_object_object_get(x, "id")),
                                              json_text(json_object_object_get(x, "name")), av, fbs, mx};
-                        (void)table_add_row(t, row);
+                        if (!av || !mx || (fb && !fbs) || table_add_row(t, row) < 0) {
+                                table_free(t);
+                                return log_oom();
+                        }
                 }
         }
-        json_object_put(a);
-        return t ? print_rows(t) : EXIT_FAILURE;
+        return t ? print_rows(t) : log_oom();
 }
 
 /* ---- list ---- */
 
+/* managed: -1 unknown (null); NULL: out of memory */
 static json_object *unit_json(const char *id, const char *kind, const char *parent, const char *type, const char *type_name,
-                              bool active, bool defined, const char *start, int group, const char *held_by,
-                              json_object *managed) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "id", json_object_new_string(id));
-        json_object_object_add(o, "kind", json_object_new_string(kind));
-        json_object_object_add(o, "parent", json_string_or_null(parent));
-        json_object_object_add(o, "type", json_string_or_null(type));
-        json_object_object_add(o, "type_name", json_string_or_null(type_name));
-        json_object_object_add(o, "active", json_object_new_boolean(active));
-        json_object_object_add(o, "defined", json_object_new_boolean(defined));
-        json_object_object_add(o, "start", json_string_or_null(start));
-        json_object_object_add(o, "iommu_group", group >= 0 ? json_object_new_int(group) : NULL);
-        json_object_object_add(o, "held_by", json_string_or_null(held_by));
-        json_object_object_add(o, "managed", managed);
-        return o;
+                              bool active, bool defined, const char *start, int group, const char *held_by, int managed) {
+        _cleanup_json_ json_object *o = json_object_new_object();
+        if (json_add_string(o, "id", id) < 0 || json_add_string(o, "kind", kind) < 0 ||
+            json_add_string(o, "parent", parent) < 0 || json_add_string(o, "type", type) < 0 ||
+            json_add_string(o, "type_name", type_name) < 0 || json_add(o, "active", json_object_new_boolean(active)) < 0 ||
+            json_add(o, "defined", json_object_new_boolean(defined)) < 0 || json_add_string(o, "start", start) < 0 ||
+            json_add_int_or_null(o, "iommu_group", group >= 0, group) < 0 || json_add_string(o, "held_by", held_by) < 0 ||
+            (managed >= 0 ? json_add(o, "managed", json_object_new_boolean(managed))
+                          : json_add_string(o, "managed", NULL)) < 0)
+                return NULL;
+        return TAKE_PTR(o);
 }
 
 static char *mdev_type_name(Root *root, const char *parent, const char *type) {
@@ -202,7 +197,7 @@ static char *mdev_type_name(Root *root, const char *parent, const char *type) {
 static int load_units(Root *root, MdevDevice **ret_m, size_t *ret_nm, VendorVgpuUnit **ret_u, size_t *ret_nu) {
         int r = mdev_list(root, ret_m, ret_nm);
         if (r < 0)
-                return log_error_errno(r, "Cannot list mediated devices: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot list mediated devices: %m"), failure_errno(r);
         for (size_t i = 0; i < *ret_nm; i++) {
                 const MdevDevice *d = &(*ret_m)[i];
                 if (d->def_name)
@@ -216,7 +211,7 @@ static int load_units(Root *root, MdevDevice **ret_m, size_t *ret_nm, VendorVgpu
                 mdev_list_free(*ret_m, *ret_nm);
                 *ret_m = NULL;
                 *ret_nm = 0;
-                return log_error_errno(r, "Cannot list NVIDIA vendor vGPUs: %m"), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot list NVIDIA vendor vGPUs: %m"), failure_errno(r);
         }
         return 0;
 }
@@ -232,25 +227,28 @@ static int do_list(void) {
         size_t nu = 0;
         if ((r = load_units(root, &m, &nm, &u, &nu)))
                 return r;
-        json_object *a = json_object_new_array();
+        _cleanup_json_ json_object *a = json_object_new_array();
         for (size_t i = 0; i < nm; i++) {
                 _cleanup_free_ char *tn = mdev_type_name(root, m[i].parent, m[i].type);
-                json_object_array_add(a, unit_json(m[i].uuid, "mdev", m[i].parent, m[i].type, tn, m[i].active, m[i].defined,
-                                                   m[i].start, m[i].iommu_group, m[i].held_by, NULL));
+                if (json_append(a, unit_json(m[i].uuid, "mdev", m[i].parent, m[i].type, tn, m[i].active, m[i].defined,
+                                             m[i].start, m[i].iommu_group, m[i].held_by, -1)) < 0)
+                        r = -ENOMEM;
         }
         for (size_t i = 0; i < nu; i++) {
                 char type[16];
                 snprintf(type, sizeof type, "%u", u[i].type);
-                json_object_array_add(a, unit_json(u[i].vf, "vendor", u[i].pf[0] ? u[i].pf : NULL, type, u[i].type_name,
-                                                   u[i].active, u[i].defined, u[i].start, u[i].iommu_group, u[i].held_by,
-                                                   u[i].active ? json_object_new_boolean(u[i].managed) : NULL));
+                if (json_append(a, unit_json(u[i].vf, "vendor", u[i].pf[0] ? u[i].pf : NULL, type, u[i].type_name,
+                                             u[i].active, u[i].defined, u[i].start, u[i].iommu_group, u[i].held_by,
+                                             u[i].active ? u[i].managed : -1)) < 0)
+                        r = -ENOMEM;
         }
         mdev_list_free(m, nm);
         vendor_vgpu_units_free(u, nu);
+        if (r < 0)
+                return log_oom();
         if (arg.json)
                 return print_json(a);
         if (json_object_array_length(a) == 0) {
-                json_object_put(a);
                 printf("No vGPUs (active or defined).\n");
                 return 0;
         }
@@ -267,24 +265,26 @@ static int do_list(void) {
                                      json_text(json_object_object_get(o, "type_name")), active,
                                      json_text(json_object_object_get(o, "start")),    grp,
                                      json_text(json_object_object_get(o, "held_by"))};
-                (void)table_add_row(t, row);
+                if (!grp || table_add_row(t, row) < 0) {
+                        table_free(t);
+                        return log_oom();
+                }
         }
-        json_object_put(a);
-        return t ? print_rows(t) : EXIT_FAILURE;
+        return t ? print_rows(t) : log_oom();
 }
 
 /* ---- create ---- */
 
+/* NULL: out of memory */
 static json_object *created_json(const char *id, const char *kind, const char *parent, const char *type, bool persisted,
                                  const char *start) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "id", json_object_new_string(id));
-        json_object_object_add(o, "kind", json_object_new_string(kind));
-        json_object_object_add(o, "parent", json_object_new_string(parent));
-        json_object_object_add(o, "type", json_object_new_string(type));
-        json_object_object_add(o, "persistent", json_object_new_boolean(persisted));
-        json_object_object_add(o, "start", persisted ? json_string_or_null(start) : NULL);
-        return o;
+        _cleanup_json_ json_object *o = json_object_new_object();
+        if (json_add_string(o, "id", id) < 0 || json_add_string(o, "kind", kind) < 0 ||
+            json_add_string(o, "parent", parent) < 0 || json_add_string(o, "type", type) < 0 ||
+            json_add(o, "persistent", json_object_new_boolean(persisted)) < 0 ||
+            json_add_string(o, "start", persisted ? start : NULL) < 0)
+                return NULL;
+        return TAKE_PTR(o);
 }
 
 /* A type is an mdev type id or a vendor type id or name ("NVIDIA H100-10C"): printable, no '/'. */
@@ -299,8 +299,10 @@ static bool type_arg_valid(const char *t) {
         return true;
 }
 
-static int create_exit(int r) {
-        return r == -ENOENT ? EXIT_USAGE : EXIT_FAILURE;
+/* An unknown type is bad input (exit 2); anything else the kernel or the checks refused is a failure (1),
+ * -EINVAL (a type that cannot be mixed with those running) included. */
+static int create_errno(int r) {
+        return r == -ENOENT ? -EINVAL : failure_errno(r);
 }
 
 static int do_create(const char *parent_in, const char *type, const VgpuArgs *a) {
@@ -310,57 +312,57 @@ static int do_create(const char *parent_in, const char *type, const VgpuArgs *a)
                 return r;
         char uuid[MDEV_UUID_STRLEN] = "";
         if (a->uuid && mdev_uuid_parse(a->uuid, uuid) < 0)
-                return log_error("--uuid '%s' is not a UUID (expected 8-4-4-4-12 hex digits).", a->uuid), EXIT_USAGE;
+                return log_error("--uuid '%s' is not a UUID (expected 8-4-4-4-12 hex digits).", a->uuid), -EINVAL;
         if (!type_arg_valid(type))
                 return log_error("'%s' is not a vGPU type (expected an id such as nvidia-222, i915-GVTg_V5_4 or 1044, "
                                  "or a name).",
                                  type),
-                       EXIT_USAGE;
+                       -EINVAL;
         _cleanup_free_ char *parent = NULL;
         bool vendor = false;
         r = mdev_parent_resolve(root, parent_in, &parent);
         if (r == -EINVAL)
-                return log_error("'%s' is not a PCI address or mdev parent name.", parent_in), EXIT_USAGE;
+                return log_error("'%s' is not a PCI address or mdev parent name.", parent_in), -EINVAL;
         if (r == -ENODEV) {
                 if (pci_addr_canonical(parent_in, &parent) < 0)
-                        return log_error("'%s' is not an mdev parent (see 'gpuvirt vgpu types').", parent_in), EXIT_FAILURE;
+                        return log_error("'%s' is not an mdev parent (see 'gpuvirt vgpu types').", parent_in), -ENODEV;
                 if (!root_exists(root, "sys/bus/pci/devices/%s", parent))
-                        return log_error("No PCI device %s on this host.", parent), EXIT_FAILURE;
+                        return log_error("No PCI device %s on this host.", parent), -ENODEV;
                 vendor = vendor_vgpu_is_parent(root, parent) ||
                          root_exists(root, "sys/bus/pci/devices/%s/nvidia/current_vgpu_type", parent);
                 if (!vendor)
                         return log_error("%s has no vGPU support: no mdev types (is the vGPU host driver loaded?) and "
                                          "no VFs with NVIDIA vGPU (see 'gpuvirt vgpu types').",
                                          parent),
-                               EXIT_FAILURE;
+                               -ENODEV;
         } else if (r < 0)
-                return log_error_errno(r, "Cannot resolve %s: %m", parent_in), EXIT_FAILURE;
+                return log_error_errno(r, "Cannot resolve %s: %m", parent_in), failure_errno(r);
         if (vendor && a->uuid)
                 return log_error("--uuid: NVIDIA vendor vGPUs have no UUID (they are named by their VF address)."),
-                       EXIT_USAGE;
+                       -EINVAL;
         /* the type by id or name, through the one resolver */
         VgpuTypeRef ref = {};
-        _cleanup_free_ char *rerr = NULL;
+        _cleanup_(gv_error_done) GvError rerr = {};
         r = vgpu_type_resolve(root, parent, type, &ref, &rerr);
         if (r == -ENOMEM)
-                return log_error("Out of memory."), EXIT_FAILURE;
+                return log_oom();
         if (r < 0)
-                return log_error("%s", strna(rerr)), r == -ENOENT ? EXIT_USAGE : EXIT_FAILURE;
+                return log_error("%s", strna(rerr.message)), create_errno(r);
         _cleanup_free_ char *type_id = TAKE_PTR(ref.id);
         vgpu_type_ref_done(&ref);
         type = type_id;
 
 
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         bool persisted = false;
-        json_object *out;
+        _cleanup_json_ json_object *out = NULL;
         if (!vendor) {
                 if (!a->uuid && (r = mdev_uuid_generate(uuid)) < 0)
-                        return log_error_errno(r, "Cannot generate a UUID: %m"), EXIT_FAILURE;
+                        return log_error_errno(r, "Cannot generate a UUID: %m"), failure_errno(r);
                 r = mdev_create(root, parent, type, uuid, NULL, 0, &err);
                 if (r < 0)
-                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err ?: strerror(-r)),
-                               create_exit(r);
+                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err.message ?: errno_message(r)),
+                               create_errno(r);
                 if (a->persist) {
                         int k = mdev_define(root, parent, uuid, type, a->autostart, NULL, 0);
                         if (k < 0)
@@ -379,8 +381,8 @@ static int do_create(const char *parent_in, const char *type, const VgpuArgs *a)
                 unsigned id = 0;
                 r = vendor_vgpu_create(root, parent, type, &vf, &id, &err);
                 if (r < 0)
-                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err ?: strerror(-r)),
-                               create_exit(r);
+                        return log_error("Cannot create a %s vGPU on %s: %s", type, parent, err.message ?: errno_message(r)),
+                               create_errno(r);
                 _cleanup_free_ char *pfn = NULL, *pl = root_path(root, "sys/bus/pci/devices/%s/physfn", vf);
                 if (pl)
                         (void)readlink_base(pl, &pfn);
@@ -403,7 +405,6 @@ static int do_create(const char *parent_in, const char *type, const VgpuArgs *a)
         }
         if (arg.json)
                 return print_json(out);
-        json_object_put(out);
         return 0;
 }
 
@@ -418,16 +419,16 @@ static int do_remove(const char *id, const VgpuArgs *a) {
         _cleanup_free_ char *vf = NULL;
         bool is_mdev = mdev_uuid_parse(id, uuid) >= 0;
         if (!is_mdev && pci_addr_canonical(id, &vf) < 0)
-                return log_error("'%s' is neither an mdev UUID nor a VF address.", id), EXIT_USAGE;
+                return log_error("'%s' is neither an mdev UUID nor a VF address.", id), -EINVAL;
 
 
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError gerr = {};
         bool removed = false, undefined = false;
         if (is_mdev) {
                 MdevDevice *m = NULL;
                 size_t n = 0;
                 if ((r = mdev_list(root, &m, &n)) < 0)
-                        return log_error_errno(r, "Cannot list mediated devices: %m"), EXIT_FAILURE;
+                        return log_error_errno(r, "Cannot list mediated devices: %m"), failure_errno(r);
                 bool active = false, defined = false;
                 for (size_t i = 0; i < n; i++)
                         if (streq(m[i].uuid, uuid)) {
@@ -438,13 +439,14 @@ static int do_remove(const char *id, const VgpuArgs *a) {
                         mdev_list_free(m, n);
                         return log_error("No mediated device %s%s.", uuid,
                                          defined ? " is active (its definition is kept)" : ", active or defined"),
-                               EXIT_FAILURE;
+                               -ENOENT;
                 }
                 if (active) {
-                        r = mdev_remove(root, uuid, a->force, &err);
+                        r = mdev_remove(root, uuid, a->force, &gerr);
                         if (r < 0) {
                                 mdev_list_free(m, n);
-                                return log_error("Cannot remove %s: %s", uuid, err ?: strerror(-r)), EXIT_FAILURE;
+                                _cleanup_free_ char *t = error_text(&gerr, r);
+                                return log_error("Cannot remove %s: %s", uuid, strna(t)), failure_errno(r);
                         }
                         removed = true;
                 }
@@ -460,9 +462,11 @@ static int do_remove(const char *id, const VgpuArgs *a) {
                 mdev_list_free(m, n);
         } else {
                 bool defined = root_exists(root, VENDOR_VGPU_PERSIST_DIR "/%s", vf);
-                r = vendor_vgpu_remove(root, vf, a->force, &err);
-                if (r < 0 && !(r == -ENOENT && defined && !a->keep_definition))
-                        return log_error("Cannot remove the vGPU on %s: %s", vf, err ?: strerror(-r)), EXIT_FAILURE;
+                r = vendor_vgpu_remove(root, vf, a->force, &gerr);
+                if (r < 0 && !(r == -ENOENT && defined && !a->keep_definition)) {
+                        _cleanup_free_ char *t = error_text(&gerr, r);
+                        return log_error("Cannot remove the vGPU on %s: %s", vf, strna(t)), failure_errno(r);
+                }
                 removed = r >= 0;
                 if (defined && !a->keep_definition) {
                         r = vendor_vgpu_undefine(root, vf);
@@ -474,11 +478,11 @@ static int do_remove(const char *id, const VgpuArgs *a) {
         }
         const char *the_id = is_mdev ? uuid : vf;
         if (arg.json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "id", json_object_new_string(the_id));
-                json_object_object_add(o, "kind", json_object_new_string(is_mdev ? "mdev" : "vendor"));
-                json_object_object_add(o, "removed", json_object_new_boolean(removed));
-                json_object_object_add(o, "definition_removed", json_object_new_boolean(undefined));
+                _cleanup_json_ json_object *o = json_object_new_object();
+                if (json_add_string(o, "id", the_id) < 0 || json_add_string(o, "kind", is_mdev ? "mdev" : "vendor") < 0 ||
+                    json_add(o, "removed", json_object_new_boolean(removed)) < 0 ||
+                    json_add(o, "definition_removed", json_object_new_boolean(undefined)) < 0)
+                        return log_oom();
                 return print_json(o);
         }
         printf("%s: %s%s%s%s\n", the_id, removed ? "removed" : "", removed && undefined ? ", " : "",
@@ -488,16 +492,15 @@ static int do_remove(const char *id, const VgpuArgs *a) {
 
 /* ---- start-defined ---- */
 
+/* NULL: out of memory */
 static json_object *start_json(const char *id, const char *kind, const char *parent, const char *type, const char *result,
                                const char *error) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "id", json_object_new_string(id));
-        json_object_object_add(o, "kind", json_object_new_string(kind));
-        json_object_object_add(o, "parent", json_string_or_null(parent));
-        json_object_object_add(o, "type", json_string_or_null(type));
-        json_object_object_add(o, "result", json_object_new_string(result));
-        json_object_object_add(o, "error", json_string_or_null(error));
-        return o;
+        _cleanup_json_ json_object *o = json_object_new_object();
+        if (json_add_string(o, "id", id) < 0 || json_add_string(o, "kind", kind) < 0 ||
+            json_add_string(o, "parent", parent) < 0 || json_add_string(o, "type", type) < 0 ||
+            json_add_string(o, "result", result) < 0 || json_add_string(o, "error", error) < 0)
+                return NULL;
+        return TAKE_PTR(o);
 }
 
 static bool mdev_is(Root *root, const char *uuid, const char *type) {
@@ -512,9 +515,9 @@ static int do_start_defined(const char *device_in) {
         _cleanup_free_ char *device = NULL;
         if (device_in && pci_addr_canonical(device_in, &device) < 0) {
                 if (!*device_in || strchr(device_in, '/'))
-                        return log_error("'%s' is not a PCI address or mdev parent name.", device_in), EXIT_USAGE;
+                        return log_error("'%s' is not a PCI address or mdev parent name.", device_in), -EINVAL;
                 if (!(device = strdup(device_in)))
-                        return log_error_errno(ENOMEM, "Out of memory."), EXIT_FAILURE;
+                        return log_oom();
         }
         _cleanup_root_free_ Root *root = NULL;
         int r = open_root(0, &root);
@@ -526,7 +529,7 @@ static int do_start_defined(const char *device_in) {
         size_t nu = 0;
         if ((r = load_units(root, &m, &nm, &u, &nu)))
                 return r;
-        json_object *a = json_object_new_array();
+        _cleanup_json_ json_object *a = json_object_new_array();
         int failed = 0;
         for (size_t i = 0; i < nm; i++) {
                 MdevDevice *d = &m[i];
@@ -538,7 +541,9 @@ static int do_start_defined(const char *device_in) {
                 if (d->active && !d->def_type)
                         result = "active";
                 else {
-                        r = d->active ? -EEXIST : mdev_create(root, d->parent, type, d->uuid, d->attrs, d->n_attrs, &err);
+                        _cleanup_(gv_error_done) GvError cerr = {};
+                        r = d->active ? -EEXIST : mdev_create(root, d->parent, type, d->uuid, d->attrs, d->n_attrs, &cerr);
+                        err = TAKE_PTR(cerr.message);
                         /* mdevctl's own udev autostart may have won the race: the device we want exists */
                         if (r == -EEXIST && mdev_is(root, d->uuid, type))
                                 r = 1;
@@ -561,27 +566,36 @@ static int do_start_defined(const char *device_in) {
                         failed++;
                         log_error("Cannot start %s (%s on %s): %s", d->uuid, type, d->parent, err);
                 }
-                json_object_array_add(a, start_json(d->uuid, "mdev", d->parent, type, result, err));
+                if (json_append(a, start_json(d->uuid, "mdev", d->parent, type, result, err)) < 0) {
+                        mdev_list_free(m, nm);
+                        vendor_vgpu_units_free(u, nu);
+                        return log_oom();
+                }
         }
         for (size_t i = 0; i < nu; i++) {
                 VendorVgpuUnit *x = &u[i];
                 if (!x->defined || !streq(x->start, "auto") || (device && !streq(x->vf, device) && !streq(x->pf, device)))
                         continue;
-                _cleanup_free_ char *err = NULL;
-                r = vendor_vgpu_start(root, x->vf, &err);
+                _cleanup_(gv_error_done) GvError gerr = {};
+                r = vendor_vgpu_start(root, x->vf, &gerr);
+                _cleanup_free_ char *err = r < 0 ? error_text(&gerr, r) : NULL;
                 if (r < 0) {
                         failed++;
-                        log_error("Cannot start the vGPU on %s: %s", x->vf, err);
+                        log_error("Cannot start the vGPU on %s: %s", x->vf, strna(err));
                 }
                 char ty[16];
                 snprintf(ty, sizeof ty, "%u", x->type);
-                json_object_array_add(a, start_json(x->vf, "vendor", x->pf[0] ? x->pf : NULL, ty,
-                                                    r < 0 ? "failed" : r == 1 ? "active" : "started", err));
+                if (json_append(a, start_json(x->vf, "vendor", x->pf[0] ? x->pf : NULL, ty,
+                                              r < 0 ? "failed" : r == 1 ? "active" : "started", err)) < 0) {
+                        mdev_list_free(m, nm);
+                        vendor_vgpu_units_free(u, nu);
+                        return log_oom();
+                }
         }
         mdev_list_free(m, nm);
         vendor_vgpu_units_free(u, nu);
         if (arg.json)
-                return print_json(a) ?: (failed ? EXIT_FAILURE : 0);
+                return print_json(a) ?: (failed ? -EIO : 0); /* the errors are printed, each its own */
         if (device && json_object_array_length(a) == 0)
                 printf("No definitions to start on %s.\n", device);
         for (size_t i = 0; i < json_object_array_length(a); i++) {
@@ -591,11 +605,12 @@ static int do_start_defined(const char *device_in) {
                        json_object_get_string(json_object_object_get(o, "type")),
                        json_object_get_string(json_object_object_get(o, "parent")) ?: "-");
         }
-        json_object_put(a);
-        return failed ? EXIT_FAILURE : 0;
+        return failed ? -EIO : 0;
 }
 
-int verb_vgpu(int argc, char **argv) {
+/* The sub-verbs (the verb table dispatches them; argv[0] is "vgpu", argv[1] the sub-verb) share one option
+ * parser; each refuses the options of the others. */
+static int vgpu_run(int argc, char **argv, int (*run)(char **argv, int first, int npos, const VgpuArgs *a)) {
         static const struct option opts[] = {
                 {"uuid", required_argument, NULL, OPT_UUID},
                 {"persist", no_argument, NULL, OPT_PERSIST},
@@ -604,39 +619,68 @@ int verb_vgpu(int argc, char **argv) {
                 {"force", no_argument, NULL, OPT_FORCE},
                 {},
         };
-        const char *sub = argv[1];
         VgpuArgs a = {};
         int k = parse_verb_options(argc - 1, argv + 1, opts, "", vgpu_opt, &a);
-        if (k < 0)
-                return -k;
-        int first = k + 1, npos = argc - first;
-        bool create_opts = a.uuid || a.persist || a.autostart, remove_opts = a.keep_definition || a.force;
-        if (streq(sub, "types")) {
-                if (npos > 1 || create_opts || remove_opts)
-                        return usage_error("vgpu types: expected at most one parent (vgpu types [BDF|NAME])");
-                return do_types(npos ? argv[first] : NULL);
-        }
-        if (streq(sub, "list")) {
-                if (npos > 0 || create_opts || remove_opts)
-                        return usage_error("vgpu list: takes no arguments");
-                return do_list();
-        }
-        if (streq(sub, "create")) {
-                if (npos != 2 || remove_opts)
-                        return usage_error("vgpu create: expected PARENT TYPE [--uuid U] [--persist [--auto]]");
-                if (a.autostart && !a.persist)
-                        return usage_error("vgpu create: --auto needs --persist");
-                return do_create(argv[first], argv[first + 1], &a);
-        }
-        if (streq(sub, "remove")) {
-                if (npos != 1 || create_opts)
-                        return usage_error("vgpu remove: expected one ID (an mdev UUID or a VF address) [--keep-definition] [--force]");
-                return do_remove(argv[first], &a);
-        }
-        if (streq(sub, "start-defined")) {
-                if (npos > 1 || create_opts || remove_opts)
-                        return usage_error("vgpu start-defined: expected at most one device (vgpu start-defined [PARENT|VF])");
-                return do_start_defined(npos ? argv[first] : NULL);
-        }
-        return usage_error("vgpu: unknown command '%s' (types, list, create, remove, start-defined)", sub);
+        return k < 0 ? -EINVAL : run(argv, k + 1, argc - (k + 1), &a); /* parse_verb_options() said why */
+}
+
+static bool create_opts(const VgpuArgs *a) {
+        return a->uuid || a->persist || a->autostart;
+}
+
+static bool remove_opts(const VgpuArgs *a) {
+        return a->keep_definition || a->force;
+}
+
+static int vgpu_types(char **argv, int first, int npos, const VgpuArgs *a) {
+        if (npos > 1 || create_opts(a) || remove_opts(a))
+                return usage_error("vgpu types: expected at most one parent (vgpu types [BDF|NAME])");
+        return do_types(npos ? argv[first] : NULL);
+}
+
+static int vgpu_list(char **argv, int first, int npos, const VgpuArgs *a) {
+        (void)argv, (void)first;
+        if (npos > 0 || create_opts(a) || remove_opts(a))
+                return usage_error("vgpu list: takes no arguments");
+        return do_list();
+}
+
+static int vgpu_create(char **argv, int first, int npos, const VgpuArgs *a) {
+        if (npos != 2 || remove_opts(a))
+                return usage_error("vgpu create: expected PARENT TYPE [--uuid U] [--persist [--auto]]");
+        if (a->autostart && !a->persist)
+                return usage_error("vgpu create: --auto needs --persist");
+        return do_create(argv[first], argv[first + 1], a);
+}
+
+static int vgpu_remove(char **argv, int first, int npos, const VgpuArgs *a) {
+        if (npos != 1 || create_opts(a))
+                return usage_error("vgpu remove: expected one ID (an mdev UUID or a VF address) [--keep-definition] [--force]");
+        return do_remove(argv[first], a);
+}
+
+static int vgpu_start_defined(char **argv, int first, int npos, const VgpuArgs *a) {
+        if (npos > 1 || create_opts(a) || remove_opts(a))
+                return usage_error("vgpu start-defined: expected at most one device (vgpu start-defined [PARENT|VF])");
+        return do_start_defined(npos ? argv[first] : NULL);
+}
+
+int verb_vgpu_types(int argc, char **argv) {
+        return vgpu_run(argc, argv, vgpu_types);
+}
+
+int verb_vgpu_list(int argc, char **argv) {
+        return vgpu_run(argc, argv, vgpu_list);
+}
+
+int verb_vgpu_create(int argc, char **argv) {
+        return vgpu_run(argc, argv, vgpu_create);
+}
+
+int verb_vgpu_remove(int argc, char **argv) {
+        return vgpu_run(argc, argv, vgpu_remove);
+}
+
+int verb_vgpu_start_defined(int argc, char **argv) {
+        return vgpu_run(argc, argv, vgpu_start_defined);
 }

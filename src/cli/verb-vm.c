@@ -9,18 +9,24 @@
 #include <string.h>
 #include <time.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
-#include "core/agentchan.h"
-#include "core/hostdev.h"
-#include "core/mdev.h"
-#include "core/vendor-vgpu.h"
-#include "core/vgpu-types.h"
-#include "core/iommu.h"
-#include "core/libvirt.h"
-#include "core/names.h"
+#include "core/vm/agentchan.h"
+#include "core/vm/hostdev.h"
+#include "core/vgpu/mdev.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/vgpu/vgpu-types.h"
+#include "core/host/iommu.h"
+#include "core/vm/attach.h"
+#include "core/vm/holders.h"
+#include "core/vm/vmlist.h"
+#include "core/vm/libvirt.h"
+#include "core/vm/migrate.h"
+#include "core/host/names.h"
 
 typedef struct VmArgs {
         bool live, config, force, keep;
@@ -28,12 +34,13 @@ typedef struct VmArgs {
         const char *mdev_type, *uuid;
         const char *vgpu_type;
         int timeout_s;
+        bool plan, detach_reattach;
         bool agent_channel;
         bool bad;
 } VmArgs;
 
-enum { OPT_LIVE = 0x100, OPT_CONFIG, OPT_FORCE, OPT_KEEP, OPT_SLOT, OPT_MDEV_TYPE, OPT_UUID, OPT_VGPU_TYPE, OPT_TIMEOUT,
-       OPT_AGENT };
+enum { OPT_LIVE = 0x100, OPT_CONFIG, OPT_FORCE, OPT_KEEP, OPT_SLOT, OPT_MDEV_TYPE, OPT_UUID, OPT_VGPU_TYPE, OPT_TIMEOUT, OPT_PLAN,
+       OPT_DETACH_REATTACH, OPT_AGENT };
 
 static void vm_opt(int c, const char *v, void *ud) {
         VmArgs *a = ud;
@@ -83,6 +90,12 @@ static void vm_opt(int c, const char *v, void *ud) {
                 }
                 a->vgpu_type = v;
                 break;
+        case OPT_PLAN:
+                a->plan = true;
+                break;
+        case OPT_DETACH_REATTACH:
+                a->detach_reattach = true;
+                break;
         case OPT_TIMEOUT:
                 if (parse_u32(v, 10, &n) < 0 || n > 3600) {
                         log_error("--timeout '%s' is not a number of seconds (0..3600).", v);
@@ -93,65 +106,65 @@ static void vm_opt(int c, const char *v, void *ud) {
         }
 }
 
-static json_object *jstrf(const char *fmt, ...) _printf_(1, 2);
-static json_object *jstrf(const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        char *s = NULL;
-        int k = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        json_object *o = json_object_new_string(k >= 0 ? s : "?");
-        if (k >= 0)
-                free(s);
-        return o;
-}
-
 /* ---- libvirt connection ---- */
 
-/* required: the verb cannot work without libvirt (attach, detach). Otherwise libvirt is consulted on a
- * live root or when --connect is given, and an unreachable libvirt is a warning: *ret stays NULL. */
+/* required: the verb cannot work without libvirt (attach, detach): -errno when it cannot be reached.
+ * Otherwise libvirt is consulted on a live root or when --connect is given, and an unreachable libvirt is a
+ * warning: *ret stays NULL. */
 static int connect_libvirt(Root *root, bool required, Virt **ret, char **ret_error) {
         *ret = NULL;
-        if (!required && root_kind(root) != ROOT_LIVE && !arg.connect)
+        if (!required && !root_has_libvirt(root) && !arg.connect)
                 return 0;
         const char *uri = virt_resolve_uri(arg.connect);
-        _cleanup_free_ char *msg = NULL;
-        int r = virt_open(uri, ret, &msg);
+        _cleanup_(gv_error_done) GvError err = {};
+        int r = virt_open(uri, ret, &err);
         if (r >= 0)
                 return 0;
+        const char *msg = err.message ?: errno_message(r);
         if (required) {
-                log_error("Cannot connect to libvirt at %s: %s", uri, msg ?: strerror(-r));
-                return EXIT_FAILURE;
+                log_error("Cannot connect to libvirt at %s: %s", uri, msg);
+                return r == -EINVAL || r == -ERANGE ? -EIO : r; /* libvirt is not there: not bad input */
         }
-        log_warning("libvirt at %s is not reachable (%s): domains are not consulted.", uri, msg ?: strerror(-r));
+        log_warning("libvirt at %s is not reachable (%s): domains are not consulted.", uri, msg);
         if (ret_error)
-                *ret_error = TAKE_PTR(msg);
+                *ret_error = TAKE_PTR(err.message);
         return 0;
 }
 
-static int resolve_input(Root *root, const PciHost *h, const char *input, Unit *u) {
-        int r = unit_resolve(root, h, input, u);
-        if (r >= 0)
-                return 0;
-        if (r == -EINVAL) {
-                log_error("'%s' is neither a PCI address (DDDD:BB:DD.F) nor an mdev UUID.", input);
-                return EXIT_USAGE;
-        }
-        if (r == -EPERM) {
-                log_error("%s is a PCI bridge; bridges are not assigned to VMs.", input);
-                return EXIT_USAGE;
-        }
-        if (r == -ENODEV) {
-                log_error(uuid_is_valid(input) ? "No mdev %s on this host (sys/bus/mdev/devices)." :
-                                                 "No PCI device %s on this host (see 'gpuvirt list').",
-                          input);
-                return EXIT_FAILURE;
-        }
-        log_error_errno(r, "Cannot resolve %s: %m", input);
-        return EXIT_FAILURE;
+/* ---- vm xml ---- */
+
+/* json-c building that checks every allocation: a value that could not be made or added sets *oom. */
+static json_object *jmade(json_object *o, bool *oom) {
+        if (!o)
+                *oom = true;
+        return o;
 }
 
-/* ---- vm xml ---- */
+/* Add val (taken; NULL is JSON null) under key. */
+static void jset(json_object *obj, const char *key, json_object *val, bool *oom) {
+        if (!obj || json_object_object_add(obj, key, val) < 0) {
+                json_object_put(val);
+                *oom = true;
+        }
+}
+
+static void jpush(json_object *arr, json_object *val, bool *oom) {
+        if (!arr || !val || json_object_array_add(arr, val) < 0) {
+                json_object_put(val);
+                *oom = true;
+        }
+}
+
+#define JSTR(s) jmade(json_object_new_string(s), &oom)
+#define JBOOL(b) jmade(json_object_new_boolean(b), &oom)
+
+
+/* A core failure as the person reads it (error_text() adds the option its hint names). The -errno. */
+static int vm_error(GvError *err, int r) {
+        _cleanup_free_ char *why = error_text(err, r);
+        log_error("%s", why ?: "Out of memory.");
+        return r;
+}
 
 static int do_xml(const char *input, const VmArgs *a) {
         _cleanup_root_free_ Root *root = NULL;
@@ -160,23 +173,30 @@ static int do_xml(const char *input, const VmArgs *a) {
         if ((r = open_root(0, &root)) || (r = scan(root, &h)))
                 return r;
         Unit u;
-        if ((r = resolve_input(root, h, input, &u)))
-                return r;
+        _cleanup_(gv_error_done) GvError err = {};
+        if ((r = vm_resolve_unit(root, h, input, &u, &err)) < 0)
+                return vm_error(&err, r);
         int slot = a->guest_slot ?: (u.n_funcs > 1 ? 0x10 : -1);
         _cleanup_free_ char *xml = unit_hostdev_xml(&u, slot);
         if (!xml) {
                 unit_done(&u);
-                return log_error("Out of memory."), EXIT_FAILURE;
+                return log_error("Out of memory."), -ENOMEM;
         }
         if (arg.json) {
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "unit", json_object_new_string(u.id));
-                json_object_object_add(o, "kind", json_object_new_string(unit_kind_to_string(u.kind)));
-                json_object_object_add(o, "xml", json_object_new_string(xml));
+                bool oom = false;
+                json_object *o = jmade(json_object_new_object(), &oom);
+                jset(o, "unit", JSTR(u.id), &oom);
+                jset(o, "kind", JSTR(unit_kind_to_string(u.kind)), &oom);
+                jset(o, "xml", JSTR(xml), &oom);
                 if (a->agent_channel)
-                        json_object_object_add(o, "agent_channel", json_object_new_string(AGENT_CHANNEL_XML));
-                json_print(o, stdout);
+                        jset(o, "agent_channel", JSTR(AGENT_CHANNEL_XML), &oom);
+                if (!oom)
+                        json_print(o, stdout);
                 json_object_put(o);
+                if (oom) {
+                        unit_done(&u);
+                        return log_error("Out of memory."), -ENOMEM;
+                }
         } else {
                 fputs(xml, stdout);
                 if (a->agent_channel)
@@ -188,157 +208,109 @@ static int do_xml(const char *input, const VmArgs *a) {
 
 /* ---- who holds what ---- */
 
-typedef struct Holder {
-        const VirtDomain *dom;
-        bool live, config;
-} Holder;
-
-static void unit_holders(const Unit *u, const VirtDomain *doms, size_t n, Holder **ret, size_t *ret_n) {
-        Holder *hs = calloc(n ?: 1, sizeof *hs);
-        size_t k = 0;
-        for (size_t i = 0; hs && i < n; i++) {
-                Holder x = {.dom = &doms[i]};
-                for (size_t j = 0; j < doms[i].live.n_hostdevs; j++)
-                        x.live |= unit_matches(u, &doms[i].live.hostdevs[j]);
-                for (size_t j = 0; j < doms[i].config.n_hostdevs; j++)
-                        x.config |= unit_matches(u, &doms[i].config.hostdevs[j]);
-                if (x.live || x.config)
-                        hs[k++] = x;
-        }
-        *ret = hs;
-        *ret_n = hs ? k : 0;
-}
-
-/* A running domain other than `except` whose live definition references the unit. */
-static const VirtDomain *running_holder(const Unit *u, const VirtDomain *doms, size_t n, const char *except) {
-        for (size_t i = 0; i < n; i++) {
-                if (!doms[i].active || (except && streq(doms[i].name, except)))
-                        continue;
-                for (size_t j = 0; j < doms[i].live.n_hostdevs; j++)
-                        if (unit_matches(u, &doms[i].live.hostdevs[j]))
-                                return &doms[i];
-        }
-        return NULL;
-}
-
+/* Before releasing a device: refuse when a running domain holds its IOMMU group (core: vm_release_holder). */
 int vm_check_release(Root *root, const char *bdf, bool force) {
-        _cleanup_pci_host_free_ PciHost *h = NULL;
         _cleanup_virt_close_ Virt *v = NULL;
         int r = connect_libvirt(root, false, &v, NULL);
         if (r || !v)
                 return r;
-        if (pci_host_scan(root, &h) < 0)
-                return 0; /* the release itself reports what is wrong with the device */
-        PciDevice *d;
-        if (pci_host_lookup(h, bdf, &d) < 0 || !d->is_vfio)
-                return 0; /* not on vfio: the release changes nothing */
-        VirtDomain *doms = NULL;
-        size_t n = 0;
-        r = virt_list_domains(v, &doms, &n);
+        _cleanup_(gv_error_done) GvError err = {};
+        _cleanup_(release_holder_done) ReleaseHolder rh = {};
+        r = vm_release_holder(root, v, bdf, &rh, &err);
+        if (r == -ENOMEM)
+                return log_oom();
         if (r < 0) {
-                log_warning("Cannot list libvirt domains at %s (%s): not checking who holds %s.", virt_uri(v),
-                            virt_last_error(v), bdf);
+                log_warning("%s: not checking who holds %s.", gv_error_message(&err), bdf);
                 return 0;
         }
-        /* every non-bridge member of the group: a running VM holding any of them holds the group */
-        _cleanup_free_ GroupMember *m = NULL;
-        size_t nm = 0;
-        const VirtDomain *holder = NULL;
-        const char *held = NULL;
-        if (d->iommu_group >= 0 && iommu_group_members(h, d, &m, &nm) >= 0) {
-                for (size_t i = 0; i < nm && !holder; i++) {
-                        Unit one = {.kind = UNIT_VF, .funcs = &m[i].device->a, .n_funcs = 1};
-                        holder = running_holder(&one, doms, n, NULL);
-                        held = m[i].device->addr;
-                }
-        } else {
-                Unit one = {.kind = UNIT_VF, .funcs = &d->a, .n_funcs = 1};
-                holder = running_holder(&one, doms, n, NULL);
-                held = d->addr;
-        }
-        int rc = 0;
-        if (holder && !force) {
+        if (!rh.domain)
+                return 0;
+        if (!force) {
                 log_error("Cannot release %s: running domain '%s' holds %s (IOMMU group %d); detach it first "
                           "('gpuvirt vm detach %s %s') or use --force.",
-                          bdf, holder->name, held, d->iommu_group, holder->name, held);
-                rc = EXIT_FAILURE;
-        } else if (holder)
-                log_warning("Releasing %s although running domain '%s' holds %s (--force).", bdf, holder->name, held);
-        virt_domains_free(doms, n);
-        return rc;
+                          bdf, rh.domain, rh.device, rh.iommu_group, rh.domain, rh.device);
+                return -EBUSY;
+        }
+        log_warning("Releasing %s although running domain '%s' holds %s (--force).", bdf, rh.domain, rh.device);
+        return 0;
 }
 
 /* ---- vm list ---- */
 
-typedef struct ListUnit {
-        Unit u;
-        bool present;
-} ListUnit;
+/* The list (core: vm_list_gather) as JSON, which the text form is rendered from too. NULL on OOM. */
+static json_object *list_json(const VmList *l, Root *root, Virt *v, const char *verr) {
+        bool oom = false;
+        json_object *out = jmade(json_object_new_object(), &oom);
+        json_object *lv = jmade(json_object_new_object(), &oom);
+        const char *uri = v ? virt_uri(v) : (root_has_libvirt(root) || arg.connect) ? virt_resolve_uri(arg.connect) : NULL;
+        jset(lv, "uri", uri ? JSTR(uri) : NULL, &oom);
+        jset(lv, "consulted", JBOOL(v != NULL), &oom);
+        jset(lv, "error", verr ? JSTR(verr) : NULL, &oom);
+        jset(out, "libvirt", lv, &oom);
 
-static bool list_has(const ListUnit *l, size_t n, const char *id) {
-        for (size_t i = 0; i < n; i++)
-                if (strcasecmp(l[i].u.id, id) == 0)
-                        return true;
-        return false;
-}
-
-static int list_push(ListUnit **l, size_t *n, const Unit *u, bool present) {
-        ListUnit *x = realloc(*l, (*n + 1) * sizeof *x);
-        if (!x)
-                return -ENOMEM;
-        *l = x;
-        x[(*n)++] = (ListUnit){.u = *u, .present = present};
-        return 0;
-}
-
-static bool is_consumer_nvidia(PciNames *names, const Unit *u) {
-        if (u->vendor != PCI_VENDOR_NVIDIA || u->kind == UNIT_MDEV || u->kind == UNIT_VENDOR_VGPU)
-                return false;
-        _cleanup_free_ char *nm = pci_names_device(names, u->vendor, u->device);
-        return nm && (strstr(nm, "GeForce") || strstr(nm, "TITAN") || strstr(nm, "Titan"));
-}
-
-static int kernel_version(Root *root) {
-        _cleanup_free_ char *rel = NULL;
-        unsigned maj = 0, min = 0;
-        if (root_read_attr(root, &rel, "proc/sys/kernel/osrelease") < 0 || sscanf(rel, "%u.%u", &maj, &min) != 2)
-                return -1;
-        return (int)(maj * 1000 + min);
-}
-
-/* Live migration of a domain's GPU units, with what blocks it. */
-static json_object *migration_json(Root *root, Virt *v, const ListUnit *units, const size_t *idx, size_t n,
-                                   bool *ret_ok) {
-        json_object *blockers = json_object_new_array();
-        unsigned long lib = virt_lib_version(v);
-        bool qemu = startswith(virt_uri(v), "qemu");
-        unsigned long hv = qemu ? virt_hv_version(v) : 0;
-        int kver = kernel_version(root);
-        for (size_t i = 0; i < n; i++) {
-                const Unit *u = &units[idx[i]].u;
-                if (u->kind == UNIT_PCI || u->kind == UNIT_VF) {
-                        json_object_array_add(blockers, jstrf(
-                                "%s: %s on vfio-pci cannot be migrated", u->id,
-                                u->kind == UNIT_PCI ? "a passed-through device" : "an SR-IOV VF"));
-                        continue;
+        json_object *ju = jmade(json_object_new_array(), &oom);
+        for (size_t i = 0; !oom && i < l->n_units; i++) {
+                const VmListUnit *lu = &l->units[i];
+                const Unit *u = &lu->unit;
+                json_object *o = jmade(json_object_new_object(), &oom);
+                jset(o, "unit", JSTR(u->id), &oom);
+                jset(o, "kind", JSTR(unit_kind_to_string(u->kind)), &oom);
+                jset(o, "present", JBOOL(lu->present), &oom);
+                json_object *fa = jmade(json_object_new_array(), &oom);
+                for (size_t f = 0; f < u->n_funcs; f++) {
+                        char b[PCI_ADDR_STRLEN];
+                        jpush(fa, JSTR(pci_addr_format(&u->funcs[f], b)), &oom);
                 }
-                if (!u->driver || !streq(u->driver, "nvidia")) {
-                        json_object_array_add(blockers, jstrf(
-                                "%s: vGPU driver %s has no VFIO migration support", u->id, u->driver ?: "(none)"));
-                        continue;
+                jset(o, "functions", fa, &oom);
+                jset(o, "iommu_group", u->iommu_group >= 0 ? jmade(json_object_new_int(u->iommu_group), &oom) : NULL, &oom);
+                jset(o, "driver", u->driver ? JSTR(u->driver) : NULL, &oom);
+                jset(o, "parent", u->parent ? JSTR(u->parent) : NULL, &oom);
+                jset(o, "type", u->type ? JSTR(u->type) : NULL, &oom);
+                json_object *ja = jmade(json_object_new_array(), &oom);
+                for (size_t k = 0; k < lu->n_holders; k++) {
+                        const Holder *hd = &lu->holders[k];
+                        json_object *x = jmade(json_object_new_object(), &oom);
+                        jset(x, "domain", JSTR(hd->dom->name), &oom);
+                        jset(x, "running", JBOOL(hd->dom->active), &oom);
+                        jset(x, "live", JBOOL(hd->live), &oom);
+                        jset(x, "config", JBOOL(hd->config), &oom);
+                        jpush(ja, x, &oom);
                 }
-                if (lib < 8006000)
-                        json_object_array_add(blockers, jstrf(
-                                "%s: vGPU migration needs libvirt >= 8.6", u->id));
-                if (!qemu || hv < 8001000)
-                        json_object_array_add(blockers, jstrf(
-                                "%s: vGPU migration needs QEMU >= 8.1%s", u->id, qemu ? "" : " (not a QEMU domain)"));
-                if (kver < 5018)
-                        json_object_array_add(blockers, jstrf(
-                                "%s: vGPU migration needs kernel >= 5.18", u->id));
+                jset(o, "domains", ja, &oom);
+                jset(o, "held_by", lu->held_by ? JSTR(lu->held_by->name) : NULL, &oom);
+                jpush(ju, o, &oom);
         }
-        *ret_ok = json_object_array_length(blockers) == 0;
-        return blockers;
+        jset(out, "units", ju, &oom);
+
+        json_object *jd = jmade(json_object_new_array(), &oom);
+        for (size_t i = 0; !oom && i < l->n_doms; i++) {
+                const VmListDomain *ld = &l->domains[i];
+                const VirtDomain *d = ld->dom;
+                json_object *o = jmade(json_object_new_object(), &oom);
+                jset(o, "domain", JSTR(d->name), &oom);
+                jset(o, "state", JSTR(d->active ? "running" : "defined"), &oom);
+                jset(o, "persistent", JBOOL(d->persistent), &oom);
+                json_object *us = jmade(json_object_new_array(), &oom);
+                for (size_t q = 0; q < ld->n_units; q++)
+                        jpush(us, JSTR(l->units[ld->units[q]].unit.id), &oom);
+                jset(o, "units", us, &oom);
+                jset(o, "live_migration", ld->n_units ? JBOOL(ld->migratable) : NULL, &oom);
+                json_object *bl = jmade(json_object_new_array(), &oom);
+                for (size_t k = 0; k < ld->n_blockers; k++)
+                        jpush(bl, JSTR(ld->blockers[k]), &oom);
+                jset(o, "migration_blockers", bl, &oom);
+                json_object *warn = jmade(json_object_new_array(), &oom);
+                for (size_t k = 0; k < ld->n_warnings; k++)
+                        jpush(warn, JSTR(ld->warnings[k]), &oom);
+                jset(o, "warnings", warn, &oom);
+                jpush(jd, o, &oom);
+        }
+        jset(out, "domains", jd, &oom);
+        if (oom) {
+                json_object_put(out);
+                return NULL;
+        }
+        return out;
 }
 
 static int do_list(void) {
@@ -349,164 +321,29 @@ static int do_list(void) {
         int r;
         if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (r = connect_libvirt(root, false, &v, &verr)))
                 return r;
-        VirtDomain *doms = NULL;
-        size_t nd = 0;
-        if (v && virt_list_domains(v, &doms, &nd) < 0) {
-                log_warning("Cannot list libvirt domains at %s: %s", virt_uri(v), virt_last_error(v));
-                verr = strdup(virt_last_error(v));
-                nd = 0;
+        _cleanup_(vm_list_done) VmList l = {};
+        _cleanup_(gv_error_done) GvError err = {};
+        if ((r = vm_list_gather(root, h, v, &l, &err)) < 0)
+                return log_error("Out of memory."), r;
+        if (l.libvirt_error) {
+                log_warning("Cannot list libvirt domains at %s: %s", virt_uri(v), l.libvirt_error);
+                free(verr);
+                verr = TAKE_PTR(l.libvirt_error);
         }
-        ListUnit *units = NULL;
-        size_t nu = 0;
-        /* GPU units: whole GPUs, their VFs (plain or vendor vGPU), mdevs */
-        for (size_t i = 0; i < h->n_devices; i++) {
-                const PciDevice *d = &h->devices[i];
-                const PciDevice *pf = d->physfn ? pci_host_find(h, d->physfn) : d;
-                if (pci_device_is_bridge(d) || !pf || !pci_device_is_display(pf))
-                        continue;
-                Unit u;
-                if (unit_resolve(root, h, d->addr, &u) < 0)
-                        continue;
-                if (list_has(units, nu, u.id) || list_push(&units, &nu, &u, true) < 0)
-                        unit_done(&u);
-        }
-        _cleanup_strv_free_ char **mdevs = NULL;
-        _cleanup_free_ char *mdir = root_path(root, "sys/bus/mdev/devices");
-        if (mdir)
-                (void)dir_list(mdir, &mdevs);
-        for (size_t i = 0; mdevs && mdevs[i]; i++) {
-                Unit u;
-                if (unit_resolve(root, h, mdevs[i], &u) < 0)
-                        continue;
-                if (list_has(units, nu, u.id) || list_push(&units, &nu, &u, true) < 0)
-                        unit_done(&u);
-        }
-        /* anything else a domain references: other PCI devices, and devices this host lacks */
-        for (size_t i = 0; i < nd; i++)
-                for (int k = 0; k < 2; k++) {
-                        const DomainXmlInfo *x = k ? &doms[i].config : &doms[i].live;
-                        for (size_t j = 0; j < x->n_hostdevs; j++) {
-                                const HostdevRef *ref = &x->hostdevs[j];
-                                bool known = false;
-                                for (size_t q = 0; q < nu && !known; q++)
-                                        known = unit_matches(&units[q].u, ref);
-                                if (known)
-                                        continue;
-                                char id[40];
-                                if (ref->type == HOSTDEV_TYPE_MDEV)
-                                        snprintf(id, sizeof id, "%s", ref->uuid);
-                                else
-                                        pci_addr_format(&ref->addr, id);
-                                Unit u;
-                                bool present = unit_resolve(root, h, id, &u) >= 0;
-                                if (!present) {
-                                        u = (Unit){.kind = ref->type == HOSTDEV_TYPE_MDEV ? UNIT_MDEV : UNIT_PCI,
-                                                   .iommu_group = -1};
-                                        snprintf(u.id, sizeof u.id, "%s", id);
-                                        if (ref->type == HOSTDEV_TYPE_PCI) {
-                                                u.funcs = malloc(sizeof *u.funcs);
-                                                if (u.funcs)
-                                                        u.funcs[u.n_funcs++] = ref->addr;
-                                        }
-                                }
-                                if (list_push(&units, &nu, &u, present) < 0)
-                                        unit_done(&u);
-                        }
-                }
+        json_object *out = list_json(&l, root, v, verr);
+        bool oom = !out;
+        json_object *ju = out ? json_object_object_get(out, "units") : NULL;
+        json_object *jd = out ? json_object_object_get(out, "domains") : NULL;
 
-        _cleanup_pci_names_free_ PciNames *names = NULL;
-        (void)pci_names_new(&names);
-        json_object *out = json_object_new_object();
-        json_object *lv = json_object_new_object();
-        json_object_object_add(lv, "uri", v ? json_object_new_string(virt_uri(v)) :
-                                       (root_kind(root) == ROOT_LIVE || arg.connect) ?
-                                              json_object_new_string(virt_resolve_uri(arg.connect)) : NULL);
-        json_object_object_add(lv, "consulted", json_object_new_boolean(v != NULL));
-        json_object_object_add(lv, "error", verr ? json_object_new_string(verr) : NULL);
-        json_object_object_add(out, "libvirt", lv);
-
-        json_object *ju = json_object_new_array();
-        for (size_t i = 0; i < nu; i++) {
-                const Unit *u = &units[i].u;
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "unit", json_object_new_string(u->id));
-                json_object_object_add(o, "kind", json_object_new_string(unit_kind_to_string(u->kind)));
-                json_object_object_add(o, "present", json_object_new_boolean(units[i].present));
-                json_object *fa = json_object_new_array();
-                for (size_t f = 0; f < u->n_funcs; f++) {
-                        char b[PCI_ADDR_STRLEN];
-                        json_object_array_add(fa, json_object_new_string(pci_addr_format(&u->funcs[f], b)));
-                }
-                json_object_object_add(o, "functions", fa);
-                json_object_object_add(o, "iommu_group", u->iommu_group >= 0 ? json_object_new_int(u->iommu_group) : NULL);
-                json_object_object_add(o, "driver", u->driver ? json_object_new_string(u->driver) : NULL);
-                json_object_object_add(o, "parent", u->parent ? json_object_new_string(u->parent) : NULL);
-                json_object_object_add(o, "type", u->type ? json_object_new_string(u->type) : NULL);
-                Holder *hs = NULL;
-                size_t nh = 0;
-                unit_holders(u, doms, nd, &hs, &nh);
-                json_object *ja = json_object_new_array();
-                for (size_t k = 0; k < nh; k++) {
-                        json_object *x = json_object_new_object();
-                        json_object_object_add(x, "domain", json_object_new_string(hs[k].dom->name));
-                        json_object_object_add(x, "running", json_object_new_boolean(hs[k].dom->active));
-                        json_object_object_add(x, "live", json_object_new_boolean(hs[k].live));
-                        json_object_object_add(x, "config", json_object_new_boolean(hs[k].config));
-                        json_object_array_add(ja, x);
-                }
-                free(hs);
-                json_object_object_add(o, "domains", ja);
-                const VirtDomain *run = running_holder(u, doms, nd, NULL);
-                json_object_object_add(o, "held_by", run ? json_object_new_string(run->name) : NULL);
-                json_object_array_add(ju, o);
-        }
-        json_object_object_add(out, "units", ju);
-
-        json_object *jd = json_object_new_array();
-        size_t *idx = calloc(nu ?: 1, sizeof *idx);
-        for (size_t i = 0; idx && i < nd; i++) {
-                const VirtDomain *d = &doms[i];
-                const DomainXmlInfo *eff = d->active ? &d->live : &d->config;
-                size_t k = 0;
-                for (size_t q = 0; q < nu; q++)
-                        for (size_t j = 0; j < eff->n_hostdevs; j++)
-                                if (unit_matches(&units[q].u, &eff->hostdevs[j])) {
-                                        idx[k++] = q;
-                                        break;
-                                }
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "domain", json_object_new_string(d->name));
-                json_object_object_add(o, "state", json_object_new_string(d->active ? "running" : "defined"));
-                json_object_object_add(o, "persistent", json_object_new_boolean(d->persistent));
-                json_object *us = json_object_new_array();
-                json_object *warn = json_object_new_array();
-                for (size_t q = 0; q < k; q++) {
-                        const Unit *u = &units[idx[q]].u;
-                        json_object_array_add(us, json_object_new_string(u->id));
-                        if (is_consumer_nvidia(names, u) && !eff->kvm_hidden)
-                                json_object_array_add(warn, jstrf(
-                                        "%s is a consumer NVIDIA GPU and the domain does not hide KVM: NVIDIA "
-                                        "drivers before R465 stop with Error 43; add <kvm><hidden state='on'/></kvm> "
-                                        "to <features>",
-                                        u->id));
-                }
-                json_object_object_add(o, "units", us);
-                bool ok = false;
-                json_object *bl = k ? migration_json(root, v, units, idx, k, &ok) : NULL;
-                json_object_object_add(o, "live_migration", k ? json_object_new_boolean(ok) : NULL);
-                json_object_object_add(o, "migration_blockers", bl ?: json_object_new_array());
-                json_object_object_add(o, "warnings", warn);
-                json_object_array_add(jd, o);
-        }
-        free(idx);
-        json_object_object_add(out, "domains", jd);
-
-        if (arg.json)
+        if (oom)
+                log_error("Out of memory.");
+        else if (arg.json)
                 json_print(out, stdout);
         else {
                 static const char *const uh[] = {"UNIT", "KIND", "GROUP", "DRIVER", "DOMAINS"};
                 Table *t = table_new(ELEMENTSOF(uh), uh);
-                for (size_t i = 0; t && i < json_object_array_length(ju); i++) {
+                oom |= !t;
+                for (size_t i = 0; t && !oom && i < json_object_array_length(ju); i++) {
                         json_object *o = json_object_array_get_idx(ju, i);
                         json_object *ds = json_object_object_get(o, "domains");
                         char doms_txt[512] = "";
@@ -524,18 +361,19 @@ static int do_list(void) {
                         _cleanup_free_ char *grp = strdup(json_text(json_object_object_get(o, "iommu_group")));
                         const char *cells[] = {json_text(json_object_object_get(o, "unit")), kind, grp,
                                                json_text(json_object_object_get(o, "driver")), *doms_txt ? doms_txt : "-"};
-                        (void)table_add_row(t, cells);
+                        oom |= !kind || !grp || table_add_row(t, cells) < 0;
                 }
-                if (t)
+                if (t && !oom)
                         table_print(t, stdout);
                 table_free(t);
-                if (!v)
+                if (!oom && !v)
                         printf("\nlibvirt not consulted%s%s%s.\n", verr ? " (" : "", verr ?: "",
-                               verr ? ")" : root_kind(root) == ROOT_LIVE ? "" : " on a simulated or captured root (give --connect URI)");
-                else if (json_object_array_length(jd) > 0) {
+                               verr ? ")" : root_has_libvirt(root) ? "" : " on a simulated or captured root (give --connect URI)");
+                else if (!oom && json_object_array_length(jd) > 0) {
                         static const char *const dh[] = {"DOMAIN", "STATE", "GPU UNITS", "LIVE MIGRATION"};
                         Table *t2 = table_new(ELEMENTSOF(dh), dh);
-                        for (size_t i = 0; t2 && i < json_object_array_length(jd); i++) {
+                        oom |= !t2;
+                        for (size_t i = 0; t2 && !oom && i < json_object_array_length(jd); i++) {
                                 json_object *o = json_object_array_get_idx(jd, i);
                                 json_object *us = json_object_object_get(o, "units");
                                 char ut[512] = "";
@@ -550,13 +388,14 @@ static int do_list(void) {
                                                       json_object_array_length(bl) == 1 ? "" : "s");
                                 const char *cells[] = {json_text(json_object_object_get(o, "domain")),
                                                        json_text(json_object_object_get(o, "state")), *ut ? ut : "-", mig};
-                                (void)table_add_row(t2, cells);
+                                oom |= !mig || table_add_row(t2, cells) < 0;
                         }
-                        printf("\n");
-                        if (t2)
+                        if (!oom) {
+                                printf("\n");
                                 table_print(t2, stdout);
+                        }
                         table_free(t2);
-                        for (size_t i = 0; i < json_object_array_length(jd); i++) {
+                        for (size_t i = 0; !oom && i < json_object_array_length(jd); i++) {
                                 json_object *o = json_object_array_get_idx(jd, i);
                                 const char *name = json_object_get_string(json_object_object_get(o, "domain"));
                                 json_object *bl = json_object_object_get(o, "migration_blockers");
@@ -570,510 +409,250 @@ static int do_list(void) {
                 }
         }
         json_object_put(out);
-        for (size_t i = 0; i < nu; i++)
-                unit_done(&units[i].u);
-        free(units);
-        virt_domains_free(doms, nd);
-        return 0;
+        if (oom && out)
+                log_error("Out of memory.");
+        return oom ? -ENOMEM : 0;
 }
 
 /* ---- attach / detach ---- */
 
-static void sleep_ms(int ms) {
-        nanosleep(&(struct timespec){.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L}, NULL);
-}
-
-static double now_s(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* How many of the unit's hostdevs the domain's XML (live or config) holds: -errno on failure. */
-static int count_in_domain(Virt *v, const char *dom, bool inactive, const Unit *u) {
-        _cleanup_free_ char *xml = NULL;
-        int r = virt_domain_xml(v, dom, inactive, &xml);
-        if (r < 0)
-                return r;
-        DomainXmlInfo info;
-        r = domain_xml_parse(xml, &info);
-        if (r < 0)
-                return r;
-        int k = 0;
-        for (size_t i = 0; i < info.n_hostdevs; i++)
-                k += unit_matches(u, &info.hostdevs[i]);
-        domain_xml_info_done(&info);
-        return k;
-}
-
-/* Decide --live/--config when neither is given: live when running, config when persistent. */
-static int pick_targets(Virt *v, const char *dom, VmArgs *a) {
-        bool active, persistent;
-        int r = virt_domain_state(v, dom, &active, &persistent);
-        if (r == -ENOENT) {
-                log_error("No libvirt domain '%s' at %s.", dom, virt_uri(v));
-                return EXIT_FAILURE;
-        }
-        if (r < 0) {
-                log_error("Cannot look up domain '%s': %s", dom, virt_last_error(v));
-                return EXIT_FAILURE;
-        }
-        if (!a->live && !a->config) {
-                a->live = active;
-                a->config = persistent;
-        }
-        if (a->live && !active) {
-                log_error("Domain '%s' is not running: use --config to change its persistent definition.", dom);
-                return EXIT_FAILURE;
-        }
-        if (a->config && !persistent) {
-                log_error("Domain '%s' is transient (no persistent definition): use --live.", dom);
-                return EXIT_FAILURE;
-        }
-        return 0;
-}
-
-static json_object *result_json(const char *action, const char *dom, const Unit *u, const VmArgs *a, bool released,
-                                const char *kept_for, double secs) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "action", json_object_new_string(action));
-        json_object_object_add(o, "domain", json_object_new_string(dom));
-        json_object_object_add(o, "unit", json_object_new_string(u->id));
-        json_object_object_add(o, "kind", json_object_new_string(unit_kind_to_string(u->kind)));
-        json_object_object_add(o, "live", json_object_new_boolean(a->live));
-        json_object_object_add(o, "config", json_object_new_boolean(a->config));
+static json_object *result_json(const char *action, const char *dom, const VmResult *res) {
+        const Unit *u = &res->unit;
+        bool oom = false;
+        json_object *o = jmade(json_object_new_object(), &oom);
+        jset(o, "action", JSTR(action), &oom);
+        jset(o, "domain", JSTR(dom), &oom);
+        jset(o, "unit", JSTR(u->id), &oom);
+        jset(o, "kind", JSTR(unit_kind_to_string(u->kind)), &oom);
+        jset(o, "live", JBOOL(res->live), &oom);
+        jset(o, "config", JBOOL(res->config), &oom);
         if (streq(action, "detach")) {
-                json_object_object_add(o, "released", json_object_new_boolean(released));
-                json_object_object_add(o, "kept_for", kept_for ? json_object_new_string(kept_for) : NULL);
+                jset(o, "released", JBOOL(res->released), &oom);
+                jset(o, "kept_for", res->kept_for ? JSTR(res->kept_for) : NULL, &oom);
         }
-        json_object_object_add(o, "seconds", json_object_new_double(secs));
+        jset(o, "seconds", jmade(json_object_new_double(res->seconds), &oom), &oom);
+        if (oom) {
+                json_object_put(o);
+                return NULL;
+        }
         return o;
 }
 
-/* What attach and detach start with: the root (and with it the host lock) and its devices, libvirt and the
- * targets (live/config) for the domain. 0 or an exit code; the caller's cleanups own what was opened. */
-static int vm_begin(const char *dom, VmArgs *a, Root **root, PciHost **h, Virt **v) {
+/* The JSON result, or "Out of memory." and -ENOMEM. */
+static int print_result(const char *action, const char *dom, const VmResult *res) {
+        json_object *j = result_json(action, dom, res);
+        if (!j)
+                return log_error("Out of memory."), -ENOMEM;
+        json_print(j, stdout);
+        json_object_put(j);
+        return 0;
+}
+
+static VmRequest vm_request(const char *dom, const char *input, const VmArgs *a) {
+        return (VmRequest){.domain = dom, .device = input, .live = a->live, .config = a->config, .force = a->force,
+                           .keep = a->keep, .guest_slot = a->guest_slot, .mdev_type = a->mdev_type, .uuid = a->uuid,
+                           .vgpu_type = a->vgpu_type, .timeout_s = a->timeout_s,
+                           .agent_channel = a->agent_channel};
+}
+
+/* What attach and detach start with: the root (and with it the host lock), its devices and libvirt. 0, an
+ * exit code, or -errno; the caller's cleanups own what was opened. */
+static int vm_begin(Root **root, PciHost **h, Virt **v) {
         int r;
         if ((r = open_root(0, root)) || (r = scan(*root, h)))
                 return r;
-        if ((r = connect_libvirt(*root, true, v, NULL)) || (r = pick_targets(*v, dom, a)))
+        return connect_libvirt(*root, true, v, NULL);
+}
+
+static int do_attach(const char *dom, const char *input, const VmArgs *a) {
+        _cleanup_root_free_ Root *root = NULL;
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        _cleanup_virt_close_ Virt *v = NULL;
+        int r = vm_begin(&root, &h, &v);
+        if (r)
                 return r;
+        VmRequest req = vm_request(dom, input, a);
+        _cleanup_(vm_result_done) VmResult res = {};
+        _cleanup_(gv_error_done) GvError err = {};
+        _cleanup_strv_free_ char **undo = NULL;
+        r = vm_attach(root, h, v, &req, &res, &undo, &err);
+        if (r < 0) {
+                (void)vm_error(&err, r);
+                for (size_t i = 0; undo && undo[i]; i++)
+                        log_error("%s", undo[i]);
+                return r;
+        }
+        if (res.dry_run)
+                return 0;
+        if (arg.json)
+                return print_result("attach", dom, &res);
+        else
+                printf("%s (%s, %zu hostdev%s) attached to %s (%s%s%s) in %.2f s\n", res.unit.id,
+                       unit_kind_to_string(res.unit.kind), res.n_hostdevs, res.n_hostdevs == 1 ? "" : "s", dom,
+                       res.live ? "live" : "", res.live && res.config ? ", " : "", res.config ? "config" : "", res.seconds);
         return 0;
 }
 
-/* A vGPU type named by id or name on parent (core: vgpu_type_resolve), of the kind the option is for. */
-static int resolve_type(Root *root, const char *parent, const char *type, VgpuTypeKind kind, char **ret_id) {
-        VgpuTypeRef t;
+static int do_detach(const char *dom, const char *input, const VmArgs *a) {
+        _cleanup_root_free_ Root *root = NULL;
+        _cleanup_pci_host_free_ PciHost *h = NULL;
+        _cleanup_virt_close_ Virt *v = NULL;
+        int r = vm_begin(&root, &h, &v);
+        if (r)
+                return r;
+        VmRequest req = vm_request(dom, input, a);
+        _cleanup_(vm_result_done) VmResult res = {};
+        _cleanup_(gv_error_done) GvError err = {};
+        r = vm_detach(root, h, v, &req, &res, &err);
+        if (r < 0)
+                return vm_error(&err, r);
+        if (res.warning)
+                log_warning("%s", res.warning);
+        if (res.dry_run)
+                return 0;
+        if (arg.json)
+                return print_result("detach", dom, &res);
+        else {
+                printf("%s detached from %s (%s%s%s) in %.2f s\n", res.unit.id, dom, res.live ? "live" : "",
+                       res.live && res.config ? ", " : "", res.config ? "config" : "", res.seconds);
+                if (res.released)
+                        printf("%s given back to the host\n", res.unit.id);
+                else if (res.kept_for)
+                        printf("%s kept prepared: still referenced by %s\n", res.unit.id, res.kept_for);
+        }
+        return 0;
+}
+
+/* Bad usage: the message (usage_error()), and -EINVAL, which exits 2. */
+#define vm_usage(...) (usage_error(__VA_ARGS__), -EINVAL)
+
+/* ---- vm migrate ---- */
+
+static void print_migrate_text(json_object *o) {
+        printf("%s -> %s: live migration %s\n", json_object_get_string(json_object_object_get(o, "domain")),
+               json_object_get_string(json_object_object_get(o, "destination")),
+               json_object_get_boolean(json_object_object_get(o, "live_migration")) ? "possible" : "blocked");
+        json_object *bl = json_object_object_get(o, "blockers");
+        for (size_t i = 0; i < json_object_array_length(bl); i++)
+                printf("  blocked: %s\n", json_object_get_string(json_object_array_get_idx(bl, i)));
+        json_object *us = json_object_object_get(o, "units");
+        for (size_t i = 0; i < json_object_array_length(us); i++) {
+                json_object *u = json_object_array_get_idx(us, i);
+                json_object *d = json_object_object_get(u, "destination");
+                json_object *need = json_object_object_get(u, "destination_needs");
+                printf("  %s (%s): %s\n", json_text(json_object_object_get(u, "unit")),
+                       json_text(json_object_object_get(u, "kind")),
+                       json_object_get_boolean(json_object_object_get(u, "migratable")) ? "migratable" : "not migratable");
+                json_object *ub = json_object_object_get(u, "blockers");
+                for (size_t k = 0; k < json_object_array_length(ub); k++)
+                        printf("    %s\n", json_object_get_string(json_object_array_get_idx(ub, k)));
+                if (d)
+                        printf("    on the destination first: mdev %s of type %s under %s\n",
+                               json_text(json_object_object_get(d, "uuid")), json_text(json_object_object_get(d, "type")),
+                               json_text(json_object_object_get(d, "parent")));
+                if (need)
+                        printf("    %s\n", json_object_get_string(need));
+                json_object *ra = json_object_object_get(u, "reattach");
+                if (ra && json_object_object_get(ra, "destination_device"))
+                        printf("    --detach-reattach: hot-unplug it here, migrate, then bind %s to vfio-pci on the "
+                               "destination and hot-plug it (the guest sees a GPU removal and a new GPU)\n",
+                               json_text(json_object_object_get(ra, "destination_device")));
+        }
+        json_object *dr = json_object_object_get(o, "detach_reattach");
+        if (json_object_array_length(dr) > 0)
+                printf("  --detach-reattach would hot-unplug %zu unit(s), migrate, and hot-plug an equivalent unit on "
+                       "the destination (the guest sees a GPU removal)\n",
+                       json_object_array_length(dr));
+}
+
+/* --detach-reattach without --plan: the run, and what happened to each unit. */
+static int migrate_detach_reattach(Virt *v, Virt *dst, const MigratePlan *p) {
         _cleanup_free_ char *err = NULL;
-        int r = vgpu_type_resolve(root, parent, type, &t, &err);
-        if (r < 0) {
-                log_error("%s", err ?: "Out of memory.");
-                return r == -ENOENT ? EXIT_USAGE : EXIT_FAILURE;
+        json_object *res = NULL;
+        size_t missing = 0;
+        int r = migrate_run_detach_reattach(&migrate_libvirt_ops, v, dst, p, &res, &missing, &err);
+        if (r == -ENOMEM)
+                return log_oom();
+        /* what to type for a unit the move left out (core says which, the command line is ours) */
+        for (size_t i = 0; i < json_object_array_length(res); i++) {
+                json_object *u = json_object_array_get_idx(res, i);
+                json_object *d = json_object_object_get(u, "destination_device");
+                if (d && streq(json_text(json_object_object_get(u, "state")), "missing from the migrated domain") &&
+                    json_object_object_add(u, "retry", json_string_printf(
+                            "on the destination host: gpuvirt --connect %s vm attach --live %s %s", p->dest_uri,
+                            p->domain, json_text(d))) < 0)
+                        return log_oom();
         }
-        if (t.kind != kind) {
-                log_error("%s: %s is %s type; use %s.", type, parent,
-                          t.kind == VGPU_TYPE_MDEV ? "an mdev" : "an NVIDIA vendor vGPU",
-                          t.kind == VGPU_TYPE_MDEV ? "--mdev-type" : "--vgpu-type");
-                vgpu_type_ref_done(&t);
-                return EXIT_USAGE;
-        }
-        *ret_id = TAKE_PTR(t.id);
-        vgpu_type_ref_done(&t);
-        return 0;
-}
-
-/* Add the agent channel to the definition (--config) and the running domain (--live) that lack it. The
- * definition before the change goes to *orig_config for the undo when attach did not redefine already. */
-static int add_agent_channel(Virt *v, const char *dom, const VmArgs *a, char **orig_config, bool *config_done) {
-        if (a->config) {
-                _cleanup_free_ char *cx = NULL, *nx = NULL;
-                if (virt_domain_xml(v, dom, true, &cx) < 0)
-                        return log_error("Cannot read the definition of '%s': %s", dom, virt_last_error(v)), -EIO;
-                int k = domain_xml_agent_channel(cx, NULL);
-                if (k == 0) {
-                        if (domain_xml_add_hostdevs(cx, AGENT_CHANNEL_XML, &nx) < 0 || virt_define(v, nx) < 0)
-                                return log_error("Cannot add the agent channel to '%s': %s", dom, virt_last_error(v)), -EIO;
-                        if (!*config_done) {
-                                *orig_config = TAKE_PTR(cx);
-                                *config_done = true;
-                        }
-                        /* the round trip: libvirt must hand the channel back */
-                        _cleanup_free_ char *back = NULL;
-                        if (virt_domain_xml(v, dom, true, &back) < 0 || domain_xml_agent_channel(back, NULL) != 1)
-                                return log_error("'%s' was redefined but its definition lacks the agent channel.", dom), -EIO;
-                } else if (k < 0)
-                        return log_error("Cannot parse the definition of '%s'.", dom), -EBADMSG;
-        }
-        if (a->live) {
-                _cleanup_free_ char *lx = NULL;
-                if (virt_domain_xml(v, dom, false, &lx) < 0)
-                        return log_error("Cannot read the running definition of '%s': %s", dom, virt_last_error(v)), -EIO;
-                int k = domain_xml_agent_channel(lx, NULL);
-                if (k == 0 && virt_attach_live(v, dom, AGENT_CHANNEL_XML) < 0)
-                        return log_error("Cannot hot-plug the agent channel into '%s': %s", dom, virt_last_error(v)), -EIO;
-                if (k < 0)
-                        return log_error("Cannot parse the running definition of '%s'.", dom), -EBADMSG;
-        }
-        return 0;
-}
-
-static int do_attach(const char *dom, const char *input, VmArgs *a) {
-        _cleanup_root_free_ Root *root = NULL;
-        _cleanup_pci_host_free_ PciHost *h = NULL;
-        _cleanup_virt_close_ Virt *v = NULL;
-        int r = vm_begin(dom, a, &root, &h, &v);
-        if (r)
-                return r;
-        double t0 = now_s();
-
-        /* 1. create the vGPU when asked */
-        char created_uuid[37] = "";
-        bool created_vendor = false;
-        Unit u = {.iommu_group = -1};
-        if (a->mdev_type) {
-                _cleanup_free_ char *parent = NULL;
-                if (pci_addr_canonical(input, &parent) < 0 && !(parent = strdup(input)))
-                        return EXIT_FAILURE;
-                if (a->uuid)
-                        snprintf(created_uuid, sizeof created_uuid, "%s", a->uuid);
-                else if (mdev_uuid_generate(created_uuid) < 0)
-                        return log_error("Cannot generate a UUID."), EXIT_FAILURE;
-                for (char *p = created_uuid; *p; p++)
-                        *p = (char)tolower((unsigned char)*p);
-                _cleanup_free_ char *err = NULL, *type = NULL;
-                if ((r = resolve_type(root, parent, a->mdev_type, VGPU_TYPE_MDEV, &type)))
-                        return r;
-                r = mdev_create(root, parent, type, created_uuid, NULL, 0, &err);
-                if (r == -ENOENT || r == -ENODEV)
-                        return log_error("%s", err ?: "no such mdev parent or type"), EXIT_USAGE;
-                if (r < 0)
-                        return log_error("Cannot create an mdev of type %s on %s: %s", a->mdev_type, parent,
-                                         err ?: strerror(-r)), EXIT_FAILURE;
-                if (arg.dry_run) {
-                        u.kind = UNIT_MDEV;
-                        snprintf(u.id, sizeof u.id, "%s", created_uuid);
-                } else if ((r = resolve_input(root, h, created_uuid, &u))) {
-                        _cleanup_free_ char *e2 = NULL;
-                        (void)mdev_remove(root, created_uuid, true, &e2);
-                        return r;
-                }
-        } else {
-                if ((r = resolve_input(root, h, input, &u)))
-                        return r;
-                _cleanup_free_ char *dead = NULL;
-                if (unit_require_alive(root, &u, &dead) < 0) {
-                        log_error("Cannot attach %s: %s", u.id, strna(dead));
-                        unit_done(&u);
-                        return EXIT_FAILURE;
-                }
-                if (a->vgpu_type) {
-                        if (u.kind != UNIT_VF) {
-                                log_error("--vgpu-type needs an SR-IOV VF without a vGPU type; %s is %s.", u.id,
-                                          u.kind == UNIT_VENDOR_VGPU ? "already carrying one" : "not a VF");
-                                unit_done(&u);
-                                return EXIT_USAGE;
-                        }
-                        _cleanup_free_ char *type = NULL;
-                        if ((r = resolve_type(root, u.id, a->vgpu_type, VGPU_TYPE_VENDOR, &type))) {
-                                unit_done(&u);
-                                return r;
-                        }
-                        _cleanup_free_ char *vf = NULL, *err = NULL;
-                        unsigned set = 0;
-                        r = vendor_vgpu_create(root, u.id, type, &vf, &set, &err);
-                        if (r < 0) {
-                                log_error("Cannot set vGPU type %s on %s: %s", a->vgpu_type, u.id, err ?: strerror(-r));
-                                unit_done(&u);
-                                return EXIT_FAILURE;
-                        }
-                        created_vendor = true;
-                        u.kind = UNIT_VENDOR_VGPU;
-                        free(u.type);
-                        u.type = strdup_printf("%u", set);
-                }
-        }
-
-        int rc = EXIT_FAILURE;
-        bool prepared = false, config_done = false;
-        _cleanup_free_ char *orig_config = NULL;
-        _cleanup_strv_free_ char **elems = NULL;
-        size_t n_elems = 0, n_live = 0;
-        VfioOptions o = {.force = a->force, .settle_ms = 2000};
-
-        /* 2. held elsewhere? */
-        VirtDomain *doms = NULL;
-        size_t nd = 0;
-        if (virt_list_domains(v, &doms, &nd) < 0) {
-                log_error("Cannot list libvirt domains: %s", virt_last_error(v));
-                goto undo;
-        }
-        const VirtDomain *other = running_holder(&u, doms, nd, dom);
-        if (other && !a->force) {
-                log_error("%s is held by running domain '%s'; detach it there first or use --force.", u.id, other->name);
-                virt_domains_free(doms, nd);
-                goto undo;
-        }
-        virt_domains_free(doms, nd);
-        if ((a->live && count_in_domain(v, dom, false, &u) > 0) || (a->config && count_in_domain(v, dom, true, &u) > 0)) {
-                log_error("%s is already attached to '%s'%s.", u.id, dom, a->live ? " (live)" : " (config)");
-                goto undo;
-        }
-
-        /* 3. prepare the host side */
-        VfioReport rep;
-        bool changed = false;
-        r = unit_prepare(root, &u, &o, &rep, &changed);
-        if (r < 0) {
-                log_error("Cannot prepare %s: %s", u.id, rep.error ?: strerror(-r));
-                vfio_report_done(&rep);
-                goto undo;
-        }
-        vfio_report_done(&rep);
-        prepared = changed;
-
-        /* 4. the guest slot for multifunction units: free in every definition we change */
-        int slot = a->guest_slot ?: -1;
-        if (slot < 0 && u.n_funcs > 1) {
-                int s1 = -1, s2 = -1;
-                _cleanup_free_ char *lx = NULL, *cx = NULL;
-                if (a->live && (virt_domain_xml(v, dom, false, &lx) < 0 || domain_xml_free_slot(lx, &s1) < 0))
-                        goto slot_fail;
-                if (a->config && (virt_domain_xml(v, dom, true, &cx) < 0 || domain_xml_free_slot(cx, &s2) < 0))
-                        goto slot_fail;
-                slot = MAX(s1, s2);
-                /* when the two differ, take the higher if it is free in both (else fail below on define) */
-        }
-        if (unit_hostdev_elements(&u, slot, &elems, &n_elems) < 0)
-                goto undo;
-        if (arg.dry_run) {
-                printf("would attach to %s (%s%s%s):\n", dom, a->live ? "live" : "", a->live && a->config ? ", " : "",
-                       a->config ? "config" : "");
-                for (size_t i = 0; i < n_elems; i++)
-                        fputs(elems[i], stdout);
-                rc = 0;
-                goto out;
-        }
-
-        /* 5. persistent definition: edit the inactive XML and redefine */
-        if (a->config) {
-                _cleanup_free_ char *joined = unit_hostdev_xml(&u, slot), *new_xml = NULL;
-                if (!joined || virt_domain_xml(v, dom, true, &orig_config) < 0 ||
-                    domain_xml_add_hostdevs(orig_config, joined, &new_xml) < 0) {
-                        log_error("Cannot edit the definition of '%s': %s", dom, virt_last_error(v));
-                        goto undo;
-                }
-                if (virt_define(v, new_xml) < 0) {
-                        log_error("Cannot redefine '%s' with %s: %s", dom, u.id, virt_last_error(v));
-                        goto undo;
-                }
-                config_done = true;
-                /* the round trip: libvirt must hand back every hostdev we added */
-                int k = count_in_domain(v, dom, true, &u);
-                if (k != (int)n_elems) {
-                        log_error("'%s' was redefined but its definition holds %d of %zu hostdevs for %s.", dom, k < 0 ? 0 : k,
-                                  n_elems, u.id);
-                        goto undo;
-                }
-        }
-        /* 6. hot-plug: function 0 last (the guest sees a multifunction slot when function 0 appears) */
-        if (a->live) {
-                for (size_t step = 0; step < n_elems; step++) {
-                        size_t e = n_elems - 1 - step;
-                        if (virt_attach_live(v, dom, elems[e]) < 0) {
-                                log_error("Cannot hot-plug %s into '%s': %s", u.id, dom, virt_last_error(v));
-                                goto undo;
-                        }
-                        n_live++;
-                }
-                int k = count_in_domain(v, dom, false, &u);
-                if (k != (int)n_elems) {
-                        log_error("'%s' accepted %s but its running definition holds %d of %zu hostdevs.", dom, u.id,
-                                  k < 0 ? 0 : k, n_elems);
-                        goto undo;
-                }
-        }
-        /* 7. the guest agent's channel, where the domain lacks it (gpuvirtd reads the guest's view there) */
-        if (a->agent_channel && add_agent_channel(v, dom, a, &orig_config, &config_done) < 0)
-                goto undo;
-        rc = 0;
-        double secs = now_s() - t0;
         if (arg.json) {
-                json_object *j = result_json("attach", dom, &u, a, false, NULL, secs);
-                json_print(j, stdout);
-                json_object_put(j);
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "domain", json_object_new_string(p->domain));
+                json_object_object_add(o, "destination", json_object_new_string(p->dest_uri));
+                json_object_object_add(o, "migrated", json_object_new_boolean(r >= 0));
+                json_object_object_add(o, "error", err ? json_object_new_string(err) : NULL);
+                json_object_object_add(o, "units", json_object_get(res));
+                json_print(o, stdout);
+                json_object_put(o);
         } else
-                printf("%s (%s, %zu hostdev%s) attached to %s (%s%s%s) in %.2f s\n", u.id, unit_kind_to_string(u.kind), n_elems,
-                       n_elems == 1 ? "" : "s", dom, a->live ? "live" : "", a->live && a->config ? ", " : "",
-                       a->config ? "config" : "", secs);
-        goto out;
-
-slot_fail:
-        log_error("No free guest PCI slot on bus 0 of '%s' for the %zu functions of %s (give --guest-slot).", dom, u.n_funcs,
-                  u.id);
-undo:
-        /* in reverse: hot-plugged devices, the redefinition, the host preparation, the created vGPU */
-        for (size_t i = 0; i < n_live; i++) {
-                size_t e = n_elems - n_live + i;
-                if (virt_detach_live(v, dom, elems[e]) < 0)
-                        log_error("Undo: cannot hot-unplug a hostdev of %s from '%s': %s", u.id, dom, virt_last_error(v));
-        }
-        if (config_done && virt_define(v, orig_config) < 0)
-                log_error("Undo: cannot restore the definition of '%s': %s", dom, virt_last_error(v));
-        if (prepared) {
-                VfioReport rep2;
-                if (unit_release(root, &u, &o, &rep2) < 0)
-                        log_error("Undo: cannot give %s back to its drivers: %s", u.id, rep2.error ?: "?");
-                vfio_report_done(&rep2);
-        }
-        if (*created_uuid || created_vendor) {
-                _cleanup_free_ char *e1 = NULL, *e2 = NULL;
-                if (*created_uuid && mdev_remove(root, created_uuid, true, &e1) < 0)
-                        log_error("Undo: cannot remove mdev %s: %s", created_uuid, strna(e1));
-                if (created_vendor && vendor_vgpu_remove(root, u.id, true, &e2) < 0)
-                        log_error("Undo: cannot clear the vGPU type of %s: %s", u.id, strna(e2));
-        }
-out:
-        unit_done(&u);
-        return rc;
+                for (size_t i = 0; i < json_object_array_length(res); i++) {
+                        json_object *u = json_object_array_get_idx(res, i);
+                        json_object *d = json_object_object_get(u, "destination_device");
+                        printf("  %s: %s%s%s\n", json_text(json_object_object_get(u, "unit")),
+                               json_text(json_object_object_get(u, "state")), d ? " as " : "", d ? json_text(d) : "");
+                        for (const char *k = "error"; k; k = streq(k, "error") ? "retry" : NULL)
+                                if (json_object_object_get(u, k))
+                                        printf("    %s: %s\n", k, json_text(json_object_object_get(u, k)));
+                }
+        json_object_put(res);
+        if (r < 0)
+                return log_error("%s (the domain stays on the source)", strna(err)), failure_errno(r);
+        if (missing > 0)
+                return log_error("Migrated %s to %s, but %zu unit(s) are missing from it there (see above).", p->domain,
+                                 p->dest_uri, missing),
+                       -EIO;
+        printf("Migrated %s to %s; the guest saw its GPU(s) removed and new ones added.\n", p->domain, p->dest_uri);
+        return 0;
 }
 
-static int do_detach(const char *dom, const char *input, VmArgs *a) {
+static int do_migrate(const char *domain, const char *dest_uri, const VmArgs *a) {
+        if (isempty(dest_uri))
+                return vm_usage("vm migrate: DEST_URI is empty");
         _cleanup_root_free_ Root *root = NULL;
         _cleanup_pci_host_free_ PciHost *h = NULL;
-        _cleanup_virt_close_ Virt *v = NULL;
-        int r = vm_begin(dom, a, &root, &h, &v);
-        if (r)
+        _cleanup_virt_close_ Virt *v = NULL, *dst = NULL;
+        int r;
+        if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (r = connect_libvirt(root, true, &v, NULL)))
                 return r;
-        Unit u;
-        if ((r = resolve_input(root, h, input, &u)))
-                return r;
-        double t0 = now_s();
-        int rc = EXIT_FAILURE;
-        HostdevRef *refs = NULL;
-        size_t n_refs = 0;
-        if (unit_refs(&u, &refs, &n_refs) < 0)
-                goto out;
-        int in_live = a->live ? count_in_domain(v, dom, false, &u) : 0;
-        int in_config = a->config ? count_in_domain(v, dom, true, &u) : 0;
-        if (in_live < 0 || in_config < 0) {
-                log_error("Cannot read the definition of '%s': %s", dom, virt_last_error(v));
-                goto out;
+        _cleanup_(gv_error_done) GvError derr = {};
+        (void)virt_open(dest_uri, &dst, &derr);
+        _cleanup_migrate_plan_free_ MigratePlan *p = NULL;
+        r = migrate_plan(root, h, v, domain, dst, dest_uri, gv_error_message(&derr), &p);
+        if (r == -ENOENT)
+                return log_error("No domain '%s' at %s.", domain, virt_uri(v)), -ENOENT;
+        if (r >= 0 && a->detach_reattach)
+                r = migrate_plan_detach_reattach(p, h, v, dst);
+        if (r < 0) {
+                _cleanup_(gv_error_done) GvError e = {};
+                (void)virt_error_take(v, &e, r, NULL, "Cannot plan the migration of %s", domain);
+                return log_error("%s", gv_error_message(&e) ?: "Cannot plan the migration"), failure_errno(r);
         }
-        if (in_live == 0 && in_config == 0) {
-                log_error("%s is not attached to '%s'%s.", u.id, dom,
-                          a->live && a->config ? "" : a->live ? " (live)" : " (config)");
-                goto out;
-        }
-        if (arg.dry_run) {
-                printf("would detach %s from %s (%s%s%s)\n", u.id, dom, a->live ? "live" : "", a->live && a->config ? ", " : "",
-                       a->config ? "config" : "");
-                rc = 0;
-                goto release;
-        }
-        if (a->config && in_config > 0) {
-                _cleanup_free_ char *xml = NULL, *new_xml = NULL;
-                size_t removed = 0;
-                if (virt_domain_xml(v, dom, true, &xml) < 0 ||
-                    domain_xml_remove_hostdevs(xml, refs, n_refs, &new_xml, &removed) < 0 || virt_define(v, new_xml) < 0) {
-                        log_error("Cannot remove %s from the definition of '%s': %s", u.id, dom, virt_last_error(v));
-                        goto out;
-                }
-                if (count_in_domain(v, dom, true, &u) != 0) {
-                        log_error("'%s' was redefined but its definition still holds %s.", dom, u.id);
-                        goto out;
-                }
-        }
-        if (a->live && in_live > 0) {
-                /* the element as libvirt has it (with its guest address and alias), function 0 first */
-                _cleanup_free_ char *xml = NULL;
-                if (virt_domain_xml(v, dom, false, &xml) < 0) {
-                        log_error("Cannot read the running definition of '%s': %s", dom, virt_last_error(v));
-                        goto out;
-                }
-                for (size_t i = 0; i < n_refs; i++) {
-                        _cleanup_free_ char *el = NULL;
-                        if (domain_xml_hostdev_element(xml, &refs[i], &el) < 0)
-                                continue;
-                        if (virt_detach_live(v, dom, el) < 0) {
-                                log_error("Cannot hot-unplug %s from '%s': %s", u.id, dom, virt_last_error(v));
-                                goto out;
-                        }
-                }
-                /* libvirt returns once the unplug is requested; the guest OS must answer it */
-                int k;
-                for (int waited = 0;; waited += 100) {
-                        k = count_in_domain(v, dom, false, &u);
-                        if (k <= 0 || waited >= a->timeout_s * 1000)
-                                break;
-                        sleep_ms(100);
-                }
-                if (k != 0) {
-                        log_error("The guest of '%s' did not release %s within %d s (its OS must answer the PCI hot-unplug "
-                                  "request); the device stays assigned and is not given back to the host.",
-                                  dom, u.id, a->timeout_s);
-                        goto out;
-                }
-        }
-        rc = 0;
-release:;
-        /* give it back, unless someone else still wants it */
-        const char *kept_for = NULL;
-        char kept_buf[256] = "";
-        bool released = false;
-        VirtDomain *doms = NULL;
-        size_t nd = 0;
-        if (virt_list_domains(v, &doms, &nd) < 0) {
-                log_warning("Cannot list libvirt domains (%s): %s stays prepared.", virt_last_error(v), u.id);
-                snprintf(kept_buf, sizeof kept_buf, "unknown: cannot list domains");
-                kept_for = kept_buf;
-        } else {
-                Holder *hs = NULL;
-                size_t nh = 0;
-                unit_holders(&u, doms, nd, &hs, &nh);
-                for (size_t i = 0; i < nh && !kept_for; i++) {
-                        if (!arg.dry_run && streq(hs[i].dom->name, dom) && !(hs[i].config && !a->config) && !(hs[i].live && !a->live))
-                                continue;
-                        if (hs[i].config || (hs[i].live && hs[i].dom->active)) {
-                                snprintf(kept_buf, sizeof kept_buf, "%s (%s)", hs[i].dom->name,
-                                         hs[i].live && hs[i].dom->active ? "running" : "persistent config");
-                                kept_for = kept_buf;
-                        }
-                }
-                free(hs);
-                virt_domains_free(doms, nd);
-        }
-        if (arg.dry_run)
-                kept_for = NULL; /* the definitions above are unchanged: say what a real run releases */
-        if (!a->keep && !kept_for) {
-                VfioOptions o = {.force = a->force, .settle_ms = 2000};
-                VfioReport rep;
-                r = unit_release(root, &u, &o, &rep);
-                if (r < 0) {
-                        log_error("%s was detached but cannot be given back to the host: %s", u.id, rep.error ?: strerror(-r));
-                        rc = EXIT_FAILURE;
-                } else
-                        released = true;
-                vfio_report_done(&rep);
-        }
-        if (rc == 0 && !arg.dry_run) {
-                double secs = now_s() - t0;
-                if (arg.json) {
-                        json_object *j = result_json("detach", dom, &u, a, released, kept_for, secs);
-                        json_print(j, stdout);
-                        json_object_put(j);
-                } else {
-                        printf("%s detached from %s (%s%s%s) in %.2f s\n", u.id, dom, a->live ? "live" : "",
-                               a->live && a->config ? ", " : "", a->config ? "config" : "", secs);
-                        if (released)
-                                printf("%s given back to the host\n", u.id);
-                        else if (kept_for)
-                                printf("%s kept prepared: still referenced by %s\n", u.id, kept_for);
-                }
-        }
-out:
-        free(refs);
-        unit_done(&u);
-        return rc;
+        json_object *o = migrate_plan_json(p);
+        if (arg.json && (a->plan || (a->detach_reattach && !p->migratable)))
+                json_print(o, stdout);
+        else if (!arg.json || !a->detach_reattach) /* a --json detach-reattach run prints its outcome only */
+                print_migrate_text(o);
+        json_object_put(o);
+        if (a->plan)
+                return p->migratable ? 0 : VERB_CHECK_FAILED;
+        if (!p->migratable)
+                return log_error("Not migrating %s: the plan has blockers (see above).", domain), -EPERM;
+        _cleanup_free_ char *err = NULL;
+        if (a->detach_reattach)
+                return migrate_detach_reattach(v, dst, p);
+        r = migrate_run(v, dst, p, &err);
+        if (r < 0)
+                return log_error("%s (the destination's new units were released)", strna(err)), failure_errno(r);
+        printf("Migrated %s to %s.\n", domain, dest_uri);
+        return 0;
 }
 
 int verb_vm(int argc, char **argv) {
@@ -1088,43 +667,52 @@ int verb_vm(int argc, char **argv) {
                 {"vgpu-type", required_argument, NULL, OPT_VGPU_TYPE},
                 {"timeout", required_argument, NULL, OPT_TIMEOUT},
                 {"agent-channel", no_argument, NULL, OPT_AGENT},
+                {"plan", no_argument, NULL, OPT_PLAN},
+                {"detach-reattach", no_argument, NULL, OPT_DETACH_REATTACH},
                 {},
         };
         const char *sub = argv[1];
         VmArgs a = {.timeout_s = 30};
         int k = parse_verb_options(argc - 1, argv + 1, opts, "", vm_opt, &a);
-        if (k < 0)
-                return -k;
-        if (a.bad)
-                return EXIT_USAGE;
+        if (k < 0 || a.bad)
+                return -EINVAL;
         int first = k + 1, npos = argc - first;
         bool attach = streq(sub, "attach"), detach = streq(sub, "detach");
         if ((a.live || a.config) && !attach && !detach)
-                return usage_error("vm %s: --live and --config are for attach and detach", sub);
+                return vm_usage("vm %s: --live and --config are for attach and detach", sub);
         if ((a.mdev_type || a.vgpu_type || a.uuid) && !attach)
-                return usage_error("vm %s: --mdev-type, --uuid and --vgpu-type are for attach", sub);
+                return vm_usage("vm %s: --mdev-type, --uuid and --vgpu-type are for attach", sub);
         if (a.mdev_type && a.vgpu_type)
-                return usage_error("vm attach: --mdev-type and --vgpu-type exclude each other");
+                return vm_usage("vm attach: --mdev-type and --vgpu-type exclude each other");
         if (a.uuid && !a.mdev_type)
-                return usage_error("vm attach: --uuid names the mdev that --mdev-type creates");
+                return vm_usage("vm attach: --uuid names the mdev that --mdev-type creates");
         if (a.agent_channel && !attach && !streq(sub, "xml"))
-                return usage_error("vm %s: --agent-channel is for attach and xml", sub);
+                return vm_usage("vm %s: --agent-channel is for attach and xml", sub);
         if (streq(sub, "xml")) {
                 if (npos != 1)
-                        return usage_error("vm xml: expected one device (PCI address or mdev UUID)");
+                        return vm_usage("vm xml: expected one device (PCI address or mdev UUID)");
                 return do_xml(argv[first], &a);
+        }
+        if ((a.plan || a.detach_reattach) && !streq(sub, "migrate"))
+                return vm_usage("vm %s: --plan and --detach-reattach are for migrate", sub);
+        if (streq(sub, "migrate")) {
+                if (npos != 2)
+                        return vm_usage("vm migrate: expected DOMAIN DEST_URI");
+                if (a.plan)
+                        arg.mutating = false; /* a plan changes nothing: no host lock (no lock file) either */
+                return do_migrate(argv[first], argv[first + 1], &a);
         }
         if (streq(sub, "list")) {
                 if (npos != 0)
-                        return usage_error("vm list: takes no arguments");
+                        return vm_usage("vm list: takes no arguments");
                 return do_list();
         }
         if (attach || detach) {
                 if (npos != 2)
-                        return usage_error("vm %s: expected DOMAIN DEVICE", sub);
+                        return vm_usage("vm %s: expected DOMAIN DEVICE", sub);
                 if (detach && a.guest_slot)
-                        return usage_error("vm detach: --guest-slot is for attach and xml");
+                        return vm_usage("vm detach: --guest-slot is for attach and xml");
                 return attach ? do_attach(argv[first], argv[first + 1], &a) : do_detach(argv[first], argv[first + 1], &a);
         }
-        return usage_error("vm: unknown command '%s' (xml, attach, detach, list)", sub);
+        return vm_usage("vm: unknown command '%s' (xml, attach, detach, list, migrate)", sub);
 }

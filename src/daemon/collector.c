@@ -19,15 +19,15 @@
 #include "config.h"
 #include "core/health/health.h"
 #include "core/health/telemetry.h"
-#include "core/inventory.h"
-#include "core/libvirt.h"
-#include "core/mdev.h"
-#include "core/mig.h"
-#include "core/names.h"
-#include "core/nvml.h"
-#include "core/pci.h"
-#include "core/vendor-vgpu.h"
-#include "core/agentchan.h"
+#include "core/host/inventory.h"
+#include "core/vm/libvirt.h"
+#include "core/vgpu/mdev.h"
+#include "core/mig/mig.h"
+#include "core/host/names.h"
+#include "core/mig/nvml.h"
+#include "core/host/pci.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/vm/agentchan.h"
 #include "daemon.h"
 #include "guest.h"
 
@@ -145,15 +145,16 @@ static void nvml_drop(Collector *c) {
 }
 
 static void nvml_ensure(Collector *c) {
-        if (c->nvml || root_kind(c->root) == ROOT_CAPTURE)
+        if (c->nvml)
                 return;
-        _cleanup_free_ char *err = NULL;
-        int r = nvml_open(c->root, &c->nvml, &err);
+        _cleanup_(gv_error_done) GvError gerr = {};
+        int r = nvml_open(c->root, &c->nvml, &gerr);
         if (r < 0) {
+                _cleanup_free_ char *err = gv_error_steal_message(&gerr);
                 if (!c->nvml_error || !streq(c->nvml_error, err ?: "")) {
-                        log_notice("NVML not used: %s", err ?: strerror(-r));
+                        log_notice("NVML not used: %s", strna(err));
                         free(c->nvml_error);
-                        c->nvml_error = TAKE_PTR(err);
+                        c->nvml_error = err ? TAKE_PTR(err) : strdup("");
                 }
                 return;
         }
@@ -171,8 +172,9 @@ static void nvml_ensure(Collector *c) {
 static void virt_ensure(Collector *c, const char *uri) {
         if (c->virt || !uri || streq(uri, "none"))
                 return;
-        _cleanup_free_ char *err = NULL;
-        if (virt_open(uri, &c->virt, &err) < 0) {
+        _cleanup_(gv_error_done) GvError gerr = {};
+        if (virt_open(uri, &c->virt, &gerr) < 0) {
+                _cleanup_free_ char *err = gv_error_steal_message(&gerr);
                 if (!c->virt_error || !streq(c->virt_error, err ?: ""))
                         log_notice("libvirt not reachable (%s): holder domains unknown: %s", uri, err ?: "");
                 free(c->virt_error);
@@ -190,7 +192,9 @@ static void holders_read(Collector *c, Holders *ret) {
                 return;
         /* c->guests: guests_begin()/guests_end() around this call keep the running domains' channels */
         if (virt_list_domains(c->virt, &doms, &n) < 0) {
-                log_notice("libvirt: cannot list domains: %s", virt_last_error(c->virt) ?: "");
+                _cleanup_(gv_error_done) GvError e = {};
+                (void)virt_error_take(c->virt, &e, -EIO, NULL, "libvirt: cannot list domains: ");
+                log_notice("%s", strna(gv_error_message(&e)));
                 c->virt = virt_close(c->virt); /* reconnect next cycle */
                 return;
         }
@@ -1035,7 +1039,7 @@ static int cycle(Collector *c, uint64_t clean, uint64_t stale, const char *virt_
         snapshot_store_set(c->store, s);
         atomic_store(&c->n_seen, seen);
         /* the state file other programs read: written only when it changes */
-        if (root_kind(c->root) != ROOT_CAPTURE && (!c->last_health || !streq(c->last_health, health))) {
+        if (root_writable(c->root) && (!c->last_health || !streq(c->last_health, health))) {
                 int k = root_write_file(c->root, health, "%s", HEALTH_FILE);
                 if (k < 0)
                         log_warning_errno(k, "Cannot write %s/%s: %m", root_dir(c->root), HEALTH_FILE);
@@ -1082,7 +1086,7 @@ static void *collector_main(void *p) {
 }
 
 static const char *default_libvirt(Root *root) {
-        return root_kind(root) == ROOT_LIVE ? VIRT_DEFAULT_URI : "none";
+        return root_has_libvirt(root) ? VIRT_DEFAULT_URI : "none";
 }
 
 int collector_start(Root *root, const DaemonConfig *cfg, SnapshotStore *store, Collector **ret) {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/yamldoc.h"
 #include "daemon.h"
@@ -112,7 +113,7 @@ int parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len
 
 #define node_err(file, n, fmt, key) ynode_error(file, n, fmt, key)
 
-int daemon_config_load(DaemonConfig *c, const char *path, char **ret_error) {
+int daemon_config_load(DaemonConfig *c, const char *path, GvError *ret_error) {
         _cleanup_ydoc_free_ YDoc *doc = NULL;
         int r = ydoc_load(path, path, 64 * 1024, &doc, ret_error);
         if (r < 0)
@@ -124,8 +125,8 @@ int daemon_config_load(DaemonConfig *c, const char *path, char **ret_error) {
         const YNode *root = ydoc_root(doc);
         if (root && root->type != YNODE_MAPPING) {
                 daemon_config_done(&n);
-                *ret_error = ynode_error(path, root, "expected a mapping of settings");
-                return -EINVAL;
+                return gv_error_take(ret_error, -EINVAL, NULL, "parse", GV_HINT_NONE,
+                                     ynode_error(path, root, "expected a mapping of settings"));
         }
         for (size_t i = 0; root && i + 1 < root->n_children; i += 2) {
                 const YNode *k = root->children[i], *v = root->children[i + 1];
@@ -164,8 +165,7 @@ int daemon_config_load(DaemonConfig *c, const char *path, char **ret_error) {
                                                 "timeout, request-limit, libvirt, web-config)", key);
                 if (err) {
                         daemon_config_done(&n);
-                        *ret_error = err;
-                        return -EINVAL;
+                        return gv_error_take(ret_error, -EINVAL, NULL, "parse", GV_HINT_NONE, err);
                 }
         }
         daemon_config_done(c);
@@ -191,12 +191,12 @@ static int read_pem(const char *config, const YNode *v, char **ret, char **ret_e
                 return *ret_error = ynode_error(config, v, "expected a file name"), -EINVAL;
         int r = read_full(file, 1 << 20, &buf, &n);
         if (r < 0)
-                return *ret_error = ynode_error(config, v, "cannot read '%s': %s", file, strerror(-r)), r;
+                return *ret_error = ynode_error(config, v, "cannot read '%s': %s", file, errno_message(r)), r;
         *ret = buf;
         return 0;
 }
 
-int web_config_load(const char *path, WebConfig *ret, char **ret_error) {
+int web_config_load(const char *path, WebConfig *ret, GvError *ret_error) {
         _cleanup_ydoc_free_ YDoc *doc = NULL;
         int r = ydoc_load(path, path, 64 * 1024, &doc, ret_error);
         if (r < 0)
@@ -246,8 +246,7 @@ int web_config_load(const char *path, WebConfig *ret, char **ret_error) {
         }
         if (err) {
                 web_config_done(&w);
-                *ret_error = err;
-                return -EINVAL;
+                return gv_error_take(ret_error, -EINVAL, NULL, "parse", GV_HINT_NONE, err);
         }
         *ret = w;
         return 0;

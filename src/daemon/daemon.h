@@ -14,7 +14,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "core/root.h"
+#include "basic/gverror.h"
+#include "core/host/root.h"
 
 #define GPUVIRTD_DEFAULT_LISTEN "127.0.0.1:9835"
 
@@ -32,9 +33,9 @@ typedef struct DaemonConfig {
 void daemon_config_init(DaemonConfig *c);
 void daemon_config_done(DaemonConfig *c);
 int daemon_config_copy(const DaemonConfig *from, DaemonConfig *to);
-/* Apply a config file (YAML mapping; keys as the long options) over c. -EINVAL with *ret_error
- * "FILE:LINE:COL: reason" and c unchanged. */
-int daemon_config_load(DaemonConfig *c, const char *path, char **ret_error);
+/* Apply a config file (YAML mapping; keys as the long options) over c. -EINVAL with the error's message
+ * "FILE:LINE:COL: reason" (step "parse") and c unchanged. */
+int daemon_config_load(DaemonConfig *c, const char *path, GvError *ret_error);
 /* Parse a duration in seconds ("5", "0.5", "300"): µs, > 0. */
 int parse_seconds(const char *s, uint64_t *ret);
 /* "ADDR:PORT" to a socket address; *ret_loopback whether it is a loopback address. */
@@ -45,7 +46,7 @@ typedef struct WebConfig {
         char *cert_pem, *key_pem; /* file contents, NULL: plain HTTP */
         char **users, **hashes;   /* NULL-terminated, parallel */
 } WebConfig;
-int web_config_load(const char *path, WebConfig *ret, char **ret_error);
+int web_config_load(const char *path, WebConfig *ret, GvError *ret_error);
 void web_config_done(WebConfig *w);
 /* Whether user/password match one of the users (bcrypt through crypt_r). */
 bool web_config_check(const WebConfig *w, const char *user, const char *password);

@@ -13,12 +13,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "basic/errname.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "config.h"
 #include "core/health/health.h"
-#include "core/root.h"
+#include "core/host/root.h"
 #include "daemon.h"
+#include "sim/sim.h"
 
 static void help(void) {
         printf("Usage: gpuvirtd [OPTIONS]\n\n"
@@ -46,7 +48,7 @@ typedef struct Args {
 } Args;
 
 /* The file's settings, then the command line's over them. */
-static int build_config(const Args *a, DaemonConfig *ret, char **ret_error) {
+static int build_config(const Args *a, DaemonConfig *ret, GvError *ret_error) {
         DaemonConfig c;
         daemon_config_init(&c);
         if (a->config) {
@@ -178,6 +180,8 @@ static int parse_args(int argc, char **argv, Args *a) {
 }
 
 int main(int argc, char **argv) {
+        /* simulated roots (the daemon's demo and test bed) are the simulator's backend */
+        sim_backend_register();
         Args a = {};
         log_set_max_level(LOG_LEVEL_INFO);
         int r = parse_args(argc, argv, &a);
@@ -185,15 +189,16 @@ int main(int argc, char **argv) {
                 return r < 0 ? 0 : r;
 
         _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError gerr = {};
         DaemonConfig cfg;
-        r = build_config(&a, &cfg, &err);
+        r = build_config(&a, &cfg, &gerr);
         if (r < 0) {
-                log_error("%s", err ?: strerror(-r));
+                log_error("%s", strna(gv_error_message(&gerr) ?: errno_message(r)));
                 return 1;
         }
         WebConfig web = {};
-        if (cfg.web_config && (r = web_config_load(cfg.web_config, &web, &err)) < 0) {
-                log_error("%s", err ?: strerror(-r));
+        if (cfg.web_config && (r = web_config_load(cfg.web_config, &web, &gerr)) < 0) {
+                log_error("%s", strna(gv_error_message(&gerr) ?: errno_message(r)));
                 daemon_config_done(&cfg);
                 return 1;
         }
@@ -213,11 +218,11 @@ int main(int argc, char **argv) {
                 log_error_errno(r, "Cannot open the host root %s: %m", a.root ?: "(GPUVIRT_ROOT or /)");
                 goto out;
         }
-        if (root_kind(root) != ROOT_CAPTURE) {
+        if (root_writable(root)) {
                 /* run/gpuvirt: created private and checked as the host lock's directory, where the state file goes */
-                int fd = root_lock(root, 30000, &err);
+                int fd = root_lock(root, 30000, &gerr);
                 if (fd < 0) {
-                        log_error("Cannot use %s/" ROOT_LOCK_DIR ": %s", root_dir(root), err ?: strerror(-fd));
+                        log_error("Cannot use %s/" ROOT_LOCK_DIR ": %s", root_dir(root), strna(gv_error_message(&gerr)));
                         r = fd;
                         goto out;
                 }
@@ -235,7 +240,7 @@ int main(int argc, char **argv) {
         }
         r = http_start(&cfg, &web, &store, &http, &err);
         if (r < 0) {
-                log_error("%s", err ?: strerror(-r));
+                log_error("%s", err ?: errno_message(r));
                 goto out_collector;
         }
         log_info("gpuvirtd %s: %s host %s, %u units, serving http%s://%s/metrics every %.2fs", GPUVIRT_VERSION,
@@ -259,9 +264,10 @@ int main(int argc, char **argv) {
                 if (sig == SIGHUP) {
                         sd_notify(0, "RELOADING=1");
                         DaemonConfig n;
-                        _cleanup_free_ char *e = NULL;
+                        _cleanup_(gv_error_done) GvError e = {};
                         if (build_config(&a, &n, &e) < 0)
-                                log_error("Reload refused, keeping the running settings: %s", e ?: "out of memory");
+                                log_error("Reload refused, keeping the running settings: %s",
+                                          strna(gv_error_message(&e)));
                         else {
                                 if (!streq(n.listen, cfg.listen) || n.max_connections != cfg.max_connections ||
                                     n.timeout_sec != cfg.timeout_sec || n.request_limit != cfg.request_limit)

@@ -432,8 +432,8 @@ int sim_sriov_set(const char *root, const SimHost *h, const char *pfdir, const c
                         return -ENOMEM;
                 if (read_attr(pp, &v) < 0 || !(streq(v, "Y") || streq(v, "1")))
                         return -ENOENT;
-        } else if (!pf.m->driver || !streq(drv, pf.m->driver))
-                return -ENOENT;
+        } else if (!pf.m->driver || !streq(drv, pf.m->driver) || streq(drv, "amdgpu"))
+                return -ENOENT; /* amdgpu has no sriov_configure: MxGPU VFs come from GIM */
         if (n == 0)
                 return sriov_disable(root, h, pfdir);
         if (cur > 0)

@@ -189,6 +189,12 @@ static const SimModel flex170 = {.vendor = 0x8086, .device = 0x56c0, .subvendor 
                                  .class = 0x038000, .revision = 0x08, .port = SIM_PORT_ENDPOINT, .driver = "i915",
                                  .link_gen = 4, .link_width = 16, .flr = true, .msix = true, .sriov_total = 31,
                                  .sriov_offset = 1, .sriov_stride = 1, .vf_device = 0x56c0, .bar0_size_mb = 16};
+/* the same card on amdgpu instead of GIM: amdgpu has no sriov_configure, so no VF can be made */
+static const SimModel mi25_amdgpu = {.vendor = 0x1002, .device = 0x6860, .subvendor = 0x1002, .subdevice = 0x0c35,
+                                     .class = 0x038000, .revision = 0x01, .port = SIM_PORT_ENDPOINT,
+                                     .driver = "amdgpu", .link_gen = 3, .link_width = 16, .rom = true, .flr = true,
+                                     .msix = true, .sriov_total = 16, .sriov_offset = 1, .sriov_stride = 1,
+                                     .vf_device = 0x686c, .bar0_size_mb = 16};
 static const SimModel mi25 = {.vendor = 0x1002, .device = 0x6860, .subvendor = 0x1002, .subdevice = 0x0c35,
                               .class = 0x038000, .revision = 0x01, .port = SIM_PORT_ENDPOINT, .driver = "gim",
                               .link_gen = 3, .link_width = 16, .rom = true, .flr = true, .msix = true,
@@ -374,15 +380,23 @@ static void build_flex_sriov(SimHost *h) {
         }
 }
 
-static void build_mi25_sriov(SimHost *h) {
+static void build_mi25(SimHost *h, const SimModel *gpu) {
         int rp = amd_root(h, 0x00, -1, 1, 1);
         aspeed(h, rp, 0x01, -1);
         add(h, &amd_gpp, -1, 0x00, 3, 1, -1, SIM_ACS);
         int gpp = (int)h->n - 1;
         add(h, &amd_dummy, -1, 0x00, 3, 0, -1, 0);
-        add(h, &mi25, gpp, 0x03, 0, 0, -1, 0);
+        add(h, gpu, gpp, 0x03, 0, 0, -1, 0);
         add(h, &amd_smbus, -1, 0x00, 0x14, 0, -1, 0);
         add(h, &amd_lpc, -1, 0x00, 0x14, 3, -1, 0);
+}
+
+static void build_mi25_sriov(SimHost *h) {
+        build_mi25(h, &mi25);
+}
+
+static void build_mi25_amdgpu(SimHost *h) {
+        build_mi25(h, &mi25_amdgpu);
 }
 
 static void cannon_lake_pch(SimHost *h) {
@@ -445,6 +459,26 @@ static void build_qemu_q35(SimHost *h) {
 static const char *const mods_mdev_nvidia[] = {"mdev", "vfio_mdev", "nvidia_vgpu_vfio", NULL};
 static const char *const mods_mdev_gvtg[] = {"mdev", "vfio_mdev", "kvmgt", NULL};
 static const char *const mods_none[] = {NULL};
+static const char *const vgpu_mgr[] = {"nvidia-vgpu-mgr", NULL};
+
+/* The T4 GRID host and its variants: the same machine, another vendor host side. */
+#define T4_GRID(name, summary, daemons_, license_)                                                           \
+        {                                                                                                      \
+                .info = {name, summary}, .cpu_model = "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz",             \
+                .cpu_family = 6, .cpu_model_id = 85, .cpu_stepping = 7, .sockets = 2, .numa_nodes = 2,        \
+                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true, .mdev = true, \
+                .cmdline_extra = "intel_iommu=on iommu=pt", .extra_modules = mods_mdev_nvidia,                 \
+                .daemons = daemons_, .license = license_, .build = build_t4_grid,                             \
+        }
+
+/* The MI25 host, with GIM or with amdgpu on the card. */
+#define MI25(name, summary, build_)                                                                          \
+        {                                                                                                      \
+                .info = {name, summary}, .amd = true, .cpu_model = "AMD EPYC 7302 16-Core Processor",          \
+                .cpu_family = 23, .cpu_model_id = 49, .cpu_stepping = 0, .sockets = 1, .numa_nodes = 1,       \
+                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true,              \
+                .cmdline_extra = "iommu=pt", .extra_modules = mods_none, .build = build_,                      \
+        }
 
 static const SimProfile profiles[] = {
         {
@@ -480,19 +514,16 @@ static const SimProfile profiles[] = {
                 .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true,
                 .cmdline_extra = "intel_iommu=on iommu=pt",
                 .extra_modules = mods_none,
+                .daemons = vgpu_mgr,
+                .license = SIM_LICENSE_TOKEN,
                 .build = build_h100,
         },
-        {
-                .info = {"t4-grid",
-                         "Intel Xeon (Cascade Lake) x2, 3x Tesla T4 with NVIDIA GRID mdev types"},
-                .cpu_model = "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz",
-                .cpu_family = 6, .cpu_model_id = 85, .cpu_stepping = 7,
-                .sockets = 2, .numa_nodes = 2,
-                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true, .mdev = true,
-                .cmdline_extra = "intel_iommu=on iommu=pt",
-                .extra_modules = mods_mdev_nvidia,
-                .build = build_t4_grid,
-        },
+        T4_GRID("t4-grid", "Intel Xeon (Cascade Lake) x2, 3x Tesla T4 with NVIDIA GRID mdev types, license server configured",
+                vgpu_mgr, SIM_LICENSE_SERVER),
+        T4_GRID("t4-nolicense", "t4-grid without a license server configured (no gridd.conf ServerAddress, no token)",
+                vgpu_mgr, SIM_LICENSE_NONE),
+        T4_GRID("t4-novgpumgr", "t4-grid with the vGPU host driver loaded but nvidia-vgpu-mgr not running", NULL,
+                SIM_LICENSE_SERVER),
         {
                 .info = {"flex-sriov",
                          "Intel Xeon (Sapphire Rapids), 2x Data Center GPU Flex 170 with SR-IOV (no VFs at boot)"},
@@ -500,22 +531,14 @@ static const SimProfile profiles[] = {
                 .cpu_family = 6, .cpu_model_id = 143, .cpu_stepping = 8,
                 .sockets = 2, .numa_nodes = 2,
                 .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true,
-                .cmdline_extra = "intel_iommu=on iommu=pt",
+                .cmdline_extra = "intel_iommu=on iommu=pt i915.enable_guc=3 i915.max_vfs=31",
                 .extra_modules = mods_none,
                 .build = build_flex_sriov,
         },
-        {
-                .info = {"mi25-sriov",
-                         "AMD EPYC 7302, Radeon Instinct MI25 MxGPU with SR-IOV through GIM (no VFs at boot)"},
-                .amd = true,
-                .cpu_model = "AMD EPYC 7302 16-Core Processor",
-                .cpu_family = 23, .cpu_model_id = 49, .cpu_stepping = 0,
-                .sockets = 1, .numa_nodes = 1,
-                .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true,
-                .cmdline_extra = "iommu=pt",
-                .extra_modules = mods_none,
-                .build = build_mi25_sriov,
-        },
+        MI25("mi25-sriov", "AMD EPYC 7302, Radeon Instinct MI25 MxGPU with SR-IOV through GIM (no VFs at boot)",
+             build_mi25_sriov),
+        MI25("mi25-amdgpu", "mi25-sriov with the MI25 on amdgpu instead of GIM (no MxGPU VFs possible)",
+             build_mi25_amdgpu),
         {
                 .info = {"gvt-g",
                          "Intel Core i7-9700 desktop, UHD Graphics 630 with GVT-g mdev types"},
@@ -752,6 +775,7 @@ static const struct {
         {"i801_smbus", "i2c_i801"},
         {"piix4_smbus", "i2c_piix4"},
         {"gim", "gim"},
+        {"amdgpu", "amdgpu"},
         {"vfio-pci", "vfio_pci"},
         {"bochs-drm", "bochs"},
         {"virtio-pci", "virtio_pci"},

@@ -15,7 +15,7 @@
 #include <sys/types.h>
 
 #include "basic/macro.h"
-#include "core/root.h"
+#include "core/host/root.h"
 #include "sim.h"
 
 #define SIM_OSRELEASE "6.1.0-27-amd64"
@@ -93,6 +93,12 @@ typedef struct SimDev {
 
 typedef struct SimProfile SimProfile;
 
+typedef enum SimLicense {
+        SIM_LICENSE_NONE,
+        SIM_LICENSE_SERVER, /* gridd.conf ServerAddress= (a legacy license server) */
+        SIM_LICENSE_TOKEN,  /* an NLS client configuration token in etc/nvidia/ClientConfigToken */
+} SimLicense;
+
 typedef struct SimHost {
         const SimProfile *profile;
         SimDev *devs;
@@ -114,6 +120,8 @@ struct SimProfile {
         bool mdev;         /* mdev core + vfio_mdev loaded */
         const char *cmdline_extra;
         const char *const *extra_modules;
+        const char *const *daemons; /* processes running (proc/PID/comm): "nvidia-vgpu-mgr" */
+        SimLicense license;         /* the NVIDIA vGPU license configuration in etc/nvidia */
         void (*build)(SimHost *h);
 };
 

@@ -6,13 +6,20 @@
 
 /*
  * The simulator: builds simulated hosts laid out exactly like the kernel's sysfs/procfs, and plays the
- * kernel's reaction to writes on them (the write path in core/root.c hands every write on a simulated
- * root to sim_kernel_write()).
+ * kernel's reaction to writes on them (the write path in core/host/root.c hands every write on a simulated
+ * root to sim_kernel_write() through the backend sim_backend_register() registers).
  *
  * A simulated host is a directory holding SIM_MARKER_DIR (".gpuvirt-sim/"), where the simulator keeps
  * its own state (profile name, driver match tables, injected faults). Nothing outside that directory is
  * private: everything else is what the kernel would show.
  */
+
+#define SIM_MARKER_DIR ".gpuvirt-sim"
+
+/* Register the simulator's backend of the root (core/host/root.h) so that root_open() takes a directory
+ * holding SIM_MARKER_DIR for a simulated host: every program that links the simulator calls it first
+ * (without it such a directory is a read-only capture). */
+void sim_backend_register(void);
 
 typedef struct SimProfileInfo {
         const char *name;
@@ -78,6 +85,16 @@ int sim_nvml_fault(const char *rootdir, const char *bdf, const char *call);
  * root or of us, or others may write it.
  */
 int sim_nvml_library(char **ret);
+
+/* The fake library also exports this: which simulated root its state lives in. The sim backend calls it
+ * right after dlopen(), before nvmlInit_v2(). A real libnvidia-ml has no such symbol. */
+#define GPUVIRT_SIM_NVML_SET_ROOT "gpuvirtSimNvmlSetRoot"
+int gpuvirtSimNvmlSetRoot(const char *rootdir);
+/* And this: the simulator's fault point (sim_nvml_fault()), which the fake library passes each change it is
+ * about to make to a GPU, so injected faults and crashes reach NVML calls as they reach kernel writes. */
+#define GPUVIRT_SIM_NVML_SET_FAULT_HOOK "gpuvirtSimNvmlSetFaultHook"
+typedef int (*GpuvirtSimNvmlFaultHook)(const char *rootdir, const char *bdf, const char *call);
+int gpuvirtSimNvmlSetFaultHook(GpuvirtSimNvmlFaultHook hook);
 
 /*
  * Make a device fall off the bus, as after a PCIe link down or an NVIDIA Xid 79: its config space reads all

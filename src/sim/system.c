@@ -254,6 +254,44 @@ static int write_acpi(const char *root, const SimProfile *p) {
 }
 
 
+/* The profile's daemons as processes: proc/PID/{comm,cmdline}, from PID 2101 up. */
+static int write_daemons(const char *proc, const SimProfile *p) {
+        unsigned pid = 2101;
+        for (const char *const *d = p->daemons; d && *d; d++, pid++) {
+                _cleanup_free_ char *dir = strdup_printf("%s/%u", proc, pid);
+                if (!dir)
+                        return -ENOMEM;
+                int r = mkdir_p(dir, 0755);
+                r = r ?: sim_attr(dir, "comm", 0444, "%s\n", *d);
+                r = r ?: sim_attr(dir, "cmdline", 0444, "/usr/bin/%s", *d);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* NVIDIA's licensing client configuration, as the vGPU software's installer leaves it. */
+static int write_license(const char *etc, const SimProfile *p) {
+        if (p->license == SIM_LICENSE_NONE)
+                return 0;
+        _cleanup_free_ char *dir = strdup_printf("%s/nvidia", etc);
+        _cleanup_free_ char *tok = strdup_printf("%s/nvidia/ClientConfigToken", etc);
+        if (!dir || !tok)
+                return -ENOMEM;
+        int r = mkdir_p(dir, 0755);
+        if (r >= 0 && p->license == SIM_LICENSE_TOKEN) {
+                r = mkdir_p(tok, 0755);
+                r = r ?: sim_attr(tok, "client_configuration_token_12-01-2026-09-00-00.tok", 0644, "%s\n",
+                                  "eyJhbGciOiJSUzI1NiJ9.simulated.token");
+        }
+        return r ?: sim_attr(dir, "gridd.conf", 0644,
+                             "# /etc/nvidia/gridd.conf - Configuration file for NVIDIA Grid Daemon\n\n"
+                             "# Description: Set License Server Address\n%s\n\n"
+                             "# Description: Set Feature to be enabled\nFeatureType=0\n",
+                             p->license == SIM_LICENSE_SERVER ? "ServerAddress=license.example.com"
+                                                              : "#ServerAddress=");
+}
+
 int sim_system_write(const char *root, const SimHost *h) {
         const SimProfile *p = h->profile;
         _cleanup_free_ char *proc = strdup_printf("%s/proc", root);
@@ -300,7 +338,9 @@ int sim_system_write(const char *root, const SimHost *h) {
                           extra ?: "");
         if (r < 0)
                 return r;
-        r = write_cpuinfo(proc, p);
+        r = write_daemons(proc, p);
+        r = r ?: write_license(etc, p);
+        r = r ?: write_cpuinfo(proc, p);
         r = r ?: write_interrupts(proc, h);
         r = r ?: write_lib_modules(root, h);
         r = r ?: write_acpi(root, p);

@@ -76,4 +76,50 @@ expect_rc 0 "$GPUVIRT" --root "$TMP/noattr" --json check
 [ "$(status "$OUT" option-rom "$GPU")" = skip ] && ok || fail "rom unknown: $(status "$OUT" option-rom "$GPU")"
 [ "$(status "$OUT" boot-vga 0000:02:00.0)" = skip ] && ok || fail "boot_vga of a VGA device unknown"
 [ "$(status "$OUT" boot-vga "$GPU")" = pass ] && ok || fail "a 3D controller is no console either way"
+# gpuvirt capture DIR: a capture written by gpuvirt reads as the host it was taken of. Every profile: list,
+# list --vfs, check and show of each GPU give the same JSON on the capture as on the host, but for what
+# comes from NVML (MIG mode and instances: a capture has no NVML) and the simulator's marker.
+# check: a capture holds no etc/ (the boot loader's hints differ, the vGPU license configuration, etc/nvidia, is "cannot
+# tell") and no process list (whether nvidia-vgpu-mgr runs is "cannot tell"), and an attribute it lacks is
+# unknown, so a device without an option ROM is "cannot tell" there.
+nonvml() {
+        jq -S 'walk(if type == "object" then del(.mig_mode, .instances) else . end) |
+               if type == "array" and (.[0].id? != null) then
+                       map(select(.id != "option-rom" and .id != "vgpu-license" and .id != "nvidia-vgpu-host") | del(.hint))
+               else . end' 2>&1
+}
+# ... and says so, rather than failing on what the capture lacks
+for p in t4-grid t4-novgpumgr; do
+        "$GPUVIRT" sim create "$TMP/skip-$p" --profile "$p" >/dev/null
+        "$GPUVIRT" --root "$TMP/skip-$p" capture "$TMP/skipcap-$p" >/dev/null
+        out=$("$GPUVIRT" --root "$TMP/skipcap-$p" --json check || true)
+        [ "$(echo "$out" | jq -r '[.[] | select(.id == "vgpu-license" or .id == "nvidia-vgpu-host") | .status] | unique | join(",")')" = skip ] &&
+                ok || fail "$p capture: the license and vGPU manager checks cannot tell: $(echo "$out" | jq -c '[.[] | select(.id == "vgpu-license" or .id == "nvidia-vgpu-host")]')"
+done
+for p in $("$GPUVIRT" --json sim profiles | jq -r '.[].name'); do
+        "$GPUVIRT" sim create "$TMP/sim-$p" --profile "$p" >/dev/null
+        expect_rc 0 "$GPUVIRT" --root "$TMP/sim-$p" capture "$TMP/cap-$p" || continue
+        [ ! -e "$TMP/cap-$p/.gpuvirt-sim" ] && ok || fail "$p: the capture holds the simulator's marker"
+        cmds=("list" "list --vfs" "check")
+        for d in $("$GPUVIRT" --root "$TMP/sim-$p" --json list | jq -r '.[].address'); do cmds+=("show $d"); done
+        for args in "${cmds[@]}"; do
+                set +e
+                a=$("$GPUVIRT" --root "$TMP/sim-$p" --json $args 2>&1 | nonvml)
+                b=$("$GPUVIRT" --root "$TMP/cap-$p" --json $args 2>&1 | nonvml)
+                set -e
+                [ "$a" = "$b" ] && ok || fail "$p: $args differs on its capture: $(diff <(echo "$a") <(echo "$b") | head -20)"
+        done
+done
+# what is private stays out: other kernel parameters (root=UUID=...), the host name
+grep -q 'root=' "$TMP/sim-workstation/proc/cmdline" && ok || fail "the fixture has no root= to strip"
+expect_in "$(cat "$TMP/cap-workstation/proc/cmdline")" "iommu" "device parameters kept"
+! grep -q 'root=\|BOOT_IMAGE\|UUID' "$TMP/cap-workstation/proc/cmdline" && ok || fail "private kernel parameters captured"
+[ ! -e "$TMP/cap-workstation/proc/sys/kernel/hostname" ] && ok || fail "the host name was captured"
+# a capture is not a host: capturing into a non-empty directory is refused, and a capture changes nothing
+expect_rc 2 "$GPUVIRT" --root "$TMP/sim-workstation" capture "$TMP/cap-workstation" && expect_in "$ERR" "not empty" "non-empty DIR"
+expect_rc 2 "$GPUVIRT" --root "$TMP/sim-workstation" capture && expect_in "$ERR" "usage: gpuvirt capture DIR" "no DIR"
+expect_rc 2 "$GPUVIRT" --root "$TMP/cap-workstation" passthrough enable 0000:01:00.0 --force
+# a capture of a capture is the same capture
+expect_rc 0 "$GPUVIRT" --root "$TMP/cap-dgx-a100" capture "$TMP/cap2" &&
+        diff -r --no-dereference "$TMP/cap-dgx-a100" "$TMP/cap2" >/dev/null && ok || fail "a capture of a capture differs"
 finish

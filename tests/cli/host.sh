@@ -29,6 +29,12 @@ fresh
 expect_rc 0 "$GPUVIRT" --root "$TMP/ws" list
 expect_rc 0 "$GPUVIRT" --root "$TMP/ws" --dry-run passthrough enable 0000:02:00.0 --force --include 0000:03:00.0
 [ ! -e "$TMP/ws/run" ] && ok || fail "a read-only verb or a dry run created run/"
+# bad usage is refused before the lock: a malformed address (first or later on the line) creates no run/
+for args in "enable zz:00.0" "disable 0000:02:00.0 not-an-address" "enable 0000:02:00.0 0000:02:00.9"; do
+        fresh
+        expect_rc 2 "$GPUVIRT" --root "$TMP/ws" passthrough $args && expect_in "$ERR" "is not a PCI address" "passthrough $args"
+        [ ! -e "$TMP/ws/run" ] && ok || fail "passthrough $args (bad usage) created run/: the lock was taken first"
+done
 
 # 3. planted symlinks are never followed: not the directory, not the lock file, not run itself
 fresh
@@ -130,4 +136,15 @@ for round in 1 2 3 4 5 6; do
                  ($have | length) == $n and all(.[]; . as $m | $have | index([$m]) != null)' >/dev/null &&
                 [ "$n_ok" -ge 1 ] && ok || fail "round $round: rc $r1/$r2, reported $made, NVML has $have; $(cat "$TMP/e1" "$TMP/e2")"
 done
+
+# 8. `fleet agent` is not a mutating verb: it takes the host lock for each pass it applies, never for its
+# whole foreground run, so between its passes any mutating verb gets the lock at once
+fresh
+"$GPUVIRT" --root "$TMP/ws" fleet agent --host ws >/dev/null 2>"$TMP/agent.err" & agent=$!
+# (the agent's memory is written at the end of each pass)
+for _ in $(seq 300); do [ -s "$TMP/ws/var/lib/gpuvirt/fleet/agent.json" ] && break; sleep 0.1; done
+[ -s "$TMP/ws/var/lib/gpuvirt/fleet/agent.json" ] && ok || fail "the agent made no pass: $(cat "$TMP/agent.err")"
+flock -w 5 -x "$TMP/ws/run/gpuvirt/lock" true && ok || fail "the running agent holds the host lock between passes"
+expect_rc 0 timeout 10 "$GPUVIRT" --root "$TMP/ws" passthrough disable 0000:02:00.0
+kill -TERM "$agent" && wait "$agent" && ok || fail "the agent did not stop on SIGTERM"
 finish

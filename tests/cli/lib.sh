@@ -31,6 +31,26 @@ expect_in() {
         esac
 }
 
+# Compare output with a hand-reviewed golden file $GOLDEN/NAME (GOLDEN_UPDATE=1 writes it instead).
+compare() { # name, file with actual output
+        local g="$GOLDEN/$1"
+        if [ "${GOLDEN_UPDATE:-0}" = 1 ]; then
+                cp "$2" "$g"
+                ok
+        elif [ ! -f "$g" ]; then
+                fail "$1: no golden file (run with GOLDEN_UPDATE=1, then review it)"
+        elif diff -u "$g" "$2" >"$TMP/diff"; then
+                ok
+        else
+                fail "$1 differs from golden:"
+                cat "$TMP/diff" >&2
+        fi
+}
+
+jqe() { # jqe JSON FILTER WHAT: the filter must print true
+        if [ "$(printf '%s' "$1" | jq -r "$2")" = true ]; then ok; else fail "$3: $2 on: $1"; fi
+}
+
 finish() {
         echo "$PASSES checks passed, $FAILS failed"
         [ "$FAILS" -eq 0 ]

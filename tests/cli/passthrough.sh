@@ -17,6 +17,10 @@ expect_in "$OUT" "0000:23:00.0/driver_override <- \"vfio-pci\"" "dry-run overrid
 expect_in "$OUT" "drivers/nvidia/unbind <- \"0000:23:00.0\"" "dry-run unbind"
 [ "$(drv "$TMP/dgx" 0000:23:00.0)" = nvidia ] && ok || fail "dry-run changed the binding"
 [ ! -e "$TMP/dgx/var/lib/gpuvirt/passthrough/0000:23:00.0" ] && ok || fail "dry-run wrote state"
+# with --json, stdout is the JSON document alone; the writes a dry run would make go to stderr
+"$GPUVIRT" "${D[@]}" --json --dry-run passthrough enable 23:00.0 >"$TMP/dry.out" 2>"$TMP/dry.err" && ok || fail "json dry-run"
+jq -e . "$TMP/dry.out" >/dev/null && ok || fail "--json --dry-run stdout is not JSON: $(head -3 "$TMP/dry.out")"
+grep -q 'driver_override <- "vfio-pci"' "$TMP/dry.err" && ok || fail "--json --dry-run: the writes are not on stderr"
 
 # several devices, --json, --persist
 expect_rc 0 "$GPUVIRT" "${D[@]}" --json passthrough enable --persist 23:00.0 24:00.0

@@ -7,9 +7,6 @@ GPUVIRT=$1
 mk() { "$GPUVIRT" sim create "$TMP/$1" --profile "$1" >/dev/null; }
 for p in flex-sriov mi25-sriov h100 t4-grid gvt-g workstation; do mk $p; done
 G() { local p=$1; shift; "$GPUVIRT" --root "$TMP/$p" "$@"; }
-jqe() { # jqe JSON FILTER WHAT: the filter must print true
-        if [ "$(printf '%s' "$1" | jq -r "$2")" = true ]; then ok; else fail "$3: $2 on: $1"; fi
-}
 
 # ---- sriov list / set on the SR-IOV profiles
 expect_rc 0 G flex-sriov --json sriov list
@@ -119,6 +116,8 @@ grp=$(G t4-grid --json vgpu list | jq -r ".[] | select(.id == \"$u\") | .iommu_g
 mkdir -p "$TMP/t4-grid/proc/999/fd"; ln -s /dev/vfio/$grp "$TMP/t4-grid/proc/999/fd/5"; echo qemu > "$TMP/t4-grid/proc/999/comm"
 expect_rc 0 G t4-grid --json vgpu list && jqe "$OUT" ".[] | select(.id == \"$u\") | .held_by == \"999 (qemu)\"" "held_by"
 expect_rc 1 G t4-grid vgpu remove $u && expect_in "$ERR" "held open by 999 (qemu)" "remove held"
+# core says forcing would take it; the CLI names the option
+expect_in "$ERR" "stop the VM first or use --force" "remove held: the option"
 expect_rc 0 G t4-grid vgpu remove $u --force
 
 # ---- gvt-g (Intel mdev, mixed types within one budget)
@@ -144,6 +143,11 @@ expect_rc 1 G h100 sriov set 16:00.0 0 && expect_in "$ERR" "vGPU type 1047" "sri
 expect_rc 0 G h100 --json vgpu remove $VF --keep-definition && jqe "$OUT" '.removed' "vendor remove"
 expect_rc 0 G h100 --json vgpu start-defined && jqe "$OUT" '.[0].result == "started"' "vendor start"
 expect_rc 0 G h100 --json vgpu remove $VF && jqe "$OUT" '.removed and .definition_removed' "vendor remove all"
+# a type gpuvirt did not set is not cleared without --force (core's hint, the CLI's option text)
+echo 1047 > "$TMP/h100/sys/bus/pci/devices/0000:16:01.1/nvidia/current_vgpu_type"
+expect_rc 1 G h100 vgpu remove 16:01.1
+expect_in "$ERR" "which gpuvirt did not set: not clearing it (use --force to clear it anyway)" "vendor remove foreign"
+expect_rc 0 G h100 vgpu remove 16:01.1 --force
 expect_rc 0 G h100 vgpu list && expect_in "$OUT" "No vGPUs" "empty"
 expect_rc 0 G workstation vgpu types && expect_in "$OUT" "No vGPU types" "no types"
 finish

@@ -43,6 +43,13 @@ gpus:
   - select: "0000:23:00.0"
     mode: passthrough
 Y
+# each state verb is its own entry of the verb table: its --help, and apply's takes no lock
+"$GPUVIRT" sim create "$TMP/help" --profile workstation >/dev/null
+expect_rc 0 "$GPUVIRT" --root "$TMP/help" apply --help -f "$TMP/dgx.yaml" && expect_in "$OUT" "Usage: gpuvirt apply [-f FILE]" "apply --help"
+[ ! -e "$TMP/help/run" ] && ok || fail "apply --help took the host lock"
+expect_rc 2 "$GPUVIRT" "${D[@]}" aply && expect_in "$ERR" "did you mean 'apply'?" "apply typo"
+expect_rc 2 "$GPUVIRT" "${D[@]}" plan -o "$TMP/x.yaml" && expect_in "$ERR" "plan: -o is for export" "-o outside export"
+expect_rc 2 "$GPUVIRT" "${D[@]}" recover now && expect_in "$ERR" "recover: unexpected argument 'now'" "recover argument"
 expect_rc 0 "$GPUVIRT" "${D[@]}" --json plan -f "$TMP/dgx.yaml"
 echo "$OUT" | jq -e 'length == 8 and .[0].action == "bind-vfio" and ([.[] | select(.action == "mig-apply")] | length) == 7' \
         >/dev/null && ok || fail "dgx plan: $OUT"

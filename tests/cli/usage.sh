@@ -48,6 +48,42 @@ expect_rc 2 "$GPUVIRT" --root "$TMP/capture" sim fault unbind EBUSY && expect_in
 # The environment variable works like --root.
 GPUVIRT_ROOT="$TMP/ws" expect_rc 0 "$GPUVIRT" --json list && expect_in "$OUT" "$gpu" "GPUVIRT_ROOT"
 
+# Global options anywhere on the line; -- ends options (what follows is an argument, even "--json").
+expect_rc 0 "$GPUVIRT" list --json --root "$TMP/ws" && jqe "$OUT" '.[0].address != null' "options after the verb"
+expect_rc 0 "$GPUVIRT" --root="$TMP/ws" list --json && expect_in "$OUT" "\"address\": \"$gpu\"" "--root=DIR, --json after"
+before=$("$GPUVIRT" --json --root "$TMP/ws" list)
+after=$("$GPUVIRT" list --root "$TMP/ws" --json)
+[ "$before" = "$after" ] && ok || fail "gpuvirt --json list and gpuvirt list --json differ"
+expect_rc 0 "$GPUVIRT" "${H[@]}" passthrough enable --dry-run "$gpu" --force && expect_in "$OUT" "write " "--dry-run after the sub-verb"
+expect_rc 0 "$GPUVIRT" "${H[@]}" --json list && jqe "$OUT" "all(.[]; .driver != \"vfio-pci\")" "that dry run changed nothing"
+expect_rc 2 "$GPUVIRT" "${H[@]}" show -- --json && expect_in "$ERR" "'--json' is not a PCI address" "-- ends the options"
+expect_rc 2 "$GPUVIRT" list --root && expect_in "$ERR" "--root" "--root without its value"
+expect_rc 2 "$GPUVIRT" list --bogus && expect_in "$ERR" "--bogus" "an unknown option after the verb"
+# VERB --help and VERB SUBVERB --help: that usage on stdout, exit 0
+expect_rc 0 "$GPUVIRT" list --help && expect_in "$OUT" "Usage: gpuvirt list [--vfs]" "list --help"
+[ -z "$ERR" ] && ok || fail "list --help wrote to stderr: $ERR"
+expect_rc 0 "$GPUVIRT" mig --help && expect_in "$OUT" "mig create BDF PROFILE" "mig --help"
+expect_rc 0 "$GPUVIRT" passthrough enable -h && expect_in "$OUT" "Usage: gpuvirt passthrough enable BDF..." "sub --help"
+case $OUT in *"passthrough disable"*) fail "passthrough enable --help shows the other sub-verbs" ;; *) ok ;; esac
+expect_rc 0 "$GPUVIRT" "${H[@]}" passthrough enable "$gpu" --help && expect_in "$OUT" "Usage:" "--help after arguments"
+expect_rc 0 "$GPUVIRT" "${H[@]}" --json list && jqe "$OUT" "all(.[]; .driver != \"vfio-pci\")" "--help made no change"
+[ ! -e "$TMP/ws/run" ] && ok || fail "--help of a mutating verb took the host lock"
+# did you mean, at both levels; an unknown sub-verb lists the sub-verbs
+expect_rc 2 "$GPUVIRT" mig stauts && expect_in "$ERR" "did you mean 'status'?" "mig stauts"
+expect_rc 2 "$GPUVIRT" passthrough enabel && expect_in "$ERR" "did you mean 'enable'?" "passthrough enabel"
+expect_rc 2 "$GPUVIRT" vgpu frobnicate && expect_in "$ERR" "types, list, create, remove, start-defined" "sub-verbs listed"
+expect_rc 2 "$GPUVIRT" lsit --json && expect_in "$ERR" "did you mean 'list'?" "verb typo with a global option after it"
+# a dry run on a capture exits as the plain run does (refused: read-only), and writes nothing
+touch "$TMP/stamp"
+for verb in "passthrough enable $gpu --force" "sriov set $gpu 1" "vgpu remove $gpu" "host iommu enable"; do
+        set +e
+        "$GPUVIRT" --root "$TMP/capture" $verb >/dev/null 2>&1; plain=$?
+        "$GPUVIRT" --root "$TMP/capture" --dry-run $verb >"$TMP/dry" 2>&1; dry=$?
+        set -e
+        [ "$plain" -ne 0 ] && [ "$plain" -eq "$dry" ] && ok || fail "$verb on a capture: plain exit $plain, --dry-run exit $dry: $(cat "$TMP/dry")"
+done
+[ -z "$(find "$TMP/capture" -newer "$TMP/stamp" -print -quit)" ] && ok || fail "a refused run changed the capture"
+
 # stdout write errors fail the command
 if [ -w /dev/full ]; then
         set +e; "$GPUVIRT" "${H[@]}" list >/dev/full 2>/dev/null; rc=$?; set -e

@@ -18,7 +18,7 @@
 
 #include "basic/fileio.h"
 #include "basic/shellvar.h"
-#include "core/bootcfg.h"
+#include "core/host/bootcfg.h"
 #include "fuzz.h"
 
 #define VAR    "GRUB_CMDLINE_LINUX"
@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (void)rm_rf(d);
         fuzz_write("etc/default/grub", text, strlen(text));
         IommuEdit e = {};
-        _cleanup_free_ char *ferr = NULL;
+        _cleanup_(gv_error_done) GvError ferr = {};
         FUZZ_CHECK(boot_config_set_args(root, ADD, REMOVE, &e, &ferr) == 0);
         FUZZ_CHECK(e.new_cmdline && streq(e.new_cmdline, now));
         iommu_edit_done(&e);

@@ -4,25 +4,26 @@
 #include <string.h>
 
 #include "basic/fileio.h"
-#include "core/hostspec.h"
+#include "core/state/hostspec.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         HostSpec *s = NULL;
-        char *err = NULL;
-        int r = host_spec_parse("f.yaml", (const char *)data, size, &s, &err);
+        _cleanup_(gv_error_done) GvError e = {};
+        int r = host_spec_parse("f.yaml", (const char *)data, size, &s, &e);
+        const char *err = e.message;
         if (r < 0) {
-                FUZZ_CHECK(r == -EINVAL && err && startswith(err, "f.yaml:"));
+                FUZZ_CHECK(r == -EINVAL && e.error == EINVAL && err && startswith(err, "f.yaml:"));
                 FUZZ_CHECK(strchr(err + strlen("f.yaml:"), ':')); /* LINE:COL */
-                free(err);
                 return 0;
         }
-        FUZZ_CHECK(!err);
+        FUZZ_CHECK(!err && e.error == 0);
         char *t = host_spec_format(s);
         FUZZ_CHECK(t);
         HostSpec *s2 = NULL;
-        char *err2 = NULL;
-        int r2 = host_spec_parse("f.yaml", t, strlen(t), &s2, &err2);
+        _cleanup_(gv_error_done) GvError e2 = {};
+        int r2 = host_spec_parse("f.yaml", t, strlen(t), &s2, &e2);
+        const char *err2 = e2.message;
         if (r2 < 0)
                 fprintf(stderr, "round trip: %s\n%s\n", err2, t);
         FUZZ_CHECK(r2 == 0 && s2->n_entries == s->n_entries);

@@ -4,17 +4,17 @@
 #include <string.h>
 
 #include "basic/fileio.h"
-#include "core/mdev.h"
+#include "core/vgpu/mdev.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        char *type = NULL, *start = NULL, *err = NULL;
+        char *type = NULL, *start = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         MdevAttr *a = NULL;
         size_t n = 0;
         int r = mdev_definition_parse("d", (const char *)data, size, &type, &start, &a, &n, &err);
         if (r < 0) {
-                FUZZ_CHECK(r == -EBADMSG && err && startswith(err, "d"));
-                free(err);
+                FUZZ_CHECK(r == -EBADMSG && err.error == EBADMSG && err.message && startswith(err.message, "d"));
                 return 0;
         }
         FUZZ_CHECK(mdev_type_valid(type) && (streq(start, "auto") || streq(start, "manual")));
@@ -24,12 +24,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         FUZZ_CHECK(p && read_full(p, 1 << 20, (void **)&text, &len) == 0);
-        char *type2 = NULL, *start2 = NULL, *err2 = NULL;
+        char *type2 = NULL, *start2 = NULL;
+        _cleanup_(gv_error_done) GvError err2 = {};
         MdevAttr *a2 = NULL;
         size_t n2 = 0;
         r = mdev_definition_parse(p, text, len, &type2, &start2, &a2, &n2, &err2);
         if (r < 0)
-                fprintf(stderr, "round trip: %s\n", err2);
+                fprintf(stderr, "round trip: %s\n", strna(err2.message));
         FUZZ_CHECK(r == 0 && streq(type, type2) && streq(start, start2) && n == n2);
         for (size_t i = 0; i < n; i++)
                 FUZZ_CHECK(streq(a[i].name, a2[i].name) && streq(a[i].value, a2[i].value));

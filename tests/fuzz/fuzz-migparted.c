@@ -4,16 +4,16 @@
 #include <string.h>
 
 #include "basic/fileio.h"
-#include "core/migparted.h"
+#include "core/mig/migparted.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         MigParted *m = NULL;
-        char *err = NULL;
+        GvError err = {};
         int r = migparted_parse_text("f.yaml", (const char *)data, size, &m, &err);
         if (r < 0) {
-                FUZZ_CHECK(r == -EINVAL && err && startswith(err, "f.yaml:"));
-                free(err);
+                FUZZ_CHECK(r == -EINVAL && err.error == EINVAL && err.message && startswith(err.message, "f.yaml:"));
+                gv_error_done(&err);
                 return 0;
         }
         static const uint32_t ids[] = {0x20b010de, 0x20b210de, 0x233010de, 0};

@@ -3,10 +3,10 @@
 #include <string.h>
 
 #include "basic/fileio.h"
-#include "core/bootcfg.h"
-#include "core/hostdev.h"
-#include "core/mdev.h"
-#include "core/pci.h"
+#include "core/host/bootcfg.h"
+#include "core/vm/hostdev.h"
+#include "core/vgpu/mdev.h"
+#include "core/host/pci.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

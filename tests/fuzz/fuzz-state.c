@@ -6,11 +6,11 @@
 
 #include "basic/fileio.h"
 #include "basic/jsonfile.h"
-#include "core/hoststate.h"
-#include "core/persist.h"
-#include "core/sriov.h"
-#include "core/vendor-vgpu.h"
-#include "core/vfio.h"
+#include "core/state/hoststate.h"
+#include "core/passthrough/persist.h"
+#include "core/sriov/sriov.h"
+#include "core/vgpu/vendor-vgpu.h"
+#include "core/passthrough/vfio.h"
 #include "fuzz.h"
 
 #define BDF "0000:01:00.0"
@@ -40,7 +40,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 1: {
                 bool force;
                 char **inc = NULL;
-                r = vfio_persist_read(root, BDF, &force, &inc, &err);
+                _cleanup_(gv_error_done) GvError e = {};
+                r = vfio_persist_read(root, BDF, &force, &inc, &e);
+                FUZZ_CHECK(r >= 0 || e.error == -r);
+                err = TAKE_PTR(e.message);
                 for (char **i = inc; r >= 0 && i && *i; i++)
                         FUZZ_CHECK(pci_addr_is_canonical(*i));
                 strv_free(inc);
@@ -49,13 +52,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 2: {
                 unsigned n = 0;
                 bool vfio;
-                r = sriov_persist_read(root, BDF, &n, &vfio, &err);
+                _cleanup_(gv_error_done) GvError e = {};
+                r = sriov_persist_read(root, BDF, &n, &vfio, &e);
+                FUZZ_CHECK(r >= 0 || e.error == -r);
+                err = TAKE_PTR(e.message);
                 FUZZ_CHECK(r < 0 || n <= 0xffff);
                 break;
         }
         case 3: {
                 Step s = {};
-                r = host_journal_read(root, &s, &err);
+                GvError je = {};
+                r = host_journal_read(root, &s, &je);
+                err = TAKE_PTR(je.message);
+                gv_error_done(&je);
                 if (r >= 0) {
                         FUZZ_CHECK(pci_addr_is_canonical(s.device));
                         /* what the journal gives back is journaled again unchanged */
@@ -66,8 +75,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         fuzz_write(HOST_JOURNAL_FILE, t, strlen(t));
                         json_object_put(o);
                         Step s2 = {};
-                        char *err2 = NULL;
+                        GvError err2 = {};
                         FUZZ_CHECK(host_journal_read(root, &s2, &err2) == 0);
+                        gv_error_done(&err2);
                         char *d2 = step_describe(&s2);
                         FUZZ_CHECK(d && d2 && streq(d, d2));
                         free(d);
@@ -79,7 +89,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         case 4: {
                 HostResult h = {};
-                r = host_result_read(root, &h, &err);
+                GvError he = {};
+                r = host_result_read(root, &h, &he);
+                err = TAKE_PTR(he.message);
+                gv_error_done(&he);
                 host_result_done(&h);
                 break;
         }

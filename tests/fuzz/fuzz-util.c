@@ -4,6 +4,7 @@
 
 #include "basic/fileio.h"
 #include "fuzz.h"
+#include "sim/sim.h"
 
 static char *fuzz_dir;
 static Root *root;
@@ -36,6 +37,7 @@ Root *fuzz_root(void) {
                 if (!p || mkdir_p(p, 0755) < 0)
                         abort();
         }
+        sim_backend_register();
         if (root_open(fuzz_dir, 0, &root) < 0 || root_kind(root) != ROOT_SIMULATED)
                 abort();
         atexit(cleanup);

@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/root.h"
+#include "core/host/root.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

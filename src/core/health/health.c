@@ -7,7 +7,7 @@
 
 #include "basic/fileio.h"
 #include "basic/jsonfile.h"
-#include "health.h"
+#include "core/health/health.h"
 
 static const char *const level_names[_HEALTH_LEVEL_MAX] = {
         [HEALTH_HEALTHY] = "healthy",
@@ -228,23 +228,19 @@ json_object *health_unit_json(const char *unit, const char *gpu, const HealthUni
         return o;
 }
 
-int health_file_read(const Root *root, json_object **ret, char **ret_error) {
+int health_file_read(const Root *root, json_object **ret, GvError *err) {
         _cleanup_free_ char *p = root_path(root, "%s", HEALTH_FILE);
         json_object *doc = NULL;
         *ret = NULL;
-        if (ret_error)
-                *ret_error = NULL;
         if (!p)
-                return -ENOMEM;
-        char *err = NULL;
-        int r = json_load_strict(p, "/" HEALTH_FILE, JSON_FILE_SIZE_MAX * 64, &doc, &err);
+                return gv_error_set(err, -ENOMEM, NULL, "read", NULL);
+        _cleanup_(gv_error_done) GvError lerr = {};
+        int r = json_load_strict(p, "/" HEALTH_FILE, JSON_FILE_SIZE_MAX * 64, &doc, &lerr);
         if (r == -ENOENT)
                 return 0;
         if (r < 0) {
-                if (ret_error)
-                        *ret_error = err;
-                else
-                        free(err);
+                if (err)
+                        gv_error_move(err, &lerr);
                 return r;
         }
         json_object *v = json_object_object_get(doc, "version"), *units = json_object_object_get(doc, "units");
@@ -259,7 +255,7 @@ int health_file_read(const Root *root, json_object **ret, char **ret_error) {
                 map = json_object_new_object();
                 if (!map) {
                         json_object_put(doc);
-                        return -ENOMEM;
+                        return gv_error_set(err, -ENOMEM, NULL, "parse", NULL);
                 }
         }
         for (size_t i = 0; !bad && i < json_object_array_length(units); i++) {
@@ -276,9 +272,7 @@ int health_file_read(const Root *root, json_object **ret, char **ret_error) {
         json_object_put(doc);
         if (bad) {
                 json_object_put(map);
-                if (ret_error)
-                        *ret_error = strdup_printf("/%s: %s", HEALTH_FILE, bad);
-                return -EINVAL;
+                return gv_error_set(err, -EINVAL, NULL, "parse", "/%s: %s", HEALTH_FILE, bad);
         }
         *ret = map;
         return 0;

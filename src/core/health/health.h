@@ -16,8 +16,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "basic/gverror.h"
 #include "basic/macro.h"
-#include "core/root.h"
+#include "core/host/root.h"
 
 typedef enum HealthLevel {
         HEALTH_HEALTHY,
@@ -94,6 +95,7 @@ json_object *health_unit_json(const char *unit, const char *gpu, const HealthUni
 
 /*
  * Read the state file of a running daemon: *ret gets an object mapping each unit to its entry, or NULL
- * when there is no file (0). -EINVAL with *ret_error when the file is damaged (FILE: what is wrong).
+ * when there is no file (0). -EINVAL with err (step "parse") when the file is damaged (FILE: what is wrong,
+ * FILE:LINE:COL for bad JSON); another -errno (step "read") when it cannot be read.
  */
-int health_file_read(const Root *root, json_object **ret, char **ret_error);
+int health_file_read(const Root *root, json_object **ret, GvError *err);

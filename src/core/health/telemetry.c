@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "telemetry.h"
+#include "core/health/telemetry.h"
 
 void gpu_telemetry_read(Nvml *n, nvmlDevice_t dev, GpuTelemetry *ret, nvmlReturn_t *ret_error, unsigned *ret_failures) {
         NvmlSyms *f = &n->f;

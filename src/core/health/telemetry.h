@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/nvml.h"
+#include "core/mig/nvml.h"
 
 typedef struct GpuTelemetry {
         bool has_util, has_temp, has_power, has_clocks, has_mem, has_ecc;

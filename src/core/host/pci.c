@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/errname.h"
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "core/host/pci.h"
+
+static int parse_hex_field(const char *s, size_t len, unsigned max, unsigned *ret) {
+        if (len == 0 || len > 4)
+                return -EINVAL;
+        unsigned v = 0;
+        for (size_t i = 0; i < len; i++) {
+                if (!isxdigit((unsigned char)s[i]))
+                        return -EINVAL;
+                v = v * 16 + (unsigned)(isdigit((unsigned char)s[i]) ? s[i] - '0' : (tolower(s[i]) - 'a' + 10));
+        }
+        if (v > max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+int pci_addr_parse(const char *s, PciAddr *ret) {
+        if (!s)
+                return -EINVAL;
+        /* Fields: [domain:]bus:slot.func */
+        const char *dot = strrchr(s, '.');
+        if (!dot)
+                return -EINVAL;
+        const char *c2 = NULL, *c1 = NULL;
+        for (const char *p = s; p < dot; p++)
+                if (*p == ':') {
+                        c1 = c2;
+                        c2 = p;
+                }
+        if (!c2)
+                return -EINVAL;
+        unsigned dom = 0, bus, slot, func;
+        const char *bus_start = c1 ? c1 + 1 : s;
+        if (c1) {
+                /* only one extra colon is allowed */
+                for (const char *p = s; p < c1; p++)
+                        if (*p == ':')
+                                return -EINVAL;
+                if (parse_hex_field(s, (size_t)(c1 - s), 0xffff, &dom) < 0)
+                        return -EINVAL;
+        }
+        if (parse_hex_field(bus_start, (size_t)(c2 - bus_start), 0xff, &bus) < 0 ||
+            (size_t)(c2 - bus_start) > 2)
+                return -EINVAL;
+        if (parse_hex_field(c2 + 1, (size_t)(dot - c2 - 1), 0x1f, &slot) < 0 || (size_t)(dot - c2 - 1) > 2)
+                return -EINVAL;
+        if (strlen(dot + 1) != 1 || parse_hex_field(dot + 1, 1, 7, &func) < 0)
+                return -EINVAL;
+        *ret = (PciAddr){.domain = (uint16_t)dom, .bus = (uint8_t)bus, .slot = (uint8_t)slot, .func = (uint8_t)func};
+        return 0;
+}
+
+const char *pci_addr_format(const PciAddr *a, char buf[static PCI_ADDR_STRLEN]) {
+        snprintf(buf, PCI_ADDR_STRLEN, "%04x:%02x:%02x.%x", a->domain, a->bus, a->slot & 0x1fu, a->func & 7u);
+        return buf;
+}
+
+bool pci_addr_is_canonical(const char *s) {
+        PciAddr a;
+        char buf[PCI_ADDR_STRLEN];
+        return pci_addr_parse(s, &a) == 0 && streq(pci_addr_format(&a, buf), s);
+}
+
+int pci_addr_canonical(const char *s, char **ret) {
+        PciAddr a;
+        int r = pci_addr_parse(s, &a);
+        if (r < 0)
+                return r;
+        char buf[PCI_ADDR_STRLEN];
+        char *c = strdup(pci_addr_format(&a, buf));
+        if (!c)
+                return -ENOMEM;
+        *ret = c;
+        return 0;
+}
+
+bool pci_addr_same_card(const PciAddr *a, const PciAddr *b) {
+        return a->domain == b->domain && a->bus == b->bus && a->slot == b->slot;
+}
+
+static const char *const pci_device_state_table[_PCI_DEVICE_STATE_MAX] = {
+        [PCI_DEVICE_OK] = "ok",
+        [PCI_DEVICE_UNKNOWN] = "unknown",
+        [PCI_DEVICE_OFF_BUS] = "off_bus",
+        [PCI_DEVICE_VANISHED] = "vanished",
+        [PCI_DEVICE_UNREADABLE] = "unreadable",
+};
+
+const char *pci_device_state_to_string(PciDeviceState s) {
+        return s >= 0 && s < _PCI_DEVICE_STATE_MAX ? pci_device_state_table[s] : NULL;
+}
+
+char *pci_device_dead_reason(const PciDevice *d) {
+        switch (d->state) {
+        case PCI_DEVICE_OFF_BUS:
+                return strdup("does not answer on the bus: its config space reads all ones (vendor 0xffff; lspci -x "
+                              "shows ff bytes)");
+        case PCI_DEVICE_VANISHED:
+                return strdup("is gone: its sysfs directory no longer exists (removed, or a capture without it)");
+        case PCI_DEVICE_UNREADABLE:
+                return strdup_printf("cannot be read: its sysfs directory or config space gives %s",
+                                     errno_message(d->state_errno));
+        default:
+                return NULL;
+        }
+}
+
+char *pci_device_dead_hint(const PciDevice *d) {
+        if (!pci_device_is_dead(d))
+                return NULL;
+        if (d->state == PCI_DEVICE_VANISHED)
+                return strdup_printf("Look in dmesg for a surprise removal or PCIe link-down of %s; after reseating the "
+                                     "card, rescan the bus: echo 1 > /sys/bus/pci/rescan.", d->addr);
+        return strdup_printf("Look in dmesg for AER errors and, on NVIDIA GPUs, Xid 79 (fallen off the bus) for %s; "
+                             "reset it (echo 1 > /sys/bus/pci/devices/%s/reset, or nvidia-smi -r), else reseat or "
+                             "power-cycle the card and check its power and riser.",
+                             d->addr, d->addr);
+}
+
+char *pci_device_dead_message(const PciDevice *d) {
+        _cleanup_free_ char *why = pci_device_dead_reason(d), *hint = pci_device_dead_hint(d);
+        if (!why)
+                return NULL;
+        return strdup_printf("%s %s. %s", d->addr, why, strna(hint));
+}
+
+void pci_device_done(PciDevice *d) {
+        free(d->syspath);
+        free(d->parent);
+        free(d->driver);
+        free(d->driver_override);
+        free(d->physfn);
+        free(d->link_speed);
+        free(d->link_width);
+        free(d->max_link_speed);
+        free(d->max_link_width);
+}
+
+PciHost *pci_host_free(PciHost *h) {
+        if (!h)
+                return NULL;
+        for (size_t i = 0; i < h->n_devices; i++)
+                pci_device_done(&h->devices[i]);
+        free(h->devices);
+        free(h);
+        return NULL;
+}
+
+static uint16_t le16(const uint8_t *p) {
+        return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t le32(const uint8_t *p) {
+        return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+unsigned pci_config_find_cap(const uint8_t *cfg, size_t size, uint8_t cap_id) {
+        if (size < 64 || !(le16(cfg + 0x06) & 0x10)) /* status: capabilities list */
+                return 0;
+        unsigned pos = cfg[0x34] & 0xfc;
+        for (int ttl = 48; pos >= 0x40 && pos + 1 < size && ttl > 0; ttl--) {
+                if (cfg[pos] == cap_id)
+                        return pos;
+                pos = cfg[pos + 1] & 0xfc;
+        }
+        return 0;
+}
+
+unsigned pci_config_find_ext_cap(const uint8_t *cfg, size_t size, uint16_t cap_id) {
+        unsigned pos = 0x100;
+        for (int ttl = (4096 - 256) / 8; pos >= 0x100 && pos + 4 <= size && ttl > 0; ttl--) {
+                uint32_t h = le32(cfg + pos);
+                if (h == 0 || h == 0xffffffff)
+                        return 0;
+                if ((h & 0xffff) == cap_id)
+                        return pos;
+                pos = (h >> 20) & 0xffc;
+        }
+        return 0;
+}
+
+int pci_device_read_config(const PciHost *h, const PciDevice *d, uint8_t **ret, size_t *ret_size) {
+        _cleanup_free_ char *p = root_path(h->root, "%s/config", d->syspath);
+        if (!p)
+                return -ENOMEM;
+        return read_full(p, 4096, (void **)ret, ret_size);
+}
+
+/* Attribute reads relative to the device's directory fd; a missing file is "unknown" (captures may
+ * lack it). */
+static char *attr_or_null(int dfd, const char *name) {
+        char *v = NULL;
+        if (read_attr_at(dfd, name, &v) < 0)
+                return NULL;
+        return v;
+}
+
+static int attr_hex(int dfd, const char *name, uint32_t *ret) {
+        _cleanup_free_ char *v = attr_or_null(dfd, name);
+        if (!v)
+                return -ENOENT;
+        return parse_u32(v, 16, ret);
+}
+
+static int attr_int(int dfd, const char *name, int def) {
+        _cleanup_free_ char *v = attr_or_null(dfd, name);
+        int x;
+        if (!v || parse_int(v, &x) < 0)
+                return def;
+        return x;
+}
+
+static char *link_base(int dfd, const char *name) {
+        char *v = NULL;
+        if (readlink_base_at(dfd, name, &v) < 0)
+                return NULL;
+        return v;
+}
+
+/* A device that is listed but cannot be loaded: its state says why, the rest is unknown. */
+static int pci_device_dead(PciDevice *d, const char *name, PciDeviceState state, int err) {
+        d->state = state;
+        d->state_errno = err;
+        d->iommu_group = d->numa_node = d->boot_vga = -1;
+        d->sriov_totalvfs = d->sriov_numvfs = -1;
+        if (!d->syspath)
+                d->syspath = strdup_printf("sys/bus/pci/devices/%s", name);
+        return d->syspath ? 0 : -ENOMEM;
+}
+
+/* The config header decides whether the device answers: all ones is what every read returns from a device
+ * that has fallen off the bus (the kernel keeps the vendor/device attributes it read at enumeration). Not
+ * the IDs alone: an SR-IOV VF's Vendor and Device ID registers read 0xffff by the specification (the kernel
+ * takes them from the PF), while its command, status and class registers answer. */
+static void config_header(int dfd, PciDevice *d, uint8_t cfg[static 64], size_t *ret_n) {
+        *ret_n = 0;
+        int r = read_head_at(dfd, "config", cfg, 64, ret_n);
+        if (r == -ENOENT)
+                d->state = PCI_DEVICE_UNKNOWN;
+        else if (r < 0) {
+                d->state = PCI_DEVICE_UNREADABLE;
+                d->state_errno = r;
+        } else if (*ret_n < 16)
+                d->state = PCI_DEVICE_UNKNOWN;
+        else {
+                bool ones = true;
+                for (size_t i = 0; i < 16 && ones; i++) /* IDs, command, status, class, header type */
+                        ones = cfg[i] == 0xff;
+                d->state = ones ? PCI_DEVICE_OFF_BUS : PCI_DEVICE_OK;
+        }
+}
+
+static int pci_device_load(Root *root, const char *name, PciDevice *d) {
+        int r = pci_addr_parse(name, &d->a);
+        if (r < 0)
+                return r;
+        pci_addr_format(&d->a, d->addr);
+
+        _cleanup_free_ char *link = root_path(root, "sys/bus/pci/devices/%s", name);
+        _cleanup_free_ char *dir = NULL;
+        if (!link)
+                return -ENOMEM;
+        r = readlink_resolved(link, &dir); /* -ENOENT: the link itself went away while we looked (VFs come and go) */
+        if (r < 0)
+                return r;
+        size_t rl = strlen(root_dir(root));
+        if (streq(root_dir(root), "/"))
+                rl = 0;
+        if (strncmp(dir, root_dir(root), rl) != 0)
+                return -EXDEV;
+        d->syspath = strdup(dir + rl + 1); /* skip the root and the slash */
+        if (!d->syspath)
+                return -ENOMEM;
+        /* Parent: the directory above, when it is a PCI device (a bridge or port). */
+        char *slash = strrchr(dir, '/');
+        if (slash) {
+                *slash = '\0';
+                const char *pb = strrchr(dir, '/');
+                PciAddr pa;
+                if (pb && pci_addr_parse(pb + 1, &pa) == 0) {
+                        char buf[PCI_ADDR_STRLEN];
+                        d->parent = strdup(pci_addr_format(&pa, buf));
+                }
+                *slash = '/';
+        }
+
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) {
+                /* listed, but its directory is gone (the link dangles) or cannot be opened */
+                r = negative_errno();
+                return pci_device_dead(d, name, r == -ENOENT ? PCI_DEVICE_VANISHED : PCI_DEVICE_UNREADABLE, r);
+        }
+        uint8_t cfg[64];
+        size_t cfg_n;
+        config_header(dfd, d, cfg, &cfg_n);
+        uint32_t v;
+        bool need_config = false;
+        if (attr_hex(dfd, "vendor", &v) == 0)
+                d->vendor = (uint16_t)v;
+        else
+                need_config = true;
+        if (attr_hex(dfd, "device", &v) == 0)
+                d->device = (uint16_t)v;
+        else
+                need_config = true;
+        if (attr_hex(dfd, "class", &v) == 0)
+                d->class = v & 0xffffff;
+        else
+                need_config = true;
+        if (attr_hex(dfd, "subsystem_vendor", &v) == 0)
+                d->subsystem_vendor = (uint16_t)v;
+        if (attr_hex(dfd, "subsystem_device", &v) == 0)
+                d->subsystem_device = (uint16_t)v;
+        if (need_config && d->state == PCI_DEVICE_OK && cfg_n >= 64 && le16(cfg) != 0xffff) { /* a VF's read 0xffff */
+                d->vendor = le16(cfg);
+                d->device = le16(cfg + 2);
+                d->class = le32(cfg + 8) >> 8;
+                d->subsystem_vendor = le16(cfg + 0x2c);
+                d->subsystem_device = le16(cfg + 0x2e);
+        }
+
+        d->driver = link_base(dfd, "driver");
+        d->driver_override = attr_or_null(dfd, "driver_override");
+        if (d->driver_override && (streq(d->driver_override, "(null)") || isempty(d->driver_override)))
+                d->driver_override = (free(d->driver_override), NULL);
+        _cleanup_free_ char *grp = link_base(dfd, "iommu_group");
+        d->iommu_group = -1;
+        if (grp && parse_int(grp, &d->iommu_group) < 0)
+                d->iommu_group = -1;
+        d->numa_node = attr_int(dfd, "numa_node", -1);
+        d->boot_vga = attr_int(dfd, "boot_vga", -1);
+        d->is_vfio = exists_at(dfd, "vfio-dev") || (d->driver && streq(d->driver, "vfio-pci"));
+        d->sriov_totalvfs = attr_int(dfd, "sriov_totalvfs", -1);
+        d->sriov_numvfs = d->sriov_totalvfs >= 0 ? attr_int(dfd, "sriov_numvfs", 0) : -1;
+        _cleanup_free_ char *pf = link_base(dfd, "physfn");
+        if (pf) {
+                PciAddr pa;
+                char buf[PCI_ADDR_STRLEN];
+                if (pci_addr_parse(pf, &pa) == 0)
+                        d->physfn = strdup(pci_addr_format(&pa, buf));
+        }
+        d->link_speed = attr_or_null(dfd, "current_link_speed");
+        d->link_width = attr_or_null(dfd, "current_link_width");
+        d->max_link_speed = attr_or_null(dfd, "max_link_speed");
+        d->max_link_width = attr_or_null(dfd, "max_link_width");
+        d->has_rom = exists_at(dfd, "rom");
+        d->has_mdev_types = exists_at(dfd, "mdev_supported_types");
+        d->has_vendor_vgpu = exists_at(dfd, "nvidia/creatable_vgpu_types");
+        return 0;
+}
+
+static int cmp_dev(const void *a, const void *b) {
+        const PciDevice *x = a, *y = b;
+        return strcmp(x->addr, y->addr);
+}
+
+int pci_host_scan(Root *root, PciHost **ret) {
+        _cleanup_free_ char *p = root_path(root, "sys/bus/pci/devices");
+        if (!p)
+                return -ENOMEM;
+        _cleanup_strv_free_ char **names = NULL;
+        int n = dir_list(p, &names);
+        if (n < 0)
+                return log_debug_errno(n, "Cannot list %s: %m", p);
+
+        _cleanup_pci_host_free_ PciHost *h = calloc(1, sizeof *h);
+        if (!h)
+                return -ENOMEM;
+        h->root = root;
+        h->devices = calloc((size_t)n ?: 1, sizeof(PciDevice));
+        if (!h->devices)
+                return -ENOMEM;
+        for (char **e = names; *e; e++) {
+                PciDevice *d = &h->devices[h->n_devices];
+                int r = pci_device_load(root, *e, d);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0) {
+                        /* A device that vanished while we looked (VF, hot unplug) or a stray entry. */
+                        log_debug_errno(r, "Skipping %s: %m", *e);
+                        pci_device_done(d);
+                        memset(d, 0, sizeof *d);
+                        continue;
+                }
+                h->n_devices++;
+        }
+        qsort(h->devices, h->n_devices, sizeof(PciDevice), cmp_dev);
+        *ret = TAKE_PTR(h);
+        return 0;
+}
+
+int pci_device_read(Root *root, const char *bdf, PciDevice *ret) {
+        PciAddr a;
+        char name[PCI_ADDR_STRLEN];
+        if (pci_addr_parse(bdf, &a) < 0)
+                return -EINVAL;
+        pci_addr_format(&a, name);
+        PciDevice d = {};
+        int r = pci_device_load(root, name, &d);
+        if (r < 0) {
+                pci_device_done(&d);
+                return r == -ENOMEM ? r : -ENODEV;
+        }
+        *ret = d;
+        return 0;
+}
+
+int pci_device_require_alive(Root *root, const char *bdf, GvError *err) {
+        PciDevice d;
+        if (pci_device_read(root, bdf, &d) < 0)
+                return 0;
+        int r = 0;
+        if (pci_device_is_dead(&d))
+                r = gv_error_take(err, -ENODEV, bdf, NULL, GV_HINT_NONE, pci_device_dead_message(&d));
+        pci_device_done(&d);
+        return r;
+}
+
+PciDevice *pci_host_find(const PciHost *h, const char *addr) {
+        PciDevice key;
+        snprintf(key.addr, sizeof key.addr, "%s", addr);
+        return bsearch(&key, h->devices, h->n_devices, sizeof(PciDevice), cmp_dev);
+}
+
+int pci_host_lookup(const PciHost *h, const char *input, PciDevice **ret) {
+        PciAddr a;
+        if (pci_addr_parse(input, &a) < 0)
+                return -EINVAL;
+        char buf[PCI_ADDR_STRLEN];
+        PciDevice *d = pci_host_find(h, pci_addr_format(&a, buf));
+        if (!d)
+                return -ENODEV;
+        *ret = d;
+        return 0;
+}
