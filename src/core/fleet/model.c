@@ -341,8 +341,8 @@ int fleet_gpu_info_parse(const char *text, FleetGpuInfo *ret, GvError *err) {
                        parse_model(&rd, get(o, "model", json_type_object), &g.model) < 0))
                 r = -EBADMSG;
         PciAddr a;
-        if (r >= 0 && pci_addr_parse(g.address, &a) < 0)
-                r = bad(&rd, "'address' is not a PCI address");
+        if (r >= 0 && (pci_addr_parse(g.address, &a) < 0 || !pci_addr_is_canonical(g.address)))
+                r = bad(&rd, "'address' is not a PCI address as sysfs writes it (dddd:bb:dd.f, lower case)");
         if (r >= 0) {
                 json_object *n = get(o, "numa", json_type_int);
                 g.numa = n ? json_object_get_int(n) : -1;
