@@ -478,8 +478,7 @@ static int release_all(Store *s, Fleet *f, const FleetReserved *res, size_t m) {
 static int bench_etcd(const char *endpoints, size_t hosts) {
         _cleanup_free_ char *url = strdup_printf("etcd://%s", endpoints);
         Store *s;
-        char *err = NULL;
-        GvError oerr = {};
+        GvError err = {}, oerr = {};
         if (store_open(url, NULL, &s, &oerr) < 0)
                 return fprintf(stderr, "%s\n", strna(oerr.message)), 1;
         Fleet *f = make_fleet(hosts, FLEET_FRAG);
@@ -529,7 +528,7 @@ static int bench_etcd(const char *endpoints, size_t hosts) {
         Fleet *g;
         size_t damaged = 0;
         if (fleet_load(s, FLEET_FRAG, &g, &damaged, &err) < 0)
-                return fprintf(stderr, "%s\n", err), 1;
+                return fprintf(stderr, "%s\n", strna(gv_error_message(&err))), 1;
         double t2 = now_s();
         printf("\netcd (3 members, tmpfs): fleet of %zu GPU records loaded in %.1f s, read back in %.1f s\n", fleet_n_gpus(g),
                t1 - t0, t2 - t1);
@@ -550,7 +549,7 @@ static int bench_etcd(const char *endpoints, size_t hosts) {
                         double dt = now_s() - a;
                         cpu[d][b] = (cpu_s() - c) / dt;
                         if (r < 0)
-                                return fprintf(stderr, "%s\n", err), 1;
+                                return fprintf(stderr, "%s\n", strna(gv_error_message(&err))), 1;
                         size_t ok = 0;
                         for (size_t i = 0; i < m; i++)
                                 ok += res[i].error == 0;

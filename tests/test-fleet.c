@@ -77,7 +77,7 @@ static Fleet *fleet_of(FleetStrategy st, size_t n, size_t per, const char *kind)
 
 static FleetRequest req(const char *line) {
         FleetRequest r;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         assert_int_equal(fleet_request_parse_line(line, &r, &err), 0);
         return r;
 }
@@ -100,10 +100,11 @@ static void test_request_parse(void **state) {
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 FleetRequest x;
-                char *err = NULL;
+                GvError err = {};
                 assert_int_equal(fleet_request_parse_line(bad[i], &x, &err), -EINVAL);
-                assert_non_null(err);
-                free(err);
+                assert_non_null(err.message);
+                assert_int_equal(err.error, EINVAL);
+                gv_error_done(&err);
         }
         /* the JSON form reads back */
         json_object *j = fleet_request_json(&r);
@@ -132,6 +133,8 @@ static void test_record_roundtrip(void **state) {
                 {"\"kind\":\"mig\"", "\"kind\":\"x\""},   {"\"profile\":\"3g.20gb\"", "\"profile\":\"9g\""},
                 {"\"mode\":\"mig\"", "\"mode\":\"y\""},   {"\"address\":\"0000:10:00.0\"", "\"address\":\"zz\""},
                 {"\"start\":0", "\"start\":9"},           {"\"slices\":8", "\"slices\":\"8\""},
+                /* a PCI address the store's keys and sysfs never spell so (upper case): found by fuzz-fleet */
+                {"\"address\":\"0000:10:00.0\"", "\"address\":\"0000:1A:00.0\""},
                 /* the strict JSON layer: json-c alone keeps the last of two keys */
                 {"\"host\":", "\"host\":\"evil\",\"host\":"},
         };
@@ -139,11 +142,12 @@ static void test_record_roundtrip(void **state) {
                 char *t = strdup(text), *p = strstr(t, edits[i][0]);
                 assert_non_null(p);
                 _cleanup_free_ char *bad = strdup_printf("%.*s%s%s", (int)(p - t), t, edits[i][1], p + strlen(edits[i][0]));
-                char *err = NULL;
+                GvError err = {};
                 FleetGpuInfo x;
                 assert_int_equal(fleet_gpu_info_parse(bad, &x, &err), -EBADMSG);
-                assert_non_null(err);
-                free(err);
+                assert_non_null(err.message);
+                assert_int_equal(err.error, EBADMSG);
+                gv_error_done(&err);
                 free(t);
         }
         json_object_put(j);
@@ -161,9 +165,9 @@ static void test_mig_placement(void **state) {
         assert_int_equal(p[0].gpu, 0);
         assert_int_equal(p[0].start + p[1].start, 4);
         FleetRequest one = req("mig:1g.5gb owner=b");
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(fleet_place(f, &one, "r2", p, &err), -ENOSPC);
-        free(err);
+        gv_error_done(&err);
         assert_int_equal(fleet_gpu_free_units(f, 0, FLEET_MIG, A1G), 0);
         assert_int_equal(fleet_unplace(f, "r1", NULL, 0), 0);
         /* the scheduler's start is mig_best_start's (the MIG rules of core/mig.c) */
@@ -171,11 +175,11 @@ static void test_mig_placement(void **state) {
         assert_int_equal(p[0].start, mig_best_start(a100, ELEMENTSOF(a100), 8, 0, A1G));
         FleetRequest big = req("mig:7g.40gb owner=c");
         assert_int_equal(fleet_place(f, &big, "r4", p, &err), -ENOSPC);
-        free(err);
+        gv_error_done(&err);
         FleetRequest unknown = req("mig:9g.99gb owner=d");
         assert_int_equal(fleet_place(f, &unknown, "r5", p, &err), -EINVAL);
-        assert_non_null(strstr(err, "no GPU in the fleet offers mig:9g.99gb"));
-        free(err);
+        assert_non_null(strstr(err.message, "no GPU in the fleet offers mig:9g.99gb"));
+        gv_error_done(&err);
 }
 
 static void test_frag_prefers_fewest_lost(void **state) {
@@ -239,14 +243,14 @@ static void test_hold(void **state) {
         _cleanup_fleet_free_ Fleet *f = fleet_of(FLEET_FRAG, 1, 2, "flex");
         FleetRequest r = req("passthrough owner=a");
         FleetPlacement p[1];
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(fleet_gpu_hold(f, 0, true), 0);
         assert_true(fleet_gpu_held(f, 0));
         assert_int_equal(fleet_gpu_free_units(f, 0, FLEET_PASSTHROUGH, -1), 0);
         assert_int_equal(fleet_place(f, &r, "r1", p, NULL), 0);
         assert_int_equal(p[0].gpu, 1);
         assert_int_equal(fleet_place(f, &r, "r2", p, &err), -ENOSPC);
-        free(err);
+        gv_error_done(&err);
         assert_int_equal(fleet_gpu_hold(f, 0, false), 0);
         assert_int_equal(fleet_place(f, &r, "r2", p, NULL), 0);
         assert_int_equal(p[0].gpu, 0);
@@ -266,19 +270,19 @@ static void test_vgpu_one_type(void **state) {
                 snprintf(id, sizeof id, "a%d", i);
                 assert_int_equal(fleet_place(f, &a, id, p, NULL), 0);
         }
-        char *err = NULL;
+        GvError err = {};
         assert_int_equal(fleet_place(f, &a, "a99", p, &err), -ENOSPC);
-        free(err);
+        gv_error_done(&err);
 }
 
 static void test_constraints(void **state) {
         _cleanup_fleet_free_ Fleet *f = fleet_of(FLEET_FRAG, 3, 2, "flex");
         FleetPlacement p[4];
-        char *err = NULL;
+        GvError err = {};
         /* 3 whole GPUs on one host of 2 GPUs: no; anywhere: yes */
         FleetRequest r = req("passthrough count=3 same-host owner=a");
         assert_int_equal(fleet_place(f, &r, "r1", p, &err), -ENOSPC);
-        free(err);
+        gv_error_done(&err);
         r.same_host = false;
         assert_int_equal(fleet_place(f, &r, "r1", p, NULL), 0);
         assert_int_equal(fleet_unplace(f, "r1", NULL, 0), 0);
@@ -293,13 +297,13 @@ static void test_constraints(void **state) {
         assert_string_not_equal(fleet_gpu(f, p[0].gpu)->host, fleet_gpu(f, p[1].gpu)->host);
         FleetRequest g2 = req("vf count=2 group=ha owner=d");
         assert_int_equal(fleet_place(f, &g2, "r4", p, &err), -ENOSPC); /* one host left without the group */
-        free(err);
+        gv_error_done(&err);
         /* a down host takes nothing */
         _cleanup_fleet_free_ Fleet *d = fleet_of(FLEET_FRAG, 2, 1, "flex");
         assert_int_equal(fleet_host_set_up(d, 0, false), 0);
         FleetRequest w = req("passthrough count=2 owner=e");
         assert_int_equal(fleet_place(d, &w, "r5", p, &err), -ENOSPC);
-        free(err);
+        gv_error_done(&err);
         w.count = 1;
         assert_int_equal(fleet_place(d, &w, "r6", p, NULL), 0);
         assert_string_equal(fleet_gpu(d, p[0].gpu)->host, "h1");

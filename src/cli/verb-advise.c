@@ -156,9 +156,9 @@ static int advise_over_fleet(const AdviseArgs *a, const AdviseRequest *req) {
                 return r;
         _cleanup_fleet_free_ Fleet *f = NULL;
         size_t damaged = 0;
-        _cleanup_free_ char *lerr = NULL;
+        _cleanup_(gv_error_done) GvError lerr = {};
         if ((r = fleet_load(s, FLEET_FRAG, &f, &damaged, &lerr)) < 0)
-                return log_error("%s", strna(lerr)), failure_errno(r);
+                return log_error("%s", gv_error_message(&lerr)), failure_errno(r);
         if (damaged)
                 log_warning("Skipped %zu damaged record(s) in the fleet store.", damaged);
         if (fleet_n_gpus(f) == 0)

@@ -77,13 +77,13 @@ static void fleet_opt(int c, const char *v, void *ud) {
         case OPT_GROUP: {
                 _cleanup_free_ char *line = strdup_printf("passthrough %s=%s", c == OPT_OWNER ? "owner" : "group", v);
                 FleetRequest tmp;
-                char *err = NULL;
+                _cleanup_(gv_error_done) GvError err = {};
                 if (c == OPT_GROUP) {
                         free(line);
                         line = strdup_printf("passthrough group=%s owner=x", v);
                 }
                 if (!line || fleet_request_parse_line(line, &tmp, &err) < 0)
-                        set_error(a, err ?: strdup("out of memory"));
+                        set_error(a, gv_error_steal_message(&err) ?: strdup("out of memory"));
                 else if (c == OPT_OWNER) {
                         memcpy(a->req.owner, tmp.owner, sizeof tmp.owner);
                         a->have_owner = true;
@@ -195,11 +195,11 @@ static int local_sync(Root *root, Store *s, const FleetArgs *a) {
 }
 
 static int load(Store *s, FleetStrategy st, Fleet **ret) {
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         size_t damaged = 0;
         int r = fleet_load(s, st, ret, &damaged, &err);
         if (r < 0)
-                return log_error("%s", strna(err)), failure_errno(r);
+                return log_error("%s", gv_error_message(&err)), failure_errno(r);
         if (damaged)
                 log_warning("Skipped %zu damaged record(s) in the fleet store.", damaged);
         return 0;
@@ -360,10 +360,10 @@ static int read_requests(const FleetArgs *a, FleetRequest **ret, size_t *ret_n) 
                 if (!x)
                         return free(reqs), log_error_errno(ENOMEM, "Out of memory."), -ENOMEM;
                 reqs = x;
-                _cleanup_free_ char *err = NULL;
+                _cleanup_(gv_error_done) GvError err = {};
                 if (fleet_request_parse_line(s, &reqs[n], &err) < 0) {
                         free(reqs);
-                        return log_error("%s:%u:1: %s", a->file, line, strna(err)), -EINVAL;
+                        return log_error("%s:%u:1: %s", a->file, line, gv_error_message(&err)), -EINVAL;
                 }
                 n++;
         }
@@ -411,9 +411,9 @@ static int parse_requests(FleetArgs *a, int argc, char **argv, int k, FleetReque
                 return usage_error("fleet request: one UNIT (passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>)"), -EINVAL;
         if (!a->have_owner)
                 return usage_error("fleet request: --owner ID is required (who the units are for)"), -EINVAL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         if (fleet_request_parse_unit(argv[k], &a->req, &err) < 0)
-                return usage_error("fleet request: %s", strna(err)), -EINVAL;
+                return usage_error("fleet request: %s", gv_error_message(&err)), -EINVAL;
         if (a->req.live_migratable && !fleet_kind_live_migratable(a->req.kind))
                 return usage_error("fleet request: a passthrough GPU cannot migrate live"), -EINVAL;
         if (!(*ret = malloc(sizeof **ret)))
@@ -431,7 +431,7 @@ static int do_request(Store *s, FleetArgs *a, FleetRequest *reqs, size_t n) {
         _cleanup_free_ FleetReserved *res = calloc(MAX(n, (size_t)1), sizeof *res);
         if (!res)
                 return log_error_errno(ENOMEM, "Out of memory."), -ENOMEM;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         FleetReserveStats st = {};
         int r = fleet_reserve(s, f, reqs, n, (size_t)(a->batch ?: 32), (size_t)(a->inflight ?: 4), NULL, res, &st, &err);
         size_t rejected = 0;
@@ -476,7 +476,7 @@ static int do_request(Store *s, FleetArgs *a, FleetRequest *reqs, size_t n) {
         json_object_put(out);
         fleet_reserved_done(res, n);
         if (r < 0)
-                return log_error("%s", strna(err)), failure_errno(r);
+                return log_error("%s", gv_error_message(&err)), failure_errno(r);
         if (!arg.json && a->file)
                 printf("%zu reserved, %zu rejected (%zu transaction(s), %zu conflict(s))\n", n - rejected, rejected, st.txns,
                        st.conflicts);
@@ -491,10 +491,10 @@ static int do_release(Store *s, int argc, char **argv, int k) {
         if (rc)
                 return rc;
         for (int i = k; i < argc; i++) {
-                _cleanup_free_ char *err = NULL;
+                _cleanup_(gv_error_done) GvError err = {};
                 int r = fleet_release(s, f, argv[i], &err);
                 if (r < 0) {
-                        log_error("%s", strna(err));
+                        log_error("%s", gv_error_message(&err));
                         rc = failure_errno(r);
                 } else if (!arg.json)
                         printf("released %s\n", argv[i]);
@@ -575,10 +575,10 @@ static int do_show(Store *s, const char *id) {
 
 static int do_status(Store *s, Fleet *f) {
         json_object *all = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         int r = fleet_reservations(s, &all, &err);
         if (r < 0)
-                return log_error("%s", strna(err)), failure_errno(r);
+                return log_error("%s", gv_error_message(&err)), failure_errno(r);
         size_t up = 0, down = 0, gpus = fleet_n_gpus(f), units = 0;
         size_t active = 0, moving = 0, lost = 0;
         json_object *on_down = json_object_new_array();
@@ -634,11 +634,11 @@ static int do_drain(Store *s, const FleetArgs *a, const char *host) {
         if (rc)
                 return rc;
         FleetDrainResult dr;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         int r = fleet_drain(s, f, host, a->undo, &dr, &err);
         if (r < 0) {
                 json_object_put(dr.report);
-                return log_error("%s", strna(err)), r == -ENOENT ? -EINVAL /* no such host: bad input */ : failure_errno(r);
+                return log_error("%s", gv_error_message(&err)), r == -ENOENT ? -EINVAL /* no such host: bad input */ : failure_errno(r);
         }
         if (arg.json) {
                 _cleanup_json_ json_object *o = json_object_new_object();
@@ -710,11 +710,11 @@ static int do_agent(Root *root, Store *s, const FleetArgs *a) {
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
         FleetAgentOptions o = {.host = host, .ttl_s = a->ttl ?: 10, .stop = &stop_agent, .progress = agent_progress};
-        _cleanup_free_ char *err = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
         log_info("fleet agent for %s on %s (lease %d s)", host, a->store ?: "the local store", o.ttl_s);
         int r = fleet_agent_run(root, s, &o, &err);
         if (r < 0)
-                return log_error("fleet agent: %s", strna(err)), failure_errno(r);
+                return log_error("fleet agent: %s", gv_error_message(&err)), failure_errno(r);
         log_info("fleet agent for %s stopped.", host);
         return 0;
 }

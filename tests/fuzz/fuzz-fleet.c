@@ -11,25 +11,25 @@
 
 static void gpu_record(const char *text) {
         FleetGpuInfo g = {};
-        char *err = NULL;
+        GvError err = {};
         int r = fleet_gpu_info_parse(text, &g, &err);
-        FUZZ_CHECK(r >= 0 || (r == -EBADMSG && err) || r == -ENOMEM);
+        FUZZ_CHECK(r >= 0 || (r == -EBADMSG && err.message && err.error == EBADMSG) || r == -ENOMEM);
         if (r >= 0) {
                 FUZZ_CHECK(pci_addr_is_canonical(g.address) || !*g.address);
                 json_object *o = fleet_gpu_info_json(&g);
                 const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
                 FleetGpuInfo g2 = {};
-                char *err2 = NULL;
+                GvError err2 = {};
                 FUZZ_CHECK(fleet_gpu_info_parse(t, &g2, &err2) == 0);
                 json_object *o2 = fleet_gpu_info_json(&g2);
                 FUZZ_CHECK(streq(t, json_object_to_json_string_ext(o2, JSON_C_TO_STRING_PLAIN)));
                 json_object_put(o2);
                 json_object_put(o);
                 fleet_gpu_info_done(&g2);
-                free(err2);
+                gv_error_done(&err2);
         }
         fleet_gpu_info_done(&g);
-        free(err);
+        gv_error_done(&err);
 }
 
 static void request_equal(const FleetRequest *a, const FleetRequest *b) {
@@ -50,26 +50,26 @@ static void request_roundtrip(const FleetRequest *q) {
 
 static void request_line(const char *text) {
         FleetRequest q = {};
-        char *err = NULL;
+        GvError err = {};
         int r = fleet_request_parse_line(text, &q, &err);
-        FUZZ_CHECK(r >= 0 || err || r == -ENOMEM);
+        FUZZ_CHECK(r >= 0 || (err.message && err.error == -r) || r == -ENOMEM);
         if (r >= 0) {
                 request_roundtrip(&q);
         }
-        free(err);
+        gv_error_done(&err);
 }
 
 static void reservation_record(const char *text) {
-        char *err = NULL;
+        GvError err = {};
         json_object *o = store_record_parse("/gpuvirt/res/x", text, &err);
-        FUZZ_CHECK(o || (err && strstr(err, "/gpuvirt/res/x")));
+        FUZZ_CHECK(o || (err.message && strstr(err.message, "/gpuvirt/res/x")) || err.error == ENOMEM);
         if (o) {
                 FleetRequest q = {};
                 if (fleet_request_from_json(json_object_object_get(o, "request"), &q) == 0)
                         request_roundtrip(&q);
                 json_object_put(o);
         }
-        free(err);
+        gv_error_done(&err);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

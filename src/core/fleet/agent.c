@@ -926,18 +926,16 @@ static int register_host(Store *s, const char *host, int ttl, int64_t *ret_lease
         return r;
 }
 
-int fleet_agent_run(Root *root, Store *s, const FleetAgentOptions *o, char **ret_error) {
+int fleet_agent_run(Root *root, Store *s, const FleetAgentOptions *o, GvError *err) {
         int ttl = o->ttl_s > 0 ? o->ttl_s : 10;
         int resync = o->resync_ms > 0 ? o->resync_ms : 3 * ttl * 1000;
         int64_t lease = 0;
         int r = register_host(s, o->host, ttl, &lease);
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot register %s: %s", o->host, store_last_error(s) ?: errno_message(r));
-                return r;
-        }
+        if (r < 0)
+                return gv_error_set(err, r, NULL, NULL, "cannot register %s: %s", o->host, store_last_error(s) ?: errno_message(r));
         _cleanup_free_ char *prefix = strdup_printf(FLEET_KEY_GPUS "%s/", o->host);
         if (!prefix)
-                return -ENOMEM;
+                return gv_error_set(err, -ENOMEM, NULL, NULL, NULL);
         int64_t seen = 0, last_keepalive = mono_ms(), last_pass = 0;
         bool dirty = true;
         while (!*o->stop) {

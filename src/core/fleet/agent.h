@@ -44,5 +44,6 @@ typedef struct FleetAgentOptions {
         void *userdata;
 } FleetAgentOptions;
 
-/* Register, then converge on every change of the host's ledgers until *stop. */
-int fleet_agent_run(Root *root, Store *s, const FleetAgentOptions *o, char **ret_error);
+/* Register, then converge on every change of the host's ledgers until *stop. err (may be NULL): why it could
+ * not start. */
+int fleet_agent_run(Root *root, Store *s, const FleetAgentOptions *o, GvError *err);

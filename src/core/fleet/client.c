@@ -102,23 +102,21 @@ static void models_prefetch(Store *s) {
         store_kvs_free(kv, n);
 }
 
-int fleet_gpu_record_parse(Store *s, const char *text, FleetGpuInfo *ret, char **ret_error) {
+int fleet_gpu_record_parse(Store *s, const char *text, FleetGpuInfo *ret, GvError *err) {
         json_object *o = store_record_parse("GPU record", text, NULL);
         json_object *ref = o ? json_object_object_get(json_object_object_get(o, "model"), "ref") : NULL;
         if (!ref) {
                 json_object_put(o);
-                return fleet_gpu_info_parse(text, ret, ret_error); /* the model inline */
+                return fleet_gpu_info_parse(text, ret, err); /* the model inline */
         }
         const char *hash = json_object_get_string(ref);
         json_object *m = hash ? model_lookup(s, hash) : NULL;
         if (!m) {
                 json_object_put(o);
-                if (ret_error)
-                        *ret_error = strdup_printf("model %s of the record is not in the store", strna(hash));
-                return -EBADMSG;
+                return gv_error_set(err, -EBADMSG, NULL, NULL, "model %s of the record is not in the store", strna(hash));
         }
         json_object_object_add(o, "model", json_object_get(m));
-        int r = fleet_gpu_info_parse(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), ret, ret_error);
+        int r = fleet_gpu_info_parse(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), ret, err);
         json_object_put(o);
         return r;
 }
@@ -139,7 +137,7 @@ void fleet_reserved_done(FleetReserved *r, size_t n) {
         }
 }
 
-int fleet_load(Store *s, FleetStrategy strategy, Fleet **ret, size_t *ret_damaged, char **ret_error) {
+int fleet_load(Store *s, FleetStrategy strategy, Fleet **ret, size_t *ret_damaged, GvError *err) {
         StoreKv *hosts = NULL, *alive = NULL, *gpus = NULL;
         size_t nh = 0, na = 0, ng = 0, damaged = 0;
         int r = store_range(s, FLEET_KEY_HOSTS, true, &hosts, &nh, NULL);
@@ -166,9 +164,8 @@ int fleet_load(Store *s, FleetStrategy strategy, Fleet **ret, size_t *ret_damage
         }
         for (size_t i = 0; r >= 0 && i < ng; i++) {
                 FleetGpuInfo g;
-                _cleanup_free_ char *err = NULL;
                 uint32_t gi;
-                if (fleet_gpu_record_parse(s, gpus[i].value, &g, &err) < 0) {
+                if (fleet_gpu_record_parse(s, gpus[i].value, &g, NULL) < 0) {
                         damaged++;
                         continue;
                 }
@@ -191,10 +188,8 @@ int fleet_load(Store *s, FleetStrategy strategy, Fleet **ret, size_t *ret_damage
         store_kvs_free(hosts, nh);
         store_kvs_free(alive, na);
         store_kvs_free(gpus, ng);
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot read the fleet: %s", store_last_error(s) ?: errno_message(r));
-                return r;
-        }
+        if (r < 0)
+                return gv_error_set(err, r, NULL, NULL, "cannot read the fleet: %s", store_last_error(s) ?: errno_message(r));
         if (ret_damaged)
                 *ret_damaged = damaged;
         *ret = TAKE_PTR(f);
@@ -338,13 +333,12 @@ static int batch_start(Reserve *x, Batch *b) {
                         r = -ENOMEM;
                         break;
                 }
-                r = fleet_place(x->f, q, y->id, y->units, &y->message);
+                _cleanup_(gv_error_done) GvError perr = {};
+                r = fleet_place(x->f, q, y->id, y->units, &perr);
                 if (r == -ENOMEM)
                         break;
                 if (r == -ENOSPC && x->in_flight > 0) {
                         /* the room may be on GPUs held by a batch in flight, or come back when one fails */
-                        free(y->message);
-                        y->message = NULL;
                         x->later[x->n_later++] = i;
                         taken++;
                         r = 0; /* not a failure: left as it was, it ended the whole reservation when last */
@@ -352,6 +346,7 @@ static int batch_start(Reserve *x, Batch *b) {
                 }
                 if (r < 0) {
                         y->error = r;
+                        y->message = TAKE_PTR(perr.message);
                         r = 0;
                         taken++;
                         continue;
@@ -467,7 +462,7 @@ static int batch_done(Reserve *x, Batch *b, int status, StoreTxnResult *tr) {
 }
 
 int fleet_reserve(Store *s, Fleet *f, const FleetRequest *reqs, size_t n, size_t batch, size_t depth, json_object *extra,
-                  FleetReserved *ret, FleetReserveStats *stats, char **ret_error) {
+                  FleetReserved *ret, FleetReserveStats *stats, GvError *err) {
         Reserve x = {.s = s, .f = f, .reqs = reqs, .res = ret, .extra = extra};
         x.batch = MIN(MAX(batch, (size_t)1), (size_t)FLEET_TXN_OPS_MAX / 2);
         /* a store that runs each transaction at once gains nothing from more, and would hold GPUs for nothing */
@@ -477,7 +472,7 @@ int fleet_reserve(Store *s, Fleet *f, const FleetRequest *reqs, size_t n, size_t
         _cleanup_free_ size_t *slots = calloc(x.depth * x.batch, sizeof *slots);
         _cleanup_free_ Batch *batches = calloc(x.depth, sizeof *batches);
         if (!todo || !later || !slots || !batches)
-                return -ENOMEM;
+                return gv_error_set(err, -ENOMEM, NULL, NULL, NULL);
         x.todo = todo;
         x.later = later;
         x.batches = batches;
@@ -487,7 +482,7 @@ int fleet_reserve(Store *s, Fleet *f, const FleetRequest *reqs, size_t n, size_t
                 ret[i] = (FleetReserved){};
                 int r = fleet_new_id(ret[i].id);
                 if (r < 0)
-                        return r;
+                        return gv_error_set(err, r, NULL, NULL, "cannot make a reservation id: %s", errno_message(r));
                 todo[x.n_todo++] = i;
         }
         int r = 0;
@@ -532,9 +527,9 @@ int fleet_reserve(Store *s, Fleet *f, const FleetRequest *reqs, size_t n, size_t
         }
         if (r < 0) {
                 if (r == -EBUSY)
-                        *ret_error = strdup("the fleet changed under every attempt (50 conflicts in a row)");
+                        gv_error_set(err, r, NULL, NULL, "the fleet changed under every attempt (50 conflicts in a row)");
                 else
-                        *ret_error = strdup_printf("cannot commit reservations: %s", store_last_error(s) ?: errno_message(r));
+                        gv_error_set(err, r, NULL, NULL, "cannot commit reservations: %s", store_last_error(s) ?: errno_message(r));
                 /* what was not committed is not reserved */
                 for (size_t i = 0; i < x.n_todo; i++)
                         if (!ret[x.todo[i]].error)
@@ -570,14 +565,12 @@ int fleet_reservation(Store *s, const char *id, json_object **ret) {
         return 0;
 }
 
-int fleet_reservations(Store *s, json_object **ret, char **ret_error) {
+int fleet_reservations(Store *s, json_object **ret, GvError *err) {
         StoreKv *kv = NULL;
         size_t n = 0;
         int r = store_range(s, FLEET_KEY_RES, true, &kv, &n, NULL);
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot read reservations: %s", store_last_error(s) ?: errno_message(r));
-                return r;
-        }
+        if (r < 0)
+                return gv_error_set(err, r, NULL, NULL, "cannot read reservations: %s", store_last_error(s) ?: errno_message(r));
         json_object *a = json_object_new_array();
         for (size_t i = 0; i < n; i++) {
                 json_object *o = store_record_parse(kv[i].key, kv[i].value, NULL);
@@ -609,21 +602,18 @@ static size_t res_gpus(const Fleet *f, json_object *o, uint32_t *gpus, size_t ma
         return n;
 }
 
-int fleet_release(Store *s, Fleet *f, const char *id, char **ret_error) {
+int fleet_release(Store *s, Fleet *f, const char *id, GvError *err) {
         _cleanup_free_ char *rkey = strdup_printf(FLEET_KEY_RES "%s", id);
         if (!rkey)
-                return -ENOMEM;
+                return gv_error_set(err, -ENOMEM, NULL, NULL, NULL);
         for (int attempt = 0; attempt < 50; attempt++) {
                 json_object *o = NULL;
                 int r = fleet_reservation(s, id, &o);
-                if (r == -ENOENT) {
-                        *ret_error = strdup_printf("no reservation %s", id);
-                        return r;
-                }
-                if (r < 0) {
-                        *ret_error = strdup_printf("cannot read reservation %s: %s", id, store_last_error(s) ?: errno_message(r));
-                        return r;
-                }
+                if (r == -ENOENT)
+                        return gv_error_set(err, r, NULL, NULL, "no reservation %s", id);
+                if (r < 0)
+                        return gv_error_set(err, r, NULL, NULL, "cannot read reservation %s: %s", id,
+                                            store_last_error(s) ?: errno_message(r));
                 uint32_t gpus[64];
                 size_t ng = res_gpus(f, o, gpus, ELEMENTSOF(gpus));
                 json_object_put(o);
@@ -643,13 +633,10 @@ int fleet_release(Store *s, Fleet *f, const char *id, char **ret_error) {
                 store_txn_done(&t);
                 if (done)
                         return 0;
-                if (r != -EAGAIN && r != -EIO) {
-                        *ret_error = strdup_printf("cannot release %s: %s", id, store_last_error(s) ?: errno_message(r));
-                        return r;
-                }
+                if (r != -EAGAIN && r != -EIO)
+                        return gv_error_set(err, r, NULL, NULL, "cannot release %s: %s", id, store_last_error(s) ?: errno_message(r));
         }
-        *ret_error = strdup_printf("cannot release %s: its GPUs changed under every attempt", id);
-        return -EBUSY;
+        return gv_error_set(err, -EBUSY, NULL, NULL, "cannot release %s: its GPUs changed under every attempt", id);
 }
 
 static int set_drain(Store *s, Fleet *f, int host, bool drain) {
@@ -692,23 +679,19 @@ static int set_drain(Store *s, Fleet *f, int host, bool drain) {
         return -EBUSY;
 }
 
-int fleet_drain(Store *s, Fleet *f, const char *host, bool undo, FleetDrainResult *ret, char **ret_error) {
+int fleet_drain(Store *s, Fleet *f, const char *host, bool undo, FleetDrainResult *ret, GvError *err) {
         *ret = (FleetDrainResult){.report = json_object_new_array()};
         int h = fleet_host_find(f, host);
-        if (h < 0) {
-                *ret_error = strdup_printf("no host %s in the fleet", host);
-                return -ENOENT;
-        }
+        if (h < 0)
+                return gv_error_set(err, -ENOENT, host, NULL, "no host %s in the fleet", host);
         int r = set_drain(s, f, h, !undo);
-        if (r < 0) {
-                *ret_error = strdup_printf("cannot mark %s %s: %s", host, undo ? "schedulable" : "draining",
-                                           store_last_error(s) ?: errno_message(r));
-                return r;
-        }
+        if (r < 0)
+                return gv_error_set(err, r, host, NULL, "cannot mark %s %s: %s", host, undo ? "schedulable" : "draining",
+                                    store_last_error(s) ?: errno_message(r));
         if (undo)
                 return 0;
         json_object *all = NULL;
-        if ((r = fleet_reservations(s, &all, ret_error)) < 0)
+        if ((r = fleet_reservations(s, &all, err)) < 0)
                 return r;
         for (size_t i = 0; i < json_object_array_length(all); i++) {
                 json_object *o = json_object_array_get_idx(all, i), *us = json_object_object_get(o, "units");
@@ -732,11 +715,12 @@ int fleet_drain(Store *s, Fleet *f, const char *host, bool undo, FleetDrainResul
                 json_object *extra = json_object_new_object();
                 json_object_object_add(extra, "replaces", json_object_new_string(id));
                 FleetReserved nr = {};
-                _cleanup_free_ char *err = NULL;
-                r = fleet_reserve(s, f, &req, 1, 1, 1, extra, &nr, NULL, &err);
+                _cleanup_(gv_error_done) GvError rerr = {};
+                r = fleet_reserve(s, f, &req, 1, 1, 1, extra, &nr, NULL, &rerr);
                 json_object_put(extra);
                 if (r < 0 || nr.error) {
-                        json_object_object_add(item, "error", json_object_new_string(nr.message ?: err ?: "cannot place it elsewhere"));
+                        json_object_object_add(item, "error",
+                                               json_object_new_string(nr.message ?: rerr.message ?: "cannot place it elsewhere"));
                         ret->stuck++;
                         fleet_reserved_done(&nr, 1);
                         continue;

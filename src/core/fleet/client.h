@@ -29,8 +29,9 @@
 #define FLEET_KEY_UNITS FLEET_PREFIX "units/"
 #define FLEET_KEY_MODELS FLEET_PREFIX "models/"
 
-/* Read every host and GPU into a new in-memory fleet. Damaged records are skipped and counted. */
-int fleet_load(Store *s, FleetStrategy strategy, Fleet **ret, size_t *ret_damaged, char **ret_error);
+/* Read every host and GPU into a new in-memory fleet. Damaged records are skipped and counted. The functions
+ * below say what failed in err (may be NULL). */
+int fleet_load(Store *s, FleetStrategy strategy, Fleet **ret, size_t *ret_damaged, GvError *err);
 
 typedef struct FleetReserved {
         char id[FLEET_ID_MAX];
@@ -59,10 +60,10 @@ typedef struct FleetReserveStats {
  * extra (may be NULL): a JSON object merged into each reservation record (drain: "replaces").
  */
 int fleet_reserve(Store *s, Fleet *f, const FleetRequest *reqs, size_t n, size_t batch, size_t depth, json_object *extra,
-                  FleetReserved *ret, FleetReserveStats *stats, char **ret_error);
+                  FleetReserved *ret, FleetReserveStats *stats, GvError *err);
 
 /* Release a reservation: its units leave the GPUs' ledgers, its record goes. -ENOENT when unknown. */
-int fleet_release(Store *s, Fleet *f, const char *id, char **ret_error);
+int fleet_release(Store *s, Fleet *f, const char *id, GvError *err);
 
 /* Mark a host unschedulable (undo: schedulable again); then new placements elsewhere for what it holds (the
  * old reservations become "moving" and are released when their owner releases them). */
@@ -70,17 +71,17 @@ typedef struct FleetDrainResult {
         size_t moved, stuck;
         json_object *report; /* [{"reservation","replacement","error"}] */
 } FleetDrainResult;
-int fleet_drain(Store *s, Fleet *f, const char *host, bool undo, FleetDrainResult *ret, char **ret_error);
+int fleet_drain(Store *s, Fleet *f, const char *host, bool undo, FleetDrainResult *ret, GvError *err);
 
 /* Reservation records. */
-int fleet_reservations(Store *s, json_object **ret, char **ret_error);
+int fleet_reservations(Store *s, json_object **ret, GvError *err);
 int fleet_reservation(Store *s, const char *id, json_object **ret);
 
 /* The stored form of a GPU record (its model as a reference); ret_model_key / ret_model_value (may be NULL):
  * the model's own key and value, for the writer to put beside it. */
 char *fleet_gpu_record(const FleetGpuInfo *g, char **ret_model_key, char **ret_model_value);
 /* Parse a stored GPU record, resolving its model reference (models are immutable: cached per process). */
-int fleet_gpu_record_parse(Store *s, const char *text, FleetGpuInfo *ret, char **ret_error);
+int fleet_gpu_record_parse(Store *s, const char *text, FleetGpuInfo *ret, GvError *err);
 
 /* The key of a GPU / a unit record. */
 char *fleet_gpu_key(const char *host, const char *address);

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "basic/gverror.h"
 #include "basic/macro.h"
 #include "core/state/hostspec.h"
 #include "core/mig/mig.h"
@@ -113,8 +114,8 @@ typedef struct FleetGpuInfo {
 void fleet_gpu_info_done(FleetGpuInfo *g);
 json_object *fleet_model_info_json(const FleetModelInfo *m);
 json_object *fleet_gpu_info_json(const FleetGpuInfo *g);
-/* Parse a GPU record (a store value). -EBADMSG with *ret_error when a field is missing or out of range. */
-int fleet_gpu_info_parse(const char *text, FleetGpuInfo *ret, char **ret_error);
+/* Parse a GPU record (a store value). -EBADMSG with err (may be NULL) saying which, when a field is missing or out of range. */
+int fleet_gpu_info_parse(const char *text, FleetGpuInfo *ret, GvError *err);
 
 /* Traits of the units of a kind (the seed's table): isolation level and live migration. */
 const char *fleet_kind_isolation(FleetKind k) _pure_;
@@ -137,10 +138,10 @@ typedef struct FleetRequest {
 } FleetRequest;
 
 /* Parse a unit ("passthrough", "gpu:40gb", "vf", "vgpu:nvidia-222", "mig:3g.20gb") into r (other fields kept). */
-int fleet_request_parse_unit(const char *s, FleetRequest *r, char **ret_error);
+int fleet_request_parse_unit(const char *s, FleetRequest *r, GvError *err);
 /* Parse one request line: UNIT [count=N] [same-host] [same-numa] [same-nvlink] [live] [group=G]
- * [model=VVVV:DDDD] owner=ID. */
-int fleet_request_parse_line(const char *line, FleetRequest *ret, char **ret_error);
+ * [model=VVVV:DDDD] owner=ID. -EINVAL with err saying what is wrong (both parsers). */
+int fleet_request_parse_line(const char *line, FleetRequest *ret, GvError *err);
 /* The unit as text ("mig:3g.20gb", "gpu:40gb"). */
 char *fleet_request_unit(const FleetRequest *r);
 json_object *fleet_request_json(const FleetRequest *r);
@@ -185,8 +186,8 @@ void fleet_gpu_set_revision(Fleet *f, uint32_t gpu, int64_t rev);
 
 /* Place a request: filter -> score -> reserve in memory (the GPUs' ledgers get the units). ret gets
  * r->count placements. -ENOSPC when it does not fit now, -EINVAL when no GPU of the fleet could ever serve
- * it (unknown profile/type, live migration of passthrough), with *ret_error saying why. */
-int fleet_place(Fleet *f, const FleetRequest *r, const char *res, FleetPlacement *ret, char **ret_error);
+ * it (unknown profile/type, live migration of passthrough), with err saying why. */
+int fleet_place(Fleet *f, const FleetRequest *r, const char *res, FleetPlacement *ret, GvError *err);
 /* Remove a reservation's units from the ledgers of the given GPUs (all GPUs when gpus is NULL). */
 int fleet_unplace(Fleet *f, const char *res, const uint32_t *gpus, size_t n_gpus);
 

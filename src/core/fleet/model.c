@@ -325,7 +325,7 @@ static int parse_model(Reader *rd, json_object *mo, FleetModelInfo *m) {
         return 0;
 }
 
-int fleet_gpu_info_parse(const char *text, FleetGpuInfo *ret, char **ret_error) {
+int fleet_gpu_info_parse(const char *text, FleetGpuInfo *ret, GvError *err) {
         Reader rd = {};
         FleetGpuInfo g = {.numa = -1, .base_vgpu_type = -1};
         /* a record another host wrote: the strict reader first (one value, no key twice, bounded depth) */
@@ -341,8 +341,8 @@ int fleet_gpu_info_parse(const char *text, FleetGpuInfo *ret, char **ret_error) 
                        parse_model(&rd, get(o, "model", json_type_object), &g.model) < 0))
                 r = -EBADMSG;
         PciAddr a;
-        if (r >= 0 && pci_addr_parse(g.address, &a) < 0)
-                r = bad(&rd, "'address' is not a PCI address");
+        if (r >= 0 && (pci_addr_parse(g.address, &a) < 0 || !pci_addr_is_canonical(g.address)))
+                r = bad(&rd, "'address' is not a PCI address as sysfs writes it (dddd:bb:dd.f, lower case)");
         if (r >= 0) {
                 json_object *n = get(o, "numa", json_type_int);
                 g.numa = n ? json_object_get_int(n) : -1;
@@ -426,10 +426,9 @@ int fleet_gpu_info_parse(const char *text, FleetGpuInfo *ret, char **ret_error) 
         json_object_put(o);
         if (r < 0) {
                 fleet_gpu_info_done(&g);
-                if (ret_error)
-                        *ret_error = TAKE_PTR(rd.error);
-                free(rd.error);
-                return r;
+                if (rd.error)
+                        return gv_error_take(err, r, NULL, NULL, GV_HINT_NONE, TAKE_PTR(rd.error));
+                return gv_error_set(err, r, NULL, NULL, NULL);
         }
         free(rd.error);
         *ret = g;
@@ -438,7 +437,7 @@ int fleet_gpu_info_parse(const char *text, FleetGpuInfo *ret, char **ret_error) 
 
 /* ---- requests ---- */
 
-int fleet_request_parse_unit(const char *s, FleetRequest *r, char **ret_error) {
+int fleet_request_parse_unit(const char *s, FleetRequest *r, GvError *err) {
         const char *arg = strchr(s, ':');
         size_t kl = arg ? (size_t)(arg - s) : strlen(s);
         char kind[16];
@@ -470,25 +469,22 @@ int fleet_request_parse_unit(const char *s, FleetRequest *r, char **ret_error) {
                 snprintf(r->arg, sizeof r->arg, "%s", arg);
         return 0;
 bad:
-        *ret_error = strdup_printf("'%s' is not a unit: passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>", s);
-        return -EINVAL;
+        return gv_error_set(err, -EINVAL, NULL, NULL, "'%s' is not a unit: passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>", s);
 }
 
-static int set_name(char *buf, const char *v, const char *what, char **ret_error) {
+static int set_name(char *buf, const char *v, const char *what, GvError *err) {
         if (isempty(v) || strlen(v) >= FLEET_NAME_MAX) {
-                *ret_error = strdup_printf("%s must be 1 to %d characters", what, FLEET_NAME_MAX - 1);
-                return -EINVAL;
+                return gv_error_set(err, -EINVAL, NULL, NULL, "%s must be 1 to %d characters", what, FLEET_NAME_MAX - 1);
         }
         for (const char *c = v; *c; c++)
                 if (!isalnum((unsigned char)*c) && !strchr("_-.:@", *c)) {
-                        *ret_error = strdup_printf("%s '%s' may hold only letters, digits and _-.:@", what, v);
-                        return -EINVAL;
+                        return gv_error_set(err, -EINVAL, NULL, NULL, "%s '%s' may hold only letters, digits and _-.:@", what, v);
                 }
         snprintf(buf, FLEET_NAME_MAX, "%s", v);
         return 0;
 }
 
-int fleet_request_parse_line(const char *line, FleetRequest *ret, char **ret_error) {
+int fleet_request_parse_line(const char *line, FleetRequest *ret, GvError *err) {
         FleetRequest r = {.count = 1};
         _cleanup_free_ char *copy = strdup(line);
         if (!copy)
@@ -501,20 +497,18 @@ int fleet_request_parse_line(const char *line, FleetRequest *ret, char **ret_err
                 if ((v = startswith(w, "count="))) {
                         int c;
                         if (parse_int(v, &c) < 0 || c < 1 || c > 64) {
-                                *ret_error = strdup_printf("count must be 1 to 64, not '%s'", v);
-                                return -EINVAL;
+                                return gv_error_set(err, -EINVAL, NULL, NULL, "count must be 1 to 64, not '%s'", v);
                         }
                         r.count = (unsigned)c;
                 } else if ((v = startswith(w, "owner=")))
-                        k = set_name(r.owner, v, "owner", ret_error);
+                        k = set_name(r.owner, v, "owner", err);
                 else if ((v = startswith(w, "group=")))
-                        k = set_name(r.group, v, "group", ret_error);
+                        k = set_name(r.group, v, "group", err);
                 else if ((v = startswith(w, "model="))) {
                         unsigned a, b;
                         char tail;
                         if (sscanf(v, "%4x:%4x%c", &a, &b, &tail) != 2) {
-                                *ret_error = strdup_printf("model must be VVVV:DDDD, not '%s'", v);
-                                return -EINVAL;
+                                return gv_error_set(err, -EINVAL, NULL, NULL, "model must be VVVV:DDDD, not '%s'", v);
                         }
                         r.vendor = (uint16_t)a;
                         r.device = (uint16_t)b;
@@ -527,28 +521,21 @@ int fleet_request_parse_line(const char *line, FleetRequest *ret, char **ret_err
                 else if (streq(w, "live"))
                         r.live_migratable = true;
                 else if (!have_unit) {
-                        k = fleet_request_parse_unit(w, &r, ret_error);
+                        k = fleet_request_parse_unit(w, &r, err);
                         have_unit = true;
-                } else {
-                        *ret_error = strdup_printf("unexpected '%s' (known: count=N owner=ID group=G model=VVVV:DDDD "
-                                                   "same-host same-numa same-nvlink live)", w);
-                        return -EINVAL;
-                }
+                } else
+                        return gv_error_set(err, -EINVAL, NULL, NULL,
+                                            "unexpected '%s' (known: count=N owner=ID group=G model=VVVV:DDDD "
+                                            "same-host same-numa same-nvlink live)", w);
                 if (k < 0)
                         return k;
         }
-        if (!have_unit) {
-                *ret_error = strdup("no unit given (passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>)");
-                return -EINVAL;
-        }
-        if (!r.owner[0]) {
-                *ret_error = strdup("no owner given (owner=ID)");
-                return -EINVAL;
-        }
-        if (r.live_migratable && !fleet_kind_live_migratable(r.kind)) {
-                *ret_error = strdup("a passthrough GPU cannot migrate live: drop 'live' or ask for vf, vgpu or mig");
-                return -EINVAL;
-        }
+        if (!have_unit)
+                return gv_error_set(err, -EINVAL, NULL, NULL, "no unit given (passthrough, gpu:<N>gb, vf, vgpu:<type>, mig:<profile>)");
+        if (!r.owner[0])
+                return gv_error_set(err, -EINVAL, NULL, NULL, "no owner given (owner=ID)");
+        if (r.live_migratable && !fleet_kind_live_migratable(r.kind))
+                return gv_error_set(err, -EINVAL, NULL, NULL, "a passthrough GPU cannot migrate live: drop 'live' or ask for vf, vgpu or mig");
         *ret = r;
         return 0;
 }
@@ -596,8 +583,7 @@ int fleet_request_from_json(json_object *o, FleetRequest *ret) {
                 json_object_get_boolean(json_object_object_get(o, "same_numa")) ? " same-numa" : "",
                 json_object_get_boolean(json_object_object_get(o, "same_nvlink")) ? " same-nvlink" : "",
                 json_object_get_boolean(json_object_object_get(o, "live_migratable")) ? " live" : "");
-        _cleanup_free_ char *err = NULL;
         if (!line)
                 return -ENOMEM;
-        return fleet_request_parse_line(line, ret, &err) < 0 ? -EBADMSG : 0;
+        return fleet_request_parse_line(line, ret, NULL) < 0 ? -EBADMSG : 0;
 }

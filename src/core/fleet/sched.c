@@ -1098,13 +1098,13 @@ static int place_next(Fleet *f, const FleetRequest *r, const char *res, Sig *s, 
         return -ENOSPC;
 }
 
-int fleet_place(Fleet *f, const FleetRequest *r, const char *res, FleetPlacement *ret, char **ret_error) {
+int fleet_place(Fleet *f, const FleetRequest *r, const char *res, FleetPlacement *ret, GvError *err) {
         if (r->count == 0 || r->count > 64)
-                return -EINVAL;
+                return gv_error_set(err, -EINVAL, NULL, NULL, "count must be 1 to 64, not %u", r->count);
         Sig *s;
         int k = sig_get(f, r, &s);
         if (k < 0)
-                return k;
+                return gv_error_set(err, k, NULL, NULL, NULL);
         /* what was taken before this request weighs 1 - 1/FLEET_WINDOW less */
         f->decay /= 1.0 - 1.0 / FLEET_WINDOW;
         if (f->decay > 1e200) {
@@ -1113,30 +1113,25 @@ int fleet_place(Fleet *f, const FleetRequest *r, const char *res, FleetPlacement
                 f->decay = 1;
         }
         if (s->n == 0) {
-                if (ret_error) {
-                        _cleanup_free_ char *u = fleet_request_unit(r);
-                        *ret_error = strdup_printf("no GPU in the fleet offers %s%s%s", strna(u),
-                                                   r->vendor ? " on that model" : "",
-                                                   r->live_migratable ? " with live migration" : "");
-                }
-                return -EINVAL;
+                _cleanup_free_ char *u = err ? fleet_request_unit(r) : NULL;
+                return gv_error_set(err, -EINVAL, NULL, NULL, "no GPU in the fleet offers %s%s%s", strna(u),
+                                    r->vendor ? " on that model" : "", r->live_migratable ? " with live migration" : "");
         }
         FleetPlacement stack[8];
         _cleanup_free_ FleetPlacement *heap = r->count > ELEMENTSOF(stack) ? calloc(r->count, sizeof *heap) : NULL;
         FleetPlacement *done = heap ?: stack;
         if (r->count > ELEMENTSOF(stack) && !heap)
-                return -ENOMEM;
+                return gv_error_set(err, -ENOMEM, NULL, NULL, NULL);
         size_t n = 0;
         while (n < r->count && (k = place_next(f, r, res, s, done, &n)) >= 0)
                 ;
         if (k < 0) {
                 undo(f, res, done, &n);
-                if (k == -ENOSPC && ret_error) {
-                        _cleanup_free_ char *u = fleet_request_unit(r);
-                        *ret_error = strdup_printf("no room for %u x %s%s now", r->count, strna(u),
-                                                   r->same_host ? " on one host" : r->same_nvlink ? " in one NVLink domain" : "");
-                }
-                return k;
+                if (k != -ENOSPC)
+                        return gv_error_set(err, k, NULL, NULL, NULL);
+                _cleanup_free_ char *u = err ? fleet_request_unit(r) : NULL;
+                return gv_error_set(err, k, NULL, NULL, "no room for %u x %s%s now", r->count, strna(u),
+                                    r->same_host ? " on one host" : r->same_nvlink ? " in one NVLink domain" : "");
         }
         memcpy(ret, done, r->count * sizeof *ret);
         return 0;

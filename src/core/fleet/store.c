@@ -230,16 +230,15 @@ void store_txn_done(StoreTxn *t) {
         t->n_owned = 0;
 }
 
-json_object *store_record_parse(const char *key, const char *value, char **ret_error) {
+json_object *store_record_parse(const char *key, const char *value, GvError *err) {
         json_object *o = NULL;
-        _cleanup_(gv_error_done) GvError e = {};
-        int r = value ? json_parse_strict(key, value, strlen(value), &o, &e) : -EINVAL;
-        _cleanup_free_ char *err = TAKE_PTR(e.message);
-        if (r >= 0 && !json_object_is_type(o, json_type_object)) {
-                json_object_put(TAKE_PTR(o));
-                err = strdup_printf("%s: not a JSON object", key);
+        if (!value)
+                return gv_error_set(err, -EBADMSG, NULL, NULL, "%s: no record", key), NULL;
+        if (json_parse_strict(key, value, strlen(value), &o, err) < 0)
+                return NULL;
+        if (!json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                return gv_error_set(err, -EBADMSG, NULL, NULL, "%s: not a JSON object", key), NULL;
         }
-        if (!o && ret_error)
-                *ret_error = TAKE_PTR(err) ?: strdup_printf("%s: no record", key);
         return o;
 }

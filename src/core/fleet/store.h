@@ -162,6 +162,6 @@ char *store_prefix_end(const char *prefix);
 
 /* A record read back from the store (written by another host or program: untrusted) as one JSON object,
  * through the strict reader every JSON file goes through (basic/jsonfile.h: one value, no key given twice,
- * bounded depth, no NUL byte). NULL when it is not exactly one object, with *ret_error (when ret_error is
- * not NULL) "KEY:LINE:COL: reason". */
-json_object *store_record_parse(const char *key, const char *value, char **ret_error);
+ * bounded depth, no NUL byte). NULL when it is not exactly one object, with err (when not NULL) saying
+ * "KEY:LINE:COL: reason" (-EBADMSG). */
+json_object *store_record_parse(const char *key, const char *value, GvError *err);
