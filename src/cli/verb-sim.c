@@ -55,14 +55,24 @@ static bool sim_profile_exists(const char *name) {
         return false;
 }
 
+typedef struct SimCreateArgs {
+        const char *profile, *gpus;
+} SimCreateArgs;
+
 static void sim_opt(int c, const char *v, void *ud) {
-        *(const char **)ud = v;
+        SimCreateArgs *a = ud;
+        if (c == 'p')
+                a->profile = v;
+        else
+                a->gpus = v;
 }
 
 static int sim_create_verb(int argc, char **argv) {
-        static const struct option opts[] = {{"profile", required_argument, NULL, 'p'}, {}};
-        const char *profile = NULL;
-        int k = parse_verb_options(argc, argv, opts, "p:", sim_opt, &profile);
+        static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
+                                             {"gpus", required_argument, NULL, 'g'}, {}};
+        SimCreateArgs a = {};
+        int k = parse_verb_options(argc, argv, opts, "p:", sim_opt, &a);
+        const char *profile = a.profile;
         if (k < 0)
                 return -EINVAL; /* parse_verb_options() said why */
         if (argc - k != 1)
@@ -75,7 +85,13 @@ static int sim_create_verb(int argc, char **argv) {
                         fprintf(stderr, "  %s\n", sim_profile_info(i)->name);
                 return -EINVAL;
         }
-        int r = sim_create(argv[k], profile);
+        _cleanup_free_ char *sized = a.gpus ? strdup_printf("%s:%s", profile, a.gpus) : NULL;
+        if (a.gpus && !sized)
+                return log_oom();
+        int r = sim_create(argv[k], sized ?: profile);
+        if (r == -ERANGE)
+                return usage_error("sim create: --gpus '%s' for %s: only dgx-a100 takes a size, 8 to 64 GPUs in "
+                                   "steps of 8", a.gpus, profile);
         if (r == -EEXIST)
                 return log_error("'%s' exists and is not empty; give a new or empty directory.", argv[k]), r;
         if (r < 0)
