@@ -80,6 +80,7 @@ int verb_sim_aer(int argc, char **argv);
 int verb_sim_link(int argc, char **argv);
 int verb_sim_remove(int argc, char **argv);
 int verb_sim_nvml_fail(int argc, char **argv);
+int verb_sim_vgpu(int argc, char **argv);
 int verb_passthrough_enable(int argc, char **argv);
 int verb_passthrough_disable(int argc, char **argv);
 int verb_passthrough_persist(int argc, char **argv);

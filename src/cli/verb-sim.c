@@ -55,14 +55,24 @@ static bool sim_profile_exists(const char *name) {
         return false;
 }
 
+typedef struct SimCreateArgs {
+        const char *profile, *gpus;
+} SimCreateArgs;
+
 static void sim_opt(int c, const char *v, void *ud) {
-        *(const char **)ud = v;
+        SimCreateArgs *a = ud;
+        if (c == 'p')
+                a->profile = v;
+        else
+                a->gpus = v;
 }
 
 static int sim_create_verb(int argc, char **argv) {
-        static const struct option opts[] = {{"profile", required_argument, NULL, 'p'}, {}};
-        const char *profile = NULL;
-        int k = parse_verb_options(argc, argv, opts, "p:", sim_opt, &profile);
+        static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
+                                             {"gpus", required_argument, NULL, 'g'}, {}};
+        SimCreateArgs a = {};
+        int k = parse_verb_options(argc, argv, opts, "p:", sim_opt, &a);
+        const char *profile = a.profile;
         if (k < 0)
                 return -EINVAL; /* parse_verb_options() said why */
         if (argc - k != 1)
@@ -75,7 +85,13 @@ static int sim_create_verb(int argc, char **argv) {
                         fprintf(stderr, "  %s\n", sim_profile_info(i)->name);
                 return -EINVAL;
         }
-        int r = sim_create(argv[k], profile);
+        _cleanup_free_ char *sized = a.gpus ? strdup_printf("%s:%s", profile, a.gpus) : NULL;
+        if (a.gpus && !sized)
+                return log_oom();
+        int r = sim_create(argv[k], sized ?: profile);
+        if (r == -ERANGE)
+                return usage_error("sim create: --gpus '%s' for %s: only dgx-a100 takes a size, 8 to 64 GPUs in "
+                                   "steps of 8", a.gpus, profile);
         if (r == -EEXIST)
                 return log_error("'%s' exists and is not empty; give a new or empty directory.", argv[k]), r;
         if (r < 0)
@@ -244,6 +260,38 @@ static int sim_remove_verb(int argc, char **argv) {
         return r;
 }
 
+/* sim vgpu UNIT KEY=VALUE...: what a VM does with a vGPU unit, as the fake NVML's vGPU manager reports it. */
+static int sim_vgpu_verb(int argc, char **argv) {
+        if (argc < 3)
+                return usage_error("sim vgpu: expected UNIT KEY=VALUE... (UNIT: a VF with a vGPU type or an mdev UUID)");
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_sim_root(&root);
+        if (r)
+                return r;
+        _cleanup_free_ char *unit = NULL;
+        if (pci_addr_canonical(argv[1], &unit) < 0 && !(unit = strdup(argv[1])))
+                return log_oom();
+        for (int i = 2; i < argc; i++) {
+                const char *eq = strchr(argv[i], '=');
+                _cleanup_free_ char *key = eq ? strndup(argv[i], (size_t)(eq - argv[i])) : NULL;
+                if (!key)
+                        return usage_error("sim vgpu: '%s' is not KEY=VALUE", argv[i]);
+                r = sim_nvml_vgpu(root_dir(root), unit, key, eq + 1);
+                if (r == -EINVAL)
+                        return usage_error("sim vgpu: unknown key '%s' (vm, license, expiry, util_sm, util_mem, "
+                                           "util_enc, util_dec, fb_used_mib)", key);
+                if (r == -EDOM)
+                        return usage_error("sim vgpu: '%s' is not a value for %s (license: licensed, unlicensed, "
+                                           "restricted, unrestricted, uninitialized; expiry: YYYY-MM-DDTHH:MM:SS "
+                                           "or permanent; util_*: 0-100)", eq + 1, key);
+                if (r == -ENODEV)
+                        return log_error("No vGPU unit %s on this simulated host (a VF or an mdev UUID).", unit), r;
+                if (r < 0)
+                        return log_error_errno(r, "Cannot set %s of %s: %m", key, unit), failure_errno(r);
+        }
+        return 0;
+}
+
 /* sim nvml-fail ERROR|off: NVML calls fail with that nvmlReturn_t (a number or NVML_ERROR_* name). */
 static int sim_nvml_fail_verb(int argc, char **argv) {
         if (argc != 2)
@@ -313,4 +361,8 @@ int verb_sim_remove(int argc, char **argv) {
 
 int verb_sim_nvml_fail(int argc, char **argv) {
         return sim_nvml_fail_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_vgpu(int argc, char **argv) {
+        return sim_vgpu_verb(argc - 1, argv + 1);
 }

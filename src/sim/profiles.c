@@ -278,22 +278,28 @@ static void aspeed(SimHost *h, int rp, unsigned bus, int numa) {
         add(h, &ast_vga, b, bus + 1, 0, 0, numa, SIM_BOOT_VGA);
 }
 
+/* The DGX A100: four PCIe switches with two A100s, a ConnectX-6 and an NVMe each. Asked for more GPUs
+ * ("dgx-a100:64", a scale test, not a machine anyone sells), eight switches carry GPUS / 8 A100s each. */
 static void build_dgx_a100(SimHost *h) {
         int rp = amd_root(h, 0x00, 0, 1, 1);
         aspeed(h, rp, 0x01, 0);
         static const struct {
                 unsigned rb;
                 int numa;
-        } sw[] = {{0x20, 0}, {0x40, 0}, {0xa0, 1}, {0xc0, 1}};
-        for (size_t s = 0; s < ELEMENTSOF(sw); s++) {
-                unsigned rb = sw[s].rb;
-                int numa = sw[s].numa;
+        } sw4[] = {{0x20, 0}, {0x40, 0}, {0xa0, 1}, {0xc0, 1}},
+          sw8[] = {{0x20, 0}, {0x30, 0}, {0x40, 0}, {0x50, 0}, {0xa0, 1}, {0xb0, 1}, {0xc0, 1}, {0xd0, 1}};
+        bool big = h->gpus > 8;
+        size_t n_sw = big ? ELEMENTSOF(sw8) : ELEMENTSOF(sw4);
+        unsigned per = big ? h->gpus / 8 : 2;
+        for (size_t s = 0; s < n_sw; s++) {
+                unsigned rb = big ? sw8[s].rb : sw4[s].rb;
+                int numa = big ? sw8[s].numa : sw4[s].numa;
                 int port = amd_root(h, rb, numa, 1, 1);
                 int up = add(h, &plx_up, port, rb + 1, 0, 0, numa, 0);
-                static const SimModel *const eps[] = {&a100, &a100, &cx6, &nvme};
-                for (unsigned i = 0; i < ELEMENTSOF(eps); i++) {
-                        int down = add(h, &plx_down, up, rb + 2, i * 4, 0, numa, SIM_ACS);
-                        add(h, eps[i], down, rb + 3 + i, 0, 0, numa, 0);
+                for (unsigned i = 0; i < per + 2; i++) {
+                        const SimModel *ep = i < per ? &a100 : i == per ? &cx6 : &nvme;
+                        int down = add(h, &plx_down, up, rb + 2, big ? i : i * 4, 0, numa, SIM_ACS);
+                        add(h, ep, down, rb + 3 + i, 0, 0, numa, 0);
                 }
         }
         /* NVSwitch baseboard: one switch with six downstream ports */
@@ -492,6 +498,7 @@ static const SimProfile profiles[] = {
                 .cmdline_extra = "iommu=pt",
                 .extra_modules = mods_none,
                 .build = build_dgx_a100,
+                .max_gpus = 64,
         },
         {
                 .info = {"dgx-station",
@@ -714,13 +721,23 @@ static int finish(SimHost *h) {
 }
 
 int sim_host_new(const char *profile, SimHost **ret) {
-        const SimProfile *p = sim_profile_find(profile);
+        /* NAME, or NAME:GPUS for a scalable profile */
+        const char *colon = strchr(profile, ':');
+        _cleanup_free_ char *name = colon ? strndup(profile, (size_t)(colon - profile)) : strdup(profile);
+        if (!name)
+                return -ENOMEM;
+        const SimProfile *p = sim_profile_find(name);
         if (!p)
                 return -ENOENT;
+        uint32_t gpus = 0;
+        if (colon && (p->max_gpus == 0 || parse_u32(colon + 1, 10, &gpus) < 0 || gpus < 8 || gpus > p->max_gpus ||
+                      gpus % 8 != 0))
+                return -ERANGE;
         _cleanup_sim_host_free_ SimHost *h = calloc(1, sizeof *h);
         if (!h)
                 return -ENOMEM;
         h->profile = p;
+        h->gpus = gpus;
         p->build(h);
         if (h->error < 0)
                 return h->error;

@@ -31,6 +31,16 @@ expect_rc 0 "$GPUVIRT" "${H[@]}" --json show "$short" && expect_in "$OUT" "\"add
 expect_rc 2 "$GPUVIRT" sim create "$TMP/x" --profile nosuch && expect_in "$ERR" "Unknown profile 'nosuch'" "unknown profile"
 expect_rc 2 "$GPUVIRT" sim create "$TMP/x" && expect_in "$ERR" "--profile" "profile required"
 expect_rc 1 "$GPUVIRT" sim create "$TMP/ws" --profile workstation && expect_in "$ERR" "not empty" "refuses non-empty dir"
+# a sized host (the scrape benchmark's 64 GPUs): only dgx-a100 scales, in steps of 8; nothing is created otherwise
+expect_rc 2 "$GPUVIRT" sim create "$TMP/g" --profile dgx-a100 --gpus 12 && expect_in "$ERR" "only dgx-a100 takes a size, 8 to 64" "--gpus 12"
+expect_rc 2 "$GPUVIRT" sim create "$TMP/g" --profile h100 --gpus 16 && expect_in "$ERR" "for h100: only dgx-a100" "--gpus on h100"
+[ ! -e "$TMP/g" ] && ok || fail "a refused sim create left $TMP/g"
+expect_rc 0 "$GPUVIRT" sim create "$TMP/g64" --profile dgx-a100 --gpus 64
+expect_rc 0 "$GPUVIRT" --root "$TMP/g64" --json list
+[ "$(echo "$OUT" | jq '[.[] | select(.driver == "nvidia")] | length')" = 64 ] && ok || fail "64-GPU host: $(echo "$OUT" | jq -c '[.[].address]')"
+[ "$(echo "$OUT" | jq '[.[] | select(.driver == "nvidia") | .iommu_group] | unique | length')" = 64 ] && ok || fail "64-GPU host: groups shared"
+expect_rc 0 "$GPUVIRT" --root "$TMP/g64" mig status
+[ "$(echo "$OUT" | grep -c 'A100-SXM4-40GB')" = 64 ] && ok || fail "the fake NVML sees $(echo "$OUT" | grep -c 'A100-SXM4-40GB') of 64 GPUs: $OUT"
 expect_rc 2 "$GPUVIRT" sim bogus
 expect_rc 0 "$GPUVIRT" "${H[@]}" sim fault unbind EBUSY
 expect_rc 2 "$GPUVIRT" "${H[@]}" sim fault unbind EWHAT && expect_in "$ERR" "EWHAT" "bad errno named"

@@ -9,8 +9,17 @@
 #include "basic/log.h"
 #include "core/host/names.h"
 
+/* A name looked up once: kept when libpci's table is dropped (pci_names_drop_table()). */
+typedef struct NameEntry {
+        uint16_t vendor, device;
+        bool is_device;
+        char *name; /* NULL: the database lacks it */
+} NameEntry;
+
 struct PciNames {
         struct pci_access *pacc;
+        NameEntry *cache;
+        size_t n_cache;
 };
 
 /* libpci's default error handler calls exit(1), and the handler must not return. Ours logs and jumps
@@ -76,20 +85,59 @@ int pci_names_new(PciNames **ret) {
 PciNames *pci_names_free(PciNames *n) {
         if (n) {
                 pci_cleanup(n->pacc);
+                for (size_t i = 0; i < n->n_cache; i++)
+                        free(n->cache[i].name);
+                free(n->cache);
                 free(n);
         }
         return NULL;
 }
 
-char *pci_names_vendor(PciNames *n, uint16_t vendor) {
+void pci_names_drop_table(PciNames *n) {
+        if (n)
+                pci_free_name_list(n->pacc);
+}
+
+/* The name of vendor (is_device false) or vendor:device, from the cache or the database (then cached):
+ * 1 with *ret (borrowed) set, 0 when the database lacks it, -ENOMEM. */
+static int cached(PciNames *n, bool is_device, uint16_t vendor, uint16_t device, const char **ret) {
+        if (!n)
+                return 0;
+        for (size_t i = 0; i < n->n_cache; i++) {
+                const NameEntry *e = &n->cache[i];
+                if (e->is_device == is_device && e->vendor == vendor && (!is_device || e->device == device)) {
+                        *ret = e->name;
+                        return !!e->name;
+                }
+        }
         char buf[256];
-        const char *s = lookup(n, buf, sizeof buf, PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, (int)vendor, 0);
-        return s ? strdup(s) : strdup_printf("Vendor %04x", vendor);
+        const char *s = is_device ? lookup(n, buf, sizeof buf, PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS, (int)vendor,
+                                           (int)device)
+                                  : lookup(n, buf, sizeof buf, PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, (int)vendor, 0);
+        char *copy = s ? strdup(s) : NULL;
+        NameEntry *c = (!s || copy) ? realloc(n->cache, (n->n_cache + 1) * sizeof *c) : NULL;
+        if (!c) {
+                free(copy);
+                return -ENOMEM;
+        }
+        n->cache = c;
+        c[n->n_cache++] = (NameEntry){.vendor = vendor, .device = device, .is_device = is_device, .name = copy};
+        *ret = copy;
+        return !!copy;
+}
+
+char *pci_names_vendor(PciNames *n, uint16_t vendor) {
+        const char *s = NULL;
+        int r = cached(n, false, vendor, 0, &s);
+        if (r < 0)
+                return NULL;
+        return r > 0 ? strdup(s) : strdup_printf("Vendor %04x", vendor);
 }
 
 char *pci_names_device(PciNames *n, uint16_t vendor, uint16_t device) {
-        char buf[256];
-        const char *s = lookup(n, buf, sizeof buf, PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS, (int)vendor,
-                               (int)device);
-        return s ? strdup(s) : strdup_printf("Device %04x", device);
+        const char *s = NULL;
+        int r = cached(n, true, vendor, device, &s);
+        if (r < 0)
+                return NULL;
+        return r > 0 ? strdup(s) : strdup_printf("Device %04x", device);
 }

@@ -18,3 +18,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(PciNames *, pci_names_free)
  * like lspci when the database lacks the entry. n may be NULL (no database). */
 char *pci_names_vendor(PciNames *n, uint16_t vendor);
 char *pci_names_device(PciNames *n, uint16_t vendor, uint16_t device);
+
+/* Names looked up are kept for the PciNames' life. This drops libpci's parsed pci.ids (megabytes) and keeps
+ * them: a long-running program (gpuvirtd) calls it once it has named the devices it sees; a device not
+ * named yet loads the database again. */
+void pci_names_drop_table(PciNames *n);

@@ -42,7 +42,8 @@
  * The library is several files: this one (the root, the GPUs found at init, device queries and processes),
  * models.c (the MIG profile tables), state.c (the state lock, state files and handles), fault.c (the
  * fault point), mig.c (MIG mode, GPU and compute instances, MIG device handles), telemetry.c (what
- * gpuvirtd samples: utilization, temperature, power, clocks, ECC, the driver version, Xid events);
+ * gpuvirtd samples: utilization, temperature, power, clocks, ECC, the driver version, Xid events), vgpu.c
+ * (the vGPU instances of running VMs: per-VM utilization, framebuffer, license);
  * fake-nvml.h is what they share.
  */
 #include <fcntl.h>
