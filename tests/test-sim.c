@@ -192,6 +192,50 @@ static void test_profiles_layout(void **state) {
         assert_int_equal(sim_create("/tmp/gpuvirt-sim-unknown-profile", "nope"), -ENOENT);
 }
 
+/* The generated host of the scaling benchmark: exactly the size asked for, every device laid out as the
+ * profiles' are (lspci agrees), each A100 alone in its group, one console, and the kernel model plays writes
+ * on it (the size is read back from .gpuvirt-sim/profile). */
+static void test_generated_layout(void **state) {
+        static const struct {
+                unsigned devices, gpus;
+        } sizes[] = {{100, 8}, {300, 24}, {31, 8}};
+        for (size_t s = 0; s < ELEMENTSOF(sizes); s++) {
+                char spec[64];
+                snprintf(spec, sizeof spec, SIM_GENERATED_PROFILE ":%u:%u", sizes[s].devices, sizes[s].gpus);
+                TestHost t;
+                test_host_open(&t, spec);
+                assert_int_equal(t.host->n_devices, sizes[s].devices);
+                size_t gpus = 0, boot = 0;
+                const PciDevice *gpu = NULL;
+                for (size_t k = 0; k < t.host->n_devices; k++) {
+                        const PciDevice *d = &t.host->devices[k];
+                        check_device(&t, d, true);
+                        boot += d->boot_vga == 1;
+                        if (d->vendor == PCI_VENDOR_NVIDIA && d->device == 0x20b0) {
+                                gpus++;
+                                gpu = gpu ?: d;
+                                assert_string_equal(d->driver, "nvidia");
+                                assert_int_equal(group_size(&t, d->iommu_group), 1);
+                        }
+                }
+                assert_int_equal(gpus, sizes[s].gpus);
+                assert_int_equal(boot, 1);
+                check_lspci(&t);
+                _cleanup_free_ char *ovr = strdup_printf("sys/bus/pci/devices/%s/driver_override", gpu->addr);
+                assert_int_equal(sim_kernel_write(root_dir(t.root), ovr, "vfio-pci"), 0);
+                test_host_close(&t);
+        }
+        char *base = test_tmpdir();
+        _cleanup_free_ char *dir = strdup_printf("%s/host", base);
+        assert_int_equal(sim_create_generated(dir, 23, 8), -EINVAL);
+        assert_int_equal(sim_create_generated(dir, 100, 0), -EINVAL);
+        assert_int_equal(sim_create_generated(dir, 100000, 8), -ERANGE);
+        assert_int_equal(sim_create(dir, SIM_GENERATED_PROFILE ":100"), -ENOENT);
+        assert_int_equal(sim_create(dir, SIM_GENERATED_PROFILE "x"), -ENOENT);
+        assert_false(path_exists(dir));
+        test_tmpdir_remove(base);
+}
+
 static void test_layout_details(void **state) {
         TestHost t;
         test_host_open(&t, "no-iommu");
@@ -578,6 +622,7 @@ static void test_faults(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_profiles_layout),
+                cmocka_unit_test(test_generated_layout),
                 cmocka_unit_test(test_layout_details),
                 cmocka_unit_test(test_groups),
                 cmocka_unit_test(test_vfio_cycle),

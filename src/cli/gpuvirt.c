@@ -184,7 +184,8 @@ static const Verb verbs[] = {
         {"sim", 1, NULL, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL|off-bus BDF\n"
                              "                            simulated hosts",
          0, SUBS({"profiles", 0, verb_sim_profiles, "sim profiles"},
-                 {"create", 0, verb_sim_create, "sim create DIR --profile NAME", .options = "--profile"},
+                 {"create", 0, verb_sim_create, "sim create DIR --profile NAME [--devices N --gpus M]",
+                  .options = "--profile --devices --gpus"},
                  {"fault", 0, verb_sim_fault, "sim fault ATTR ERRNO|KILL"},
                  {"off-bus", 0, verb_sim_off_bus, "sim off-bus BDF"})},
         {"capture", 1, verb_capture, "capture DIR               a read-only copy of this host's /sys and /proc (reports, tests)"},

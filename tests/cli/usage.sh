@@ -31,6 +31,15 @@ expect_rc 0 "$GPUVIRT" "${H[@]}" --json show "$short" && expect_in "$OUT" "\"add
 expect_rc 2 "$GPUVIRT" sim create "$TMP/x" --profile nosuch && expect_in "$ERR" "Unknown profile 'nosuch'" "unknown profile"
 expect_rc 2 "$GPUVIRT" sim create "$TMP/x" && expect_in "$ERR" "--profile" "profile required"
 expect_rc 1 "$GPUVIRT" sim create "$TMP/ws" --profile workstation && expect_in "$ERR" "not empty" "refuses non-empty dir"
+# the generated host of the scaling benchmark: sized by --devices/--gpus, which no other profile takes
+expect_rc 0 "$GPUVIRT" sim create "$TMP/gen" --profile generated --devices 60 --gpus 16
+[ "$(ls "$TMP/gen/sys/bus/pci/devices" | wc -l)" -eq 60 ] && ok || fail "generated: 60 devices"
+expect_rc 0 "$GPUVIRT" --root "$TMP/gen" --json list && echo "$OUT" | jq -e '[.[] | select(.vendor_id == "0x10de")] | length == 16' >/dev/null && ok || fail "generated: 16 GPUs listed"
+expect_rc 2 "$GPUVIRT" sim create "$TMP/x" --profile generated --devices 20 --gpus 8 && expect_in "$ERR" "cannot hold 8 GPUs (at least 24" "generated: too small"
+expect_rc 2 "$GPUVIRT" sim create "$TMP/x" --profile generated --devices 20000 --gpus 200 && expect_in "$ERR" "more than 256 PCI buses" "generated: too many buses"
+expect_rc 2 "$GPUVIRT" sim create "$TMP/x" --profile generated --gpus 0 && expect_in "$ERR" "--gpus takes a number from 1" "generated: no GPUs"
+expect_rc 2 "$GPUVIRT" sim create "$TMP/x" --profile workstation --devices 100 && expect_in "$ERR" "size the 'generated' profile only" "sizes only for generated"
+[ ! -e "$TMP/x" ] && ok || fail "a refused sim create wrote $TMP/x"
 expect_rc 2 "$GPUVIRT" sim bogus
 expect_rc 0 "$GPUVIRT" "${H[@]}" sim fault unbind EBUSY
 expect_rc 2 "$GPUVIRT" "${H[@]}" sim fault unbind EWHAT && expect_in "$ERR" "EWHAT" "bad errno named"
