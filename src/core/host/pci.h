@@ -77,6 +77,10 @@ typedef struct PciDevice {
         bool has_rom;
         bool has_mdev_types;  /* mdev_supported_types/ */
         bool has_vendor_vgpu; /* nvidia/creatable_vgpu_types (NVIDIA vendor-VFIO vGPU on a VF) */
+        /* Only classified (pci_host_scan_gpus()): addr, state, a, syspath, parent, the IDs and class, driver,
+         * iommu_group, physfn of a VF are read; the rest is unknown (-1, NULL, false; is_vfio from the driver)
+         * until pci_host_complete(). */
+        bool partial;
 } PciDevice;
 
 static inline bool pci_device_is_dead(const PciDevice *d) {
@@ -110,6 +114,13 @@ typedef struct PciHost {
 
 /* Read every device under sys/bus/pci/devices. Tolerates attributes a captured tree lacks. */
 int pci_host_scan(Root *root, PciHost **ret);
+/* The scan of what shows GPUs (list, check): every device classified from its config header (one read, with
+ * its driver and IOMMU group links), and in full only the GPUs (display class, or dead), NVIDIA's functions,
+ * the members of their IOMMU groups and their VFs; the others stay partial. */
+int pci_host_scan_gpus(Root *root, PciHost **ret);
+/* Read the rest of a partial device (nothing for a complete one); -errno when its directory is gone, the
+ * device then keeps what the scan read. */
+int pci_host_complete(const PciHost *h, PciDevice *d);
 PciHost *pci_host_free(PciHost *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PciHost *, pci_host_free)
 #define _cleanup_pci_host_free_ _cleanup_(pci_host_freep)

@@ -107,8 +107,9 @@ API nvmlReturn_t nvmlInit_v2(void) {
                 _cleanup_free_ char *drv = NULL, *pf = strdup_printf("%s/physfn", dir);
                 if (!dir || !drvl || !pf)
                         return NVML_ERROR_UNKNOWN;
-                if (read_hex(dir, "vendor") != 0x10de || (read_hex(dir, "class") >> 16) != 0x03 ||
-                    readlink_base(drvl, &drv) < 0 || !streq(drv, "nvidia") || path_exists(pf))
+                /* the driver link first: one read for each device nvidia does not drive, as the driver knows its own */
+                if (readlink_base(drvl, &drv) < 0 || !streq(drv, "nvidia") || read_hex(dir, "vendor") != 0x10de ||
+                    (read_hex(dir, "class") >> 16) != 0x03 || path_exists(pf))
                         continue;
                 FDev *d = &devs[n_devs++];
                 d->magic = MAGIC_DEV;
