@@ -311,11 +311,29 @@ static void check_scan_gpus(Root *root, const PciHost *full) {
         assert_true(partial > 0);
 }
 
+/* The scan of an operation on one device: that device, its group, its card, its PF and VFs in full, as the
+ * full scan reads them; every other device classified as the full scan classifies it. */
+static void check_scan_device(Root *root, const PciHost *full, const PciDevice *focus) {
+        _cleanup_pci_host_free_ PciHost *g = NULL;
+        assert_int_equal(pci_host_scan_device(root, focus->addr, &g), 0);
+        assert_int_equal(g->n_devices, full->n_devices);
+        for (size_t i = 0; i < g->n_devices; i++) {
+                const PciDevice *d = &g->devices[i], *f = &full->devices[i];
+                same_class(d, f);
+                if (f == focus || (focus->iommu_group >= 0 && f->iommu_group == focus->iommu_group) ||
+                    pci_addr_same_card(&f->a, &focus->a) || (f->physfn && streq(f->physfn, focus->addr)))
+                        same_device(d, f);
+        }
+}
+
 static void test_scan_gpus(void **state) {
         for (size_t i = 0; i <= sim_profile_count(); i++) {
                 TestHost t;
                 test_host_open(&t, i < sim_profile_count() ? sim_profile_info(i)->name : SIM_GENERATED_PROFILE ":300:24");
                 check_scan_gpus(t.root, t.host);
+                /* every device of a profile once the focus of a device scan (of the generated host one in 17) */
+                for (size_t k = 0; k < t.host->n_devices; k += t.host->n_devices > 100 ? 17 : 1)
+                        check_scan_device(t.root, t.host, &t.host->devices[k]);
                 test_host_close(&t);
         }
 }

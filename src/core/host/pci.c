@@ -452,7 +452,16 @@ static bool scan_wants_full(const PciHost *h, const PciDevice *d, const bool *gp
         return false;
 }
 
-static int host_scan(Root *root, bool gpus_only, PciHost **ret) {
+/* Whether a device scan for the device focus reads d in full: focus itself, the members of its IOMMU group,
+ * the functions of its card, its PF and its VFs. */
+static bool scan_wants_full_for(const PciDevice *d, const PciDevice *focus) {
+        return d == focus || (focus->iommu_group >= 0 && d->iommu_group == focus->iommu_group) ||
+               pci_addr_same_card(&d->a, &focus->a) || (focus->physfn && streq(focus->physfn, d->addr)) ||
+               (d->physfn && streq(d->physfn, focus->addr));
+}
+
+/* focus NULL: every device read in full (gpus_only false) or the GPU scan; else the device scan for it. */
+static int host_scan(Root *root, bool gpus_only, const char *focus, PciHost **ret) {
         _cleanup_free_ char *p = root_path(root, "sys/bus/pci/devices");
         if (!p)
                 return -ENOMEM;
@@ -494,7 +503,17 @@ static int host_scan(Root *root, bool gpus_only, PciHost **ret) {
                 h->n_devices++;
         }
         qsort(h->devices, h->n_devices, sizeof(PciDevice), cmp_dev);
-        if (gpus_only) {
+        const PciDevice *f = focus ? pci_host_find(h, focus) : NULL;
+        if (f) {
+                for (size_t i = 0; i < h->n_devices; i++) {
+                        PciDevice *d = &h->devices[i];
+                        if (d->partial && scan_wants_full_for(d, f)) {
+                                int r = pci_host_complete(h, d);
+                                if (r == -ENOMEM)
+                                        return r;
+                        }
+                }
+        } else if (gpus_only) {
                 int max_group = -1;
                 for (size_t i = 0; i < h->n_devices; i++)
                         max_group = MAX(max_group, h->devices[i].iommu_group);
@@ -521,11 +540,19 @@ static int host_scan(Root *root, bool gpus_only, PciHost **ret) {
 }
 
 int pci_host_scan(Root *root, PciHost **ret) {
-        return host_scan(root, false, ret);
+        return host_scan(root, false, NULL, ret);
 }
 
 int pci_host_scan_gpus(Root *root, PciHost **ret) {
-        return host_scan(root, true, ret);
+        return host_scan(root, true, NULL, ret);
+}
+
+int pci_host_scan_device(Root *root, const char *bdf, PciHost **ret) {
+        PciAddr a;
+        char name[PCI_ADDR_STRLEN];
+        if (pci_addr_parse(bdf, &a) < 0)
+                return host_scan(root, false, NULL, ret); /* the caller's lookup says what is wrong */
+        return host_scan(root, true, pci_addr_format(&a, name), ret);
 }
 
 int pci_device_read(Root *root, const char *bdf, PciDevice *ret) {
@@ -541,6 +568,19 @@ int pci_device_read(Root *root, const char *bdf, PciDevice *ret) {
                 return r == -ENOMEM ? r : -ENODEV;
         }
         *ret = d;
+        return 0;
+}
+
+int pci_host_reread(PciHost *h, const char *addr) {
+        PciDevice *d = pci_host_find(h, addr);
+        if (!d)
+                return -ENODEV;
+        PciDevice n;
+        int r = pci_device_read(h->root, addr, &n);
+        if (r < 0)
+                return r;
+        pci_device_done(d);
+        *d = n;
         return 0;
 }
 

@@ -87,6 +87,15 @@ static bool config_lost(const char *dir) {
         return true;
 }
 
+/* Lost from the moment its config space stops answering, as the driver finds at its next access: a handle
+ * asked for after the fall (by a process that initialised NVML before it) is refused too. */
+static bool dev_lost(FDev *d) {
+        char dir[PATH_MAX];
+        if (!d->lost && (size_t)snprintf(dir, sizeof dir, "%s/sys/bus/pci/devices/%s", root, d->bdf) < sizeof dir)
+                d->lost = config_lost(dir);
+        return d->lost;
+}
+
 /* ---- init ---- */
 
 API nvmlReturn_t nvmlInit_v2(void) {
@@ -176,7 +185,7 @@ API nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned index, nvmlDevice_t *dev
                 return NVML_ERROR_UNINITIALIZED;
         if (!device || index >= n_devs)
                 return NVML_ERROR_INVALID_ARGUMENT;
-        if (devs[index].lost)
+        if (dev_lost(&devs[index]))
                 return NVML_ERROR_GPU_IS_LOST;
         *device = (nvmlDevice_t)&devs[index];
         return NVML_SUCCESS;
@@ -199,7 +208,7 @@ API nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *busid, nvmlDevice_
                 return NVML_ERROR_INVALID_ARGUMENT;
         for (unsigned i = 0; i < n_devs; i++)
                 if (bus_id_parse(devs[i].bdf, &b[0], &b[1], &b[2], &b[3]) && memcmp(a, b, sizeof a) == 0) {
-                        if (devs[i].lost)
+                        if (dev_lost(&devs[i]))
                                 return NVML_ERROR_GPU_IS_LOST;
                         *device = (nvmlDevice_t)&devs[i];
                         return NVML_SUCCESS;
