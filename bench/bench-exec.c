@@ -13,16 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_us(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_d(const void *a, const void *b) {
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
-}
+#include "bench-time.h"
 
 /* exit status of argv, with stdout/stderr on /dev/null */
 static int run(char **argv) {

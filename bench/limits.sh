@@ -27,6 +27,8 @@ ms() { awk -v u="$1" 'BEGIN{printf "%.2f", u / 1000}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a / b}'; }
 per() { awk -v a="$1" -v n="$2" 'BEGIN{printf "%.1f", a / n}'; }
 
+# the figures are ratios in one run; a loaded machine still spreads them: say how loaded it was
+echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== gpuvirt --json list beside lspci -nn on generated hosts (median of $RUNS, tmpfs; sys = system calls)"
 printf '%-8s %-5s | %-17s' devices gpus "lspci ms sys/dev"
 for n in "${NAMES[@]}"; do printf ' | %-30s' "$n: ms x-lspci sys/dev"; done

@@ -267,9 +267,10 @@ static void config_header(int dfd, PciDevice *d, uint8_t cfg[static 64], size_t 
 
 /* What every device gets in a scan: its address, directory, upstream bridge, state, IDs and class, driver and
  * IOMMU group. The IDs and class come from the config header, the one read that classifies a device: for a
- * type 0 header its vendor, device, class and subsystem registers are what the kernel's attributes show. A
- * VF's ID registers read 0xffff, a type 1 header (bridge) holds no subsystem IDs there, a dead device or a
- * capture without config space has no header to trust: those read the attributes (a VF its physfn link too).
+ * type 0 header its vendor, device, class and subsystem registers are what the kernel's attributes show (a
+ * type 1 header, a bridge's, holds no subsystem IDs there: they stay 0 until the rest is read). A VF's ID
+ * registers read 0xffff, a dead device or a capture without config space has no header to trust: those read
+ * the attributes (a VF its physfn link too).
  * dfd is left open for pci_device_load_rest(). */
 static int pci_device_load_class(Root *root, const char *name, PciDevice *d, int *ret_dfd, uint8_t cfg[static 64],
                                  bool *ret_header) {
@@ -318,12 +319,14 @@ static int pci_device_load_class(Root *root, const char *name, PciDevice *d, int
         size_t cfg_n;
         config_header(dfd, d, cfg, &cfg_n);
         bool header = *ret_header = d->state == PCI_DEVICE_OK && cfg_n >= 64;
-        if (header && le16(cfg) != 0xffff && (cfg[0x0e] & 0x7f) == 0) {
+        if (header && le16(cfg) != 0xffff) {
                 d->vendor = le16(cfg);
                 d->device = le16(cfg + 2);
                 d->class = le32(cfg + 8) >> 8;
-                d->subsystem_vendor = le16(cfg + 0x2c);
-                d->subsystem_device = le16(cfg + 0x2e);
+                if ((cfg[0x0e] & 0x7f) == 0) { /* a bridge's are in a capability: read with the rest */
+                        d->subsystem_vendor = le16(cfg + 0x2c);
+                        d->subsystem_device = le16(cfg + 0x2e);
+                }
         } else {
                 pci_device_load_ids(dfd, d, header ? cfg : NULL);
                 if (header && le16(cfg) == 0xffff)

@@ -77,9 +77,9 @@ typedef struct PciDevice {
         bool has_rom;
         bool has_mdev_types;  /* mdev_supported_types/ */
         bool has_vendor_vgpu; /* nvidia/creatable_vgpu_types (NVIDIA vendor-VFIO vGPU on a VF) */
-        /* Only classified (pci_host_scan_gpus()): addr, state, a, syspath, parent, the IDs and class, driver,
-         * iommu_group, physfn of a VF are read; the rest is unknown (-1, NULL, false; is_vfio from the driver)
-         * until pci_host_complete(). */
+        /* Only classified (pci_host_scan_gpus()): addr, state, a, syspath, parent, the IDs and class (a bridge's
+         * subsystem IDs 0), driver, iommu_group, physfn of a VF are read; the rest is unknown (-1, NULL, false;
+         * is_vfio from the driver) until pci_host_complete(). */
         bool partial;
 } PciDevice;
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,8 @@ static struct {
         char **bound; /* sys/bus/pci/drivers/nvidia/ when it was initialised */
         unsigned users;
 } shared;
+/* the handle's bookkeeping, for programs with threads (gpuvirtd); NVML itself is thread-safe */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static char **nvidia_bound(Root *root) {
         _cleanup_free_ char *p = root_path(root, "sys/bus/pci/drivers/nvidia");
@@ -175,7 +178,7 @@ static bool strv_same(char *const *a, char *const *b) {
         return (!a || !*a) == (!b || !*b);
 }
 
-int nvml_open(Root *root, Nvml **ret, GvError *ret_error) {
+static int nvml_open_locked(Root *root, Nvml **ret, GvError *ret_error) {
         _cleanup_strv_free_ char **bound = nvidia_bound(root);
         if (shared.n && streq(shared.root, root_dir(root)) && strv_same(shared.bound, bound)) {
                 shared.users++;
@@ -209,14 +212,22 @@ int nvml_open(Root *root, Nvml **ret, GvError *ret_error) {
         return 0;
 }
 
+int nvml_open(Root *root, Nvml **ret, GvError *ret_error) {
+        pthread_mutex_lock(&shared_lock);
+        int r = nvml_open_locked(root, ret, ret_error);
+        pthread_mutex_unlock(&shared_lock);
+        return r;
+}
+
 Nvml *nvml_close(Nvml *n) {
         if (!n)
                 return NULL;
-        if (n == shared.n) {
-                if (shared.users > 0)
-                        shared.users--;
-                return NULL; /* kept for the next opener */
-        }
-        nvml_unload(n);
+        pthread_mutex_lock(&shared_lock);
+        bool kept = n == shared.n;
+        if (kept && shared.users > 0)
+                shared.users--; /* kept for the next opener */
+        pthread_mutex_unlock(&shared_lock);
+        if (!kept)
+                nvml_unload(n);
         return NULL;
 }
