@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gpuvirtd's /metrics under load, beside prometheus-node-exporter's on the same machine in the same run, at
-# 8 GPUs (dgx-a100) and 64 GPUs (dgx-a100 --gpus 64).
+# 8 GPUs (dgx-a100) and 64 GPUs (a generated host: --profile generated --devices 300 --gpus 64).
 # Usage: bench/scrape.sh [BUILD_DIR] (default build-release). Needs wrk, prometheus-node-exporter, python3.
 # Per target:
 #  - paced: RATE scrapes/s (default 1000, the issue's goal: p99 < 5 ms) for DURATION s over CONNS keep-alive
@@ -48,7 +48,11 @@ load "prometheus-node-exporter /metrics" "http://127.0.0.1:$((PORT + 100))/metri
 i=0
 for size in 8 64; do
         H=$TMP/gpus-$size
-        "$GPUVIRT" sim create "$H" --profile dgx-a100 --gpus "$size" >/dev/null
+        if [ "$size" = 8 ]; then
+                "$GPUVIRT" sim create "$H" --profile dgx-a100 >/dev/null
+        else
+                "$GPUVIRT" sim create "$H" --profile generated --devices 300 --gpus "$size" >/dev/null
+        fi
         "$GPUVIRTD" --root "$H" --listen "127.0.0.1:$((PORT + i))" --interval 10 2>"$TMP/$size.log" &
         PIDS+=($!)
         D=$!

@@ -187,7 +187,8 @@ static const Verb verbs[] = {
                              "                            sim xid|telemetry|aer|link|remove BDF ...|nvml-fail ERR|off\n"
                              "                            sim vgpu UNIT vm=NAME license=... util_sm=N ...",
          0, SUBS({"profiles", 0, verb_sim_profiles, "sim profiles"},
-                 {"create", 0, verb_sim_create, "sim create DIR --profile NAME [--gpus N]", .options = "--profile --gpus"},
+                 {"create", 0, verb_sim_create, "sim create DIR --profile NAME [--devices N --gpus M]",
+                  .options = "--profile --devices --gpus"},
                  {"fault", 0, verb_sim_fault, "sim fault ATTR ERRNO|KILL"},
                  {"off-bus", 0, verb_sim_off_bus, "sim off-bus BDF"},
                  {"xid", 0, verb_sim_xid, "sim xid BDF CODE"},

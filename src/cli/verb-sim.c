@@ -56,49 +56,74 @@ static bool sim_profile_exists(const char *name) {
 }
 
 typedef struct SimCreateArgs {
-        const char *profile, *gpus;
+        const char *profile, *devices, *gpus;
 } SimCreateArgs;
 
 static void sim_opt(int c, const char *v, void *ud) {
         SimCreateArgs *a = ud;
         if (c == 'p')
                 a->profile = v;
-        else
+        else if (c == 'd')
+                a->devices = v;
+        else if (c == 'g')
                 a->gpus = v;
+}
+
+/* --devices/--gpus of the generated profile: 0, or -EINVAL after saying why. */
+static int size_arg(const char *opt, const char *v, uint32_t def, uint32_t max, uint32_t *ret) {
+        *ret = def;
+        if (v && (parse_u32(v, 10, ret) < 0 || *ret == 0 || *ret > max))
+                return usage_error("sim create: %s takes a number from 1 to %u, not '%s'", opt, max, v);
+        return 0;
 }
 
 static int sim_create_verb(int argc, char **argv) {
         static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
-                                             {"gpus", required_argument, NULL, 'g'}, {}};
+                                             {"devices", required_argument, NULL, 'd'},
+                                             {"gpus", required_argument, NULL, 'g'},
+                                             {}};
         SimCreateArgs a = {};
         int k = parse_verb_options(argc, argv, opts, "p:", sim_opt, &a);
-        const char *profile = a.profile;
         if (k < 0)
                 return -EINVAL; /* parse_verb_options() said why */
         if (argc - k != 1)
                 return usage_error("sim create: expected one directory: gpuvirt sim create DIR --profile NAME");
-        if (!profile)
+        if (!a.profile)
                 return usage_error("sim create: --profile NAME is required (see 'gpuvirt sim profiles')");
-        if (!sim_profile_exists(profile)) {
-                log_error("Unknown profile '%s'. Known profiles:", profile);
+        bool generated = streq(a.profile, SIM_GENERATED_PROFILE);
+        if ((a.devices || a.gpus) && !generated)
+                return usage_error("sim create: --devices and --gpus size the '" SIM_GENERATED_PROFILE "' profile only");
+        if (!generated && !sim_profile_exists(a.profile)) {
+                log_error("Unknown profile '%s'. Known profiles:", a.profile);
                 for (size_t i = 0; i < sim_profile_count(); i++)
                         fprintf(stderr, "  %s\n", sim_profile_info(i)->name);
+                fprintf(stderr, "  %s (--devices N --gpus M)\n", SIM_GENERATED_PROFILE);
                 return -EINVAL;
         }
-        _cleanup_free_ char *sized = a.gpus ? strdup_printf("%s:%s", profile, a.gpus) : NULL;
-        if (a.gpus && !sized)
-                return log_oom();
-        int r = sim_create(argv[k], sized ?: profile);
-        if (r == -ERANGE)
-                return usage_error("sim create: --gpus '%s' for %s: only dgx-a100 takes a size, 8 to 64 GPUs in "
-                                   "steps of 8", a.gpus, profile);
+        uint32_t devices = 0, gpus = 0;
+        int r;
+        if (generated) {
+                r = size_arg("--devices", a.devices, SIM_GENERATED_DEVICES, 20000, &devices);
+                r = r ?: size_arg("--gpus", a.gpus, SIM_GENERATED_GPUS, SIM_GENERATED_GPUS_MAX, &gpus);
+                if (r < 0)
+                        return r;
+                r = sim_create_generated(argv[k], devices, gpus);
+                if (r == -EINVAL)
+                        return usage_error("sim create: %u devices cannot hold %u GPUs (at least %u: the chipset's 7, "
+                                           "a root port per GPU, a root complex per 8 GPUs)",
+                                           devices, gpus, 7 + 2 * gpus + (gpus + 7) / 8);
+                if (r == -ERANGE)
+                        return usage_error("sim create: %u devices with %u GPUs need more than 256 PCI buses", devices,
+                                           gpus);
+        } else
+                r = sim_create(argv[k], a.profile);
         if (r == -EEXIST)
                 return log_error("'%s' exists and is not empty; give a new or empty directory.", argv[k]), r;
         if (r < 0)
                 return log_error_errno(r, "Cannot create simulated host in '%s': %m", argv[k]), failure_errno(r);
         if (!arg.json)
-                printf("Simulated host '%s' created in %s\nUse it with: gpuvirt --root %s list\n", profile, argv[k],
-                       argv[k]);
+                printf("Simulated host '%s' created in %s\nUse it with: gpuvirt --root %s list\n", a.profile,
+                       argv[k], argv[k]);
         return 0;
 }
 

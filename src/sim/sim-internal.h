@@ -101,10 +101,10 @@ typedef enum SimLicense {
 
 typedef struct SimHost {
         const SimProfile *profile;
-        unsigned gpus; /* the size a scalable profile was asked for ("dgx-a100:64"); 0: the profile's own */
         SimDev *devs;
         size_t n;
         int error;
+        unsigned gen_devices, gen_gpus; /* the size of a generated host */
 } SimHost;
 
 struct SimProfile {
@@ -124,7 +124,6 @@ struct SimProfile {
         const char *const *daemons; /* processes running (proc/PID/comm): "nvidia-vgpu-mgr" */
         SimLicense license;         /* the NVIDIA vGPU license configuration in etc/nvidia */
         void (*build)(SimHost *h);
-        unsigned max_gpus; /* scalable (NAME:GPUS, a multiple of 8 up to this); 0: a fixed machine */
 };
 
 /* profiles.c */

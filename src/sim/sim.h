@@ -29,6 +29,17 @@ typedef struct SimProfileInfo {
 size_t sim_profile_count(void);
 const SimProfileInfo *sim_profile_info(size_t i);
 
+/* A host of any size for scaling benchmarks (`sim create DIR --profile generated --devices N --gpus M`): not
+ * one of the profiles listed, its name carries its size ("generated:N:M", what .gpuvirt-sim/profile holds),
+ * "generated" alone is the default size. */
+#define SIM_GENERATED_PROFILE "generated"
+#define SIM_GENERATED_DEVICES 100u
+#define SIM_GENERATED_GPUS    8u
+#define SIM_GENERATED_GPUS_MAX 128u /* as many as the fake NVML holds (src/sim/nvml: MAX_DEVS) */
+/* -EINVAL when devices cannot hold the GPUs (each takes its root port, each eight GPUs a root complex, and
+ * the chipset 7 functions) or gpus is 0, -ERANGE when the host would need more than 256 buses. */
+int sim_create_generated(const char *dir, unsigned devices, unsigned gpus);
+
 /* Write a freshly booted simulated host of the named profile into dir (created; must be empty or
  * absent). -ENOENT for an unknown profile, -EEXIST when dir is not empty. */
 int sim_create(const char *dir, const char *profile);

@@ -339,7 +339,8 @@ typedef struct Nvml {
  * Load and initialize NVML for the root: on a live host dlopen("libnvidia-ml.so.1"); on a simulated root
  * the simulator's fake library from its fixed path (sim_nvml_library(), never a path read from the tree); on a captured tree NVML is never used (-EOPNOTSUPP).
  * -ENOPKG: the library is not installed (or lacks a required symbol); ret_error (may be NULL) says why
- * (step "nvml").
+ * (step "nvml"). Once per process: every later nvml_open() of the root gets the same handle while the GPUs
+ * bound to nvidia stay the same (nvml.c says when it is initialised again); nvml_close() releases one use.
  */
 int nvml_open(Root *root, Nvml **ret, GvError *ret_error);
 Nvml *nvml_close(Nvml *n);
