@@ -696,12 +696,13 @@ static void unit_labels(FILE *f, const char *name, const UnitRec *u) {
                 fprintf(f, "} " fmt "\n", __VA_ARGS__);                                                       \
         } while (0)
 
-/* The families of units that have a field, each with HELP and TYPE once. */
-#define FAMILY_EACH(f, y, cond, name, type, help, ...)                                                        \
+/* A family over the records (var, of type T, in items[0..count)) that have a field: HELP and TYPE once,
+ * before the first sample; nothing when none has it. */
+#define FAMILY_OVER(f, T, var, items, count, cond, name, type, help, ...)                                     \
         do {                                                                                                  \
                 bool _any = false;                                                                            \
-                for (size_t _i = 0; _i < (y)->n_recs; _i++) {                                                 \
-                        const UnitRec *u = &(y)->recs[_i];                                                    \
+                for (size_t _i = 0; _i < (count); _i++) {                                                     \
+                        T *var = &(items)[_i];                                                                \
                         if (!(cond))                                                                          \
                                 continue;                                                                     \
                         if (!_any)                                                                            \
@@ -710,6 +711,9 @@ static void unit_labels(FILE *f, const char *name, const UnitRec *u) {
                         __VA_ARGS__;                                                                          \
                 }                                                                                             \
         } while (0)
+/* ... over the units (u) */
+#define FAMILY_EACH(f, y, cond, name, type, help, ...)                                                        \
+        FAMILY_OVER(f, const UnitRec, u, (y)->recs, (y)->n_recs, cond, name, type, help, __VA_ARGS__)
 
 /* The host units a domain holds, in the order its live XML lists them (PCI GPU units and mdevs). */
 static size_t domain_units(const Cycle *y, const char *domain, const UnitRec **out, size_t max) {
@@ -813,18 +817,7 @@ static void vgpu_labels(FILE *f, const char *name, const VgpuRec *v) {
 static void render_vgpus(const Cycle *y, FILE *f) {
         static const char *const engines[4] = {"sm", "memory", "encoder", "decoder"};
 #define VGPU_EACH(cond, name, type, help, ...)                                                                \
-        do {                                                                                                  \
-                bool _any = false;                                                                            \
-                for (size_t _i = 0; _i < y->n_vgpus; _i++) {                                                  \
-                        const VgpuRec *v = &y->vgpus[_i];                                                     \
-                        if (!(cond))                                                                          \
-                                continue;                                                                     \
-                        if (!_any)                                                                            \
-                                family(f, name, type, help);                                                  \
-                        _any = true;                                                                          \
-                        __VA_ARGS__;                                                                          \
-                }                                                                                             \
-        } while (0)
+        FAMILY_OVER(f, const VgpuRec, v, y->vgpus, y->n_vgpus, cond, name, type, help, __VA_ARGS__)
         VGPU_EACH(true, "gpuvirt_vgpu_instance_info", "gauge",
                   "A vGPU instance a running VM uses, as the vGPU manager reports it (always 1): its GPU, host unit "
                   "(mdev UUID or vendor vGPU VF; empty when not known), vGPU UUID, VM and type.", {
