@@ -210,6 +210,17 @@ static void test_nvml_once(void **state) {
         TestHost t;
         test_host_open(&t, "dgx-a100");
         Nvml *a = NULL, *b = NULL, *c = NULL;
+        /* NVML failing to initialise: refused with the reason, and again (the failed handle was once released
+         * under the lock its opener held: the process hung) */
+        assert_int_equal(sim_nvml_fail(t.dir, NVML_ERROR_DRIVER_NOT_LOADED), 0);
+        GvError e = {};
+        assert_true(nvml_open(t.root, &a, &e) < 0);
+        assert_non_null(e.message);
+        assert_non_null(strstr(e.message, "NVML_ERROR_DRIVER_NOT_LOADED"));
+        gv_error_done(&e);
+        assert_true(nvml_open(t.root, &a, NULL) < 0);
+        assert_null(a);
+        assert_int_equal(sim_nvml_fail(t.dir, 0), 0);
         assert_int_equal(nvml_open(t.root, &a, NULL), 0);
         assert_int_equal(nvml_open(t.root, &b, NULL), 0);
         assert_ptr_equal(a, b);
