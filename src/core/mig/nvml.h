@@ -10,6 +10,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "basic/gverror.h"
 #include "core/host/root.h"
@@ -192,6 +193,13 @@ typedef struct nvmlVgpuLicenseInfo_st {
         nvmlVgpuLicenseExpiry_t licenseExpiry;
         unsigned currentState; /* NVML_GRID_LICENSE_STATE_* */
 } nvmlVgpuLicenseInfo_t;
+/* The license constants and these two layouts are nvml.h's (CUDA 12.x): NVML fills the caller's struct, so a
+ * field out of place would read as another license state. */
+_Static_assert(sizeof(nvmlVgpuLicenseExpiry_t) == 16 && offsetof(nvmlVgpuLicenseExpiry_t, status) == 14,
+               "nvmlVgpuLicenseExpiry_t layout");
+_Static_assert(sizeof(nvmlVgpuLicenseInfo_t) == 24 && offsetof(nvmlVgpuLicenseInfo_t, licenseExpiry) == 4 &&
+                       offsetof(nvmlVgpuLicenseInfo_t, currentState) == 20,
+               "nvmlVgpuLicenseInfo_t layout");
 #define NVML_VGPU_NAME_BUFFER_SIZE 64
 
 #define NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE 80
