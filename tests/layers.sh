@@ -28,8 +28,9 @@ check() { # layer, allowed layers...
 check basic basic
 check core basic core
 check sim basic core sim
-# the programs: cli may use every library layer, and none of them may reach into a program
+# the programs: cli and k8s may use every library layer, and none of them may reach into another program
 check cli basic core sim cli
+check k8s basic core sim k8s
 [ $fail -eq 0 ] && echo "layers: every include goes down (or sideways)"
 
 # Core says what failed, never what to type: a string literal under src/core that names a command-line

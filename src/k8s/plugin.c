@@ -1,0 +1,607 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * gpuvirt-device-plugin: the kubelet device plugin API v1beta1 for the host's GPUs (docs/k8s.md).
+ *
+ * One thread drives everything: one gRPC completion queue (rpc.c) for every resource's server and for the
+ * Registration calls, polled in steps of at most POLL_MS, between which the inotify descriptor is read and
+ * the host rescanned when something changed or the rescan interval ran out. A changed resource list goes out
+ * at once on every open ListAndWatch stream of that resource.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "basic/errname.h"
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "core/host/root.h"
+#include "deviceplugin.pb-c.h"
+#include "k8s/health.h"
+#include "k8s/resources.h"
+#include "k8s/rpc.h"
+#include "sim/sim.h"
+
+#define PLUGINS_DIR     "var/lib/kubelet/device-plugins"
+#define KUBELET_SOCKET  "kubelet.sock"
+#define API_VERSION     "v1beta1"
+#define POLL_MS         50
+#define REGISTER_MS     5000
+
+typedef struct Plugin Plugin;
+
+typedef struct Endpoint {
+        Plugin *plugin;
+        char *resource; /* "nvidia.com/gpu" */
+        char *name;     /* the socket's name in the device-plugins directory */
+        char *path;
+        RpcServer *server;
+        RpcCall **streams; /* open ListAndWatch calls */
+        size_t n_streams;
+        bool registered, registering;
+} Endpoint;
+
+struct Plugin {
+        Root *root;
+        PluginConfig config;
+        unsigned rescan_ms;
+        char *dir;     /* the device-plugins directory */
+        char *kubelet; /* its kubelet.sock */
+        RpcLoop *loop;
+        ResourceSet set;
+        Endpoint **endpoints;
+        size_t n_endpoints;
+        int inotify;
+        int watch_dir, watch_run, watch_state;
+        bool rescan_due, sockets_due, register_due;
+        uint64_t next_rescan, next_register;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+        stop_requested = sig;
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* protobuf-c message -> bytes */
+static uint8_t *pack(const ProtobufCMessage *m, size_t *ret_len) {
+        size_t len = protobuf_c_message_get_packed_size(m);
+        uint8_t *b = malloc(len ?: 1);
+        if (!b)
+                return NULL;
+        *ret_len = protobuf_c_message_pack(m, b);
+        return b;
+}
+
+static const Resource *endpoint_resource(const Endpoint *e) {
+        return resource_set_find(&e->plugin->set, e->resource);
+}
+
+/* The ListAndWatch message for the resource as it is now (a resource gone from the host: no devices). */
+static uint8_t *list_message(const Resource *r, size_t *ret_len) {
+        size_t n = r ? r->n_devices : 0;
+        _cleanup_free_ V1beta1__Device *devs = calloc(n ?: 1, sizeof(V1beta1__Device));
+        _cleanup_free_ V1beta1__Device **ptrs = calloc(n ?: 1, sizeof(V1beta1__Device *));
+        _cleanup_free_ V1beta1__TopologyInfo *topo = calloc(n ?: 1, sizeof(V1beta1__TopologyInfo));
+        _cleanup_free_ V1beta1__NUMANode *numa = calloc(n ?: 1, sizeof(V1beta1__NUMANode));
+        _cleanup_free_ V1beta1__NUMANode **numa_ptrs = calloc(n ?: 1, sizeof(V1beta1__NUMANode *));
+        if (!devs || !ptrs || !topo || !numa || !numa_ptrs)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                const PluginDevice *d = &r->devices[i];
+                v1beta1__device__init(&devs[i]);
+                devs[i].id = d->id;
+                devs[i].health = (char *) (d->healthy ? "Healthy" : "Unhealthy");
+                if (d->numa_node >= 0) {
+                        v1beta1__topology_info__init(&topo[i]);
+                        v1beta1__numanode__init(&numa[i]);
+                        numa[i].id = d->numa_node;
+                        numa_ptrs[i] = &numa[i];
+                        topo[i].n_nodes = 1;
+                        topo[i].nodes = &numa_ptrs[i];
+                        devs[i].topology = &topo[i];
+                }
+                ptrs[i] = &devs[i];
+        }
+        V1beta1__ListAndWatchResponse m = V1BETA1__LIST_AND_WATCH_RESPONSE__INIT;
+        m.n_devices = n;
+        m.devices = ptrs;
+        return pack(&m.base, ret_len);
+}
+
+static int endpoint_send_list(Endpoint *e, RpcCall *only) {
+        size_t len;
+        _cleanup_free_ uint8_t *msg = list_message(endpoint_resource(e), &len);
+        if (!msg)
+                return -ENOMEM;
+        for (size_t i = 0; i < e->n_streams; i++)
+                if (!only || e->streams[i] == only)
+                        (void) rpc_call_stream_send(e->streams[i], msg, len);
+        return 0;
+}
+
+static void reply_message(RpcCall *c, const ProtobufCMessage *m) {
+        size_t len;
+        _cleanup_free_ uint8_t *b = pack(m, &len);
+        if (!b)
+                (void) rpc_call_fail(c, RPC_STATUS_INTERNAL, "out of memory");
+        else
+                (void) rpc_call_reply(c, b, len);
+}
+
+static void handle_allocate(Endpoint *e, RpcCall *c, const uint8_t *msg, size_t len) {
+        const Resource none = {.name = e->resource, .endpoint = e->name}; /* gone from the host: no devices */
+        const Resource *r = endpoint_resource(e) ?: &none;
+        V1beta1__AllocateRequest *req = v1beta1__allocate_request__unpack(NULL, len, msg);
+        if (!req) {
+                (void) rpc_call_fail(c, RPC_STATUS_INVALID_ARGUMENT, "malformed AllocateRequest");
+                return;
+        }
+        size_t n = req->n_container_requests;
+        ContainerAlloc *allocs = calloc(n ?: 1, sizeof(ContainerAlloc));
+        size_t done = 0;
+        int status = 0;
+        _cleanup_free_ char *why = NULL;
+        if (!allocs) {
+                status = RPC_STATUS_INTERNAL;
+                why = strdup("out of memory");
+        }
+        for (; status == 0 && done < n; done++) {
+                GvError err = {};
+                const V1beta1__ContainerAllocateRequest *cr = req->container_requests[done];
+                int q = resource_allocate(e->plugin->root, &e->plugin->set, r, cr->devicesids, cr->n_devicesids,
+                                          &allocs[done], &err);
+                if (q < 0) {
+                        status = q == -ENOMEM ? RPC_STATUS_INTERNAL : RPC_STATUS_INVALID_ARGUMENT;
+                        why = strdup_printf("%s", gv_error_message(&err));
+                        gv_error_done(&err);
+                        break;
+                }
+        }
+        if (status != 0) {
+                log_info("Allocate of %s refused: %s", e->resource, strna(why));
+                (void) rpc_call_fail(c, status, why ?: "out of memory");
+        } else {
+                /* the response borrows the strings of the ContainerAllocs */
+                V1beta1__ContainerAllocateResponse *cresp = calloc(n ?: 1, sizeof(*cresp));
+                V1beta1__ContainerAllocateResponse **cptrs = calloc(n ?: 1, sizeof(*cptrs));
+                size_t n_env = 0, n_dev = 0;
+                for (size_t i = 0; i < n; i++)
+                        n_env += allocs[i].n_env, n_dev += allocs[i].n_devices;
+                V1beta1__ContainerAllocateResponse__EnvsEntry *env = calloc(n_env ?: 1, sizeof(*env));
+                V1beta1__ContainerAllocateResponse__EnvsEntry **env_ptrs = calloc(n_env ?: 1, sizeof(*env_ptrs));
+                V1beta1__DeviceSpec *dev = calloc(n_dev ?: 1, sizeof(*dev));
+                V1beta1__DeviceSpec **dev_ptrs = calloc(n_dev ?: 1, sizeof(*dev_ptrs));
+                if (!cresp || !cptrs || !env || !env_ptrs || !dev || !dev_ptrs)
+                        (void) rpc_call_fail(c, RPC_STATUS_INTERNAL, "out of memory");
+                else {
+                        size_t ie = 0, id = 0;
+                        for (size_t i = 0; i < n; i++) {
+                                v1beta1__container_allocate_response__init(&cresp[i]);
+                                cresp[i].envs = &env_ptrs[ie];
+                                cresp[i].n_envs = allocs[i].n_env;
+                                for (size_t j = 0; j < allocs[i].n_env; j++, ie++) {
+                                        v1beta1__container_allocate_response__envs_entry__init(&env[ie]);
+                                        env[ie].key = allocs[i].env[j].name;
+                                        env[ie].value = allocs[i].env[j].value;
+                                        env_ptrs[ie] = &env[ie];
+                                }
+                                cresp[i].devices = &dev_ptrs[id];
+                                cresp[i].n_devices = allocs[i].n_devices;
+                                for (size_t j = 0; j < allocs[i].n_devices; j++, id++) {
+                                        v1beta1__device_spec__init(&dev[id]);
+                                        dev[id].container_path = allocs[i].devices[j].container_path;
+                                        dev[id].host_path = allocs[i].devices[j].host_path;
+                                        dev[id].permissions = allocs[i].devices[j].permissions;
+                                        dev_ptrs[id] = &dev[id];
+                                }
+                                cptrs[i] = &cresp[i];
+                        }
+                        V1beta1__AllocateResponse resp = V1BETA1__ALLOCATE_RESPONSE__INIT;
+                        resp.n_container_responses = n;
+                        resp.container_responses = cptrs;
+                        reply_message(c, &resp.base);
+                        log_info("Allocate of %s: %zu container(s)", e->resource, n);
+                }
+                free(cresp);
+                free(cptrs);
+                free(env);
+                free(env_ptrs);
+                free(dev);
+                free(dev_ptrs);
+        }
+        for (size_t i = 0; allocs && i < n; i++)
+                container_alloc_done(&allocs[i]);
+        free(allocs);
+        v1beta1__allocate_request__free_unpacked(req, NULL);
+}
+
+static void endpoint_request(void *userdata, RpcCall *c, const char *method, const uint8_t *msg, size_t len) {
+        Endpoint *e = userdata;
+        const char *m = startswith(method, "/" API_VERSION ".DevicePlugin/");
+        if (!m) {
+                (void) rpc_call_fail(c, RPC_STATUS_UNIMPLEMENTED, "unknown service");
+                return;
+        }
+        if (streq(m, "GetDevicePluginOptions")) {
+                V1beta1__DevicePluginOptions o = V1BETA1__DEVICE_PLUGIN_OPTIONS__INIT;
+                o.pre_start_required = false;
+                o.get_preferred_allocation_available = false;
+                reply_message(c, &o.base);
+        } else if (streq(m, "ListAndWatch")) {
+                RpcCall **n = realloc(e->streams, (e->n_streams + 1) * sizeof(RpcCall *));
+                if (!n) {
+                        (void) rpc_call_fail(c, RPC_STATUS_INTERNAL, "out of memory");
+                        return;
+                }
+                e->streams = n;
+                n[e->n_streams++] = c;
+                log_info("ListAndWatch of %s opened", e->resource);
+                (void) endpoint_send_list(e, c);
+        } else if (streq(m, "Allocate"))
+                handle_allocate(e, c, msg, len);
+        else if (streq(m, "PreStartContainer")) {
+                V1beta1__PreStartContainerResponse o = V1BETA1__PRE_START_CONTAINER_RESPONSE__INIT;
+                reply_message(c, &o.base);
+        } else
+                (void) rpc_call_fail(c, RPC_STATUS_UNIMPLEMENTED, "not implemented by gpuvirt-device-plugin");
+}
+
+static void endpoint_closed(void *userdata, RpcCall *c) {
+        Endpoint *e = userdata;
+        for (size_t i = 0; i < e->n_streams; i++)
+                if (e->streams[i] == c) {
+                        e->streams[i] = e->streams[--e->n_streams];
+                        log_info("ListAndWatch of %s closed", e->resource);
+                        return;
+                }
+}
+
+static const RpcHandler endpoint_handler = {
+        .request = endpoint_request,
+        .closed = endpoint_closed,
+};
+
+static void endpoint_free(Endpoint *e) {
+        if (!e)
+                return;
+        free(e->resource);
+        free(e->name);
+        free(e->path);
+        free(e->streams);
+        free(e);
+}
+
+static int endpoint_start(Endpoint *e) {
+        e->registered = e->registering = false;
+        e->n_streams = 0; /* the old server's calls end with it */
+        int r = rpc_server_start(e->plugin->loop, e->path, &endpoint_handler, e, &e->server);
+        if (r == -ENAMETOOLONG)
+                return log_error_errno(r, "Cannot serve %s: the socket path %s is longer than a unix socket address "
+                                       "takes (107 bytes)", e->resource, e->path);
+        if (r < 0)
+                return log_error_errno(r, "Cannot serve %s on %s: %m", e->resource, e->path);
+        log_info("Serving %s on %s", e->resource, e->path);
+        return 0;
+}
+
+static void endpoint_stop(Endpoint *e) {
+        if (!e->server)
+                return;
+        if (rpc_server_stop_wait(e->server, 5000) < 0)
+                log_warning("%s: the old server did not stop in time", e->resource);
+        e->server = NULL;
+        (void) unlink(e->path);
+}
+
+static void register_done(void *userdata, int status, const char *details, const uint8_t *msg, size_t len) {
+        Endpoint *e = userdata;
+        e->registering = false;
+        e->registered = status == 0;
+        if (status == 0)
+                log_info("Registered %s with kubelet", e->resource);
+        else
+                log_warning("Registration of %s refused or failed: status %d: %s", e->resource, status, strna(details));
+}
+
+static void endpoint_register(Endpoint *e) {
+        if (!e->server || e->registered || e->registering)
+                return;
+        V1beta1__DevicePluginOptions o = V1BETA1__DEVICE_PLUGIN_OPTIONS__INIT;
+        V1beta1__RegisterRequest rq = V1BETA1__REGISTER_REQUEST__INIT;
+        rq.version = (char *) API_VERSION;
+        rq.endpoint = e->name;
+        rq.resource_name = e->resource;
+        rq.options = &o;
+        size_t len;
+        _cleanup_free_ uint8_t *b = pack(&rq.base, &len);
+        if (!b)
+                return;
+        if (rpc_client_call(e->plugin->loop, e->plugin->kubelet, "/" API_VERSION ".Registration/Register", b, len,
+                            REGISTER_MS, register_done, e) == 0)
+                e->registering = true;
+}
+
+static Endpoint *plugin_endpoint(Plugin *p, const char *resource) {
+        for (size_t i = 0; i < p->n_endpoints; i++)
+                if (streq(p->endpoints[i]->resource, resource))
+                        return p->endpoints[i];
+        return NULL;
+}
+
+static int plugin_add_endpoint(Plugin *p, const Resource *r) {
+        Endpoint **n = realloc(p->endpoints, (p->n_endpoints + 1) * sizeof(Endpoint *));
+        if (!n)
+                return -ENOMEM;
+        p->endpoints = n;
+        Endpoint *e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        e->plugin = p;
+        e->resource = strdup(r->name);
+        e->name = strdup(r->endpoint);
+        e->path = strdup_printf("%s/%s", p->dir, r->endpoint);
+        if (!e->resource || !e->name || !e->path) {
+                endpoint_free(e);
+                return -ENOMEM;
+        }
+        n[p->n_endpoints++] = e;
+        if (dir_exists(p->dir))
+                (void) endpoint_start(e);
+        p->next_register = 0; /* a new resource registers now */
+        return 0;
+}
+
+/* Read the host again; every stream whose resource changed gets the new list, new resources get a server. */
+static int plugin_rescan(Plugin *p) {
+        HealthTable health = {};
+        GvError err = {};
+        int r = health_load(p->root, &health, &err);
+        if (r < 0) {
+                /* a damaged file says nothing: keep serving what the host shows, say so */
+                log_warning("Ignoring the health file: %s", gv_error_message(&err));
+                gv_error_done(&err);
+        }
+        ResourceSet s = {};
+        r = resource_set_scan(p->root, &p->config, &health, &s, &err);
+        health_table_done(&health);
+        if (r < 0) {
+                log_warning("Rescan failed, keeping the last list: %s", gv_error_message(&err));
+                gv_error_done(&err);
+                return r;
+        }
+        ResourceSet old = p->set;
+        p->set = s;
+        for (size_t i = 0; i < s.n_resources; i++)
+                if (!plugin_endpoint(p, s.resources[i].name) && plugin_add_endpoint(p, &s.resources[i]) < 0)
+                        log_error("Out of memory adding %s", s.resources[i].name);
+        for (size_t i = 0; i < p->n_endpoints; i++) {
+                Endpoint *e = p->endpoints[i];
+                const Resource *now = resource_set_find(&s, e->resource), *before = resource_set_find(&old, e->resource);
+                if ((now || before) && !resource_equal(now, before)) {
+                        log_info("%s: %zu device(s) now", e->resource, now ? now->n_devices : 0);
+                        (void) endpoint_send_list(e, NULL);
+                }
+        }
+        resource_set_done(&old);
+        return 0;
+}
+
+static void plugin_watch(Plugin *p) {
+        /* the plugins directory (kubelet.sock re-created, our sockets removed), run/ and run/gpuvirt/ (the
+         * daemon's health file renamed into place; the host lock closed by a gpuvirt command that changed
+         * the host) */
+        if (p->watch_dir < 0 && dir_exists(p->dir))
+                p->watch_dir = inotify_add_watch(p->inotify, p->dir, IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM);
+        _cleanup_free_ char *run = root_path(p->root, "run");
+        _cleanup_free_ char *state = root_path(p->root, "run/gpuvirt");
+        if (p->watch_run < 0 && run && dir_exists(run))
+                p->watch_run = inotify_add_watch(p->inotify, run, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+        if (p->watch_state < 0 && state && dir_exists(state))
+                p->watch_state = inotify_add_watch(p->inotify, state,
+                                                   IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
+}
+
+static void plugin_read_events(Plugin *p) {
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        for (;;) {
+                ssize_t n = read(p->inotify, buf, sizeof(buf));
+                if (n <= 0)
+                        return;
+                for (char *c = buf; c < buf + n;) {
+                        const struct inotify_event *ev = (const struct inotify_event *) c;
+                        c += sizeof(*ev) + ev->len;
+                        const char *name = ev->len ? ev->name : "";
+                        if (ev->mask & IN_IGNORED) {
+                                if (ev->wd == p->watch_dir)
+                                        p->watch_dir = -1;
+                                if (ev->wd == p->watch_state)
+                                        p->watch_state = -1;
+                                if (ev->wd == p->watch_run)
+                                        p->watch_run = -1;
+                                p->sockets_due = p->sockets_due || ev->wd == p->watch_dir;
+                                continue;
+                        }
+                        if (ev->wd == p->watch_dir) {
+                                if (streq(name, KUBELET_SOCKET) && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
+                                        log_info("kubelet.sock was created: registering again");
+                                        p->register_due = p->sockets_due = true;
+                                } else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
+                                        p->sockets_due = true; /* ours? (gRPC's own unlink of an old one too) */
+                        } else if (ev->wd == p->watch_run) {
+                                if (streq(name, "gpuvirt"))
+                                        p->rescan_due = true;
+                        } else if (ev->wd == p->watch_state) {
+                                if (streq(name, "lock") && (ev->mask & IN_CLOSE_WRITE))
+                                        p->rescan_due = true; /* a gpuvirt command that took the host lock ended */
+                                else if (streq(name, "health.json"))
+                                        p->rescan_due = true;
+                        }
+                }
+        }
+}
+
+/* A socket of ours is gone (kubelet removes the plugins' sockets when it starts): serve that resource on a
+ * new one. kubelet.sock created again: register every resource again. */
+static void plugin_check_sockets(Plugin *p) {
+        for (size_t i = 0; i < p->n_endpoints; i++) {
+                Endpoint *e = p->endpoints[i];
+                if (e->server && !path_exists(e->path)) {
+                        log_info("%s was removed: serving %s on a new socket", e->name, e->resource);
+                        endpoint_stop(e);
+                        (void) endpoint_start(e);
+                        p->next_register = 0;
+                }
+        }
+}
+
+static int plugin_run(Plugin *p) {
+        p->next_rescan = 0;
+        while (!stop_requested) {
+                plugin_watch(p);
+                uint64_t now = now_ms();
+                if (p->sockets_due && dir_exists(p->dir)) {
+                        p->sockets_due = false;
+                        plugin_check_sockets(p);
+                }
+                if (p->register_due) {
+                        p->register_due = false;
+                        for (size_t i = 0; i < p->n_endpoints; i++)
+                                p->endpoints[i]->registered = false;
+                        p->next_register = 0;
+                }
+                if (p->rescan_due || now >= p->next_rescan) {
+                        p->rescan_due = false;
+                        (void) plugin_rescan(p);
+                        p->next_rescan = now_ms() + p->rescan_ms;
+                }
+                if (now >= p->next_register) {
+                        for (size_t i = 0; i < p->n_endpoints; i++) {
+                                if (!p->endpoints[i]->server && dir_exists(p->dir))
+                                        (void) endpoint_start(p->endpoints[i]);
+                                endpoint_register(p->endpoints[i]);
+                        }
+                        p->next_register = now + REGISTER_MS;
+                }
+                int r = rpc_loop_run_once(p->loop, POLL_MS);
+                if (r < 0)
+                        return r;
+                plugin_read_events(p);
+        }
+        return 0;
+}
+
+static void plugin_done(Plugin *p) {
+        for (size_t i = 0; i < p->n_endpoints; i++)
+                endpoint_stop(p->endpoints[i]);
+        rpc_loop_free(p->loop); /* runs the closed() of the streams still open */
+        for (size_t i = 0; i < p->n_endpoints; i++)
+                endpoint_free(p->endpoints[i]);
+        free(p->endpoints);
+        resource_set_done(&p->set);
+        if (p->inotify >= 0)
+                close(p->inotify);
+        free(p->dir);
+        free(p->kubelet);
+        root_free(p->root);
+}
+
+static void help(void) {
+        printf("Usage: gpuvirt-device-plugin [--root DIR] [--mig-strategy none|single|mixed] [--no-containers]\n"
+               "                             [--no-kubevirt] [--rescan-interval MS] [-v]\n"
+               "Serve the host's GPUs to kubelet (device plugin API " API_VERSION "): whole GPUs and MIG devices to\n"
+               "containers, vfio-pci devices and mdevs to KubeVirt VMs.\n");
+}
+
+int main(int argc, char **argv) {
+        sim_backend_register();
+        static const struct option options[] = {
+                {"root", required_argument, NULL, 'r'},
+                {"mig-strategy", required_argument, NULL, 'm'},
+                {"no-containers", no_argument, NULL, 'C'},
+                {"no-kubevirt", no_argument, NULL, 'K'},
+                {"rescan-interval", required_argument, NULL, 'i'},
+                {"verbose", no_argument, NULL, 'v'},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        Plugin p = {.config = PLUGIN_CONFIG_DEFAULT, .rescan_ms = 1000, .inotify = -1,
+                    .watch_dir = -1, .watch_run = -1, .watch_state = -1};
+        const char *root_arg = NULL;
+        int c, verbose = 0;
+        while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0) {
+                switch (c) {
+                case 'r':
+                        root_arg = optarg;
+                        break;
+                case 'm':
+                        p.config.mig_strategy = mig_strategy_from_string(optarg);
+                        if (p.config.mig_strategy < 0) {
+                                fprintf(stderr, "gpuvirt-device-plugin: --mig-strategy: '%s' is not none, single or mixed\n", optarg);
+                                return 2;
+                        }
+                        break;
+                case 'C':
+                        p.config.containers = false;
+                        break;
+                case 'K':
+                        p.config.kubevirt = false;
+                        break;
+                case 'i': {
+                        uint32_t ms;
+                        if (parse_u32(optarg, 10, &ms) < 0 || ms < 100 || ms > 3600000) {
+                                fprintf(stderr, "gpuvirt-device-plugin: --rescan-interval: '%s' is not 100..3600000 (ms)\n", optarg);
+                                return 2;
+                        }
+                        p.rescan_ms = ms;
+                        break;
+                }
+                case 'v':
+                        verbose++;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                default:
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "gpuvirt-device-plugin: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+        log_set_max_level(verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+        int r = root_open(root_arg, 0, &p.root);
+        if (r < 0) {
+                fprintf(stderr, "gpuvirt-device-plugin: cannot open the root: %s\n", errno_message(r));
+                return r == -EINVAL ? 2 : 1;
+        }
+        p.dir = root_path(p.root, PLUGINS_DIR);
+        p.kubelet = root_path(p.root, PLUGINS_DIR "/" KUBELET_SOCKET);
+        p.inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (!p.dir || !p.kubelet || p.inotify < 0 || rpc_loop_new(&p.loop) < 0) {
+                fprintf(stderr, "gpuvirt-device-plugin: cannot start: %s\n", errno_message(errno ?: ENOMEM));
+                plugin_done(&p);
+                return 1;
+        }
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        r = plugin_run(&p);
+        log_info("Stopping (%s)", stop_requested ? "signal" : errno_message(r));
+        plugin_done(&p);
+        return r < 0 ? 1 : 0;
+}

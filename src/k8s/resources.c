@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/errname.h"
+#include "basic/fileio.h"
+#include "basic/log.h"
+#include "core/host/inventory.h"
+#include "core/host/names.h"
+#include "core/mig/mig.h"
+#include "core/state/hoststate.h"
+#include "core/vgpu/mdev.h"
+#include "k8s/resources.h"
+
+static const char *const strategy_names[_MIG_STRATEGY_MAX] = {
+        [MIG_STRATEGY_NONE] = "none",
+        [MIG_STRATEGY_SINGLE] = "single",
+        [MIG_STRATEGY_MIXED] = "mixed",
+};
+
+const char *mig_strategy_to_string(MigStrategy s) {
+        return s >= 0 && s < _MIG_STRATEGY_MAX ? strategy_names[s] : NULL;
+}
+
+MigStrategy mig_strategy_from_string(const char *s) {
+        for (size_t i = 0; i < _MIG_STRATEGY_MAX; i++)
+                if (streq(strategy_names[i], s))
+                        return (MigStrategy) i;
+        return _MIG_STRATEGY_INVALID;
+}
+
+char *resource_name_part(const char *name) {
+        size_t n = strlen(name);
+        char *p = malloc(n + 1), *q = p;
+        if (!p)
+                return NULL;
+        for (const char *s = name; *s; s++) {
+                char c = *s;
+                if (c == '/' || c == '.' || c == ' ' || c == '\t' || c == '_')
+                        c = '_';
+                else if (isalnum((unsigned char) c))
+                        c = (char) toupper((unsigned char) c);
+                else if (c != '-')
+                        continue; /* '[', ']', '(', '+', ...: not in a resource name */
+                if (c == '_' && (q == p || q[-1] == '_'))
+                        continue; /* no leading or doubled separator */
+                *q++ = c;
+        }
+        while (q > p && (q[-1] == '_' || q[-1] == '-'))
+                q--;
+        *q = '\0';
+        if (q == p) {
+                free(p);
+                return strdup("DEVICE");
+        }
+        return p;
+}
+
+char *resource_env_name(const char *prefix, const char *resource) {
+        char *e = strdup_printf("%s%s", prefix, resource);
+        if (!e)
+                return NULL;
+        for (char *c = e + strlen(prefix); *c; c++)
+                *c = *c == '/' || *c == '.' ? '_' : (char) toupper((unsigned char) *c);
+        return e;
+}
+
+static const char *vendor_domain(uint16_t vendor) {
+        switch (vendor) {
+        case PCI_VENDOR_NVIDIA:
+                return "nvidia.com";
+        case PCI_VENDOR_INTEL:
+                return "intel.com";
+        case PCI_VENDOR_AMD:
+                return "amd.com";
+        default:
+                return NULL;
+        }
+}
+
+static void device_done(PluginDevice *d) {
+        free(d->id);
+        free(d->gpu);
+        free(d->why_unhealthy);
+}
+
+void resource_set_done(ResourceSet *s) {
+        for (size_t i = 0; i < s->n_resources; i++) {
+                Resource *r = &s->resources[i];
+                for (size_t j = 0; j < r->n_devices; j++)
+                        device_done(&r->devices[j]);
+                free(r->devices);
+                free(r->name);
+                free(r->endpoint);
+        }
+        free(s->resources);
+        *s = (ResourceSet) {};
+}
+
+const Resource *resource_set_find(const ResourceSet *s, const char *name) {
+        for (size_t i = 0; i < s->n_resources; i++)
+                if (streq(s->resources[i].name, name))
+                        return &s->resources[i];
+        return NULL;
+}
+
+static Resource *set_get(ResourceSet *s, const char *name, ResourceKind kind) {
+        for (size_t i = 0; i < s->n_resources; i++)
+                if (streq(s->resources[i].name, name))
+                        return &s->resources[i];
+        Resource *n = realloc(s->resources, (s->n_resources + 1) * sizeof(Resource));
+        if (!n)
+                return NULL;
+        s->resources = n;
+        Resource *r = &n[s->n_resources];
+        *r = (Resource) {.kind = kind, .name = strdup(name), .endpoint = strdup_printf("gpuvirt-%s.sock", name)};
+        if (!r->name || !r->endpoint) {
+                free(r->name);
+                free(r->endpoint);
+                return NULL;
+        }
+        for (char *c = r->endpoint; *c; c++)
+                if (*c == '/')
+                        *c = '_';
+        s->n_resources++;
+        return r;
+}
+
+/* Add a unit; health from the daemon's file (its own entry or its GPU's) and from what the scan saw. */
+static int add_device(ResourceSet *s, const char *name, ResourceKind kind, const char *id, const char *gpu,
+                      int numa, int group, const char *dead, const HealthTable *health, PluginDevice **ret) {
+        Resource *r = set_get(s, name, kind);
+        if (!r)
+                return -ENOMEM;
+        PluginDevice *n = realloc(r->devices, (r->n_devices + 1) * sizeof(PluginDevice));
+        if (!n)
+                return -ENOMEM;
+        r->devices = n;
+        const char *why = dead;
+        bool healthy = !dead && health_usable(health, id, gpu, &why);
+        PluginDevice *d = &n[r->n_devices];
+        *d = (PluginDevice) {
+                .id = strdup(id),
+                .gpu = strdup(gpu),
+                .numa_node = numa,
+                .iommu_group = group,
+                .healthy = healthy,
+                .why_unhealthy = why ? strdup(why) : NULL,
+        };
+        if (!d->id || !d->gpu || (why && !d->why_unhealthy)) {
+                device_done(d);
+                return -ENOMEM;
+        }
+        r->n_devices++;
+        if (ret)
+                *ret = d;
+        return 0;
+}
+
+static int compare_devices(const void *a, const void *b) {
+        return strcmp(((const PluginDevice *) a)->id, ((const PluginDevice *) b)->id);
+}
+
+static int compare_resources(const void *a, const void *b) {
+        return strcmp(((const Resource *) a)->name, ((const Resource *) b)->name);
+}
+
+static int add_pci(ResourceSet *s, PciNames *names, const PciDevice *d, const char *gpu, const char *dead,
+                   const HealthTable *health) {
+        const char *domain = vendor_domain(d->vendor);
+        if (!domain)
+                return 0;
+        _cleanup_free_ char *dn = pci_names_device(names, d->vendor, d->device);
+        _cleanup_free_ char *part = dn ? resource_name_part(dn) : NULL;
+        _cleanup_free_ char *name = part ? strdup_printf("%s/%s", domain, part) : NULL;
+        if (!name)
+                return -ENOMEM;
+        return add_device(s, name, RESOURCE_PCI, d->addr, gpu, d->numa_node, d->iommu_group, dead, health, NULL);
+}
+
+static int add_mig(ResourceSet *s, const PluginConfig *c, const PciDevice *d, const MigGpu *g, const char *dead,
+                   const HealthTable *health, const char *single_profile) {
+        for (size_t i = 0; i < g->n_inst; i++) {
+                const MigInstance *in = &g->inst[i];
+                if (in->ci_id < 0 || isempty(in->uuid))
+                        continue; /* a GPU instance without its compute instance is no MIG device */
+                const char *profile = g->profiles[in->profile].name;
+                _cleanup_free_ char *name = NULL;
+                if (c->mig_strategy == MIG_STRATEGY_SINGLE) {
+                        if (!streq(profile, single_profile))
+                                continue;
+                        name = strdup("nvidia.com/gpu");
+                } else {
+                        name = strdup_printf("nvidia.com/mig-%s", profile);
+                        for (char *p = name ? name + strlen("nvidia.com/mig-") : NULL; p && *p; p++)
+                                if (*p == '+')
+                                        *p = '.';
+                }
+                if (!name)
+                        return -ENOMEM;
+                PluginDevice *pd;
+                int r = add_device(s, name, c->mig_strategy == MIG_STRATEGY_SINGLE ? RESOURCE_GPU : RESOURCE_MIG,
+                                   in->uuid, d->addr, d->numa_node, -1, dead, health, &pd);
+                if (r < 0)
+                        return r;
+                pd->mig_start = in->start;
+                pd->mig_size = in->size;
+        }
+        return 0;
+}
+
+/* The single strategy offers MIG devices as nvidia.com/gpu only when they are all of one profile (as NVIDIA's
+ * plugin requires): that profile, NULL when there are none, "" when they differ. */
+static const char *single_profile(const HostObservation *obs) {
+        const char *p = NULL;
+        for (size_t i = 0; i < obs->n_mig; i++) {
+                const MigGpu *g = &obs->mig[i];
+                if (!g->capable || g->mode_current != NVML_DEVICE_MIG_ENABLE)
+                        continue;
+                for (size_t j = 0; j < g->n_inst; j++) {
+                        if (g->inst[j].ci_id < 0)
+                                continue;
+                        const char *n = g->profiles[g->inst[j].profile].name;
+                        if (!p)
+                                p = n;
+                        else if (!streq(p, n))
+                                return "";
+                }
+        }
+        return p;
+}
+
+static int add_mdevs(ResourceSet *s, Root *root, const HostObservation *obs, const PciDevice *d, const char *dead,
+                     const HealthTable *health) {
+        const char *domain = vendor_domain(d->vendor);
+        if (!domain)
+                return 0;
+        for (size_t i = 0; i < obs->n_mdevs; i++) {
+                const MdevDevice *m = &obs->mdevs[i];
+                if (!m->active || !m->parent || !streq(m->parent, d->addr) || !m->type)
+                        continue;
+                /* the type's name as the vendor gives it ("GRID T4-2Q"); its id when it has none */
+                _cleanup_free_ char *tn = NULL;
+                if (root_read_attr(root, &tn, "%s/mdev_supported_types/%s/name", d->syspath, m->type) < 0 || isempty(tn)) {
+                        free(tn);
+                        tn = strdup(m->type);
+                        if (!tn)
+                                return -ENOMEM;
+                }
+                _cleanup_free_ char *part = resource_name_part(tn);
+                _cleanup_free_ char *name = part ? strdup_printf("%s/%s", domain, part) : NULL;
+                if (!name)
+                        return -ENOMEM;
+                int r = add_device(s, name, RESOURCE_MDEV, m->uuid, d->addr, d->numa_node, m->iommu_group, dead,
+                                   health, NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int resource_set_scan(Root *root, const PluginConfig *c, const HealthTable *health, ResourceSet *ret, GvError *err) {
+        HostObservation obs = {};
+        int r = host_observe(root, &obs);
+        if (r < 0)
+                return gv_error_set(err, r, NULL, "observe", "cannot observe the host: %s", errno_message(r));
+        _cleanup_pci_names_free_ PciNames *names = NULL;
+        (void) pci_names_new(&names); /* without the database: "Device 20b0" names */
+        const char *single = c->mig_strategy == MIG_STRATEGY_SINGLE ? single_profile(&obs) : NULL;
+        if (single && !*single)
+                log_debug("MIG devices of several profiles: the single strategy offers none of them");
+
+        ResourceSet s = {};
+        for (size_t i = 0; i < obs.pci->n_devices && r >= 0; i++) {
+                const PciDevice *d = &obs.pci->devices[i];
+                if (!inventory_is_gpu(d, false))
+                        continue;
+                GpuObservation o = {};
+                r = host_observe_gpu(&obs, d, &o);
+                if (r < 0)
+                        break;
+                _cleanup_free_ char *dead = pci_device_is_dead(d) ? pci_device_dead_reason(d) : NULL;
+                if (!dead && o.mig && o.mig->lost)
+                        dead = strdup("NVML reports the GPU lost");
+                switch (o.mode) {
+                case GPU_MODE_HOST:
+                        if (c->containers && d->vendor == PCI_VENDOR_NVIDIA && o.mig && !isempty(o.mig->uuid))
+                                r = add_device(&s, "nvidia.com/gpu", RESOURCE_GPU, o.mig->uuid, d->addr,
+                                               d->numa_node, -1, dead, health, NULL);
+                        break;
+                case GPU_MODE_MIG:
+                        if (c->containers && c->mig_strategy != MIG_STRATEGY_NONE && o.mig &&
+                            (c->mig_strategy == MIG_STRATEGY_MIXED || !isempty(single)))
+                                r = add_mig(&s, c, d, o.mig, dead, health, single);
+                        break;
+                case GPU_MODE_PASSTHROUGH:
+                        if (c->kubevirt)
+                                r = add_pci(&s, names, d, d->addr, dead, health);
+                        break;
+                case GPU_MODE_SRIOV:
+                        /* the VFs on vfio-pci go to VMs; the PF stays the host's */
+                        for (size_t j = 0; c->kubevirt && j < obs.pci->n_devices && r >= 0; j++) {
+                                const PciDevice *vf = &obs.pci->devices[j];
+                                if (vf->physfn && streq(vf->physfn, d->addr) && vf->is_vfio)
+                                        r = add_pci(&s, names, vf, d->addr,
+                                                    dead ?: (pci_device_is_dead(vf) ? "the VF does not answer" : NULL),
+                                                    health);
+                        }
+                        break;
+                case GPU_MODE_VGPU:
+                        if (c->kubevirt)
+                                r = add_mdevs(&s, root, &obs, d, dead, health);
+                        break;
+                default:
+                        break;
+                }
+                gpu_observation_done(&o);
+        }
+        host_observation_done(&obs);
+        if (r < 0) {
+                resource_set_done(&s);
+                return gv_error_set(err, r, NULL, "observe", "cannot build the resources: %s", errno_message(r));
+        }
+        for (size_t i = 0; i < s.n_resources; i++)
+                qsort(s.resources[i].devices, s.resources[i].n_devices, sizeof(PluginDevice), compare_devices);
+        if (s.n_resources > 0)
+                qsort(s.resources, s.n_resources, sizeof(Resource), compare_resources);
+        *ret = s;
+        return 0;
+}
+
+bool resource_equal(const Resource *a, const Resource *b) {
+        if (!a || !b || a->n_devices != b->n_devices)
+                return false;
+        for (size_t i = 0; i < a->n_devices; i++) {
+                const PluginDevice *x = &a->devices[i], *y = &b->devices[i];
+                if (!streq(x->id, y->id) || x->healthy != y->healthy || x->numa_node != y->numa_node)
+                        return false;
+        }
+        return true;
+}
+
+void container_alloc_done(ContainerAlloc *a) {
+        for (size_t i = 0; i < a->n_env; i++) {
+                free(a->env[i].name);
+                free(a->env[i].value);
+        }
+        free(a->env);
+        for (size_t i = 0; i < a->n_devices; i++) {
+                free(a->devices[i].container_path);
+                free(a->devices[i].host_path);
+                free(a->devices[i].permissions);
+        }
+        free(a->devices);
+        *a = (ContainerAlloc) {};
+}
+
+static int alloc_env(ContainerAlloc *a, char *name, char *value) {
+        if (!name || !value) {
+                free(name);
+                free(value);
+                return -ENOMEM;
+        }
+        AllocEnv *n = realloc(a->env, (a->n_env + 1) * sizeof(AllocEnv));
+        if (!n) {
+                free(name);
+                free(value);
+                return -ENOMEM;
+        }
+        a->env = n;
+        n[a->n_env++] = (AllocEnv) {name, value};
+        return 0;
+}
+
+static int alloc_node(ContainerAlloc *a, const char *path) {
+        for (size_t i = 0; i < a->n_devices; i++)
+                if (streq(a->devices[i].host_path, path))
+                        return 0;
+        AllocDevice *n = realloc(a->devices, (a->n_devices + 1) * sizeof(AllocDevice));
+        if (!n)
+                return -ENOMEM;
+        a->devices = n;
+        AllocDevice *d = &n[a->n_devices];
+        *d = (AllocDevice) {strdup(path), strdup(path), strdup("mrw")};
+        if (!d->container_path || !d->host_path || !d->permissions) {
+                free(d->container_path);
+                free(d->host_path);
+                free(d->permissions);
+                return -ENOMEM;
+        }
+        a->n_devices++;
+        return 0;
+}
+
+static const PluginDevice *resource_find_device(const Resource *r, const char *id) {
+        for (size_t i = 0; i < r->n_devices; i++)
+                if (streq(r->devices[i].id, id))
+                        return &r->devices[i];
+        return NULL;
+}
+
+static char *join_ids(char *const *ids, size_t n) {
+        size_t len = 1;
+        for (size_t i = 0; i < n; i++)
+                len += strlen(ids[i]) + 1;
+        char *s = malloc(len), *p = s;
+        if (!s)
+                return NULL;
+        *p = '\0';
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        *p++ = ',';
+                p = stpcpy(p, ids[i]);
+        }
+        return s;
+}
+
+int resource_allocate(Root *root, const ResourceSet *set, const Resource *r, char *const *ids, size_t n_ids,
+                      ContainerAlloc *ret, GvError *err) {
+        if (n_ids == 0)
+                return gv_error_set(err, -EINVAL, NULL, "allocate", "no device IDs requested of %s", r->name);
+        if (n_ids > r->n_devices)
+                return gv_error_set(err, -EINVAL, NULL, "allocate", "%zu devices requested of %s, which has %zu",
+                                    n_ids, r->name, r->n_devices);
+        for (size_t i = 0; i < n_ids; i++) {
+                for (size_t j = 0; j < i; j++)
+                        if (streq(ids[i], ids[j]))
+                                return gv_error_set(err, -EINVAL, ids[i], "allocate", "device ID %s requested twice",
+                                                    ids[i]);
+                if (resource_find_device(r, ids[i]))
+                        continue;
+                for (size_t k = 0; k < set->n_resources; k++)
+                        if (&set->resources[k] != r && resource_find_device(&set->resources[k], ids[i]))
+                                return gv_error_set(err, -EINVAL, ids[i], "allocate",
+                                                    "device ID %s is one of %s, not of %s", ids[i],
+                                                    set->resources[k].name, r->name);
+                return gv_error_set(err, -EINVAL, ids[i], "allocate", "unknown device ID %s for %s", ids[i], r->name);
+        }
+
+        ContainerAlloc a = {};
+        int q = 0;
+        switch (r->kind) {
+        case RESOURCE_GPU:
+        case RESOURCE_MIG:
+                /* the NVIDIA container runtime takes the GPUs and MIG devices by UUID and adds their nodes */
+                q = alloc_env(&a, strdup("NVIDIA_VISIBLE_DEVICES"), join_ids(ids, n_ids));
+                break;
+        case RESOURCE_PCI:
+        case RESOURCE_MDEV:
+                /* KubeVirt's contract: the IDs in the resource's variable, the VFIO container and the groups */
+                q = alloc_env(&a, resource_env_name(r->kind == RESOURCE_PCI ? "PCI_RESOURCE_" : "MDEV_PCI_RESOURCE_",
+                                                    r->name),
+                              join_ids(ids, n_ids));
+                if (q >= 0)
+                        q = alloc_node(&a, "/dev/vfio/vfio");
+                for (size_t i = 0; i < n_ids && q >= 0; i++) {
+                        const PluginDevice *d = resource_find_device(r, ids[i]);
+                        if (d->iommu_group < 0) {
+                                container_alloc_done(&a);
+                                return gv_error_set(err, -ENODEV, ids[i], "allocate", "%s has no IOMMU group", ids[i]);
+                        }
+                        _cleanup_free_ char *node = strdup_printf("/dev/vfio/%d", d->iommu_group);
+                        q = node ? alloc_node(&a, node) : -ENOMEM;
+                }
+                break;
+        default:
+                break;
+        }
+        if (q < 0) {
+                container_alloc_done(&a);
+                return gv_error_set(err, q, NULL, "allocate", NULL);
+        }
+        *ret = a;
+        return 0;
+}

@@ -1,0 +1,400 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""gpuvirt-device-plugin against the kubelet stand-in (kubelet.py) on simulated hosts.
+
+Usage: plugin-test.py GPUVIRT PLUGIN [SCENARIO...]
+Each scenario creates a simulated host, starts the plugin on it (no restart during the scenario, ever), acts
+as kubelet and changes the host with gpuvirt itself. Expected values come from the host (sysfs links under
+the root, gpuvirt's --json of NVML and mdevs), never from the plugin. Ends with "N passed, N failed".
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kubelet  # noqa: E402
+
+GPUVIRT, PLUGIN = sys.argv[1], sys.argv[2]
+ONLY = sys.argv[3:]
+PASSED = FAILED = 0
+MIG_CONFIG = """version: v1
+mig-configs:
+  mixed:
+    - devices: [0, 1]
+      mig-enabled: true
+      mig-devices:
+        "1g.5gb": 2
+        "3g.20gb": 1
+    - devices: [2, 3, 4, 5, 6, 7]
+      mig-enabled: false
+  all-1g:
+    - devices: all
+      mig-enabled: true
+      mig-devices:
+        "1g.5gb": 7
+"""
+
+
+def check(name, ok, detail=""):
+    global PASSED, FAILED
+    if ok:
+        PASSED += 1
+        print("ok   %s" % name)
+    else:
+        FAILED += 1
+        print("FAIL %s %s" % (name, detail))
+    sys.stdout.flush()
+    return ok
+
+
+def expect_rpc_error(name, fn, code, text):
+    try:
+        r = fn()
+    except grpc.RpcError as e:
+        return check(name, e.code() == code and text in (e.details() or ""),
+                     "got %s %r" % (e.code(), e.details()))
+    return check(name, False, "no error: %r" % (r,))
+
+
+class Host:
+    def __init__(self, profile):
+        # short: a unix socket address holds 107 bytes, and the plugins' directory is deep under the root
+        self.tmp = tempfile.mkdtemp(prefix="k8s")
+        self.root = os.path.join(self.tmp, "h")
+        self.gpuvirt("sim", "create", self.root, "--profile", profile, root=False)
+        self.dir = os.path.join(self.root, "var/lib/kubelet/device-plugins")
+        self.kubelet = kubelet.Kubelet(self.dir)
+        self.plugin = None
+        self.log = None
+
+    def gpuvirt(self, *args, root=True, check_rc=True):
+        cmd = [GPUVIRT] + (["--root", self.root] if root else []) + list(args)
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if check_rc and p.returncode != 0:
+            raise RuntimeError("%s: exit %d: %s" % (" ".join(cmd), p.returncode, p.stderr))
+        return p.stdout
+
+    def gpuvirt_json(self, *args):
+        return json.loads(self.gpuvirt("--json", *args))
+
+    def start(self, *args):
+        self.log = open(os.path.join(self.tmp, "plugin.log"), "w+")
+        self.plugin = subprocess.Popen([PLUGIN, "--root", self.root] + list(args), stdout=self.log,
+                                       stderr=subprocess.STDOUT)
+
+    def stop(self):
+        """SIGTERM; the plugin must exit 0 (under ASan: nothing leaked)."""
+        self.kubelet.stop(clean_sockets=False)
+        rc = None
+        if self.plugin:
+            self.plugin.send_signal(signal.SIGTERM)
+            try:
+                rc = self.plugin.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.plugin.kill()
+                rc = "hung"
+        check("plugin exits 0 on SIGTERM (ASan clean)", rc == 0, "rc %s, log:\n%s" % (rc, self.log_text()))
+
+    def log_text(self):
+        if not self.log:
+            return ""
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+    def alive(self):
+        return self.plugin.poll() is None
+
+    def group_of(self, bdf):
+        return os.path.basename(os.readlink(os.path.join(self.root, "sys/bus/pci/devices", bdf, "iommu_group")))
+
+    def numa_of(self, bdf):
+        with open(os.path.join(self.root, "sys/bus/pci/devices", bdf, "numa_node")) as f:
+            return int(f.read())
+
+    def write_health(self, units, version=1, raw=None):
+        d = os.path.join(self.root, "run/gpuvirt")
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        tmp = os.path.join(d, ".health.json.tmp")
+        with open(tmp, "w") as f:
+            f.write(raw if raw is not None else json.dumps({"version": version, "units": units}))
+        os.rename(tmp, os.path.join(d, "health.json"))  # atomically, as the daemon writes it
+
+    def cleanup(self):
+        if self.log:
+            self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def ids(lst):
+    return sorted(d["id"] for d in lst)
+
+
+def mig_uuids(host):
+    """profile -> [(gpu bdf, MIG UUID)], from gpuvirt's view of NVML"""
+    out = {}
+    for g in host.gpuvirt_json("mig", "status"):
+        for i in g.get("instances", []):
+            out.setdefault(i["profile"], []).append((g["address"], i["uuid"]))
+    return out
+
+
+def scenario_dgx_mixed():
+    h = Host("dgx-a100")
+    try:
+        cfg = os.path.join(h.tmp, "mig.yaml")
+        with open(cfg, "w") as f:
+            f.write(MIG_CONFIG)
+        h.gpuvirt("mig", "apply", "-f", cfg, "-c", "mixed")
+        h.kubelet.start()
+        h.start()
+        pl = h.kubelet.accept(["nvidia.com/gpu", "nvidia.com/mig-1g.5gb", "nvidia.com/mig-3g.20gb"])
+        gpu, small, big = pl["nvidia.com/gpu"], pl["nvidia.com/mig-1g.5gb"], pl["nvidia.com/mig-3g.20gb"]
+        check("registration: version v1beta1 and a socket of its own in the directory",
+              all(p.registration["version"] == "v1beta1" and os.path.exists(os.path.join(h.dir, p.endpoint))
+                  for p in pl.values()) and len({p.endpoint for p in pl.values()}) == 3)
+        check("GetDevicePluginOptions: no PreStartContainer", not gpu.options_seen["pre_start_required"])
+        status = h.gpuvirt_json("mig", "status")
+        whole = sorted(g["uuid"] for g in status if not g.get("instances"))
+        migs = mig_uuids(h)
+        lg, _ = gpu.wait_list(lambda l: len(l) > 0)
+        check("nvidia.com/gpu lists the 6 GPUs not in MIG mode by UUID", ids(lg) == whole, "%s vs %s" % (ids(lg), whole))
+        ls, _ = small.wait_list(lambda l: len(l) > 0)
+        check("nvidia.com/mig-1g.5gb lists the 4 1g.5gb MIG devices", ids(ls) == sorted(u for _, u in migs["1g.5gb"]),
+              str(ls))
+        lb, _ = big.wait_list(lambda l: len(l) > 0)
+        check("nvidia.com/mig-3g.20gb lists the 2 3g.20gb MIG devices",
+              ids(lb) == sorted(u for _, u in migs["3g.20gb"]), str(lb))
+        addr = {g["uuid"]: g["address"] for g in status}
+        check("topology: each GPU's NUMA node from sysfs",
+              all(d["numa"] == [h.numa_of(addr[d["id"]])] for d in lg), str(lg))
+        check("every device Healthy", all(d["health"] == "Healthy" for d in lg + ls + lb))
+
+        a = gpu.allocate(whole[:2])
+        check("Allocate nvidia.com/gpu: NVIDIA_VISIBLE_DEVICES has the two UUIDs",
+              len(a) == 1 and a[0]["envs"].get("NVIDIA_VISIBLE_DEVICES") == ",".join(whole[:2]), str(a))
+        one = migs["1g.5gb"][0][1]
+        a = small.allocate([one], [migs["1g.5gb"][1][1]])
+        check("Allocate of two containers of nvidia.com/mig-1g.5gb: one MIG UUID each",
+              [c["envs"].get("NVIDIA_VISIBLE_DEVICES") for c in a] == [one, migs["1g.5gb"][1][1]], str(a))
+
+        C = grpc.StatusCode.INVALID_ARGUMENT
+        expect_rpc_error("Allocate of an unknown ID: INVALID_ARGUMENT", lambda: gpu.allocate(["GPU-nope"]), C,
+                         "unknown device ID GPU-nope")
+        expect_rpc_error("Allocate of another resource's ID: INVALID_ARGUMENT naming it",
+                         lambda: gpu.allocate([one]), C, "nvidia.com/mig-1g.5gb")
+        expect_rpc_error("Allocate of more devices than the resource has: INVALID_ARGUMENT",
+                         lambda: big.allocate(ids(lb) + [one]), C, "3 devices requested")
+        expect_rpc_error("Allocate of one ID twice: INVALID_ARGUMENT", lambda: gpu.allocate([whole[0], whole[0]]), C,
+                         "twice")
+        expect_rpc_error("Allocate with a malformed message: INVALID_ARGUMENT",
+                         lambda: gpu.call("Allocate", b"\x0a\x05ab"), C, "malformed")
+        expect_rpc_error("an unknown method: UNIMPLEMENTED", lambda: gpu.call("Frobnicate", b""),
+                         grpc.StatusCode.UNIMPLEMENTED, "")
+        a = gpu.allocate([whole[2]])
+        check("after the bad requests the plugin still serves", h.alive() and
+              a[0]["envs"].get("NVIDIA_VISIBLE_DEVICES") == whole[2])
+
+        # health from gpuvirtd's state file: unhealthy, then recovered, on the open streams
+        bad_gpu = addr[whole[0]]
+        h.write_health([{"unit": bad_gpu, "gpu": bad_gpu, "health": "unhealthy", "reason": "Xid 48",
+                         "since": "2026-12-01T15:22:30Z"},
+                        {"unit": one, "gpu": migs["1g.5gb"][0][0], "health": "gone", "reason": "lost",
+                         "since": "2026-12-01T15:22:31Z"},
+                        {"unit": whole[1], "gpu": addr[whole[1]], "health": "degraded", "reason": "throttled",
+                         "since": "2026-12-01T15:22:32Z"}])
+        l, t1 = gpu.wait_list(lambda l: {d["id"]: d["health"] for d in l}.get(whole[0]) == "Unhealthy")
+        check("health unhealthy (by PCI address) reaches nvidia.com/gpu's stream within 1 s", t1 < 1.0, "%.3fs" % t1)
+        check("a degraded unit stays Healthy, the others too",
+              all(d["health"] == "Healthy" for d in l if d["id"] != whole[0]), str(l))
+        l, t2 = small.wait_list(lambda l: {d["id"]: d["health"] for d in l}.get(one) == "Unhealthy")
+        check("health gone (by MIG UUID) reaches nvidia.com/mig-1g.5gb's stream", t2 < 1.0, "%.3fs" % t2)
+        h.write_health([{"unit": bad_gpu, "gpu": bad_gpu, "health": "healthy", "reason": None,
+                         "since": "2026-12-01T15:30:00Z"}])
+        l, t3 = gpu.wait_list(lambda l: all(d["health"] == "Healthy" for d in l))
+        check("recovery: the GPU is Healthy again on the same stream within 1 s", t3 < 1.0, "%.3fs" % t3)
+        small.wait_list(lambda l: all(d["health"] == "Healthy" for d in l))
+        h.write_health(None, raw='{"version":1,"units":[{"unit":"x"')
+        h.write_health(None, raw='{"version":2,"units":[]}')
+        time.sleep(0.5)
+        check("a damaged health file or another version is ignored with a warning, the plugin serves on",
+              h.alive() and "Ignoring the health file" in h.log_text() and
+              gpu.allocate([whole[3]])[0]["envs"]["NVIDIA_VISIBLE_DEVICES"] == whole[3])
+        os.unlink(os.path.join(h.root, "run/gpuvirt/health.json"))
+
+        # a MIG reconfiguration by gpuvirt mig apply while the plugin runs
+        h.gpuvirt("mig", "apply", "-f", cfg, "-c", "all-1g")
+        t0 = time.monotonic()
+        l, _ = small.wait_list(lambda l: len(l) == 56)
+        t4 = time.monotonic() - t0
+        migs = mig_uuids(h)
+        check("after mig apply the new layout is on nvidia.com/mig-1g.5gb's stream within 1 s (no restart)",
+              t4 < 1.0 and ids(l) == sorted(u for _, u in migs["1g.5gb"]), "%.3fs" % t4)
+        l, _ = gpu.wait_list(lambda l: len(l) == 0)
+        check("nvidia.com/gpu is empty (every GPU in MIG mode)", l == [])
+        l, _ = big.wait_list(lambda l: len(l) == 0)
+        check("nvidia.com/mig-3g.20gb is empty", l == [])
+        expect_rpc_error("Allocate of a MIG device that is gone: INVALID_ARGUMENT",
+                         lambda: small.allocate([ids(lb)[0]]), C, "unknown device ID " + ids(lb)[0])
+        expect_rpc_error("Allocate of a resource left without devices: INVALID_ARGUMENT",
+                         lambda: big.allocate([ids(lb)[0]]), C, "which has 0")
+
+        # kubelet restart: it removes the plugins' sockets and creates kubelet.sock again
+        pid = h.plugin.pid
+        h.kubelet.stop(clean_sockets=True)
+        time.sleep(0.3)
+        h.kubelet.start()
+        pl = h.kubelet.accept(["nvidia.com/gpu", "nvidia.com/mig-1g.5gb", "nvidia.com/mig-3g.20gb"])
+        l, _ = pl["nvidia.com/mig-1g.5gb"].wait_list(lambda l: len(l) == 56)
+        check("kubelet restart: every resource registers again on a new socket, same process",
+              h.plugin.pid == pid and h.alive() and len(l) == 56)
+    finally:
+        h.stop()
+        h.cleanup()
+
+
+def scenario_dgx_single():
+    h = Host("dgx-a100")
+    try:
+        cfg = os.path.join(h.tmp, "mig.yaml")
+        with open(cfg, "w") as f:
+            f.write(MIG_CONFIG)
+        h.gpuvirt("mig", "apply", "-f", cfg, "-c", "all-1g")
+        h.kubelet.start()
+        h.start("--mig-strategy", "single")
+        gpu = h.kubelet.accept(["nvidia.com/gpu"])["nvidia.com/gpu"]
+        migs = mig_uuids(h)
+        l, _ = gpu.wait_list(lambda l: len(l) > 0)
+        check("single strategy: the 56 uniform 1g.5gb MIG devices are nvidia.com/gpu",
+              ids(l) == sorted(u for _, u in migs["1g.5gb"]), "%d devices" % len(l))
+        check("single strategy: no nvidia.com/mig-* resource registered",
+              not any(r.startswith("nvidia.com/mig-") for r in h.kubelet.plugins))
+        a = gpu.allocate(ids(l)[:1])
+        check("Allocate: NVIDIA_VISIBLE_DEVICES has the MIG UUID",
+              a[0]["envs"].get("NVIDIA_VISIBLE_DEVICES") == ids(l)[0])
+        h.gpuvirt("mig", "apply", "-f", cfg, "-c", "mixed")
+        status = h.gpuvirt_json("mig", "status")
+        whole = sorted(g["uuid"] for g in status if not g.get("instances"))
+        l, t = gpu.wait_list(lambda l: ids(l) == whole)
+        check("single strategy with two profiles: only the whole GPUs, seen within 1 s", t < 1.0, "%.3fs" % t)
+    finally:
+        h.stop()
+        h.cleanup()
+
+
+def scenario_t4_mdev():
+    h = Host("t4-grid")
+    try:
+        made = [h.gpuvirt("vgpu", "create", "0000:3b:00.0", "nvidia-231").split(":")[0] for _ in range(2)]
+        h.kubelet.start()
+        h.start()
+        pl = h.kubelet.accept(["nvidia.com/GRID_T4-2Q", "nvidia.com/gpu"])
+        v = pl["nvidia.com/GRID_T4-2Q"]
+        l, _ = v.wait_list(lambda l: len(l) > 0)
+        check("mdev type GRID T4-2Q: resource nvidia.com/GRID_T4-2Q with the mdev UUIDs", ids(l) == sorted(made),
+              "%s vs %s" % (ids(l), made))
+        lg, _ = pl["nvidia.com/gpu"].wait_list(lambda l: len(l) > 0)
+        check("the two T4s without vGPUs stay whole GPUs (one mode per GPU)", len(lg) == 2, str(lg))
+        groups = {m["id"]: m["iommu_group"] for m in h.gpuvirt_json("vgpu", "list")}
+        a = v.allocate([made[0]])
+        envs = a[0]["envs"]
+        paths = sorted(d["host_path"] for d in a[0]["devices"])
+        check("Allocate: MDEV_PCI_RESOURCE_NVIDIA_COM_GRID_T4-2Q has the UUID",
+              envs == {"MDEV_PCI_RESOURCE_NVIDIA_COM_GRID_T4-2Q": made[0]}, str(envs))
+        check("Allocate: /dev/vfio/vfio and the mdev's group node",
+              paths == sorted(["/dev/vfio/vfio", "/dev/vfio/%s" % groups[made[0]]]), str(a[0]["devices"]))
+        extra = h.gpuvirt("vgpu", "create", "0000:3b:00.0", "nvidia-231").split(":")[0]
+        l, t = v.wait_list(lambda l: extra in ids(l))
+        check("a vGPU created by gpuvirt appears on the stream within 1 s", t < 1.0, "%.3fs" % t)
+    finally:
+        h.stop()
+        h.cleanup()
+
+
+def scenario_flex_vfs():
+    h = Host("flex-sriov")
+    try:
+        h.kubelet.start()
+        h.start()
+        h.gpuvirt("sriov", "set", "0000:16:00.0", "4", "--vfio")
+        pl = h.kubelet.accept(["intel.com/DATA_CENTER_GPU_FLEX_170"])
+        p = pl["intel.com/DATA_CENTER_GPU_FLEX_170"]
+        vfs = sorted(os.path.basename(os.readlink(os.path.join(h.root, "sys/bus/pci/devices/0000:16:00.0", l)))
+                     for l in os.listdir(os.path.join(h.root, "sys/bus/pci/devices/0000:16:00.0"))
+                     if l.startswith("virtfn"))
+        l, _ = p.wait_list(lambda l: len(l) == 4)
+        check("VFs on vfio-pci appear as a KubeVirt resource, IDs their addresses (plugin started before them)",
+              ids(l) == vfs, "%s vs %s" % (ids(l), vfs))
+        a = p.allocate(vfs[:2])
+        want = sorted(["/dev/vfio/vfio"] + ["/dev/vfio/%s" % h.group_of(v) for v in vfs[:2]])
+        check("Allocate: PCI_RESOURCE_INTEL_COM_DATA_CENTER_GPU_FLEX_170 lists the VFs",
+              a[0]["envs"] == {"PCI_RESOURCE_INTEL_COM_DATA_CENTER_GPU_FLEX_170": ",".join(vfs[:2])}, str(a))
+        check("Allocate: /dev/vfio/vfio and each VF's group, rw with mknod",
+              sorted(d["host_path"] for d in a[0]["devices"]) == want and
+              all(d["permissions"] == "mrw" and d["container_path"] == d["host_path"] for d in a[0]["devices"]),
+              str(a[0]["devices"]))
+        h.gpuvirt("sriov", "set", "0000:16:00.0", "0")
+        l, t = p.wait_list(lambda l: len(l) == 0)
+        check("VFs removed: the list empties within 1 s, the resource stays registered", t < 1.0, "%.3fs" % t)
+    finally:
+        h.stop()
+        h.cleanup()
+
+
+def scenario_workstation():
+    h = Host("workstation")
+    try:
+        h.kubelet.start()
+        h.start()
+        gpu = h.kubelet.accept(["nvidia.com/gpu"])["nvidia.com/gpu"]
+        l, _ = gpu.wait_list(lambda l: len(l) == 2)
+        check("both GeForce cards are whole GPUs while on nvidia", len(l) == 2, str(l))
+        h.gpuvirt("passthrough", "enable", "0000:02:00.0", "--include", "0000:03:00.0", "--force")
+        l, t = gpu.wait_list(lambda l: len(l) == 1)
+        check("passthrough enable: the card leaves nvidia.com/gpu within 1 s", t < 1.0, "%.3fs" % t)
+        name = "nvidia.com/TU116_GEFORCE_GTX_1660_SUPER"
+        p = h.kubelet.accept([name])[name]
+        l, _ = p.wait_list(lambda l: len(l) == 1)
+        check("...and registers as %s, ID its address" % name, ids(l) == ["0000:02:00.0"], str(l))
+        a = p.allocate(["0000:02:00.0"])
+        check("Allocate: PCI_RESOURCE_NVIDIA_COM_TU116_GEFORCE_GTX_1660_SUPER and the group's node",
+              a[0]["envs"] == {"PCI_RESOURCE_NVIDIA_COM_TU116_GEFORCE_GTX_1660_SUPER": "0000:02:00.0"} and
+              sorted(d["host_path"] for d in a[0]["devices"]) ==
+              sorted(["/dev/vfio/vfio", "/dev/vfio/" + h.group_of("0000:02:00.0")]), str(a))
+        expect_rpc_error("Allocate of the companion USB controller (in the group, not a GPU): INVALID_ARGUMENT",
+                         lambda: p.allocate(["0000:03:00.0"]), grpc.StatusCode.INVALID_ARGUMENT, "unknown device ID")
+        h.gpuvirt("passthrough", "disable", "0000:02:00.0", "0000:03:00.0")
+        l, t = p.wait_list(lambda l: len(l) == 0)
+        l2, _ = gpu.wait_list(lambda l: len(l) == 2)
+        check("passthrough disable: back to nvidia.com/gpu, the KubeVirt resource empties", len(l2) == 2 and t < 1.0)
+    finally:
+        h.stop()
+        h.cleanup()
+
+
+SCENARIOS = {
+    "dgx-mixed": scenario_dgx_mixed,
+    "dgx-single": scenario_dgx_single,
+    "t4-mdev": scenario_t4_mdev,
+    "flex-vfs": scenario_flex_vfs,
+    "workstation": scenario_workstation,
+}
+
+for name, fn in SCENARIOS.items():
+    if ONLY and name not in ONLY:
+        continue
+    print("# %s" % name)
+    try:
+        fn()
+    except Exception as e:  # a scenario that cannot go on is one failure, the others still run
+        check("%s ran to the end" % name, False, "%s: %s" % (type(e).__name__, e))
+print("%d passed, %d failed" % (PASSED, FAILED))
+sys.exit(1 if FAILED else 0)
