@@ -228,6 +228,55 @@ static void handle_allocate(Endpoint *e, RpcCall *c, const uint8_t *msg, size_t 
         v1beta1__allocate_request__free_unpacked(req, NULL);
 }
 
+static void handle_preferred(Endpoint *e, RpcCall *c, const uint8_t *msg, size_t len) {
+        const Resource none = {.name = e->resource, .endpoint = e->name};
+        const Resource *r = endpoint_resource(e) ?: &none;
+        V1beta1__PreferredAllocationRequest *req = v1beta1__preferred_allocation_request__unpack(NULL, len, msg);
+        if (!req) {
+                (void) rpc_call_fail(c, RPC_STATUS_INVALID_ARGUMENT, "malformed PreferredAllocationRequest");
+                return;
+        }
+        size_t n = req->n_container_requests;
+        char ***chosen = calloc(n ?: 1, sizeof(char **));
+        V1beta1__ContainerPreferredAllocationResponse *cr = calloc(n ?: 1, sizeof(*cr));
+        V1beta1__ContainerPreferredAllocationResponse **cptrs = calloc(n ?: 1, sizeof(*cptrs));
+        int status = chosen && cr && cptrs ? 0 : RPC_STATUS_INTERNAL;
+        _cleanup_free_ char *why = status ? strdup("out of memory") : NULL;
+        for (size_t i = 0; status == 0 && i < n; i++) {
+                const V1beta1__ContainerPreferredAllocationRequest *q = req->container_requests[i];
+                GvError err = {};
+                int k = q->allocation_size < 0 ? gv_error_set(&err, -EINVAL, NULL, "preferred", "negative allocation size")
+                                               : resource_preferred(r, q->available_deviceids, q->n_available_deviceids,
+                                                                    q->must_include_deviceids, q->n_must_include_deviceids,
+                                                                    (size_t) q->allocation_size, &chosen[i], &err);
+                if (k < 0) {
+                        status = k == -ENOMEM ? RPC_STATUS_INTERNAL : RPC_STATUS_INVALID_ARGUMENT;
+                        why = strdup(gv_error_message(&err));
+                        gv_error_done(&err);
+                        break;
+                }
+                v1beta1__container_preferred_allocation_response__init(&cr[i]);
+                cr[i].deviceids = chosen[i];
+                cr[i].n_deviceids = strv_length(chosen[i]);
+                cptrs[i] = &cr[i];
+        }
+        if (status != 0) {
+                log_info("GetPreferredAllocation of %s refused: %s", e->resource, strna(why));
+                (void) rpc_call_fail(c, status, why ?: "out of memory");
+        } else {
+                V1beta1__PreferredAllocationResponse resp = V1BETA1__PREFERRED_ALLOCATION_RESPONSE__INIT;
+                resp.n_container_responses = n;
+                resp.container_responses = cptrs;
+                reply_message(c, &resp.base);
+        }
+        for (size_t i = 0; chosen && i < n; i++)
+                strv_free(chosen[i]);
+        free(chosen);
+        free(cr);
+        free(cptrs);
+        v1beta1__preferred_allocation_request__free_unpacked(req, NULL);
+}
+
 static void endpoint_request(void *userdata, RpcCall *c, const char *method, const uint8_t *msg, size_t len) {
         Endpoint *e = userdata;
         const char *m = startswith(method, "/" API_VERSION ".DevicePlugin/");
@@ -238,7 +287,7 @@ static void endpoint_request(void *userdata, RpcCall *c, const char *method, con
         if (streq(m, "GetDevicePluginOptions")) {
                 V1beta1__DevicePluginOptions o = V1BETA1__DEVICE_PLUGIN_OPTIONS__INIT;
                 o.pre_start_required = false;
-                o.get_preferred_allocation_available = false;
+                o.get_preferred_allocation_available = true;
                 reply_message(c, &o.base);
         } else if (streq(m, "ListAndWatch")) {
                 RpcCall **n = realloc(e->streams, (e->n_streams + 1) * sizeof(RpcCall *));
@@ -252,6 +301,8 @@ static void endpoint_request(void *userdata, RpcCall *c, const char *method, con
                 (void) endpoint_send_list(e, c);
         } else if (streq(m, "Allocate"))
                 handle_allocate(e, c, msg, len);
+        else if (streq(m, "GetPreferredAllocation"))
+                handle_preferred(e, c, msg, len);
         else if (streq(m, "PreStartContainer")) {
                 V1beta1__PreStartContainerResponse o = V1BETA1__PRE_START_CONTAINER_RESPONSE__INIT;
                 reply_message(c, &o.base);
@@ -320,6 +371,7 @@ static void endpoint_register(Endpoint *e) {
         if (!e->server || e->registered || e->registering)
                 return;
         V1beta1__DevicePluginOptions o = V1BETA1__DEVICE_PLUGIN_OPTIONS__INIT;
+        o.get_preferred_allocation_available = true;
         V1beta1__RegisterRequest rq = V1BETA1__REGISTER_REQUEST__INIT;
         rq.version = (char *) API_VERSION;
         rq.endpoint = e->name;

@@ -475,3 +475,107 @@ int resource_allocate(Root *root, const ResourceSet *set, const Resource *r, cha
         *ret = a;
         return 0;
 }
+
+typedef struct Candidate {
+        const PluginDevice *d;
+        unsigned gpu_allocated; /* units of the resource on the same GPU that are not available */
+        bool on_node;
+} Candidate;
+
+static int compare_candidates(const void *a, const void *b) {
+        const Candidate *x = a, *y = b;
+        if (x->on_node != y->on_node)
+                return x->on_node ? -1 : 1;
+        if (x->gpu_allocated != y->gpu_allocated)
+                return x->gpu_allocated > y->gpu_allocated ? -1 : 1;
+        int c = strcmp(x->d->gpu, y->d->gpu);
+        if (c != 0)
+                return c;
+        if (x->d->mig_start != y->d->mig_start)
+                return x->d->mig_start < y->d->mig_start ? -1 : 1;
+        return strcmp(x->d->id, y->d->id);
+}
+
+static bool strv_n_contains(char *const *l, size_t n, const char *s) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(l[i], s))
+                        return true;
+        return false;
+}
+
+int resource_preferred(const Resource *r, char *const *available, size_t n_available, char *const *must,
+                       size_t n_must, size_t size, char ***ret, GvError *err) {
+        if (size < n_must || size > n_available)
+                return gv_error_set(err, -EINVAL, NULL, "preferred",
+                                    "allocation size %zu of %s: %zu IDs must be included, %zu are available", size,
+                                    r->name, n_must, n_available);
+        _cleanup_free_ const PluginDevice **av = calloc(n_available ?: 1, sizeof(*av));
+        if (!av)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_available; i++) {
+                av[i] = resource_find_device(r, available[i]);
+                if (!av[i])
+                        return gv_error_set(err, -EINVAL, available[i], "preferred", "unknown device ID %s for %s",
+                                            available[i], r->name);
+                if (strv_n_contains(available, i, available[i]))
+                        return gv_error_set(err, -EINVAL, available[i], "preferred", "device ID %s given twice",
+                                            available[i]);
+        }
+        for (size_t i = 0; i < n_must; i++)
+                if (!strv_n_contains(available, n_available, must[i]))
+                        return gv_error_set(err, -EINVAL, must[i], "preferred",
+                                            "device ID %s must be included but is not available", must[i]);
+
+        /* the node: where most of must are; else the tightest fit of the rest of the request */
+        int node = -1;
+        size_t best = 0;
+        bool have = false;
+        for (size_t i = 0; i < n_available; i++) {
+                int n = av[i]->numa_node;
+                size_t in_must = 0, in_av = 0;
+                for (size_t j = 0; j < n_available; j++)
+                        if (av[j]->numa_node == n) {
+                                in_av++;
+                                in_must += strv_n_contains(must, n_must, av[j]->id);
+                        }
+                /* score: must-members first, then fitting the whole request, then the least room left */
+                size_t score = in_must * 1000000 + (in_av >= size ? 100000 + (100000 - MIN(in_av - size, 99999)) : in_av);
+                if (!have || score > best || (score == best && n < node)) {
+                        have = true;
+                        best = score;
+                        node = n;
+                }
+        }
+
+        _cleanup_free_ Candidate *c = calloc(n_available ?: 1, sizeof(*c));
+        char **out = calloc(size + 1, sizeof(char *));
+        if (!c || !out) {
+                free(out);
+                return -ENOMEM;
+        }
+        size_t n_out = 0, n_c = 0;
+        for (size_t i = 0; i < n_must; i++)
+                if (!(out[n_out++] = strdup(must[i]))) {
+                        strv_free(out);
+                        return -ENOMEM;
+                }
+        for (size_t i = 0; i < n_available; i++) {
+                if (strv_n_contains(must, n_must, av[i]->id))
+                        continue;
+                unsigned allocated = 0;
+                for (size_t j = 0; j < r->n_devices; j++)
+                        if (streq(r->devices[j].gpu, av[i]->gpu) &&
+                            !strv_n_contains(available, n_available, r->devices[j].id))
+                                allocated++;
+                c[n_c++] = (Candidate) {av[i], allocated, av[i]->numa_node == node};
+        }
+        if (n_c > 0)
+                qsort(c, n_c, sizeof(*c), compare_candidates);
+        for (size_t i = 0; n_out < size && i < n_c; i++)
+                if (!(out[n_out++] = strdup(c[i].d->id))) {
+                        strv_free(out);
+                        return -ENOMEM;
+                }
+        *ret = out;
+        return 0;
+}

@@ -105,3 +105,13 @@ typedef struct ContainerAlloc {
 int resource_allocate(Root *root, const ResourceSet *set, const Resource *r, char *const *ids, size_t n_ids,
                       ContainerAlloc *ret, GvError *err);
 void container_alloc_done(ContainerAlloc *a);
+
+/* GetPreferredAllocation for one container: size IDs of r, every ID of must among them, the rest from
+ * available. Preferred: the NUMA node most of must are on, else the node whose available devices fit the
+ * request most tightly (a node that can hold it all, with the least left over), so a request does not span
+ * nodes it need not; then units on the GPUs that already have the most of this resource's units allocated (not
+ * available), so MIG devices and mdevs are packed and whole GPUs stay free to be laid out again; then the
+ * lower MIG placement, then the ID. IDs not of r, must not in available, size below the must count or above
+ * the available count: -EINVAL with err. ret: a NULL-terminated list of size new strings. */
+int resource_preferred(const Resource *r, char *const *available, size_t n_available, char *const *must,
+                       size_t n_must, size_t size, char ***ret, GvError *err);

@@ -161,7 +161,9 @@ def scenario_dgx_mixed():
         check("registration: version v1beta1 and a socket of its own in the directory",
               all(p.registration["version"] == "v1beta1" and os.path.exists(os.path.join(h.dir, p.endpoint))
                   for p in pl.values()) and len({p.endpoint for p in pl.values()}) == 3)
-        check("GetDevicePluginOptions: no PreStartContainer", not gpu.options_seen["pre_start_required"])
+        check("GetDevicePluginOptions: no PreStartContainer, GetPreferredAllocation offered (and in Register)",
+              not gpu.options_seen["pre_start_required"] and gpu.options_seen["preferred"] and
+              gpu.registration["preferred"])
         status = h.gpuvirt_json("mig", "status")
         whole = sorted(g["uuid"] for g in status if not g.get("instances"))
         migs = mig_uuids(h)
@@ -202,6 +204,38 @@ def scenario_dgx_mixed():
         a = gpu.allocate([whole[2]])
         check("after the bad requests the plugin still serves", h.alive() and
               a[0]["envs"].get("NVIDIA_VISIBLE_DEVICES") == whole[2])
+
+        # GetPreferredAllocation: NUMA nodes from sysfs, MIG packing by what is not available
+        node = {u: h.numa_of(addr[u]) for u in whole}
+        n0 = sorted(u for u in whole if node[u] == 0)
+        n1 = sorted(u for u in whole if node[u] == 1)
+        check("dgx-a100 mixed: 2 whole GPUs on node 0, 4 on node 1", len(n0) == 2 and len(n1) == 4, str(node))
+        pr = gpu.preferred(whole, [], 2)
+        check("preferred 2 of 6: the node whose GPUs fit it most tightly (node 0's two)", [sorted(pr[0])] == [n0], str(pr))
+        pr = gpu.preferred(whole, [], 3)
+        check("preferred 3 of 6: three on node 1, the one node that holds them", len(pr[0]) == 3 and
+              all(node[u] == 1 for u in pr[0]), str(pr))
+        pr = gpu.preferred(whole, [n1[2]], 2)
+        check("preferred with a must-include ID: it, and one more on its node",
+              pr[0][0] == n1[2] and len(pr[0]) == 2 and node[pr[0][1]] == 1, str(pr))
+        pr = gpu.preferred(whole, [], 5)
+        check("preferred 5 (no node holds them): node 1's four and one of node 0",
+              sorted(node[u] for u in pr[0]) == [0, 1, 1, 1, 1], str(pr))
+        by_gpu = {}
+        for g, u in migs["1g.5gb"]:
+            by_gpu.setdefault(g, []).append(u)
+        g_busy = sorted(by_gpu)[1]
+        taken = sorted(by_gpu[g_busy])[0]
+        avail = [u for _, u in migs["1g.5gb"] if u != taken]
+        pr = small.preferred(avail, [], 1)
+        check("preferred MIG device: on the GPU that already has one allocated (packing)",
+              pr[0][0] in by_gpu[g_busy], "%s, busy GPU %s" % (pr, g_busy))
+        expect_rpc_error("preferred size above what is available: INVALID_ARGUMENT",
+                         lambda: gpu.preferred(whole[:2], [], 3), C, "allocation size 3")
+        expect_rpc_error("preferred with an unknown available ID: INVALID_ARGUMENT",
+                         lambda: gpu.preferred(whole + ["GPU-x"], [], 1), C, "unknown device ID GPU-x")
+        expect_rpc_error("preferred with a must-include ID that is not available: INVALID_ARGUMENT",
+                         lambda: gpu.preferred(whole[1:], [whole[0]], 1), C, "not available")
 
         # health from gpuvirtd's state file: unhealthy, then recovered, on the open streams
         bad_gpu = addr[whole[0]]
