@@ -22,6 +22,7 @@
 #include "basic/fileio.h"
 #include "basic/log.h"
 #include "core/host/root.h"
+#include "core/vgpu/mdev.h"
 #include "deviceplugin.pb-c.h"
 #include "k8s/health.h"
 #include "k8s/resources.h"
@@ -161,10 +162,15 @@ static void handle_allocate(Endpoint *e, RpcCall *c, const uint8_t *msg, size_t 
         for (; status == 0 && done < n; done++) {
                 GvError err = {};
                 const V1beta1__ContainerAllocateRequest *cr = req->container_requests[done];
+                bool created = false;
                 int q = resource_allocate(e->plugin->root, &e->plugin->set, r, cr->devicesids, cr->n_devicesids,
-                                          &allocs[done], &err);
+                                          &allocs[done], &created, &err);
+                if (created) /* new mdevs: the lists change (the lock's close would tell us too) */
+                        e->plugin->rescan_due = true;
                 if (q < 0) {
-                        status = q == -ENOMEM ? RPC_STATUS_INTERNAL : RPC_STATUS_INVALID_ARGUMENT;
+                        /* bad IDs are the caller's; a host that failed (an mdev create, the lock) is ours */
+                        status = q == -EINVAL ? RPC_STATUS_INVALID_ARGUMENT
+                                 : q == -EBUSY ? RPC_STATUS_UNAVAILABLE : RPC_STATUS_INTERNAL;
                         why = strdup_printf("%s", gv_error_message(&err));
                         gv_error_done(&err);
                         break;
@@ -567,12 +573,13 @@ static void plugin_done(Plugin *p) {
                 close(p->inotify);
         free(p->dir);
         free(p->kubelet);
+        strv_free(p->config.create_mdev_types);
         root_free(p->root);
 }
 
 static void help(void) {
         printf("Usage: gpuvirt-device-plugin [--root DIR] [--mig-strategy none|single|mixed] [--no-containers]\n"
-               "                             [--no-kubevirt] [--rescan-interval MS] [-v]\n"
+               "                             [--no-kubevirt] [--create-mdevs TYPE]... [--rescan-interval MS] [-v]\n"
                "Serve the host's GPUs to kubelet (device plugin API " API_VERSION "): whole GPUs and MIG devices to\n"
                "containers, vfio-pci devices and mdevs to KubeVirt VMs.\n");
 }
@@ -585,6 +592,7 @@ int main(int argc, char **argv) {
                 {"no-containers", no_argument, NULL, 'C'},
                 {"no-kubevirt", no_argument, NULL, 'K'},
                 {"rescan-interval", required_argument, NULL, 'i'},
+                {"create-mdevs", required_argument, NULL, 'M'},
                 {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},
                 {},
@@ -592,6 +600,8 @@ int main(int argc, char **argv) {
         Plugin p = {.config = PLUGIN_CONFIG_DEFAULT, .rescan_ms = 1000, .inotify = -1,
                     .watch_dir = -1, .watch_run = -1, .watch_state = -1};
         const char *root_arg = NULL;
+        char **create_types = NULL;
+        size_t n_create_types = 0;
         int c, verbose = 0;
         while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0) {
                 switch (c) {
@@ -620,6 +630,17 @@ int main(int argc, char **argv) {
                         p.rescan_ms = ms;
                         break;
                 }
+                case 'M':
+                        if (!mdev_type_valid(optarg)) {
+                                fprintf(stderr, "gpuvirt-device-plugin: --create-mdevs: '%s' is not an mdev type\n", optarg);
+                                strv_free(create_types);
+                                return 2;
+                        }
+                        if (strv_push(&create_types, &n_create_types, strdup(optarg)) < 0) {
+                                strv_free(create_types);
+                                return 1;
+                        }
+                        break;
                 case 'v':
                         verbose++;
                         break;
@@ -630,8 +651,10 @@ int main(int argc, char **argv) {
                         return 2;
                 }
         }
+        p.config.create_mdev_types = create_types; /* freed by plugin_done() */
         if (optind < argc) {
                 fprintf(stderr, "gpuvirt-device-plugin: unexpected argument '%s'\n", argv[optind]);
+                strv_free(create_types);
                 return 2;
         }
         log_set_max_level(verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);

@@ -81,6 +81,7 @@ static const char *vendor_domain(uint16_t vendor) {
 }
 
 static void device_done(PluginDevice *d) {
+        free(d->mdev_type);
         free(d->id);
         free(d->gpu);
         free(d->why_unhealthy);
@@ -232,31 +233,74 @@ static const char *single_profile(const HostObservation *obs) {
         return p;
 }
 
-static int add_mdevs(ResourceSet *s, Root *root, const HostObservation *obs, const PciDevice *d, const char *dead,
-                     const HealthTable *health) {
+/* The resource of an mdev type on parent d: the type's name as the vendor gives it ("GRID T4-2Q"), its id when
+ * it has none. */
+static char *mdev_resource_name(Root *root, const PciDevice *d, const char *domain, const char *type) {
+        _cleanup_free_ char *tn = NULL;
+        if (root_read_attr(root, &tn, "%s/mdev_supported_types/%s/name", d->syspath, type) < 0 || isempty(tn)) {
+                free(tn);
+                tn = strdup(type);
+                if (!tn)
+                        return NULL;
+        }
+        _cleanup_free_ char *part = resource_name_part(tn);
+        return part ? strdup_printf("%s/%s", domain, part) : NULL;
+}
+
+static bool mdev_uuid_known(const HostObservation *obs, const char *uuid) {
+        for (size_t i = 0; i < obs->n_mdevs; i++)
+                if (streq(obs->mdevs[i].uuid, uuid))
+                        return true;
+        return false;
+}
+
+static int add_mdevs(ResourceSet *s, Root *root, const PluginConfig *c, const HostObservation *obs,
+                     const PciDevice *d, const char *dead, const HealthTable *health) {
         const char *domain = vendor_domain(d->vendor);
         if (!domain)
                 return 0;
+        const char *type = NULL; /* the GPU's type (NVIDIA's time-sliced vGPUs: one type per GPU) */
         for (size_t i = 0; i < obs->n_mdevs; i++) {
                 const MdevDevice *m = &obs->mdevs[i];
                 if (!m->active || !m->parent || !streq(m->parent, d->addr) || !m->type)
                         continue;
-                /* the type's name as the vendor gives it ("GRID T4-2Q"); its id when it has none */
-                _cleanup_free_ char *tn = NULL;
-                if (root_read_attr(root, &tn, "%s/mdev_supported_types/%s/name", d->syspath, m->type) < 0 || isempty(tn)) {
-                        free(tn);
-                        tn = strdup(m->type);
-                        if (!tn)
-                                return -ENOMEM;
-                }
-                _cleanup_free_ char *part = resource_name_part(tn);
-                _cleanup_free_ char *name = part ? strdup_printf("%s/%s", domain, part) : NULL;
+                _cleanup_free_ char *name = mdev_resource_name(root, d, domain, m->type);
                 if (!name)
                         return -ENOMEM;
+                PluginDevice *pd;
                 int r = add_device(s, name, RESOURCE_MDEV, m->uuid, d->addr, d->numa_node, m->iommu_group, dead,
-                                   health, NULL);
+                                   health, &pd);
                 if (r < 0)
                         return r;
+                if (!(pd->mdev_type = strdup(m->type)))
+                        return -ENOMEM;
+                type = type ?: m->type;
+        }
+        /* the type's free instances, when configured: offered under the stable UUIDs the host state gives a
+         * parent's vGPUs (index 0, 1, ... not in use), so `gpuvirt apply` counts them as its own */
+        if (!type || !strv_contains(c->create_mdev_types, type))
+                return 0;
+        _cleanup_free_ char *avail_s = NULL;
+        uint32_t avail = 0;
+        if (root_read_attr(root, &avail_s, "%s/mdev_supported_types/%s/available_instances", d->syspath, type) < 0 ||
+            parse_u32(avail_s, 10, &avail) < 0)
+                return 0;
+        _cleanup_free_ char *name = mdev_resource_name(root, d, domain, type);
+        if (!name)
+                return -ENOMEM;
+        for (unsigned idx = 0, n = 0; n < avail && idx < 1024; idx++) {
+                char uuid[MDEV_UUID_STRLEN];
+                host_vgpu_uuid(d->addr, idx, uuid);
+                if (mdev_uuid_known(obs, uuid))
+                        continue;
+                PluginDevice *pd;
+                int r = add_device(s, name, RESOURCE_MDEV, uuid, d->addr, d->numa_node, -1, dead, health, &pd);
+                if (r < 0)
+                        return r;
+                pd->to_create = true;
+                if (!(pd->mdev_type = strdup(type)))
+                        return -ENOMEM;
+                n++;
         }
         return 0;
 }
@@ -311,7 +355,7 @@ int resource_set_scan(Root *root, const PluginConfig *c, const HealthTable *heal
                         break;
                 case GPU_MODE_VGPU:
                         if (c->kubevirt)
-                                r = add_mdevs(&s, root, &obs, d, dead, health);
+                                r = add_mdevs(&s, root, c, &obs, d, dead, health);
                         break;
                 default:
                         break;
@@ -417,8 +461,35 @@ static char *join_ids(char *const *ids, size_t n) {
         return s;
 }
 
+static void remove_created(Root *root, char **created) {
+        for (size_t i = 0; created && created[i]; i++) {
+                GvError e = {};
+                if (mdev_remove(root, created[i], false, &e) < 0)
+                        log_debug("cannot remove mdev %s again: %s", created[i], gv_error_message(&e));
+                gv_error_done(&e);
+        }
+}
+
+/* Create the mdev pd stands for (the host lock held by the caller) and give its IOMMU group. */
+static int create_mdev(Root *root, const PluginDevice *pd, int *ret_group, GvError *err) {
+        GvError e = {};
+        int r = mdev_create(root, pd->gpu, pd->mdev_type, pd->id, NULL, 0, &e);
+        if (r < 0) {
+                r = gv_error_set(err, r, pd->id, "allocate", "cannot create mdev %s: %s", pd->id, gv_error_message(&e));
+                gv_error_done(&e);
+                return r;
+        }
+        _cleanup_free_ char *link = root_path(root, "sys/bus/mdev/devices/%s/iommu_group", pd->id);
+        _cleanup_free_ char *group = NULL;
+        int g;
+        if (!link || readlink_base(link, &group) < 0 || parse_int(group, &g) < 0 || g < 0)
+                return gv_error_set(err, -ENODEV, pd->id, "allocate", "the new mdev %s has no IOMMU group", pd->id);
+        *ret_group = g;
+        return 0;
+}
+
 int resource_allocate(Root *root, const ResourceSet *set, const Resource *r, char *const *ids, size_t n_ids,
-                      ContainerAlloc *ret, GvError *err) {
+                      ContainerAlloc *ret, bool *ret_created, GvError *err) {
         if (n_ids == 0)
                 return gv_error_set(err, -EINVAL, NULL, "allocate", "no device IDs requested of %s", r->name);
         if (n_ids > r->n_devices)
@@ -440,6 +511,9 @@ int resource_allocate(Root *root, const ResourceSet *set, const Resource *r, cha
         }
 
         ContainerAlloc a = {};
+        _cleanup_close_ int lock_fd = -1;
+        _cleanup_strv_free_ char **created = NULL;
+        size_t n_created = 0;
         int q = 0;
         switch (r->kind) {
         case RESOURCE_GPU:
@@ -457,11 +531,26 @@ int resource_allocate(Root *root, const ResourceSet *set, const Resource *r, cha
                         q = alloc_node(&a, "/dev/vfio/vfio");
                 for (size_t i = 0; i < n_ids && q >= 0; i++) {
                         const PluginDevice *d = resource_find_device(r, ids[i]);
-                        if (d->iommu_group < 0) {
-                                container_alloc_done(&a);
-                                return gv_error_set(err, -ENODEV, ids[i], "allocate", "%s has no IOMMU group", ids[i]);
+                        int group = d->iommu_group;
+                        if (d->to_create) {
+                                if (lock_fd < 0 && (lock_fd = root_lock(root, 5000, err)) < 0) {
+                                        q = lock_fd;
+                                        break;
+                                }
+                                q = create_mdev(root, d, &group, err);
+                                if (q < 0)
+                                        break;
+                                char *u = strdup(d->id);
+                                if (!u || strv_push(&created, &n_created, u) < 0) {
+                                        q = -ENOMEM;
+                                        break;
+                                }
                         }
-                        _cleanup_free_ char *node = strdup_printf("/dev/vfio/%d", d->iommu_group);
+                        if (group < 0) {
+                                q = gv_error_set(err, -ENODEV, ids[i], "allocate", "%s has no IOMMU group", ids[i]);
+                                break;
+                        }
+                        _cleanup_free_ char *node = strdup_printf("/dev/vfio/%d", group);
                         q = node ? alloc_node(&a, node) : -ENOMEM;
                 }
                 break;
@@ -470,9 +559,14 @@ int resource_allocate(Root *root, const ResourceSet *set, const Resource *r, cha
         }
         if (q < 0) {
                 container_alloc_done(&a);
-                return gv_error_set(err, q, NULL, "allocate", NULL);
+                remove_created(root, created); /* a failed Allocate leaves the host as it was */
+                if (err && !err->error)
+                        (void) gv_error_set(err, q, NULL, "allocate", NULL);
+                return q;
         }
         *ret = a;
+        if (ret_created)
+                *ret_created = n_created > 0;
         return 0;
 }
 

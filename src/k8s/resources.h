@@ -32,6 +32,7 @@ typedef struct PluginConfig {
         MigStrategy mig_strategy;
         bool containers; /* offer GPUs and MIG devices to containers */
         bool kubevirt;   /* offer vfio-pci devices and mdevs to KubeVirt */
+        char **create_mdev_types; /* mdev types (ids) whose free instances are offered too, created on Allocate */
 } PluginConfig;
 
 #define PLUGIN_CONFIG_DEFAULT ((PluginConfig) {.mig_strategy = MIG_STRATEGY_MIXED, .containers = true, .kubevirt = true})
@@ -52,6 +53,8 @@ typedef struct PluginDevice {
         bool healthy;
         char *why_unhealthy;
         unsigned mig_start, mig_size; /* RESOURCE_MIG (and single strategy's): placement on its GPU */
+        char *mdev_type; /* RESOURCE_MDEV: its type id */
+        bool to_create;  /* RESOURCE_MDEV: a free instance of the type, created with this UUID on Allocate */
 } PluginDevice;
 
 typedef struct Resource {
@@ -101,9 +104,11 @@ typedef struct ContainerAlloc {
 } ContainerAlloc;
 
 /* What a container gets for these IDs of resource r. Unknown IDs (err says when one is another resource's of
- * set), an ID given twice, more IDs than r has: -EINVAL with err naming the ID; nothing is changed. */
+ * set), an ID given twice, more IDs than r has: -EINVAL with err naming the ID; nothing is changed. An mdev
+ * still to create is created (under the host lock, through core's mdev_create()); when one fails, those this
+ * call created are removed again. ret_created: whether it created any (the host changed: rescan). */
 int resource_allocate(Root *root, const ResourceSet *set, const Resource *r, char *const *ids, size_t n_ids,
-                      ContainerAlloc *ret, GvError *err);
+                      ContainerAlloc *ret, bool *ret_created, GvError *err);
 void container_alloc_done(ContainerAlloc *a);
 
 /* GetPreferredAllocation for one container: size IDs of r, every ID of must among them, the rest from

@@ -353,6 +353,45 @@ def scenario_t4_mdev():
         h.cleanup()
 
 
+def scenario_t4_create():
+    h = Host("t4-grid")
+    try:
+        t4 = "sys/bus/pci/devices/0000:3b:00.0/mdev_supported_types/nvidia-231/available_instances"
+        first = h.gpuvirt("vgpu", "create", "0000:3b:00.0", "nvidia-231").split(":")[0]
+        with open(os.path.join(h.root, t4)) as f:
+            free = int(f.read())
+        h.kubelet.start()
+        h.start("--create-mdevs", "nvidia-231")
+        v = h.kubelet.accept(["nvidia.com/GRID_T4-2Q"])["nvidia.com/GRID_T4-2Q"]
+        l, _ = v.wait_list(lambda l: len(l) > 0)
+        check("--create-mdevs: the mdev and one ID per free instance of its type (available_instances %d)" % free,
+              len(l) == 1 + free and first in ids(l), str(len(l)))
+        before = ids(l)
+        new = [u for u in before if u != first][:2]
+        a = v.allocate(new)
+        exist = [os.path.isdir(os.path.join(h.root, "sys/bus/mdev/devices", u)) for u in new]
+        groups = [os.path.basename(os.readlink(os.path.join(h.root, "sys/bus/mdev/devices", u, "iommu_group")))
+                  for u in new if os.path.isdir(os.path.join(h.root, "sys/bus/mdev/devices", u))]
+        check("Allocate of two free instances creates the two mdevs with those UUIDs", all(exist), str(exist))
+        check("...and answers their UUIDs and their new groups' nodes",
+              a[0]["envs"] == {"MDEV_PCI_RESOURCE_NVIDIA_COM_GRID_T4-2Q": ",".join(new)} and
+              sorted(d["host_path"] for d in a[0]["devices"]) == sorted(["/dev/vfio/vfio"] +
+                                                                         ["/dev/vfio/" + g for g in groups]), str(a))
+        time.sleep(1.2)
+        check("the IDs stay the same once created (the list is stable)", ids(v.latest) == before,
+              "%d vs %d" % (len(v.latest), len(before)))
+        rest = [u for u in before if u not in new and u != first][:2]
+        h.gpuvirt("sim", "fault", "@2", "ENOSPC")
+        expect_rpc_error("a create that fails in an Allocate of two: INTERNAL naming the second", lambda: v.allocate(rest),
+                         grpc.StatusCode.INTERNAL, rest[1])
+        check("...and the mdev it had created is removed again",
+              not any(os.path.exists(os.path.join(h.root, "sys/bus/mdev/devices", u)) for u in rest),
+              str([u for u in rest if os.path.exists(os.path.join(h.root, "sys/bus/mdev/devices", u))]))
+    finally:
+        h.stop()
+        h.cleanup()
+
+
 def scenario_flex_vfs():
     h = Host("flex-sriov")
     try:
@@ -418,6 +457,7 @@ SCENARIOS = {
     "dgx-mixed": scenario_dgx_mixed,
     "dgx-single": scenario_dgx_single,
     "t4-mdev": scenario_t4_mdev,
+    "t4-create": scenario_t4_create,
     "flex-vfs": scenario_flex_vfs,
     "workstation": scenario_workstation,
 }
