@@ -20,11 +20,14 @@
 
 #include "basic/errname.h"
 #include "basic/fileio.h"
+#include "basic/json-util.h"
 #include "basic/log.h"
 #include "core/host/root.h"
+#include "core/store/statefile.h"
 #include "core/vgpu/mdev.h"
 #include "deviceplugin.pb-c.h"
 #include "k8s/health.h"
+#include "k8s/migconfig.h"
 #include "k8s/resources.h"
 #include "k8s/rpc.h"
 #include "sim/sim.h"
@@ -34,6 +37,8 @@
 #define API_VERSION     "v1beta1"
 #define POLL_MS         50
 #define REGISTER_MS     5000
+#define MIG_RETRY_MS    30000
+#define LABELS_DEFAULT  "etc/podinfo/labels"
 
 typedef struct Plugin Plugin;
 
@@ -59,9 +64,15 @@ struct Plugin {
         Endpoint **endpoints;
         size_t n_endpoints;
         int inotify;
-        int watch_dir, watch_run, watch_state;
-        bool rescan_due, sockets_due, register_due;
-        uint64_t next_rescan, next_register;
+        int watch_dir, watch_run, watch_state, watch_labels;
+        bool rescan_due, sockets_due, register_due, labels_due;
+        uint64_t next_rescan, next_register, next_mig_retry;
+        /* dynamic MIG */
+        char *mig_config;  /* mig-parted file under the root, NULL: off */
+        char *labels;      /* the node labels file under the root */
+        char *label_done;  /* the configuration label last applied */
+        char **allocated;  /* IDs this process allocated (when kubelet keeps no checkpoint) */
+        size_t n_allocated;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -220,6 +231,13 @@ static void handle_allocate(Endpoint *e, RpcCall *c, const uint8_t *msg, size_t 
                         resp.container_responses = cptrs;
                         reply_message(c, &resp.base);
                         log_info("Allocate of %s: %zu container(s)", e->resource, n);
+                        for (size_t i = 0; i < n; i++)
+                                for (size_t j = 0; j < req->container_requests[i]->n_devicesids; j++) {
+                                        const char *dev_id = req->container_requests[i]->devicesids[j];
+                                        if (!strv_contains(e->plugin->allocated, dev_id) &&
+                                            strv_push(&e->plugin->allocated, &e->plugin->n_allocated, strdup(dev_id)) < 0)
+                                                log_error("Out of memory recording an allocation");
+                                }
                 }
                 free(cresp);
                 free(cptrs);
@@ -467,6 +485,17 @@ static void plugin_watch(Plugin *p) {
         _cleanup_free_ char *state = root_path(p->root, "run/gpuvirt");
         if (p->watch_run < 0 && run && dir_exists(run))
                 p->watch_run = inotify_add_watch(p->inotify, run, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+        if (p->mig_config && p->watch_labels < 0) {
+                _cleanup_free_ char *f = root_path(p->root, "%s", p->labels);
+                char *slash = f ? strrchr(f, '/') : NULL;
+                if (slash) {
+                        *slash = '\0';
+                        /* the downward API swaps a ..data symlink: creations and renames in the directory */
+                        if (dir_exists(f))
+                                p->watch_labels = inotify_add_watch(p->inotify, f, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE |
+                                                                                  IN_DELETE | IN_ONLYDIR);
+                }
+        }
         if (p->watch_state < 0 && state && dir_exists(state))
                 p->watch_state = inotify_add_watch(p->inotify, state,
                                                    IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
@@ -489,6 +518,8 @@ static void plugin_read_events(Plugin *p) {
                                         p->watch_state = -1;
                                 if (ev->wd == p->watch_run)
                                         p->watch_run = -1;
+                                if (ev->wd == p->watch_labels)
+                                        p->watch_labels = -1;
                                 p->sockets_due = p->sockets_due || ev->wd == p->watch_dir;
                                 continue;
                         }
@@ -496,8 +527,12 @@ static void plugin_read_events(Plugin *p) {
                                 if (streq(name, KUBELET_SOCKET) && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
                                         log_info("kubelet.sock was created: registering again");
                                         p->register_due = p->sockets_due = true;
-                                } else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
+                                } else if (streq(name, "kubelet_internal_checkpoint"))
+                                        p->next_mig_retry = 0; /* allocations changed: a refused label may go now */
+                                else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
                                         p->sockets_due = true; /* ours? (gRPC's own unlink of an old one too) */
+                        } else if (ev->wd == p->watch_labels) {
+                                p->labels_due = true;
                         } else if (ev->wd == p->watch_run) {
                                 if (streq(name, "gpuvirt"))
                                         p->rescan_due = true;
@@ -525,6 +560,58 @@ static void plugin_check_sockets(Plugin *p) {
         }
 }
 
+static void mig_state_write(Plugin *p, const char *label, const char *state, const char *reason) {
+        _cleanup_json_ json_object *o = json_object_new_object();
+        if (!o || json_object_object_add(o, "label", json_object_new_string(label)) < 0 ||
+            json_object_object_add(o, "state", json_object_new_string(state)) < 0 ||
+            json_object_object_add(o, "reason", reason ? json_object_new_string(reason) : NULL) < 0)
+                return;
+        int r = state_write_json(p->root, o, MIG_CONFIG_STATE_FILE);
+        if (r < 0)
+                log_warning_errno(r, "Cannot write %s: %m", MIG_CONFIG_STATE_FILE);
+}
+
+/* The node label names a MIG configuration: apply it unless it is the one applied, keeping what pods use. */
+static void plugin_mig_label(Plugin *p) {
+        GvError err = {};
+        _cleanup_free_ char *label = NULL;
+        int r = node_label_read(p->root, p->labels, MIG_CONFIG_LABEL, &label, &err);
+        if (r == -ENOENT)
+                return;
+        if (r < 0) {
+                log_warning("Ignoring the node labels: %s", gv_error_message(&err));
+                gv_error_done(&err);
+                return;
+        }
+        if (p->label_done && streq(p->label_done, label))
+                return;
+        /* what pods hold: kubelet's checkpoint when it keeps one, else what this process allocated */
+        _cleanup_strv_free_ char **held = NULL;
+        r = kubelet_checkpoint_ids(p->root, &held, &err);
+        if (r < 0 && r != -ENOENT) {
+                log_warning("Not applying MIG configuration %s: %s", label, gv_error_message(&err));
+                mig_state_write(p, label, "failed", gv_error_message(&err));
+                gv_error_done(&err);
+                p->next_mig_retry = now_ms() + MIG_RETRY_MS;
+                return;
+        }
+        r = k8s_mig_apply(p->root, p->mig_config, label, r == -ENOENT ? p->allocated : held, &err);
+        if (r == 0) {
+                log_info("Applied MIG configuration %s", label);
+                mig_state_write(p, label, "applied", NULL);
+                free(p->label_done);
+                p->label_done = TAKE_PTR(label);
+                p->rescan_due = true;
+        } else {
+                const char *state = r == -EBUSY ? "refused" : "failed";
+                log_warning("MIG configuration %s %s: %s", label, state, gv_error_message(&err));
+                mig_state_write(p, label, state, gv_error_message(&err));
+                p->next_mig_retry = now_ms() + MIG_RETRY_MS;
+                p->rescan_due = true; /* a failed apply may have changed some GPUs */
+        }
+        gv_error_done(&err);
+}
+
 static int plugin_run(Plugin *p) {
         p->next_rescan = 0;
         while (!stop_requested) {
@@ -539,6 +626,11 @@ static int plugin_run(Plugin *p) {
                         for (size_t i = 0; i < p->n_endpoints; i++)
                                 p->endpoints[i]->registered = false;
                         p->next_register = 0;
+                }
+                if (p->mig_config && (p->labels_due || now >= p->next_mig_retry)) {
+                        p->labels_due = false;
+                        p->next_mig_retry = UINT64_MAX;
+                        plugin_mig_label(p);
                 }
                 if (p->rescan_due || now >= p->next_rescan) {
                         p->rescan_due = false;
@@ -574,12 +666,15 @@ static void plugin_done(Plugin *p) {
         free(p->dir);
         free(p->kubelet);
         strv_free(p->config.create_mdev_types);
+        strv_free(p->allocated);
+        free(p->label_done);
         root_free(p->root);
 }
 
 static void help(void) {
         printf("Usage: gpuvirt-device-plugin [--root DIR] [--mig-strategy none|single|mixed] [--no-containers]\n"
-               "                             [--no-kubevirt] [--create-mdevs TYPE]... [--rescan-interval MS] [-v]\n"
+               "                             [--no-kubevirt] [--create-mdevs TYPE]... [--rescan-interval MS]\n"
+               "                             [--mig-config FILE [--node-labels FILE]] [-v]\n"
                "Serve the host's GPUs to kubelet (device plugin API " API_VERSION "): whole GPUs and MIG devices to\n"
                "containers, vfio-pci devices and mdevs to KubeVirt VMs.\n");
 }
@@ -593,12 +688,15 @@ int main(int argc, char **argv) {
                 {"no-kubevirt", no_argument, NULL, 'K'},
                 {"rescan-interval", required_argument, NULL, 'i'},
                 {"create-mdevs", required_argument, NULL, 'M'},
+                {"mig-config", required_argument, NULL, 'c'},
+                {"node-labels", required_argument, NULL, 'l'},
                 {"verbose", no_argument, NULL, 'v'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
         Plugin p = {.config = PLUGIN_CONFIG_DEFAULT, .rescan_ms = 1000, .inotify = -1,
-                    .watch_dir = -1, .watch_run = -1, .watch_state = -1};
+                    .watch_dir = -1, .watch_run = -1, .watch_state = -1, .watch_labels = -1,
+                    .labels = (char *) LABELS_DEFAULT};
         const char *root_arg = NULL;
         char **create_types = NULL;
         size_t n_create_types = 0;
@@ -640,6 +738,12 @@ int main(int argc, char **argv) {
                                 strv_free(create_types);
                                 return 1;
                         }
+                        break;
+                case 'c':
+                        p.mig_config = optarg;
+                        break;
+                case 'l':
+                        p.labels = optarg;
                         break;
                 case 'v':
                         verbose++;

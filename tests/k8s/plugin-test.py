@@ -295,6 +295,156 @@ def scenario_dgx_mixed():
         h.cleanup()
 
 
+DYNAMIC_CONFIG = """version: v1
+mig-configs:
+  all-disabled:
+    - devices: all
+      mig-enabled: false
+  mixed:
+    - devices: [0, 1]
+      mig-enabled: true
+      mig-devices:
+        "1g.5gb": 2
+        "3g.20gb": 1
+    - devices: [2, 3, 4, 5, 6, 7]
+      mig-enabled: false
+  all-1g:
+    - devices: [0, 1]
+      mig-enabled: true
+      mig-devices:
+        "1g.5gb": 7
+    - devices: [2, 3, 4, 5, 6, 7]
+      mig-enabled: false
+  whole:
+    - devices: [0, 1]
+      mig-enabled: true
+      mig-devices:
+        "7g.40gb": 1
+    - devices: [2, 3, 4, 5, 6, 7]
+      mig-enabled: false
+  four:
+    - devices: [0, 1]
+      mig-enabled: true
+      mig-devices:
+        "4g.20gb": 1
+        "2g.10gb": 1
+        "1g.5gb": 1
+    - devices: [2, 3, 4, 5, 6, 7]
+      mig-enabled: false
+  gpu7:
+    - devices: [7]
+      mig-enabled: true
+      mig-devices:
+        "3g.20gb": 2
+"""
+
+
+def scenario_dgx_dynamic():
+    h = Host("dgx-a100")
+    try:
+        os.makedirs(os.path.join(h.root, "etc/gpuvirt"), exist_ok=True)
+        os.makedirs(os.path.join(h.root, "etc/podinfo"), exist_ok=True)
+        with open(os.path.join(h.root, "etc/gpuvirt/mig.yaml"), "w") as f:
+            f.write(DYNAMIC_CONFIG)
+        state_file = os.path.join(h.root, "run/gpuvirt/k8s-mig-config.json")
+
+        def label(value, raw=None):
+            tmp = os.path.join(h.root, "etc/podinfo/.labels.tmp")
+            with open(tmp, "w") as f:
+                f.write(raw if raw is not None else 'kubernetes.io/hostname="dgx"\nnvidia.com/mig.config="%s"\n' % value)
+            os.rename(tmp, os.path.join(h.root, "etc/podinfo/labels"))
+
+        def state(want_label, timeout=10):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                try:
+                    with open(state_file) as f:
+                        st = json.load(f)
+                    if st["label"] == want_label:
+                        return st
+                except (OSError, ValueError):
+                    pass
+                time.sleep(0.05)
+            return None
+
+        def layout():
+            return sorted((g["address"], i["uuid"], i["placement"]["start"]) for g in h.gpuvirt_json("mig", "status")
+                          for i in g.get("instances", []))
+
+        h.kubelet.start()
+        h.start("--mig-config", "etc/gpuvirt/mig.yaml", "--node-labels", "etc/podinfo/labels")
+        gpu = h.kubelet.accept(["nvidia.com/gpu"])["nvidia.com/gpu"]
+        gpu.wait_list(lambda l: len(l) == 8)
+        label("mixed")
+        st = state("mixed")
+        check("label nvidia.com/mig.config=mixed: applied (state file)", st and st["state"] == "applied", str(st))
+        pl = h.kubelet.accept(["nvidia.com/mig-1g.5gb", "nvidia.com/mig-3g.20gb"])
+        small = pl["nvidia.com/mig-1g.5gb"]
+        l, _ = small.wait_list(lambda l: len(l) == 4)
+        gpu.wait_list(lambda l: len(l) == 6)
+        check("...and its MIG devices advertised, the whole GPUs left 6", len(l) == 4)
+        x = ids(l)[0]
+        small.allocate([x])
+        before = layout()
+        x_at = [e for e in before if e[1] == x]
+        label("whole")
+        st = state("whole")
+        check("a configuration without the allocated device's profile: refused",
+              st and st["state"] == "refused" and "fewer devices of a profile than are allocated: 1g.5gb" in
+              (st["reason"] or ""), str(st))
+        check("(the allocated 1g.5gb device lies in slices 0-3, where 4g.20gb must go)", x_at and x_at[0][2] < 4,
+              str(x_at))
+        label("four")
+        st = state("four")
+        check("a layout that cannot keep the allocated MIG device where it is: refused",
+              st and st["state"] == "refused" and "cannot keep" in (st["reason"] or ""), str(st))
+        label("all-disabled")
+        st = state("all-disabled")
+        check("MIG disabled under an allocated MIG device: refused, naming it",
+              st and st["state"] == "refused" and x in (st["reason"] or ""), str(st))
+        check("...and nothing changed on any GPU", layout() == before)
+        label("all-1g")
+        st = state("all-1g")
+        check("7 x 1g.5gb per GPU: applied around the allocated device", st and st["state"] == "applied", str(st))
+        l, t = small.wait_list(lambda l: len(l) == 14)
+        check("...the allocated MIG device kept with its UUID and placement, 14 advertised",
+              x in ids(l) and [e for e in layout() if e[1] == x] == x_at, str(x_at))
+        addr = {g["uuid"]: g["address"] for g in h.gpuvirt_json("mig", "status")}
+        c4 = [u for u, a in addr.items() if a == "0000:c4:00.0"][0]
+        gpu.allocate([c4])
+        label("gpu7")
+        st = state("gpu7")
+        check("MIG on a whole GPU allocated to a pod (GPU 7, 0000:c4:00.0): refused, naming its UUID",
+              st and st["state"] == "refused" and c4 in (st["reason"] or ""), str(st))
+        # kubelet's checkpoint is the authority when present: an empty one frees everything
+        with open(os.path.join(h.dir, "kubelet_internal_checkpoint"), "w") as f:
+            json.dump({"Data": {"PodDeviceEntries": [], "RegisteredDevices": {}}, "Checksum": 0}, f)
+        label("all-disabled")
+        st = state("all-disabled")
+        check("with an empty kubelet checkpoint nothing is allocated: MIG disabled everywhere",
+              st and st["state"] == "applied", str(st))
+        l, _ = small.wait_list(lambda l: len(l) == 0)
+        l, _ = gpu.wait_list(lambda l: len(l) == 8)
+        check("...and the 8 whole GPUs advertised again", len(l) == 8)
+        with open(os.path.join(h.dir, "kubelet_internal_checkpoint"), "w") as f:
+            json.dump({"Data": {"PodDeviceEntries": [{"PodUID": "p", "ContainerName": "c",
+                                                      "ResourceName": "nvidia.com/gpu",
+                                                      "DeviceIDs": {"1": [ids(l)[0]]}}],
+                                "RegisteredDevices": {}}, "Checksum": 0}, f)
+        label("mixed")
+        st = state("mixed")
+        in_mixed = addr.get(ids(l)[0]) in ("0000:23:00.0", "0000:24:00.0")
+        check("a whole GPU in the checkpoint (DeviceIDs by NUMA node) is held like an allocation",
+              st and st["state"] == ("refused" if in_mixed else "applied"), "%s %s" % (st, addr.get(ids(l)[0])))
+        label(None, raw='nvidia.com/mig.config=all-1g\n')
+        time.sleep(0.5)
+        check("a malformed labels file: a warning naming FILE:LINE:COL, nothing applied",
+              "labels:1:" in h.log_text() and state("mixed", 1) is not None)
+    finally:
+        h.stop()
+        h.cleanup()
+
+
 def scenario_dgx_single():
     h = Host("dgx-a100")
     try:
@@ -456,6 +606,7 @@ def scenario_workstation():
 SCENARIOS = {
     "dgx-mixed": scenario_dgx_mixed,
     "dgx-single": scenario_dgx_single,
+    "dgx-dynamic": scenario_dgx_dynamic,
     "t4-mdev": scenario_t4_mdev,
     "t4-create": scenario_t4_create,
     "flex-vfs": scenario_flex_vfs,
