@@ -26,6 +26,7 @@
 #include "core/store/statefile.h"
 #include "core/vgpu/mdev.h"
 #include "deviceplugin.pb-c.h"
+#include "k8s/config.h"
 #include "k8s/health.h"
 #include "k8s/migconfig.h"
 #include "k8s/resources.h"
@@ -56,7 +57,6 @@ typedef struct Endpoint {
 struct Plugin {
         Root *root;
         PluginConfig config;
-        unsigned rescan_ms;
         char *dir;     /* the device-plugins directory */
         char *kubelet; /* its kubelet.sock */
         RpcLoop *loop;
@@ -68,8 +68,7 @@ struct Plugin {
         bool rescan_due, sockets_due, register_due, labels_due;
         uint64_t next_rescan, next_register, next_mig_retry;
         /* dynamic MIG */
-        char *mig_config;  /* mig-parted file under the root, NULL: off */
-        char *labels;      /* the node labels file under the root */
+        const char *labels; /* the node labels file under the root */
         char *label_done;  /* the configuration label last applied */
         char **allocated;  /* IDs this process allocated (when kubelet keeps no checkpoint) */
         size_t n_allocated;
@@ -485,7 +484,7 @@ static void plugin_watch(Plugin *p) {
         _cleanup_free_ char *state = root_path(p->root, "run/gpuvirt");
         if (p->watch_run < 0 && run && dir_exists(run))
                 p->watch_run = inotify_add_watch(p->inotify, run, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
-        if (p->mig_config && p->watch_labels < 0) {
+        if (p->config.mig_config && p->watch_labels < 0) {
                 _cleanup_free_ char *f = root_path(p->root, "%s", p->labels);
                 char *slash = f ? strrchr(f, '/') : NULL;
                 if (slash) {
@@ -595,7 +594,7 @@ static void plugin_mig_label(Plugin *p) {
                 p->next_mig_retry = now_ms() + MIG_RETRY_MS;
                 return;
         }
-        r = k8s_mig_apply(p->root, p->mig_config, label, r == -ENOENT ? p->allocated : held, &err);
+        r = k8s_mig_apply(p->root, p->config.mig_config, label, r == -ENOENT ? p->allocated : held, &err);
         if (r == 0) {
                 log_info("Applied MIG configuration %s", label);
                 mig_state_write(p, label, "applied", NULL);
@@ -627,7 +626,7 @@ static int plugin_run(Plugin *p) {
                                 p->endpoints[i]->registered = false;
                         p->next_register = 0;
                 }
-                if (p->mig_config && (p->labels_due || now >= p->next_mig_retry)) {
+                if (p->config.mig_config && (p->labels_due || now >= p->next_mig_retry)) {
                         p->labels_due = false;
                         p->next_mig_retry = UINT64_MAX;
                         plugin_mig_label(p);
@@ -635,7 +634,7 @@ static int plugin_run(Plugin *p) {
                 if (p->rescan_due || now >= p->next_rescan) {
                         p->rescan_due = false;
                         (void) plugin_rescan(p);
-                        p->next_rescan = now_ms() + p->rescan_ms;
+                        p->next_rescan = now_ms() + p->config.rescan_ms;
                 }
                 if (now >= p->next_register) {
                         for (size_t i = 0; i < p->n_endpoints; i++) {
@@ -665,14 +664,14 @@ static void plugin_done(Plugin *p) {
                 close(p->inotify);
         free(p->dir);
         free(p->kubelet);
-        strv_free(p->config.create_mdev_types);
+        plugin_config_done(&p->config);
         strv_free(p->allocated);
         free(p->label_done);
         root_free(p->root);
 }
 
 static void help(void) {
-        printf("Usage: gpuvirt-device-plugin [--root DIR] [--mig-strategy none|single|mixed] [--no-containers]\n"
+        printf("Usage: gpuvirt-device-plugin [--root DIR] [--config FILE] [--mig-strategy none|single|mixed] [--no-containers]\n"
                "                             [--no-kubevirt] [--create-mdevs TYPE]... [--rescan-interval MS]\n"
                "                             [--mig-config FILE [--node-labels FILE]] [-v]\n"
                "Serve the host's GPUs to kubelet (device plugin API " API_VERSION "): whole GPUs and MIG devices to\n"
@@ -683,6 +682,7 @@ int main(int argc, char **argv) {
         sim_backend_register();
         static const struct option options[] = {
                 {"root", required_argument, NULL, 'r'},
+                {"config", required_argument, NULL, 'f'},
                 {"mig-strategy", required_argument, NULL, 'm'},
                 {"no-containers", no_argument, NULL, 'C'},
                 {"no-kubevirt", no_argument, NULL, 'K'},
@@ -694,56 +694,54 @@ int main(int argc, char **argv) {
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
-        Plugin p = {.config = PLUGIN_CONFIG_DEFAULT, .rescan_ms = 1000, .inotify = -1,
-                    .watch_dir = -1, .watch_run = -1, .watch_state = -1, .watch_labels = -1,
-                    .labels = (char *) LABELS_DEFAULT};
-        const char *root_arg = NULL;
-        char **create_types = NULL;
+        Plugin p = {.config = PLUGIN_CONFIG_DEFAULT, .inotify = -1, .watch_dir = -1, .watch_run = -1,
+                    .watch_state = -1, .watch_labels = -1};
+        /* the command line overrides the file: remembered here, applied after it is read */
+        const char *root_arg = NULL, *config_file = NULL, *mig_config = NULL, *labels = NULL;
+        _cleanup_strv_free_ char **create_types = NULL;
         size_t n_create_types = 0;
-        int c, verbose = 0;
+        int strategy = -1, containers = -1, kubevirt = -1, c, verbose = 0;
+        uint32_t rescan_ms = 0;
         while ((c = getopt_long(argc, argv, "hv", options, NULL)) >= 0) {
                 switch (c) {
                 case 'r':
                         root_arg = optarg;
                         break;
+                case 'f':
+                        config_file = optarg;
+                        break;
                 case 'm':
-                        p.config.mig_strategy = mig_strategy_from_string(optarg);
-                        if (p.config.mig_strategy < 0) {
+                        strategy = mig_strategy_from_string(optarg);
+                        if (strategy < 0) {
                                 fprintf(stderr, "gpuvirt-device-plugin: --mig-strategy: '%s' is not none, single or mixed\n", optarg);
                                 return 2;
                         }
                         break;
                 case 'C':
-                        p.config.containers = false;
+                        containers = 0;
                         break;
                 case 'K':
-                        p.config.kubevirt = false;
+                        kubevirt = 0;
                         break;
-                case 'i': {
-                        uint32_t ms;
-                        if (parse_u32(optarg, 10, &ms) < 0 || ms < 100 || ms > 3600000) {
+                case 'i':
+                        if (parse_u32(optarg, 10, &rescan_ms) < 0 || rescan_ms < 100 || rescan_ms > 3600000) {
                                 fprintf(stderr, "gpuvirt-device-plugin: --rescan-interval: '%s' is not 100..3600000 (ms)\n", optarg);
                                 return 2;
                         }
-                        p.rescan_ms = ms;
                         break;
-                }
                 case 'M':
                         if (!mdev_type_valid(optarg)) {
                                 fprintf(stderr, "gpuvirt-device-plugin: --create-mdevs: '%s' is not an mdev type\n", optarg);
-                                strv_free(create_types);
                                 return 2;
                         }
-                        if (strv_push(&create_types, &n_create_types, strdup(optarg)) < 0) {
-                                strv_free(create_types);
+                        if (strv_push(&create_types, &n_create_types, strdup(optarg)) < 0)
                                 return 1;
-                        }
                         break;
                 case 'c':
-                        p.mig_config = optarg;
+                        mig_config = optarg;
                         break;
                 case 'l':
-                        p.labels = optarg;
+                        labels = optarg;
                         break;
                 case 'v':
                         verbose++;
@@ -755,10 +753,8 @@ int main(int argc, char **argv) {
                         return 2;
                 }
         }
-        p.config.create_mdev_types = create_types; /* freed by plugin_done() */
         if (optind < argc) {
                 fprintf(stderr, "gpuvirt-device-plugin: unexpected argument '%s'\n", argv[optind]);
-                strv_free(create_types);
                 return 2;
         }
         log_set_max_level(verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
@@ -767,6 +763,35 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "gpuvirt-device-plugin: cannot open the root: %s\n", errno_message(r));
                 return r == -EINVAL ? 2 : 1;
         }
+        GvError err = {};
+        r = plugin_config_load(p.root, config_file ?: PLUGIN_CONFIG_FILE, &p.config, &err);
+        if (r < 0 && (r != -ENOENT || config_file)) {
+                if (r == -ENOENT)
+                        fprintf(stderr, "gpuvirt-device-plugin: %s: no such file under the root\n", config_file);
+                else
+                        fprintf(stderr, "gpuvirt-device-plugin: %s\n", gv_error_message(&err));
+                gv_error_done(&err);
+                plugin_done(&p);
+                return r == -EINVAL ? 2 : 1;
+        }
+        if (strategy >= 0)
+                p.config.mig_strategy = (MigStrategy) strategy;
+        if (containers >= 0)
+                p.config.containers = containers;
+        if (kubevirt >= 0)
+                p.config.kubevirt = kubevirt;
+        if (rescan_ms > 0)
+                p.config.rescan_ms = rescan_ms;
+        if (create_types) {
+                strv_free(p.config.create_mdev_types);
+                p.config.create_mdev_types = TAKE_PTR(create_types);
+        }
+        if ((mig_config && !(free(p.config.mig_config), p.config.mig_config = strdup(mig_config))) ||
+            (labels && !(free(p.config.node_labels), p.config.node_labels = strdup(labels)))) {
+                plugin_done(&p);
+                return 1;
+        }
+        p.labels = p.config.node_labels ?: LABELS_DEFAULT;
         p.dir = root_path(p.root, PLUGINS_DIR);
         p.kubelet = root_path(p.root, PLUGINS_DIR "/" KUBELET_SOCKET);
         p.inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -779,6 +804,10 @@ int main(int argc, char **argv) {
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
+        log_info("MIG strategy %s, containers %s, KubeVirt %s, rescan every %u ms%s%s",
+                 mig_strategy_to_string(p.config.mig_strategy), p.config.containers ? "yes" : "no",
+                 p.config.kubevirt ? "yes" : "no", p.config.rescan_ms,
+                 p.config.mig_config ? ", dynamic MIG from " : "", p.config.mig_config ? p.labels : "");
         r = plugin_run(&p);
         log_info("Stopping (%s)", stop_requested ? "signal" : errno_message(r));
         plugin_done(&p);

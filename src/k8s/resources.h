@@ -33,9 +33,13 @@ typedef struct PluginConfig {
         bool containers; /* offer GPUs and MIG devices to containers */
         bool kubevirt;   /* offer vfio-pci devices and mdevs to KubeVirt */
         char **create_mdev_types; /* mdev types (ids) whose free instances are offered too, created on Allocate */
+        unsigned rescan_ms;       /* the periodic rescan */
+        char *mig_config;         /* dynamic MIG: the mig-parted file under the root; NULL: off */
+        char *node_labels;        /* dynamic MIG: the labels file under the root; NULL: etc/podinfo/labels */
 } PluginConfig;
 
-#define PLUGIN_CONFIG_DEFAULT ((PluginConfig) {.mig_strategy = MIG_STRATEGY_MIXED, .containers = true, .kubevirt = true})
+#define PLUGIN_CONFIG_DEFAULT                                                                                 \
+        ((PluginConfig) {.mig_strategy = MIG_STRATEGY_MIXED, .containers = true, .kubevirt = true, .rescan_ms = 1000})
 
 typedef enum ResourceKind {
         RESOURCE_GPU,  /* whole GPUs, IDs their UUIDs */

@@ -452,12 +452,15 @@ def scenario_dgx_single():
         with open(cfg, "w") as f:
             f.write(MIG_CONFIG)
         h.gpuvirt("mig", "apply", "-f", cfg, "-c", "all-1g")
+        os.makedirs(os.path.join(h.root, "etc/gpuvirt"), exist_ok=True)
+        with open(os.path.join(h.root, "etc/gpuvirt/device-plugin.yaml"), "w") as f:
+            f.write("# the default configuration file\nmig-strategy: single\n")
         h.kubelet.start()
-        h.start("--mig-strategy", "single")
+        h.start()
         gpu = h.kubelet.accept(["nvidia.com/gpu"])["nvidia.com/gpu"]
         migs = mig_uuids(h)
         l, _ = gpu.wait_list(lambda l: len(l) > 0)
-        check("single strategy: the 56 uniform 1g.5gb MIG devices are nvidia.com/gpu",
+        check("single strategy (from etc/gpuvirt/device-plugin.yaml): the 56 uniform 1g.5gb MIG devices are nvidia.com/gpu",
               ids(l) == sorted(u for _, u in migs["1g.5gb"]), "%d devices" % len(l))
         check("single strategy: no nvidia.com/mig-* resource registered",
               not any(r.startswith("nvidia.com/mig-") for r in h.kubelet.plugins))
@@ -469,6 +472,47 @@ def scenario_dgx_single():
         whole = sorted(g["uuid"] for g in status if not g.get("instances"))
         l, t = gpu.wait_list(lambda l: ids(l) == whole)
         check("single strategy with two profiles: only the whole GPUs, seen within 1 s", t < 1.0, "%.3fs" % t)
+    finally:
+        h.stop()
+        h.cleanup()
+
+
+def scenario_config_file():
+    h = Host("workstation")
+    try:
+        os.makedirs(os.path.join(h.root, "etc/gpuvirt"), exist_ok=True)
+        conf = os.path.join(h.root, "etc/gpuvirt/device-plugin.yaml")
+        h.kubelet.start()
+
+        def run_bad(text, want_rc, want, *args):
+            if text is not None:
+                with open(conf, "w") as f:
+                    f.write(text)
+            p = subprocess.run([PLUGIN, "--root", h.root] + list(args), capture_output=True, text=True, timeout=20)
+            socks = [n for n in os.listdir(h.dir) if n != "kubelet.sock"]
+            return p.returncode == want_rc and want in p.stderr and not socks, "rc %d: %s %s" % (p.returncode, p.stderr,
+                                                                                                   socks)
+
+        ok, why = run_bad("mig-strategy: dual\n", 2, "device-plugin.yaml:1:15: expected none, single or mixed")
+        check("a bad value in the configuration file: exit 2 with FILE:LINE:COL, no socket", ok, why)
+        ok, why = run_bad("containers: true\nmig-strategies: mixed\n", 2, "device-plugin.yaml:2:1: unknown setting")
+        check("an unknown setting: exit 2 with FILE:LINE:COL", ok, why)
+        ok, why = run_bad("create-mdevs: [../x]\n", 2, "device-plugin.yaml:1:16: expected an mdev type id")
+        check("a bad mdev type in create-mdevs: exit 2 with FILE:LINE:COL", ok, why)
+        ok, why = run_bad("mig-config: /etc/x.yaml\n", 2, "expected a relative path under the root")
+        check("an absolute mig-config path: exit 2", ok, why)
+        ok, why = run_bad(None, 1, "nope.yaml: no such file", "--config", "etc/gpuvirt/nope.yaml")
+        check("--config naming a missing file: exit 1 saying so", ok, why)
+        with open(conf, "w") as f:
+            f.write("kubevirt: false\nrescan-interval-ms: 500\n")
+        h.gpuvirt("passthrough", "enable", "0000:02:00.0", "--include", "0000:03:00.0", "--force")
+        h.start()
+        gpu = h.kubelet.accept(["nvidia.com/gpu"])["nvidia.com/gpu"]
+        l, _ = gpu.wait_list(lambda l: len(l) == 1)
+        time.sleep(1.5)
+        check("kubevirt: false: the vfio-pci card is not offered, the console GPU is", list(h.kubelet.plugins) ==
+              ["nvidia.com/gpu"] and h.kubelet.registrations.empty() and len(l) == 1, str(list(h.kubelet.plugins)))
+        check("the settings are logged at start", "KubeVirt no, rescan every 500 ms" in h.log_text(), h.log_text()[:300])
     finally:
         h.stop()
         h.cleanup()
@@ -607,6 +651,7 @@ SCENARIOS = {
     "dgx-mixed": scenario_dgx_mixed,
     "dgx-single": scenario_dgx_single,
     "dgx-dynamic": scenario_dgx_dynamic,
+    "config-file": scenario_config_file,
     "t4-mdev": scenario_t4_mdev,
     "t4-create": scenario_t4_create,
     "flex-vfs": scenario_flex_vfs,
