@@ -22,9 +22,13 @@ cd "$(dirname "$0")"
 # messages from src/k8s/deviceplugin.proto); python3-grpcio: the tests' kubelet stand-in (run with /usr/bin/python3).
 # mmdebstrap, e2fsprogs, qemu-utils: the rig's boot mode builds a Debian root (mmdebstrap), makes it an ext4
 # image (mke2fs -d) and gives each chain of boots a copy-on-write disk on it (qemu-img).
+# gpuvirtd (docs/metrics.md): libmicrohttpd-dev (HTTP, with GnuTLS for --web-config), libsystemd-dev (sd_notify),
+# libcrypt-dev (bcrypt for basic auth); tests and bench: curl, prometheus (promtool), wrk, prometheus-node-exporter
+# (the peer of the scrape benchmark), openssl (the TLS test's certificate).
 PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libyaml-dev libcmocka-dev pciutils jq mdevctl
       libvirt-dev libxml2-dev libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 python3
       clang libclang-rt-dev libcurl4-openssl-dev etcd-server etcd-client mmdebstrap e2fsprogs qemu-utils
+      libmicrohttpd-dev libsystemd-dev libcrypt-dev curl prometheus wrk prometheus-node-exporter openssl
       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev python3-grpcio)
 
 deps() {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The layers' include rule (src/meson.build): basic includes only basic; core basic and core; sim those and
-# sim; programs (cli) anything. The build already fails on a wrong-way include (each layer's include root
-# reaches only the layers below); this is the second guard, and it also catches a path written relative to
-# the source tree ("../sim/sim.h", "src/sim/sim.h").
+# sim; the programs (cli, daemon, agent, k8s) the library layers and their own folder, never another program's.
+# The build already fails on a wrong-way include (each layer's include root reaches only the layers below);
+# this is the second guard, and it also catches a path written relative to the source tree ("../sim/sim.h",
+# "src/sim/sim.h").
 set -eu
 SRC=$1
 fail=0
@@ -28,9 +29,11 @@ check() { # layer, allowed layers...
 check basic basic
 check core basic core
 check sim basic core sim
-# the programs: cli and k8s may use every library layer, and none of them may reach into another program
+# the programs: each may use every library layer, and none of them may reach into another program
 check cli basic core sim cli
 check k8s basic core sim k8s
+check daemon basic core sim daemon
+check agent basic core sim agent
 [ $fail -eq 0 ] && echo "layers: every include goes down (or sideways)"
 
 # Core says what failed, never what to type: a string literal under src/core that names a command-line

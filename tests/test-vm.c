@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "basic/fileio.h"
+#include "core/vm/agentchan.h"
 #include "core/vm/attach.h"
 #include "core/vm/holders.h"
 #include "core/vm/hostdev.h"
@@ -437,6 +438,30 @@ static void test_attach_transaction(void **state) {
         assert_int_equal(vm_detach(t.root, t.host, v, &req, &res, &err), -ENOENT);
         assert_string_equal(err.message, "0000:04:00.0 is not attached to 'test' (config).");
         gv_error_done(&err);
+
+        /* the guest agent's channel goes into the definition with the unit, once, and out with the undo */
+        _cleanup_free_ char *x0 = NULL, *x1 = NULL, *x2 = NULL, *path = NULL;
+        assert_int_equal(virt_domain_xml(v, "off", true, &x0), 0);
+        assert_int_equal(domain_xml_agent_channel(x0, NULL), 0);
+        req = (VmRequest){.domain = "off", .device = "04:00.0", .config = true, .agent_channel = true, .timeout_s = 1};
+        assert_int_equal(vm_attach(t.root, t.host, v, &req, &res, &undo, &err), 0);
+        assert_int_equal(vm_unit_count(v, "off", true, &res.unit), 2);
+        assert_int_equal(virt_domain_xml(v, "off", true, &x1), 0);
+        assert_int_equal(domain_xml_agent_channel(x1, &path), 1);
+        assert_null(path); /* libvirt picks the socket when the domain starts */
+        vm_result_done(&res);
+        req.device = "02:00.0"; /* a second unit: the channel is there already, not added twice */
+        assert_int_equal(vm_attach(t.root, t.host, v, &req, &res, &undo, &err), 0);
+        assert_int_equal(virt_domain_xml(v, "off", true, &x2), 0);
+        const char *first = strstr(x2, "org.gpuvirt.agent.0");
+        assert_non_null(first);
+        assert_null(strstr(first + 1, "org.gpuvirt.agent.0"));
+        vm_result_done(&res);
+        for (const char *d = "04:00.0"; d; d = streq(d, "04:00.0") ? "02:00.0" : NULL) {
+                req = (VmRequest){.domain = "off", .device = d, .config = true, .timeout_s = 1};
+                assert_int_equal(vm_detach(t.root, t.host, v, &req, &res, &err), 0);
+                vm_result_done(&res);
+        }
 
         free(orig);
         virt_close(v);

@@ -121,18 +121,19 @@ static const Verb verbs[] = {
                  {"assert", 0, verb_mig, "mig assert -f FILE [-c LABEL]", .options = "--file --config"},
                  {"export", 0, verb_mig, "mig export [-c LABEL]", .options = "--config"})},
         {"vm", 1, NULL,
-         "vm xml DEVICE [--guest-slot N]\n"
+         "vm xml DEVICE [--guest-slot N] [--agent-channel]\n"
          "                            libvirt <hostdev> XML for a GPU, VF, mdev UUID or vendor vGPU\n"
          "  vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type T] [--force]\n"
-         "                            prepare the device and attach it to a domain\n"
+         "                            [--agent-channel]  prepare the device and attach it to a domain\n"
          "  vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]\n"
          "                            detach it and give it back to the host\n"
          "  vm list                   which domain holds which GPU unit; migration; warnings\n"
          "  vm migrate DOMAIN DEST_URI [--plan]\n"
          "                            live-migrate it: each unit's verdict, the destination's mdevs first",
-         0, SUBS({"xml", 0, verb_vm, "vm xml DEVICE [--guest-slot N]", .options = "--guest-slot"},
-                 {"attach", 0, verb_vm, "vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type T] [--force]",
-                  VERB_MUTATING, .options = "--live --config --mdev-type --vgpu-type --force"},
+         0, SUBS({"xml", 0, verb_vm, "vm xml DEVICE [--guest-slot N] [--agent-channel]", .options = "--guest-slot --agent-channel"},
+                 {"attach", 0, verb_vm, "vm attach DOMAIN DEVICE [--live] [--config] [--mdev-type T | --vgpu-type T] [--force]\n"
+                                        "          [--agent-channel]",
+                  VERB_MUTATING, .options = "--live --config --mdev-type --vgpu-type --force --agent-channel"},
                  {"detach", 0, verb_vm, "vm detach DOMAIN DEVICE [--live] [--config] [--keep] [--timeout SEC]",
                   VERB_MUTATING, .options = "--live --config --keep --timeout"},
                  {"list", 0, verb_vm, "vm list"},
@@ -182,11 +183,18 @@ static const Verb verbs[] = {
                  {"agent", 0, verb_fleet_agent, "fleet agent [--host NAME] [--ttl S] [--once] [--store URL]",
                   .options = "--store --host --ttl --once"})},
         {"sim", 1, NULL, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL|off-bus BDF\n"
-                             "                            simulated hosts",
+                             "                            simulated hosts; what goes wrong on them (gpuvirtd):\n"
+                             "                            sim xid|telemetry|aer|link|remove BDF ...|nvml-fail ERR|off",
          0, SUBS({"profiles", 0, verb_sim_profiles, "sim profiles"},
                  {"create", 0, verb_sim_create, "sim create DIR --profile NAME", .options = "--profile"},
                  {"fault", 0, verb_sim_fault, "sim fault ATTR ERRNO|KILL"},
-                 {"off-bus", 0, verb_sim_off_bus, "sim off-bus BDF"})},
+                 {"off-bus", 0, verb_sim_off_bus, "sim off-bus BDF"},
+                 {"xid", 0, verb_sim_xid, "sim xid BDF CODE"},
+                 {"telemetry", 0, verb_sim_telemetry, "sim telemetry BDF KEY=VALUE..."},
+                 {"aer", 0, verb_sim_aer, "sim aer BDF correctable|nonfatal|fatal [COUNT]"},
+                 {"link", 0, verb_sim_link, "sim link BDF SPEED WIDTH"},
+                 {"remove", 0, verb_sim_remove, "sim remove BDF"},
+                 {"nvml-fail", 0, verb_sim_nvml_fail, "sim nvml-fail ERROR|off"})},
         {"capture", 1, verb_capture, "capture DIR               a read-only copy of this host's /sys and /proc (reports, tests)"},
         {"version", 0, verb_version, "version                   print the version"},
         {"help", 0, verb_help, "help                      this text"},

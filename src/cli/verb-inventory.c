@@ -12,6 +12,7 @@
 #include "cli/common.h"
 #include "cli/output.h"
 #include "config.h"
+#include "core/health/health.h"
 #include "core/host/check.h"
 #include "core/host/inventory.h"
 #include "core/mig/mig.h"
@@ -116,6 +117,36 @@ static char *sriov_summary(json_object *modes) {
 }
 
 /* The inventory's "state" for a reader. */
+/* Health from the state file of a running (or last run) gpuvirtd, where there is one. */
+static void add_health(const Root *root, json_object *o) {
+        json_object *map = NULL;
+        _cleanup_(gv_error_done) GvError err = {};
+        if (health_file_read(root, &map, &err) < 0) {
+                log_warning("Cannot read gpuvirtd's health file: %s", strna(gv_error_message(&err)));
+                return;
+        }
+        bool one = json_object_is_type(o, json_type_object);
+        size_t n = one ? 1 : json_object_array_length(o);
+        for (size_t i = 0; map && i < n; i++) {
+                json_object *d = one ? o : json_object_array_get_idx(o, i);
+                json_object *e = json_object_object_get(map, json_text(json_object_object_get(d, "address")));
+                if (e)
+                        json_object_object_add(d, "health", json_object_get(e));
+        }
+        json_object_put(map);
+}
+
+static char *health_summary(json_object *d, bool full) {
+        json_object *h = json_object_object_get(d, "health");
+        const char *st = json_text(json_object_object_get(h, "health"));
+        const char *why = json_text(json_object_object_get(h, "reason"));
+        if (!h)
+                return strdup("-");
+        if (!full || !why)
+                return strdup_printf("%s%s%s", st, full ? " since " : "", full ? json_text(json_object_object_get(h, "since")) : "");
+        return strdup_printf("%s (%s, since %s)", st, why, json_text(json_object_object_get(h, "since")));
+}
+
 static const char *state_text(const char *st) {
         return streq(st, "off_bus")  ? "DOES NOT ANSWER ON THE BUS (config space reads 0xff)" :
                streq(st, "vanished") ? "DEVICE VANISHED (its sysfs directory is gone)" :
@@ -125,11 +156,14 @@ static const char *state_text(const char *st) {
 
 static int print_list_text(json_object *list) {
         static const char *const headers[] = {"ADDRESS", "NAME", "DRIVER", "GROUP", "NUMA", "LINK",
-                                              "PASSTHROUGH", "SR-IOV", "VGPU", "MIG"};
-        Table *t = table_new(ELEMENTSOF(headers), headers);
+                                              "PASSTHROUGH", "SR-IOV", "VGPU", "MIG", "HEALTH"};
+        size_t n = json_object_array_length(list);
+        bool health = false; /* the column only while gpuvirtd keeps a state file */
+        for (size_t i = 0; i < n; i++)
+                health |= json_object_object_get(json_object_array_get_idx(list, i), "health") != NULL;
+        Table *t = table_new(ELEMENTSOF(headers) - !health, headers);
         if (!t)
                 return log_error_errno(ENOMEM, "Out of memory.");
-        size_t n = json_object_array_length(list);
         for (size_t i = 0; i < n; i++) {
                 json_object *d = json_object_array_get_idx(list, i), *modes = json_object_object_get(d, "modes");
                 json_object *grp = json_object_object_get(d, "iommu_group");
@@ -140,12 +174,12 @@ static int print_list_text(json_object *list) {
                 _cleanup_free_ char *numa = strdup_printf("%d", json_object_get_int(json_object_object_get(d, "numa_node")));
                 _cleanup_free_ char *link = short_link(d), *pt = passthrough_summary(modes),
                                     *sr = sriov_summary(modes), *vg = vgpu_summary(modes);
-                _cleanup_free_ char *mig = mig_summary(modes);
+                _cleanup_free_ char *mig = mig_summary(modes), *hl = health_summary(d, false);
                 const char *cells[] = {
                         json_text(json_object_object_get(d, "address")),
                         json_text(json_object_object_get(d, "name")),
                         json_text(json_object_object_get(d, "driver")),
-                        g, numa, link, pt, sr, vg, mig,
+                        g, numa, link, pt, sr, vg, mig, hl,
                 };
                 if (table_add_row(t, cells) < 0) {
                         table_free(t);
@@ -191,6 +225,7 @@ int verb_list(int argc, char **argv) {
         if (inventory_list(h, names, vfs, &list) < 0)
                 return log_oom();
         add_mig_from_nvml(root, list);
+        add_health(root, list);
         r = arg.json ? json_print(list, stdout) : print_list_text(list);
         return r < 0 ? log_oom() : 0;
 }
@@ -212,6 +247,10 @@ static int print_show_text(json_object *d) {
         if (st && !streq(st, "ok"))
                 kv("state", streq(st, "unknown") ? "unknown (no config space to read)" : state_text(st));
         kv("ids", ids);
+        if (json_object_object_get(d, "health")) {
+                _cleanup_free_ char *hl = health_summary(d, true);
+                kv("health", hl);
+        }
         kv("driver", json_text(json_object_object_get(d, "driver")));
         if (json_object_object_get(d, "driver_override"))
                 kv("override", json_text(json_object_object_get(d, "driver_override")));
@@ -300,6 +339,7 @@ int verb_show(int argc, char **argv) {
         if (inventory_device(h, names, d, &o) < 0)
                 return log_oom();
         add_mig_from_nvml(root, o);
+        add_health(root, o);
         r = arg.json ? json_print(o, stdout) : print_show_text(o);
         return r < 0 ? log_oom() : 0;
 }

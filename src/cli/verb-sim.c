@@ -18,6 +18,7 @@
 #include "core/host/names.h"
 #include "core/host/pci.h"
 #include "core/host/root.h"
+#include "core/mig/nvml.h"
 #include "sim/sim.h"
 
 /* ---- sim ---- */
@@ -133,6 +134,143 @@ static int sim_off_bus_verb(int argc, char **argv) {
         return 0;
 }
 
+/* The device argument of the health sub-verbs: 0 with *ret set, or -EINVAL (said why). */
+static int sim_bdf_arg(const char *s, char **ret) {
+        if (pci_addr_canonical(s, ret) < 0)
+                return log_error("'%s' is not a PCI address (expected DDDD:BB:DD.F or BB:DD.F).", s), -EINVAL;
+        return 0;
+}
+
+static int sim_result(int r, const char *bdf, const char *what) {
+        if (r == -ENODEV)
+                return log_error("No PCI device %s on this simulated host.", bdf), r;
+        if (r < 0)
+                return log_error_errno(r, "Cannot %s on %s: %m", what, bdf), failure_errno(r);
+        return 0;
+}
+
+/* The health sub-verbs' common start: the argument count, the device and the simulated root. */
+static int sim_health_open(int argc, char **argv, int min, int max, const char *usage, char **ret_bdf, Root **ret_root) {
+        if (argc < min || argc > max)
+                return usage_error("sim %s: expected %s", argv[0], usage);
+        _cleanup_free_ char *bdf = NULL;
+        int r = sim_bdf_arg(argv[1], &bdf);
+        if (r < 0)
+                return r;
+        _cleanup_root_free_ Root *root = NULL;
+        r = open_sim_root(&root);
+        if (r)
+                return r;
+        *ret_bdf = TAKE_PTR(bdf);
+        *ret_root = TAKE_PTR(root);
+        return 0;
+}
+
+/* sim xid|telemetry|aer|link|remove BDF ...: what goes wrong while the host runs (gpuvirtd's health). */
+static int sim_xid_verb(int argc, char **argv) {
+        _cleanup_free_ char *bdf = NULL;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = sim_health_open(argc, argv, 3, 3, "sim xid BDF CODE", &bdf, &root);
+        if (r)
+                return r;
+        uint32_t n;
+        if (parse_u32(argv[2], 10, &n) < 0 || n == 0)
+                return usage_error("sim xid: '%s' is not an Xid code (a positive number)", argv[2]);
+        return sim_result(sim_nvml_xid(root_dir(root), bdf, n), bdf, "queue the Xid event");
+}
+
+static int sim_telemetry_verb(int argc, char **argv) {
+        _cleanup_free_ char *bdf = NULL;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = sim_health_open(argc, argv, 3, 32, "sim telemetry BDF KEY=VALUE...", &bdf, &root);
+        if (r)
+                return r;
+        for (int i = 2; i < argc; i++) {
+                const char *eq = strchr(argv[i], '=');
+                _cleanup_free_ char *key = eq ? strndup(argv[i], (size_t)(eq - argv[i])) : NULL;
+                uint32_t v;
+                if (!key || parse_u32(eq + 1, 10, &v) < 0)
+                        return usage_error("sim telemetry: '%s' is not KEY=NUMBER", argv[i]);
+                r = sim_nvml_telemetry(root_dir(root), bdf, key, v);
+                if (r == -EINVAL)
+                        return usage_error("sim telemetry: unknown key '%s' (util_gpu, util_mem, mem_used_mib, "
+                                           "temp, power_mw, clock_sm, clock_mem, ecc_sbe, ecc_dbe)", key);
+                r = sim_result(r, bdf, "set telemetry");
+                if (r)
+                        return r;
+        }
+        return 0;
+}
+
+static int sim_aer_verb(int argc, char **argv) {
+        _cleanup_free_ char *bdf = NULL;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = sim_health_open(argc, argv, 3, 4, "sim aer BDF correctable|nonfatal|fatal [COUNT]", &bdf, &root);
+        if (r)
+                return r;
+        int kind = sim_aer_kind_from_string(argv[2]);
+        if (kind < 0)
+                return usage_error("sim aer: '%s' is not correctable, nonfatal or fatal", argv[2]);
+        uint32_t n = 1;
+        if (argc == 4 && (parse_u32(argv[3], 10, &n) < 0 || n == 0))
+                return usage_error("sim aer: '%s' is not a positive count", argv[3]);
+        return sim_result(sim_device_aer(root_dir(root), bdf, (SimAerKind)kind, n), bdf, "count AER errors");
+}
+
+static int sim_link_verb(int argc, char **argv) {
+        _cleanup_free_ char *bdf = NULL;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = sim_health_open(argc, argv, 4, 4, "sim link BDF SPEED WIDTH (e.g. \"8.0 GT/s PCIe\" 8)", &bdf, &root);
+        if (r)
+                return r;
+        uint32_t n;
+        if (parse_u32(argv[3], 10, &n) < 0 || n == 0 || n > 32)
+                return usage_error("sim link: '%s' is not a link width (1-32)", argv[3]);
+        r = sim_device_link(root_dir(root), bdf, argv[2], n);
+        if (r == -EOPNOTSUPP)
+                return log_error("%s has no PCIe link.", bdf), r;
+        return sim_result(r, bdf, "change the link");
+}
+
+static int sim_remove_verb(int argc, char **argv) {
+        _cleanup_free_ char *bdf = NULL;
+        _cleanup_root_free_ Root *root = NULL;
+        int r = sim_health_open(argc, argv, 2, 2, "sim remove BDF", &bdf, &root);
+        if (r)
+                return r;
+        r = sim_result(sim_device_remove(root_dir(root), bdf), bdf, "remove the device");
+        if (r == 0 && !arg.json)
+                printf("%s was removed from the bus (surprise removal).\n", bdf);
+        return r;
+}
+
+/* sim nvml-fail ERROR|off: NVML calls fail with that nvmlReturn_t (a number or NVML_ERROR_* name). */
+static int sim_nvml_fail_verb(int argc, char **argv) {
+        if (argc != 2)
+                return usage_error("sim nvml-fail: expected an NVML error (NVML_ERROR_UNKNOWN, 999, ...) or off");
+        int code = 0;
+        if (!streq(argv[1], "off")) {
+                uint32_t v;
+                for (int e = 1; e < 1000 && code == 0; e++)
+                        if (streq(argv[1], nvml_error_name((nvmlReturn_t)e)) && !streq(argv[1], "NVML_ERROR_UNKNOWN"))
+                                code = e;
+                if (streq(argv[1], "NVML_ERROR_UNKNOWN"))
+                        code = NVML_ERROR_UNKNOWN;
+                if (code == 0 && parse_u32(argv[1], 10, &v) >= 0 && v > 0 && v < 1000)
+                        code = (int)v;
+                if (code == 0)
+                        return usage_error("sim nvml-fail: '%s' is not an NVML error name or number", argv[1]);
+        }
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_sim_root(&root);
+        if (r)
+                return r;
+        r = sim_nvml_fail(root_dir(root), code);
+        if (r < 0)
+                return log_error_errno(r, "Cannot change the fake NVML: %m"), failure_errno(r);
+        return 0;
+}
+
 /* The sub-verbs (the verb table dispatches them; argv[0] is "sim", argv[1] the sub-verb). */
 int verb_sim_profiles(int argc, char **argv) {
         (void)argv;
@@ -151,4 +289,28 @@ int verb_sim_fault(int argc, char **argv) {
 
 int verb_sim_off_bus(int argc, char **argv) {
         return sim_off_bus_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_xid(int argc, char **argv) {
+        return sim_xid_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_telemetry(int argc, char **argv) {
+        return sim_telemetry_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_aer(int argc, char **argv) {
+        return sim_aer_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_link(int argc, char **argv) {
+        return sim_link_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_remove(int argc, char **argv) {
+        return sim_remove_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_nvml_fail(int argc, char **argv) {
+        return sim_nvml_fail_verb(argc - 1, argv + 1);
 }

@@ -15,6 +15,7 @@
 #include "basic/log.h"
 #include "cli/common.h"
 #include "cli/output.h"
+#include "core/vm/agentchan.h"
 #include "core/vm/hostdev.h"
 #include "core/vgpu/mdev.h"
 #include "core/vgpu/vendor-vgpu.h"
@@ -34,16 +35,20 @@ typedef struct VmArgs {
         const char *vgpu_type;
         int timeout_s;
         bool plan, detach_reattach;
+        bool agent_channel;
         bool bad;
 } VmArgs;
 
 enum { OPT_LIVE = 0x100, OPT_CONFIG, OPT_FORCE, OPT_KEEP, OPT_SLOT, OPT_MDEV_TYPE, OPT_UUID, OPT_VGPU_TYPE, OPT_TIMEOUT, OPT_PLAN,
-       OPT_DETACH_REATTACH };
+       OPT_DETACH_REATTACH, OPT_AGENT };
 
 static void vm_opt(int c, const char *v, void *ud) {
         VmArgs *a = ud;
         uint32_t n;
         switch (c) {
+        case OPT_AGENT:
+                a->agent_channel = true;
+                break;
         case OPT_LIVE:
                 a->live = true;
                 break;
@@ -183,6 +188,8 @@ static int do_xml(const char *input, const VmArgs *a) {
                 jset(o, "unit", JSTR(u.id), &oom);
                 jset(o, "kind", JSTR(unit_kind_to_string(u.kind)), &oom);
                 jset(o, "xml", JSTR(xml), &oom);
+                if (a->agent_channel)
+                        jset(o, "agent_channel", JSTR(AGENT_CHANNEL_XML), &oom);
                 if (!oom)
                         json_print(o, stdout);
                 json_object_put(o);
@@ -190,8 +197,11 @@ static int do_xml(const char *input, const VmArgs *a) {
                         unit_done(&u);
                         return log_error("Out of memory."), -ENOMEM;
                 }
-        } else
+        } else {
                 fputs(xml, stdout);
+                if (a->agent_channel)
+                        fputs(AGENT_CHANNEL_XML, stdout);
+        }
         unit_done(&u);
         return 0;
 }
@@ -441,7 +451,8 @@ static int print_result(const char *action, const char *dom, const VmResult *res
 static VmRequest vm_request(const char *dom, const char *input, const VmArgs *a) {
         return (VmRequest){.domain = dom, .device = input, .live = a->live, .config = a->config, .force = a->force,
                            .keep = a->keep, .guest_slot = a->guest_slot, .mdev_type = a->mdev_type, .uuid = a->uuid,
-                           .vgpu_type = a->vgpu_type, .timeout_s = a->timeout_s};
+                           .vgpu_type = a->vgpu_type, .timeout_s = a->timeout_s,
+                           .agent_channel = a->agent_channel};
 }
 
 /* What attach and detach start with: the root (and with it the host lock), its devices and libvirt. 0, an
@@ -655,6 +666,7 @@ int verb_vm(int argc, char **argv) {
                 {"uuid", required_argument, NULL, OPT_UUID},
                 {"vgpu-type", required_argument, NULL, OPT_VGPU_TYPE},
                 {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                {"agent-channel", no_argument, NULL, OPT_AGENT},
                 {"plan", no_argument, NULL, OPT_PLAN},
                 {"detach-reattach", no_argument, NULL, OPT_DETACH_REATTACH},
                 {},
@@ -674,6 +686,8 @@ int verb_vm(int argc, char **argv) {
                 return vm_usage("vm attach: --mdev-type and --vgpu-type exclude each other");
         if (a.uuid && !a.mdev_type)
                 return vm_usage("vm attach: --uuid names the mdev that --mdev-type creates");
+        if (a.agent_channel && !attach && !streq(sub, "xml"))
+                return vm_usage("vm %s: --agent-channel is for attach and xml", sub);
         if (streq(sub, "xml")) {
                 if (npos != 1)
                         return vm_usage("vm xml: expected one device (PCI address or mdev UUID)");

@@ -139,6 +139,11 @@ static int write_attrs(const char *dir, const SimDev *d, const SimHost *h) {
                 if (r < 0)
                         return r;
         }
+        if (m->link_gen > 0 && m->port == SIM_PORT_ENDPOINT) /* AER statistics: zero at boot */
+                for (int k = 0; k < _SIM_AER_MAX && r >= 0; k++)
+                        r = sim_aer_write(dir, (SimAerKind)k, 0);
+        if (r < 0)
+                return r;
         const char *rm = reset_method(d);
         if (rm) {
                 r = sim_attr(dir, "reset_method", 0644, "%s\n", rm);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * The simulator: builds simulated hosts laid out exactly like the kernel's sysfs/procfs, and plays the
@@ -101,6 +102,34 @@ int gpuvirtSimNvmlSetFaultHook(GpuvirtSimNvmlFaultHook hook);
  * the driver stays bound), and the fake NVML reports it lost. -ENODEV when there is no such device.
  */
 int sim_device_off_bus(const char *rootdir, const char *bdf);
+
+/*
+ * What goes wrong while a host runs (src/sim/health.c), for gpuvirtd's health model. Each returns -ENODEV
+ * when there is no such device.
+ *  - sim_device_aer(): `add` more errors of the kind in the device's AER counters (aer_dev_correctable,
+ *    aer_dev_nonfatal, aer_dev_fatal, in the kernel's format);
+ *  - sim_device_link(): the link trained to another speed ("8.0 GT/s PCIe") and width (-EOPNOTSUPP
+ *    without a PCIe link);
+ *  - sim_device_remove(): a surprise removal: the device's directory and bus link are gone;
+ *  - sim_nvml_xid(): an Xid event the fake NVML delivers to its event sets;
+ *  - sim_nvml_telemetry(): one telemetry value (util_gpu, util_mem, mem_used_mib, temp, power_mw, clock_sm,
+ *    clock_mem, ecc_sbe, ecc_dbe; -EINVAL for another key);
+ *  - sim_nvml_fail(): NVML fails with that nvmlReturn_t from now on (0: works again).
+ */
+typedef enum SimAerKind {
+        SIM_AER_CORRECTABLE,
+        SIM_AER_NONFATAL,
+        SIM_AER_FATAL,
+        _SIM_AER_MAX,
+} SimAerKind;
+int sim_aer_kind_from_string(const char *s);
+int sim_aer_write(const char *dir, SimAerKind kind, uint64_t add);
+int sim_device_aer(const char *rootdir, const char *bdf, SimAerKind kind, uint64_t add);
+int sim_device_link(const char *rootdir, const char *bdf, const char *speed, unsigned width);
+int sim_device_remove(const char *rootdir, const char *bdf);
+int sim_nvml_xid(const char *rootdir, const char *bdf, unsigned xid);
+int sim_nvml_telemetry(const char *rootdir, const char *bdf, const char *key, uint64_t value);
+int sim_nvml_fail(const char *rootdir, int nvml_return);
 
 /* As the error of sim_inject_fault() (or "KILL" in the faults file): the process writing is killed with
  * SIGKILL at that write, before the kernel model sees it — a crash at an exact point for recovery tests. */

@@ -74,6 +74,21 @@ expect_rc 1 "$GPUVIRT" "${QC[@]}" vm attach --config idle 02:00.0 && expect_in "
 expect_rc 0 "$GPUVIRT" "${QC[@]}" --json vm attach --config idle 04:00.0
 echo "$OUT" | jq -e '.action == "attach" and .unit == "0000:04:00.0" and .kind == "pci" and .config and (.live | not)' >/dev/null && ok || fail "attach json: $OUT"
 [ "$(drv qemu-q35 0000:04:00.0)" = vfio-pci ] && [ "$(drv qemu-q35 0000:04:00.1)" = vfio-pci ] && ok || fail "pair not prepared"
+# the guest agent's channel (gpuvirt-agent in the guest, gpuvirtd on the host): added with the hostdev, read back
+expect_rc 0 "$GPUVIRT" "${QC[@]}" --json vm attach --config --agent-channel idle 04:00.0
+echo "$OUT" | jq -e '.action == "attach" and .config' >/dev/null && ok || fail "attach --agent-channel: $OUT"
+expect_rc 0 "$GPUVIRT" "${Q[@]}" vm xml --agent-channel 04:00.0
+expect_in "$OUT" "<channel type='unix'>
+  <target type='virtio' name='org.gpuvirt.agent.0'/>
+</channel>" "vm xml --agent-channel"
+expect_rc 0 "$GPUVIRT" "${Q[@]}" --json vm xml --agent-channel 04:00.0
+echo "$OUT" | jq -e '.agent_channel | test("org.gpuvirt.agent.0")' >/dev/null && ok || fail "vm xml --json agent_channel: $OUT"
+printf "<domain type='kvm'><name>a</name><memory>1</memory><os><type>hvm</type></os><devices>%s</devices></domain>" \
+        "$(echo "$OUT" | jq -r .agent_channel)" >"$TMP/chan.xml"
+if command -v virt-xml-validate >/dev/null; then
+        virt-xml-validate "$TMP/chan.xml" domain >/dev/null 2>&1 && ok || fail "agent channel XML does not validate: $(virt-xml-validate "$TMP/chan.xml" domain 2>&1)"
+fi
+expect_rc 2 "$GPUVIRT" "${QC[@]}" vm list --agent-channel && expect_in "$ERR" "--agent-channel is for attach and xml" "--agent-channel elsewhere"
 expect_rc 1 "$GPUVIRT" "${QC[@]}" vm attach --config db 04:00.0 && expect_in "$ERR" "already attached" "double attach"
 expect_rc 1 "$GPUVIRT" "${QC[@]}" vm attach --live db 04:00.0 && expect_in "$ERR" "not running" "--live on a stopped domain"
 expect_rc 1 "$GPUVIRT" "${QC[@]}" vm attach --config nosuch 04:00.0 && expect_in "$ERR" "No libvirt domain 'nosuch'" "unknown domain"

@@ -23,6 +23,7 @@ typedef enum nvmlReturn_enum {
         NVML_ERROR_NOT_FOUND = 6,
         NVML_ERROR_INSUFFICIENT_SIZE = 7,
         NVML_ERROR_DRIVER_NOT_LOADED = 9,
+        NVML_ERROR_TIMEOUT = 10,
         NVML_ERROR_GPU_IS_LOST = 15,
         NVML_ERROR_RESET_REQUIRED = 16,
         NVML_ERROR_IN_USE = 19,
@@ -118,6 +119,32 @@ typedef struct nvmlProcessInfo_st {
         unsigned computeInstanceId;
 } nvmlProcessInfo_t;
 
+/* Telemetry (gpuvirtd): utilization in percent over the driver's last sample period. */
+typedef struct nvmlUtilization_st {
+        unsigned gpu, memory;
+} nvmlUtilization_t;
+
+#define NVML_TEMPERATURE_GPU 0u
+/* nvmlClockType_t */
+#define NVML_CLOCK_GRAPHICS 0u
+#define NVML_CLOCK_SM       1u
+#define NVML_CLOCK_MEM      2u
+/* nvmlMemoryErrorType_t and nvmlEccCounterType_t */
+#define NVML_MEMORY_ERROR_TYPE_CORRECTED   0u
+#define NVML_MEMORY_ERROR_TYPE_UNCORRECTED 1u
+#define NVML_VOLATILE_ECC  0u
+#define NVML_AGGREGATE_ECC 1u
+
+/* Events: an event set, waited on for Xid critical errors (eventData is the Xid). */
+typedef struct nvmlEventSet_st *nvmlEventSet_t;
+typedef struct nvmlEventData_st {
+        nvmlDevice_t device;
+        unsigned long long eventType, eventData;
+        unsigned gpuInstanceId, computeInstanceId;
+} nvmlEventData_t;
+#define nvmlEventTypeXidCriticalError 0x0000000000000008ULL
+
+#define NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE 80
 #define NVML_DEVICE_UUID_BUFFER_SIZE 80
 #define NVML_DEVICE_NAME_BUFFER_SIZE 96
 #define NVML_INSTANCE_ID_NONE 0xFFFFFFFFu
@@ -156,7 +183,17 @@ typedef struct nvmlProcessInfo_st {
         X(nvmlDeviceGetComputeInstanceId, true)                                                               \
         X(nvmlDeviceIsMigDeviceHandle, true)                                                                  \
         X(nvmlDeviceGetComputeRunningProcesses_v3, false)                                                     \
-        X(nvmlSystemGetProcessName, false)
+        X(nvmlSystemGetProcessName, false)                                                                    \
+        X(nvmlSystemGetDriverVersion, false)                                                                  \
+        X(nvmlDeviceGetUtilizationRates, false)                                                               \
+        X(nvmlDeviceGetTemperature, false)                                                                    \
+        X(nvmlDeviceGetPowerUsage, false)                                                                     \
+        X(nvmlDeviceGetClockInfo, false)                                                                      \
+        X(nvmlDeviceGetTotalEccErrors, false)                                                                 \
+        X(nvmlEventSetCreate, false)                                                                          \
+        X(nvmlDeviceRegisterEvents, false)                                                                    \
+        X(nvmlEventSetWait_v2, false)                                                                         \
+        X(nvmlEventSetFree, false)
 
 /* Our prototypes (never defined in gpuvirt itself). */
 nvmlReturn_t nvmlInit_v2(void);
@@ -201,6 +238,17 @@ nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned *isMigDev
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned *infoCount,
                                                      nvmlProcessInfo_t *infos);
 nvmlReturn_t nvmlSystemGetProcessName(unsigned pid, char *name, unsigned length);
+nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned length);
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization);
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, unsigned sensorType, unsigned *temp);
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned *power); /* milliwatts */
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, unsigned type, unsigned *clock); /* MHz */
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, unsigned errorType, unsigned counterType,
+                                         unsigned long long *eccCounts);
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set);
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long eventTypes, nvmlEventSet_t set);
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned timeoutms);
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set);
 
 /* The symbol table: one typed pointer per function. */
 typedef struct NvmlSyms {

@@ -13,6 +13,7 @@
 #include "core/vgpu/mdev.h"
 #include "core/vgpu/vendor-vgpu.h"
 #include "core/vgpu/vgpu-types.h"
+#include "core/vm/agentchan.h"
 #include "core/vm/attach.h"
 #include "core/vm/holders.h"
 
@@ -250,7 +251,7 @@ int vm_attach(Root *root, const PciHost *h, Virt *v, const VmRequest *req, VmRes
         if ((r = attach_unit(root, h, req, &u, created_uuid, &created_vendor, err)) < 0)
                 return r;
 
-        bool prepared = false, config_done = false, dry = false;
+        bool prepared = false, config_done = false, dry = false, live_channel = false;
         _cleanup_free_ char *orig_config = NULL;
         _cleanup_strv_free_ char **elems = NULL, **undo = NULL;
         size_t n_elems = 0, n_live = 0, n_undo = 0;
@@ -317,7 +318,8 @@ int vm_attach(Root *root, const PciHost *h, Virt *v, const VmRequest *req, VmRes
         }
         /* the libvirt changes, decided where every other change is (root_change: --dry-run prints them) */
         {
-                _cleanup_free_ char *shown = unit_hostdev_xml(&u, slot);
+                _cleanup_free_ char *hd = unit_hostdev_xml(&u, slot);
+                _cleanup_free_ char *shown = hd && req->agent_channel ? strdup_printf("%s%s", hd, AGENT_CHANNEL_XML) : TAKE_PTR(hd);
                 if (!shown) {
                         r = gv_error_set(err, -ENOMEM, u.id, NULL, NULL);
                         goto undo;
@@ -337,10 +339,32 @@ int vm_attach(Root *root, const PciHost *h, Virt *v, const VmRequest *req, VmRes
         /* 5. persistent definition: edit the inactive XML and redefine */
         if (!dry && config) {
                 _cleanup_free_ char *joined = unit_hostdev_xml(&u, slot), *new_xml = NULL;
-                if (!joined || (r = virt_domain_xml(v, dom, true, &orig_config)) < 0 ||
-                    (r = domain_xml_add_hostdevs(orig_config, joined, &new_xml)) < 0) {
+                if (!joined || (r = virt_domain_xml(v, dom, true, &orig_config)) < 0) {
                         r = virt_error_take(v, err, op_errno(r < 0 ? r : -ENOMEM), u.id,
                                             "Cannot edit the definition of '%s': ", dom);
+                        goto undo;
+                }
+                /* the guest agent's channel goes in with the hostdevs, where the definition lacks it */
+                bool add_channel = false;
+                if (req->agent_channel) {
+                        int c = domain_xml_agent_channel(orig_config, NULL);
+                        if (c < 0) {
+                                r = gv_error_set(err, -EIO, u.id, NULL, "Cannot parse the definition of '%s'.", dom);
+                                goto undo;
+                        }
+                        add_channel = c == 0;
+                        if (add_channel) {
+                                char *j2 = strdup_printf("%s%s", joined, AGENT_CHANNEL_XML);
+                                if (!j2) {
+                                        r = gv_error_set(err, -ENOMEM, u.id, NULL, NULL);
+                                        goto undo;
+                                }
+                                free(joined);
+                                joined = j2;
+                        }
+                }
+                if ((r = domain_xml_add_hostdevs(orig_config, joined, &new_xml)) < 0) {
+                        r = virt_error_take(v, err, op_errno(r), u.id, "Cannot edit the definition of '%s': ", dom);
                         goto undo;
                 }
                 if ((r = virt_define(v, new_xml)) < 0) {
@@ -357,6 +381,14 @@ int vm_attach(Root *root, const PciHost *h, Virt *v, const VmRequest *req, VmRes
                                                         "%zu hostdevs for %s.",
                                                         dom, k < 0 ? 0 : k, n_elems, u.id));
                         goto undo;
+                }
+                if (add_channel) {
+                        _cleanup_free_ char *back = NULL;
+                        if (virt_domain_xml(v, dom, true, &back) < 0 || domain_xml_agent_channel(back, NULL) != 1) {
+                                r = gv_error_set(err, -EIO, u.id, NULL,
+                                                 "'%s' was redefined but its definition lacks the agent channel.", dom);
+                                goto undo;
+                        }
                 }
         }
         /* 6. hot-plug: function 0 last (the guest sees a multifunction slot when function 0 appears) */
@@ -378,6 +410,22 @@ int vm_attach(Root *root, const PciHost *h, Virt *v, const VmRequest *req, VmRes
                                                         dom, u.id, k < 0 ? 0 : k, n_elems));
                         goto undo;
                 }
+                if (req->agent_channel) {
+                        _cleanup_free_ char *lx = NULL;
+                        int c = virt_domain_xml(v, dom, false, &lx) < 0 ? -EIO : domain_xml_agent_channel(lx, NULL);
+                        if (c < 0) {
+                                r = virt_error_take(v, err, -EIO, u.id, "Cannot read the running definition of '%s': ", dom);
+                                goto undo;
+                        }
+                        if (c == 0) {
+                                if ((r = virt_attach_live(v, dom, AGENT_CHANNEL_XML)) < 0) {
+                                        r = virt_error_take(v, err, op_errno(r), u.id,
+                                                            "Cannot hot-plug the agent channel into '%s': ", dom);
+                                        goto undo;
+                                }
+                                live_channel = true;
+                        }
+                }
         }
         *ret = (VmResult){.unit = u,
                           .live = live,
@@ -388,7 +436,10 @@ int vm_attach(Root *root, const PciHost *h, Virt *v, const VmRequest *req, VmRes
         return 0;
 
 undo:
-        /* in reverse: hot-plugged devices, the redefinition, the host preparation, the created vGPU */
+        /* in reverse: the hot-plugged channel and devices, the redefinition, the host preparation, the vGPU */
+        if (live_channel && virt_detach_live(v, dom, AGENT_CHANNEL_XML) < 0)
+                undo_virt_failed(v, &undo, &n_undo,
+                                 strdup_printf("Undo: cannot hot-unplug the agent channel from '%s': ", dom));
         for (size_t i = 0; i < n_live; i++) {
                 size_t e = n_elems - n_live + i;
                 if (virt_detach_live(v, dom, elems[e]) < 0)

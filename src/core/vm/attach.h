@@ -33,6 +33,7 @@ typedef struct VmRequest {
         const char *uuid;       /* ... with this UUID (NULL: a new one) */
         const char *vgpu_type;  /* attach: set this NVIDIA vendor vGPU type (id or name) on the VF first */
         int timeout_s;          /* detach: how long the guest may take to answer a hot-unplug */
+        bool agent_channel;     /* attach: add the guest agent's channel (core/vm/agentchan.h) where it lacks */
 } VmRequest;
 
 typedef struct VmResult {

@@ -22,6 +22,15 @@
  *  - processes: .gpuvirt-sim/nvml/<bdf>.processes, lines "PID NAME [GI_ID]" (no GI: the whole GPU, as
  *    nvidia-persistenced or DCGM). They make SetMigMode report IN_USE and GI destruction fail with IN_USE.
  *
+ *  - telemetry (what gpuvirtd samples): .gpuvirt-sim/nvml/<bdf>.telemetry, lines "KEY VALUE" that
+ *    `gpuvirt sim telemetry` sets (util_gpu, util_mem, mem_used_mib, temp, power_mw, clock_sm, clock_mem,
+ *    ecc_sbe, ecc_dbe; unset keys read as an idle GPU); Xid events: .gpuvirt-sim/nvml/<bdf>.xid, one code
+ *    a line appended by `gpuvirt sim xid`, delivered through event sets to the clients registered at the
+ *    time (each set reads from the file's end when the device is registered); a failing driver:
+ *    .gpuvirt-sim/nvml/fail holds an nvmlReturn_t that nvmlInit, the handle look-ups and every telemetry
+ *    call return while it exists (`gpuvirt sim nvml-fail`). A GPU that fell off the bus or was removed
+ *    is NVML_ERROR_GPU_IS_LOST to every telemetry call.
+ *
  * State per GPU lives in .gpuvirt-sim/nvml/<bdf> (text, rewritten after every change), so it survives
  * across processes. Simulated GPUs start with MIG disabled (no state file). Like the driver, which keeps
  * one state for every client, each call that reads or changes that state holds .gpuvirt-sim/nvml/lock
@@ -32,8 +41,9 @@
  *
  * The library is several files: this one (the root, the GPUs found at init, device queries and processes),
  * models.c (the MIG profile tables), state.c (the state lock, state files and handles), fault.c (the
- * fault point), mig.c (MIG mode, GPU and compute instances, MIG device handles); fake-nvml.h is what
- * they share.
+ * fault point), mig.c (MIG mode, GPU and compute instances, MIG device handles), telemetry.c (what
+ * gpuvirtd samples: utilization, temperature, power, clocks, ECC, the driver version, Xid events);
+ * fake-nvml.h is what they share.
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -73,9 +83,7 @@ static uint32_t read_hex(const char *dir, const char *name) {
         return v;
 }
 
-/* A device whose config space reads back all ones (vendor 0xffff) no longer answers on the bus: the
- * driver reports it lost (NVML_ERROR_GPU_IS_LOST), as it does after an Xid 79. */
-static bool config_lost(const char *dir) {
+bool config_lost(const char *dir) {
         char p[PATH_MAX];
         uint8_t cfg[16];
         size_t n = 0;
@@ -89,10 +97,24 @@ static bool config_lost(const char *dir) {
 
 /* ---- init ---- */
 
+nvmlReturn_t sim_failing(void) {
+        if (!root)
+                return NVML_SUCCESS;
+        _cleanup_free_ char *p = strdup_printf("%s/" SIM_MARKER_DIR "/nvml/fail", root);
+        uint32_t v = 0;
+        if (!p || !path_exists(p))
+                return NVML_SUCCESS;
+        if (read_attr_u32(p, 10, &v) < 0 || v == 0)
+                v = NVML_ERROR_UNKNOWN;
+        return (nvmlReturn_t)v;
+}
+
 API nvmlReturn_t nvmlInit_v2(void) {
         LOCKED;
         if (!root)
                 return NVML_ERROR_DRIVER_NOT_LOADED;
+        if (sim_failing() != NVML_SUCCESS)
+                return sim_failing();
         _cleanup_free_ char *pci = strdup_printf("%s/sys/bus/pci/devices", root);
         _cleanup_strv_free_ char **l = NULL;
         if (!pci)
@@ -175,6 +197,8 @@ API nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned index, nvmlDevice_t *dev
                 return NVML_ERROR_UNINITIALIZED;
         if (!device || index >= n_devs)
                 return NVML_ERROR_INVALID_ARGUMENT;
+        if (sim_failing() != NVML_SUCCESS)
+                return sim_failing();
         if (devs[index].lost)
                 return NVML_ERROR_GPU_IS_LOST;
         *device = (nvmlDevice_t)&devs[index];
@@ -196,6 +220,8 @@ API nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *busid, nvmlDevice_
         unsigned a[4], b[4];
         if (!busid || !device || !bus_id_parse(busid, &a[0], &a[1], &a[2], &a[3]))
                 return NVML_ERROR_INVALID_ARGUMENT;
+        if (sim_failing() != NVML_SUCCESS)
+                return sim_failing();
         for (unsigned i = 0; i < n_devs; i++)
                 if (bus_id_parse(devs[i].bdf, &b[0], &b[1], &b[2], &b[3]) && memcmp(a, b, sizeof a) == 0) {
                         if (devs[i].lost)
@@ -206,7 +232,7 @@ API nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *busid, nvmlDevice_
         return NVML_ERROR_NOT_FOUND;
 }
 
-static nvmlReturn_t copy_out(const char *s, char *buf, unsigned len) {
+nvmlReturn_t copy_out(const char *s, char *buf, unsigned len) {
         if (!buf)
                 return NVML_ERROR_INVALID_ARGUMENT;
         if (strlen(s) >= len)
@@ -255,7 +281,10 @@ API nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memo
                 return NVML_ERROR_INVALID_ARGUMENT;
         if (!d->m)
                 return NVML_ERROR_NOT_SUPPORTED; /* only the products it models */
-        *memory = (nvmlMemory_t){.total = d->m->total_mb << 20, .free = d->m->total_mb << 20};
+        unsigned long long used = 0;
+        (void)telemetry_get(d, "mem_used_mib", &used);
+        used = used > d->m->total_mb ? d->m->total_mb << 20 : used << 20;
+        *memory = (nvmlMemory_t){.total = d->m->total_mb << 20, .free = (d->m->total_mb << 20) - used, .used = used};
         return NVML_SUCCESS;
 }
 

@@ -13,7 +13,7 @@
 
 #define API __attribute__((visibility("default")))
 
-#define MAX_DEVS 32
+#define MAX_DEVS 128
 #define MAX_GIS  8
 #define MAX_CIS  8
 
@@ -117,3 +117,15 @@ FCi *as_ci(nvmlComputeInstance_t h);
 
 /* fault.c: an injected fault before a change to d's state */
 bool faulted(const FDev *d, const char *call);
+
+/* fake-nvml.c */
+/* A device whose config space reads back all ones (vendor 0xffff) no longer answers on the bus: the driver
+ * reports it lost (NVML_ERROR_GPU_IS_LOST), as it does after an Xid 79. dir: its sysfs directory. */
+bool config_lost(const char *dir);
+/* The injected library error (.gpuvirt-sim/nvml/fail), NVML_SUCCESS when none. */
+nvmlReturn_t sim_failing(void);
+/* s into an NVML string buffer of len bytes. */
+nvmlReturn_t copy_out(const char *s, char *buf, unsigned len);
+
+/* telemetry.c: KEY's value from the GPU's telemetry file (.gpuvirt-sim/nvml/<bdf>.telemetry); false when unset */
+bool telemetry_get(const FDev *d, const char *key, unsigned long long *ret);
