@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kubelet  # noqa: E402
 
 GPUVIRT, PLUGIN = sys.argv[1], sys.argv[2]
+GPUVIRTD = os.environ.get("GPUVIRTD")  # the gpuvirtd-health scenario runs the real daemon when given
 ONLY = sys.argv[3:]
 PASSED = FAILED = 0
 MIG_CONFIG = """version: v1
@@ -445,6 +446,49 @@ def scenario_dgx_dynamic():
         h.cleanup()
 
 
+def scenario_gpuvirtd_health():
+    if not GPUVIRTD:
+        print("skip gpuvirtd-health: GPUVIRTD not set")
+        return
+    import socket
+    h = Host("dgx-a100")
+    daemon = None
+    try:
+        with socket.socket() as so:
+            so.bind(("127.0.0.1", 0))
+            port = so.getsockname()[1]
+        dlog = open(os.path.join(h.tmp, "gpuvirtd.log"), "w")
+        daemon = subprocess.Popen([GPUVIRTD, "--root", h.root, "--listen", "127.0.0.1:%d" % port, "--interval", "0.2",
+                                   "--clean-period", "3"], stdout=dlog, stderr=subprocess.STDOUT)
+        hf = os.path.join(h.root, "run/gpuvirt/health.json")
+        end = time.monotonic() + 20
+        while not os.path.exists(hf) and time.monotonic() < end:
+            time.sleep(0.1)
+        check("gpuvirtd writes its health file", os.path.exists(hf))
+        h.kubelet.start()
+        h.start()
+        gpu = h.kubelet.accept(["nvidia.com/gpu"])["nvidia.com/gpu"]
+        l, _ = gpu.wait_list(lambda l: len(l) == 8 and all(d["health"] == "Healthy" for d in l))
+        uuid = {g["address"]: g["uuid"] for g in h.gpuvirt_json("mig", "status")}
+        bad, app = uuid["0000:23:00.0"], uuid["0000:24:00.0"]
+        h.gpuvirt("sim", "xid", "0000:24:00.0", "13")
+        h.gpuvirt("sim", "xid", "0000:23:00.0", "48")
+        l, t = gpu.wait_list(lambda l: {d["id"]: d["health"] for d in l}.get(bad) == "Unhealthy", timeout=10)
+        check("gpuvirtd marks an Xid 48 GPU unhealthy: Unhealthy on the open stream (%.2fs after the Xid)" % t,
+              {d["id"]: d["health"] for d in l}.get(app) == "Healthy", str(l))
+        l, t = gpu.wait_list(lambda l: all(d["health"] == "Healthy" for d in l), timeout=15)
+        check("after gpuvirtd's clean period the GPU is Healthy again on the same stream (%.2fs)" % t, len(l) == 8)
+    finally:
+        h.stop()
+        if daemon:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+        h.cleanup()
+
+
 def scenario_dgx_single():
     h = Host("dgx-a100")
     try:
@@ -651,6 +695,7 @@ SCENARIOS = {
     "dgx-mixed": scenario_dgx_mixed,
     "dgx-single": scenario_dgx_single,
     "dgx-dynamic": scenario_dgx_dynamic,
+    "gpuvirtd-health": scenario_gpuvirtd_health,
     "config-file": scenario_config_file,
     "t4-mdev": scenario_t4_mdev,
     "t4-create": scenario_t4_create,
