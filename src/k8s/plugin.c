@@ -193,17 +193,19 @@ static void handle_allocate(Endpoint *e, RpcCall *c, const uint8_t *msg, size_t 
                 /* the response borrows the strings of the ContainerAllocs */
                 V1beta1__ContainerAllocateResponse *cresp = calloc(n ?: 1, sizeof(*cresp));
                 V1beta1__ContainerAllocateResponse **cptrs = calloc(n ?: 1, sizeof(*cptrs));
-                size_t n_env = 0, n_dev = 0;
+                size_t n_env = 0, n_dev = 0, n_cdi = 0;
                 for (size_t i = 0; i < n; i++)
-                        n_env += allocs[i].n_env, n_dev += allocs[i].n_devices;
+                        n_env += allocs[i].n_env, n_dev += allocs[i].n_devices, n_cdi += allocs[i].n_cdi;
+                V1beta1__CDIDevice *cdi = calloc(n_cdi ?: 1, sizeof(*cdi));
+                V1beta1__CDIDevice **cdi_ptrs = calloc(n_cdi ?: 1, sizeof(*cdi_ptrs));
                 V1beta1__ContainerAllocateResponse__EnvsEntry *env = calloc(n_env ?: 1, sizeof(*env));
                 V1beta1__ContainerAllocateResponse__EnvsEntry **env_ptrs = calloc(n_env ?: 1, sizeof(*env_ptrs));
                 V1beta1__DeviceSpec *dev = calloc(n_dev ?: 1, sizeof(*dev));
                 V1beta1__DeviceSpec **dev_ptrs = calloc(n_dev ?: 1, sizeof(*dev_ptrs));
-                if (!cresp || !cptrs || !env || !env_ptrs || !dev || !dev_ptrs)
+                if (!cresp || !cptrs || !env || !env_ptrs || !dev || !dev_ptrs || !cdi || !cdi_ptrs)
                         (void) rpc_call_fail(c, RPC_STATUS_INTERNAL, "out of memory");
                 else {
-                        size_t ie = 0, id = 0;
+                        size_t ie = 0, id = 0, ic = 0;
                         for (size_t i = 0; i < n; i++) {
                                 v1beta1__container_allocate_response__init(&cresp[i]);
                                 cresp[i].envs = &env_ptrs[ie];
@@ -222,6 +224,13 @@ static void handle_allocate(Endpoint *e, RpcCall *c, const uint8_t *msg, size_t 
                                         dev[id].host_path = allocs[i].devices[j].host_path;
                                         dev[id].permissions = allocs[i].devices[j].permissions;
                                         dev_ptrs[id] = &dev[id];
+                                }
+                                cresp[i].cdi_devices = &cdi_ptrs[ic];
+                                cresp[i].n_cdi_devices = allocs[i].n_cdi;
+                                for (size_t j = 0; j < allocs[i].n_cdi; j++, ic++) {
+                                        v1beta1__cdidevice__init(&cdi[ic]);
+                                        cdi[ic].name = allocs[i].cdi[j];
+                                        cdi_ptrs[ic] = &cdi[ic];
                                 }
                                 cptrs[i] = &cresp[i];
                         }
@@ -244,6 +253,8 @@ static void handle_allocate(Endpoint *e, RpcCall *c, const uint8_t *msg, size_t 
                 free(env_ptrs);
                 free(dev);
                 free(dev_ptrs);
+                free(cdi);
+                free(cdi_ptrs);
         }
         for (size_t i = 0; allocs && i < n; i++)
                 container_alloc_done(&allocs[i]);

@@ -12,6 +12,7 @@
 #include "core/mig/mig.h"
 #include "core/state/hoststate.h"
 #include "core/vgpu/mdev.h"
+#include "k8s/cdi.h"
 #include "k8s/resources.h"
 
 static const char *const strategy_names[_MIG_STRATEGY_MAX] = {
@@ -97,6 +98,7 @@ void resource_set_done(ResourceSet *s) {
                 free(r->endpoint);
         }
         free(s->resources);
+        strv_free(s->cdi);
         *s = (ResourceSet) {};
 }
 
@@ -147,6 +149,7 @@ static int add_device(ResourceSet *s, const char *name, ResourceKind kind, const
                 .gpu = strdup(gpu),
                 .numa_node = numa,
                 .iommu_group = group,
+                .nvml_index = -1,
                 .healthy = healthy,
                 .why_unhealthy = why ? strdup(why) : NULL,
         };
@@ -330,9 +333,13 @@ int resource_set_scan(Root *root, const PluginConfig *c, const HealthTable *heal
                         dead = strdup("NVML reports the GPU lost");
                 switch (o.mode) {
                 case GPU_MODE_HOST:
-                        if (c->containers && d->vendor == PCI_VENDOR_NVIDIA && o.mig && !isempty(o.mig->uuid))
+                        if (c->containers && d->vendor == PCI_VENDOR_NVIDIA && o.mig && !isempty(o.mig->uuid)) {
+                                PluginDevice *pd;
                                 r = add_device(&s, "nvidia.com/gpu", RESOURCE_GPU, o.mig->uuid, d->addr,
-                                               d->numa_node, -1, dead, health, NULL);
+                                               d->numa_node, -1, dead, health, &pd);
+                                if (r >= 0)
+                                        pd->nvml_index = (int) o.mig->index;
+                        }
                         break;
                 case GPU_MODE_MIG:
                         if (c->containers && c->mig_strategy != MIG_STRATEGY_NONE && o.mig &&
@@ -363,6 +370,8 @@ int resource_set_scan(Root *root, const PluginConfig *c, const HealthTable *heal
                 gpu_observation_done(&o);
         }
         host_observation_done(&obs);
+        if (r >= 0)
+                r = cdi_device_names(root, &s.cdi);
         if (r < 0) {
                 resource_set_done(&s);
                 return gv_error_set(err, r, NULL, "observe", "cannot build the resources: %s", errno_message(r));
@@ -398,6 +407,7 @@ void container_alloc_done(ContainerAlloc *a) {
                 free(a->devices[i].permissions);
         }
         free(a->devices);
+        strv_free(a->cdi);
         *a = (ContainerAlloc) {};
 }
 
@@ -520,6 +530,19 @@ int resource_allocate(Root *root, const ResourceSet *set, const Resource *r, cha
         case RESOURCE_MIG:
                 /* the NVIDIA container runtime takes the GPUs and MIG devices by UUID and adds their nodes */
                 q = alloc_env(&a, strdup("NVIDIA_VISIBLE_DEVICES"), join_ids(ids, n_ids));
+                /* and where a CDI spec names them (nvidia-ctk: by UUID, or a GPU by its index), their CDI names */
+                for (size_t i = 0; i < n_ids && q >= 0; i++) {
+                        const PluginDevice *d = resource_find_device(r, ids[i]);
+                        _cleanup_free_ char *by_uuid = strdup_printf("nvidia.com/gpu=%s", d->id);
+                        _cleanup_free_ char *by_index = d->nvml_index >= 0 ? strdup_printf("nvidia.com/gpu=%d", d->nvml_index)
+                                                                           : NULL;
+                        if (!by_uuid || (d->nvml_index >= 0 && !by_index))
+                                q = -ENOMEM;
+                        else if (strv_contains(set->cdi, by_uuid))
+                                q = strv_push(&a.cdi, &a.n_cdi, TAKE_PTR(by_uuid));
+                        else if (by_index && strv_contains(set->cdi, by_index))
+                                q = strv_push(&a.cdi, &a.n_cdi, TAKE_PTR(by_index));
+                }
                 break;
         case RESOURCE_PCI:
         case RESOURCE_MDEV:

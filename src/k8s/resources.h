@@ -57,6 +57,7 @@ typedef struct PluginDevice {
         bool healthy;
         char *why_unhealthy;
         unsigned mig_start, mig_size; /* RESOURCE_MIG (and single strategy's): placement on its GPU */
+        int nvml_index;  /* RESOURCE_GPU (a whole GPU): NVML's index, the name CDI specs give it; -1 otherwise */
         char *mdev_type; /* RESOURCE_MDEV: its type id */
         bool to_create;  /* RESOURCE_MDEV: a free instance of the type, created with this UUID on Allocate */
 } PluginDevice;
@@ -72,6 +73,7 @@ typedef struct Resource {
 typedef struct ResourceSet {
         Resource *resources;
         size_t n_resources;
+        char **cdi; /* the host's CDI device names ("nvidia.com/gpu=0"), cdi_device_names() */
 } ResourceSet;
 
 /* Observe the host and build the set, resources sorted by name and devices by ID. */
@@ -105,6 +107,8 @@ typedef struct ContainerAlloc {
         size_t n_env;
         AllocDevice *devices;
         size_t n_devices;
+        char **cdi; /* CDI names of the units, where a spec on the host names them */
+        size_t n_cdi;
 } ContainerAlloc;
 
 /* What a container gets for these IDs of resource r. Unknown IDs (err says when one is another resource's of

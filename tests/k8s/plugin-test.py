@@ -521,6 +521,49 @@ def scenario_dgx_single():
         h.cleanup()
 
 
+def scenario_cdi():
+    h = Host("dgx-a100")
+    try:
+        cfg = os.path.join(h.tmp, "mig.yaml")
+        with open(cfg, "w") as f:
+            f.write(MIG_CONFIG)
+        h.gpuvirt("mig", "apply", "-f", cfg, "-c", "mixed")
+        h.kubelet.start()
+        h.start()
+        pl = h.kubelet.accept(["nvidia.com/gpu", "nvidia.com/mig-1g.5gb"])
+        gpu, small = pl["nvidia.com/gpu"], pl["nvidia.com/mig-1g.5gb"]
+        status = h.gpuvirt_json("mig", "status")
+        whole = {g["uuid"]: g["index"] for g in status if not g.get("instances")}
+        mig = sorted(i["uuid"] for g in status for i in g.get("instances", []) if i["profile"] == "1g.5gb")
+        gpu.wait_list(lambda l: len(l) == 6)
+        u = sorted(whole)[0]
+        check("no CDI spec on the host: no CDI names", gpu.allocate([u])[0]["cdi"] == [])
+        # nvidia-ctk's default spec (devices by index, YAML) and one naming MIG devices by UUID (JSON)
+        os.makedirs(os.path.join(h.root, "etc/cdi"))
+        os.makedirs(os.path.join(h.root, "var/run/cdi"))
+        with open(os.path.join(h.root, "etc/cdi/nvidia.yaml"), "w") as f:
+            f.write("cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n" +
+                    "".join('- name: "%d"\n  containerEdits:\n    deviceNodes:\n    - path: /dev/nvidia%d\n' % (i, i)
+                            for i in range(8)) + "- name: all\n  containerEdits: {}\ncontainerEdits: {}\n")
+        with open(os.path.join(h.root, "var/run/cdi/nvidia-mig.json"), "w") as f:
+            json.dump({"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu",
+                       "devices": [{"name": m, "containerEdits": {}} for m in mig]}, f)
+        with open(os.path.join(h.root, "etc/cdi/broken.yaml"), "w") as f:
+            f.write("kind: [\n")
+        time.sleep(1.5)  # the periodic rescan reads the specs
+        a = gpu.allocate([u])
+        check("a GPU named by index in /etc/cdi/nvidia.yaml: its CDI name nvidia.com/gpu=<NVML index>",
+              a[0]["cdi"] == ["nvidia.com/gpu=%d" % whole[u]] and a[0]["envs"]["NVIDIA_VISIBLE_DEVICES"] == u, str(a))
+        a = small.allocate(mig[:2])
+        check("MIG devices named by UUID in /var/run/cdi: their CDI names",
+              a[0]["cdi"] == ["nvidia.com/gpu=" + m for m in mig[:2]], str(a))
+        check("a CDI spec that does not parse is skipped with a warning naming FILE:LINE:COL",
+              "Ignoring the CDI spec" in h.log_text() and "broken.yaml:" in h.log_text())
+    finally:
+        h.stop()
+        h.cleanup()
+
+
 def scenario_config_file():
     h = Host("workstation")
     try:
@@ -696,6 +739,7 @@ SCENARIOS = {
     "dgx-single": scenario_dgx_single,
     "dgx-dynamic": scenario_dgx_dynamic,
     "gpuvirtd-health": scenario_gpuvirtd_health,
+    "cdi": scenario_cdi,
     "config-file": scenario_config_file,
     "t4-mdev": scenario_t4_mdev,
     "t4-create": scenario_t4_create,
