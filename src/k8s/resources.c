@@ -12,6 +12,7 @@
 #include "core/mig/mig.h"
 #include "core/state/hoststate.h"
 #include "core/vgpu/mdev.h"
+#include "core/vgpu/vendor-vgpu.h"
 #include "k8s/cdi.h"
 #include "k8s/resources.h"
 
@@ -308,6 +309,27 @@ static int add_mdevs(ResourceSet *s, Root *root, const PluginConfig *c, const Ho
         return 0;
 }
 
+/* NVIDIA vendor vGPU (SR-IOV VFs with a vGPU type set, Hopper and later): each VF goes to a VM whole through
+ * its VFIO group, a PCI resource named after the type ("NVIDIA H100-4C" -> nvidia.com/NVIDIA_H100-4C). */
+static int add_vendor_vgpus(ResourceSet *s, const HostObservation *obs, const PciDevice *d, const char *dead,
+                            const HealthTable *health) {
+        for (size_t i = 0; i < obs->n_units; i++) {
+                const VendorVgpuUnit *u = &obs->units[i];
+                if (!u->active || !streq(u->pf, d->addr))
+                        continue;
+                _cleanup_free_ char *tn = u->type_name ? strdup(u->type_name) : strdup_printf("vgpu-%u", u->type);
+                _cleanup_free_ char *part = tn ? resource_name_part(tn) : NULL;
+                _cleanup_free_ char *name = part ? strdup_printf("nvidia.com/%s", part) : NULL;
+                if (!name)
+                        return -ENOMEM;
+                int r = add_device(s, name, RESOURCE_PCI, u->vf, d->addr, d->numa_node, u->iommu_group, dead, health,
+                                   NULL);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int resource_set_scan(Root *root, const PluginConfig *c, const HealthTable *health, ResourceSet *ret, GvError *err) {
         HostObservation obs = {};
         int r = host_observe(root, &obs);
@@ -361,7 +383,9 @@ int resource_set_scan(Root *root, const PluginConfig *c, const HealthTable *heal
                         }
                         break;
                 case GPU_MODE_VGPU:
-                        if (c->kubevirt)
+                        if (c->kubevirt && o.vendor_vgpu)
+                                r = add_vendor_vgpus(&s, &obs, d, dead, health);
+                        else if (c->kubevirt)
                                 r = add_mdevs(&s, root, c, &obs, d, dead, health);
                         break;
                 default:

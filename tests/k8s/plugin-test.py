@@ -673,6 +673,33 @@ def scenario_t4_create():
         h.cleanup()
 
 
+def scenario_h100_vendor():
+    h = Host("h100")
+    try:
+        for _ in range(2):
+            h.gpuvirt("vgpu", "create", "0000:16:00.0", "1044")
+        vfs = [v["id"] for v in h.gpuvirt_json("vgpu", "list") if v.get("kind") == "vendor"]
+        h.kubelet.start()
+        h.start()
+        name = "nvidia.com/NVIDIA_H100-4C"
+        pl = h.kubelet.accept([name])
+        l, _ = pl[name].wait_list(lambda l: len(l) == 2)
+        time.sleep(1)
+        check("NVIDIA vendor vGPU VFs (H100-4C set on two VFs): resource %s, IDs the VF addresses" % name,
+              ids(l) == sorted(vfs), "%s vs %s" % (ids(l), vfs))
+        check("no nvidia.com/gpu: one H100 serves vGPUs, the other its VFs (SR-IOV mode), neither a container",
+              list(h.kubelet.plugins) == [name] and h.kubelet.registrations.empty(), str(list(h.kubelet.plugins)))
+        a = pl[name].allocate(sorted(vfs)[:1])
+        v = sorted(vfs)[0]
+        check("Allocate: PCI_RESOURCE_NVIDIA_COM_NVIDIA_H100-4C and the VF's group node",
+              a[0]["envs"] == {"PCI_RESOURCE_NVIDIA_COM_NVIDIA_H100-4C": v} and
+              sorted(d["host_path"] for d in a[0]["devices"]) == sorted(["/dev/vfio/vfio", "/dev/vfio/" + h.group_of(v)]),
+              str(a))
+    finally:
+        h.stop()
+        h.cleanup()
+
+
 def scenario_flex_vfs():
     h = Host("flex-sriov")
     try:
@@ -743,6 +770,7 @@ SCENARIOS = {
     "config-file": scenario_config_file,
     "t4-mdev": scenario_t4_mdev,
     "t4-create": scenario_t4_create,
+    "h100-vendor": scenario_h100_vendor,
     "flex-vfs": scenario_flex_vfs,
     "workstation": scenario_workstation,
 }
