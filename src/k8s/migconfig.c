@@ -64,14 +64,13 @@ int node_label_read(Root *root, const char *file, const char *key, char **ret, G
         return -ENOENT;
 }
 
-static int push_ids(json_object *list, char ***l, size_t *n, GvError *err) {
+static int push_ids(const char *path, json_object *list, char ***l, size_t *n, GvError *err) {
         if (!json_object_is_type(list, json_type_array))
-                return gv_error_set(err, -EBADMSG, NULL, "parse", "%s: DeviceIDs is not a list", KUBELET_CHECKPOINT);
+                return gv_error_set(err, -EBADMSG, NULL, "parse", "%s: DeviceIDs is not a list", path);
         for (size_t i = 0; i < json_object_array_length(list); i++) {
                 json_object *s = json_object_array_get_idx(list, i);
                 if (!json_object_is_type(s, json_type_string))
-                        return gv_error_set(err, -EBADMSG, NULL, "parse", "%s: a device ID is not a string",
-                                            KUBELET_CHECKPOINT);
+                        return gv_error_set(err, -EBADMSG, NULL, "parse", "%s: a device ID is not a string", path);
                 if (strv_push(l, n, strdup(json_object_get_string(s))) < 0)
                         return -ENOMEM;
         }
@@ -110,10 +109,10 @@ int kubelet_checkpoint_ids(Root *root, char ***ret, GvError *err) {
                 if (json_object_is_type(ids, json_type_object)) { /* kubelet >= 1.20: NUMA node -> IDs */
                         json_object_object_foreach(ids, node, list) {
                                 (void) node;
-                                if ((r = push_ids(list, &l, &n, err)) < 0)
+                                if ((r = push_ids(path, list, &l, &n, err)) < 0)
                                         return r;
                         }
-                } else if ((r = push_ids(ids, &l, &n, err)) < 0)
+                } else if ((r = push_ids(path, ids, &l, &n, err)) < 0)
                         return r;
         }
         *ret = TAKE_PTR(l);

@@ -28,6 +28,7 @@
 #include "deviceplugin.pb-c.h"
 #include "k8s/config.h"
 #include "k8s/health.h"
+#include "k8s/messages.h"
 #include "k8s/migconfig.h"
 #include "k8s/resources.h"
 #include "k8s/rpc.h"
@@ -155,7 +156,7 @@ static void reply_message(RpcCall *c, const ProtobufCMessage *m) {
 static void handle_allocate(Endpoint *e, RpcCall *c, const uint8_t *msg, size_t len) {
         const Resource none = {.name = e->resource, .endpoint = e->name}; /* gone from the host: no devices */
         const Resource *r = endpoint_resource(e) ?: &none;
-        V1beta1__AllocateRequest *req = v1beta1__allocate_request__unpack(NULL, len, msg);
+        V1beta1__AllocateRequest *req = allocate_request_unpack(msg, len);
         if (!req) {
                 (void) rpc_call_fail(c, RPC_STATUS_INVALID_ARGUMENT, "malformed AllocateRequest");
                 return;
@@ -265,7 +266,7 @@ static void handle_allocate(Endpoint *e, RpcCall *c, const uint8_t *msg, size_t 
 static void handle_preferred(Endpoint *e, RpcCall *c, const uint8_t *msg, size_t len) {
         const Resource none = {.name = e->resource, .endpoint = e->name};
         const Resource *r = endpoint_resource(e) ?: &none;
-        V1beta1__PreferredAllocationRequest *req = v1beta1__preferred_allocation_request__unpack(NULL, len, msg);
+        V1beta1__PreferredAllocationRequest *req = preferred_request_unpack(msg, len);
         if (!req) {
                 (void) rpc_call_fail(c, RPC_STATUS_INVALID_ARGUMENT, "malformed PreferredAllocationRequest");
                 return;
@@ -279,10 +280,9 @@ static void handle_preferred(Endpoint *e, RpcCall *c, const uint8_t *msg, size_t
         for (size_t i = 0; status == 0 && i < n; i++) {
                 const V1beta1__ContainerPreferredAllocationRequest *q = req->container_requests[i];
                 GvError err = {};
-                int k = q->allocation_size < 0 ? gv_error_set(&err, -EINVAL, NULL, "preferred", "negative allocation size")
-                                               : resource_preferred(r, q->available_deviceids, q->n_available_deviceids,
-                                                                    q->must_include_deviceids, q->n_must_include_deviceids,
-                                                                    (size_t) q->allocation_size, &chosen[i], &err);
+                int k = resource_preferred(r, q->available_deviceids, q->n_available_deviceids,
+                                           q->must_include_deviceids, q->n_must_include_deviceids, q->allocation_size,
+                                           &chosen[i], &err);
                 if (k < 0) {
                         status = k == -ENOMEM ? RPC_STATUS_INTERNAL : RPC_STATUS_INVALID_ARGUMENT;
                         why = strdup(gv_error_message(&err));

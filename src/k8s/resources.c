@@ -645,7 +645,10 @@ static bool strv_n_contains(char *const *l, size_t n, const char *s) {
 }
 
 int resource_preferred(const Resource *r, char *const *available, size_t n_available, char *const *must,
-                       size_t n_must, size_t size, char ***ret, GvError *err) {
+                       size_t n_must, int64_t want, char ***ret, GvError *err) {
+        if (want < 0)
+                return gv_error_set(err, -EINVAL, NULL, "preferred", "negative allocation size of %s", r->name);
+        size_t size = (size_t) want;
         if (size < n_must || size > n_available)
                 return gv_error_set(err, -EINVAL, NULL, "preferred",
                                     "allocation size %zu of %s: %zu IDs must be included, %zu are available", size,
@@ -662,10 +665,14 @@ int resource_preferred(const Resource *r, char *const *available, size_t n_avail
                         return gv_error_set(err, -EINVAL, available[i], "preferred", "device ID %s given twice",
                                             available[i]);
         }
-        for (size_t i = 0; i < n_must; i++)
+        for (size_t i = 0; i < n_must; i++) {
                 if (!strv_n_contains(available, n_available, must[i]))
                         return gv_error_set(err, -EINVAL, must[i], "preferred",
                                             "device ID %s must be included but is not available", must[i]);
+                if (strv_n_contains(must, i, must[i])) /* else the answer would hold it twice */
+                        return gv_error_set(err, -EINVAL, must[i], "preferred", "device ID %s must be included twice",
+                                            must[i]);
+        }
 
         /* the node: where most of must are; else the tightest fit of the rest of the request */
         int node = -1;

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "basic/gverror.h"
 #include "core/host/root.h"
@@ -124,7 +125,7 @@ void container_alloc_done(ContainerAlloc *a);
  * request most tightly (a node that can hold it all, with the least left over), so a request does not span
  * nodes it need not; then units on the GPUs that already have the most of this resource's units allocated (not
  * available), so MIG devices and mdevs are packed and whole GPUs stay free to be laid out again; then the
- * lower MIG placement, then the ID. IDs not of r, must not in available, size below the must count or above
- * the available count: -EINVAL with err. ret: a NULL-terminated list of size new strings. */
+ * lower MIG placement, then the ID. IDs not of r, an ID given twice, must not in available, size negative, below
+ * the must count or above the available count: -EINVAL with err. ret: a NULL-terminated list of size new strings. */
 int resource_preferred(const Resource *r, char *const *available, size_t n_available, char *const *must,
-                       size_t n_must, size_t size, char ***ret, GvError *err);
+                       size_t n_must, int64_t size, char ***ret, GvError *err);
