@@ -123,7 +123,8 @@ static int refuse(GvError *err, const MigGpu *g, const char *fmt, const char *wh
         return gv_error_set(err, -EBUSY, g->address, "refused", "GPU %u (%s): %s %s", g->index, g->address, fmt, what);
 }
 
-int k8s_mig_apply(Root *root, const char *file, const char *label, char *const *allocated, GvError *err) {
+int k8s_mig_apply(Root *root, Nvml **nvml, const char *file, const char *label, char *const *allocated,
+                  GvError *err) {
         _cleanup_free_ char *path = root_path(root, "%s", file);
         if (!path)
                 return -ENOMEM;
@@ -135,10 +136,9 @@ int k8s_mig_apply(Root *root, const char *file, const char *label, char *const *
         r = mig_config_find(m, label, &cfg, err);
         if (r < 0)
                 return r;
-        Nvml *n = NULL;
-        r = nvml_open(root, &n, err);
-        if (r < 0)
+        if (!*nvml && (r = nvml_open(root, nvml, err)) < 0)
                 return r;
+        Nvml *n = *nvml;
         MigGpu *gpus = NULL;
         size_t ng = 0;
         MigConfigPlan plan = {};
@@ -148,6 +148,7 @@ int k8s_mig_apply(Root *root, const char *file, const char *label, char *const *
         r = mig_gpus_read(n, &gpus, &ng);
         if (r < 0) {
                 r = gv_error_set(err, r, NULL, "nvml", "cannot read the GPUs: %s", errno_message(r));
+                *nvml = nvml_close(n); /* opened again next time */
                 goto out;
         }
         r = mig_config_plan(m, cfg, gpus, ng, false, &plan, err);
@@ -227,6 +228,5 @@ out:
         free(pins);
         free(n_pins);
         free(gpus);
-        nvml_close(n);
         return r;
 }

@@ -738,9 +738,16 @@ def scenario_workstation():
         gpu = h.kubelet.accept(["nvidia.com/gpu"])["nvidia.com/gpu"]
         l, _ = gpu.wait_list(lambda l: len(l) == 2)
         check("both GeForce cards are whole GPUs while on nvidia", len(l) == 2, str(l))
+        time.sleep(2.2)  # two periodic rescans
+        log = h.log_text()
+        check("NVML is opened once and kept across rescans",
+              log.count("NVML opened (") == 1 and "NVML opened again" not in log, log)
         h.gpuvirt("passthrough", "enable", "0000:02:00.0", "--include", "0000:03:00.0", "--force")
         l, t = gpu.wait_list(lambda l: len(l) == 1)
         check("passthrough enable: the card leaves nvidia.com/gpu within 1 s", t < 1.0, "%.3fs" % t)
+        log = h.log_text()
+        check("a GPU leaving the nvidia driver opens NVML again, once (it enumerates GPUs at nvmlInit)",
+              log.count("NVML opened again: its GPUs are not those on the nvidia driver") == 1, log)
         name = "nvidia.com/TU116_GEFORCE_GTX_1660_SUPER"
         p = h.kubelet.accept([name])[name]
         l, _ = p.wait_list(lambda l: len(l) == 1)
