@@ -151,6 +151,8 @@ static int add_device(ResourceSet *s, const char *name, ResourceKind kind, const
                 .numa_node = numa,
                 .iommu_group = group,
                 .nvml_index = -1,
+                .mig_gi = -1,
+                .mig_ci = -1,
                 .healthy = healthy,
                 .why_unhealthy = why ? strdup(why) : NULL,
         };
@@ -212,6 +214,8 @@ static int add_mig(ResourceSet *s, const PluginConfig *c, const PciDevice *d, co
                         return r;
                 pd->mig_start = in->start;
                 pd->mig_size = in->size;
+                pd->mig_gi = (int) in->gi_id;
+                pd->mig_ci = in->ci_id;
         }
         return 0;
 }
@@ -549,6 +553,49 @@ static int create_mdev(Root *root, const PluginDevice *pd, int *ret_group, GvErr
         return 0;
 }
 
+/* The nodes a container needs for GPUs and MIG devices, those the host has: the driver's control nodes
+ * (/dev/nvidiactl, /dev/nvidia-uvm, /dev/nvidia-uvm-tools), each GPU's /dev/nvidia<minor> (of a MIG device:
+ * its GPU's), and of a MIG device the capability nodes of its GPU instance and compute instance
+ * (/dev/nvidia-caps/nvidia-cap<N>, N from the driver's mig-minors). A GPU the driver names no minor for (not
+ * on nvidia, or a host without the proc files) gets no node of its own: the NVIDIA runtime finds it by UUID. */
+static int alloc_nvidia_nodes(Root *root, const Resource *r, char *const *ids, size_t n_ids, ContainerAlloc *a) {
+        static const char *const control[] = {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"};
+        for (size_t i = 0; i < ELEMENTSOF(control); i++) {
+                _cleanup_free_ char *p = root_path(root, "%s", control[i] + 1);
+                if (!p)
+                        return -ENOMEM;
+                int q = path_exists(p) ? alloc_node(a, control[i]) : 0;
+                if (q < 0)
+                        return q;
+        }
+        for (size_t i = 0; i < n_ids; i++) {
+                const PluginDevice *d = resource_find_device(r, ids[i]);
+                unsigned minor, cap;
+                if (nvidia_gpu_minor(root, d->gpu, &minor) < 0) {
+                        log_debug("No device minor for GPU %s: no node of its own for %s", d->gpu, d->id);
+                        continue;
+                }
+                const char *paths[3] = {};
+                _cleanup_free_ char *gpu = strdup_printf("/dev/nvidia%u", minor), *gi = NULL, *ci = NULL;
+                if (!gpu)
+                        return -ENOMEM;
+                paths[0] = gpu;
+                if (d->mig_gi >= 0 && nvidia_mig_cap_minor(root, minor, (unsigned) d->mig_gi, -1, &cap) >= 0 &&
+                    !(paths[1] = gi = strdup_printf("/dev/nvidia-caps/nvidia-cap%u", cap)))
+                        return -ENOMEM;
+                if (d->mig_gi >= 0 && d->mig_ci >= 0 &&
+                    nvidia_mig_cap_minor(root, minor, (unsigned) d->mig_gi, d->mig_ci, &cap) >= 0 &&
+                    !(paths[2] = ci = strdup_printf("/dev/nvidia-caps/nvidia-cap%u", cap)))
+                        return -ENOMEM;
+                for (size_t j = 0; j < ELEMENTSOF(paths); j++) {
+                        int q = paths[j] ? alloc_node(a, paths[j]) : 0;
+                        if (q < 0)
+                                return q;
+                }
+        }
+        return 0;
+}
+
 int resource_allocate(Root *root, const ResourceSet *set, const Resource *r, char *const *ids, size_t n_ids,
                       ContainerAlloc *ret, bool *ret_created, GvError *err) {
         if (n_ids == 0)
@@ -594,6 +641,9 @@ int resource_allocate(Root *root, const ResourceSet *set, const Resource *r, cha
                         else if (by_index && strv_contains(set->cdi, by_index))
                                 q = strv_push(&a.cdi, &a.n_cdi, TAKE_PTR(by_index));
                 }
+                /* and the device nodes, as NVIDIA's plugin passes them (--pass-device-specs) */
+                if (q >= 0)
+                        q = alloc_nvidia_nodes(root, r, ids, n_ids, &a);
                 break;
         case RESOURCE_PCI:
         case RESOURCE_MDEV:

@@ -59,6 +59,7 @@ typedef struct PluginDevice {
         bool healthy;
         char *why_unhealthy;
         unsigned mig_start, mig_size; /* RESOURCE_MIG (and single strategy's): placement on its GPU */
+        int mig_gi, mig_ci;           /* and its GPU and compute instance IDs; -1 otherwise */
         int nvml_index;  /* RESOURCE_GPU (a whole GPU): NVML's index, the name CDI specs give it; -1 otherwise */
         char *mdev_type; /* RESOURCE_MDEV: its type id */
         bool to_create;  /* RESOURCE_MDEV: a free instance of the type, created with this UUID on Allocate */

@@ -184,7 +184,30 @@ def scenario_dgx_mixed():
         a = gpu.allocate(whole[:2])
         check("Allocate nvidia.com/gpu: NVIDIA_VISIBLE_DEVICES has the two UUIDs",
               len(a) == 1 and a[0]["envs"].get("NVIDIA_VISIBLE_DEVICES") == ",".join(whole[:2]), str(a))
+        # device nodes as NVIDIA's plugin passes them: the driver's minors read here from its proc files
+        def minor(bdf):
+            with open(os.path.join(h.root, "proc/driver/nvidia/gpus", bdf, "information")) as f:
+                return int(f.read().split("Device Minor:")[1].split()[0])
+
+        with open(os.path.join(h.root, "proc/driver/nvidia-caps/mig-minors")) as f:
+            caps = dict(line.split() for line in f if line.strip())
+        control = ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"]
+        want = control + ["/dev/nvidia%d" % minor(addr[u]) for u in whole[:2]]
+        check("Allocate nvidia.com/gpu: the control nodes and each GPU's /dev/nvidia<minor>, all on the host",
+              [d["host_path"] for d in a[0]["devices"]] == want and
+              all(d["container_path"] == d["host_path"] and os.path.exists(h.root + d["host_path"])
+                  for d in a[0]["devices"]), "%s vs %s" % (a[0]["devices"], want))
+        inst = {i["uuid"]: (g["address"], i["gi_id"], i["ci_id"]) for g in status for i in g.get("instances", [])}
         one = migs["1g.5gb"][0][1]
+        bdf, gi, ci = inst[one]
+        m = minor(bdf)
+        want = control + ["/dev/nvidia%d" % m, "/dev/nvidia-caps/nvidia-cap" + caps["gpu%d/gi%d/access" % (m, gi)],
+                          "/dev/nvidia-caps/nvidia-cap" + caps["gpu%d/gi%d/ci%d/access" % (m, gi, ci)]]
+        a = small.allocate([one])
+        check("Allocate of a MIG device: its GPU's node and the capability nodes of its GPU and compute instance "
+              "(mig-minors)", [d["host_path"] for d in a[0]["devices"]] == want and
+              all(os.path.exists(h.root + d["host_path"]) for d in a[0]["devices"]),
+              "%s vs %s" % (a[0]["devices"], want))
         a = small.allocate([one], [migs["1g.5gb"][1][1]])
         check("Allocate of two containers of nvidia.com/mig-1g.5gb: one MIG UUID each",
               [c["envs"].get("NVIDIA_VISIBLE_DEVICES") for c in a] == [one, migs["1g.5gb"][1][1]], str(a))
@@ -738,6 +761,11 @@ def scenario_workstation():
         gpu = h.kubelet.accept(["nvidia.com/gpu"])["nvidia.com/gpu"]
         l, _ = gpu.wait_list(lambda l: len(l) == 2)
         check("both GeForce cards are whole GPUs while on nvidia", len(l) == 2, str(l))
+        info = os.path.join(h.root, "proc/driver/nvidia/gpus/0000:02:00.0/information")
+        with open(info) as f:
+            node = os.path.join(h.root, "dev/nvidia" + f.read().split("Device Minor:")[1].split()[0])
+        check("the simulated nvidia driver: each GPU it drives has its proc entry and its node",
+              os.path.exists(node))
         time.sleep(2.2)  # two periodic rescans
         log = h.log_text()
         check("NVML is opened once and kept across rescans",
@@ -745,6 +773,8 @@ def scenario_workstation():
         h.gpuvirt("passthrough", "enable", "0000:02:00.0", "--include", "0000:03:00.0", "--force")
         l, t = gpu.wait_list(lambda l: len(l) == 1)
         check("passthrough enable: the card leaves nvidia.com/gpu within 1 s", t < 1.0, "%.3fs" % t)
+        check("the GPU nvidia let go has no proc entry any more; its node stays, as nvidia-modprobe made it",
+              not os.path.exists(info) and os.path.exists(node))
         log = h.log_text()
         check("a GPU leaving the nvidia driver opens NVML again, once (it enumerates GPUs at nvmlInit)",
               log.count("NVML opened again: its GPUs are not those on the nvidia driver") == 1, log)
@@ -763,6 +793,9 @@ def scenario_workstation():
         l, t = p.wait_list(lambda l: len(l) == 0)
         l2, _ = gpu.wait_list(lambda l: len(l) == 2)
         check("passthrough disable: back to nvidia.com/gpu, the KubeVirt resource empties", len(l2) == 2 and t < 1.0)
+        with open(info) as f:
+            again = os.path.join(h.root, "dev/nvidia" + f.read().split("Device Minor:")[1].split()[0])
+        check("nvidia binds the GPU again: its proc entry is back, with the same minor", again == node)
     finally:
         h.stop()
         h.cleanup()
