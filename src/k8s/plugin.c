@@ -494,8 +494,11 @@ static void plugin_watch(Plugin *p) {
                 p->watch_dir = inotify_add_watch(p->inotify, p->dir, IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM);
         _cleanup_free_ char *run = root_path(p->root, "run");
         _cleanup_free_ char *state = root_path(p->root, "run/gpuvirt");
-        if (p->watch_run < 0 && run && dir_exists(run))
-                p->watch_run = inotify_add_watch(p->inotify, run, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+        /* a watch added now missed what happened before it (a first gpuvirt command may have made run/gpuvirt/
+         * and closed its lock between two turns of the loop): rescan once it is in place */
+        if (p->watch_run < 0 && run && dir_exists(run) &&
+            (p->watch_run = inotify_add_watch(p->inotify, run, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR)) >= 0)
+                p->rescan_due = true;
         if (p->config.mig_config && p->watch_labels < 0) {
                 _cleanup_free_ char *f = root_path(p->root, "%s", p->labels);
                 char *slash = f ? strrchr(f, '/') : NULL;
@@ -507,9 +510,10 @@ static void plugin_watch(Plugin *p) {
                                                                                   IN_DELETE | IN_ONLYDIR);
                 }
         }
-        if (p->watch_state < 0 && state && dir_exists(state))
-                p->watch_state = inotify_add_watch(p->inotify, state,
-                                                   IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE);
+        if (p->watch_state < 0 && state && dir_exists(state) &&
+            (p->watch_state = inotify_add_watch(p->inotify, state, IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_MOVED_TO |
+                                                                       IN_CREATE | IN_DELETE)) >= 0)
+                p->rescan_due = true;
 }
 
 static void plugin_read_events(Plugin *p) {
