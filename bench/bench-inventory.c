@@ -14,16 +14,7 @@
 #include "core/host/root.h"
 #include "sim/sim.h"
 
-static double now_us(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_d(const void *a, const void *b) {
-        double x = *(const double *)a, y = *(const double *)b;
-        return x < y ? -1 : x > y;
-}
+#include "bench-time.h"
 
 static void report(const char *what, double *t, int n) {
         qsort(t, (size_t)n, sizeof *t, cmp_d);

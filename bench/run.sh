@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks. Usage: bench/run.sh [BUILD_DIR]  (default build-release; ./dev.sh bench builds it)
-# Prints: in-process inventory timings, and the median wall time of whole commands:
+# Prints: the physical-limit table (bench/limits.sh), in-process inventory timings, and the median wall time of whole commands:
 # `gpuvirt list --json` on the largest simulated profile beside `lspci -nn` on the same tree.
 set -eu
 B=${1:-build-release}
@@ -8,6 +8,11 @@ GPUVIRT=$B/src/gpuvirt
 RUNS=${RUNS:-101}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/gpuvirt-bench-XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
+
+# The physical limits (issue 13): generated hosts, ratios against lspci, /bin/true and a shell (BEFORE=DIR
+# adds another build's gpuvirt to the same run).
+"$(dirname "$0")/limits.sh" "$B"
+echo
 
 # The largest profile = the one with most PCI devices.
 best= ; max=0

@@ -93,6 +93,31 @@ static void test_a_fault_that_persists_never_recovers(void **state) {
         health_unit_done(&u);
 }
 
+/* A vGPU whose guest runs unlicensed is degraded for as long as it does; a license held again and the clean
+ * period make it healthy. */
+static void test_unlicensed_vgpu(void **state) {
+        HealthUnit u = {};
+        HealthSample s = ok_sample();
+        s.have_license = true;
+        s.licensed = true;
+        s.license_state = "licensed";
+        assert_int_equal(feed(&u, &s, 1, S(5)), 0);
+        assert_int_equal(u.level, HEALTH_HEALTHY);
+        s.licensed = false;
+        s.license_state = "unlicensed (restricted)";
+        assert_int_equal(feed(&u, &s, 2, S(5)), 1);
+        assert_int_equal(u.level, HEALTH_DEGRADED);
+        assert_string_equal(u.reason,
+                            "vGPU not licensed: unlicensed (restricted) (the guest driver runs with reduced capability)");
+        assert_int_equal(feed(&u, &s, 30, S(5)), 0);
+        assert_int_equal(u.level, HEALTH_DEGRADED);
+        s.licensed = true;
+        assert_int_equal(feed(&u, &s, 33, S(5)), 0); /* clean since 30 only */
+        assert_int_equal(feed(&u, &s, 35, S(5)), 1);
+        assert_int_equal(u.level, HEALTH_HEALTHY);
+        health_unit_done(&u);
+}
+
 static void test_worse_wins_and_is_kept(void **state) {
         HealthUnit u = {};
         HealthSample s = ok_sample();
@@ -214,6 +239,7 @@ int main(void) {
                 cmocka_unit_test(test_xid_latches_and_recovers_after_clean_period),
                 cmocka_unit_test(test_application_xids_are_not_health),
                 cmocka_unit_test(test_a_fault_that_persists_never_recovers),
+                cmocka_unit_test(test_unlicensed_vgpu),
                 cmocka_unit_test(test_worse_wins_and_is_kept),
                 cmocka_unit_test(test_counters_at_start_are_the_baseline),
                 cmocka_unit_test(test_requalification),

@@ -202,6 +202,67 @@ static void test_nvml_errors(void **state) {
         assert_int_equal(nvml_error_to_errno((nvmlReturn_t)12345), -EIO);
 }
 
+/* NVML once per process: every opener of the root gets the handle the first one initialised, until the GPUs
+ * bound to nvidia change (one moved to vfio-pci: NVML's device list is initialised again, one GPU less); a GPU
+ * that falls off the bus after the initialisation is lost to the next handle asked for; a MIG step reads its
+ * own GPU only, as the whole read has it. */
+static void test_nvml_once(void **state) {
+        TestHost t;
+        test_host_open(&t, "dgx-a100");
+        Nvml *a = NULL, *b = NULL, *c = NULL;
+        /* NVML failing to initialise: refused with the reason, and again (the failed handle was once released
+         * under the lock its opener held: the process hung) */
+        assert_int_equal(sim_nvml_fail(t.dir, NVML_ERROR_DRIVER_NOT_LOADED), 0);
+        GvError e = {};
+        assert_true(nvml_open(t.root, &a, &e) < 0);
+        assert_non_null(e.message);
+        assert_non_null(strstr(e.message, "NVML_ERROR_DRIVER_NOT_LOADED"));
+        gv_error_done(&e);
+        assert_true(nvml_open(t.root, &a, NULL) < 0);
+        assert_null(a);
+        assert_int_equal(sim_nvml_fail(t.dir, 0), 0);
+        assert_int_equal(nvml_open(t.root, &a, NULL), 0);
+        assert_int_equal(nvml_open(t.root, &b, NULL), 0);
+        assert_ptr_equal(a, b);
+        unsigned count = 0;
+        assert_int_equal(a->f.nvmlDeviceGetCount_v2(&count), NVML_SUCCESS);
+        assert_int_equal(count, 8);
+        MigGpu *all = NULL, one;
+        size_t ng = 0;
+        assert_int_equal(mig_gpus_read(a, &all, &ng), 0);
+        assert_int_equal(mig_gpu_read(a, all[3].address, &one), 0);
+        assert_memory_equal(&one, &all[3], sizeof one);
+        assert_int_equal(mig_gpu_read(a, "0000:01:00.0", &one), -ENODEV);
+        free(all);
+        nvml_close(a);
+        nvml_close(b);
+        assert_int_equal(nvml_open(t.root, &c, NULL), 0);
+        assert_ptr_equal(c, a); /* kept for the next opener */
+        nvml_close(c);
+
+        /* a GPU leaves nvidia (as in a host.yaml's binding step): initialised again */
+        assert_int_equal(root_write(t.root, "0000:23:00.0", "sys/bus/pci/drivers/nvidia/unbind"), 0);
+        assert_int_equal(nvml_open(t.root, &c, NULL), 0);
+        assert_int_equal(c->f.nvmlDeviceGetCount_v2(&count), NVML_SUCCESS);
+        assert_int_equal(count, 7);
+        /* held: a caller that finds the set changed meanwhile gets one of its own */
+        assert_int_equal(root_write(t.root, "0000:23:00.0", "sys/bus/pci/drivers/nvidia/bind"), 0);
+        assert_int_equal(nvml_open(t.root, &b, NULL), 0);
+        assert_ptr_not_equal(b, c);
+        assert_int_equal(b->f.nvmlDeviceGetCount_v2(&count), NVML_SUCCESS);
+        assert_int_equal(count, 8);
+        nvml_close(b);
+        /* off the bus after the initialisation: its handle is refused from then on */
+        assert_int_equal(nvml_open(t.root, &a, NULL), 0);
+        nvmlDevice_t dev;
+        assert_int_equal(a->f.nvmlDeviceGetHandleByPciBusId_v2("0000:24:00.0", &dev), NVML_SUCCESS);
+        assert_int_equal(sim_device_off_bus(t.dir, "0000:24:00.0"), 0);
+        assert_int_equal(a->f.nvmlDeviceGetHandleByPciBusId_v2("0000:24:00.0", &dev), NVML_ERROR_GPU_IS_LOST);
+        nvml_close(a);
+        nvml_close(c);
+        test_host_close(&t);
+}
+
 static void test_nvml_load(void **state) {
         TestHost t;
         test_host_open(&t, "dgx-a100");
@@ -815,6 +876,7 @@ int main(void) {
                 cmocka_unit_test(test_profile_names),
                 cmocka_unit_test(test_config_steps),
                 cmocka_unit_test(test_instance_ops),
+                cmocka_unit_test(test_nvml_once),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

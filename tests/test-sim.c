@@ -192,6 +192,152 @@ static void test_profiles_layout(void **state) {
         assert_int_equal(sim_create("/tmp/gpuvirt-sim-unknown-profile", "nope"), -ENOENT);
 }
 
+/* The generated host of the scaling benchmark: exactly the size asked for, every device laid out as the
+ * profiles' are (lspci agrees), each A100 alone in its group, one console, and the kernel model plays writes
+ * on it (the size is read back from .gpuvirt-sim/profile). */
+static void test_generated_layout(void **state) {
+        static const struct {
+                unsigned devices, gpus;
+        } sizes[] = {{100, 8}, {300, 24}, {31, 8}};
+        for (size_t s = 0; s < ELEMENTSOF(sizes); s++) {
+                char spec[64];
+                snprintf(spec, sizeof spec, SIM_GENERATED_PROFILE ":%u:%u", sizes[s].devices, sizes[s].gpus);
+                TestHost t;
+                test_host_open(&t, spec);
+                assert_int_equal(t.host->n_devices, sizes[s].devices);
+                size_t gpus = 0, boot = 0;
+                const PciDevice *gpu = NULL;
+                for (size_t k = 0; k < t.host->n_devices; k++) {
+                        const PciDevice *d = &t.host->devices[k];
+                        check_device(&t, d, true);
+                        boot += d->boot_vga == 1;
+                        if (d->vendor == PCI_VENDOR_NVIDIA && d->device == 0x20b0) {
+                                gpus++;
+                                gpu = gpu ?: d;
+                                assert_string_equal(d->driver, "nvidia");
+                                assert_int_equal(group_size(&t, d->iommu_group), 1);
+                        }
+                }
+                assert_int_equal(gpus, sizes[s].gpus);
+                assert_int_equal(boot, 1);
+                check_lspci(&t);
+                _cleanup_free_ char *ovr = strdup_printf("sys/bus/pci/devices/%s/driver_override", gpu->addr);
+                assert_int_equal(sim_kernel_write(root_dir(t.root), ovr, "vfio-pci"), 0);
+                test_host_close(&t);
+        }
+        char *base = test_tmpdir();
+        _cleanup_free_ char *dir = strdup_printf("%s/host", base);
+        assert_int_equal(sim_create_generated(dir, 23, 8), -EINVAL);
+        assert_int_equal(sim_create_generated(dir, 100, 0), -EINVAL);
+        assert_int_equal(sim_create_generated(dir, 100000, 8), -ERANGE);
+        assert_int_equal(sim_create(dir, SIM_GENERATED_PROFILE ":100"), -ENOENT);
+        assert_int_equal(sim_create(dir, SIM_GENERATED_PROFILE "x"), -ENOENT);
+        assert_false(path_exists(dir));
+        test_tmpdir_remove(base);
+}
+
+static void same_str(const char *a, const char *b) {
+        if (a || b) {
+                assert_non_null(a);
+                assert_non_null(b);
+                assert_string_equal(a, b);
+        }
+}
+
+/* Every field the classification reads, as the full scan reads it. */
+static void same_class(const PciDevice *g, const PciDevice *f) {
+        assert_string_equal(g->addr, f->addr);
+        assert_int_equal(g->state, f->state);
+        same_str(g->syspath, f->syspath);
+        same_str(g->parent, f->parent);
+        assert_int_equal(g->vendor, f->vendor);
+        assert_int_equal(g->device, f->device);
+        assert_int_equal(g->class, f->class);
+        same_str(g->driver, f->driver);
+        assert_int_equal(g->iommu_group, f->iommu_group);
+        same_str(g->physfn, f->physfn);
+}
+
+static void same_device(const PciDevice *g, const PciDevice *f) {
+        same_class(g, f);
+        assert_false(g->partial);
+        assert_false(f->partial);
+        assert_int_equal(g->subsystem_vendor, f->subsystem_vendor);
+        assert_int_equal(g->subsystem_device, f->subsystem_device);
+        same_str(g->driver_override, f->driver_override);
+        assert_int_equal(g->numa_node, f->numa_node);
+        assert_int_equal(g->boot_vga, f->boot_vga);
+        assert_int_equal(g->is_vfio, f->is_vfio);
+        assert_int_equal(g->sriov_totalvfs, f->sriov_totalvfs);
+        assert_int_equal(g->sriov_numvfs, f->sriov_numvfs);
+        same_str(g->link_speed, f->link_speed);
+        same_str(g->link_width, f->link_width);
+        same_str(g->max_link_speed, f->max_link_speed);
+        same_str(g->max_link_width, f->max_link_width);
+        assert_int_equal(g->has_rom, f->has_rom);
+        assert_int_equal(g->has_mdev_types, f->has_mdev_types);
+        assert_int_equal(g->has_vendor_vgpu, f->has_vendor_vgpu);
+}
+
+/* The GPU scan (list, check): the devices of the full scan, each classified as the full scan reads it; in
+ * full every GPU, NVIDIA function, member of a GPU's group and VF of a GPU; a partial device, once completed,
+ * is the full scan's. */
+static void check_scan_gpus(Root *root, const PciHost *full) {
+        _cleanup_pci_host_free_ PciHost *g = NULL;
+        assert_int_equal(pci_host_scan_gpus(root, &g), 0);
+        assert_int_equal(g->n_devices, full->n_devices);
+        size_t partial = 0;
+        for (size_t i = 0; i < g->n_devices; i++) {
+                PciDevice *d = &g->devices[i];
+                const PciDevice *f = &full->devices[i];
+                same_class(d, f);
+                bool gpu_group = false;
+                for (size_t k = 0; k < full->n_devices && f->iommu_group >= 0; k++)
+                        gpu_group |= full->devices[k].iommu_group == f->iommu_group &&
+                                     (pci_device_is_display(&full->devices[k]) ||
+                                      full->devices[k].vendor == PCI_VENDOR_NVIDIA);
+                if (pci_device_is_display(f) || f->vendor == PCI_VENDOR_NVIDIA || gpu_group || pci_device_is_dead(f))
+                        assert_false(d->partial);
+                if (d->partial) {
+                        partial++;
+                        assert_int_equal(d->sriov_totalvfs, -1);
+                        assert_int_equal(d->numa_node, -1);
+                        assert_null(d->link_speed);
+                        assert_int_equal(pci_host_complete(g, d), 0);
+                }
+                same_device(d, f);
+        }
+        /* a host with other devices than GPUs leaves some partial */
+        assert_true(partial > 0);
+}
+
+/* The scan of an operation on one device: that device, its group, its card, its PF and VFs in full, as the
+ * full scan reads them; every other device classified as the full scan classifies it. */
+static void check_scan_device(Root *root, const PciHost *full, const PciDevice *focus) {
+        _cleanup_pci_host_free_ PciHost *g = NULL;
+        assert_int_equal(pci_host_scan_device(root, focus->addr, &g), 0);
+        assert_int_equal(g->n_devices, full->n_devices);
+        for (size_t i = 0; i < g->n_devices; i++) {
+                const PciDevice *d = &g->devices[i], *f = &full->devices[i];
+                same_class(d, f);
+                if (f == focus || (focus->iommu_group >= 0 && f->iommu_group == focus->iommu_group) ||
+                    pci_addr_same_card(&f->a, &focus->a) || (f->physfn && streq(f->physfn, focus->addr)))
+                        same_device(d, f);
+        }
+}
+
+static void test_scan_gpus(void **state) {
+        for (size_t i = 0; i <= sim_profile_count(); i++) {
+                TestHost t;
+                test_host_open(&t, i < sim_profile_count() ? sim_profile_info(i)->name : SIM_GENERATED_PROFILE ":300:24");
+                check_scan_gpus(t.root, t.host);
+                /* every device of a profile once the focus of a device scan (of the generated host one in 17) */
+                for (size_t k = 0; k < t.host->n_devices; k += t.host->n_devices > 100 ? 17 : 1)
+                        check_scan_device(t.root, t.host, &t.host->devices[k]);
+                test_host_close(&t);
+        }
+}
+
 static void test_layout_details(void **state) {
         TestHost t;
         test_host_open(&t, "no-iommu");
@@ -578,6 +724,8 @@ static void test_faults(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_profiles_layout),
+                cmocka_unit_test(test_generated_layout),
+                cmocka_unit_test(test_scan_gpus),
                 cmocka_unit_test(test_layout_details),
                 cmocka_unit_test(test_groups),
                 cmocka_unit_test(test_vfio_cycle),

@@ -145,13 +145,21 @@ int open_root(unsigned extra_flags, Root **ret) {
         return 0;
 }
 
-int scan(Root *root, PciHost **ret) {
-        int r = pci_host_scan(root, ret);
+static int scan_with(Root *root, int (*how)(Root *, PciHost **), PciHost **ret) {
+        int r = how(root, ret);
         if (r < 0) {
                 log_error_errno(r, "Cannot read PCI devices under %s: %m", root_dir(root));
                 return failure_errno(r);
         }
         return 0;
+}
+
+int scan(Root *root, PciHost **ret) {
+        return scan_with(root, pci_host_scan, ret);
+}
+
+int scan_gpus(Root *root, PciHost **ret) {
+        return scan_with(root, pci_host_scan_gpus, ret);
 }
 
 /* Resolve a device argument; prints the error. */

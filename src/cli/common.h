@@ -50,6 +50,8 @@ int open_root_unlocked(unsigned extra_flags, Root **ret);
 int hold_host_lock(Root *root);
 void unlock_host(void);
 int scan(Root *root, PciHost **ret);
+/* The same with pci_host_scan_gpus(): for what shows GPUs only (list, check of every GPU). */
+int scan_gpus(Root *root, PciHost **ret);
 /* Resolve a device argument; prints the error; 0, -EINVAL (not an address) or -errno (no such device). scan():
  * 0 or -errno (printed). */
 int lookup_device(const PciHost *h, const char *input, PciDevice **ret);
@@ -80,6 +82,7 @@ int verb_sim_aer(int argc, char **argv);
 int verb_sim_link(int argc, char **argv);
 int verb_sim_remove(int argc, char **argv);
 int verb_sim_nvml_fail(int argc, char **argv);
+int verb_sim_vgpu(int argc, char **argv);
 int verb_passthrough_enable(int argc, char **argv);
 int verb_passthrough_disable(int argc, char **argv);
 int verb_passthrough_persist(int argc, char **argv);

@@ -184,9 +184,11 @@ static const Verb verbs[] = {
                   .options = "--store --host --ttl --once"})},
         {"sim", 1, NULL, "sim profiles|create DIR --profile NAME|fault ATTR ERRNO|KILL|off-bus BDF\n"
                              "                            simulated hosts; what goes wrong on them (gpuvirtd):\n"
-                             "                            sim xid|telemetry|aer|link|remove BDF ...|nvml-fail ERR|off",
+                             "                            sim xid|telemetry|aer|link|remove BDF ...|nvml-fail ERR|off\n"
+                             "                            sim vgpu UNIT vm=NAME license=... util_sm=N ...",
          0, SUBS({"profiles", 0, verb_sim_profiles, "sim profiles"},
-                 {"create", 0, verb_sim_create, "sim create DIR --profile NAME", .options = "--profile"},
+                 {"create", 0, verb_sim_create, "sim create DIR --profile NAME [--devices N --gpus M]",
+                  .options = "--profile --devices --gpus"},
                  {"fault", 0, verb_sim_fault, "sim fault ATTR ERRNO|KILL"},
                  {"off-bus", 0, verb_sim_off_bus, "sim off-bus BDF"},
                  {"xid", 0, verb_sim_xid, "sim xid BDF CODE"},
@@ -194,7 +196,8 @@ static const Verb verbs[] = {
                  {"aer", 0, verb_sim_aer, "sim aer BDF correctable|nonfatal|fatal [COUNT]"},
                  {"link", 0, verb_sim_link, "sim link BDF SPEED WIDTH"},
                  {"remove", 0, verb_sim_remove, "sim remove BDF"},
-                 {"nvml-fail", 0, verb_sim_nvml_fail, "sim nvml-fail ERROR|off"})},
+                 {"nvml-fail", 0, verb_sim_nvml_fail, "sim nvml-fail ERROR|off"},
+                 {"vgpu", 0, verb_sim_vgpu, "sim vgpu UNIT KEY=VALUE..."})},
         {"capture", 1, verb_capture, "capture DIR               a read-only copy of this host's /sys and /proc (reports, tests)"},
         {"version", 0, verb_version, "version                   print the version"},
         {"help", 0, verb_help, "help                      this text"},

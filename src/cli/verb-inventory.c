@@ -218,7 +218,7 @@ int verb_list(int argc, char **argv) {
         _cleanup_pci_host_free_ PciHost *h = NULL;
         _cleanup_pci_names_free_ PciNames *names = NULL;
         int r;
-        if ((r = open_root(0, &root)) || (r = scan(root, &h)))
+        if ((r = open_root(0, &root)) || (r = scan_gpus(root, &h)))
                 return r;
         (void)pci_names_new(&names);
         _cleanup_json_ json_object *list = NULL;
@@ -428,7 +428,9 @@ int verb_check(int argc, char **argv) {
         _cleanup_check_report_free_ CheckReport *rep = NULL;
         PciDevice *d = NULL;
         int r;
-        if ((r = open_root(0, &root)) || (r = scan(root, &h)) || (device && (r = lookup_device(h, device, &d))))
+        /* one device may be any device, checked with its group: all read in full */
+        if ((r = open_root(0, &root)) || (r = device ? scan(root, &h) : scan_gpus(root, &h)) ||
+            (device && (r = lookup_device(h, device, &d))))
                 return r;
         r = check_run(h, d, &rep);
         if (r < 0)

@@ -55,34 +55,75 @@ static bool sim_profile_exists(const char *name) {
         return false;
 }
 
+typedef struct SimCreateArgs {
+        const char *profile, *devices, *gpus;
+} SimCreateArgs;
+
 static void sim_opt(int c, const char *v, void *ud) {
-        *(const char **)ud = v;
+        SimCreateArgs *a = ud;
+        if (c == 'p')
+                a->profile = v;
+        else if (c == 'd')
+                a->devices = v;
+        else if (c == 'g')
+                a->gpus = v;
+}
+
+/* --devices/--gpus of the generated profile: 0, or -EINVAL after saying why. */
+static int size_arg(const char *opt, const char *v, uint32_t def, uint32_t max, uint32_t *ret) {
+        *ret = def;
+        if (v && (parse_u32(v, 10, ret) < 0 || *ret == 0 || *ret > max))
+                return usage_error("sim create: %s takes a number from 1 to %u, not '%s'", opt, max, v);
+        return 0;
 }
 
 static int sim_create_verb(int argc, char **argv) {
-        static const struct option opts[] = {{"profile", required_argument, NULL, 'p'}, {}};
-        const char *profile = NULL;
-        int k = parse_verb_options(argc, argv, opts, "p:", sim_opt, &profile);
+        static const struct option opts[] = {{"profile", required_argument, NULL, 'p'},
+                                             {"devices", required_argument, NULL, 'd'},
+                                             {"gpus", required_argument, NULL, 'g'},
+                                             {}};
+        SimCreateArgs a = {};
+        int k = parse_verb_options(argc, argv, opts, "p:", sim_opt, &a);
         if (k < 0)
                 return -EINVAL; /* parse_verb_options() said why */
         if (argc - k != 1)
                 return usage_error("sim create: expected one directory: gpuvirt sim create DIR --profile NAME");
-        if (!profile)
+        if (!a.profile)
                 return usage_error("sim create: --profile NAME is required (see 'gpuvirt sim profiles')");
-        if (!sim_profile_exists(profile)) {
-                log_error("Unknown profile '%s'. Known profiles:", profile);
+        bool generated = streq(a.profile, SIM_GENERATED_PROFILE);
+        if ((a.devices || a.gpus) && !generated)
+                return usage_error("sim create: --devices and --gpus size the '" SIM_GENERATED_PROFILE "' profile only");
+        if (!generated && !sim_profile_exists(a.profile)) {
+                log_error("Unknown profile '%s'. Known profiles:", a.profile);
                 for (size_t i = 0; i < sim_profile_count(); i++)
                         fprintf(stderr, "  %s\n", sim_profile_info(i)->name);
+                fprintf(stderr, "  %s (--devices N --gpus M)\n", SIM_GENERATED_PROFILE);
                 return -EINVAL;
         }
-        int r = sim_create(argv[k], profile);
+        uint32_t devices = 0, gpus = 0;
+        int r;
+        if (generated) {
+                r = size_arg("--devices", a.devices, SIM_GENERATED_DEVICES, 20000, &devices);
+                r = r ?: size_arg("--gpus", a.gpus, SIM_GENERATED_GPUS, SIM_GENERATED_GPUS_MAX, &gpus);
+                if (r < 0)
+                        return r;
+                r = sim_create_generated(argv[k], devices, gpus);
+                if (r == -EINVAL)
+                        return usage_error("sim create: %u devices cannot hold %u GPUs (at least %u: the chipset's 7, "
+                                           "a root port per GPU, a root complex per 8 GPUs)",
+                                           devices, gpus, 7 + 2 * gpus + (gpus + 7) / 8);
+                if (r == -ERANGE)
+                        return usage_error("sim create: %u devices with %u GPUs need more than 256 PCI buses", devices,
+                                           gpus);
+        } else
+                r = sim_create(argv[k], a.profile);
         if (r == -EEXIST)
                 return log_error("'%s' exists and is not empty; give a new or empty directory.", argv[k]), r;
         if (r < 0)
                 return log_error_errno(r, "Cannot create simulated host in '%s': %m", argv[k]), failure_errno(r);
         if (!arg.json)
-                printf("Simulated host '%s' created in %s\nUse it with: gpuvirt --root %s list\n", profile, argv[k],
-                       argv[k]);
+                printf("Simulated host '%s' created in %s\nUse it with: gpuvirt --root %s list\n", a.profile,
+                       argv[k], argv[k]);
         return 0;
 }
 
@@ -244,6 +285,38 @@ static int sim_remove_verb(int argc, char **argv) {
         return r;
 }
 
+/* sim vgpu UNIT KEY=VALUE...: what a VM does with a vGPU unit, as the fake NVML's vGPU manager reports it. */
+static int sim_vgpu_verb(int argc, char **argv) {
+        if (argc < 3)
+                return usage_error("sim vgpu: expected UNIT KEY=VALUE... (UNIT: a VF with a vGPU type or an mdev UUID)");
+        _cleanup_root_free_ Root *root = NULL;
+        int r = open_sim_root(&root);
+        if (r)
+                return r;
+        _cleanup_free_ char *unit = NULL;
+        if (pci_addr_canonical(argv[1], &unit) < 0 && !(unit = strdup(argv[1])))
+                return log_oom();
+        for (int i = 2; i < argc; i++) {
+                const char *eq = strchr(argv[i], '=');
+                _cleanup_free_ char *key = eq ? strndup(argv[i], (size_t)(eq - argv[i])) : NULL;
+                if (!key)
+                        return usage_error("sim vgpu: '%s' is not KEY=VALUE", argv[i]);
+                r = sim_nvml_vgpu(root_dir(root), unit, key, eq + 1);
+                if (r == -EINVAL)
+                        return usage_error("sim vgpu: unknown key '%s' (vm, license, expiry, util_sm, util_mem, "
+                                           "util_enc, util_dec, fb_used_mib)", key);
+                if (r == -EDOM)
+                        return usage_error("sim vgpu: '%s' is not a value for %s (license: licensed, unlicensed, "
+                                           "restricted, unrestricted, uninitialized; expiry: YYYY-MM-DDTHH:MM:SS "
+                                           "or permanent; util_*: 0-100)", eq + 1, key);
+                if (r == -ENODEV)
+                        return log_error("No vGPU unit %s on this simulated host (a VF or an mdev UUID).", unit), r;
+                if (r < 0)
+                        return log_error_errno(r, "Cannot set %s of %s: %m", key, unit), failure_errno(r);
+        }
+        return 0;
+}
+
 /* sim nvml-fail ERROR|off: NVML calls fail with that nvmlReturn_t (a number or NVML_ERROR_* name). */
 static int sim_nvml_fail_verb(int argc, char **argv) {
         if (argc != 2)
@@ -313,4 +386,8 @@ int verb_sim_remove(int argc, char **argv) {
 
 int verb_sim_nvml_fail(int argc, char **argv) {
         return sim_nvml_fail_verb(argc - 1, argv + 1);
+}
+
+int verb_sim_vgpu(int argc, char **argv) {
+        return sim_vgpu_verb(argc - 1, argv + 1);
 }

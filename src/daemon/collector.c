@@ -6,6 +6,7 @@
  * touches the host, NVML and libvirt; the HTTP server only reads snapshots.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -112,7 +113,23 @@ typedef struct UnitRec {
         GpuTelemetry tm;
         unsigned gi, ci;
         uint64_t mig_mem;
+        int vgpu; /* its vGPU instance in Cycle.vgpus, -1: none */
 } UnitRec;
+
+/* A vGPU instance the vGPU manager reports (NVML, on the host): a running VM's vGPU. */
+typedef struct VgpuRec {
+        char gpu[PCI_ADDR_STRLEN];
+        char unit[UNIT_ID_MAX];  /* the host unit it is (mdev UUID, or the vendor vGPU's VF); "" unknown */
+        char uuid[NVML_DEVICE_UUID_BUFFER_SIZE];
+        char vm[128];            /* the VM's name (NVML's VM ID) */
+        char type[NVML_VGPU_NAME_BUFFER_SIZE];
+        bool has_fb, has_util, has_license;
+        uint64_t fb_used;
+        unsigned util[4]; /* sm, memory, encoder, decoder: percent */
+        unsigned license_state, expiry_status;
+        bool licensed;
+        int64_t expiry; /* Unix time, when expiry_status is VALID */
+} VgpuRec;
 
 typedef struct Holders {
         HostdevRef *refs;
@@ -295,7 +312,11 @@ static uint64_t aer_total(Root *root, const char *syspath, const char *attr, con
 }
 
 /* NVML's view of one GPU; the first failure (other than NOT_SUPPORTED) goes to *err. */
-static void nvml_sample(Collector *c, UnitRec *u, Tracked *t, int *err, nvmlReturn_t *err_code) {
+typedef struct Cycle Cycle;
+static void vgpus_read(Collector *c, Cycle *y, const PciDevice *d, nvmlDevice_t dev);
+
+static void nvml_sample(Collector *c, Cycle *y, const PciDevice *d, UnitRec *u, Tracked *t, int *err,
+                        nvmlReturn_t *err_code) {
         NvmlSyms *f = &c->nvml->f;
         nvmlDevice_t dev = NULL;
         nvmlReturn_t e = f->nvmlDeviceGetHandleByPciBusId_v2(u->unit, &dev);
@@ -305,6 +326,7 @@ static void nvml_sample(Collector *c, UnitRec *u, Tracked *t, int *err, nvmlRetu
                     f->nvmlDeviceRegisterEvents(dev, nvmlEventTypeXidCriticalError, c->evset) == NVML_SUCCESS)
                         t->dev = dev;
                 gpu_telemetry_read(c->nvml, dev, &u->tm, &e, &failures);
+                vgpus_read(c, y, d, dev);
         } else
                 failures = 1;
         c->nvml_errors += failures;
@@ -325,7 +347,7 @@ static const char *pf_mode(const PciDevice *d, bool mig_on, bool has_mdevs) {
         return d->driver ? "host" : "unbound";
 }
 
-typedef struct Cycle {
+struct Cycle {
         PciHost *host;
         MigGpu *mig;
         size_t n_mig;
@@ -336,9 +358,11 @@ typedef struct Cycle {
         Holders holders;
         UnitRec *recs;
         size_t n_recs;
+        VgpuRec *vgpus;
+        size_t n_vgpus;
         json_object *gpus;
         uint64_t stale_usec; /* a guest agent that has not reported for this long is down */
-} Cycle;
+};
 
 static void cycle_done(Cycle *y) {
         pci_host_free(y->host);
@@ -349,6 +373,7 @@ static void cycle_done(Cycle *y) {
         for (size_t i = 0; i < y->n_recs; i++)
                 free(y->recs[i].power_state);
         free(y->recs);
+        free(y->vgpus);
         json_object_put(y->gpus);
         *y = (Cycle){};
 }
@@ -359,7 +384,7 @@ static UnitRec *rec_new(Cycle *y) {
                 return NULL;
         y->recs = n;
         UnitRec *u = &y->recs[y->n_recs++];
-        *u = (UnitRec){.iommu_group = -1};
+        *u = (UnitRec){.iommu_group = -1, .vgpu = -1};
         return u;
 }
 
@@ -368,6 +393,127 @@ static const MigGpu *mig_of(const Cycle *y, const char *addr) {
                 if (streq(y->mig[i].address, addr))
                         return &y->mig[i];
         return NULL;
+}
+
+static const char *license_state_text(unsigned st) {
+        switch (st) {
+        case NVML_GRID_LICENSE_STATE_LICENSED:
+                return "licensed";
+        case NVML_GRID_LICENSE_STATE_UNLICENSED:
+                return "unlicensed";
+        case NVML_GRID_LICENSE_STATE_UNLICENSED_RESTRICTED:
+                return "unlicensed (restricted)";
+        case NVML_GRID_LICENSE_STATE_UNLICENSED_UNRESTRICTED:
+                return "unlicensed (unrestricted)";
+        case NVML_GRID_LICENSE_STATE_UNINITIALIZED:
+                return "uninitialized";
+        default:
+                return "unknown";
+        }
+}
+
+static const char *expiry_text(unsigned st) {
+        return st == NVML_GRID_LICENSE_EXPIRY_VALID          ? "valid" :
+               st == NVML_GRID_LICENSE_EXPIRY_PERMANENT      ? "permanent" :
+               st == NVML_GRID_LICENSE_EXPIRY_NOT_APPLICABLE ? "not_applicable" :
+               st == NVML_GRID_LICENSE_EXPIRY_INVALID        ? "invalid" :
+                                                               "not_available";
+}
+
+/* The GPU's vGPU instances (running VMs' vGPUs) into y->vgpus: per-VM utilization, framebuffer, license;
+ * each mapped to its host unit (the mdev NVML names, or the vendor vGPU on this GPU the VM holds). */
+static void vgpus_read(Collector *c, Cycle *y, const PciDevice *d, nvmlDevice_t dev) {
+        NvmlSyms *f = &c->nvml->f;
+        if (!f->nvmlDeviceGetActiveVgpus)
+                return;
+        nvmlVgpuInstance_t ids[64];
+        unsigned n = ELEMENTSOF(ids);
+        nvmlReturn_t e = f->nvmlDeviceGetActiveVgpus(dev, &n, ids);
+        if (e != NVML_SUCCESS) {
+                if (e != NVML_ERROR_NOT_SUPPORTED)
+                        c->nvml_errors++;
+                return;
+        }
+        nvmlVgpuInstanceUtilizationSample_t samples[64];
+        unsigned ns = 0;
+        nvmlValueType_t vt = NVML_VALUE_TYPE_UNSIGNED_INT;
+        if (n > 0 && f->nvmlDeviceGetVgpuUtilization) {
+                ns = ELEMENTSOF(samples);
+                if (f->nvmlDeviceGetVgpuUtilization(dev, 0, &vt, &ns, samples) != NVML_SUCCESS)
+                        ns = 0;
+        }
+        for (unsigned i = 0; i < n && i < ELEMENTSOF(ids); i++) {
+                VgpuRec *nv = realloc(y->vgpus, (y->n_vgpus + 1) * sizeof *nv);
+                if (!nv)
+                        return;
+                y->vgpus = nv;
+                VgpuRec *v = &y->vgpus[y->n_vgpus++];
+                *v = (VgpuRec){};
+                snprintf(v->gpu, sizeof v->gpu, "%s", d->addr);
+                nvmlVgpuVmIdType_t idt;
+                unsigned tl = sizeof v->type;
+                nvmlVgpuTypeId_t type = 0;
+                if (f->nvmlVgpuInstanceGetUUID && f->nvmlVgpuInstanceGetUUID(ids[i], v->uuid, sizeof v->uuid) != NVML_SUCCESS)
+                        v->uuid[0] = 0;
+                if (f->nvmlVgpuInstanceGetVmID && f->nvmlVgpuInstanceGetVmID(ids[i], v->vm, sizeof v->vm, &idt) != NVML_SUCCESS)
+                        v->vm[0] = 0;
+                if (f->nvmlVgpuInstanceGetType && f->nvmlVgpuTypeGetName &&
+                    (f->nvmlVgpuInstanceGetType(ids[i], &type) != NVML_SUCCESS ||
+                     f->nvmlVgpuTypeGetName(type, v->type, &tl) != NVML_SUCCESS))
+                        v->type[0] = 0;
+                unsigned long long fb = 0;
+                v->has_fb = f->nvmlVgpuInstanceGetFbUsage && f->nvmlVgpuInstanceGetFbUsage(ids[i], &fb) == NVML_SUCCESS;
+                v->fb_used = fb;
+                nvmlVgpuLicenseInfo_t li = {};
+                if (f->nvmlVgpuInstanceGetLicenseInfo_v2 &&
+                    f->nvmlVgpuInstanceGetLicenseInfo_v2(ids[i], &li) == NVML_SUCCESS) {
+                        v->has_license = true;
+                        v->licensed = li.isLicensed;
+                        v->license_state = li.currentState;
+                        v->expiry_status = li.licenseExpiry.status;
+                        if (li.licenseExpiry.status == NVML_GRID_LICENSE_EXPIRY_VALID) {
+                                struct tm tmv = {.tm_year = (int)li.licenseExpiry.year - 1900,
+                                                 .tm_mon = li.licenseExpiry.month - 1, .tm_mday = li.licenseExpiry.day,
+                                                 .tm_hour = li.licenseExpiry.hour, .tm_min = li.licenseExpiry.min,
+                                                 .tm_sec = li.licenseExpiry.sec};
+                                v->expiry = (int64_t)timegm(&tmv);
+                        }
+                }
+                for (unsigned k = 0; k < ns; k++) {
+                        if (samples[k].vgpuInstance != ids[i])
+                                continue;
+                        const nvmlValue_t *val[4] = {&samples[k].smUtil, &samples[k].memUtil, &samples[k].encUtil,
+                                                     &samples[k].decUtil};
+                        for (size_t j = 0; j < 4; j++)
+                                v->util[j] = vt == NVML_VALUE_TYPE_UNSIGNED_INT ? val[j]->uiVal :
+                                             vt == NVML_VALUE_TYPE_UNSIGNED_LONG_LONG ? (unsigned)val[j]->ullVal :
+                                             vt == NVML_VALUE_TYPE_DOUBLE ? (unsigned)val[j]->dVal : 0;
+                        v->has_util = vt <= NVML_VALUE_TYPE_UNSIGNED_LONG_LONG;
+                }
+                /* the host unit: an mdev by its UUID; a vendor vGPU (no mdev) by the VM that holds it */
+                char mdev[48];
+                if (f->nvmlVgpuInstanceGetMdevUUID &&
+                    f->nvmlVgpuInstanceGetMdevUUID(ids[i], mdev, sizeof mdev) == NVML_SUCCESS && mdev[0])
+                        snprintf(v->unit, sizeof v->unit, "%s", mdev);
+                else
+                        for (size_t k = 0; v->vm[0] && k < y->n_vv; k++) {
+                                const VendorVgpuUnit *vv = &y->vv[k];
+                                PciAddr a;
+                                if (!vv->active || !streq(vv->pf, d->addr) || pci_addr_parse(vv->vf, &a) < 0)
+                                        continue;
+                                HostdevRef ref = {.type = HOSTDEV_TYPE_PCI, .addr = a};
+                                const char *dom = holder_of(&y->holders, &ref);
+                                if (dom && streq(dom, v->vm))
+                                        snprintf(v->unit, sizeof v->unit, "%s", vv->vf);
+                        }
+        }
+}
+
+static int vgpu_of(const Cycle *y, const char *unit) {
+        for (size_t i = 0; i < y->n_vgpus; i++)
+                if (y->vgpus[i].unit[0] && streq(y->vgpus[i].unit, unit))
+                        return (int)i;
+        return -1;
 }
 
 /* One PCI unit (GPU or VF): sysfs, NVML, health. */
@@ -424,10 +570,16 @@ static int pci_unit(Collector *c, Cycle *y, const PciDevice *d, uint64_t mono, u
                           .have_aer = u->has_aer, .aer_fatal = u->aer[2], .aer_nonfatal = u->aer[1]};
         nvmlReturn_t code = NVML_SUCCESS;
         if (s.nvml_expected && !pci_device_is_dead(d))
-                nvml_sample(c, u, t, &s.nvml_error, &code);
+                nvml_sample(c, y, d, u, t, &s.nvml_error, &code);
         else if (s.nvml_expected)
                 s.nvml_error = -ENODEV;
         s.nvml_error_name = nvml_error_name(code);
+        u->vgpu = vv ? vgpu_of(y, u->unit) : -1;
+        if (u->vgpu >= 0 && y->vgpus[u->vgpu].has_license) {
+                s.have_license = true;
+                s.licensed = y->vgpus[u->vgpu].licensed;
+                s.license_state = license_state_text(y->vgpus[u->vgpu].license_state);
+        }
         s.have_ecc = u->tm.has_ecc;
         s.ecc_dbe = u->tm.ecc_dbe;
         char now_s[48], max_s[48];
@@ -544,12 +696,13 @@ static void unit_labels(FILE *f, const char *name, const UnitRec *u) {
                 fprintf(f, "} " fmt "\n", __VA_ARGS__);                                                       \
         } while (0)
 
-/* The families of units that have a field, each with HELP and TYPE once. */
-#define FAMILY_EACH(f, y, cond, name, type, help, ...)                                                        \
+/* A family over the records (var, of type T, in items[0..count)) that have a field: HELP and TYPE once,
+ * before the first sample; nothing when none has it. */
+#define FAMILY_OVER(f, T, var, items, count, cond, name, type, help, ...)                                     \
         do {                                                                                                  \
                 bool _any = false;                                                                            \
-                for (size_t _i = 0; _i < (y)->n_recs; _i++) {                                                 \
-                        const UnitRec *u = &(y)->recs[_i];                                                    \
+                for (size_t _i = 0; _i < (count); _i++) {                                                     \
+                        T *var = &(items)[_i];                                                                \
                         if (!(cond))                                                                          \
                                 continue;                                                                     \
                         if (!_any)                                                                            \
@@ -558,6 +711,9 @@ static void unit_labels(FILE *f, const char *name, const UnitRec *u) {
                         __VA_ARGS__;                                                                          \
                 }                                                                                             \
         } while (0)
+/* ... over the units (u) */
+#define FAMILY_EACH(f, y, cond, name, type, help, ...)                                                        \
+        FAMILY_OVER(f, const UnitRec, u, (y)->recs, (y)->n_recs, cond, name, type, help, __VA_ARGS__)
 
 /* The host units a domain holds, in the order its live XML lists them (PCI GPU units and mdevs). */
 static size_t domain_units(const Cycle *y, const char *domain, const UnitRec **out, size_t max) {
@@ -644,6 +800,63 @@ static void render_guests(Collector *c, const Cycle *y, FILE *f) {
                         }
                 }
         }
+}
+
+static void vgpu_labels(FILE *f, const char *name, const VgpuRec *v) {
+        fprintf(f, "%s{gpu=", name);
+        label_value(f, v->gpu);
+        fputs(",unit=", f);
+        label_value(f, v->unit);
+        fputs(",vgpu=", f);
+        label_value(f, v->uuid);
+        fputs(",domain=", f);
+        label_value(f, v->vm);
+}
+
+/* The vGPU manager's view of each running VM's vGPU (NVML on the host). */
+static void render_vgpus(const Cycle *y, FILE *f) {
+        static const char *const engines[4] = {"sm", "memory", "encoder", "decoder"};
+#define VGPU_EACH(cond, name, type, help, ...)                                                                \
+        FAMILY_OVER(f, const VgpuRec, v, y->vgpus, y->n_vgpus, cond, name, type, help, __VA_ARGS__)
+        VGPU_EACH(true, "gpuvirt_vgpu_instance_info", "gauge",
+                  "A vGPU instance a running VM uses, as the vGPU manager reports it (always 1): its GPU, host unit "
+                  "(mdev UUID or vendor vGPU VF; empty when not known), vGPU UUID, VM and type.", {
+                          vgpu_labels(f, "gpuvirt_vgpu_instance_info", v);
+                          fputs(",profile=", f);
+                          label_value(f, v->type);
+                          fputs("} 1\n", f);
+                  });
+        VGPU_EACH(v->has_util, "gpuvirt_vgpu_utilization_ratio", "gauge",
+                  "Utilization of the GPU by one VM's vGPU over the manager's last sample, 0 to 1, by engine.", {
+                          for (size_t k = 0; k < 4; k++) {
+                                  vgpu_labels(f, "gpuvirt_vgpu_utilization_ratio", v);
+                                  fprintf(f, ",engine=\"%s\"} %.2f\n", engines[k], v->util[k] / 100.0);
+                          }
+                  });
+        VGPU_EACH(v->has_fb, "gpuvirt_vgpu_framebuffer_used_bytes", "gauge",
+                  "Framebuffer (GPU memory) the VM's vGPU uses.", {
+                          vgpu_labels(f, "gpuvirt_vgpu_framebuffer_used_bytes", v);
+                          fprintf(f, "} %" PRIu64 "\n", v->fb_used);
+                  });
+        VGPU_EACH(v->has_license, "gpuvirt_vgpu_licensed", "gauge",
+                  "Whether the VM's guest driver holds a vGPU license (1) or runs unlicensed (0).", {
+                          vgpu_labels(f, "gpuvirt_vgpu_licensed", v);
+                          fprintf(f, "} %d\n", v->licensed ? 1 : 0);
+                  });
+        VGPU_EACH(v->has_license, "gpuvirt_vgpu_license_state", "gauge",
+                  "The vGPU's license state and the kind of its expiry, as labels (always 1).", {
+                          vgpu_labels(f, "gpuvirt_vgpu_license_state", v);
+                          fputs(",state=", f);
+                          label_value(f, license_state_text(v->license_state));
+                          fprintf(f, ",expiry=\"%s\"} 1\n", expiry_text(v->expiry_status));
+                  });
+        VGPU_EACH(v->has_license && v->expiry_status == NVML_GRID_LICENSE_EXPIRY_VALID,
+                  "gpuvirt_vgpu_license_expiry_timestamp_seconds", "gauge",
+                  "When the vGPU's license expires (Unix time); only for licenses with an expiry.", {
+                          vgpu_labels(f, "gpuvirt_vgpu_license_expiry_timestamp_seconds", v);
+                          fprintf(f, "} %" PRId64 "\n", v->expiry);
+                  });
+#undef VGPU_EACH
 }
 
 static int render_metrics(Collector *c, const Cycle *y, uint64_t took, char **ret, size_t *ret_len) {
@@ -754,6 +967,7 @@ static int render_metrics(Collector *c, const Cycle *y, uint64_t took, char **re
                             label_value(f, u->profile);
                             fprintf(f, ",gi=\"%u\",ci=\"%u\"} %" PRIu64 "\n", u->gi, u->ci, u->mig_mem);
                     });
+        render_vgpus(y, f);
         render_guests(c, y, f);
         fputs("# EOF\n", f) < 0 ? (void)0 : (void)0;
         if (fclose(f) != 0) {
@@ -808,7 +1022,37 @@ static json_object *metrics_obj(const UnitRec *u) {
         return m;
 }
 
-static json_object *unit_obj(const UnitRec *u) {
+static json_object *vgpu_obj(const VgpuRec *v) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "gpu", json_object_new_string(v->gpu));
+        json_object_object_add(o, "unit", v->unit[0] ? json_object_new_string(v->unit) : NULL);
+        json_object_object_add(o, "uuid", json_object_new_string(v->uuid));
+        json_object_object_add(o, "vm", json_object_new_string(v->vm));
+        json_object_object_add(o, "type", v->type[0] ? json_object_new_string(v->type) : NULL);
+        if (v->has_util) {
+                json_object_object_add(o, "sm_utilization_percent", json_object_new_int((int)v->util[0]));
+                json_object_object_add(o, "memory_utilization_percent", json_object_new_int((int)v->util[1]));
+                json_object_object_add(o, "encoder_utilization_percent", json_object_new_int((int)v->util[2]));
+                json_object_object_add(o, "decoder_utilization_percent", json_object_new_int((int)v->util[3]));
+        }
+        if (v->has_fb)
+                json_object_object_add(o, "framebuffer_used_bytes", json_object_new_int64((int64_t)v->fb_used));
+        if (v->has_license) {
+                json_object *l = json_object_new_object();
+                json_object_object_add(l, "licensed", json_object_new_boolean(v->licensed));
+                json_object_object_add(l, "state", json_object_new_string(license_state_text(v->license_state)));
+                json_object_object_add(l, "expiry", json_object_new_string(expiry_text(v->expiry_status)));
+                if (v->expiry_status == NVML_GRID_LICENSE_EXPIRY_VALID) {
+                        char t[32];
+                        health_format_time((uint64_t)v->expiry * 1000000u, t);
+                        json_object_object_add(l, "expires", json_object_new_string(t));
+                }
+                json_object_object_add(o, "license", l);
+        }
+        return o;
+}
+
+static json_object *unit_obj(const Cycle *y, const UnitRec *u) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "unit", json_object_new_string(u->unit));
         json_object_object_add(o, "gpu", json_object_new_string(u->gpu));
@@ -821,6 +1065,8 @@ static json_object *unit_obj(const UnitRec *u) {
         json_object_object_add(o, "present", json_object_new_boolean(u->present));
         json_object_object_add(o, "health", u->t ? health_obj(u->t) : NULL);
         json_object_object_add(o, "metrics", metrics_obj(u));
+        if (u->vgpu >= 0)
+                json_object_object_add(o, "vgpu_instance", vgpu_obj(&y->vgpus[u->vgpu]));
         return o;
 }
 
@@ -866,7 +1112,7 @@ static int json_text(json_object *o, char **ret, size_t *ret_len) {
 static int render_json(Collector *c, Cycle *y, Snapshot *s, char **ret_health) {
         json_object *units = json_object_new_array(), *hunits = json_object_new_array();
         for (size_t i = 0; i < y->n_recs; i++) {
-                json_object *uo = unit_obj(&y->recs[i]);
+                json_object *uo = unit_obj(y, &y->recs[i]);
                 json_object_object_add(uo, "guest", guest_obj(c, y, &y->recs[i]));
                 json_object_array_add(units, uo);
                 if (y->recs[i].t)
@@ -896,6 +1142,15 @@ static int render_json(Collector *c, Cycle *y, Snapshot *s, char **ret_health) {
                                 json_object_object_add(d, "health", health_obj(y->recs[k].t));
                                 json_object_object_add(d, "metrics", metrics_obj(&y->recs[k]));
                         }
+                json_object *vl = NULL;
+                for (size_t k = 0; addr && k < y->n_vgpus; k++)
+                        if (streq(y->vgpus[k].gpu, addr)) {
+                                if (!vl)
+                                        vl = json_object_new_array();
+                                json_object_array_add(vl, vgpu_obj(&y->vgpus[k]));
+                        }
+                if (vl)
+                        json_object_object_add(d, "vgpu_instances", vl);
         }
         json_object_object_add(gw, "gpus", gl);
         if (r >= 0)
@@ -1006,9 +1261,12 @@ static int cycle(Collector *c, uint64_t clean, uint64_t stale, const char *virt_
                 snprintf(ref.uuid, sizeof ref.uuid, "%s", m->uuid);
                 u->domain = holder_of(&y.holders, &ref);
                 u->t = m->parent ? tracked_find(c, m->parent) : NULL;
+                u->vgpu = vgpu_of(&y, m->uuid);
         }
         if (r >= 0 && inventory_list(y.host, c->names, false, &y.gpus) < 0)
                 y.gpus = NULL;
+        /* the names of what this host has are cached now: libpci's parsed pci.ids would cost ~2 MiB resident */
+        pci_names_drop_table(c->names);
 
         Snapshot *s = calloc(1, sizeof *s);
         _cleanup_free_ char *health = NULL;
@@ -1080,6 +1338,8 @@ static void *collector_main(void *p) {
                         if (r < 0)
                                 break;
                 }
+                /* a cycle frees what the one before allocated: give the freed pages back before waiting */
+                (void)malloc_trim(0);
                 wait_events(c, start + interval);
         }
         return NULL;

@@ -533,3 +533,9 @@ int sim_create(const char *dir, const char *profile) {
         }
         return 0;
 }
+
+int sim_create_generated(const char *dir, unsigned devices, unsigned gpus) {
+        char spec[64];
+        snprintf(spec, sizeof spec, SIM_GENERATED_PROFILE ":%u:%u", devices, gpus);
+        return sim_create(dir, spec);
+}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "basic/fileio.h"
+#include "core/vm/hostdev.h"
 #include "sim-internal.h"
 
 /* The kernel's names of the AER errors it counts per device (drivers/pci/pcie/aer.c), per attribute. */
@@ -166,6 +167,46 @@ int sim_nvml_telemetry(const char *rootdir, const char *bdf, const char *key, ui
         /* the fake library takes the last line of a key */
         _cleanup_free_ char *line = strdup_printf("%s %" PRIu64 "\n", key, value);
         return nvml_append(rootdir, bdf, ".telemetry", line);
+}
+
+static const char *const vgpu_num_keys[] = {"util_sm", "util_mem", "util_enc", "util_dec", "fb_used_mib", NULL};
+static const char *const license_states[] = {"licensed", "unlicensed", "restricted", "unrestricted", "uninitialized",
+                                             NULL};
+
+int sim_nvml_vgpu(const char *rootdir, const char *unit, const char *key, const char *value) {
+        bool mdev = uuid_is_valid(unit);
+        _cleanup_free_ char *dev = mdev ? strdup_printf("%s/sys/bus/mdev/devices/%s", rootdir, unit) :
+                                          device_dir(rootdir, unit);
+        _cleanup_free_ char *p = strdup_printf("%s/" SIM_MARKER_DIR "/nvml/vgpu-%s", rootdir, unit);
+        if (!dev || !p)
+                return -ENOMEM;
+        if (!path_exists(dev))
+                return -ENODEV;
+        unsigned y, mo, d, h, mi, sec;
+        char end;
+        uint32_t v;
+        if (streq(key, "vm")) {
+                if (strpbrk(value, " \t\n"))
+                        return -EDOM;
+        } else if (streq(key, "license")) {
+                if (!strv_contains((char *const *)license_states, value))
+                        return -EDOM;
+        } else if (streq(key, "expiry")) {
+                if (!streq(value, "permanent") &&
+                    (sscanf(value, "%4u-%2u-%2uT%2u:%2u:%2u%c", &y, &mo, &d, &h, &mi, &sec, &end) != 6 || mo < 1 ||
+                     mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60))
+                        return -EDOM;
+        } else if (strv_contains((char *const *)vgpu_num_keys, key)) {
+                if (parse_u32(value, 10, &v) < 0 || (startswith(key, "util_") && v > 100))
+                        return -EDOM;
+        } else
+                return -EINVAL;
+        int r = nvml_dir(rootdir);
+        if (r < 0)
+                return r;
+        /* the fake library takes the last line of a key */
+        _cleanup_free_ char *line = strdup_printf("%s %s\n", key, value);
+        return line ? write_file(p, line, strlen(line), O_CREAT | O_APPEND, 0644) : -ENOMEM;
 }
 
 int sim_nvml_fail(const char *rootdir, int nvml_return) {

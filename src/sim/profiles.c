@@ -240,6 +240,13 @@ static const SimModel qemu_nvme = {.vendor = 0x1b36, .device = 0x0010, .subvendo
                                    .sriov_offset = 1, .sriov_stride = 1, .vf_device = 0x0010, .bar0_size_mb = 1,
                                    .vf_probe_fails = true};
 
+/* The generated host's root complexes beyond the chipset's (Skylake-SP/Cascade Lake stacks) and its uncore:
+ * the CHA registers, one function per core, eight to a slot on root buses of their own (bus 0xfe/0xff of a
+ * real Xeon Scalable), which is what makes a two-socket server list hundreds of functions. */
+static const SimModel skx_vtd = HOSTB(0x8086, 0x2024, 0x088000);
+static const SimModel skx_cha = {.vendor = 0x8086, .device = 0x208d, .subvendor = 0x8086, .subdevice = 0x0000,
+                                 .class = 0x088000, .revision = 0x07, .port = SIM_PORT_RCIEP};
+
 /* ---- builders ------------------------------------------------------------------------------------- */
 
 static int add(SimHost *h, const SimModel *m, int parent, unsigned bus, unsigned slot, unsigned func, int numa,
@@ -436,6 +443,52 @@ static void build_no_iommu(SimHost *h) {
         add(h, &rtx6000_audio, p, 0x3b, 0, 1, -1, 0);
 }
 
+/* "generated": a Cascade Lake two-socket server of the size asked for (gen_devices PCI functions, gen_gpus
+ * A100s), for the scaling benchmark. The chipset as on t4-grid, then one stack (root bus) per eight GPUs,
+ * each GPU on a root port of its own (ACS, a group each), with an NVMe drive and a ConnectX-6 on ports of
+ * the stack when the size leaves room, the stacks alternating between the sockets; every function left goes
+ * to the uncore buses (eight functions a slot, 32 slots a bus). Refused (-EINVAL) when the size cannot hold
+ * the GPUs, -ERANGE when it would need more than 256 buses. */
+static void build_generated(SimHost *h) {
+        size_t want = h->gen_devices;
+        unsigned gpus = h->gen_gpus, stacks = (gpus + 7) / 8, bus = 0x03;
+        c620_chipset(h, 0);
+        size_t need = h->n + stacks + 2 * (size_t)gpus;
+        if (gpus == 0 || want < need) {
+                h->error = h->error ?: -EINVAL;
+                return;
+        }
+        bool extras = want - need >= 4 * (size_t)stacks;
+        /* the buses, counted before anything is added: a root bus per stack, one per GPU and extra, then the
+         * uncore's, 256 functions each */
+        size_t left = want - need - (extras ? 4 * (size_t)stacks : 0);
+        if (bus + stacks + gpus + (extras ? 2 * (size_t)stacks : 0) + (left + 255) / 256 > 0x100) {
+                h->error = h->error ?: -ERANGE;
+                return;
+        }
+        for (unsigned s = 0, g = 0; s < stacks; s++) {
+                int numa = (int)(s % 2);
+                unsigned rb = bus++, slot = 1;
+                add(h, &skx_vtd, -1, rb, 0, 0, numa, 0);
+                for (unsigned i = 0; i < 8 && g < gpus; i++, g++) {
+                        int p = add(h, &skx_rp, -1, rb, slot++, 0, numa, SIM_ACS);
+                        add(h, &a100, p, bus++, 0, 0, numa, 0);
+                }
+                if (extras) {
+                        int p = add(h, &skx_rp, -1, rb, slot++, 0, numa, SIM_ACS);
+                        add(h, &nvme, p, bus++, 0, 0, numa, 0);
+                        p = add(h, &skx_rp, -1, rb, slot++, 0, numa, SIM_ACS);
+                        add(h, &cx6, p, bus++, 0, 0, numa, 0);
+                }
+        }
+        for (unsigned i = 0; h->n < want && h->error >= 0; i++) {
+                unsigned slot = i / 8 % 32, func = i % 8;
+                if (func == 0 && slot == 0)
+                        bus++;
+                add(h, &skx_cha, -1, bus - 1, slot, func, (int)(i / 256 % 2), 0);
+        }
+}
+
 static void build_qemu_q35(SimHost *h) {
         add(h, &q35_host, -1, 0x00, 0, 0, -1, 0);
         int rp1 = add(h, &q35_rp, -1, 0x00, 0x02, 0, -1, SIM_ACS);
@@ -585,6 +638,20 @@ static const SimProfile profiles[] = {
         },
 };
 
+/* Not in the table: its size comes with its name ("generated:DEVICES:GPUS", sim_create_generated()), and
+ * `sim profiles` and the golden tests cover the fixed hosts. */
+static const SimProfile generated_profile = {
+        .info = {SIM_GENERATED_PROFILE,
+                 "Intel Xeon (Cascade Lake) x2 of any size: A100s on root ports, NVMe, ConnectX-6, uncore functions"},
+        .cpu_model = "Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz",
+        .cpu_family = 6, .cpu_model_id = 85, .cpu_stepping = 7,
+        .sockets = 2, .numa_nodes = 2,
+        .iommu_fw = true, .iommu_kernel = true, .intr_remap = true, .vfio_loaded = true,
+        .cmdline_extra = "intel_iommu=on iommu=pt",
+        .extra_modules = mods_none,
+        .build = build_generated,
+};
+
 size_t sim_profile_count(void) {
         return ELEMENTSOF(profiles);
 }
@@ -593,7 +660,32 @@ const SimProfileInfo *sim_profile_info(size_t i) {
         return i < ELEMENTSOF(profiles) ? &profiles[i].info : NULL;
 }
 
+/* "generated" alone, or with its size: "generated:DEVICES:GPUS" (ret_devices and ret_gpus get the size, the
+ * defaults without one); NULL for any other name or a malformed size. */
+static const SimProfile *generated_find(const char *name, unsigned *ret_devices, unsigned *ret_gpus) {
+        size_t l = strlen(SIM_GENERATED_PROFILE);
+        if (strncmp(name, SIM_GENERATED_PROFILE, l) != 0)
+                return NULL;
+        uint32_t devices = SIM_GENERATED_DEVICES, gpus = SIM_GENERATED_GPUS;
+        if (name[l] == ':') {
+                _cleanup_free_ char *copy = strdup(name + l + 1);
+                char *colon = copy ? strchr(copy, ':') : NULL;
+                if (!colon)
+                        return NULL;
+                *colon = '\0';
+                if (parse_u32(copy, 10, &devices) < 0 || parse_u32(colon + 1, 10, &gpus) < 0)
+                        return NULL;
+        } else if (name[l] != '\0')
+                return NULL;
+        *ret_devices = devices;
+        *ret_gpus = gpus;
+        return &generated_profile;
+}
+
 const SimProfile *sim_profile_find(const char *name) {
+        unsigned devices, gpus;
+        if (generated_find(name, &devices, &gpus))
+                return &generated_profile;
         for (size_t i = 0; i < ELEMENTSOF(profiles); i++)
                 if (streq(profiles[i].info.name, name))
                         return &profiles[i];
@@ -721,6 +813,8 @@ int sim_host_new(const char *profile, SimHost **ret) {
         if (!h)
                 return -ENOMEM;
         h->profile = p;
+        if (p == &generated_profile)
+                (void)generated_find(profile, &h->gen_devices, &h->gen_gpus);
         p->build(h);
         if (h->error < 0)
                 return h->error;

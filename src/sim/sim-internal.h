@@ -104,6 +104,7 @@ typedef struct SimHost {
         SimDev *devs;
         size_t n;
         int error;
+        unsigned gen_devices, gen_gpus; /* the size of a generated host */
 } SimHost;
 
 struct SimProfile {

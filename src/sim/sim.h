@@ -29,6 +29,17 @@ typedef struct SimProfileInfo {
 size_t sim_profile_count(void);
 const SimProfileInfo *sim_profile_info(size_t i);
 
+/* A host of any size for scaling benchmarks (`sim create DIR --profile generated --devices N --gpus M`): not
+ * one of the profiles listed, its name carries its size ("generated:N:M", what .gpuvirt-sim/profile holds),
+ * "generated" alone is the default size. */
+#define SIM_GENERATED_PROFILE "generated"
+#define SIM_GENERATED_DEVICES 100u
+#define SIM_GENERATED_GPUS    8u
+#define SIM_GENERATED_GPUS_MAX 128u /* as many as the fake NVML holds (src/sim/nvml: MAX_DEVS) */
+/* -EINVAL when devices cannot hold the GPUs (each takes its root port, each eight GPUs a root complex, and
+ * the chipset 7 functions) or gpus is 0, -ERANGE when the host would need more than 256 buses. */
+int sim_create_generated(const char *dir, unsigned devices, unsigned gpus);
+
 /* Write a freshly booted simulated host of the named profile into dir (created; must be empty or
  * absent). -ENOENT for an unknown profile, -EEXIST when dir is not empty. */
 int sim_create(const char *dir, const char *profile);
@@ -114,7 +125,12 @@ int sim_device_off_bus(const char *rootdir, const char *bdf);
  *  - sim_nvml_xid(): an Xid event the fake NVML delivers to its event sets;
  *  - sim_nvml_telemetry(): one telemetry value (util_gpu, util_mem, mem_used_mib, temp, power_mw, clock_sm,
  *    clock_mem, ecc_sbe, ecc_dbe; -EINVAL for another key);
- *  - sim_nvml_fail(): NVML fails with that nvmlReturn_t from now on (0: works again).
+ *  - sim_nvml_fail(): NVML fails with that nvmlReturn_t from now on (0: works again);
+ *  - sim_nvml_vgpu(): what a VM does with a vGPU unit (a VF with a vendor vGPU type, or an mdev UUID), as
+ *    the vGPU manager reports it: vm NAME (running in that VM; empty: stopped), license licensed |
+ *    unlicensed | restricted | unrestricted | uninitialized, expiry YYYY-MM-DDTHH:MM:SS | permanent,
+ *    util_sm, util_mem, util_enc, util_dec (percent), fb_used_mib. -EINVAL for another key, -EDOM for a
+ *    bad value, -ENODEV when the unit does not exist.
  */
 typedef enum SimAerKind {
         SIM_AER_CORRECTABLE,
@@ -130,6 +146,7 @@ int sim_device_remove(const char *rootdir, const char *bdf);
 int sim_nvml_xid(const char *rootdir, const char *bdf, unsigned xid);
 int sim_nvml_telemetry(const char *rootdir, const char *bdf, const char *key, uint64_t value);
 int sim_nvml_fail(const char *rootdir, int nvml_return);
+int sim_nvml_vgpu(const char *rootdir, const char *unit, const char *key, const char *value);
 
 /* As the error of sim_inject_fault() (or "KILL" in the faults file): the process writing is killed with
  * SIGKILL at that write, before the kernel model sees it — a crash at an exact point for recovery tests. */

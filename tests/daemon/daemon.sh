@@ -3,7 +3,7 @@
 # faults and recovers after the (shortened) clean period, NVML failing while it keeps serving, bad
 # requests, SIGHUP reload, SIGTERM clean (the sanitizers report any leak or error at exit), the state
 # file and `gpuvirt list`/`show` printing health.
-# daemon.sh GPUVIRT GPUVIRTD PART [AGENT]: PART is profiles, health, requests, reload, agent (gpuvirt-agent,
+# daemon.sh GPUVIRT GPUVIRTD PART [AGENT]: PART is profiles, health, requests, reload, vgpu, agent (gpuvirt-agent,
 # the guest side, against the fake NVML) or guest (gpuvirtd reading the agent through the domain's channel,
 # libvirt's test driver holding the running domains).
 set -u
@@ -479,6 +479,69 @@ PY
         for _ in $(seq 60); do get /metrics | grep -q '^gpuvirt_guest_agent_up{domain="vm1"} 0$' && break; sleep 0.2; done
         get /metrics | grep -q '^gpuvirt_guest_agent_up{domain="vm1"} 0$' && ok || fail "silent agent still up"
         get /metrics | grep -q 'gpuvirt_guest_gpu_.*domain="vm1"' && fail "stale guest numbers exported" || ok
+        stop_daemon
+        ;;
+vgpu)
+        # the vGPU manager's view through NVML on the vendor-vGPU host (h100): per-VM utilization,
+        # framebuffer and license of a running VM's vGPU; unlicensed degrades the unit, licensed again recovers
+        H=$TMP/h100
+        "$GPUVIRT" sim create "$H" --profile h100 >/dev/null
+        "$GPUVIRT" --root "$H" vgpu create 16:00.4 "NVIDIA H100-10C" >/dev/null
+        expect_rc 2 "$GPUVIRT" --root "$H" sim vgpu 16:00.4 license=maybe && expect_in "$ERR" "not a value for license" "bad license"
+        expect_rc 2 "$GPUVIRT" --root "$H" sim vgpu 16:00.4 util_sm=101 && expect_in "$ERR" "util_*: 0-100" "bad util"
+        expect_rc 2 "$GPUVIRT" --root "$H" sim vgpu 16:00.4 colour=red && expect_in "$ERR" "unknown key 'colour'" "bad key"
+        expect_rc 1 "$GPUVIRT" --root "$H" sim vgpu 16:07.7 vm=x && expect_in "$ERR" "No vGPU unit 0000:16:07.7" "no unit"
+        expect_rc 0 "$GPUVIRT" --root "$H" sim vgpu 16:00.4 vm=vm-a license=licensed expiry=2027-03-01T12:00:00 \
+                util_sm=40 util_mem=25 util_enc=5 fb_used_mib=2048
+        hd() { echo "<hostdev mode='subsystem' type='pci' managed='no'><source><address domain='0x0000' bus='0x16' slot='0x00' function='0x$1'/></source></hostdev>"; }
+        echo "<node><domain type='test'><name>vm-a</name><memory>1048576</memory><os><type>hvm</type></os><devices>$(hd 4)</devices></domain></node>" >"$TMP/node.xml"
+        start_daemon "$H" --interval 0.2 --clean-period 1 --libvirt "test://$TMP/node.xml" || exit 1
+        L='gpu="0000:16:00.0",unit="0000:16:00.4",vgpu="[0-9a-f-]*",domain="vm-a"'
+        for _ in $(seq 50); do get /metrics | grep -q '^gpuvirt_vgpu_licensed' && break; sleep 0.1; done
+        m=$(get /metrics)
+        for want in "gpuvirt_vgpu_instance_info{$L,profile=\"NVIDIA H100-10C\"} 1" \
+                "gpuvirt_vgpu_utilization_ratio{$L,engine=\"sm\"} 0.40" "gpuvirt_vgpu_utilization_ratio{$L,engine=\"memory\"} 0.25" \
+                "gpuvirt_vgpu_utilization_ratio{$L,engine=\"encoder\"} 0.05" "gpuvirt_vgpu_framebuffer_used_bytes{$L} 2147483648" \
+                "gpuvirt_vgpu_licensed{$L} 1" "gpuvirt_vgpu_license_state{$L,state=\"licensed\",expiry=\"valid\"} 1" \
+                "gpuvirt_vgpu_license_expiry_timestamp_seconds{$L} $(date -u -d 2027-03-01T12:00:00Z +%s)" \
+                'gpuvirt_host_driver_info{version="550.127.05"} 1'; do
+                grep -qx "$want" <<<"$m" && ok || fail "metric $want missing: $(grep -E 'vgpu_|driver_info' <<<"$m")"
+        done
+        promtool_clean "vgpu"
+        [ "$(health_of 0000:16:00.4)" = healthy ] && ok || fail "licensed vGPU not healthy: $(health_of 0000:16:00.4)"
+        get /v1/units | jq -e '.units[] | select(.unit == "0000:16:00.4") | .vgpu_instance.vm == "vm-a" and .vgpu_instance.license.licensed
+                and .vgpu_instance.license.expires == "2027-03-01T12:00:00Z" and .vgpu_instance.sm_utilization_percent == 40' >/dev/null &&
+                ok || fail "vgpu_instance in /v1/units: $(get /v1/units | jq -c '.units[] | select(.unit == "0000:16:00.4")')"
+        get /v1/gpus | jq -e '.gpus[] | select(.address == "0000:16:00.0") | .vgpu_instances | length == 1' >/dev/null &&
+                ok || fail "vgpu_instances in /v1/gpus: $(get /v1/gpus | jq -c '.gpus[] | select(.address == "0000:16:00.0") | .vgpu_instances')"
+        # the guest loses its license: degraded with the reason, and healthy again once licensed and clean
+        "$GPUVIRT" --root "$H" sim vgpu 16:00.4 license=restricted
+        wait_health 0000:16:00.4 degraded
+        get /v1/units | jq -r '.units[] | select(.unit == "0000:16:00.4") | .health.reason' | grep -q "vGPU not licensed: unlicensed (restricted)" &&
+                ok || fail "license reason: $(get /v1/units | jq -c '.units[] | select(.unit == "0000:16:00.4") | .health')"
+        get /metrics | grep -qx "gpuvirt_vgpu_license_state{$L,state=\"unlicensed (restricted)\",expiry=\"not_applicable\"} 1" &&
+                ok || fail "restricted state metric: $(get /metrics | grep license_state)"
+        get /metrics | grep -q "^gpuvirt_vgpu_license_expiry_timestamp_seconds" && fail "an unlicensed vGPU has an expiry" || ok
+        "$GPUVIRT" --root "$H" sim vgpu 16:00.4 license=licensed
+        wait_health 0000:16:00.4 healthy 10
+        # the VM stops: the manager no longer reports the vGPU, no series stays behind
+        "$GPUVIRT" --root "$H" sim vgpu 16:00.4 vm=
+        for _ in $(seq 50); do get /metrics | grep -q '^gpuvirt_vgpu_' || break; sleep 0.1; done
+        get /metrics | grep -q '^gpuvirt_vgpu_' && fail "a stopped VM's vGPU still exported" || ok
+        stop_daemon
+        # mdev vGPUs (t4-grid): the instance names its mdev, whatever holds it
+        H=$TMP/t4
+        "$GPUVIRT" sim create "$H" --profile t4-grid >/dev/null
+        u=$("$GPUVIRT" --root "$H" vgpu create 3b:00.0 nvidia-222 | cut -d: -f1)
+        "$GPUVIRT" --root "$H" sim vgpu "$u" vm=vm-b license=unlicensed util_sm=7
+        start_daemon "$H" --interval 0.2 || exit 1
+        for _ in $(seq 50); do get /metrics | grep -q '^gpuvirt_vgpu_licensed' && break; sleep 0.1; done
+        get /metrics | grep -qx "gpuvirt_vgpu_licensed{gpu=\"0000:3b:00.0\",unit=\"$u\",vgpu=\"[0-9a-f-]*\",domain=\"vm-b\"} 0" &&
+                ok || fail "mdev vGPU license: $(get /metrics | grep vgpu_)"
+        get /metrics | grep -q "gpuvirt_vgpu_instance_info{.*unit=\"$u\".*profile=\"GRID T4-1B\"} 1" && ok || fail "mdev vGPU info: $(get /metrics | grep instance_info)"
+        get /v1/units | jq -e --arg u "$u" '.units[] | select(.unit == $u) | .vgpu_instance.license.state == "unlicensed"' >/dev/null &&
+                ok || fail "mdev vgpu_instance: $(get /v1/units | jq -c --arg u "$u" '.units[] | select(.unit == $u)')"
+        promtool_clean "vgpu mdev"
         stop_daemon
         ;;
 *)

@@ -12,7 +12,10 @@
  * Transactions can also be in flight several at once (store_txn_submit/wait): each on its own handle of one
  * curl multi handle (its own keep-alive connection), answered and retried by the same rules as one at a time.
  */
+/* the calls go through the table below: curl's type-checking macros would expand the table's member names */
+#define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #include <time.h>
 
 #include "basic/base64.h"
+#include "basic/dlsym-table.h"
 #include "basic/fileio.h"
 #include "core/fleet/store.h"
 
@@ -118,17 +122,69 @@ static int decode(json_object *o, const char *key, char **ret) {
         return base64_decode(s ?: "", ret, NULL);
 }
 
+/*
+ * libcurl is loaded with dlopen when an etcd store is opened: linked, it would load its TLS, Kerberos, LDAP,
+ * SSH and IDN libraries (about 30) into every gpuvirt process, though only this file talks HTTP. One typed
+ * table, resolved by dlsym_table() as NVML's and libvirt's are.
+ */
+#define CURL_SYMBOLS(X) \
+        X(curl_easy_cleanup) \
+        X(curl_easy_getinfo) \
+        X(curl_easy_init) \
+        X(curl_easy_perform) \
+        X(curl_easy_setopt) \
+        X(curl_easy_strerror) \
+        X(curl_global_init) \
+        X(curl_multi_add_handle) \
+        X(curl_multi_cleanup) \
+        X(curl_multi_info_read) \
+        X(curl_multi_init) \
+        X(curl_multi_perform) \
+        X(curl_multi_poll) \
+        X(curl_multi_remove_handle) \
+        X(curl_slist_append) \
+        X(curl_slist_free_all)
+
+static struct {
+        void *dl;
+#define CURL_SYM_FIELD(name) __typeof__(&name) name;
+        CURL_SYMBOLS(CURL_SYM_FIELD)
+#undef CURL_SYM_FIELD
+} curlsym;
+
+/* 0, or -ENOPKG (err says why) when libcurl (libcurl4) is not installed or lacks a symbol. */
+static int curl_dlopen(GvError *err) {
+        if (curlsym.dl)
+                return 0;
+        void *dl = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+        if (!dl)
+                return gv_error_set(err, -ENOPKG, NULL, "dlopen", "libcurl is not available: %s", dlerror());
+        const DlsymEntry table[] = {
+#define CURL_SYM_ENTRY(name) {#name, (void **)&curlsym.name, true},
+                CURL_SYMBOLS(CURL_SYM_ENTRY)
+#undef CURL_SYM_ENTRY
+        };
+        const char *missing = NULL;
+        if (dlsym_table(dl, table, ELEMENTSOF(table), &missing) < 0) {
+                dlclose(dl);
+                return gv_error_set(err, -ENOPKG, NULL, "dlsym", "libcurl is not available: libcurl.so.4 lacks %s",
+                                    missing);
+        }
+        curlsym.dl = dl;
+        return 0;
+}
+
 static CURL *handle(struct curl_slist *headers) {
-        CURL *c = curl_easy_init();
+        CURL *c = curlsym.curl_easy_init();
         if (!c)
                 return NULL;
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+        curlsym.curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+        curlsym.curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curlsym.curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+        curlsym.curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+        curlsym.curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curlsym.curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+        curlsym.curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
         return c;
 }
 
@@ -137,9 +193,9 @@ static int setup(Etcd *e, CURL *h, size_t ep, const char *path, const char *body
         _cleanup_free_ char *url = strdup_printf("http://%s%s", e->endpoints[ep], path);
         if (!url)
                 return -ENOMEM;
-        curl_easy_setopt(h, CURLOPT_URL, url); /* copied by libcurl */
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+        curlsym.curl_easy_setopt(h, CURLOPT_URL, url); /* copied by libcurl */
+        curlsym.curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curlsym.curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
         return 0;
 }
 
@@ -157,7 +213,7 @@ static int judge(Store *s, size_t ep, int attempt, CURLcode c, CURL *h, const Bu
         Etcd *e = s->data;
         *ret_wait_ms = 0;
         if (c != CURLE_OK) {
-                store_set_error(s, "%s: %s", e->endpoints[ep], curl_easy_strerror(c));
+                store_set_error(s, "%s: %s", e->endpoints[ep], curlsym.curl_easy_strerror(c));
                 next_endpoint(e, ep);
                 if (c != CURLE_COULDNT_CONNECT)
                         return -EIO; /* sent, no answer: applied or not, the caller decides */
@@ -167,7 +223,7 @@ static int judge(Store *s, size_t ep, int attempt, CURLcode c, CURL *h, const Bu
                 return attempt + 1 < ATTEMPTS ? 1 : -ECONNREFUSED;
         }
         long code = 0;
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        curlsym.curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
         json_object *o = json_tokener_parse(b->data ?: "");
         if (!o || !json_object_is_type(o, json_type_object)) {
                 json_object_put(o);
@@ -200,7 +256,7 @@ static int post(Store *s, const char *path, json_object *body, json_object **ret
                 int r = setup(e, e->curl, ep, path, text, &b);
                 if (r < 0)
                         return r;
-                CURLcode c = curl_easy_perform(e->curl);
+                CURLcode c = curlsym.curl_easy_perform(e->curl);
                 long wait_ms;
                 r = judge(s, ep, attempt, c, e->curl, &b, ret, &wait_ms);
                 free(b.data);
@@ -335,7 +391,7 @@ static int call_send(Etcd *e, Call *c) {
         int r = setup(e, c->h, c->ep, "/v3/kv/txn", c->body, &c->b);
         if (r < 0)
                 return r;
-        if (curl_multi_add_handle(e->multi, c->h) != CURLM_OK)
+        if (curlsym.curl_multi_add_handle(e->multi, c->h) != CURLM_OK)
                 return -ENOMEM;
         c->added = true;
         return 0;
@@ -343,7 +399,7 @@ static int call_send(Etcd *e, Call *c) {
 
 static void call_end(Etcd *e, Call *c) {
         if (c->added)
-                curl_multi_remove_handle(e->multi, c->h);
+                curlsym.curl_multi_remove_handle(e->multi, c->h);
         free(c->body);
         free(c->b.data);
         *c = (Call){.h = c->h};
@@ -358,7 +414,7 @@ static int etcd_txn_submit(Store *s, const StoreCmp *cmp, size_t n_cmp, const St
                         c = &e->calls[i];
         if (!c)
                 return -EBUSY;
-        if (!e->multi && !(e->multi = curl_multi_init()))
+        if (!e->multi && !(e->multi = curlsym.curl_multi_init()))
                 return -ENOMEM;
         json_object *req = txn_json(cmp, n_cmp, succ, n_succ, fail, n_fail);
         char *body = req ? strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN)) : NULL;
@@ -380,9 +436,9 @@ static int etcd_txn_wait(Store *s, void **ret_tag, int *ret_status, StoreTxnResu
         Etcd *e = s->data;
         for (;;) {
                 int running, left;
-                if (curl_multi_perform(e->multi, &running) != CURLM_OK)
+                if (curlsym.curl_multi_perform(e->multi, &running) != CURLM_OK)
                         return -EIO;
-                for (CURLMsg *m; (m = curl_multi_info_read(e->multi, &left));) {
+                for (CURLMsg *m; (m = curlsym.curl_multi_info_read(e->multi, &left));) {
                         Call *c = NULL;
                         for (size_t i = 0; i < ELEMENTSOF(e->calls) && !c; i++)
                                 if (e->calls[i].added && e->calls[i].h == m->easy_handle)
@@ -390,7 +446,7 @@ static int etcd_txn_wait(Store *s, void **ret_tag, int *ret_status, StoreTxnResu
                         if (m->msg != CURLMSG_DONE || !c)
                                 continue;
                         CURLcode code = m->data.result;
-                        curl_multi_remove_handle(e->multi, c->h);
+                        curlsym.curl_multi_remove_handle(e->multi, c->h);
                         c->added = false;
                         json_object *o = NULL;
                         long wait_ms;
@@ -425,7 +481,7 @@ static int etcd_txn_wait(Store *s, void **ret_tag, int *ret_status, StoreTxnResu
                         }
                 }
                 int timeout = next == INT64_MAX ? 1000 : (int)MIN(next - now, (int64_t)1000);
-                if (curl_multi_poll(e->multi, NULL, 0, timeout, NULL) != CURLM_OK)
+                if (curlsym.curl_multi_poll(e->multi, NULL, 0, timeout, NULL) != CURLM_OK)
                         return -EIO;
         }
 }
@@ -475,13 +531,13 @@ static int etcd_watch(Store *s, const char *prefix, int64_t from, int timeout_ms
         Buf b = {.watching = true, .revision = from};
         int r = 0;
         if (url) {
-                curl_easy_setopt(e->watch, CURLOPT_URL, url);
-                curl_easy_setopt(e->watch, CURLOPT_POSTFIELDS, text);
-                curl_easy_setopt(e->watch, CURLOPT_WRITEDATA, &b);
-                curl_easy_setopt(e->watch, CURLOPT_TIMEOUT_MS, (long)MAX(timeout_ms, 1));
-                CURLcode c = curl_easy_perform(e->watch);
+                curlsym.curl_easy_setopt(e->watch, CURLOPT_URL, url);
+                curlsym.curl_easy_setopt(e->watch, CURLOPT_POSTFIELDS, text);
+                curlsym.curl_easy_setopt(e->watch, CURLOPT_WRITEDATA, &b);
+                curlsym.curl_easy_setopt(e->watch, CURLOPT_TIMEOUT_MS, (long)MAX(timeout_ms, 1));
+                CURLcode c = curlsym.curl_easy_perform(e->watch);
                 if (!b.changed && c != CURLE_OPERATION_TIMEDOUT && c != CURLE_OK) {
-                        store_set_error(s, "watch on %s: %s", e->endpoints[e->current], curl_easy_strerror(c));
+                        store_set_error(s, "watch on %s: %s", e->endpoints[e->current], curlsym.curl_easy_strerror(c));
                         e->current = (e->current + 1) % e->n_endpoints;
                         r = -EIO;
                 }
@@ -501,15 +557,15 @@ static void etcd_done(Store *s) {
         for (size_t i = 0; i < ELEMENTSOF(e->calls); i++) {
                 call_end(e, &e->calls[i]);
                 if (e->calls[i].h)
-                        curl_easy_cleanup(e->calls[i].h);
+                        curlsym.curl_easy_cleanup(e->calls[i].h);
         }
         if (e->multi)
-                curl_multi_cleanup(e->multi);
+                curlsym.curl_multi_cleanup(e->multi);
         if (e->curl)
-                curl_easy_cleanup(e->curl);
+                curlsym.curl_easy_cleanup(e->curl);
         if (e->watch)
-                curl_easy_cleanup(e->watch);
-        curl_slist_free_all(e->headers);
+                curlsym.curl_easy_cleanup(e->watch);
+        curlsym.curl_slist_free_all(e->headers);
         for (size_t i = 0; i < e->n_endpoints; i++)
                 free(e->endpoints[i]);
         free(e);
@@ -530,8 +586,11 @@ static const StoreOps etcd_ops = {
 
 int store_etcd_open(const char *endpoints, Store *s, GvError *err) {
         static bool global_init = false;
+        int r = curl_dlopen(err);
+        if (r < 0)
+                return r;
         if (!global_init) {
-                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                if (curlsym.curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
                         return -EIO;
                 global_init = true;
         }
@@ -560,7 +619,7 @@ int store_etcd_open(const char *endpoints, Store *s, GvError *err) {
                 gv_error_set(err, -EINVAL, NULL, NULL, "etcd:// needs at least one HOST:PORT");
                 return etcd_done(s), -EINVAL;
         }
-        e->headers = curl_slist_append(NULL, "Content-Type: application/json");
+        e->headers = curlsym.curl_slist_append(NULL, "Content-Type: application/json");
         e->curl = handle(e->headers);
         e->watch = handle(e->headers);
         if (!e->headers || !e->curl || !e->watch)

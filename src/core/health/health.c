@@ -119,6 +119,9 @@ static int sample_fault(const HealthUnit *u, const HealthSample *s, HealthLevel 
                 if (s->link_downgraded)
                         FAULT(HEALTH_DEGRADED, "PCIe link downgraded: %s, capable of %s", s->link_now ?: "?",
                               s->link_max ?: "?");
+                if (s->have_license && !s->licensed)
+                        FAULT(HEALTH_DEGRADED, "vGPU not licensed: %s (the guest driver runs with reduced "
+                                               "capability)", s->license_state ?: "unlicensed");
                 if (s->nvml_expected && s->nvml_error == -ENODEV)
                         FAULT(HEALTH_GONE, "NVML reports the GPU lost (NVML_ERROR_GPU_IS_LOST)");
                 else if (s->nvml_expected && s->nvml_error < 0)

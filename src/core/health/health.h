@@ -56,6 +56,9 @@ typedef struct HealthSample {
         uint64_t aer_fatal, aer_nonfatal;
         bool link_downgraded;       /* current speed or width below the maximum */
         const char *link_now, *link_max; /* "8.0 GT/s x8", for the reason */
+        bool have_license;          /* a vGPU the vGPU manager reports (a running VM's) */
+        bool licensed;              /* its guest driver holds a license */
+        const char *license_state;  /* "unlicensed (restricted)", for the reason */
 } HealthSample;
 
 typedef struct HealthUnit {

@@ -1,95 +1,220 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include <pci/pci.h>
-#include <setjmp.h>
-#include <stdarg.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "basic/fileio.h"
 #include "basic/log.h"
+#include "config.h"
 #include "core/host/names.h"
 
+/*
+ * pci.ids is mapped, never parsed as a whole: libpci's pci_lookup_name() reads every line of it into a hash
+ * on the first lookup (about 10 ms a process), where a command names a handful of devices. The first lookup
+ * here records where each vendor's block starts (one pass over the line starts, no copy), a device lookup
+ * reads its vendor's block only. The names are the ones libpci gives (tests/test-names.c compares every
+ * entry of the file with libpci's): the text after the ID and its blanks, one trailing blank or tab cut,
+ * comments and blank lines skipped, the first of two entries for one ID taken.
+ *
+ * One database per process, shared by every user (the verb and the readiness check it runs): the mapping
+ * is read-only, the index built once under a lock, so threads may share it too.
+ */
 struct PciNames {
-        struct pci_access *pacc;
+        unsigned refs;
+        const char *map;
+        size_t size;
+        size_t n_vendors;
+        struct VendorBlock {
+                uint16_t id;
+                uint32_t start, end; /* the vendor's line, and the end of its block */
+        } *vendors;
 };
 
-/* libpci's default error handler calls exit(1), and the handler must not return. Ours logs and jumps
- * back to the lookup, which then falls back to the numeric name: a library must not end the daemon
- * because pci.ids is damaged. */
-static __thread jmp_buf *names_jmp;
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+static PciNames *names_shared;
 
-_noreturn_ static void names_error(char *msg, ...) {
-        char buf[512];
-        va_list ap;
-        va_start(ap, msg);
-        vsnprintf(buf, sizeof buf, msg, ap);
-        va_end(ap);
-        log_debug("libpci: %s", buf);
-        if (names_jmp)
-                longjmp(*names_jmp, 1);
-        abort();
+static int hexval(char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-static void names_warning(char *msg, ...) {
-        char buf[512];
-        va_list ap;
-        va_start(ap, msg);
-        vsnprintf(buf, sizeof buf, msg, ap);
-        va_end(ap);
-        log_debug("libpci: %s", buf);
-}
-
-/* pci_lookup_name() guarded against libpci's fatal error path. */
-static const char *lookup(PciNames *n, char *buf, size_t size, int flags, int a, int b) {
-        jmp_buf jb;
-        if (!n)
-                return NULL;
-        if (setjmp(jb) != 0) {
-                names_jmp = NULL;
-                return NULL;
+/* four hex digits at p (of the line [p, e)), or -1 */
+static int hex4(const char *p, const char *e) {
+        if (e - p < 4)
+                return -1;
+        int v = 0;
+        for (int i = 0; i < 4; i++) {
+                int x = hexval(p[i]);
+                if (x < 0)
+                        return -1;
+                v = v << 4 | x;
         }
-        names_jmp = &jb;
-        const char *s = pci_lookup_name(n->pacc, buf, (int)size, flags, a, b);
-        names_jmp = NULL;
-        return s;
+        return v;
 }
 
-static void names_debug(char *msg, ...) {
+static const char *line_end(const PciNames *n, const char *p) {
+        const char *e = memchr(p, '\n', (size_t)(n->map + n->size - p));
+        return e ?: n->map + n->size;
 }
 
-int pci_names_new(PciNames **ret) {
-        PciNames *n = calloc(1, sizeof *n);
-        if (!n)
-                return -ENOMEM;
-        n->pacc = pci_alloc();
-        if (!n->pacc) {
-                free(n);
-                return -ENOMEM;
+static int cmp_vendor(const void *a, const void *b) {
+        const struct VendorBlock *x = a, *y = b;
+        if (x->id != y->id)
+                return x->id < y->id ? -1 : 1;
+        return x->start < y->start ? -1 : x->start > y->start; /* the first entry of an ID first */
+}
+
+/* One pass over the line starts: every top-level entry whose ID is four hex digits is a vendor ("C xx" class
+ * and "X" generic blocks are not), its block runs to the next top-level line. */
+static int index_vendors(PciNames *n) {
+        size_t cap = 0;
+        struct VendorBlock *open_block = NULL;
+        for (const char *p = n->map, *end = n->map + n->size; p < end;) {
+                const char *e = line_end(n, p);
+                if (*p != '\t' && *p != '#' && *p != '\n' && *p != ' ' && *p != '\r') {
+                        if (open_block)
+                                open_block->end = (uint32_t)(p - n->map);
+                        open_block = NULL;
+                        int id = hex4(p, e);
+                        if (id >= 0 && (e - p == 4 || p[4] == ' ' || p[4] == '\t')) {
+                                if (n->n_vendors == cap) {
+                                        cap = cap ? cap * 2 : 4096;
+                                        struct VendorBlock *v = realloc(n->vendors, cap * sizeof *v);
+                                        if (!v)
+                                                return -ENOMEM;
+                                        n->vendors = v;
+                                }
+                                open_block = &n->vendors[n->n_vendors++];
+                                *open_block = (struct VendorBlock){.id = (uint16_t)id, .start = (uint32_t)(p - n->map)};
+                        }
+                }
+                p = e + 1;
         }
-        n->pacc->error = names_error;
-        n->pacc->warning = names_warning;
-        n->pacc->debug = names_debug;
-        *ret = n;
+        if (open_block)
+                open_block->end = (uint32_t)n->size;
+        qsort(n->vendors, n->n_vendors, sizeof *n->vendors, cmp_vendor);
         return 0;
 }
 
+static int names_load(PciNames **ret) {
+        _cleanup_free_ PciNames *n = calloc(1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        _cleanup_close_ int fd = open(PCI_IDS_PATH, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return log_debug_errno(negative_errno(), "Cannot open " PCI_IDS_PATH ": %m");
+        if (!S_ISREG(st.st_mode) || st.st_size == 0 || st.st_size > UINT32_MAX)
+                return log_debug_errno(-EBADMSG, PCI_IDS_PATH " is not a pci.ids file");
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED)
+                return log_debug_errno(negative_errno(), "Cannot map " PCI_IDS_PATH ": %m");
+        n->map = m;
+        n->size = (size_t)st.st_size;
+        int r = index_vendors(n);
+        if (r < 0) {
+                munmap((void *)n->map, n->size);
+                free(n->vendors);
+                return r;
+        }
+        n->refs = 1;
+        *ret = TAKE_PTR(n);
+        return 0;
+}
+
+int pci_names_new(PciNames **ret) {
+        pthread_mutex_lock(&names_lock);
+        int r = 0;
+        if (names_shared)
+                names_shared->refs++;
+        else
+                r = names_load(&names_shared);
+        if (r >= 0)
+                *ret = names_shared;
+        pthread_mutex_unlock(&names_lock);
+        return r;
+}
+
 PciNames *pci_names_free(PciNames *n) {
-        if (n) {
-                pci_cleanup(n->pacc);
+        if (!n)
+                return NULL;
+        pthread_mutex_lock(&names_lock);
+        if (--n->refs == 0) {
+                munmap((void *)n->map, n->size);
+                free(n->vendors);
                 free(n);
+                names_shared = NULL;
+        }
+        pthread_mutex_unlock(&names_lock);
+        return NULL;
+}
+
+void pci_names_drop_table(PciNames *n) {
+        /* a private read-only file mapping: the pages come back from the file as they were */
+        if (n && n->map)
+                (void)madvise((void *)n->map, n->size, MADV_DONTNEED);
+}
+
+/* The name on the entry line [p, e) after its ID of idlen characters, as libpci's parser takes it. */
+static char *entry_name(const char *p, const char *e, size_t idlen) {
+        if (e > p && e[-1] == '\r')
+                e--;
+        if (e > p + idlen && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+        p += idlen;
+        while (p < e && (*p == ' ' || *p == '\t'))
+                p++;
+        return p < e ? strndup(p, (size_t)(e - p)) : NULL;
+}
+
+static const struct VendorBlock *vendor_block(const PciNames *n, uint16_t vendor) {
+        struct VendorBlock key = {.id = vendor};
+        size_t lo = 0, hi = n->n_vendors;
+        while (lo < hi) { /* the first entry of the ID */
+                size_t mid = (lo + hi) / 2;
+                if (n->vendors[mid].id < key.id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < n->n_vendors && n->vendors[lo].id == vendor ? &n->vendors[lo] : NULL;
+}
+
+static char *lookup_vendor(const PciNames *n, uint16_t vendor) {
+        const struct VendorBlock *b = n ? vendor_block(n, vendor) : NULL;
+        if (!b)
+                return NULL;
+        const char *p = n->map + b->start;
+        return entry_name(p, line_end(n, p), 4);
+}
+
+static char *lookup_device(const PciNames *n, uint16_t vendor, uint16_t device) {
+        const struct VendorBlock *b = n ? vendor_block(n, vendor) : NULL;
+        if (!b)
+                return NULL;
+        const char *p = line_end(n, n->map + b->start) + 1, *end = n->map + b->end;
+        while (p < end) {
+                const char *e = line_end(n, p);
+                /* a device: one tab, then its ID (two tabs: a subsystem of the device before) */
+                if (p[0] == '\t' && p + 1 < e && p[1] != '\t' && hex4(p + 1, e) == device &&
+                    (e - p == 5 || p[5] == ' ' || p[5] == '\t'))
+                        return entry_name(p + 1, e, 4);
+                p = e + 1;
         }
         return NULL;
 }
 
 char *pci_names_vendor(PciNames *n, uint16_t vendor) {
-        char buf[256];
-        const char *s = lookup(n, buf, sizeof buf, PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, (int)vendor, 0);
-        return s ? strdup(s) : strdup_printf("Vendor %04x", vendor);
+        char *s = lookup_vendor(n, vendor);
+        return s ?: strdup_printf("Vendor %04x", vendor);
 }
 
 char *pci_names_device(PciNames *n, uint16_t vendor, uint16_t device) {
-        char buf[256];
-        const char *s = lookup(n, buf, sizeof buf, PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS, (int)vendor,
-                               (int)device);
-        return s ? strdup(s) : strdup_printf("Device %04x", device);
+        char *s = lookup_device(n, vendor, device);
+        return s ?: strdup_printf("Device %04x", device);
 }

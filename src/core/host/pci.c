@@ -229,6 +229,9 @@ static char *link_base(int dfd, const char *name) {
         return v;
 }
 
+static void pci_device_load_ids(int dfd, PciDevice *d, const uint8_t *cfg);
+static void pci_device_load_physfn(int dfd, PciDevice *d);
+
 /* A device that is listed but cannot be loaded: its state says why, the rest is unknown. */
 static int pci_device_dead(PciDevice *d, const char *name, PciDeviceState state, int err) {
         d->state = state;
@@ -262,7 +265,15 @@ static void config_header(int dfd, PciDevice *d, uint8_t cfg[static 64], size_t 
         }
 }
 
-static int pci_device_load(Root *root, const char *name, PciDevice *d) {
+/* What every device gets in a scan: its address, directory, upstream bridge, state, IDs and class, driver and
+ * IOMMU group. The IDs and class come from the config header, the one read that classifies a device: for a
+ * type 0 header its vendor, device, class and subsystem registers are what the kernel's attributes show (a
+ * type 1 header, a bridge's, holds no subsystem IDs there: they stay 0 until the rest is read). A VF's ID
+ * registers read 0xffff, a dead device or a capture without config space has no header to trust: those read
+ * the attributes (a VF its physfn link too).
+ * dfd is left open for pci_device_load_rest(). */
+static int pci_device_load_class(Root *root, const char *name, PciDevice *d, int *ret_dfd, uint8_t cfg[static 64],
+                                 bool *ret_header) {
         int r = pci_addr_parse(name, &d->a);
         if (r < 0)
                 return r;
@@ -295,16 +306,44 @@ static int pci_device_load(Root *root, const char *name, PciDevice *d) {
                 }
                 *slash = '/';
         }
+        d->iommu_group = d->numa_node = d->boot_vga = -1;
+        d->sriov_totalvfs = d->sriov_numvfs = -1;
 
-        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0) {
                 /* listed, but its directory is gone (the link dangles) or cannot be opened */
                 r = negative_errno();
                 return pci_device_dead(d, name, r == -ENOENT ? PCI_DEVICE_VANISHED : PCI_DEVICE_UNREADABLE, r);
         }
-        uint8_t cfg[64];
+        *ret_dfd = dfd;
         size_t cfg_n;
         config_header(dfd, d, cfg, &cfg_n);
+        bool header = *ret_header = d->state == PCI_DEVICE_OK && cfg_n >= 64;
+        if (header && le16(cfg) != 0xffff) {
+                d->vendor = le16(cfg);
+                d->device = le16(cfg + 2);
+                d->class = le32(cfg + 8) >> 8;
+                if ((cfg[0x0e] & 0x7f) == 0) { /* a bridge's are in a capability: read with the rest */
+                        d->subsystem_vendor = le16(cfg + 0x2c);
+                        d->subsystem_device = le16(cfg + 0x2e);
+                }
+        } else {
+                pci_device_load_ids(dfd, d, header ? cfg : NULL);
+                if (header && le16(cfg) == 0xffff)
+                        pci_device_load_physfn(dfd, d);
+        }
+        d->driver = link_base(dfd, "driver");
+        d->is_vfio = d->driver && streq(d->driver, "vfio-pci"); /* vfio-dev/ too once the rest is read */
+        _cleanup_free_ char *grp = link_base(dfd, "iommu_group");
+        if (grp && parse_int(grp, &d->iommu_group) < 0)
+                d->iommu_group = -1;
+        d->partial = true;
+        return 0;
+}
+
+/* The IDs from the attributes (what the kernel read at enumeration, kept when the device dies), the header's
+ * where an attribute is missing (cfg NULL: no header to take them from). */
+static void pci_device_load_ids(int dfd, PciDevice *d, const uint8_t *cfg) {
         uint32_t v;
         bool need_config = false;
         if (attr_hex(dfd, "vendor", &v) == 0)
@@ -323,34 +362,38 @@ static int pci_device_load(Root *root, const char *name, PciDevice *d) {
                 d->subsystem_vendor = (uint16_t)v;
         if (attr_hex(dfd, "subsystem_device", &v) == 0)
                 d->subsystem_device = (uint16_t)v;
-        if (need_config && d->state == PCI_DEVICE_OK && cfg_n >= 64 && le16(cfg) != 0xffff) { /* a VF's read 0xffff */
+        if (need_config && cfg && le16(cfg) != 0xffff) { /* a VF's read 0xffff */
                 d->vendor = le16(cfg);
                 d->device = le16(cfg + 2);
                 d->class = le32(cfg + 8) >> 8;
                 d->subsystem_vendor = le16(cfg + 0x2c);
                 d->subsystem_device = le16(cfg + 0x2e);
         }
+}
 
-        d->driver = link_base(dfd, "driver");
+static void pci_device_load_physfn(int dfd, PciDevice *d) {
+        if (d->physfn)
+                return;
+        _cleanup_free_ char *pf = link_base(dfd, "physfn");
+        PciAddr pa;
+        char buf[PCI_ADDR_STRLEN];
+        if (pf && pci_addr_parse(pf, &pa) == 0)
+                d->physfn = strdup(pci_addr_format(&pa, buf));
+}
+
+/* Everything else: what a device shown or acted on needs (its IDs again from the attributes, which the kernel's
+ * quirks may have changed from the header's). */
+static void pci_device_load_rest(int dfd, PciDevice *d, const uint8_t *cfg) {
+        pci_device_load_ids(dfd, d, cfg);
         d->driver_override = attr_or_null(dfd, "driver_override");
         if (d->driver_override && (streq(d->driver_override, "(null)") || isempty(d->driver_override)))
                 d->driver_override = (free(d->driver_override), NULL);
-        _cleanup_free_ char *grp = link_base(dfd, "iommu_group");
-        d->iommu_group = -1;
-        if (grp && parse_int(grp, &d->iommu_group) < 0)
-                d->iommu_group = -1;
         d->numa_node = attr_int(dfd, "numa_node", -1);
         d->boot_vga = attr_int(dfd, "boot_vga", -1);
         d->is_vfio = exists_at(dfd, "vfio-dev") || (d->driver && streq(d->driver, "vfio-pci"));
         d->sriov_totalvfs = attr_int(dfd, "sriov_totalvfs", -1);
         d->sriov_numvfs = d->sriov_totalvfs >= 0 ? attr_int(dfd, "sriov_numvfs", 0) : -1;
-        _cleanup_free_ char *pf = link_base(dfd, "physfn");
-        if (pf) {
-                PciAddr pa;
-                char buf[PCI_ADDR_STRLEN];
-                if (pci_addr_parse(pf, &pa) == 0)
-                        d->physfn = strdup(pci_addr_format(&pa, buf));
-        }
+        pci_device_load_physfn(dfd, d);
         d->link_speed = attr_or_null(dfd, "current_link_speed");
         d->link_width = attr_or_null(dfd, "current_link_width");
         d->max_link_speed = attr_or_null(dfd, "max_link_speed");
@@ -358,6 +401,37 @@ static int pci_device_load(Root *root, const char *name, PciDevice *d) {
         d->has_rom = exists_at(dfd, "rom");
         d->has_mdev_types = exists_at(dfd, "mdev_supported_types");
         d->has_vendor_vgpu = exists_at(dfd, "nvidia/creatable_vgpu_types");
+        d->partial = false;
+}
+
+static int pci_device_load(Root *root, const char *name, PciDevice *d) {
+        int dfd = -1;
+        uint8_t cfg[64];
+        bool header = false;
+        int r = pci_device_load_class(root, name, d, &dfd, cfg, &header);
+        if (r >= 0 && dfd >= 0)
+                pci_device_load_rest(dfd, d, header ? cfg : NULL);
+        if (dfd >= 0)
+                close(dfd);
+        if (r >= 0 && dfd < 0)
+                d->partial = false; /* dead: nothing more to read */
+        return r;
+}
+
+int pci_host_complete(const PciHost *h, PciDevice *d) {
+        if (!d->partial)
+                return 0;
+        _cleanup_free_ char *p = root_path(h->root, "%s", d->syspath);
+        if (!p)
+                return -ENOMEM;
+        _cleanup_close_ int dfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return negative_errno(); /* gone since the scan: it keeps what the scan read */
+        uint8_t cfg[64];
+        size_t cfg_n = 0;
+        bool header = d->state == PCI_DEVICE_OK && read_head_at(dfd, "config", cfg, sizeof cfg, &cfg_n) == 0 &&
+                      cfg_n >= 64;
+        pci_device_load_rest(dfd, d, header ? cfg : NULL);
         return 0;
 }
 
@@ -366,7 +440,31 @@ static int cmp_dev(const void *a, const void *b) {
         return strcmp(x->addr, y->addr);
 }
 
-int pci_host_scan(Root *root, PciHost **ret) {
+/* Whether a device a GPU scan reads in full: a GPU (or what may be one: display class, dead), every NVIDIA
+ * function (NVSwitch, audio: the vendor checks look at them), whatever shares an IOMMU group with a GPU, and
+ * a VF of a device read in full. */
+static bool scan_wants_full(const PciHost *h, const PciDevice *d, const bool *gpu_group, size_t n_groups) {
+        if (pci_device_is_display(d) || pci_device_is_dead(d) || d->vendor == PCI_VENDOR_NVIDIA)
+                return true;
+        if (d->iommu_group >= 0 && (size_t)d->iommu_group < n_groups && gpu_group[d->iommu_group])
+                return true;
+        if (d->physfn) {
+                const PciDevice *pf = pci_host_find(h, d->physfn);
+                return pf && (pci_device_is_display(pf) || pf->vendor == PCI_VENDOR_NVIDIA);
+        }
+        return false;
+}
+
+/* Whether a device scan for the device focus reads d in full: focus itself, the members of its IOMMU group,
+ * the functions of its card, its PF and its VFs. */
+static bool scan_wants_full_for(const PciDevice *d, const PciDevice *focus) {
+        return d == focus || (focus->iommu_group >= 0 && d->iommu_group == focus->iommu_group) ||
+               pci_addr_same_card(&d->a, &focus->a) || (focus->physfn && streq(focus->physfn, d->addr)) ||
+               (d->physfn && streq(d->physfn, focus->addr));
+}
+
+/* focus NULL: every device read in full (gpus_only false) or the GPU scan; else the device scan for it. */
+static int host_scan(Root *root, bool gpus_only, const char *focus, PciHost **ret) {
         _cleanup_free_ char *p = root_path(root, "sys/bus/pci/devices");
         if (!p)
                 return -ENOMEM;
@@ -384,7 +482,18 @@ int pci_host_scan(Root *root, PciHost **ret) {
                 return -ENOMEM;
         for (char **e = names; *e; e++) {
                 PciDevice *d = &h->devices[h->n_devices];
-                int r = pci_device_load(root, *e, d);
+                int r;
+                if (gpus_only) {
+                        int dfd = -1;
+                        uint8_t cfg[64];
+                        bool header;
+                        r = pci_device_load_class(root, *e, d, &dfd, cfg, &header);
+                        if (dfd >= 0)
+                                close(dfd);
+                        else if (r >= 0)
+                                d->partial = false; /* dead: nothing more to read */
+                } else
+                        r = pci_device_load(root, *e, d);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0) {
@@ -397,8 +506,56 @@ int pci_host_scan(Root *root, PciHost **ret) {
                 h->n_devices++;
         }
         qsort(h->devices, h->n_devices, sizeof(PciDevice), cmp_dev);
+        const PciDevice *f = focus ? pci_host_find(h, focus) : NULL;
+        if (f) {
+                for (size_t i = 0; i < h->n_devices; i++) {
+                        PciDevice *d = &h->devices[i];
+                        if (d->partial && scan_wants_full_for(d, f)) {
+                                int r = pci_host_complete(h, d);
+                                if (r == -ENOMEM)
+                                        return r;
+                        }
+                }
+        } else if (gpus_only) {
+                int max_group = -1;
+                for (size_t i = 0; i < h->n_devices; i++)
+                        max_group = MAX(max_group, h->devices[i].iommu_group);
+                _cleanup_free_ bool *gpu_group = calloc((size_t)max_group + 2, sizeof(bool));
+                if (!gpu_group)
+                        return -ENOMEM;
+                for (size_t i = 0; i < h->n_devices; i++) {
+                        const PciDevice *d = &h->devices[i];
+                        if ((pci_device_is_display(d) || d->vendor == PCI_VENDOR_NVIDIA) && d->iommu_group >= 0)
+                                gpu_group[d->iommu_group] = true;
+                }
+                /* PFs before their VFs (address order): a VF asks whether its PF is read in full */
+                for (size_t i = 0; i < h->n_devices; i++) {
+                        PciDevice *d = &h->devices[i];
+                        if (d->partial && scan_wants_full(h, d, gpu_group, (size_t)max_group + 1)) {
+                                int r = pci_host_complete(h, d);
+                                if (r == -ENOMEM)
+                                        return r;
+                        }
+                }
+        }
         *ret = TAKE_PTR(h);
         return 0;
+}
+
+int pci_host_scan(Root *root, PciHost **ret) {
+        return host_scan(root, false, NULL, ret);
+}
+
+int pci_host_scan_gpus(Root *root, PciHost **ret) {
+        return host_scan(root, true, NULL, ret);
+}
+
+int pci_host_scan_device(Root *root, const char *bdf, PciHost **ret) {
+        PciAddr a;
+        char name[PCI_ADDR_STRLEN];
+        if (pci_addr_parse(bdf, &a) < 0)
+                return host_scan(root, false, NULL, ret); /* the caller's lookup says what is wrong */
+        return host_scan(root, true, pci_addr_format(&a, name), ret);
 }
 
 int pci_device_read(Root *root, const char *bdf, PciDevice *ret) {
@@ -414,6 +571,19 @@ int pci_device_read(Root *root, const char *bdf, PciDevice *ret) {
                 return r == -ENOMEM ? r : -ENODEV;
         }
         *ret = d;
+        return 0;
+}
+
+int pci_host_reread(PciHost *h, const char *addr) {
+        PciDevice *d = pci_host_find(h, addr);
+        if (!d)
+                return -ENODEV;
+        PciDevice n;
+        int r = pci_device_read(h->root, addr, &n);
+        if (r < 0)
+                return r;
+        pci_device_done(d);
+        *d = n;
         return 0;
 }
 

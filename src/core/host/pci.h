@@ -77,6 +77,10 @@ typedef struct PciDevice {
         bool has_rom;
         bool has_mdev_types;  /* mdev_supported_types/ */
         bool has_vendor_vgpu; /* nvidia/creatable_vgpu_types (NVIDIA vendor-VFIO vGPU on a VF) */
+        /* Only classified (pci_host_scan_gpus()): addr, state, a, syspath, parent, the IDs and class (a bridge's
+         * subsystem IDs 0), driver, iommu_group, physfn of a VF are read; the rest is unknown (-1, NULL, false;
+         * is_vfio from the driver) until pci_host_complete(). */
+        bool partial;
 } PciDevice;
 
 static inline bool pci_device_is_dead(const PciDevice *d) {
@@ -110,6 +114,17 @@ typedef struct PciHost {
 
 /* Read every device under sys/bus/pci/devices. Tolerates attributes a captured tree lacks. */
 int pci_host_scan(Root *root, PciHost **ret);
+/* The scan of what shows GPUs (list, check): every device classified from its config header (one read, with
+ * its driver and IOMMU group links), and in full only the GPUs (display class, or dead), NVIDIA's functions,
+ * the members of their IOMMU groups and their VFs; the others stay partial. */
+int pci_host_scan_gpus(Root *root, PciHost **ret);
+/* The scan of an operation on one device (passthrough enable/disable): every device classified, in full that
+ * device, the members of its IOMMU group, the functions of its card, its PF and its VFs. An address that does
+ * not parse: the full scan (the lookup then refuses it). */
+int pci_host_scan_device(Root *root, const char *bdf, PciHost **ret);
+/* Read the rest of a partial device (nothing for a complete one); -errno when its directory is gone, the
+ * device then keeps what the scan read. */
+int pci_host_complete(const PciHost *h, PciDevice *d);
 PciHost *pci_host_free(PciHost *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PciHost *, pci_host_free)
 #define _cleanup_pci_host_free_ _cleanup_(pci_host_freep)
@@ -122,6 +137,10 @@ int pci_host_lookup(const PciHost *h, const char *input, PciDevice **ret);
  * no such device; a dead one loads with its state set. */
 int pci_device_read(Root *root, const char *bdf, PciDevice *ret);
 void pci_device_done(PciDevice *d);
+/* Read one device of a snapshot again, in full, in place (an operation re-reads what it changed instead of
+ * scanning the host again): -ENODEV when it is not in the snapshot or no longer on the host (the snapshot then
+ * keeps what it had), -ENOMEM. */
+int pci_host_reread(PciHost *h, const char *addr);
 /* 0 when the device at bdf answers on the bus (or a capture cannot tell, or there is no such PCI device:
  * the caller's own lookup reports that); -ENODEV when it is dead, with err (may be NULL) saying so (device bdf). */
 int pci_device_require_alive(Root *root, const char *bdf, GvError *err);

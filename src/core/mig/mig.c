@@ -123,6 +123,38 @@ int mig_gpu_refresh(Nvml *n, MigGpu *g) {
         return 0;
 }
 
+/* GPU i of NVML into g: 0, 1 when it is lost (NVML tells nothing more), -errno. want (may be NULL): only that
+ * address is read past its PCI info, 2 for another one. */
+static int gpu_read(Nvml *n, unsigned i, const char *want, MigGpu *g) {
+        nvmlPciInfo_t pci;
+        *g = (MigGpu){.index = i};
+        int r = NVML_TRY(n->f.nvmlDeviceGetHandleByIndex_v2(i, &g->dev));
+        if (r == -ENODEV) {
+                /* NVML_ERROR_GPU_IS_LOST: fallen off the bus; NVML tells nothing more about it */
+                g->lost = true;
+                g->dev = NULL;
+                return 1;
+        }
+        if (r < 0 || (r = NVML_TRY(n->f.nvmlDeviceGetPciInfo_v3(g->dev, &pci))) < 0 ||
+            (r = busid_to_address(pci.busId, g->address)) < 0)
+                return r;
+        if (want && !streq(want, g->address))
+                return 2;
+        g->pci_device_id = pci.pciDeviceId;
+        g->pci_subsystem_id = pci.pciSubSystemId;
+        (void)n->f.nvmlDeviceGetName(g->dev, g->name, sizeof g->name);
+        (void)n->f.nvmlDeviceGetUUID(g->dev, g->uuid, sizeof g->uuid);
+        unsigned cur, pend;
+        nvmlReturn_t mr = n->f.nvmlDeviceGetMigMode(g->dev, &cur, &pend);
+        g->lost = mr == NVML_ERROR_GPU_IS_LOST;
+        g->capable = mr == NVML_SUCCESS;
+        if (!g->capable)
+                return 0;
+        if ((r = read_profiles(n, g)) < 0 || (r = mig_gpu_refresh(n, g)) < 0)
+                return r;
+        return 0;
+}
+
 int mig_gpus_read(Nvml *n, MigGpu **ret, size_t *ret_n) {
         unsigned count = 0;
         int r = NVML_TRY(n->f.nvmlDeviceGetCount_v2(&count));
@@ -131,39 +163,32 @@ int mig_gpus_read(Nvml *n, MigGpu **ret, size_t *ret_n) {
         MigGpu *gpus = calloc(MAX(count, 1u), sizeof *gpus);
         if (!gpus)
                 return -ENOMEM;
-        for (unsigned i = 0; i < count; i++) {
-                MigGpu *g = &gpus[i];
-                nvmlPciInfo_t pci;
-                g->index = i;
-                r = NVML_TRY(n->f.nvmlDeviceGetHandleByIndex_v2(i, &g->dev));
-                if (r == -ENODEV) {
-                        /* NVML_ERROR_GPU_IS_LOST: fallen off the bus; NVML tells nothing more about it */
-                        g->lost = true;
-                        g->dev = NULL;
-                        continue;
+        for (unsigned i = 0; i < count; i++)
+                if ((r = gpu_read(n, i, NULL, &gpus[i])) < 0) {
+                        free(gpus);
+                        return r;
                 }
-                if (r < 0 || (r = NVML_TRY(n->f.nvmlDeviceGetPciInfo_v3(g->dev, &pci))) < 0 ||
-                    (r = busid_to_address(pci.busId, g->address)) < 0)
-                        goto fail;
-                g->pci_device_id = pci.pciDeviceId;
-                g->pci_subsystem_id = pci.pciSubSystemId;
-                (void)n->f.nvmlDeviceGetName(g->dev, g->name, sizeof g->name);
-                (void)n->f.nvmlDeviceGetUUID(g->dev, g->uuid, sizeof g->uuid);
-                unsigned cur, pend;
-                nvmlReturn_t mr = n->f.nvmlDeviceGetMigMode(g->dev, &cur, &pend);
-                g->lost = mr == NVML_ERROR_GPU_IS_LOST;
-                g->capable = mr == NVML_SUCCESS;
-                if (!g->capable)
-                        continue;
-                if ((r = read_profiles(n, g)) < 0 || (r = mig_gpu_refresh(n, g)) < 0)
-                        goto fail;
-        }
         *ret = gpus;
         *ret_n = count;
         return 0;
-fail:
-        free(gpus);
-        return r;
+}
+
+int mig_gpu_read(Nvml *n, const char *address, MigGpu *ret) {
+        unsigned count = 0;
+        int r = NVML_TRY(n->f.nvmlDeviceGetCount_v2(&count));
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < count; i++) {
+                MigGpu g;
+                r = gpu_read(n, i, address, &g);
+                if (r < 0)
+                        return r;
+                if (r == 0 && streq(g.address, address)) {
+                        *ret = g;
+                        return 0;
+                }
+        }
+        return -ENODEV;
 }
 
 MigGpu *mig_gpu_find(MigGpu *gpus, size_t n, const char *address) {

@@ -66,6 +66,9 @@ void mig_profile_name(unsigned compute, unsigned long long memory_mb, unsigned c
 
 /* Read every GPU NVML sees (in NVML index order). */
 int mig_gpus_read(Nvml *n, MigGpu **ret, size_t *ret_n);
+/* The one GPU at address (canonical), read as mig_gpus_read() reads it, the others not past their PCI
+ * info: -ENODEV when NVML does not report it (or reports it lost). */
+int mig_gpu_read(Nvml *n, const char *address, MigGpu *ret);
 /* Re-read one GPU's mode and instances. */
 int mig_gpu_refresh(Nvml *n, MigGpu *g);
 MigGpu *mig_gpu_find(MigGpu *gpus, size_t n, const char *address);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +88,17 @@ static int fail(GvError *ret_error, int err, const char *fmt, ...) {
         return gv_error_take(ret_error, err, NULL, "nvml", GV_HINT_NONE, msg);
 }
 
-int nvml_open(Root *root, Nvml **ret, GvError *ret_error) {
+/* A handle not shared yet (or never): shut down and unloaded. */
+static void nvml_unload(Nvml *n) {
+        if (n->initialized)
+                (void)n->f.nvmlShutdown();
+        if (n->dl)
+                dlclose(n->dl);
+        free(n->library);
+        free(n);
+}
+
+static int nvml_load(Root *root, Nvml **ret, GvError *ret_error) {
         _cleanup_free_ char *lib = NULL;
         const RootBackend *b = root_backend(root);
         if (!b->nvml_library)
@@ -115,19 +126,19 @@ int nvml_open(Root *root, Nvml **ret, GvError *ret_error) {
         };
         const char *missing = NULL;
         if (dlsym_table(dl, table, ELEMENTSOF(table), &missing) < 0) {
-                nvml_close(n);
+                nvml_unload(n);
                 return fail(ret_error, ENOPKG, "NVML not available: libnvidia-ml.so.1 lacks %s", missing);
         }
 
         if (b->nvml_setup && b->nvml_setup(dl, root_dir(root)) < 0) {
-                nvml_close(n);
+                nvml_unload(n);
                 return fail(ret_error, ENOPKG, "NVML not available: %s does not take root %s", lib,
                             root_dir(root));
         }
         nvmlReturn_t e = n->f.nvmlInit_v2();
         if (e != NVML_SUCCESS) {
                 r = nvml_error_to_errno(e);
-                nvml_close(n);
+                nvml_unload(n);
                 return fail(ret_error, -r, "NVML not available: nvmlInit failed: %s",
                             nvml_error_name(e));
         }
@@ -136,14 +147,88 @@ int nvml_open(Root *root, Nvml **ret, GvError *ret_error) {
         return 0;
 }
 
+/*
+ * NVML is initialised once per process, as a program using the real library does: nvml_open() hands every
+ * caller the same handle (apply's plan and each of its MIG steps, a verb and the checks it runs), kept until
+ * the process exits. What NVML's device list comes from is the driver's: the GPUs bound to nvidia when it was
+ * initialised. When that set changed since (a GPU moved to vfio-pci or back, in this process or another), the
+ * handle is initialised again, once nobody holds it; one held meanwhile makes a later opener get a handle of its
+ * own, as every opener did before.
+ */
+static struct {
+        Nvml *n;
+        char *root;
+        char **bound; /* sys/bus/pci/drivers/nvidia/ when it was initialised */
+        unsigned users;
+} shared;
+/* the handle's bookkeeping, for programs with threads (gpuvirtd); NVML itself is thread-safe */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static char **nvidia_bound(Root *root) {
+        _cleanup_free_ char *p = root_path(root, "sys/bus/pci/drivers/nvidia");
+        char **l = NULL;
+        if (!p || dir_list(p, &l) < 0)
+                return NULL; /* no nvidia driver: NULL, as it is compared */
+        return l;
+}
+
+static bool strv_same(char *const *a, char *const *b) {
+        for (; a && b && *a && *b; a++, b++)
+                if (!streq(*a, *b))
+                        return false;
+        return (!a || !*a) == (!b || !*b);
+}
+
+static int nvml_open_locked(Root *root, Nvml **ret, GvError *ret_error) {
+        _cleanup_strv_free_ char **bound = nvidia_bound(root);
+        if (shared.n && streq(shared.root, root_dir(root)) && strv_same(shared.bound, bound)) {
+                shared.users++;
+                *ret = shared.n;
+                return 0;
+        }
+        if (shared.n && shared.users > 0)
+                return nvml_load(root, ret, ret_error); /* held as it was: this caller gets one of its own */
+        if (shared.n) {
+                nvml_unload(shared.n);
+                free(shared.root);
+                strv_free(shared.bound);
+                shared.n = NULL;
+                shared.root = NULL;
+                shared.bound = NULL;
+        }
+        Nvml *n;
+        int r = nvml_load(root, &n, ret_error);
+        if (r < 0)
+                return r;
+        char *dir = strdup(root_dir(root));
+        if (!dir) {
+                nvml_unload(n);
+                return gv_error_set(ret_error, -ENOMEM, NULL, "nvml", NULL);
+        }
+        shared.n = n;
+        shared.root = dir;
+        shared.bound = TAKE_PTR(bound);
+        shared.users = 1;
+        *ret = n;
+        return 0;
+}
+
+int nvml_open(Root *root, Nvml **ret, GvError *ret_error) {
+        pthread_mutex_lock(&shared_lock);
+        int r = nvml_open_locked(root, ret, ret_error);
+        pthread_mutex_unlock(&shared_lock);
+        return r;
+}
+
 Nvml *nvml_close(Nvml *n) {
         if (!n)
                 return NULL;
-        if (n->initialized)
-                (void)n->f.nvmlShutdown();
-        if (n->dl)
-                dlclose(n->dl);
-        free(n->library);
-        free(n);
+        pthread_mutex_lock(&shared_lock);
+        bool kept = n == shared.n;
+        if (kept && shared.users > 0)
+                shared.users--; /* kept for the next opener */
+        pthread_mutex_unlock(&shared_lock);
+        if (!kept)
+                nvml_unload(n);
         return NULL;
 }

@@ -144,6 +144,56 @@ typedef struct nvmlEventData_st {
 } nvmlEventData_t;
 #define nvmlEventTypeXidCriticalError 0x0000000000000008ULL
 
+/* vGPU instances (the vGPU manager's view on the host: one per running VM's vGPU). */
+typedef unsigned nvmlVgpuInstance_t;
+typedef unsigned nvmlVgpuTypeId_t;
+typedef enum nvmlVgpuVmIdType {
+        NVML_VGPU_VM_ID_DOMAIN_ID = 0,
+        NVML_VGPU_VM_ID_UUID = 1,
+} nvmlVgpuVmIdType_t;
+typedef enum nvmlValueType_enum {
+        NVML_VALUE_TYPE_DOUBLE = 0,
+        NVML_VALUE_TYPE_UNSIGNED_INT = 1,
+        NVML_VALUE_TYPE_UNSIGNED_LONG = 2,
+        NVML_VALUE_TYPE_UNSIGNED_LONG_LONG = 3,
+        NVML_VALUE_TYPE_SIGNED_LONG_LONG = 4,
+} nvmlValueType_t;
+typedef union nvmlValue_st {
+        double dVal;
+        unsigned uiVal;
+        unsigned long ulVal;
+        unsigned long long ullVal;
+        signed long long sllVal;
+} nvmlValue_t;
+/* nvmlDeviceGetVgpuUtilization(): one sample per vGPU instance, utilization in percent */
+typedef struct nvmlVgpuInstanceUtilizationSample_st {
+        nvmlVgpuInstance_t vgpuInstance;
+        unsigned long long timeStamp; /* µs */
+        nvmlValue_t smUtil, memUtil, encUtil, decUtil;
+} nvmlVgpuInstanceUtilizationSample_t;
+typedef struct nvmlVgpuLicenseExpiry_st {
+        unsigned year;
+        unsigned short month, day, hour, min, sec;
+        unsigned char status; /* NVML_GRID_LICENSE_EXPIRY_* */
+} nvmlVgpuLicenseExpiry_t;
+#define NVML_GRID_LICENSE_EXPIRY_NOT_AVAILABLE 0
+#define NVML_GRID_LICENSE_EXPIRY_INVALID 1
+#define NVML_GRID_LICENSE_EXPIRY_VALID 2
+#define NVML_GRID_LICENSE_EXPIRY_NOT_APPLICABLE 3
+#define NVML_GRID_LICENSE_EXPIRY_PERMANENT 4
+#define NVML_GRID_LICENSE_STATE_UNKNOWN 0
+#define NVML_GRID_LICENSE_STATE_UNINITIALIZED 1
+#define NVML_GRID_LICENSE_STATE_UNLICENSED_UNRESTRICTED 2
+#define NVML_GRID_LICENSE_STATE_UNLICENSED_RESTRICTED 3
+#define NVML_GRID_LICENSE_STATE_UNLICENSED 4
+#define NVML_GRID_LICENSE_STATE_LICENSED 5
+typedef struct nvmlVgpuLicenseInfo_st {
+        unsigned char isLicensed;
+        nvmlVgpuLicenseExpiry_t licenseExpiry;
+        unsigned currentState; /* NVML_GRID_LICENSE_STATE_* */
+} nvmlVgpuLicenseInfo_t;
+#define NVML_VGPU_NAME_BUFFER_SIZE 64
+
 #define NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE 80
 #define NVML_DEVICE_UUID_BUFFER_SIZE 80
 #define NVML_DEVICE_NAME_BUFFER_SIZE 96
@@ -193,7 +243,16 @@ typedef struct nvmlEventData_st {
         X(nvmlEventSetCreate, false)                                                                          \
         X(nvmlDeviceRegisterEvents, false)                                                                    \
         X(nvmlEventSetWait_v2, false)                                                                         \
-        X(nvmlEventSetFree, false)
+        X(nvmlEventSetFree, false)                                                                            \
+        X(nvmlDeviceGetActiveVgpus, false)                                                                    \
+        X(nvmlVgpuInstanceGetUUID, false)                                                                     \
+        X(nvmlVgpuInstanceGetVmID, false)                                                                     \
+        X(nvmlVgpuInstanceGetMdevUUID, false)                                                                 \
+        X(nvmlVgpuInstanceGetType, false)                                                                     \
+        X(nvmlVgpuTypeGetName, false)                                                                         \
+        X(nvmlVgpuInstanceGetFbUsage, false)                                                                  \
+        X(nvmlVgpuInstanceGetLicenseInfo_v2, false)                                                           \
+        X(nvmlDeviceGetVgpuUtilization, false)
 
 /* Our prototypes (never defined in gpuvirt itself). */
 nvmlReturn_t nvmlInit_v2(void);
@@ -249,6 +308,18 @@ nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set);
 nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long eventTypes, nvmlEventSet_t set);
 nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned timeoutms);
 nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set);
+nvmlReturn_t nvmlDeviceGetActiveVgpus(nvmlDevice_t device, unsigned *vgpuCount, nvmlVgpuInstance_t *vgpuInstances);
+nvmlReturn_t nvmlVgpuInstanceGetUUID(nvmlVgpuInstance_t vgpuInstance, char *uuid, unsigned size);
+nvmlReturn_t nvmlVgpuInstanceGetVmID(nvmlVgpuInstance_t vgpuInstance, char *vmId, unsigned size,
+                                     nvmlVgpuVmIdType_t *vmIdType);
+nvmlReturn_t nvmlVgpuInstanceGetMdevUUID(nvmlVgpuInstance_t vgpuInstance, char *mdevUuid, unsigned size);
+nvmlReturn_t nvmlVgpuInstanceGetType(nvmlVgpuInstance_t vgpuInstance, nvmlVgpuTypeId_t *vgpuTypeId);
+nvmlReturn_t nvmlVgpuTypeGetName(nvmlVgpuTypeId_t vgpuTypeId, char *vgpuTypeName, unsigned *size);
+nvmlReturn_t nvmlVgpuInstanceGetFbUsage(nvmlVgpuInstance_t vgpuInstance, unsigned long long *fbUsage); /* bytes */
+nvmlReturn_t nvmlVgpuInstanceGetLicenseInfo_v2(nvmlVgpuInstance_t vgpuInstance, nvmlVgpuLicenseInfo_t *licenseInfo);
+nvmlReturn_t nvmlDeviceGetVgpuUtilization(nvmlDevice_t device, unsigned long long lastSeenTimeStamp,
+                                          nvmlValueType_t *sampleValType, unsigned *vgpuInstanceSamplesCount,
+                                          nvmlVgpuInstanceUtilizationSample_t *utilizationSamples);
 
 /* The symbol table: one typed pointer per function. */
 typedef struct NvmlSyms {
@@ -268,7 +339,8 @@ typedef struct Nvml {
  * Load and initialize NVML for the root: on a live host dlopen("libnvidia-ml.so.1"); on a simulated root
  * the simulator's fake library from its fixed path (sim_nvml_library(), never a path read from the tree); on a captured tree NVML is never used (-EOPNOTSUPP).
  * -ENOPKG: the library is not installed (or lacks a required symbol); ret_error (may be NULL) says why
- * (step "nvml").
+ * (step "nvml"). Once per process: every later nvml_open() of the root gets the same handle while the GPUs
+ * bound to nvidia stay the same (nvml.c says when it is initialised again); nvml_close() releases one use.
  */
 int nvml_open(Root *root, Nvml **ret, GvError *ret_error);
 Nvml *nvml_close(Nvml *n);

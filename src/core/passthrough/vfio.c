@@ -437,7 +437,7 @@ static int plan_members(Root *root, const PciHost *h, const PciDevice *d, const 
 }
 
 static int load(Root *root, const char *bdf, PciHost **ret_h, PciDevice **ret_d, VfioReport *rep) {
-        int r = pci_host_scan(root, ret_h);
+        int r = pci_host_scan_device(root, bdf, ret_h); /* the device, its group and card in full */
         if (r < 0)
                 return r;
         r = pci_host_lookup(*ret_h, bdf, ret_d);
@@ -542,9 +542,12 @@ int vfio_enable(Root *root, const char *bdf, const VfioOptions *o, VfioReport *r
         }
         r = run_moves(root, moves, nm, o->settle_ms, rep);
         if (r >= 0 && nm > 0 && !root_dry_run(root)) {
-                /* The group must be usable by a VM now. */
-                _cleanup_pci_host_free_ PciHost *h2 = NULL;
-                int v = pci_host_scan(root, &h2) < 0 ? -EIO : vfio_group_viable(root, h2, d->iommu_group);
+                /* The group must be usable by a VM now: the snapshot, with the functions that moved read again */
+                int group = d->iommu_group, v = 0;
+                for (size_t i = 0; i < nm && v >= 0; i++)
+                        if (pci_host_reread(h, moves[i].addr) < 0)
+                                v = -EIO;
+                v = v < 0 ? v : vfio_group_viable(root, h, group);
                 if (v <= 0) {
                         _cleanup_free_ char *problems = rollback(root, moves, nm, o->settle_ms);
                         r = fail(rep, v < 0 ? v : -EBUSY, d->addr, "viability", GV_HINT_NONE,

@@ -264,18 +264,18 @@ static int run_vgpu_remove(Root *root, const Step *s, char **err) {
 
 static int run_mig(Root *root, const Step *s, char **err) {
         _cleanup_nvml_close_ Nvml *n = NULL;
-        _cleanup_free_ MigGpu *gpus = NULL;
-        size_t ng = 0;
         _cleanup_(gv_error_done) GvError nerr = {};
         int r = nvml_open(root, &n, &nerr);
         if (r < 0)
                 return *err = TAKE_PTR(nerr.message), r;
-        r = mig_gpus_read(n, &gpus, &ng);
+        /* only the step's GPU: the others are other steps' */
+        MigGpu one;
+        r = mig_gpu_read(n, s->device, &one);
+        if (r == -ENODEV)
+                return *err = strdup_printf("NVML does not report %s", s->device), -ENODEV;
         if (r < 0)
                 return r;
-        MigGpu *g = mig_gpu_find(gpus, ng, s->device);
-        if (!g)
-                return *err = strdup_printf("NVML does not report %s", s->device), -ENODEV;
+        MigGpu *g = &one;
         unsigned want[MIG_MAX_PROFILES] = {};
         for (size_t i = 0; i < s->n_mig; i++) {
                 int pi = mig_profile_find(g, s->mig_profiles[i]);

@@ -14,5 +14,6 @@
         "<channel type='unix'>\n  <target type='virtio' name='" AGENT_CHANNEL_NAME "'/>\n</channel>\n"
 
 /* Whether the domain XML has the agent channel: 1 (with *ret_path the unix source path when the XML names
- * one, else NULL; ret_path may be NULL), 0 when not, -EBADMSG when the XML does not parse. */
+ * one, else NULL; ret_path may be NULL), 0 when not, -EBADMSG when the XML does not parse (or libxml2 is
+ * missing). In core/vm/libvirt.c, with the other domain XML readers (libxml2 is loaded there). */
 int domain_xml_agent_channel(const char *xml, char **ret_path);

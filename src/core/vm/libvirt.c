@@ -15,6 +15,7 @@
 #include "basic/dlsym-table.h"
 #include "basic/fileio.h"
 #include "basic/log.h"
+#include "core/vm/agentchan.h"
 #include "core/vm/libvirt.h"
 
 struct Virt {
@@ -86,6 +87,59 @@ static int virt_dlopen(GvError *err) {
         return 0;
 }
 
+/*
+ * libxml2 too is loaded with dlopen, on the first domain or node device XML to read: linked, it would pull
+ * ICU, liblzma and libstdc++ into every gpuvirt process (two thirds of the start-up of `gpuvirt --version`),
+ * though only this file uses it. The same typed table as libvirt's; xmlFree is a variable of libxml2 (a
+ * function pointer), so its entry holds the variable's address.
+ */
+#define XML_SYMBOLS(X) \
+        X(xmlAddChild) \
+        X(xmlBufferContent) \
+        X(xmlBufferCreate) \
+        X(xmlBufferFree) \
+        X(xmlDocCopyNode) \
+        X(xmlDocDumpMemory) \
+        X(xmlDocGetRootElement) \
+        X(xmlFree) \
+        X(xmlFreeDoc) \
+        X(xmlFreeNode) \
+        X(xmlGetProp) \
+        X(xmlNodeDump) \
+        X(xmlNodeGetContent) \
+        X(xmlReadMemory) \
+        X(xmlSetGenericErrorFunc) \
+        X(xmlStrEqual) \
+        X(xmlUnlinkNode)
+
+static struct {
+        void *dl;
+#define XML_SYM_FIELD(name) __typeof__(&name) name;
+        XML_SYMBOLS(XML_SYM_FIELD)
+#undef XML_SYM_FIELD
+} xmlsym;
+
+/* 0, or -ENOPKG when libxml2 (libxml2, which libvirt0 depends on) is not installed or lacks a symbol. */
+static int xml_dlopen(void) {
+        if (xmlsym.dl)
+                return 0;
+        void *dl = dlopen("libxml2.so.2", RTLD_NOW | RTLD_LOCAL);
+        if (!dl)
+                return log_debug_errno(-ENOPKG, "libxml2 is not available: %s", dlerror());
+        const DlsymEntry table[] = {
+#define XML_SYM_ENTRY(name) {#name, (void **)&xmlsym.name, true},
+                XML_SYMBOLS(XML_SYM_ENTRY)
+#undef XML_SYM_ENTRY
+        };
+        const char *missing = NULL;
+        if (dlsym_table(dl, table, ELEMENTSOF(table), &missing) < 0) {
+                dlclose(dl);
+                return log_debug_errno(-ENOPKG, "libxml2.so.2 lacks %s", missing);
+        }
+        xmlsym.dl = dl;
+        return 0;
+}
+
 /* Cleanup helpers for libvirt's handles (through the loaded table) and libxml2's objects. */
 static void virt_domain_freep(virDomainPtr *d) {
         if (*d)
@@ -95,19 +149,19 @@ static void virt_domain_freep(virDomainPtr *d) {
 
 static void xml_doc_freep(xmlDocPtr *d) {
         if (*d)
-                xmlFreeDoc(*d);
+                xmlsym.xmlFreeDoc(*d);
 }
 #define _cleanup_xml_doc_ _cleanup_(xml_doc_freep)
 
 static void xml_char_freep(xmlChar **s) {
         if (*s)
-                xmlFree(*s);
+                (*xmlsym.xmlFree)(*s);
 }
 #define _cleanup_xml_char_ _cleanup_(xml_char_freep)
 
 static void xml_buffer_freep(xmlBufferPtr *b) {
         if (*b)
-                xmlBufferFree(*b);
+                xmlsym.xmlBufferFree(*b);
 }
 #define _cleanup_xml_buffer_ _cleanup_(xml_buffer_freep)
 
@@ -191,7 +245,8 @@ static void virt_global_init(void) {
                 return;
         sym.virSetErrorFunc(NULL, quiet_handler);
         /* libxml2 (also inside libvirt, e.g. the test driver reading its node file) prints on stderr */
-        xmlSetGenericErrorFunc(NULL, xml_quiet);
+        if (xml_dlopen() >= 0)
+                xmlsym.xmlSetGenericErrorFunc(NULL, xml_quiet);
         (void)sym.virInitialize();
         done = true;
 }
@@ -291,15 +346,16 @@ void domain_xml_info_done(DomainXmlInfo *i) {
 }
 
 static xmlDocPtr xml_read(const char *xml) {
-        if (!xml)
+        /* without libxml2 (no libvirt either: libvirt0 depends on it) no XML reads, as malformed XML does not */
+        if (!xml || xml_dlopen() < 0)
                 return NULL;
         /* NOERROR/NOWARNING: libxml2 would otherwise print parse errors on stderr. */
-        return xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+        return xmlsym.xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
                              XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 }
 
 static bool is_elem(xmlNodePtr n, const char *name) {
-        return n && n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, (const xmlChar *)name);
+        return n && n->type == XML_ELEMENT_NODE && xmlsym.xmlStrEqual(n->name, (const xmlChar *)name);
 }
 
 static xmlNodePtr child(xmlNodePtr n, const char *name) {
@@ -311,7 +367,7 @@ static xmlNodePtr child(xmlNodePtr n, const char *name) {
 
 /* An attribute as a new string (NULL when absent). */
 static char *attr(xmlNodePtr n, const char *name) {
-        _cleanup_xml_char_ xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+        _cleanup_xml_char_ xmlChar *v = xmlsym.xmlGetProp(n, (const xmlChar *)name);
         return v ? strdup((const char *)v) : NULL;
 }
 
@@ -373,16 +429,16 @@ static int hostdev_from_node(xmlNodePtr h, HostdevRef *ret) {
 }
 
 static xmlNodePtr devices_of(xmlDocPtr doc) {
-        xmlNodePtr root = xmlDocGetRootElement(doc);
+        xmlNodePtr root = xmlsym.xmlDocGetRootElement(doc);
         return is_elem(root, "domain") ? child(root, "devices") : NULL;
 }
 
 int domain_xml_parse(const char *xml, DomainXmlInfo *ret) {
         _cleanup_xml_doc_ xmlDocPtr doc = xml_read(xml);
-        if (!doc || !is_elem(xmlDocGetRootElement(doc), "domain"))
+        if (!doc || !is_elem(xmlsym.xmlDocGetRootElement(doc), "domain"))
                 return -EBADMSG;
         DomainXmlInfo info = {};
-        xmlNodePtr hidden = child(child(child(xmlDocGetRootElement(doc), "features"), "kvm"), "hidden");
+        xmlNodePtr hidden = child(child(child(xmlsym.xmlDocGetRootElement(doc), "features"), "kvm"), "hidden");
         info.kvm_hidden = hidden && attr_is(hidden, "state", "on");
         xmlNodePtr devs = devices_of(doc);
         for (xmlNodePtr c = devs ? devs->children : NULL; c; c = c->next) {
@@ -404,7 +460,7 @@ int domain_xml_parse(const char *xml, DomainXmlInfo *ret) {
 static int doc_dump(xmlDocPtr doc, char **ret) {
         _cleanup_xml_char_ xmlChar *buf = NULL;
         int len = 0;
-        xmlDocDumpMemory(doc, &buf, &len);
+        xmlsym.xmlDocDumpMemory(doc, &buf, &len);
         if (!buf)
                 return -ENOMEM;
         char *s = strndup((const char *)buf, (size_t)len);
@@ -423,11 +479,11 @@ int domain_xml_add_hostdevs(const char *xml, const char *hostdevs, char **ret) {
         xmlNodePtr devs = doc ? devices_of(doc) : NULL;
         if (devs && add) {
                 r = 0;
-                for (xmlNodePtr c = xmlDocGetRootElement(add)->children; c && r >= 0; c = c->next) {
+                for (xmlNodePtr c = xmlsym.xmlDocGetRootElement(add)->children; c && r >= 0; c = c->next) {
                         if (c->type != XML_ELEMENT_NODE)
                                 continue;
-                        xmlNodePtr copy = xmlDocCopyNode(c, doc, 1);
-                        if (!copy || !xmlAddChild(devs, copy))
+                        xmlNodePtr copy = xmlsym.xmlDocCopyNode(c, doc, 1);
+                        if (!copy || !xmlsym.xmlAddChild(devs, copy))
                                 r = -ENOMEM;
                 }
                 if (r >= 0)
@@ -450,8 +506,8 @@ int domain_xml_remove_hostdevs(const char *xml, const HostdevRef *refs, size_t n
                         continue;
                 for (size_t i = 0; i < n_refs; i++)
                         if (hostdev_ref_equal(&ref, &refs[i])) {
-                                xmlUnlinkNode(c);
-                                xmlFreeNode(c);
+                                xmlsym.xmlUnlinkNode(c);
+                                xmlsym.xmlFreeNode(c);
                                 removed++;
                                 break;
                         }
@@ -475,6 +531,26 @@ static void mark_slots(xmlNodePtr n, bool used[32]) {
                 }
                 mark_slots(c, used);
         }
+}
+
+int domain_xml_agent_channel(const char *xml, char **ret_path) {
+        _cleanup_xml_doc_ xmlDocPtr doc = xml_read(xml);
+        if (!doc || !is_elem(xmlsym.xmlDocGetRootElement(doc), "domain"))
+                return -EBADMSG;
+        xmlNodePtr devs = devices_of(doc); /* none: no channel */
+        for (xmlNodePtr c = devs ? devs->children : NULL; c; c = c->next) {
+                xmlNodePtr target = child(c, "target");
+                if (!is_elem(c, "channel") || !attr_is(c, "type", "unix") || !attr_is(target, "name", AGENT_CHANNEL_NAME))
+                        continue;
+                xmlNodePtr source = child(c, "source");
+                char *path = source ? attr(source, "path") : NULL;
+                if (ret_path)
+                        *ret_path = path;
+                else
+                        free(path);
+                return 1;
+        }
+        return 0;
 }
 
 int domain_xml_free_slot(const char *xml, int *ret_slot) {
@@ -502,10 +578,10 @@ int domain_xml_hostdev_element(const char *xml, const HostdevRef *want, char **r
                 HostdevRef ref;
                 if (!is_elem(c, "hostdev") || hostdev_from_node(c, &ref) < 0 || !hostdev_ref_equal(&ref, want))
                         continue;
-                _cleanup_xml_buffer_ xmlBufferPtr b = xmlBufferCreate();
-                if (!b || xmlNodeDump(b, doc, c, 0, 0) < 0)
+                _cleanup_xml_buffer_ xmlBufferPtr b = xmlsym.xmlBufferCreate();
+                if (!b || xmlsym.xmlNodeDump(b, doc, c, 0, 0) < 0)
                         return -ENOMEM;
-                char *el = strdup((const char *)xmlBufferContent(b));
+                char *el = strdup((const char *)xmlsym.xmlBufferContent(b));
                 if (!el)
                         return -ENOMEM;
                 *ret = el;
@@ -661,7 +737,7 @@ int virt_detach_live(Virt *v, const char *name, const char *device_xml) {
  * it has none of that type. */
 static int nodedev_free_instances(const char *xml, const char *type) {
         xmlDocPtr doc = xml_read(xml);
-        xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+        xmlNodePtr root = doc ? xmlsym.xmlDocGetRootElement(doc) : NULL;
         int found = -1;
         for (xmlNodePtr cap = root ? root->children : NULL; cap && found < 0; cap = cap->next) {
                 if (!is_elem(cap, "capability") || !attr_is(cap, "type", "pci"))
@@ -673,15 +749,15 @@ static int nodedev_free_instances(const char *xml, const char *type) {
                                 if (!is_elem(t, "type") || !attr_is(t, "id", type))
                                         continue;
                                 xmlNodePtr ai = child(t, "availableInstances");
-                                xmlChar *v = ai ? xmlNodeGetContent(ai) : NULL;
+                                xmlChar *v = ai ? xmlsym.xmlNodeGetContent(ai) : NULL;
                                 uint32_t n = 0;
                                 found = v && parse_u32((const char *)v, 10, &n) >= 0 ? (int)n : 0;
-                                xmlFree(v);
+                                (*xmlsym.xmlFree)(v);
                         }
                 }
         }
         if (doc)
-                xmlFreeDoc(doc);
+                xmlsym.xmlFreeDoc(doc);
         return found;
 }
 
@@ -754,7 +830,7 @@ void virt_pci_nodedevs_free(VirtPciNodedev *d, size_t n) {
 
 static int child_uint(xmlNodePtr n, const char *name, unsigned max, unsigned *ret) {
         xmlNodePtr c = child(n, name);
-        _cleanup_xml_char_ xmlChar *v = c ? xmlNodeGetContent(c) : NULL;
+        _cleanup_xml_char_ xmlChar *v = c ? xmlsym.xmlNodeGetContent(c) : NULL;
         uint32_t x;
         if (!v || parse_u32((const char *)v, 0, &x) < 0 || x > max)
                 return -EBADMSG;
@@ -765,7 +841,7 @@ static int child_uint(xmlNodePtr n, const char *name, unsigned max, unsigned *re
 /* A node device's <capability type='pci'>: its address, IDs and (a VF) its PF. -ENOENT: not a PCI device. */
 static int nodedev_pci_parse(const char *xml, VirtPciNodedev *ret) {
         _cleanup_xml_doc_ xmlDocPtr doc = xml_read(xml);
-        xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+        xmlNodePtr root = doc ? xmlsym.xmlDocGetRootElement(doc) : NULL;
         for (xmlNodePtr cap = root ? root->children : NULL; cap; cap = cap->next) {
                 if (!is_elem(cap, "capability") || !attr_is(cap, "type", "pci"))
                         continue;

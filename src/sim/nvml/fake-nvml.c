@@ -42,7 +42,8 @@
  * The library is several files: this one (the root, the GPUs found at init, device queries and processes),
  * models.c (the MIG profile tables), state.c (the state lock, state files and handles), fault.c (the
  * fault point), mig.c (MIG mode, GPU and compute instances, MIG device handles), telemetry.c (what
- * gpuvirtd samples: utilization, temperature, power, clocks, ECC, the driver version, Xid events);
+ * gpuvirtd samples: utilization, temperature, power, clocks, ECC, the driver version, Xid events), vgpu.c
+ * (the vGPU instances of running VMs: per-VM utilization, framebuffer, license);
  * fake-nvml.h is what they share.
  */
 #include <fcntl.h>
@@ -95,6 +96,15 @@ bool config_lost(const char *dir) {
         return true;
 }
 
+/* Lost from the moment its config space stops answering, as the driver finds at its next access: a handle
+ * asked for after the fall (by a process that initialised NVML before it) is refused too. */
+static bool dev_lost(FDev *d) {
+        char dir[PATH_MAX];
+        if (!d->lost && (size_t)snprintf(dir, sizeof dir, "%s/sys/bus/pci/devices/%s", root, d->bdf) < sizeof dir)
+                d->lost = config_lost(dir);
+        return d->lost;
+}
+
 /* ---- init ---- */
 
 nvmlReturn_t sim_failing(void) {
@@ -129,8 +139,9 @@ API nvmlReturn_t nvmlInit_v2(void) {
                 _cleanup_free_ char *drv = NULL, *pf = strdup_printf("%s/physfn", dir);
                 if (!dir || !drvl || !pf)
                         return NVML_ERROR_UNKNOWN;
-                if (read_hex(dir, "vendor") != 0x10de || (read_hex(dir, "class") >> 16) != 0x03 ||
-                    readlink_base(drvl, &drv) < 0 || !streq(drv, "nvidia") || path_exists(pf))
+                /* the driver link first: one read for each device nvidia does not drive, as the driver knows its own */
+                if (readlink_base(drvl, &drv) < 0 || !streq(drv, "nvidia") || read_hex(dir, "vendor") != 0x10de ||
+                    (read_hex(dir, "class") >> 16) != 0x03 || path_exists(pf))
                         continue;
                 FDev *d = &devs[n_devs++];
                 d->magic = MAGIC_DEV;
@@ -199,7 +210,7 @@ API nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned index, nvmlDevice_t *dev
                 return NVML_ERROR_INVALID_ARGUMENT;
         if (sim_failing() != NVML_SUCCESS)
                 return sim_failing();
-        if (devs[index].lost)
+        if (dev_lost(&devs[index]))
                 return NVML_ERROR_GPU_IS_LOST;
         *device = (nvmlDevice_t)&devs[index];
         return NVML_SUCCESS;
@@ -224,7 +235,7 @@ API nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *busid, nvmlDevice_
                 return sim_failing();
         for (unsigned i = 0; i < n_devs; i++)
                 if (bus_id_parse(devs[i].bdf, &b[0], &b[1], &b[2], &b[3]) && memcmp(a, b, sizeof a) == 0) {
-                        if (devs[i].lost)
+                        if (dev_lost(&devs[i]))
                                 return NVML_ERROR_GPU_IS_LOST;
                         *device = (nvmlDevice_t)&devs[i];
                         return NVML_SUCCESS;

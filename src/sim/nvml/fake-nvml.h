@@ -129,3 +129,6 @@ nvmlReturn_t copy_out(const char *s, char *buf, unsigned len);
 
 /* telemetry.c: KEY's value from the GPU's telemetry file (.gpuvirt-sim/nvml/<bdf>.telemetry); false when unset */
 bool telemetry_get(const FDev *d, const char *key, unsigned long long *ret);
+/* telemetry.c: the device for a telemetry call (out: its output, NULL is invalid), or the error: a failing
+ * driver, a GPU off the bus or removed */
+nvmlReturn_t telemetry_dev(nvmlDevice_t device, const void *out, FDev **ret);

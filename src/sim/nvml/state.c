@@ -26,9 +26,12 @@ unsigned state_lock(void) {
         _cleanup_free_ char *p = strdup_printf("%s/" SIM_MARKER_DIR "/nvml/lock", root);
         if (!dir || !p)
                 return 1; /* out of memory: the call fails (LOCKED) rather than run unlocked */
-        if (mkdir_p(dir, 0755) < 0)
-                return 0;
         lock_fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (lock_fd < 0 && errno == ENOENT) { /* the first call on this root: its state directory */
+                if (mkdir_p(dir, 0755) < 0)
+                        return 0;
+                lock_fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        }
         while (lock_fd >= 0 && flock(lock_fd, LOCK_EX) < 0 && errno == EINTR)
                 ;
         return 0;

@@ -31,8 +31,7 @@ bool telemetry_get(const FDev *d, const char *key, unsigned long long *ret) {
         return found;
 }
 
-/* The device for a telemetry call, or the error: a failing driver, a GPU off the bus or removed. */
-static nvmlReturn_t telemetry_dev(nvmlDevice_t device, const void *out, FDev **ret) {
+nvmlReturn_t telemetry_dev(nvmlDevice_t device, const void *out, FDev **ret) {
         if (!initialized)
                 return NVML_ERROR_UNINITIALIZED;
         nvmlReturn_t e = sim_failing();
