@@ -123,8 +123,7 @@ static int refuse(GvError *err, const MigGpu *g, const char *fmt, const char *wh
         return gv_error_set(err, -EBUSY, g->address, "refused", "GPU %u (%s): %s %s", g->index, g->address, fmt, what);
 }
 
-int k8s_mig_apply(Root *root, Nvml **nvml, const char *file, const char *label, char *const *allocated,
-                  GvError *err) {
+int k8s_mig_apply(Root *root, const char *file, const char *label, char *const *allocated, GvError *err) {
         _cleanup_free_ char *path = root_path(root, "%s", file);
         if (!path)
                 return -ENOMEM;
@@ -136,9 +135,10 @@ int k8s_mig_apply(Root *root, Nvml **nvml, const char *file, const char *label, 
         r = mig_config_find(m, label, &cfg, err);
         if (r < 0)
                 return r;
-        if (!*nvml && (r = nvml_open(root, nvml, err)) < 0)
+        _cleanup_nvml_close_ Nvml *n = NULL; /* core's one handle of the process, the rescans' too */
+        r = nvml_open(root, &n, err);
+        if (r < 0)
                 return r;
-        Nvml *n = *nvml;
         MigGpu *gpus = NULL;
         size_t ng = 0;
         MigConfigPlan plan = {};
@@ -148,7 +148,6 @@ int k8s_mig_apply(Root *root, Nvml **nvml, const char *file, const char *label, 
         r = mig_gpus_read(n, &gpus, &ng);
         if (r < 0) {
                 r = gv_error_set(err, r, NULL, "nvml", "cannot read the GPUs: %s", errno_message(r));
-                *nvml = nvml_close(n); /* opened again next time */
                 goto out;
         }
         r = mig_config_plan(m, cfg, gpus, ng, false, &plan, err);

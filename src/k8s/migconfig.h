@@ -11,7 +11,6 @@
 
 #include "basic/gverror.h"
 #include "core/host/root.h"
-#include "core/mig/nvml.h"
 
 #define MIG_CONFIG_LABEL "nvidia.com/mig.config"
 #define KUBELET_CHECKPOINT "var/lib/kubelet/device-plugins/kubelet_internal_checkpoint"
@@ -28,8 +27,6 @@ int node_label_read(Root *root, const char *file, const char *key, char **ret, G
 int kubelet_checkpoint_ids(Root *root, char ***ret, GvError *err);
 
 /* Apply configuration label of the mig-parted file (a path under the root) to the host's GPUs, keeping every
- * ID of allocated, through the process's NVML (opened when NULL; closed, to be opened again, when reading the
- * GPUs fails). 0: applied (or already so); -EBUSY: refused for an allocated unit, nothing changed, err
+ * ID of allocated. 0: applied (or already so); -EBUSY: refused for an allocated unit, nothing changed, err
  * says which; -EINVAL: the file or label is bad; other -errno: NVML or the apply failed (err). */
-int k8s_mig_apply(Root *root, Nvml **nvml, const char *file, const char *label, char *const *allocated,
-                  GvError *err);
+int k8s_mig_apply(Root *root, const char *file, const char *label, char *const *allocated, GvError *err);

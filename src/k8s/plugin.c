@@ -57,7 +57,6 @@ typedef struct Endpoint {
 
 struct Plugin {
         Root *root;
-        Nvml *nvml; /* one NVML for the process, kept across rescans (resource_set_scan()) */
         PluginConfig config;
         char *dir;     /* the device-plugins directory */
         char *kubelet; /* its kubelet.sock */
@@ -462,7 +461,7 @@ static int plugin_rescan(Plugin *p) {
                 gv_error_done(&err);
         }
         ResourceSet s = {};
-        r = resource_set_scan(p->root, &p->nvml, &p->config, &health, &s, &err);
+        r = resource_set_scan(p->root, &p->config, &health, &s, &err);
         health_table_done(&health);
         if (r < 0) {
                 log_warning("Rescan failed, keeping the last list: %s", gv_error_message(&err));
@@ -610,7 +609,7 @@ static void plugin_mig_label(Plugin *p) {
                 p->next_mig_retry = now_ms() + MIG_RETRY_MS;
                 return;
         }
-        r = k8s_mig_apply(p->root, &p->nvml, p->config.mig_config, label, r == -ENOENT ? p->allocated : held, &err);
+        r = k8s_mig_apply(p->root, p->config.mig_config, label, r == -ENOENT ? p->allocated : held, &err);
         if (r == 0) {
                 log_info("Applied MIG configuration %s", label);
                 mig_state_write(p, label, "applied", NULL);
@@ -683,7 +682,6 @@ static void plugin_done(Plugin *p) {
         plugin_config_done(&p->config);
         strv_free(p->allocated);
         free(p->label_done);
-        nvml_close(p->nvml);
         root_free(p->root);
 }
 

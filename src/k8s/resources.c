@@ -334,36 +334,11 @@ static int add_vendor_vgpus(ResourceSet *s, const HostObservation *obs, const Pc
         return 0;
 }
 
-/* Whether NVML must be opened again: it failed, or it does not enumerate the GPUs the PCI bus has on the nvidia
- * driver now (NVML lists them once, at nvmlInit: a GPU bound to nvidia since is not in it, one unbound still is). */
-static bool nvml_stale(const HostObservation *obs) {
-        if (obs->nvml_error < 0)
-                return true;
-        size_t n = 0;
-        for (size_t i = 0; i < obs->pci->n_devices; i++) {
-                const PciDevice *d = &obs->pci->devices[i];
-                n += d->vendor == PCI_VENDOR_NVIDIA && pci_device_is_display(d) && !d->physfn && d->driver &&
-                     streq(d->driver, "nvidia");
-        }
-        return n != obs->n_mig;
-}
-
-int resource_set_scan(Root *root, Nvml **nvml, const PluginConfig *c, const HealthTable *health, ResourceSet *ret,
-                      GvError *err) {
+int resource_set_scan(Root *root, const PluginConfig *c, const HealthTable *health, ResourceSet *ret, GvError *err) {
         HostObservation obs = {};
-        /* without NVML: no MIG devices, and NVML tried again next time */
-        if (!*nvml && nvml_open(root, nvml, NULL) >= 0)
-                log_info("NVML opened (%s), kept open across rescans", (*nvml)->library);
-        int r = host_observe_nvml(root, *nvml, &obs);
-        if (r >= 0 && *nvml && nvml_stale(&obs)) {
-                /* a fresh NVML and a fresh look (the only time a rescan initialises NVML) */
-                log_info("NVML opened again: %s", obs.nvml_error < 0 ? errno_message(obs.nvml_error)
-                                                                     : "its GPUs are not those on the nvidia driver");
-                host_observation_done(&obs);
-                *nvml = nvml_close(*nvml);
-                (void) nvml_open(root, nvml, NULL);
-                r = host_observe_nvml(root, *nvml, &obs);
-        }
+        /* NVML through core's one handle per process (nvml_open()): initialised at the first rescan, again only
+         * when the GPUs bound to nvidia changed; without NVML, no MIG devices, and it is tried again next time */
+        int r = host_observe(root, &obs);
         if (r < 0)
                 return gv_error_set(err, r, NULL, "observe", "cannot observe the host: %s", errno_message(r));
         _cleanup_pci_names_free_ PciNames *names = NULL;

@@ -16,7 +16,6 @@
 
 #include "basic/gverror.h"
 #include "core/host/root.h"
-#include "core/mig/nvml.h"
 #include "k8s/health.h"
 
 typedef enum MigStrategy {
@@ -79,11 +78,9 @@ typedef struct ResourceSet {
         char **cdi; /* the host's CDI device names ("nvidia.com/gpu=0"), cdi_device_names() */
 } ResourceSet;
 
-/* Observe the host and build the set, resources sorted by name and devices by ID. nvml: the process's NVML,
- * kept open from one scan to the next (opened when NULL; opened again when it failed or no longer lists the
- * GPUs on the nvidia driver; NULL when NVML cannot be opened); the caller closes it at the end. */
-int resource_set_scan(Root *root, Nvml **nvml, const PluginConfig *config, const HealthTable *health,
-                      ResourceSet *ret, GvError *err);
+/* Observe the host and build the set, resources sorted by name and devices by ID. */
+int resource_set_scan(Root *root, const PluginConfig *config, const HealthTable *health, ResourceSet *ret,
+                      GvError *err);
 void resource_set_done(ResourceSet *s);
 const Resource *resource_set_find(const ResourceSet *s, const char *name);
 /* Whether the two offer the same devices with the same health (a new list is due when not). */

@@ -98,8 +98,6 @@ typedef struct HostObservation {
         Root *root;
         PciHost *pci;
         Nvml *nvml;
-        bool nvml_borrowed; /* nvml is the caller's (host_observe_nvml()): not closed with the observation */
-        int nvml_error;     /* 0, or why NVML gave no GPUs: not available, or reading them failed (-errno) */
         MigGpu *mig;
         size_t n_mig;
         MdevDevice *mdevs;
@@ -121,9 +119,6 @@ typedef struct GpuObservation {
 } GpuObservation;
 
 int host_observe(Root *root, HostObservation *ret);
-/* The same through an NVML the caller keeps open across observations (NULL: none), so a program that observes
- * again and again initialises NVML once; the observation borrows it. */
-int host_observe_nvml(Root *root, Nvml *nvml, HostObservation *ret);
 void host_observation_done(HostObservation *h);
 int host_observe_gpu(const HostObservation *h, const PciDevice *d, GpuObservation *ret);
 void gpu_observation_done(GpuObservation *o);

@@ -15,24 +15,21 @@
 void host_done(Host *h) {
         pci_host_free(h->pci);
         free(h->mig);
-        if (!h->nvml_borrowed)
-                nvml_close(h->nvml);
+        nvml_close(h->nvml);
         mdev_list_free(h->mdevs, h->n_mdevs);
         vendor_vgpu_units_free(h->units, h->n_units);
 }
 
-/* own: open NVML for this snapshot (closed with it); else read through nvml, the caller's (NULL: none) */
-static int host_load_with(Root *root, bool own, Nvml *nvml, Host *h) {
-        *h = (Host){.root = root, .nvml_borrowed = !own, .nvml = own ? NULL : nvml};
+int host_load(Root *root, Host *h) {
+        *h = (Host){.root = root};
         int r = pci_host_scan(root, &h->pci);
         if (r < 0)
                 return r;
         /* NVML, mdevs and vendor vGPUs may be missing on a host (then it has none of them); out of memory is an
          * error, never "none" (a plan from it would tear down what the host has) */
-        r = own ? nvml_open(root, &h->nvml, NULL) : h->nvml ? 0 : -ENODEV;
+        r = nvml_open(root, &h->nvml, NULL);
         if (r >= 0 && (r = mig_gpus_read(h->nvml, &h->mig, &h->n_mig)) < 0)
                 h->n_mig = 0;
-        h->nvml_error = MIN(r, 0);
         if (r != -ENOMEM)
                 r = mdev_list(root, &h->mdevs, &h->n_mdevs);
         if (r != -ENOMEM)
@@ -43,10 +40,6 @@ static int host_load_with(Root *root, bool own, Nvml *nvml, Host *h) {
                 return r;
         }
         return 0;
-}
-
-int host_load(Root *root, Host *h) {
-        return host_load_with(root, true, NULL, h);
 }
 
 /* include: the foreign group members the entry moves along (passthrough), judged with the GPU. */
@@ -116,13 +109,6 @@ void observed_done(Observed *o) {
 
 int host_observe(Root *root, HostObservation *ret) {
         int r = host_load(root, ret);
-        if (r < 0)
-                host_observation_done(ret);
-        return r;
-}
-
-int host_observe_nvml(Root *root, Nvml *nvml, HostObservation *ret) {
-        int r = host_load_with(root, false, nvml, ret);
         if (r < 0)
                 host_observation_done(ret);
         return r;
