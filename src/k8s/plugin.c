@@ -461,7 +461,7 @@ static int plugin_rescan(Plugin *p) {
                 gv_error_done(&err);
         }
         ResourceSet s = {};
-        r = resource_set_scan(p->root, &p->config, &health, &s, &err);
+        r = resource_set_scan(p->root, &p->config, &health, &p->set, &s, &err);
         health_table_done(&health);
         if (r < 0) {
                 log_warning("Rescan failed, keeping the last list: %s", gv_error_message(&err));

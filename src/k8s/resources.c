@@ -334,7 +334,35 @@ static int add_vendor_vgpus(ResourceSet *s, const HostObservation *obs, const Pc
         return 0;
 }
 
-int resource_set_scan(Root *root, const PluginConfig *c, const HealthTable *health, ResourceSet *ret, GvError *err) {
+/* A GPU NVML no longer answers for (off the bus: NVML_ERROR_GPU_IS_LOST, no UUID, no instances): its whole GPU and
+ * MIG devices as the last scan had them, Unhealthy with the reason, so kubelet sees them fail rather than
+ * vanish (NVIDIA's plugin marks them unhealthy too). */
+static int add_lost(ResourceSet *s, const ResourceSet *prev, const PciDevice *d, const char *dead) {
+        for (size_t i = 0; prev && i < prev->n_resources; i++) {
+                const Resource *pr = &prev->resources[i];
+                if (pr->kind != RESOURCE_GPU && pr->kind != RESOURCE_MIG)
+                        continue;
+                for (size_t j = 0; j < pr->n_devices; j++) {
+                        const PluginDevice *o = &pr->devices[j];
+                        if (!streq(o->gpu, d->addr))
+                                continue;
+                        PluginDevice *pd;
+                        int r = add_device(s, pr->name, pr->kind, o->id, o->gpu, o->numa_node, o->iommu_group, dead,
+                                           NULL, &pd);
+                        if (r < 0)
+                                return r;
+                        pd->mig_start = o->mig_start;
+                        pd->mig_size = o->mig_size;
+                        pd->mig_gi = o->mig_gi;
+                        pd->mig_ci = o->mig_ci;
+                        pd->nvml_index = o->nvml_index;
+                }
+        }
+        return 0;
+}
+
+int resource_set_scan(Root *root, const PluginConfig *c, const HealthTable *health, const ResourceSet *prev,
+                      ResourceSet *ret, GvError *err) {
         HostObservation obs = {};
         /* NVML through core's one handle per process (nvml_open()): initialised at the first rescan, again only
          * when the GPUs bound to nvidia changed; without NVML, no MIG devices, and it is tried again next time */
@@ -367,7 +395,8 @@ int resource_set_scan(Root *root, const PluginConfig *c, const HealthTable *heal
                                                d->numa_node, -1, dead, health, &pd);
                                 if (r >= 0)
                                         pd->nvml_index = (int) o.mig->index;
-                        }
+                        } else if (c->containers && d->vendor == PCI_VENDOR_NVIDIA && dead)
+                                r = add_lost(&s, prev, d, dead); /* NVML has no UUID for it: what it was */
                         break;
                 case GPU_MODE_MIG:
                         if (c->containers && c->mig_strategy != MIG_STRATEGY_NONE && o.mig &&

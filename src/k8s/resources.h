@@ -78,9 +78,10 @@ typedef struct ResourceSet {
         char **cdi; /* the host's CDI device names ("nvidia.com/gpu=0"), cdi_device_names() */
 } ResourceSet;
 
-/* Observe the host and build the set, resources sorted by name and devices by ID. */
-int resource_set_scan(Root *root, const PluginConfig *config, const HealthTable *health, ResourceSet *ret,
-                      GvError *err);
+/* Observe the host and build the set, resources sorted by name and devices by ID. prev (may be NULL): the last
+ * set, whose whole GPUs and MIG devices of a GPU NVML no longer answers for are kept, Unhealthy. */
+int resource_set_scan(Root *root, const PluginConfig *config, const HealthTable *health, const ResourceSet *prev,
+                      ResourceSet *ret, GvError *err);
 void resource_set_done(ResourceSet *s);
 const Resource *resource_set_find(const ResourceSet *s, const char *name);
 /* Whether the two offer the same devices with the same health (a new list is due when not). */

@@ -314,6 +314,15 @@ def scenario_dgx_mixed():
         l, _ = pl["nvidia.com/mig-1g.5gb"].wait_list(lambda l: len(l) == 56)
         check("kubelet restart: every resource registers again on a new socket, same process",
               h.plugin.pid == pid and h.alive() and len(l) == 56)
+
+        # a MIG GPU off the bus: NVML refuses its handle, has no UUIDs for it; its MIG devices stay, Unhealthy
+        lost = migs["1g.5gb"][0][0]
+        on_lost = sorted(u for g, u in migs["1g.5gb"] if g == lost)
+        h.gpuvirt("sim", "off-bus", lost)
+        l2, t = pl["nvidia.com/mig-1g.5gb"].wait_list(
+            lambda l: sorted(d["id"] for d in l if d["health"] == "Unhealthy") == on_lost, timeout=3)
+        check("a MIG GPU off the bus: its 7 MIG devices stay with their UUIDs, Unhealthy, the others Healthy "
+              "(%.2fs)" % t, len(on_lost) == 7 and ids(l2) == ids(l), str(l2))
     finally:
         h.stop()
         h.cleanup()
@@ -798,6 +807,11 @@ def scenario_workstation():
         with open(info) as f:
             again = os.path.join(h.root, "dev/nvidia" + f.read().split("Device Minor:")[1].split()[0])
         check("nvidia binds the GPU again: its proc entry is back, with the same minor", again == node)
+        # off the bus after NVML was initialised: NVML refuses its handle and has no UUID for it any more
+        h.gpuvirt("sim", "off-bus", "0000:02:00.0")
+        l3, t = gpu.wait_list(lambda l: sorted(d["health"] for d in l) == ["Healthy", "Unhealthy"], timeout=3)
+        check("a GPU off the bus stays on nvidia.com/gpu with its UUID, Unhealthy (not dropped) (%.2fs)" % t,
+              ids(l3) == ids(l2), "%s before %s" % (l3, l2))
     finally:
         h.stop()
         h.cleanup()
