@@ -18,6 +18,8 @@ cd "$(dirname "$0")"
 # clang + libclang-rt-dev (libFuzzer's runtime): the fuzz targets of tests/fuzz, built in build-fuzz/.
 # The fleet (docs/fleet.md): libcurl4-openssl-dev (etcd's v3 JSON gateway), etcd-server + etcd-client (the tests'
 # and the benchmark's 3-member cluster on loopback; etcdctl for the independent checker).
+# The Kubernetes device plugin (docs/k8s.md): libgrpc-dev (gRPC core), protobuf-c-compiler + libprotobuf-c-dev (its
+# messages from src/k8s/deviceplugin.proto); python3-grpcio: the tests' kubelet stand-in (run with /usr/bin/python3).
 # mmdebstrap, e2fsprogs, qemu-utils: the rig's boot mode builds a Debian root (mmdebstrap), makes it an ext4
 # image (mke2fs -d) and gives each chain of boots a copy-on-write disk on it (qemu-img).
 # gpuvirtd (docs/metrics.md): libmicrohttpd-dev (HTTP, with GnuTLS for --web-config), libsystemd-dev (sd_notify),
@@ -26,7 +28,8 @@ cd "$(dirname "$0")"
 PKGS=(meson ninja-build gcc pkg-config libpci-dev pci.ids libjson-c-dev libyaml-dev libcmocka-dev pciutils jq mdevctl
       libvirt-dev libxml2-dev libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 python3
       clang libclang-rt-dev libcurl4-openssl-dev etcd-server etcd-client mmdebstrap e2fsprogs qemu-utils
-      libmicrohttpd-dev libsystemd-dev libcrypt-dev curl prometheus wrk prometheus-node-exporter openssl)
+      libmicrohttpd-dev libsystemd-dev libcrypt-dev curl prometheus wrk prometheus-node-exporter openssl
+      libgrpc-dev protobuf-c-compiler libprotobuf-c-dev python3-grpcio)
 
 deps() {
         local missing=()

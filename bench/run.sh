@@ -52,6 +52,10 @@ echo "MIG: apply versus recreate-everything, placement under a random request st
 "$B/bench/bench-mig" "$TMP/mig" 100000
 
 echo
+echo "Kubernetes device plugin (dgx-a100, kubelet stand-in): Allocate latency, mig apply -> new list on the stream"
+/usr/bin/python3 "$(dirname "$0")/bench-k8s.py" "$GPUVIRT" "$B/src/gpuvirt-device-plugin" 2000 20
+
+echo
 echo "Fleet: a synthetic pool of 5,000 hosts x 8 GPUs (models as agents published them for simulated hosts)"
 for p in dgx-a100 h100 t4-grid flex-sriov; do
         "$GPUVIRT" sim create "$TMP/fleet-$p" --profile "$p" >/dev/null

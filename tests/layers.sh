@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The layers' include rule (src/meson.build): basic includes only basic; core basic and core; sim those and
-# sim; the programs (cli, daemon, agent) the library layers and their own folder, never another program's.
+# sim; the programs (cli, daemon, agent, k8s) the library layers and their own folder, never another program's.
 # The build already fails on a wrong-way include (each layer's include root reaches only the layers below);
 # this is the second guard, and it also catches a path written relative to the source tree ("../sim/sim.h",
 # "src/sim/sim.h").
@@ -29,8 +29,9 @@ check() { # layer, allowed layers...
 check basic basic
 check core basic core
 check sim basic core sim
-# the programs: cli may use every library layer, and none of them may reach into a program
+# the programs: each may use every library layer, and none of them may reach into another program
 check cli basic core sim cli
+check k8s basic core sim k8s
 check daemon basic core sim daemon
 check agent basic core sim agent
 [ $fail -eq 0 ] && echo "layers: every include goes down (or sideways)"

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <dlfcn.h>
+#include <fcntl.h>
 
 #include "basic/dlsym-table.h"
 #include "basic/errname.h"
@@ -192,12 +193,46 @@ static void test_dlsym_table(void **state) {
         dlclose(dl);
 }
 
+/* read_full() of files larger than its first buffer (64 KiB) and of its limit: the whole file, or -EFBIG */
+static void test_read_full_sizes(void **state) {
+        char *d = test_tmpdir();
+        static const size_t sizes[] = {0, 1, 65535, 65536, 65537, 200000, 1 << 20};
+        for (size_t i = 0; i < ELEMENTSOF(sizes); i++) {
+                size_t len = sizes[i];
+                char *data = malloc(len + 1);
+                assert_non_null(data);
+                for (size_t j = 0; j < len; j++)
+                        data[j] = (char)('a' + j % 26);
+                _cleanup_free_ char *p = strdup_printf("%s/f%zu", d, len);
+                assert_int_equal(write_file(p, data, len, O_CREAT | O_TRUNC, 0644), 0);
+                void *got = NULL;
+                size_t n = 0;
+                assert_int_equal(read_full(p, 16 * 1024 * 1024, &got, &n), 0);
+                assert_int_equal(n, len);
+                assert_memory_equal(got, data, len);
+                assert_int_equal(((char *)got)[len], '\0');
+                free(got);
+                /* exactly at the limit, and one byte over it */
+                assert_int_equal(read_full(p, len, &got, &n), 0);
+                assert_int_equal(n, len);
+                free(got);
+                if (len > 0) {
+                        got = NULL;
+                        assert_int_equal(read_full(p, len - 1, &got, &n), -EFBIG);
+                        assert_null(got);
+                }
+                free(data);
+        }
+        test_tmpdir_remove(d);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pci_addr_valid), cmocka_unit_test(test_pci_addr_invalid),
                 cmocka_unit_test(test_same_card),      cmocka_unit_test(test_errname),
                 cmocka_unit_test(test_parse),          cmocka_unit_test(test_files),
                 cmocka_unit_test(test_root),          cmocka_unit_test(test_dlsym_table),
+                cmocka_unit_test(test_read_full_sizes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

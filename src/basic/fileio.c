@@ -50,13 +50,24 @@ static ssize_t read_once(int fd, void *buf, size_t size) {
 }
 
 static int read_fd(int fd, size_t max, bool short_read_is_eof, void **ret, size_t *ret_size) {
-
-        _cleanup_free_ char *buf = malloc(max + 1);
+        /* A large max is the room a file may need, not what it holds (a 16 MiB limit for a 1 KiB file): the
+         * buffer starts at 64 KiB and doubles as the file fills it, up to max + 1. */
+        size_t cap = MIN(max, (size_t)65535) + 1;
+        _cleanup_free_ char *buf = malloc(cap);
         if (!buf)
                 return -ENOMEM;
         size_t n = 0;
         for (;;) {
-                ssize_t k = read_once(fd, buf + n, max + 1 - n);
+                if (n == cap) { /* n <= max here: cap < max + 1 */
+                        size_t ncap = cap > (max + 1) / 2 ? max + 1 : cap * 2;
+                        char *nb = realloc(buf, ncap);
+                        if (!nb)
+                                return -ENOMEM;
+                        buf = nb;
+                        cap = ncap;
+                }
+                size_t asked = cap - n;
+                ssize_t k = read_once(fd, buf + n, asked);
                 if (k < 0)
                         return (int)k;
                 if (k == 0)
@@ -66,7 +77,7 @@ static int read_fd(int fd, size_t max, bool short_read_is_eof, void **ret, size_
                         return -EFBIG;
                 /* A sysfs attribute is one page, shown by one read(): a short read is its end, so the read()
                  * that would return 0 is spared (procfs seq_files may return less, they are read to EOF). */
-                if (short_read_is_eof && (size_t)k < max + 1 - (n - (size_t)k))
+                if (short_read_is_eof && (size_t)k < asked)
                         break;
         }
         buf[n] = '\0';

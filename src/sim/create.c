@@ -315,6 +315,8 @@ static int write_module(const char *root, const char *module) {
                         return -ENOMEM;
                 r = mkdir_p(vdir, 0755);
                 r = r ?: sim_attr(vdir, "vfio", 0666, "%s", "");
+        } else if (streq(module, "nvidia")) {
+                r = sim_nvidia_module_load(root);
         } else if (streq(module, "kvm")) {
                 _cleanup_free_ char *ddir = strdup_printf("%s/dev", root);
                 if (!ddir)

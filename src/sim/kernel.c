@@ -109,6 +109,99 @@ static int vfio_detach(const char *root, const char *devdir) {
         return 0;
 }
 
+/* ---- the nvidia driver's device nodes and proc files ---- */
+
+#define NVIDIA_MAX_GPUS 32 /* the driver's mig-minors lists 32 GPUs, 15 GPU instances each, 8 compute instances each */
+#define NVIDIA_MAX_GIS  15
+#define NVIDIA_MAX_CIS  8
+
+/* The capability minor of a GPU instance (ci < 0) or of a compute instance, as the driver numbers them in
+ * proc/driver/nvidia-caps/mig-minors: 1 config, 2 monitor, then per GPU minor, per GPU instance, its access and
+ * its compute instances' access. */
+static unsigned mig_cap_minor(unsigned gpu, unsigned gi, int ci) {
+        return 3 + gpu * NVIDIA_MAX_GIS * (1 + NVIDIA_MAX_CIS) + gi * (1 + NVIDIA_MAX_CIS) + (ci < 0 ? 0 : 1 + (unsigned)ci);
+}
+
+/* What loading nvidia.ko (with nvidia-uvm, and nvidia-modprobe making the nodes) puts under /dev and /proc. */
+int sim_nvidia_module_load(const char *root) {
+        _cleanup_free_ char *dev = strdup_printf("%s/dev", root);
+        _cleanup_free_ char *caps = strdup_printf("%s/dev/nvidia-caps", root);
+        _cleanup_free_ char *proc = strdup_printf("%s/proc/driver/nvidia-caps", root);
+        _cleanup_free_ char *minors = strdup_printf("%s/proc/driver/nvidia-caps/mig-minors", root);
+        if (!dev || !caps || !proc || !minors)
+                return -ENOMEM;
+        if (path_exists(minors))
+                return 0;
+        int r = mkdir_p(caps, 0755);
+        r = r ?: mkdir_p(proc, 0755);
+        r = r ?: sim_attr(dev, "nvidiactl", 0666, "%s", "");
+        r = r ?: sim_attr(dev, "nvidia-uvm", 0666, "%s", "");
+        r = r ?: sim_attr(dev, "nvidia-uvm-tools", 0666, "%s", "");
+        r = r ?: sim_attr(caps, "nvidia-cap1", 0400, "%s", "");
+        r = r ?: sim_attr(caps, "nvidia-cap2", 0444, "%s", "");
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        fputs("config 1\nmonitor 2\n", f);
+        for (unsigned g = 0; g < NVIDIA_MAX_GPUS; g++)
+                for (unsigned i = 0; i < NVIDIA_MAX_GIS; i++) {
+                        fprintf(f, "gpu%u/gi%u/access %u\n", g, i, mig_cap_minor(g, i, -1));
+                        for (int c = 0; c < NVIDIA_MAX_CIS; c++)
+                                fprintf(f, "gpu%u/gi%u/ci%d/access %u\n", g, i, c, mig_cap_minor(g, i, c));
+                }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        return sim_attr(proc, "mig-minors", 0444, "%s", text);
+}
+
+/* The GPU's minor: its place among the host's GPUs the nvidia driver drives (not VFs), in bus order. */
+static unsigned nvidia_minor(const SimHost *h, const char *name) {
+        unsigned n = 0;
+        for (size_t i = 0; i < h->n; i++) {
+                const SimDev *d = &h->devs[i];
+                if (streq(d->name, name))
+                        break;
+                n += d->m->driver && streq(d->m->driver, "nvidia") && !d->is_vf && (d->m->class >> 16) == 0x03;
+        }
+        return n;
+}
+
+/* nvidia's probe of a GPU: proc/driver/nvidia/gpus/<bdf>/information and its nodes, /dev/nvidia<minor> and the
+ * MIG capability nodes of its GPU and compute instances (nvidia-modprobe makes them as they are used; here
+ * all at once). */
+static int nvidia_gpu_attach(const char *root, const SimHost *h, const SimDev *d) {
+        unsigned minor = nvidia_minor(h, d->name);
+        _cleanup_free_ char *info = strdup_printf("%s/proc/driver/nvidia/gpus/%s", root, d->name);
+        _cleanup_free_ char *dev = strdup_printf("%s/dev", root);
+        _cleanup_free_ char *caps = strdup_printf("%s/dev/nvidia-caps", root);
+        _cleanup_free_ char *node = strdup_printf("nvidia%u", minor);
+        if (!info || !dev || !caps || !node)
+                return -ENOMEM;
+        int r = sim_nvidia_module_load(root);
+        r = r ?: mkdir_p(info, 0755);
+        r = r ?: sim_attr(info, "information", 0444,
+                          "Model: \t\t NVIDIA GPU %04x\nIRQ:   \t\t %u\nBus Type: \t PCIe\nDMA Size: \t 47 bits\n"
+                          "DMA Mask: \t 0x7fffffffffff\nBus Location: \t %s\nDevice Minor: \t %u\nGPU Excluded:\t No\n",
+                          d->m->device, 100 + minor, d->name, minor);
+        r = r ?: sim_attr(dev, node, 0666, "%s", "");
+        for (unsigned i = 0; r >= 0 && minor < NVIDIA_MAX_GPUS && i < NVIDIA_MAX_GIS; i++)
+                for (int c = -1; r >= 0 && c < NVIDIA_MAX_CIS; c++) {
+                        char cap[32];
+                        snprintf(cap, sizeof cap, "nvidia-cap%u", mig_cap_minor(minor, i, c));
+                        r = sim_attr(caps, cap, 0444, "%s", "");
+                }
+        return r;
+}
+
+static bool nvidia_gpu(const SimDev *d, const char *driver) {
+        return streq(driver, "nvidia") && d->m->driver && streq(d->m->driver, "nvidia") && !d->is_vf &&
+               (d->m->class >> 16) == 0x03;
+}
+
 int sim_attach(const char *root, const SimHost *h, const char *devdir, const char *driver) {
         _cleanup_free_ char *ddir = strdup_printf("%s/sys/bus/pci/drivers/%s", root, driver);
         _cleanup_free_ char *dlink = strdup_printf("%s/driver", devdir);
@@ -131,6 +224,8 @@ int sim_attach(const char *root, const SimHost *h, const char *devdir, const cha
         SimModel vfm;
         if (sim_dev_model(h, devdir, &d, &vfm) < 0 || !d.m->driver || !streq(d.m->driver, driver))
                 return 0;
+        if (nvidia_gpu(&d, driver) && (r = nvidia_gpu_attach(root, h, &d)) < 0)
+                return r;
         if ((d.m->vgpu == SIM_VGPU_NVIDIA_MDEV || d.m->vgpu == SIM_VGPU_GVTG) && h->profile->mdev)
                 return sim_mdev_parent_attach(root, &d, devdir);
         if (d.m->vgpu == SIM_VGPU_NVIDIA_VF && d.is_vf) {
@@ -164,6 +259,10 @@ int sim_detach(const char *root, const SimHost *h, const char *devdir) {
         /* A PF driver's remove() disables SR-IOV. */
         if (r >= 0 && known && !d.is_vf && d.m->sriov_total > 0)
                 r = sriov_disable(root, h, devdir);
+        if (r >= 0 && native && nvidia_gpu(&d, drv)) { /* the driver's proc files go, the nodes stay */
+                _cleanup_free_ char *info = strdup_printf("%s/proc/driver/nvidia/gpus/%s", root, base(devdir));
+                r = info ? rm_rf(info) : -ENOMEM;
+        }
         if (r >= 0 && dev_is_vfio(devdir))
                 r = vfio_detach(root, devdir);
         if (r < 0)

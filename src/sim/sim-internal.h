@@ -178,6 +178,9 @@ int sim_mdev_refresh(const char *root, const SimModel *m, const char *devdir);
 int sim_mdev_create(const char *root, const SimHost *h, const char *typedir, const char *value);
 int sim_mdev_remove(const char *root, const char *mdevdir, const char *value);
 int sim_nvvf_attach(const char *root, const SimModel *pfm, const char *devdir);
+/* /dev/nvidiactl, /dev/nvidia-uvm(-tools), /dev/nvidia-caps/nvidia-cap{1,2} and proc/driver/nvidia-caps/mig-minors,
+ * once (nvidia.ko loaded); a GPU nvidia binds adds its proc/driver/nvidia/gpus/<bdf>/information and nodes. */
+int sim_nvidia_module_load(const char *root);
 int sim_nvvf_refresh(const char *root, const SimModel *pfm, const char *pfdir);
 int sim_nvvf_write_type(const char *root, const SimHost *h, const char *vfdir, const char *value);
 

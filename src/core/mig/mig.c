@@ -249,17 +249,44 @@ static char *proc_name(Root *root, unsigned pid) {
         return strdup_printf("pid %u", pid);
 }
 
+int nvidia_gpu_minor(Root *root, const char *address, unsigned *ret) {
+        _cleanup_free_ char *text = NULL;
+        int r = root_read_file(root, 65536, &text, "proc/driver/nvidia/gpus/%s/information", address);
+        if (r < 0)
+                return r;
+        const char *m = strstr(text, "Device Minor:");
+        unsigned v;
+        if (!m || sscanf(m, "Device Minor: %u", &v) != 1)
+                return -EBADMSG;
+        *ret = v;
+        return 0;
+}
+
+int nvidia_mig_cap_minor(Root *root, unsigned gpu_minor, unsigned gi, int ci, unsigned *ret) {
+        _cleanup_free_ char *text = NULL;
+        int r = root_read_file(root, 1024 * 1024, &text, "proc/driver/nvidia-caps/mig-minors");
+        if (r < 0)
+                return r;
+        char want[64];
+        if (ci < 0)
+                snprintf(want, sizeof want, "gpu%u/gi%u/access ", gpu_minor, gi);
+        else
+                snprintf(want, sizeof want, "gpu%u/gi%u/ci%d/access ", gpu_minor, gi, ci);
+        for (const char *l = text; *l; l = strchrnul(l, '\n'), l += *l == '\n') {
+                const char *v = startswith(l, want);
+                unsigned n;
+                if (v && sscanf(v, "%u", &n) == 1) {
+                        *ret = n;
+                        return 0;
+                }
+        }
+        return -ENOENT;
+}
+
 /* The minor number of the GPU's device node (nvidiaN): what the driver says, else the NVML index. */
 static unsigned gpu_minor(Root *root, const MigGpu *g) {
-        _cleanup_free_ char *p = root_path(root, "proc/driver/nvidia/gpus/%s/information", g->address);
-        _cleanup_free_ char *text = NULL;
-        if (p && read_full(p, 65536, (void **)&text, NULL) >= 0) {
-                const char *m = strstr(text, "Device Minor:");
-                unsigned v;
-                if (m && sscanf(m, "Device Minor: %u", &v) == 1)
-                        return v;
-        }
-        return g->index;
+        unsigned v;
+        return nvidia_gpu_minor(root, g->address, &v) >= 0 ? v : g->index;
 }
 
 int mig_holders(Root *root, Nvml *n, const MigGpu *g, MigHolder **ret, size_t *ret_n) {

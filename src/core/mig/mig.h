@@ -87,6 +87,13 @@ typedef struct MigHolder {
         unsigned gi_id; /* NVML_INSTANCE_ID_NONE: the whole GPU */
 } MigHolder;
 int mig_holders(Root *root, Nvml *n, const MigGpu *g, MigHolder **ret, size_t *ret_n);
+/* The minor of the GPU's node /dev/nvidia<minor> (proc/driver/nvidia/gpus/ADDRESS/information, "Device Minor:"):
+ * -ENOENT when the file is absent (not on the nvidia driver), -EBADMSG without the line. */
+int nvidia_gpu_minor(Root *root, const char *address, unsigned *ret);
+/* The minor of the node /dev/nvidia-caps/nvidia-cap<minor> that grants a GPU instance (ci < 0) or a compute
+ * instance of the GPU whose node minor is gpu_minor (proc/driver/nvidia-caps/mig-minors: "gpuG/giI/access N",
+ * "gpuG/giI/ciC/access N"). -ENOENT: no such file or line. */
+int nvidia_mig_cap_minor(Root *root, unsigned gpu_minor, unsigned gi, int ci, unsigned *ret);
 /* "nvidia-persistenced (pid 812), dcgm (pid 900)" */
 char *mig_holders_format(const MigHolder *h, size_t n);
 /* The holders of the whole GPU (whole) or of GPU instance gi, formatted; "" when none. -ENOMEM. */

@@ -143,6 +143,7 @@ static int nvml_load(Root *root, Nvml **ret, GvError *ret_error) {
                             nvml_error_name(e));
         }
         n->initialized = true;
+        log_debug("NVML initialised (%s)", n->library);
         *ret = n;
         return 0;
 }
@@ -186,9 +187,12 @@ static int nvml_open_locked(Root *root, Nvml **ret, GvError *ret_error) {
                 *ret = shared.n;
                 return 0;
         }
-        if (shared.n && shared.users > 0)
+        if (shared.n && shared.users > 0) {
+                log_debug("NVML: another root or other GPUs on nvidia, the shared handle held: one of its own");
                 return nvml_load(root, ret, ret_error); /* held as it was: this caller gets one of its own */
+        }
         if (shared.n) {
+                log_debug("NVML: another root or other GPUs on nvidia, initialised again");
                 nvml_unload(shared.n);
                 free(shared.root);
                 strv_free(shared.bound);
