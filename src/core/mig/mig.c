@@ -71,13 +71,10 @@ static int cmp_inst(const void *a, const void *b) {
         return x->start != y->start ? (x->start < y->start ? -1 : 1) : (int)x->gi_id - (int)y->gi_id;
 }
 
-int mig_gpu_refresh(Nvml *n, MigGpu *g) {
+/* g's instances, its MIG mode read already (mode_current) */
+static int instances_read(Nvml *n, MigGpu *g) {
+        int r;
         g->n_inst = 0;
-        if (!g->capable)
-                return 0;
-        int r = NVML_TRY(n->f.nvmlDeviceGetMigMode(g->dev, &g->mode_current, &g->mode_pending));
-        if (r < 0)
-                return r;
         if (g->mode_current != NVML_DEVICE_MIG_ENABLE)
                 return 0;
         for (size_t pi = 0; pi < g->n_profiles; pi++) {
@@ -123,6 +120,16 @@ int mig_gpu_refresh(Nvml *n, MigGpu *g) {
         return 0;
 }
 
+int mig_gpu_refresh(Nvml *n, MigGpu *g) {
+        g->n_inst = 0;
+        if (!g->capable)
+                return 0;
+        int r = NVML_TRY(n->f.nvmlDeviceGetMigMode(g->dev, &g->mode_current, &g->mode_pending));
+        if (r < 0)
+                return r;
+        return instances_read(n, g);
+}
+
 /* GPU i of NVML into g: 0, 1 when it is lost (NVML tells nothing more), -errno. want (may be NULL): only that
  * address is read past its PCI info, 2 for another one. */
 static int gpu_read(Nvml *n, unsigned i, const char *want, MigGpu *g) {
@@ -144,13 +151,15 @@ static int gpu_read(Nvml *n, unsigned i, const char *want, MigGpu *g) {
         g->pci_subsystem_id = pci.pciSubSystemId;
         (void)n->f.nvmlDeviceGetName(g->dev, g->name, sizeof g->name);
         (void)n->f.nvmlDeviceGetUUID(g->dev, g->uuid, sizeof g->uuid);
-        unsigned cur, pend;
+        unsigned cur = 0, pend = 0;
         nvmlReturn_t mr = n->f.nvmlDeviceGetMigMode(g->dev, &cur, &pend);
         g->lost = mr == NVML_ERROR_GPU_IS_LOST;
         g->capable = mr == NVML_SUCCESS;
         if (!g->capable)
                 return 0;
-        if ((r = read_profiles(n, g)) < 0 || (r = mig_gpu_refresh(n, g)) < 0)
+        g->mode_current = cur; /* the mode read once: the instances follow from it */
+        g->mode_pending = pend;
+        if ((r = read_profiles(n, g)) < 0 || (r = instances_read(n, g)) < 0)
                 return r;
         return 0;
 }
