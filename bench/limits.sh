@@ -14,7 +14,10 @@ B=${1:-build-release}
 RUNS=${RUNS:-51}
 SIZES=${SIZES:-"100:8 500:8 2000:8 2000:128"}
 EXEC=$B/bench/bench-exec
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/gpuvirt-limits-XXXXXX")
+# the trees on tmpfs, as the header says (TMPDIR overrides): on a disk, apply's fsync()s of its records are what is timed
+SCRATCH=${TMPDIR:-/tmp}
+[ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ] && SCRATCH=/dev/shm
+TMP=$(mktemp -d "$SCRATCH/gpuvirt-limits-XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 command -v strace >/dev/null || { echo "limits.sh: strace is needed for the system call counts" >&2; exit 1; }
 
@@ -28,7 +31,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a / b}'; }
 per() { awk -v a="$1" -v n="$2" 'BEGIN{printf "%.1f", a / n}'; }
 
 # the figures are ratios in one run; a loaded machine still spreads them: say how loaded it was
-echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); trees in $(df --output=fstype "$TMP" | tail -1) ($SCRATCH)"
 echo "== gpuvirt --json list beside lspci -nn on generated hosts (median of $RUNS, tmpfs; sys = system calls)"
 printf '%-8s %-5s | %-17s' devices gpus "lspci ms sys/dev"
 for n in "${NAMES[@]}"; do printf ' | %-30s' "$n: ms x-lspci sys/dev"; done

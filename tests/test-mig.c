@@ -374,6 +374,59 @@ static void test_nvml_shared_state(void **state) {
         test_host_close(&t);
 }
 
+/* g's snapshot is what NVML says now: mig_create() and mig_destroy() update it from what they changed,
+ * without reading the GPU again. */
+static void assert_snapshot_fresh(Nvml *n, const MigGpu *g) {
+        MigGpu fresh;
+        assert_int_equal(mig_gpu_read(n, g->address, &fresh), 0);
+        assert_int_equal(fresh.mode_current, g->mode_current);
+        assert_int_equal(fresh.mode_pending, g->mode_pending);
+        assert_int_equal(fresh.n_inst, g->n_inst);
+        for (size_t i = 0; i < g->n_inst; i++) {
+                assert_int_equal(fresh.inst[i].profile, g->inst[i].profile);
+                assert_int_equal(fresh.inst[i].start, g->inst[i].start);
+                assert_int_equal(fresh.inst[i].size, g->inst[i].size);
+                assert_int_equal(fresh.inst[i].gi_id, g->inst[i].gi_id);
+                assert_int_equal(fresh.inst[i].ci_id, g->inst[i].ci_id);
+                assert_string_equal(fresh.inst[i].uuid, g->inst[i].uuid);
+        }
+}
+
+static void test_snapshot_follows_changes(void **state) {
+        TestHost t;
+        Nvml *n;
+        MigGpu *g;
+        open_mig_gpu0(&t, &n, &g);
+        int p1 = mig_profile_find(&g[0], "1g.5gb"), p2 = mig_profile_find(&g[0], "2g.10gb"),
+            p3 = mig_profile_find(&g[0], "3g.20gb");
+        MigInstance made[4];
+        /* out of order (the snapshot stays sorted by start), at placements and at the driver's default */
+        assert_int_equal(mig_create(t.root, n, &g[0], p2, 4, &made[0], NULL), 0);
+        assert_snapshot_fresh(n, &g[0]);
+        assert_int_equal(mig_create(t.root, n, &g[0], p1, -1, &made[1], NULL), 0);
+        assert_snapshot_fresh(n, &g[0]);
+        assert_int_equal(mig_create(t.root, n, &g[0], p3, 0, &made[2], NULL), 0);
+        assert_snapshot_fresh(n, &g[0]);
+        assert_int_equal(g[0].n_inst, 3);
+        assert_int_equal(g[0].inst[0].start, 0);
+        assert_int_equal(g[0].inst[2].start, 6);
+        for (size_t i = 0; i < 3; i++) {
+                assert_true(made[i].ci_id >= 0);
+                assert_true(startswith(made[i].uuid, "MIG-"));
+        }
+        /* the one in the middle goes; another takes its place */
+        assert_int_equal(mig_destroy(t.root, n, &g[0], made[0].gi_id, NULL), 0);
+        assert_snapshot_fresh(n, &g[0]);
+        assert_int_equal(mig_create(t.root, n, &g[0], p1, 4, &made[3], NULL), 0);
+        assert_snapshot_fresh(n, &g[0]);
+        assert_int_equal(mig_destroy(t.root, n, &g[0], made[2].gi_id, NULL), 0);
+        assert_snapshot_fresh(n, &g[0]);
+        assert_int_equal(g[0].n_inst, 2);
+        free(g);
+        nvml_close(n);
+        test_host_close(&t);
+}
+
 /*
  * NVIDIA's published MIG tables, written here as data (not taken from the fake library), and checked row by
  * row against what the fake libnvidia-ml.so.1 reports through NVML for each product it models.
@@ -869,6 +922,7 @@ int main(void) {
                 cmocka_unit_test(test_nvml_errors),
                 cmocka_unit_test(test_nvml_load),
                 cmocka_unit_test(test_nvml_shared_state),
+                cmocka_unit_test(test_snapshot_follows_changes),
                 cmocka_unit_test(test_half_made_instance),
                 cmocka_unit_test(test_pinned_apply),
                 cmocka_unit_test(test_dry_run_and_errors),

@@ -71,13 +71,10 @@ static int cmp_inst(const void *a, const void *b) {
         return x->start != y->start ? (x->start < y->start ? -1 : 1) : (int)x->gi_id - (int)y->gi_id;
 }
 
-int mig_gpu_refresh(Nvml *n, MigGpu *g) {
+/* g's instances, its MIG mode read already (mode_current) */
+static int instances_read(Nvml *n, MigGpu *g) {
+        int r;
         g->n_inst = 0;
-        if (!g->capable)
-                return 0;
-        int r = NVML_TRY(n->f.nvmlDeviceGetMigMode(g->dev, &g->mode_current, &g->mode_pending));
-        if (r < 0)
-                return r;
         if (g->mode_current != NVML_DEVICE_MIG_ENABLE)
                 return 0;
         for (size_t pi = 0; pi < g->n_profiles; pi++) {
@@ -123,6 +120,16 @@ int mig_gpu_refresh(Nvml *n, MigGpu *g) {
         return 0;
 }
 
+int mig_gpu_refresh(Nvml *n, MigGpu *g) {
+        g->n_inst = 0;
+        if (!g->capable)
+                return 0;
+        int r = NVML_TRY(n->f.nvmlDeviceGetMigMode(g->dev, &g->mode_current, &g->mode_pending));
+        if (r < 0)
+                return r;
+        return instances_read(n, g);
+}
+
 /* GPU i of NVML into g: 0, 1 when it is lost (NVML tells nothing more), -errno. want (may be NULL): only that
  * address is read past its PCI info, 2 for another one. */
 static int gpu_read(Nvml *n, unsigned i, const char *want, MigGpu *g) {
@@ -144,13 +151,15 @@ static int gpu_read(Nvml *n, unsigned i, const char *want, MigGpu *g) {
         g->pci_subsystem_id = pci.pciSubSystemId;
         (void)n->f.nvmlDeviceGetName(g->dev, g->name, sizeof g->name);
         (void)n->f.nvmlDeviceGetUUID(g->dev, g->uuid, sizeof g->uuid);
-        unsigned cur, pend;
+        unsigned cur = 0, pend = 0;
         nvmlReturn_t mr = n->f.nvmlDeviceGetMigMode(g->dev, &cur, &pend);
         g->lost = mr == NVML_ERROR_GPU_IS_LOST;
         g->capable = mr == NVML_SUCCESS;
         if (!g->capable)
                 return 0;
-        if ((r = read_profiles(n, g)) < 0 || (r = mig_gpu_refresh(n, g)) < 0)
+        g->mode_current = cur; /* the mode read once: the instances follow from it */
+        g->mode_pending = pend;
+        if ((r = read_profiles(n, g)) < 0 || (r = instances_read(n, g)) < 0)
                 return r;
         return 0;
 }
@@ -399,17 +408,36 @@ int mig_set_mode(Root *root, Nvml *n, MigGpu *g, bool enable, int *ret_activatio
         return 0;
 }
 
-static int full_ci(Nvml *n, nvmlGpuInstance_t gi, unsigned compute) {
+static int full_ci(Nvml *n, nvmlGpuInstance_t gi, unsigned compute, nvmlComputeInstance_t *ret) {
         for (unsigned c = 0; c < NVML_COMPUTE_INSTANCE_PROFILE_COUNT; c++) {
                 nvmlComputeInstanceProfileInfo_t info;
                 if (n->f.nvmlGpuInstanceGetComputeInstanceProfileInfo(gi, c, NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED,
                                                                        &info) != NVML_SUCCESS ||
                     info.sliceCount != compute)
                         continue;
-                nvmlComputeInstance_t ci;
-                return NVML_TRY(n->f.nvmlGpuInstanceCreateComputeInstance(gi, info.id, &ci));
+                return NVML_TRY(n->f.nvmlGpuInstanceCreateComputeInstance(gi, info.id, ret));
         }
         return -EOPNOTSUPP;
+}
+
+/* The MIG device UUID of m (its GPU and compute instance), through the MIG device handles, as
+ * mig_gpu_refresh() finds it; unchanged when NVML has none. */
+static void instance_uuid(Nvml *n, const MigGpu *g, MigInstance *m) {
+        unsigned max = 0;
+        if (n->f.nvmlDeviceGetMaxMigDeviceCount(g->dev, &max) != NVML_SUCCESS)
+                return;
+        for (unsigned i = 0; i < max; i++) {
+                nvmlDevice_t md;
+                unsigned gi, ci;
+                char uuid[NVML_DEVICE_UUID_BUFFER_SIZE];
+                if (n->f.nvmlDeviceGetMigDeviceHandleByIndex(g->dev, i, &md) != NVML_SUCCESS ||
+                    n->f.nvmlDeviceGetGpuInstanceId(md, &gi) != NVML_SUCCESS || gi != m->gi_id ||
+                    n->f.nvmlDeviceGetComputeInstanceId(md, &ci) != NVML_SUCCESS || (int)ci != m->ci_id)
+                        continue;
+                if (n->f.nvmlDeviceGetUUID(md, uuid, sizeof uuid) == NVML_SUCCESS)
+                        snprintf(m->uuid, sizeof m->uuid, "%s", uuid);
+                return;
+        }
 }
 
 int mig_create(Root *root, Nvml *n, MigGpu *g, int profile, int start, MigInstance *ret, GvError *err) {
@@ -436,25 +464,30 @@ int mig_create(Root *root, Nvml *n, MigGpu *g, int profile, int start, MigInstan
                                              p->size, g->address);
         }
         nvmlGpuInstanceInfo_t info;
+        nvmlComputeInstance_t ci;
         r = NVML_TRY(n->f.nvmlGpuInstanceGetInfo(gi, &info));
         if (r >= 0)
-                r = full_ci(n, gi, p->compute);
+                r = full_ci(n, gi, p->compute, &ci);
         if (r < 0) {
                 (void)n->f.nvmlGpuInstanceDestroy(gi); /* no half-made instance left behind */
                 return nvml_fail(err, r, g, "create", "cannot create the compute instance of %s on %s", p->name,
                                  g->address);
         }
-        r = mig_gpu_refresh(n, g);
-        if (r < 0)
-                return nvml_fail(err, r, g, "create", "cannot read %s after creating %s", g->address, p->name);
-        for (size_t i = 0; i < g->n_inst; i++)
-                if (g->inst[i].gi_id == info.id) {
-                        if (ret)
-                                *ret = g->inst[i];
-                        return 0;
-                }
-        return gv_error_set(err, -EIO, g->address, "create", "the new GPU instance %u is not on %s", info.id,
-                            g->address);
+        /* the snapshot gains what was made (the instances already there are as they were): read back only it */
+        MigInstance m = {.profile = profile, .start = info.placement.start, .size = info.placement.size,
+                         .gi_id = info.id, .ci_id = -1};
+        nvmlComputeInstanceInfo_t cinfo;
+        if (n->f.nvmlComputeInstanceGetInfo_v2(ci, &cinfo) == NVML_SUCCESS)
+                m.ci_id = (int)cinfo.id;
+        instance_uuid(n, g, &m);
+        if (g->n_inst >= MIG_MAX_INSTANCES)
+                return gv_error_set(err, -EIO, g->address, "create", "the new GPU instance %u is not on %s", info.id,
+                                    g->address);
+        g->inst[g->n_inst++] = m;
+        qsort(g->inst, g->n_inst, sizeof g->inst[0], cmp_inst);
+        if (ret)
+                *ret = m;
+        return 0;
 }
 
 int mig_destroy(Root *root, Nvml *n, MigGpu *g, unsigned gi_id, GvError *err) {
@@ -477,9 +510,12 @@ int mig_destroy(Root *root, Nvml *n, MigGpu *g, unsigned gi_id, GvError *err) {
         r = NVML_TRY(n->f.nvmlGpuInstanceDestroy(gi));
         if (r < 0)
                 return nvml_fail(err, r, g, "destroy", "cannot destroy GI %u on %s", gi_id, g->address);
-        r = mig_gpu_refresh(n, g);
-        if (r < 0)
-                return nvml_fail(err, r, g, "destroy", "cannot read %s after destroying GI %u", g->address, gi_id);
+        /* the snapshot loses what was destroyed; the other instances are as they were */
+        size_t k = 0;
+        for (size_t i = 0; i < g->n_inst; i++)
+                if (g->inst[i].gi_id != gi_id)
+                        g->inst[k++] = g->inst[i];
+        g->n_inst = k;
         return 0;
 }
 

@@ -108,9 +108,10 @@ int mig_holders_text(Root *root, Nvml *n, const MigGpu *g, bool whole, unsigned 
 /* ret_activation gets 0 when the mode is current, -EAGAIN (reset required) or -EBUSY (in use) when it is
  * pending (not written under --dry-run). */
 int mig_set_mode(Root *root, Nvml *n, MigGpu *g, bool enable, int *ret_activation, GvError *err);
-/* Create a GI of the profile at start (-1: the driver's default placement) plus a full CI. */
+/* Create a GI of the profile at start (-1: the driver's default placement) plus a full CI. g's snapshot gains
+ * the new instance (only it is read back from NVML; the others are taken as they were). */
 int mig_create(Root *root, Nvml *n, MigGpu *g, int profile, int start, MigInstance *ret, GvError *err);
-/* Destroy the GI with its CIs. */
+/* Destroy the GI with its CIs; g's snapshot loses it (nothing is read back). */
 int mig_destroy(Root *root, Nvml *n, MigGpu *g, unsigned gi_id, GvError *err);
 /* Reset the GPU through the kernel (write path: <dev>/reset), then re-read it (n may be NULL: not re-read).
  * 1 under --dry-run. */

@@ -383,7 +383,8 @@ int vendor_vgpu_units(Root *root, VendorVgpuUnit **ret, size_t *ret_n) {
         /* declared before the first 'goto oom': the cleanups must never see them uninitialized */
         _cleanup_free_ char *dir = NULL;
         _cleanup_strv_free_ char **defs = NULL;
-        int r = pci_host_scan(root, &h);
+        /* vendor vGPUs live on NVIDIA VFs, which the GPU scan reads in full (has_vendor_vgpu): not every device */
+        int r = pci_host_scan_gpus(root, &h);
         if (r < 0)
                 return r;
         VendorVgpuUnit *u = NULL;

@@ -31,13 +31,15 @@
  *    call return while it exists (`gpuvirt sim nvml-fail`). A GPU that fell off the bus or was removed
  *    is NVML_ERROR_GPU_IS_LOST to every telemetry call.
  *
- * State per GPU lives in .gpuvirt-sim/nvml/<bdf> (text, rewritten after every change), so it survives
- * across processes. Simulated GPUs start with MIG disabled (no state file). Like the driver, which keeps
- * one state for every client, each call that reads or changes that state holds .gpuvirt-sim/nvml/lock
- * (flock) and re-reads the state first: two processes see each other's instances, and a client that acts
- * on what it read earlier finds out (a taken placement is NVML_ERROR_INSUFFICIENT_RESOURCES), so the
- * simulator shows races instead of hiding them. Handles stay valid across re-reads (an instance keeps its
- * slot by id); a handle of an instance another process destroyed is NVML_ERROR_INVALID_ARGUMENT.
+ * State per GPU lives in .gpuvirt-sim/nvml/<bdf> (text, replaced whole by rename() after every change), so
+ * it survives across processes. Simulated GPUs start with MIG disabled (no state file). Like the driver,
+ * which keeps one state for every client in memory, each call first checks (stat()) whether the GPU's state
+ * file or its reset count changed since this process last read or wrote them, and reads them again under
+ * .gpuvirt-sim/nvml/lock (flock) when they did; each call that changes the state holds that lock from
+ * before it reads the state to after it is written. Two processes see each other's instances, and a client
+ * that acts on what it read earlier finds out (a taken placement is NVML_ERROR_INSUFFICIENT_RESOURCES), so
+ * the simulator shows races instead of hiding them. Handles stay valid across re-reads (an instance keeps
+ * its slot by id); a handle of an instance another process destroyed is NVML_ERROR_INVALID_ARGUMENT.
  *
  * The library is several files: this one (the root, the GPUs found at init, device queries and processes),
  * models.c (the MIG profile tables), state.c (the state lock, state files and handles), fault.c (the
@@ -71,6 +73,7 @@ API int gpuvirtSimNvmlSetRoot(const char *rootdir) {
                 return -ENOMEM;
         free(root);
         root = c;
+        state_lock_close();
         return 0;
 }
 
@@ -172,6 +175,7 @@ API nvmlReturn_t nvmlShutdown(void) {
 
 /* Free the root string when the library is unloaded (leak checkers watch the tests). */
 __attribute__((destructor)) static void fake_nvml_unload(void) {
+        state_lock_close();
         free(root);
         root = NULL;
 }

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "basic/macro.h"
 #include "core/mig/nvml.h"
@@ -32,6 +34,15 @@ typedef struct FModel {
         FProfile p[NVML_GPU_INSTANCE_PROFILE_COUNT];
         size_t n;
 } FModel;
+
+/* What a state file was when it was last read or written (state.c); known false: read it again. */
+typedef struct FStamp {
+        bool known, exists;
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtime;
+} FStamp;
 
 typedef struct FDev FDev;
 typedef struct FGi FGi;
@@ -65,7 +76,8 @@ struct FDev {
         unsigned cur, pend;
         unsigned long resets, serial;
         FGi gi[MAX_GIS];
-        unsigned loaded; /* the locked section (lock_gen) whose state this holds */
+        unsigned loaded;         /* the locked section (lock_gen) that last checked this state */
+        FStamp state_st, resets_st; /* the state file and the reset count as last read */
 };
 
 /* Each product by PCI device id, with the name NVML gives it (models.c). */
@@ -88,23 +100,30 @@ extern FDev devs[MAX_DEVS];
 extern unsigned n_devs;
 extern bool initialized;
 
-/* state.c: the state lock (held for the whole of each call that reads or changes a GPU's state) */
-/* 0, or 1 when out of memory (the lock is not held; state_unlockp() still balances it) */
+/* state.c: the state lock (held while a call changes a GPU's state or reads a changed one) */
+/* Begin a locked section (one call): 0 (the unsigned is what state_unlockp() gets) */
 unsigned state_lock(void);
 void state_unlockp(unsigned *unused);
+/* Take the lock for the rest of the section: 0, or -ENOMEM (the lock is not held) */
+int state_hold(void);
+/* Close the lock file (the root changes, the library is unloaded). */
+void state_lock_close(void);
 
-/* At the top of every call that touches a GPU's state (one returning nvmlReturn_t): a lock that could not be
- * taken for want of memory fails the call. */
-#define LOCKED                                                                \
-        _cleanup_(state_unlockp) _unused_ unsigned _locked = state_lock();    \
-        if (_locked != 0)                                                     \
+/* At the top of every call that reads a GPU's state (one returning nvmlReturn_t). */
+#define LOCKED _cleanup_(state_unlockp) _unused_ unsigned _locked = state_lock()
+
+/* At the top of every call that changes a GPU's state: the lock for the whole call, taken before the state is
+ * read (a lock that could not be taken for want of memory fails the call). */
+#define LOCKED_CHANGE                 \
+        LOCKED;                       \
+        if (state_hold() < 0)         \
                 return NVML_ERROR_UNKNOWN
 
 /* state.c: state files and handles */
 char *state_path(const FDev *d, const char *suffix);
 void make_uuid(const char *prefix, const char *seed, unsigned long serial, char out[48]);
 const FProfile *profile_by_id(const FDev *d, unsigned id);
-int dev_save(const FDev *d);
+int dev_save(FDev *d);
 FGi *gi_by_id(FDev *d, unsigned id);
 /* The processes on d (at most max), or -ENOMEM. */
 int dev_processes(const FDev *d, FProc *out, size_t max);

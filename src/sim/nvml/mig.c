@@ -29,7 +29,7 @@ API nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned *current, un
 }
 
 API nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned mode, nvmlReturn_t *activation) {
-        LOCKED;
+        LOCKED_CHANGE;
         FDev *d = as_dev(device);
         if (!d || !activation || mode > 1)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -176,7 +176,7 @@ static nvmlReturn_t gi_check(FDev *d, unsigned profileId, const FProfile **ret) 
 }
 
 API nvmlReturn_t nvmlDeviceCreateGpuInstance(nvmlDevice_t device, unsigned profileId, nvmlGpuInstance_t *gi) {
-        LOCKED;
+        LOCKED_CHANGE;
         FDev *d = as_dev(device);
         const FProfile *p;
         if (!d || !gi)
@@ -193,7 +193,7 @@ API nvmlReturn_t nvmlDeviceCreateGpuInstance(nvmlDevice_t device, unsigned profi
 
 API nvmlReturn_t nvmlDeviceCreateGpuInstanceWithPlacement(nvmlDevice_t device, unsigned profileId,
                                                           const nvmlGpuInstancePlacement_t *pl, nvmlGpuInstance_t *gi) {
-        LOCKED;
+        LOCKED_CHANGE;
         FDev *d = as_dev(device);
         const FProfile *p;
         if (!d || !gi || !pl)
@@ -209,7 +209,7 @@ API nvmlReturn_t nvmlDeviceCreateGpuInstanceWithPlacement(nvmlDevice_t device, u
 }
 
 API nvmlReturn_t nvmlGpuInstanceDestroy(nvmlGpuInstance_t h) {
-        LOCKED;
+        LOCKED_CHANGE;
         FGi *gi = as_gi(h);
         if (!gi)
                 return NVML_ERROR_INVALID_ARGUMENT;
@@ -291,7 +291,7 @@ API nvmlReturn_t nvmlGpuInstanceGetComputeInstanceProfileInfo(nvmlGpuInstance_t 
 }
 
 API nvmlReturn_t nvmlGpuInstanceCreateComputeInstance(nvmlGpuInstance_t h, unsigned profileId, nvmlComputeInstance_t *ret) {
-        LOCKED;
+        LOCKED_CHANGE;
         FGi *gi = as_gi(h);
         nvmlComputeInstanceProfileInfo_t info;
         if (!gi || !ret)
@@ -339,7 +339,7 @@ API nvmlReturn_t nvmlGpuInstanceCreateComputeInstance(nvmlGpuInstance_t h, unsig
 }
 
 API nvmlReturn_t nvmlComputeInstanceDestroy(nvmlComputeInstance_t h) {
-        LOCKED;
+        LOCKED_CHANGE;
         FCi *c = as_ci(h);
         if (!c)
                 return NVML_ERROR_INVALID_ARGUMENT;

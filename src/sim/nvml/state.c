@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "basic/fileio.h"
@@ -13,36 +16,95 @@
 #include "sim/nvml/fake-nvml.h"
 #include "sim/sim.h"
 
-/* ---- the state lock: held for the whole of each call that reads or changes a GPU's state ---- */
+/* ---- the state lock: held while a call changes a GPU's state or reads a changed one ---- */
 
+/* A locked section is one call. It reads the GPU's state from memory while its files are as they were (the
+ * state file is replaced whole by rename(), so what is read is always one state); it takes the lock to read a
+ * changed state and for every change (state_hold()). The lock file stays open from the first call on a root
+ * to the next root (or the next process: a forked child opens its own, as flock() locks belong to the open
+ * file, which a fork shares). */
 static int lock_fd = -1;
 static unsigned lock_depth, lock_gen;
+static bool lock_held;
+
+void state_lock_close(void) {
+        if (lock_fd >= 0)
+                close(lock_fd);
+        lock_fd = -1;
+        lock_depth = 0;
+        lock_held = false;
+}
+
+static void lock_after_fork(void) {
+        state_lock_close();
+}
+
+__attribute__((constructor)) static void state_lock_init(void) {
+        (void)pthread_atfork(NULL, NULL, lock_after_fork);
+}
 
 unsigned state_lock(void) {
-        if (lock_depth++ > 0 || !root)
+        if (lock_depth++ == 0)
+                lock_gen++; /* every GPU's state is checked in this section before it is used */
+        return 0;
+}
+
+int state_hold(void) {
+        if (lock_held || lock_depth == 0 || !root)
                 return 0;
-        lock_gen++; /* every GPU's state is re-read in this section before it is used */
-        _cleanup_free_ char *dir = strdup_printf("%s/" SIM_MARKER_DIR "/nvml", root);
-        _cleanup_free_ char *p = strdup_printf("%s/" SIM_MARKER_DIR "/nvml/lock", root);
-        if (!dir || !p)
-                return 1; /* out of memory: the call fails (LOCKED) rather than run unlocked */
-        lock_fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (lock_fd < 0 && errno == ENOENT) { /* the first call on this root: its state directory */
-                if (mkdir_p(dir, 0755) < 0)
-                        return 0;
+        if (lock_fd < 0) {
+                _cleanup_free_ char *dir = strdup_printf("%s/" SIM_MARKER_DIR "/nvml", root);
+                _cleanup_free_ char *p = strdup_printf("%s/" SIM_MARKER_DIR "/nvml/lock", root);
+                if (!dir || !p)
+                        return -ENOMEM; /* the call fails rather than run unlocked */
                 lock_fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (lock_fd < 0 && errno == ENOENT && mkdir_p(dir, 0755) >= 0) /* the first call on this root */
+                        lock_fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         }
         while (lock_fd >= 0 && flock(lock_fd, LOCK_EX) < 0 && errno == EINTR)
                 ;
+        lock_held = true;
         return 0;
 }
 
 void state_unlockp(unsigned *unused) {
         if (lock_depth == 0 || --lock_depth > 0)
                 return;
-        if (lock_fd >= 0)
-                close(lock_fd);
-        lock_fd = -1;
+        if (lock_held && lock_fd >= 0)
+                (void)flock(lock_fd, LOCK_UN);
+        lock_held = false;
+}
+
+/* ---- stamps: whether a state file changed since it was read ---- */
+
+static bool ts_before(struct timespec a, struct timespec b) {
+        return a.tv_sec != b.tv_sec ? a.tv_sec < b.tv_sec : a.tv_nsec < b.tv_nsec;
+}
+
+static FStamp stamp_of(const struct stat *st, bool trusted) {
+        return (FStamp){.known = trusted, .exists = true, .dev = st->st_dev, .ino = st->st_ino, .size = st->st_size,
+                        .mtime = st->st_mtim};
+}
+
+/* The file at path as stat() sees it now. Timestamps move in clock ticks: a file changed in the tick it is
+ * looked at can change again with the same mtime, so that stamp is not known (the file is read again next
+ * time). A file that does not exist is known: creating it changes the stamp. */
+static FStamp stamp_take(const char *path) {
+        struct stat st;
+        struct timespec now;
+        if (stat(path, &st) < 0)
+                return (FStamp){.known = errno == ENOENT};
+        if (clock_gettime(CLOCK_REALTIME_COARSE, &now) < 0)
+                return (FStamp){};
+        return stamp_of(&st, ts_before(st.st_mtim, now));
+}
+
+/* Whether the file is still what it was when it was read (then stamped was). */
+static bool stamp_unchanged(const FStamp *stamped, const FStamp *now) {
+        return stamped->known && stamped->exists == now->exists &&
+               (!now->exists || (stamped->dev == now->dev && stamped->ino == now->ino &&
+                                 stamped->size == now->size && stamped->mtime.tv_sec == now->mtime.tv_sec &&
+                                 stamped->mtime.tv_nsec == now->mtime.tv_nsec));
 }
 
 /* ---- state files ---- */
@@ -73,13 +135,15 @@ const FProfile *profile_by_id(const FDev *d, unsigned id) {
         return NULL;
 }
 
-int dev_save(const FDev *d) {
+int dev_save(FDev *d) {
         _cleanup_free_ char *dir = strdup_printf("%s/" SIM_MARKER_DIR "/nvml", root);
         _cleanup_free_ char *p = state_path(d, "");
         _cleanup_free_ char *tmp = state_path(d, ".tmp");
-        if (!dir || !p || !tmp || mkdir_p(dir, 0755) < 0)
+        if (!dir || !p || !tmp)
                 return -1;
         FILE *f = fopen(tmp, "we");
+        if (!f && errno == ENOENT && mkdir_p(dir, 0755) >= 0) /* the first change on this root: its directory */
+                f = fopen(tmp, "we");
         if (!f)
                 return -1;
         fprintf(f, "mode %u %u\nresets %lu\nserial %lu\n", d->cur, d->pend, d->resets, d->serial);
@@ -93,11 +157,16 @@ int dev_save(const FDev *d) {
                                 fprintf(f, "ci %u %u %u %u %u %s\n", gi->id, gi->ci[c].id, gi->ci[c].profile,
                                         gi->ci[c].start, gi->ci[c].size, gi->ci[c].uuid);
         }
-        bool bad = ferror(f);
+        /* what this process wrote is what it holds: its stamp is known (another writer renames a new file
+         * over it, under the lock) */
+        struct stat st;
+        bool bad = fflush(f) != 0 || ferror(f) || fstat(fileno(f), &st) < 0;
         if (fclose(f) != 0 || bad || rename(tmp, p) < 0) {
                 unlink(tmp);
+                d->state_st = (FStamp){};
                 return -1;
         }
+        d->state_st = stamp_of(&st, true);
         return 0;
 }
 
@@ -191,12 +260,9 @@ static int dev_load(FDev *d) {
         return 0;
 }
 
-/* The kernel model counts resets; a reset applies the pending mode and clears every instance. */
-static int dev_sync(FDev *d) {
-        _cleanup_free_ char *p = strdup_printf("%s/" SIM_MARKER_DIR "/resets/%s", root, d->bdf);
+/* The kernel model counts resets (in the file at p); a reset applies the pending mode and clears every instance. */
+static int dev_sync(FDev *d, const char *p) {
         uint32_t n = 0;
-        if (!p)
-                return -ENOMEM;
         if (read_attr_u32(p, 10, &n) < 0 || n <= d->resets)
                 return 0;
         d->resets = n;
@@ -228,13 +294,37 @@ int dev_processes(const FDev *d, FProc *out, size_t max) {
 
 /* ---- handles ---- */
 
-/* The GPU's state as the file holds it now: re-read once per locked section (the caller holds LOCKED). */
+/* The GPU's state as its files hold it now, checked once per locked section: like the driver, which keeps it
+ * in memory, it is read again only when a file changed (another process changed the state, or the kernel
+ * model counted a reset), and then under the lock. */
 int dev_refresh(FDev *d) {
         if (d->loaded == lock_gen)
                 return 0;
-        int r = dev_load(d);
-        if (r >= 0)
-                r = dev_sync(d);
+        _cleanup_free_ char *p = state_path(d, "");
+        _cleanup_free_ char *rp = strdup_printf("%s/" SIM_MARKER_DIR "/resets/%s", root, d->bdf);
+        if (!p || !rp)
+                return -ENOMEM;
+        /* the kernel model writes the reset count in place, without the lock: it is stamped before it is read */
+        FStamp st = stamp_take(p), rst = stamp_take(rp);
+        bool reload = !stamp_unchanged(&d->state_st, &st), sync = reload || !stamp_unchanged(&d->resets_st, &rst);
+        if (sync && !lock_held) { /* a change to read: under the lock, looked at again */
+                int r = state_hold();
+                if (r < 0)
+                        return r;
+                st = stamp_take(p);
+                rst = stamp_take(rp);
+                reload = !stamp_unchanged(&d->state_st, &st);
+                sync = reload || !stamp_unchanged(&d->resets_st, &rst);
+        }
+        int r = 0;
+        if (reload) {
+                r = dev_load(d);
+                d->state_st = r >= 0 ? st : (FStamp){};
+        }
+        if (r >= 0 && sync) {
+                d->resets_st = rst;
+                r = dev_sync(d, rp);
+        }
         if (r >= 0)
                 d->loaded = lock_gen;
         return r;
