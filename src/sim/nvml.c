@@ -41,10 +41,13 @@ int sim_reset_count(const char *root, const char *bdf) {
         _cleanup_free_ char *p = strdup_printf("%s/" SIM_MARKER_DIR "/resets/%s", root, bdf);
         if (!dir || !p)
                 return -ENOMEM;
-        int r = mkdir_p(dir, 0755);
-        if (r < 0)
-                return r;
         uint32_t n = 0;
-        (void)read_attr_u32(p, 10, &n);
+        int r = read_attr_u32(p, 10, &n);
+        if (r == -ENOENT) { /* the first reset of this device, maybe of the host: the directory is made then */
+                r = mkdir_p(dir, 0755);
+                if (r < 0)
+                        return r;
+                n = 0;
+        }
         return sim_attr(dir, bdf, 0644, "%u\n", n + 1);
 }

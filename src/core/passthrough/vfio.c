@@ -701,8 +701,22 @@ int vfio_lost_list(Root *root, const PciHost *h, char ***ret) {
         return 0;
 }
 
+/* Whether any record of a moved device exists: without one no device is lost (lost_driver() needs a record),
+ * so recovery need not scan the host. Anything in the directory, or a directory that cannot be listed,
+ * counts as records: the scan then decides, as before. */
+static bool records_exist(Root *root) {
+        _cleanup_free_ char *dir = root_path(root, STATE_DIR);
+        _cleanup_strv_free_ char **l = NULL;
+        if (!dir)
+                return true;
+        int n = dir_list(dir, &l);
+        return n != 0 && n != -ENOENT;
+}
+
 int vfio_restore_lost(Root *root, char ***ret_restored, char **ret_error) {
         *ret_restored = NULL;
+        if (!records_exist(root))
+                return 0;
         _cleanup_pci_host_free_ PciHost *h = NULL;
         int r = pci_host_scan(root, &h);
         if (r < 0)
