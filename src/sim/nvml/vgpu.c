@@ -117,13 +117,9 @@ static void vgpus_scan(const FDev *d) {
         for (char **e = l; *e; e++) {
                 char p[PATH_MAX], name[NVML_VGPU_NAME_BUFFER_SIZE] = "";
                 if (startswith(*e, "virtfn")) {
-                        char vf[PATH_MAX];
-                        ssize_t n = (size_t)snprintf(p, sizeof p, "%s/%s", dir, *e) < sizeof p ?
-                                            readlink(p, vf, sizeof vf - 1) : -1;
-                        if (n <= 0)
+                        _cleanup_free_ char *bdf = NULL;
+                        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, *e) >= sizeof p || readlink_base(p, &bdf) < 0)
                                 continue;
-                        vf[n] = 0;
-                        const char *bdf = strrchr(vf, '/') ? strrchr(vf, '/') + 1 : vf;
                         uint32_t type = 0;
                         if ((size_t)snprintf(p, sizeof p, "%s/sys/bus/pci/devices/%s/nvidia/current_vgpu_type", root,
                                              bdf) >= sizeof p ||
@@ -139,13 +135,10 @@ static void vgpus_scan(const FDev *d) {
                                 snprintf(name, sizeof name, "vGPU type %u", type);
                         vgpu_add(d, bdf, false, type, name);
                 } else if (strlen(*e) == 36 && (*e)[8] == '-') {
-                        char t[PATH_MAX];
-                        ssize_t n = (size_t)snprintf(p, sizeof p, "%s/%s/mdev_type", dir, *e) < sizeof p ?
-                                            readlink(p, t, sizeof t - 1) : -1;
-                        if (n <= 0)
+                        _cleanup_free_ char *tn = NULL; /* nvidia-222 */
+                        if ((size_t)snprintf(p, sizeof p, "%s/%s/mdev_type", dir, *e) >= sizeof p ||
+                            readlink_base(p, &tn) < 0)
                                 continue;
-                        t[n] = 0;
-                        const char *tn = strrchr(t, '/') ? strrchr(t, '/') + 1 : t; /* nvidia-222 */
                         const char *dash = strrchr(tn, '-');
                         unsigned type = dash ? (unsigned)strtoul(dash + 1, NULL, 10) : 0;
                         _cleanup_free_ char *np = strdup_printf("%s/mdev_supported_types/%s/name", dir, tn);
