@@ -1,7 +1,9 @@
 #!/bin/bash
 # Guest side of the rig's vm suite (tests/rig/vm.sh): libvirtd + a nested domain, then gpuvirt
 # vm attach/detach --live cycles with a single display function and an SR-IOV VF.
-#   vm-guest.sh GPUVIRT      (NESTED=dir with vmlinux and initrd.cpio.gz)
+# With GPUVIRTD set (the initrd then carries gpuvirt-agent: tests/rig/vm.sh), the blind spot: the agent
+# in the nested domain reports its NVML through the hot-plugged channel and gpuvirtd here exports it.
+#   vm-guest.sh GPUVIRT      (NESTED=dir with vmlinux and initrd.cpio, GPUVIRTD=gpuvirtd or empty)
 set -u
 GPUVIRT=$1
 PCI=/sys/bus/pci/devices
@@ -12,7 +14,9 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 drv() { local l; l=$(readlink "$PCI/$1/driver" 2>/dev/null) && echo "${l##*/}" || echo none; }
 now() { date +%s.%N; }
 since() { echo "$(now) $1" | awk '{printf "%.2f", $1 - $2}'; }
-finish() { $V destroy nested >/dev/null 2>&1; kill "$(cat /run/libvirtd.pid 2>/dev/null)" 2>/dev/null; echo "GUEST-VERDICT fails=$fails"; exit $((fails > 0)); }
+GPUVIRTD=${GPUVIRTD:-}
+dpid=
+finish() { [ -n "$dpid" ] && kill "$dpid" 2>/dev/null; $V destroy nested >/dev/null 2>&1; kill "$(cat /run/libvirtd.pid 2>/dev/null)" 2>/dev/null; echo "GUEST-VERDICT fails=$fails"; exit $((fails > 0)); }
 
 # ---- libvirtd in the guest ----
 for d in /var/lib/libvirt /var/log/libvirt /var/cache/libvirt; do mkdir -p $d && mount -t tmpfs tmpfs $d; done
@@ -48,7 +52,7 @@ cat >/tmp/nested.xml <<EOF
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$NESTED/vmlinux</kernel>
-    <initrd>$NESTED/initrd.cpio.gz</initrd>
+    <initrd>$NESTED/initrd.cpio</initrd>
     <cmdline>console=ttyS0 panic=-1 quiet loglevel=3</cmdline>
   </os>
   <features><acpi/></features>
@@ -56,6 +60,7 @@ cat >/tmp/nested.xml <<EOF
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <serial type='file'><source path='/tmp/nested-console.log'/><target port='0'/></serial>
+    <controller type='virtio-serial' index='0'/>
     <memballoon model='none'/>
   </devices>
 </domain>
@@ -104,6 +109,54 @@ grep -a "NESTED-PCI" /tmp/nested-console.log | tr -d '\r' | sed 's/^/  nested: /
 adds=$(grep -ac NESTED-PCI-ADD /tmp/nested-console.log) dels=$(grep -ac NESTED-PCI-DEL /tmp/nested-console.log)
 [ "$adds" = 5 ] && [ "$dels" = 5 ] && pass "the nested kernel saw 5 hot-plugs and 5 hot-unplugs" ||
         fail "nested kernel saw $adds hot-plugs and $dels hot-unplugs (expected 5 and 5)"
+
+# ---- the blind spot: gpuvirt-agent in the nested domain, gpuvirtd here ----
+if [ -n "$GPUVIRTD" ]; then
+        M=http://127.0.0.1:9835
+        t=$(now)
+        out=$("$GPUVIRT" --json vm attach --live --agent-channel nested "$single" 2>&1) &&
+                pass "attach $single with the agent channel ($(since "$t") s)" || fail "attach --agent-channel: $out"
+        $V dumpxml nested | grep -q "name='org.gpuvirt.agent.0'" && pass "the channel is in the live XML" ||
+                fail "no agent channel in the live XML"
+        sock=$($V dumpxml nested | tr -d '\n' | grep -o "<channel type='unix'>.*org.gpuvirt.agent.0" | grep -o "path='[^']*'" | head -1)
+        echo "  channel socket: $sock"
+        for _ in $(seq 240); do grep -aq NESTED-AGENT-PORT /tmp/nested-console.log && break; sleep 0.5; done
+        grep -aq NESTED-AGENT-PORT /tmp/nested-console.log &&
+                pass "the nested kernel gave the agent its port ($(grep -a NESTED-AGENT-PORT /tmp/nested-console.log | tr -d '\r' | head -1))" ||
+                fail "the nested domain has no org.gpuvirt.agent.0 port"
+        # gpuvirtd's default period (10 s): a guest is up while its last line is under 3 periods + 5 s old, and
+        # the agent in the nested domain (TCG inside TCG, ASan) takes seconds for each of its lines
+        "$GPUVIRTD" --listen 127.0.0.1:9835 2>/tmp/gpuvirtd.err &
+        dpid=$!
+        t=$(now)
+        m=
+        for _ in $(seq 300); do
+                m=$(curl -sf --max-time 20 $M/metrics) && grep -q '^gpuvirt_guest_agent_up{domain="nested"} 1$' <<<"$m" && break
+                sleep 2
+        done
+        grep -qx 'gpuvirt_guest_agent_up{domain="nested"} 1' <<<"$m" &&
+                pass "gpuvirtd: the nested domain's agent is up ($(since "$t") s after start)" ||
+                fail "gpuvirtd: agent not up: $(grep guest <<<"$m" | head -5) $(curl -sf --max-time 20 $M/v1/units | jq -c '.units[].guest') $(tail -3 /tmp/gpuvirtd.err)"
+        grep -qx 'gpuvirt_guest_agent_channel{domain="nested"} 1' <<<"$m" && pass "gpuvirtd found the channel through libvirt" ||
+                fail "gpuvirtd: no channel"
+        # the values the fake NVML in the nested domain holds, labelled with the host unit it is
+        lab="domain=\"nested\",gpu=\"$single\",unit=\"$single\",guest_bus_id=\"00000000:3B:00.0\""
+        for want in "gpuvirt_guest_gpu_utilization_ratio{$lab} 0.730" "gpuvirt_guest_gpu_temperature_celsius{$lab} 61" \
+                "gpuvirt_guest_gpu_power_watts{$lab} 150.250"; do
+                grep -qxF "$want" <<<"$m" && pass "gpuvirtd exports $want" || fail "'$want' not in: $(grep guest_gpu <<<"$m")"
+        done
+        curl -sf $M/v1/units | jq -e --arg b "$single" '.units[] | select(.unit == $b) | .domain == "nested" and .guest.agent_up and .guest.report.utilization_percent == 73' >/dev/null &&
+                pass "/v1/units: $single held by nested, the guest's view 73 %" || fail "/v1/units: $(curl -sf $M/v1/units | jq -c '.units[]' | head -3)"
+        curl -sf $M/metrics | promtool check metrics && pass "promtool check metrics" || fail "promtool check metrics"
+        kill -TERM "$dpid" && wait "$dpid"
+        rc=$? dpid=
+        [ $rc = 0 ] && pass "gpuvirtd stops cleanly on SIGTERM" || fail "gpuvirtd exited $rc: $(tail -5 /tmp/gpuvirtd.err)"
+        ! grep -qE "AddressSanitizer|LeakSanitizer|runtime error" /tmp/gpuvirtd.err /tmp/nested-console.log &&
+                pass "gpuvirtd and the nested agent sanitizer-clean" ||
+                fail "sanitizer: $(grep -ahE -A5 'AddressSanitizer|LeakSanitizer|runtime error' /tmp/gpuvirtd.err /tmp/nested-console.log | head -20)"
+        out=$("$GPUVIRT" --json vm detach --live --timeout 120 nested "$single" 2>&1) && [ "$(drv "$single")" = bochs-drm ] &&
+                pass "detach $single: given back" || fail "detach after the agent: $out ($(drv "$single"))"
+fi
 
 # a failed live attach is undone: a domain that is not running
 out=$("$GPUVIRT" vm attach --live nosuch "$single" 2>&1)
