@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
                 {"root", required_argument, NULL, 'r'}, {"interval", required_argument, NULL, 'i'},
                 {"once", no_argument, NULL, '1'},       {"stdout", no_argument, NULL, 's'},
                 {"help", no_argument, NULL, 'h'},       {"version", no_argument, NULL, 'V'},
-                {},
+                {"verbose", no_argument, NULL, 'v'},    {},
         };
         const char *rootdir = NULL;
         double interval = 10;
@@ -125,11 +125,15 @@ int main(int argc, char **argv) {
                 case 's':
                         to_stdout = true;
                         break;
+                case 'v':
+                        log_set_max_level(LOG_LEVEL_DEBUG);
+                        break;
                 case 'h':
-                        printf("Usage: gpuvirt-agent [--root DIR] [--interval SEC] [--once] [--stdout]\n\n"
+                        printf("Usage: gpuvirt-agent [--root DIR] [--interval SEC] [--once] [--stdout] [--verbose]\n\n"
                                "Inside a guest: one JSON line of NVML telemetry per interval (default 10 s) to the\n"
                                "virtio-serial port /" AGENT_PORT " (gpuvirtd reads it on the host);\n"
-                               "--stdout prints the lines instead, --once writes one and exits.\n");
+                               "--stdout prints the lines instead, --once writes one and exits,\n"
+                               "--verbose logs each line's fate to standard error.\n");
                         return 0;
                 case 'V':
                         printf("gpuvirt-agent %s\n", GPUVIRT_VERSION);
@@ -169,7 +173,9 @@ int main(int argc, char **argv) {
                         if (nvml_open(root, &n, &e) < 0) {
                                 n = NULL;
                                 nerr = gv_error_steal_message(&e);
-                        }
+                                log_debug("NVML: %s", nerr);
+                        } else
+                                log_debug("NVML loaded");
                 }
                 _cleanup_free_ char *line = report(n, nerr);
                 if (fd < 0)
@@ -181,6 +187,11 @@ int main(int argc, char **argv) {
                         rc = 1;
                 } else if (line) {
                         ssize_t k = write(fd, line, strlen(line));
+                        if (k < 0)
+                                log_debug_errno(errno, "A report of %zu bytes not written%s: %m", strlen(line),
+                                                errno == EAGAIN ? " (nobody reads the host side)" : "");
+                        else
+                                log_debug("Wrote a report of %zd bytes", k);
                         if (k < 0 && fd == STDOUT_FILENO) {
                                 rc = 1; /* nobody reads standard output any more */
                                 break;

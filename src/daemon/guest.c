@@ -42,6 +42,7 @@ static void guest_connect(Guest *g) {
                 return;
         }
         g->fd = fd;
+        log_debug("guest %s: connected to %s", g->domain, g->path);
 }
 
 /* Read what is there; every complete line replaces the report (the last one wins). */
@@ -51,6 +52,8 @@ static void guest_drain(Guest *g, uint64_t now) {
                         g->len = 0; /* a line longer than the buffer: not an agent's, dropped */
                 ssize_t k = recv(g->fd, g->buf + g->len, sizeof g->buf - g->len, MSG_DONTWAIT);
                 if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+                        log_debug_errno(k < 0 ? errno : 0, "guest %s: channel closed (%s), reconnecting next cycle",
+                                        g->domain, k < 0 ? "error" : "end of file");
                         guest_close(g); /* the guest or libvirt closed it: reconnect next cycle */
                         return;
                 }
@@ -66,8 +69,11 @@ static void guest_drain(Guest *g, uint64_t now) {
                                 json_object_put(g->report);
                                 g->report = o;
                                 g->report_mono = now;
-                        } else
+                                log_debug("guest %s: report of %zu bytes", g->domain, (size_t)(nl - g->buf));
+                        } else {
+                                log_debug("guest %s: a line that is not an agent report, ignored", g->domain);
                                 json_object_put(o);
+                        }
                         size_t used = (size_t)(nl - g->buf) + 1;
                         memmove(g->buf, nl + 1, g->len - used);
                         g->len -= used;

@@ -126,17 +126,51 @@ if [ -n "$GPUVIRTD" ]; then
                 fail "the nested domain has no org.gpuvirt.agent.0 port"
         # gpuvirtd's default period (10 s): a guest is up while its last line is under 3 periods + 5 s old, and
         # the agent in the nested domain (TCG inside TCG, ASan) takes seconds for each of its lines
-        "$GPUVIRTD" --listen 127.0.0.1:9835 2>/tmp/gpuvirtd.err &
+        # the rig's kernel brings no interface up; gpuvirtd listens on loopback
+        ip link set lo up || busybox ip link set lo up
+        "$GPUVIRTD" -v --listen 127.0.0.1:9835 2>/tmp/gpuvirtd.err &
         dpid=$!
         t=$(now)
         m=
+        : >/tmp/poll.log
         for _ in $(seq 300); do
-                m=$(curl -sf --max-time 20 $M/metrics) && grep -q '^gpuvirt_guest_agent_up{domain="nested"} 1$' <<<"$m" && break
+                rm -f /tmp/m.txt
+                code=$(curl -s -o /tmp/m.txt -w '%{http_code}' --max-time 20 $M/metrics)
+                crc=$?
+                m=$(cat /tmp/m.txt 2>/dev/null)
+                echo "$(since "$t") curl=$crc http=$code bytes=$(cat /tmp/m.txt 2>/dev/null | wc -c) $(grep -sE '^gpuvirt_guest_agent_(up|channel)' /tmp/m.txt | tr '\n' ' ')" >>/tmp/poll.log
+                [ "$crc" = 0 ] && [ "$code" = 200 ] && grep -q '^gpuvirt_guest_agent_up{domain="nested"} 1$' <<<"$m" && break
+                [ "$(since "$t" | cut -d. -f1)" -lt "${AGENT_WAIT:-300}" ] && kill -0 "$dpid" 2>/dev/null || break
                 sleep 2
         done
-        grep -qx 'gpuvirt_guest_agent_up{domain="nested"} 1' <<<"$m" &&
-                pass "gpuvirtd: the nested domain's agent is up ($(since "$t") s after start)" ||
-                fail "gpuvirtd: agent not up: $(grep guest <<<"$m" | head -5) $(curl -sf --max-time 20 $M/v1/units | jq -c '.units[].guest') $(tail -3 /tmp/gpuvirtd.err)"
+        if grep -qx 'gpuvirt_guest_agent_up{domain="nested"} 1' <<<"$m"; then
+                pass "gpuvirtd: the nested domain's agent is up ($(since "$t") s after start)"
+        else
+                fail "gpuvirtd: agent not up; /v1/units: $(curl -s --max-time 20 $M/v1/units | jq -c '.units[].guest // empty' 2>&1 | head -3)"
+                echo "  polls (s since start, curl rc, HTTP status, size, guest series):"
+                { head -3 /tmp/poll.log; echo ...; tail -4 /tmp/poll.log; } | sed 's/^/    /'
+                echo "  gpuvirtd's guest log:"
+                grep -a -i guest /tmp/gpuvirtd.err | { head -8; echo ...; tail -8; } | sed 's/^/    /'
+                tail -3 /tmp/gpuvirtd.err | sed 's/^/    gpuvirtd: /'
+                echo "  the nested console (not PCI):"
+                tr -d '\r' </tmp/nested-console.log | grep -av NESTED-PCI | { head -12; echo ...; tail -12; } | sed 's/^/    /'
+                kill -TERM "$dpid"; wait "$dpid"; dpid=
+                if [ -n "$sock" ]; then
+                        p=${sock#path=\'}; p=${p%\'}
+                        echo "  reading $p directly for 20 s:"
+                        timeout 25 python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(20); t = time.time(); got = b""
+try:
+    while time.time() - t < 20:
+        b = s.recv(65536)
+        if not b: print("    end of file"); break
+        got += b
+except Exception as e: print("    ", e)
+print("    %d bytes, %d lines in %.1f s: %r" % (len(got), got.count(b"\n"), time.time() - t, got[:160]))' "$p" 2>&1 | sed 's/^/  /'
+                fi
+                finish
+        fi
         grep -qx 'gpuvirt_guest_agent_channel{domain="nested"} 1' <<<"$m" && pass "gpuvirtd found the channel through libvirt" ||
                 fail "gpuvirtd: no channel"
         # the values the fake NVML in the nested domain holds, labelled with the host unit it is

@@ -93,14 +93,18 @@ agent_port() {
                 # what udev does on a real guest: dev/virtio-ports/NAME, here under the simulated root
                 ln -sf "/dev/${p##*/}" /simroot/dev/virtio-ports/org.gpuvirt.agent.0
                 echo "NESTED-AGENT-PORT ${p##*/}"
-                "$AGENT" --root /simroot --interval 2 &
+                echo "NESTED-AGENT-START uptime $(cat /proc/uptime)"
+                "$AGENT" --root /simroot --interval 2 --verbose &
                 agent=$!
         done
 }
 echo "NESTED-UP"
 old=" $(list)"
+i=0
 while :; do
         sleep 1
+        i=$((i + 1))
+        [ -n "$agent" ] && [ $((i % 15)) = 0 ] && echo "NESTED-T uptime $(cat /proc/uptime)"
         [ -n "${AGENT:-}" ] && [ -z "$agent" ] && agent_port
         new=" $(list)"
         for d in $new; do case "$old" in *" $d "*) ;; *) echo "NESTED-PCI-ADD $d $(cat /sys/bus/pci/devices/$d/vendor):$(cat /sys/bus/pci/devices/$d/device)" ;; esac; done
