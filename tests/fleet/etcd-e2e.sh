@@ -120,7 +120,7 @@ expect_rc 0 "${CHECK[@]}"
 # SIGTERM: each agent stops cleanly, revoking its lease (the host is down at once)
 for h in "${!PID[@]}"; do kill -TERM "${PID[$h]}"; done
 for h in "${!PID[@]}"; do
-        wait "${PID[$h]}" && ok || fail "agent of $h exited $? on SIGTERM"
+        wait "${PID[$h]}" && ok || { fail "agent of $h exited $? on SIGTERM"; tail -40 "$TMP/agent-$h.log"; }
 done
 PID=()
 expect_rc 0 "$GPUVIRT" --json fleet hosts "${S[@]}"
