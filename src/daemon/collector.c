@@ -768,6 +768,7 @@ static void render_guests(Collector *c, const Cycle *y, FILE *f) {
                 {"gpuvirt_guest_gpu_memory_total_bytes", "memory_total_bytes", "GPU memory as the guest's NVML reports it.", 1},
                 {"gpuvirt_guest_gpu_temperature_celsius", "temperature_celsius", "GPU temperature as the guest's NVML reports it.", 1},
                 {"gpuvirt_guest_gpu_power_watts", "power_watts", "GPU power draw as the guest's NVML reports it.", 1},
+                {"gpuvirt_guest_gpu_processes", "processes", "Processes on the GPU as the guest's NVML lists them (compute and graphics).", 1},
         };
         for (size_t k = 0; k < ELEMENTSOF(fams); k++) {
                 bool any = false;
@@ -949,6 +950,8 @@ static int render_metrics(Collector *c, const Cycle *y, uint64_t took, char **re
                     SAMPLE(f, "gpuvirt_gpu_sm_clock_hertz", u, "", "%" PRIu64, (uint64_t)u->tm.clk_sm * 1000000u));
         FAMILY_EACH(f, y, u->tm.has_clocks, "gpuvirt_gpu_memory_clock_hertz", "gauge", "Memory clock now.",
                     SAMPLE(f, "gpuvirt_gpu_memory_clock_hertz", u, "", "%" PRIu64, (uint64_t)u->tm.clk_mem * 1000000u));
+        FAMILY_EACH(f, y, u->tm.has_procs, "gpuvirt_gpu_processes", "gauge", "Processes on the GPU (NVML's compute and graphics lists).",
+                    SAMPLE(f, "gpuvirt_gpu_processes", u, "", "%u", u->tm.procs));
         FAMILY_EACH(f, y, u->tm.has_ecc, "gpuvirt_gpu_ecc_errors_total", "counter", "ECC errors over the GPU's life (NVML aggregate), by type.", {
                     SAMPLE(f, "gpuvirt_gpu_ecc_errors_total", u, ",type=\"corrected\"", "%" PRIu64, u->tm.ecc_sbe);
                     SAMPLE(f, "gpuvirt_gpu_ecc_errors_total", u, ",type=\"uncorrected\"", "%" PRIu64, u->tm.ecc_dbe);

@@ -105,13 +105,16 @@ profiles)
         "$GPUVIRT" --root "$H" sim telemetry 0000:a3:00.0 util_gpu=87 util_mem=40 temp=71 power_mw=301500 mem_used_mib=1024 \
                 clock_sm=1410 ecc_sbe=5
         expect_rc 2 "$GPUVIRT" --root "$H" sim telemetry 0000:a3:00.0 fan=3 && expect_in "$ERR" "unknown key 'fan'" "sim telemetry: bad key"
+        # a compute process and a graphics one (NVML's two lists)
+        printf '4242 cuda-app\n77 Xorg graphics\n' >"$H/.gpuvirt-sim/nvml/0000:a3:00.0.processes"
         start_daemon "$H" --interval 0.3 && {
                 m=$(get /metrics)
                 L='{gpu="0000:a3:00.0",unit="0000:a3:00.0",mode="host"}'
                 for want in "gpuvirt_gpu_utilization_ratio$L 0.87" "gpuvirt_gpu_memory_utilization_ratio$L 0.40" \
                         "gpuvirt_gpu_temperature_celsius$L 71" "gpuvirt_gpu_power_watts$L 301.500" \
                         "gpuvirt_gpu_memory_used_bytes$L 1073741824" "gpuvirt_gpu_memory_total_bytes$L 42949672960" \
-                        "gpuvirt_gpu_sm_clock_hertz$L 1410000000" "gpuvirt_nvml_up 1" \
+                        "gpuvirt_gpu_sm_clock_hertz$L 1410000000" "gpuvirt_nvml_up 1" "gpuvirt_gpu_processes$L 2" \
+                        'gpuvirt_gpu_processes{gpu="0000:23:00.0",unit="0000:23:00.0",mode="host"} 0' \
                         'gpuvirt_gpu_ecc_errors_total{gpu="0000:a3:00.0",unit="0000:a3:00.0",mode="host",type="corrected"} 5' \
                         'gpuvirt_pcie_aer_errors_total{gpu="0000:a3:00.0",unit="0000:a3:00.0",mode="host",severity="fatal"} 0' \
                         'gpuvirt_pcie_link_width{gpu="0000:a3:00.0",unit="0000:a3:00.0",mode="host"} 16' \
@@ -387,7 +390,7 @@ agent)
         echo "$OUT" | jq -e --arg b "$(echo "$u" | tr a-f A-F | sed 's/^/0000/')" '.agent == "gpuvirt-agent" and .version == 1 and .nvml and
                 .driver_version == "550.127.05" and (.gpus | length == 5) and
                 (.gpus[] | select(.pci_bus_id == $b) | .utilization_percent == 55 and .temperature_celsius == 66 and
-                 .memory_used_bytes == 2147483648 and .ecc_uncorrected == 1 and (.uuid | startswith("GPU-")))' >/dev/null &&
+                 .memory_used_bytes == 2147483648 and .ecc_uncorrected == 1 and .processes == 0 and (.uuid | startswith("GPU-")))' >/dev/null &&
                 ok || fail "agent line: $OUT"
         # the port: one line per interval to dev/virtio-ports/org.gpuvirt.agent.0 under the root
         expect_rc 1 "$AGENT" --root "$H" --once && expect_in "$ERR" "org.gpuvirt.agent.0 (no gpuvirt agent channel in this VM?)" "no port"
@@ -419,6 +422,7 @@ guest)
         "$GPUVIRT" sim create "$V" --profile no-iommu >/dev/null
         vg=$("$GPUVIRT" --root "$V" --json list | jq -r '[.[] | select(.driver == "nvidia")][0].address')
         "$GPUVIRT" --root "$V" sim telemetry "$vg" util_gpu=73 temp=61 power_mw=150250
+        echo "4242 cuda-app" >"$V/.gpuvirt-sim/nvml/$vg.processes"
         dom() { # name, devices
                 echo "<domain type='test'><name>$1</name><memory>1048576</memory><os><type>hvm</type></os><devices>$2</devices></domain>"
         }
@@ -462,7 +466,8 @@ PY
                 'gpuvirt_guest_agent_channel{domain="vm3"} 1' 'gpuvirt_guest_agent_up{domain="vm3"} 0' \
                 "gpuvirt_guest_gpu_utilization_ratio{domain=\"vm1\",gpu=\"0000:23:00.0\",unit=\"0000:23:00.0\",guest_bus_id=\"0000$(echo "$vg" | tr a-f A-F)\"} 0.730" \
                 "gpuvirt_guest_gpu_temperature_celsius{domain=\"vm1\",gpu=\"0000:23:00.0\",unit=\"0000:23:00.0\",guest_bus_id=\"0000$(echo "$vg" | tr a-f A-F)\"} 61" \
-                "gpuvirt_guest_gpu_power_watts{domain=\"vm1\",gpu=\"0000:23:00.0\",unit=\"0000:23:00.0\",guest_bus_id=\"0000$(echo "$vg" | tr a-f A-F)\"} 150.250"; do
+                "gpuvirt_guest_gpu_power_watts{domain=\"vm1\",gpu=\"0000:23:00.0\",unit=\"0000:23:00.0\",guest_bus_id=\"0000$(echo "$vg" | tr a-f A-F)\"} 150.250" \
+                "gpuvirt_guest_gpu_processes{domain=\"vm1\",gpu=\"0000:23:00.0\",unit=\"0000:23:00.0\",guest_bus_id=\"0000$(echo "$vg" | tr a-f A-F)\"} 1"; do
                 grep -qxF "$want" <<<"$m" && ok || fail "'$want' not in: $(grep guest <<<"$m")"
         done
         grep -q '^gpuvirt_unit_info{gpu="0000:23:00.0",unit="0000:23:00.0",mode="host",kind="gpu",driver="nvidia",domain="vm1",' <<<"$m" && ok || fail "holder domain label"

@@ -176,7 +176,7 @@ print("    %d bytes, %d lines in %.1f s: %r" % (len(got), got.count(b"\n"), time
         # the values the fake NVML in the nested domain holds, labelled with the host unit it is
         lab="domain=\"nested\",gpu=\"$single\",unit=\"$single\",guest_bus_id=\"00000000:3B:00.0\""
         for want in "gpuvirt_guest_gpu_utilization_ratio{$lab} 0.730" "gpuvirt_guest_gpu_temperature_celsius{$lab} 61" \
-                "gpuvirt_guest_gpu_power_watts{$lab} 150.250"; do
+                "gpuvirt_guest_gpu_power_watts{$lab} 150.250" "gpuvirt_guest_gpu_processes{$lab} 1"; do
                 grep -qxF "$want" <<<"$m" && pass "gpuvirtd exports $want" || fail "'$want' not in: $(grep guest_gpu <<<"$m")"
         done
         curl -sf $M/v1/units | jq -e --arg b "$single" '.units[] | select(.unit == $b) | .domain == "nested" and .guest.agent_up and .guest.report.utilization_percent == 73' >/dev/null &&

@@ -62,7 +62,8 @@ EOF
                 # the GPU the agent sees: a simulated host with one Quadro RTX 6000 on nvidia
                 "$GPUVIRT" sim create "$NESTED/root/simroot" --profile no-iommu >/dev/null &&
                         g=$("$GPUVIRT" --root "$NESTED/root/simroot" --json list | jq -r '[.[] | select(.driver == "nvidia")][0].address') &&
-                        "$GPUVIRT" --root "$NESTED/root/simroot" sim telemetry "$g" util_gpu=73 temp=61 power_mw=150250 >/dev/null ||
+                        "$GPUVIRT" --root "$NESTED/root/simroot" sim telemetry "$g" util_gpu=73 temp=61 power_mw=150250 >/dev/null &&
+                        echo "4242 cuda-app" >"$NESTED/root/simroot/.gpuvirt-sim/nvml/$g.processes" ||
                         { echo "FAIL: cannot make the nested domain's simulated root"; exit 1; }
                 # virtio_console and what it needs, in load order (none is built into Debian's kernel)
                 mods=$RIG_KROOT/lib/modules/$RIG_KVER/kernel/drivers

@@ -39,6 +39,21 @@ void gpu_telemetry_read(Nvml *n, nvmlDevice_t dev, GpuTelemetry *ret, nvmlReturn
                 sbe = 0;
         t.ecc_sbe = sbe;
         t.ecc_dbe = dbe;
+        /* a count query: no buffer, the count comes back with NVML_ERROR_INSUFFICIENT_SIZE (or SUCCESS: none) */
+        nvmlReturn_t (*const lists[])(nvmlDevice_t, unsigned *, nvmlProcessInfo_t *) = {
+                f->nvmlDeviceGetComputeRunningProcesses_v3, f->nvmlDeviceGetGraphicsRunningProcesses_v3};
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
+                unsigned k = 0;
+                nvmlReturn_t e = lists[i] ? lists[i](dev, &k, NULL) : NVML_ERROR_NOT_SUPPORTED;
+                if (e == NVML_SUCCESS || e == NVML_ERROR_INSUFFICIENT_SIZE) {
+                        t.has_procs = true;
+                        t.procs += e == NVML_SUCCESS ? 0 : k;
+                } else if (e != NVML_ERROR_NOT_SUPPORTED && i == 0) {
+                        failures++;
+                        if (first == NVML_SUCCESS)
+                                first = e;
+                }
+        }
 #undef CALL
         *ret = t;
         *ret_error = first;
@@ -70,5 +85,7 @@ json_object *gpu_telemetry_json(const GpuTelemetry *t) {
                 json_object_object_add(m, "ecc_corrected", json_object_new_int64((int64_t)t->ecc_sbe));
                 json_object_object_add(m, "ecc_uncorrected", json_object_new_int64((int64_t)t->ecc_dbe));
         }
+        if (t->has_procs)
+                json_object_object_add(m, "processes", json_object_new_int((int)t->procs));
         return m;
 }

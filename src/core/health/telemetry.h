@@ -11,13 +11,14 @@
 #include "core/mig/nvml.h"
 
 typedef struct GpuTelemetry {
-        bool has_util, has_temp, has_power, has_clocks, has_mem, has_ecc;
+        bool has_util, has_temp, has_power, has_clocks, has_mem, has_ecc, has_procs;
         unsigned util, mem_util; /* percent */
         unsigned temp;           /* Celsius */
         unsigned power_mw;
         unsigned clk_sm, clk_mem; /* MHz */
         uint64_t mem_used, mem_total; /* bytes */
         uint64_t ecc_sbe, ecc_dbe;    /* corrected, uncorrected (aggregate) */
+        unsigned procs;               /* processes on the GPU: NVML's compute list, and its graphics list if any */
 } GpuTelemetry;
 
 /* Read what the library offers for dev. *ret_error: the first failing call's error other than

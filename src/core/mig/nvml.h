@@ -241,6 +241,7 @@ _Static_assert(sizeof(nvmlVgpuLicenseInfo_t) == 24 && offsetof(nvmlVgpuLicenseIn
         X(nvmlDeviceGetComputeInstanceId, true)                                                               \
         X(nvmlDeviceIsMigDeviceHandle, true)                                                                  \
         X(nvmlDeviceGetComputeRunningProcesses_v3, false)                                                     \
+        X(nvmlDeviceGetGraphicsRunningProcesses_v3, false)                                                    \
         X(nvmlSystemGetProcessName, false)                                                                    \
         X(nvmlSystemGetDriverVersion, false)                                                                  \
         X(nvmlDeviceGetUtilizationRates, false)                                                               \
@@ -304,6 +305,8 @@ nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned *id);
 nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned *isMigDevice);
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned *infoCount,
                                                      nvmlProcessInfo_t *infos);
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned *infoCount,
+                                                      nvmlProcessInfo_t *infos);
 nvmlReturn_t nvmlSystemGetProcessName(unsigned pid, char *name, unsigned length);
 nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned length);
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization);

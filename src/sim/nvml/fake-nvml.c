@@ -19,8 +19,8 @@
  *    instance;
  *  - GPU instances with placements (NVML_ERROR_INSUFFICIENT_RESOURCES for a taken placement; the driver's
  *    default placement fills from high slice indices), compute instances, MIG device handles and UUIDs;
- *  - processes: .gpuvirt-sim/nvml/<bdf>.processes, lines "PID NAME [GI_ID]" (no GI: the whole GPU, as
- *    nvidia-persistenced or DCGM). They make SetMigMode report IN_USE and GI destruction fail with IN_USE.
+ *  - processes: .gpuvirt-sim/nvml/<bdf>.processes, lines "PID NAME [GI_ID] [graphics]" (no GI: the whole
+ *    GPU, as nvidia-persistenced or DCGM; "graphics": on the graphics list, else the compute list). They make SetMigMode report IN_USE and GI destruction fail with IN_USE.
  *
  *  - telemetry (what gpuvirtd samples): .gpuvirt-sim/nvml/<bdf>.telemetry, lines "KEY VALUE" that
  *    `gpuvirt sim telemetry` sets (util_gpu, util_mem, mem_used_mib, temp, power_mw, clock_sm, clock_mem,
@@ -305,16 +305,19 @@ API nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memo
 
 /* ---- processes ---- */
 
-API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned *count, nvmlProcessInfo_t *infos) {
-        LOCKED;
+/* One of NVML's two lists: the processes of the file on that list. */
+static nvmlReturn_t running_processes(nvmlDevice_t device, bool graphics, unsigned *count, nvmlProcessInfo_t *infos) {
         FDev *d = as_dev(device);
         if (!d || !count)
                 return NVML_ERROR_INVALID_ARGUMENT;
-        FProc p[64];
-        int np = dev_processes(d, p, ELEMENTSOF(p));
+        FProc all[64], p[64];
+        int np = dev_processes(d, all, ELEMENTSOF(all));
         if (np < 0)
                 return NVML_ERROR_UNKNOWN;
-        size_t n = (size_t)np;
+        size_t n = 0;
+        for (int i = 0; i < np; i++)
+                if (all[i].graphics == graphics)
+                        p[n++] = all[i];
         if (!infos || *count < n) {
                 *count = (unsigned)n;
                 return n == 0 ? NVML_SUCCESS : NVML_ERROR_INSUFFICIENT_SIZE;
@@ -324,6 +327,16 @@ API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, un
                                                .computeInstanceId = p[i].gi == NVML_INSTANCE_ID_NONE ? NVML_INSTANCE_ID_NONE : 0};
         *count = (unsigned)n;
         return NVML_SUCCESS;
+}
+
+API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned *count, nvmlProcessInfo_t *infos) {
+        LOCKED;
+        return running_processes(device, false, count, infos);
+}
+
+API nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned *count, nvmlProcessInfo_t *infos) {
+        LOCKED;
+        return running_processes(device, true, count, infos);
 }
 
 API nvmlReturn_t nvmlSystemGetProcessName(unsigned pid, char *name, unsigned length) {

@@ -92,6 +92,7 @@ extern const size_t n_known;
 typedef struct FProc {
         unsigned pid, gi;
         char name[64];
+        bool graphics; /* on NVML's graphics list (an X server, a desktop session), not the compute list */
 } FProc;
 
 /* fake-nvml.c: the simulated root, the GPUs found by nvmlInit_v2() */

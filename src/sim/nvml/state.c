@@ -284,7 +284,11 @@ int dev_processes(const FDev *d, FProc *out, size_t max) {
         char line[256];
         while (fgets(line, sizeof line, f) && (size_t)n < max) {
                 FProc x = {.gi = NVML_INSTANCE_ID_NONE};
-                int k = sscanf(line, "%u %63s %u", &x.pid, x.name, &x.gi);
+                char kind[16] = "";
+                int k = sscanf(line, "%u %63s %u %15s", &x.pid, x.name, &x.gi, kind);
+                if (k == 2)
+                        (void)sscanf(line, "%*u %*s %15s", kind); /* "PID NAME graphics" */
+                x.graphics = streq(kind, "graphics");
                 if (k >= 2)
                         out[n++] = x;
         }
