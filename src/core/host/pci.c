@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -232,6 +233,90 @@ static char *link_base(int dfd, const char *name) {
 static void pci_device_load_ids(int dfd, PciDevice *d, const uint8_t *cfg);
 static void pci_device_load_physfn(int dfd, PciDevice *d);
 
+/* Which driver each device is bound to, from the drivers' side: sys/bus/pci/drivers/DRIVER/ holds a link
+ * named by the address of each device it drives, made and removed with the device's own driver link. On a
+ * host with many more devices than drivers, listing the drivers costs a few system calls per driver instead
+ * of one lookup per device, most of them of a link that is not there (a device without a driver). */
+typedef struct DriverLink {
+        char bdf[PCI_ADDR_STRLEN];
+        const char *driver; /* into DriverMap.names */
+} DriverLink;
+
+typedef struct DriverMap {
+        DriverLink *links; /* by address */
+        size_t n;
+        char **names;
+} DriverMap;
+
+static void driver_map_done(DriverMap *m) {
+        free(m->links);
+        strv_free(m->names);
+        *m = (DriverMap){};
+}
+
+static int driver_link_cmp(const void *a, const void *b) {
+        return strcmp(((const DriverLink *)a)->bdf, ((const DriverLink *)b)->bdf);
+}
+
+/* 0 with the map; -errno: no map (no drivers directory, fewer devices than it would save), each device's
+ * link is read instead. */
+static int driver_map_build(Root *root, size_t n_devices, DriverMap *ret) {
+        *ret = (DriverMap){};
+        _cleanup_free_ char *p = root_path(root, "sys/bus/pci/drivers");
+        if (!p)
+                return -ENOMEM;
+        _cleanup_(driver_map_done) DriverMap m = {};
+        int r = dir_list(p, &m.names);
+        if (r < 0)
+                return r;
+        size_t n_drivers = 0;
+        while (m.names[n_drivers])
+                n_drivers++;
+        if (n_drivers * 4 > n_devices) /* about as many system calls either way: the devices' links are simpler */
+                return -E2BIG;
+        _cleanup_close_ int dfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return negative_errno();
+        size_t cap = n_devices;
+        m.links = calloc(cap ?: 1, sizeof *m.links);
+        if (!m.links)
+                return -ENOMEM;
+        for (char **e = m.names; *e; e++) {
+                int fd = openat(dfd, *e, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+                if (!dir) {
+                        if (fd >= 0)
+                                close(fd);
+                        continue; /* not a driver's directory */
+                }
+                struct dirent *de;
+                PciAddr a;
+                while ((de = readdir(dir))) {
+                        if ((de->d_type != DT_LNK && de->d_type != DT_UNKNOWN) || pci_addr_parse(de->d_name, &a) < 0)
+                                continue; /* bind, unbind, new_id, module, ... */
+                        if (m.n == cap) { /* more bound devices than listed ones: a hot plug while we looked */
+                                closedir(dir);
+                                return -EAGAIN;
+                        }
+                        pci_addr_format(&a, m.links[m.n].bdf);
+                        m.links[m.n++].driver = *e;
+                }
+                closedir(dir);
+        }
+        qsort(m.links, m.n, sizeof *m.links, driver_link_cmp);
+        *ret = m;
+        m = (DriverMap){};
+        return 0;
+}
+
+/* The driver of the device at addr, NULL: none (a copy). */
+static char *driver_map_lookup(const DriverMap *m, const char *addr) {
+        DriverLink key = {};
+        snprintf(key.bdf, sizeof key.bdf, "%s", addr);
+        const DriverLink *l = bsearch(&key, m->links, m->n, sizeof *m->links, driver_link_cmp);
+        return l ? strdup(l->driver) : NULL;
+}
+
 /* A device that is listed but cannot be loaded: its state says why, the rest is unknown. */
 static int pci_device_dead(PciDevice *d, const char *name, PciDeviceState state, int err) {
         d->state = state;
@@ -272,8 +357,8 @@ static void config_header(int dfd, PciDevice *d, uint8_t cfg[static 64], size_t 
  * registers read 0xffff, a dead device or a capture without config space has no header to trust: those read
  * the attributes (a VF its physfn link too).
  * dfd is left open for pci_device_load_rest(). */
-static int pci_device_load_class(Root *root, const char *name, PciDevice *d, int *ret_dfd, uint8_t cfg[static 64],
-                                 bool *ret_header) {
+static int pci_device_load_class(Root *root, const DriverMap *dm, const char *name, PciDevice *d, int *ret_dfd,
+                                 uint8_t cfg[static 64], bool *ret_header) {
         int r = pci_addr_parse(name, &d->a);
         if (r < 0)
                 return r;
@@ -332,7 +417,7 @@ static int pci_device_load_class(Root *root, const char *name, PciDevice *d, int
                 if (header && le16(cfg) == 0xffff)
                         pci_device_load_physfn(dfd, d);
         }
-        d->driver = link_base(dfd, "driver");
+        d->driver = dm ? driver_map_lookup(dm, d->addr) : link_base(dfd, "driver");
         d->is_vfio = d->driver && streq(d->driver, "vfio-pci"); /* vfio-dev/ too once the rest is read */
         _cleanup_free_ char *grp = link_base(dfd, "iommu_group");
         if (grp && parse_int(grp, &d->iommu_group) < 0)
@@ -404,11 +489,11 @@ static void pci_device_load_rest(int dfd, PciDevice *d, const uint8_t *cfg) {
         d->partial = false;
 }
 
-static int pci_device_load(Root *root, const char *name, PciDevice *d) {
+static int pci_device_load(Root *root, const DriverMap *dm, const char *name, PciDevice *d) {
         int dfd = -1;
         uint8_t cfg[64];
         bool header = false;
-        int r = pci_device_load_class(root, name, d, &dfd, cfg, &header);
+        int r = pci_device_load_class(root, dm, name, d, &dfd, cfg, &header);
         if (r >= 0 && dfd >= 0)
                 pci_device_load_rest(dfd, d, header ? cfg : NULL);
         if (dfd >= 0)
@@ -480,6 +565,11 @@ static int host_scan(Root *root, bool gpus_only, const char *focus, PciHost **re
         h->devices = calloc((size_t)n ?: 1, sizeof(PciDevice));
         if (!h->devices)
                 return -ENOMEM;
+        _cleanup_(driver_map_done) DriverMap dm = {};
+        int k = driver_map_build(root, (size_t)n, &dm);
+        if (k == -ENOMEM)
+                return k;
+        bool dm_ok = k >= 0;
         for (char **e = names; *e; e++) {
                 PciDevice *d = &h->devices[h->n_devices];
                 int r;
@@ -487,13 +577,13 @@ static int host_scan(Root *root, bool gpus_only, const char *focus, PciHost **re
                         int dfd = -1;
                         uint8_t cfg[64];
                         bool header;
-                        r = pci_device_load_class(root, *e, d, &dfd, cfg, &header);
+                        r = pci_device_load_class(root, dm_ok ? &dm : NULL, *e, d, &dfd, cfg, &header);
                         if (dfd >= 0)
                                 close(dfd);
                         else if (r >= 0)
                                 d->partial = false; /* dead: nothing more to read */
                 } else
-                        r = pci_device_load(root, *e, d);
+                        r = pci_device_load(root, dm_ok ? &dm : NULL, *e, d);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0) {
@@ -565,7 +655,7 @@ int pci_device_read(Root *root, const char *bdf, PciDevice *ret) {
                 return -EINVAL;
         pci_addr_format(&a, name);
         PciDevice d = {};
-        int r = pci_device_load(root, name, &d);
+        int r = pci_device_load(root, NULL, name, &d);
         if (r < 0) {
                 pci_device_done(&d);
                 return r == -ENOMEM ? r : -ENODEV;

@@ -87,16 +87,28 @@ static uint32_t read_hex(const char *dir, const char *name) {
         return v;
 }
 
+static bool cfg_all_ones(const uint8_t *cfg, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (cfg[i] != 0xff)
+                        return false;
+        return true;
+}
+
+static unsigned le16(const uint8_t *p) {
+        return (unsigned)p[0] | (unsigned)p[1] << 8;
+}
+
+static unsigned le32(const uint8_t *p) {
+        return le16(p) | le16(p + 2) << 16;
+}
+
 bool config_lost(const char *dir) {
         char p[PATH_MAX];
         uint8_t cfg[16];
         size_t n = 0;
         if ((size_t)snprintf(p, sizeof p, "%s/config", dir) >= sizeof p || read_head_at(AT_FDCWD, p, cfg, sizeof cfg, &n) < 0 || n < sizeof cfg)
                 return false;
-        for (size_t i = 0; i < sizeof cfg; i++)
-                if (cfg[i] != 0xff)
-                        return false;
-        return true;
+        return cfg_all_ones(cfg, sizeof cfg);
 }
 
 /* Lost from the moment its config space stops answering, as the driver finds at its next access: a handle
@@ -128,30 +140,53 @@ API nvmlReturn_t nvmlInit_v2(void) {
                 return NVML_ERROR_DRIVER_NOT_LOADED;
         if (sim_failing() != NVML_SUCCESS)
                 return sim_failing();
+        /* the GPUs the driver drives, as the driver knows them: its sysfs directory lists each bound device */
         _cleanup_free_ char *pci = strdup_printf("%s/sys/bus/pci/devices", root);
+        _cleanup_free_ char *drv = strdup_printf("%s/sys/bus/pci/drivers/nvidia", root);
         _cleanup_strv_free_ char **l = NULL;
-        if (!pci)
+        if (!pci || !drv)
                 return NVML_ERROR_UNKNOWN;
-        if (dir_list(pci, &l) < 0)
+        /* no driver directory: no GPU is bound to nvidia (what this library always said on such hosts) */
+        int lr = dir_list(drv, &l);
+        if (lr == -ENOENT && path_exists(pci))
+                lr = (l = calloc(1, sizeof *l)) ? 0 : -ENOMEM;
+        if (lr < 0)
                 return NVML_ERROR_DRIVER_NOT_LOADED;
         memset(devs, 0, sizeof devs);
         n_devs = 0;
         for (char **e = l; *e && n_devs < MAX_DEVS; e++) {
-                _cleanup_free_ char *dir = strdup_printf("%s/%s", pci, *e);
-                _cleanup_free_ char *drvl = strdup_printf("%s/%s/driver", pci, *e);
-                _cleanup_free_ char *drv = NULL, *pf = strdup_printf("%s/physfn", dir);
-                if (!dir || !drvl || !pf)
+                const char *b = *e; /* DDDD:BB:DD.F; bind, unbind, new_id, module... are the driver's own files */
+                if (strlen(b) != 12 || b[4] != ':' || b[7] != ':' || b[10] != '.')
+                        continue;
+                _cleanup_free_ char *dir = strdup_printf("%s/%s", pci, b);
+                _cleanup_free_ char *pf = strdup_printf("%s/physfn", dir);
+                if (!dir || !pf)
                         return NVML_ERROR_UNKNOWN;
-                /* the driver link first: one read for each device nvidia does not drive, as the driver knows its own */
-                if (readlink_base(drvl, &drv) < 0 || !streq(drv, "nvidia") || read_hex(dir, "vendor") != 0x10de ||
-                    (read_hex(dir, "class") >> 16) != 0x03 || path_exists(pf))
+                /* the IDs as the driver read them at probe: the config header, one read; a GPU that fell off
+                 * the bus reads all ones there, and the kernel's attributes keep what it read at enumeration */
+                _cleanup_free_ char *cp = strdup_printf("%s/config", dir);
+                uint8_t cfg[64];
+                size_t cn = 0;
+                if (!cp)
+                        return NVML_ERROR_UNKNOWN;
+                bool header = read_head_at(AT_FDCWD, cp, cfg, sizeof cfg, &cn) >= 0 && cn == sizeof cfg;
+                bool lost = header && cfg_all_ones(cfg, 16);
+                unsigned vendor, class, device, subsystem;
+                if (header && !lost && (cfg[0x0e] & 0x7f) == 0) {
+                        vendor = le16(cfg), device = le16(cfg + 2), class = le32(cfg + 8) >> 8;
+                        subsystem = (unsigned)le16(cfg + 0x2e) << 16 | le16(cfg + 0x2c);
+                } else {
+                        vendor = read_hex(dir, "vendor"), device = read_hex(dir, "device"), class = read_hex(dir, "class");
+                        subsystem = read_hex(dir, "subsystem_device") << 16 | (read_hex(dir, "subsystem_vendor") & 0xffff);
+                }
+                if (vendor != 0x10de || (class >> 16) != 0x03 || path_exists(pf))
                         continue;
                 FDev *d = &devs[n_devs++];
                 d->magic = MAGIC_DEV;
                 snprintf(d->bdf, sizeof d->bdf, "%s", *e);
-                d->device = (uint16_t)read_hex(dir, "device");
-                d->subsystem = read_hex(dir, "subsystem_device") << 16 | (read_hex(dir, "subsystem_vendor") & 0xffff);
-                d->lost = config_lost(dir);
+                d->device = (uint16_t)device;
+                d->subsystem = subsystem;
+                d->lost = lost;
                 d->name = "NVIDIA GPU";
                 for (size_t k = 0; k < n_known; k++)
                         if (known[k].device == d->device) {
@@ -261,7 +296,7 @@ API nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned len
         FCi *c = as_migdev(device);
         if (c)
                 return copy_out(c->uuid, uuid, length);
-        FDev *d = as_dev(device);
+        FDev *d = as_dev_static(device);
         if (!d)
                 return initialized ? NVML_ERROR_INVALID_ARGUMENT : NVML_ERROR_UNINITIALIZED;
         char u[48];
@@ -271,7 +306,7 @@ API nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned len
 
 API nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned length) {
         LOCKED;
-        FDev *d = as_dev(device);
+        FDev *d = as_dev_static(device);
         if (!d)
                 return NVML_ERROR_INVALID_ARGUMENT;
         return copy_out(d->name, name, length);
@@ -279,7 +314,7 @@ API nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned len
 
 API nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci) {
         LOCKED;
-        FDev *d = as_dev(device);
+        FDev *d = as_dev_static(device);
         unsigned dom, bus, slot, fn;
         if (!d || !pci || !bus_id_parse(d->bdf, &dom, &bus, &slot, &fn))
                 return NVML_ERROR_INVALID_ARGUMENT;

@@ -131,6 +131,9 @@ int dev_processes(const FDev *d, FProc *out, size_t max);
 /* 0, or -ENOMEM (the state is then not known: handles say NULL) */
 int dev_refresh(FDev *d);
 FDev *as_dev(nvmlDevice_t h);
+/* A valid GPU handle, its state not looked at: for what does not change with it (the GPU's identity, its
+ * model's MIG tables), as the driver answers those without a round trip to the GPU's state. */
+FDev *as_dev_static(nvmlDevice_t h);
 FCi *as_migdev(nvmlDevice_t h);
 FGi *as_gi(nvmlGpuInstance_t h);
 FCi *as_ci(nvmlComputeInstance_t h);

@@ -58,7 +58,7 @@ API nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned mode, nvmlRe
 API nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, unsigned profile,
                                                      nvmlGpuInstanceProfileInfo_t *info) {
         LOCKED;
-        FDev *d = as_dev(device);
+        FDev *d = as_dev_static(device);
         if (!d || !info || profile >= NVML_GPU_INSTANCE_PROFILE_COUNT)
                 return NVML_ERROR_INVALID_ARGUMENT;
         if (!d->m)
@@ -95,7 +95,7 @@ static unsigned profile_count(const FDev *d, const FProfile *p) {
 API nvmlReturn_t nvmlDeviceGetGpuInstancePossiblePlacements_v2(nvmlDevice_t device, unsigned profileId,
                                                                nvmlGpuInstancePlacement_t *placements, unsigned *count) {
         LOCKED;
-        FDev *d = as_dev(device);
+        FDev *d = as_dev_static(device);
         if (!d || !count)
                 return NVML_ERROR_INVALID_ARGUMENT;
         const FProfile *p = profile_by_id(d, profileId);
@@ -384,7 +384,7 @@ API nvmlReturn_t nvmlComputeInstanceGetInfo_v2(nvmlComputeInstance_t h, nvmlComp
 
 API nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned *count) {
         LOCKED;
-        FDev *d = as_dev(device);
+        FDev *d = as_dev_static(device);
         if (!d || !count)
                 return NVML_ERROR_INVALID_ARGUMENT;
         *count = d->m ? d->m->compute_slices : 0;

@@ -334,6 +334,11 @@ int dev_refresh(FDev *d) {
         return r;
 }
 
+FDev *as_dev_static(nvmlDevice_t h) {
+        FDev *d = (FDev *)h;
+        return initialized && d && d->magic == MAGIC_DEV ? d : NULL;
+}
+
 FDev *as_dev(nvmlDevice_t h) {
         FDev *d = (FDev *)h;
         if (!initialized || !d || d->magic != MAGIC_DEV)
