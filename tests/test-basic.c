@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include "basic/dlsym-table.h"
 #include "basic/errname.h"
@@ -85,6 +86,23 @@ static void test_files(void **state) {
         char *d = test_tmpdir();
         char *p = strdup_printf("%s/a/b/c", d);
         assert_int_equal(mkdir_p(p, 0755), 0);
+        assert_int_equal(mkdir_p(p, 0755), 0); /* there already */
+        {
+                /* a missing middle, doubled and trailing slashes, a file in the way */
+                char *q = strdup_printf("%s/a/x//y/z/", d), *y = strdup_printf("%s/a/x/y/z", d);
+                char *file = strdup_printf("%s/a/b/c/file", d), *under = strdup_printf("%s/a/b/c/file/sub", d);
+                struct stat st;
+                assert_int_equal(mkdir_p(q, 0755), 0);
+                assert_int_equal(stat(y, &st), 0);
+                assert_true(S_ISDIR(st.st_mode));
+                assert_int_equal(write_text(file, "x"), 0);
+                assert_int_equal(mkdir_p(under, 0755), -ENOTDIR);
+                assert_int_equal(unlink(file), 0);
+                free(q);
+                free(y);
+                free(file);
+                free(under);
+        }
         char *f = strdup_printf("%s/attr", p);
         assert_int_equal(write_text(f, "  0x030200\n"), 0);
         char *v = NULL;

@@ -195,16 +195,41 @@ int write_text(const char *path, const char *text) {
 }
 
 int mkdir_p(const char *path, mode_t mode) {
+        /* the directory first: most calls find it, or only its last components, missing */
+        if (mkdir(path, mode) == 0 || errno == EEXIST)
+                return 0;
+        if (errno != ENOENT)
+                return negative_errno();
         _cleanup_free_ char *p = strdup(path);
         if (!p)
                 return -ENOMEM;
-        for (char *s = p + 1; *s; s++) {
-                if (*s != '/')
-                        continue;
+        /* back up to the deepest ancestor that exists, then down again */
+        char *s = p + strlen(p);
+        for (;;) {
+                do
+                        s--;
+                while (s > p && *s != '/');
+                while (s > p && s[-1] == '/')
+                        s--;
+                if (s <= p) {
+                        s = p;
+                        break;
+                }
                 *s = '\0';
+                int r = mkdir(p, mode) == 0 || errno == EEXIST ? 0 : -errno;
+                *s = '/';
+                if (r == 0)
+                        break;
+                if (r != -ENOENT)
+                        return r;
+        }
+        for (char *q = s + 1; *q; q++) {
+                if (*q != '/' || q[-1] == '/')
+                        continue;
+                *q = '\0';
                 if (mkdir(p, mode) < 0 && errno != EEXIST)
                         return negative_errno();
-                *s = '/';
+                *q = '/';
         }
         if (mkdir(p, mode) < 0 && errno != EEXIST)
                 return negative_errno();
