@@ -315,20 +315,9 @@ static char *path_normalize(const char *path) {
         return out;
 }
 
-int readlink_resolved(const char *path, char **ret) {
-        char buf[PATH_MAX];
-        ssize_t k = readlink(path, buf, sizeof buf - 1);
-        if (k < 0)
-                return negative_errno();
-        buf[k] = '\0';
-        _cleanup_free_ char *joined = NULL;
-        if (buf[0] == '/')
-                joined = strdup(buf);
-        else {
-                const char *slash = strrchr(path, '/');
-                int dl = slash ? (int)(slash - path) : 0;
-                joined = strdup_printf("%.*s/%s", dl, path, buf);
-        }
+/* The link's target buf joined to the link's directory dir (dl bytes of it), normalized. */
+static int link_join(const char *dir, int dl, const char *buf, char **ret) {
+        _cleanup_free_ char *joined = buf[0] == '/' ? strdup(buf) : strdup_printf("%.*s/%s", dl, dir, buf);
         if (!joined)
                 return -ENOMEM;
         char *n = path_normalize(joined);
@@ -336,6 +325,25 @@ int readlink_resolved(const char *path, char **ret) {
                 return -ENOMEM;
         *ret = n;
         return 0;
+}
+
+int readlink_resolved_at(int dfd, const char *dir, const char *name, char **ret) {
+        char buf[PATH_MAX];
+        ssize_t k = readlinkat(dfd, name, buf, sizeof buf - 1);
+        if (k < 0)
+                return negative_errno();
+        buf[k] = '\0';
+        return link_join(dir, (int)strlen(dir), buf, ret);
+}
+
+int readlink_resolved(const char *path, char **ret) {
+        char buf[PATH_MAX];
+        ssize_t k = readlink(path, buf, sizeof buf - 1);
+        if (k < 0)
+                return negative_errno();
+        buf[k] = '\0';
+        const char *slash = strrchr(path, '/');
+        return link_join(path, slash ? (int)(slash - path) : 0, buf, ret);
 }
 
 char *path_relative(const char *link, const char *target) {

@@ -49,6 +49,8 @@ int rm_rf(const char *path);
 int readlink_base(const char *path, char **ret);
 /* Target of a symlink resolved against the link's directory, normalised (no "..", no "."). */
 int readlink_resolved(const char *path, char **ret);
+/* The same for the link name in the directory open as dfd, whose path is dir. */
+int readlink_resolved_at(int dfd, const char *dir, const char *name, char **ret);
 
 /* Relative symlink target that reaches 'target' from the directory holding 'link' (both absolute). */
 char *path_relative(const char *link, const char *target);

@@ -317,6 +317,24 @@ static char *driver_map_lookup(const DriverMap *m, const char *addr) {
         return l ? strdup(l->driver) : NULL;
 }
 
+/* What a whole scan opens once: the driver map (when it pays), and sys/bus/pci/devices and the root as
+ * directories, so each device's link and directory are looked up from there, not from / again. */
+typedef struct ScanCtx {
+        DriverMap dm;
+        bool have_dm;
+        int devfd, rootfd; /* -1: absolute paths */
+        char *devdir;      /* devfd's path */
+} ScanCtx;
+
+static void scan_ctx_done(ScanCtx *c) {
+        driver_map_done(&c->dm);
+        if (c->devfd >= 0)
+                close(c->devfd);
+        if (c->rootfd >= 0)
+                close(c->rootfd);
+        free(c->devdir);
+}
+
 /* A device that is listed but cannot be loaded: its state says why, the rest is unknown. */
 static int pci_device_dead(PciDevice *d, const char *name, PciDeviceState state, int err) {
         d->state = state;
@@ -357,19 +375,23 @@ static void config_header(int dfd, PciDevice *d, uint8_t cfg[static 64], size_t 
  * registers read 0xffff, a dead device or a capture without config space has no header to trust: those read
  * the attributes (a VF its physfn link too).
  * dfd is left open for pci_device_load_rest(). */
-static int pci_device_load_class(Root *root, const DriverMap *dm, const char *name, PciDevice *d, int *ret_dfd,
+static int pci_device_load_class(Root *root, const ScanCtx *sc, const char *name, PciDevice *d, int *ret_dfd,
                                  uint8_t cfg[static 64], bool *ret_header) {
         int r = pci_addr_parse(name, &d->a);
         if (r < 0)
                 return r;
         pci_addr_format(&d->a, d->addr);
 
-        _cleanup_free_ char *link = root_path(root, "sys/bus/pci/devices/%s", name);
         _cleanup_free_ char *dir = NULL;
-        if (!link)
-                return -ENOMEM;
-        r = readlink_resolved(link, &dir); /* -ENOENT: the link itself went away while we looked (VFs come and go) */
-        if (r < 0)
+        if (sc && sc->devfd >= 0)
+                r = readlink_resolved_at(sc->devfd, sc->devdir, name, &dir);
+        else {
+                _cleanup_free_ char *link = root_path(root, "sys/bus/pci/devices/%s", name);
+                if (!link)
+                        return -ENOMEM;
+                r = readlink_resolved(link, &dir);
+        }
+        if (r < 0) /* -ENOENT: the link itself went away while we looked (VFs come and go) */
                 return r;
         size_t rl = strlen(root_dir(root));
         if (streq(root_dir(root), "/"))
@@ -394,7 +416,8 @@ static int pci_device_load_class(Root *root, const DriverMap *dm, const char *na
         d->iommu_group = d->numa_node = d->boot_vga = -1;
         d->sriov_totalvfs = d->sriov_numvfs = -1;
 
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int dfd = sc && sc->rootfd >= 0 ? openat(sc->rootfd, d->syspath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                                        : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0) {
                 /* listed, but its directory is gone (the link dangles) or cannot be opened */
                 r = negative_errno();
@@ -417,7 +440,7 @@ static int pci_device_load_class(Root *root, const DriverMap *dm, const char *na
                 if (header && le16(cfg) == 0xffff)
                         pci_device_load_physfn(dfd, d);
         }
-        d->driver = dm ? driver_map_lookup(dm, d->addr) : link_base(dfd, "driver");
+        d->driver = sc && sc->have_dm ? driver_map_lookup(&sc->dm, d->addr) : link_base(dfd, "driver");
         d->is_vfio = d->driver && streq(d->driver, "vfio-pci"); /* vfio-dev/ too once the rest is read */
         _cleanup_free_ char *grp = link_base(dfd, "iommu_group");
         if (grp && parse_int(grp, &d->iommu_group) < 0)
@@ -489,11 +512,11 @@ static void pci_device_load_rest(int dfd, PciDevice *d, const uint8_t *cfg) {
         d->partial = false;
 }
 
-static int pci_device_load(Root *root, const DriverMap *dm, const char *name, PciDevice *d) {
+static int pci_device_load(Root *root, const ScanCtx *sc, const char *name, PciDevice *d) {
         int dfd = -1;
         uint8_t cfg[64];
         bool header = false;
-        int r = pci_device_load_class(root, dm, name, d, &dfd, cfg, &header);
+        int r = pci_device_load_class(root, sc, name, d, &dfd, cfg, &header);
         if (r >= 0 && dfd >= 0)
                 pci_device_load_rest(dfd, d, header ? cfg : NULL);
         if (dfd >= 0)
@@ -565,11 +588,16 @@ static int host_scan(Root *root, bool gpus_only, const char *focus, PciHost **re
         h->devices = calloc((size_t)n ?: 1, sizeof(PciDevice));
         if (!h->devices)
                 return -ENOMEM;
-        _cleanup_(driver_map_done) DriverMap dm = {};
-        int k = driver_map_build(root, (size_t)n, &dm);
+        _cleanup_(scan_ctx_done) ScanCtx sc = {.devfd = -1, .rootfd = -1};
+        int k = driver_map_build(root, (size_t)n, &sc.dm);
         if (k == -ENOMEM)
                 return k;
-        bool dm_ok = k >= 0;
+        sc.have_dm = k >= 0;
+        sc.devdir = strdup(p);
+        if (!sc.devdir)
+                return -ENOMEM;
+        sc.devfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        sc.rootfd = open(root_dir(root), O_PATH | O_DIRECTORY | O_CLOEXEC);
         for (char **e = names; *e; e++) {
                 PciDevice *d = &h->devices[h->n_devices];
                 int r;
@@ -577,13 +605,13 @@ static int host_scan(Root *root, bool gpus_only, const char *focus, PciHost **re
                         int dfd = -1;
                         uint8_t cfg[64];
                         bool header;
-                        r = pci_device_load_class(root, dm_ok ? &dm : NULL, *e, d, &dfd, cfg, &header);
+                        r = pci_device_load_class(root, &sc, *e, d, &dfd, cfg, &header);
                         if (dfd >= 0)
                                 close(dfd);
                         else if (r >= 0)
                                 d->partial = false; /* dead: nothing more to read */
                 } else
-                        r = pci_device_load(root, dm_ok ? &dm : NULL, *e, d);
+                        r = pci_device_load(root, &sc, *e, d);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0) {
