@@ -151,6 +151,7 @@ static int add_device(ResourceSet *s, const char *name, ResourceKind kind, const
                 .numa_node = numa,
                 .iommu_group = group,
                 .nvml_index = -1,
+                .nvlink_domain = -1,
                 .mig_gi = -1,
                 .mig_ci = -1,
                 .healthy = healthy,
@@ -428,6 +429,17 @@ int resource_set_scan(Root *root, const PluginConfig *c, const HealthTable *heal
                 }
                 gpu_observation_done(&o);
         }
+        /* the NVLink domain of each unit's GPU, for GetPreferredAllocation */
+        _cleanup_free_ int *dom = obs.n_mig > 0 ? calloc(obs.n_mig, sizeof *dom) : NULL;
+        if (r >= 0 && obs.n_mig > 0 && (!dom || (r = mig_nvlink_domains(obs.nvml, obs.mig, obs.n_mig, dom)) < 0))
+                r = -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < s.n_resources; i++)
+                for (size_t k = 0; k < s.resources[i].n_devices; k++) {
+                        PluginDevice *pd = &s.resources[i].devices[k];
+                        for (size_t g = 0; g < obs.n_mig; g++)
+                                if (streq(obs.mig[g].address, pd->gpu))
+                                        pd->nvlink_domain = dom[g];
+                }
         host_observation_done(&obs);
         if (r >= 0)
                 r = cdi_device_names(root, &s.cdi);
@@ -701,13 +713,15 @@ int resource_allocate(Root *root, const ResourceSet *set, const Resource *r, cha
 typedef struct Candidate {
         const PluginDevice *d;
         unsigned gpu_allocated; /* units of the resource on the same GPU that are not available */
-        bool on_node;
+        bool on_node, in_domain;
 } Candidate;
 
 static int compare_candidates(const void *a, const void *b) {
         const Candidate *x = a, *y = b;
         if (x->on_node != y->on_node)
                 return x->on_node ? -1 : 1;
+        if (x->in_domain != y->in_domain)
+                return x->in_domain ? -1 : 1;
         if (x->gpu_allocated != y->gpu_allocated)
                 return x->gpu_allocated > y->gpu_allocated ? -1 : 1;
         int c = strcmp(x->d->gpu, y->d->gpu);
@@ -776,6 +790,29 @@ int resource_preferred(const Resource *r, char *const *available, size_t n_avail
                 }
         }
 
+        /* then, on that node, the NVLink domain: where most of must are, else the tightest fit of the request
+         * (the units a multi-GPU job gets talk over NVLink, directly or through an NVSwitch) */
+        int domain = -1;
+        best = 0;
+        have = false;
+        for (size_t i = 0; i < n_available; i++) {
+                int dm = av[i]->nvlink_domain;
+                if (dm < 0 || av[i]->numa_node != node)
+                        continue;
+                size_t in_must = 0, in_av = 0;
+                for (size_t j = 0; j < n_available; j++)
+                        if (av[j]->nvlink_domain == dm && av[j]->numa_node == node) {
+                                in_av++;
+                                in_must += strv_n_contains(must, n_must, av[j]->id);
+                        }
+                size_t score = in_must * 1000000 + (in_av >= size ? 100000 + (100000 - MIN(in_av - size, 99999)) : in_av);
+                if (!have || score > best || (score == best && dm < domain)) {
+                        have = true;
+                        best = score;
+                        domain = dm;
+                }
+        }
+
         _cleanup_free_ Candidate *c = calloc(n_available ?: 1, sizeof(*c));
         char **out = calloc(size + 1, sizeof(char *));
         if (!c || !out) {
@@ -796,7 +833,8 @@ int resource_preferred(const Resource *r, char *const *available, size_t n_avail
                         if (streq(r->devices[j].gpu, av[i]->gpu) &&
                             !strv_n_contains(available, n_available, r->devices[j].id))
                                 allocated++;
-                c[n_c++] = (Candidate) {av[i], allocated, av[i]->numa_node == node};
+                c[n_c++] = (Candidate) {av[i], allocated, av[i]->numa_node == node,
+                                        domain >= 0 && av[i]->nvlink_domain == domain};
         }
         if (n_c > 0)
                 qsort(c, n_c, sizeof(*c), compare_candidates);

@@ -60,6 +60,7 @@ typedef struct PluginDevice {
         unsigned mig_start, mig_size; /* RESOURCE_MIG (and single strategy's): placement on its GPU */
         int mig_gi, mig_ci;           /* and its GPU and compute instance IDs; -1 otherwise */
         int nvml_index;  /* RESOURCE_GPU (a whole GPU): NVML's index, the name CDI specs give it; -1 otherwise */
+        int nvlink_domain; /* its GPU's NVLink domain (mig_nvlink_domains()); -1: none known */
         char *mdev_type; /* RESOURCE_MDEV: its type id */
         bool to_create;  /* RESOURCE_MDEV: a free instance of the type, created with this UUID on Allocate */
 } PluginDevice;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,67 @@ static int gpu_read(Nvml *n, unsigned i, const char *want, MigGpu *g) {
         g->mode_pending = pend;
         if ((r = read_profiles(n, g)) < 0 || (r = instances_read(n, g)) < 0)
                 return r;
+        return 0;
+}
+
+/* union-find over the GPUs (0..n_gpus-1) and the far ends that are not one of them (NVSwitches) */
+static size_t uf_find(size_t *up, size_t x) {
+        while (up[x] != x)
+                x = up[x] = up[up[x]];
+        return x;
+}
+
+int mig_nvlink_domains(Nvml *n, const MigGpu *gpus, size_t n_gpus, int *ret) {
+        for (size_t i = 0; i < n_gpus; i++)
+                ret[i] = -1;
+        if (!n || !n->f.nvmlDeviceGetNvLinkState || !n->f.nvmlDeviceGetNvLinkRemotePciInfo_v2 || n_gpus == 0)
+                return 0;
+        size_t cap = n_gpus + n_gpus * NVML_NVLINK_MAX_LINKS;
+        _cleanup_free_ size_t *up = calloc(cap, sizeof *up);
+        _cleanup_free_ char (*far)[PCI_ADDR_STRLEN] = calloc(cap, sizeof *far); /* the non-GPU ends */
+        _cleanup_free_ bool *linked = calloc(n_gpus, sizeof *linked);
+        if (!up || !far || !linked)
+                return -ENOMEM;
+        for (size_t i = 0; i < cap; i++)
+                up[i] = i;
+        size_t n_far = 0;
+        for (size_t i = 0; i < n_gpus; i++) {
+                if (!gpus[i].dev)
+                        continue;
+                for (unsigned l = 0; l < NVML_NVLINK_MAX_LINKS; l++) {
+                        nvmlEnableState_t on = NVML_FEATURE_DISABLED;
+                        nvmlPciInfo_t pci;
+                        char addr[PCI_ADDR_STRLEN];
+                        nvmlReturn_t e = n->f.nvmlDeviceGetNvLinkState(gpus[i].dev, l, &on);
+                        if (e == NVML_ERROR_NOT_SUPPORTED || e == NVML_ERROR_INVALID_ARGUMENT)
+                                break; /* no NVLink, or no more links */
+                        if (e != NVML_SUCCESS || on != NVML_FEATURE_ENABLED ||
+                            n->f.nvmlDeviceGetNvLinkRemotePciInfo_v2(gpus[i].dev, l, &pci) != NVML_SUCCESS ||
+                            busid_to_address(pci.busId, addr) < 0)
+                                continue;
+                        size_t other = SIZE_MAX;
+                        for (size_t k = 0; k < n_gpus && other == SIZE_MAX; k++)
+                                if (k != i && streq(gpus[k].address, addr))
+                                        other = k;
+                        for (size_t k = 0; k < n_far && other == SIZE_MAX; k++)
+                                if (streq(far[k], addr))
+                                        other = n_gpus + k;
+                        if (other == SIZE_MAX) {
+                                memcpy(far[n_far], addr, PCI_ADDR_STRLEN);
+                                other = n_gpus + n_far++;
+                        }
+                        linked[i] = true;
+                        up[uf_find(up, i)] = uf_find(up, other);
+                }
+        }
+        for (size_t i = 0; i < n_gpus; i++) {
+                if (!linked[i])
+                        continue;
+                size_t root = uf_find(up, i);
+                for (size_t k = 0; k <= i && ret[i] < 0; k++)
+                        if (linked[k] && uf_find(up, k) == root)
+                                ret[i] = (int)k;
+        }
         return 0;
 }
 

@@ -66,6 +66,10 @@ void mig_profile_name(unsigned compute, unsigned long long memory_mb, unsigned c
 
 /* Read every GPU NVML sees (in NVML index order). */
 int mig_gpus_read(Nvml *n, MigGpu **ret, size_t *ret_n);
+/* NVLink domains: ret[i] for gpus[i] (as mig_gpus_read() read them), one number for the GPUs joined by active
+ * NVLinks, directly or through an NVSwitch (the smallest index among them); -1 for a GPU without an active
+ * link or where NVML has no NVLink calls. 0 or -ENOMEM. */
+int mig_nvlink_domains(Nvml *n, const MigGpu *gpus, size_t n_gpus, int *ret);
 /* The one GPU at address (canonical), read as mig_gpus_read() reads it, the others not past their PCI
  * info: -ENODEV when NVML does not report it (or reports it lost). */
 int mig_gpu_read(Nvml *n, const char *address, MigGpu *ret);

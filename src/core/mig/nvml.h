@@ -107,6 +107,11 @@ typedef struct nvmlPciInfo_st {
         char busId[32]; /* "00000000:3B:00.0" */
 } nvmlPciInfo_t;
 
+/* NVLink: the links a GPU may have (NVML_NVLINK_MAX_LINKS, 18 since Hopper), each active or not, and the PCI
+ * address of what is at its other end (a GPU, or an NVSwitch). */
+#define NVML_NVLINK_MAX_LINKS 18
+typedef enum nvmlEnableState_enum { NVML_FEATURE_DISABLED = 0, NVML_FEATURE_ENABLED = 1 } nvmlEnableState_t;
+
 /* nvmlMemory_t (v1): bytes. */
 typedef struct nvmlMemory_st {
         unsigned long long total, free, used;
@@ -242,6 +247,8 @@ _Static_assert(sizeof(nvmlVgpuLicenseInfo_t) == 24 && offsetof(nvmlVgpuLicenseIn
         X(nvmlDeviceIsMigDeviceHandle, true)                                                                  \
         X(nvmlDeviceGetComputeRunningProcesses_v3, false)                                                     \
         X(nvmlDeviceGetGraphicsRunningProcesses_v3, false)                                                    \
+        X(nvmlDeviceGetNvLinkState, false)                                                                    \
+        X(nvmlDeviceGetNvLinkRemotePciInfo_v2, false)                                                         \
         X(nvmlSystemGetProcessName, false)                                                                    \
         X(nvmlSystemGetDriverVersion, false)                                                                  \
         X(nvmlDeviceGetUtilizationRates, false)                                                               \
@@ -308,6 +315,8 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsign
 nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned *infoCount,
                                                       nvmlProcessInfo_t *infos);
 nvmlReturn_t nvmlSystemGetProcessName(unsigned pid, char *name, unsigned length);
+nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned link, nvmlEnableState_t *isActive);
+nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo_v2(nvmlDevice_t device, unsigned link, nvmlPciInfo_t *pci);
 nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned length);
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization);
 nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, unsigned sensorType, unsigned *temp);

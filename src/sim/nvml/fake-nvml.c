@@ -19,6 +19,8 @@
  *    instance;
  *  - GPU instances with placements (NVML_ERROR_INSUFFICIENT_RESOURCES for a taken placement; the driver's
  *    default placement fills from high slice indices), compute instances, MIG device handles and UUIDs;
+ *  - NVLink: .gpuvirt-sim/nvml/<bdf>.nvlink, lines "LINK ADDRESS" (the active links and what is at their far
+ *    end, a GPU or an NVSwitch; no file: the GPU has no NVLink, NVML_ERROR_NOT_SUPPORTED);
  *  - processes: .gpuvirt-sim/nvml/<bdf>.processes, lines "PID NAME [GI_ID] [graphics]" (no GI: the whole
  *    GPU, as nvidia-persistenced or DCGM; "graphics": on the graphics list, else the compute list). They make SetMigMode report IN_USE and GI destruction fail with IN_USE.
  *
@@ -372,6 +374,66 @@ API nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, un
 API nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned *count, nvmlProcessInfo_t *infos) {
         LOCKED;
         return running_processes(device, true, count, infos);
+}
+
+/* ---- NVLink ---- */
+
+/* The far end of the GPU's link from .gpuvirt-sim/nvml/<bdf>.nvlink, lines "LINK ADDRESS" (a GPU's or an
+ * NVSwitch's): 1 when the link is there (active), 0 when not, -ENOENT when the GPU has no NVLink (no file). */
+static int nvlink_far(const FDev *d, unsigned link, char far[static 16]) {
+        _cleanup_free_ char *p = state_path(d, ".nvlink");
+        if (!p)
+                return -ENOMEM;
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f)
+                return -ENOENT;
+        char line[128];
+        while (fgets(line, sizeof line, f)) {
+                unsigned l;
+                char a[16];
+                if (sscanf(line, "%u %15s", &l, a) == 2 && l == link) {
+                        memcpy(far, a, 16);
+                        return 1;
+                }
+        }
+        return 0;
+}
+
+API nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned link, nvmlEnableState_t *active) {
+        LOCKED;
+        FDev *d = as_dev(device);
+        if (!d || !active)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        char far[16];
+        int r = nvlink_far(d, link, far);
+        if (r == -ENOENT)
+                return NVML_ERROR_NOT_SUPPORTED;
+        if (link >= NVML_NVLINK_MAX_LINKS)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (r < 0)
+                return NVML_ERROR_UNKNOWN;
+        *active = r > 0 ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
+        return NVML_SUCCESS;
+}
+
+API nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo_v2(nvmlDevice_t device, unsigned link, nvmlPciInfo_t *pci) {
+        LOCKED;
+        FDev *d = as_dev(device);
+        if (!d || !pci)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        char far[16];
+        unsigned dom, bus, slot, fn;
+        int r = nvlink_far(d, link, far);
+        if (r == -ENOENT)
+                return NVML_ERROR_NOT_SUPPORTED;
+        if (link >= NVML_NVLINK_MAX_LINKS)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (r <= 0 || !bus_id_parse(far, &dom, &bus, &slot, &fn))
+                return NVML_ERROR_UNKNOWN;
+        *pci = (nvmlPciInfo_t){.domain = dom, .bus = bus, .device = slot};
+        snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%04X:%02X:%02X.%X", dom, bus, slot, fn);
+        snprintf(pci->busId, sizeof pci->busId, "%08X:%02X:%02X.%X", dom, bus, slot, fn);
+        return NVML_SUCCESS;
 }
 
 API nvmlReturn_t nvmlSystemGetProcessName(unsigned pid, char *name, unsigned length) {
