@@ -575,7 +575,9 @@ static int create_mdev(Root *root, const PluginDevice *pd, int *ret_group, GvErr
  * (/dev/nvidia-caps/nvidia-cap<N>, N from the driver's mig-minors). A GPU the driver names no minor for (not
  * on nvidia, or a host without the proc files) gets no node of its own: the NVIDIA runtime finds it by UUID. */
 static int alloc_nvidia_nodes(Root *root, const Resource *r, char *const *ids, size_t n_ids, ContainerAlloc *a) {
-        static const char *const control[] = {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"};
+        /* each where the host has it: nvidia-modeset only where nvidia-modeset.ko is loaded (displays) */
+        static const char *const control[] = {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools",
+                                              "/dev/nvidia-modeset"};
         for (size_t i = 0; i < ELEMENTSOF(control); i++) {
                 _cleanup_free_ char *p = root_path(root, "%s", control[i] + 1);
                 if (!p)

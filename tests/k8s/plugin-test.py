@@ -211,6 +211,9 @@ def scenario_dgx_mixed():
         one = migs["1g.5gb"][0][1]
         bdf, gi, ci = inst[one]
         m = minor(bdf)
+        # nvidia-modeset where the host has it (nvidia-modeset.ko loaded), as NVIDIA's plugin passes it
+        open(os.path.join(h.root, "dev/nvidia-modeset"), "w").close()
+        control = control + ["/dev/nvidia-modeset"]
         want = control + ["/dev/nvidia%d" % m, "/dev/nvidia-caps/nvidia-cap" + caps["gpu%d/gi%d/access" % (m, gi)],
                           "/dev/nvidia-caps/nvidia-cap" + caps["gpu%d/gi%d/ci%d/access" % (m, gi, ci)]]
         a = small.allocate([one])
