@@ -314,16 +314,24 @@ API nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned len
         return copy_out(d->name, name, length);
 }
 
+/* The address parts and both bus ID forms of the device at address s; false: not an address. */
+static bool pci_info_fill(const char *s, nvmlPciInfo_t *pci) {
+        unsigned dom, bus, slot, fn;
+        if (!bus_id_parse(s, &dom, &bus, &slot, &fn))
+                return false;
+        *pci = (nvmlPciInfo_t){.domain = dom, .bus = bus, .device = slot};
+        snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%04X:%02X:%02X.%X", dom, bus, slot, fn);
+        snprintf(pci->busId, sizeof pci->busId, "%08X:%02X:%02X.%X", dom, bus, slot, fn);
+        return true;
+}
+
 API nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci) {
         LOCKED;
         FDev *d = as_dev_static(device);
-        unsigned dom, bus, slot, fn;
-        if (!d || !pci || !bus_id_parse(d->bdf, &dom, &bus, &slot, &fn))
+        if (!d || !pci || !pci_info_fill(d->bdf, pci))
                 return NVML_ERROR_INVALID_ARGUMENT;
-        *pci = (nvmlPciInfo_t){.domain = dom, .bus = bus, .device = slot,
-                               .pciDeviceId = (unsigned)d->device << 16 | 0x10de, .pciSubSystemId = d->subsystem};
-        snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%04X:%02X:%02X.%X", dom, bus, slot, fn);
-        snprintf(pci->busId, sizeof pci->busId, "%08X:%02X:%02X.%X", dom, bus, slot, fn);
+        pci->pciDeviceId = (unsigned)d->device << 16 | 0x10de;
+        pci->pciSubSystemId = d->subsystem;
         return NVML_SUCCESS;
 }
 
@@ -378,62 +386,52 @@ API nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, u
 
 /* ---- NVLink ---- */
 
-/* The far end of the GPU's link from .gpuvirt-sim/nvml/<bdf>.nvlink, lines "LINK ADDRESS" (a GPU's or an
- * NVSwitch's): 1 when the link is there (active), 0 when not, -ENOENT when the GPU has no NVLink (no file). */
-static int nvlink_far(const FDev *d, unsigned link, char far[static 16]) {
+/* The GPU's link from .gpuvirt-sim/nvml/<bdf>.nvlink, lines "LINK ADDRESS" (the active links and what is at
+ * their far end, a GPU's or an NVSwitch's address): *ret_active, and far when it is. No file: the GPU has no
+ * NVLink (NVML_ERROR_NOT_SUPPORTED). */
+static nvmlReturn_t nvlink_far(nvmlDevice_t device, unsigned link, bool *ret_active, char far[static 16]) {
+        FDev *d = as_dev(device);
+        if (!d)
+                return NVML_ERROR_INVALID_ARGUMENT;
         _cleanup_free_ char *p = state_path(d, ".nvlink");
         if (!p)
-                return -ENOMEM;
+                return NVML_ERROR_UNKNOWN;
         _cleanup_fclose_ FILE *f = fopen(p, "re");
         if (!f)
-                return -ENOENT;
+                return NVML_ERROR_NOT_SUPPORTED;
+        if (link >= NVML_NVLINK_MAX_LINKS)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        *ret_active = false;
         char line[128];
-        while (fgets(line, sizeof line, f)) {
+        while (fgets(line, sizeof line, f) && !*ret_active) {
                 unsigned l;
                 char a[16];
                 if (sscanf(line, "%u %15s", &l, a) == 2 && l == link) {
                         memcpy(far, a, 16);
-                        return 1;
+                        *ret_active = true;
                 }
         }
-        return 0;
+        return NVML_SUCCESS;
 }
 
 API nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned link, nvmlEnableState_t *active) {
         LOCKED;
-        FDev *d = as_dev(device);
-        if (!d || !active)
-                return NVML_ERROR_INVALID_ARGUMENT;
+        bool on;
         char far[16];
-        int r = nvlink_far(d, link, far);
-        if (r == -ENOENT)
-                return NVML_ERROR_NOT_SUPPORTED;
-        if (link >= NVML_NVLINK_MAX_LINKS)
-                return NVML_ERROR_INVALID_ARGUMENT;
-        if (r < 0)
-                return NVML_ERROR_UNKNOWN;
-        *active = r > 0 ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
-        return NVML_SUCCESS;
+        nvmlReturn_t e = active ? nvlink_far(device, link, &on, far) : NVML_ERROR_INVALID_ARGUMENT;
+        if (e == NVML_SUCCESS)
+                *active = on ? NVML_FEATURE_ENABLED : NVML_FEATURE_DISABLED;
+        return e;
 }
 
 API nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo_v2(nvmlDevice_t device, unsigned link, nvmlPciInfo_t *pci) {
         LOCKED;
-        FDev *d = as_dev(device);
-        if (!d || !pci)
-                return NVML_ERROR_INVALID_ARGUMENT;
+        bool on;
         char far[16];
-        unsigned dom, bus, slot, fn;
-        int r = nvlink_far(d, link, far);
-        if (r == -ENOENT)
-                return NVML_ERROR_NOT_SUPPORTED;
-        if (link >= NVML_NVLINK_MAX_LINKS)
-                return NVML_ERROR_INVALID_ARGUMENT;
-        if (r <= 0 || !bus_id_parse(far, &dom, &bus, &slot, &fn))
-                return NVML_ERROR_UNKNOWN;
-        *pci = (nvmlPciInfo_t){.domain = dom, .bus = bus, .device = slot};
-        snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%04X:%02X:%02X.%X", dom, bus, slot, fn);
-        snprintf(pci->busId, sizeof pci->busId, "%08X:%02X:%02X.%X", dom, bus, slot, fn);
-        return NVML_SUCCESS;
+        nvmlReturn_t e = pci ? nvlink_far(device, link, &on, far) : NVML_ERROR_INVALID_ARGUMENT;
+        if (e == NVML_SUCCESS && (!on || !pci_info_fill(far, pci)))
+                e = NVML_ERROR_UNKNOWN;
+        return e;
 }
 
 API nvmlReturn_t nvmlSystemGetProcessName(unsigned pid, char *name, unsigned length) {
