@@ -741,6 +741,43 @@ static bool strv_n_contains(char *const *l, size_t n, const char *s) {
         return false;
 }
 
+static int numa_key(const PluginDevice *d) {
+        return d->numa_node;
+}
+
+static int nvlink_key(const PluginDevice *d) {
+        return d->nvlink_domain;
+}
+
+/* The group (key(): a NUMA node, an NVLink domain) to take a request of size units from: the one holding most
+ * of must, else the one that fits the whole request with the least room left (when none can, the largest),
+ * the lower number on a tie. skip_none: units whose key is -1 are in no group; on_node: only units there. */
+static int pick_group(const PluginDevice *const *av, size_t n_av, char *const *must, size_t n_must, size_t size,
+                      int (*key)(const PluginDevice *), bool skip_none, const int *on_node) {
+        int group = -1;
+        size_t best = 0;
+        bool have = false;
+        for (size_t i = 0; i < n_av; i++) {
+                int g = key(av[i]);
+                if ((skip_none && g < 0) || (on_node && av[i]->numa_node != *on_node))
+                        continue;
+                size_t in_must = 0, in_av = 0;
+                for (size_t j = 0; j < n_av; j++)
+                        if (key(av[j]) == g && (!on_node || av[j]->numa_node == *on_node)) {
+                                in_av++;
+                                in_must += strv_n_contains(must, n_must, av[j]->id);
+                        }
+                /* score: must-members first, then fitting the whole request, then the least room left */
+                size_t score = in_must * 1000000 + (in_av >= size ? 100000 + (100000 - MIN(in_av - size, 99999)) : in_av);
+                if (!have || score > best || (score == best && g < group)) {
+                        have = true;
+                        best = score;
+                        group = g;
+                }
+        }
+        return group;
+}
+
 int resource_preferred(const Resource *r, char *const *available, size_t n_available, char *const *must,
                        size_t n_must, int64_t want, char ***ret, GvError *err) {
         if (want < 0)
@@ -772,48 +809,10 @@ int resource_preferred(const Resource *r, char *const *available, size_t n_avail
         }
 
         /* the node: where most of must are; else the tightest fit of the rest of the request */
-        int node = -1;
-        size_t best = 0;
-        bool have = false;
-        for (size_t i = 0; i < n_available; i++) {
-                int n = av[i]->numa_node;
-                size_t in_must = 0, in_av = 0;
-                for (size_t j = 0; j < n_available; j++)
-                        if (av[j]->numa_node == n) {
-                                in_av++;
-                                in_must += strv_n_contains(must, n_must, av[j]->id);
-                        }
-                /* score: must-members first, then fitting the whole request, then the least room left */
-                size_t score = in_must * 1000000 + (in_av >= size ? 100000 + (100000 - MIN(in_av - size, 99999)) : in_av);
-                if (!have || score > best || (score == best && n < node)) {
-                        have = true;
-                        best = score;
-                        node = n;
-                }
-        }
-
-        /* then, on that node, the NVLink domain: where most of must are, else the tightest fit of the request
-         * (the units a multi-GPU job gets talk over NVLink, directly or through an NVSwitch) */
-        int domain = -1;
-        best = 0;
-        have = false;
-        for (size_t i = 0; i < n_available; i++) {
-                int dm = av[i]->nvlink_domain;
-                if (dm < 0 || av[i]->numa_node != node)
-                        continue;
-                size_t in_must = 0, in_av = 0;
-                for (size_t j = 0; j < n_available; j++)
-                        if (av[j]->nvlink_domain == dm && av[j]->numa_node == node) {
-                                in_av++;
-                                in_must += strv_n_contains(must, n_must, av[j]->id);
-                        }
-                size_t score = in_must * 1000000 + (in_av >= size ? 100000 + (100000 - MIN(in_av - size, 99999)) : in_av);
-                if (!have || score > best || (score == best && dm < domain)) {
-                        have = true;
-                        best = score;
-                        domain = dm;
-                }
-        }
+        int node = pick_group(av, n_available, must, n_must, size, numa_key, false, NULL);
+        /* then, on that node, the NVLink domain chosen the same way (the units a multi-GPU job gets talk over
+         * NVLink, directly or through an NVSwitch); a unit without one is in none */
+        int domain = pick_group(av, n_available, must, n_must, size, nvlink_key, true, &node);
 
         _cleanup_free_ Candidate *c = calloc(n_available ?: 1, sizeof(*c));
         char **out = calloc(size + 1, sizeof(char *));
