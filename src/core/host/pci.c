@@ -320,10 +320,9 @@ static char *driver_map_lookup(const DriverMap *m, const char *addr) {
 /* What a whole scan opens once: the driver map (when it pays), and sys/bus/pci/devices and the root as
  * directories, so each device's link and directory are looked up from there, not from / again. */
 typedef struct ScanCtx {
-        DriverMap dm;
-        bool have_dm;
+        DriverMap dm;      /* links NULL: no map, each device's link is read */
         int devfd, rootfd; /* -1: absolute paths */
-        char *devdir;      /* devfd's path */
+        const char *devdir; /* devfd's path */
 } ScanCtx;
 
 static void scan_ctx_done(ScanCtx *c) {
@@ -332,7 +331,6 @@ static void scan_ctx_done(ScanCtx *c) {
                 close(c->devfd);
         if (c->rootfd >= 0)
                 close(c->rootfd);
-        free(c->devdir);
 }
 
 /* A device that is listed but cannot be loaded: its state says why, the rest is unknown. */
@@ -440,7 +438,7 @@ static int pci_device_load_class(Root *root, const ScanCtx *sc, const char *name
                 if (header && le16(cfg) == 0xffff)
                         pci_device_load_physfn(dfd, d);
         }
-        d->driver = sc && sc->have_dm ? driver_map_lookup(&sc->dm, d->addr) : link_base(dfd, "driver");
+        d->driver = sc && sc->dm.links ? driver_map_lookup(&sc->dm, d->addr) : link_base(dfd, "driver");
         d->is_vfio = d->driver && streq(d->driver, "vfio-pci"); /* vfio-dev/ too once the rest is read */
         _cleanup_free_ char *grp = link_base(dfd, "iommu_group");
         if (grp && parse_int(grp, &d->iommu_group) < 0)
@@ -592,10 +590,7 @@ static int host_scan(Root *root, bool gpus_only, const char *focus, PciHost **re
         int k = driver_map_build(root, (size_t)n, &sc.dm);
         if (k == -ENOMEM)
                 return k;
-        sc.have_dm = k >= 0;
-        sc.devdir = strdup(p);
-        if (!sc.devdir)
-                return -ENOMEM;
+        sc.devdir = p;
         sc.devfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         sc.rootfd = open(root_dir(root), O_PATH | O_DIRECTORY | O_CLOEXEC);
         for (char **e = names; *e; e++) {
