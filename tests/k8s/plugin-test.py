@@ -155,13 +155,11 @@ def scenario_dgx_mixed():
         with open(cfg, "w") as f:
             f.write(MIG_CONFIG)
         h.gpuvirt("mig", "apply", "-f", cfg, "-c", "mixed")
-        # NVLink (the fake NVML's files): node 1's four whole GPUs (NVML index 2-7 are whole) in two bridged
-        # pairs across address order, (a, c) and (b, d); node 0's two on one NVSwitch
+        # NVLink (the fake NVML's files): node 1's four whole GPUs (NVML index 2-7 are whole) in two pairs across
+        # address order: (a, c) bridged to each other, (b, d) each linked to one NVSwitch (not a GPU)
         nv = sorted(g["address"] for g in h.gpuvirt_json("list") if g.get("driver") == "nvidia")[2:]
         w1 = [g for g in nv if h.numa_of(g) == 1]
-        w0 = [g for g in nv if h.numa_of(g) == 0]
-        links = {w1[0]: [w1[2]], w1[2]: [w1[0]], w1[1]: [w1[3]], w1[3]: [w1[1]]}
-        links.update({g: ["0000:c0:00.0"] for g in w0})
+        links = {w1[0]: [w1[2]], w1[2]: [w1[0]], w1[1]: ["0000:c0:00.0"], w1[3]: ["0000:c0:00.0"]}
         for g, far in links.items():
             with open(os.path.join(h.root, ".gpuvirt-sim/nvml", g + ".nvlink"), "w") as f:
                 f.write("".join("%d %s\n" % (i, a) for i, a in enumerate(far)))
@@ -258,14 +256,14 @@ def scenario_dgx_mixed():
         pr = gpu.preferred(whole, [], 5)
         check("preferred 5 (no node holds them): node 1's four and one of node 0",
               sorted(node[u] for u in pr[0]) == [0, 1, 1, 1, 1], str(pr))
-        # NVLink domains on the node: a pair bridged together, not the first two by address
+        # NVLink domains on the node: a pair joined by NVLink, not the first two by address
         uuid_of = {addr[u]: u for u in whole}
         pairs = [{uuid_of[w1[0]], uuid_of[w1[2]]}, {uuid_of[w1[1]], uuid_of[w1[3]]}]
         pr = gpu.preferred(n1, [], 2)
         check("preferred 2 of node 1's four: an NVLink pair (a, c) or (b, d), not a and b", set(pr[0]) in pairs,
               "%s, pairs %s" % (pr, pairs))
         pr = gpu.preferred(n1, [uuid_of[w1[1]]], 2)
-        check("preferred with a must-include ID: it and its NVLink partner",
+        check("preferred with a must-include ID: it and its NVLink partner (through the NVSwitch)",
               pr[0] == [uuid_of[w1[1]], uuid_of[w1[3]]], str(pr))
         pr = gpu.preferred(n1, [], 3)
         check("preferred 3 of node 1's four: a whole NVLink pair and one more", len(pr[0]) == 3 and
