@@ -22,8 +22,12 @@
  * entry of the file with libpci's): the text after the ID and its blanks, one trailing blank or tab cut,
  * comments and blank lines skipped, the first of two entries for one ID taken.
  *
+ * The first device lookup of a vendor indexes its device lines the same way (one pass over its block, then a
+ * binary search): a host of 128 GPUs of one vendor names them from one pass over NVIDIA's block, which holds
+ * a few thousand lines, instead of one pass each.
+ *
  * One database per process, shared by every user (the verb and the readiness check it runs): the mapping
- * is read-only, the index built once under a lock, so threads may share it too.
+ * is read-only, the indexes built once under a lock, so threads may share it too.
  */
 struct PciNames {
         unsigned refs;
@@ -33,6 +37,13 @@ struct PciNames {
         struct VendorBlock {
                 uint16_t id;
                 uint32_t start, end; /* the vendor's line, and the end of its block */
+                /* its device lines by ID, once a device of the vendor is looked up (NULL before; n_devices 0
+                 * and devices non-NULL: a vendor without devices) */
+                struct DeviceLine {
+                        uint16_t id;
+                        uint32_t start;
+                } *devices;
+                uint32_t n_devices;
         } *vendors;
 };
 
@@ -146,6 +157,8 @@ PciNames *pci_names_free(PciNames *n) {
         pthread_mutex_lock(&names_lock);
         if (--n->refs == 0) {
                 munmap((void *)n->map, n->size);
+                for (size_t i = 0; i < n->n_vendors; i++)
+                        free(n->vendors[i].devices);
                 free(n->vendors);
                 free(n);
                 names_shared = NULL;
@@ -172,7 +185,7 @@ static char *entry_name(const char *p, const char *e, size_t idlen) {
         return p < e ? strndup(p, (size_t)(e - p)) : NULL;
 }
 
-static const struct VendorBlock *vendor_block(const PciNames *n, uint16_t vendor) {
+static struct VendorBlock *vendor_block(const PciNames *n, uint16_t vendor) {
         struct VendorBlock key = {.id = vendor};
         size_t lo = 0, hi = n->n_vendors;
         while (lo < hi) { /* the first entry of the ID */
@@ -193,20 +206,77 @@ static char *lookup_vendor(const PciNames *n, uint16_t vendor) {
         return entry_name(p, line_end(n, p), 4);
 }
 
-static char *lookup_device(const PciNames *n, uint16_t vendor, uint16_t device) {
-        const struct VendorBlock *b = n ? vendor_block(n, vendor) : NULL;
-        if (!b)
-                return NULL;
+static int cmp_device_line(const void *a, const void *b) {
+        const struct DeviceLine *x = a, *y = b;
+        if (x->id != y->id)
+                return x->id < y->id ? -1 : 1;
+        return x->start < y->start ? -1 : x->start > y->start; /* the first entry of an ID first */
+}
+
+/* The ID of the device line [p, e): one tab, then the ID (two tabs: a subsystem of the device before); -1
+ * for another line. */
+static int device_line_id(const char *p, const char *e) {
+        if (p[0] != '\t' || p + 1 >= e || p[1] == '\t')
+                return -1;
+        int id = hex4(p + 1, e); /* four digits there: p[5] is on the line or its end */
+        return id >= 0 && (e - p == 5 || p[5] == ' ' || p[5] == '\t') ? id : -1;
+}
+
+/* Index the device lines of the block b. */
+static int index_devices(const PciNames *n, struct VendorBlock *b) {
+        size_t cap = 0, k = 0;
+        struct DeviceLine *v = NULL;
         const char *p = line_end(n, n->map + b->start) + 1, *end = n->map + b->end;
         while (p < end) {
                 const char *e = line_end(n, p);
-                /* a device: one tab, then its ID (two tabs: a subsystem of the device before) */
-                if (p[0] == '\t' && p + 1 < e && p[1] != '\t' && hex4(p + 1, e) == device &&
-                    (e - p == 5 || p[5] == ' ' || p[5] == '\t'))
-                        return entry_name(p + 1, e, 4);
+                int id = device_line_id(p, e);
+                if (id >= 0) {
+                        if (k == cap) {
+                                cap = cap ? cap * 2 : 16;
+                                struct DeviceLine *x = realloc(v, cap * sizeof *x);
+                                if (!x) {
+                                        free(v);
+                                        return -ENOMEM;
+                                }
+                                v = x;
+                        }
+                        v[k++] = (struct DeviceLine){.id = (uint16_t)id, .start = (uint32_t)(p + 1 - n->map)};
+                }
                 p = e + 1;
         }
-        return NULL;
+        if (!v && !(v = malloc(sizeof *v)))
+                return -ENOMEM;
+        qsort(v, k, sizeof *v, cmp_device_line);
+        b->devices = v;
+        b->n_devices = (uint32_t)k;
+        return 0;
+}
+
+static char *lookup_device(const PciNames *n, uint16_t vendor, uint16_t device) {
+        struct VendorBlock *b = n ? vendor_block(n, vendor) : NULL;
+        if (!b)
+                return NULL;
+        pthread_mutex_lock(&names_lock);
+        int r = b->devices ? 0 : index_devices(n, b);
+        pthread_mutex_unlock(&names_lock);
+        if (r < 0) { /* no memory for the index: the block read line by line */
+                for (const char *p = line_end(n, n->map + b->start) + 1, *e; p < n->map + b->end; p = e + 1)
+                        if (device_line_id(p, (e = line_end(n, p))) == device)
+                                return entry_name(p + 1, e, 4);
+                return NULL;
+        }
+        size_t lo = 0, hi = b->n_devices;
+        while (lo < hi) { /* the first entry of the ID */
+                size_t mid = (lo + hi) / 2;
+                if (b->devices[mid].id < device)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo == b->n_devices || b->devices[lo].id != device)
+                return NULL;
+        const char *p = n->map + b->devices[lo].start;
+        return entry_name(p, line_end(n, p), 4);
 }
 
 char *pci_names_vendor(PciNames *n, uint16_t vendor) {
