@@ -338,6 +338,47 @@ static void test_scan_gpus(void **state) {
         }
 }
 
+/* Where a full read takes a device's IDs from: its uevent (what the kernel holds, quirks included: one read),
+ * the attributes where uevent lacks one of them. */
+static void test_ids_sources(void **state) {
+        TestHost t;
+        test_host_open(&t, "h100");
+        const PciDevice *gpu = NULL;
+        for (size_t i = 0; i < t.host->n_devices && !gpu; i++)
+                if (pci_device_is_display(&t.host->devices[i]) && t.host->devices[i].vendor == PCI_VENDOR_NVIDIA)
+                        gpu = &t.host->devices[i];
+        assert_non_null(gpu);
+        _cleanup_free_ char *ue = root_path(t.root, "%s/uevent", gpu->syspath);
+        char buf[256];
+        int len = snprintf(buf, sizeof buf, "PCI_CLASS=30200\nPCI_ID=%04X:%04X\nPCI_SUBSYS_ID=10DE:ABCD\nPCI_SLOT_NAME=%s\n",
+                           gpu->vendor, gpu->device, gpu->addr);
+        assert_true(len > 0 && (size_t)len < sizeof buf);
+        assert_int_equal(write_text(ue, buf), 0);
+        PciDevice d = {};
+        assert_int_equal(pci_device_read(t.root, gpu->addr, &d), 0);
+        assert_int_equal(d.subsystem_device, 0xabcd);
+        assert_int_equal(d.class, 0x030200);
+        pci_device_done(&d);
+        _cleanup_pci_host_free_ PciHost *g = NULL;
+        assert_int_equal(pci_host_scan_gpus(t.root, &g), 0);
+        const PciDevice *sg = pci_host_find(g, gpu->addr);
+        assert_non_null(sg);
+        assert_false(sg->partial);
+        assert_int_equal(sg->subsystem_device, 0xabcd);
+        assert_int_equal(sg->class, 0x030200);
+
+        /* without PCI_SUBSYS_ID: every ID from the attributes */
+        len = snprintf(buf, sizeof buf, "PCI_CLASS=30200\nPCI_ID=%04X:%04X\n", gpu->vendor, gpu->device);
+        assert_true(len > 0 && (size_t)len < sizeof buf);
+        assert_int_equal(write_text(ue, buf), 0);
+        d = (PciDevice){};
+        assert_int_equal(pci_device_read(t.root, gpu->addr, &d), 0);
+        assert_int_equal(d.subsystem_device, gpu->subsystem_device);
+        assert_int_equal(d.class, gpu->class);
+        pci_device_done(&d);
+        test_host_close(&t);
+}
+
 static void test_layout_details(void **state) {
         TestHost t;
         test_host_open(&t, "no-iommu");
@@ -726,6 +767,7 @@ int main(void) {
                 cmocka_unit_test(test_profiles_layout),
                 cmocka_unit_test(test_generated_layout),
                 cmocka_unit_test(test_scan_gpus),
+                cmocka_unit_test(test_ids_sources),
                 cmocka_unit_test(test_layout_details),
                 cmocka_unit_test(test_groups),
                 cmocka_unit_test(test_vfio_cycle),

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The small parsers, one target each by FUZZ_SMALL: PCI addresses, UUIDs, kernel command lines. */
+/* The small parsers, one target each by FUZZ_SMALL: PCI addresses, UUIDs, kernel command lines, a PCI device's
+ * uevent. */
+#include <stdio.h>
 #include <string.h>
 
 #include "basic/fileio.h"
@@ -47,8 +49,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 free(cmdline_merge(s, nl + 1, NULL));
                 (void)cmdline_has(s, nl + 1);
         }
+#elif FUZZ_SMALL == 4 /* a device's uevent: what parses is what the kernel's form of those IDs parses to */
+        PciDevice d = {.vendor = 1, .device = 2, .class = 3, .subsystem_vendor = 4, .subsystem_device = 5}, e = {};
+        if (pci_uevent_ids_parse(s, &d)) {
+                FUZZ_CHECK(d.class <= 0xffffff);
+                char k[128];
+                snprintf(k, sizeof k, "DRIVER=nvidia\nPCI_CLASS=%04X\nPCI_ID=%04X:%04X\nPCI_SUBSYS_ID=%04X:%04X\n", d.class,
+                         d.vendor, d.device, d.subsystem_vendor, d.subsystem_device);
+                FUZZ_CHECK(pci_uevent_ids_parse(k, &e));
+                FUZZ_CHECK(e.vendor == d.vendor && e.device == d.device && e.class == d.class &&
+                           e.subsystem_vendor == d.subsystem_vendor && e.subsystem_device == d.subsystem_device);
+        } else /* refused: nothing taken */
+                FUZZ_CHECK(d.vendor == 1 && d.device == 2 && d.class == 3 && d.subsystem_vendor == 4 &&
+                           d.subsystem_device == 5);
 #else
-#error "FUZZ_SMALL: 1 PCI addresses, 2 UUIDs, 3 command lines"
+#error "FUZZ_SMALL: 1 PCI addresses, 2 UUIDs, 3 command lines, 4 uevent"
 #endif
         return 0;
 }

@@ -447,9 +447,57 @@ static int pci_device_load_class(Root *root, const ScanCtx *sc, const char *name
         return 0;
 }
 
-/* The IDs from the attributes (what the kernel read at enumeration, kept when the device dies), the header's
- * where an attribute is missing (cfg NULL: no header to take them from). */
+/* "HHHH:HHHH" (uevent's PCI_ID and PCI_SUBSYS_ID), s writable */
+static bool parse_id_pair(char *s, uint16_t *a, uint16_t *b) {
+        uint32_t x, y;
+        if (strlen(s) != 9 || s[4] != ':')
+                return false;
+        s[4] = '\0';
+        if (parse_u32(s, 16, &x) < 0 || parse_u32(s + 5, 16, &y) < 0)
+                return false;
+        *a = (uint16_t)x;
+        *b = (uint16_t)y;
+        return true;
+}
+
+bool pci_uevent_ids_parse(char *text, PciDevice *d) {
+        bool cls = false, id = false, sub = false;
+        uint16_t v = 0, dv = 0, sv = 0, sd = 0;
+        uint32_t c = 0;
+        for (char *l = text, *e; *l; l = e) {
+                e = strchrnul(l, '\n');
+                if (*e)
+                        *e++ = '\0';
+                const char *x;
+                if ((x = startswith(l, "PCI_CLASS=")))
+                        cls = parse_u32(x, 16, &c) == 0 && c <= 0xffffff;
+                else if (startswith(l, "PCI_ID="))
+                        id = parse_id_pair(l + 7, &v, &dv);
+                else if (startswith(l, "PCI_SUBSYS_ID="))
+                        sub = parse_id_pair(l + 14, &sv, &sd);
+        }
+        if (!cls || !id || !sub)
+                return false;
+        d->vendor = v, d->device = dv, d->class = c;
+        d->subsystem_vendor = sv, d->subsystem_device = sd;
+        return true;
+}
+
+static bool load_ids_uevent(int dfd, PciDevice *d) {
+        char buf[1024];
+        size_t n = 0;
+        if (read_head_at(dfd, "uevent", buf, sizeof buf - 1, &n) < 0 || n == sizeof buf - 1)
+                return false; /* none, or longer than a PCI device's (about 150 bytes): not one to trust */
+        buf[n] = '\0';
+        return pci_uevent_ids_parse(buf, d);
+}
+
+/* The IDs as the kernel keeps them (what it read at enumeration and its quirks changed, kept when the device
+ * dies): uevent, else the attributes; the header's where an attribute is missing (cfg NULL: no header to take
+ * them from). */
 static void pci_device_load_ids(int dfd, PciDevice *d, const uint8_t *cfg) {
+        if (load_ids_uevent(dfd, d))
+                return;
         uint32_t v;
         bool need_config = false;
         if (attr_hex(dfd, "vendor", &v) == 0)
@@ -487,7 +535,7 @@ static void pci_device_load_physfn(int dfd, PciDevice *d) {
                 d->physfn = strdup(pci_addr_format(&pa, buf));
 }
 
-/* Everything else: what a device shown or acted on needs (its IDs again from the attributes, which the kernel's
+/* Everything else: what a device shown or acted on needs (its IDs again as the kernel holds them, which its
  * quirks may have changed from the header's). */
 static void pci_device_load_rest(int dfd, PciDevice *d, const uint8_t *cfg) {
         pci_device_load_ids(dfd, d, cfg);
@@ -546,11 +594,16 @@ static int cmp_dev(const void *a, const void *b) {
         return strcmp(x->addr, y->addr);
 }
 
-/* Whether a device a GPU scan reads in full: a GPU (or what may be one: display class, dead), every NVIDIA
- * function (NVSwitch, audio: the vendor checks look at them), whatever shares an IOMMU group with a GPU, and
- * a VF of a device read in full. */
+/* Whether a device a GPU scan reads in full from what its class read gave: a GPU (or what may be one: display
+ * class, dead) and every NVIDIA function (NVSwitch, audio: the vendor checks look at them). */
+static bool scan_wants_full_alone(const PciDevice *d) {
+        return pci_device_is_display(d) || pci_device_is_dead(d) || d->vendor == PCI_VENDOR_NVIDIA;
+}
+
+/* Whether a device a GPU scan reads in full: those, whatever shares an IOMMU group with a GPU, and a VF of a
+ * device read in full. */
 static bool scan_wants_full(const PciHost *h, const PciDevice *d, const bool *gpu_group, size_t n_groups) {
-        if (pci_device_is_display(d) || pci_device_is_dead(d) || d->vendor == PCI_VENDOR_NVIDIA)
+        if (scan_wants_full_alone(d))
                 return true;
         if (d->iommu_group >= 0 && (size_t)d->iommu_group < n_groups && gpu_group[d->iommu_group])
                 return true;
@@ -601,6 +654,9 @@ static int host_scan(Root *root, bool gpus_only, const char *focus, PciHost **re
                         uint8_t cfg[64];
                         bool header;
                         r = pci_device_load_class(root, &sc, *e, d, &dfd, cfg, &header);
+                        /* the rest of a GPU read while its directory is open (the others once the groups are known) */
+                        if (r >= 0 && dfd >= 0 && scan_wants_full_alone(d))
+                                pci_device_load_rest(dfd, d, header ? cfg : NULL);
                         if (dfd >= 0)
                                 close(dfd);
                         else if (r >= 0)

@@ -145,6 +145,13 @@ int pci_host_reread(PciHost *h, const char *addr);
  * the caller's own lookup reports that); -ENODEV when it is dead, with err (may be NULL) saying so (device bdf). */
 int pci_device_require_alive(Root *root, const char *bdf, GvError *err);
 
+/* The IDs and class in a device's uevent text (modified: its lines cut), as the kernel writes it from the same
+ * fields as the vendor, device, class and subsystem attributes (PCI_CLASS=%04X, PCI_ID and
+ * PCI_SUBSYS_ID=%04X:%04X): one read gives what five do. Sets d's vendor, device, class and subsystem IDs and
+ * returns true when all three lines are there and valid; false, d unchanged, otherwise (a full read then
+ * takes the attributes). */
+bool pci_uevent_ids_parse(char *text, PciDevice *d);
+
 /* Read the device's config space (up to 4096 bytes). */
 int pci_device_read_config(const PciHost *h, const PciDevice *d, uint8_t **ret, size_t *ret_size);
 
