@@ -643,6 +643,9 @@ static int host_scan(Root *root, bool gpus_only, const char *focus, PciHost **re
         int k = driver_map_build(root, (size_t)n, &sc.dm);
         if (k == -ENOMEM)
                 return k;
+        PciAddr fa = {};
+        if (focus && pci_addr_parse(focus, &fa) < 0)
+                return -EINVAL;
         sc.devdir = p;
         sc.devfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         sc.rootfd = open(root_dir(root), O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -654,8 +657,10 @@ static int host_scan(Root *root, bool gpus_only, const char *focus, PciHost **re
                         uint8_t cfg[64];
                         bool header;
                         r = pci_device_load_class(root, &sc, *e, d, &dfd, cfg, &header);
-                        /* the rest of a GPU read while its directory is open (the others once the groups are known) */
-                        if (r >= 0 && dfd >= 0 && scan_wants_full_alone(d))
+                        /* the rest of a device known to be read in full read while its directory is open (the
+                         * others once every device's group is known): a GPU scan's GPUs, a device scan's focus and
+                         * the other functions of its card */
+                        if (r >= 0 && dfd >= 0 && (focus ? pci_addr_same_card(&d->a, &fa) : scan_wants_full_alone(d)))
                                 pci_device_load_rest(dfd, d, header ? cfg : NULL);
                         if (dfd >= 0)
                                 close(dfd);
