@@ -484,12 +484,8 @@ bool pci_uevent_ids_parse(char *text, PciDevice *d) {
 }
 
 static bool load_ids_uevent(int dfd, PciDevice *d) {
-        char buf[1024];
-        size_t n = 0;
-        if (read_head_at(dfd, "uevent", buf, sizeof buf - 1, &n) < 0 || n == sizeof buf - 1)
-                return false; /* none, or longer than a PCI device's (about 150 bytes): not one to trust */
-        buf[n] = '\0';
-        return pci_uevent_ids_parse(buf, d);
+        _cleanup_free_ char *text = NULL; /* one read: a sysfs attribute */
+        return read_attr_at(dfd, "uevent", &text) >= 0 && pci_uevent_ids_parse(text, d);
 }
 
 /* The IDs as the kernel keeps them (what it read at enumeration and its quirks changed, kept when the device
