@@ -179,7 +179,7 @@ FGi *gi_by_id(FDev *d, unsigned id) {
 
 /* Re-read the GPU's state from its file. Instances keep their slots by id (so handles stay valid), instances
  * that are gone free theirs, new ones take free slots. No file: MIG disabled, no instances. */
-static int dev_load(FDev *d) {
+static int dev_load(FDev *d, bool absent) {
         struct { unsigned id, profile, start, size; } gis[MAX_GIS];
         struct { unsigned gi, id, profile, start, size; char uuid[48]; } cis[MAX_GIS * MAX_CIS];
         size_t ngi = 0, nci = 0;
@@ -188,7 +188,7 @@ static int dev_load(FDev *d) {
                 return -ENOMEM;
         d->cur = d->pend = 0;
         d->resets = d->serial = 0;
-        FILE *f = fopen(p, "re");
+        FILE *f = absent ? NULL : fopen(p, "re"); /* absent: so stamped under the lock (a GPU never changed) */
         char line[256];
         while (f && fgets(line, sizeof line, f)) {
                 unsigned a, b, c, e, g;
@@ -261,9 +261,9 @@ static int dev_load(FDev *d) {
 }
 
 /* The kernel model counts resets (in the file at p); a reset applies the pending mode and clears every instance. */
-static int dev_sync(FDev *d, const char *p) {
+static int dev_sync(FDev *d, const char *p, bool absent) {
         uint32_t n = 0;
-        if (read_attr_u32(p, 10, &n) < 0 || n <= d->resets)
+        if (absent || read_attr_u32(p, 10, &n) < 0 || n <= d->resets)
                 return 0;
         d->resets = n;
         d->cur = d->pend;
@@ -322,12 +322,12 @@ int dev_refresh(FDev *d) {
         }
         int r = 0;
         if (reload) {
-                r = dev_load(d);
+                r = dev_load(d, st.known && !st.exists);
                 d->state_st = r >= 0 ? st : (FStamp){};
         }
         if (r >= 0 && sync) {
                 d->resets_st = rst;
-                r = dev_sync(d, rp);
+                r = dev_sync(d, rp, rst.known && !rst.exists);
         }
         if (r >= 0)
                 d->loaded = lock_gen;
