@@ -337,6 +337,7 @@ static void scan_ctx_done(ScanCtx *c) {
 static int pci_device_dead(PciDevice *d, const char *name, PciDeviceState state, int err) {
         d->state = state;
         d->state_errno = err;
+        d->partial = false; /* nothing more to read */
         d->iommu_group = d->numa_node = d->boot_vga = -1;
         d->sriov_totalvfs = d->sriov_numvfs = -1;
         if (!d->syspath)
@@ -366,14 +367,62 @@ static void config_header(int dfd, PciDevice *d, uint8_t cfg[static 64], size_t 
         }
 }
 
+/* The class read of a device that answers, by paths from the root without opening its directory (one file
+ * opened instead of two: what a device costs is mostly the files opened): its config header, driver and IOMMU
+ * group. false, d as it was, where the header does not settle it (a VF, a dead device, no config space): the
+ * directory is opened and read as below. */
+static bool class_by_paths(ScanCtx *sc, PciDevice *d, uint8_t cfg[static 64]) {
+        char p[PATH_MAX];
+        size_t sl = strlen(d->syspath), n = 0;
+        if (sl + sizeof "/iommu_group" > sizeof p)
+                return false;
+        memcpy(p, d->syspath, sl);
+        memcpy(p + sl, "/config", sizeof "/config");
+        if (read_head_at(sc->rootfd, p, cfg, 64, &n) < 0 || n < 64 || le16(cfg) == 0xffff)
+                return false;
+        bool ones = true;
+        for (size_t i = 0; i < 16 && ones; i++)
+                ones = cfg[i] == 0xff;
+        if (ones)
+                return false;
+        d->state = PCI_DEVICE_OK;
+        d->vendor = le16(cfg);
+        d->device = le16(cfg + 2);
+        d->class = le32(cfg + 8) >> 8;
+        if ((cfg[0x0e] & 0x7f) == 0) { /* a bridge's are in a capability: read with the rest */
+                d->subsystem_vendor = le16(cfg + 0x2c);
+                d->subsystem_device = le16(cfg + 0x2e);
+        }
+        if (sc->dm.links)
+                d->driver = driver_map_lookup(&sc->dm, d->addr);
+        else {
+                memcpy(p + sl, "/driver", sizeof "/driver");
+                d->driver = link_base(sc->rootfd, p);
+        }
+        d->is_vfio = d->driver && streq(d->driver, "vfio-pci"); /* vfio-dev/ too once the rest is read */
+        memcpy(p + sl, "/iommu_group", sizeof "/iommu_group");
+        _cleanup_free_ char *grp = link_base(sc->rootfd, p);
+        if (grp && parse_int(grp, &d->iommu_group) < 0)
+                d->iommu_group = -1;
+        d->partial = true;
+        return true;
+}
+
+/* The directory of a device read by paths, for the rest of it (-errno: gone since). */
+static int scan_open_dir(const ScanCtx *sc, const PciDevice *d) {
+        int fd = openat(sc->rootfd, d->syspath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return fd >= 0 ? fd : negative_errno();
+}
+
 /* What every device gets in a scan: its address, directory, upstream bridge, state, IDs and class, driver and
  * IOMMU group. The IDs and class come from the config header, the one read that classifies a device: for a
  * type 0 header its vendor, device, class and subsystem registers are what the kernel's attributes show (a
  * type 1 header, a bridge's, holds no subsystem IDs there: they stay 0 until the rest is read). A VF's ID
  * registers read 0xffff, a dead device or a capture without config space has no header to trust: those read
  * the attributes (a VF its physfn link too).
- * dfd is left open for pci_device_load_rest(). */
-static int pci_device_load_class(Root *root, const ScanCtx *sc, const char *name, PciDevice *d, int *ret_dfd,
+ * *ret_dfd is the directory when the read opened it, left open for pci_device_load_rest(); -1 when it went by
+ * paths (class_by_paths(): scan_open_dir() opens it for the rest). d->partial false: dead, nothing more to read. */
+static int pci_device_load_class(Root *root, ScanCtx *sc, const char *name, PciDevice *d, int *ret_dfd,
                                  uint8_t cfg[static 64], bool *ret_header) {
         int r = pci_addr_parse(name, &d->a);
         if (r < 0)
@@ -413,6 +462,12 @@ static int pci_device_load_class(Root *root, const ScanCtx *sc, const char *name
         }
         d->iommu_group = d->numa_node = d->boot_vga = -1;
         d->sriov_totalvfs = d->sriov_numvfs = -1;
+
+        *ret_dfd = -1;
+        if (sc && sc->rootfd >= 0 && class_by_paths(sc, d, cfg)) {
+                *ret_header = true;
+                return 0;
+        }
 
         int dfd = sc && sc->rootfd >= 0 ? openat(sc->rootfd, d->syspath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
                                         : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -554,17 +609,17 @@ static void pci_device_load_rest(int dfd, PciDevice *d, const uint8_t *cfg) {
         d->partial = false;
 }
 
-static int pci_device_load(Root *root, const ScanCtx *sc, const char *name, PciDevice *d) {
+static int pci_device_load(Root *root, ScanCtx *sc, const char *name, PciDevice *d) {
         int dfd = -1;
         uint8_t cfg[64];
         bool header = false;
         int r = pci_device_load_class(root, sc, name, d, &dfd, cfg, &header);
-        if (r >= 0 && dfd >= 0)
+        if (r >= 0 && d->partial && dfd < 0 && sc) /* read by paths: only with a scan's context */
+                dfd = scan_open_dir(sc, d);
+        if (r >= 0 && d->partial && dfd >= 0)
                 pci_device_load_rest(dfd, d, header ? cfg : NULL);
         if (dfd >= 0)
                 close(dfd);
-        if (r >= 0 && dfd < 0)
-                d->partial = false; /* dead: nothing more to read */
         return r;
 }
 
@@ -653,15 +708,17 @@ static int host_scan(Root *root, bool gpus_only, const char *focus, PciHost **re
                         uint8_t cfg[64];
                         bool header;
                         r = pci_device_load_class(root, &sc, *e, d, &dfd, cfg, &header);
-                        /* the rest of a device known to be read in full read while its directory is open (the
-                         * others once every device's group is known): a GPU scan's GPUs, a device scan's focus and
-                         * the other functions of its card */
-                        if (r >= 0 && dfd >= 0 && (focus ? pci_addr_same_card(&d->a, &fa) : scan_wants_full_alone(d)))
-                                pci_device_load_rest(dfd, d, header ? cfg : NULL);
+                        /* the rest of a device known to be read in full read now (the others once every device's
+                         * group is known): a GPU scan's GPUs, a device scan's focus and the other functions of
+                         * its card */
+                        if (r >= 0 && d->partial && (focus ? pci_addr_same_card(&d->a, &fa) : scan_wants_full_alone(d))) {
+                                if (dfd < 0)
+                                        dfd = scan_open_dir(&sc, d);
+                                if (dfd >= 0)
+                                        pci_device_load_rest(dfd, d, header ? cfg : NULL);
+                        }
                         if (dfd >= 0)
                                 close(dfd);
-                        else if (r >= 0)
-                                d->partial = false; /* dead: nothing more to read */
                 } else
                         r = pci_device_load(root, &sc, *e, d);
                 if (r == -ENOMEM)
