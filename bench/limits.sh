@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The physical-limit benchmark (issue 13): every figure a ratio against a peer measured in the same run.
 # Usage: bench/limits.sh [BUILD_DIR]   (default build-release)
-#   BEFORE=OTHER_BUILD_DIR  also measure another build's gpuvirt (e.g. main's) on the same trees, same run
+#   BEFORE="[LABEL=]BUILD_DIR ..."  also measure other builds' gpuvirt (e.g. main's, the issue's base) on the
+#                           same trees in the same run, each in its own column (LABEL, default "before")
 #   RUNS=N                  runs per median (default 51)
 #   SIZES="100:8 ..."       generated hosts, DEVICES:GPUS (default 100:8 500:8 2000:8 2000:128)
 # Prints the curve (devices -> time, system calls per device) of `gpuvirt --json list` beside `lspci -nn`
@@ -22,7 +23,12 @@ trap 'rm -rf "$TMP"' EXIT
 command -v strace >/dev/null || { echo "limits.sh: strace is needed for the system call counts" >&2; exit 1; }
 
 NAMES=(after) BINS=("$B/src/gpuvirt")
-if [ -n "${BEFORE:-}" ]; then NAMES+=(before); BINS+=("$BEFORE/src/gpuvirt"); fi
+for b in ${BEFORE:-}; do
+        case $b in
+        *=*) NAMES+=("${b%%=*}") BINS+=("${b#*=}/src/gpuvirt") ;;
+        *) NAMES+=(before) BINS+=("$b/src/gpuvirt") ;;
+        esac
+done
 
 med() { "$EXEC" -n "$RUNS" "$@" | cut -d' ' -f1; }      # median wall time in us
 sys() { strace -f -c -o "$TMP/strace" "$@" >/dev/null 2>&1 || true; awk '$NF == "total" {print $4}' "$TMP/strace"; }

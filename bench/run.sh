@@ -9,8 +9,8 @@ RUNS=${RUNS:-101}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/gpuvirt-bench-XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
-# The physical limits (issue 13): generated hosts, ratios against lspci, /bin/true and a shell (BEFORE=DIR
-# adds another build's gpuvirt to the same run).
+# The physical limits (issue 13): generated hosts, ratios against lspci, /bin/true and a shell (BEFORE="DIR ..."
+# adds other builds' gpuvirt to the same run).
 "$(dirname "$0")/limits.sh" "$B"
 echo
 
