@@ -345,6 +345,14 @@ static int pci_device_dead(PciDevice *d, const char *name, PciDeviceState state,
         return d->syspath ? 0 : -ENOMEM;
 }
 
+/* All ones in the IDs, command, status, class and header type: what a device off the bus reads. */
+static bool header_all_ones(const uint8_t cfg[static 16]) {
+        for (size_t i = 0; i < 16; i++)
+                if (cfg[i] != 0xff)
+                        return false;
+        return true;
+}
+
 /* The config header decides whether the device answers: all ones is what every read returns from a device
  * that has fallen off the bus (the kernel keeps the vendor/device attributes it read at enumeration). Not
  * the IDs alone: an SR-IOV VF's Vendor and Device ID registers read 0xffff by the specification (the kernel
@@ -359,12 +367,40 @@ static void config_header(int dfd, PciDevice *d, uint8_t cfg[static 64], size_t 
                 d->state_errno = r;
         } else if (*ret_n < 16)
                 d->state = PCI_DEVICE_UNKNOWN;
-        else {
-                bool ones = true;
-                for (size_t i = 0; i < 16 && ones; i++) /* IDs, command, status, class, header type */
-                        ones = cfg[i] == 0xff;
-                d->state = ones ? PCI_DEVICE_OFF_BUS : PCI_DEVICE_OK;
+        else
+                d->state = header_all_ones(cfg) ? PCI_DEVICE_OFF_BUS : PCI_DEVICE_OK;
+}
+
+/* The IDs and class in a header that answers (not a VF's: its ID registers read 0xffff). */
+static void ids_from_header(PciDevice *d, const uint8_t cfg[static 64]) {
+        d->vendor = le16(cfg);
+        d->device = le16(cfg + 2);
+        d->class = le32(cfg + 8) >> 8;
+        if ((cfg[0x0e] & 0x7f) == 0) { /* a bridge's are in a capability: read with the rest */
+                d->subsystem_vendor = le16(cfg + 0x2c);
+                d->subsystem_device = le16(cfg + 0x2e);
         }
+}
+
+/* The driver and IOMMU group links of a class read: relative to dirfd, under dir there (NULL: dirfd is the
+ * device's directory). */
+static void class_links(const ScanCtx *sc, PciDevice *d, int dirfd, const char *dir) {
+        char p[PATH_MAX];
+        const char *drv = "driver", *grp_name = "iommu_group";
+        if (dir) {
+                snprintf(p, sizeof p, "%s/driver", dir);
+                drv = p;
+        }
+        d->driver = sc && sc->dm.links ? driver_map_lookup(&sc->dm, d->addr) : link_base(dirfd, drv);
+        d->is_vfio = d->driver && streq(d->driver, "vfio-pci"); /* vfio-dev/ too once the rest is read */
+        if (dir) {
+                snprintf(p, sizeof p, "%s/iommu_group", dir);
+                grp_name = p;
+        }
+        _cleanup_free_ char *grp = link_base(dirfd, grp_name);
+        if (grp && parse_int(grp, &d->iommu_group) < 0)
+                d->iommu_group = -1;
+        d->partial = true;
 }
 
 /* The class read of a device that answers, by paths from the root without opening its directory (one file
@@ -373,38 +409,15 @@ static void config_header(int dfd, PciDevice *d, uint8_t cfg[static 64], size_t 
  * directory is opened and read as below. */
 static bool class_by_paths(ScanCtx *sc, PciDevice *d, uint8_t cfg[static 64]) {
         char p[PATH_MAX];
-        size_t sl = strlen(d->syspath), n = 0;
-        if (sl + sizeof "/iommu_group" > sizeof p)
+        size_t n = 0;
+        if ((size_t)snprintf(p, sizeof p, "%s/iommu_group", d->syspath) >= sizeof p) /* the longest name below */
                 return false;
-        memcpy(p, d->syspath, sl);
-        memcpy(p + sl, "/config", sizeof "/config");
-        if (read_head_at(sc->rootfd, p, cfg, 64, &n) < 0 || n < 64 || le16(cfg) == 0xffff)
-                return false;
-        bool ones = true;
-        for (size_t i = 0; i < 16 && ones; i++)
-                ones = cfg[i] == 0xff;
-        if (ones)
+        snprintf(p, sizeof p, "%s/config", d->syspath);
+        if (read_head_at(sc->rootfd, p, cfg, 64, &n) < 0 || n < 64 || header_all_ones(cfg) || le16(cfg) == 0xffff)
                 return false;
         d->state = PCI_DEVICE_OK;
-        d->vendor = le16(cfg);
-        d->device = le16(cfg + 2);
-        d->class = le32(cfg + 8) >> 8;
-        if ((cfg[0x0e] & 0x7f) == 0) { /* a bridge's are in a capability: read with the rest */
-                d->subsystem_vendor = le16(cfg + 0x2c);
-                d->subsystem_device = le16(cfg + 0x2e);
-        }
-        if (sc->dm.links)
-                d->driver = driver_map_lookup(&sc->dm, d->addr);
-        else {
-                memcpy(p + sl, "/driver", sizeof "/driver");
-                d->driver = link_base(sc->rootfd, p);
-        }
-        d->is_vfio = d->driver && streq(d->driver, "vfio-pci"); /* vfio-dev/ too once the rest is read */
-        memcpy(p + sl, "/iommu_group", sizeof "/iommu_group");
-        _cleanup_free_ char *grp = link_base(sc->rootfd, p);
-        if (grp && parse_int(grp, &d->iommu_group) < 0)
-                d->iommu_group = -1;
-        d->partial = true;
+        ids_from_header(d, cfg);
+        class_links(sc, d, sc->rootfd, d->syspath);
         return true;
 }
 
@@ -480,25 +493,14 @@ static int pci_device_load_class(Root *root, ScanCtx *sc, const char *name, PciD
         size_t cfg_n;
         config_header(dfd, d, cfg, &cfg_n);
         bool header = *ret_header = d->state == PCI_DEVICE_OK && cfg_n >= 64;
-        if (header && le16(cfg) != 0xffff) {
-                d->vendor = le16(cfg);
-                d->device = le16(cfg + 2);
-                d->class = le32(cfg + 8) >> 8;
-                if ((cfg[0x0e] & 0x7f) == 0) { /* a bridge's are in a capability: read with the rest */
-                        d->subsystem_vendor = le16(cfg + 0x2c);
-                        d->subsystem_device = le16(cfg + 0x2e);
-                }
-        } else {
+        if (header && le16(cfg) != 0xffff)
+                ids_from_header(d, cfg);
+        else {
                 pci_device_load_ids(dfd, d, header ? cfg : NULL);
                 if (header && le16(cfg) == 0xffff)
                         pci_device_load_physfn(dfd, d);
         }
-        d->driver = sc && sc->dm.links ? driver_map_lookup(&sc->dm, d->addr) : link_base(dfd, "driver");
-        d->is_vfio = d->driver && streq(d->driver, "vfio-pci"); /* vfio-dev/ too once the rest is read */
-        _cleanup_free_ char *grp = link_base(dfd, "iommu_group");
-        if (grp && parse_int(grp, &d->iommu_group) < 0)
-                d->iommu_group = -1;
-        d->partial = true;
+        class_links(sc, d, dfd, NULL);
         return 0;
 }
 
