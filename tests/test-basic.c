@@ -244,13 +244,48 @@ static void test_read_full_sizes(void **state) {
         test_tmpdir_remove(d);
 }
 
+/* dir_has_at() says for each name what a lookup would: there or not, and a link as one to follow (a dangling
+ * one is listed, but faccessat() finds nothing through it), over a directory longer than one getdents64()
+ * buffer, with the names asked for both in its first and in its last entries. */
+static void test_dir_has(void **state) {
+        char *d = test_tmpdir();
+        for (unsigned i = 0; i < 600; i++) {
+                _cleanup_free_ char *p = strdup_printf("%s/attribute_with_a_long_name_%03u", d, i);
+                assert_int_equal(write_file(p, "x", 1, O_CREAT | O_TRUNC, 0644), 0);
+        }
+        _cleanup_free_ char *sub = strdup_printf("%s/subdir", d), *dangling = strdup_printf("%s/dangling", d),
+                            *link = strdup_printf("%s/link", d);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        assert_int_equal(symlink("nowhere", dangling), 0);
+        assert_int_equal(symlink("subdir", link), 0);
+        static const char *const names[] = {"attribute_with_a_long_name_000", "attribute_with_a_long_name_599",
+                                            "subdir", "dangling", "link", "absent", "attribute_with_a_long_name_600"};
+        int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        uint64_t has = 0, links = 0;
+        assert_int_equal(dir_has_at(dfd, names, ELEMENTSOF(names), &has, &links), 0);
+        assert_int_equal(has, 0x1f);  /* the first five are entries */
+        assert_int_equal(links, 0x18); /* dangling and link */
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                bool listed = has & (UINT64_C(1) << i), follow = links & (UINT64_C(1) << i);
+                /* what pci_device_load_rest() concludes is what a lookup says */
+                assert_int_equal(listed && (!follow || exists_at(dfd, names[i])), exists_at(dfd, names[i]));
+        }
+        /* the listing read the fd to its end: a second one from there finds nothing, and no name */
+        assert_int_equal(dir_has_at(dfd, names, ELEMENTSOF(names), &has, NULL), 0);
+        assert_int_equal(has, 0);
+        close(dfd);
+        assert_int_equal(dir_has_at(-1, names, 1, &has, NULL), -EBADF);
+        test_tmpdir_remove(d);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pci_addr_valid), cmocka_unit_test(test_pci_addr_invalid),
                 cmocka_unit_test(test_same_card),      cmocka_unit_test(test_errname),
                 cmocka_unit_test(test_parse),          cmocka_unit_test(test_files),
                 cmocka_unit_test(test_root),          cmocka_unit_test(test_dlsym_table),
-                cmocka_unit_test(test_read_full_sizes),
+                cmocka_unit_test(test_read_full_sizes), cmocka_unit_test(test_dir_has),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <assert.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -126,6 +127,36 @@ int read_attr_at(int dirfd, const char *name, char **ret) {
 
 bool exists_at(int dirfd, const char *name) {
         return faccessat(dirfd, name, F_OK, AT_EACCESS) == 0;
+}
+
+int dir_has_at(int dirfd, const char *const *names, size_t n, uint64_t *ret, uint64_t *ret_links) {
+        assert(n <= 64);
+        union {
+                struct dirent64 de; /* aligned as getdents64() writes them */
+                char bytes[8192];
+        } buf;
+        uint64_t has = 0, links = 0;
+        for (;;) {
+                ssize_t k = getdents64(dirfd, &buf, sizeof buf);
+                if (k < 0)
+                        return negative_errno();
+                if (k == 0)
+                        break;
+                for (ssize_t off = 0; off < k;) {
+                        const struct dirent64 *de = (const struct dirent64 *)(buf.bytes + off);
+                        for (size_t i = 0; i < n; i++)
+                                if (streq(de->d_name, names[i])) {
+                                        has |= UINT64_C(1) << i;
+                                        if (de->d_type == DT_LNK || de->d_type == DT_UNKNOWN)
+                                                links |= UINT64_C(1) << i;
+                                }
+                        off += de->d_reclen;
+                }
+        }
+        *ret = has;
+        if (ret_links)
+                *ret_links = links;
+        return 0;
 }
 
 int parse_u32(const char *s, int base, uint32_t *ret) {

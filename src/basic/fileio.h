@@ -28,6 +28,13 @@ int read_attr_at(int dirfd, const char *name, char **ret);
 int read_full_at(int dirfd, const char *name, size_t max, void **ret, size_t *ret_size);
 int readlink_base_at(int dirfd, const char *name, char **ret);
 bool exists_at(int dirfd, const char *name);
+/* Which of names[0..n) (n <= 64) the directory dirfd holds: bit i of *ret set when names[i] is an entry, of
+ * *ret_links (may be NULL) when that entry is a symbolic link or of a type the listing does not say (what a
+ * lookup through it finds is not known from the listing: faccessat() of a dangling link fails). One listing
+ * for many existence tests (a handful of getdents64() calls instead of a lookup per name). It lists from
+ * dirfd's position to the end: give it a directory fd opened for it or for lookups (openat() does not use the
+ * position), not one being read with readdir(). */
+int dir_has_at(int dirfd, const char *const *names, size_t n, uint64_t *ret, uint64_t *ret_links);
 
 /* Parsers for sysfs values; strict: the whole string must be consumed. */
 int parse_u32(const char *s, int base, uint32_t *ret);

@@ -588,26 +588,55 @@ static void pci_device_load_physfn(int dfd, PciDevice *d) {
                 d->physfn = strdup(pci_addr_format(&pa, buf));
 }
 
+/* The entries of a device's directory that only some devices have: whether each is there is known from one
+ * listing of the directory, not from a lookup of each (most of which find nothing). */
+enum {
+        OPT_BOOT_VGA,  /* VGA-class devices */
+        OPT_VFIO_DEV,  /* bound to vfio-pci, with the vfio cdev */
+        OPT_SRIOV,     /* SR-IOV PFs: sriov_totalvfs */
+        OPT_PHYSFN,    /* VFs */
+        OPT_ROM,       /* an expansion ROM BAR */
+        OPT_MDEV,      /* mdev parents: mdev_supported_types/ */
+        OPT_NVIDIA,    /* NVIDIA vendor-VFIO vGPU VFs: nvidia/creatable_vgpu_types */
+        _OPT_MAX,
+};
+
+static const char *const optional_entries[_OPT_MAX] = {
+        [OPT_BOOT_VGA] = "boot_vga", [OPT_VFIO_DEV] = "vfio-dev", [OPT_SRIOV] = "sriov_totalvfs",
+        [OPT_PHYSFN] = "physfn",     [OPT_ROM] = "rom",           [OPT_MDEV] = "mdev_supported_types",
+        [OPT_NVIDIA] = "nvidia",
+};
+
 /* Everything else: what a device shown or acted on needs (its IDs again as the kernel holds them, which its
- * quirks may have changed from the header's). */
+ * quirks may have changed from the header's). An entry the listing does not show is not looked up; where the
+ * directory cannot be listed, each is (all bits set: "may be there, look"). */
 static void pci_device_load_rest(int dfd, PciDevice *d, const uint8_t *cfg) {
+        uint64_t may = 0, links = 0;
+        if (dir_has_at(dfd, optional_entries, _OPT_MAX, &may, &links) < 0)
+                may = links = UINT64_MAX;
+#define MAY(o) ((may & (UINT64_C(1) << (o))) != 0)
+        /* there, and what a lookup finds: a link is followed as before (a dangling one is not there) */
+#define HAS(o, name) (MAY(o) && ((links & (UINT64_C(1) << (o))) == 0 || exists_at(dfd, name)))
         pci_device_load_ids(dfd, d, cfg);
         d->driver_override = attr_or_null(dfd, "driver_override");
         if (d->driver_override && (streq(d->driver_override, "(null)") || isempty(d->driver_override)))
                 d->driver_override = (free(d->driver_override), NULL);
         d->numa_node = attr_int(dfd, "numa_node", -1);
-        d->boot_vga = attr_int(dfd, "boot_vga", -1);
-        d->is_vfio = exists_at(dfd, "vfio-dev") || (d->driver && streq(d->driver, "vfio-pci"));
-        d->sriov_totalvfs = attr_int(dfd, "sriov_totalvfs", -1);
+        d->boot_vga = MAY(OPT_BOOT_VGA) ? attr_int(dfd, "boot_vga", -1) : -1;
+        d->is_vfio = HAS(OPT_VFIO_DEV, "vfio-dev") || (d->driver && streq(d->driver, "vfio-pci"));
+        d->sriov_totalvfs = MAY(OPT_SRIOV) ? attr_int(dfd, "sriov_totalvfs", -1) : -1;
         d->sriov_numvfs = d->sriov_totalvfs >= 0 ? attr_int(dfd, "sriov_numvfs", 0) : -1;
-        pci_device_load_physfn(dfd, d);
+        if (MAY(OPT_PHYSFN))
+                pci_device_load_physfn(dfd, d);
         d->link_speed = attr_or_null(dfd, "current_link_speed");
         d->link_width = attr_or_null(dfd, "current_link_width");
         d->max_link_speed = attr_or_null(dfd, "max_link_speed");
         d->max_link_width = attr_or_null(dfd, "max_link_width");
-        d->has_rom = exists_at(dfd, "rom");
-        d->has_mdev_types = exists_at(dfd, "mdev_supported_types");
-        d->has_vendor_vgpu = exists_at(dfd, "nvidia/creatable_vgpu_types");
+        d->has_rom = HAS(OPT_ROM, "rom");
+        d->has_mdev_types = HAS(OPT_MDEV, "mdev_supported_types");
+        d->has_vendor_vgpu = MAY(OPT_NVIDIA) && exists_at(dfd, "nvidia/creatable_vgpu_types");
+#undef HAS
+#undef MAY
         d->partial = false;
 }
 
