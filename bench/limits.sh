@@ -30,7 +30,9 @@ for b in ${BEFORE:-}; do
         esac
 done
 
-med() { "$EXEC" -n "$RUNS" "$@" | cut -d' ' -f1; }      # median wall time in us
+# the medians of several commands measured interleaved (bench-exec -- A ::: B ...: a ratio of two is of runs
+# made at the same moments, so the machine's drift over the seconds a measurement takes cancels), into M
+meds() { local out; out=$("$EXEC" "$@"); mapfile -t M < <(cut -d' ' -f1 <<<"$out"); }
 sys() { strace -f -c -o "$TMP/strace" "$@" >/dev/null 2>&1 || true; awk '$NF == "total" {print $4}' "$TMP/strace"; }
 ms() { awk -v u="$1" 'BEGIN{printf "%.2f", u / 1000}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a / b}'; }
@@ -47,12 +49,15 @@ for size in $SIZES; do
         dev=${size%:*} gpus=${size#*:}
         H=$TMP/gen-$dev-$gpus
         "${BINS[0]}" sim create "$H" --profile generated --devices "$dev" --gpus "$gpus" >/dev/null
-        lt=$(med -- lspci -nn -O sysfs.path="$H/sys/bus/pci")
+        cmds=(-- lspci -nn -O sysfs.path="$H/sys/bus/pci")
+        for b in "${BINS[@]}"; do cmds+=(::: "$b" --root "$H" --json list); done
+        meds -n "$RUNS" "${cmds[@]}"
+        lt=${M[0]}
         ls=$(sys lspci -nn -O sysfs.path="$H/sys/bus/pci")
         printf '%-8s %-5s | %8s %8s' "$dev" "$gpus" "$(ms "$lt")" "$(per "$ls" "$dev")"
         T[lspci,$size]=$lt S[lspci,$size]=$ls
         for i in "${!NAMES[@]}"; do
-                t=$(med -- "${BINS[$i]}" --root "$H" --json list)
+                t=${M[$((i + 1))]}
                 s=$(sys "${BINS[$i]}" --root "$H" --json list)
                 T[${NAMES[$i]},$size]=$t S[${NAMES[$i]},$size]=$s
                 printf ' | %8s %8s %11s' "$(ms "$t")" "$(ratio "$t" "$lt")" "$(per "$s" "$dev")"
@@ -74,10 +79,13 @@ fi
 
 echo
 echo "== process floor: gpuvirt --version beside /bin/true"
-tt=$(med -- /bin/true)
+cmds=(-- /bin/true)
+for b in "${BINS[@]}"; do cmds+=(::: "$b" --version); done
+meds -n "$RUNS" "${cmds[@]}"
+tt=${M[0]}
 printf '/bin/true %s ms' "$(ms "$tt")"
 for i in "${!NAMES[@]}"; do
-        t=$(med -- "${BINS[$i]}" --version)
+        t=${M[$((i + 1))]}
         printf '  | %s: %s ms %s' "${NAMES[$i]}" "$(ms "$t")" "$(ratio "$t" "$tt")"
 done
 echo
@@ -101,11 +109,15 @@ W=$TMP/pt-sh/sys/bus/pci
 # the writes vfio_enable and vfio_disable make on a device alone in its group: override, unbind, probe
 SH="sh -c 'echo vfio-pci >$D/driver_override; echo $GPU >$D/driver/unbind; echo $GPU >$W/drivers_probe'"
 SH="$SH; sh -c 'echo >$D/driver_override; echo $GPU >$D/driver/unbind; echo $GPU >$W/drivers_probe'"
-st=$(med -- sh -c "$SH")
+cmds=(-- sh -c "$SH")
+for g in "${BINS[@]}"; do
+        cmds+=(::: sh -c "$g --root $TMP/pt passthrough enable $GPU && $g --root $TMP/pt passthrough disable $GPU")
+done
+meds -n "$RUNS" "${cmds[@]}"
+st=${M[0]}
 printf 'shell %s ms' "$(ms "$st")"
 for i in "${!NAMES[@]}"; do
-        g=${BINS[$i]}
-        t=$(med -- sh -c "$g --root $TMP/pt passthrough enable $GPU && $g --root $TMP/pt passthrough disable $GPU")
+        t=${M[$((i + 1))]}
         printf '  | %s: %s ms %s' "${NAMES[$i]}" "$(ms "$t")" "$(ratio "$t" "$st")"
 done
 echo
@@ -125,10 +137,14 @@ gpus:
 Y
 "${BINS[0]}" sim create "$TMP/state-pristine" --profile dgx-a100 >/dev/null
 AR=$(( RUNS < 11 ? RUNS : 11 ))
+prep="rm -rf $TMP/state && cp -a $TMP/state-pristine $TMP/state"
+cmds=(--)
+for g in "${BINS[@]}"; do
+        [ ${#cmds[@]} -gt 1 ] && cmds+=(:::)
+        cmds+=("$g" --root "$TMP/state" plan -f "$TMP/host.yaml" ::: "$g" --root "$TMP/state" apply -f "$TMP/host.yaml")
+done
+meds -n "$AR" -p "$prep" "${cmds[@]}"
 for i in "${!NAMES[@]}"; do
-        g=${BINS[$i]}
-        prep="rm -rf $TMP/state && cp -a $TMP/state-pristine $TMP/state"
-        p=$("$EXEC" -n "$AR" -p "$prep" -- "$g" --root "$TMP/state" plan -f "$TMP/host.yaml" | cut -d' ' -f1)
-        a=$("$EXEC" -n "$AR" -p "$prep" -- "$g" --root "$TMP/state" apply -f "$TMP/host.yaml" | cut -d' ' -f1)
+        p=${M[$((2 * i))]} a=${M[$((2 * i + 1))]}
         printf '%s: plan %s ms, apply %s ms, apply %s plan\n' "${NAMES[$i]}" "$(ms "$p")" "$(ms "$a")" "$(ratio "$a" "$p")"
 done
