@@ -10,6 +10,7 @@
 #include "basic/fileio.h"
 #include "config.h"
 #include "sim-internal.h"
+#include "sim/nvml/generation.h"
 #include "sim.h"
 
 /* Whether the running program is part of the build tree gpuvirt was built in (the tests, a developer's
@@ -49,5 +50,12 @@ int sim_reset_count(const char *root, const char *bdf) {
                         return r;
                 n = 0;
         }
-        return sim_attr(dir, bdf, 0644, "%u\n", n + 1);
+        r = sim_attr(dir, bdf, 0644, "%u\n", n + 1);
+        if (r < 0)
+                return r;
+        /* the fake library's callers look at the count again */
+        uint64_t *g = sim_nvml_generation_map(root);
+        sim_nvml_generation_bump(g);
+        sim_nvml_generation_unmap(g);
+        return 0;
 }

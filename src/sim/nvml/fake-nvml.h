@@ -78,6 +78,8 @@ struct FDev {
         FGi gi[MAX_GIS];
         unsigned loaded;         /* the locked section (lock_gen) that last checked this state */
         FStamp state_st, resets_st; /* the state file and the reset count as last read */
+        uint64_t gen_seen;          /* the host's generation (generation.h) when both were last looked at */
+        bool gen_valid;             /* gen_seen says so: until it moves, neither file changed */
 };
 
 /* Each product by PCI device id, with the name NVML gives it (models.c). */

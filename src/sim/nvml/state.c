@@ -14,6 +14,7 @@
 #include "basic/fileio.h"
 #include "core/mig/nvml.h"
 #include "sim/nvml/fake-nvml.h"
+#include "sim/nvml/generation.h"
 #include "sim/sim.h"
 
 /* ---- the state lock: held while a call changes a GPU's state or reads a changed one ---- */
@@ -26,11 +27,14 @@
 static int lock_fd = -1;
 static unsigned lock_depth, lock_gen;
 static bool lock_held;
+static uint64_t *gen_map; /* the host's generation, mapped with the lock file's opening (NULL: each call stats) */
 
 void state_lock_close(void) {
         if (lock_fd >= 0)
                 close(lock_fd);
         lock_fd = -1;
+        sim_nvml_generation_unmap(gen_map);
+        gen_map = NULL;
         lock_depth = 0;
         lock_held = false;
 }
@@ -60,6 +64,8 @@ int state_hold(void) {
                 lock_fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (lock_fd < 0 && errno == ENOENT && mkdir_p(dir, 0755) >= 0) /* the first call on this root */
                         lock_fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (lock_fd >= 0)
+                        gen_map = sim_nvml_generation_map(root);
         }
         while (lock_fd >= 0 && flock(lock_fd, LOCK_EX) < 0 && errno == EINTR)
                 ;
@@ -167,6 +173,7 @@ int dev_save(FDev *d) {
                 return -1;
         }
         d->state_st = stamp_of(&st, true);
+        sim_nvml_generation_bump(gen_map);
         return 0;
 }
 
@@ -304,6 +311,12 @@ int dev_processes(const FDev *d, FProc *out, size_t max) {
 int dev_refresh(FDev *d) {
         if (d->loaded == lock_gen)
                 return 0;
+        /* nothing was written since both files were stamped known: they are as they were */
+        uint64_t gen = gen_map ? sim_nvml_generation_load(gen_map) : 0;
+        if (gen_map && d->gen_valid && d->gen_seen == gen) {
+                d->loaded = lock_gen;
+                return 0;
+        }
         _cleanup_free_ char *p = state_path(d, "");
         _cleanup_free_ char *rp = strdup_printf("%s/" SIM_MARKER_DIR "/resets/%s", root, d->bdf);
         if (!p || !rp)
@@ -331,6 +344,11 @@ int dev_refresh(FDev *d) {
         }
         if (r >= 0)
                 d->loaded = lock_gen;
+        /* the count loaded before the files were looked at: a write after it moves it again. Whether the stamps
+         * are known does not matter here (a file written in the tick it was stamped in, which its stamp cannot
+         * tell from a later write in that tick): such a later write moves the count too. */
+        d->gen_valid = r >= 0 && gen_map;
+        d->gen_seen = gen;
         return r;
 }
 
