@@ -35,9 +35,10 @@
  *
  * State per GPU lives in .gpuvirt-sim/nvml/<bdf> (text, replaced whole by rename() after every change), so
  * it survives across processes. Simulated GPUs start with MIG disabled (no state file). Like the driver,
- * which keeps one state for every client in memory, each call first checks (stat()) whether the GPU's state
- * file or its reset count changed since this process last read or wrote them, and reads them again under
- * .gpuvirt-sim/nvml/lock (flock) when they did; each call that changes the state holds that lock from
+ * which keeps one state for every client in memory, each call first checks whether the GPU's state file or
+ * its reset count changed since this process last read or wrote them (the host's generation counter,
+ * generation.h, says whether anything was written since; then stat() of each says which), and reads them
+ * again under .gpuvirt-sim/nvml/lock (flock) when they did; each call that changes the state holds that lock from
  * before it reads the state to after it is written. Two processes see each other's instances, and a client
  * that acts on what it read earlier finds out (a taken placement is NVML_ERROR_INSUFFICIENT_RESOURCES), so
  * the simulator shows races instead of hiding them. Handles stay valid across re-reads (an instance keeps
