@@ -14,6 +14,7 @@
 #include "basic/errname.h"
 #include "basic/fileio.h"
 #include "sim-internal.h"
+#include "sim/nvml/generation.h"
 
 static bool suffix_matches(const char *path, const char *attr) {
         size_t lp = strlen(path), la = strlen(attr);
@@ -132,5 +133,8 @@ int sim_device_off_bus(const char *rootdir, const char *bdf) {
         if (r < 0)
                 return r == -ENOENT ? -ENODEV : r;
         memset(old, 0xff, n);
-        return write_file(cfg, old, n, O_TRUNC, 0644);
+        r = write_file(cfg, old, n, O_TRUNC, 0644);
+        if (r >= 0)
+                sim_nvml_generation_touch(rootdir); /* NVML finds the GPU lost at its next look */
+        return r;
 }

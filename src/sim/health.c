@@ -16,6 +16,7 @@
 #include "basic/fileio.h"
 #include "core/vm/hostdev.h"
 #include "sim-internal.h"
+#include "sim/nvml/generation.h"
 
 /* The kernel's names of the AER errors it counts per device (drivers/pci/pcie/aer.c), per attribute. */
 static const char *const aer_cor[] = {"RxErr", "BadTLP", "BadDLLP", "Rollover", "Timeout", "NonFatalErr",
@@ -213,12 +214,18 @@ int sim_nvml_fail(const char *rootdir, int nvml_return) {
         _cleanup_free_ char *p = nvml_file(rootdir, NULL, "fail");
         if (!p)
                 return -ENOMEM;
+        int r;
         if (nvml_return == 0)
-                return unlink(p) < 0 && errno != ENOENT ? -errno : 0;
-        int r = nvml_dir(rootdir);
-        if (r < 0)
-                return r;
-        char line[16];
-        int n = snprintf(line, sizeof line, "%d\n", nvml_return);
-        return write_file(p, line, (size_t)n, O_CREAT | O_TRUNC, 0644);
+                r = unlink(p) < 0 && errno != ENOENT ? -errno : 0;
+        else {
+                r = nvml_dir(rootdir);
+                if (r < 0)
+                        return r;
+                char line[16];
+                int n = snprintf(line, sizeof line, "%d\n", nvml_return);
+                r = write_file(p, line, (size_t)n, O_CREAT | O_TRUNC, 0644);
+        }
+        if (r >= 0)
+                sim_nvml_generation_touch(rootdir); /* the library's callers look at nvml/fail again */
+        return r;
 }

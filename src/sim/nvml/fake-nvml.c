@@ -67,6 +67,10 @@ char *root;
 FDev devs[MAX_DEVS];
 unsigned n_devs;
 bool initialized;
+/* what nvml/fail said when the host's generation was fail_gen (fail_known false: look) */
+static bool fail_known;
+static uint64_t fail_gen;
+static nvmlReturn_t fail_value;
 
 API int gpuvirtSimNvmlSetRoot(const char *rootdir) {
         if (!rootdir || rootdir[0] != '/')
@@ -77,6 +81,7 @@ API int gpuvirtSimNvmlSetRoot(const char *rootdir) {
         free(root);
         root = c;
         state_lock_close();
+        fail_known = false;
         return 0;
 }
 
@@ -118,8 +123,14 @@ bool config_lost(const char *dir) {
  * asked for after the fall (by a process that initialised NVML before it) is refused too. */
 static bool dev_lost(FDev *d) {
         char dir[PATH_MAX];
-        if (!d->lost && (size_t)snprintf(dir, sizeof dir, "%s/sys/bus/pci/devices/%s", root, d->bdf) < sizeof dir)
+        uint64_t gen = 0;
+        bool have_gen = state_generation(&gen);
+        if (d->lost || (have_gen && d->lost_checked && d->lost_gen == gen)) /* off-bus writes move the count */
+                return d->lost;
+        if ((size_t)snprintf(dir, sizeof dir, "%s/sys/bus/pci/devices/%s", root, d->bdf) < sizeof dir)
                 d->lost = config_lost(dir);
+        d->lost_checked = have_gen;
+        d->lost_gen = gen;
         return d->lost;
 }
 
@@ -128,13 +139,20 @@ static bool dev_lost(FDev *d) {
 nvmlReturn_t sim_failing(void) {
         if (!root)
                 return NVML_SUCCESS;
+        uint64_t gen = 0;
+        bool have_gen = state_generation(&gen);
+        if (have_gen && fail_known && fail_gen == gen) /* `gpuvirt sim nvml-fail` moves the count */
+                return fail_value;
         _cleanup_free_ char *p = strdup_printf("%s/" SIM_MARKER_DIR "/nvml/fail", root);
         uint32_t v = 0;
-        if (!p || !path_exists(p))
+        if (!p)
                 return NVML_SUCCESS;
-        if (read_attr_u32(p, 10, &v) < 0 || v == 0)
+        if (path_exists(p) && (read_attr_u32(p, 10, &v) < 0 || v == 0))
                 v = NVML_ERROR_UNKNOWN;
-        return (nvmlReturn_t)v;
+        fail_known = have_gen;
+        fail_gen = gen;
+        fail_value = (nvmlReturn_t)v;
+        return fail_value;
 }
 
 API nvmlReturn_t nvmlInit_v2(void) {
@@ -172,6 +190,8 @@ API nvmlReturn_t nvmlInit_v2(void) {
                 size_t cn = 0;
                 if (!cp)
                         return NVML_ERROR_UNKNOWN;
+                uint64_t gen = 0;
+                bool have_gen = state_generation(&gen); /* what dev_lost() would know from the read below */
                 bool header = read_head_at(AT_FDCWD, cp, cfg, sizeof cfg, &cn) >= 0 && cn == sizeof cfg;
                 bool lost = header && cfg_all_ones(cfg, 16);
                 unsigned vendor, class, device, subsystem;
@@ -190,6 +210,8 @@ API nvmlReturn_t nvmlInit_v2(void) {
                 d->device = (uint16_t)device;
                 d->subsystem = subsystem;
                 d->lost = lost;
+                d->lost_checked = have_gen && header;
+                d->lost_gen = gen;
                 d->name = "NVIDIA GPU";
                 for (size_t k = 0; k < n_known; k++)
                         if (known[k].device == d->device) {

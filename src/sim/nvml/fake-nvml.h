@@ -71,6 +71,8 @@ struct FDev {
         uint16_t device;
         uint32_t subsystem; /* subsystem device << 16 | subsystem vendor */
         bool lost;          /* config space reads all ones: fallen off the bus */
+        bool lost_checked;  /* lost_gen says when it last read that it answers */
+        uint64_t lost_gen;
         const char *name;
         const FModel *m; /* NULL: no MIG */
         unsigned cur, pend;
@@ -149,6 +151,8 @@ bool faulted(const FDev *d, const char *call);
 bool config_lost(const char *dir);
 /* The injected library error (.gpuvirt-sim/nvml/fail), NVML_SUCCESS when none. */
 nvmlReturn_t sim_failing(void);
+/* The host's generation counter (generation.h) now; false: not mapped yet (before the first locked read). */
+bool state_generation(uint64_t *ret);
 /* s into an NVML string buffer of len bytes. */
 nvmlReturn_t copy_out(const char *s, char *buf, unsigned len);
 

@@ -6,8 +6,10 @@
  * lock) or of its reset count (the kernel model, src/sim/nvml.c) increments once the file is written. A call of
  * the fake library that finds the counter where it was when it last looked at a GPU's files knows they are as
  * they were without looking again: a load from memory instead of a stat() of each file, which is what the driver
- * (that keeps the state in memory) costs too. The files stay what the state is; the counter only says when to
- * look at them. Outside nvml/, so the state files there are all that directory holds.
+ * (that keeps the state in memory) costs too. The same holds for what the library reads of the host besides:
+ * whether a GPU's config space still answers (the simulator's off-bus writes it) and whether NVML is made to
+ * fail (its nvml/fail), so their writers increment it too. The files stay what the state is; the counter only
+ * says when to look at them. Outside nvml/, so the state files there are all that directory holds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,6 +53,14 @@ static inline void sim_nvml_generation_unmap(uint64_t *g) {
 static inline void sim_nvml_generation_bump(uint64_t *g) {
         if (g)
                 __atomic_add_fetch(g, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The same from a process that does not keep it mapped: the kernel model's writes (a reset counted, a device
+ * off the bus) and the simulator's own (NVML made to fail). */
+static inline void sim_nvml_generation_touch(const char *rootdir) {
+        uint64_t *g = sim_nvml_generation_map(rootdir);
+        sim_nvml_generation_bump(g);
+        sim_nvml_generation_unmap(g);
 }
 
 static inline uint64_t sim_nvml_generation_load(const uint64_t *g) {

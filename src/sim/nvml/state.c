@@ -47,6 +47,13 @@ __attribute__((constructor)) static void state_lock_init(void) {
         (void)pthread_atfork(NULL, NULL, lock_after_fork);
 }
 
+bool state_generation(uint64_t *ret) {
+        if (!gen_map)
+                return false;
+        *ret = sim_nvml_generation_load(gen_map);
+        return true;
+}
+
 unsigned state_lock(void) {
         if (lock_depth++ == 0)
                 lock_gen++; /* every GPU's state is checked in this section before it is used */
