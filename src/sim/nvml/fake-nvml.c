@@ -195,14 +195,16 @@ API nvmlReturn_t nvmlInit_v2(void) {
                 bool header = read_head_at(AT_FDCWD, cp, cfg, sizeof cfg, &cn) >= 0 && cn == sizeof cfg;
                 bool lost = header && cfg_all_ones(cfg, 16);
                 unsigned vendor, class, device, subsystem;
-                if (header && !lost && (cfg[0x0e] & 0x7f) == 0) {
+                bool by_header = header && !lost && (cfg[0x0e] & 0x7f) == 0;
+                if (by_header) {
                         vendor = le16(cfg), device = le16(cfg + 2), class = le32(cfg + 8) >> 8;
                         subsystem = (unsigned)le16(cfg + 0x2e) << 16 | le16(cfg + 0x2c);
                 } else {
                         vendor = read_hex(dir, "vendor"), device = read_hex(dir, "device"), class = read_hex(dir, "class");
                         subsystem = read_hex(dir, "subsystem_device") << 16 | (read_hex(dir, "subsystem_vendor") & 0xffff);
                 }
-                if (vendor != 0x10de || (class >> 16) != 0x03 || path_exists(pf))
+                /* a VF's ID registers read 0xffff (SR-IOV): by its header it is no GPU; by its attributes, physfn says */
+                if (vendor != 0x10de || (class >> 16) != 0x03 || (!by_header && path_exists(pf)))
                         continue;
                 FDev *d = &devs[n_devs++];
                 d->magic = MAGIC_DEV;
